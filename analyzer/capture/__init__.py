@@ -1,0 +1,12 @@
+"""Capture files in, frames out: the only layer that knows file formats and link layers.
+
+`open_capture(path)` sniffs the format (pcap, pcapng, NetMon 2.x, any of them gzip-compressed) and
+returns a reader whose iteration yields raw frames as `(ts_ns, link_type, buf, start, end)`:
+the frame is `buf[start:end]`, sliced by the consumer only if it wants it. `PacketDecoder`
+turns a raw frame into a `Packet` (TCP segment or UDP datagram) only when the selector wants it.
+"""
+
+from analyzer.capture.decode import Packet, PacketDecoder, Selector
+from analyzer.capture.source import CaptureReader, expand_paths, open_capture
+
+__all__ = ["CaptureReader", "Packet", "PacketDecoder", "Selector", "expand_paths", "open_capture"]

@@ -1,0 +1,245 @@
+"""Raw frame -> TCP segment or UDP datagram, for the packets the RPC layers want, and only those.
+
+Link layers: Ethernet (with 802.1Q / 802.1ad QinQ tags), Linux cooked SLL and SLL2, raw IPv4/IPv6,
+BSD null/loopback. Network: IPv4 (fragments reassembled, see `ipfrag`) and IPv6 (extension headers
+skipped, fragments reassembled). Transport: TCP and UDP headers.
+
+This is the hot loop. Most packets of a capture belong to flows no RPC layer needs, so `decode`
+reads ports and a few payload bytes straight out of the frame buffer and returns None before
+building anything. A `Packet` exists only for packets the `Selector` accepts:
+- TCP or UDP packets with a port in `tcp_ports` / `udp_ports` (135, 445, ..., ports learned from
+  the endpoint mapper): every such packet, with or without payload, so connection state is seen;
+- other packets whose payload the selector's probe accepts (a DCE/RPC bind on an unknown port).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import NamedTuple
+
+from analyzer.capture.ipfrag import Defragmenter
+
+PROTO_TCP = 6
+PROTO_UDP = 17
+
+# TCP flags
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+ACK = 0x10
+
+# Link types (https://www.tcpdump.org/linktypes.html)
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_RAW_OPENBSD = 14
+LINKTYPE_RAW_ALT = 12
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+SUPPORTED_LINK_TYPES = frozenset(
+    {
+        LINKTYPE_NULL,
+        LINKTYPE_ETHERNET,
+        LINKTYPE_RAW,
+        LINKTYPE_RAW_OPENBSD,
+        LINKTYPE_RAW_ALT,
+        LINKTYPE_LOOP,
+        LINKTYPE_LINUX_SLL,
+        LINKTYPE_IPV4,
+        LINKTYPE_IPV6,
+        LINKTYPE_LINUX_SLL2,
+    }
+)
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
+# BSD address families for IPv6 differ between systems (FreeBSD 28, OpenBSD/NetBSD 24, macOS 30).
+_AF_INET = 2
+_AF_INET6 = (10, 24, 28, 30)
+
+_IPV6_EXT_HEADERS = frozenset({0, 43, 60, 51, 135, 139, 140})
+_IPV6_FRAGMENT = 44
+
+_u16 = struct.Struct(">H").unpack_from
+_ports = struct.Struct(">HH").unpack_from
+_tcp_seq_ack = struct.Struct(">II").unpack_from
+
+
+class Packet(NamedTuple):
+    """A TCP segment or UDP datagram the RPC layers asked for. Addresses are packed bytes."""
+
+    proto: int  # PROTO_TCP | PROTO_UDP
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+    seq: int  # TCP only (0 for UDP)
+    ack: int  # TCP only
+    flags: int  # TCP only
+    payload: bytes
+
+
+# probe(buf, start, end) -> bool: does the payload buf[start:end] start a conversation worth following?
+Probe = Callable[[bytes, int, int], bool]
+
+
+def _never(buf: bytes, start: int, end: int) -> bool:
+    return False
+
+
+class Selector:
+    """What the RPC layers want: ports of known services and payload probes for everything else.
+
+    The pipeline owns it and adds ports as it learns them (EPM answers, bind_ack secondary
+    addresses); the decoder reads it for every packet.
+    """
+
+    def __init__(self) -> None:
+        self.tcp_ports: set[int] = set()
+        self.udp_ports: set[int] = set()
+        self.tcp_probe: Probe = _never
+        self.udp_probe: Probe = _never
+
+
+class PacketDecoder:
+    """Decodes raw frames for one capture file; keeps the IP fragment reassembly state of that file."""
+
+    def __init__(self, selector: Selector, defragmenter: Defragmenter) -> None:
+        self.selector = selector
+        self.defrag = defragmenter
+        # Counters for the data-quality report.
+        self.unsupported_link_types: dict[int, int] = {}
+        self.malformed = 0
+
+    def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
+        """The packet in buf[start:end] if the selector wants it, else None."""
+        if link == LINKTYPE_ETHERNET:
+            if end - start < 14:
+                return None
+            etype = (buf[start + 12] << 8) | buf[start + 13]
+            ip = start + 14
+            while etype in _VLAN_TAGS and ip + 4 <= end:
+                etype = (buf[ip + 2] << 8) | buf[ip + 3]
+                ip += 4
+        else:
+            etype, ip = self._link(link, buf, start, end)
+        if etype == ETH_IPV4:
+            return self._ipv4(buf, ip, end, frame, ts)
+        if etype == ETH_IPV6:
+            return self._ipv6(buf, ip, end, frame, ts)
+        return None
+
+    def _link(self, link: int, buf: bytes, start: int, end: int) -> tuple[int, int]:
+        """(ethertype, offset of the network header) for the link types other than Ethernet."""
+        if link in (LINKTYPE_RAW, LINKTYPE_RAW_ALT, LINKTYPE_RAW_OPENBSD, LINKTYPE_IPV4, LINKTYPE_IPV6):
+            if start >= end:
+                return 0, start
+            version = buf[start] >> 4
+            return (ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0), start
+        if link == LINKTYPE_LINUX_SLL:
+            if end - start < 16:
+                return 0, start
+            return _u16(buf, start + 14)[0], start + 16
+        if link == LINKTYPE_LINUX_SLL2:
+            if end - start < 20:
+                return 0, start
+            return _u16(buf, start)[0], start + 20
+        if link in (LINKTYPE_NULL, LINKTYPE_LOOP):
+            if end - start < 4:
+                return 0, start
+            # NULL stores the family in the writer's byte order, LOOP in network order: try both.
+            fam = int.from_bytes(buf[start : start + 4], "little")
+            if fam > 0xFFFF:
+                fam = int.from_bytes(buf[start : start + 4], "big")
+            if fam == _AF_INET:
+                return ETH_IPV4, start + 4
+            if fam in _AF_INET6:
+                return ETH_IPV6, start + 4
+            return 0, start
+        self.unsupported_link_types[link] = self.unsupported_link_types.get(link, 0) + 1
+        return 0, start
+
+    def _ipv4(self, buf: bytes, ip: int, end: int, frame: int, ts: int) -> Packet | None:
+        if ip + 20 > end:
+            return None
+        vhl = buf[ip]
+        ihl = (vhl & 15) << 2
+        if vhl >> 4 != 4 or ihl < 20:
+            self.malformed += 1
+            return None
+        total = _u16(buf, ip + 2)[0]
+        # Ethernet pads short frames; TSO captures may say 0: trust the smaller plausible end.
+        if total >= ihl and ip + total < end:
+            end = ip + total
+        proto = buf[ip + 9]
+        if proto != PROTO_TCP and proto != PROTO_UDP:
+            return None
+        frag = _u16(buf, ip + 6)[0]
+        if frag & 0x3FFF:  # more-fragments flag or a fragment offset: reassemble first
+            payload = self.defrag.ipv4(buf[ip:end], ihl, frame, ts)
+            if payload is None:
+                return None
+            return self._l4(proto, buf, ip + 12, 4, payload, 0, len(payload))
+        return self._l4(proto, buf, ip + 12, 4, buf, ip + ihl, end)
+
+    def _ipv6(self, buf: bytes, ip: int, end: int, frame: int, ts: int) -> Packet | None:
+        if ip + 40 > end or buf[ip] >> 4 != 6:
+            return None
+        plen = _u16(buf, ip + 4)[0]
+        if plen and ip + 40 + plen < end:
+            end = ip + 40 + plen
+        nxt = buf[ip + 6]
+        off = ip + 40
+        while nxt in _IPV6_EXT_HEADERS and off + 8 <= end:
+            hlen = (buf[off + 1] + 2) << 2 if nxt == 51 else (buf[off + 1] + 1) << 3
+            nxt = buf[off]
+            off += hlen
+        if nxt == _IPV6_FRAGMENT and off + 8 <= end:
+            result = self.defrag.ipv6(buf[ip : ip + 40], buf[off:end], frame, ts)
+            if result is None:
+                return None
+            proto, payload = result
+            if proto != PROTO_TCP and proto != PROTO_UDP:
+                return None
+            return self._l4(proto, buf, ip + 8, 16, payload, 0, len(payload))
+        if nxt != PROTO_TCP and nxt != PROTO_UDP:
+            return None
+        return self._l4(nxt, buf, ip + 8, 16, buf, off, end)
+
+    def _l4(
+        self, proto: int, abuf: bytes, aoff: int, alen: int, buf: bytes, l4: int, end: int
+    ) -> Packet | None:
+        """TCP/UDP header at buf[l4:end]; None unless the selector wants the packet.
+
+        The source and destination addresses are the 2 * alen bytes at abuf[aoff:] (the IP header's
+        address fields); they are sliced only for a selected packet.
+        """
+        sel = self.selector
+        if l4 + 8 > end:
+            return None
+        sport, dport = _ports(buf, l4)
+        if proto == PROTO_TCP:
+            if l4 + 20 > end:
+                return None
+            pay = l4 + ((buf[l4 + 12] >> 4) << 2)
+            if sport not in sel.tcp_ports and dport not in sel.tcp_ports:
+                if pay >= end or not sel.tcp_probe(buf, pay, end):
+                    return None
+            seq, ack = _tcp_seq_ack(buf, l4 + 4)
+            payload = buf[pay:end] if pay < end else b""
+            flags = buf[l4 + 13]
+        else:
+            pay = l4 + 8
+            if sport not in sel.udp_ports and dport not in sel.udp_ports:
+                if pay >= end or not sel.udp_probe(buf, pay, end):
+                    return None
+            seq = ack = flags = 0
+            payload = buf[pay:end]
+        src = abuf[aoff : aoff + alen]
+        dst = abuf[aoff + alen : aoff + 2 * alen]
+        return Packet(proto, src, dst, sport, dport, seq, ack, flags, payload)

@@ -1,0 +1,149 @@
+"""pcapng files: sections, several interfaces each with its own link type and time resolution.
+
+Format: IETF draft-ietf-opsawg-pcapng. Enhanced (6), simple (3) and obsolete (2) packet blocks are
+frames; section headers (0x0A0D0D0A) reset the interface table; every other block is skipped.
+dpkt's reader honours only the first interface, which is why this one exists.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from analyzer.capture.reader import CaptureReader, RawFrame
+
+_CHUNK = 1 << 20
+_MAX_BLOCK = 1 << 26
+
+SHB = 0x0A0D0D0A
+IDB = 1
+OPB = 2
+SPB = 3
+EPB = 6
+_OPT_IF_TSRESOL = 9
+_OPT_IF_TSOFFSET = 14
+
+
+def _ts_scale(tsresol: int) -> tuple[int, int]:
+    """(multiplier, divisor) turning timestamp units into nanoseconds."""
+    if tsresol & 0x80:
+        return 1_000_000_000, 1 << (tsresol & 0x7F)
+    exp = tsresol
+    if exp <= 9:
+        return 10 ** (9 - exp), 1
+    return 1, 10 ** (exp - 9)
+
+
+class PcapngReader(CaptureReader):
+    format = "pcapng"
+
+    def __init__(self, f: BinaryIO, name: str) -> None:
+        super().__init__(f, name)
+        head = f.read(12)
+        if len(head) < 12:
+            self._fail("pcapng section header is truncated")
+        self._pending = head
+        self._endian = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+        if head[8:12] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+            self._fail("pcapng byte-order magic is not 0x1A2B3C4D")
+        # Per interface of the current section: (link_type, ts_mult, ts_div, ts_offset_ns, snaplen)
+        self._interfaces: list[tuple[int, int, int, int, int]] = []
+
+    def _interface(self, body: bytes, e: str) -> tuple[int, int, int, int, int]:
+        link, _res, snaplen = struct.unpack_from(e + "HHI", body, 0)
+        tsresol = 6
+        tsoffset = 0
+        off = 8
+        while off + 4 <= len(body):
+            code, length = struct.unpack_from(e + "HH", body, off)
+            off += 4
+            if code == 0:
+                break
+            if code == _OPT_IF_TSRESOL and length >= 1:
+                tsresol = body[off]
+            elif code == _OPT_IF_TSOFFSET and length >= 8:
+                tsoffset = struct.unpack_from(e + "q", body, off)[0]
+            off += (length + 3) & ~3
+        mult, div = _ts_scale(tsresol)
+        self.link_types.add(link)
+        return link, mult, div, tsoffset * 1_000_000_000, snaplen
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        f = self._file
+        buf = self._pending
+        self._pending = b""
+        off = 0
+        eof = False
+        while True:
+            end = len(buf)
+            blen = 0
+            if off + 12 <= end:
+                btype = struct.unpack_from("<I", buf, off)[0]  # SHB's type reads the same both ways
+                if btype == SHB:
+                    magic = buf[off + 8 : off + 12]
+                    if magic == b"\x4d\x3c\x2b\x1a":
+                        self._endian = "<"
+                    elif magic == b"\x1a\x2b\x3c\x4d":
+                        self._endian = ">"
+                    else:
+                        self.truncated = f"section header after frame {self.frames} has a bad byte-order magic"
+                        return
+                e = self._endian
+                btype, blen = struct.unpack_from(e + "II", buf, off)
+                if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
+                    self.truncated = f"block after frame {self.frames} has an impossible length {blen}"
+                    return
+            if blen == 0 or off + blen > end:
+                if eof:
+                    break
+                chunk = f.read(_CHUNK)
+                self.bytes_read += off
+                buf = buf[off:] + chunk
+                off = 0
+                eof = not chunk
+                continue
+            body = off + 8
+            bend = off + blen - 4
+            if btype == EPB:
+                iface, hi, lo, caplen, _orig = struct.unpack_from(e + "IIIII", buf, body)
+                start = body + 20
+                frame = self._frame(iface, (hi << 32) | lo, buf, start, min(start + caplen, bend))
+                if frame is None:
+                    return
+                yield frame
+            elif btype == SPB:
+                if not self._interfaces:
+                    self.truncated = f"simple packet block after frame {self.frames} precedes any interface"
+                    return
+                orig = struct.unpack_from(e + "I", buf, body)[0]
+                link, _m, _d, _o, snaplen = self._interfaces[0]
+                caplen = min(orig, snaplen) if snaplen else orig
+                start = body + 4
+                self.frames += 1
+                # A simple packet block has no timestamp (pcapng 4.4); 0 says "unknown".
+                yield 0, link, buf, start, min(start + caplen, bend)
+            elif btype == OPB:
+                iface, _drops, hi, lo, caplen, _orig = struct.unpack_from(e + "HHIIII", buf, body)
+                start = body + 20
+                frame = self._frame(iface, (hi << 32) | lo, buf, start, min(start + caplen, bend))
+                if frame is None:
+                    return
+                yield frame
+            elif btype == SHB:
+                self._interfaces = []
+            elif btype == IDB:
+                self._interfaces.append(self._interface(buf[body:bend], e))
+            off += blen
+        self.bytes_read += off
+        if off < len(buf):
+            self.truncated = f"file ends inside a block after frame {self.frames} ({len(buf) - off} bytes left over)"
+
+    def _frame(self, iface: int, ticks: int, buf: bytes, start: int, end: int) -> RawFrame | None:
+        if iface >= len(self._interfaces):
+            self.truncated = f"frame {self.frames + 1} names interface {iface}, which was never described"
+            return None
+        link, mult, div, tsoff, _snap = self._interfaces[iface]
+        self.frames += 1
+        ts = ticks * mult // div if div != 1 else ticks * mult
+        return ts + tsoff, link, buf, start, end

@@ -1,0 +1,552 @@
+"""One connection-oriented association: contexts, calls, authentication -> records.
+
+[C706] 12.6 and [MS-RPCE] 3.3.1: a client binds presentation contexts (ctx_id -> interface and
+transfer syntax) with bind / alter_context; the server accepts or rejects each item; requests
+name a ctx_id and an opnum and are answered, by call_id, with a response or a fault. Requests and
+responses may be fragmented (first / last fragment flags) and are reassembled per call_id.
+
+This class keeps that state for one association (a TCP connection, or one SMB pipe handle) and
+turns it into `BindRecord`, `CallRecord` and `EndpointRecord` rows. It is sans-IO: PDUs in,
+records out through a `RecordSink`. It pairs by call_id and tolerates answers captured before
+their questions (they wait, bounded, for their partner), binds whose answer never came, and
+calls on contexts whose bind was missed (the interface then comes from a hint, or stays unknown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from analyzer.dcerpc import epm
+from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
+from analyzer.dcerpc.constants import (
+    ACK_RESULTS,
+    ALTER_CONTEXT,
+    AUTH3,
+    AUTH_LEVEL_PRIVACY,
+    BIND_NAK_REASONS,
+    BTFN_FEATURES,
+    EPM_UUID,
+    NDR64_UUID,
+    PFC_FIRST_FRAG,
+    PFC_LAST_FRAG,
+    PROVIDER_REASONS,
+)
+from analyzer.dcerpc.pdu import (
+    AuthVerifier,
+    Bind,
+    BindAck,
+    BindNak,
+    CoPdu,
+    Fault,
+    OtherPdu,
+    Request,
+    Response,
+    SyntaxId,
+)
+from analyzer.dcerpc.wire import Malformed
+from analyzer.limits import Limits
+from analyzer.model import BindRecord, CallRecord, EndpointRecord, Flow
+
+# Where a call's interface came from ([MS-RPCE] has the bind; the rest are inferences).
+SOURCE_BIND = "bind"
+SOURCE_EPM = "epm"
+SOURCE_PIPE = "pipe"
+SOURCE_UNKNOWN = "unknown"
+
+_MAX_EARLY = 64  # answers waiting for a question captured after them
+
+
+class RecordSink(Protocol):
+    """Where an association's records go (the pipeline)."""
+
+    def bind(self, rec: BindRecord) -> None: ...
+
+    def call(self, rec: CallRecord) -> None: ...
+
+    def endpoint(self, rec: EndpointRecord) -> None: ...
+
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceHint:
+    """An interface a call on an unknown context probably used, and why (`epm` or `pipe`)."""
+
+    uuid: str
+    major: int | None
+    minor: int | None
+    source: str
+
+
+class _Context:
+    __slots__ = ("abstract", "accepted", "ndr64")
+
+    def __init__(self, abstract: SyntaxId, ndr64: bool) -> None:
+        self.abstract = abstract
+        self.ndr64 = ndr64
+        self.accepted = False
+
+
+class _Call:
+    """A call in progress: request fragments, then response fragments."""
+
+    __slots__ = (
+        "auth",
+        "call_id",
+        "ctx_id",
+        "fault",
+        "first_frame",
+        "frame",
+        "iface",
+        "iface_source",
+        "ndr64",
+        "object_uuid",
+        "opnum",
+        "req_bytes",
+        "req_done",
+        "req_frags",
+        "req_little",
+        "req_stub",
+        "resp_bytes",
+        "resp_done",
+        "resp_frags",
+        "resp_frame",
+        "resp_little",
+        "resp_stub",
+        "resp_ts",
+        "ts",
+    )
+
+    def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int) -> None:
+        self.call_id = call_id
+        self.ctx_id = ctx_id
+        self.opnum = -1
+        self.object_uuid: str | None = None
+        self.first_frame = frame
+        self.frame = frame
+        self.ts = ts
+        self.req_bytes = 0
+        self.req_frags = 0
+        self.req_done = False
+        self.req_little = True
+        self.req_stub: bytearray | None = None
+        self.auth: AuthVerifier | None = None
+        self.iface: SyntaxId | None = None
+        self.iface_source = SOURCE_UNKNOWN
+        self.ndr64 = False
+        self.resp_bytes = 0
+        self.resp_frags = 0
+        self.resp_done = False
+        self.resp_frame: int | None = None
+        self.resp_ts: int | None = None
+        self.resp_little = True
+        self.resp_stub: bytearray | None = None
+        self.fault: int | None = None
+
+
+def _is_epm_call(iface: SyntaxId | None, opnum: int) -> bool:
+    return iface is not None and iface.uuid == EPM_UUID and opnum in (epm.EPT_LOOKUP, epm.EPT_MAP)
+
+
+class Association:
+    """State of one association. Feed PDUs in arrival order with `pdu()`, then `close()`."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        identified_by: str,
+        sink: RecordSink,
+        limits: Limits,
+        hint: InterfaceHint | None = None,
+    ) -> None:
+        self.flow = flow
+        self.identified_by = identified_by
+        self.hint = hint
+        self._sink = sink
+        self._limits = limits
+        self._contexts: dict[int, _Context] = {}
+        self._binds: dict[int, tuple[Bind, int, int]] = {}
+        self._early_acks: dict[int, tuple[BindAck | BindNak, int, int]] = {}
+        self._calls: dict[int, _Call] = {}
+        self._early_answers: dict[int, _Call] = {}
+        self._identities: dict[int, NtlmIdentity] = {}  # auth_context_id -> who
+        # Identity of the transport (SMB session user) for calls without their own authentication.
+        self.transport_identity: NtlmIdentity | None = None
+        self.binds = 0
+        self.calls = 0
+        self.interfaces: set[str] = set()
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        if isinstance(pdu, Request):
+            self._request(pdu, frame, ts, first_frame)
+        elif isinstance(pdu, Response):
+            self._response(pdu, frame, ts)
+        elif isinstance(pdu, Bind):
+            self._bind(pdu, frame, ts)
+        elif isinstance(pdu, BindAck | BindNak):
+            self._ack(pdu, frame, ts)
+        elif isinstance(pdu, Fault):
+            self._fault(pdu, frame, ts)
+        elif isinstance(pdu, OtherPdu):
+            if pdu.header.ptype == AUTH3 and pdu.auth is not None:
+                self._learn_identity(pdu.auth)
+
+    def close(self) -> None:
+        """End of the association: binds without answer and calls without response are reported."""
+        for call_id in list(self._binds):
+            bind, frame, ts = self._binds.pop(call_id)
+            self._emit_binds(bind, frame, ts, None, None, None)
+        for call in list(self._calls.values()):
+            self._finish(call)
+        self._calls.clear()
+        for call in self._early_answers.values():
+            self._orphan_answer(call)
+        self._early_answers.clear()
+        for ack, frame, _ts in self._early_acks.values():
+            self._violation(frame, "ack_without_bind", f"{type(ack).__name__} call_id {ack.header.call_id}")
+        self._early_acks.clear()
+
+    # -- binds ----------------------------------------------------------------------------------
+
+    def _bind(self, pdu: Bind, frame: int, ts: int) -> None:
+        call_id = pdu.header.call_id
+        if pdu.auth is not None:
+            self._learn_identity(pdu.auth)
+        for item in pdu.contexts:
+            ndr64 = bool(item.transfers) and all(t.uuid == NDR64_UUID for t in item.transfers)
+            old = self._contexts.get(item.ctx_id)
+            if old is None or not old.accepted or old.abstract != item.abstract:
+                self._contexts[item.ctx_id] = _Context(item.abstract, ndr64)
+        early = self._early_acks.pop(call_id, None)
+        if early is not None:
+            self._emit_binds(pdu, frame, ts, *early)
+            return
+        stale = self._binds.pop(call_id, None)
+        if stale is not None:
+            self._emit_binds(stale[0], stale[1], stale[2], None, None, None)
+        if len(self._binds) >= self._limits.max_pending_calls:
+            old_id = next(iter(self._binds))
+            b, f, t = self._binds.pop(old_id)
+            self._emit_binds(b, f, t, None, None, None)
+        self._binds[call_id] = (pdu, frame, ts)
+
+    def _ack(self, pdu: BindAck | BindNak, frame: int, ts: int) -> None:
+        call_id = pdu.header.call_id
+        if isinstance(pdu, BindAck) and pdu.auth is not None:
+            self._learn_identity(pdu.auth)
+        pending = self._binds.pop(call_id, None)
+        if pending is None:
+            if len(self._early_acks) >= _MAX_EARLY:
+                self._early_acks.pop(next(iter(self._early_acks)))
+            self._early_acks[call_id] = (pdu, frame, ts)
+            return
+        bind, bframe, bts = pending
+        self._emit_binds(bind, bframe, bts, pdu, frame, ts)
+
+    def _emit_binds(
+        self,
+        bind: Bind,
+        frame: int,
+        ts: int,
+        ack: BindAck | BindNak | None,
+        ack_frame: int | None,
+        ack_ts: int | None,
+    ) -> None:
+        pdu_type = "alter_context" if bind.header.ptype == ALTER_CONTEXT else "bind"
+        auth_type = bind.auth.auth_type if bind.auth else None
+        auth_level = bind.auth.auth_level if bind.auth else None
+        sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
+        ack_group = ack.assoc_group if isinstance(ack, BindAck) else None
+        for i, item in enumerate(bind.contexts):
+            result = "none"
+            reason: str | None = None
+            accepted_syntax: str | None = None
+            if isinstance(ack, BindNak):
+                result = "nak"
+                reason = BIND_NAK_REASONS.get(ack.reason, str(ack.reason))
+            elif isinstance(ack, BindAck) and i < len(ack.results):
+                r = ack.results[i]
+                result = ACK_RESULTS.get(r.result, str(r.result))
+                if r.result == 3:  # negotiate_ack: the reason field carries the accepted feature bits
+                    reason = "|".join(n for bit, n in BTFN_FEATURES.items() if r.reason & bit) or None
+                elif r.result != 0:
+                    reason = PROVIDER_REASONS.get(r.reason, str(r.reason))
+                accepted_syntax = r.transfer.uuid
+                ctx = self._contexts.get(item.ctx_id)
+                if ctx is not None and ctx.abstract == item.abstract:
+                    if r.result == 0:
+                        ctx.accepted = True
+                        ctx.ndr64 = r.transfer.uuid == NDR64_UUID
+                    elif not ctx.accepted:
+                        del self._contexts[item.ctx_id]
+            if result == "acceptance":
+                self.interfaces.add(item.abstract.uuid)
+            self.binds += 1
+            self._sink.bind(
+                BindRecord(
+                    flow=self.flow,
+                    frame=frame,
+                    ts=ts,
+                    pdu_type=pdu_type,
+                    call_id=bind.header.call_id,
+                    ctx_id=item.ctx_id,
+                    interface_uuid=item.abstract.uuid,
+                    if_major=item.abstract.major,
+                    if_minor=item.abstract.minor,
+                    transfer_syntaxes=tuple(t.uuid for t in item.transfers),
+                    ack_result=result,
+                    ack_reason=reason,
+                    ack_frame=ack_frame,
+                    ack_transfer_syntax=accepted_syntax,
+                    sec_addr=sec_addr,
+                    max_xmit_frag=bind.max_xmit,
+                    max_recv_frag=bind.max_recv,
+                    assoc_group=bind.assoc_group,
+                    ack_assoc_group=ack_group,
+                    auth_type=auth_type,
+                    auth_level=auth_level,
+                    identified_by=self.identified_by,
+                )
+            )
+
+    def _learn_identity(self, auth: AuthVerifier) -> None:
+        who = ntlm_identity(auth.token)
+        if who is not None:
+            self._identities[auth.context_id] = who
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def _resolve(self, call: _Call) -> None:
+        ctx = self._contexts.get(call.ctx_id)
+        if ctx is not None:
+            call.iface = ctx.abstract
+            call.iface_source = SOURCE_BIND
+            call.ndr64 = ctx.ndr64
+        elif self.hint is not None:
+            call.iface = SyntaxId(self.hint.uuid, self.hint.major or 0, self.hint.minor or 0)
+            call.iface_source = self.hint.source
+
+    def _request(self, pdu: Request, frame: int, ts: int, first_frame: int) -> None:
+        h = pdu.header
+        call = self._calls.get(h.call_id)
+        if call is not None and call.req_done:
+            # A new request reusing a call_id whose previous call was never answered.
+            self._finish(self._calls.pop(h.call_id))
+            call = None
+        if call is None:
+            if len(self._calls) >= self._limits.max_pending_calls:
+                self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
+                self._finish(self._calls.pop(next(iter(self._calls))))
+            call = _Call(h.call_id, pdu.ctx_id, first_frame, ts)
+            call.opnum = pdu.opnum
+            call.object_uuid = pdu.object_uuid
+            call.req_little = h.little
+            call.auth = pdu.auth
+            self._resolve(call)
+            if _is_epm_call(call.iface, call.opnum):
+                call.req_stub = bytearray()
+            self._calls[h.call_id] = call
+        n = pdu.stub_end - pdu.stub_start
+        call.req_bytes += n
+        call.req_frags += 1
+        call.frame = frame
+        call.ts = ts
+        if call.auth is None and pdu.auth is not None:
+            call.auth = pdu.auth
+        if call.req_stub is not None:
+            if len(call.req_stub) + n <= self._limits.max_call_stub_bytes:
+                call.req_stub += pdu.raw[pdu.stub_start : pdu.stub_end]
+            else:
+                call.req_stub = None
+                self._violation(frame, "cap_call_stub_bytes", f"call_id {h.call_id} request stub not kept")
+        if h.flags & PFC_LAST_FRAG or not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.req_frags == 1:
+            call.req_done = True
+            early = self._early_answers.pop(h.call_id, None)
+            if early is not None:
+                self._merge_answer(call, early)
+
+    def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int) -> _Call:
+        """The call an answer belongs to, or a placeholder waiting for its request."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            return call
+        early = self._early_answers.get(call_id)
+        if early is None:
+            if len(self._early_answers) >= _MAX_EARLY:
+                self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
+            early = _Call(call_id, ctx_id, frame, ts)
+            self._resolve(early)
+            if early.iface is not None and early.iface.uuid == EPM_UUID:
+                early.resp_stub = bytearray()
+            self._early_answers[call_id] = early
+        return early
+
+    def _response(self, pdu: Response, frame: int, ts: int) -> None:
+        h = pdu.header
+        call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts)
+        if call.resp_frags == 0:
+            call.resp_little = h.little
+            if call.req_stub is not None:
+                call.resp_stub = bytearray()
+        n = pdu.stub_end - pdu.stub_start
+        call.resp_bytes += n
+        call.resp_frags += 1
+        call.resp_frame = frame
+        call.resp_ts = ts
+        if call.resp_stub is not None:
+            if len(call.resp_stub) + n <= self._limits.max_call_stub_bytes:
+                call.resp_stub += pdu.raw[pdu.stub_start : pdu.stub_end]
+            else:
+                call.resp_stub = None
+                self._violation(frame, "cap_call_stub_bytes", f"call_id {h.call_id} response stub not kept")
+        if h.flags & PFC_LAST_FRAG or not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.resp_frags == 1:
+            call.resp_done = True
+            if h.call_id in self._calls:
+                self._finish(self._calls.pop(h.call_id))
+
+    def _fault(self, pdu: Fault, frame: int, ts: int) -> None:
+        h = pdu.header
+        call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts)
+        call.fault = pdu.status
+        call.resp_frame = frame
+        call.resp_ts = ts
+        call.resp_frags += 1
+        call.resp_done = True
+        call.resp_stub = None
+        if h.call_id in self._calls:
+            self._finish(self._calls.pop(h.call_id))
+
+    def _merge_answer(self, call: _Call, early: _Call) -> None:
+        """A response or fault captured before its request: attach it now."""
+        call.resp_bytes = early.resp_bytes
+        call.resp_frags = early.resp_frags
+        call.resp_frame = early.resp_frame
+        call.resp_ts = early.resp_ts
+        call.resp_little = early.resp_little
+        call.resp_done = early.resp_done
+        call.fault = early.fault
+        call.resp_stub = early.resp_stub if call.req_stub is not None else None
+        if call.resp_done:
+            self._finish(self._calls.pop(call.call_id))
+        else:
+            self._calls[call.call_id] = call
+
+    def _finish(self, call: _Call) -> None:
+        answered = call.resp_done or call.resp_frags > 0
+        auth = call.auth
+        who = self._identities.get(auth.context_id) if auth is not None else None
+        if who is None:
+            who = self.transport_identity
+        iface = call.iface
+        self.calls += 1
+        self._sink.call(
+            CallRecord(
+                flow=self.flow,
+                frame=call.frame,
+                ts=call.ts,
+                first_frame=call.first_frame,
+                call_id=call.call_id,
+                ctx_id=call.ctx_id,
+                interface_uuid=iface.uuid if iface else None,
+                if_major=iface.major if iface and call.iface_source != SOURCE_PIPE else None,
+                if_minor=iface.minor if iface and call.iface_source != SOURCE_PIPE else None,
+                interface_source=call.iface_source,
+                opnum=call.opnum,
+                object_uuid=call.object_uuid,
+                request_bytes=call.req_bytes,
+                request_fragments=call.req_frags,
+                response_frame=call.resp_frame if answered else None,
+                response_ts=call.resp_ts if answered else None,
+                response_bytes=call.resp_bytes if answered and call.fault is None else None,
+                response_fragments=call.resp_frags if answered else None,
+                fault_status=call.fault,
+                answered=answered,
+                auth_type=auth.auth_type if auth else None,
+                auth_level=auth.auth_level if auth else None,
+                auth_context_id=auth.context_id if auth else None,
+                user=who.user if who else None,
+                domain=who.domain if who else None,
+                workstation=who.workstation if who else None,
+                encrypted=bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY),
+            )
+        )
+        if (
+            call.resp_done
+            and call.fault is None
+            and call.resp_stub is not None
+            and _is_epm_call(iface, call.opnum)
+            and not (auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
+        ):
+            self._epm(call, call.opnum, bytes(call.resp_stub))
+
+    def _orphan_answer(self, call: _Call) -> None:
+        """An answer whose request never came. EPM towers in it are still worth having."""
+        if call.resp_stub is not None and call.resp_done and call.fault is None:
+            stub = bytes(call.resp_stub)
+            for opnum in (epm.EPT_MAP, epm.EPT_LOOKUP):
+                try:
+                    parsed = self._parse_epm(opnum, stub, call.resp_little, call.ndr64)
+                except Malformed:
+                    continue
+                self._emit_endpoints(call, opnum, parsed)
+                return
+        self._violation(call.resp_frame, "answer_without_request", f"call_id {call.call_id}")
+
+    # -- endpoint mapper ------------------------------------------------------------------------
+
+    @staticmethod
+    def _parse_epm(opnum: int, stub: bytes, little: bool, ndr64: bool) -> epm.EpmResponse:
+        if opnum == epm.EPT_MAP:
+            return epm.parse_map_response(stub, little, ndr64)
+        return epm.parse_lookup_response(stub, little, ndr64)
+
+    def _epm(self, call: _Call, opnum: int, stub: bytes) -> None:
+        try:
+            parsed = self._parse_epm(opnum, stub, call.resp_little, call.ndr64)
+        except Malformed as e:
+            self._violation(call.resp_frame, f"epm_{e.what}", e.detail)
+            return
+        self._emit_endpoints(call, opnum, parsed)
+
+    def _emit_endpoints(self, call: _Call, opnum: int, parsed: epm.EpmResponse) -> None:
+        frame = call.resp_frame if call.resp_frame is not None else call.frame
+        ts = call.resp_ts if call.resp_ts is not None else call.ts
+        request_frame = call.frame if call.req_frags else None
+        for i, entry in enumerate(parsed.entries):
+            t = entry.tower
+            host = None
+            if t is not None:
+                host = t.ip if t.ip is not None else t.netbios_name
+                if t.ip == "0.0.0.0":
+                    host = self.flow.server_ip  # [MS-RPCE] 2.2.1.2: "any address" means the server's own
+            self._sink.endpoint(
+                EndpointRecord(
+                    flow=self.flow,
+                    frame=frame,
+                    ts=ts,
+                    call_id=call.call_id,
+                    epm_opnum=opnum,
+                    request_frame=request_frame,
+                    tower_index=i,
+                    object_uuid=entry.object_uuid,
+                    interface_uuid=t.interface_uuid if t else None,
+                    if_major=t.if_major if t else None,
+                    if_minor=t.if_minor if t else None,
+                    transfer_syntax=t.transfer_syntax if t else None,
+                    protocol=t.protocol if t else None,
+                    port=t.port if t else None,
+                    host=host,
+                    announced_host=t.ip if t and t.ip is not None else (t.netbios_name if t else None),
+                    pipe=t.pipe if t else None,
+                    endpoint=t.endpoint if t else None,
+                    annotation=entry.annotation,
+                    floors=t.floor_ids if t else "",
+                    status=parsed.status,
+                )
+            )
+
+    def _violation(self, frame: int | None, what: str, detail: str) -> None:
+        self._sink.violation(self.flow, frame, "dcerpc" if not what.startswith("epm") else "epm", what, detail)

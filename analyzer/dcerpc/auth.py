@@ -1,0 +1,61 @@
+"""What the authentication tokens say about who called ([MS-NLMP] 2.2.1, [MS-RPCE] 2.2.1.1.7).
+
+Only NTLMSSP AUTHENTICATE messages name the user in clear: user, domain and workstation.
+They travel bare (auth_type 10) or wrapped in SPNEGO (9), in bind, alter_context or auth3 PDUs.
+Kerberos tickets name the service, not the client (whose name is encrypted), so they give nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+NTLMSSP_SIGNATURE = b"NTLMSSP\x00"
+NTLM_NEGOTIATE = 1
+NTLM_CHALLENGE = 2
+NTLM_AUTHENTICATE = 3
+_NEGOTIATE_UNICODE = 0x00000001
+
+
+@dataclass(frozen=True, slots=True)
+class NtlmIdentity:
+    """The names an NTLMSSP AUTHENTICATE message carries; None where a field is empty."""
+
+    user: str | None
+    domain: str | None
+    workstation: str | None
+
+
+def ntlm_message_type(token: bytes) -> int | None:
+    """1, 2 or 3 for an NTLMSSP message found in the token (bare or inside SPNEGO), else None."""
+    at = token.find(NTLMSSP_SIGNATURE)
+    if at < 0 or at + 12 > len(token):
+        return None
+    return int(struct.unpack_from("<I", token, at + 8)[0])
+
+
+def ntlm_identity(token: bytes) -> NtlmIdentity | None:
+    """User, domain and workstation of an NTLMSSP AUTHENTICATE message in the token, if any.
+
+    The message may sit inside SPNEGO's DER wrapping: its signature is searched for rather than
+    the DER decoded, since only the NTLMSSP bytes matter and their offsets are relative to it.
+    """
+    at = token.find(NTLMSSP_SIGNATURE)
+    if at < 0 or at + 64 > len(token):
+        return None
+    msg = token[at:]
+    if struct.unpack_from("<I", msg, 8)[0] != NTLM_AUTHENTICATE:
+        return None
+    flags = struct.unpack_from("<I", msg, 60)[0]
+    unicode = bool(flags & _NEGOTIATE_UNICODE)
+
+    def field(pos: int) -> str | None:
+        length, _max, offset = struct.unpack_from("<HHI", msg, pos)
+        if not length or offset + length > len(msg):
+            return None
+        raw = msg[offset : offset + length]
+        text = raw.decode("utf-16-le", "replace") if unicode else raw.decode("latin-1")
+        return text or None
+
+    # AUTHENTICATE_MESSAGE fields ([MS-NLMP] 2.2.1.3): Lm 12, Nt 20, Domain 28, User 36, Workstation 44.
+    return NtlmIdentity(user=field(36), domain=field(28), workstation=field(44))

@@ -1,0 +1,134 @@
+"""Framing one direction of a connection-oriented DCE/RPC byte stream into PDUs ([C706] 12.6.3).
+
+Sans-IO: `data()` and `gap()` take what TCP reassembly (or an SMB pipe) delivers; complete PDUs
+go to a callback with the frame that completed them (the latest frame among their bytes) and the
+frame where they started. A PDU is framed by frag_length in the byte order of its data
+representation. At the start of a stream and after a gap the framer looks for the next plausible
+header and reports the bytes it skipped; a malformed body is reported and the next PDU parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from analyzer.dcerpc.constants import CO_HEADER_LEN
+from analyzer.dcerpc.pdu import CoPdu, parse_co_pdu, plausible_co_header
+from analyzer.dcerpc.wire import Malformed
+from analyzer.limits import Limits
+
+# (pdu, frame completing it, its timestamp, frame where it started)
+PduCallback = Callable[[CoPdu, int, int, int], None]
+# (frame, what, detail)
+ViolationCallback = Callable[[int, str, str], None]
+
+
+class CoStream:
+    """Frames one direction. `pdus` counts PDUs framed, `skipped` bytes dropped while resyncing."""
+
+    __slots__ = ("_buf", "_chunks", "_limits", "_on_pdu", "_on_violation", "_synced", "pdus", "skipped")
+
+    def __init__(self, on_pdu: PduCallback, on_violation: ViolationCallback, limits: Limits) -> None:
+        self._on_pdu = on_pdu
+        self._on_violation = on_violation
+        self._limits = limits
+        self._buf = bytearray()
+        # (end offset in _buf, frame, ts) of every chunk whose bytes are still buffered
+        self._chunks: list[tuple[int, int, int]] = []
+        self._synced = False
+        self.pdus = 0
+        self.skipped = 0
+
+    def data(self, data: bytes, frame: int, ts: int) -> None:
+        if not data:
+            return
+        self._buf += data
+        self._chunks.append((len(self._buf), frame, ts))
+        self._parse(frame)
+
+    def gap(self, missing: int, frame: int, ts: int) -> None:
+        """Bytes were lost: whatever was buffered cannot be completed."""
+        if self._buf:
+            self._on_violation(frame, "pdu_lost_in_gap", f"{len(self._buf)} buffered bytes of an incomplete PDU dropped")
+            self._consume(len(self._buf))
+        self._synced = False
+
+    def _consume(self, n: int) -> tuple[int, int, int]:
+        """Drop n bytes from the buffer; (latest frame, its ts, first frame) among their chunks."""
+        best_frame = -1
+        best_ts = 0
+        first_frame = -1
+        chunks = self._chunks
+        keep = len(chunks)
+        start = 0
+        for i, (end, frame, ts) in enumerate(chunks):
+            if start >= n:
+                keep = i
+                break
+            if first_frame < 0:
+                first_frame = frame
+            if frame > best_frame:
+                best_frame, best_ts = frame, ts
+            if end > n:
+                keep = i  # this chunk straddles the cut: its tail stays buffered
+                break
+            start = end
+        del self._buf[:n]
+        self._chunks = [(end - n, f, t) for end, f, t in chunks[keep:]]
+        return best_frame, best_ts, first_frame
+
+    def _resync(self, frame: int) -> bool:
+        """Find the next plausible header; drop what precedes it. False if none is buffered yet."""
+        buf = self._buf
+        pos = 0
+        while True:
+            pos = buf.find(5, pos)
+            if pos < 0 or len(buf) - pos < CO_HEADER_LEN:
+                break
+            frag_len = plausible_co_header(buf, pos)
+            if frag_len:
+                nxt = pos + frag_len
+                # Confirm with the following header when it is already buffered.
+                if nxt + CO_HEADER_LEN > len(buf) or plausible_co_header(buf, nxt):
+                    if pos:
+                        self.skipped += pos
+                        self._on_violation(frame, "resync", f"skipped {pos} bytes to the next DCE/RPC header")
+                        self._consume(pos)
+                    self._synced = True
+                    return True
+            pos += 1
+        # Keep the tail that could start a header; drop the rest.
+        drop = len(buf) - (CO_HEADER_LEN - 1) if pos < 0 else pos
+        if drop > 0:
+            self.skipped += drop
+            self._on_violation(frame, "resync", f"skipped {drop} bytes with no DCE/RPC header")
+            self._consume(drop)
+        return False
+
+    def _parse(self, frame: int) -> None:
+        buf = self._buf
+        while len(buf) >= CO_HEADER_LEN:
+            if not self._synced and not self._resync(frame):
+                return
+            if len(buf) < CO_HEADER_LEN:
+                return
+            frag_len = plausible_co_header(buf, 0)
+            if not frag_len:
+                self._on_violation(frame, "bad_header", f"implausible DCE/RPC header {bytes(buf[:16]).hex()}")
+                self._synced = False
+                continue
+            if frag_len > self._limits.max_pdu_bytes:
+                self._on_violation(frame, "cap_pdu_bytes", f"frag_length {frag_len} over the cap")
+                self._synced = False
+                self._consume(1)
+                continue
+            if len(buf) < frag_len:
+                return
+            raw = bytes(buf[:frag_len])
+            done_frame, done_ts, first_frame = self._consume(frag_len)
+            self.pdus += 1
+            try:
+                pdu = parse_co_pdu(raw)
+            except Malformed as e:
+                self._on_violation(done_frame, e.what, e.detail)
+                continue
+            self._on_pdu(pdu, done_frame, done_ts, first_frame)

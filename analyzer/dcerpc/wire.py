@@ -1,0 +1,36 @@
+"""Small helpers for reading wire structures: UUIDs and bounds-checked integers.
+
+`Malformed` is how parsers inside this package say "these bytes are not what the spec says";
+the stream layer turns it into a violation record. It never escapes the package.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_LE_UUID = struct.Struct("<IHH")
+_BE_UUID = struct.Struct(">IHH")
+
+
+class Malformed(Exception):
+    """Bytes that do not follow the grammar; the message says what was wrong."""
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__(what if not detail else f"{what}: {detail}")
+        self.what = what
+        self.detail = detail
+
+
+def uuid_at(data: bytes, off: int, little: bool = True) -> str:
+    """The UUID at data[off:off+16] in canonical lower-case text; the first three fields follow
+    the data representation's byte order ([C706] Appendix A, uuid_t on the wire)."""
+    if off + 16 > len(data):
+        raise Malformed("short_uuid", f"need 16 bytes at offset {off}, have {max(0, len(data) - off)}")
+    a, b, c = (_LE_UUID if little else _BE_UUID).unpack_from(data, off)
+    rest = data[off + 8 : off + 16].hex()
+    return f"{a:08x}-{b:04x}-{c:04x}-{rest[:4]}-{rest[4:]}"
+
+
+def need(data: bytes, off: int, n: int, what: str) -> None:
+    if off < 0 or off + n > len(data):
+        raise Malformed(what, f"need {n} bytes at offset {off}, have {max(0, len(data) - off)}")

@@ -1,0 +1,197 @@
+"""Glue for one TCP connection that carries DCE/RPC: TCP halves -> framing -> association.
+
+`TcpFlow` owns the TCP side (two `TcpHalf` reassemblers, SYN/FIN/RST, counters); subclasses say
+what the reassembled bytes are. `CoTcpFlow` is DCE/RPC straight on TCP (ncacn_ip_tcp, and
+ncacn_http after its banner): each direction is framed by a `CoStream` and both feed one
+`Association`. The pipeline creates flows, hands them packets, and closes them.
+"""
+
+from __future__ import annotations
+
+from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
+from analyzer.dcerpc.association import Association, InterfaceHint, RecordSink
+from analyzer.dcerpc.pdu import CoPdu
+from analyzer.dcerpc.stream import CoStream
+from analyzer.limits import Limits
+from analyzer.model import ConnectionRecord, Flow
+from analyzer.tcp import StreamSink, TcpHalf
+
+
+class EpmLink:
+    """The endpoint-mapper answer that announced a connection's server port."""
+
+    __slots__ = ("client_ip", "frame", "hint", "ts")
+
+    def __init__(self, frame: int, ts: int, client_ip: str, hint: InterfaceHint | None) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.client_ip = client_ip
+        self.hint = hint
+
+
+class TcpFlow:
+    """One TCP connection: reassembly of both directions and the connection's record."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        client: tuple[bytes, int],
+        identified_by: str,
+        sink: RecordSink,
+        limits: Limits,
+        frame: int,
+        ts: int,
+        epm_link: EpmLink | None = None,
+    ) -> None:
+        self.flow = flow
+        self.client = client
+        self.identified_by = identified_by
+        self.sink = sink
+        self.limits = limits
+        self.epm_link = epm_link
+        self.first_frame = self.last_frame = frame
+        self.first_ts = self.last_ts = ts
+        self.packets = 0
+        self.client_bytes = 0
+        self.server_bytes = 0
+        self.client_isn: int | None = None
+        self.reset = False
+        self.closed = False
+        self.c2s = TcpHalf(self._half_sink(True), limits)
+        self.s2c = TcpHalf(self._half_sink(False), limits)
+
+    def _half_sink(self, from_client: bool) -> StreamSink:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def is_new_connection(self, pkt: Packet) -> bool:
+        """A SYN from the client that starts a new connection on the same addresses and ports."""
+        if not pkt.flags & SYN or pkt.flags & ACK:
+            return False
+        if self.reset or (self.c2s.finished and self.s2c.finished):
+            return True
+        return self.client_isn is not None and pkt.seq != self.client_isn
+
+    @property
+    def finished(self) -> bool:
+        return self.reset or (self.c2s.finished and self.s2c.finished)
+
+    def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
+        self.packets += 1
+        self.last_frame = frame
+        self.last_ts = ts
+        half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
+        flags = pkt.flags
+        seq = pkt.seq
+        if flags & SYN:
+            half.syn(seq)
+            if from_client and not flags & ACK:
+                self.client_isn = seq
+            seq = (seq + 1) & 0xFFFFFFFF
+        if flags & ACK:
+            other.peer_ack(pkt.ack, frame, ts)
+        if pkt.payload:
+            if from_client:
+                self.client_bytes += len(pkt.payload)
+            else:
+                self.server_bytes += len(pkt.payload)
+        if pkt.payload or flags & FIN:
+            half.segment(seq, pkt.payload, bool(flags & FIN), frame, ts)
+        if flags & RST:
+            self.reset = True
+
+    def close(self, end: str) -> ConnectionRecord:
+        """Flush both directions, report what is pending, and return the connection's record."""
+        if not self.closed:
+            self.closed = True
+            self.c2s.flush(self.last_frame, self.last_ts)
+            self.s2c.flush(self.last_frame, self.last_ts)
+            self._close_payload()
+        link = self.epm_link
+        return ConnectionRecord(
+            flow=self.flow,
+            identified_by=self.identified_by,
+            first_frame=self.first_frame,
+            first_ts=self.first_ts,
+            last_frame=self.last_frame,
+            last_ts=self.last_ts,
+            epm_frame=link.frame if link else None,
+            epm_client_ip=link.client_ip if link else None,
+            epm_delay_s=round((self.first_ts - link.ts) / 1e9, 6) if link else None,
+            packets=self.packets,
+            client_bytes=self.client_bytes,
+            server_bytes=self.server_bytes,
+            pdus=self._pdus(),
+            gaps=self.c2s.gaps + self.s2c.gaps,
+            end=end,
+        )
+
+    def _close_payload(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _pdus(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def violation(self, frame: int | None, layer: str, what: str, detail: str) -> None:
+        self.sink.violation(self.flow, frame, layer, what, detail)
+
+
+class _GapReporter:
+    """A TCP half's sink that reports gaps before passing everything on."""
+
+    __slots__ = ("_flow", "_next", "_side")
+
+    def __init__(self, flow: TcpFlow, side: str, nxt: StreamSink) -> None:
+        self._flow = flow
+        self._side = side
+        self._next = nxt
+
+    def data(self, data: bytes, frame: int, ts: int) -> None:
+        self._next.data(data, frame, ts)
+
+    def gap(self, missing: int, frame: int, ts: int) -> None:
+        self._flow.violation(frame, "tcp", "tcp_gap", f"{missing} {self._side} bytes missing from the capture")
+        self._next.gap(missing, frame, ts)
+
+
+class CoTcpFlow(TcpFlow):
+    """DCE/RPC connection-oriented PDUs straight on TCP ([MS-RPCE] 2.1.1.1 ncacn_ip_tcp)."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        client: tuple[bytes, int],
+        identified_by: str,
+        sink: RecordSink,
+        limits: Limits,
+        frame: int,
+        ts: int,
+        epm_link: EpmLink | None = None,
+    ) -> None:
+        hint = epm_link.hint if epm_link else None
+        self.assoc = Association(flow, identified_by, sink, limits, hint)
+        self.c_stream = CoStream(self._on_client_pdu, self._on_client_violation, limits)
+        self.s_stream = CoStream(self._on_server_pdu, self._on_server_violation, limits)
+        super().__init__(flow, client, identified_by, sink, limits, frame, ts, epm_link)
+
+    def _half_sink(self, from_client: bool) -> StreamSink:
+        if from_client:
+            return _GapReporter(self, "client", self.c_stream)
+        return _GapReporter(self, "server", self.s_stream)
+
+    def _on_client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self.assoc.pdu(True, pdu, frame, ts, first_frame)
+
+    def _on_server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self.assoc.pdu(False, pdu, frame, ts, first_frame)
+
+    def _on_client_violation(self, frame: int, what: str, detail: str) -> None:
+        self.violation(frame, "dcerpc", what, "client: " + detail)
+
+    def _on_server_violation(self, frame: int, what: str, detail: str) -> None:
+        self.violation(frame, "dcerpc", what, "server: " + detail)
+
+    def _close_payload(self) -> None:
+        self.assoc.close()
+
+    def _pdus(self) -> int:
+        return self.c_stream.pdus + self.s_stream.pdus

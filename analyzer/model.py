@@ -1,0 +1,184 @@
+"""Records: the product of the analysis, as frozen dataclasses.
+
+Every record says where it came from (capture file, frame, timestamp, the `Flow` it belongs to).
+Wire names for wire fields (`call_id`, `ctx_id`, `opnum`), plain names for derived ones.
+UUIDs are lower-case canonical text. Missing values are `None`, never an empty string.
+Names (interface, operation, status) are not stored here: the report layer looks them up in the
+registry, so parsers never pay for it.
+
+Timestamps are integer nanoseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Transports, as the endpoint mapper and [MS-RPCE] 2.1.1 name them.
+NCACN_IP_TCP = "ncacn_ip_tcp"
+NCADG_IP_UDP = "ncadg_ip_udp"
+NCACN_NP = "ncacn_np"
+NCACN_HTTP = "ncacn_http"
+
+# How a connection was recognised as DCE/RPC.
+BY_PORT135 = "port135"
+BY_EPM = "epm"
+BY_SEC_ADDR = "sec_addr"
+BY_HEURISTIC = "heuristic"
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One transport conversation that carried DCE/RPC (a TCP connection, a pipe, a UDP pair).
+
+    `stream` numbers the conversations of one capture from 0 in order of first appearance.
+    """
+
+    capture: str
+    stream: int
+    transport: str
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    pipe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindRecord:
+    """One presentation-context item of a bind or alter_context, with its answer ([C706] 12.6.4.3-6)."""
+
+    flow: Flow
+    frame: int
+    ts: int
+    pdu_type: str  # bind | alter_context
+    call_id: int
+    ctx_id: int
+    interface_uuid: str
+    if_major: int
+    if_minor: int
+    transfer_syntaxes: tuple[str, ...]  # uuids, in the order offered
+    ack_result: str  # acceptance | user_rejection | provider_rejection | negotiate_ack | nak | none
+    ack_reason: str | None
+    ack_frame: int | None
+    ack_transfer_syntax: str | None
+    sec_addr: str | None
+    max_xmit_frag: int
+    max_recv_frag: int
+    assoc_group: int
+    ack_assoc_group: int | None
+    auth_type: int | None
+    auth_level: int | None
+    identified_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    """One protocol tower in an endpoint-mapper response ([C706] Appendix L, [MS-RPCE] 2.2.1.2)."""
+
+    flow: Flow
+    frame: int
+    ts: int
+    call_id: int
+    epm_opnum: int  # 2 ept_lookup | 3 ept_map
+    request_frame: int | None
+    tower_index: int
+    object_uuid: str | None
+    interface_uuid: str | None
+    if_major: int | None
+    if_minor: int | None
+    transfer_syntax: str | None
+    protocol: str | None  # ncacn_ip_tcp, ncadg_ip_udp, ncacn_np, ncalrpc, ncacn_http, ncacn_nb_tcp, ...
+    port: int | None
+    host: str | None  # IPv4 address (0.0.0.0 replaced by the server's), or NetBIOS name
+    announced_host: str | None  # as on the wire
+    pipe: str | None
+    endpoint: str | None  # floor 4 as text: the port, pipe or ncalrpc endpoint
+    annotation: str | None
+    floors: str  # protocol ids of the floors, e.g. "0d,0d,0b,07,09"
+    status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One request and what answered it: response, fault or nothing ([C706] 12.6.4.9-11)."""
+
+    flow: Flow
+    frame: int  # frame completing the request (its last fragment)
+    ts: int
+    first_frame: int
+    call_id: int
+    ctx_id: int
+    interface_uuid: str | None
+    if_major: int | None
+    if_minor: int | None
+    interface_source: str  # bind | epm | pipe | header (connectionless) | unknown
+    opnum: int
+    object_uuid: str | None
+    request_bytes: int  # stub bytes, all fragments
+    request_fragments: int
+    response_frame: int | None
+    response_ts: int | None
+    response_bytes: int | None
+    response_fragments: int | None
+    fault_status: int | None  # set when a fault answered
+    answered: bool
+    auth_type: int | None
+    auth_level: int | None
+    auth_context_id: int | None
+    user: str | None
+    domain: str | None
+    workstation: str | None
+    encrypted: bool  # packet-privacy: the stub is sealed
+    activity_uuid: str | None = None  # connectionless only
+    seqnum: int | None = None  # connectionless only
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """One DCE/RPC transport conversation: how it was identified and what it carried."""
+
+    flow: Flow
+    identified_by: str
+    first_frame: int
+    first_ts: int
+    last_frame: int
+    last_ts: int
+    epm_frame: int | None  # the EPM response that announced this server port, if one did
+    epm_client_ip: str | None
+    epm_delay_s: float | None  # seconds from that answer to this connection's first packet
+    packets: int
+    client_bytes: int
+    server_bytes: int
+    pdus: int
+    gaps: int
+    end: str  # fin | rst | idle | evicted | capture_end
+    smb_session: int | None = None  # ncacn_np: SMB session id
+    tcp_stream: int | None = None  # ncacn_np / ncacn_http: the TCP connection it rode on
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """Something malformed, inconsistent or capped: reported, then parsing carries on."""
+
+    capture: str
+    frame: int | None
+    stream: int | None
+    layer: str  # capture | ip | tcp | udp | dcerpc | epm | smb | http | limits
+    what: str  # short code, e.g. "bad_frag_length", "tcp_gap", "cap_ooo_bytes"
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSummary:
+    """One input file: what was read and whether it was read to the end."""
+
+    capture: str
+    path: str
+    format: str | None
+    link_types: str
+    frames: int
+    bytes: int
+    first_ts: int | None
+    last_ts: int | None
+    truncated: bool
+    error: str | None

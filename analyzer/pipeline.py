@@ -1,0 +1,430 @@
+"""From capture files to records: the only place with state across connections.
+
+It owns the packet selector (which ports and payloads the decoder lets through), the table of
+live flows, and what the endpoint mapper taught: `(transport, server address, port) ->
+announcement` from EPM answers and bind_ack secondary addresses. A new connection is followed when:
+its server port is 135 (`port135`); the EPM announced its server address and port earlier in the
+run (`epm`, linked to the answer that did); a bind_ack named its port (`sec_addr`); or its first
+client bytes are a DCE/RPC bind or alter_context (`heuristic`).
+
+Flows live in a table keyed both ways by (address, port) pairs, with an LRU for idle expiry and
+a cap; a closed flow leaves a tombstone that swallows its stragglers until a new SYN. At the end of
+each file every flow is closed, so records never wait for a later file.
+"""
+
+from __future__ import annotations
+
+import socket
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
+from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.netmon import LINK_NONE
+from analyzer.capture.source import display_name, expand_paths, open_capture
+from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
+from analyzer.dcerpc.probe import co_bind_probe
+from analyzer.errors import CaptureError
+from analyzer.flows import CoTcpFlow, EpmLink, TcpFlow
+from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.model import (
+    BY_EPM,
+    BY_HEURISTIC,
+    BY_PORT135,
+    BY_SEC_ADDR,
+    NCACN_IP_TCP,
+    BindRecord,
+    CallRecord,
+    CaptureSummary,
+    ConnectionRecord,
+    EndpointRecord,
+    Flow,
+    Violation,
+)
+
+EPM_PORT = 135
+# Ports whose connections belong to another parser (SMB over TCP and NetBIOS): never probed for binds.
+SMB_PORTS = frozenset({445, 139})
+_PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
+_EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
+_MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Records:
+    """Everything an analysis produced, in the order it was produced."""
+
+    binds: list[BindRecord] = field(default_factory=list)
+    endpoints: list[EndpointRecord] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    connections: list[ConnectionRecord] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    captures: list[CaptureSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """An endpoint the run learned: who announced it, when, for which interface."""
+
+    capture: str
+    frame: int
+    ts: int
+    client_ip: str | None
+    interface_uuid: str | None
+    if_major: int | None
+    if_minor: int | None
+    source: str  # epm | sec_addr
+
+
+class _Tombstone:
+    """A closed flow: swallows late packets (final ACKs, retransmitted FINs) until a new SYN."""
+
+    __slots__ = ("client", "last_ts")
+
+    def __init__(self, client: tuple[bytes, int], ts: int) -> None:
+        self.client = client
+        self.last_ts = ts
+
+
+class _Undecided:
+    """A flow the selector let through (its port number is one the run learned or follows) whose
+    payload has not yet shown a bind. It is probed a few more times, in case the capture began in
+    the middle of a PDU, and then ignored."""
+
+    __slots__ = ("last_ts", "probes")
+
+    def __init__(self, ts: int) -> None:
+        self.last_ts = ts
+        self.probes = 0
+
+
+_Entry = TcpFlow | _Tombstone | _Undecided
+_FlowKey = tuple[bytes, int, bytes, int]
+
+
+def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - deliberate cache
+    text = _cache.get(addr)
+    if text is None:
+        text = socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
+        if len(_cache) < 65536:
+            _cache[addr] = text
+    return text
+
+
+class Pipeline:
+    """Runs captures through the layers and collects records. Use `run()` or `add_file()`."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, strict: bool = False) -> None:
+        self.limits = limits
+        self.strict = strict  # re-raise internal errors (tests) instead of reporting them
+        self.records = Records()
+        self.selector = Selector()
+        self.selector.tcp_ports.add(EPM_PORT)
+        self.selector.tcp_probe = co_bind_probe
+        self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
+        self._capture = ""
+        self._flows: dict[_FlowKey, _Entry] = {}
+        self._lru: OrderedDict[int, tuple[_FlowKey, _Entry]] = OrderedDict()
+        self._streams = 0
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
+        for path, _explicit in expand_paths(paths):
+            self.add_file(path, progress=progress)
+        return self.records
+
+    def add_file(self, path: str, name: str | None = None, progress: Progress | None = None) -> CaptureSummary:
+        """Analyse one capture. A file that cannot be read gives a summary with `error` set."""
+        name = name or display_name(path)
+        try:
+            reader = open_capture(path, name)
+        except CaptureError as e:
+            summary = CaptureSummary(name, path, None, "", 0, 0, None, None, False, e.reason)
+            self.records.captures.append(summary)
+            return summary
+        self._capture = name
+        self._flows = {}
+        self._lru = OrderedDict()
+        self._streams = 0
+        decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
+        decode = decoder.decode
+        frame = 0
+        first_ts: int | None = None
+        ts = 0
+        selected = 0
+        error: str | None = None
+        try:
+            for ts, link, buf, start, end in reader:
+                frame += 1
+                if first_ts is None:
+                    first_ts = ts
+                pkt = decode(link, buf, start, end, frame, ts)
+                if pkt is None:
+                    if progress is not None and not frame & 0xFFFF:
+                        progress(reader.position())
+                    continue
+                selected += 1
+                try:
+                    if pkt.proto == PROTO_TCP:
+                        self._tcp(pkt, frame, ts)
+                except Exception as e:  # a bug, not bad input: report it and carry on
+                    if self.strict:
+                        raise
+                    self._internal_error(frame, e)
+                if not selected % _EXPIRE_EVERY:
+                    self._expire(ts)
+        except OSError as e:
+            error = f"read error after frame {frame}: {e}"
+        except EOFError:
+            reader.truncated = reader.truncated or f"compressed file ends early, after frame {frame}"
+        finally:
+            self._close_all("capture_end")
+            reader.close()
+        if progress is not None:
+            progress(reader.position())
+        supported = {lt for lt in reader.link_types if lt in SUPPORTED_LINK_TYPES}
+        unsupported = sorted(lt for lt in reader.link_types if lt not in SUPPORTED_LINK_TYPES and lt != LINK_NONE)
+        if frame and not supported and unsupported and error is None:
+            error = "unsupported link type " + ", ".join(str(lt) for lt in unsupported)
+        elif unsupported:
+            self._violation(None, None, "capture", "unsupported_link_type", f"frames of link type {unsupported} skipped")
+        if reader.truncated:
+            self._violation(None, None, "capture", "truncated", reader.truncated)
+        if decoder.defrag.dropped:
+            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        summary = CaptureSummary(
+            capture=name,
+            path=path,
+            format=reader.format,
+            link_types=",".join(str(lt) for lt in sorted(reader.link_types)),
+            frames=frame,
+            bytes=reader.bytes_read,
+            first_ts=first_ts,
+            last_ts=ts if frame else None,
+            truncated=reader.truncated is not None,
+            error=error,
+        )
+        self.records.captures.append(summary)
+        return summary
+
+    # -- TCP ------------------------------------------------------------------------------------
+
+    def _tcp(self, pkt: Packet, frame: int, ts: int) -> None:
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        entry = self._flows.get(key)
+        if entry is not None:
+            if isinstance(entry, TcpFlow):
+                from_client = (pkt.src, pkt.sport) == entry.client
+                if not (from_client and entry.is_new_connection(pkt)):
+                    entry.packet(pkt, from_client, frame, ts)
+                    self._lru.move_to_end(id(entry))
+                    if entry.finished:
+                        self._close(entry, "rst" if entry.reset else "fin", ts)
+                    return
+                self._close(entry, "rst" if entry.reset else "fin", ts)
+            elif isinstance(entry, _Tombstone):
+                entry.last_ts = ts
+                syn_from_client = (pkt.src, pkt.sport) == entry.client and pkt.flags & 0x12 == 0x02
+                if not syn_from_client:
+                    return
+                self._forget(key, entry)
+            else:
+                entry.last_ts = ts
+                if entry.probes >= _PROBE_BUDGET or not pkt.payload:
+                    return
+                entry.probes += 1
+                if not co_bind_probe(pkt.payload, 0, len(pkt.payload)):
+                    return
+                self._forget(key, entry)
+        self._new_tcp(key, pkt, frame, ts)
+
+    def _new_tcp(self, key: _FlowKey, pkt: Packet, frame: int, ts: int) -> None:
+        src, sport, dst, dport = key
+        client: tuple[bytes, int]
+        server: tuple[bytes, int]
+        link: EpmLink | None = None
+        if dport == EPM_PORT or sport == EPM_PORT:
+            by = BY_PORT135
+            client, server = ((src, sport), (dst, dport)) if dport == EPM_PORT else ((dst, dport), (src, sport))
+        else:
+            found = self._lookup_learned("tcp", dst, dport, src)
+            if found is not None:
+                client, server = (src, sport), (dst, dport)
+            else:
+                found = self._lookup_learned("tcp", src, sport, dst)
+                client, server = (dst, dport), (src, sport)
+            if found is not None:
+                by, link = found
+            elif sport in SMB_PORTS or dport in SMB_PORTS:
+                return
+            elif pkt.payload and co_bind_probe(pkt.payload, 0, len(pkt.payload)):
+                by = BY_HEURISTIC
+                client, server = (src, sport), (dst, dport)
+            elif pkt.payload:
+                undecided = _Undecided(ts)
+                undecided.probes = 1
+                self._remember(key, undecided)
+                return
+            else:
+                return  # nothing to decide on until this flow shows payload
+        flow = Flow(
+            capture=self._capture,
+            stream=self._streams,
+            transport=NCACN_IP_TCP,
+            client_ip=ip_text(client[0]),
+            client_port=client[1],
+            server_ip=ip_text(server[0]),
+            server_port=server[1],
+        )
+        self._streams += 1
+        conn = CoTcpFlow(flow, client, by, self, self.limits, frame, ts, link)
+        if by == BY_HEURISTIC:
+            self.selector.tcp_ports.add(server[1])
+        self._remember(key, conn)
+        conn.packet(pkt, (src, sport) == client, frame, ts)
+        if conn.finished:
+            self._close(conn, "rst" if conn.reset else "fin", ts)
+
+    def _lookup_learned(self, transport: str, addr: bytes, port: int, client: bytes) -> tuple[str, EpmLink | None] | None:
+        """(identified_by, EPM link) if the run learned this server address and port."""
+        if not self._learned or port not in self.selector.tcp_ports:
+            return None
+        found = self._learned.get((transport, ip_text(addr), port))
+        if not found:
+            return None
+        client_ip = ip_text(client)
+        epm = [a for a in found if a.source == BY_EPM]
+        if not epm:
+            return BY_SEC_ADDR, None
+        # The answer given to this client, else the latest answer to anyone.
+        mine = [a for a in epm if a.client_ip == client_ip]
+        a = (mine or epm)[-1]
+        hint = None
+        if a.interface_uuid is not None:
+            hint = InterfaceHint(a.interface_uuid, a.if_major, a.if_minor, SOURCE_EPM)
+        return BY_EPM, EpmLink(a.frame if a.capture == self._capture else -1, a.ts, a.client_ip or "", hint)
+
+    def _remember(self, key: _FlowKey, entry: _Entry) -> None:
+        src, sport, dst, dport = key
+        self._flows[key] = entry
+        self._flows[(dst, dport, src, sport)] = entry
+        self._lru[id(entry)] = (key, entry)
+        if len(self._lru) > self.limits.max_tcp_flows:
+            _id, (old_key, old) = next(iter(self._lru.items()))
+            if isinstance(old, TcpFlow):
+                self._violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", f"{len(self._lru)} live flows")
+                self._close(old, "evicted", old.last_ts, tombstone=False)
+            else:
+                self._forget(old_key, old)
+
+    def _forget(self, key: _FlowKey, entry: _Entry) -> None:
+        src, sport, dst, dport = key
+        for k in (key, (dst, dport, src, sport)):
+            if self._flows.get(k) is entry:
+                del self._flows[k]
+        self._lru.pop(id(entry), None)
+
+    def _close(self, conn: TcpFlow, end: str, ts: int, tombstone: bool = True) -> None:
+        key, _e = self._lru.get(id(conn), (None, None))
+        record = conn.close(end)
+        self.records.connections.append(record)
+        if conn.identified_by == BY_HEURISTIC:
+            self._release_port(conn.flow.server_port)
+        if key is not None:
+            self._forget(key, conn)
+            if tombstone:
+                self._remember(key, _Tombstone(conn.client, ts))
+
+    def _release_port(self, port: int) -> None:
+        """Stop selecting a heuristic connection's port unless something else still needs it."""
+        if port == EPM_PORT or any(k[2] == port for k in self._learned):
+            return
+        for _k, e in self._lru.values():
+            if isinstance(e, TcpFlow) and e.identified_by == BY_HEURISTIC and e.flow.server_port == port:
+                return
+        self.selector.tcp_ports.discard(port)
+
+    def _expire(self, now: int) -> None:
+        horizon = now - int(self.limits.tcp_idle_timeout_s * 1_000_000_000)
+        lru = self._lru
+        while lru:
+            _id, (key, entry) = next(iter(lru.items()))
+            if entry.last_ts >= horizon:
+                break
+            if isinstance(entry, TcpFlow):
+                self._close(entry, "idle", entry.last_ts, tombstone=False)
+            else:
+                self._forget(key, entry)
+
+    def _close_all(self, end: str) -> None:
+        for _key, entry in list(self._lru.values()):
+            if isinstance(entry, TcpFlow):
+                self._close(entry, end, entry.last_ts, tombstone=False)
+        self._flows = {}
+        self._lru = OrderedDict()
+
+    # -- learning -------------------------------------------------------------------------------
+
+    def _learn(self, transport: str, ip: str, port: int, a: Announcement) -> None:
+        key = (transport, ip, port)
+        known = self._learned.get(key)
+        if known is None:
+            if len(self._learned) >= self.limits.max_learned_endpoints:
+                self._learned.popitem(last=False)
+            known = self._learned[key] = []
+        known.append(a)
+        del known[:-_MAX_ANNOUNCEMENTS]
+        if transport == "tcp":
+            self.selector.tcp_ports.add(port)
+
+    # -- RecordSink -----------------------------------------------------------------------------
+
+    def bind(self, rec: BindRecord) -> None:
+        self.records.binds.append(rec)
+        addr = rec.sec_addr
+        if addr and addr.isdigit() and rec.flow.transport == NCACN_IP_TCP and rec.ack_result == "acceptance":
+            port = int(addr)
+            if 0 < port < 65536 and (port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self._learned):
+                self._learn(
+                    "tcp",
+                    rec.flow.server_ip,
+                    port,
+                    Announcement(self._capture, rec.ack_frame or rec.frame, rec.ts, rec.flow.client_ip,
+                                 rec.interface_uuid, rec.if_major, rec.if_minor, BY_SEC_ADDR),
+                )
+
+    def call(self, rec: CallRecord) -> None:
+        self.records.calls.append(rec)
+
+    def endpoint(self, rec: EndpointRecord) -> None:
+        self.records.endpoints.append(rec)
+        if rec.port is None or rec.host is None or not rec.port:
+            return
+        transport = {"ncacn_ip_tcp": "tcp", "ncadg_ip_udp": "udp", "ncacn_http": "http"}.get(rec.protocol or "")
+        if transport is None:
+            return
+        self._learn(
+            transport,
+            rec.host,
+            rec.port,
+            Announcement(self._capture, rec.frame, rec.ts, rec.flow.client_ip, rec.interface_uuid, rec.if_major,
+                         rec.if_minor, BY_EPM),
+        )
+
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
+        self._violation(flow, frame, layer, what, detail)
+
+    def _violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
+        self.records.violations.append(
+            Violation(self._capture, frame, flow.stream if flow else None, layer, what, detail)
+        )
+
+    def _internal_error(self, frame: int, e: Exception) -> None:
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        self._violation(None, frame, "internal", "internal_error",
+                        f"{type(e).__name__}: {e} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}")
