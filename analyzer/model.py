@@ -134,6 +134,35 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DatagramRecord:
+    """One connectionless DCE/RPC PDU ([C706] 12.5.3.1), whatever its type: request, response,
+    fault, ping, working, nocall, reject, ack, cl_cancel, fack, cancel_ack."""
+
+    flow: Flow
+    frame: int
+    ts: int
+    from_client: bool
+    ptype: int
+    flags1: int
+    flags2: int
+    little: bool  # data representation: True little-endian
+    char_ebcdic: bool
+    serial: int  # serial_hi << 8 | serial_lo
+    object_uuid: str | None  # None when the nil UUID
+    interface_uuid: str
+    if_major: int
+    if_minor: int
+    activity_uuid: str
+    server_boot: int
+    seqnum: int
+    opnum: int
+    fragnum: int
+    body_len: int
+    auth_type: int | None
+    status: int | None  # fault / reject status
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionRecord:
     """One DCE/RPC transport conversation: how it was identified and what it carried."""
 

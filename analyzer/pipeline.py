@@ -14,6 +14,7 @@ each file every flow is closed, so records never wait for a later file.
 
 from __future__ import annotations
 
+import os
 import socket
 import traceback
 from collections import OrderedDict
@@ -39,6 +40,7 @@ from analyzer.model import (
     CallRecord,
     CaptureSummary,
     ConnectionRecord,
+    DatagramRecord,
     EndpointRecord,
     Flow,
     Violation,
@@ -62,6 +64,7 @@ class Records:
     endpoints: list[EndpointRecord] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     connections: list[ConnectionRecord] = field(default_factory=list)
+    datagrams: list[DatagramRecord] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     captures: list[CaptureSummary] = field(default_factory=list)
 
@@ -134,8 +137,15 @@ class Pipeline:
     # -- running --------------------------------------------------------------------------------
 
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
+        """Analyse files and directories in order; `progress` gets the bytes consumed so far."""
+        done = 0
         for path, _explicit in expand_paths(paths):
-            self.add_file(path, progress=progress)
+            step = None if progress is None else (lambda pos, base=done: progress(base + pos))
+            self.add_file(path, progress=step)
+            try:
+                done += os.path.getsize(path)
+            except OSError:
+                pass
         return self.records
 
     def add_file(self, path: str, name: str | None = None, progress: Progress | None = None) -> CaptureSummary:
@@ -400,6 +410,9 @@ class Pipeline:
 
     def call(self, rec: CallRecord) -> None:
         self.records.calls.append(rec)
+
+    def datagram(self, rec: DatagramRecord) -> None:
+        self.records.datagrams.append(rec)
 
     def endpoint(self, rec: EndpointRecord) -> None:
         self.records.endpoints.append(rec)

@@ -111,6 +111,8 @@ class PacketDecoder:
 
     def __init__(self, selector: Selector, defragmenter: Defragmenter) -> None:
         self.selector = selector
+        # The selector's own set, read directly in the hot path; the pipeline mutates it in place.
+        self._tcp_ports = selector.tcp_ports
         self.defrag = defragmenter
         # Counters for the data-quality report.
         self.unsupported_link_types: dict[int, int] = {}
@@ -121,8 +123,41 @@ class PacketDecoder:
         if link == LINKTYPE_ETHERNET:
             if end - start < 14:
                 return None
-            etype = (buf[start + 12] << 8) | buf[start + 13]
             ip = start + 14
+            if buf[start + 12] == 8 and buf[start + 13] == 0 and buf[ip] == 0x45 and ip + 20 <= end:
+                # The common case inline: Ethernet, IPv4 without options, not a fragment.
+                proto = buf[ip + 9]
+                if buf[ip + 6] & 0x3F or buf[ip + 7]:
+                    return self._ipv4(buf, ip, end, frame, ts)
+                total = (buf[ip + 2] << 8) | buf[ip + 3]
+                if 20 <= total and ip + total < end:
+                    end = ip + total
+                l4 = ip + 20
+                if proto == PROTO_TCP:
+                    if l4 + 20 > end:
+                        return None
+                    sport, dport = _ports(buf, l4)
+                    ports = self._tcp_ports
+                    pay = l4 + ((buf[l4 + 12] >> 4) << 2)
+                    if sport not in ports and dport not in ports:
+                        if pay >= end or not self.selector.tcp_probe(buf, pay, end):
+                            return None
+                    seq, ack = _tcp_seq_ack(buf, l4 + 4)
+                    return Packet(
+                        PROTO_TCP,
+                        buf[ip + 12 : ip + 16],
+                        buf[ip + 16 : ip + 20],
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        buf[l4 + 13],
+                        buf[pay:end] if pay < end else b"",
+                    )
+                if proto == PROTO_UDP:
+                    return self._l4(PROTO_UDP, buf, ip + 12, 4, buf, l4, end)
+                return None
+            etype = (buf[start + 12] << 8) | buf[start + 13]
             while etype in _VLAN_TAGS and ip + 4 <= end:
                 etype = (buf[ip + 2] << 8) | buf[ip + 3]
                 ip += 4

@@ -46,7 +46,7 @@ from analyzer.dcerpc.pdu import (
 )
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
-from analyzer.model import BindRecord, CallRecord, EndpointRecord, Flow
+from analyzer.model import BindRecord, CallRecord, DatagramRecord, EndpointRecord, Flow
 
 # Where a call's interface came from ([MS-RPCE] has the bind; the rest are inferences).
 SOURCE_BIND = "bind"
@@ -65,6 +65,8 @@ class RecordSink(Protocol):
     def call(self, rec: CallRecord) -> None: ...
 
     def endpoint(self, rec: EndpointRecord) -> None: ...
+
+    def datagram(self, rec: DatagramRecord) -> None: ...
 
     def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None: ...
 

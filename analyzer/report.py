@@ -1,0 +1,597 @@
+"""Records -> pandas DataFrames: the only module that uses pandas.
+
+One explicit schema (column -> dtype) per table, in a stable column order; an empty table still has
+its columns and dtypes. Names (interfaces, operations, statuses, auth) are looked up here, once per
+distinct key, from the registry. The per-host view is a group-by over the other tables.
+
+Dtypes: text columns are pandas "string", integers nullable "Int64", fractions "Float64", flags
+"boolean", times "datetime64[ns, UTC]". Missing is <NA>/NaT, never an empty string.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from analyzer import registry
+from analyzer.dcerpc.epm import EPM_OPERATIONS
+from analyzer.model import CallRecord
+from analyzer.pipeline import Records
+
+STR = "string"
+INT = "Int64"
+FLOAT = "Float64"
+BOOL = "boolean"
+TIME = "datetime64[ns, UTC]"
+
+_FLOW = {
+    "client_ip": STR,
+    "client_port": INT,
+    "server_ip": STR,
+    "server_port": INT,
+    "transport": STR,
+    "pipe": STR,
+    "stream": INT,
+}
+
+BINDS: dict[str, str] = {
+    "capture": STR,
+    "frame": INT,
+    "ts": TIME,
+    **_FLOW,
+    "pdu_type": STR,
+    "call_id": INT,
+    "ctx_id": INT,
+    "interface_uuid": STR,
+    "interface_version": STR,
+    "interface_name": STR,
+    "transfer_syntax": STR,
+    "ack_result": STR,
+    "ack_reason": STR,
+    "ack_frame": INT,
+    "ack_transfer_syntax": STR,
+    "sec_addr": STR,
+    "max_xmit_frag": INT,
+    "max_recv_frag": INT,
+    "assoc_group": STR,
+    "auth_type": STR,
+    "auth_level": STR,
+    "identified_by": STR,
+}
+
+ENDPOINTS: dict[str, str] = {
+    "capture": STR,
+    "frame": INT,
+    "ts": TIME,
+    "epm_server_ip": STR,
+    "epm_server_port": INT,
+    "client_ip": STR,
+    "client_port": INT,
+    "transport": STR,
+    "epm_pipe": STR,
+    "stream": INT,
+    "call_id": INT,
+    "epm_opnum": INT,
+    "epm_operation": STR,
+    "request_frame": INT,
+    "tower_index": INT,
+    "object_uuid": STR,
+    "interface_uuid": STR,
+    "interface_version": STR,
+    "interface_name": STR,
+    "transfer_syntax": STR,
+    "protocol": STR,
+    "port": INT,
+    "host": STR,
+    "announced_host": STR,
+    "pipe": STR,
+    "endpoint": STR,
+    "annotation": STR,
+    "floors": STR,
+    "status": STR,
+}
+
+CALLS: dict[str, str] = {
+    "capture": STR,
+    "frame": INT,
+    "ts": TIME,
+    **_FLOW,
+    "call_id": INT,
+    "ctx_id": INT,
+    "interface_uuid": STR,
+    "interface_version": STR,
+    "interface_name": STR,
+    "interface_source": STR,
+    "opnum": INT,
+    "operation": STR,
+    "object_uuid": STR,
+    "request_bytes": INT,
+    "request_fragments": INT,
+    "response_frame": INT,
+    "response_bytes": INT,
+    "response_fragments": INT,
+    "status": STR,
+    "fault_code": STR,
+    "rtt_s": FLOAT,
+    "auth_type": STR,
+    "auth_level": STR,
+    "user": STR,
+    "domain": STR,
+    "workstation": STR,
+    "encrypted": BOOL,
+    "first_frame": INT,
+    "activity_uuid": STR,
+    "seqnum": INT,
+}
+
+CONNECTIONS: dict[str, str] = {
+    "capture": STR,
+    "stream": INT,
+    "transport": STR,
+    "client_ip": STR,
+    "client_port": INT,
+    "server_ip": STR,
+    "server_port": INT,
+    "pipe": STR,
+    "identified_by": STR,
+    "first_frame": INT,
+    "first_ts": TIME,
+    "last_frame": INT,
+    "last_ts": TIME,
+    "duration_s": FLOAT,
+    "epm_frame": INT,
+    "epm_client_ip": STR,
+    "epm_delay_s": FLOAT,
+    "packets": INT,
+    "client_bytes": INT,
+    "server_bytes": INT,
+    "pdus": INT,
+    "binds": INT,
+    "calls": INT,
+    "faults": INT,
+    "interfaces": STR,
+    "gaps": INT,
+    "violations": INT,
+    "end": STR,
+}
+
+HOSTS: dict[str, str] = {
+    "host": STR,
+    "role": STR,
+    "captures": STR,
+    "interfaces": STR,
+    "interface_uuids": STR,
+    "transports": STR,
+    "ports": STR,
+    "pipes": STR,
+    "peers": STR,
+    "peer_count": INT,
+    "connections": INT,
+    "binds": INT,
+    "accepted": INT,
+    "rejected": INT,
+    "calls": INT,
+    "faults": INT,
+    "epm_endpoints": INT,
+    "users": STR,
+    "first_seen": TIME,
+    "last_seen": TIME,
+}
+
+VIOLATIONS: dict[str, str] = {
+    "capture": STR,
+    "frame": INT,
+    "stream": INT,
+    "layer": STR,
+    "what": STR,
+    "detail": STR,
+}
+
+CAPTURES: dict[str, str] = {
+    "capture": STR,
+    "path": STR,
+    "format": STR,
+    "link_types": STR,
+    "frames": INT,
+    "bytes": INT,
+    "first_ts": TIME,
+    "last_ts": TIME,
+    "truncated": BOOL,
+    "error": STR,
+}
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "binds": BINDS,
+    "endpoints": ENDPOINTS,
+    "calls": CALLS,
+    "connections": CONNECTIONS,
+    "hosts": HOSTS,
+    "violations": VIOLATIONS,
+    "captures": CAPTURES,
+}
+
+
+def frame(schema: dict[str, str], columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """A DataFrame with exactly the schema's columns, in order, with its dtypes."""
+    data: dict[str, Any] = {}
+    n = len(next(iter(columns.values()))) if columns else 0
+    for col, dtype in schema.items():
+        values = columns.get(col, [None] * n)
+        if dtype == TIME:
+            data[col] = pd.to_datetime(pd.array([v if v else None for v in values], dtype="Int64"), unit="ns", utc=True)
+        else:
+            data[col] = pd.array(values, dtype=dtype)
+    return pd.DataFrame(data, columns=list(schema))
+
+
+def empty(name: str) -> pd.DataFrame:
+    return frame(SCHEMAS[name], {})
+
+
+class _Names:
+    """Registry lookups memoised per distinct key: thousands of rows share a handful of UUIDs."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, ...], str] = {}
+
+    def _get(self, key: tuple[Any, ...], fn: Callable[[], str]) -> str:
+        v = self._cache.get(key)
+        if v is None:
+            v = self._cache[key] = fn()
+        return v
+
+    def interface(self, uuid: str | None, major: int | None) -> str | None:
+        if uuid is None:
+            return None
+        return self._get(("i", uuid, major), lambda: registry.interface_name(uuid, major))
+
+    def operation(self, uuid: str | None, major: int | None, opnum: int) -> str:
+        if uuid is None:
+            return f"opnum-{opnum}"
+        return self._get(("o", uuid, major, opnum), lambda: registry.operation_name(uuid, major, opnum))
+
+    def syntax(self, uuid: str | None) -> str | None:
+        if uuid is None:
+            return None
+        return self._get(("t", uuid), lambda: registry.transfer_syntax_name(uuid))
+
+    def status(self, code: int | None) -> str | None:
+        if code is None:
+            return None
+        return self._get(("s", code), lambda: registry.status_name(code))
+
+    def auth_type(self, n: int | None) -> str | None:
+        if n is None:
+            return None
+        return self._get(("at", n), lambda: registry.auth_type_name(n))
+
+    def auth_level(self, n: int | None) -> str | None:
+        if n is None:
+            return None
+        return self._get(("al", n), lambda: registry.auth_level_name(n))
+
+
+def _version(major: int | None, minor: int | None) -> str | None:
+    if major is None:
+        return None
+    return f"{major}.{minor if minor is not None else 0}"
+
+
+def binds_frame(records: Records, names: _Names) -> pd.DataFrame:
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for b in records.binds:
+        f = b.flow
+        row = (
+            ("capture", f.capture),
+            ("frame", b.frame),
+            ("ts", b.ts),
+            ("client_ip", f.client_ip),
+            ("client_port", f.client_port),
+            ("server_ip", f.server_ip),
+            ("server_port", f.server_port),
+            ("transport", f.transport),
+            ("pipe", f.pipe),
+            ("stream", f.stream),
+            ("pdu_type", b.pdu_type),
+            ("call_id", b.call_id),
+            ("ctx_id", b.ctx_id),
+            ("interface_uuid", b.interface_uuid),
+            ("interface_version", _version(b.if_major, b.if_minor)),
+            ("interface_name", names.interface(b.interface_uuid, b.if_major)),
+            ("transfer_syntax", ";".join(names.syntax(t) or t for t in b.transfer_syntaxes) or None),
+            ("ack_result", b.ack_result),
+            ("ack_reason", b.ack_reason),
+            ("ack_frame", b.ack_frame),
+            ("ack_transfer_syntax", names.syntax(b.ack_transfer_syntax)),
+            ("sec_addr", b.sec_addr),
+            ("max_xmit_frag", b.max_xmit_frag),
+            ("max_recv_frag", b.max_recv_frag),
+            ("assoc_group", f"0x{b.assoc_group:08x}"),
+            ("auth_type", names.auth_type(b.auth_type)),
+            ("auth_level", names.auth_level(b.auth_level)),
+            ("identified_by", b.identified_by),
+        )
+        for k, v in row:
+            cols[k].append(v)
+    return frame(BINDS, cols)
+
+
+def endpoints_frame(records: Records, names: _Names) -> pd.DataFrame:
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for e in records.endpoints:
+        f = e.flow
+        row = (
+            ("capture", f.capture),
+            ("frame", e.frame),
+            ("ts", e.ts),
+            ("epm_server_ip", f.server_ip),
+            ("epm_server_port", f.server_port),
+            ("client_ip", f.client_ip),
+            ("client_port", f.client_port),
+            ("transport", f.transport),
+            ("epm_pipe", f.pipe),
+            ("stream", f.stream),
+            ("call_id", e.call_id),
+            ("epm_opnum", e.epm_opnum),
+            ("epm_operation", EPM_OPERATIONS.get(e.epm_opnum)),
+            ("request_frame", e.request_frame),
+            ("tower_index", e.tower_index),
+            ("object_uuid", e.object_uuid),
+            ("interface_uuid", e.interface_uuid),
+            ("interface_version", _version(e.if_major, e.if_minor)),
+            ("interface_name", names.interface(e.interface_uuid, e.if_major)),
+            ("transfer_syntax", names.syntax(e.transfer_syntax)),
+            ("protocol", e.protocol),
+            ("port", e.port),
+            ("host", e.host),
+            ("announced_host", e.announced_host),
+            ("pipe", e.pipe),
+            ("endpoint", e.endpoint),
+            ("annotation", e.annotation),
+            ("floors", e.floors),
+            ("status", names.status(e.status)),
+        )
+        for k, v in row:
+            cols[k].append(v)
+    return frame(ENDPOINTS, cols)
+
+
+def call_status(c: CallRecord, names: _Names) -> str | None:
+    """'ok' for a response, the fault's name for a fault, missing when nothing answered."""
+    if c.fault_status is not None:
+        return names.status(c.fault_status)
+    return "ok" if c.answered else None
+
+
+def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for c in records.calls:
+        f = c.flow
+        rtt = None
+        if c.response_ts is not None and c.response_ts >= c.ts:
+            rtt = round((c.response_ts - c.ts) / 1e9, 6)
+        row = (
+            ("capture", f.capture),
+            ("frame", c.frame),
+            ("ts", c.ts),
+            ("client_ip", f.client_ip),
+            ("client_port", f.client_port),
+            ("server_ip", f.server_ip),
+            ("server_port", f.server_port),
+            ("transport", f.transport),
+            ("pipe", f.pipe),
+            ("stream", f.stream),
+            ("call_id", c.call_id),
+            ("ctx_id", c.ctx_id),
+            ("interface_uuid", c.interface_uuid),
+            ("interface_version", _version(c.if_major, c.if_minor)),
+            ("interface_name", names.interface(c.interface_uuid, c.if_major)),
+            ("interface_source", c.interface_source),
+            ("opnum", c.opnum),
+            ("operation", names.operation(c.interface_uuid, c.if_major, c.opnum)),
+            ("object_uuid", c.object_uuid),
+            ("request_bytes", c.request_bytes),
+            ("request_fragments", c.request_fragments),
+            ("response_frame", c.response_frame),
+            ("response_bytes", c.response_bytes),
+            ("response_fragments", c.response_fragments),
+            ("status", call_status(c, names)),
+            ("fault_code", f"0x{c.fault_status:08x}" if c.fault_status is not None else None),
+            ("rtt_s", rtt),
+            ("auth_type", names.auth_type(c.auth_type)),
+            ("auth_level", names.auth_level(c.auth_level)),
+            ("user", c.user),
+            ("domain", c.domain),
+            ("workstation", c.workstation),
+            ("encrypted", c.encrypted),
+            ("first_frame", c.first_frame),
+            ("activity_uuid", c.activity_uuid),
+            ("seqnum", c.seqnum),
+        )
+        for k, v in row:
+            cols[k].append(v)
+    return frame(CALLS, cols)
+
+
+def _join(values: Iterable[Any]) -> str | None:
+    """Distinct values, sorted, ';'-joined; missing when there are none."""
+    out = sorted({str(v) for v in values if v is not None and v is not pd.NA and v == v})
+    return ";".join(out) if out else None
+
+
+def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
+    per: dict[tuple[str, int], dict[str, Any]] = defaultdict(
+        lambda: {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
+    )
+    for b in records.binds:
+        s = per[(b.flow.capture, b.flow.stream)]
+        s["binds"] += 1
+        if b.ack_result in ("acceptance", "none"):
+            s["interfaces"].add(names.interface(b.interface_uuid, b.if_major))
+    for c in records.calls:
+        s = per[(c.flow.capture, c.flow.stream)]
+        s["calls"] += 1
+        s["faults"] += c.fault_status is not None
+        if c.interface_uuid is not None:
+            s["interfaces"].add(names.interface(c.interface_uuid, c.if_major))
+    for v in records.violations:
+        if v.stream is not None:
+            per[(v.capture, v.stream)]["violations"] += 1
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for c in records.connections:
+        f = c.flow
+        s = per[(f.capture, f.stream)]
+        row = (
+            ("capture", f.capture),
+            ("stream", f.stream),
+            ("transport", f.transport),
+            ("client_ip", f.client_ip),
+            ("client_port", f.client_port),
+            ("server_ip", f.server_ip),
+            ("server_port", f.server_port),
+            ("pipe", f.pipe),
+            ("identified_by", c.identified_by),
+            ("first_frame", c.first_frame),
+            ("first_ts", c.first_ts),
+            ("last_frame", c.last_frame),
+            ("last_ts", c.last_ts),
+            ("duration_s", round((c.last_ts - c.first_ts) / 1e9, 6) if c.first_ts and c.last_ts else None),
+            ("epm_frame", c.epm_frame),
+            ("epm_client_ip", c.epm_client_ip),
+            ("epm_delay_s", c.epm_delay_s),
+            ("packets", c.packets),
+            ("client_bytes", c.client_bytes),
+            ("server_bytes", c.server_bytes),
+            ("pdus", c.pdus),
+            ("binds", s["binds"]),
+            ("calls", s["calls"]),
+            ("faults", s["faults"]),
+            ("interfaces", _join(s["interfaces"])),
+            ("gaps", c.gaps),
+            ("violations", s["violations"]),
+            ("end", c.end),
+        )
+        for k, v in row:
+            cols[k].append(v)
+    return frame(CONNECTIONS, cols)
+
+
+def hosts_frame(binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame) -> pd.DataFrame:
+    """Per host and role: the services it offered (server) or negotiated (client)."""
+    if connections.empty:
+        return empty("hosts")
+    out = []
+    for role, me, peer in (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip")):
+        conn = connections.groupby(me, sort=True)
+        b = binds.groupby(me) if not binds.empty else None
+        c = calls.groupby(me) if not calls.empty else None
+        announced = endpoints.groupby("epm_server_ip").size() if role == "server" and not endpoints.empty else None
+        for host, g in conn:
+            bg = b.get_group(host) if b is not None and host in b.groups else binds.iloc[0:0]
+            cg = c.get_group(host) if c is not None and host in c.groups else calls.iloc[0:0]
+            accepted = bg[bg["ack_result"] == "acceptance"]
+            negotiated = pd.concat(
+                [accepted[["interface_name", "interface_uuid"]], cg[["interface_name", "interface_uuid"]].dropna()]
+            )
+            out.append(
+                {
+                    "host": host,
+                    "role": role,
+                    "captures": _join(g["capture"]),
+                    "interfaces": _join(negotiated["interface_name"]),
+                    "interface_uuids": _join(negotiated["interface_uuid"]),
+                    "transports": _join(g["transport"]),
+                    "ports": _join(int(p) for p in g["server_port"].dropna()),
+                    "pipes": _join(g["pipe"].dropna()),
+                    "peers": _join(g[peer]),
+                    "peer_count": int(g[peer].nunique()),
+                    "connections": len(g),
+                    "binds": len(bg),
+                    "accepted": len(accepted),
+                    "rejected": int(bg["ack_result"].isin(["user_rejection", "provider_rejection", "nak"]).sum()),
+                    "calls": len(cg),
+                    "faults": int(cg["fault_code"].notna().sum()),
+                    "epm_endpoints": int(announced.get(host, 0)) if announced is not None else 0,
+                    "users": _join(
+                        (f"{d}\\{u}" if d is not pd.NA and d else u)
+                        for u, d in zip(cg["user"], cg["domain"], strict=True)
+                        if u is not pd.NA and u
+                    ),
+                    "first_seen": g["first_ts"].min(),
+                    "last_seen": g["last_ts"].max(),
+                }
+            )
+    df = pd.DataFrame(out, columns=list(HOSTS))
+    for col, dtype in HOSTS.items():
+        df[col] = df[col].astype(dtype)
+    return df.sort_values(["host", "role"], ignore_index=True)
+
+
+def violations_frame(records: Records) -> pd.DataFrame:
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for v in records.violations:
+        for k, val in (
+            ("capture", v.capture),
+            ("frame", v.frame),
+            ("stream", v.stream),
+            ("layer", v.layer),
+            ("what", v.what),
+            ("detail", v.detail),
+        ):
+            cols[k].append(val)
+    return frame(VIOLATIONS, cols)
+
+
+def captures_frame(records: Records) -> pd.DataFrame:
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for c in records.captures:
+        for k, val in (
+            ("capture", c.capture),
+            ("path", c.path),
+            ("format", c.format),
+            ("link_types", c.link_types or None),
+            ("frames", c.frames),
+            ("bytes", c.bytes),
+            ("first_ts", c.first_ts),
+            ("last_ts", c.last_ts),
+            ("truncated", c.truncated),
+            ("error", c.error),
+        ):
+            cols[k].append(val)
+    return frame(CAPTURES, cols)
+
+
+def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return df.sort_values(keys, kind="stable", ignore_index=True) if not df.empty else df
+
+
+@dataclass
+class Tables:
+    """One DataFrame per table; empty frames keep their columns and dtypes."""
+
+    binds: pd.DataFrame
+    endpoints: pd.DataFrame
+    calls: pd.DataFrame
+    connections: pd.DataFrame
+    hosts: pd.DataFrame
+    violations: pd.DataFrame
+    captures: pd.DataFrame
+
+    def items(self) -> list[tuple[str, pd.DataFrame]]:
+        return [(name, getattr(self, name)) for name in SCHEMAS]
+
+
+def build(records: Records) -> Tables:
+    """All tables from the records of one run, each sorted by capture and frame."""
+    names = _Names()
+    binds = _sorted(binds_frame(records, names), ["capture", "frame", "ctx_id"])
+    endpoints = _sorted(endpoints_frame(records, names), ["capture", "frame", "tower_index"])
+    calls = _sorted(calls_frame(records, names), ["capture", "frame", "call_id"])
+    connections = _sorted(connections_frame(records, names), ["capture", "stream"])
+    hosts = hosts_frame(binds, calls, endpoints, connections)
+    violations = _sorted(violations_frame(records), ["capture", "frame"])
+    return Tables(binds, endpoints, calls, connections, hosts, violations, captures_frame(records))
