@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -13,6 +14,27 @@ from analyzer.api import AnalysisResult
 def _clean(text: object) -> str:
     s = "" if text is None else str(text)
     return "".join(ch if ch.isprintable() else "?" for ch in s)
+
+
+def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """Per server, port or pipe, and interface: clients, binds, accepted items, calls."""
+    keys = ["server_ip", "where", "interface_name"]
+
+    def keyed(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.assign(where=df["pipe"].fillna(df["server_port"].astype("string")))
+        return out[out["interface_name"].notna()]
+
+    b, c = keyed(binds), keyed(calls)
+    per_bind = b.groupby(keys).agg(
+        clients=("client_ip", "nunique"),
+        binds=("ack_result", "size"),
+        accepted=("ack_result", lambda r: int((r == "acceptance").sum())),
+    )
+    per_call = c.groupby(keys).agg(calls=("opnum", "size"), call_clients=("client_ip", "nunique"))
+    both = per_bind.join(per_call, how="outer").fillna(0)
+    both["clients"] = both[["clients", "call_clients"]].max(axis=1)
+    both = both.drop(columns="call_clients").astype(int)
+    return both.sort_values(["binds", "calls"], ascending=False).reset_index()
 
 
 def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
@@ -32,9 +54,10 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         def count(df: object, name: str = name) -> int:
             return int((df["capture"] == name).sum())  # type: ignore[index]
 
-        status = "error: " + str(c["error"]) if c["error"] is not None and c["error"] == c["error"] else (
-            "truncated" if bool(c["truncated"]) else "ok"
-        )
+        if not pd.isna(c["error"]):
+            status = f"error: {c['error']}"
+        else:
+            status = "truncated" if bool(c["truncated"]) else "ok"
         t.add_row(
             _clean(Path(str(name)).name),
             str(c["frames"]),
@@ -47,28 +70,16 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         )
     console.print(t)
 
-    if not binds.empty or not calls.empty:
-        s = Table(title="Services negotiated (server <- clients)", title_justify="left", show_edge=False)
+    services = _services(binds, calls)
+    if not services.empty:
+        s = Table(title="Services negotiated", title_justify="left", show_edge=False)
         for col in ("server", "port/pipe", "interface", "clients", "binds", "accepted", "calls"):
-            s.add_column(col)
-        accepted = binds[binds["ack_result"] == "acceptance"]
-        keys = ["server_ip", "server_port", "pipe", "interface_name"]
-        b = binds.groupby(keys, dropna=False).agg(binds=("ack_result", "size"), clients=("client_ip", "nunique"))
-        a = accepted.groupby(keys, dropna=False).size()
-        c = calls.groupby(keys, dropna=False).size() if not calls.empty else None
-        for key, row in b.sort_values("binds", ascending=False).head(25).iterrows():
-            server, port, pipe, iface = key  # type: ignore[misc]
-            where = pipe if isinstance(pipe, str) else str(port)
-            s.add_row(
-                _clean(server),
-                _clean(where),
-                _clean(iface),
-                str(row["clients"]),
-                str(row["binds"]),
-                str(int(a.get(key, 0))),
-                str(int(c.get(key, 0)) if c is not None else 0),
-            )
+            s.add_column(col, justify="right" if col in ("clients", "binds", "accepted", "calls") else "left")
+        for row in services.head(25).itertuples(index=False):
+            s.add_row(*(_clean(v) for v in row))
         console.print(s)
+        if len(services) > 25:
+            console.print(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}")
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
     console.print(
         f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "

@@ -146,7 +146,7 @@ def compare_epm(name: str, endpoints: list[dict[str, object]], protocols: set[st
         if e["protocol"] not in protocols or e["port"] is None:
             continue
         ours[(str(e["epm_server_ip"]), int(e["epm_server_port"]), str(e["client_ip"]), int(e["client_port"]),  # type: ignore[call-overload]
-              int(e["call_id"]), str(e["interface_uuid"]), int(e["if_major"]),  # type: ignore[call-overload]
+              int(e["call_id"]), str(e["interface_uuid"]), int(str(e["interface_version"]).split(".")[0]),  # type: ignore[call-overload]
               str(e["protocol"]), int(e["port"]), str(e["announced_host"] or ""))] += 1  # type: ignore[call-overload]
     exc = load_exceptions()
     missing = [f"{k} x{n}" for k, n in (truth - ours).items() if (name, "epm", str(k)) not in exc]

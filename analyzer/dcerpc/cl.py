@@ -1,0 +1,750 @@
+"""Connectionless DCE/RPC over UDP (ncadg_ip_udp): PDUs, a cheap probe, and the call tracker.
+
+[C706] 12.5 defines the connectionless PDUs: an 80-byte header (12.5.3.1) whose integers and
+UUIDs follow the data representation in drep[0] (high nibble 1 little-endian, 0 big-endian, as
+PROFINET devices send), then `len` bytes of body, then, when auth_proto is not zero, an
+authentication verifier filling the rest of the datagram ([C706] 13.3). Bodies: request and
+response carry stub data, fault and reject a status (12.5.3.5, 12.5.3.8), fack window information,
+cancel and cancel_ack a cancel id; ping, working, nocall and ack have none that matters here.
+
+[C706] 10 describes the protocol machines this follows passively: a call is named by its activity
+UUID and sequence number, not by a connection; requests and responses are fragmented by the
+sender (fragnum, `frag` and `lastfrag` in flags1) and reassembled per call; an answer may come
+from another port than the request went to (PROFINET servers answer from an ephemeral port) and a
+broadcast request may be answered by any host. A client that starts a new sequence number on an
+activity has finished the previous call; an ack closes a call for good.
+
+`ClTracker` is sans-IO, one per capture file: datagrams in, `DatagramRecord` (one per PDU),
+`CallRecord` (one per call) and `EndpointRecord` (ept_map / ept_lookup answers, [C706] Appendix I)
+out through a `RecordSink`. Malformed PDUs and every cap hit become violations.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzer.dcerpc import epm
+from analyzer.dcerpc.association import RecordSink
+from analyzer.dcerpc.constants import (
+    ACK,
+    CANCEL_ACK,
+    CL_CANCEL,
+    EPM_UUID,
+    FACK,
+    FAULT,
+    PING,
+    REJECT,
+    REQUEST,
+    RESPONSE,
+)
+from analyzer.dcerpc.wire import Malformed, uuid_at
+from analyzer.limits import Limits
+from analyzer.model import CallRecord, DatagramRecord, EndpointRecord, Flow
+
+CL_HEADER_LEN = 80
+CL_VERSION = 4
+CL_MAX_PTYPE = CANCEL_ACK
+
+# flags1, [C706] 12.5.3.1
+CL_FLAG_LASTFRAG = 0x02
+CL_FLAG_FRAG = 0x04
+CL_FLAG_NOFACK = 0x08
+CL_FLAG_MAYBE = 0x10
+CL_FLAG_IDEMPOTENT = 0x20
+CL_FLAG_BROADCAST = 0x40
+# flags2: only bit 1 (cancel_pending) and bit 0 (reserved for implementations) may be set.
+CL_FLAG2_CANCEL_PENDING = 0x02
+_FLAGS2_MBZ = 0xFC
+
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+SOURCE_HEADER = "header"
+LAYER = "dcerpc_cl"
+
+_LE = struct.Struct("<IIIHHHHH")  # server_boot, if_vers, seqnum, opnum, ihint, ahint, len, fragnum
+_BE = struct.Struct(">IIIHHHHH")
+_u16le = struct.Struct("<H").unpack_from
+_u16be = struct.Struct(">H").unpack_from
+
+# Who sends which PDU type ([C706] 10.2): the rest go server -> client, except fack, which
+# acknowledges fragments in either direction.
+_FROM_CLIENT = frozenset({REQUEST, PING, ACK, CL_CANCEL})
+_ANSWERS = frozenset({RESPONSE, FAULT, REJECT})
+
+# A request, or an answer, seen again for a call that is already finished is a retransmission
+# (the client lost the answer, or the capture holds both copies), unless this much capture time
+# has passed: CL clients give up on a call within tens of seconds, so a repeat after that is a
+# new call that happens to reuse the numbers (spliced test traces do).
+_RETRY_WINDOW_NS = 60 * 1_000_000_000
+_MAX_EARLY = 64  # answers waiting for a request captured after them
+
+
+@dataclass(frozen=True, slots=True)
+class ClHeader:
+    """One connectionless PDU: the 80-byte header ([C706] 12.5.3.1), its body and verifier.
+
+    UUIDs are canonical lower-case text (the nil UUID included); integers are already in host
+    order. `body` is exactly `body_len` bytes; `auth` is the verifier when auth_proto is not 0.
+    """
+
+    rpc_vers: int
+    ptype: int
+    flags1: int
+    flags2: int
+    little: bool  # drep[0] high nibble: True little-endian
+    char_ebcdic: bool  # drep[0] low nibble
+    float_rep: int  # drep[1]: 0 IEEE, 1 VAX, 2 Cray, 3 IBM
+    serial_hi: int
+    object_uuid: str
+    interface_uuid: str
+    activity_uuid: str
+    server_boot: int
+    if_vers: int
+    seqnum: int
+    opnum: int
+    ihint: int
+    ahint: int
+    body_len: int  # `len` on the wire
+    fragnum: int
+    auth_proto: int
+    serial_lo: int
+    body: bytes
+    auth: bytes | None
+
+    @property
+    def if_major(self) -> int:
+        # The version is one u32: major in the low 16 bits, minor in the high 16 bits
+        # (tshark shows the u32 as dcerpc.dg_if_ver; PROFINET's "1" is version 1.0).
+        return self.if_vers & 0xFFFF
+
+    @property
+    def if_minor(self) -> int:
+        return self.if_vers >> 16
+
+    @property
+    def serial(self) -> int:
+        return self.serial_hi << 8 | self.serial_lo
+
+    @property
+    def object_or_none(self) -> str | None:
+        return None if self.object_uuid == NIL_UUID else self.object_uuid
+
+    @property
+    def fragmented(self) -> bool:
+        return bool(self.flags1 & CL_FLAG_FRAG)
+
+    def status(self) -> int | None:
+        """The status of a fault or reject body (u32 in the PDU's byte order), if it is there."""
+        if self.ptype not in (FAULT, REJECT) or len(self.body) < 4:
+            return None
+        value: int = struct.unpack_from("<I" if self.little else ">I", self.body, 0)[0]
+        return value
+
+
+def parse_cl_header(data: bytes) -> ClHeader:
+    """The connectionless PDU in one UDP payload, or `Malformed` saying what is wrong with it."""
+    if len(data) < CL_HEADER_LEN:
+        raise Malformed("short_header", f"{len(data)} bytes, a connectionless header needs {CL_HEADER_LEN}")
+    if data[0] != CL_VERSION:
+        raise Malformed("bad_version", f"rpc_vers {data[0]}, expected {CL_VERSION}")
+    ptype = data[1]
+    if ptype > CL_MAX_PTYPE:
+        raise Malformed("bad_ptype", f"packet type {ptype} is not a connectionless type")
+    little = bool(data[4] & 0x10)
+    boot, if_vers, seqnum, opnum, ihint, ahint, body_len, fragnum = (_LE if little else _BE).unpack_from(
+        data, 56
+    )
+    end = CL_HEADER_LEN + body_len
+    if end > len(data):
+        raise Malformed(
+            "short_body", f"len {body_len} but only {len(data) - CL_HEADER_LEN} bytes follow the header"
+        )
+    auth_proto = data[78]
+    return ClHeader(
+        rpc_vers=data[0],
+        ptype=ptype,
+        flags1=data[2],
+        flags2=data[3],
+        little=little,
+        char_ebcdic=bool(data[4] & 0x0F),
+        float_rep=data[5],
+        serial_hi=data[7],
+        object_uuid=uuid_at(data, 8, little),
+        interface_uuid=uuid_at(data, 24, little),
+        activity_uuid=uuid_at(data, 40, little),
+        server_boot=boot,
+        if_vers=if_vers,
+        seqnum=seqnum,
+        opnum=opnum,
+        ihint=ihint,
+        ahint=ahint,
+        body_len=body_len,
+        fragnum=fragnum,
+        auth_proto=auth_proto,
+        serial_lo=data[79],
+        body=bytes(data[CL_HEADER_LEN:end]),
+        auth=bytes(data[end:]) if auth_proto else None,
+    )
+
+
+_NIL16 = bytes(16)
+_MAX_VERIFIER = 2048  # larger than any CL verifier (Kerberos / NTLM / Netlogon signatures)
+
+
+def cl_probe(buf: bytes, start: int, end: int) -> bool:
+    """Does the UDP payload buf[start:end] hold a plausible connectionless DCE/RPC PDU?
+
+    Runs on every datagram to a port the analyzer does not know, so the first byte rejects almost
+    everything. What is left must have a known packet type, a data representation whose reserved
+    bits are zero, flags2 bits that must be zero clear, an activity that is not nil, and a body
+    length that accounts for the datagram exactly (plus a verifier only when auth_proto says so).
+    """
+    if buf[start] != CL_VERSION or end - start < CL_HEADER_LEN:
+        return False
+    if buf[start + 1] > CL_MAX_PTYPE or buf[start + 3] & _FLAGS2_MBZ:
+        return False
+    d0 = buf[start + 4]
+    if d0 & 0xEE or buf[start + 5] > 3 or buf[start + 6]:
+        return False
+    body_len = (_u16le if d0 & 0x10 else _u16be)(buf, start + 74)[0]
+    extra = end - start - CL_HEADER_LEN - body_len
+    if buf[start + 78]:
+        if not 0 < extra <= _MAX_VERIFIER:
+            return False
+    elif extra != 0:
+        return False
+    return buf[start + 40 : start + 56] != _NIL16
+
+
+# -- reassembly -----------------------------------------------------------------------------------
+
+
+class _Half:
+    """One direction of a call (request or response): which fragments came, how many bytes.
+
+    Fragment numbers are 16 bits, so the set of those seen is a bitmap of at most 8 KiB whatever
+    the sender does; retransmitted fragments are counted once.
+    """
+
+    __slots__ = (
+        "bits",
+        "count",
+        "done",
+        "first_frame",
+        "frame",
+        "kept",
+        "last",
+        "little",
+        "nbytes",
+        "parts",
+        "ts",
+    )
+
+    def __init__(self, frame: int, ts: int, little: bool, keep: bool) -> None:
+        self.bits = bytearray()
+        self.count = 0
+        self.nbytes = 0
+        self.last: int | None = None
+        self.done = False
+        self.first_frame = frame
+        self.frame = frame
+        self.ts = ts
+        self.little = little
+        self.parts: dict[int, bytes] | None = {} if keep else None
+        self.kept = 0
+
+    def add(self, h: ClHeader, frame: int, ts: int, cap: int) -> tuple[bool, bool]:
+        """Add one fragment: (was it new, did the stub cap drop the kept bytes)."""
+        n = h.fragnum
+        byte, bit = n >> 3, 1 << (n & 7)
+        if byte < len(self.bits) and self.bits[byte] & bit:
+            return False, False
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(byte + 1 - len(self.bits)))
+        self.bits[byte] |= bit
+        self.count += 1
+        self.nbytes += h.body_len
+        if not self.done:  # the frame that completed the half stays its frame
+            self.frame = frame
+            self.ts = ts
+        capped = False
+        if self.parts is not None:
+            if self.kept + h.body_len <= cap:
+                self.parts[n] = h.body
+                self.kept += h.body_len
+            else:
+                self.parts = None
+                capped = True
+        if not h.flags1 & CL_FLAG_FRAG:
+            self.done = True  # a whole PDU: nothing to wait for
+        else:
+            if h.flags1 & CL_FLAG_LASTFRAG:
+                self.last = n
+            if self.last is not None and self.count > self.last and self._have_all(self.last):
+                self.done = True
+        return True, capped
+
+    def _have_all(self, last: int) -> bool:
+        full, rest = (last + 1) >> 3, (last + 1) & 7
+        if any(b != 0xFF for b in self.bits[:full]):
+            return False
+        mask = (1 << rest) - 1
+        return not rest or self.bits[full] & mask == mask
+
+    def stub(self) -> bytes | None:
+        if self.parts is None:
+            return None
+        return b"".join(self.parts[k] for k in sorted(self.parts))
+
+
+class _Call:
+    """A call in progress, named by (activity, seqnum)."""
+
+    __slots__ = (
+        "activity",
+        "auth_proto",
+        "client",
+        "fault",
+        "fault_frame",
+        "fault_ts",
+        "flow",
+        "if_vers",
+        "interface",
+        "last_ts",
+        "object_uuid",
+        "opnum",
+        "req",
+        "resp",
+        "resp_flow",
+        "seqnum",
+    )
+
+    def __init__(self, h: ClHeader, ts: int) -> None:
+        self.activity = h.activity_uuid
+        self.seqnum = h.seqnum
+        self.interface = h.interface_uuid
+        self.if_vers = h.if_vers
+        self.opnum = h.opnum
+        self.object_uuid = h.object_or_none
+        self.auth_proto = h.auth_proto or None
+        self.flow: Flow | None = None  # the request's conversation
+        self.client: tuple[str, int] | None = None
+        self.req: _Half | None = None
+        self.resp: _Half | None = None
+        self.resp_flow: Flow | None = None
+        self.fault: int | None = None
+        self.fault_frame: int | None = None
+        self.fault_ts: int | None = None
+        self.last_ts = ts
+
+    @property
+    def epm(self) -> bool:
+        return self.interface == EPM_UUID and self.opnum in (epm.EPT_LOOKUP, epm.EPT_MAP)
+
+    @property
+    def answered(self) -> bool:
+        return self.fault is not None or self.resp is not None
+
+    @property
+    def answer_done(self) -> bool:
+        return self.fault is not None or (self.resp is not None and self.resp.done)
+
+    @property
+    def reassembling(self) -> bool:
+        # A whole (unfragmented) PDU completes its half at once, so "not done" means fragments missing.
+        return any(h is not None and not h.done for h in (self.req, self.resp))
+
+
+@dataclass(slots=True)
+class _Done:
+    """What is remembered of a finished call, to recognise its retransmissions."""
+
+    client: tuple[str, int] | None
+    answered: bool
+    ts: int
+
+
+Key = tuple[str, int]
+
+
+class ClTracker:
+    """Connectionless DCE/RPC state of one capture file. Feed datagrams in capture order with
+    `datagram()`, then `close()`.
+
+    `flow_for(client_ip, client_port, server_ip, server_port)` names the conversation
+    (transport ncadg_ip_udp) a PDU belongs to; the client is the side that sends requests, so
+    an answer from another port than the request went to belongs to a conversation of its own,
+    and the call it answers keeps the request's.
+    """
+
+    def __init__(
+        self, sink: RecordSink, limits: Limits, flow_for: Callable[[str, int, str, int], Flow]
+    ) -> None:
+        self._sink = sink
+        self._limits = limits
+        self._flow_for = flow_for
+        self._calls: OrderedDict[Key, _Call] = OrderedDict()  # request seen, not finished
+        self._by_activity: dict[str, int] = {}  # activity -> seqnum of its call in _calls
+        self._early: OrderedDict[Key, _Call] = OrderedDict()  # answers whose request is not seen yet
+        self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
+        self._done: OrderedDict[Key, _Done] = OrderedDict()
+        self.pdus = 0
+        self.calls = 0
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def datagram(
+        self, src_ip: str, src_port: int, dst_ip: str, dst_port: int, data: bytes, frame: int, ts: int
+    ) -> None:
+        """One UDP payload sent from (src_ip, src_port) to (dst_ip, dst_port)."""
+        try:
+            h = parse_cl_header(data)
+        except Malformed as e:
+            flow = self._flow_for(src_ip, src_port, dst_ip, dst_port)
+            self._sink.violation(flow, frame, LAYER, e.what, e.detail)
+            return
+        self.pdus += 1
+        key = (h.activity_uuid, h.seqnum)
+        from_client = self._from_client(h, key, (src_ip, src_port), (dst_ip, dst_port))
+        if from_client:
+            flow = self._flow_for(src_ip, src_port, dst_ip, dst_port)
+        else:
+            flow = self._flow_for(dst_ip, dst_port, src_ip, src_port)
+        status = h.status()
+        self._sink.datagram(
+            DatagramRecord(
+                flow=flow,
+                frame=frame,
+                ts=ts,
+                from_client=from_client,
+                ptype=h.ptype,
+                flags1=h.flags1,
+                flags2=h.flags2,
+                little=h.little,
+                char_ebcdic=h.char_ebcdic,
+                serial=h.serial,
+                object_uuid=h.object_or_none,
+                interface_uuid=h.interface_uuid,
+                if_major=h.if_major,
+                if_minor=h.if_minor,
+                activity_uuid=h.activity_uuid,
+                server_boot=h.server_boot,
+                seqnum=h.seqnum,
+                opnum=h.opnum,
+                fragnum=h.fragnum,
+                body_len=h.body_len,
+                auth_type=h.auth_proto or None,
+                status=status,
+            )
+        )
+        if h.ptype in (FAULT, REJECT) and status is None:
+            self._sink.violation(
+                flow, frame, LAYER, "short_fault_body", f"{h.body_len} bytes, the status needs 4"
+            )
+        if h.ptype == REQUEST:
+            self._request(h, key, flow, (src_ip, src_port), frame, ts)
+        elif h.ptype in _ANSWERS:
+            self._answer(h, key, flow, status, frame, ts)
+        elif h.ptype == ACK:
+            call = self._calls.get(key)
+            if call is not None and call.req is not None and call.req.done:
+                # The client acknowledged an answer: the call is over even if fragments of it
+                # were not captured.
+                self._finish(call)
+        else:
+            call = self._calls.get(key) or self._early.get(key)
+            if call is not None:
+                call.last_ts = ts
+
+    def close(self) -> None:
+        """End of the capture: calls still waiting are reported, unanswered or partly answered."""
+        for call in list(self._calls.values()):
+            self._finish(call)
+        for call in list(self._early.values()):
+            self._orphan(call)
+        self._early.clear()
+        self._partial.clear()
+        self._done.clear()
+
+    # -- direction ----------------------------------------------------------------------------------
+
+    def _from_client(self, h: ClHeader, key: Key, src: tuple[str, int], dst: tuple[str, int]) -> bool:
+        if h.ptype != FACK:
+            return h.ptype in _FROM_CLIENT
+        # A fack acknowledges fragments: the server's for a fragmented request, the client's for a
+        # fragmented response. The client's address, where known, tells which.
+        call = self._calls.get(key)
+        client = call.client if call is not None else None
+        if call is None:
+            done = self._done.get(key)
+            client = done.client if done is not None else None
+        if client == src:
+            return True
+        if client == dst:
+            return False
+        return call is not None and call.req is not None and call.req.done
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def _request(self, h: ClHeader, key: Key, flow: Flow, src: tuple[str, int], frame: int, ts: int) -> None:
+        call = self._calls.get(key)
+        if (
+            call is not None
+            and call.req is not None
+            and call.req.done
+            and ts - call.last_ts > _RETRY_WINDOW_NS
+        ):
+            self._finish(call)  # silent for long: this is a new call reusing the numbers
+            call = None
+        if call is None:
+            done = self._done.get(key)
+            if done is not None:
+                if ts - done.ts <= _RETRY_WINDOW_NS:
+                    return  # a retransmission of a finished call
+                del self._done[key]
+            call = self._start(h, key, flow, src, frame, ts)
+        call.last_ts = ts
+        req = call.req
+        if req is None:
+            req = call.req = _Half(frame, ts, h.little, call.epm)
+        new, capped = req.add(h, frame, ts, self._limits.max_call_stub_bytes)
+        if capped:
+            self._sink.violation(
+                flow, frame, "limits", "cap_call_stub_bytes", f"{self._name(call)} request stub not kept"
+            )
+        if new and h.opnum != call.opnum:
+            self._sink.violation(
+                flow,
+                frame,
+                LAYER,
+                "fragment_mismatch",
+                f"{self._name(call)} fragment {h.fragnum} has opnum {h.opnum}",
+            )
+        self._track_partial(call, key, flow, frame)
+        if req.done and (call.answer_done or h.flags1 & CL_FLAG_MAYBE):
+            # Answered already (an answer captured before the request), or a `maybe` call,
+            # which gets no answer at all.
+            self._finish(call)
+
+    def _start(self, h: ClHeader, key: Key, flow: Flow, src: tuple[str, int], frame: int, ts: int) -> _Call:
+        # A client moves to a new sequence number only when its previous call on the activity is
+        # over ([C706] 10.2): whatever is still waiting there is finished as it stands.
+        prev = self._by_activity.get(h.activity_uuid)
+        if prev is not None:
+            self._finish(self._calls[(h.activity_uuid, prev)])
+        early = self._early.pop(key, None)
+        call = early if early is not None else _Call(h, ts)
+        call.flow = flow
+        call.client = src
+        call.interface, call.if_vers, call.opnum = h.interface_uuid, h.if_vers, h.opnum
+        call.object_uuid = h.object_or_none
+        call.auth_proto = h.auth_proto or call.auth_proto
+        if len(self._calls) >= self._limits.max_pending_calls:
+            oldest = next(iter(self._calls.values()))
+            self._sink.violation(
+                oldest.flow or flow,
+                frame,
+                "limits",
+                "cap_pending_calls",
+                f"{len(self._calls)} calls awaiting answers",
+            )
+            self._finish(oldest)
+        self._calls[key] = call
+        self._by_activity[h.activity_uuid] = h.seqnum
+        return call
+
+    def _answer(self, h: ClHeader, key: Key, flow: Flow, status: int | None, frame: int, ts: int) -> None:
+        call = self._calls.get(key)
+        if call is None:
+            done = self._done.get(key)
+            if done is not None and ts - done.ts <= _RETRY_WINDOW_NS:
+                if not done.answered:
+                    self._sink.violation(
+                        flow, frame, LAYER, "late_answer", f"{_key_text(key)} already reported unanswered"
+                    )
+                    done.answered = True
+                return  # otherwise a duplicate of the answer already counted
+            call = self._early.get(key)
+            if call is None:
+                if len(self._early) >= _MAX_EARLY:
+                    self._orphan(self._early.popitem(last=False)[1])
+                call = self._early[key] = _Call(h, ts)
+        call.last_ts = ts
+        if h.ptype == RESPONSE:
+            if call.fault is not None:
+                return  # the call already ended in a fault
+            resp = call.resp
+            if resp is None:
+                resp = call.resp = _Half(frame, ts, h.little, call.epm)
+                call.resp_flow = flow
+            _new, capped = resp.add(h, frame, ts, self._limits.max_call_stub_bytes)
+            if capped:
+                self._sink.violation(
+                    flow, frame, "limits", "cap_call_stub_bytes", f"{self._name(call)} response stub not kept"
+                )
+        else:
+            if call.fault is not None:
+                return
+            call.fault = status if status is not None else 0
+            call.fault_frame = frame
+            call.fault_ts = ts
+            call.resp_flow = flow
+        self._track_partial(call, key, flow, frame)
+        if call.answer_done and key in self._calls:
+            self._finish(call)
+
+    def _track_partial(self, call: _Call, key: Key, flow: Flow, frame: int) -> None:
+        """Bound the calls being reassembled: the oldest is given up when there are too many."""
+        if not call.reassembling:
+            self._partial.pop(key, None)
+            return
+        if key in self._partial:
+            return
+        if len(self._partial) >= self._limits.max_pending_fragments:
+            old_key = next(iter(self._partial))
+            self._sink.violation(
+                flow,
+                frame,
+                "limits",
+                "cap_pending_fragments",
+                f"{_key_text(old_key)} given up before its last fragment",
+            )
+            old = self._calls.get(old_key)
+            if old is not None:
+                self._finish(old)
+            else:
+                early = self._early.pop(old_key, None)
+                self._partial.pop(old_key, None)
+                if early is not None:
+                    self._orphan(early)
+        self._partial[key] = None
+
+    def _finish(self, call: _Call) -> None:
+        key = (call.activity, call.seqnum)
+        self._calls.pop(key, None)
+        if self._by_activity.get(call.activity) == call.seqnum:
+            del self._by_activity[call.activity]
+        self._partial.pop(key, None)
+        req, resp = call.req, call.resp
+        assert call.flow is not None and req is not None  # only calls whose request was seen get here
+        done_ts = max(call.last_ts, req.ts)
+        self._done[key] = _Done(call.client, call.answered, done_ts)
+        self._done.move_to_end(key)
+        while len(self._done) > self._limits.max_pending_calls:
+            self._done.popitem(last=False)
+        if call.fault is not None:
+            resp_frame, resp_ts = call.fault_frame, call.fault_ts
+        elif resp is not None:
+            resp_frame, resp_ts = resp.frame, resp.ts
+        else:
+            resp_frame = resp_ts = None
+        self.calls += 1
+        self._sink.call(
+            CallRecord(
+                flow=call.flow,
+                frame=req.frame,
+                ts=req.ts,
+                first_frame=req.first_frame,
+                call_id=call.seqnum,
+                ctx_id=0,
+                interface_uuid=call.interface,
+                if_major=call.if_vers & 0xFFFF,
+                if_minor=call.if_vers >> 16,
+                interface_source=SOURCE_HEADER,
+                opnum=call.opnum,
+                object_uuid=call.object_uuid,
+                request_bytes=req.nbytes,
+                request_fragments=req.count,
+                response_frame=resp_frame,
+                response_ts=resp_ts,
+                response_bytes=resp.nbytes if resp is not None and call.fault is None else None,
+                response_fragments=resp.count
+                if resp is not None
+                else (1 if call.fault is not None else None),
+                fault_status=call.fault,
+                answered=call.answered,
+                auth_type=call.auth_proto,
+                auth_level=None,
+                auth_context_id=None,
+                user=None,
+                domain=None,
+                workstation=None,
+                encrypted=False,
+                activity_uuid=call.activity,
+                seqnum=call.seqnum,
+            )
+        )
+        self._endpoints(call)
+
+    def _orphan(self, call: _Call) -> None:
+        """An answer whose request never came: reported; EPM towers in it are still worth having."""
+        key = (call.activity, call.seqnum)
+        self._partial.pop(key, None)
+        flow = call.resp_flow
+        assert flow is not None
+        frame = call.fault_frame if call.fault is not None else (call.resp.frame if call.resp else None)
+        self._sink.violation(flow, frame, LAYER, "answer_without_request", _key_text(key))
+        self._endpoints(call)
+
+    # -- endpoint mapper ------------------------------------------------------------------------------
+
+    def _endpoints(self, call: _Call) -> None:
+        resp = call.resp
+        if not call.epm or call.fault is not None or resp is None or not resp.done or call.auth_proto:
+            return  # only a whole, unauthenticated (so unsealed) ept_map / ept_lookup answer
+        stub = resp.stub()
+        flow = call.resp_flow
+        if stub is None or flow is None:
+            return
+        try:
+            if call.opnum == epm.EPT_MAP:
+                parsed = epm.parse_map_response(stub, resp.little)
+            else:
+                parsed = epm.parse_lookup_response(stub, resp.little)
+        except Malformed as e:
+            self._sink.violation(flow, resp.frame, "epm", f"epm_{e.what}", e.detail)
+            return
+        request_frame = call.req.frame if call.req is not None else None
+        for i, entry in enumerate(parsed.entries):
+            t = entry.tower
+            host = announced = None
+            if t is not None:
+                announced = t.ip if t.ip is not None else t.netbios_name
+                # [MS-RPCE] 2.2.1.2: "any address" means the answering server's own; the responder
+                # is the server of the answer's conversation even when the request was broadcast.
+                host = flow.server_ip if t.ip == "0.0.0.0" else announced
+            self._sink.endpoint(
+                EndpointRecord(
+                    flow=flow,
+                    frame=resp.frame,
+                    ts=resp.ts,
+                    call_id=call.seqnum,
+                    epm_opnum=call.opnum,
+                    request_frame=request_frame,
+                    tower_index=i,
+                    object_uuid=entry.object_uuid,
+                    interface_uuid=t.interface_uuid if t else None,
+                    if_major=t.if_major if t else None,
+                    if_minor=t.if_minor if t else None,
+                    transfer_syntax=t.transfer_syntax if t else None,
+                    protocol=t.protocol if t else None,
+                    port=t.port if t else None,
+                    host=host,
+                    announced_host=announced,
+                    pipe=t.pipe if t else None,
+                    endpoint=t.endpoint if t else None,
+                    annotation=entry.annotation,
+                    floors=t.floor_ids if t else "",
+                    status=parsed.status,
+                )
+            )
+
+    @staticmethod
+    def _name(call: _Call) -> str:
+        return _key_text((call.activity, call.seqnum))
+
+
+def _key_text(key: Key) -> str:
+    return f"activity {key[0]} seqnum {key[1]}"

@@ -1,0 +1,75 @@
+"""Agreement with the Wireshark-derived truth of every capture in ../shared/captures.
+
+Each capture is analysed through the public API (the tables users get), and compared record for
+record with its truth files: what the truth has must be found, and nothing may be found that the
+truth lacks, except the cases in tests/truth_exceptions.csv, each with its reason.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+import analyzer
+from tests.conftest import CAPTURES, needs_shared
+from tests.truth_compare import (
+    EXCEPTIONS,
+    capture_paths,
+    compare_binds,
+    compare_epm,
+    load_exceptions,
+    truth_name,
+)
+
+pytestmark = needs_shared
+
+PATHS = capture_paths() if CAPTURES.is_dir() else []
+
+
+@cache
+def tables(path: Path) -> analyzer.AnalysisResult:
+    from analyzer.api import from_records
+    from analyzer.pipeline import Pipeline
+
+    return from_records(Pipeline(strict=True).run([str(path)]))
+
+
+def _rows(df: object) -> list[dict[str, object]]:
+    return [{k: (None if v is None or v != v else v) for k, v in row.items()} for row in df.to_dict("records")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[truth_name(p) for p in PATHS])
+def test_tcp_binds_agree(path: Path) -> None:
+    res = tables(path)
+    assert not res.errors
+    diff = compare_binds(truth_name(path), _rows(res.binds), {"ncacn_ip_tcp"})
+    assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]} mismatched {diff.mismatched[:5]}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[truth_name(p) for p in PATHS])
+def test_tcp_epm_towers_agree(path: Path) -> None:
+    res = tables(path)
+    diff = compare_epm(truth_name(path), _rows(res.endpoints), {"ncacn_ip_tcp"})
+    assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]}"
+
+
+def test_every_capture_is_compared() -> None:
+    assert len(PATHS) == 145
+    assert all(p.exists() for p in PATHS)
+
+
+def test_every_exception_names_a_capture_and_says_why() -> None:
+    names = {truth_name(p) for p in PATHS}
+    exceptions = load_exceptions()
+    assert exceptions, EXCEPTIONS
+    for capture, table, _key in exceptions:
+        assert capture in names and table in ("binds", "binds_ack", "epm", "cl")
+
+
+def test_no_parser_raised_on_any_capture() -> None:
+    for path in PATHS:
+        res = tables(path)
+        internal = res.violations[res.violations["layer"] == "internal"]
+        assert internal.empty, (path, internal.to_dict("records"))
