@@ -43,7 +43,13 @@ class AnalysisResult:
     @property
     def tables(self) -> report.Tables:
         return report.Tables(
-            self.binds, self.endpoints, self.calls, self.connections, self.hosts, self.violations, self.captures
+            self.binds,
+            self.endpoints,
+            self.calls,
+            self.connections,
+            self.hosts,
+            self.violations,
+            self.captures,
         )
 
     @property

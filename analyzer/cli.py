@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,10 +87,8 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int], None] |
     """A byte-based progress bar on stderr for long runs on a terminal; nothing otherwise."""
     total = 0
     for p in paths:
-        try:
+        with suppress(OSError):
             total += os.path.getsize(p)
-        except OSError:
-            pass
     if quiet or total < 20_000_000 or not sys.stderr.isatty():
         yield None
         return

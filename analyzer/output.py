@@ -9,6 +9,7 @@ DataFrames' own types.
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 import pandas as pd
@@ -34,10 +35,11 @@ def _as_text(df: pd.DataFrame, schema: dict[str, str], spreadsheet_safe: bool) -
             mask = out[col].str.match(_FORMULA, na=False)
             if mask.any():
                 out.loc[mask, col] = out.loc[mask, col].map(neutralise)
-    return out
+    result: pd.DataFrame = out
+    return result
 
 
-def write_tables(tables: Tables, out_dir: str | Path, fmt: str = "csv") -> list[Path]:
+def write_tables(tables: Tables, out_dir: str | PathLike[str], fmt: str = "csv") -> list[Path]:
     """Write every table as <out_dir>/<table>.<ext>; the paths written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -47,7 +49,7 @@ def write_tables(tables: Tables, out_dir: str | Path, fmt: str = "csv") -> list[
     for name, df in tables.items():
         path = out / f"{name}.{fmt}"
         if fmt == "csv":
-            _as_text(df, SCHEMAS[name], True).to_csv(path, index=False, lineterminator="\n")
+            _as_text(df, SCHEMAS[name], True).to_csv(path, index=False, lineterminator="\n", float_format="%.6f")
         elif fmt == "jsonl":
             _as_text(df, SCHEMAS[name], False).to_json(path, orient="records", lines=True)
         else:

@@ -14,6 +14,7 @@ each file every flow is closed, so records never wait for a later file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import traceback
@@ -142,10 +143,8 @@ class Pipeline:
         for path, _explicit in expand_paths(paths):
             step = None if progress is None else (lambda pos, base=done: progress(base + pos))
             self.add_file(path, progress=step)
-            try:
+            with contextlib.suppress(OSError):
                 done += os.path.getsize(path)
-            except OSError:
-                pass
         return self.records
 
     def add_file(self, path: str, name: str | None = None, progress: Progress | None = None) -> CaptureSummary:
@@ -202,7 +201,9 @@ class Pipeline:
         if frame and not supported and unsupported and error is None:
             error = "unsupported link type " + ", ".join(str(lt) for lt in unsupported)
         elif unsupported:
-            self._violation(None, None, "capture", "unsupported_link_type", f"frames of link type {unsupported} skipped")
+            self._violation(
+                None, None, "capture", "unsupported_link_type", f"frames of link type {unsupported} skipped"
+            )
         if reader.truncated:
             self._violation(None, None, "capture", "truncated", reader.truncated)
         if decoder.defrag.dropped:
@@ -300,7 +301,9 @@ class Pipeline:
         if conn.finished:
             self._close(conn, "rst" if conn.reset else "fin", ts)
 
-    def _lookup_learned(self, transport: str, addr: bytes, port: int, client: bytes) -> tuple[str, EpmLink | None] | None:
+    def _lookup_learned(
+        self, transport: str, addr: bytes, port: int, client: bytes
+    ) -> tuple[str, EpmLink | None] | None:
         """(identified_by, EPM link) if the run learned this server address and port."""
         if not self._learned or port not in self.selector.tcp_ports:
             return None
@@ -399,13 +402,23 @@ class Pipeline:
         addr = rec.sec_addr
         if addr and addr.isdigit() and rec.flow.transport == NCACN_IP_TCP and rec.ack_result == "acceptance":
             port = int(addr)
-            if 0 < port < 65536 and (port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self._learned):
+            if 0 < port < 65536 and (
+                port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self._learned
+            ):
                 self._learn(
                     "tcp",
                     rec.flow.server_ip,
                     port,
-                    Announcement(self._capture, rec.ack_frame or rec.frame, rec.ts, rec.flow.client_ip,
-                                 rec.interface_uuid, rec.if_major, rec.if_minor, BY_SEC_ADDR),
+                    Announcement(
+                        self._capture,
+                        rec.ack_frame or rec.frame,
+                        rec.ts,
+                        rec.flow.client_ip,
+                        rec.interface_uuid,
+                        rec.if_major,
+                        rec.if_minor,
+                        BY_SEC_ADDR,
+                    ),
                 )
 
     def call(self, rec: CallRecord) -> None:
@@ -425,8 +438,16 @@ class Pipeline:
             transport,
             rec.host,
             rec.port,
-            Announcement(self._capture, rec.frame, rec.ts, rec.flow.client_ip, rec.interface_uuid, rec.if_major,
-                         rec.if_minor, BY_EPM),
+            Announcement(
+                self._capture,
+                rec.frame,
+                rec.ts,
+                rec.flow.client_ip,
+                rec.interface_uuid,
+                rec.if_major,
+                rec.if_minor,
+                BY_EPM,
+            ),
         )
 
     def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
@@ -439,5 +460,10 @@ class Pipeline:
 
     def _internal_error(self, frame: int, e: Exception) -> None:
         where = traceback.extract_tb(e.__traceback__)[-1]
-        self._violation(None, frame, "internal", "internal_error",
-                        f"{type(e).__name__}: {e} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}")
+        self._violation(
+            None,
+            frame,
+            "internal",
+            "internal_error",
+            f"{type(e).__name__}: {e} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}",
+        )

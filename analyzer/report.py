@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -224,8 +224,9 @@ def frame(schema: dict[str, str], columns: dict[str, list[Any]]) -> pd.DataFrame
         if dtype == TIME:
             data[col] = pd.to_datetime(pd.array([v if v else None for v in values], dtype="Int64"), unit="ns", utc=True)
         else:
-            data[col] = pd.array(values, dtype=dtype)
-    return pd.DataFrame(data, columns=list(schema))
+            data[col] = pd.array(values, dtype=cast(Any, dtype))
+    df: pd.DataFrame = pd.DataFrame(data, columns=list(schema))
+    return df
 
 
 def empty(name: str) -> pd.DataFrame:
@@ -438,12 +439,12 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
         s["faults"] += c.fault_status is not None
         if c.interface_uuid is not None:
             s["interfaces"].add(names.interface(c.interface_uuid, c.if_major))
-    for v in records.violations:
-        if v.stream is not None:
-            per[(v.capture, v.stream)]["violations"] += 1
+    for viol in records.violations:
+        if viol.stream is not None:
+            per[(viol.capture, viol.stream)]["violations"] += 1
     cols: dict[str, list[Any]] = defaultdict(list)
-    for c in records.connections:
-        f = c.flow
+    for conn in records.connections:
+        f = conn.flow
         s = per[(f.capture, f.stream)]
         row = (
             ("capture", f.capture),
@@ -454,81 +455,105 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("server_ip", f.server_ip),
             ("server_port", f.server_port),
             ("pipe", f.pipe),
-            ("identified_by", c.identified_by),
-            ("first_frame", c.first_frame),
-            ("first_ts", c.first_ts),
-            ("last_frame", c.last_frame),
-            ("last_ts", c.last_ts),
-            ("duration_s", round((c.last_ts - c.first_ts) / 1e9, 6) if c.first_ts and c.last_ts else None),
-            ("epm_frame", c.epm_frame),
-            ("epm_client_ip", c.epm_client_ip),
-            ("epm_delay_s", c.epm_delay_s),
-            ("packets", c.packets),
-            ("client_bytes", c.client_bytes),
-            ("server_bytes", c.server_bytes),
-            ("pdus", c.pdus),
+            ("identified_by", conn.identified_by),
+            ("first_frame", conn.first_frame),
+            ("first_ts", conn.first_ts),
+            ("last_frame", conn.last_frame),
+            ("last_ts", conn.last_ts),
+            ("duration_s", round((conn.last_ts - conn.first_ts) / 1e9, 6) if conn.first_ts and conn.last_ts else None),
+            ("epm_frame", conn.epm_frame),
+            ("epm_client_ip", conn.epm_client_ip),
+            ("epm_delay_s", conn.epm_delay_s),
+            ("packets", conn.packets),
+            ("client_bytes", conn.client_bytes),
+            ("server_bytes", conn.server_bytes),
+            ("pdus", conn.pdus),
             ("binds", s["binds"]),
             ("calls", s["calls"]),
             ("faults", s["faults"]),
             ("interfaces", _join(s["interfaces"])),
-            ("gaps", c.gaps),
+            ("gaps", conn.gaps),
             ("violations", s["violations"]),
-            ("end", c.end),
+            ("end", conn.end),
         )
         for k, v in row:
             cols[k].append(v)
     return frame(CONNECTIONS, cols)
 
 
-def hosts_frame(binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame) -> pd.DataFrame:
-    """Per host and role: the services it offered (server) or negotiated (client)."""
+def _joined(df: pd.DataFrame, key: str, col: str) -> pd.Series:
+    """Per key: the distinct non-missing values of col, sorted and ';'-joined."""
+    pairs = df[[key, col]].dropna().astype({col: "string"}).drop_duplicates().sort_values([key, col])
+    joined: pd.Series = pairs.groupby(key)[col].agg(";".join)
+    return joined
+
+
+def hosts_frame(
+    binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame
+) -> pd.DataFrame:
+    """Per host and role: the services it offered (server) or negotiated (client).
+
+    Built from group-bys over the other tables: connections give the conversations, ports, peers and
+    times; binds the context items and their answers; calls the calls, faults and identities.
+    Interfaces are those accepted in a bind or used by a call.
+    """
     if connections.empty:
         return empty("hosts")
-    out = []
+    rejected = binds["ack_result"].isin(["user_rejection", "provider_rejection", "nak"])
+    who = calls["user"].where(calls["domain"].isna(), calls["domain"] + "\\" + calls["user"])
+    calls = calls.assign(identity=who, faulted=calls["fault_code"].notna())
+    binds = binds.assign(accepted=binds["ack_result"] == "acceptance", rejected=rejected)
+    parts = []
     for role, me, peer in (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip")):
-        conn = connections.groupby(me, sort=True)
-        b = binds.groupby(me) if not binds.empty else None
-        c = calls.groupby(me) if not calls.empty else None
-        announced = endpoints.groupby("epm_server_ip").size() if role == "server" and not endpoints.empty else None
-        for host, g in conn:
-            bg = b.get_group(host) if b is not None and host in b.groups else binds.iloc[0:0]
-            cg = c.get_group(host) if c is not None and host in c.groups else calls.iloc[0:0]
-            accepted = bg[bg["ack_result"] == "acceptance"]
-            negotiated = pd.concat(
-                [accepted[["interface_name", "interface_uuid"]], cg[["interface_name", "interface_uuid"]].dropna()]
-            )
-            out.append(
-                {
-                    "host": host,
-                    "role": role,
-                    "captures": _join(g["capture"]),
-                    "interfaces": _join(negotiated["interface_name"]),
-                    "interface_uuids": _join(negotiated["interface_uuid"]),
-                    "transports": _join(g["transport"]),
-                    "ports": _join(int(p) for p in g["server_port"].dropna()),
-                    "pipes": _join(g["pipe"].dropna()),
-                    "peers": _join(g[peer]),
-                    "peer_count": int(g[peer].nunique()),
-                    "connections": len(g),
-                    "binds": len(bg),
-                    "accepted": len(accepted),
-                    "rejected": int(bg["ack_result"].isin(["user_rejection", "provider_rejection", "nak"]).sum()),
-                    "calls": len(cg),
-                    "faults": int(cg["fault_code"].notna().sum()),
-                    "epm_endpoints": int(announced.get(host, 0)) if announced is not None else 0,
-                    "users": _join(
-                        (f"{d}\\{u}" if d is not pd.NA and d else u)
-                        for u, d in zip(cg["user"], cg["domain"], strict=True)
-                        if u is not pd.NA and u
-                    ),
-                    "first_seen": g["first_ts"].min(),
-                    "last_seen": g["last_ts"].max(),
-                }
-            )
-    df = pd.DataFrame(out, columns=list(HOSTS))
+        conn = connections.rename(columns={me: "host"})
+        b = binds.rename(columns={me: "host"})
+        c = calls.rename(columns={me: "host"})
+        used = pd.concat(
+            [
+                b.loc[b["accepted"], ["host", "interface_name", "interface_uuid"]],
+                c[["host", "interface_name", "interface_uuid"]],
+            ]
+        )
+        g = conn.groupby("host")
+        out = pd.DataFrame(
+            {
+                "connections": g.size(),
+                "peer_count": g[peer].nunique(),
+                "first_seen": g["first_ts"].min(),
+                "last_seen": g["last_ts"].max(),
+            }
+        )
+        out["role"] = role
+        out["captures"] = _joined(conn, "host", "capture")
+        out["transports"] = _joined(conn, "host", "transport")
+        out["ports"] = _joined(
+            conn.assign(server_port=conn["server_port"].astype("Int64").astype("string")),
+            "host",
+            "server_port",
+        )
+        out["pipes"] = _joined(conn, "host", "pipe")
+        out["peers"] = _joined(conn, "host", peer)
+        out["interfaces"] = _joined(used, "host", "interface_name")
+        out["interface_uuids"] = _joined(used, "host", "interface_uuid")
+        bg = b.groupby("host")
+        out["binds"] = bg.size()
+        out["accepted"] = bg["accepted"].sum()
+        out["rejected"] = bg["rejected"].sum()
+        cg = c.groupby("host")
+        out["calls"] = cg.size()
+        out["faults"] = cg["faulted"].sum()
+        out["users"] = _joined(c, "host", "identity")
+        if role == "server" and not endpoints.empty:
+            out["epm_endpoints"] = endpoints.groupby("epm_server_ip").size()
+        parts.append(out.reset_index())
+    df = pd.concat(parts, ignore_index=True)
+    for col in ("binds", "accepted", "rejected", "calls", "faults", "epm_endpoints"):
+        df[col] = df[col].fillna(0) if col in df else 0
+    df = df.reindex(columns=list(HOSTS))
     for col, dtype in HOSTS.items():
         df[col] = df[col].astype(dtype)
-    return df.sort_values(["host", "role"], ignore_index=True)
+    hosts: pd.DataFrame = df.sort_values(["host", "role"], ignore_index=True)
+    return hosts
 
 
 def violations_frame(records: Records) -> pd.DataFrame:

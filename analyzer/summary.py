@@ -22,7 +22,8 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
 
     def keyed(df: pd.DataFrame) -> pd.DataFrame:
         out = df.assign(where=df["pipe"].fillna(df["server_port"].astype("string")))
-        return out[out["interface_name"].notna()]
+        kept: pd.DataFrame = out[out["interface_name"].notna()]
+        return kept
 
     b, c = keyed(binds), keyed(calls)
     per_bind = b.groupby(keys).agg(
@@ -34,7 +35,8 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     both = per_bind.join(per_call, how="outer").fillna(0)
     both["clients"] = both[["clients", "call_clients"]].max(axis=1)
     both = both.drop(columns="call_clients").astype(int)
-    return both.sort_values(["binds", "calls"], ascending=False).reset_index()
+    ranked: pd.DataFrame = both.sort_values(["binds", "calls"], ascending=False).reset_index()
+    return ranked
 
 
 def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
@@ -54,10 +56,7 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         def count(df: object, name: str = name) -> int:
             return int((df["capture"] == name).sum())  # type: ignore[index]
 
-        if not pd.isna(c["error"]):
-            status = f"error: {c['error']}"
-        else:
-            status = "truncated" if bool(c["truncated"]) else "ok"
+        status = f"error: {c['error']}" if not pd.isna(c["error"]) else "truncated" if bool(c["truncated"]) else "ok"
         t.add_row(
             _clean(Path(str(name)).name),
             str(c["frames"]),

@@ -23,7 +23,8 @@ CAPTURES = SHARED / "captures"
 SAMPLES = ROOT / "samples" / "pcaps"
 
 needs_shared = pytest.mark.skipif(
-    not CAPTURES.is_dir(), reason=f"reference captures not found at {CAPTURES} (clone ../shared beside the repo)"
+    not CAPTURES.is_dir(),
+    reason=f"reference captures not found at {CAPTURES} (clone ../shared beside the repo)",
 )
 
 NDR = "8a885d04-1ceb-11c9-9fe8-08002b104860"
@@ -152,8 +153,13 @@ def bind(call_id: int, items: list[tuple[int, str, int, list[str]]], alter: bool
     return bytes(DceRpc5(call_id=call_id, **hdr) / body)
 
 
-def bind_ack(call_id: int, results: list[tuple[int, int, str]], sec_addr: bytes = b"135\x00", alter: bool = False,
-             **hdr: Any) -> bytes:
+def bind_ack(
+    call_id: int,
+    results: list[tuple[int, int, str]],
+    sec_addr: bytes = b"135\x00",
+    alter: bool = False,
+    **hdr: Any,
+) -> bytes:
     """A bind_ack (or alter_context_resp) with results (result, reason, transfer syntax)."""
     from scapy.layers.dcerpc import (
         DceRpc5,
@@ -175,15 +181,19 @@ def bind_ack(call_id: int, results: list[tuple[int, int, str]], sec_addr: bytes 
 def request(call_id: int, opnum: int, stub: bytes, ctx_id: int = 0, flags: int = 3, **hdr: Any) -> bytes:
     from scapy.layers.dcerpc import DceRpc5, DceRpc5Request
 
-    return bytes(DceRpc5(call_id=call_id, pfc_flags=flags, **hdr) / DceRpc5Request(
-        opnum=opnum, cont_id=ctx_id, alloc_hint=len(stub)) / stub)
+    return bytes(
+        DceRpc5(call_id=call_id, pfc_flags=flags, **hdr)
+        / DceRpc5Request(opnum=opnum, cont_id=ctx_id, alloc_hint=len(stub))
+        / stub
+    )
 
 
 def response(call_id: int, stub: bytes, ctx_id: int = 0, flags: int = 3, **hdr: Any) -> bytes:
     from scapy.layers.dcerpc import DceRpc5, DceRpc5Response
 
-    return bytes(DceRpc5(call_id=call_id, pfc_flags=flags, **hdr) / DceRpc5Response(
-        cont_id=ctx_id, alloc_hint=len(stub)) / stub)
+    return bytes(
+        DceRpc5(call_id=call_id, pfc_flags=flags, **hdr) / DceRpc5Response(cont_id=ctx_id, alloc_hint=len(stub)) / stub
+    )
 
 
 def fault(call_id: int, status: int, **hdr: Any) -> bytes:

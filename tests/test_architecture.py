@@ -9,8 +9,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "analyzer"
 
 # Sans-IO layers: bytes in, events/records out. No I/O, clocks, logging, or the upper layers.
 SANS_IO = ["tcp.py", "flows.py", "dcerpc", "smb", "http.py"]
-FORBIDDEN = {"dpkt", "pandas", "click", "rich", "logging", "time", "socket", "os", "analyzer.pipeline",
-             "analyzer.report", "analyzer.cli", "analyzer.api"}
+FORBIDDEN = {
+    "dpkt",
+    "pandas",
+    "click",
+    "rich",
+    "logging",
+    "time",
+    "socket",
+    "os",
+    "analyzer.pipeline",
+    "analyzer.report",
+    "analyzer.cli",
+    "analyzer.api",
+}
 # Only these modules may import pandas.
 PANDAS_USERS = {"report.py", "output.py", "api.py", "summary.py", "views.py", "html.py"}
 

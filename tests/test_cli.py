@@ -60,7 +60,7 @@ def test_no_capture_found(tmp_path: Path) -> None:
 
 def test_every_command_has_help_with_an_example_and_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    for name, cmd in main.commands.items():
+    for name, _cmd in main.commands.items():
         res = CliRunner().invoke(main, [name, "--help"])
         assert res.exit_code == 0 and "Example" in res.output, name
         assert f"rpc-analyzer {name}" in readme, name
@@ -80,7 +80,16 @@ def test_terminal_text_is_stripped_of_control_characters() -> None:
 
 def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "analyzer", "analyze", "-q", str(SAMPLES / "linux_sll.pcap"), "-o", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "analyze",
+            "-q",
+            str(SAMPLES / "linux_sll.pcap"),
+            "-o",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -58,7 +58,11 @@ def test_epm_answer_links_the_dynamic_connection(tmp_path: Path) -> None:
     assert dyn.epm_delay_s is not None and 0 < dyn.epm_delay_s < 1
     # 0.0.0.0 in the tower means the EPM server's own address
     assert (tower_rec.protocol, tower_rec.port, tower_rec.host, tower_rec.announced_host) == (
-        "ncacn_ip_tcp", 49667, "10.0.0.10", "0.0.0.0")
+        "ncacn_ip_tcp",
+        49667,
+        "10.0.0.10",
+        "0.0.0.0",
+    )
     assert tower_rec.interface_uuid == SVCCTL and tower_rec.request_frame is not None
 
 
@@ -154,7 +158,12 @@ def test_fragmented_request_and_response(tmp_path: Path) -> None:
     c.send(False, response(2, b"r" * 1000, flags=1)).send(False, response(2, b"s" * 10, flags=2))
     r = run([c.write(tmp_path / "frag.pcap")])
     (call,) = r.calls
-    assert (call.request_fragments, call.request_bytes, call.response_fragments, call.response_bytes) == (3, 250, 2, 1010)
+    assert (call.request_fragments, call.request_bytes, call.response_fragments, call.response_bytes) == (
+        3,
+        250,
+        2,
+        1010,
+    )
     assert call.frame == len(c.packets) - 2  # the last segment of the last request fragment
     assert call.first_frame == 6
 

@@ -68,7 +68,7 @@ def test_formulas_from_the_wire_are_neutralised(tmp_path: Path) -> None:
     assert neutralise("@SUM(1)") == "'@SUM(1)" and neutralise("-2+3") == "'-2+3"
     assert neutralise("\\PIPE\\lsarpc") == "\\PIPE\\lsarpc"
     res = analyzer.analyze([SAMPLES / "epm_map_session.pcap"])
-    res.binds.loc[0, "sec_addr"] = "=HYPERLINK(\"http://x\")"
+    res.binds.loc[0, "sec_addr"] = '=HYPERLINK("http://x")'
     res.write(tmp_path)
     with (tmp_path / "binds.csv").open() as fh:
         rows = list(csv.DictReader(fh))
@@ -106,3 +106,26 @@ def test_hosts_view_counts_what_the_tables_hold() -> None:
         assert row["calls"] == (res.calls[key] == host).sum()
     servers = h.xs("server", level="role")
     assert servers["epm_endpoints"].sum() == len(res.endpoints)
+
+
+def test_readme_column_dictionary_matches_the_schemas() -> None:
+    """Every column of every table is described in the README, and nothing else is."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    sections = re.split(r"^### ", text, flags=re.M)
+    documented: dict[str, set[str]] = {}
+    for sec in sections:
+        m = re.match(r"(\w+)\.csv", sec)
+        if not m:
+            continue
+        cols: set[str] = set()
+        for line in sec.splitlines():
+            cell = re.match(r"\| ([a-z0-9_, ]+) \|", line)
+            if cell and cell.group(1).strip() != "column":
+                cols |= {c.strip() for c in cell.group(1).split(",")}
+        documented[m.group(1)] = cols
+    for table, schema in SCHEMAS.items():
+        assert documented.get(table) == set(schema), (table, set(schema) ^ documented.get(table, set()))

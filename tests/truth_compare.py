@@ -24,9 +24,22 @@ CAPTURES = SHARED / "captures"
 TRUTH = CAPTURES / "truth"
 EXCEPTIONS = HERE / "truth_exceptions.csv"
 
-ACK_NAMES = {"0": "acceptance", "1": "user_rejection", "2": "provider_rejection", "3": "negotiate_ack", "nak": "nak", "": "none"}
+ACK_NAMES = {
+    "0": "acceptance",
+    "1": "user_rejection",
+    "2": "provider_rejection",
+    "3": "negotiate_ack",
+    "nak": "nak",
+    "": "none",
+}
 PROTOCOLS = {"tcp": "ncacn_ip_tcp", "udp": "ncadg_ip_udp", "http": "ncacn_http"}
-BIND_TRANSPORTS = {"tcp": "ncacn_ip_tcp", "smb": "ncacn_np", "smb2": "ncacn_np", "udp": "ncadg_ip_udp", "http": "ncacn_http"}
+BIND_TRANSPORTS = {
+    "tcp": "ncacn_ip_tcp",
+    "smb": "ncacn_np",
+    "smb2": "ncacn_np",
+    "udp": "ncadg_ip_udp",
+    "http": "ncacn_http",
+}
 
 
 def capture_paths() -> list[Path]:
@@ -89,8 +102,16 @@ def truth_binds(name: str, transports: set[str]) -> dict[BindKey, list[str]]:
     for r in _rows(TRUTH / f"{name}.binds.csv"):
         if BIND_TRANSPORTS.get(r["transport"]) not in transports:
             continue
-        key = (r["src_ip"], int(r["src_port"]), r["dst_ip"], int(r["dst_port"]), int(r["call_id"]),
-               int(r["ctx_id"]), r["if_uuid"].lower(), int(r["if_ver"]))
+        key = (
+            r["src_ip"],
+            int(r["src_port"]),
+            r["dst_ip"],
+            int(r["dst_port"]),
+            int(r["call_id"]),
+            int(r["ctx_id"]),
+            r["if_uuid"].lower(),
+            int(r["if_ver"]),
+        )
         out.setdefault(key, []).append(ACK_NAMES.get(r["ack_result"], r["ack_result"]))
     return out
 
@@ -104,8 +125,16 @@ def compare_binds(name: str, binds: list[dict[str, object]], transports: set[str
         if b["transport"] not in transports:
             continue
         major = int(str(b["interface_version"]).split(".")[0])
-        key = (str(b["client_ip"]), int(b["client_port"]), str(b["server_ip"]), int(b["server_port"]),  # type: ignore[call-overload]
-               int(b["call_id"]), int(b["ctx_id"]), str(b["interface_uuid"]), major)  # type: ignore[call-overload]
+        key = (
+            str(b["client_ip"]),
+            int(b["client_port"]),
+            str(b["server_ip"]),
+            int(b["server_port"]),  # type: ignore[call-overload]
+            int(b["call_id"]),
+            int(b["ctx_id"]),
+            str(b["interface_uuid"]),
+            major,
+        )  # type: ignore[call-overload]
         ours.setdefault(key, []).append(str(b["ack_result"]))
     exc = load_exceptions()
     missing, extra, mismatched = [], [], []
@@ -134,8 +163,20 @@ def truth_epm(name: str, protocols: set[str]) -> Counter[EpmKey]:
         proto = PROTOCOLS.get(r["protocol"], r["protocol"])
         if proto not in protocols:
             continue
-        out[(r["server_ip"], int(r["server_port"]), r["client_ip"], int(r["client_port"]), int(r["call_id"]),
-             r["if_uuid"].lower(), int(r["if_ver_major"]), proto, int(r["port"]), r["tower_ip"])] += 1
+        out[
+            (
+                r["server_ip"],
+                int(r["server_port"]),
+                r["client_ip"],
+                int(r["client_port"]),
+                int(r["call_id"]),
+                r["if_uuid"].lower(),
+                int(r["if_ver_major"]),
+                proto,
+                int(r["port"]),
+                r["tower_ip"],
+            )
+        ] += 1
     return out
 
 
@@ -145,9 +186,20 @@ def compare_epm(name: str, endpoints: list[dict[str, object]], protocols: set[st
     for e in endpoints:
         if e["protocol"] not in protocols or e["port"] is None:
             continue
-        ours[(str(e["epm_server_ip"]), int(e["epm_server_port"]), str(e["client_ip"]), int(e["client_port"]),  # type: ignore[call-overload]
-              int(e["call_id"]), str(e["interface_uuid"]), int(str(e["interface_version"]).split(".")[0]),  # type: ignore[call-overload]
-              str(e["protocol"]), int(e["port"]), str(e["announced_host"] or ""))] += 1  # type: ignore[call-overload]
+        ours[
+            (
+                str(e["epm_server_ip"]),
+                int(e["epm_server_port"]),
+                str(e["client_ip"]),
+                int(e["client_port"]),  # type: ignore[call-overload]
+                int(e["call_id"]),
+                str(e["interface_uuid"]),
+                int(str(e["interface_version"]).split(".")[0]),  # type: ignore[call-overload]
+                str(e["protocol"]),
+                int(e["port"]),
+                str(e["announced_host"] or ""),
+            )
+        ] += 1  # type: ignore[call-overload]
     exc = load_exceptions()
     missing = [f"{k} x{n}" for k, n in (truth - ours).items() if (name, "epm", str(k)) not in exc]
     extra = [f"{k} x{n}" for k, n in (ours - truth).items() if (name, "epm", str(k)) not in exc]

@@ -130,7 +130,7 @@ class PacketDecoder:
                 if buf[ip + 6] & 0x3F or buf[ip + 7]:
                     return self._ipv4(buf, ip, end, frame, ts)
                 total = (buf[ip + 2] << 8) | buf[ip + 3]
-                if 20 <= total and ip + total < end:
+                if total >= 20 and ip + total < end:
                     end = ip + total
                 l4 = ip + 20
                 if proto == PROTO_TCP:
@@ -246,9 +246,7 @@ class PacketDecoder:
             return None
         return self._l4(nxt, buf, ip + 8, 16, buf, off, end)
 
-    def _l4(
-        self, proto: int, abuf: bytes, aoff: int, alen: int, buf: bytes, l4: int, end: int
-    ) -> Packet | None:
+    def _l4(self, proto: int, abuf: bytes, aoff: int, alen: int, buf: bytes, l4: int, end: int) -> Packet | None:
         """TCP/UDP header at buf[l4:end]; None unless the selector wants the packet.
 
         The source and destination addresses are the 2 * alen bytes at abuf[aoff:] (the IP header's

@@ -364,7 +364,7 @@ class Association:
             else:
                 call.req_stub = None
                 self._violation(frame, "cap_call_stub_bytes", f"call_id {h.call_id} request stub not kept")
-        if h.flags & PFC_LAST_FRAG or not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.req_frags == 1:
+        if h.flags & PFC_LAST_FRAG or (not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.req_frags == 1):
             call.req_done = True
             early = self._early_answers.pop(h.call_id, None)
             if early is not None:
@@ -404,7 +404,7 @@ class Association:
             else:
                 call.resp_stub = None
                 self._violation(frame, "cap_call_stub_bytes", f"call_id {h.call_id} response stub not kept")
-        if h.flags & PFC_LAST_FRAG or not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.resp_frags == 1:
+        if h.flags & PFC_LAST_FRAG or (not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.resp_frags == 1):
             call.resp_done = True
             if h.call_id in self._calls:
                 self._finish(self._calls.pop(h.call_id))

@@ -20,8 +20,15 @@ from analyzer.dcerpc.wire import Malformed, uuid_at
 
 EPT_LOOKUP = 2
 EPT_MAP = 3
-EPM_OPERATIONS = {0: "ept_insert", 1: "ept_delete", 2: "ept_lookup", 3: "ept_map", 4: "ept_lookup_handle_free",
-                  5: "ept_inq_object", 6: "ept_mgmt_delete"}
+EPM_OPERATIONS = {
+    0: "ept_insert",
+    1: "ept_delete",
+    2: "ept_lookup",
+    3: "ept_map",
+    4: "ept_lookup_handle_free",
+    5: "ept_inq_object",
+    6: "ept_mgmt_delete",
+}
 
 # Floor protocol identifiers ([C706] Appendix I, [MS-RPCE] 2.2.1.2)
 FLOOR_UUID = 0x0D
@@ -120,7 +127,7 @@ def parse_tower(octets: bytes) -> Tower:
     if count > _MAX_FLOORS:
         raise Malformed("bad_tower", f"{count} floors")
     off = 2
-    floors = []
+    floors: list[Floor] = []
     for _ in range(count):
         if off + 2 > len(octets):
             raise Malformed("short_tower", f"floor {len(floors) + 1} of {count} is missing")

@@ -168,7 +168,7 @@ class OtherPdu:
 CoPdu = Bind | BindAck | BindNak | Request | Response | Fault | OtherPdu
 
 
-def plausible_co_header(data: bytes, off: int = 0) -> int:
+def plausible_co_header(data: bytes | bytearray, off: int = 0) -> int:
     """frag_length of a believable connection-oriented header at data[off:], else 0.
 
     Used to frame streams and to resynchronise after a gap: version 5.0/5.1, a known packet type,
@@ -307,9 +307,9 @@ def parse_co_pdu(data: bytes) -> CoPdu:
         return _request(data, h)
     if pt == RESPONSE:
         return _response(data, h)
-    if pt == BIND or pt == ALTER_CONTEXT:
+    if pt in (BIND, ALTER_CONTEXT):
         return _bind(data, h)
-    if pt == BIND_ACK or pt == ALTER_CONTEXT_RESP:
+    if pt in (BIND_ACK, ALTER_CONTEXT_RESP):
         return _bind_ack(data, h)
     if pt == FAULT:
         return _fault(data, h)

@@ -48,7 +48,9 @@ class CoStream:
     def gap(self, missing: int, frame: int, ts: int) -> None:
         """Bytes were lost: whatever was buffered cannot be completed."""
         if self._buf:
-            self._on_violation(frame, "pdu_lost_in_gap", f"{len(self._buf)} buffered bytes of an incomplete PDU dropped")
+            self._on_violation(
+                frame, "pdu_lost_in_gap", f"{len(self._buf)} buffered bytes of an incomplete PDU dropped"
+            )
             self._consume(len(self._buf))
         self._synced = False
 
