@@ -1,17 +1,24 @@
 """Glue for one TCP connection that carries DCE/RPC: TCP halves -> framing -> association.
 
 `TcpFlow` owns the TCP side (two `TcpHalf` reassemblers, SYN/FIN/RST, counters); subclasses say
-what the reassembled bytes are. `CoTcpFlow` is DCE/RPC straight on TCP (ncacn_ip_tcp, and
-ncacn_http after its banner): each direction is framed by a `CoStream` and both feed one
-`Association`. The pipeline creates flows, hands them packets, and closes them.
+what the reassembled bytes are. `CoTcpFlow` is DCE/RPC straight on TCP (ncacn_ip_tcp): each
+direction is framed by a `CoStream` and both feed one `Association`. `HttpTcpFlow` is one TCP
+connection of RPC over HTTP ([MS-RPCH]): a v1 connection on 593, or the IN or OUT channel of a v2
+virtual connection, whose association it shares with the other channel. The pipeline creates flows,
+hands them packets, and closes them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.dcerpc.association import Association, InterfaceHint, RecordSink
-from analyzer.dcerpc.pdu import CoPdu
+from analyzer.dcerpc.constants import RTS
+from analyzer.dcerpc.pdu import CoPdu, OtherPdu
 from analyzer.dcerpc.stream import CoStream
+from analyzer.dcerpc.wire import Malformed
+from analyzer.http import HttpPreamble, parse_rts
 from analyzer.limits import Limits
 from analyzer.model import ConnectionRecord, Flow
 from analyzer.tcp import StreamSink, TcpHalf
@@ -99,6 +106,10 @@ class TcpFlow:
         if flags & RST:
             self.reset = True
 
+    def detail(self) -> str | None:
+        """A line for the connection's `detail` column (subclasses say what they know)."""
+        return None
+
     def close(self, end: str) -> ConnectionRecord:
         """Flush both directions, report what is pending, and return the connection's record."""
         if not self.closed:
@@ -123,6 +134,7 @@ class TcpFlow:
             pdus=self._pdus(),
             gaps=self.c2s.gaps + self.s2c.gaps,
             end=end,
+            detail=self.detail(),
         )
 
     def _close_payload(self) -> None:  # pragma: no cover - abstract
@@ -195,3 +207,118 @@ class CoTcpFlow(TcpFlow):
 
     def _pdus(self) -> int:
         return self.c_stream.pdus + self.s_stream.pdus
+
+
+class VirtualConnection:
+    """An RPC-over-HTTP v2 virtual connection ([MS-RPCH] 1.3.1): the IN and OUT channels that
+    carry the same cookie, and the one association they share. Owned by the pipeline."""
+
+    __slots__ = ("assoc", "channels", "cookie")
+
+    def __init__(self, cookie: str) -> None:
+        self.cookie = cookie
+        self.channels: list[HttpTcpFlow] = []
+        self.assoc: Association | None = None
+
+
+# cookie, channel -> the virtual connection (the pipeline's table)
+VcLookup = Callable[[str, "HttpTcpFlow"], VirtualConnection]
+
+
+class HttpTcpFlow(TcpFlow):
+    """One TCP connection of RPC over HTTP. v1 (the `ncacn_http/1.0` banner, then PDUs) has its own
+    association; a v2 channel (`RPC_IN_DATA` / `RPC_OUT_DATA`) joins its virtual connection by the
+    cookie of its CONN/A1 or CONN/B1 RTS PDU and feeds that association: client PDUs come on the IN
+    channel, server PDUs on the OUT channel. RTS PDUs are decoded and named for the `detail` column."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        client: tuple[bytes, int],
+        identified_by: str,
+        sink: RecordSink,
+        limits: Limits,
+        frame: int,
+        ts: int,
+        epm_link: EpmLink | None,
+        vc_lookup: VcLookup,
+    ) -> None:
+        self._vc_lookup = vc_lookup
+        self.vc: VirtualConnection | None = None
+        self.rts: list[str] = []
+        self._own: Association | None = None
+        self._hint = epm_link.hint if epm_link else None
+        self.c_stream = CoStream(self._on_client_pdu, self._on_client_violation, limits)
+        self.s_stream = CoStream(self._on_server_pdu, self._on_server_violation, limits)
+        self.c_pre = HttpPreamble(self.c_stream)
+        self.s_pre = HttpPreamble(self.s_stream)
+        super().__init__(flow, client, identified_by, sink, limits, frame, ts, epm_link)
+
+    def _half_sink(self, from_client: bool) -> StreamSink:
+        if from_client:
+            return _GapReporter(self, "client", self.c_pre)
+        return _GapReporter(self, "server", self.s_pre)
+
+    @property
+    def channel(self) -> str:
+        """v1, in, out, or unknown."""
+        if self.c_pre.kind in ("in", "out"):
+            return self.c_pre.kind
+        if self.s_pre.kind == "v1" or self.c_pre.kind == "pdus":
+            return "v1"
+        return "unknown"
+
+    def _association(self) -> Association:
+        vc = self.vc
+        if vc is not None:
+            if vc.assoc is None:
+                # The IN channel's conversation names the association: the client's calls travel on it.
+                first = next((c for c in vc.channels if c.channel == "in"), self)
+                vc.assoc = Association(first.flow, self.identified_by, self.sink, self.limits, self._hint)
+            return vc.assoc
+        if self._own is None:
+            self._own = Association(self.flow, self.identified_by, self.sink, self.limits, self._hint)
+        return self._own
+
+    def _pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        if isinstance(pdu, OtherPdu) and pdu.header.ptype == RTS:
+            try:
+                rts = parse_rts(pdu)
+            except Malformed as e:
+                self.violation(frame, "http", e.what, e.detail)
+                return
+            self.rts.append(rts.name)
+            if rts.name in ("CONN/A1", "CONN/B1") and rts.cookies and self.vc is None:
+                self.vc = self._vc_lookup(rts.cookies[0], self)
+            return
+        # On a v2 OUT channel the server's PDUs are the answers; on the IN channel the client's are the calls.
+        self._association().pdu(from_client, pdu, frame, ts, first_frame, self.flow)
+
+    def _on_client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self._pdu(True, pdu, frame, ts, first_frame)
+
+    def _on_server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self._pdu(False, pdu, frame, ts, first_frame)
+
+    def _on_client_violation(self, frame: int, what: str, detail: str) -> None:
+        self.violation(frame, "dcerpc", what, "client: " + detail)
+
+    def _on_server_violation(self, frame: int, what: str, detail: str) -> None:
+        self.violation(frame, "dcerpc", what, "server: " + detail)
+
+    def _close_payload(self) -> None:
+        if self._own is not None:
+            self._own.close()
+        # A virtual connection's association is closed by the pipeline once all its channels are.
+
+    def _pdus(self) -> int:
+        return self.c_stream.pdus + self.s_stream.pdus
+
+    def detail(self) -> str:
+        kind = {"v1": "RPC over HTTP v1", "in": "RPC over HTTP v2 IN channel", "out": "RPC over HTTP v2 OUT channel"}
+        parts = [kind.get(self.channel, "RPC over HTTP")]
+        if self.vc is not None:
+            parts.append(f"virtual connection {self.vc.cookie}")
+        if self.rts:
+            parts.append("RTS " + " ".join(dict.fromkeys(self.rts)))
+        return "; ".join(parts)

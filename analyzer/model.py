@@ -24,6 +24,8 @@ BY_PORT135 = "port135"
 BY_EPM = "epm"
 BY_SEC_ADDR = "sec_addr"
 BY_HEURISTIC = "heuristic"
+BY_PORT593 = "port593"  # RPC over HTTP v1's well-known port
+BY_SMB = "smb"  # a named pipe opened over SMB
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +182,8 @@ class ConnectionRecord:
     server_bytes: int
     pdus: int
     gaps: int
-    end: str  # fin | rst | idle | evicted | capture_end
-    smb_session: int | None = None  # ncacn_np: SMB session id
-    tcp_stream: int | None = None  # ncacn_np / ncacn_http: the TCP connection it rode on
+    end: str  # fin | rst | idle | evicted | capture_end | close (a pipe's SMB CLOSE)
+    detail: str | None = None  # what else is known: RPC-over-HTTP channel and RTS PDUs, SMB session, ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,13 +29,16 @@ from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
 from analyzer.dcerpc.probe import co_bind_probe
 from analyzer.errors import CaptureError
-from analyzer.flows import CoTcpFlow, EpmLink, TcpFlow
+from analyzer.flows import CoTcpFlow, EpmLink, HttpTcpFlow, TcpFlow, VirtualConnection
+from analyzer.http import http_probe
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import (
     BY_EPM,
     BY_HEURISTIC,
     BY_PORT135,
+    BY_PORT593,
     BY_SEC_ADDR,
+    NCACN_HTTP,
     NCACN_IP_TCP,
     BindRecord,
     CallRecord,
@@ -48,6 +51,7 @@ from analyzer.model import (
 )
 
 EPM_PORT = 135
+HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
 # Ports whose connections belong to another parser (SMB over TCP and NetBIOS): never probed for binds.
 SMB_PORTS = frozenset({445, 139})
 _PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
@@ -110,6 +114,17 @@ _Entry = TcpFlow | _Tombstone | _Undecided
 _FlowKey = tuple[bytes, int, bytes, int]
 
 
+def tcp_probe(buf: bytes, start: int, end: int) -> bool:
+    """Does a TCP payload on an unknown port start a DCE/RPC conversation: a bind or alter_context,
+    or an RPC-over-HTTP v2 channel request? One byte decides for almost every packet."""
+    first = buf[start]
+    if first == 5:
+        return co_bind_probe(buf, start, end)
+    if first == 0x52:
+        return http_probe(buf, start, end)
+    return False
+
+
 def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - deliberate cache
     text = _cache.get(addr)
     if text is None:
@@ -127,13 +142,14 @@ class Pipeline:
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
         self.records = Records()
         self.selector = Selector()
-        self.selector.tcp_ports.add(EPM_PORT)
-        self.selector.tcp_probe = co_bind_probe
+        self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT}
+        self.selector.tcp_probe = tcp_probe
         self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
         self._capture = ""
         self._flows: dict[_FlowKey, _Entry] = {}
         self._lru: OrderedDict[int, tuple[_FlowKey, _Entry]] = OrderedDict()
         self._streams = 0
+        self._vcs: dict[str, VirtualConnection] = {}
 
     # -- running --------------------------------------------------------------------------------
 
@@ -160,6 +176,7 @@ class Pipeline:
         self._flows = {}
         self._lru = OrderedDict()
         self._streams = 0
+        self._vcs = {}
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
         decode = decoder.decode
         frame = 0
@@ -255,27 +272,34 @@ class Pipeline:
         self._new_tcp(key, pkt, frame, ts)
 
     def _new_tcp(self, key: _FlowKey, pkt: Packet, frame: int, ts: int) -> None:
+        """Decide whether a connection not yet in the table is DCE/RPC, who its client is, and which
+        flow class follows it."""
         src, sport, dst, dport = key
-        client: tuple[bytes, int]
-        server: tuple[bytes, int]
+        fwd, rev = ((src, sport), (dst, dport)), ((dst, dport), (src, sport))
         link: EpmLink | None = None
+        kind = "co"
         if dport == EPM_PORT or sport == EPM_PORT:
             by = BY_PORT135
-            client, server = ((src, sport), (dst, dport)) if dport == EPM_PORT else ((dst, dport), (src, sport))
+            client, server = fwd if dport == EPM_PORT else rev
+        elif dport == HTTP_PORT or sport == HTTP_PORT:
+            by, kind = BY_PORT593, "http"
+            client, server = fwd if dport == HTTP_PORT else rev
         else:
-            found = self._lookup_learned("tcp", dst, dport, src)
-            if found is not None:
-                client, server = (src, sport), (dst, dport)
-            else:
-                found = self._lookup_learned("tcp", src, sport, dst)
-                client, server = (dst, dport), (src, sport)
+            found = None
+            for transport, (c, srv) in (("tcp", fwd), ("tcp", rev), ("http", fwd), ("http", rev)):
+                found = self._lookup_learned(transport, srv[0], srv[1], c[0])
+                if found is not None:
+                    client, server = c, srv
+                    kind = "http" if transport == "http" else "co"
+                    break
             if found is not None:
                 by, link = found
             elif sport in SMB_PORTS or dport in SMB_PORTS:
                 return
-            elif pkt.payload and co_bind_probe(pkt.payload, 0, len(pkt.payload)):
+            elif pkt.payload and tcp_probe(pkt.payload, 0, len(pkt.payload)):
                 by = BY_HEURISTIC
-                client, server = (src, sport), (dst, dport)
+                client, server = fwd
+                kind = "co" if pkt.payload[0] == 5 else "http"
             elif pkt.payload:
                 undecided = _Undecided(ts)
                 undecided.probes = 1
@@ -286,20 +310,31 @@ class Pipeline:
         flow = Flow(
             capture=self._capture,
             stream=self._streams,
-            transport=NCACN_IP_TCP,
+            transport=NCACN_HTTP if kind == "http" else NCACN_IP_TCP,
             client_ip=ip_text(client[0]),
             client_port=client[1],
             server_ip=ip_text(server[0]),
             server_port=server[1],
         )
         self._streams += 1
-        conn = CoTcpFlow(flow, client, by, self, self.limits, frame, ts, link)
+        conn: TcpFlow
+        if kind == "http":
+            conn = HttpTcpFlow(flow, client, by, self, self.limits, frame, ts, link, self._virtual_connection)
+        else:
+            conn = CoTcpFlow(flow, client, by, self, self.limits, frame, ts, link)
         if by == BY_HEURISTIC:
             self.selector.tcp_ports.add(server[1])
         self._remember(key, conn)
         conn.packet(pkt, (src, sport) == client, frame, ts)
         if conn.finished:
             self._close(conn, "rst" if conn.reset else "fin", ts)
+
+    def _virtual_connection(self, cookie: str, channel: HttpTcpFlow) -> VirtualConnection:
+        vc = self._vcs.get(cookie)
+        if vc is None:
+            vc = self._vcs[cookie] = VirtualConnection(cookie)
+        vc.channels.append(channel)
+        return vc
 
     def _lookup_learned(
         self, transport: str, addr: bytes, port: int, client: bytes
@@ -346,6 +381,11 @@ class Pipeline:
         key, _e = self._lru.get(id(conn), (None, None))
         record = conn.close(end)
         self.records.connections.append(record)
+        if isinstance(conn, HttpTcpFlow) and conn.vc is not None:
+            vc = conn.vc
+            if vc.assoc is not None and all(c.closed for c in vc.channels):
+                vc.assoc.close()
+                self._vcs.pop(vc.cookie, None)
         if conn.identified_by == BY_HEURISTIC:
             self._release_port(conn.flow.server_port)
         if key is not None:
@@ -378,6 +418,10 @@ class Pipeline:
         for _key, entry in list(self._lru.values()):
             if isinstance(entry, TcpFlow):
                 self._close(entry, end, entry.last_ts, tombstone=False)
+        for vc in self._vcs.values():
+            if vc.assoc is not None:
+                vc.assoc.close()
+        self._vcs = {}
         self._flows = {}
         self._lru = OrderedDict()
 
@@ -392,7 +436,7 @@ class Pipeline:
             known = self._learned[key] = []
         known.append(a)
         del known[:-_MAX_ANNOUNCEMENTS]
-        if transport == "tcp":
+        if transport in ("tcp", "http"):
             self.selector.tcp_ports.add(port)
 
     # -- RecordSink -----------------------------------------------------------------------------

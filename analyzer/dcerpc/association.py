@@ -96,6 +96,7 @@ class _Call:
     __slots__ = (
         "auth",
         "call_id",
+        "flow",
         "ctx_id",
         "fault",
         "first_frame",
@@ -120,8 +121,9 @@ class _Call:
         "ts",
     )
 
-    def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int) -> None:
+    def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> None:
         self.call_id = call_id
+        self.flow = flow
         self.ctx_id = ctx_id
         self.opnum = -1
         self.object_uuid: str | None = None
@@ -168,7 +170,7 @@ class Association:
         self._sink = sink
         self._limits = limits
         self._contexts: dict[int, _Context] = {}
-        self._binds: dict[int, tuple[Bind, int, int]] = {}
+        self._binds: dict[int, tuple[Bind, int, int, Flow]] = {}
         self._early_acks: dict[int, tuple[BindAck | BindNak, int, int]] = {}
         self._calls: dict[int, _Call] = {}
         self._early_answers: dict[int, _Call] = {}
@@ -181,17 +183,23 @@ class Association:
 
     # -- input ----------------------------------------------------------------------------------
 
-    def pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+    def pdu(
+        self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int, flow: Flow | None = None
+    ) -> None:
+        """One PDU, in arrival order. `flow` is the transport conversation it travelled on when that
+        differs from the association's (an SMB2 multichannel pipe, the IN channel of RPC over HTTP):
+        the records a bind or a request starts carry it."""
+        via = flow or self.flow
         if isinstance(pdu, Request):
-            self._request(pdu, frame, ts, first_frame)
+            self._request(pdu, frame, ts, first_frame, via)
         elif isinstance(pdu, Response):
-            self._response(pdu, frame, ts)
+            self._response(pdu, frame, ts, via)
         elif isinstance(pdu, Bind):
-            self._bind(pdu, frame, ts)
+            self._bind(pdu, frame, ts, via)
         elif isinstance(pdu, BindAck | BindNak):
             self._ack(pdu, frame, ts)
         elif isinstance(pdu, Fault):
-            self._fault(pdu, frame, ts)
+            self._fault(pdu, frame, ts, via)
         elif isinstance(pdu, OtherPdu):
             if pdu.header.ptype == AUTH3 and pdu.auth is not None:
                 self._learn_identity(pdu.auth)
@@ -199,8 +207,8 @@ class Association:
     def close(self) -> None:
         """End of the association: binds without answer and calls without response are reported."""
         for call_id in list(self._binds):
-            bind, frame, ts = self._binds.pop(call_id)
-            self._emit_binds(bind, frame, ts, None, None, None)
+            bind, frame, ts, flow = self._binds.pop(call_id)
+            self._emit_binds(bind, frame, ts, flow, None, None, None)
         for call in list(self._calls.values()):
             self._finish(call)
         self._calls.clear()
@@ -213,7 +221,7 @@ class Association:
 
     # -- binds ----------------------------------------------------------------------------------
 
-    def _bind(self, pdu: Bind, frame: int, ts: int) -> None:
+    def _bind(self, pdu: Bind, frame: int, ts: int, flow: Flow) -> None:
         call_id = pdu.header.call_id
         if pdu.auth is not None:
             self._learn_identity(pdu.auth)
@@ -224,16 +232,14 @@ class Association:
                 self._contexts[item.ctx_id] = _Context(item.abstract, ndr64)
         early = self._early_acks.pop(call_id, None)
         if early is not None:
-            self._emit_binds(pdu, frame, ts, *early)
+            self._emit_binds(pdu, frame, ts, flow, *early)
             return
         stale = self._binds.pop(call_id, None)
         if stale is not None:
-            self._emit_binds(stale[0], stale[1], stale[2], None, None, None)
+            self._emit_binds(*stale, None, None, None)
         if len(self._binds) >= self._limits.max_pending_calls:
-            old_id = next(iter(self._binds))
-            b, f, t = self._binds.pop(old_id)
-            self._emit_binds(b, f, t, None, None, None)
-        self._binds[call_id] = (pdu, frame, ts)
+            self._emit_binds(*self._binds.pop(next(iter(self._binds))), None, None, None)
+        self._binds[call_id] = (pdu, frame, ts, flow)
 
     def _ack(self, pdu: BindAck | BindNak, frame: int, ts: int) -> None:
         call_id = pdu.header.call_id
@@ -245,14 +251,14 @@ class Association:
                 self._early_acks.pop(next(iter(self._early_acks)))
             self._early_acks[call_id] = (pdu, frame, ts)
             return
-        bind, bframe, bts = pending
-        self._emit_binds(bind, bframe, bts, pdu, frame, ts)
+        self._emit_binds(*pending, pdu, frame, ts)
 
     def _emit_binds(
         self,
         bind: Bind,
         frame: int,
         ts: int,
+        flow: Flow,
         ack: BindAck | BindNak | None,
         ack_frame: int | None,
         ack_ts: int | None,
@@ -289,7 +295,7 @@ class Association:
             self.binds += 1
             self._sink.bind(
                 BindRecord(
-                    flow=self.flow,
+                    flow=flow,
                     frame=frame,
                     ts=ts,
                     pdu_type=pdu_type,
@@ -331,7 +337,7 @@ class Association:
             call.iface = SyntaxId(self.hint.uuid, self.hint.major or 0, self.hint.minor or 0)
             call.iface_source = self.hint.source
 
-    def _request(self, pdu: Request, frame: int, ts: int, first_frame: int) -> None:
+    def _request(self, pdu: Request, frame: int, ts: int, first_frame: int, flow: Flow) -> None:
         h = pdu.header
         call = self._calls.get(h.call_id)
         if call is not None and call.req_done:
@@ -342,7 +348,7 @@ class Association:
             if len(self._calls) >= self._limits.max_pending_calls:
                 self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
                 self._finish(self._calls.pop(next(iter(self._calls))))
-            call = _Call(h.call_id, pdu.ctx_id, first_frame, ts)
+            call = _Call(h.call_id, pdu.ctx_id, first_frame, ts, flow)
             call.opnum = pdu.opnum
             call.object_uuid = pdu.object_uuid
             call.req_little = h.little
@@ -370,7 +376,7 @@ class Association:
             if early is not None:
                 self._merge_answer(call, early)
 
-    def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int) -> _Call:
+    def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> _Call:
         """The call an answer belongs to, or a placeholder waiting for its request."""
         call = self._calls.get(call_id)
         if call is not None:
@@ -379,16 +385,16 @@ class Association:
         if early is None:
             if len(self._early_answers) >= _MAX_EARLY:
                 self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
-            early = _Call(call_id, ctx_id, frame, ts)
+            early = _Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)
             if early.iface is not None and early.iface.uuid == EPM_UUID:
                 early.resp_stub = bytearray()
             self._early_answers[call_id] = early
         return early
 
-    def _response(self, pdu: Response, frame: int, ts: int) -> None:
+    def _response(self, pdu: Response, frame: int, ts: int, flow: Flow) -> None:
         h = pdu.header
-        call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts)
+        call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts, flow)
         if call.resp_frags == 0:
             call.resp_little = h.little
             if call.req_stub is not None:
@@ -409,9 +415,9 @@ class Association:
             if h.call_id in self._calls:
                 self._finish(self._calls.pop(h.call_id))
 
-    def _fault(self, pdu: Fault, frame: int, ts: int) -> None:
+    def _fault(self, pdu: Fault, frame: int, ts: int, flow: Flow) -> None:
         h = pdu.header
-        call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts)
+        call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts, flow)
         call.fault = pdu.status
         call.resp_frame = frame
         call.resp_ts = ts
@@ -446,7 +452,7 @@ class Association:
         self.calls += 1
         self._sink.call(
             CallRecord(
-                flow=self.flow,
+                flow=call.flow,
                 frame=call.frame,
                 ts=call.ts,
                 first_frame=call.first_frame,
@@ -523,10 +529,10 @@ class Association:
             if t is not None:
                 host = t.ip if t.ip is not None else t.netbios_name
                 if t.ip == "0.0.0.0":
-                    host = self.flow.server_ip  # [MS-RPCE] 2.2.1.2: "any address" means the server's own
+                    host = call.flow.server_ip  # [MS-RPCE] 2.2.1.2: "any address" means the server's own
             self._sink.endpoint(
                 EndpointRecord(
-                    flow=self.flow,
+                    flow=call.flow,
                     frame=frame,
                     ts=ts,
                     call_id=call.call_id,
@@ -551,4 +557,5 @@ class Association:
             )
 
     def _violation(self, frame: int | None, what: str, detail: str) -> None:
-        self._sink.violation(self.flow, frame, "dcerpc" if not what.startswith("epm") else "epm", what, detail)
+        layer = "epm" if what.startswith("epm") else "dcerpc"
+        self._sink.violation(self.flow, frame, layer, what, detail)
