@@ -96,10 +96,10 @@ class _Call:
     __slots__ = (
         "auth",
         "call_id",
-        "flow",
         "ctx_id",
         "fault",
         "first_frame",
+        "flow",
         "frame",
         "iface",
         "iface_source",

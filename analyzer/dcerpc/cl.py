@@ -3,8 +3,8 @@
 [C706] 12.5 defines the connectionless PDUs: an 80-byte header (12.5.3.1) whose integers and
 UUIDs follow the data representation in drep[0] (high nibble 1 little-endian, 0 big-endian, as
 PROFINET devices send), then `len` bytes of body, then, when auth_proto is not zero, an
-authentication verifier filling the rest of the datagram ([C706] 13.3). Bodies: request and
-response carry stub data, fault and reject a status (12.5.3.5, 12.5.3.8), fack window information,
+authentication verifier filling the rest of the datagram ([C706] 13). Bodies: request and
+response carry stub data, fault and reject a status (an NDR u32), fack window information,
 cancel and cancel_ack a cancel id; ping, working, nocall and ack have none that matters here.
 
 [C706] 10 describes the protocol machines this follows passively: a call is named by its activity
@@ -68,7 +68,7 @@ _BE = struct.Struct(">IIIHHHHH")
 _u16le = struct.Struct("<H").unpack_from
 _u16be = struct.Struct(">H").unpack_from
 
-# Who sends which PDU type ([C706] 10.2): the rest go server -> client, except fack, which
+# Who sends which PDU type ([C706] 10): the rest go server -> client, except fack, which
 # acknowledges fragments in either direction.
 _FROM_CLIENT = frozenset({REQUEST, PING, ACK, CL_CANCEL})
 _ANSWERS = frozenset({RESPONSE, FAULT, REJECT})
@@ -153,14 +153,10 @@ def parse_cl_header(data: bytes) -> ClHeader:
     if ptype > CL_MAX_PTYPE:
         raise Malformed("bad_ptype", f"packet type {ptype} is not a connectionless type")
     little = bool(data[4] & 0x10)
-    boot, if_vers, seqnum, opnum, ihint, ahint, body_len, fragnum = (_LE if little else _BE).unpack_from(
-        data, 56
-    )
+    boot, if_vers, seqnum, opnum, ihint, ahint, body_len, fragnum = (_LE if little else _BE).unpack_from(data, 56)
     end = CL_HEADER_LEN + body_len
     if end > len(data):
-        raise Malformed(
-            "short_body", f"len {body_len} but only {len(data) - CL_HEADER_LEN} bytes follow the header"
-        )
+        raise Malformed("short_body", f"len {body_len} but only {len(data) - CL_HEADER_LEN} bytes follow the header")
     auth_proto = data[78]
     return ClHeader(
         rpc_vers=data[0],
@@ -196,12 +192,12 @@ _MAX_VERIFIER = 2048  # larger than any CL verifier (Kerberos / NTLM / Netlogon 
 def cl_probe(buf: bytes, start: int, end: int) -> bool:
     """Does the UDP payload buf[start:end] hold a plausible connectionless DCE/RPC PDU?
 
-    Runs on every datagram to a port the analyzer does not know, so the first byte rejects almost
-    everything. What is left must have a known packet type, a data representation whose reserved
+    Runs on every datagram to a port the analyzer does not know, so the length and the first byte
+    reject almost everything. What is left must have a known packet type, a data representation whose reserved
     bits are zero, flags2 bits that must be zero clear, an activity that is not nil, and a body
     length that accounts for the datagram exactly (plus a verifier only when auth_proto says so).
     """
-    if buf[start] != CL_VERSION or end - start < CL_HEADER_LEN:
+    if end - start < CL_HEADER_LEN or buf[start] != CL_VERSION:
         return False
     if buf[start + 1] > CL_MAX_PTYPE or buf[start + 3] & _FLAGS2_MBZ:
         return False
@@ -379,9 +375,7 @@ class ClTracker:
     and the call it answers keeps the request's.
     """
 
-    def __init__(
-        self, sink: RecordSink, limits: Limits, flow_for: Callable[[str, int, str, int], Flow]
-    ) -> None:
+    def __init__(self, sink: RecordSink, limits: Limits, flow_for: Callable[[str, int, str, int], Flow]) -> None:
         self._sink = sink
         self._limits = limits
         self._flow_for = flow_for
@@ -440,9 +434,7 @@ class ClTracker:
             )
         )
         if h.ptype in (FAULT, REJECT) and status is None:
-            self._sink.violation(
-                flow, frame, LAYER, "short_fault_body", f"{h.body_len} bytes, the status needs 4"
-            )
+            self._sink.violation(flow, frame, LAYER, "short_fault_body", f"{h.body_len} bytes, the status needs 4")
         if h.ptype == REQUEST:
             self._request(h, key, flow, (src_ip, src_port), frame, ts)
         elif h.ptype in _ANSWERS:
@@ -490,12 +482,7 @@ class ClTracker:
 
     def _request(self, h: ClHeader, key: Key, flow: Flow, src: tuple[str, int], frame: int, ts: int) -> None:
         call = self._calls.get(key)
-        if (
-            call is not None
-            and call.req is not None
-            and call.req.done
-            and ts - call.last_ts > _RETRY_WINDOW_NS
-        ):
+        if call is not None and call.req is not None and call.req.done and ts - call.last_ts > _RETRY_WINDOW_NS:
             self._finish(call)  # silent for long: this is a new call reusing the numbers
             call = None
         if call is None:
@@ -508,12 +495,8 @@ class ClTracker:
         call.last_ts = ts
         req = call.req
         if req is None:
-            req = call.req = _Half(frame, ts, h.little, call.epm)
-        new, capped = req.add(h, frame, ts, self._limits.max_call_stub_bytes)
-        if capped:
-            self._sink.violation(
-                flow, frame, "limits", "cap_call_stub_bytes", f"{self._name(call)} request stub not kept"
-            )
+            req = call.req = _Half(frame, ts, h.little, keep=False)  # only EPM answers are decoded
+        new, _capped = req.add(h, frame, ts, self._limits.max_call_stub_bytes)
         if new and h.opnum != call.opnum:
             self._sink.violation(
                 flow,
@@ -530,7 +513,7 @@ class ClTracker:
 
     def _start(self, h: ClHeader, key: Key, flow: Flow, src: tuple[str, int], frame: int, ts: int) -> _Call:
         # A client moves to a new sequence number only when its previous call on the activity is
-        # over ([C706] 10.2): whatever is still waiting there is finished as it stands.
+        # over ([C706] 10): whatever is still waiting there is finished as it stands.
         prev = self._by_activity.get(h.activity_uuid)
         if prev is not None:
             self._finish(self._calls[(h.activity_uuid, prev)])
@@ -541,12 +524,12 @@ class ClTracker:
         call.interface, call.if_vers, call.opnum = h.interface_uuid, h.if_vers, h.opnum
         call.object_uuid = h.object_or_none
         call.auth_proto = h.auth_proto or call.auth_proto
-        if len(self._calls) >= self._limits.max_pending_calls:
+        if self._calls and len(self._calls) >= self._limits.max_pending_calls:
             oldest = next(iter(self._calls.values()))
             self._sink.violation(
                 oldest.flow or flow,
                 frame,
-                "limits",
+                LAYER,
                 "cap_pending_calls",
                 f"{len(self._calls)} calls awaiting answers",
             )
@@ -582,7 +565,7 @@ class ClTracker:
             _new, capped = resp.add(h, frame, ts, self._limits.max_call_stub_bytes)
             if capped:
                 self._sink.violation(
-                    flow, frame, "limits", "cap_call_stub_bytes", f"{self._name(call)} response stub not kept"
+                    flow, frame, LAYER, "cap_call_stub_bytes", f"{self._name(call)} response stub not kept"
                 )
         else:
             if call.fault is not None:
@@ -602,12 +585,12 @@ class ClTracker:
             return
         if key in self._partial:
             return
-        if len(self._partial) >= self._limits.max_pending_fragments:
+        if self._partial and len(self._partial) >= self._limits.max_pending_fragments:
             old_key = next(iter(self._partial))
             self._sink.violation(
                 flow,
                 frame,
-                "limits",
+                LAYER,
                 "cap_pending_fragments",
                 f"{_key_text(old_key)} given up before its last fragment",
             )
@@ -660,9 +643,7 @@ class ClTracker:
                 response_frame=resp_frame,
                 response_ts=resp_ts,
                 response_bytes=resp.nbytes if resp is not None and call.fault is None else None,
-                response_fragments=resp.count
-                if resp is not None
-                else (1 if call.fault is not None else None),
+                response_fragments=resp.count if resp is not None else (1 if call.fault is not None else None),
                 fault_status=call.fault,
                 answered=call.answered,
                 auth_type=call.auth_proto,

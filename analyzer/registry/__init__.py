@@ -1,19 +1,541 @@
-"""Name registry: interface UUIDs, operations, named pipes, status codes -> names.
+"""Name registry: interface UUIDs, operations, named pipes, status codes and protocol constants -> names.
 
-CONTRACT (implemented by the registry work; the rest of the analyzer only uses these names):
+A UUID means nothing to an analyst; ``svcctl [MS-SCMR] RCreateServiceW`` does. The tables shipped in
+``analyzer/registry/data/`` are built by ``tools/build_registry.py`` from public tables (Zeek/Suricata,
+impacket, Akamai's scrape of Windows binaries, MITRE BZAR, DSInternals) and hand-curated facts taken from the
+specifications ([MS-*], [C706]); every entry says which source(s) it came from, and disagreements between sources
+are listed in ``data/conflicts.tsv`` with the rule that resolved them.
 
-    interface_name(uuid: str, major: int | None = None) -> str
-        Short name in Zeek/Sigma vocabulary ("svcctl", "epmapper", ...); never fails:
-        "unknown-<uuid>" when the UUID is not known.
-    interface_info(uuid: str, major: int | None = None) -> InterfaceInfo | None
-        Frozen dataclass: uuid, version ("major.minor" or None), name, spec ("[MS-SCMR]" or None),
-        spec_title, provider (Windows binary or None), sources (tuple of source ids).
-    operation_name(uuid: str, major: int | None, opnum: int) -> str
-        Specification name where one exists, else implementation name; "opnum-N" when unknown.
-    pipe_interfaces(pipe: str) -> tuple[str, ...]
+API (the rest of the analyzer only uses these names):
+
+    interface_name(uuid, major=None) -> str
+        Short name in Zeek/Sigma vocabulary ("svcctl", "epmapper", ...); never fails: "unknown-<uuid>" when the
+        UUID is not known.
+    interface_info(uuid, major=None) -> InterfaceInfo | None
+        uuid, version ("major.minor" or None), name, spec ("[MS-SCMR]" or None), spec_title, provider (Windows
+        binary or None), sources (tuple of source ids).
+    operation_name(uuid, major, opnum) -> str
+        The specification's name where one exists, else the common (Zeek) name, else the implementation name
+        (Akamai's dispatch table); "opnum-N" when unknown.
+    operation_names(uuid, major, opnum) -> tuple[str, ...]
+        Every known name, specification name first ("RCreateServiceW", "CreateServiceW").
+    pipe_interfaces(pipe) -> tuple[str, ...]
         UUIDs served on a well-known named pipe; accepts "\\PIPE\\lsarpc", "\\pipe\\lsarpc", "lsarpc".
-    status_name(code: int) -> str
-        nca_s_* / RPC_S_* / NTSTATUS / Win32 / EPM status names; "0x%08x" when unknown.
-    auth_type_name(n: int) -> str, auth_level_name(n: int) -> str
-    transfer_syntax_name(uuid: str) -> str   ("ndr", "ndr64", "bind_time_feature_negotiation", else uuid)
+    status_name(code) -> str, status_names(code) -> tuple[str, ...]
+        nca_s_* / rpc_s_* / EPT_S_* / Win32 / NTSTATUS / HRESULT names; "0x%08x" when unknown.
+    auth_type_name(n), auth_level_name(n), floor_protocol_name(n), ptype_name(n) -> str   ("unknown-N")
+    transfer_syntax_name(uuid) -> str   ("ndr", "ndr64", "bind_time_feature_negotiation", else the uuid)
+    load_overrides(path) -> None
+
+Lookups accept upper- or lower-case UUIDs (braces allowed) and key on (uuid, interface major version, opnum),
+falling back to the uuid alone when the version is unknown (None) or not listed. The data files are read once,
+lazily, at the first lookup.
+
+User overrides: a CSV file with the header ``uuid,version,name,spec,provider,opnum,operation`` (every column but
+uuid optional; lines starting with # are comments). A row with an opnum names that operation; a row without one
+names (or re-specifies) the interface. An empty version applies to every version. Override entries win over the
+shipped ones, and a later file wins over an earlier one. At the first lookup the registry reads, if present:
+``$RPC_ANALYZER_NAMES`` when that variable is set (the file must then exist), else
+``$XDG_CONFIG_HOME/rpc-analyzer/names.csv`` (``~/.config/rpc-analyzer/names.csv`` when XDG_CONFIG_HOME is unset).
+A bad file raises ValueError("FILE:LINE: why").
 """
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "InterfaceInfo",
+    "OperationInfo",
+    "auth_level_name",
+    "auth_type_name",
+    "constant_name",
+    "floor_protocol_name",
+    "interface_info",
+    "interface_name",
+    "load_overrides",
+    "operation_info",
+    "operation_name",
+    "operation_names",
+    "pipe_interfaces",
+    "ptype_name",
+    "status_name",
+    "status_names",
+    "transfer_syntax_name",
+]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+CONFIG_ENV = "RPC_ANALYZER_NAMES"
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_VERSION_RE = re.compile(r"^(\d+)(?:\.(\d+))?$")
+_OVERRIDE_COLUMNS = ("uuid", "version", "name", "spec", "provider", "opnum", "operation")
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceInfo:
+    uuid: str
+    version: str | None
+    name: str
+    spec: str | None
+    spec_title: str | None
+    provider: str | None
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OperationInfo:
+    uuid: str
+    version: str | None
+    opnum: int
+    spec_name: str | None
+    common_name: str | None
+    impl_name: str | None
+    aliases: tuple[str, ...]
+    attack: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name, specification name first, then the common and implementation names, then aliases."""
+        out: list[str] = []
+        for n in (self.spec_name, self.common_name, self.impl_name, *self.aliases):
+            if n and n not in out:
+                out.append(n)
+        return tuple(out)
+
+
+@dataclass
+class _IfaceOverride:
+    name: str | None = None
+    spec: str | None = None
+    provider: str | None = None
+    source: str = "override"
+
+
+class _Tables:
+    """The shipped data, parsed once."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.interfaces: dict[str, InterfaceInfo] = {}
+        self.by_major: dict[tuple[str, int], InterfaceInfo] = {}
+        self.aliases: dict[str, tuple[str, ...]] = {}
+        self.ops: dict[tuple[str, int | None, int], list[str]] = {}
+        self.ops_by_uuid: dict[str, list[list[str]]] = {}
+        self.pipes: dict[str, list[str]] = {}
+        self.pipe_display: dict[str, str] = {}
+        self.pipes_of: dict[str, list[str]] = {}
+        self.status: dict[int, list[tuple[str, str]]] = {}
+        self.constants: dict[str, dict[int, str]] = {}
+        self.syntaxes: dict[str, str] = {}
+        self.syntax_prefixes: list[tuple[str, str]] = []
+        self._load(data_dir)
+
+    @staticmethod
+    def _rows(path: Path) -> list[list[str]]:
+        lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln and not ln.startswith("#")]
+        return [ln.split("\t") for ln in lines[1:]]
+
+    def _load(self, data_dir: Path) -> None:
+        for uuid, major, version, name, spec, title, provider, aliases, sources, _how in self._rows(
+            data_dir / "interfaces.tsv"
+        ):
+            info = InterfaceInfo(
+                uuid, version or None, name, spec or None, title or None, provider or None, tuple(sources.split("|"))
+            )
+            if major:
+                self.by_major[(uuid, int(major))] = info
+            else:
+                self.interfaces[uuid] = info
+                self.aliases[uuid] = tuple(aliases.split("|")) if aliases else ()
+        for row in self._rows(data_dir / "operations.tsv"):
+            # OperationInfo objects are made on demand: building 7,000 of them would double the load time
+            uuid, version, opnum = row[0], row[1], int(row[2])
+            self.ops[(uuid, int(version.split(".")[0]) if version else None, opnum)] = row
+            self.ops_by_uuid.setdefault(uuid, []).append(row)
+        spec_first: list[tuple[bool, str, str, str]] = []
+        for pipe, uuid, _name, source in self._rows(data_dir / "pipes.tsv"):
+            spec_first.append((not source.startswith("spec:"), _pipe_key(pipe), uuid, pipe))
+        for _common, key, uuid, pipe in sorted(spec_first):
+            self.pipes.setdefault(key, []).append(uuid)
+            self.pipe_display.setdefault(key, pipe)
+            self.pipes_of.setdefault(uuid, []).append(pipe)
+        for code, name, kind, _source in self._rows(data_dir / "status.tsv"):
+            self.status.setdefault(int(code, 16), []).append((name, kind))
+        for kind, value, name, _source in self._rows(data_dir / "constants.tsv"):
+            if kind == "transfer_syntax":
+                self.syntaxes[value] = name
+            elif kind == "transfer_syntax_prefix":
+                self.syntax_prefixes.append((value, name))
+            else:
+                self.constants.setdefault(kind, {})[int(value)] = name
+
+
+_lock = threading.Lock()
+_tables: _Tables | None = None
+_iface_overrides: dict[tuple[str, int | None], _IfaceOverride] = {}
+_op_overrides: dict[tuple[str, int | None, int], tuple[str, str]] = {}
+
+
+def _data() -> _Tables:
+    global _tables
+    if _tables is None:
+        with _lock:
+            if _tables is None:
+                tables = _Tables(DATA_DIR)
+                config = _config_path()
+                if config is not None:
+                    _read_overrides(config)
+                _tables = tables
+    return _tables
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    candidate = Path(base) / "rpc-analyzer" / "names.csv"
+    return candidate if candidate.is_file() else None
+
+
+def _reset() -> None:
+    """Forget the loaded tables and every override (tests, or after changing the configuration)."""
+    global _tables
+    with _lock:
+        _tables = None
+        _iface_overrides.clear()
+        _op_overrides.clear()
+
+
+def _norm_uuid(uuid: str) -> str | None:
+    u = uuid.strip().strip("{}").lower()
+    return u if _UUID_RE.match(u) else None
+
+
+def _pipe_key(pipe: str) -> str:
+    parts = [p for p in pipe.strip().replace("/", "\\").split("\\") if p]
+    lowered = [p.lower() for p in parts]
+    if "pipe" in lowered:
+        parts = parts[lowered.index("pipe") + 1 :]
+    return "\\".join(parts).lower()
+
+
+# ---- interfaces ----------------------------------------------------------------------------------------------
+
+
+def interface_info(uuid: str, major: int | None = None) -> InterfaceInfo | None:
+    """Facts about an interface: the entry for (uuid, major) if listed, else the entry for the uuid."""
+    t = _data()
+    u = _norm_uuid(uuid)
+    if u is None:
+        return None
+    base = t.by_major.get((u, major)) if major is not None else None
+    if base is None:
+        base = t.interfaces.get(u)
+    ov_any = _iface_overrides.get((u, None))
+    ov_major = _iface_overrides.get((u, major)) if major is not None else None
+    if ov_any is None and ov_major is None:
+        return base
+    name = base.name if base else f"unknown-{u}"
+    spec = base.spec if base else None
+    provider = base.provider if base else None
+    sources = list(base.sources) if base else []
+    for ov in (ov_any, ov_major):
+        if ov is None:
+            continue
+        name = ov.name or name
+        spec = ov.spec or spec
+        provider = ov.provider or provider
+        if ov.source not in sources:
+            sources.append(ov.source)
+    version = base.version if base else (f"{major}.0" if ov_major is not None and major is not None else None)
+    title = base.spec_title if base and spec == base.spec else None
+    return InterfaceInfo(u, version, name, spec, title, provider, tuple(sources))
+
+
+def interface_name(uuid: str, major: int | None = None) -> str:
+    """Short interface name; "unknown-<uuid>" when the UUID is not known."""
+    info = interface_info(uuid, major)
+    if info is not None:
+        return info.name
+    u = _norm_uuid(uuid)
+    return f"unknown-{u if u is not None else uuid.strip().lower()}"
+
+
+def interface_aliases(uuid: str) -> tuple[str, ...]:
+    """Other names the sources give the interface (Zeek's, the specification's, seed and annotation texts)."""
+    u = _norm_uuid(uuid)
+    return _data().aliases.get(u, ()) if u else ()
+
+
+def interface_pipes(uuid: str) -> tuple[str, ...]:
+    """Well-known named pipes the interface is served on."""
+    u = _norm_uuid(uuid)
+    return tuple(_data().pipes_of.get(u, ())) if u else ()
+
+
+# ---- operations ----------------------------------------------------------------------------------------------
+
+
+def operation_info(uuid: str, major: int | None, opnum: int) -> OperationInfo | None:
+    """The shipped entry for (uuid, major, opnum), else for (uuid, opnum); overrides are not included."""
+    t = _data()
+    u = _norm_uuid(uuid)
+    if u is None:
+        return None
+    row = t.ops.get((u, major, opnum)) if major is not None else None
+    if row is None:
+        row = t.ops.get((u, None, opnum))
+    return _op_from_row(row) if row is not None else None
+
+
+def _op_from_row(row: list[str]) -> OperationInfo:
+    uuid, version, opnum, spec_n, common, impl, aliases, attack, sources = row
+    return OperationInfo(
+        uuid,
+        version or None,
+        int(opnum),
+        spec_n or None,
+        common or None,
+        impl or None,
+        tuple(aliases.split("|")) if aliases else (),
+        tuple(attack.split("|")) if attack else (),
+        tuple(sources.split("|")) if sources else (),
+    )
+
+
+def operation_names(uuid: str, major: int | None, opnum: int) -> tuple[str, ...]:
+    """All known names of an operation, the specification's first; an override, when there is one, leads."""
+    op = operation_info(uuid, major, opnum)
+    names = list(op.names) if op is not None else []
+    u = _norm_uuid(uuid)
+    if u is not None:
+        for key in ((u, None, opnum), (u, major, opnum)) if major is not None else ((u, None, opnum),):
+            ov = _op_overrides.get(key)
+            if ov is not None:
+                if ov[0] in names:
+                    names.remove(ov[0])
+                names.insert(0, ov[0])
+    return tuple(names)
+
+
+def operation_name(uuid: str, major: int | None, opnum: int) -> str:
+    """Specification name where one exists, else the common or implementation name; "opnum-N" when unknown."""
+    names = operation_names(uuid, major, opnum)
+    return names[0] if names else f"opnum-{opnum}"
+
+
+# ---- pipes, status codes, constants -----------------------------------------------------------------------------
+
+
+def pipe_interfaces(pipe: str) -> tuple[str, ...]:
+    """UUIDs served on a well-known named pipe ("\\PIPE\\lsarpc", "\\pipe\\lsarpc" or "lsarpc")."""
+    return tuple(_data().pipes.get(_pipe_key(pipe), ()))
+
+
+def _preferred_kinds(code: int) -> tuple[str, ...]:
+    if 0x1C000000 <= code <= 0x1C01FFFF:
+        return ("nca",)
+    if 0x16C9A000 <= code <= 0x16C9AFFF:
+        return ("dce",)
+    if code < 0x10000:
+        return ("win32", "nca", "ntstatus")
+    if code >= 0xC0000000:
+        return ("ntstatus",)
+    if code >= 0x80000000:
+        return ("hresult", "ntstatus")
+    return ("ntstatus",)
+
+
+def status_names(code: int) -> tuple[str, ...]:
+    """Every name of a status or fault code, the primary one first."""
+    code &= 0xFFFFFFFF
+    rows = _data().status.get(code, [])
+    order = _preferred_kinds(code)
+    ranked = sorted(rows, key=lambda r: order.index(r[1]) if r[1] in order else len(order))
+    return tuple(name for name, _kind in ranked)
+
+
+def status_name(code: int) -> str:
+    """Name of a status or fault code; "0x%08x" when unknown."""
+    names = status_names(code)
+    return names[0] if names else f"0x{code & 0xFFFFFFFF:08x}"
+
+
+def constant_name(kind: str, value: int) -> str:
+    """Name of a protocol constant (kinds: auth_type, auth_level, floor_protocol, ptype, bind_result,
+    bind_reason, bind_nak_reason); "unknown-N" when unknown."""
+    return _data().constants.get(kind, {}).get(value, f"unknown-{value}")
+
+
+def auth_type_name(n: int) -> str:
+    """[MS-RPCE] 2.2.1.1.7 security provider: "ntlmssp", "spnego", "kerberos", "netlogon", ..."""
+    return constant_name("auth_type", n)
+
+
+def auth_level_name(n: int) -> str:
+    """[MS-RPCE] 2.2.1.1.8 authentication level: "connect", "integrity", "privacy", ..."""
+    return constant_name("auth_level", n)
+
+
+def floor_protocol_name(n: int) -> str:
+    """Endpoint-mapper tower floor protocol identifier ([C706] Appendix I, [MS-RPCE] 2.2.1.2)."""
+    return constant_name("floor_protocol", n)
+
+
+def ptype_name(n: int) -> str:
+    """DCE/RPC packet type ([C706] 12.6.4, 14.3.9): "request", "bind_ack", ..."""
+    return constant_name("ptype", n)
+
+
+def transfer_syntax_name(uuid: str) -> str:
+    """"ndr", "ndr64" or "bind_time_feature_negotiation"; the uuid itself when unknown."""
+    t = _data()
+    u = _norm_uuid(uuid)
+    if u is None:
+        return uuid
+    if u in t.syntaxes:
+        return t.syntaxes[u]
+    for prefix, name in t.syntax_prefixes:
+        if u.startswith(prefix):
+            return name
+    return u
+
+
+# ---- overrides ----------------------------------------------------------------------------------------------
+
+
+def load_overrides(path: str | os.PathLike[str]) -> None:
+    """Read a user CSV of names (see the module docstring); its entries win over the shipped ones."""
+    _data()
+    _read_overrides(Path(path))
+
+
+def _read_overrides(path: Path) -> None:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read the override file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not a UTF-8 text file") from None
+    header: list[str] | None = None
+    ifaces: dict[tuple[str, int | None], _IfaceOverride] = {}
+    ops: dict[tuple[str, int | None, int], tuple[str, str]] = {}
+    source = f"override:{path.name}"
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in next(csv.reader([line]))]
+        where = f"{name}:{lineno}"
+        if header is None:
+            header = [c.lower() for c in cells]
+            unknown = [c for c in header if c not in _OVERRIDE_COLUMNS]
+            if unknown:
+                raise ValueError(f"{where}: unknown column {unknown[0]!r} (expected {','.join(_OVERRIDE_COLUMNS)})")
+            if "uuid" not in header:
+                raise ValueError(f"{where}: the header has no uuid column")
+            if len(set(header)) != len(header):
+                raise ValueError(f"{where}: a column is named twice")
+            continue
+        if len(cells) != len(header):
+            raise ValueError(f"{where}: {len(cells)} cells, the header has {len(header)}")
+        row = dict(zip(header, cells, strict=True))
+        uuid = _norm_uuid(row["uuid"])
+        if uuid is None:
+            raise ValueError(f"{where}: {row['uuid']!r} is not a UUID")
+        major: int | None = None
+        if row.get("version"):
+            m = _VERSION_RE.match(row["version"])
+            if not m:
+                raise ValueError(f"{where}: version {row['version']!r} is not MAJOR or MAJOR.MINOR")
+            major = int(m.group(1))
+        if row.get("opnum"):
+            if not row["opnum"].isdigit() or int(row["opnum"]) > 0xFFFF:
+                raise ValueError(f"{where}: opnum {row['opnum']!r} is not a number from 0 to 65535")
+            if not row.get("operation"):
+                raise ValueError(f"{where}: a row with an opnum needs an operation name")
+            ops[(uuid, major, int(row["opnum"]))] = (row["operation"], source)
+            if row.get("name") or row.get("spec") or row.get("provider"):
+                ifaces[(uuid, major)] = _merge(ifaces.get((uuid, major)), row, source)
+        elif row.get("operation"):
+            raise ValueError(f"{where}: an operation name needs an opnum")
+        elif row.get("name") or row.get("spec") or row.get("provider"):
+            ifaces[(uuid, major)] = _merge(ifaces.get((uuid, major)), row, source)
+        else:
+            raise ValueError(f"{where}: the row names nothing (give name, spec, provider or opnum+operation)")
+    if header is None:
+        raise ValueError(f"{name}:1: empty override file (expected the header {','.join(_OVERRIDE_COLUMNS)})")
+    with _lock:
+        for key, ov in ifaces.items():
+            _iface_overrides[key] = _merge_override(_iface_overrides.get(key), ov)
+        _op_overrides.update(ops)
+
+
+def _merge(old: _IfaceOverride | None, row: dict[str, str], source: str) -> _IfaceOverride:
+    new = _IfaceOverride(row.get("name") or None, row.get("spec") or None, row.get("provider") or None, source)
+    return _merge_override(old, new)
+
+
+def _merge_override(old: _IfaceOverride | None, new: _IfaceOverride) -> _IfaceOverride:
+    if old is None:
+        return new
+    return _IfaceOverride(
+        new.name or old.name, new.spec or old.spec, new.provider or old.provider, new.source or old.source
+    )
+
+
+# ---- whole-table access for analyzer.registry.query ---------------------------------------------------------------
+
+
+def _all_uuids() -> list[str]:
+    t = _data()
+    extra = {u for u, _m in _iface_overrides} | {u for u, _m, _o in _op_overrides}
+    return sorted(set(t.interfaces) | extra)
+
+
+def _operations_of(uuid: str) -> list[OperationInfo]:
+    u = _norm_uuid(uuid)
+    if u is None:
+        return []
+    t = _data()
+    ops = {(op.version, op.opnum): op for op in map(_op_from_row, t.ops_by_uuid.get(u, []))}
+    for (ou, major, opnum), (name, source) in _op_overrides.items():
+        if ou != u:
+            continue
+        version = f"{major}.0" if major is not None else None
+        base = ops.get((version, opnum)) or ops.get((None, opnum))
+        aliases = tuple(n for n in (base.names if base else ()) if n != name)
+        ops[(version, opnum)] = OperationInfo(
+            u,
+            version,
+            opnum,
+            name,
+            base.common_name if base else None,
+            base.impl_name if base else None,
+            aliases,
+            base.attack if base else (),
+            (*(base.sources if base else ()), source),
+        )
+    return sorted(ops.values(), key=lambda o: (o.opnum, o.version or ""))
+
+
+def _operation_name_index(uuid: str) -> list[str]:
+    """Every operation name of an interface, shipped and overridden (a cheap pre-filter for searches)."""
+    names: list[str] = []
+    for row in _data().ops_by_uuid.get(uuid, []):
+        names.extend(n for n in row[3:6] if n)
+        if row[6]:
+            names.extend(row[6].split("|"))
+    names.extend(name for (u, _m, _o), (name, _s) in _op_overrides.items() if u == uuid)
+    return names
+
+
+def _all_pipes() -> dict[str, tuple[str, ...]]:
+    t = _data()
+    return {t.pipe_display[k]: tuple(v) for k, v in t.pipes.items()}
