@@ -49,11 +49,13 @@ from analyzer.model import (
     Flow,
     Violation,
 )
+from analyzer.pipes import SMB_TRANSPORT, PipeTable, SmbTcpFlow
 
 EPM_PORT = 135
 HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
-# Ports whose connections belong to another parser (SMB over TCP and NetBIOS): never probed for binds.
+# SMB over TCP and over the NetBIOS session service: their connections go to the SMB parser.
 SMB_PORTS = frozenset({445, 139})
+NETBIOS_PORT = 139
 _PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 _EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
 _MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
@@ -142,7 +144,7 @@ class Pipeline:
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
         self.records = Records()
         self.selector = Selector()
-        self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT}
+        self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
         self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
         self._capture = ""
@@ -150,6 +152,7 @@ class Pipeline:
         self._lru: OrderedDict[int, tuple[_FlowKey, _Entry]] = OrderedDict()
         self._streams = 0
         self._vcs: dict[str, VirtualConnection] = {}
+        self._pipes = PipeTable(self, limits, self._next_stream)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class Pipeline:
         self._lru = OrderedDict()
         self._streams = 0
         self._vcs = {}
+        self._pipes = PipeTable(self, self.limits, self._next_stream)
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
         decode = decoder.decode
         frame = 0
@@ -281,6 +285,10 @@ class Pipeline:
         if dport == EPM_PORT or sport == EPM_PORT:
             by = BY_PORT135
             client, server = fwd if dport == EPM_PORT else rev
+        elif dport in SMB_PORTS or sport in SMB_PORTS:
+            client, server = fwd if dport in SMB_PORTS else rev
+            self._new_smb(key, pkt, client, server, frame, ts)
+            return
         elif dport == HTTP_PORT or sport == HTTP_PORT:
             by, kind = BY_PORT593, "http"
             client, server = fwd if dport == HTTP_PORT else rev
@@ -294,8 +302,6 @@ class Pipeline:
                     break
             if found is not None:
                 by, link = found
-            elif sport in SMB_PORTS or dport in SMB_PORTS:
-                return
             elif pkt.payload and tcp_probe(pkt.payload, 0, len(pkt.payload)):
                 by = BY_HEURISTIC
                 client, server = fwd
@@ -328,6 +334,22 @@ class Pipeline:
         conn.packet(pkt, (src, sport) == client, frame, ts)
         if conn.finished:
             self._close(conn, "rst" if conn.reset else "fin", ts)
+
+    def _new_smb(
+        self, key: _FlowKey, pkt: Packet, client: tuple[bytes, int], server: tuple[bytes, int], frame: int, ts: int
+    ) -> None:
+        """An SMB connection: not a DCE/RPC conversation itself (its pipes are), so no stream number."""
+        flow = Flow(self._capture, -1, SMB_TRANSPORT, ip_text(client[0]), client[1], ip_text(server[0]), server[1])
+        conn = SmbTcpFlow(flow, client, self, self.limits, frame, ts, self._pipes, server[1] == NETBIOS_PORT)
+        self._remember(key, conn)
+        conn.packet(pkt, (key[0], key[1]) == client, frame, ts)
+        if conn.finished:
+            self._close(conn, "rst" if conn.reset else "fin", ts)
+
+    def _next_stream(self) -> int:
+        n = self._streams
+        self._streams += 1
+        return n
 
     def _virtual_connection(self, cookie: str, channel: HttpTcpFlow) -> VirtualConnection:
         vc = self._vcs.get(cookie)
@@ -380,7 +402,10 @@ class Pipeline:
     def _close(self, conn: TcpFlow, end: str, ts: int, tombstone: bool = True) -> None:
         key, _e = self._lru.get(id(conn), (None, None))
         record = conn.close(end)
-        self.records.connections.append(record)
+        if not isinstance(conn, SmbTcpFlow):
+            self.records.connections.append(record)
+        self.records.connections.extend(self._pipes.closed)
+        self._pipes.closed.clear()
         if isinstance(conn, HttpTcpFlow) and conn.vc is not None:
             vc = conn.vc
             if vc.assoc is not None and all(c.closed for c in vc.channels):
@@ -422,6 +447,7 @@ class Pipeline:
             if vc.assoc is not None:
                 vc.assoc.close()
         self._vcs = {}
+        self.records.connections.extend(self._pipes.close_all(end))
         self._flows = {}
         self._lru = OrderedDict()
 
@@ -498,9 +524,8 @@ class Pipeline:
         self._violation(flow, frame, layer, what, detail)
 
     def _violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
-        self.records.violations.append(
-            Violation(self._capture, frame, flow.stream if flow else None, layer, what, detail)
-        )
+        stream = flow.stream if flow is not None and flow.stream >= 0 else None
+        self.records.violations.append(Violation(self._capture, frame, stream, layer, what, detail))
 
     def _internal_error(self, frame: int, e: Exception) -> None:
         where = traceback.extract_tb(e.__traceback__)[-1]

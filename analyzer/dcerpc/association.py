@@ -23,6 +23,7 @@ from analyzer.dcerpc.constants import (
     ACK_RESULTS,
     ALTER_CONTEXT,
     AUTH3,
+    AUTH_LEVEL_CONNECT,
     AUTH_LEVEL_PRIVACY,
     BIND_NAK_REASONS,
     BTFN_FEATURES,
@@ -177,6 +178,9 @@ class Association:
         self._identities: dict[int, NtlmIdentity] = {}  # auth_context_id -> who
         # Identity of the transport (SMB session user) for calls without their own authentication.
         self.transport_identity: NtlmIdentity | None = None
+        # The security context the binds set up: at connect level requests carry no verifier of their
+        # own ([MS-RPCE] 3.3.1.5.2), yet they run under it.
+        self._bind_auth: AuthVerifier | None = None
         self.binds = 0
         self.calls = 0
         self.interfaces: set[str] = set()
@@ -225,6 +229,7 @@ class Association:
         call_id = pdu.header.call_id
         if pdu.auth is not None:
             self._learn_identity(pdu.auth)
+            self._bind_auth = pdu.auth
         for item in pdu.contexts:
             ndr64 = bool(item.transfers) and all(t.uuid == NDR64_UUID for t in item.transfers)
             old = self._contexts.get(item.ctx_id)
@@ -445,6 +450,8 @@ class Association:
     def _finish(self, call: _Call) -> None:
         answered = call.resp_done or call.resp_frags > 0
         auth = call.auth
+        if auth is None and self._bind_auth is not None and self._bind_auth.auth_level == AUTH_LEVEL_CONNECT:
+            auth = self._bind_auth  # connect level: authenticated once, at bind time
         who = self._identities.get(auth.context_id) if auth is not None else None
         if who is None:
             who = self.transport_identity

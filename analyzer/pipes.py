@@ -1,0 +1,259 @@
+"""DCE/RPC over SMB named pipes (ncacn_np, [MS-RPCE] 2.1.1.2): one association per pipe handle.
+
+`SmbTcpFlow` is a TCP connection on 445 or 139: its reassembled bytes go to the SMB parser
+(`analyzer.smb`), whose events name pipes by (dialect, session, file id). The `PipeTable`, owned by
+the pipeline, joins those events across TCP connections: with SMB2 multichannel a bind may leave on
+one connection and its answer come back on another of the same session ([MS-SMB2] 3.2.4.1.7), so a
+pipe is keyed by server address, session and file id, never by TCP connection. Each pipe frames the
+bytes written to and read from it into PDUs (`CoStream`, one per direction) and feeds one
+`Association`, as Zeek does; the records of each PDU carry the TCP connection it travelled on.
+
+The SMB session's NTLM user is carried onto the calls of its pipes. A request on a pipe whose bind
+was never seen names the pipe's well-known interface (`interface_source` = `pipe`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from analyzer import registry
+from analyzer.dcerpc.association import SOURCE_PIPE, Association, InterfaceHint, RecordSink
+from analyzer.dcerpc.auth import NtlmIdentity
+from analyzer.dcerpc.pdu import CoPdu
+from analyzer.dcerpc.stream import CoStream
+from analyzer.flows import TcpFlow, _GapReporter
+from analyzer.limits import Limits
+from analyzer.model import BY_SMB, NCACN_NP, ConnectionRecord, Flow
+from analyzer.smb import SmbConnection
+from analyzer.smb.events import PipeKey
+from analyzer.tcp import StreamSink
+
+SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (never a table row)
+
+
+def pipe_hint(name: str | None) -> InterfaceHint | None:
+    """The interface a pipe is well known for ([MS-RPCE] 2.1.1.2 and the per-interface specs):
+    the first the registry lists for it."""
+    if not name:
+        return None
+    uuids = registry.pipe_interfaces(name)
+    return InterfaceHint(uuids[0], None, None, SOURCE_PIPE) if uuids else None
+
+
+class Pipe:
+    """One pipe handle: its association, a framer per direction, and its conversation's counters."""
+
+    def __init__(
+        self, table: PipeTable, key: tuple[str, PipeKey], name: str | None, via: TcpFlow, frame: int, ts: int
+    ) -> None:
+        self.table = table
+        self.key = key
+        self.name = name
+        self.stream = table.next_stream()
+        self.flows: dict[int, Flow] = {}
+        self.via = via  # the TCP connection the current bytes arrived on
+        self.flow = self.flow_on(via)
+        self.assoc = Association(self.flow, BY_SMB, table.sink, table.limits, pipe_hint(name))
+        who = table.identities.get((key[0], key[1][0], key[1][1]))
+        if who is not None:
+            self.assoc.transport_identity = who
+        self.c_stream = CoStream(self._client_pdu, self._client_violation, table.limits)
+        self.s_stream = CoStream(self._server_pdu, self._server_violation, table.limits)
+        self.first_frame = self.last_frame = frame
+        self.first_ts = self.last_ts = ts
+        self.client_bytes = 0
+        self.server_bytes = 0
+        self.messages = 0
+        self.closed = False
+
+    def flow_on(self, via: TcpFlow) -> Flow:
+        """This pipe's conversation as seen on one TCP connection (same stream, that connection's ports)."""
+        flow = self.flows.get(id(via))
+        if flow is None:
+            t = via.flow
+            flow = self.flows[id(via)] = Flow(
+                capture=t.capture,
+                stream=self.stream,
+                transport=NCACN_NP,
+                client_ip=t.client_ip,
+                client_port=t.client_port,
+                server_ip=t.server_ip,
+                server_port=t.server_port,
+                pipe=self.name,
+            )
+        return flow
+
+    def data(self, via: TcpFlow, from_client: bool, data: bytes, frame: int, ts: int) -> None:
+        self.via = via
+        self.messages += 1
+        self.last_frame, self.last_ts = frame, ts
+        if from_client:
+            self.client_bytes += len(data)
+            self.c_stream.data(data, frame, ts)
+        else:
+            self.server_bytes += len(data)
+            self.s_stream.data(data, frame, ts)
+
+    def _client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self.assoc.pdu(True, pdu, frame, ts, first_frame, self.flow_on(self.via))
+
+    def _server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self.assoc.pdu(False, pdu, frame, ts, first_frame, self.flow_on(self.via))
+
+    def _client_violation(self, frame: int, what: str, detail: str) -> None:
+        self.table.sink.violation(self.flow, frame, "dcerpc", what, "client: " + detail)
+
+    def _server_violation(self, frame: int, what: str, detail: str) -> None:
+        self.table.sink.violation(self.flow, frame, "dcerpc", what, "server: " + detail)
+
+    def close(self, end: str) -> ConnectionRecord:
+        self.closed = True
+        self.assoc.close()
+        dialect, session, fid = self.key[1]
+        return ConnectionRecord(
+            flow=self.flow,
+            identified_by=BY_SMB,
+            first_frame=self.first_frame,
+            first_ts=self.first_ts,
+            last_frame=self.last_frame,
+            last_ts=self.last_ts,
+            epm_frame=None,
+            epm_client_ip=None,
+            epm_delay_s=None,
+            packets=self.messages,
+            client_bytes=self.client_bytes,
+            server_bytes=self.server_bytes,
+            pdus=self.c_stream.pdus + self.s_stream.pdus,
+            gaps=0,
+            end=end,
+            detail=f"SMB{dialect} session 0x{session:x} file id {fid.hex()}"
+            + (f"; {len(self.flows)} TCP connections (multichannel)" if len(self.flows) > 1 else ""),
+        )
+
+
+class PipeTable:
+    """Every open pipe of a capture, keyed by (server address, dialect, session, file id)."""
+
+    def __init__(self, sink: RecordSink, limits: Limits, next_stream: Callable[[], int]) -> None:
+        self.sink = sink
+        self.limits = limits
+        self.next_stream = next_stream
+        self.pipes: dict[tuple[str, PipeKey], Pipe] = {}
+        self.identities: dict[tuple[str, int, int], NtlmIdentity] = {}
+        self.encrypted: set[tuple[str, int]] = set()
+        self.closed: list[ConnectionRecord] = []
+
+    def open(self, via: TcpFlow, key: PipeKey, name: str | None, frame: int, ts: int) -> Pipe:
+        k = (via.flow.server_ip, key)
+        old = self.pipes.get(k)
+        if old is not None:  # a file id reused after a CLOSE we did not see
+            self.closed.append(old.close("reopened"))
+        per_session = sum(1 for p in self.pipes if p[0] == k[0] and p[1][:2] == key[:2])
+        if per_session >= self.limits.max_smb_pipes:
+            self.sink.violation(via.flow, frame, "limits", "cap_smb_pipes", f"{per_session} pipes open in a session")
+            oldest = next(p for p in self.pipes if p[0] == k[0] and p[1][:2] == key[:2])
+            self.closed.append(self.pipes.pop(oldest).close("evicted"))
+        pipe = self.pipes[k] = Pipe(self, k, name, via, frame, ts)
+        return pipe
+
+    def data(self, via: TcpFlow, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
+        pipe = self.pipes.get((via.flow.server_ip, key))
+        if pipe is None:  # opened on another channel we did not see, or before the capture began
+            pipe = self.open(via, key, None, frame, ts)
+        pipe.data(via, from_client, data, frame, ts)
+
+    def close(self, via: TcpFlow, key: PipeKey, frame: int, ts: int) -> None:
+        pipe = self.pipes.pop((via.flow.server_ip, key), None)
+        if pipe is not None:
+            pipe.last_frame, pipe.last_ts = frame, ts
+            self.closed.append(pipe.close("close"))
+
+    def identity(self, via: TcpFlow, dialect: int, session: int, who: NtlmIdentity) -> None:
+        k = (via.flow.server_ip, dialect, session)
+        self.identities[k] = who
+        for (server, key), pipe in self.pipes.items():
+            if server == k[0] and key[:2] == (dialect, session):
+                pipe.assoc.transport_identity = who
+
+    def close_all(self, end: str) -> list[ConnectionRecord]:
+        for pipe in self.pipes.values():
+            self.closed.append(pipe.close(end))
+        self.pipes = {}
+        out, self.closed = self.closed, []
+        return out
+
+
+class _SmbEventsOf:
+    """The SMB parser's events for one TCP connection, passed on to the pipe table with it."""
+
+    __slots__ = ("_conn", "_table")
+
+    def __init__(self, table: PipeTable, conn: SmbTcpFlow) -> None:
+        self._table = table
+        self._conn = conn
+
+    def pipe_open(self, key: PipeKey, name: str, tree: str | None, frame: int, ts: int) -> None:
+        self._table.open(self._conn, key, name, frame, ts)
+
+    def pipe_data(self, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
+        self._table.data(self._conn, key, from_client, data, frame, ts)
+
+    def pipe_close(self, key: PipeKey, frame: int, ts: int) -> None:
+        self._table.close(self._conn, key, frame, ts)
+
+    def session_identity(self, dialect: int, session_id: int, identity: NtlmIdentity, frame: int) -> None:
+        self._table.identity(self._conn, dialect, session_id, identity)
+
+    def encrypted(self, session_id: int, frame: int, ts: int) -> None:
+        k = (self._conn.flow.server_ip, session_id)
+        if k not in self._table.encrypted:
+            self._table.encrypted.add(k)
+            self._conn.violation(
+                frame, "smb", "smb3_encrypted", f"session 0x{session_id:x} is encrypted: its pipes cannot be read"
+            )
+
+    def violation(self, frame: int, what: str, detail: str) -> None:
+        self._conn.violation(frame, "smb", what, detail)
+
+
+class _Side:
+    """A TCP half's sink feeding one direction of the SMB parser."""
+
+    __slots__ = ("_from_client", "_smb")
+
+    def __init__(self, smb: SmbConnection, from_client: bool) -> None:
+        self._smb = smb
+        self._from_client = from_client
+
+    def data(self, data: bytes, frame: int, ts: int) -> None:
+        self._smb.data(self._from_client, data, frame, ts)
+
+    def gap(self, missing: int, frame: int, ts: int) -> None:
+        self._smb.gap(self._from_client, missing, frame, ts)
+
+
+class SmbTcpFlow(TcpFlow):
+    """A TCP connection carrying SMB (445, or 139 with the NetBIOS session service)."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        client: tuple[bytes, int],
+        sink: RecordSink,
+        limits: Limits,
+        frame: int,
+        ts: int,
+        table: PipeTable,
+        netbios: bool,
+    ) -> None:
+        self.smb = SmbConnection(_SmbEventsOf(table, self), limits, netbios)
+        super().__init__(flow, client, BY_SMB, sink, limits, frame, ts)
+
+    def _half_sink(self, from_client: bool) -> StreamSink:
+        return _GapReporter(self, "client" if from_client else "server", _Side(self.smb, from_client))
+
+    def _close_payload(self) -> None:
+        self.smb.close()
+
+    def _pdus(self) -> int:
+        return 0
