@@ -56,8 +56,10 @@ __all__ = [
     "auth_type_name",
     "constant_name",
     "floor_protocol_name",
+    "interface_aliases",
     "interface_info",
     "interface_name",
+    "interface_pipes",
     "load_overrides",
     "operation_info",
     "operation_name",
@@ -175,7 +177,7 @@ class _Tables:
                 self.constants.setdefault(kind, {})[int(value)] = name
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _tables: _Tables | None = None
 _iface_overrides: dict[tuple[str, int | None], _IfaceOverride] = {}
 _op_overrides: dict[tuple[str, int | None, int], tuple[str, str]] = {}
@@ -239,6 +241,12 @@ def interface_info(uuid: str, major: int | None = None) -> InterfaceInfo | None:
         base = t.interfaces.get(u)
     ov_any = _iface_overrides.get((u, None))
     ov_major = _iface_overrides.get((u, major)) if major is not None else None
+    if base is None and ov_any is None and ov_major is None:
+        # an interface known only from a version-specific override: any version will do
+        majors = sorted(m for ou, m in _iface_overrides if ou == u and m is not None)
+        if majors and (major is None or major not in majors):
+            major = majors[0]
+            ov_major = _iface_overrides[(u, major)]
     if ov_any is None and ov_major is None:
         return base
     name = base.name if base else f"unknown-{u}"
@@ -394,7 +402,7 @@ def ptype_name(n: int) -> str:
 
 
 def transfer_syntax_name(uuid: str) -> str:
-    """"ndr", "ndr64" or "bind_time_feature_negotiation"; the uuid itself when unknown."""
+    """Name of a transfer syntax ("ndr", "ndr64", "bind_time_feature_negotiation"); the uuid when unknown."""
     t = _data()
     u = _norm_uuid(uuid)
     if u is None:
