@@ -27,6 +27,7 @@ from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
 from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
+from analyzer.dcerpc.cl import ClTracker, cl_probe
 from analyzer.dcerpc.probe import co_bind_probe
 from analyzer.errors import CaptureError
 from analyzer.flows import CoTcpFlow, EpmLink, HttpTcpFlow, TcpFlow, VirtualConnection
@@ -40,6 +41,7 @@ from analyzer.model import (
     BY_SEC_ADDR,
     NCACN_HTTP,
     NCACN_IP_TCP,
+    NCADG_IP_UDP,
     BindRecord,
     CallRecord,
     CaptureSummary,
@@ -88,6 +90,57 @@ class Announcement:
     if_major: int | None
     if_minor: int | None
     source: str  # epm | sec_addr
+
+
+class _UdpConversation:
+    """Counters of one connectionless conversation, for its connections.csv row."""
+
+    __slots__ = (
+        "by",
+        "client_bytes",
+        "first_frame",
+        "first_ts",
+        "flow",
+        "last_frame",
+        "last_ts",
+        "packets",
+        "server_bytes",
+    )
+
+    def __init__(self, flow: Flow, by: str) -> None:
+        self.flow = flow
+        self.by = by
+        self.packets = self.client_bytes = self.server_bytes = 0
+        self.first_frame = self.last_frame = self.first_ts = self.last_ts = 0
+
+    def count(self, from_client: bool, size: int, frame: int, ts: int) -> None:
+        if not self.packets:
+            self.first_frame, self.first_ts = frame, ts
+        self.packets += 1
+        self.last_frame, self.last_ts = frame, ts
+        if from_client:
+            self.client_bytes += size
+        else:
+            self.server_bytes += size
+
+    def record(self, end: str) -> ConnectionRecord:
+        return ConnectionRecord(
+            flow=self.flow,
+            identified_by=self.by,
+            first_frame=self.first_frame,
+            first_ts=self.first_ts,
+            last_frame=self.last_frame,
+            last_ts=self.last_ts,
+            epm_frame=None,
+            epm_client_ip=None,
+            epm_delay_s=None,
+            packets=self.packets,
+            client_bytes=self.client_bytes,
+            server_bytes=self.server_bytes,
+            pdus=self.packets,
+            gaps=0,
+            end=end,
+        )
 
 
 class _Tombstone:
@@ -146,6 +199,8 @@ class Pipeline:
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
+        self.selector.udp_ports.add(EPM_PORT)
+        self.selector.udp_probe = cl_probe
         self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
         self._capture = ""
         self._flows: dict[_FlowKey, _Entry] = {}
@@ -153,6 +208,8 @@ class Pipeline:
         self._streams = 0
         self._vcs: dict[str, VirtualConnection] = {}
         self._pipes = PipeTable(self, limits, self._next_stream)
+        self._cl = ClTracker(self, limits, self._udp_flow)
+        self._udp_flows: dict[tuple[str, int, str, int], _UdpConversation] = {}
 
     # -- running --------------------------------------------------------------------------------
 
@@ -181,6 +238,8 @@ class Pipeline:
         self._streams = 0
         self._vcs = {}
         self._pipes = PipeTable(self, self.limits, self._next_stream)
+        self._cl = ClTracker(self, self.limits, self._udp_flow)
+        self._udp_flows = {}
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
         decode = decoder.decode
         frame = 0
@@ -202,6 +261,8 @@ class Pipeline:
                 try:
                     if pkt.proto == PROTO_TCP:
                         self._tcp(pkt, frame, ts)
+                    else:
+                        self._udp(pkt, frame, ts)
                 except Exception as e:  # a bug, not bad input: report it and carry on
                     if self.strict:
                         raise
@@ -448,8 +509,50 @@ class Pipeline:
                 vc.assoc.close()
         self._vcs = {}
         self.records.connections.extend(self._pipes.close_all(end))
+        self._cl.close()
+        self.records.connections.extend(c.record(end) for c in self._udp_flows.values())
+        self._udp_flows = {}
         self._flows = {}
         self._lru = OrderedDict()
+
+    # -- UDP ------------------------------------------------------------------------------------
+
+    def _udp(self, pkt: Packet, frame: int, ts: int) -> None:
+        """A datagram on UDP 135, on a port the EPM announced, or one that looks like CL DCE/RPC."""
+        src, dst = ip_text(pkt.src), ip_text(pkt.dst)
+        for key in ((src, pkt.sport, dst, pkt.dport), (dst, pkt.dport, src, pkt.sport)):
+            conv = self._udp_flows.get(key)
+            if conv is not None:
+                conv.count(key[0] == src and key[1] == pkt.sport, len(pkt.payload), frame, ts)
+                break
+        self._cl.datagram(src, pkt.sport, dst, pkt.dport, pkt.payload, frame, ts)
+        if conv is None:
+            for key in ((src, pkt.sport, dst, pkt.dport), (dst, pkt.dport, src, pkt.sport)):
+                conv = self._udp_flows.get(key)
+                if conv is not None:  # the tracker just made this conversation's flow
+                    conv.count(key[0] == src and key[1] == pkt.sport, len(pkt.payload), frame, ts)
+                    break
+
+    def _udp_flow(self, client_ip: str, client_port: int, server_ip: str, server_port: int) -> Flow:
+        """The Flow of a connectionless conversation (the CL tracker asks; streams are numbered here)."""
+        key = (client_ip, client_port, server_ip, server_port)
+        conv = self._udp_flows.get(key)
+        if conv is None:
+            if len(self._udp_flows) >= self.limits.max_udp_flows:
+                self._violation(None, None, "limits", "cap_udp_flows", f"{len(self._udp_flows)} UDP conversations")
+                oldest = next(iter(self._udp_flows))
+                self.records.connections.append(self._udp_flows.pop(oldest).record("evicted"))
+            if server_port == EPM_PORT or client_port == EPM_PORT:
+                by = BY_PORT135
+            elif ("udp", server_ip, server_port) in self._learned:
+                by = BY_EPM
+            else:
+                by = BY_HEURISTIC
+            flow = Flow(
+                self._capture, self._next_stream(), NCADG_IP_UDP, client_ip, client_port, server_ip, server_port
+            )
+            conv = self._udp_flows[key] = _UdpConversation(flow, by)
+        return conv.flow
 
     # -- learning -------------------------------------------------------------------------------
 
@@ -464,6 +567,8 @@ class Pipeline:
         del known[:-_MAX_ANNOUNCEMENTS]
         if transport in ("tcp", "http"):
             self.selector.tcp_ports.add(port)
+        else:
+            self.selector.udp_ports.add(port)
 
     # -- RecordSink -----------------------------------------------------------------------------
 

@@ -165,8 +165,10 @@ HOSTS: dict[str, str] = {
     "captures": STR,
     "interfaces": STR,
     "interface_uuids": STR,
+    "specs": STR,
     "transports": STR,
     "ports": STR,
+    "dynamic_ports": STR,
     "pipes": STR,
     "peers": STR,
     "peer_count": INT,
@@ -177,6 +179,7 @@ HOSTS: dict[str, str] = {
     "calls": INT,
     "faults": INT,
     "epm_endpoints": INT,
+    "auth_levels": STR,
     "users": STR,
     "first_seen": TIME,
     "last_seen": TIME,
@@ -488,6 +491,13 @@ def _joined(df: pd.DataFrame, key: str, col: str) -> pd.Series:
     return joined
 
 
+def _spec(uuid: object) -> str | None:
+    if not isinstance(uuid, str):
+        return None
+    info = registry.interface_info(uuid)
+    return info.spec if info is not None else None
+
+
 def hosts_frame(
     binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame
 ) -> pd.DataFrame:
@@ -535,6 +545,13 @@ def hosts_frame(
         out["peers"] = _joined(conn, "host", peer)
         out["interfaces"] = _joined(used, "host", "interface_name")
         out["interface_uuids"] = _joined(used, "host", "interface_uuid")
+        out["specs"] = _joined(used.assign(spec=used["interface_uuid"].map(_spec)), "host", "spec")
+        dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(["min", "max"])
+        out["dynamic_ports"] = (dyn["min"].astype("string") + "-" + dyn["max"].astype("string")).where(
+            dyn["min"] != dyn["max"], dyn["min"].astype("string")
+        )
+        levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
+        out["auth_levels"] = _joined(levels, "host", "auth_level")
         bg = b.groupby("host")
         out["binds"] = bg.size()
         out["accepted"] = bg["accepted"].sum()

@@ -166,6 +166,26 @@ def test_requests(path: Path) -> None:
             c.user,
         )
         for c in records(m["file"]).calls
+        if c.flow.transport != "ncadg_ip_udp"  # connectionless calls: see test_connectionless_calls
+    }
+    assert got == want
+
+
+@pytest.mark.parametrize("path", [p for p in MANIFESTS if manifest(p)["cl_pdus"]], ids=lambda p: p.name)
+def test_connectionless_calls(path: Path) -> None:
+    """One call per (activity, sequence number) that sent a request; answered when a response,
+    fault or reject with the same activity and sequence number came back."""
+    m = manifest(path)
+    answered = {(p["activity_uuid"], p["seqnum"]) for p in m["cl_pdus"] if p["ptype_num"] in (2, 3, 6)}
+    want = {
+        (p["activity_uuid"], p["seqnum"]): (p["opnum"], (p["activity_uuid"], p["seqnum"]) in answered)
+        for p in m["cl_pdus"]
+        if p["ptype_num"] == 0
+    }
+    got = {
+        (c.activity_uuid, c.seqnum): (c.opnum, c.answered)
+        for c in records(m["file"]).calls
+        if c.flow.transport == "ncadg_ip_udp"
     }
     assert got == want
 

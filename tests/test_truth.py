@@ -18,6 +18,7 @@ from tests.truth_compare import (
     EXCEPTIONS,
     capture_paths,
     compare_binds,
+    compare_cl,
     compare_epm,
     load_exceptions,
     truth_name,
@@ -41,17 +42,46 @@ def _rows(df: object) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[truth_name(p) for p in PATHS])
-def test_tcp_binds_agree(path: Path) -> None:
+def test_binds_agree(path: Path) -> None:
+    """Every bind context item on TCP and over SMB pipes (the truth's tcp, smb and smb2 rows)."""
     res = tables(path)
     assert not res.errors
-    diff = compare_binds(truth_name(path), _rows(res.binds), {"ncacn_ip_tcp"})
+    diff = compare_binds(truth_name(path), _rows(res.binds), {"ncacn_ip_tcp", "ncacn_np"})
     assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]} mismatched {diff.mismatched[:5]}"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[truth_name(p) for p in PATHS])
-def test_tcp_epm_towers_agree(path: Path) -> None:
+def test_epm_towers_agree(path: Path) -> None:
+    """Every EPM tower carrying a port, whatever the transport of the EPM conversation."""
     res = tables(path)
-    diff = compare_epm(truth_name(path), _rows(res.endpoints), {"ncacn_ip_tcp"})
+    diff = compare_epm(truth_name(path), _rows(res.endpoints), {"ncacn_ip_tcp", "ncadg_ip_udp", "ncacn_http"})
+    assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[truth_name(p) for p in PATHS])
+def test_connectionless_pdus_agree(path: Path) -> None:
+    """Every connectionless PDU over UDP (the truth's *.cl.csv rows), and nothing else."""
+    res = tables(path)
+    rows = []
+    for d in res.records.datagrams:
+        f = d.flow
+        src, dst = ((f.client_ip, f.client_port), (f.server_ip, f.server_port))
+        if not d.from_client:
+            src, dst = dst, src
+        rows.append(
+            {
+                "frame": d.frame,
+                "src_ip": src[0],
+                "src_port": src[1],
+                "dst_ip": dst[0],
+                "dst_port": dst[1],
+                "ptype": d.ptype,
+                "activity_uuid": d.activity_uuid,
+                "seqnum": d.seqnum,
+                "opnum": d.opnum,
+            }
+        )
+    diff = compare_cl(truth_name(path), rows)
     assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]}"
 
 

@@ -204,3 +204,48 @@ def compare_epm(name: str, endpoints: list[dict[str, object]], protocols: set[st
     missing = [f"{k} x{n}" for k, n in (truth - ours).items() if (name, "epm", str(k)) not in exc]
     extra = [f"{k} x{n}" for k, n in (ours - truth).items() if (name, "epm", str(k)) not in exc]
     return Diff(missing, extra, [])
+
+
+ClKey = tuple[int, str, int, str, int, int, str, int, int]
+
+
+def truth_cl(name: str) -> Counter[ClKey]:
+    out: Counter[ClKey] = Counter()
+    for r in _rows(TRUTH / f"{name}.cl.csv"):
+        out[
+            (
+                int(r["frame"]),
+                r["src_ip"],
+                int(r["src_port"]),
+                r["dst_ip"],
+                int(r["dst_port"]),
+                int(r["pkt_type"]),
+                r["activity_uuid"].lower(),
+                int(r["seqnum"]),
+                int(r["opnum"]),
+            )
+        ] += 1
+    return out
+
+
+def compare_cl(name: str, datagrams: list[dict[str, object]]) -> Diff:
+    """datagrams: (frame, src_ip, src_port, dst_ip, dst_port, ptype, activity_uuid, seqnum, opnum) dicts."""
+    truth = truth_cl(name)
+    ours: Counter[ClKey] = Counter(
+        (
+            int(d["frame"]),
+            str(d["src_ip"]),
+            int(d["src_port"]),
+            str(d["dst_ip"]),
+            int(d["dst_port"]),  # type: ignore[call-overload]
+            int(d["ptype"]),
+            str(d["activity_uuid"]),
+            int(d["seqnum"]),
+            int(d["opnum"]),
+        )  # type: ignore[call-overload]
+        for d in datagrams
+    )
+    exc = load_exceptions()
+    missing = [f"{k} x{n}" for k, n in (truth - ours).items() if (name, "cl", str(k)) not in exc]
+    extra = [f"{k} x{n}" for k, n in (ours - truth).items() if (name, "cl", str(k)) not in exc]
+    return Diff(missing, extra, [])
