@@ -520,18 +520,14 @@ class Pipeline:
     def _udp(self, pkt: Packet, frame: int, ts: int) -> None:
         """A datagram on UDP 135, on a port the EPM announced, or one that looks like CL DCE/RPC."""
         src, dst = ip_text(pkt.src), ip_text(pkt.dst)
-        for key in ((src, pkt.sport, dst, pkt.dport), (dst, pkt.dport, src, pkt.sport)):
-            conv = self._udp_flows.get(key)
-            if conv is not None:
-                conv.count(key[0] == src and key[1] == pkt.sport, len(pkt.payload), frame, ts)
-                break
         self._cl.datagram(src, pkt.sport, dst, pkt.dport, pkt.payload, frame, ts)
-        if conv is None:
-            for key in ((src, pkt.sport, dst, pkt.dport), (dst, pkt.dport, src, pkt.sport)):
-                conv = self._udp_flows.get(key)
-                if conv is not None:  # the tracker just made this conversation's flow
-                    conv.count(key[0] == src and key[1] == pkt.sport, len(pkt.payload), frame, ts)
-                    break
+        # The tracker created the conversation's flow (through _udp_flow) if the datagram was DCE/RPC.
+        conv = self._udp_flows.get((src, pkt.sport, dst, pkt.dport)) or self._udp_flows.get(
+            (dst, pkt.dport, src, pkt.sport)
+        )
+        if conv is not None:
+            f = conv.flow
+            conv.count((f.client_ip, f.client_port) == (src, pkt.sport), len(pkt.payload), frame, ts)
 
     def _udp_flow(self, client_ip: str, client_port: int, server_ip: str, server_port: int) -> Flow:
         """The Flow of a connectionless conversation (the CL tracker asks; streams are numbered here)."""

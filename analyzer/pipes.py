@@ -30,6 +30,15 @@ from analyzer.tcp import StreamSink
 
 SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (never a table row)
 
+# (server address, scope, pipe key). SMB2 session ids and file ids are the server's, valid on every
+# channel of the session (scope 0); SMB1 Uids and FIDs are only unique within one connection
+# ([MS-CIFS] 3.2.1.3), so their scope is the connection.
+TableKey = tuple[str, int, PipeKey]
+
+
+def table_key(via: TcpFlow, key: PipeKey) -> TableKey:
+    return via.flow.server_ip, (id(via) if key[0] == 1 else 0), key
+
 
 def pipe_hint(name: str | None) -> InterfaceHint | None:
     """The interface a pipe is well known for ([MS-RPCE] 2.1.1.2 and the per-interface specs):
@@ -43,9 +52,7 @@ def pipe_hint(name: str | None) -> InterfaceHint | None:
 class Pipe:
     """One pipe handle: its association, a framer per direction, and its conversation's counters."""
 
-    def __init__(
-        self, table: PipeTable, key: tuple[str, PipeKey], name: str | None, via: TcpFlow, frame: int, ts: int
-    ) -> None:
+    def __init__(self, table: PipeTable, key: TableKey, name: str | None, via: TcpFlow, frame: int, ts: int) -> None:
         self.table = table
         self.key = key
         self.name = name
@@ -54,7 +61,7 @@ class Pipe:
         self.via = via  # the TCP connection the current bytes arrived on
         self.flow = self.flow_on(via)
         self.assoc = Association(self.flow, BY_SMB, table.sink, table.limits, pipe_hint(name))
-        who = table.identities.get((key[0], key[1][0], key[1][1]))
+        who = table.identities.get(key[:2] + key[2][:2])
         if who is not None:
             self.assoc.transport_identity = who
         self.c_stream = CoStream(self._client_pdu, self._client_violation, table.limits)
@@ -109,7 +116,7 @@ class Pipe:
     def close(self, end: str) -> ConnectionRecord:
         self.closed = True
         self.assoc.close()
-        dialect, session, fid = self.key[1]
+        dialect, session, fid = self.key[2]
         return ConnectionRecord(
             flow=self.flow,
             identified_by=BY_SMB,
@@ -138,41 +145,41 @@ class PipeTable:
         self.sink = sink
         self.limits = limits
         self.next_stream = next_stream
-        self.pipes: dict[tuple[str, PipeKey], Pipe] = {}
-        self.identities: dict[tuple[str, int, int], NtlmIdentity] = {}
+        self.pipes: dict[TableKey, Pipe] = {}
+        self.identities: dict[tuple[str, int, int, int], NtlmIdentity] = {}  # (server, scope, dialect, session)
         self.encrypted: set[tuple[str, int]] = set()
         self.closed: list[ConnectionRecord] = []
 
     def open(self, via: TcpFlow, key: PipeKey, name: str | None, frame: int, ts: int) -> Pipe:
-        k = (via.flow.server_ip, key)
+        k = table_key(via, key)
         old = self.pipes.get(k)
         if old is not None:  # a file id reused after a CLOSE we did not see
             self.closed.append(old.close("reopened"))
-        per_session = sum(1 for p in self.pipes if p[0] == k[0] and p[1][:2] == key[:2])
+        per_session = sum(1 for p in self.pipes if p[:2] == k[:2] and p[2][:2] == key[:2])
         if per_session >= self.limits.max_smb_pipes:
             self.sink.violation(via.flow, frame, "limits", "cap_smb_pipes", f"{per_session} pipes open in a session")
-            oldest = next(p for p in self.pipes if p[0] == k[0] and p[1][:2] == key[:2])
+            oldest = next(p for p in self.pipes if p[:2] == k[:2] and p[2][:2] == key[:2])
             self.closed.append(self.pipes.pop(oldest).close("evicted"))
         pipe = self.pipes[k] = Pipe(self, k, name, via, frame, ts)
         return pipe
 
     def data(self, via: TcpFlow, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
-        pipe = self.pipes.get((via.flow.server_ip, key))
+        pipe = self.pipes.get(table_key(via, key))
         if pipe is None:  # opened on another channel we did not see, or before the capture began
             pipe = self.open(via, key, None, frame, ts)
         pipe.data(via, from_client, data, frame, ts)
 
     def close(self, via: TcpFlow, key: PipeKey, frame: int, ts: int) -> None:
-        pipe = self.pipes.pop((via.flow.server_ip, key), None)
+        pipe = self.pipes.pop(table_key(via, key), None)
         if pipe is not None:
             pipe.last_frame, pipe.last_ts = frame, ts
             self.closed.append(pipe.close("close"))
 
     def identity(self, via: TcpFlow, dialect: int, session: int, who: NtlmIdentity) -> None:
-        k = (via.flow.server_ip, dialect, session)
-        self.identities[k] = who
-        for (server, key), pipe in self.pipes.items():
-            if server == k[0] and key[:2] == (dialect, session):
+        server, scope, _ = table_key(via, (dialect, session, b""))
+        self.identities[(server, scope, dialect, session)] = who
+        for k, pipe in self.pipes.items():
+            if k[:2] == (server, scope) and k[2][:2] == (dialect, session):
                 pipe.assoc.transport_identity = who
 
     def close_all(self, end: str) -> list[ConnectionRecord]:

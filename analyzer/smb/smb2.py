@@ -1,0 +1,617 @@
+"""SMB2 and SMB3 commands as far as named pipes need them ([MS-SMB2] 2.2).
+
+Parsed: the sync and async header (2.2.1.1, 2.2.1.2) and compound chains (3.2.4.1.4: NextCommand,
+SMB2_FLAGS_RELATED_OPERATIONS with FileId 0xFFFFFFFFFFFFFFFF:0xFFFFFFFFFFFFFFFF naming the file of
+the previous command); SESSION_SETUP request security buffer (2.2.5); TREE_CONNECT request path and
+response ShareType (2.2.9, 2.2.10); CREATE request name and response FileId (2.2.13, 2.2.14); CLOSE
+(2.2.15); READ request FileId and response data (2.2.19, 2.2.20); WRITE (2.2.21); IOCTL
+FSCTL_PIPE_TRANSCEIVE input and output (2.2.31, 2.2.32). Every other command is skipped after its
+header. Responses are matched to requests by MessageId on the connection (3.2.5.1.2); an interim
+async response (STATUS_PENDING, 3.3.4.2) is not the answer. A READ or IOCTL answered with
+STATUS_BUFFER_OVERFLOW still carries data (3.3.4.4).
+
+Data goes out keyed by (2, SessionId, FileId), not by connection, so a multichannel session's
+channels can be joined by the consumer ([MS-SMB2] 3.2.4.1.7). A write on a related compound
+CREATE, whose FileId is not known until the CREATE response, is held until then.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from analyzer.dcerpc.auth import NTLMSSP_SIGNATURE, ntlm_identity
+from analyzer.smb.events import PipeKey
+from analyzer.smb.reader import Reader
+from analyzer.smb.state import (
+    MAX_CONTROL_BYTES,
+    MAX_PENDING,
+    MAX_PIPE_BYTES,
+    NONE,
+    PIPE,
+    SNIFF,
+    SNIFF_BYTES,
+    Context,
+    canonical_pipe_name,
+    is_well_known,
+    looks_like_dcerpc,
+)
+
+HEADER_LEN = 64
+
+NEGOTIATE = 0x00
+SESSION_SETUP = 0x01
+LOGOFF = 0x02
+TREE_CONNECT = 0x03
+TREE_DISCONNECT = 0x04
+CREATE = 0x05
+CLOSE = 0x06
+READ = 0x08
+WRITE = 0x09
+IOCTL = 0x0B
+
+FLAGS_SERVER_TO_REDIR = 0x00000001
+FLAGS_ASYNC_COMMAND = 0x00000002
+FLAGS_RELATED_OPERATIONS = 0x00000004
+
+STATUS_SUCCESS = 0x00000000
+STATUS_PENDING = 0x00000103
+STATUS_BUFFER_OVERFLOW = 0x80000005
+
+SHARE_TYPE_PIPE = 0x02
+FSCTL_PIPE_TRANSCEIVE = 0x0011C017
+FILE_ID_PREVIOUS = b"\xff" * 16
+
+_HDR = struct.Struct("<IHHIIQ")  # Status, Command, CreditRequest/Response, Flags, NextCommand, MessageId
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U16U16 = struct.Struct("<HH")
+_U16U32 = struct.Struct("<HI")
+_U32U32 = struct.Struct("<II")
+
+# (StructureSize, fixed body bytes read) of the requests and responses looked at beyond the header.
+_REQUESTS = {
+    SESSION_SETUP: (25, 24),
+    TREE_CONNECT: (9, 8),
+    CREATE: (57, 56),
+    CLOSE: (24, 24),
+    READ: (49, 48),
+    WRITE: (49, 48),
+    IOCTL: (57, 56),
+}
+_RESPONSES = {
+    TREE_CONNECT: (16, 16),
+    CREATE: (89, 88),
+    CLOSE: (60, 0),
+    READ: (17, 16),
+    IOCTL: (49, 48),
+}
+# Answers worth matching to their requests.
+_PENDED = frozenset({TREE_CONNECT, CREATE, CLOSE, READ, IOCTL})
+# Bookkeeping for related compounds: CREATE outcomes remembered, CREATEs with data held back.
+_MAX_CREATED = 256
+_MAX_HELD = 64
+
+# How far into a security token the NTLMSSP signature may sit behind its SPNEGO wrapping.
+_TOKEN_PEEK = 256
+
+_DEFER = 3  # a related operation on a CREATE whose response has not been seen yet
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2Header:
+    """The fields of the 64-byte header this layer uses ([MS-SMB2] 2.2.1)."""
+
+    command: int
+    status: int
+    flags: int
+    next_command: int
+    message_id: int
+    tree_id: int | None  # None in an async header
+    session_id: int
+
+    @property
+    def response(self) -> bool:
+        return bool(self.flags & FLAGS_SERVER_TO_REDIR)
+
+    @property
+    def is_async(self) -> bool:
+        return bool(self.flags & FLAGS_ASYNC_COMMAND)
+
+    @property
+    def related(self) -> bool:
+        return bool(self.flags & FLAGS_RELATED_OPERATIONS)
+
+
+def parse_header(b: bytes | bytearray) -> Smb2Header | None:
+    """The header at the start of b, or None if b does not start with one."""
+    if len(b) < HEADER_LEN or b[:4] != b"\xfeSMB" or b[4] != 64 or b[5] != 0:
+        return None
+    status, command, _credit, flags, next_command, message_id = _HDR.unpack_from(b, 8)
+    tree_id = None if flags & FLAGS_ASYNC_COMMAND else _U32.unpack_from(b, 36)[0]
+    session_id = struct.unpack_from("<Q", b, 40)[0]
+    return Smb2Header(command, status, flags, next_command, message_id, tree_id, session_id)
+
+
+def _is_ipc_path(path: str) -> bool:
+    return path.rstrip("\x00").upper().endswith("\\IPC$")
+
+
+def _utf16(raw: bytes | bytearray) -> str:
+    return bytes(raw).decode("utf-16-le", "replace").rstrip("\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    is_ipc: bool
+    path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """The file a request names: a key and what was known of its tree, or a pending CREATE."""
+
+    key: PipeKey | None
+    tree_ipc: bool | None
+    create_mid: int = -1
+
+
+_NO_FILE = _Ref(None, False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    command: int
+    session_id: int
+    tree_id: int | None
+    name: str | None = None  # TREE_CONNECT path, CREATE file name
+    ref: _Ref = _NO_FILE
+
+
+class _Cur:
+    """What the data step of the unit in progress delivers: bytes [off, off + length) of it."""
+
+    __slots__ = ("create_mid", "key", "kind", "length", "off", "proven")
+
+    def __init__(self) -> None:
+        self.kind = NONE
+        self.key: PipeKey | None = None
+        self.create_mid = -1
+        self.off = 0
+        self.length = 0
+        self.proven = False  # a pipe operation (transceive): adopt without looking at the data
+
+
+class Smb2Handler:
+    """The SMB2 state of one connection: trees, requests awaiting answers, related compounds."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._trees: dict[tuple[int, int], _Tree] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._created: dict[int, _Ref | None] = {}
+        self._held: dict[int, list[tuple[bool, bytes, int, int, bool]]] = {}
+        # Per direction (index: from_client): the header of the unit in progress, the file of the
+        # previous command of the compound, what the data step delivers.
+        self._hdr: list[Smb2Header | None] = [None, None]
+        self._chain_ref: list[_Ref | None] = [None, None]
+        self._cur = [_Cur(), _Cur()]
+        # Per session: the pipe the client last wrote to on this connection. A READ response whose
+        # request was lost in a gap carries no FileId; if its data is a DCE/RPC PDU it answers that write.
+        self._last_written: dict[int, PipeKey] = {}
+
+    # -- units ----------------------------------------------------------------------------------
+
+    def begin(self, r: Reader) -> None:
+        self._chain_ref[r.from_client] = None
+        r.collect(HEADER_LEN, self._header)
+
+    def _next_unit(self, r: Reader) -> None:
+        r.collect(HEADER_LEN, self._header)
+
+    def _header(self, r: Reader) -> None:
+        b = r.buf
+        if len(b) < HEADER_LEN:
+            r.violation("smb_truncated", f"SMB2 header cut short at {len(b)} bytes")
+            r.done()
+            return
+        h = parse_header(b)
+        if h is None:
+            r.violation("smb_bad_header", f"not an SMB2 header: {bytes(b[:8]).hex()}")
+            r.done()
+            return
+        self._ctx.commands += 1
+        if h.next_command:
+            if h.next_command < HEADER_LEN or h.next_command % 8 or h.next_command >= r.unit_len:
+                r.violation("smb_bad_length", f"NextCommand {h.next_command} in a {r.unit_len}-byte compound")
+            else:
+                r.split(h.next_command, self._next_unit)
+        self._hdr[r.from_client] = h
+        if h.response:
+            if h.is_async and h.status == STATUS_PENDING:
+                r.done()  # interim: the answer comes later with the same MessageId
+                return
+            ok = h.status == STATUS_SUCCESS or (h.status == STATUS_BUFFER_OVERFLOW and h.command in (READ, IOCTL))
+            if not ok:
+                self._failed(r, h)
+                r.done()
+                return
+            shape = _RESPONSES.get(h.command)
+        else:
+            shape = _REQUESTS.get(h.command)
+        if shape is None:
+            # A command acting on an explicit file resets the compound's "previous file"; a related
+            # one (say a QUERY_INFO between a CREATE and a READ) acts on the same file and keeps it.
+            if not h.response and not h.related:
+                self._chain_ref[r.from_client] = _NO_FILE
+            r.done()
+            return
+        r.collect(HEADER_LEN + shape[1], self._body)
+
+    def _body(self, r: Reader) -> None:
+        h = self._hdr[r.from_client]
+        assert h is not None
+        b = r.buf
+        size, fixed = (_RESPONSES if h.response else _REQUESTS)[h.command]
+        if len(b) < HEADER_LEN + fixed or (fixed and _U16.unpack_from(b, HEADER_LEN)[0] & 0xFFFE != size & 0xFFFE):
+            what = "smb_truncated" if len(b) < HEADER_LEN + fixed else "smb_bad_body"
+            r.violation(what, f"SMB2 command {h.command:#x} {'response' if h.response else 'request'} body")
+            if h.response:
+                self._take(h, h.command)
+            else:
+                self._chain_ref[r.from_client] = _NO_FILE
+            r.done()
+            return
+        if h.response:
+            _RESPONSE_STEPS[h.command](self, r, h)
+        else:
+            _REQUEST_STEPS[h.command](self, r, h)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _file_ref(self, r: Reader, h: Smb2Header, file_id: bytes) -> _Ref:
+        if h.related and file_id == FILE_ID_PREVIOUS:
+            prev = self._chain_ref[r.from_client]
+            ref = prev if prev is not None else _NO_FILE
+        else:
+            tree = self._trees.get((h.session_id, h.tree_id)) if h.tree_id is not None else None
+            ref = _Ref((2, h.session_id, file_id), tree.is_ipc if tree is not None else None)
+        self._chain_ref[r.from_client] = ref
+        return ref
+
+    def _kind(self, r: Reader, ref: _Ref) -> tuple[int, PipeKey | None]:
+        if ref.create_mid >= 0:
+            if ref.create_mid not in self._created:
+                return _DEFER, None
+            resolved = self._created[ref.create_mid]
+            if resolved is None:
+                return NONE, None
+            ref = resolved
+        if ref.key is None:
+            return NONE, None
+        return self._ctx.kind(ref.key, ref.tree_ipc, r.frame, r.ts), ref.key
+
+    def _pend(self, r: Reader, mid: int, p: _Pending) -> None:
+        pending = self._pending
+        pending.pop(mid, None)
+        pending[mid] = p
+        if len(pending) > MAX_PENDING:
+            del pending[next(iter(pending))]
+            self._ctx.violation_once(r.frame, "smb_cap_pending", f"more than {MAX_PENDING} SMB2 requests unanswered")
+
+    def _take(self, h: Smb2Header, command: int) -> _Pending | None:
+        p = self._pending.get(h.message_id)
+        if p is None or p.command != command:
+            return None
+        del self._pending[h.message_id]
+        return p
+
+    def _failed(self, r: Reader, h: Smb2Header) -> None:
+        if h.command not in _PENDED:
+            return
+        p = self._take(h, h.command)
+        if p is None:
+            return
+        if h.command == CREATE:
+            self._remember_create(h.message_id, None)
+            self._held.pop(h.message_id, None)
+        elif h.command == CLOSE:
+            self._close(r, p.ref)
+
+    def _remember_create(self, mid: int, ref: _Ref | None) -> None:
+        self._created[mid] = ref
+        if len(self._created) > _MAX_CREATED:
+            del self._created[next(iter(self._created))]
+
+    def _close(self, r: Reader, ref: _Ref) -> None:
+        if ref.create_mid >= 0:
+            resolved = self._created.get(ref.create_mid)
+            ref = resolved if resolved is not None else _NO_FILE
+        if ref.key is not None:
+            self._ctx.close_file(ref.key, r.frame, r.ts)
+
+    def _want_data(
+        self, r: Reader, kind: int, key: PipeKey | None, ref: _Ref, off: int, length: int, proven: bool
+    ) -> None:
+        """Collect bytes [off, off + length) of the unit for a pipe (or a look at them for a file
+        that may be one), then deliver them, hold them or drop them."""
+        if kind == NONE or length == 0:
+            r.done()
+            return
+        if off < HEADER_LEN or off + length > r.unit_len:
+            r.violation("smb_bad_length", f"data at {off}+{length} outside a {r.unit_len}-byte SMB2 command")
+            r.done()
+            return
+        if length > MAX_PIPE_BYTES:
+            r.violation("smb_cap_pipe_data", f"{length} bytes of pipe data in one SMB2 message")
+            r.done()
+            return
+        cur = self._cur[r.from_client]
+        cur.kind = kind
+        cur.key = key
+        cur.create_mid = ref.create_mid
+        cur.off = off
+        cur.length = length
+        cur.proven = proven
+        if kind == SNIFF:
+            r.collect(off + min(length, SNIFF_BYTES), self._sniff_step)
+        else:
+            r.collect(off + length, self._data_step)
+
+    def _sniff_step(self, r: Reader) -> None:
+        cur = self._cur[r.from_client]
+        assert cur.key is not None
+        if self._ctx.sniff(cur.key, r.buf[cur.off : cur.off + SNIFF_BYTES], r.frame, r.ts):
+            cur.kind = PIPE
+            r.collect(cur.off + cur.length, self._data_step)
+        else:
+            r.done()
+
+    def _data_step(self, r: Reader) -> None:
+        cur = self._cur[r.from_client]
+        h = self._hdr[r.from_client]
+        assert h is not None
+        b = r.buf
+        if len(b) < cur.off + cur.length:
+            r.violation("smb_truncated", "SMB2 pipe data cut short")
+            r.done()
+            return
+        data = bytes(b[cur.off : cur.off + cur.length])
+        if cur.kind == _DEFER:
+            self._hold(r, cur.create_mid, (not h.response, data, r.frame, r.ts, cur.proven))
+        elif cur.key is not None:
+            self._ctx.deliver(cur.key, not h.response, data, r.frame, r.ts)
+            if not h.response:
+                self._last_written.pop(cur.key[1], None)
+                self._last_written[cur.key[1]] = cur.key
+                if len(self._last_written) > _MAX_CREATED:
+                    del self._last_written[next(iter(self._last_written))]
+        r.done()
+
+    def _hold(self, r: Reader, create_mid: int, item: tuple[bool, bytes, int, int, bool]) -> None:
+        held = self._held.setdefault(create_mid, [])
+        if sum(len(x[1]) for x in held) + len(item[1]) > MAX_PIPE_BYTES:
+            r.violation("smb_cap_pipe_data", "too much data held for a related CREATE")
+            return
+        held.append(item)
+        if len(self._held) > _MAX_HELD:
+            del self._held[next(iter(self._held))]
+            self._ctx.violation_once(r.frame, "smb_cap_pending", "too many related CREATEs awaiting their answer")
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _session_setup_request(self, r: Reader, h: Smb2Header) -> None:
+        off, length = _U16U16.unpack_from(r.buf, HEADER_LEN + 12)
+        if not length:
+            r.done()
+        elif off < HEADER_LEN or off + length > r.unit_len:
+            r.violation("smb_bad_length", f"security buffer at {off}+{length} outside the SESSION_SETUP")
+            r.done()
+        else:
+            # Kerberos tickets are large and name nobody: look for NTLMSSP near the start first.
+            r.collect(off + min(length, _TOKEN_PEEK), self._session_token_start)
+
+    def _session_token_start(self, r: Reader) -> None:
+        off, length = _U16U16.unpack_from(r.buf, HEADER_LEN + 12)
+        if NTLMSSP_SIGNATURE not in r.buf[off:]:
+            r.done()
+        elif off + length > MAX_CONTROL_BYTES:
+            r.violation("smb_cap_message", f"a {off + length}-byte SESSION_SETUP")
+            r.done()
+        else:
+            r.collect(off + length, self._session_token)
+
+    def _session_token(self, r: Reader) -> None:
+        h = self._hdr[r.from_client]
+        assert h is not None
+        off, length = _U16U16.unpack_from(r.buf, HEADER_LEN + 12)
+        if len(r.buf) >= off + length:
+            identity = ntlm_identity(bytes(r.buf[off : off + length]))
+            if identity is not None:
+                self._ctx.identity(2, h.session_id, identity, r.frame)
+        r.done()
+
+    def _named_request(self, r: Reader, h: Smb2Header, at: int) -> None:
+        """TREE_CONNECT and CREATE: read the UTF-16 name whose offset and length are at `at`."""
+        off, length = _U16U16.unpack_from(r.buf, at)
+        if off + length > r.unit_len or (length and off < HEADER_LEN):
+            r.violation("smb_bad_length", f"name at {off}+{length} outside a {r.unit_len}-byte SMB2 command")
+            r.done()
+        elif off + length > MAX_CONTROL_BYTES:
+            r.violation("smb_cap_message", f"a {off + length}-byte SMB2 command {h.command:#x}")
+            r.done()
+        else:
+            r.collect(off + length, self._named_request_name)
+
+    def _named_request_name(self, r: Reader) -> None:
+        h = self._hdr[r.from_client]
+        assert h is not None
+        at = HEADER_LEN + (4 if h.command == TREE_CONNECT else 44)
+        off, length = _U16U16.unpack_from(r.buf, at)
+        name = _utf16(r.buf[off : off + length]) if length else ""
+        self._pend(r, h.message_id, _Pending(h.command, h.session_id, h.tree_id, name))
+        if h.command == CREATE:
+            self._chain_ref[r.from_client] = _Ref(None, None, h.message_id)
+        r.done()
+
+    def _tree_connect_request(self, r: Reader, h: Smb2Header) -> None:
+        self._named_request(r, h, HEADER_LEN + 4)
+
+    def _create_request(self, r: Reader, h: Smb2Header) -> None:
+        tree = self._trees.get((h.session_id, h.tree_id)) if h.tree_id is not None else None
+        if tree is not None and not tree.is_ipc:
+            self._chain_ref[r.from_client] = _NO_FILE  # a file on a disk share: not our business
+            r.done()
+            return
+        self._chain_ref[r.from_client] = _NO_FILE
+        self._named_request(r, h, HEADER_LEN + 44)
+
+    def _close_request(self, r: Reader, h: Smb2Header) -> None:
+        ref = self._file_ref(r, h, bytes(r.buf[72:88]))
+        if ref.create_mid >= 0 or (ref.key is not None and self._ctx.tracked(ref.key)):
+            self._pend(r, h.message_id, _Pending(CLOSE, h.session_id, h.tree_id, ref=ref))
+        r.done()
+
+    def _read_request(self, r: Reader, h: Smb2Header) -> None:
+        ref = self._file_ref(r, h, bytes(r.buf[80:96]))
+        kind, _key = self._kind(r, ref)
+        if kind != NONE:
+            self._pend(r, h.message_id, _Pending(READ, h.session_id, h.tree_id, ref=ref))
+        r.done()
+
+    def _write_request(self, r: Reader, h: Smb2Header) -> None:
+        off, length = _U16U32.unpack_from(r.buf, HEADER_LEN + 2)
+        ref = self._file_ref(r, h, bytes(r.buf[80:96]))
+        kind, key = self._kind(r, ref)
+        self._want_data(r, kind, key, ref, off, length, False)
+
+    def _ioctl_request(self, r: Reader, h: Smb2Header) -> None:
+        b = r.buf
+        ref = self._file_ref(r, h, bytes(b[72:88]))
+        if _U32.unpack_from(b, HEADER_LEN + 4)[0] != FSCTL_PIPE_TRANSCEIVE:
+            r.done()
+            return
+        kind, key = self._kind(r, ref)
+        if kind == SNIFF:
+            assert key is not None
+            kind = PIPE if self._ctx.adopt(key, r.frame, r.ts) else NONE
+        if kind == NONE:
+            r.done()
+            return
+        self._pend(r, h.message_id, _Pending(IOCTL, h.session_id, h.tree_id, ref=ref))
+        off, length = _U32U32.unpack_from(b, HEADER_LEN + 24)
+        self._want_data(r, kind, key, ref, off, length, True)
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def _tree_connect_response(self, r: Reader, h: Smb2Header) -> None:
+        p = self._take(h, TREE_CONNECT)
+        path = p.name if p is not None else None
+        is_ipc = r.buf[HEADER_LEN + 2] == SHARE_TYPE_PIPE or (path is not None and _is_ipc_path(path))
+        if h.tree_id is not None:
+            trees = self._trees
+            trees.pop((h.session_id, h.tree_id), None)
+            trees[(h.session_id, h.tree_id)] = _Tree(is_ipc, path)
+            if len(trees) > MAX_PENDING:
+                del trees[next(iter(trees))]
+        r.done()
+
+    def _create_response(self, r: Reader, h: Smb2Header) -> None:
+        p = self._take(h, CREATE)
+        if p is None or p.name is None:
+            r.done()
+            return
+        ctx = self._ctx
+        key: PipeKey = (2, p.session_id, bytes(r.buf[128:144]))
+        tree = self._trees.get((p.session_id, p.tree_id)) if p.tree_id is not None else None
+        name = canonical_pipe_name(p.name)
+        resolved: _Ref | None = None
+        if not p.name.strip("\\"):
+            pass  # the share itself
+        elif tree is None:
+            if is_well_known(p.name):
+                ctx.open_pipe(key, name, None, r.frame, r.ts)
+            else:
+                ctx.candidate(key, name, None, r.frame, r.ts)
+            resolved = _Ref(key, None)
+        elif tree.is_ipc:
+            ctx.open_pipe(key, name, tree.path, r.frame, r.ts)
+            resolved = _Ref(key, True)
+        self._remember_create(h.message_id, resolved)
+        for from_client, data, frame, ts, proven in self._held.pop(h.message_id, ()):
+            if resolved is None:
+                break
+            kind = ctx.kind(key, resolved.tree_ipc, frame, ts)
+            if kind == SNIFF:
+                adopted = ctx.adopt(key, frame, ts) if proven else ctx.sniff(key, data[:SNIFF_BYTES], frame, ts)
+                kind = PIPE if adopted else NONE
+            if kind == PIPE:
+                ctx.deliver(key, from_client, data, frame, ts)
+        r.done()
+
+    def _close_response(self, r: Reader, h: Smb2Header) -> None:
+        p = self._take(h, CLOSE)
+        if p is not None:
+            self._close(r, p.ref)
+        r.done()
+
+    def _read_response(self, r: Reader, h: Smb2Header) -> None:
+        p = self._take(h, READ)
+        if p is None:
+            self._orphan_read(r, h)
+            return
+        kind, key = self._kind(r, p.ref)
+        off = r.buf[HEADER_LEN + 2]
+        length = _U32.unpack_from(r.buf, HEADER_LEN + 4)[0]
+        self._want_data(r, NONE if kind == _DEFER else kind, key, p.ref, off, length, False)
+
+    def _orphan_read(self, r: Reader, h: Smb2Header) -> None:
+        """A READ response whose request is not in the capture (lost in a gap): its data goes to the
+        pipe last written in its session on this connection, if it starts a DCE/RPC PDU."""
+        key = self._last_written.get(h.session_id)
+        off = r.buf[HEADER_LEN + 2]
+        length = _U32.unpack_from(r.buf, HEADER_LEN + 4)[0]
+        if key is None or not length or off < HEADER_LEN or off + length > r.unit_len or length > MAX_PIPE_BYTES:
+            r.done()
+            return
+        cur = self._cur[r.from_client]
+        cur.kind, cur.key, cur.create_mid, cur.off, cur.length, cur.proven = PIPE, key, -1, off, length, False
+        r.collect(off + min(length, SNIFF_BYTES), self._orphan_step)
+
+    def _orphan_step(self, r: Reader) -> None:
+        cur = self._cur[r.from_client]
+        if looks_like_dcerpc(r.buf[cur.off : cur.off + SNIFF_BYTES]):
+            r.violation("smb_read_without_request", "READ response matched to the pipe last written: request not seen")
+            r.collect(cur.off + cur.length, self._data_step)
+        else:
+            r.done()
+
+    def _ioctl_response(self, r: Reader, h: Smb2Header) -> None:
+        p = self._take(h, IOCTL)
+        if p is None:
+            r.done()
+            return
+        kind, key = self._kind(r, p.ref)
+        if kind == SNIFF:
+            assert key is not None
+            kind = PIPE if self._ctx.adopt(key, r.frame, r.ts) else NONE
+        off, length = _U32U32.unpack_from(r.buf, HEADER_LEN + 32)
+        self._want_data(r, NONE if kind == _DEFER else kind, key, p.ref, off, length, True)
+
+
+_REQUEST_STEPS = {
+    SESSION_SETUP: Smb2Handler._session_setup_request,
+    TREE_CONNECT: Smb2Handler._tree_connect_request,
+    CREATE: Smb2Handler._create_request,
+    CLOSE: Smb2Handler._close_request,
+    READ: Smb2Handler._read_request,
+    WRITE: Smb2Handler._write_request,
+    IOCTL: Smb2Handler._ioctl_request,
+}
+_RESPONSE_STEPS = {
+    TREE_CONNECT: Smb2Handler._tree_connect_response,
+    CREATE: Smb2Handler._create_response,
+    CLOSE: Smb2Handler._close_response,
+    READ: Smb2Handler._read_response,
+    IOCTL: Smb2Handler._ioctl_response,
+}
