@@ -264,3 +264,16 @@ def test_netmon_reader_matches_its_converted_copy() -> None:
             assert any(d == data and abs(t - ts) < 1000 for t, d in ours), (cap, ts)
         checked += 1
     assert checked >= 8
+
+
+def test_corrupt_pcapng_blocks_end_the_file_cleanly(tmp_path: Path) -> None:
+    """An interface block whose option overruns it, or a packet block too short for its fields,
+    ends the reading with `truncated` set; frames before it are kept."""
+    bad_option = _block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 9, 40) + b"\x06")
+    short_epb = struct.pack("<II", 6, 16) + b"\0" * 4 + struct.pack("<I", 16)
+    p = tmp_path / "bad.pcapng"
+    p.write_bytes(_shb() + _idb(1, 6) + _epb(0, 5, b"first") + bad_option + _epb(0, 6, b"second") + short_epb)
+    r = open_capture(str(p))
+    got = [bytes(buf[s:e]) for _ts, _link, buf, s, e in r]
+    assert got == [b"first", b"second"]
+    assert r.truncated is not None and "too short" in r.truncated

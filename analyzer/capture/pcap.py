@@ -33,6 +33,8 @@ class PcapReader(CaptureReader):
         header = f.read(24)
         if len(header) < 24:
             self._fail("pcap file header is truncated")
+        if header[:4] not in MAGICS:
+            self._fail(f"not a pcap file (magic {header[:4].hex()})")
         endian, self._ts_mult = MAGICS[header[:4]]
         self._endian = endian
         _vmaj, _vmin, _zone, _sigfigs, _snaplen, network = struct.unpack(endian + "HHiIII", header[4:24])

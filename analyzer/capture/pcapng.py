@@ -21,6 +21,8 @@ IDB = 1
 OPB = 2
 SPB = 3
 EPB = 6
+# Smallest total length of each block type that carries fixed fields (header and trailer included).
+_MIN_BLOCK = {EPB: 32, OPB: 32, SPB: 16, IDB: 20}
 _OPT_IF_TSRESOL = 9
 _OPT_IF_TSOFFSET = 14
 
@@ -43,6 +45,8 @@ class PcapngReader(CaptureReader):
         head = f.read(12)
         if len(head) < 12:
             self._fail("pcapng section header is truncated")
+        if head[:4] != b"\x0a\x0d\x0d\x0a":
+            self._fail("not a pcapng file: it does not start with a section header block")
         self._pending = head
         self._endian = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
         if head[8:12] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
@@ -51,14 +55,14 @@ class PcapngReader(CaptureReader):
         self._interfaces: list[tuple[int, int, int, int, int]] = []
 
     def _interface(self, body: bytes, e: str) -> tuple[int, int, int, int, int]:
-        link, _res, snaplen = struct.unpack_from(e + "HHI", body, 0)
+        link, _res, snaplen = struct.unpack_from(e + "HHI", body, 0)  # the caller checked len(body) >= 8
         tsresol = 6
         tsoffset = 0
         off = 8
         while off + 4 <= len(body):
             code, length = struct.unpack_from(e + "HH", body, off)
             off += 4
-            if code == 0:
+            if code == 0 or off + length > len(body):
                 break
             if code == _OPT_IF_TSRESOL and length >= 1:
                 tsresol = body[off]
@@ -105,6 +109,9 @@ class PcapngReader(CaptureReader):
                 continue
             body = off + 8
             bend = off + blen - 4
+            if blen < _MIN_BLOCK.get(btype, 12):
+                self.truncated = f"block of type {btype} after frame {self.frames} is too short ({blen} bytes)"
+                return
             if btype == EPB:
                 iface, hi, lo, caplen, _orig = struct.unpack_from(e + "IIIII", buf, body)
                 start = body + 20

@@ -1,0 +1,117 @@
+"""Fuzz targets, one per parser, kept out of the normal test run.
+
+Each target takes arbitrary bytes and must return normally: a parser may report violations, never
+raise. Run them with `python fuzz/run.py [TARGET] [--seconds N]`: with atheris installed
+(`pip install atheris`) the run is coverage-guided; without it, the driver mutates the bundled
+samples at random. A crash prints the input that caused it and is saved under fuzz/crashes/.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+from analyzer.capture.decode import PacketDecoder, Selector
+from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.netmon import NetmonReader
+from analyzer.capture.pcap import PcapReader
+from analyzer.capture.pcapng import PcapngReader
+from analyzer.dcerpc import epm
+from analyzer.dcerpc.association import Association
+from analyzer.dcerpc.cl import ClTracker
+from analyzer.dcerpc.pdu import CoPdu
+from analyzer.dcerpc.stream import CoStream
+from analyzer.dcerpc.wire import Malformed
+from analyzer.errors import CaptureError
+from analyzer.limits import Limits
+from analyzer.model import Flow
+from analyzer.pipeline import Pipeline
+from analyzer.smb import SmbConnection
+
+LIMITS = Limits()
+FLOW = Flow("fuzz", 0, "ncacn_ip_tcp", "10.0.0.1", 50000, "10.0.0.2", 135)
+
+
+class _Sink:
+    """Accepts every record and event; counts nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def co_stream(data: bytes) -> None:
+    """Both directions of a connection-oriented conversation, into an association."""
+    assoc = Association(FLOW, "fuzz", _Sink(), LIMITS)
+
+    def on_pdu(from_client: bool) -> Callable[[CoPdu, int, int, int], None]:
+        return lambda pdu, frame, ts, first: assoc.pdu(from_client, pdu, frame, ts, first)
+
+    client = CoStream(on_pdu(True), lambda *a: None, LIMITS)
+    server = CoStream(on_pdu(False), lambda *a: None, LIMITS)
+    for i in range(0, len(data), 97):
+        (client if (i // 97) % 2 == 0 else server).data(data[i : i + 97], i, i)
+        if i % 5 == 3:
+            client.gap(7, i, i)
+    assoc.close()
+
+
+def epm_stubs(data: bytes) -> None:
+    for parse in (epm.parse_map_response, epm.parse_lookup_response, epm.parse_map_request):
+        for little in (True, False):
+            try:
+                parse(data, little)
+            except Malformed:
+                pass
+
+
+def smb(data: bytes) -> None:
+    conn = SmbConnection(_Sink(), LIMITS)
+    half = len(data) // 2
+    conn.data(True, data[:half], 1, 1)
+    conn.data(False, data[half:], 2, 2)
+    conn.gap(True, 13, 3, 3)
+    conn.data(True, data[half // 2 :], 4, 4)
+    conn.close()
+
+
+def connectionless(data: bytes) -> None:
+    tracker = ClTracker(_Sink(), LIMITS, lambda ci, cp, si, sp: Flow("fuzz", 0, "ncadg_ip_udp", ci, cp, si, sp))
+    for i in range(0, len(data), 120):
+        tracker.datagram("10.0.0.1", 50000, "10.0.0.2", 135, data[i : i + 120], i, i)
+    tracker.close()
+
+
+def capture_readers(data: bytes) -> None:
+    sel = Selector()
+    sel.tcp_ports |= {135, 445}
+    dec = PacketDecoder(sel, Defragmenter(LIMITS))
+    for cls in (PcapReader, PcapngReader, NetmonReader):
+        try:
+            reader = cls(io.BytesIO(data), "fuzz")
+        except CaptureError:
+            continue
+        try:
+            for i, (ts, link, buf, start, end) in enumerate(reader, 1):
+                dec.decode(link, buf, start, end, i, ts)
+        except CaptureError:
+            pass
+
+
+def pipeline(data: bytes, _path: list[str] = []) -> None:  # noqa: B006 - one temp file for the run
+    import tempfile
+
+    if not _path:
+        _path.append(tempfile.mkstemp(suffix=".pcap")[1])
+    with open(_path[0], "wb") as fh:
+        fh.write(data)
+    Pipeline(strict=True).add_file(_path[0])
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "co_stream": co_stream,
+    "epm": epm_stubs,
+    "smb": smb,
+    "cl": connectionless,
+    "capture": capture_readers,
+    "pipeline": pipeline,
+}
