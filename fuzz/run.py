@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuzz.targets import TARGETS  # noqa: E402
+from fuzz.targets import TARGETS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "pcaps"
 CRASHES = Path(__file__).resolve().parent / "crashes"

@@ -8,6 +8,7 @@ samples at random. A crash prints the input that caused it and is saved under fu
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 
@@ -58,10 +59,8 @@ def co_stream(data: bytes) -> None:
 def epm_stubs(data: bytes) -> None:
     for parse in (epm.parse_map_response, epm.parse_lookup_response, epm.parse_map_request):
         for little in (True, False):
-            try:
+            with contextlib.suppress(Malformed):
                 parse(data, little)
-            except Malformed:
-                pass
 
 
 def smb(data: bytes) -> None:

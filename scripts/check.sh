@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-echo "== ruff format --check"; "$PY" -m ruff format --check analyzer tests bench samples tools scripts
-echo "== ruff check";          "$PY" -m ruff check analyzer tests bench samples tools scripts
+echo "== ruff format --check"; "$PY" -m ruff format --check analyzer tests bench samples tools scripts fuzz
+echo "== ruff check";          "$PY" -m ruff check analyzer tests bench samples tools scripts fuzz
 echo "== mypy --strict (package)"; "$PY" -m mypy
 echo "== pytest";              "$PY" -m pytest -q "$@"
