@@ -1,17 +1,18 @@
-"""The Python API: `analyze(paths)` -> `AnalysisResult`, one DataFrame per table."""
+"""The Python API: `analyze(paths)` -> `AnalysisResult`, one DataFrame per table and per view."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 
 import pandas as pd
 
-from analyzer import report
+from analyzer import report, views
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.output import write_tables
+from analyzer.output import NamedFrame, write_tables
 from analyzer.pipeline import Pipeline, Progress, Records
 
 
@@ -29,6 +30,9 @@ class AnalysisResult:
         violations: everything malformed, inconsistent or capped.
         captures: one row per input file, with the error that stopped it, if any.
         records: the raw records the tables were built from.
+
+    The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
+    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`.
     """
 
     binds: pd.DataFrame
@@ -52,14 +56,49 @@ class AnalysisResult:
             self.captures,
         )
 
+    @cached_property
+    def endpoint_inventory(self) -> pd.DataFrame:
+        """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
+        used, with `status` announced-only, announced-and-used or used-without-announcement."""
+        return views.endpoint_inventory(self.endpoints, self.binds, self.calls)
+
+    @cached_property
+    def timeline(self) -> pd.DataFrame:
+        """Binds, calls, faults and bytes per minute, client -> server pair and interface."""
+        return views.timeline(self.binds, self.calls)
+
+    @cached_property
+    def matrix(self) -> pd.DataFrame:
+        """Client x server x interface: where, how often and as whom each service was negotiated."""
+        return views.matrix(self.binds, self.calls)
+
+    @cached_property
+    def data_quality(self) -> pd.DataFrame:
+        """Per capture and per connection: what the capture did not show, with a short summary."""
+        return views.data_quality(self.captures, self.connections, self.violations, self.binds, self.calls)
+
+    def view_items(self) -> list[NamedFrame]:
+        """The four views as (name, DataFrame, schema), in the order they are written."""
+        return [(name, getattr(self, name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
+
+    def hosts_text(self, role: str | None = None) -> str:
+        """The per-host view as readable text, each host with the services it negotiated."""
+        return views.hosts_text(self.hosts, self.matrix, role)
+
+    def html(self, title: str = "RPC traffic report") -> str:
+        """The self-contained HTML report (summary, per-host tables, inventory, plots, data quality)."""
+        from analyzer.html import render
+
+        return render(self, title)
+
     @property
     def errors(self) -> list[str]:
         """One line per input file that could not be read: '<file>: <why>'."""
         return [f"{c.path}: {c.error}" for c in self.records.captures if c.error]
 
     def write(self, out_dir: str | PathLike[str], fmt: str = "csv") -> list[Path]:
-        """Write every table to out_dir as CSV (default), JSON lines or Parquet."""
-        return write_tables(self.tables, out_dir, fmt)
+        """Write every table and view to out_dir as CSV (default), JSON lines or Parquet."""
+        return write_tables(self.tables, out_dir, fmt, self.view_items())
 
 
 def from_records(records: Records) -> AnalysisResult:

@@ -12,11 +12,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from analyzer import __version__
+
+if TYPE_CHECKING:
+    from analyzer.api import AnalysisResult
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 1  # at least one input could not be read (the others were analysed)
@@ -78,13 +81,16 @@ def main() -> None:
     \b
     Example:
       rpc-analyzer analyze capture.pcapng -o out/
+      rpc-analyzer hosts capture.pcapng --role server
+      rpc-analyzer endpoints capture.pcapng
+      rpc-analyzer report capture.pcapng -o report.html
       rpc-analyzer names svcctl
     """
 
 
 @contextmanager
-def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A byte-based progress bar on stderr for long runs on a terminal; nothing otherwise."""
+def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr (bytes and files) for long runs on a terminal; nothing otherwise."""
     total = 0
     for p in paths:
         with suppress(OSError):
@@ -104,10 +110,12 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int], None] |
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("reading", total=total)
+        task = bar.add_task(f"reading 1/{len(paths)} files", total=total)
 
-        def update(done: int) -> None:
-            bar.update(task, completed=done)
+        def update(done: int, files_done: int) -> None:
+            bar.update(
+                task, completed=done, description=f"reading {min(files_done + 1, len(paths))}/{len(paths)} files"
+            )
 
         yield update
 
@@ -142,19 +150,7 @@ def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, name
       rpc-analyzer analyze ring-*.pcap.gz -o out/ --format parquet
     """
     _load_names(names_file)
-    from analyzer.capture.source import expand_paths
-
-    files = expand_paths(captures)
-    if not files:
-        _err("no capture files found in " + ", ".join(captures))
-        sys.exit(EXIT_NO_INPUT)
-    import analyzer
-
-    paths = [p for p, _ in files]
-    with _progress(paths, quiet) as progress:
-        result = analyzer.analyze(paths, progress=progress)
-    for line in result.errors:
-        _err(line)
+    result = _read_captures(captures, quiet)
     try:
         result.write(out_dir, fmt)
     except OSError as e:
@@ -220,6 +216,167 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
             click.echo(f"{r.uuid} v{r.version or '?'}  {r.name}{spec}{provider}")
         if r.opnum is not None:
             click.echo(f"    {r.opnum:>4}  {r.operation}")
+
+
+def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
+    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file."""
+    from analyzer.capture.source import expand_paths
+
+    files = expand_paths(captures)
+    if not files:
+        _err("no capture files found in " + ", ".join(captures))
+        sys.exit(EXIT_NO_INPUT)
+    from analyzer.limits import DEFAULT_LIMITS
+    from analyzer.parallel import read_in_child
+
+    def warm_up() -> None:
+        """What the tables need, loaded while the captures are read: pandas and the name registry."""
+        from analyzer import api, registry
+
+        registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
+        del api
+
+    paths = [p for p, _ in files]
+    records = read_in_child(paths, DEFAULT_LIMITS, lambda: _progress(paths, quiet), warm_up)
+    from analyzer.api import from_records
+
+    result = from_records(records)
+    for line in result.errors:
+        _err(line)
+    return result
+
+
+def _echo_lines(text: str) -> None:
+    """Text for the terminal, each line stripped of control characters that came off the wire."""
+    for line in text.splitlines():
+        click.echo(printable(line))
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: grouped by server, in the layout of portqry -e 135 / rpcdump; csv: the endpoint_inventory table.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@names_option
+def endpoints(captures: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None) -> None:
+    """List the RPC endpoints each server offered, rebuilt passively from CAPTURES.
+
+    What `portqry -e 135` or `rpcdump` would have listed (UUID, name, protocol, port or pipe,
+    annotation), from the endpoint mapper's answers and the binds and calls seen, each marked
+    announced-only, announced-and-used or used-without-announcement.
+
+    \b
+    Example:
+      rpc-analyzer endpoints incident.pcapng
+      rpc-analyzer endpoints captures/ --format csv > inventory.csv
+    """
+    _load_names(names_file)
+    result = _read_captures(captures, quiet)
+    from analyzer import views
+
+    if fmt == "csv":
+        from analyzer.output import csv_text
+
+        click.echo(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY), nl=False)
+    else:
+        _echo_lines(views.inventory_text(result.endpoint_inventory))
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--role",
+    type=click.Choice(["server", "client"]),
+    default=None,
+    help="Only hosts seen in this role (default: both).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: one block per host with the services negotiated; csv: the hosts table.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@names_option
+def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, names_file: str | None) -> None:
+    """Show, per host, the RPC services it offered (server) or negotiated (client) in CAPTURES.
+
+    As a server: interfaces and specifications, transports, ports and pipes, the dynamic port range,
+    clients, binds, calls, faults and rejections, auth levels, first and last seen. As a client: the
+    same from its side. Each block ends with the services negotiated per peer: interface, port or
+    pipe, counts and the identities used.
+
+    \b
+    Example:
+      rpc-analyzer hosts incident.pcapng
+      rpc-analyzer hosts captures/ --role server
+      rpc-analyzer hosts captures/ --format csv > hosts.csv
+    """
+    _load_names(names_file)
+    result = _read_captures(captures, quiet)
+    if fmt == "csv":
+        from analyzer.output import csv_text
+        from analyzer.report import HOSTS
+
+        table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
+        click.echo(csv_text(table, HOSTS), nl=False)
+    else:
+        _echo_lines(result.hosts_text(role))
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
+@click.option("--title", default="RPC traffic report", show_default=True, help="Title of the report.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing line; errors are still printed.")
+@names_option
+def report(captures: tuple[str, ...], out_file: str, title: str, quiet: bool, names_file: str | None) -> None:
+    """Write a self-contained HTML report of CAPTURES that opens offline.
+
+    Summary, services negotiated between hosts, per-host tables (servers and clients), the endpoint
+    inventory, plots (activity timeline, host x interface heat map, dynamic ports) and what the
+    capture did not show. One file, no scripts, nothing fetched.
+
+    \b
+    Example:
+      rpc-analyzer report incident.pcapng -o report.html
+      rpc-analyzer report captures/ -o weekly.html --title "Port 135 review, week 12"
+    """
+    _load_names(names_file)
+    result = _read_captures(captures, quiet)
+    page = result.html(title)
+    try:
+        Path(out_file).write_text(page, encoding="utf-8")
+    except OSError as e:
+        _err(f"{out_file}: cannot write: {e.strerror or e}")
+        sys.exit(EXIT_INPUT_ERROR)
+    if not quiet:
+        click.echo(
+            f"{len(result.captures)} capture(s), {len(result.hosts)} host roles, "
+            f"{len(result.endpoint_inventory)} endpoints, {len(result.calls)} calls -> {printable(out_file)}"
+        )
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,12 +9,17 @@ DataFrames' own types.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
 
 import pandas as pd
 
 from analyzer.report import SCHEMAS, STR, TIME, Tables
+
+# A table to write beside the base ones: (file name without extension, frame, its schema).
+NamedFrame = tuple[str, pd.DataFrame, dict[str, str]]
 
 FORMATS = ("csv", "jsonl", "parquet")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -39,20 +44,38 @@ def _as_text(df: pd.DataFrame, schema: dict[str, str], spreadsheet_safe: bool) -
     return result
 
 
-def write_tables(tables: Tables, out_dir: str | PathLike[str], fmt: str = "csv") -> list[Path]:
-    """Write every table as <out_dir>/<table>.<ext>; the paths written."""
+def _write_csv(df: pd.DataFrame, schema: dict[str, str], target: str | Path | io.StringIO) -> None:
+    _as_text(df, schema, True).to_csv(target, index=False, lineterminator="\n", float_format="%.6f")
+
+
+def csv_text(df: pd.DataFrame, schema: dict[str, str]) -> str:
+    """One table as CSV text, with the same conventions and spreadsheet safety as the files."""
+    buf = io.StringIO()
+    _write_csv(df, schema, buf)
+    return buf.getvalue()
+
+
+def write_frame(df: pd.DataFrame, schema: dict[str, str], path: str | PathLike[str], fmt: str = "csv") -> Path:
+    """Write one table to path in fmt (csv, jsonl or parquet); the path written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(path)
+    if fmt == "csv":
+        _write_csv(df, schema, out)
+    elif fmt == "jsonl":
+        _as_text(df, schema, False).to_json(out, orient="records", lines=True)
+    else:
+        df.to_parquet(out, index=False)
+    return out
+
+
+def write_tables(
+    tables: Tables, out_dir: str | PathLike[str], fmt: str = "csv", extra: Iterable[NamedFrame] = ()
+) -> list[Path]:
+    """Write every table, then every extra (name, frame, schema), as <out_dir>/<name>.<ext>; the paths written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, df in tables.items():
-        path = out / f"{name}.{fmt}"
-        if fmt == "csv":
-            _as_text(df, SCHEMAS[name], True).to_csv(path, index=False, lineterminator="\n", float_format="%.6f")
-        elif fmt == "jsonl":
-            _as_text(df, SCHEMAS[name], False).to_json(path, orient="records", lines=True)
-        else:
-            df.to_parquet(path, index=False)
-        written.append(path)
-    return written
+    named: list[NamedFrame] = [(name, df, SCHEMAS[name]) for name, df in tables.items()]
+    return [write_frame(df, schema, out / f"{name}.{fmt}", fmt) for name, df, schema in [*named, *extra]]

@@ -62,7 +62,8 @@ _PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 _EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
 _MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
 
-Progress = Callable[[int], None]
+# progress(bytes of the input consumed so far, files finished so far)
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -169,6 +170,9 @@ _Entry = TcpFlow | _Tombstone | _Undecided
 _FlowKey = tuple[bytes, int, bytes, int]
 
 
+TCP_PROBE_FIRST = frozenset({5, 0x52})  # rpc_vers 5 of a bind; "R" of RPC_IN_DATA / RPC_OUT_DATA
+
+
 def tcp_probe(buf: bytes, start: int, end: int) -> bool:
     """Does a TCP payload on an unknown port start a DCE/RPC conversation: a bind or alter_context,
     or an RPC-over-HTTP v2 channel request? One byte decides for almost every packet."""
@@ -199,6 +203,7 @@ class Pipeline:
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
+        self.selector.tcp_probe_first = TCP_PROBE_FIRST
         self.selector.udp_ports.add(EPM_PORT)
         self.selector.udp_probe = cl_probe
         self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
@@ -216,14 +221,16 @@ class Pipeline:
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
         """Analyse files and directories in order; `progress` gets the bytes consumed so far."""
         done = 0
-        for path, _explicit in expand_paths(paths):
-            step = None if progress is None else (lambda pos, base=done: progress(base + pos))
+        for index, (path, _explicit) in enumerate(expand_paths(paths)):
+            step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
             self.add_file(path, progress=step)
             with contextlib.suppress(OSError):
                 done += os.path.getsize(path)
         return self.records
 
-    def add_file(self, path: str, name: str | None = None, progress: Progress | None = None) -> CaptureSummary:
+    def add_file(
+        self, path: str, name: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> CaptureSummary:
         """Analyse one capture. A file that cannot be read gives a summary with `error` set."""
         name = name or display_name(path)
         try:
@@ -241,22 +248,11 @@ class Pipeline:
         self._cl = ClTracker(self, self.limits, self._udp_flow)
         self._udp_flows = {}
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
-        decode = decoder.decode
-        frame = 0
-        first_ts: int | None = None
-        ts = 0
         selected = 0
         error: str | None = None
+        tick = None if progress is None else (lambda: progress(reader.position()))
         try:
-            for ts, link, buf, start, end in reader:
-                frame += 1
-                if first_ts is None:
-                    first_ts = ts
-                pkt = decode(link, buf, start, end, frame, ts)
-                if pkt is None:
-                    if progress is not None and not frame & 0xFFFF:
-                        progress(reader.position())
-                    continue
+            for frame, ts, pkt in decoder.select(reader, tick):
                 selected += 1
                 try:
                     if pkt.proto == PROTO_TCP:
@@ -270,12 +266,13 @@ class Pipeline:
                 if not selected % _EXPIRE_EVERY:
                     self._expire(ts)
         except OSError as e:
-            error = f"read error after frame {frame}: {e}"
+            error = f"read error after frame {reader.frames}: {e}"
         except EOFError:
-            reader.truncated = reader.truncated or f"compressed file ends early, after frame {frame}"
+            reader.truncated = reader.truncated or f"compressed file ends early, after frame {reader.frames}"
         finally:
             self._close_all("capture_end")
             reader.close()
+        frame = reader.frames
         if progress is not None:
             progress(reader.position())
         supported = {lt for lt in reader.link_types if lt in SUPPORTED_LINK_TYPES}
@@ -297,8 +294,8 @@ class Pipeline:
             link_types=",".join(str(lt) for lt in sorted(reader.link_types)),
             frames=frame,
             bytes=reader.bytes_read,
-            first_ts=first_ts,
-            last_ts=ts if frame else None,
+            first_ts=decoder.first_ts,
+            last_ts=decoder.last_ts,
             truncated=reader.truncated is not None,
             error=error,
         )

@@ -484,11 +484,45 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
     return frame(CONNECTIONS, cols)
 
 
-def _joined(df: pd.DataFrame, key: str, col: str) -> pd.Series:
-    """Per key: the distinct non-missing values of col, sorted and ';'-joined."""
-    pairs = df[[key, col]].dropna().astype({col: "string"}).drop_duplicates().sort_values([key, col])
-    joined: pd.Series = pairs.groupby(key)[col].agg(";".join)
-    return joined
+def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str], sep: str = ";") -> pd.DataFrame:
+    """Per key (one column or several): for each output column, the distinct non-missing, non-empty
+    values of its source column, sorted and sep-joined. `cols` maps output column -> source column.
+
+    Plain Python in one pass over the rows: a group-by that joins per group costs a Python call per
+    group and column anyway, and building one index for all columns is what makes it cheap."""
+    keys = [keys] if isinstance(keys, str) else keys
+    key_cols = [df[k].tolist() for k in keys]
+    sources = {out: df[src].tolist() for out, src in cols.items()}
+    values: dict[Any, dict[str, set[str]]] = {}
+    na = pd.NA
+    for i in range(len(df)):
+        k = key_cols[0][i] if len(keys) == 1 else tuple(c[i] for c in key_cols)
+        sets = values.get(k)
+        if sets is None:
+            sets = values[k] = {out: set() for out in cols}
+        for out, vals in sources.items():
+            v = vals[i]
+            if v is not None and v is not na and v == v:
+                text = str(v)
+                if text:
+                    sets[out].add(text)
+    index = (
+        pd.MultiIndex.from_tuples(list(values), names=keys)
+        if len(keys) > 1 and values
+        else pd.Index(list(values), name=keys[0] if len(keys) == 1 else None)
+    )
+    data = {
+        out: pd.array([sep.join(sorted(sets[out])) or None for sets in values.values()], dtype=cast(Any, STR))
+        for out in cols
+    }
+    table: pd.DataFrame = pd.DataFrame(data, index=index, columns=list(cols))
+    return table
+
+
+def joined(df: pd.DataFrame, keys: str | list[str], col: str, sep: str = ";") -> pd.Series:
+    """`joined_columns` for one column."""
+    out: pd.Series = joined_columns(df, keys, {col: col}, sep)[col]
+    return out
 
 
 def _spec(uuid: object) -> str | None:
@@ -534,24 +568,34 @@ def hosts_frame(
             }
         )
         out["role"] = role
-        out["captures"] = _joined(conn, "host", "capture")
-        out["transports"] = _joined(conn, "host", "transport")
-        out["ports"] = _joined(
-            conn.assign(server_port=conn["server_port"].astype("Int64").astype("string")),
-            "host",
-            "server_port",
+        conn_text = conn.assign(server_port=conn["server_port"].astype("Int64").astype("string"))
+        out = out.join(
+            joined_columns(
+                conn_text,
+                "host",
+                {
+                    "captures": "capture",
+                    "transports": "transport",
+                    "ports": "server_port",
+                    "pipes": "pipe",
+                    "peers": peer,
+                },
+            )
         )
-        out["pipes"] = _joined(conn, "host", "pipe")
-        out["peers"] = _joined(conn, "host", peer)
-        out["interfaces"] = _joined(used, "host", "interface_name")
-        out["interface_uuids"] = _joined(used, "host", "interface_uuid")
-        out["specs"] = _joined(used.assign(spec=used["interface_uuid"].map(_spec)), "host", "spec")
+        specs = {u: _spec(u) for u in used["interface_uuid"].dropna().unique()}
+        out = out.join(
+            joined_columns(
+                used.assign(spec=used["interface_uuid"].map(specs)),
+                "host",
+                {"interfaces": "interface_name", "interface_uuids": "interface_uuid", "specs": "spec"},
+            )
+        )
         dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(["min", "max"])
         out["dynamic_ports"] = (dyn["min"].astype("string") + "-" + dyn["max"].astype("string")).where(
             dyn["min"] != dyn["max"], dyn["min"].astype("string")
         )
         levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
-        out["auth_levels"] = _joined(levels, "host", "auth_level")
+        out["auth_levels"] = joined(levels, "host", "auth_level")
         bg = b.groupby("host")
         out["binds"] = bg.size()
         out["accepted"] = bg["accepted"].sum()
@@ -559,7 +603,7 @@ def hosts_frame(
         cg = c.groupby("host")
         out["calls"] = cg.size()
         out["faults"] = cg["faulted"].sum()
-        out["users"] = _joined(c, "host", "identity")
+        out["users"] = joined(c, "host", "identity")
         if role == "server" and not endpoints.empty:
             out["epm_endpoints"] = endpoints.groupby("epm_server_ip").size()
         parts.append(out.reset_index())

@@ -209,3 +209,21 @@ def split_points(data: bytes, rnd: random.Random, n: int) -> Iterator[bytes]:
     for c in [*cuts, len(data)]:
         yield data[prev:c]
         prev = c
+
+
+# -- golden files ----------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/*.csv from the current analyzer instead of comparing with them",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run was asked to regenerate the golden files (review them as a diff)."""
+    return bool(request.config.getoption("--update-golden"))

@@ -4,8 +4,8 @@ Link layers: Ethernet (with 802.1Q / 802.1ad QinQ tags), Linux cooked SLL and SL
 BSD null/loopback. Network: IPv4 (fragments reassembled, see `ipfrag`) and IPv6 (extension headers
 skipped, fragments reassembled). Transport: TCP and UDP headers.
 
-This is the hot loop. Most packets of a capture belong to flows no RPC layer needs, so `decode`
-reads ports and a few payload bytes straight out of the frame buffer and returns None before
+This is the hot loop. Most packets of a capture belong to flows no RPC layer needs, so `select`
+reads ports and a few payload bytes straight out of the frame buffer and drops them before
 building anything. A `Packet` exists only for packets the `Selector` accepts:
 - TCP or UDP packets with a port in `tcp_ports` / `udp_ports` (135, 445, ..., ports learned from
   the endpoint mapper): every such packet, with or without payload, so connection state is seen;
@@ -15,10 +15,11 @@ building anything. A `Packet` exists only for packets the `Selector` accepts:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.reader import RawFrame
 
 PROTO_TCP = 6
 PROTO_UDP = 17
@@ -68,6 +69,9 @@ _IPV6_FRAGMENT = 44
 _u16 = struct.Struct(">H").unpack_from
 _ports = struct.Struct(">HH").unpack_from
 _tcp_seq_ack = struct.Struct(">II").unpack_from
+# From an Ethernet frame: ethertype, IPv4 version/IHL, total length, flags/fragment offset, protocol,
+# then (for a 20-byte IP header) TCP source and destination ports and data offset.
+_eth_ipv4_tcp = struct.Struct("!12xHBxH2xHxB10xHH8xB").unpack_from
 
 
 class Packet(NamedTuple):
@@ -104,6 +108,8 @@ class Selector:
         self.udp_ports: set[int] = set()
         self.tcp_probe: Probe = _never
         self.udp_probe: Probe = _never
+        # First payload bytes the TCP probe can accept: every other payload is rejected without a call.
+        self.tcp_probe_first: frozenset[int] = frozenset()
 
 
 class PacketDecoder:
@@ -114,50 +120,66 @@ class PacketDecoder:
         # The selector's own set, read directly in the hot path; the pipeline mutates it in place.
         self._tcp_ports = selector.tcp_ports
         self.defrag = defragmenter
-        # Counters for the data-quality report.
+        # Counters for the data-quality report, and what `select` saw.
         self.unsupported_link_types: dict[int, int] = {}
         self.malformed = 0
+        self.frames = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+
+    def select(
+        self, records: Iterable[RawFrame], progress: Callable[[], None] | None = None
+    ) -> Iterator[tuple[int, int, Packet]]:
+        """(frame number, ts, packet) for every frame the selector wants: the hot loop.
+
+        Most frames are Ethernet + IPv4 (no options, not a fragment) + TCP between ports nobody asked
+        for: those are rejected here, inline, from a few bytes of the frame and without a call unless
+        they carry payload for the probe. Everything else goes through `decode`. `first_ts` and
+        `last_ts` are set as frames go by; `progress` is called every 65,536 frames.
+        """
+        ports = self._tcp_ports
+        probe = self.selector.tcp_probe
+        first_bytes = self.selector.tcp_probe_first
+        decode = self.decode
+        fields = _eth_ipv4_tcp
+        frame = 0
+        ts = 0
+        for ts, link, buf, start, end in records:
+            frame += 1
+            if frame == 1:
+                self.first_ts = ts
+            elif not frame & 0xFFFF and progress is not None:
+                progress()
+            # One unpack reads the Ethernet, IPv4 and TCP fields the decision needs (assuming no VLAN
+            # tag and no IP options; the conditions check both); literals, not the module's names,
+            # because a global lookup per packet costs more than the test.
+            if link == 1 and end - start >= 54:
+                etype, vhl, total, frag, proto, sport, dport, doff = fields(buf, start)
+                if (
+                    etype == 0x0800
+                    and vhl == 0x45
+                    and proto == 6
+                    and not frag & 0x3FFF
+                    and sport not in ports
+                    and dport not in ports
+                ):
+                    stop = start + 14 + total if total >= 20 and start + 14 + total < end else end
+                    pay = start + 34 + ((doff >> 4) << 2)
+                    if pay >= stop or buf[pay] not in first_bytes or not probe(buf, pay, stop):
+                        continue
+            pkt = decode(link, buf, start, end, frame, ts)
+            if pkt is not None:
+                yield frame, ts, pkt
+        self.frames = frame
+        self.last_ts = ts if frame else None
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""
         if link == LINKTYPE_ETHERNET:
             if end - start < 14:
                 return None
-            ip = start + 14
-            if buf[start + 12] == 8 and buf[start + 13] == 0 and buf[ip] == 0x45 and ip + 20 <= end:
-                # The common case inline: Ethernet, IPv4 without options, not a fragment.
-                proto = buf[ip + 9]
-                if buf[ip + 6] & 0x3F or buf[ip + 7]:
-                    return self._ipv4(buf, ip, end, frame, ts)
-                total = (buf[ip + 2] << 8) | buf[ip + 3]
-                if total >= 20 and ip + total < end:
-                    end = ip + total
-                l4 = ip + 20
-                if proto == PROTO_TCP:
-                    if l4 + 20 > end:
-                        return None
-                    sport, dport = _ports(buf, l4)
-                    ports = self._tcp_ports
-                    pay = l4 + ((buf[l4 + 12] >> 4) << 2)
-                    if sport not in ports and dport not in ports:
-                        if pay >= end or not self.selector.tcp_probe(buf, pay, end):
-                            return None
-                    seq, ack = _tcp_seq_ack(buf, l4 + 4)
-                    return Packet(
-                        PROTO_TCP,
-                        buf[ip + 12 : ip + 16],
-                        buf[ip + 16 : ip + 20],
-                        sport,
-                        dport,
-                        seq,
-                        ack,
-                        buf[l4 + 13],
-                        buf[pay:end] if pay < end else b"",
-                    )
-                if proto == PROTO_UDP:
-                    return self._l4(PROTO_UDP, buf, ip + 12, 4, buf, l4, end)
-                return None
             etype = (buf[start + 12] << 8) | buf[start + 13]
+            ip = start + 14
             while etype in _VLAN_TAGS and ip + 4 <= end:
                 etype = (buf[ip + 2] << 8) | buf[ip + 3]
                 ip += 4

@@ -48,26 +48,31 @@ class PcapReader(CaptureReader):
         unpack = struct.Struct(self._endian + "IIII").unpack_from
         mult = self._ts_mult
         link = self._link_type
+        frames = self.frames  # counted in a local: this loop runs once per packet
         buf = b""
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            buf = buf + chunk if buf else chunk
-            off = 0
-            end = len(buf)
-            while off + 16 <= end:
-                sec, frac, incl, _orig = unpack(buf, off)
-                nxt = off + 16 + incl
-                if nxt > end:
-                    if incl > _MAX_RECORD:
-                        self.truncated = f"record header of frame {self.frames + 1} is corrupt (length {incl})"
-                        return
+        try:
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
                     break
-                self.frames += 1
-                yield sec * 1_000_000_000 + frac * mult, link, buf, off + 16, nxt
-                off = nxt
-            self.bytes_read += off
-            buf = buf[off:]
-        if buf:
-            self.truncated = f"file ends inside frame {self.frames + 1} ({len(buf)} bytes left over)"
+                buf = buf + chunk if buf else chunk
+                off = 0
+                end = len(buf)
+                while off + 16 <= end:
+                    sec, frac, incl, _orig = unpack(buf, off)
+                    nxt = off + 16 + incl
+                    if nxt > end:
+                        if incl > _MAX_RECORD:
+                            self.truncated = f"record header of frame {frames + 1} is corrupt (length {incl})"
+                            return
+                        break
+                    frames += 1
+                    yield sec * 1_000_000_000 + frac * mult, link, buf, off + 16, nxt
+                    off = nxt
+                self.bytes_read += off
+                self.frames = frames
+                buf = buf[off:]
+            if buf:
+                self.truncated = f"file ends inside frame {frames + 1} ({len(buf)} bytes left over)"
+        finally:
+            self.frames = frames

@@ -1,0 +1,62 @@
+"""Reading captures in a child process while the parent loads pandas: two cores, one run.
+
+A run has two costly parts that do not depend on each other until the end: reading the captures
+(pure Python, one core) and importing pandas and the name registry (about half a second, also one
+core). `read_in_child` forks: the child runs the pipeline and sends back the pickled records; the
+parent meanwhile runs `warm_up` and then unpickles. Where fork is not available, or the child
+fails, the pipeline runs in this process instead, so the result never depends on the path taken.
+The child owns the progress display while it reads.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+
+from analyzer.limits import Limits
+from analyzer.pipeline import Pipeline, Progress, Records
+
+ProgressFactory = Callable[[], AbstractContextManager[Progress | None]]
+
+
+def _run(paths: list[str], limits: Limits, progress: ProgressFactory) -> Records:
+    with progress() as tick:
+        return Pipeline(limits).run(paths, tick)
+
+
+def read_in_child(
+    paths: Iterable[str], limits: Limits, progress: ProgressFactory, warm_up: Callable[[], None]
+) -> Records:
+    """The records of the captures, read in a forked child while `warm_up` runs here."""
+    paths = list(paths)
+    if not hasattr(os, "fork"):
+        warm_up()
+        return _run(paths, limits, progress)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, send, leave without running the parent's cleanup
+        os.close(r)
+        code = 0
+        try:
+            with os.fdopen(w, "wb") as out:
+                pickle.dump(_run(paths, limits, progress), out, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # anything at all: the parent then reads in-process
+            code = 1
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(w)
+    warm_up()
+    records: Records | None = None
+    with os.fdopen(r, "rb") as inp:
+        try:
+            records = pickle.load(inp)  # streamed: the pickled bytes are never held whole
+        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError):
+            records = None
+    _pid, status = os.waitpid(pid, 0)
+    if records is not None and os.waitstatus_to_exitcode(status) == 0:
+        return records
+    return _run(paths, limits, progress)
