@@ -50,20 +50,25 @@ def pipe_hint(name: str | None) -> InterfaceHint | None:
 
 
 class Pipe:
-    """One pipe handle: its association, a framer per direction, and its conversation's counters."""
+    """One pipe handle: its association, a framer per direction, and its conversation's counters.
+
+    Not every pipe carries DCE/RPC (PsExec's PSEXESVC pipes carry a console, for one). A pipe becomes
+    a DCE/RPC conversation, with a stream number, a connections.csv row and its violations, when the
+    first PDU is framed from it; until then what its framers complain about is held back, and a pipe
+    closed without one leaves no trace in the tables.
+    """
+
+    _HELD_VIOLATIONS = 16
 
     def __init__(self, table: PipeTable, key: TableKey, name: str | None, via: TcpFlow, frame: int, ts: int) -> None:
         self.table = table
         self.key = key
         self.name = name
-        self.stream = table.next_stream()
+        self.stream = -1  # numbered when the first PDU shows it carries DCE/RPC
         self.flows: dict[int, Flow] = {}
         self.via = via  # the TCP connection the current bytes arrived on
-        self.flow = self.flow_on(via)
-        self.assoc = Association(self.flow, BY_SMB, table.sink, table.limits, pipe_hint(name))
-        who = table.identities.get(key[:2] + key[2][:2])
-        if who is not None:
-            self.assoc.transport_identity = who
+        self.assoc: Association | None = None
+        self._held: list[tuple[int, str, str]] = []
         self.c_stream = CoStream(self._client_pdu, self._client_violation, table.limits)
         self.s_stream = CoStream(self._server_pdu, self._server_violation, table.limits)
         self.first_frame = self.last_frame = frame
@@ -72,6 +77,23 @@ class Pipe:
         self.server_bytes = 0
         self.messages = 0
         self.closed = False
+
+    @property
+    def carries_dcerpc(self) -> bool:
+        return self.assoc is not None
+
+    def _confirm(self) -> Association:
+        """The first PDU: number the conversation, start the association, release held violations."""
+        self.stream = self.table.next_stream()
+        flow = self.flow_on(self.via)
+        assoc = self.assoc = Association(flow, BY_SMB, self.table.sink, self.table.limits, pipe_hint(self.name))
+        who = self.table.identities.get(self.key[:2] + self.key[2][:2])
+        if who is not None:
+            assoc.transport_identity = who
+        for frame, what, detail in self._held:
+            self.table.sink.violation(flow, frame, "dcerpc", what, detail)
+        self._held.clear()
+        return assoc
 
     def flow_on(self, via: TcpFlow) -> Flow:
         """This pipe's conversation as seen on one TCP connection (same stream, that connection's ports)."""
@@ -101,24 +123,38 @@ class Pipe:
             self.server_bytes += len(data)
             self.s_stream.data(data, frame, ts)
 
+    def _pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        assoc = self.assoc or self._confirm()
+        assoc.pdu(from_client, pdu, frame, ts, first_frame, self.flow_on(self.via))
+
     def _client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self.assoc.pdu(True, pdu, frame, ts, first_frame, self.flow_on(self.via))
+        self._pdu(True, pdu, frame, ts, first_frame)
 
     def _server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self.assoc.pdu(False, pdu, frame, ts, first_frame, self.flow_on(self.via))
+        self._pdu(False, pdu, frame, ts, first_frame)
+
+    def _violation(self, frame: int, what: str, detail: str) -> None:
+        if self.assoc is not None:
+            self.table.sink.violation(self.flow_on(self.via), frame, "dcerpc", what, detail)
+        elif len(self._held) < self._HELD_VIOLATIONS:
+            self._held.append((frame, what, detail))
 
     def _client_violation(self, frame: int, what: str, detail: str) -> None:
-        self.table.sink.violation(self.flow, frame, "dcerpc", what, "client: " + detail)
+        self._violation(frame, what, "client: " + detail)
 
     def _server_violation(self, frame: int, what: str, detail: str) -> None:
-        self.table.sink.violation(self.flow, frame, "dcerpc", what, "server: " + detail)
+        self._violation(frame, what, "server: " + detail)
 
-    def close(self, end: str) -> ConnectionRecord:
+    def close(self, end: str) -> ConnectionRecord | None:
+        """End of the pipe: its connections.csv row, or None when it never carried DCE/RPC."""
         self.closed = True
+        if self.assoc is None:
+            return None
         self.assoc.close()
         dialect, session, fid = self.key[2]
+        first = next(iter(self.flows.values()))
         return ConnectionRecord(
-            flow=self.flow,
+            flow=first,
             identified_by=BY_SMB,
             first_frame=self.first_frame,
             first_ts=self.first_ts,
@@ -154,12 +190,12 @@ class PipeTable:
         k = table_key(via, key)
         old = self.pipes.get(k)
         if old is not None:  # a file id reused after a CLOSE we did not see
-            self.closed.append(old.close("reopened"))
+            self._closed(old, "reopened")
         per_session = sum(1 for p in self.pipes if p[:2] == k[:2] and p[2][:2] == key[:2])
         if per_session >= self.limits.max_smb_pipes:
             self.sink.violation(via.flow, frame, "limits", "cap_smb_pipes", f"{per_session} pipes open in a session")
             oldest = next(p for p in self.pipes if p[:2] == k[:2] and p[2][:2] == key[:2])
-            self.closed.append(self.pipes.pop(oldest).close("evicted"))
+            self._closed(self.pipes.pop(oldest), "evicted")
         pipe = self.pipes[k] = Pipe(self, k, name, via, frame, ts)
         return pipe
 
@@ -173,18 +209,23 @@ class PipeTable:
         pipe = self.pipes.pop(table_key(via, key), None)
         if pipe is not None:
             pipe.last_frame, pipe.last_ts = frame, ts
-            self.closed.append(pipe.close("close"))
+            self._closed(pipe, "close")
 
     def identity(self, via: TcpFlow, dialect: int, session: int, who: NtlmIdentity) -> None:
         server, scope, _ = table_key(via, (dialect, session, b""))
         self.identities[(server, scope, dialect, session)] = who
         for k, pipe in self.pipes.items():
-            if k[:2] == (server, scope) and k[2][:2] == (dialect, session):
+            if k[:2] == (server, scope) and k[2][:2] == (dialect, session) and pipe.assoc is not None:
                 pipe.assoc.transport_identity = who
+
+    def _closed(self, pipe: Pipe, end: str) -> None:
+        record = pipe.close(end)
+        if record is not None:
+            self.closed.append(record)
 
     def close_all(self, end: str) -> list[ConnectionRecord]:
         for pipe in self.pipes.values():
-            self.closed.append(pipe.close(end))
+            self._closed(pipe, end)
         self.pipes = {}
         out, self.closed = self.closed, []
         return out

@@ -389,6 +389,9 @@ def test_per_host_view_matches_facts_counted_by_hand_in_the_psexec_capture() -> 
         assert (r["calls"], r["faults"]) == (10, 0), key
         assert r["auth_levels"] == "privacy" and r["users"] == "3B\\backdoor", key
         assert r["first_seen"] == first, key
+        # the PSEXESVC pipes carry a console, not DCE/RPC: they are no RPC conversation
+        assert r["connections"] == 2 and r["transports"] == "ncacn_ip_tcp", key
+    assert res.violations.empty
     assert h.loc[("172.16.66.36", "server"), "epm_endpoints"] == 1
     assert h.loc[("172.16.66.1", "client"), "epm_endpoints"] == 0
 
