@@ -98,6 +98,7 @@ class EndpointRecord:
     annotation: str | None
     floors: str  # protocol ids of the floors, e.g. "0d,0d,0b,07,09"
     status: int | None
+    entry_handle: str | None = None  # the response's context handle (an ept_lookup enumeration), None when nil
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ class CallRecord:
     encrypted: bool  # packet-privacy: the stub is sealed
     activity_uuid: str | None = None  # connectionless only
     seqnum: int | None = None  # connectionless only
+    return_status: int | None = None  # the operation's own status, where its stub was decoded (EPM)
 
 
 @dataclass(frozen=True, slots=True)

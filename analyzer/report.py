@@ -93,6 +93,7 @@ ENDPOINTS: dict[str, str] = {
     "annotation": STR,
     "floors": STR,
     "status": STR,
+    "entry_handle": STR,
 }
 
 CALLS: dict[str, str] = {
@@ -116,6 +117,7 @@ CALLS: dict[str, str] = {
     "response_fragments": INT,
     "status": STR,
     "fault_code": STR,
+    "return_status": STR,
     "rtt_s": FLOAT,
     "auth_type": STR,
     "auth_level": STR,
@@ -157,6 +159,7 @@ CONNECTIONS: dict[str, str] = {
     "gaps": INT,
     "violations": INT,
     "end": STR,
+    "detail": STR,
 }
 
 HOSTS: dict[str, str] = {
@@ -358,6 +361,7 @@ def endpoints_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("annotation", e.annotation),
             ("floors", e.floors),
             ("status", names.status(e.status)),
+            ("entry_handle", e.entry_handle),
         )
         for k, v in row:
             cols[k].append(v)
@@ -405,6 +409,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("response_fragments", c.response_fragments),
             ("status", call_status(c, names)),
             ("fault_code", f"0x{c.fault_status:08x}" if c.fault_status is not None else None),
+            ("return_status", names.status(c.return_status)),
             ("rtt_s", rtt),
             ("auth_type", names.auth_type(c.auth_type)),
             ("auth_level", names.auth_level(c.auth_level)),
@@ -478,6 +483,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("gaps", conn.gaps),
             ("violations", s["violations"]),
             ("end", conn.end),
+            ("detail", conn.detail),
         )
         for k, v in row:
             cols[k].append(v)

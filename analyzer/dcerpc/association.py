@@ -456,6 +456,11 @@ class Association:
         if who is None:
             who = self.transport_identity
         iface = call.iface
+        sealed = bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
+        parsed: epm.EpmResponse | None = None
+        if call.resp_done and call.fault is None and call.resp_stub is not None and not sealed:
+            if _is_epm_call(iface, call.opnum):
+                parsed = self._epm(call, call.opnum, bytes(call.resp_stub))
         self.calls += 1
         self._sink.call(
             CallRecord(
@@ -485,17 +490,12 @@ class Association:
                 user=who.user if who else None,
                 domain=who.domain if who else None,
                 workstation=who.workstation if who else None,
-                encrypted=bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY),
+                encrypted=sealed,
+                return_status=parsed.status if parsed is not None else None,
             )
         )
-        if (
-            call.resp_done
-            and call.fault is None
-            and call.resp_stub is not None
-            and _is_epm_call(iface, call.opnum)
-            and not (auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
-        ):
-            self._epm(call, call.opnum, bytes(call.resp_stub))
+        if parsed is not None:
+            self._emit_endpoints(call, call.opnum, parsed)
 
     def _orphan_answer(self, call: _Call) -> None:
         """An answer whose request never came. EPM towers in it are still worth having."""
@@ -518,50 +518,19 @@ class Association:
             return epm.parse_map_response(stub, little, ndr64)
         return epm.parse_lookup_response(stub, little, ndr64)
 
-    def _epm(self, call: _Call, opnum: int, stub: bytes) -> None:
+    def _epm(self, call: _Call, opnum: int, stub: bytes) -> epm.EpmResponse | None:
         try:
-            parsed = self._parse_epm(opnum, stub, call.resp_little, call.ndr64)
+            return self._parse_epm(opnum, stub, call.resp_little, call.ndr64)
         except Malformed as e:
             self._violation(call.resp_frame, f"epm_{e.what}", e.detail)
-            return
-        self._emit_endpoints(call, opnum, parsed)
+            return None
 
     def _emit_endpoints(self, call: _Call, opnum: int, parsed: epm.EpmResponse) -> None:
         frame = call.resp_frame if call.resp_frame is not None else call.frame
         ts = call.resp_ts if call.resp_ts is not None else call.ts
         request_frame = call.frame if call.req_frags else None
-        for i, entry in enumerate(parsed.entries):
-            t = entry.tower
-            host = None
-            if t is not None:
-                host = t.ip if t.ip is not None else t.netbios_name
-                if t.ip == "0.0.0.0":
-                    host = call.flow.server_ip  # [MS-RPCE] 2.2.1.2: "any address" means the server's own
-            self._sink.endpoint(
-                EndpointRecord(
-                    flow=call.flow,
-                    frame=frame,
-                    ts=ts,
-                    call_id=call.call_id,
-                    epm_opnum=opnum,
-                    request_frame=request_frame,
-                    tower_index=i,
-                    object_uuid=entry.object_uuid,
-                    interface_uuid=t.interface_uuid if t else None,
-                    if_major=t.if_major if t else None,
-                    if_minor=t.if_minor if t else None,
-                    transfer_syntax=t.transfer_syntax if t else None,
-                    protocol=t.protocol if t else None,
-                    port=t.port if t else None,
-                    host=host,
-                    announced_host=t.ip if t and t.ip is not None else (t.netbios_name if t else None),
-                    pipe=t.pipe if t else None,
-                    endpoint=t.endpoint if t else None,
-                    annotation=entry.annotation,
-                    floors=t.floor_ids if t else "",
-                    status=parsed.status,
-                )
-            )
+        for rec in epm.endpoint_records(parsed, call.flow, frame, ts, call.call_id, opnum, request_frame):
+            self._sink.endpoint(rec)
 
     def _violation(self, frame: int | None, what: str, detail: str) -> None:
         layer = "epm" if what.startswith("epm") else "dcerpc"

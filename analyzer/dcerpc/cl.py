@@ -42,7 +42,7 @@ from analyzer.dcerpc.constants import (
 )
 from analyzer.dcerpc.wire import Malformed, uuid_at
 from analyzer.limits import Limits
-from analyzer.model import CallRecord, DatagramRecord, EndpointRecord, Flow
+from analyzer.model import CallRecord, DatagramRecord, Flow
 
 CL_HEADER_LEN = 80
 CL_VERSION = 4
@@ -623,6 +623,7 @@ class ClTracker:
             resp_frame, resp_ts = resp.frame, resp.ts
         else:
             resp_frame = resp_ts = None
+        parsed = self._epm(call)
         self.calls += 1
         self._sink.call(
             CallRecord(
@@ -655,9 +656,11 @@ class ClTracker:
                 encrypted=False,
                 activity_uuid=call.activity,
                 seqnum=call.seqnum,
+                return_status=parsed.status if parsed is not None else None,
             )
         )
-        self._endpoints(call)
+        if parsed is not None:
+            self._endpoints(call, parsed)
 
     def _orphan(self, call: _Call) -> None:
         """An answer whose request never came: reported; EPM towers in it are still worth having."""
@@ -667,60 +670,35 @@ class ClTracker:
         assert flow is not None
         frame = call.fault_frame if call.fault is not None else (call.resp.frame if call.resp else None)
         self._sink.violation(flow, frame, LAYER, "answer_without_request", _key_text(key))
-        self._endpoints(call)
+        parsed = self._epm(call)
+        if parsed is not None:
+            self._endpoints(call, parsed)
 
     # -- endpoint mapper ------------------------------------------------------------------------------
 
-    def _endpoints(self, call: _Call) -> None:
+    def _epm(self, call: _Call) -> epm.EpmResponse | None:
+        """The decoded ept_map / ept_lookup answer of a call, if it is one and is whole and unsealed."""
         resp = call.resp
         if not call.epm or call.fault is not None or resp is None or not resp.done or call.auth_proto:
-            return  # only a whole, unauthenticated (so unsealed) ept_map / ept_lookup answer
+            return None
         stub = resp.stub()
-        flow = call.resp_flow
-        if stub is None or flow is None:
-            return
+        if stub is None or call.resp_flow is None:
+            return None
         try:
             if call.opnum == epm.EPT_MAP:
-                parsed = epm.parse_map_response(stub, resp.little)
-            else:
-                parsed = epm.parse_lookup_response(stub, resp.little)
+                return epm.parse_map_response(stub, resp.little)
+            return epm.parse_lookup_response(stub, resp.little)
         except Malformed as e:
-            self._sink.violation(flow, resp.frame, "epm", f"epm_{e.what}", e.detail)
-            return
+            self._sink.violation(call.resp_flow, resp.frame, "epm", f"epm_{e.what}", e.detail)
+            return None
+
+    def _endpoints(self, call: _Call, parsed: epm.EpmResponse) -> None:
+        resp, flow = call.resp, call.resp_flow
+        assert resp is not None and flow is not None  # _epm checked both
         request_frame = call.req.frame if call.req is not None else None
-        for i, entry in enumerate(parsed.entries):
-            t = entry.tower
-            host = announced = None
-            if t is not None:
-                announced = t.ip if t.ip is not None else t.netbios_name
-                # [MS-RPCE] 2.2.1.2: "any address" means the answering server's own; the responder
-                # is the server of the answer's conversation even when the request was broadcast.
-                host = flow.server_ip if t.ip == "0.0.0.0" else announced
-            self._sink.endpoint(
-                EndpointRecord(
-                    flow=flow,
-                    frame=resp.frame,
-                    ts=resp.ts,
-                    call_id=call.seqnum,
-                    epm_opnum=call.opnum,
-                    request_frame=request_frame,
-                    tower_index=i,
-                    object_uuid=entry.object_uuid,
-                    interface_uuid=t.interface_uuid if t else None,
-                    if_major=t.if_major if t else None,
-                    if_minor=t.if_minor if t else None,
-                    transfer_syntax=t.transfer_syntax if t else None,
-                    protocol=t.protocol if t else None,
-                    port=t.port if t else None,
-                    host=host,
-                    announced_host=announced,
-                    pipe=t.pipe if t else None,
-                    endpoint=t.endpoint if t else None,
-                    annotation=entry.annotation,
-                    floors=t.floor_ids if t else "",
-                    status=parsed.status,
-                )
-            )
+        # The answer's own conversation: a broadcast request is answered by one server.
+        for rec in epm.endpoint_records(parsed, flow, resp.frame, resp.ts, call.seqnum, call.opnum, request_frame):
+            self._sink.endpoint(rec)
 
     @staticmethod
     def _name(call: _Call) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from analyzer.dcerpc.ndr import NdrReader
 from analyzer.dcerpc.wire import Malformed, uuid_at
+from analyzer.model import EndpointRecord, Flow
 
 EPT_LOOKUP = 2
 EPT_MAP = 3
@@ -113,6 +114,13 @@ class EpmResponse:
     entries: tuple[EpmEntry, ...]
     status: int | None
     entry_handle: bytes
+
+
+def handle_text(handle: bytes) -> str | None:
+    """A context handle as text: its UUID part ([C706] ndr_context_handle), None for the nil handle."""
+    if len(handle) < 20 or not any(handle):
+        return None
+    return uuid_at(handle, 4, True)
 
 
 def _text(rhs: bytes) -> str:
@@ -255,3 +263,45 @@ def parse_lookup_response(stub: bytes, little: bool, ndr64: bool = False) -> Epm
         entries.append(EpmEntry(obj, _twr(r) if ref else None, annotation))
     status = r.u32("short_status") if r.off < len(stub) else None
     return EpmResponse(tuple(entries), status, handle)
+
+
+def endpoint_records(
+    parsed: EpmResponse, flow: Flow, frame: int, ts: int, call_id: int, opnum: int, request_frame: int | None
+) -> list[EndpointRecord]:
+    """One record per tower of a decoded response. A tower whose IP floor is 0.0.0.0 ("any address",
+    [MS-RPCE] 2.2.1.2) points at the server that answered: the server of the answer's conversation."""
+    out = []
+    handle = handle_text(parsed.entry_handle)
+    for i, entry in enumerate(parsed.entries):
+        t = entry.tower
+        host = announced = None
+        if t is not None:
+            announced = t.ip if t.ip is not None else t.netbios_name
+            host = flow.server_ip if t.ip == "0.0.0.0" else announced
+        out.append(
+            EndpointRecord(
+                flow=flow,
+                frame=frame,
+                ts=ts,
+                call_id=call_id,
+                epm_opnum=opnum,
+                request_frame=request_frame,
+                tower_index=i,
+                object_uuid=entry.object_uuid,
+                interface_uuid=t.interface_uuid if t else None,
+                if_major=t.if_major if t else None,
+                if_minor=t.if_minor if t else None,
+                transfer_syntax=t.transfer_syntax if t else None,
+                protocol=t.protocol if t else None,
+                port=t.port if t else None,
+                host=host,
+                announced_host=announced,
+                pipe=t.pipe if t else None,
+                endpoint=t.endpoint if t else None,
+                annotation=entry.annotation,
+                floors=t.floor_ids if t else "",
+                status=parsed.status,
+                entry_handle=handle,
+            )
+        )
+    return out
