@@ -28,10 +28,11 @@ from analyzer.capture.netmon import LINK_NONE
 from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
 from analyzer.dcerpc.cl import ClTracker, cl_probe
+from analyzer.dcerpc.constants import ALTER_CONTEXT, BIND
 from analyzer.dcerpc.probe import co_bind_probe
 from analyzer.errors import CaptureError
 from analyzer.flows import CoTcpFlow, EpmLink, HttpTcpFlow, TcpFlow, VirtualConnection
-from analyzer.http import http_probe
+from analyzer.http import IN_METHOD, OUT_METHOD, http_probe
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import (
     BY_EPM,
@@ -58,6 +59,7 @@ HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
 # SMB over TCP and over the NetBIOS session service: their connections go to the SMB parser.
 SMB_PORTS = frozenset({445, 139})
 NETBIOS_PORT = 139
+_WELL_KNOWN = frozenset({EPM_PORT, HTTP_PORT, *SMB_PORTS})
 _PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 _EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
 _MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
@@ -155,15 +157,22 @@ class _Tombstone:
 
 
 class _Undecided:
-    """A flow the selector let through (its port number is one the run learned or follows) whose
-    payload has not yet shown a bind. It is probed a few more times, in case the capture began in
-    the middle of a PDU, and then ignored."""
+    """A conversation the selector let through whose client bytes have not yet said whether it is
+    DCE/RPC. Two cases: its first payload was too short to tell (a bind or channel request cut into
+    tiny segments, as IDS evasion does), so the client's bytes are accumulated, and its packets kept
+    for replay, until they can be judged; or its payload did not look like a start (a port collision,
+    or a capture that began mid-PDU), so a few more payloads are probed one by one before the flow is
+    ignored. Both are bounded."""
 
-    __slots__ = ("last_ts", "probes")
+    __slots__ = ("client", "held_port", "last_ts", "packets", "prefix", "probes")
 
     def __init__(self, ts: int) -> None:
         self.last_ts = ts
         self.probes = 0
+        self.client: tuple[bytes, int] | None = None  # the side whose bytes are being accumulated
+        self.prefix = b""
+        self.packets: list[tuple[Packet, int, int]] = []
+        self.held_port: int | None = None  # a server port selected while deciding
 
 
 _Entry = TcpFlow | _Tombstone | _Undecided
@@ -171,17 +180,35 @@ _FlowKey = tuple[bytes, int, bytes, int]
 
 
 TCP_PROBE_FIRST = frozenset({5, 0x52})  # rpc_vers 5 of a bind; "R" of RPC_IN_DATA / RPC_OUT_DATA
+_CO_PREFIX = (5, 0, (BIND, ALTER_CONTEXT))  # rpc_vers, rpc_vers_minor, ptype: what a first PDU starts with
+_PREFIX_MAX = 96  # client bytes accumulated to judge a conversation that starts with tiny segments
+
+
+def rpc_start(data: bytes) -> bool | None:
+    """Do a client's first payload bytes start a DCE/RPC conversation: a bind or alter_context
+    offering a real transfer syntax, or an RPC-over-HTTP v2 channel request? None when there are too
+    few bytes to tell and those there are fit."""
+    if not data:
+        return None
+    if data[0] == 5:
+        if len(data) >= 16:
+            return co_bind_probe(data, 0, len(data))
+        _vers, minor, ptypes = _CO_PREFIX
+        fits = (len(data) < 2 or data[1] == minor) and (len(data) < 3 or data[2] in ptypes)
+        return None if fits else False
+    if data[0] == 0x52:
+        if len(data) >= len(OUT_METHOD):
+            return http_probe(data, 0, len(data))
+        return None if IN_METHOD.startswith(data) or OUT_METHOD.startswith(data) else False
+    return False
 
 
 def tcp_probe(buf: bytes, start: int, end: int) -> bool:
-    """Does a TCP payload on an unknown port start a DCE/RPC conversation: a bind or alter_context,
-    or an RPC-over-HTTP v2 channel request? One byte decides for almost every packet."""
-    first = buf[start]
-    if first == 5:
-        return co_bind_probe(buf, start, end)
-    if first == 0x52:
-        return http_probe(buf, start, end)
-    return False
+    """The selector's probe: a payload on an unknown port that starts, or may start, a DCE/RPC
+    conversation reaches the pipeline. The selection loop has already checked the first byte."""
+    if end - start >= len(OUT_METHOD):
+        return co_bind_probe(buf, start, end) if buf[start] == 5 else http_probe(buf, start, end)
+    return rpc_start(bytes(buf[start:end])) is not False
 
 
 def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - deliberate cache
@@ -325,12 +352,11 @@ class Pipeline:
                 self._forget(key, entry)
             else:
                 entry.last_ts = ts
-                if entry.probes >= _PROBE_BUDGET or not pkt.payload:
-                    return
-                entry.probes += 1
-                if not co_bind_probe(pkt.payload, 0, len(pkt.payload)):
-                    return
-                self._forget(key, entry)
+                if pkt.payload and (entry.client is not None or entry.probes < _PROBE_BUDGET):
+                    self._judge(key, entry, pkt, frame, ts)
+                elif entry.client is not None and len(entry.packets) <= _PREFIX_MAX:
+                    entry.packets.append((pkt, frame, ts))  # an ACK or FIN the flow will need
+                return
         self._new_tcp(key, pkt, frame, ts)
 
     def _new_tcp(self, key: _FlowKey, pkt: Packet, frame: int, ts: int) -> None:
@@ -358,40 +384,92 @@ class Pipeline:
                     client, server = c, srv
                     kind = "http" if transport == "http" else "co"
                     break
-            if found is not None:
-                by, link = found
-            elif pkt.payload and tcp_probe(pkt.payload, 0, len(pkt.payload)):
-                by = BY_HEURISTIC
-                client, server = fwd
-                kind = "co" if pkt.payload[0] == 5 else "http"
-            elif pkt.payload:
-                undecided = _Undecided(ts)
-                undecided.probes = 1
-                self._remember(key, undecided)
-                return
-            else:
+            if found is None:
+                if pkt.payload:
+                    self._judge(key, _Undecided(ts), pkt, frame, ts)
                 return  # nothing to decide on until this flow shows payload
+            by, link = found
+        self._start_flow(key, kind, by, client, server, link, [(pkt, frame, ts)])
+
+    def _judge(self, key: _FlowKey, entry: _Undecided, pkt: Packet, frame: int, ts: int) -> None:
+        """One payload of a conversation not yet known to be DCE/RPC: start following it, keep
+        accumulating its client's bytes, or count a failed probe. The entry is in the flow table
+        unless this is the conversation's first payload."""
+        src, sport, _dst, dport = key
+        known = id(entry) in self._lru
+        if entry.client is not None:  # accumulating the start of a conversation cut into tiny segments
+            entry.packets.append((pkt, frame, ts))
+            verdict: bool | None = None
+            if (src, sport) == entry.client:
+                entry.prefix += pkt.payload
+                verdict = rpc_start(entry.prefix)
+            if verdict is None and (len(entry.prefix) > _PREFIX_MAX or len(entry.packets) > _PREFIX_MAX):
+                verdict = False
+            if verdict is None:
+                return
+            self._forget(key, entry)
+            if verdict:
+                self._start_heuristic(entry.client, entry.packets, entry.prefix)
+            else:
+                entry.client, entry.packets, entry.probes = None, [], _PROBE_BUDGET
+                self._remember(key, entry)  # judged: ignored until it goes idle
+            return
+        entry.probes += 1
+        verdict = rpc_start(pkt.payload)
+        if verdict:
+            if known:
+                self._forget(key, entry)
+            self._start_heuristic((src, sport), [(pkt, frame, ts)], pkt.payload)
+            return
+        if verdict is None:  # too short to tell: accumulate, selecting the server's port meanwhile
+            entry.client = (src, sport)
+            entry.prefix = pkt.payload
+            entry.packets = [(pkt, frame, ts)]
+            if dport not in self.selector.tcp_ports:
+                entry.held_port = dport
+                self.selector.tcp_ports.add(dport)
+        if not known:
+            self._remember(key, entry)
+
+    def _start_heuristic(self, client: tuple[bytes, int], packets: list[tuple[Packet, int, int]], start: bytes) -> None:
+        """Follow a conversation its client's first bytes identified, replaying what was kept."""
+        pkt = packets[0][0]
+        server = (pkt.dst, pkt.dport) if (pkt.src, pkt.sport) == client else (pkt.src, pkt.sport)
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        self._start_flow(key, "co" if start[:1] == b"\x05" else "http", BY_HEURISTIC, client, server, None, packets)
+
+    def _start_flow(
+        self,
+        key: _FlowKey,
+        kind: str,
+        by: str,
+        client: tuple[bytes, int],
+        server: tuple[bytes, int],
+        link: EpmLink | None,
+        packets: list[tuple[Packet, int, int]],
+    ) -> None:
+        _pkt0, frame0, ts0 = packets[0]
         flow = Flow(
             capture=self._capture,
-            stream=self._streams,
+            stream=self._next_stream(),
             transport=NCACN_HTTP if kind == "http" else NCACN_IP_TCP,
             client_ip=ip_text(client[0]),
             client_port=client[1],
             server_ip=ip_text(server[0]),
             server_port=server[1],
         )
-        self._streams += 1
         conn: TcpFlow
         if kind == "http":
-            conn = HttpTcpFlow(flow, client, by, self, self.limits, frame, ts, link, self._virtual_connection)
+            conn = HttpTcpFlow(flow, client, by, self, self.limits, frame0, ts0, link, self._virtual_connection)
         else:
-            conn = CoTcpFlow(flow, client, by, self, self.limits, frame, ts, link)
+            conn = CoTcpFlow(flow, client, by, self, self.limits, frame0, ts0, link)
         if by == BY_HEURISTIC:
             self.selector.tcp_ports.add(server[1])
         self._remember(key, conn)
-        conn.packet(pkt, (src, sport) == client, frame, ts)
+        for pkt, frame, ts in packets:
+            conn.packet(pkt, (pkt.src, pkt.sport) == client, frame, ts)
         if conn.finished:
-            self._close(conn, "rst" if conn.reset else "fin", ts)
+            self._close(conn, "rst" if conn.reset else "fin", packets[-1][2])
 
     def _new_smb(
         self, key: _FlowKey, pkt: Packet, client: tuple[bytes, int], server: tuple[bytes, int], frame: int, ts: int
@@ -456,6 +534,9 @@ class Pipeline:
             if self._flows.get(k) is entry:
                 del self._flows[k]
         self._lru.pop(id(entry), None)
+        if isinstance(entry, _Undecided) and entry.held_port is not None:
+            port, entry.held_port = entry.held_port, None
+            self._release_port(port)
 
     def _close(self, conn: TcpFlow, end: str, ts: int, tombstone: bool = True) -> None:
         key, _e = self._lru.get(id(conn), (None, None))
@@ -477,11 +558,14 @@ class Pipeline:
                 self._remember(key, _Tombstone(conn.client, ts))
 
     def _release_port(self, port: int) -> None:
-        """Stop selecting a heuristic connection's port unless something else still needs it."""
-        if port == EPM_PORT or any(k[2] == port for k in self._learned):
+        """Stop selecting a port a heuristic connection or an undecided one held, unless something
+        else still needs it."""
+        if port in _WELL_KNOWN or any(k[2] == port for k in self._learned):
             return
         for _k, e in self._lru.values():
             if isinstance(e, TcpFlow) and e.identified_by == BY_HEURISTIC and e.flow.server_port == port:
+                return
+            if isinstance(e, _Undecided) and e.held_port == port:
                 return
         self.selector.tcp_ports.discard(port)
 
