@@ -129,7 +129,8 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     default="rpc-analyzer-out",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures).",
+    help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures) and "
+    "the views (endpoint_inventory, timeline, matrix, data_quality).",
 )
 @click.option(
     "--format",

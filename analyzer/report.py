@@ -19,7 +19,7 @@ import pandas as pd
 
 from analyzer import registry
 from analyzer.dcerpc.epm import EPM_OPERATIONS
-from analyzer.model import CallRecord
+from analyzer.model import CallRecord, Flow
 from analyzer.pipeline import Records
 
 STR = "string"
@@ -288,21 +288,28 @@ def _version(major: int | None, minor: int | None) -> str | None:
     return f"{major}.{minor if minor is not None else 0}"
 
 
+def _where(f: Flow, frame: int, ts: int) -> tuple[tuple[str, Any], ...]:
+    """The columns that say where a bind or call was seen: capture, frame, time and its flow."""
+    return (
+        ("capture", f.capture),
+        ("frame", frame),
+        ("ts", ts),
+        ("client_ip", f.client_ip),
+        ("client_port", f.client_port),
+        ("server_ip", f.server_ip),
+        ("server_port", f.server_port),
+        ("transport", f.transport),
+        ("pipe", f.pipe),
+        ("stream", f.stream),
+    )
+
+
 def binds_frame(records: Records, names: _Names) -> pd.DataFrame:
     cols: dict[str, list[Any]] = defaultdict(list)
     for b in records.binds:
         f = b.flow
         row = (
-            ("capture", f.capture),
-            ("frame", b.frame),
-            ("ts", b.ts),
-            ("client_ip", f.client_ip),
-            ("client_port", f.client_port),
-            ("server_ip", f.server_ip),
-            ("server_port", f.server_port),
-            ("transport", f.transport),
-            ("pipe", f.pipe),
-            ("stream", f.stream),
+            *_where(f, b.frame, b.ts),
             ("pdu_type", b.pdu_type),
             ("call_id", b.call_id),
             ("ctx_id", b.ctx_id),
@@ -383,16 +390,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
         if c.response_ts is not None and c.response_ts >= c.ts:
             rtt = round((c.response_ts - c.ts) / 1e9, 6)
         row = (
-            ("capture", f.capture),
-            ("frame", c.frame),
-            ("ts", c.ts),
-            ("client_ip", f.client_ip),
-            ("client_port", f.client_port),
-            ("server_ip", f.server_ip),
-            ("server_port", f.server_port),
-            ("transport", f.transport),
-            ("pipe", f.pipe),
-            ("stream", f.stream),
+            *_where(f, c.frame, c.ts),
             ("call_id", c.call_id),
             ("ctx_id", c.ctx_id),
             ("interface_uuid", c.interface_uuid),

@@ -370,16 +370,20 @@ class Association:
         if call.auth is None and pdu.auth is not None:
             call.auth = pdu.auth
         if call.req_stub is not None:
-            if len(call.req_stub) + n <= self._limits.max_call_stub_bytes:
-                call.req_stub += pdu.raw[pdu.stub_start : pdu.stub_end]
-            else:
-                call.req_stub = None
-                self._violation(frame, "cap_call_stub_bytes", f"call_id {h.call_id} request stub not kept")
+            call.req_stub = self._keep(call.req_stub, pdu, frame, "request")
         if h.flags & PFC_LAST_FRAG or (not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.req_frags == 1):
             call.req_done = True
             early = self._early_answers.pop(h.call_id, None)
             if early is not None:
                 self._merge_answer(call, early)
+
+    def _keep(self, stub: bytearray, pdu: Request | Response, frame: int, side: str) -> bytearray | None:
+        """Append a fragment's stub to what a call keeps for decoding; None once over the cap."""
+        if len(stub) + pdu.stub_end - pdu.stub_start > self._limits.max_call_stub_bytes:
+            self._violation(frame, "cap_call_stub_bytes", f"call_id {pdu.header.call_id} {side} stub not kept")
+            return None
+        stub += pdu.raw[pdu.stub_start : pdu.stub_end]
+        return stub
 
     def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> _Call:
         """The call an answer belongs to, or a placeholder waiting for its request."""
@@ -410,11 +414,7 @@ class Association:
         call.resp_frame = frame
         call.resp_ts = ts
         if call.resp_stub is not None:
-            if len(call.resp_stub) + n <= self._limits.max_call_stub_bytes:
-                call.resp_stub += pdu.raw[pdu.stub_start : pdu.stub_end]
-            else:
-                call.resp_stub = None
-                self._violation(frame, "cap_call_stub_bytes", f"call_id {h.call_id} response stub not kept")
+            call.resp_stub = self._keep(call.resp_stub, pdu, frame, "response")
         if h.flags & PFC_LAST_FRAG or (not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.resp_frags == 1):
             call.resp_done = True
             if h.call_id in self._calls:

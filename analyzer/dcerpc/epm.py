@@ -221,16 +221,23 @@ def parse_map_request(stub: bytes, little: bool, ndr64: bool = False) -> tuple[s
     return obj, tower
 
 
-def parse_map_response(stub: bytes, little: bool, ndr64: bool = False) -> EpmResponse:
-    """ept_map response: entry handle, num_towers, towers[], status."""
-    r = NdrReader(stub, little, ndr64)
+def _response_head(r: NdrReader, what: str, plural: str) -> tuple[bytes, int]:
+    """Entry handle, then the count and the conformant-varying array header of the entries:
+    (handle, number of entries on the wire)."""
     handle = r.context_handle()
     num = r.u32()
     _max = r.count()
     _offset = r.count()
     actual = r.count()
     if actual > _MAX_ENTRIES or actual > num + _MAX_ENTRIES:
-        raise Malformed("bad_tower_count", f"{actual} towers")
+        raise Malformed(f"bad_{what}_count", f"{actual} {plural}")
+    return handle, actual
+
+
+def parse_map_response(stub: bytes, little: bool, ndr64: bool = False) -> EpmResponse:
+    """ept_map response: entry handle, num_towers, towers[], status."""
+    r = NdrReader(stub, little, ndr64)
+    handle, actual = _response_head(r, "tower", "towers")
     refs = [r.pointer() for _ in range(actual)]
     entries = []
     for ref in refs:
@@ -242,13 +249,7 @@ def parse_map_response(stub: bytes, little: bool, ndr64: bool = False) -> EpmRes
 def parse_lookup_response(stub: bytes, little: bool, ndr64: bool = False) -> EpmResponse:
     """ept_lookup response: entry handle, num_ents, ept_entry_t entries[], status."""
     r = NdrReader(stub, little, ndr64)
-    handle = r.context_handle()
-    num = r.u32()
-    _max = r.count()
-    _offset = r.count()
-    actual = r.count()
-    if actual > _MAX_ENTRIES or actual > num + _MAX_ENTRIES:
-        raise Malformed("bad_entry_count", f"{actual} entries")
+    handle, actual = _response_head(r, "entry", "entries")
     heads: list[tuple[str, int, str | None]] = []
     for _ in range(actual):
         obj = r.uuid()
