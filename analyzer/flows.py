@@ -27,9 +27,10 @@ from analyzer.tcp import StreamSink, TcpHalf
 class EpmLink:
     """The endpoint-mapper answer that announced a connection's server port."""
 
-    __slots__ = ("client_ip", "frame", "hint", "ts")
+    __slots__ = ("capture", "client_ip", "frame", "hint", "ts")
 
-    def __init__(self, frame: int, ts: int, client_ip: str, hint: InterfaceHint | None) -> None:
+    def __init__(self, capture: str, frame: int, ts: int, client_ip: str, hint: InterfaceHint | None) -> None:
+        self.capture = capture  # another file of the run when ring-buffer captures are read together
         self.frame = frame
         self.ts = ts
         self.client_ip = client_ip
@@ -125,6 +126,7 @@ class TcpFlow:
             first_ts=self.first_ts,
             last_frame=self.last_frame,
             last_ts=self.last_ts,
+            epm_capture=link.capture if link else None,
             epm_frame=link.frame if link else None,
             epm_client_ip=link.client_ip if link else None,
             epm_delay_s=round((self.first_ts - link.ts) / 1e9, 6) if link else None,

@@ -176,7 +176,8 @@ class ConnectionRecord:
     first_ts: int
     last_frame: int
     last_ts: int
-    epm_frame: int | None  # the EPM response that announced this server port, if one did
+    epm_capture: str | None  # the capture holding the EPM response that announced this server port
+    epm_frame: int | None  # that response's frame
     epm_client_ip: str | None
     epm_delay_s: float | None  # seconds from that answer to this connection's first packet
     packets: int

@@ -134,6 +134,7 @@ class _UdpConversation:
             first_ts=self.first_ts,
             last_frame=self.last_frame,
             last_ts=self.last_ts,
+            epm_capture=None,
             epm_frame=None,
             epm_client_ip=None,
             epm_delay_s=None,
@@ -379,7 +380,7 @@ class Pipeline:
         else:
             found = None
             for transport, (c, srv) in (("tcp", fwd), ("tcp", rev), ("http", fwd), ("http", rev)):
-                found = self._lookup_learned(transport, srv[0], srv[1], c[0])
+                found = self._lookup_learned(transport, srv[0], srv[1], c[0], ts)
                 if found is not None:
                     client, server = c, srv
                     kind = "http" if transport == "http" else "co"
@@ -495,12 +496,13 @@ class Pipeline:
         return vc
 
     def _lookup_learned(
-        self, transport: str, addr: bytes, port: int, client: bytes
+        self, transport: str, addr: bytes, port: int, client: bytes, ts: int
     ) -> tuple[str, EpmLink | None] | None:
-        """(identified_by, EPM link) if the run learned this server address and port."""
+        """(identified_by, EPM link) if the run learned this server address and port before `ts`:
+        an answer can only lead to a connection that starts after it."""
         if not self._learned or port not in self.selector.tcp_ports:
             return None
-        found = self._learned.get((transport, ip_text(addr), port))
+        found = [a for a in self._learned.get((transport, ip_text(addr), port), ()) if a.ts <= ts]
         if not found:
             return None
         client_ip = ip_text(client)
@@ -513,7 +515,7 @@ class Pipeline:
         hint = None
         if a.interface_uuid is not None:
             hint = InterfaceHint(a.interface_uuid, a.if_major, a.if_minor, SOURCE_EPM)
-        return BY_EPM, EpmLink(a.frame if a.capture == self._capture else -1, a.ts, a.client_ip or "", hint)
+        return BY_EPM, EpmLink(a.capture, a.frame, a.ts, a.client_ip or "", hint)
 
     def _remember(self, key: _FlowKey, entry: _Entry) -> None:
         src, sport, dst, dport = key

@@ -160,6 +160,7 @@ class Pipe:
             first_ts=self.first_ts,
             last_frame=self.last_frame,
             last_ts=self.last_ts,
+            epm_capture=None,
             epm_frame=None,
             epm_client_ip=None,
             epm_delay_s=None,
