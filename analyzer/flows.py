@@ -65,8 +65,12 @@ class TcpFlow:
         self.client_isn: int | None = None
         self.reset = False
         self.closed = False
+        self._setup()
         self.c2s = TcpHalf(self._half_sink(True), limits)
         self.s2c = TcpHalf(self._half_sink(False), limits)
+
+    def _setup(self) -> None:
+        """Subclasses build their parsers here: the halves' sinks need them."""
 
     def _half_sink(self, from_client: bool) -> StreamSink:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -167,36 +171,29 @@ class _GapReporter:
         self._next.gap(missing, frame, ts)
 
 
-class CoTcpFlow(TcpFlow):
-    """DCE/RPC connection-oriented PDUs straight on TCP ([MS-RPCE] 2.1.1.1 ncacn_ip_tcp)."""
+class _FramedFlow(TcpFlow):
+    """DCE/RPC connection-oriented PDUs framed from both directions by a `CoStream` each: what
+    ncacn_ip_tcp and ncacn_http share. Subclasses say where a PDU goes."""
 
-    def __init__(
-        self,
-        flow: Flow,
-        client: tuple[bytes, int],
-        identified_by: str,
-        sink: RecordSink,
-        limits: Limits,
-        frame: int,
-        ts: int,
-        epm_link: EpmLink | None = None,
-    ) -> None:
-        hint = epm_link.hint if epm_link else None
-        self.assoc = Association(flow, identified_by, sink, limits, hint)
-        self.c_stream = CoStream(self._on_client_pdu, self._on_client_violation, limits)
-        self.s_stream = CoStream(self._on_server_pdu, self._on_server_violation, limits)
-        super().__init__(flow, client, identified_by, sink, limits, frame, ts, epm_link)
+    def _setup(self) -> None:
+        self.c_stream = CoStream(self._on_client_pdu, self._on_client_violation, self.limits)
+        self.s_stream = CoStream(self._on_server_pdu, self._on_server_violation, self.limits)
+
+    def _stream_sink(self, from_client: bool) -> StreamSink:
+        """What a direction's reassembled bytes go into first (the framer, here)."""
+        return self.c_stream if from_client else self.s_stream
 
     def _half_sink(self, from_client: bool) -> StreamSink:
-        if from_client:
-            return _GapReporter(self, "client", self.c_stream)
-        return _GapReporter(self, "server", self.s_stream)
+        return _GapReporter(self, "client" if from_client else "server", self._stream_sink(from_client))
+
+    def _pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def _on_client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self.assoc.pdu(True, pdu, frame, ts, first_frame)
+        self._pdu(True, pdu, frame, ts, first_frame)
 
     def _on_server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self.assoc.pdu(False, pdu, frame, ts, first_frame)
+        self._pdu(False, pdu, frame, ts, first_frame)
 
     def _on_client_violation(self, frame: int, what: str, detail: str) -> None:
         self.violation(frame, "dcerpc", what, "client: " + detail)
@@ -204,11 +201,23 @@ class CoTcpFlow(TcpFlow):
     def _on_server_violation(self, frame: int, what: str, detail: str) -> None:
         self.violation(frame, "dcerpc", what, "server: " + detail)
 
-    def _close_payload(self) -> None:
-        self.assoc.close()
-
     def _pdus(self) -> int:
         return self.c_stream.pdus + self.s_stream.pdus
+
+
+class CoTcpFlow(_FramedFlow):
+    """DCE/RPC connection-oriented PDUs straight on TCP ([MS-RPCE] 2.1.1.1 ncacn_ip_tcp)."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        hint = self.epm_link.hint if self.epm_link else None
+        self.assoc = Association(self.flow, self.identified_by, self.sink, self.limits, hint)
+
+    def _pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+        self.assoc.pdu(from_client, pdu, frame, ts, first_frame)
+
+    def _close_payload(self) -> None:
+        self.assoc.close()
 
 
 class VirtualConnection:
@@ -227,7 +236,7 @@ class VirtualConnection:
 VcLookup = Callable[[str, "HttpTcpFlow"], VirtualConnection]
 
 
-class HttpTcpFlow(TcpFlow):
+class HttpTcpFlow(_FramedFlow):
     """One TCP connection of RPC over HTTP. v1 (the `ncacn_http/1.0` banner, then PDUs) has its own
     association; a v2 channel (`RPC_IN_DATA` / `RPC_OUT_DATA`) joins its virtual connection by the
     cookie of its CONN/A1 or CONN/B1 RTS PDU and feeds that association: client PDUs come on the IN
@@ -249,17 +258,15 @@ class HttpTcpFlow(TcpFlow):
         self.vc: VirtualConnection | None = None
         self.rts: list[str] = []
         self._own: Association | None = None
-        self._hint = epm_link.hint if epm_link else None
-        self.c_stream = CoStream(self._on_client_pdu, self._on_client_violation, limits)
-        self.s_stream = CoStream(self._on_server_pdu, self._on_server_violation, limits)
-        self.c_pre = HttpPreamble(self.c_stream)
-        self.s_pre = HttpPreamble(self.s_stream)
         super().__init__(flow, client, identified_by, sink, limits, frame, ts, epm_link)
 
-    def _half_sink(self, from_client: bool) -> StreamSink:
-        if from_client:
-            return _GapReporter(self, "client", self.c_pre)
-        return _GapReporter(self, "server", self.s_pre)
+    def _setup(self) -> None:
+        super()._setup()
+        self.c_pre = HttpPreamble(self.c_stream)
+        self.s_pre = HttpPreamble(self.s_stream)
+
+    def _stream_sink(self, from_client: bool) -> StreamSink:
+        return self.c_pre if from_client else self.s_pre
 
     @property
     def channel(self) -> str:
@@ -270,16 +277,19 @@ class HttpTcpFlow(TcpFlow):
             return "v1"
         return "unknown"
 
+    def _hint(self) -> InterfaceHint | None:
+        return self.epm_link.hint if self.epm_link else None
+
     def _association(self) -> Association:
         vc = self.vc
         if vc is not None:
             if vc.assoc is None:
                 # The IN channel's conversation names the association: the client's calls travel on it.
                 first = next((c for c in vc.channels if c.channel == "in"), self)
-                vc.assoc = Association(first.flow, self.identified_by, self.sink, self.limits, self._hint)
+                vc.assoc = Association(first.flow, self.identified_by, self.sink, self.limits, self._hint())
             return vc.assoc
         if self._own is None:
-            self._own = Association(self.flow, self.identified_by, self.sink, self.limits, self._hint)
+            self._own = Association(self.flow, self.identified_by, self.sink, self.limits, self._hint())
         return self._own
 
     def _pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
@@ -296,25 +306,10 @@ class HttpTcpFlow(TcpFlow):
         # On a v2 OUT channel the server's PDUs are the answers; on the IN channel the client's are the calls.
         self._association().pdu(from_client, pdu, frame, ts, first_frame, self.flow)
 
-    def _on_client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self._pdu(True, pdu, frame, ts, first_frame)
-
-    def _on_server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self._pdu(False, pdu, frame, ts, first_frame)
-
-    def _on_client_violation(self, frame: int, what: str, detail: str) -> None:
-        self.violation(frame, "dcerpc", what, "client: " + detail)
-
-    def _on_server_violation(self, frame: int, what: str, detail: str) -> None:
-        self.violation(frame, "dcerpc", what, "server: " + detail)
-
     def _close_payload(self) -> None:
         if self._own is not None:
             self._own.close()
         # A virtual connection's association is closed by the pipeline once all its channels are.
-
-    def _pdus(self) -> int:
-        return self.c_stream.pdus + self.s_stream.pdus
 
     def detail(self) -> str:
         kind = {"v1": "RPC over HTTP v1", "in": "RPC over HTTP v2 IN channel", "out": "RPC over HTTP v2 OUT channel"}

@@ -29,8 +29,6 @@ class Limits:
         max_udp_flows: live connectionless (UDP) DCE/RPC conversations.
         max_learned_endpoints: endpoints learned from EPM answers and bind_ack secondary addresses.
         max_smb_pipes: named pipes tracked per SMB session (issue: one association per file id).
-        max_resync_scan_bytes: bytes scanned for a plausible DCE/RPC header after a gap before
-            the rest of that direction is dropped.
     """
 
     max_tcp_flows: int = 20_000
@@ -46,7 +44,6 @@ class Limits:
     max_udp_flows: int = 20_000
     max_learned_endpoints: int = 100_000
     max_smb_pipes: int = 256
-    max_resync_scan_bytes: int = 1 << 20
 
 
 DEFAULT_LIMITS = Limits()

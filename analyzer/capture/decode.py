@@ -120,9 +120,7 @@ class PacketDecoder:
         # The selector's own set, read directly in the hot path; the pipeline mutates it in place.
         self._tcp_ports = selector.tcp_ports
         self.defrag = defragmenter
-        # Counters for the data-quality report, and what `select` saw.
-        self.unsupported_link_types: dict[int, int] = {}
-        self.malformed = 0
+        # What `select` saw.
         self.frames = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
@@ -218,7 +216,6 @@ class PacketDecoder:
             if fam in _AF_INET6:
                 return ETH_IPV6, start + 4
             return 0, start
-        self.unsupported_link_types[link] = self.unsupported_link_types.get(link, 0) + 1
         return 0, start
 
     def _ipv4(self, buf: bytes, ip: int, end: int, frame: int, ts: int) -> Packet | None:
@@ -227,7 +224,6 @@ class PacketDecoder:
         vhl = buf[ip]
         ihl = (vhl & 15) << 2
         if vhl >> 4 != 4 or ihl < 20:
-            self.malformed += 1
             return None
         total = _u16(buf, ip + 2)[0]
         # Ethernet pads short frames; TSO captures may say 0: trust the smaller plausible end.
