@@ -477,7 +477,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
                     "client_ip",
                     "server_ip",
                     "server_port",
-                    "pipe",
+                    "pipe_name",
                     "gaps",
                     "violations",
                     "caps_hit",

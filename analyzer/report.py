@@ -34,7 +34,7 @@ _FLOW = {
     "server_ip": STR,
     "server_port": INT,
     "transport": STR,
-    "pipe": STR,
+    "pipe_name": STR,
     "stream": INT,
 }
 
@@ -88,7 +88,7 @@ ENDPOINTS: dict[str, str] = {
     "port": INT,
     "host": STR,
     "announced_host": STR,
-    "pipe": STR,
+    "pipe_name": STR,
     "endpoint": STR,
     "annotation": STR,
     "floors": STR,
@@ -138,7 +138,7 @@ CONNECTIONS: dict[str, str] = {
     "client_port": INT,
     "server_ip": STR,
     "server_port": INT,
-    "pipe": STR,
+    "pipe_name": STR,
     "identified_by": STR,
     "first_frame": INT,
     "first_ts": TIME,
@@ -300,7 +300,7 @@ def _where(f: Flow, frame: int, ts: int) -> tuple[tuple[str, Any], ...]:
         ("server_ip", f.server_ip),
         ("server_port", f.server_port),
         ("transport", f.transport),
-        ("pipe", f.pipe),
+        ("pipe_name", f.pipe),
         ("stream", f.stream),
     )
 
@@ -364,7 +364,7 @@ def endpoints_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("port", e.port),
             ("host", e.host),
             ("announced_host", e.announced_host),
-            ("pipe", e.pipe),
+            ("pipe_name", e.pipe),
             ("endpoint", e.endpoint),
             ("annotation", e.annotation),
             ("floors", e.floors),
@@ -461,7 +461,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("client_port", f.client_port),
             ("server_ip", f.server_ip),
             ("server_port", f.server_port),
-            ("pipe", f.pipe),
+            ("pipe_name", f.pipe),
             ("identified_by", conn.identified_by),
             ("first_frame", conn.first_frame),
             ("first_ts", conn.first_ts),
@@ -583,7 +583,7 @@ def hosts_frame(
                     "captures": "capture",
                     "transports": "transport",
                     "ports": "server_port",
-                    "pipes": "pipe",
+                    "pipes": "pipe_name",
                     "peers": peer,
                 },
             )

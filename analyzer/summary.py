@@ -21,7 +21,7 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     keys = ["server_ip", "where", "interface_name"]
 
     def keyed(df: pd.DataFrame) -> pd.DataFrame:
-        out = df.assign(where=df["pipe"].fillna(df["server_port"].astype("string")))
+        out = df.assign(where=df["pipe_name"].fillna(df["server_port"].astype("string")))
         kept: pd.DataFrame = out[out["interface_name"].notna()]
         return kept
 

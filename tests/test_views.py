@@ -130,7 +130,7 @@ def test_pipes_match_without_case_and_netbios_towers_belong_to_the_epm_server() 
     EPM's address: SMB pipe names are case-insensitive and the NetBIOS name is that server."""
     res = analyzer.analyze([SAMPLES / "smb2_pipes.pcap"])
     tower = analyzer.analyze([SAMPLES / "epm_map_session.pcap"]).endpoints.head(1).copy()
-    tower[["protocol", "port", "pipe", "endpoint", "host"]] = [
+    tower[["protocol", "port", "pipe_name", "endpoint", "host"]] = [
         "ncacn_np",
         pd.NA,
         "\\pipe\\SVCCTL",
