@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from analyzer import __version__
+from analyzer.terminal import printable, printable_lines
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult
@@ -35,12 +36,6 @@ Exit codes:
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def printable(text: object) -> str:
-    """Text safe for a terminal: control characters from the wire become '?'."""
-    s = str(text)
-    return "".join(ch if ch.isprintable() else "?" for ch in s)
 
 
 def _err(message: str) -> None:
@@ -214,9 +209,9 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
             current = head
             spec = f" {r.spec}" if r.spec else ""
             provider = f" ({r.provider})" if r.provider else ""
-            click.echo(f"{r.uuid} v{r.version or '?'}  {r.name}{spec}{provider}")
+            click.echo(printable(f"{r.uuid} v{r.version or '?'}  {r.name}{spec}{provider}"))
         if r.opnum is not None:
-            click.echo(f"    {r.opnum:>4}  {r.operation}")
+            click.echo(printable(f"    {r.opnum:>4}  {r.operation}"))
 
 
 def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
@@ -245,6 +240,19 @@ def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
     for line in result.errors:
         _err(line)
     return result
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _echo_csv(text: str) -> None:
+    """A table as CSV on stdout: byte for byte the file's when piped; on a terminal, each record on a
+    line with every control character (a CR or LF inside a quoted cell included) as '?', so no wire
+    bytes reach the terminal."""
+    if _stdout_is_terminal():
+        text = printable_lines(text.replace("\r\n", "\n").removesuffix("\n")) + "\n"
+    click.echo(text, nl=False)
 
 
 def _echo_lines(text: str) -> None:
@@ -284,7 +292,7 @@ def endpoints(captures: tuple[str, ...], fmt: str, quiet: bool, names_file: str 
     if fmt == "csv":
         from analyzer.output import csv_text
 
-        click.echo(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY), nl=False)
+        _echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
     else:
         _echo_lines(views.inventory_text(result.endpoint_inventory))
     if result.errors:
@@ -330,7 +338,7 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
         from analyzer.report import HOSTS
 
         table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
-        click.echo(csv_text(table, HOSTS), nl=False)
+        _echo_csv(csv_text(table, HOSTS))
     else:
         _echo_lines(result.hosts_text(role))
     if result.errors:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from analyzer import __version__, views
 from analyzer.report import FLOAT, INT, SCHEMAS, STR
+from analyzer.terminal import printable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -81,7 +82,7 @@ def _text(value: object) -> str:
         s = f"{value:.6f}"
     else:
         s = str(value)
-    cleaned = "".join(ch if ch.isprintable() else "?" for ch in s)
+    cleaned = printable(s)
     # ';'-joined lists get a space so the browser can wrap them.
     return escape(cleaned.replace(";", "; "), quote=True)
 
@@ -158,7 +159,7 @@ def _png(fig: Figure) -> str:
 
 def _label(value: object, width: int = 40) -> str:
     """Wire text for a plot: printable, shortened, and with $ escaped so mathtext never parses it."""
-    s = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    s = printable(value)
     s = s if len(s) <= width else s[: width - 1] + "…"
     return s.replace("$", r"\$")
 

@@ -1,19 +1,53 @@
-"""The short summary the CLI prints after a run: what was read, what was found, where it went."""
+"""The short summary the CLI prints after a run: what was read, what was found, where it went.
+
+Every cell reaches rich as a `Text` (see analyzer.terminal), so a pipe or file name is printed as it
+is, never read as markup. On a terminal the tables fit its width; piped or redirected, nothing is
+squeezed to rich's default of 80 columns: the console is as wide as the longest line needs.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path, PurePath
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from analyzer.api import AnalysisResult
+from analyzer.terminal import plain_text
+
+# Wide enough for any row of these tables; rich only uses what the content needs.
+PIPED_WIDTH = 1000
 
 
-def _clean(text: object) -> str:
-    s = "" if text is None else str(text)
-    return "".join(ch if ch.isprintable() else "?" for ch in s)
+def display_names(captures: Iterable[str]) -> dict[str, str]:
+    """Each capture's short name: its file name, or, when several inputs share a file name (eleven
+    `input.pcap` from one test-suite tree), its path relative to the directory all inputs share."""
+    names = list(dict.fromkeys(captures))
+    counts = Counter(PurePath(n).name for n in names)
+    if all(c == 1 for c in counts.values()):
+        return {n: PurePath(n).name for n in names}
+    try:
+        common = os.path.commonpath(names) if len(names) > 1 else ""
+    except ValueError:  # absolute and relative paths mixed
+        common = ""
+    out = {}
+    for n in names:
+        short = PurePath(n).name
+        if counts[short] > 1:
+            short = os.path.relpath(n, common) if common else n
+        out[n] = short
+    return out
+
+
+def _console() -> Console:
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=PIPED_WIDTH)
+    return console
 
 
 def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +74,7 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or _console()
     caps = result.captures
     binds = result.binds
     calls = result.calls
@@ -50,6 +84,7 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
     t = Table(title="Captures", title_justify="left", show_edge=False)
     for col in ("capture", "frames", "RPC conns", "binds", "EPM towers", "calls", "violations", "status"):
         t.add_column(col, justify="right" if col not in ("capture", "status") else "left")
+    shown = display_names(caps["capture"].astype(str))
     for _, c in caps.iterrows():
         name = c["capture"]
 
@@ -58,14 +93,14 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
 
         status = f"error: {c['error']}" if not pd.isna(c["error"]) else "truncated" if bool(c["truncated"]) else "ok"
         t.add_row(
-            _clean(Path(str(name)).name),
+            plain_text(shown[str(name)]),
             str(c["frames"]),
             str(count(conns)),
             str(count(binds)),
             str(count(eps)),
             str(count(calls)),
             str(count(result.violations)),
-            _clean(status),
+            plain_text(status),
         )
     console.print(t)
 
@@ -75,12 +110,14 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         for col in ("server", "port/pipe", "interface", "clients", "binds", "accepted", "calls"):
             s.add_column(col, justify="right" if col in ("clients", "binds", "accepted", "calls") else "left")
         for row in services.head(25).itertuples(index=False):
-            s.add_row(*(_clean(v) for v in row))
+            s.add_row(*(plain_text(v) for v in row))
         console.print(s)
         if len(services) > 25:
-            console.print(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}")
+            console.print(plain_text(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}"))
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
     console.print(
-        f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "
-        f"{len(conns)} RPC connections, {len(result.violations)} violations -> {out_dir}/*.{fmt}"
+        plain_text(
+            f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "
+            f"{len(conns)} RPC connections, {len(result.violations)} violations -> {out_dir}/*.{fmt}"
+        )
     )

@@ -28,6 +28,7 @@ import pandas as pd
 
 from analyzer import registry
 from analyzer.report import BOOL, FLOAT, INT, STR, TIME, joined, joined_columns
+from analyzer.terminal import printable
 
 __all__ = [
     "ANNOUNCED_AND_USED",
@@ -601,7 +602,7 @@ def _clean(value: object) -> str:
         return "-"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return printable(value)
 
 
 def _list(value: object) -> str:
