@@ -7,6 +7,7 @@ the terminal.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -146,12 +147,28 @@ def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, name
       rpc-analyzer analyze ring-*.pcap.gz -o out/ --format parquet
     """
     _load_names(names_file)
+    from analyzer.manifest import MANIFEST, foreign_files, utc_now
+
+    started = utc_now()
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        _err(f"{out_dir}: not a directory")
+        sys.exit(EXIT_USAGE)
+    before = foreign_files(out_dir)
     result = _read_captures(captures, quiet)
+    result.started = started
+    params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}
     try:
-        result.write(out_dir, fmt)
+        written = result.write(out_dir, fmt, arguments={**params, "names": names_file})
     except OSError as e:
-        _err(f"{out_dir}: cannot write: {e.strerror or e}")
+        why = "not a directory" if e.errno in (errno.ENOTDIR, errno.EEXIST) else e.strerror or str(e)
+        _err(f"{out_dir}: cannot write: {why}")
         sys.exit(EXIT_INPUT_ERROR)
+    left = sorted(before - {p.name for p in written} - {MANIFEST})
+    if left:
+        _err(
+            f"warning: {out_dir} also holds files this run did not write (an earlier run's?): {', '.join(left)}; "
+            f"{MANIFEST} lists this run's"
+        )
     if not quiet:
         from analyzer.summary import print_summary
 
@@ -160,7 +177,15 @@ def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, name
         sys.exit(EXIT_INPUT_ERROR)
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+NAMES_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  something matched (or the whole table was printed)
+  1  nothing matches QUERY
+  2  the command line is wrong (or the --names file cannot be read)
+"""
+
+
+@main.command(epilog=NAMES_EXIT_CODES_HELP)
 @click.argument("query", required=False)
 @click.option(
     "--format",

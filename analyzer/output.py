@@ -14,6 +14,7 @@ OWASP advises against CSV injection. An empty table in JSON lines is an empty fi
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 from collections.abc import Iterable
@@ -89,6 +90,8 @@ def write_tables(
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # mkdir would say "File exists", which misleads
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(out))
     out.mkdir(parents=True, exist_ok=True)
     named: list[NamedFrame] = [(name, df, SCHEMAS[name]) for name, df in tables.items()]
     return [write_frame(df, schema, out / f"{name}.{fmt}", fmt) for name, df, schema in [*named, *extra]]
