@@ -619,7 +619,7 @@ def hosts_text(hosts: pd.DataFrame, matrix: pd.DataFrame | None = None, role: st
     """The per-host view as readable text: one block per host and role.
 
     With the matrix, each block ends with the services negotiated: for a server, which client bound
-    or called which interface on which port or pipe, how often and as whom; for a client, the same
+    or called which interface on which port or pipe, how often, as whom and which operations; for a client, the same
     seen from its side. `role` keeps only "server" or "client" blocks. Wire text is cleaned of
     control characters.
     """
@@ -670,6 +670,7 @@ def _service_lines(m: pd.DataFrame, peer: str) -> list[str]:
         "faults",
         "auth",
         "users",
+        "operations",
     )
     rows = [
         (
@@ -683,6 +684,7 @@ def _service_lines(m: pd.DataFrame, peer: str) -> list[str]:
             str(r["faults"]),
             _list(r["auth_levels"]),
             _list(r["users"]),
+            _list(r["operations"]),
         )
         for r in _records(m)
     ]
