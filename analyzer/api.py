@@ -93,11 +93,12 @@ class AnalysisResult:
         """The per-host view as readable text, each host with the services it negotiated."""
         return views.hosts_text(self.hosts, self.matrix, role)
 
-    def html(self, title: str = "RPC traffic report") -> str:
-        """The self-contained HTML report (summary, per-host tables, inventory, plots, data quality)."""
+    def html(self, title: str = "RPC traffic report", include_local: bool = False) -> str:
+        """The self-contained HTML report (summary, per-host tables, inventory, plots, data quality);
+        ncalrpc (local) endpoints are left out of its inventory unless include_local."""
         from analyzer.html import render
 
-        return render(self, title)
+        return render(self, title, include_local)
 
     @property
     def errors(self) -> list[str]:

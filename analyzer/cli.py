@@ -382,9 +382,17 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
     help="The HTML file to write.",
 )
 @click.option("--title", default="RPC traffic report", show_default=True, help="Title of the report.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list ncalrpc (local) endpoints in the inventory; left out by default, as the network cannot reach them.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing line; errors are still printed.")
 @names_option
-def report(captures: tuple[str, ...], out_file: str, title: str, quiet: bool, names_file: str | None) -> None:
+def report(
+    captures: tuple[str, ...], out_file: str, title: str, show_all: bool, quiet: bool, names_file: str | None
+) -> None:
     """Write a self-contained HTML report of CAPTURES that opens offline.
 
     Summary, services negotiated between hosts, per-host tables (servers and clients), the endpoint
@@ -398,7 +406,7 @@ def report(captures: tuple[str, ...], out_file: str, title: str, quiet: bool, na
     """
     _load_names(names_file)
     result = _read_captures(captures, quiet)
-    page = result.html(title)
+    page = result.html(title, include_local=show_all)
     try:
         Path(out_file).write_text(page, encoding="utf-8")
     except OSError as e:

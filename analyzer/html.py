@@ -1,7 +1,9 @@
 """The HTML report: one self-contained file an analyst can open offline or attach to a ticket.
 
-Summary, services negotiated (the matrix), per-host tables for both roles, the endpoint inventory,
-three plots (activity timeline, host x interface heat map, dynamic ports) and the data-quality table.
+Summary, services negotiated (the matrix), per-host tables for both roles, the endpoint inventory
+(network endpoints; ncalrpc ones on request), two plots (activity timeline, dynamic ports), the host x
+interface heat map as a coloured table (its labels and numbers are text, read from the same frame)
+and the data-quality table.
 Everything is inline: CSS in a <style> element, plots as base64 PNG made with matplotlib's Agg
 backend, no script at all, and a Content-Security-Policy that forbids fetching anything, so the file
 behaves the same with or without a network. All text that came off the wire is HTML-escaped and
@@ -18,7 +20,7 @@ import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
     from analyzer.api import AnalysisResult
 
+_LONG = 40  # characters: a longer text cell wraps instead of widening its column
 MAX_ROWS = 500  # per table: a report that does not open is no report; the CSVs hold everything
 MAX_HEAT = 40  # rows and columns of the heat map
 TOP_SERIES = 8  # interfaces stacked in the timeline, servers coloured in the ports plot
@@ -54,7 +57,10 @@ th, td { border: 1px solid #d8dde6; padding: .2rem .45rem; vertical-align: top; 
 th { background: #eef1f6; position: sticky; top: 0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td { white-space: nowrap; }
-td.wrap { white-space: normal; min-width: 10rem; max-width: 28rem; overflow-wrap: break-word; }
+td.wrap { white-space: normal; min-width: 8rem; max-width: 22rem; overflow-wrap: break-word; }
+table.heatmap td { min-width: 2.2rem; }
+table.heatmap th.col { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
+table.heatmap td.empty { background: #fff; }
 tr:nth-child(even) td { background: #fafbfd; }
 td.status-announced-only { color: #6b7280; }
 td.status-announced-and-used { color: #0a6b2d; font-weight: 600; }
@@ -104,7 +110,12 @@ def _table(
     numeric = {c for c in columns if schema.get(c) in (INT, FLOAT)}
     shown = df.head(max_rows)
     # Lists and sentences wrap; addresses, UUIDs and times stay on one line.
-    wrap = {c for c in columns if schema.get(c) == STR and shown[c].str.contains(";| ", na=False).any()}
+    wrap = {
+        c
+        for c in columns
+        if schema.get(c) == STR
+        and (shown[c].str.contains(";| ", na=False).any() or (shown[c].str.len() > _LONG).fillna(False).any())
+    }
     out = ['<div class="scroll"><table>', "<thead><tr>"]
     for c in columns:
         cls = ' class="num"' if c in numeric else ""
@@ -217,10 +228,13 @@ def timeline_png(timeline: pd.DataFrame) -> str:
     return _png(fig)
 
 
-def heatmap_png(matrix: pd.DataFrame) -> str:
-    """Host (as server and as client) x interface, coloured by binds + calls on a log scale."""
+def heatmap_grid(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Host (as server and as client) x interface: binds + calls, the busiest MAX_HEAT of each, both
+    axes in alphabetical order. Labels and values come from this one frame, indexed by label, so a
+    cell can never show another label's count."""
     if matrix.empty:
-        return ""
+        nothing: pd.DataFrame = pd.DataFrame()
+        return nothing
     m = matrix.assign(
         activity=matrix["binds"] + matrix["calls"], interface=matrix["interface_name"].fillna("(unknown)")
     )
@@ -233,24 +247,41 @@ def heatmap_png(matrix: pd.DataFrame) -> str:
     grid = both.pivot_table(index="host", columns="interface", values="activity", aggfunc="sum", fill_value=0)
     rows = grid.sum(axis=1).sort_values(ascending=False, kind="stable").index[:MAX_HEAT]
     cols = grid.sum(axis=0).sort_values(ascending=False, kind="stable").index[:MAX_HEAT]
-    grid = grid.loc[sorted(rows), sorted(cols)]
-    values = grid.to_numpy(dtype=float)
-    from matplotlib.colors import LogNorm
+    out: pd.DataFrame = grid.loc[sorted(rows), sorted(cols)].astype("int64")
+    return out
 
-    fig = _figure(max(6.0, 2.5 + 0.35 * len(cols)), max(3.0, 1.6 + 0.3 * len(rows)))
-    ax = fig.add_subplot()
-    masked = [[v if v > 0 else float("nan") for v in row] for row in values]
-    image = ax.imshow(masked, aspect="auto", cmap="viridis", norm=LogNorm(vmin=1, vmax=max(1.0, values.max())))
-    ax.set_xticks(range(len(cols)), [_label(c, 30) for c in cols], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), [_label(r) for r in grid.index], fontsize=8)
-    if values.size <= 600:
-        for i, row in enumerate(values):
-            for j, v in enumerate(row):
-                if v > 0:
-                    ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7, color="white")
-    ax.set_title("Host x interface: binds + calls")
-    fig.colorbar(image, ax=ax, label="binds + calls (log)")
-    return _png(fig)
+
+def _cell_colours(value: int, top: int) -> tuple[str, str]:
+    """(background, text) for a count on a log scale: viridis, with black text on its light end and
+    white on its dark end, so every number stays readable."""
+    from matplotlib import colormaps
+
+    share = 0.0 if top <= 1 else float(np.log(value) / np.log(top))
+    r, g, b, _ = colormaps["viridis"](0.15 + 0.85 * share)
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    background = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+    return background, "#000" if luminance > 0.45 else "#fff"
+
+
+def heatmap_table(grid: pd.DataFrame) -> str:
+    """The heat map as an HTML table: interfaces across, hosts down, each cell its count on its colour."""
+    if grid.empty:
+        return _note("Host x interface: no data.")
+    top = int(grid.to_numpy().max())
+    out = ['<div class="scroll"><table class="heatmap"><thead><tr><th>host</th>']
+    out += [f'<th class="col">{_text(c)}</th>' for c in grid.columns]
+    out.append("</tr></thead><tbody>")
+    for host, values in zip(grid.index, grid.to_numpy(), strict=True):
+        out.append(f'<tr><th class="row">{_text(host)}</th>')
+        for v in values:
+            if v > 0:
+                bg, fg = _cell_colours(int(v), top)
+                out.append(f'<td class="num" style="background:{bg};color:{fg}">{int(v)}</td>')
+            else:
+                out.append('<td class="num empty"></td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
 
 
 _PORT_COLOURS = {
@@ -260,13 +291,39 @@ _PORT_COLOURS = {
 }
 
 
+def dynamic_endpoints(inventory: pd.DataFrame) -> pd.DataFrame:
+    """Inventory entries on an IP port of 1024 or above."""
+    kept: pd.DataFrame = inventory[
+        inventory["port"].notna() & (inventory["port"] >= 1024) & (inventory["protocol"] != views.LOCAL_PROTOCOL)
+    ]
+    return kept
+
+
+def dynamic_connections(connections: pd.DataFrame) -> int:
+    """Connections (TCP, UDP, HTTP; not pipes) to a server port of 1024 or above."""
+    ip = connections[connections["transport"] != "ncacn_np"]
+    return int((ip["server_port"] >= 1024).fillna(False).sum())
+
+
+def _ports_section(inventory: pd.DataFrame, connections: pd.DataFrame, src: str) -> str:
+    caption = (
+        "Ports 1024 and above per server: connections made to each (x: none), coloured by the inventory "
+        "status, labelled with the interfaces behind the port (endpoint_inventory.csv)."
+    )
+    if src:
+        return _img(src, "Dynamic ports", caption)
+    announced = len(dynamic_endpoints(inventory))
+    more = f" {announced} were announced by an endpoint mapper; none was connected to." if announced else ""
+    return _note(f"No dynamic port was used.{more}")
+
+
 def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
     """Dynamic ports (1024 and above): one bar per server and port, as long as the connections made to
     it, coloured by what the endpoint inventory says (announced and used, used without announcement,
     announced only); labelled with the interfaces behind it."""
-    ported = inventory[inventory["port"].notna() & (inventory["port"] >= 1024) & (inventory["protocol"] != "ncalrpc")]
-    if ported.empty:
-        return ""
+    ported = dynamic_endpoints(inventory)
+    if ported.empty or dynamic_connections(connections) == 0:
+        return ""  # an axis of "-0.045 to 0.045 connections" says nothing: the section says why instead
     rank = {s: i for i, s in enumerate(views.STATUSES)}
     groups = []
     for (server, port), g in ported.groupby(["server", "port"], sort=False):
@@ -278,7 +335,7 @@ def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
             if s in statuses
         )
         names = ", ".join(sorted({str(n) for n in g["interface_name"].dropna()}))
-        groups.append((str(server), int(port), status, names))
+        groups.append((str(server), int(cast(Any, port)), status, names))
     conns = connections[connections["transport"] != "ncacn_np"].groupby(["server_ip", "server_port"]).size()
     server_rank = {srv: i for i, srv in enumerate(dict.fromkeys(g[0] for g in groups))}
     groups = sorted(groups, key=lambda g: (server_rank[g[0]], g[1]))[:MAX_HEAT]
@@ -315,15 +372,16 @@ def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
 
 # -- the page --------------------------------------------------------------------------------------
 
+# Who and what first: at 1400 px the host, its peers, the interfaces and the identities are on screen.
 _HOST_COLUMNS = [
     "host",
+    "peers",
     "interfaces",
-    "specs",
-    "transports",
+    "users",
+    "auth_levels",
     "ports",
     "dynamic_ports",
     "pipes",
-    "peers",
     "peer_count",
     "connections",
     "binds",
@@ -331,8 +389,26 @@ _HOST_COLUMNS = [
     "rejected",
     "calls",
     "faults",
-    "auth_levels",
+    "specs",
+    "transports",
+    "first_seen",
+    "last_seen",
+]
+_MATRIX_COLUMNS = [
+    "client_ip",
+    "server_ip",
+    "interface_name",
+    "operations",
     "users",
+    "auth_levels",
+    "endpoints",
+    "transports",
+    "connections",
+    "binds",
+    "accepted",
+    "rejected",
+    "calls",
+    "faults",
     "first_seen",
     "last_seen",
 ]
@@ -343,12 +419,15 @@ def _figures(pairs: Iterable[tuple[str, object]]) -> str:
     return f'<dl class="figures">{cells}</dl>'
 
 
-def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
-    """The report as one HTML document (a str); write it with UTF-8."""
+def render(result: AnalysisResult, title: str = "RPC traffic report", include_local: bool = False) -> str:
+    """The report as one HTML document (a str); write it with UTF-8. The endpoint inventory leaves
+    out ncalrpc (local) endpoints unless include_local."""
     import matplotlib as mpl
 
     caps, binds, calls, conns = result.captures, result.binds, result.calls, result.connections
-    hosts, inv, dq = result.hosts, result.endpoint_inventory, result.data_quality
+    hosts, all_inv, dq = result.hosts, result.endpoint_inventory, result.data_quality
+    inv = views.network_endpoints(all_inv, include_local)
+    hidden = len(all_inv) - len(inv)
     first, last = caps["first_ts"].min(), caps["last_ts"].max()
     span = f"from {_text(first)} to {_text(last)}" if not pd.isna(first) else "no packets read"
     summary = _figures(
@@ -377,7 +456,6 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
 
     with mpl.rc_context({"font.size": 9}):
         timeline_src = timeline_png(result.timeline)
-        heatmap_src = heatmap_png(result.matrix)
         ports_src = ports_png(inv, conns)
 
     sections = [
@@ -392,7 +470,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
             "services",
             "Services negotiated between hosts",
             _note("One row per client, server and interface: where, how often and as whom (matrix.csv)."),
-            _table(result.matrix, [c for c in views.MATRIX if c != "interface_uuid"], views.MATRIX),
+            _table(result.matrix, _MATRIX_COLUMNS, views.MATRIX),
         ),
         _section(
             "servers",
@@ -400,7 +478,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
             _note("The RPC services each host offered or was seen serving (hosts.csv, role server)."),
             _table(
                 servers,
-                [*_HOST_COLUMNS[:-2], "epm_endpoints", *_HOST_COLUMNS[-2:]],
+                [*_HOST_COLUMNS[:-4], "epm_endpoints", *_HOST_COLUMNS[-4:]],
                 SCHEMAS["hosts"],
                 headers={"peers": "clients", "peer_count": "client_count", "epm_endpoints": "EPM towers"},
             ),
@@ -419,6 +497,12 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
             _note(
                 "What `rpcdump` / `portqry -e 135` would have listed, rebuilt from endpoint-mapper answers and "
                 "the binds and calls seen (endpoint_inventory.csv)."
+                + (
+                    f" {hidden} local (ncalrpc) endpoint(s), unreachable from the network, are not shown "
+                    "(rpc-analyzer report --all shows them; the CSV has them all)."
+                    if hidden
+                    else ""
+                )
             ),
             _table(
                 inv,
@@ -450,17 +534,13 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
         _section(
             "heatmap",
             "Host x interface",
-            _img(heatmap_src, "Host x interface heat map", "Binds and calls per host and interface (matrix.csv)."),
+            _note("Binds and calls per host and interface (matrix.csv); darker is fewer, on a log scale."),
+            heatmap_table(heatmap_grid(result.matrix)),
         ),
         _section(
             "ports",
             "Dynamic ports",
-            _img(
-                ports_src,
-                "Dynamic ports",
-                "Ports 1024 and above per server: connections made to each (x: none), coloured by the inventory "
-                "status, labelled with the interfaces behind the port (endpoint_inventory.csv).",
-            ),
+            _ports_section(inv, conns, ports_src),
         ),
         _section(
             "quality",
