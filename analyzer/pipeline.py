@@ -615,7 +615,9 @@ class Pipeline:
     def _udp_flow(self, client_ip: str, client_port: int, server_ip: str, server_port: int) -> Flow:
         """The Flow of a connectionless conversation (the CL tracker asks; streams are numbered here)."""
         key = (client_ip, client_port, server_ip, server_port)
-        conv = self._udp_flows.get(key)
+        # A response sent the way of its request asks for the reversed pair: it is the same
+        # conversation, not a new one that would carry no packet.
+        conv = self._udp_flows.get(key) or self._udp_flows.get((server_ip, server_port, client_ip, client_port))
         if conv is None:
             if len(self._udp_flows) >= self.limits.max_udp_flows:
                 self._violation(None, None, "limits", "cap_udp_flows", f"{len(self._udp_flows)} UDP conversations")
