@@ -221,6 +221,16 @@ def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - 
     return text
 
 
+LISTED_MAX = 16  # values named in one cell; a file with a million interfaces must not make a 400 KB cell
+
+
+def listed(values: list[int], sep: str) -> str:
+    """The first LISTED_MAX values sep-joined, then how many more there were."""
+    head = sep.join(str(v) for v in values[:LISTED_MAX])
+    more = len(values) - LISTED_MAX
+    return f"{head}{sep}... ({more} more)" if more > 0 else head
+
+
 class Pipeline:
     """Runs captures through the layers and collects records. Use `run()` or `add_file()`."""
 
@@ -306,10 +316,14 @@ class Pipeline:
         supported = {lt for lt in reader.link_types if lt in SUPPORTED_LINK_TYPES}
         unsupported = sorted(lt for lt in reader.link_types if lt not in SUPPORTED_LINK_TYPES and lt != LINK_NONE)
         if frame and not supported and unsupported and error is None:
-            error = "unsupported link type " + ", ".join(str(lt) for lt in unsupported)
+            error = "unsupported link type " + listed(unsupported, ", ")
         elif unsupported:
             self._violation(
-                None, None, "capture", "unsupported_link_type", f"frames of link type {unsupported} skipped"
+                None,
+                None,
+                "capture",
+                "unsupported_link_type",
+                f"frames of link type {listed(unsupported, ', ')} skipped",
             )
         if reader.truncated:
             self._violation(None, None, "capture", "truncated", reader.truncated)
@@ -319,7 +333,7 @@ class Pipeline:
             capture=name,
             path=path,
             format=reader.format,
-            link_types=",".join(str(lt) for lt in sorted(reader.link_types)),
+            link_types=listed(sorted(reader.link_types), ","),
             frames=frame,
             bytes=reader.bytes_read,
             first_ts=decoder.first_ts,

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import struct
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import analyzer
 from analyzer.output import LINE_TERMINATOR, csv_text, neutralise, write_frame
 from analyzer.report import SCHEMAS, STR
 from analyzer.views import VIEW_SCHEMAS
@@ -68,3 +70,25 @@ def test_an_empty_jsonl_table_is_an_empty_file(tmp_path: Path) -> None:
         assert path.read_bytes() == b"", name
     one = pd.DataFrame({"detail": pd.array(["x"], dtype=STR)})
     assert write_frame(one, {"detail": STR}, tmp_path / "one.jsonl", "jsonl").read_text() == '{"detail":"x"}\n'
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack("<II", kind, total) + body + struct.pack("<I", total)
+
+
+def test_a_cell_naming_link_types_is_capped(tmp_path: Path) -> None:
+    """Issue 13 item 8: one pcapng with 3,000 interfaces of unknown link types made a violation detail
+    (and the captures' link_types) name every one of them."""
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idbs = _block(1, struct.pack("<HHI", 1, 0, 65535))  # interface 0: Ethernet
+    idbs += b"".join(_block(1, struct.pack("<HHI", 1000 + i, 0, 65535)) for i in range(3000))
+    frame = bytes(60)
+    epb = _block(6, struct.pack("<IIIII", 0, 0, 0, len(frame), len(frame)) + frame)
+    path = tmp_path / "many.pcapng"
+    path.write_bytes(shb + idbs + epb)
+    res = analyzer.analyze([path])
+    (detail,) = res.violations.loc[res.violations["what"] == "unsupported_link_type", "detail"]
+    assert len(detail) < 200 and "1000" in detail and "(2984 more)" in detail, detail
+    link_types = res.captures["link_types"].iloc[0]
+    assert len(link_types) < 200 and link_types.startswith("1,1000,") and "(2985 more)" in link_types
