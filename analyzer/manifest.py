@@ -10,7 +10,6 @@ analyst's own, and the warning plus the manifest tell which files are current.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,24 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from analyzer import __version__
+from analyzer.capture.digest import sha256_file
 
 MANIFEST = "manifest.json"
-_BLOCK = 1 << 20
 # What a run writes, whatever its format: the tables, the views, companions other commands add.
 _OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The file's SHA-256 in hex, read in fixed-size blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _input(path: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import analyzer
+from analyzer.capture.digest import sha256_file
 from analyzer.cli import main
-from analyzer.manifest import sha256_file
 from tests.conftest import SAMPLES
 
 EPM = SAMPLES / "epm_map_session.pcap"
