@@ -20,6 +20,7 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +39,7 @@ from analyzer.pipeline import Records
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
 
 INSTALL = "apt-get update && apt-get install -y chromium"
+CHROMIUM_FALLBACK = Path("/usr/bin/chromium")
 SECTIONS = [
     "Summary",
     "Services negotiated between hosts",
@@ -115,12 +117,23 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
+    if CHROMIUM_FALLBACK.exists():
+        return str(CHROMIUM_FALLBACK)
     message = f"chromium not found; the HTML report is tested in it. Install it with: {INSTALL}"
     if os.environ.get("CI"):
         pytest.fail(message + " (CI is set: this check must run)")
     pytest.skip(message)
+
+
+def test_no_browser_skips_with_a_reason_unless_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM_FALLBACK", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"chromium not found.*apt-get install -y chromium"):
+        chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        chromium()
 
 
 class Browser:

@@ -90,3 +90,14 @@ def test_a_bad_smb2_header_is_described_by_its_faulty_field(tmp_path: Path) -> N
     assert header_problem(b"\xfeSMB" + bytes(60)) == "SMB2 header StructureSize 0, must be 64"
     assert "ProtocolId" in header_problem(b"XXXX" + bytes(60))
     assert netbios_problem(b"\x05\x00\x0b\x03").startswith("packet type 0x05 is not a session-service type")
+
+
+def test_connect_level_calls_take_their_auth_columns_from_the_bind() -> None:
+    """The README's dictionary: at connect level requests carry no verifier, so a call's auth_type
+    and auth_level are the bind's (ip_fragments.pcap binds at connect level)."""
+    res = analyzer.analyze([SAMPLES / "ip_fragments.pcap"])
+    connect = res.calls[res.calls["auth_level"] == "connect"]
+    assert len(connect) >= 1
+    for call in connect.itertuples():
+        binds = res.binds[(res.binds["stream"] == call.stream) & (res.binds["frame"] < call.frame)]
+        assert (binds["auth_level"] == "connect").any() and call.auth_type in set(binds["auth_type"])
