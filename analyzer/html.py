@@ -197,14 +197,31 @@ def _img(src: str, alt: str, caption: str) -> str:
     )
 
 
+# Bar widths the timeline may use, finest first: (pandas frequency, minutes, label).
+_BUCKETS = (("min", 1, "minute"), ("10min", 10, "10 minutes"), ("h", 60, "hour"), ("D", 1440, "day"))
+MAX_BARS = 400  # a one-minute bar on a two-month axis is narrower than a pixel: nothing is drawn
+
+
+def timeline_bucket(first: pd.Timestamp, last: pd.Timestamp) -> tuple[str, int, str]:
+    """The finest bucket that keeps the span within MAX_BARS bars (days for anything longer)."""
+    span_min = (last - first).total_seconds() / 60
+    for freq, minutes, label in _BUCKETS:
+        if span_min / minutes <= MAX_BARS:
+            return freq, minutes, label
+    return _BUCKETS[-1]
+
+
 def timeline_png(timeline: pd.DataFrame) -> str:
-    """Binds + calls per minute, stacked by interface (the busiest ones, the rest as 'other')."""
+    """Binds + calls per bucket (a minute, or coarser over long spans), stacked by interface (the
+    busiest ones, the rest as 'other')."""
     if timeline.empty:
         return ""
+    minutes = timeline["minute"].dt.tz_convert(None)
+    freq, width_min, label = timeline_bucket(minutes.min(), minutes.max())
     t = timeline.assign(
         activity=timeline["binds"] + timeline["calls"],
         interface=timeline["interface_name"].fillna("(unknown)"),
-        minute=timeline["minute"].dt.tz_convert(None),
+        minute=minutes.dt.floor(freq),
     )
     top = t.groupby("interface")["activity"].sum().sort_values(ascending=False, kind="stable")
     keep = list(top.index[:TOP_SERIES])
@@ -218,11 +235,11 @@ def timeline_png(timeline: pd.DataFrame) -> str:
     x = list(pivot.index.to_pydatetime())
     for name in order:
         heights = [float(v) for v in pivot[name]]
-        ax.bar(x, heights, width=0.9 / 1440, bottom=bottom, label=_label(name), align="edge")
+        ax.bar(x, heights, width=0.9 * width_min / 1440, bottom=bottom, label=_label(name), align="edge")
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set_ylabel("binds + calls")
-    ax.set_xlabel("minute (UTC)")
-    ax.set_title("RPC activity per minute")
+    ax.set_ylabel(f"binds + calls per {label}")
+    ax.set_xlabel(f"{label} (UTC)")
+    ax.set_title(f"RPC activity per {label}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     _time_axis(ax, x)
     return _png(fig)
@@ -529,7 +546,11 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
         _section(
             "timeline",
             "Activity timeline",
-            _img(timeline_src, "Activity timeline", "Binds and calls per minute, by interface (timeline.csv)."),
+            _img(
+                timeline_src,
+                "Activity timeline",
+                "Binds and calls per minute (10 minutes, hour or day over long spans), by interface (timeline.csv).",
+            ),
         ),
         _section(
             "heatmap",

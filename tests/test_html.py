@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -34,7 +35,7 @@ import analyzer
 from analyzer import views
 from analyzer.api import from_records
 from analyzer.cli import main
-from analyzer.html import _cell_colours, heatmap_grid, heatmap_table
+from analyzer.html import _cell_colours, heatmap_grid, heatmap_table, timeline_bucket, timeline_png
 from analyzer.pipeline import Records
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
 
@@ -465,3 +466,30 @@ def test_attack_report_in_the_browser(tmp_path: Path) -> None:
     assert img.size == (1400, 3000)
     lo, hi = cast(tuple[int, int], img.convert("L").getextrema())
     assert hi - lo > 150, "the screenshot is blank"
+
+
+def test_timeline_bars_stay_visible_over_long_spans() -> None:
+    """Captures two months apart: one-minute bars were narrower than a pixel and the plot was empty."""
+    day = pd.Timestamp("2020-07-19T13:14:00Z")
+    assert timeline_bucket(day, day + pd.Timedelta(minutes=90))[2] == "minute"
+    assert timeline_bucket(day, day + pd.Timedelta(hours=10))[2] == "10 minutes"
+    assert timeline_bucket(day, day + pd.Timedelta(days=60))[2] == "day"
+    tl = views.empty_view("timeline")
+    tl = pd.concat(
+        [
+            tl,
+            pd.DataFrame(
+                {
+                    "minute": [day, day + pd.Timedelta(days=60)],
+                    "interface_name": ["netlogon", "netlogon"],
+                    "binds": [10, 10],
+                    "calls": [20, 20],
+                }
+            ),
+        ]
+    )
+    data = timeline_png(tl.astype({"binds": "Int64", "calls": "Int64"})).split(",", 1)[1]
+    img = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+    px = np.asarray(img, dtype=int)
+    blue = int((np.abs(px - np.array([0x1F, 0x77, 0xB4])).max(axis=2) < 12).sum())
+    assert blue > 300, blue  # both bars are drawn, each several pixels wide
