@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +33,8 @@ class AnalysisResult:
         captures: one row per input file, with the error that stopped it, if any.
         records: the raw records the tables were built from.
         started: when the analysis started (ISO 8601 UTC), for manifest.json.
+        input_digests: the inputs' sizes and SHA-256 when already computed (the CLI hashes them
+            while the captures are read), for manifest.json; hashed on write otherwise.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
     `endpoint_inventory`, `timeline`, `matrix`, `data_quality`.
@@ -46,6 +49,7 @@ class AnalysisResult:
     captures: pd.DataFrame
     records: Records
     started: str | None = None
+    input_digests: dict[str, dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
@@ -119,6 +123,7 @@ class AnalysisResult:
             arguments=arguments,
             started=self.started or utc_now(),
             fmt=fmt,
+            digests=self.input_digests,
         )
         return written
 

@@ -147,15 +147,17 @@ def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, name
       rpc-analyzer analyze ring-*.pcap.gz -o out/ --format parquet
     """
     _load_names(names_file)
-    from analyzer.manifest import MANIFEST, foreign_files, utc_now
+    from analyzer.manifest import MANIFEST, Digests, foreign_files, hash_in_background, utc_now
 
     started = utc_now()
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         _err(f"{out_dir}: not a directory")
         sys.exit(EXIT_USAGE)
     before = foreign_files(out_dir)
-    result = _read_captures(captures, quiet)
+    hashing: list[Callable[[], Digests]] = []
+    result = _read_captures(captures, quiet, lambda paths: hashing.append(hash_in_background(paths)))
     result.started = started
+    result.input_digests = hashing[0]() if hashing else None
     params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}
     try:
         written = result.write(out_dir, fmt, arguments={**params, "names": names_file})
@@ -239,8 +241,11 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
             click.echo(printable(f"    {r.opnum:>4}  {r.operation}"))
 
 
-def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
-    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file."""
+def _read_captures(
+    captures: tuple[str, ...], quiet: bool, while_reading: Callable[[list[str]], None] | None = None
+) -> AnalysisResult:
+    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file.
+    `while_reading(paths)` is called in this process while a child reads them (after the fork)."""
     from analyzer.capture.source import expand_paths
 
     files = expand_paths(captures)
@@ -256,6 +261,8 @@ def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
 
         registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
         del api
+        if while_reading is not None:
+            while_reading(paths)
 
     paths = [p for p, _ in files]
     records = read_in_child(paths, DEFAULT_LIMITS, lambda: _progress(paths, quiet), warm_up)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,29 @@ def _input(path: str) -> dict[str, Any]:
     return entry
 
 
+Digests = dict[str, dict[str, Any]]
+
+
+def hash_inputs(paths: Iterable[str]) -> Digests:
+    """path -> its manifest entry (path, size, sha256, or the error that stopped the read)."""
+    return {p: _input(p) for p in dict.fromkeys(paths)}
+
+
+def hash_in_background(paths: Iterable[str]) -> Callable[[], Digests]:
+    """Start hashing paths on a thread (hashlib releases the GIL, so it uses the core the capture
+    reader does not); the returned function waits for the digests. Start it after any fork."""
+    paths = list(paths)
+    out: Digests = {}
+    thread = threading.Thread(target=lambda: out.update(hash_inputs(paths)), name="sha256", daemon=True)
+    thread.start()
+
+    def wait() -> Digests:
+        thread.join()
+        return out
+
+    return wait
+
+
 def foreign_files(out_dir: str | os.PathLike[str]) -> set[str]:
     """Names of files in out_dir a run could have written (tables of any format, a manifest)."""
     try:
@@ -56,6 +80,7 @@ def write_manifest(
     arguments: Mapping[str, object] | None,
     started: str,
     fmt: str,
+    digests: Digests | None = None,
 ) -> Path:
     """Write manifest.json into out_dir; the path written."""
     manifest = {
@@ -65,7 +90,7 @@ def write_manifest(
         "format": fmt,
         "started": started,
         "ended": utc_now(),
-        "inputs": [_input(p) for p in dict.fromkeys(inputs)],
+        "inputs": [(digests or {}).get(p) or _input(p) for p in dict.fromkeys(inputs)],
         "tables": [p.name for p in written],
     }
     path = Path(out_dir) / MANIFEST

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import analyzer
 from analyzer.capture.digest import sha256_file
 from analyzer.cli import main
+from analyzer.manifest import hash_in_background
 from tests.conftest import SAMPLES
 
 EPM = SAMPLES / "epm_map_session.pcap"
@@ -40,6 +41,11 @@ def test_sha256_is_streamed_in_blocks(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(range(256)) * 20_000)  # 5 MB: several blocks
     assert sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+    wait = hash_in_background([str(big), str(tmp_path / "missing"), str(big)])
+    digests = wait()
+    assert list(digests) == [str(big), str(tmp_path / "missing")]  # each file once
+    assert digests[str(big)] == {"path": str(big), "size": 5_120_000, "sha256": sha256_file(big)}
+    assert digests[str(tmp_path / "missing")]["sha256"] is None and digests[str(tmp_path / "missing")]["error"]
 
 
 def test_another_runs_files_are_named_in_a_warning(tmp_path: Path) -> None:
