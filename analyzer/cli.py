@@ -124,7 +124,7 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     "out_dir",
     default="rpc-analyzer-out",
     show_default=True,
-    type=click.Path(file_okay=False),
+    type=click.Path(),  # not a directory: checked below, to say so in those words
     help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures) and "
     "the views (endpoint_inventory, timeline, matrix, data_quality).",
 )
@@ -219,12 +219,19 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
     if fmt == "csv":
         import csv
         import dataclasses
+        import io
+
+        from analyzer.output import LINE_TERMINATOR, neutralise
 
         fields = [f.name for f in dataclasses.fields(q.NameRow)]
-        w = csv.writer(sys.stdout, lineterminator="\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator=LINE_TERMINATOR)  # the tables' CSV: names may come from --names
         w.writerow(fields)
         for r in rows:
-            w.writerow(["" if v is None else v for v in dataclasses.astuple(r)])
+            w.writerow(
+                ["" if v is None else neutralise(v) if isinstance(v, str) else v for v in dataclasses.astuple(r)]
+            )
+        _echo_csv(buf.getvalue())
         return
     if not rows:
         _err(f"nothing matches {query!r}")

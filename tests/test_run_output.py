@@ -64,7 +64,8 @@ def test_another_runs_files_are_named_in_a_warning(tmp_path: Path) -> None:
 
 
 def test_out_that_is_not_a_directory_says_so(tmp_path: Path) -> None:
-    for target in ("/dev/full", "/dev/null"):
+    (tmp_path / "plain").write_text("x")
+    for target in ("/dev/full", "/dev/null", str(tmp_path / "plain")):
         res = CliRunner().invoke(main, ["analyze", "-q", str(EPM), "-o", target])
         assert res.exit_code == 2 and "not a directory" in res.stderr, res.stderr
         assert "File exists" not in res.stderr
