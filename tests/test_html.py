@@ -35,8 +35,9 @@ import analyzer
 from analyzer import views
 from analyzer.api import from_records
 from analyzer.cli import main
-from analyzer.html import _cell_colours, heatmap_grid, heatmap_table, timeline_bucket, timeline_png
+from analyzer.html import heatmap_table
 from analyzer.pipeline import Records
+from analyzer.plots import cell_colours, heatmap_grid, timeline_bucket, timeline_png
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
 
 INSTALL = "apt-get update && apt-get install -y chromium"
@@ -403,7 +404,7 @@ def test_heat_map_labels_agree_with_a_known_matrix() -> None:
 
 def test_heat_map_numbers_are_readable_on_their_colour() -> None:
     for value in (1, 3, 30, 300, 1000):
-        bg, fg = _cell_colours(value, 1000)
+        bg, fg = cell_colours(value, 1000)
         r, g, b = (int(bg[i : i + 2], 16) / 255 for i in (1, 3, 5))
         luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
         assert (fg == "#000") == (luminance > 0.45), (value, bg, fg)  # dark text on light (yellow) cells
