@@ -651,7 +651,7 @@ def hosts_text(hosts: pd.DataFrame, matrix: pd.DataFrame | None = None, role: st
         out += _wrapped("specs", _list(row["specs"]))
         out += _wrapped(
             "where",
-            f"{_list(row['transports'])}; ports {_list(row['ports'])}; dynamic {_clean(row['dynamic_ports'])}; "
+            f"{_list(row['transports'])}; ports {_list(row['ports'])}; dynamic {_list(row['dynamic_ports'])}; "
             f"pipes {_list(row['pipes'])}",
         )
         out += _wrapped("clients" if r == "server" else "servers", f"{_list(row['peers'])} ({row['peer_count']})")
