@@ -168,7 +168,9 @@ class Browser:
                 f"--user-data-dir={profile}",
                 "--remote-debugging-pipe",
             ],
-            pass_fds=(3, 4),
+            # Not pass_fds=(3, 4): that needs fds 3 and 4 open here already (EBADF otherwise). The
+            # pipes are close-on-exec, so chromium inherits only the copies dup2 made at 3 and 4.
+            close_fds=False,
             preexec_fn=in_child,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
