@@ -20,7 +20,7 @@ import socket
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
@@ -53,6 +53,7 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.pipes import SMB_TRANSPORT, PipeTable, SmbTcpFlow
+from analyzer.records import Records as Records  # re-exported: records spool to disk, violations aggregate
 
 EPM_PORT = 135
 HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
@@ -66,19 +67,6 @@ _MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
 
 # progress(bytes of the input consumed so far, files finished so far)
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class Records:
-    """Everything an analysis produced, in the order it was produced."""
-
-    binds: list[BindRecord] = field(default_factory=list)
-    endpoints: list[EndpointRecord] = field(default_factory=list)
-    calls: list[CallRecord] = field(default_factory=list)
-    connections: list[ConnectionRecord] = field(default_factory=list)
-    datagrams: list[DatagramRecord] = field(default_factory=list)
-    violations: list[Violation] = field(default_factory=list)
-    captures: list[CaptureSummary] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +225,7 @@ class Pipeline:
     def __init__(self, limits: Limits = DEFAULT_LIMITS, strict: bool = False) -> None:
         self.limits = limits
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
-        self.records = Records()
+        self.records = Records(limits)
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
