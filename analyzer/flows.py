@@ -167,7 +167,12 @@ class _GapReporter:
         self._next.data(data, frame, ts)
 
     def gap(self, missing: int, frame: int, ts: int) -> None:
-        self._flow.violation(frame, "tcp", "tcp_gap", f"{missing} {self._side} bytes missing from the capture")
+        half = self._flow.c2s if self._side == "client" else self._flow.s2c
+        if half.given_up is not None:  # captured, but the out-of-order buffer gave up on the hole
+            detail = f"{missing} {self._side} bytes skipped: the out-of-order buffer was full"
+            self._flow.violation(frame, "limits", half.given_up, detail)
+        else:
+            self._flow.violation(frame, "tcp", "tcp_gap", f"{missing} {self._side} bytes missing from the capture")
         self._next.gap(missing, frame, ts)
 
 

@@ -44,6 +44,18 @@ class Limits:
         max_udp_flows: live connectionless (UDP) DCE/RPC conversations.
         max_learned_endpoints: endpoints learned from EPM answers and bind_ack secondary addresses.
         max_smb_pipes: named pipes tracked per SMB session (issue: one association per file id).
+        max_smb_open_pipes: named pipes open on one SMB connection, all sessions together.
+        max_smb_message_bytes: an SMB control message (negotiate, session setup, tree connect,
+            create, ...) is buffered whole only up to this size; far above what Windows sends.
+        max_smb_pipe_message_bytes: pipe data of one SMB message (or held for one related CREATE).
+        max_smb_pending: SMB requests awaiting their answer per connection (and dialect).
+        max_smb_trees: tree connects remembered per connection.
+        max_smb_candidates: files remembered as possible pipes (unknown tree, unfamiliar name).
+        max_smb_not_pipes: files remembered as not being pipes.
+        max_smb_sessions: sessions remembered as encrypted per connection.
+        max_smb_created: SMB2 CREATE requests remembered for their answer, and pipes remembered as
+            last written per session.
+        max_smb_held_creates: related (compounded) CREATEs whose pipe data waits for their answer.
         max_violations_listed: violations of one kind (other than caps) listed one by one per
             connection; the rest of that kind and connection become one row with their count.
     """
@@ -62,6 +74,16 @@ class Limits:
     max_udp_flows: int = _cap(20_000, CAPTURE)
     max_learned_endpoints: int = _cap(100_000, CAPTURE)
     max_smb_pipes: int = _cap(256)
+    max_smb_open_pipes: int = _cap(4096)
+    max_smb_message_bytes: int = _cap(64 * 1024)
+    max_smb_pipe_message_bytes: int = _cap(8 * 1024 * 1024)
+    max_smb_pending: int = _cap(4096)
+    max_smb_trees: int = _cap(4096)
+    max_smb_candidates: int = _cap(1024)
+    max_smb_not_pipes: int = _cap(4096)
+    max_smb_sessions: int = _cap(4096)
+    max_smb_created: int = _cap(256)
+    max_smb_held_creates: int = _cap(64)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
 
 

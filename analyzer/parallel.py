@@ -42,16 +42,16 @@ def read_in_child(
     if pid == 0:  # the child: read, send, leave without running the parent's cleanup
         os.close(r)
         code = 0
-        records: Records | None = None
+        made: Records | None = None
         try:
             with os.fdopen(w, "wb") as out:
-                records = _run(paths, limits, progress)
+                made = _run(paths, limits, progress)
                 # The records' batches stay in their run directory, which the unpickled copy owns.
-                pickle.dump(records, out, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(made, out, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # anything at all: the parent then reads in-process
             code = 1
-            if records is not None:
-                records.close()
+            if made is not None:
+                made.close()
         finally:
             sys.stderr.flush()
             os._exit(code)
@@ -66,4 +66,6 @@ def read_in_child(
     _pid, status = os.waitpid(pid, 0)
     if records is not None and os.waitstatus_to_exitcode(status) == 0:
         return records
+    if records is not None:
+        records.close()
     return _run(paths, limits, progress)

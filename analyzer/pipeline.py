@@ -317,6 +317,7 @@ class Pipeline:
             self._violation(None, None, "capture", "truncated", reader.truncated)
         if decoder.defrag.dropped:
             self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        self._report_caps(decoder.defrag)
         summary = CaptureSummary(
             capture=name,
             path=path,
@@ -644,7 +645,8 @@ class Pipeline:
         known = self._learned.get(key)
         if known is None:
             if len(self._learned) >= self.limits.max_learned_endpoints:
-                self._learned.popitem(last=False)
+                (_t, old_ip, old_port), _a = self._learned.popitem(last=False)
+                self._violation(None, a.frame, "limits", "cap_learned_endpoints", f"{old_ip}:{old_port} forgotten")
             known = self._learned[key] = []
         known.append(a)
         del known[:-_MAX_ANNOUNCEMENTS]
@@ -714,6 +716,22 @@ class Pipeline:
     def _violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
         stream = flow.stream if flow is not None and flow.stream >= 0 else None
         self.records.violations.append(Violation(self._capture, frame, stream, layer, what, detail))
+
+    def _report_caps(self, defrag: Defragmenter) -> None:
+        """Caps counted by a layer without a sink, reported once at the end of the file."""
+        if defrag.capped:
+            detail = f"{defrag.capped} incomplete datagrams given up: {self.limits.max_ip_fragment_datagrams} pending"
+            self.records.violations.append(
+                Violation(
+                    self._capture,
+                    defrag.first_capped,
+                    None,
+                    "limits",
+                    "cap_ip_fragment_datagrams",
+                    detail,
+                    count=defrag.capped,
+                )
+            )
 
     def _internal_error(self, frame: int, e: Exception) -> None:
         where = traceback.extract_tb(e.__traceback__)[-1]
