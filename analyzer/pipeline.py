@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
@@ -247,11 +248,12 @@ class Pipeline:
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
         """Analyse files and directories in order; `progress` gets the bytes consumed so far."""
         done = 0
-        for index, (path, _explicit) in enumerate(expand_paths(paths)):
-            step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
-            self.add_file(path, progress=step)
-            with contextlib.suppress(OSError):
-                done += os.path.getsize(path)
+        with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded
+            for index, (path, _explicit) in enumerate(expand_paths(paths)):
+                step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
+                self.add_file(path, progress=step)
+                with contextlib.suppress(OSError):
+                    done += os.path.getsize(path)
         return self.records
 
     def add_file(

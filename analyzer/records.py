@@ -42,6 +42,7 @@ from analyzer.model import (
 )
 
 BATCH_ROWS = 4096  # records buffered per kind before a batch is written
+FLOW_CACHE = 65_536  # flows shared between the records read back, at most
 LIVE_AGGREGATES = 4096  # (kind, connection) violation aggregates held at once; the oldest is written out
 
 R = TypeVar("R")
@@ -180,8 +181,10 @@ class Spool(Sequence[R]):
         return self._count
 
     def __iter__(self) -> Iterator[R]:
-        flows: dict[tuple[Any, ...], Flow] = {}
+        flows: dict[tuple[Any, ...], Flow] = {}  # one Flow object per conversation, as when made
         for path in self._files:
+            if len(flows) > FLOW_CACHE:
+                flows.clear()
             if path.endswith(".pickle"):
                 with open(path, "rb") as inp:
                     yield from pickle.load(inp)
@@ -214,9 +217,10 @@ class Spool(Sequence[R]):
 class _Aggregate:
     """Occurrences of one violation kind on one connection, beyond those listed one by one."""
 
-    __slots__ = ("count", "first", "last", "listed", "sample")
+    __slots__ = ("count", "first", "last", "listed", "sample", "stream")
 
-    def __init__(self) -> None:
+    def __init__(self, stream: int | None) -> None:
+        self.stream = stream  # None for a run-wide cap, whichever connection its sample names
         self.listed = 0
         self.count = 0
         self.sample: Violation | None = None
@@ -235,7 +239,7 @@ class _Aggregate:
     def row(self) -> Violation | None:
         if self.sample is None:
             return None
-        return replace(self.sample, frame=self.first, count=self.count, last_frame=self.last)
+        return replace(self.sample, frame=self.first, stream=self.stream, count=self.count, last_frame=self.last)
 
 
 _Key = tuple[str, int | None, str, str]
@@ -265,13 +269,11 @@ class ViolationLog(Sequence[Violation]):
         key = (v.capture, stream, v.layer, v.what)
         agg = self._live.get(key)
         if agg is None:
-            agg = self._live[key] = _Aggregate()
+            agg = self._live[key] = _Aggregate(stream)
             if len(self._live) > LIVE_AGGREGATES:
                 self._write(self._live.popitem(last=False)[1])
         else:
             self._live.move_to_end(key)
-        if stream != v.stream:
-            v = replace(v, stream=None)
         if not cap and agg.listed < self._listed:
             agg.listed += 1
             self._spool.append(v if v.last_frame is not None else replace(v, last_frame=v.frame))

@@ -455,9 +455,10 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
         if viol.stream is not None:
             per[(viol.capture, viol.stream)]["violations"] += viol.count
     cols: dict[str, list[Any]] = defaultdict(list)
+    nothing = {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
     for conn in records.connections:
         f = conn.flow
-        s = per[(f.capture, f.stream)]
+        s = per.get((f.capture, f.stream), nothing)  # not per[...]: a flood of empty ones adds no entries
         row = (
             ("capture", f.capture),
             ("stream", f.stream),

@@ -606,10 +606,12 @@ def data_quality(
     return _shape(_sorted(rows, ["capture", "stream"]), DATA_QUALITY)
 
 
-def _records(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    """Rows as dicts with missing values as None and counts as ints."""
-    for rec in df.to_dict("records"):
-        yield {str(k): (None if v is pd.NA or v is pd.NaT else v) for k, v in rec.items()}
+def _records(df: pd.DataFrame, chunk: int = 10_000) -> Iterable[dict[str, Any]]:
+    """Rows as dicts with missing values as None and counts as ints, `chunk` rows converted at a
+    time: a flood of connections is a million rows, and a million dicts at once is gigabytes."""
+    for start in range(0, len(df), chunk):
+        for rec in df.iloc[start : start + chunk].to_dict("records"):
+            yield {str(k): (None if v is pd.NA or v is pd.NaT else v) for k, v in rec.items()}
 
 
 # -- text renderings for the terminal --------------------------------------------------------------

@@ -318,13 +318,15 @@ class Smb2Handler:
         if p is None:
             return
         if h.command == CREATE:
-            self._remember_create(h.message_id, None)
+            self._remember_create(r, h.message_id, None)
             self._held.pop(h.message_id, None)
         elif h.command == CLOSE:
             self._close(r, p.ref)
 
-    def _remember_create(self, mid: int, ref: _Ref | None) -> None:
-        self._created.put(mid, ref)  # an old CREATE forgotten: its answer is matched as unknown
+    def _remember_create(self, r: Reader, mid: int, ref: _Ref | None) -> None:
+        """A CREATE's outcome, for the related commands compounded after it."""
+        if self._created.put(mid, ref) is not None:
+            self._ctx.violation(r.frame, "cap_smb_created", f"more than {self._created.cap} CREATE outcomes held")
 
     def _close(self, r: Reader, ref: _Ref) -> None:
         if ref.create_mid >= 0:
@@ -385,7 +387,9 @@ class Smb2Handler:
         elif cur.key is not None:
             self._ctx.deliver(cur.key, not h.response, data, r.frame, r.ts)
             if not h.response:
-                self._last_written.put(cur.key[1], cur.key)  # the oldest session's is forgotten
+                if self._last_written.put(cur.key[1], cur.key) is not None:
+                    detail = f"pipes last written remembered for more than {self._last_written.cap} sessions"
+                    self._ctx.violation(r.frame, "cap_smb_created", detail)
         r.done()
 
     def _hold(self, r: Reader, create_mid: int, item: tuple[bool, bytes, int, int, bool]) -> None:
@@ -535,7 +539,7 @@ class Smb2Handler:
         elif tree.is_ipc:
             ctx.open_pipe(key, name, tree.path, r.frame, r.ts)
             resolved = _Ref(key, True)
-        self._remember_create(h.message_id, resolved)
+        self._remember_create(r, h.message_id, resolved)
         for from_client, data, frame, ts, proven in self._held.pop(h.message_id, ()):
             if resolved is None:
                 break
