@@ -115,3 +115,12 @@ def test_data_quality_counts_caps_by_the_limits_vocabulary() -> None:
     assert hits >= 1 and "cap_smb_pipes" in set(res.violations["what"])
     dq = res.data_quality
     assert dq.loc[dq["scope"] == "capture", "caps_hit"].sum() == hits
+
+
+def test_readme_limits_section_lists_every_field_with_its_code() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    for f in fields(Limits):
+        assert f"| `{f.name}` |" in section, f.name
+        if f.metadata["kind"] in (CONNECTION, CAPTURE):
+            assert f"`{cap_code(f.name)}`" in section, f.name
