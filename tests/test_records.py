@@ -166,3 +166,18 @@ def test_aggregates_held_are_bounded_and_counts_still_add_up(monkeypatch: pytest
     assert len(log._live) <= 8
     rows = list(log)
     assert len(rows) == 100 and all(v.count == 3 for v in rows)
+
+
+def test_the_command_line_leaves_no_run_directory_behind(tmp_path: Path) -> None:
+    """The forked reader hands its run directory to the parent, which removes it at exit."""
+    import subprocess
+    import sys
+
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    env = dict(os.environ, TMPDIR=str(spool))
+    cmd = [sys.executable, "-m", "analyzer", "analyze", str(SAMPLES), "-o", str(tmp_path / "out"), "-q"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "binds.csv").stat().st_size > 100
+    assert not [p.name for p in spool.iterdir() if p.name.startswith("rpc-analyzer-run-")]
