@@ -39,6 +39,8 @@ class Limits:
             connectionless conversation table) at once; a stub that would pass it is not kept.
         max_pending_calls: requests awaiting a response per association; oldest flushed first.
         max_pending_fragments: calls being reassembled from fragments per association and direction.
+        max_early_answers: answers (bind_acks, responses, faults) waiting for a request captured
+            after them, per association (or connectionless tracker); the oldest is given up.
         max_ip_fragment_datagrams: IP datagrams being reassembled from fragments at once.
         ip_fragment_timeout_s: an incomplete IP datagram older than this is dropped.
         max_udp_flows: live connectionless (UDP) DCE/RPC conversations.
@@ -69,6 +71,7 @@ class Limits:
     max_held_stub_bytes: int = _cap(8 << 20)
     max_pending_calls: int = _cap(1024)
     max_pending_fragments: int = _cap(64)
+    max_early_answers: int = _cap(64)
     max_ip_fragment_datagrams: int = _cap(1024, CAPTURE)
     ip_fragment_timeout_s: float = field(default=60.0, metadata={"kind": TIMEOUT})
     max_udp_flows: int = _cap(20_000, CAPTURE)

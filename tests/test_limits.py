@@ -124,3 +124,17 @@ def test_readme_limits_section_lists_every_field_with_its_code() -> None:
         assert f"| `{f.name}` |" in section, f.name
         if f.metadata["kind"] in (CONNECTION, CAPTURE):
             assert f"`{cap_code(f.name)}`" in section, f.name
+
+
+def test_answers_waiting_for_their_requests_are_capped(tmp_path: Path) -> None:
+    """Responses whose requests are not in the capture wait, bounded; the oldest is given up, said."""
+    from tests.conftest import response
+
+    c = Conversation(sport=135).handshake()
+    c.send(True, bind(1, [(0, EPM, 3, [NDR])]))
+    c.send(False, bind_ack(1, [(0, 0, NDR)]))
+    for call_id in range(2, 12):
+        c.send(False, response(call_id, b"\0" * 8))
+    r = run([write_pcap(tmp_path / "early.pcap", c.packets)], limits=Limits(max_early_answers=3))
+    (v,) = [v for v in r.violations if v.what == "cap_early_answers"]
+    assert v.count == 7 and v.stream == 0

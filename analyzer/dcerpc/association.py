@@ -55,8 +55,6 @@ SOURCE_EPM = "epm"
 SOURCE_PIPE = "pipe"
 SOURCE_UNKNOWN = "unknown"
 
-_MAX_EARLY = 64  # answers waiting for a question captured after them
-
 
 class RecordSink(Protocol):
     """Where an association's records go (the pipeline)."""
@@ -253,8 +251,10 @@ class Association:
             self._learn_identity(pdu.auth)
         pending = self._binds.pop(call_id, None)
         if pending is None:
-            if len(self._early_acks) >= _MAX_EARLY:
-                self._early_acks.pop(next(iter(self._early_acks)))
+            if len(self._early_acks) >= self._limits.max_early_answers:
+                old = next(iter(self._early_acks))
+                self._early_acks.pop(old)
+                self._violation(frame, "cap_early_answers", f"bind answer call_id {old} given up waiting for its bind")
             self._early_acks[call_id] = (pdu, frame, ts)
             return
         self._emit_binds(*pending, pdu, frame, ts)
@@ -412,7 +412,8 @@ class Association:
             return call
         early = self._early_answers.get(call_id)
         if early is None:
-            if len(self._early_answers) >= _MAX_EARLY:
+            if len(self._early_answers) >= self._limits.max_early_answers:
+                self._violation(frame, "cap_early_answers", f"{len(self._early_answers)} answers wait for requests")
                 self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
             early = _Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)

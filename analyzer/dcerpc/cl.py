@@ -78,7 +78,6 @@ _ANSWERS = frozenset({RESPONSE, FAULT, REJECT})
 # has passed: CL clients give up on a call within tens of seconds, so a repeat after that is a
 # new call that happens to reuse the numbers (spliced test traces do).
 _RETRY_WINDOW_NS = 60 * 1_000_000_000
-_MAX_EARLY = 64  # answers waiting for a request captured after them
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,7 +553,10 @@ class ClTracker:
                 return  # otherwise a duplicate of the answer already counted
             call = self._early.get(key)
             if call is None:
-                if len(self._early) >= _MAX_EARLY:
+                if len(self._early) >= self._limits.max_early_answers:
+                    self._sink.violation(
+                        flow, frame, LAYER, "cap_early_answers", f"{len(self._early)} answers wait for requests"
+                    )
                     self._orphan(self._early.popitem(last=False)[1])
                 call = self._early[key] = _Call(h, ts)
         call.last_ts = ts
