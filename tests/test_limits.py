@@ -138,3 +138,19 @@ def test_answers_waiting_for_their_requests_are_capped(tmp_path: Path) -> None:
     r = run([write_pcap(tmp_path / "early.pcap", c.packets)], limits=Limits(max_early_answers=3))
     (v,) = [v for v in r.violations if v.what == "cap_early_answers"]
     assert v.count == 7 and v.stream == 0
+
+
+def test_ip_fragment_cap_is_one_row_per_capture(tmp_path: Path) -> None:
+    """First fragments of datagrams that never complete: past the cap the oldest is given up."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    packets = []
+    for ident in range(1, 6):
+        p = Ether() / IP(src="10.0.0.5", dst="10.0.0.10", id=ident, flags="MF", frag=0) / UDP(sport=1000, dport=135)
+        p = p / (b"\x04" * 64)
+        p.time = 1_700_000_000.0 + ident
+        packets.append(p)
+    r = run([write_pcap(tmp_path / "frag.pcap", packets)], limits=Limits(max_ip_fragment_datagrams=2))
+    (v,) = [v for v in r.violations if v.what == "cap_ip_fragment_datagrams"]
+    assert (v.count, v.stream, v.frame) == (3, None, 3)
