@@ -27,8 +27,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, Generic, TypeVar, overload
 
-import pyarrow as pa
-
 from analyzer.limits import CAP_CODES, CAPTURE_CAP_CODES, DEFAULT_LIMITS, Limits
 from analyzer.model import (
     BindRecord,
@@ -47,7 +45,13 @@ LIVE_AGGREGATES = 4096  # (kind, connection) violation aggregates held at once; 
 
 R = TypeVar("R")
 
-_ARROW = {int: pa.int64(), str: pa.string(), bool: pa.bool_(), float: pa.float64()}
+
+def _pa() -> Any:
+    """pyarrow, imported when the first batch is written or read: a small run writes none, and
+    the forked reader then never pays for the import."""
+    import pyarrow
+
+    return pyarrow
 
 
 class _Codec(Generic[R]):
@@ -61,18 +65,29 @@ class _Codec(Generic[R]):
         self.names = [f.name for f in fields(cls)]
         self.flow_fields = [f.name for f in fields(Flow)]
         self.is_flow = [hints[n] is Flow for n in self.names]
-        cols: list[pa.Field] = []
-        for name in self.names:
-            hint = hints[name]
-            if hint is Flow:
-                flow_hints = typing.get_type_hints(Flow)
-                cols += [pa.field(f"{name}.{f}", _arrow_type(flow_hints[f])) for f in self.flow_fields]
-            else:
-                cols.append(pa.field(name, _arrow_type(hint)))
-        self.schema = pa.schema(cols)
         self.tuples = {n for n in self.names if typing.get_origin(hints[n]) is tuple}
+        self._hints = hints
+        self._schema: Any = None
 
-    def encode(self, records: list[R]) -> pa.RecordBatch:
+    @property
+    def schema(self) -> Any:
+        """The Arrow schema, built on first use."""
+        if self._schema is None:
+            pa = _pa()
+            cols = []
+            for name in self.names:
+                hint = self._hints[name]
+                if hint is Flow:
+                    flow_hints = typing.get_type_hints(Flow)
+                    cols += [pa.field(f"{name}.{f}", _arrow_type(flow_hints[f])) for f in self.flow_fields]
+                else:
+                    cols.append(pa.field(name, _arrow_type(hint)))
+            self._schema = pa.schema(cols)
+        return self._schema
+
+    def encode(self, records: list[R]) -> Any:
+        """An Arrow record batch of the records."""
+        pa = _pa()
         columns: list[list[Any]] = []
         for name, is_flow in zip(self.names, self.is_flow, strict=True):
             values = [getattr(r, name) for r in records]
@@ -84,7 +99,7 @@ class _Codec(Generic[R]):
             [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
         )
 
-    def decode(self, batch: pa.RecordBatch, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:
+    def decode(self, batch: Any, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:
         data = batch.to_pydict()
         parts: list[Iterable[Any]] = []
         for name, is_flow in zip(self.names, self.is_flow, strict=True):
@@ -100,12 +115,14 @@ class _Codec(Generic[R]):
             yield cls(*values)
 
 
-def _arrow_type(hint: Any) -> pa.DataType:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
+def _arrow_type(hint: Any) -> Any:
+    """The Arrow type of a record field: int, str, bool, float (optional or not), tuple[str, ...]."""
+    pa = _pa()
     if typing.get_origin(hint) is tuple:
         return pa.list_(pa.string())
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if args else hint
-    return _ARROW[base]
+    return {int: pa.int64(), str: pa.string(), bool: pa.bool_(), float: pa.float64()}[base]
 
 
 class _RunDir:
@@ -163,6 +180,7 @@ class Spool(Sequence[R]):
         """Write the buffered records as one batch."""
         if not self._buffer:
             return
+        pa = _pa()
         path = self._run.new_file(self.kind)
         try:
             batch = self._codec.encode(self._buffer)
@@ -182,6 +200,7 @@ class Spool(Sequence[R]):
 
     def __iter__(self) -> Iterator[R]:
         flows: dict[tuple[Any, ...], Flow] = {}  # one Flow object per conversation, as when made
+        pa: Any = _pa() if self._files else None
         for path in self._files:
             if len(flows) > FLOW_CACHE:
                 flows.clear()
