@@ -126,29 +126,41 @@ def _arrow_type(hint: Any) -> Any:
 
 
 class _RunDir:
-    """The temporary directory of one run's batches; removed when closed or collected."""
+    """The temporary directory of one run's batches, made when the first batch is written (a small
+    run makes none) and removed when closed or collected, or at exit."""
 
-    def __init__(self, path: str | None = None) -> None:
-        self.path = path or tempfile.mkdtemp(prefix="rpc-analyzer-run-")
+    def __init__(self) -> None:
+        self.path: str | None = None
         self.files = 0
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def _own(self, path: str) -> None:
+        self.path = path
+        self._finalizer = weakref.finalize(self, shutil.rmtree, path, True)
 
     def new_file(self, kind: str) -> str:
+        if self.path is None:
+            self._own(tempfile.mkdtemp(prefix="rpc-analyzer-run-"))
+        assert self.path is not None
         self.files += 1
         return os.path.join(self.path, f"{kind}-{self.files:08d}")
 
     def close(self) -> None:
-        self._finalizer.detach()
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled, the directory belongs to the copy that is unpickled (the forked reader's parent)."""
-        self._finalizer.detach()
+        if self._finalizer is not None:
+            self._finalizer.detach()
         return {"path": self.path, "files": self.files}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path, self.files = state["path"], state["files"]
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
+        self.path, self.files, self._finalizer = None, state["files"], None
+        if state["path"] is not None:
+            self._own(state["path"])
 
 
 class Spool(Sequence[R]):

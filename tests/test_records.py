@@ -53,7 +53,7 @@ def test_records_round_trip_through_batches_on_disk(monkeypatch: pytest.MonkeyPa
     r = Records()
     made = [_bind(i) for i in range(35)]
     r.binds.extend(made)
-    files = sorted(os.listdir(r._run.path))
+    files = sorted(os.listdir(str(r._run.path)))
     assert len(files) == 3 and all(f.endswith(".arrow") for f in files)  # 30 on disk, 5 buffered
     assert len(r.binds) == 35 and list(r.binds) == made and r.binds == made
     assert r.binds[-1] == made[-1] and r.binds[3:5] == made[3:5]
@@ -73,15 +73,23 @@ def test_run_directory_is_removed_on_close_and_when_collected() -> None:
     r = Records()
     r.binds.append(_bind(1))
     r.finish()
-    path = Path(r._run.path)
+    path = Path(str(r._run.path))
     assert path.is_dir() and any(path.iterdir())
     r.close()
     assert not path.exists()
     r2 = Records()
-    path2 = Path(r2._run.path)
+    r2.binds.append(_bind(2))
+    r2.finish()
+    path2 = Path(str(r2._run.path))
+    assert path2.is_dir()
     del r2
     gc.collect()
     assert not path2.exists()
+
+
+def test_a_run_that_writes_no_batch_makes_no_directory() -> None:
+    r = run([SAMPLES / "epm_map_session.pcap"])
+    assert r.binds and r._run.path is None
 
 
 def test_a_pickled_copy_owns_the_directory() -> None:
@@ -89,7 +97,7 @@ def test_a_pickled_copy_owns_the_directory() -> None:
     r = Records()
     r.binds.extend(_bind(i) for i in range(5))
     copy = pickle.loads(pickle.dumps(r))
-    path = Path(copy._run.path)
+    path = Path(str(copy._run.path))
     del r
     gc.collect()
     assert path.is_dir() and list(copy.binds) == [_bind(i) for i in range(5)]
@@ -173,11 +181,17 @@ def test_the_command_line_leaves_no_run_directory_behind(tmp_path: Path) -> None
     import subprocess
     import sys
 
+    from tests.test_floods import floods  # the flood builders of bench/floods.py
+
+    capture = tmp_path / "syn.pcap"
+    with open(capture, "wb") as out:
+        floods.syn_flood(out, rec_mod.BATCH_ROWS + 10)  # one batch of connections goes to disk
     spool = tmp_path / "tmp"
     spool.mkdir()
     env = dict(os.environ, TMPDIR=str(spool))
-    cmd = [sys.executable, "-m", "analyzer", "analyze", str(SAMPLES), "-o", str(tmp_path / "out"), "-q"]
+    cmd = [sys.executable, "-m", "analyzer", "analyze", str(capture), "-o", str(tmp_path / "out"), "-q"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "binds.csv").stat().st_size > 100
+    with open(tmp_path / "out" / "connections.csv") as f:
+        assert sum(1 for _ in f) == rec_mod.BATCH_ROWS + 11  # read back whole, header included
     assert not [p.name for p in spool.iterdir() if p.name.startswith("rpc-analyzer-run-")]
