@@ -4,7 +4,7 @@ Memory is bounded by live flows, not by capture size. Every cap below is a field
 one is hit, parsing carries on and a `Violation` is recorded whose `what` is `cap_code(field)`:
 `cap_` and the field's name without its `max_` prefix (`max_tcp_flows` -> `cap_tcp_flows`). A cap
 is reported once per cap and connection (or per capture, for the caps of run-wide tables), with the
-number of times it was hit (see `records.ViolationLog`).
+number of times it was hit (see `violation_log.ViolationLog`).
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from analyzer import records as rec_mod
+from analyzer import violation_log
 from analyzer.limits import Limits
 from analyzer.model import BindRecord, ConnectionRecord, Flow, Violation
-from analyzer.records import Records, ViolationLog
+from analyzer.records import Records
+from analyzer.violation_log import ViolationLog
 from tests.conftest import SAMPLES, run
 
 
@@ -166,7 +168,7 @@ def test_other_kinds_are_listed_then_summarised() -> None:
 
 
 def test_aggregates_held_are_bounded_and_counts_still_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rec_mod, "LIVE_AGGREGATES", 8)
+    monkeypatch.setattr(violation_log, "LIVE_AGGREGATES", 8)
     log = _log()
     for s in range(100):
         for f in range(3):
