@@ -18,6 +18,7 @@ import contextlib
 import os
 import socket
 import traceback
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -293,7 +294,7 @@ class Pipeline:
                     self._internal_error(frame, e)
                 if not selected % _EXPIRE_EVERY:
                     self._expire(ts)
-        except OSError as e:
+        except (OSError, zlib.error) as e:  # zlib.error: corrupt compressed data (found by fuzzing)
             error = f"read error after frame {reader.frames}: {e}"
         except EOFError:
             reader.truncated = reader.truncated or f"compressed file ends early, after frame {reader.frames}"
