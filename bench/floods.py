@@ -275,10 +275,21 @@ def violation_rows(out_dir: Path) -> Counter[str]:
         return Counter(row["what"] for row in csv.DictReader(f))
 
 
+# Runs `python -m analyzer` from the tree in $FLOODS_TREE: an editable install's import hook would
+# otherwise win over PYTHONPATH and always run this checkout.
+_BOOT = (
+    "import os, runpy, sys;"
+    "sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable__')];"
+    "sys.path.insert(0, os.environ['FLOODS_TREE']);"
+    "sys.argv[0] = 'analyzer';"
+    "runpy.run_module('analyzer', run_name='__main__')"
+)
+
+
 def run_one(path: Path, env: dict[str, str]) -> tuple[float, float, Counter[str]]:
     out = Path(tempfile.mkdtemp(prefix="floods-out-"))
     try:
-        wall, peak = measure([sys.executable, "-m", "analyzer", "analyze", str(path), "-o", str(out), "-q"], env)
+        wall, peak = measure([sys.executable, "-c", _BOOT, "analyze", str(path), "-o", str(out), "-q"], env)
         return wall, peak, violation_rows(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -291,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose analyzer runs")
     ap.add_argument("--no-normal", action="store_true", help="skip the normal captures of the same size")
     args = ap.parse_args(argv)
-    env = dict(os.environ, PYTHONPATH=str(args.tree.resolve()))
+    env = dict(os.environ, FLOODS_TREE=str(args.tree.resolve()))
     print(
         f"{'flood':8} {'file MB':>8} {'time s':>8} {'peak MiB':>9} {'normal s':>9} {'normal MiB':>10}  violations rows"
     )
