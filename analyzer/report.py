@@ -198,7 +198,7 @@ VIOLATIONS: dict[str, str] = {
     "layer": STR,
     "what": STR,
     "detail": STR,
-    "count": INT,
+    "occurrences": INT,
     "first_frame": INT,
     "last_frame": INT,
 }
@@ -673,7 +673,7 @@ def violations_frame(records: Records) -> pd.DataFrame:
             ("layer", v.layer),
             ("what", v.what),
             ("detail", v.detail),
-            ("count", v.count),
+            ("occurrences", v.count),
             ("first_frame", v.frame),
             ("last_frame", v.last_frame if v.last_frame is not None else v.frame),
         ):

@@ -566,7 +566,7 @@ def data_quality(
     bk, ck, vk = _conn_key(binds), _conn_key(calls), _conn_key(violations)
     # A violations row may stand for several occurrences (its count); caps are the Limits fields' codes.
     is_cap = violations["what"].isin(CAP_CODES).fillna(False).astype(bool)
-    weight = violations["count"].fillna(1).astype("int64")
+    weight = violations["occurrences"].fillna(1).astype("int64")
     per: dict[str, pd.Series] = {
         "binds_unanswered": _count_by(bk, binds["ack_result"] == "none"),
         # Connectionless calls name their interface in every header: they have no bind to miss.

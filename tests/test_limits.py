@@ -111,7 +111,7 @@ def test_learned_endpoints_cap_is_reported(tmp_path: Path) -> None:
 def test_data_quality_counts_caps_by_the_limits_vocabulary() -> None:
     """An SMB cap (once `smb_cap_*`, uncounted) is a cap hit like any other."""
     res = analyzer.analyze([SAMPLES / "smb2_pipes.pcap"], limits=Limits(max_smb_pipes=1))
-    hits = res.violations.loc[res.violations["what"].isin(CAP_CODES), "count"].sum()
+    hits = res.violations.loc[res.violations["what"].isin(CAP_CODES), "occurrences"].sum()
     assert hits >= 1 and "cap_smb_pipes" in set(res.violations["what"])
     dq = res.data_quality
     assert dq.loc[dq["scope"] == "capture", "caps_hit"].sum() == hits

@@ -245,8 +245,8 @@ def test_data_quality_counts_caps_hit() -> None:
     res = analyzer.analyze([SAMPLES / "multifrag_calls.pcap"], limits=Limits(max_call_stub_bytes=16))
     capped = res.violations[res.violations["what"].str.startswith("cap_")]
     # One row per cap and connection, counting its hits: two stubs of the same call here.
-    assert len(capped) == 1 and capped["count"].sum() == 2
-    hits = capped["count"].sum()
+    assert len(capped) == 1 and capped["occurrences"].sum() == 2
+    hits = capped["occurrences"].sum()
     cap = row(res.data_quality, scope="capture")
     assert cap["caps_hit"] == hits and "caps hit" in cap["summary"]
     per_conn = res.data_quality[res.data_quality["scope"] == "connection"]
