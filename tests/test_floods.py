@@ -145,3 +145,20 @@ def test_flood_files_are_what_they_claim(tmp_path: Path) -> None:
         reader = open_capture(str(_write(tmp_path, build, n)), name)
         assert sum(1 for _ in reader) == frames, name
         reader.close()
+
+
+def test_summary_and_report_count_occurrences_not_rows(tmp_path: Path) -> None:
+    """The terminal summary and the HTML report say how many violations there were, not how many
+    rows summarise them."""
+    from rich.console import Console
+
+    from analyzer.summary import print_summary
+
+    records, _ = _run(_write(tmp_path, floods.bogus_flood, 500), Limits(max_violations_listed=10))
+    result = from_records(records)
+    assert len(result.violations) == 11
+    console = Console(record=True, width=200)
+    print_summary(result, tmp_path, "csv", console)
+    text = console.export_text()
+    assert "500 violations" in text and "11 violations" not in text
+    assert "<dt>violations</dt><dd>500</dd>" in result.html()
