@@ -18,12 +18,15 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from analyzer.capture.reader import CaptureReader, RawFrame
+from analyzer.capture.reader import MAX_TS_NS, CaptureReader, RawFrame
 
 _HEADER = struct.Struct("<4sBBH8HII")
 _FRAME = struct.Struct("<QII")
 _FILETIME_EPOCH_DELTA = 11_644_473_600  # seconds from 1601-01-01 to 1970-01-01
 LINK_NONE = -1  # a NetMon-internal record: counted as a frame, never decoded
+_WINDOW = 1 << 20  # bytes read at once for the frames
+_TABLE_BLOCK = 1 << 14  # frame-table entries read at once
+_MAX_RECORD = 1 << 24  # a frame this long cannot be a packet: the file is corrupt
 
 _MEDIA = {1: 1, 2: 6, 3: 10, 4: 0}  # Ethernet, token ring (802.5), FDDI, ATM (not decoded)
 
@@ -37,16 +40,18 @@ def _link_type(media: int) -> int:
 
 
 class NetmonReader(CaptureReader):
+    """Reads the frame table a block at a time and the frames through a sliding window: memory is the
+    window and one table block, whatever the file's size (issue: the whole file used to be read)."""
+
     format = "netmon2"
 
     def __init__(self, f: BinaryIO, name: str) -> None:
         super().__init__(f, name)
-        data = f.read()
-        self._data = data
-        if len(data) < _HEADER.size:
-            self._fail("NetMon file header is truncated")
+        header = f.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            self._fail(f"not a capture file: shorter than the {_HEADER.size}-byte NetMon header ({len(header)} bytes)")
         (_magic, vmin, vmaj, media, year, month, _dow, day, hour, minute, sec, msec, table_off, table_len) = (
-            _HEADER.unpack_from(data, 0)
+            _HEADER.unpack_from(header, 0)
         )
         if vmaj != 2:
             self._fail(f"NetMon version {vmaj}.{vmin} is not supported (only 2.x)")
@@ -67,33 +72,68 @@ class NetmonReader(CaptureReader):
             self._trailer = 2
         else:
             self._trailer = 0
+        self._pos = _HEADER.size  # where the file is positioned
+        self._win = b""  # the sliding window: file bytes [self._win_off, self._win_off + len(self._win))
+        self._win_off = 0
+
+    def _at(self, off: int, n: int) -> bytes:
+        """At most n bytes of the file from `off`, read once: sequential reads reuse the window."""
+        end = self._win_off + len(self._win)
+        if self._win_off <= off and off + n <= end:
+            return self._win
+        if self._pos != off:
+            self._file.seek(off)
+        self._win = self._file.read(max(n, _WINDOW))
+        self._win_off = off
+        self._pos = off + len(self._win)
+        return self._win
+
+    def _offsets(self) -> Iterator[int]:
+        """The frame table's entries, read _TABLE_BLOCK of them at a time."""
+        n = self._table_len // 4
+        for first in range(0, n, _TABLE_BLOCK):
+            count = min(_TABLE_BLOCK, n - first)
+            self._file.seek(self._table_off + 4 * first)
+            block = self._file.read(4 * count)
+            self._pos = self._table_off + 4 * first + len(block)
+            if len(block) < 4 * count:
+                self.truncated = "the frame table is cut short"
+                count = len(block) // 4
+            yield from struct.unpack_from(f"<{count}I", block) if count else ()
+            if self.truncated:
+                return
 
     def __iter__(self) -> Iterator[RawFrame]:
-        data = self._data
-        n = self._table_len // 4
-        if self._table_off + 4 * n > len(data):
-            n = max(0, (len(data) - self._table_off) // 4)
-            self.truncated = "the frame table is cut short"
-        offsets = struct.unpack_from(f"<{n}I", data, self._table_off) if n > 0 else ()
-        for off in offsets:
-            if off + _FRAME.size > len(data):
+        link_of = _link_type
+        for off in self._offsets():
+            win = self._at(off, _FRAME.size)
+            rel = off - self._win_off
+            if rel + _FRAME.size > len(win):
                 self.truncated = f"frame {self.frames + 1} lies beyond the end of the file"
                 return
-            delta_us, _orig, incl = _FRAME.unpack_from(data, off)
-            start = off + _FRAME.size
+            delta_us, _orig, incl = _FRAME.unpack_from(win, rel)
+            if incl > _MAX_RECORD:
+                self.truncated = f"frame {self.frames + 1} claims {incl} bytes: the file is corrupt"
+                return
+            size = _FRAME.size + incl + self._trailer
+            win = self._at(off, size)
+            rel = off - self._win_off
+            start = rel + _FRAME.size
             end = start + incl
-            if end > len(data):
+            if end > len(win):
                 self.truncated = f"frame {self.frames + 1} is cut short by the end of the file"
                 return
-            link = _link_type(self._media)
+            self.frames += 1
+            link = link_of(self._media)
             ts = self._start_ns + delta_us * 1000
-            if self._trailer >= 2 and end + self._trailer <= len(data):
-                link = _link_type(struct.unpack_from("<H", data, end)[0])
+            if self._trailer >= 2 and end + self._trailer <= len(win):
+                link = link_of(struct.unpack_from("<H", win, end)[0])
                 if self._trailer >= 14:
-                    filetime = struct.unpack_from("<Q", data, end + 6)[0]
+                    filetime = struct.unpack_from("<Q", win, end + 6)[0]
                     if filetime:
                         ts = filetime * 100 - _FILETIME_EPOCH_DELTA * 1_000_000_000
-            self.frames += 1
-            self.bytes_read = end
+            if not 0 <= ts <= MAX_TS_NS:  # FILETIME and the microsecond offset are 64-bit: check both
+                ts = self._bad_time(self.frames, f"FILETIME or offset of {delta_us} us puts it at {ts} ns")
+            self.bytes_read = max(self.bytes_read, off + size - self._trailer)
             self.link_types.add(link)
-            yield ts, link, data, start, end
+            yield ts, link, win, start, end

@@ -202,7 +202,10 @@ def _config_path() -> Path | None:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
     candidate = Path(base) / "rpc-analyzer" / "names.csv"
-    return candidate if candidate.is_file() else None
+    try:
+        return candidate if candidate.is_file() else None
+    except OSError:  # an unreadable ~/.config is no names file, not a crash
+        return None
 
 
 def _reset() -> None:
