@@ -393,7 +393,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
     for c in records.calls:
         f = c.flow
         rtt = None
-        if c.response_ts is not None and c.response_ts >= c.ts:
+        if c.response_ts and c.ts and c.response_ts >= c.ts:  # 0 is an unknown time (capture.reader)
             rtt = round((c.response_ts - c.ts) / 1e9, 6)
         row = (
             *_where(f, c.frame, c.ts),

@@ -22,16 +22,18 @@ from analyzer.capture.source import expand_paths, open_capture
 from analyzer.cli import main
 from analyzer.errors import CaptureError
 from analyzer.limits import Limits
-from tests.conftest import EPM, NDR, Conversation, bind, bind_ack, run
+from tests.conftest import EPM, NDR, Conversation, bind, bind_ack, request, response, run
 
 MAX_NS = (1 << 63) - 1
 
 
 def rpc_frames() -> list[bytes]:
-    """An Ethernet-framed TCP conversation on port 135 with a bind and its bind_ack."""
+    """An Ethernet-framed TCP conversation on port 135: bind (frame 4), bind_ack, a request (frame 6)
+    and its response (frame 7)."""
     c = Conversation().handshake()
     c.send(True, bind(1, [(0, EPM, 3, [NDR])]))
     c.send(False, bind_ack(1, [(0, 0, NDR)]))
+    c.send(True, request(2, 3, b"\0" * 24)).send(False, response(2, b"\0" * 8))
     c.close()
     return [bytes(p) for p in c.packets]
 
@@ -88,7 +90,7 @@ def analyze_cli(tmp_path: Path, *paths: Path | str) -> tuple[Any, dict[str, list
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["analyze", "-q", *map(str, paths), "-o", str(out)])
     tables = {}
-    for name in ("binds", "connections", "violations", "captures", "timeline", "data_quality"):
+    for name in ("binds", "calls", "connections", "violations", "captures", "timeline", "data_quality"):
         p = out / f"{name}.csv"
         if p.exists():
             with p.open() as fh:
@@ -140,14 +142,16 @@ def test_out_of_range_timestamps_are_unknown_not_a_crash(tmp_path: Path, case: s
 def test_one_bad_time_among_good_ones(tmp_path: Path) -> None:
     frames = rpc_frames()
     ticks = _ns_ticks(frames, 1_700_000_000 * 10**9)
-    ticks[3] = (1 << 64) - 1  # the bind's frame
+    ticks[3] = ticks[5] = (1 << 64) - 1  # the bind's and the request's frames
     path = tmp_path / "x.pcapng"
     path.write_bytes(pcapng(frames, ticks, tsresol=9))
     res, t = analyze_cli(tmp_path, path)
     assert res.exit_code == 0
     (bad,) = [v for v in t["violations"] if v["what"] == "timestamp_out_of_range"]
-    assert bad["frame"] == "4" and bad["detail"].startswith("1 frame(s)")
-    assert t["binds"][0]["ts"] == "" and t["binds"][0]["ack_ts" if "ack_ts" in t["binds"][0] else "ts"] == ""
+    assert bad["frame"] == "4" and bad["detail"].startswith("2 frame(s)")
+    assert t["binds"][0]["ts"] == ""
+    (call,) = t["calls"]
+    assert call["ts"] == "" and call["rtt_s"] == "" and call["response_frame"] == "7"  # no time, no rtt
     assert t["captures"][0]["first_ts"].startswith("2023-11-14")
 
 
