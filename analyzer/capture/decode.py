@@ -181,8 +181,14 @@ class PacketDecoder:
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""
-        if link == LINKTYPE_ETHERNET:
-            etype, ip = _ethernet(buf, start, end)
+        if link == LINKTYPE_ETHERNET:  # inline (see `_ethernet`): most frames are Ethernet
+            if end - start < 14:
+                return None
+            etype = (buf[start + 12] << 8) | buf[start + 13]
+            ip = start + 14
+            while etype in _VLAN_TAGS and ip + 4 <= end:
+                etype = (buf[ip + 2] << 8) | buf[ip + 3]
+                ip += 4
         else:
             etype, ip = self._link(link, buf, start, end)
         if etype == ETH_IPV4:
