@@ -348,12 +348,15 @@ def test_dangling_link_in_a_directory_is_reported_not_skipped(tmp_path: Path) ->
     d.mkdir()
     (d / "gone.pcap").symlink_to(tmp_path / "nowhere.pcap")
     (d / "notes.txt").write_text("not a capture: skipped, as before")
-    assert [Path(p).name for p, _ in expand_paths([str(d)])] == ["gone.pcap"]
+    (d / "notes.txt.gz").write_bytes(gzip.compress(b"not a capture either: skipped"))
+    (d / "wrecked.pcap.gz").write_bytes(gzip.compress(b"\xd4\xc3\xb2\xa1" + bytes(range(1, 60)))[:12])
+    assert [Path(p).name for p, _ in expand_paths([str(d)])] == ["gone.pcap", "wrecked.pcap.gz"]
     res, _t = analyze_cli(tmp_path, d)
     assert res.exit_code == 1
-    assert res.stderr.strip().splitlines() == [
-        f"rpc-analyzer: {d / 'gone.pcap'}: cannot open: No such file or directory"
-    ]
+    lines = res.stderr.strip().splitlines()
+    assert lines[0] == f"rpc-analyzer: {d / 'gone.pcap'}: cannot open: No such file or directory"
+    assert lines[1].startswith(f"rpc-analyzer: {d / 'wrecked.pcap.gz'}: not a capture file: compressed stream ends")
+    assert len(lines) == 2
 
 
 def test_unreadable_file_named_directly_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

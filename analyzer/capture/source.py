@@ -206,7 +206,10 @@ def _looks_like_capture(path: str) -> bool:
             head = fh.read(4)
             if head[:2] == _GZIP_MAGIC:
                 fh.seek(0)
-                head = GzipStream(fh, DEFAULT_LIMITS.max_gzip_ratio, DEFAULT_LIMITS.gzip_ratio_floor_bytes).read(4)
+                gz = GzipStream(fh, DEFAULT_LIMITS.max_gzip_ratio, DEFAULT_LIMITS.gzip_ratio_floor_bytes)
+                head = gz.read(4)
+                if len(head) < 4 and gz.cut:
+                    return True  # too damaged to tell: opening it says why
     except (OSError, CaptureError):
         return True
     return sniff(head) is not None
