@@ -142,17 +142,17 @@ def test_out_of_range_timestamps_are_unknown_not_a_crash(tmp_path: Path, case: s
 def test_one_bad_time_among_good_ones(tmp_path: Path) -> None:
     frames = rpc_frames()
     ticks = _ns_ticks(frames, 1_700_000_000 * 10**9)
-    ticks[3] = ticks[5] = (1 << 64) - 1  # the bind's and the request's frames
+    ticks[0] = ticks[3] = ticks[5] = (1 << 64) - 1  # the SYN's, the bind's and the request's frames
     path = tmp_path / "x.pcapng"
     path.write_bytes(pcapng(frames, ticks, tsresol=9))
     res, t = analyze_cli(tmp_path, path)
     assert res.exit_code == 0
     (bad,) = [v for v in t["violations"] if v["what"] == "timestamp_out_of_range"]
-    assert bad["frame"] == "4" and bad["detail"].startswith("2 frame(s)")
+    assert bad["frame"] == "1" and bad["detail"].startswith("3 frame(s)")
     assert t["binds"][0]["ts"] == ""
     (call,) = t["calls"]
     assert call["ts"] == "" and call["rtt_s"] == "" and call["response_frame"] == "7"  # no time, no rtt
-    assert t["captures"][0]["first_ts"].startswith("2023-11-14")
+    assert t["captures"][0]["first_ts"] == "2023-11-14T22:13:20.000001Z"  # the first known time: frame 2
 
 
 def test_times_at_the_edges_of_the_range_are_kept(tmp_path: Path) -> None:

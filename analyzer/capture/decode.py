@@ -140,8 +140,9 @@ class PacketDecoder:
 
         Most frames are Ethernet + IPv4 (no options, not a fragment) + TCP between ports nobody asked
         for: those are rejected here, inline, from a few bytes of the frame and without a call unless
-        they carry payload for the probe. Everything else goes through `decode`. `first_ts` and
-        `last_ts` are set as frames go by; `progress` is called every 65,536 frames.
+        they carry payload for the probe. Everything else goes through `decode`. `first_ts` (the first
+        known time) and `last_ts` (the last frame's, if known) are set as frames go by; `progress` is
+        called every 65,536 frames.
         """
         ports = self._tcp_ports
         probe = self.selector.tcp_probe
@@ -150,10 +151,13 @@ class PacketDecoder:
         fields = _eth_ipv4_tcp
         frame = 0
         ts = 0
+        first = True  # until the first frame with a known time (0 is unknown: capture.reader)
         for ts, link, buf, start, end in records:
             frame += 1
-            if frame == 1:
-                self.first_ts = ts
+            if first:
+                if ts:
+                    self.first_ts = ts
+                    first = False
             elif not frame & 0xFFFF and progress is not None:
                 progress()
             # One unpack reads the Ethernet, IPv4 and TCP fields the decision needs (assuming no VLAN
@@ -177,7 +181,7 @@ class PacketDecoder:
             if pkt is not None:
                 yield frame, ts, pkt
         self.frames = frame
-        self.last_ts = ts if frame else None
+        self.last_ts = ts or None
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""
