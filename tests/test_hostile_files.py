@@ -22,7 +22,7 @@ from analyzer.capture.source import expand_paths, open_capture
 from analyzer.cli import main
 from analyzer.errors import CaptureError
 from analyzer.limits import Limits
-from tests.conftest import EPM, NDR, Conversation, bind, bind_ack, request, response, run
+from tests.conftest import CAPTURES, EPM, NDR, Conversation, bind, bind_ack, needs_shared, request, response, run
 
 MAX_NS = (1 << 63) - 1
 
@@ -384,3 +384,29 @@ def test_unreadable_file_named_directly_exits_1(tmp_path: Path, monkeypatch: pyt
     res, t = analyze_cli(tmp_path / "o2", tmp_path)
     assert res.exit_code == 1
     assert res.stderr.strip() == f"rpc-analyzer: {secret}: cannot open: Permission denied"
+
+
+def _netmon_whole_file(path: Path) -> list[bytes]:
+    """The frames of a NetMon 2.x file read the old way, the whole file in memory (the reference)."""
+    data = path.read_bytes()
+    table_off, table_len = struct.unpack_from("<II", data, 24)
+    out = []
+    for (off,) in struct.iter_unpack("<I", data[table_off : table_off + table_len]):
+        _delta_us, _orig, incl = struct.unpack_from("<QII", data, off)
+        out.append(data[off + 16 : off + 16 + incl])
+    return out
+
+
+@needs_shared
+def test_streamed_netmon_reader_gives_the_whole_file_records() -> None:
+    """On every shared NetMon file: the same frames, in the same order, as reading the file whole."""
+    checked = 0
+    for cap in sorted(CAPTURES.rglob("*.cap")):
+        if cap.read_bytes()[:4] != b"GMBU":
+            continue
+        r = open_capture(str(cap))
+        got = [bytes(buf[s:e]) for _ts, _link, buf, s, e in r]
+        assert r.truncated is None and r.bad_times == 0
+        assert got == _netmon_whole_file(cap), cap
+        checked += 1
+    assert checked >= 8
