@@ -1,8 +1,8 @@
 """Tunnel headers: where the carried packet starts, and what it is.
 
-Cloud traffic mirroring (AWS VPC Traffic Mirroring: VXLAN; Azure virtual network TAP: VXLAN; GCP Packet
-Mirroring and most appliances: GRE/ERSPAN; Geneve for AWS Gateway Load Balancer) and WCCP redirection
-deliver the monitored traffic inside a tunnel. Each function here reads one tunnel header in
+Cloud traffic mirroring (AWS VPC Traffic Mirroring and Azure virtual network TAP: VXLAN; AWS Gateway
+Load Balancer: Geneve), remote SPAN on network devices (GRE/ERSPAN) and WCCP redirection deliver the
+monitored traffic inside a tunnel. Each function here reads one tunnel header in
 `buf[off:end]` and returns `(kind, offset)`: `kind` is an ethertype (`ETH_IPV4`, `ETH_IPV6`) or
 `ETH_FRAME` for a whole Ethernet frame at `offset`; `(0, off)` when the header is malformed or carries
 something the analyzer does not decode (PPTP's PPP, GRE source routing). Nothing is sliced or built:
