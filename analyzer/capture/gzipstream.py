@@ -22,7 +22,7 @@ import zlib
 from typing import BinaryIO
 
 _IN_BLOCK = 1 << 16
-_OUT_BLOCK = 1 << 20  # decompressed bytes per step: what one deflate block may expand to is bounded
+_OUT_BLOCK = 1 << 20  # decompressed bytes per zlib call (max_length): a bomb never expands in one go
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
