@@ -410,3 +410,9 @@ def test_streamed_netmon_reader_gives_the_whole_file_records() -> None:
         assert got == _netmon_whole_file(cap), cap
         checked += 1
     assert checked >= 8
+
+
+def test_names_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path / "names.csv")
+    res = CliRunner().invoke(main, ["names", "svcctl", "--names", str(fifo)])
+    assert res.exit_code == 2 and "not a regular file" in res.stderr

@@ -430,6 +430,8 @@ def load_overrides(path: str | os.PathLike[str]) -> None:
 def _read_overrides(path: Path) -> None:
     name = str(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block the read forever
+            raise ValueError(f"{name}: not a regular file: only a CSV file of names is read")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ValueError(f"{name}: cannot read the override file: {exc.strerror or exc}") from None
