@@ -25,6 +25,7 @@ from analyzer.limits import Limits
 from tests.conftest import CAPTURES, EPM, NDR, Conversation, bind, bind_ack, needs_shared, request, response, run
 
 MAX_NS = (1 << 63) - 1
+NETMON_HEADER = 72
 
 
 def rpc_frames() -> list[bytes]:
@@ -70,7 +71,7 @@ def pcap(frames: list[bytes], times: list[tuple[int, int]]) -> bytes:
 
 
 def netmon(frames: list[bytes], filetimes: list[int] | None = None, deltas_us: list[int] | None = None) -> bytes:
-    """NetMon 2.3: 32-byte header (padded to 128), frames with a 15-byte trailer carrying FILETIME
+    """NetMon 2.3: 72-byte header (as NetMon writes it), frames with a 15-byte trailer carrying FILETIME
     (0 = take the capture start plus the frame's microsecond offset), then the frame table."""
     n = len(frames)
     filetimes = filetimes or [0] * n
@@ -78,12 +79,12 @@ def netmon(frames: list[bytes], filetimes: list[int] | None = None, deltas_us: l
     body = bytearray()
     offsets = []
     for data, ft, delta in zip(frames, filetimes, deltas_us, strict=True):
-        offsets.append(128 + len(body))
+        offsets.append(NETMON_HEADER + len(body))
         body += struct.pack("<QII", delta, len(data), len(data)) + data
         body += struct.pack("<HIQB", 1, 0, ft, 0)
-    table_off = 128 + len(body)
+    table_off = NETMON_HEADER + len(body)
     head = struct.pack("<4sBBH8HII", b"GMBU", 3, 2, 1, 2024, 3, 5, 1, 10, 0, 0, 0, table_off, 4 * n)
-    return head.ljust(128, b"\0") + bytes(body) + struct.pack(f"<{n}I", *offsets)
+    return head.ljust(NETMON_HEADER, b"\0") + bytes(body) + struct.pack(f"<{n}I", *offsets)
 
 
 def analyze_cli(tmp_path: Path, *paths: Path | str) -> tuple[Any, dict[str, list[dict[str, str]]]]:
@@ -293,15 +294,38 @@ def test_netmon_gzip_and_out_of_order_frame_table(tmp_path: Path) -> None:
 def test_netmon_corrupt_lengths_end_cleanly(tmp_path: Path) -> None:
     frames = rpc_frames()
     data = bytearray(netmon(frames))
-    struct.pack_into("<I", data, 128 + 12, 0xFFFFFFF0)  # frame 1 claims 4 GiB
+    struct.pack_into("<I", data, NETMON_HEADER + 12, 0xFFFFFFF0)  # frame 1 claims 4 GiB
     path = tmp_path / "bad.cap"
     path.write_bytes(bytes(data))
     r = open_capture(str(path))
     assert list(r) == [] and r.truncated is not None and "frame 1" in r.truncated
     data = bytearray(netmon(frames))
-    path.write_bytes(bytes(data[:-8]))  # the frame table cut short
+    path.write_bytes(bytes(data[:-8]))  # the frame table cut short: the frames are walked instead
     r = open_capture(str(path))
-    assert len(list(r)) == len(frames) - 2 and r.truncated == "the frame table is cut short"
+    assert [bytes(b[s:e]) for _t, _l, b, s, e in r] == frames
+    assert r.truncated is not None and r.truncated.startswith("the frame table is missing")
+
+
+def test_cut_netmon_keeps_every_frame_before_the_cut(tmp_path: Path) -> None:
+    """NetMon puts its frame table at the end, so a cut loses it: the frames are walked in file order
+    up to the cut (gzip-compressed or not), and a frame that does not look like one stops the walk."""
+    frames = rpc_frames()
+    data = netmon(frames)
+    cut = data[: NETMON_HEADER + sum(16 + len(f) + 15 for f in frames[:6]) + 20]  # inside frame 7
+    (tmp_path / "cut.cap").write_bytes(cut)
+    (tmp_path / "cut.cap.gz").write_bytes(gzip.compress(data)[: len(gzip.compress(cut)) - 30])
+    r = open_capture(str(tmp_path / "cut.cap"))
+    assert [bytes(b[s:e]) for _t, _l, b, s, e in r] == frames[:6]
+    r = open_capture(str(tmp_path / "cut.cap.gz"))
+    got = [bytes(b[s:e]) for _t, _l, b, s, e in r]
+    assert got == frames[: len(got)] and len(got) >= 4
+    assert r.truncated is not None and f"the last complete frame is {len(got)}" in r.truncated
+    garbage = bytearray(cut)
+    struct.pack_into(
+        "<H", garbage, NETMON_HEADER + sum(16 + len(f) + 15 for f in frames[:3]) - 15, 0x1234
+    )  # frame 3's media
+    (tmp_path / "garbage.cap").write_bytes(bytes(garbage))
+    assert len(list(open_capture(str(tmp_path / "garbage.cap")))) == 2
 
 
 # -- items 5 and 6: only regular files --------------------------------------------------------------

@@ -1,14 +1,21 @@
 """Microsoft Network Monitor 2.x capture files (.cap).
 
-Layout, as Wireshark's netmon reader documents it: a 128-byte little-endian header ("GMBU",
-version, media type, capture start as a SYSTEMTIME, then the offset and length of the frame table);
-the frame table lists the file offset of every frame, in frame order. Each frame is a 16-byte header
-(microseconds since capture start, original length, captured length), the data, and from
+Layout, as Wireshark's netmon reader documents it: a 72-byte little-endian header ("GMBU", version,
+media type, capture start as a SYSTEMTIME, the offset and length of the frame table, then offsets of
+user data, comments, process and network info, of which only the first 32 bytes are needed); the frame
+table lists the file offset of every frame, in frame order, and is usually the last thing in the file.
+Each frame is a 16-byte header (microseconds since capture start, original length, captured length), the
+data, and from
 version 2.1 on a trailer whose first field is the frame's own media type; from 2.3 on the trailer
 also carries the frame's UTC time (100 ns units since 1601), which is what Wireshark shows.
 
 Media types: 1 is Ethernet; 0xE000 + n is pcap link type n; the 0xFFxx types are NetMon's own
 records (process info, network info, ...), which count as frames but carry no packet.
+
+A file cut short has lost its frame table. Its frames are then found by walking them from the end of
+the header, one after the other as NetMon writes them, as long as each is plausible (captured length
+within the original length, a known media type in the trailer), so that every frame before the cut
+is still read.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ LINK_NONE = -1  # a NetMon-internal record: counted as a frame, never decoded
 _WINDOW = 1 << 20  # bytes read at once for the frames
 _TABLE_BLOCK = 1 << 14  # frame-table entries read at once
 _MAX_RECORD = 1 << 24  # a frame this long cannot be a packet: the file is corrupt
+_HEADER_END = 72  # where NetMon 2.x writes the first frame
 
 _MEDIA = {1: 1, 2: 6, 3: 10, 4: 0}  # Ethernet, token ring (802.5), FDDI, ATM (not decoded)
 
@@ -89,19 +97,38 @@ class NetmonReader(CaptureReader):
         return self._win
 
     def _offsets(self) -> Iterator[int]:
-        """The frame table's entries, read _TABLE_BLOCK of them at a time."""
+        """The frame table's entries, read _TABLE_BLOCK of them at a time; when the table is not (all)
+        in the file, the frames found by walking them instead."""
         n = self._table_len // 4
+        self._file.seek(0, 2)
+        size = self._file.tell()
+        self._pos = size
+        if self._table_off + 4 * n > size:
+            yield from self._walk(min(self._table_off, size))
+            return
         for first in range(0, n, _TABLE_BLOCK):
             count = min(_TABLE_BLOCK, n - first)
             self._file.seek(self._table_off + 4 * first)
             block = self._file.read(4 * count)
             self._pos = self._table_off + 4 * first + len(block)
-            if len(block) < 4 * count:
-                self.truncated = "the frame table is cut short"
-                count = len(block) // 4
-            yield from struct.unpack_from(f"<{count}I", block) if count else ()
-            if self.truncated:
+            yield from struct.unpack_from(f"<{count}I", block)
+
+    def _walk(self, stop: int) -> Iterator[int]:
+        """Offsets of the frames laid one after the other from the end of the header up to `stop`."""
+        self.truncated = "the frame table is missing (the file is cut short): frames read in file order"
+        off = _HEADER_END
+        while off + _FRAME.size + self._trailer <= stop:
+            win = self._at(off, _FRAME.size + self._trailer)
+            _delta, orig, incl = _FRAME.unpack_from(win, off - self._win_off)
+            end = off + _FRAME.size + incl
+            if incl > orig or incl > _MAX_RECORD or end + self._trailer > stop:
                 return
+            if self._trailer >= 2:
+                media = struct.unpack_from("<H", self._at(end, 2), end - self._win_off)[0]
+                if media not in _MEDIA and not 0xE000 <= media < 0xF000 and media < 0xFF00:
+                    return
+            yield off
+            off = end + self._trailer
 
     def __iter__(self) -> Iterator[RawFrame]:
         link_of = _link_type
