@@ -241,6 +241,20 @@ def test_gzip_ratio_guard_stops_a_bomb(tmp_path: Path) -> None:
     assert run([path]).captures[0].frames == 6000
 
 
+def test_default_guard_bounds_a_bomb_by_its_floor(tmp_path: Path) -> None:
+    """1.1 GiB of zero frames from 1.2 MB of gzip (the same member repeated, RFC 1952 2.2): the default
+    guard lets the first GiB through and stops there, naming the frame."""
+    records = pcap([bytes(65535)] * 1024, [(1_700_000_000, 0)] * 1024)[24:]  # 64 MiB of records
+    member = gzip.compress(records, compresslevel=9)
+    path = tmp_path / "bomb.pcap.gz"
+    path.write_bytes(gzip.compress(pcap([], [])) + member * 18)
+    result = run([path])
+    (cap,) = result.captures
+    assert cap.truncated and 16_300 < cap.frames < 16_500  # 1 GiB is 16,380 of these 65,551-byte records
+    (v,) = [v for v in result.violations if v.what == "cap_gzip_ratio"]
+    assert "100:1" in v.detail and f"after frame {cap.frames}" in v.detail
+
+
 def test_concatenated_gzip_members_are_one_file(tmp_path: Path) -> None:
     raw, frames = _big_pcap(50)
     half = len(raw) // 2
