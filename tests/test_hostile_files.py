@@ -454,3 +454,26 @@ def test_names_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> N
     fifo = _fifo(tmp_path / "names.csv")
     res = CliRunner().invoke(main, ["names", "svcctl", "--names", str(fifo)])
     assert res.exit_code == 2 and "not a regular file" in res.stderr
+
+
+def test_unlistable_subdirectory_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root can list any directory, so os.scandir (which os.walk uses) and os.open/os.listdir are made
+    to refuse that one subdirectory, as they would for another user."""
+    sub = tmp_path / "d" / "locked"
+    sub.mkdir(parents=True)
+    (tmp_path / "d" / "good.pcap").write_bytes(pcap(rpc_frames(), [(1, 0)] * len(rpc_frames())))
+    real_scandir, real_open = os.scandir, os.open
+
+    def deny(path: Any) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", lambda p=".": deny(p) if str(p) == str(sub) else real_scandir(p))
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: deny(p) if str(p) == str(sub) else real_open(p, *a, **k))
+    assert [(Path(p).name, named) for p, named in expand_paths([str(tmp_path / "d")])] == [
+        ("good.pcap", False),
+        ("locked", False),
+    ]
+    res, t = analyze_cli(tmp_path, tmp_path / "d")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == f"rpc-analyzer: {sub}: cannot open: Permission denied"
+    assert len(t["binds"]) == 1
