@@ -477,3 +477,11 @@ def test_unlistable_subdirectory_is_reported(tmp_path: Path, monkeypatch: pytest
     assert res.exit_code == 1
     assert res.stderr.strip() == f"rpc-analyzer: {sub}: cannot open: Permission denied"
     assert len(t["binds"]) == 1
+
+
+def test_tables_never_overflow_on_a_time_out_of_range() -> None:
+    """The report layer's own guard: a time no reader should produce is unknown, not an OverflowError."""
+    from analyzer.report import TIME, frame
+
+    df = frame({"ts": TIME}, {"ts": [1 << 64, -(1 << 70), 0, MAX_NS, 1_700_000_000 * 10**9]})
+    assert df["ts"].isna().tolist() == [True, True, True, False, False]
