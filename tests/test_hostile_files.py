@@ -485,3 +485,14 @@ def test_tables_never_overflow_on_a_time_out_of_range() -> None:
 
     df = frame({"ts": TIME}, {"ts": [1 << 64, -(1 << 70), 0, MAX_NS, 1_700_000_000 * 10**9]})
     assert df["ts"].isna().tolist() == [True, True, True, False, False]
+
+
+def test_input_hashing_refuses_a_fifo_instead_of_waiting(tmp_path: Path) -> None:
+    """manifest.json hashes every input: a FIFO there is an error entry, not a hang."""
+    from analyzer.capture.digest import sha256_file
+    from analyzer.manifest import hash_inputs
+
+    fifo = _fifo(tmp_path / "p.pcap")
+    with pytest.raises(OSError, match="not a regular file"):
+        sha256_file(fifo)
+    assert hash_inputs([str(fifo)])[str(fifo)]["error"] == "not a regular file"
