@@ -46,6 +46,7 @@ class GzipStream:
         self._out = 0  # decompressed bytes produced
         self._done = False
         self.cut: str | None = None  # why the data ended before the gzip file did properly
+        self.corrupt = False  # the reason is corrupt deflate data, not a stream cut short
         self.tripped: str | None = None  # the guard's sentence, when it stopped the data
 
     # -- the file interface the capture readers use --------------------------------------------
@@ -104,6 +105,7 @@ class GzipStream:
         except zlib.error as e:
             self._done = True
             self.cut = f"compressed data is corrupt after {self._out} decompressed bytes ({e})"
+            self.corrupt = True
             return
         self._emit(out)
 

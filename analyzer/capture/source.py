@@ -133,6 +133,8 @@ def open_capture(path: str, name: str | None = None, limits: Limits = DEFAULT_LI
     kind = sniff(head)
     if kind is None:
         raw.close()
+        if gz is not None and gz.corrupt:
+            raise CaptureError(path, f"cannot read: {gz.cut}")
         if gz is not None and gz.cut:
             raise CaptureError(path, f"not a capture file: {gz.cut} before a capture header")
         if not head:
