@@ -17,6 +17,7 @@ from analyzer.manifest import utc_now, write_manifest
 from analyzer.output import NamedFrame, write_tables
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
+from analyzer.zeeklog import FORMATS as ZEEK_FORMATS
 
 
 @dataclass
@@ -111,12 +112,24 @@ class AnalysisResult:
         return [f"{c.path}: {c.error}" for c in self.records.captures if c.error]
 
     def write(
-        self, out_dir: str | PathLike[str], fmt: str = "csv", *, arguments: Mapping[str, object] | None = None
+        self,
+        out_dir: str | PathLike[str],
+        fmt: str = "csv",
+        all_calls: bool = False,
+        *,
+        arguments: Mapping[str, object] | None = None,
     ) -> list[Path]:
-        """Write every table and view to out_dir as CSV (default), JSON lines or Parquet, then
-        manifest.json (version, `arguments`, inputs with size and SHA-256, times, tables written).
-        Returns the tables' paths."""
-        written = write_tables(self.tables, out_dir, fmt, self.view_items())
+        """Write every table and view to out_dir as CSV (default), JSON lines or Parquet; or, with fmt
+        `zeek` (TSV) or `zeek-json`, the Zeek-compatible logs (see `analyzer.zeek_logs`; `all_calls`
+        puts every call in dce_rpc.log instead of only those Zeek would log). Then manifest.json
+        (version, `arguments`, inputs with size and SHA-256, times, files written). Returns the paths
+        of the tables (or logs)."""
+        if fmt in ZEEK_FORMATS:
+            from analyzer.zeek_logs import write_zeek_logs
+
+            written = write_zeek_logs(self, out_dir, fmt, all_calls)
+        else:
+            written = write_tables(self.tables, out_dir, fmt, self.view_items())
         write_manifest(
             out_dir,
             (c.path for c in self.records.captures),

@@ -135,20 +135,29 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
+    type=click.Choice(["csv", "jsonl", "parquet", "zeek", "zeek-json"]),
     default="csv",
     show_default=True,
-    help="File format of the tables.",
+    help="File format of the tables; zeek (TSV) or zeek-json write Zeek-compatible logs instead: dce_rpc.log "
+    "exactly as Zeek writes it, and dce_rpc_ext.log, dce_rpc_bind.log (and rpc_findings.log) joined on uid.",
+)
+@click.option(
+    "--all-calls",
+    is_flag=True,
+    help="With --format zeek/zeek-json: every call in dce_rpc.log, not only the answered calls Zeek would log.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors are still printed.")
 @names_option
-def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, names_file: str | None) -> None:
+def analyze(
+    captures: tuple[str, ...], out_dir: str, fmt: str, all_calls: bool, quiet: bool, names_file: str | None
+) -> None:
     """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, or directories) and write the tables.
 
     \b
     Example:
       rpc-analyzer analyze incident.pcapng more/ -o out/
       rpc-analyzer analyze ring-*.pcap.gz -o out/ --format parquet
+      rpc-analyzer analyze incident.pcapng -o zeek/ --format zeek    # dce_rpc.log + companions
     """
     _load_names(names_file)
     from analyzer.manifest import MANIFEST, Digests, foreign_files, hash_in_background, utc_now
@@ -164,7 +173,7 @@ def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, name
     result.input_digests = hashing[0]() if hashing else None
     params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}
     try:
-        written = result.write(out_dir, fmt, arguments={**params, "names": names_file})
+        written = result.write(out_dir, fmt, all_calls, arguments={**params, "names": names_file, "all_calls": all_calls})
     except OSError as e:
         why = "not a directory" if e.errno in (errno.ENOTDIR, errno.EEXIST) else e.strerror or str(e)
         _err(f"{out_dir}: cannot write: {why}")
@@ -175,7 +184,11 @@ def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, name
             f"warning: {out_dir} also holds files this run did not write (an earlier run's?): {', '.join(left)}; "
             f"{MANIFEST} lists this run's"
         )
-    if not quiet:
+    if fmt.startswith("zeek"):
+        if not quiet:
+            logs = ", ".join(p.name for p in written) or "no log (no DCE/RPC call or bind)"
+            click.echo(f"{len(result.calls)} calls, {len(result.binds)} binds -> {printable(out_dir)}: {logs}")
+    elif not quiet:
         from analyzer.summary import print_summary
 
         print_summary(result, Path(out_dir), fmt)

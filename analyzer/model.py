@@ -43,6 +43,9 @@ class Flow:
     server_ip: str
     server_port: int
     pipe: str | None = None
+    # When the transport connection opened (its first packet, ns): with the addresses it names the
+    # connection for the deterministic Zeek-style `uid` (a pipe carries its SMB connection's).
+    opened_ts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -466,6 +466,7 @@ class Pipeline:
             client_port=client[1],
             server_ip=ip_text(server[0]),
             server_port=server[1],
+            opened_ts=ts0,
         )
         conn: TcpFlow
         if kind == "http":
@@ -484,7 +485,9 @@ class Pipeline:
         self, key: _FlowKey, pkt: Packet, client: tuple[bytes, int], server: tuple[bytes, int], frame: int, ts: int
     ) -> None:
         """An SMB connection: not a DCE/RPC conversation itself (its pipes are), so no stream number."""
-        flow = Flow(self._capture, -1, SMB_TRANSPORT, ip_text(client[0]), client[1], ip_text(server[0]), server[1])
+        flow = Flow(
+            self._capture, -1, SMB_TRANSPORT, ip_text(client[0]), client[1], ip_text(server[0]), server[1], None, ts
+        )
         conn = SmbTcpFlow(flow, client, self, self.limits, frame, ts, self._pipes, server[1] == NETBIOS_PORT)
         self._remember(key, conn)
         conn.packet(pkt, (key[0], key[1]) == client, frame, ts)

@@ -109,6 +109,7 @@ class Pipe:
                 server_ip=t.server_ip,
                 server_port=t.server_port,
                 pipe=self.name,
+                opened_ts=t.opened_ts,
             )
         return flow
 

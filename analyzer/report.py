@@ -21,6 +21,7 @@ import pandas as pd
 
 from analyzer import registry
 from analyzer.dcerpc.epm import EPM_OPERATIONS
+from analyzer.flowid import flow_ids
 from analyzer.model import CallRecord, Flow
 from analyzer.records import Records
 
@@ -64,6 +65,8 @@ BINDS: dict[str, str] = {
     "auth_type": STR,
     "auth_level": STR,
     "identified_by": STR,
+    "uid": STR,
+    "community_id": STR,
 }
 
 ENDPOINTS: dict[str, str] = {
@@ -134,6 +137,8 @@ CALLS: dict[str, str] = {
     "return_code": INT,
     "arguments": STR,
     "arguments_json": STR,
+    "uid": STR,
+    "community_id": STR,
 }
 
 CONNECTIONS: dict[str, str] = {
@@ -167,6 +172,8 @@ CONNECTIONS: dict[str, str] = {
     "violations": INT,
     "end": STR,
     "detail": STR,
+    "uid": STR,
+    "community_id": STR,
 }
 
 HOSTS: dict[str, str] = {
@@ -317,6 +324,12 @@ def _where(f: Flow, frame: int, ts: int) -> tuple[tuple[str, Any], ...]:
     )
 
 
+def _ids(f: Flow) -> tuple[tuple[str, Any], ...]:
+    """The flow identifiers other tools pivot on (see `analyzer.flowid`)."""
+    uid, cid = flow_ids(f)
+    return (("uid", uid), ("community_id", cid))
+
+
 def binds_frame(records: Records, names: _Names) -> pd.DataFrame:
     cols: dict[str, list[Any]] = defaultdict(list)
     for b in records.binds:
@@ -341,6 +354,7 @@ def binds_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("auth_type", names.auth_type(b.auth_type)),
             ("auth_level", names.auth_level(b.auth_level)),
             ("identified_by", b.identified_by),
+            *_ids(f),
         )
         for k, v in row:
             cols[k].append(v)
@@ -438,6 +452,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("return_code", c.return_status),
             ("arguments", c.arguments),
             ("arguments_json", c.arguments_json),
+            *_ids(f),
         )
         for k, v in row:
             cols[k].append(v)
@@ -504,6 +519,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("violations", s["violations"]),
             ("end", conn.end),
             ("detail", conn.detail),
+            *_ids(f),
         )
         for k, v in row:
             cols[k].append(v)

@@ -1,0 +1,227 @@
+"""Zeek-compatible logs of a run: dce_rpc.log exactly as Zeek writes it, and companion logs.
+
+`dce_rpc.log` has Zeek's 10 columns in Zeek's order and nothing else (Malcolm and other pipelines parse
+it by position), with the rows Zeek's own script would log (see `analyzer.zeek_names`): answered calls
+whose interface a bind named, on TCP or SMB pipes, minus Zeek's ignored operations. We write no more
+than that there on purpose: a SOC that merges our log with real Zeek output, or runs Zeek-written
+rules (Sigma's zeek rules, BZAR) over it, gets the rows and semantics it expects, with no double
+counting and no rule firing on a faulted call Zeek would never show. Every other call is still in
+`dce_rpc_ext.log`, with `zeek_skipped` saying why dce_rpc.log leaves it out.
+
+Companions, all joined on `uid` (and `ts`) in the same Zeek format:
+- `dce_rpc_ext.log`: one line per call, logged by Zeek or not: UUID, opnum, our names, outcome,
+  fault, return status, auth, user, decoded arguments, Community ID.
+- `dce_rpc_bind.log`: one line per presentation-context item of every bind and alter_context, with
+  its answer and the bind_ack secondary address.
+- `rpc_findings.log`: the findings table, when the run has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analyzer.zeek_names import DCE_RPC_FIELDS, dce_rpc_view, endpoint_name, zeek_calls
+from analyzer.zeeklog import Field, write_log
+
+_ID: tuple[Field, ...] = (("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"), ("id.resp_p", "port"))
+_ID_SOURCE = {
+    "id.orig_h": "client_ip",
+    "id.orig_p": "client_port",
+    "id.resp_h": "server_ip",
+    "id.resp_p": "server_port",
+}
+
+EXT_FIELDS: tuple[Field, ...] = (
+    ("ts", "time"),
+    ("uid", "string"),
+    *_ID,
+    ("community_id", "string"),
+    ("transport", "string"),
+    ("smb_pipe", "string"),
+    ("named_pipe", "string"),
+    ("call_id", "count"),
+    ("ctx_id", "count"),
+    ("uuid", "string"),
+    ("version", "string"),
+    ("endpoint", "string"),
+    ("interface", "string"),
+    ("opnum", "count"),
+    ("operation", "string"),
+    ("zeek_operation", "string"),
+    ("status", "string"),
+    ("fault", "string"),
+    ("return_status", "string"),
+    ("rtt", "interval"),
+    ("request_bytes", "count"),
+    ("response_bytes", "count"),
+    ("auth_type", "string"),
+    ("auth_level", "string"),
+    ("user", "string"),
+    ("domain", "string"),
+    ("arguments", "string"),
+    ("zeek_skipped", "string"),
+    ("capture", "string"),
+    ("frame", "count"),
+)
+
+BIND_FIELDS: tuple[Field, ...] = (
+    ("ts", "time"),
+    ("uid", "string"),
+    *_ID,
+    ("community_id", "string"),
+    ("transport", "string"),
+    ("smb_pipe", "string"),
+    ("pdu_type", "string"),
+    ("call_id", "count"),
+    ("ctx_id", "count"),
+    ("uuid", "string"),
+    ("version", "string"),
+    ("endpoint", "string"),
+    ("interface", "string"),
+    ("transfer_syntax", "string"),
+    ("ack_result", "string"),
+    ("ack_reason", "string"),
+    ("sec_addr", "string"),
+    ("auth_type", "string"),
+    ("auth_level", "string"),
+    ("capture", "string"),
+    ("frame", "count"),
+)
+
+LOGS = ("dce_rpc", "dce_rpc_ext", "dce_rpc_bind", "rpc_findings")
+
+
+def _pipe(df: pd.DataFrame) -> pd.Series:
+    """The SMB pipe name column (`pipe`, renamed `pipe_name` in later schemas): read in one place."""
+    col = "pipe_name" if "pipe_name" in df.columns else "pipe"
+    out: pd.Series = df[col]
+    return out
+
+
+def _ids(df: pd.DataFrame) -> dict[str, Any]:
+    return {name: df[src] for name, src in _ID_SOURCE.items()}
+
+
+def ext_frame(calls: pd.DataFrame, binds: pd.DataFrame) -> pd.DataFrame:
+    """dce_rpc_ext.log as a DataFrame (columns named as EXT_FIELDS)."""
+    z = zeek_calls(calls, binds)
+    arguments = z["arguments"] if "arguments" in z.columns else pd.Series([None] * len(z), index=z.index)
+    ext: pd.DataFrame = pd.DataFrame(
+        {
+            "ts": z["ts"],
+            "uid": z["uid"],
+            **_ids(z),
+            "community_id": z["community_id"],
+            "transport": z["transport"],
+            "smb_pipe": _pipe(z),
+            "named_pipe": z["named_pipe"],
+            "call_id": z["call_id"],
+            "ctx_id": z["ctx_id"],
+            "uuid": z["interface_uuid"],
+            "version": z["interface_version"],
+            "endpoint": z["endpoint"],
+            "interface": z["interface_name"],
+            "opnum": z["opnum"],
+            "operation": z["operation"],
+            "zeek_operation": z["zeek_operation"],
+            "status": z["status"],
+            "fault": z["fault_code"],
+            "return_status": z["return_status"],
+            "rtt": z["rtt_s"],
+            "request_bytes": z["request_bytes"],
+            "response_bytes": z["response_bytes"],
+            "auth_type": z["auth_type"],
+            "auth_level": z["auth_level"],
+            "user": z["user"],
+            "domain": z["domain"],
+            "arguments": arguments,
+            "zeek_skipped": z["zeek_skipped"],
+            "capture": z["capture"],
+            "frame": z["frame"],
+        }
+    )
+    return ext
+
+
+def bind_frame(binds: pd.DataFrame) -> pd.DataFrame:
+    """dce_rpc_bind.log as a DataFrame (columns named as BIND_FIELDS)."""
+    df: pd.DataFrame = pd.DataFrame(
+        {
+            "ts": binds["ts"],
+            "uid": binds["uid"],
+            **_ids(binds),
+            "community_id": binds["community_id"],
+            "transport": binds["transport"],
+            "smb_pipe": _pipe(binds),
+            "pdu_type": binds["pdu_type"],
+            "call_id": binds["call_id"],
+            "ctx_id": binds["ctx_id"],
+            "uuid": binds["interface_uuid"],
+            "version": binds["interface_version"],
+            "endpoint": pd.array([endpoint_name(u) for u in binds["interface_uuid"]], dtype="string"),
+            "interface": binds["interface_name"],
+            "transfer_syntax": binds["transfer_syntax"],
+            "ack_result": binds["ack_result"],
+            "ack_reason": binds["ack_reason"],
+            "sec_addr": binds["sec_addr"],
+            "auth_type": binds["auth_type"],
+            "auth_level": binds["auth_level"],
+            "capture": binds["capture"],
+            "frame": binds["frame"],
+        }
+    )
+    return df
+
+
+def _zeek_type(name: str, dtype: Any) -> str:
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "time"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "port" if name.endswith("_port") else "count"
+    if pd.api.types.is_float_dtype(dtype):
+        return "interval" if name.endswith("_s") else "double"
+    return "addr" if name.endswith("_ip") else "string"
+
+
+def findings_frame(findings: pd.DataFrame, calls: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Field, ...]]:
+    """rpc_findings.log: the findings table's own columns, `ts` (its first_ts) and `uid` (of the call
+    at its first frame) first; the Zeek type of each column follows from its dtype."""
+    df = findings.copy()
+    key = calls[["capture", "frame", "uid"]].drop_duplicates(["capture", "frame"])
+    if {"capture", "first_frame"} <= set(df.columns):
+        joined = df.merge(key, how="left", left_on=["capture", "first_frame"], right_on=["capture", "frame"])
+        df["uid"] = joined["uid"].to_numpy()
+    else:
+        df["uid"] = pd.array([None] * len(df), dtype="string")
+    df["ts"] = df["first_ts"] if "first_ts" in df.columns else pd.NaT
+    cols = ["ts", "uid", *[c for c in findings.columns if c not in ("ts", "uid")]]
+    fields = tuple((c, _zeek_type(c, df[c].dtype) if c != "ts" else "time") for c in cols)
+    return df[cols], fields
+
+
+def write_zeek_logs(
+    result: Any, out_dir: str | PathLike[str], fmt: str = "zeek", all_calls: bool = False
+) -> list[Path]:
+    """Write the Zeek-format logs of an AnalysisResult into out_dir; the paths written (a log with no
+    rows is not written, as Zeek does). `all_calls` puts every call in dce_rpc.log (not Zeek's rule)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    calls, binds = result.calls, result.binds
+    logs: list[tuple[str, Sequence[Field], pd.DataFrame]] = [
+        ("dce_rpc", DCE_RPC_FIELDS, dce_rpc_view(calls, binds, all_calls)),
+        ("dce_rpc_ext", EXT_FIELDS, ext_frame(calls, binds)),
+        ("dce_rpc_bind", BIND_FIELDS, bind_frame(binds)),
+    ]
+    findings = getattr(result, "findings", None)
+    if isinstance(findings, pd.DataFrame) and not findings.empty:
+        frame, fields = findings_frame(findings, calls)
+        logs.append(("rpc_findings", fields, frame))
+    written = [write_log(out, name, fields, df, fmt) for name, fields, df in logs]
+    return [p for p in written if p is not None]

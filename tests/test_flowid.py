@@ -1,0 +1,101 @@
+"""Community ID v1 (seed 0) on connections, binds and calls, against published vectors and tshark."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+import analyzer
+from analyzer.flowid import community_id, connection_uid
+from tests.conftest import SAMPLES
+
+
+def test_published_vectors() -> None:
+    """The Community ID spec's own examples (also in Suricata's and Elastic's tests), both directions."""
+    for args in (
+        ("tcp", "128.232.110.120", 34855, "66.35.250.204", 80),
+        ("tcp", "66.35.250.204", 80, "128.232.110.120", 34855),
+    ):
+        assert community_id(*args) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+    assert community_id("udp", "192.168.1.52", 54585, "8.8.8.8", 53) == "1:d/FP5EW3wiY1vCndhwleRRKHowQ="
+    assert community_id("tcp", "not-an-address", 1, "10.0.0.1", 2) is None
+
+
+def test_uid_changes_with_what_names_the_connection() -> None:
+    base = connection_uid("tcp", "10.0.0.1", 49700, "10.0.0.2", 135, 1)
+    assert base == connection_uid("tcp", "10.0.0.1", 49700, "10.0.0.2", 135, 1)
+    assert base != connection_uid("tcp", "10.0.0.1", 49701, "10.0.0.2", 135, 1)
+    assert base != connection_uid("tcp", "10.0.0.1", 49700, "10.0.0.2", 135, 2), "port reuse later: another uid"
+    assert base != connection_uid("udp", "10.0.0.1", 49700, "10.0.0.2", 135, 1)
+
+
+def test_every_row_carries_its_flows_community_id() -> None:
+    result = analyzer.analyze([SAMPLES])
+    for table in (result.connections, result.binds, result.calls):
+        assert table["community_id"].notna().all()
+        for row in table[
+            ["transport", "client_ip", "client_port", "server_ip", "server_port", "community_id"]
+        ].itertuples():
+            proto = "udp" if row.transport == "ncadg_ip_udp" else "tcp"
+            assert row.community_id == community_id(
+                proto, row.server_ip, row.server_port, row.client_ip, row.client_port
+            )
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.parametrize("name", ["smb2_pipes.pcap", "epm_map_session.pcap", "cl_udp.pcap", "ipv6_session.pcap"])
+def test_same_community_id_as_tshark(name: str) -> None:
+    """Wireshark's own Community ID implementation, an independent one, per packet 5-tuple."""
+    path = SAMPLES / name
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-o",
+            "communityid.do_base64:TRUE",
+            "-o",
+            "communityid.seed:0",
+            "--enable-protocol",
+            "communityid",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "communityid",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    theirs: dict[frozenset[tuple[str, int]], str] = {}
+    for line in out.splitlines():
+        ip4s, ip6s, tsp, usp, ip4d, ip6d, tdp, udp, cid = line.split("\t")
+        if not cid:
+            continue
+        src, dst = (ip4s or ip6s).split(",")[-1], (ip4d or ip6d).split(",")[-1]
+        sport, dport = int((tsp or usp).split(",")[-1]), int((tdp or udp).split(",")[-1])
+        theirs[frozenset({(src, sport), (dst, dport)})] = cid
+    conns = analyzer.analyze(path).connections
+    assert len(conns)
+    for row in conns.itertuples():
+        key = frozenset({(row.client_ip, row.client_port), (row.server_ip, row.server_port)})
+        assert row.community_id == theirs[key]

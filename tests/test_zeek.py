@@ -1,0 +1,225 @@
+"""Zeek-compatible logs: header grammar, escaping, zat reads them, field-by-field against Zeek's own
+expected output for its test traces, Zeek's names, the rows Zeek logs, deterministic uids."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyzer
+from analyzer import zeek_names
+from analyzer.zeeklog import escape, log_text, tsv_line
+from tests.conftest import CAPTURES, SAMPLES, SVCCTL, needs_shared
+
+BASELINES = CAPTURES / "zeek" / "baselines"
+TRACES = CAPTURES / "zeek" / "testing" / "btest" / "Traces"
+DRSUAPI = "e3514235-4b06-11d1-ab04-00c04fc2dcd2"
+
+_VALUE = {
+    "time": re.compile(r"^\d+\.\d{6}$"),
+    "interval": re.compile(r"^-?\d+\.\d{6}$"),
+    "port": re.compile(r"^\d{1,5}$"),
+    "count": re.compile(r"^\d+$"),
+    "bool": re.compile(r"^[TF]$"),
+}
+
+
+def read_strict(path: Path) -> tuple[dict[str, str], list[str], list[str], list[list[str]]]:
+    """A strict reader of the ASCII writer's grammar: (meta, fields, types, records). Every rule it
+    checks is one Zeek's readers (zeek-cut, zat, Malcolm) rely on; any deviation fails the test."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "", "the file ends with a newline"
+    lines = lines[:-1]
+    assert lines[0] == "#separator \\x09"
+    meta: dict[str, str] = {}
+    expected = ["#set_separator", "#empty_field", "#unset_field", "#path", "#open", "#fields", "#types"]
+    for key, line in zip(expected, lines[1:8], strict=True):
+        name, _, value = line.partition("\t")
+        assert name == key, f"meta line {key} expected, got {line!r}"
+        meta[key[1:]] = value
+    assert meta["set_separator"] == "," and meta["empty_field"] == "(empty)" and meta["unset_field"] == "-"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d", meta["open"])
+    fields, types = meta["fields"].split("\t"), meta["types"].split("\t")
+    assert len(fields) == len(types) and len(set(fields)) == len(fields)
+    assert re.fullmatch(r"#close\t\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d", lines[-1])
+    records = []
+    for line in lines[8:-1]:
+        assert not line.startswith("#"), "a record never starts with #"
+        cells = line.split("\t")
+        assert len(cells) == len(fields), line
+        for cell, kind in zip(cells, types, strict=True):
+            assert cell != "", "empty strings are written (empty)"
+            if cell == "-":
+                continue
+            if kind in _VALUE:
+                assert _VALUE[kind].match(cell), (kind, cell)
+            elif kind == "addr":
+                ipaddress.ip_address(cell)
+            else:
+                assert kind == "string", kind
+        records.append(cells)
+    return meta, fields, types, records
+
+
+def read_baseline(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Zeek's btest baseline: the same grammar, with the btest banner and masked #open/#close."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("### ")]
+    fields = next(ln for ln in lines if ln.startswith("#fields")).split("\t")[1:]
+    return fields, [ln.split("\t") for ln in lines if not ln.startswith("#")]
+
+
+@pytest.fixture(scope="module")
+def sample_logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[analyzer.AnalysisResult, Path, Path]:
+    result = analyzer.analyze([SAMPLES])
+    tsv, js = tmp_path_factory.mktemp("zeek"), tmp_path_factory.mktemp("zeekjson")
+    result.write(tsv, "zeek")
+    result.write(js, "zeek-json")
+    return result, tsv, js
+
+
+def test_escaping_follows_the_ascii_writer() -> None:
+    assert escape("\\PIPE\\lsass") == "\\\\PIPE\\\\lsass"
+    assert escape("a\tb\x01\x7f") == "a\\x09b\\x01\\x7f"
+    assert escape("Grüße") == "Grüße"  # valid UTF-8 passes through
+    fields = [("a", "string"), ("b", "string"), ("c", "string"), ("d", "count"), ("e", "interval")]
+    assert tsv_line(["-", "(empty)", "", None, None], fields) == "\\x2d\t\\x28empty)\t(empty)\t-\t-"
+    assert tsv_line(["#x", "y", "z", 1, 0.5], fields) == "\\x23x\ty\tz\t1\t0.500000"
+    assert log_text("x", fields, []) == "", "no rows, no log (as Zeek)"
+
+
+def test_dce_rpc_log_header_and_records_parse_strictly(sample_logs: tuple) -> None:
+    result, tsv, _js = sample_logs
+    meta, fields, types, records = read_strict(tsv / "dce_rpc.log")
+    assert meta["path"] == "dce_rpc"
+    assert [f for f, _t in zeek_names.DCE_RPC_FIELDS] == fields
+    assert types == ["time", "string", "addr", "port", "addr", "port", "interval", "string", "string", "string"]
+    logged = zeek_names.zeek_calls(result.calls, result.binds)["zeek_skipped"].isna()
+    assert len(records) == int(logged.sum()) > 0
+    for name in ("dce_rpc_ext", "dce_rpc_bind"):
+        meta, fields, _types, records = read_strict(tsv / f"{name}.log")
+        assert meta["path"] == name and fields[:2] == ["ts", "uid"] and records
+
+
+def test_zat_reads_our_logs_like_zeek_logs(sample_logs: tuple) -> None:
+    from zat.log_to_dataframe import LogToDataFrame
+    from zat.zeek_log_reader import ZeekLogReader
+
+    _result, tsv, _js = sample_logs
+    rows = list(ZeekLogReader(str(tsv / "dce_rpc.log")).readrows())
+    _meta, _fields, _types, records = read_strict(tsv / "dce_rpc.log")
+    assert len(rows) == len(records)
+    for row, rec in zip(rows, records, strict=True):
+        assert row["uid"] == rec[1] and row["id.orig_p"] == int(rec[3]) and row["endpoint"] == rec[8]
+        assert f"{row['ts'].timestamp():.6f}" == rec[0]
+    df = LogToDataFrame().create_dataframe(str(tsv / "dce_rpc_ext.log"))
+    assert len(df) == len(_result.calls)
+    assert set(df["uid"]) <= set(_result.connections["uid"])
+
+
+def test_json_variant_matches_the_tsv(sample_logs: tuple) -> None:
+    _result, tsv, js = sample_logs
+    _meta, fields, _types, records = read_strict(tsv / "dce_rpc.log")
+    lines = (js / "dce_rpc.log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(records)
+    for line, rec in zip(lines, records, strict=True):
+        obj = json.loads(line)
+        assert list(obj) == [f for f, v in zip(fields, rec, strict=True) if v != "-"], "field order, unset left out"
+        assert obj["named_pipe"] == rec[7].replace("\\\\", "\\")
+        assert isinstance(obj["id.resp_p"], int) and f"{obj['ts']:.6f}" == rec[0]
+
+
+@needs_shared
+@pytest.mark.parametrize("test", ["scripts.base.protocols.dce-rpc.context"])
+def test_field_by_field_against_zeeks_baseline(test: str, tmp_path: Path) -> None:
+    """Zeek's own expected dce_rpc.log for its trace: every field equal except the masked ts and
+    Zeek's random uid (ours is deterministic; it must still be one uid per connection)."""
+    script = (BASELINES / test / "btest.zeek").read_text(encoding="utf-8")
+    trace = re.search(r"\$TRACES/(\S+)", script)
+    assert trace is not None
+    result = analyzer.analyze(TRACES / trace.group(1))
+    result.write(tmp_path, "zeek")
+    z_fields, z_rows = read_baseline(BASELINES / test / "dce_rpc.log")
+    _meta, fields, _types, rows = read_strict(tmp_path / "dce_rpc.log")
+    assert fields == z_fields
+    assert len(rows) == len(z_rows)
+    for ours, theirs in zip(rows, z_rows, strict=True):
+        for name, a, b in zip(fields, ours, theirs, strict=True):
+            if name not in ("ts", "uid"):
+                assert a == b, (name, a, b)
+    assert len({r[1] for r in rows}) == len({r[1] for r in z_rows})
+
+
+@needs_shared
+def test_smb_pipe_row_shape_from_zeek_documentation(tmp_path: Path) -> None:
+    """The SMB row of Zeek's dssetup trace as Zeek's baselines show it (../shared/detection/sigma_zeek.md D)."""
+    result = analyzer.analyze(TRACES / "smb" / "dssetup_DsRoleGetPrimaryDomainInformation_standalone_workstation.cap")
+    result.write(tmp_path, "zeek")
+    _meta, _f, _t, rows = read_strict(tmp_path / "dce_rpc.log")
+    assert [r[5:] for r in rows] == [
+        ["445", "0.002138", "\\\\PIPE\\\\lsass", "dssetup", "DsRolerGetPrimaryDomainInformation"]
+    ]
+
+
+@needs_shared
+def test_the_ntlm_trace_is_the_connection_zeek_logged(tmp_path: Path) -> None:
+    """Zeek's ntlm.log for dce_rpc_ntlm.pcapng names one connection; our bind log has the same one
+    (as an unordered pair: the capture starts mid-connection and Zeek oriented it the other way) and
+    no dce_rpc.log, as the trace has binds but no call."""
+    result = analyzer.analyze(TRACES / "dce-rpc" / "dce_rpc_ntlm.pcapng")
+    written = {p.name for p in result.write(tmp_path, "zeek")}
+    assert "dce_rpc.log" not in written
+    _z_fields, z_rows = read_baseline(BASELINES / "scripts.base.protocols.dce-rpc.dce_rpc_ntlm" / "ntlm.log")
+    theirs = {tuple(z_rows[0][2:4]), tuple(z_rows[0][4:6])}
+    _m, _f, _t, rows = read_strict(tmp_path / "dce_rpc_bind.log")
+    assert {(r[2], r[3]) for r in rows} | {(r[4], r[5]) for r in rows} == theirs
+
+
+def test_zeek_names_not_ours() -> None:
+    assert zeek_names.endpoint_name(SVCCTL) == "svcctl"
+    assert zeek_names.operation_name(SVCCTL, 12) == "CreateServiceW"  # ours: RCreateServiceW
+    assert zeek_names.operation_name(DRSUAPI, 3) == "DRSGetNCChanges"  # ours: IDL_DRSGetNCChanges
+    assert zeek_names.operation_name("1ff70682-0a51-30e8-076d-740be8cee98b", 0) == "NetrJobAdd"
+    assert zeek_names.endpoint_name("12b81e99-f207-4a4c-85d3-77b42f76fd14") == "ISeclogon"
+    # Zeek's name wins where the registry chose another source's name
+    assert zeek_names.endpoint_name("9a653086-174f-11d2-b5f9-00104b703efd") == "IWbemClassObject interface"
+    unknown = "01234567-89ab-cdef-0123-456789abcdef"
+    assert zeek_names.endpoint_name(unknown) == f"unknown-{unknown}"
+    assert zeek_names.operation_name(SVCCTL, 999) == "unknown-999"
+
+
+def test_only_calls_zeek_would_log_reach_dce_rpc_log(sample_logs: tuple) -> None:
+    result, tsv, _js = sample_logs
+    z = zeek_names.zeek_calls(result.calls, result.binds)
+    assert (z.loc[z["transport"] == "ncadg_ip_udp", "zeek_skipped"] == "transport").all()
+    faulted = z[result.calls["fault_code"].notna()]
+    assert not faulted.empty and (faulted["zeek_skipped"] == "fault").all()
+    assert (z.loc[result.calls["status"].isna(), "zeek_skipped"] == "unanswered").all()
+    view = zeek_names.dce_rpc_view(result.calls, result.binds)
+    everything = zeek_names.dce_rpc_view(result.calls, result.binds, all_calls=True)
+    assert len(view) < len(everything) == len(result.calls)
+    ignored = z[z["zeek_skipped"] == "ignored_operation"]
+    for endpoint, op in zip(ignored["endpoint"], ignored["zeek_operation"], strict=True):
+        assert op in zeek_names.IGNORED_OPERATIONS[endpoint]
+    ext = (tsv / "dce_rpc_ext.log").read_text(encoding="utf-8")
+    assert ext.count("\tfault\t") >= len(faulted)
+
+
+def test_uid_is_deterministic_and_joins_the_tables() -> None:
+    a = analyzer.analyze([SAMPLES])
+    b = analyzer.analyze([SAMPLES])
+    pd.testing.assert_series_equal(a.calls["uid"], b.calls["uid"])
+    conns = a.connections
+    assert conns["uid"].notna().all() and conns["uid"].str.fullmatch(r"C[0-9A-Za-z]{10,17}").all()
+    tcp = conns[conns["transport"] == "ncacn_ip_tcp"]
+    assert tcp["uid"].is_unique, "one uid per TCP connection"
+    pipes = conns[conns["transport"] == "ncacn_np"]
+    by_tcp = pipes.groupby(["capture", "client_ip", "client_port", "server_ip", "server_port"])["uid"].nunique()
+    assert (by_tcp == 1).all(), "every pipe of one SMB connection carries that connection's uid"
+    merged = a.calls.merge(conns[["capture", "stream", "uid"]], on=["capture", "stream"], suffixes=("", "_conn"))
+    same_tcp = merged["transport"] != "ncacn_np"
+    assert (merged.loc[same_tcp, "uid"] == merged.loc[same_tcp, "uid_conn"]).all()
