@@ -452,5 +452,96 @@ def report(
         sys.exit(EXIT_INPUT_ERROR)
 
 
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["netsh", "csv", "md"]),
+    default="netsh",
+    show_default=True,
+    help="netsh: a `netsh -f` script per server (RPC filters, Windows Firewall rules, dynamic port range); "
+    "csv: the allow-list table (server, interface, endpoint, clients, opnums, ...); md: the same as Markdown.",
+)
+@click.option(
+    "--rest",
+    type=click.Choice(["audit", "block", "none"]),
+    default="audit",
+    show_default=True,
+    help="What the netsh script does with other callers of an observed interface and with every interface "
+    "not observed: permit and audit (Security event 5712), block and audit, or nothing.",
+)
+@click.option(
+    "--opnums",
+    is_flag=True,
+    help="Permit only the observed opnums (opnum conditions: Windows 11 24H2 / Server 2025 or later only).",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Write into this directory (netsh: <server>.netsh.txt per server; csv/md: allow_list.csv/.md) "
+    "instead of printing.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@names_option
+def firewall(
+    captures: tuple[str, ...],
+    fmt: str,
+    rest: str,
+    opnums: bool,
+    out_dir: str | None,
+    quiet: bool,
+    names_file: str | None,
+) -> None:
+    """Write firewall allow-lists for each RPC server, from what CAPTURES show was bound and called.
+
+    Per server: the interfaces bound and called with the clients that used them; a Windows RPC
+    filter script (`netsh rpc filter`) that permits those and audits (or blocks) the rest; Windows
+    Firewall rules for the endpoint mapper and the dynamic RPC range; the narrowest dynamic port range
+    covering what was observed. Services nobody used during the capture are not in it: review first.
+
+    \b
+    Example:
+      rpc-analyzer firewall incident.pcapng                       # netsh scripts on stdout
+      rpc-analyzer firewall week/ -o rules/ --rest block          # rules/<server>.netsh.txt
+      rpc-analyzer firewall dc.pcapng --opnums                    # Windows 11 24H2 / Server 2025
+      rpc-analyzer firewall dc.pcapng --format md > allow-list.md
+    """
+    _load_names(names_file)
+    result = _read_captures(captures, quiet)
+    from analyzer import firewall as fw
+
+    outputs: dict[str, str] = {}
+    if fmt == "netsh":
+        outputs = {
+            f"{server.replace(':', '_')}.netsh.txt": text for server, text in fw.scripts(result, rest, opnums).items()
+        }
+    else:
+        allow = fw.allow_list(result.binds, result.calls)
+        if fmt == "csv":
+            from analyzer.output import csv_text
+
+            outputs = {"allow_list.csv": csv_text(allow, fw.ALLOW_LIST)}
+        else:
+            outputs = {"allow_list.md": fw.markdown(allow, fw.server_ports(result, allow))}
+    if out_dir is None:
+        for text in outputs.values():
+            _echo_lines(text)
+    else:
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            for name, text in outputs.items():
+                (Path(out_dir) / name).write_text(text, encoding="utf-8")
+        except OSError as e:
+            _err(f"{out_dir}: cannot write: {e.strerror or e}")
+            sys.exit(EXIT_INPUT_ERROR)
+        if not quiet:
+            click.echo(f"{len(outputs)} file(s) -> {printable(out_dir)}")
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
