@@ -325,20 +325,24 @@ def _echo_lines(text: str) -> None:
     type=click.Choice(["text", "csv"]),
     default="text",
     show_default=True,
-    help="text: grouped by server, in the layout of portqry -e 135 / rpcdump; csv: the endpoint_inventory table.",
+    help="text: grouped by server then interface, in the layout of rpcdump.py / portqry -e 135; "
+    "csv: the endpoint_inventory table.",
 )
+@click.option("--all", "show_all", is_flag=True, help="Also list local-only ncalrpc bindings (hidden by default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
 @names_option
-def endpoints(captures: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None) -> None:
+def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, names_file: str | None) -> None:
     """List the RPC endpoints each server offered, rebuilt passively from CAPTURES.
 
-    What `portqry -e 135` or `rpcdump` would have listed (UUID, name, protocol, port or pipe,
-    annotation), from the endpoint mapper's answers and the binds and calls seen, each marked
-    announced-only, announced-and-used or used-without-announcement.
+    What `rpcdump.py` or `portqry -e 135` would have listed, per server and interface: Protocol
+    (specification), Provider (binary), UUID and version, then every binding, from the endpoint
+    mapper's answers and the binds and calls seen, each marked announced-only, announced-and-used or
+    used-without-announcement. Local-only ncalrpc bindings are hidden unless --all.
 
     \b
     Example:
       rpc-analyzer endpoints incident.pcapng
+      rpc-analyzer endpoints incident.pcapng --all
       rpc-analyzer endpoints captures/ --format csv > inventory.csv
     """
     _load_names(names_file)
@@ -350,7 +354,9 @@ def endpoints(captures: tuple[str, ...], fmt: str, quiet: bool, names_file: str 
 
         _echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
     else:
-        _echo_lines(views.inventory_text(result.endpoint_inventory))
+        from analyzer.endpoints_text import rpcdump_text
+
+        _echo_lines(rpcdump_text(result.endpoint_inventory, show_all))
     if result.errors:
         sys.exit(EXIT_INPUT_ERROR)
 

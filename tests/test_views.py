@@ -426,14 +426,14 @@ def test_endpoints_command_prints_the_inventory_as_text_and_csv() -> None:
     res = CliRunner().invoke(main, ["endpoints", cap])
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert (
-        lines[0]
-        == "Server 10.0.0.10: 3 endpoints (1 announced-only, 1 announced-and-used, 1 used-without-announcement)"
+    assert lines[0] == (
+        "Server 10.0.0.10: 3 interfaces, 3 bindings (1 announced-only, 1 announced-and-used, "
+        "1 used-without-announcement); endpoint mapper answers from 10.0.0.10"
     )
-    i = lines.index("UUID: 367abb81-9844-35f1-ad32-98f038001003")
-    assert lines[i + 2].strip() == "ncacn_ip_tcp:10.0.0.10[49667]" and lines[i + 3].strip().startswith(
-        "announced-and-used"
-    )
+    i = lines.index("UUID    : 367ABB81-9844-35F1-AD32-98F038001003 v2.0 svcctl")  # rpcdump's layout
+    assert lines[i - 2].startswith("Protocol: [MS-SCMR]") and lines[i - 1] == "Provider: services.exe"
+    binding, status = lines[i + 2].split(maxsplit=1)
+    assert binding == "ncacn_ip_tcp:10.0.0.10[49667]" and status.startswith("announced-and-used")
     res = CliRunner().invoke(main, ["endpoints", "--format", "csv", cap])
     assert res.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
