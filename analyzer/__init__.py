@@ -7,6 +7,7 @@ NetMon captures to tables of binds, endpoint-mapper answers, calls, connections 
     result = analyzer.analyze(["capture.pcapng"])
     result.binds, result.endpoints, result.calls, result.hosts   # pandas DataFrames
     result.write("out/")                                        # CSV files
+    analyzer.analyze_packets(dpkt.pcap.Reader(f), link_type=1, name="cap")  # any packet source
 
 The package imports pandas only when `analyze` is first used, so the CLI's other commands start fast.
 """
@@ -18,14 +19,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from analyzer.api import AnalysisResult, analyze
+    from analyzer.api import AnalysisResult, analyze, analyze_packets, from_records
+    from analyzer.packets import PacketFeed
 
-__all__ = ["AnalysisResult", "__version__", "analyze"]
+__all__ = ["AnalysisResult", "PacketFeed", "__version__", "analyze", "analyze_packets", "from_records"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("analyze", "AnalysisResult"):
+    if name in ("analyze", "analyze_packets", "from_records", "AnalysisResult"):
         from analyzer import api
 
         return getattr(api, name)
+    if name == "PacketFeed":
+        from analyzer import packets
+
+        return packets.PacketFeed
     raise AttributeError(f"module 'analyzer' has no attribute {name!r}")

@@ -169,3 +169,26 @@ def analyze(
     pipeline = Pipeline(limits)
     records = pipeline.run([str(p) for p in paths], progress)
     return from_records(records, started)
+
+
+def analyze_packets(
+    packets: Iterable[Any], link_type: int = 1, *, name: str = "packets", limits: Limits = DEFAULT_LIMITS
+) -> AnalysisResult:
+    """Analyse frames from any packet source: an iterable of `(timestamp, frame_bytes)` as
+    `dpkt.pcap.Reader`, `dpkt.pcapng.Reader` or a libpcap binding yield, or scapy's `RawPcapReader`
+    `(frame_bytes, metadata)` pairs (see `analyzer.packets`). `link_type` is the frames' link type
+    (1 Ethernet, 113 Linux SLL, 101 raw IP, ...); `name` is the capture's name in the records.
+    The result is the one `analyze()` gives for the same frames in a file.
+
+        >>> import dpkt                                               # doctest: +SKIP
+        >>> with open("capture.pcap", "rb") as f:                     # doctest: +SKIP
+        ...     r = dpkt.pcap.Reader(f)
+        ...     result = analyze_packets(r, r.datalink(), name="capture.pcap")
+
+    For frames that arrive one at a time use `analyzer.packets.PacketFeed` (`feed(ts, frame)`, then
+    `records()`), and `from_records` on what it returns.
+    """
+    from analyzer.packets import analyze_packets_records
+
+    started = utc_now()
+    return from_records(analyze_packets_records(packets, link_type, name, limits), started)

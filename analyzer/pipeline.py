@@ -27,6 +27,7 @@ from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
+from analyzer.capture.reader import CaptureReader
 from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
 from analyzer.dcerpc.cl import ClTracker, cl_probe
@@ -268,6 +269,13 @@ class Pipeline:
             summary = CaptureSummary(name, path, None, "", 0, 0, None, None, False, e.reason)
             self.records.captures.append(summary)
             return summary
+        return self.add_reader(reader, name, path, progress)
+
+    def add_reader(
+        self, reader: CaptureReader, name: str, path: str, progress: Callable[[int], None] | None = None
+    ) -> CaptureSummary:
+        """Analyse the frames of one reader (a file's, or any packet source's, see `analyzer.packets`)
+        as one capture named `name`; the reader is closed at the end."""
         self._capture = name
         self._flows = {}
         self._lru = OrderedDict()
