@@ -1,0 +1,81 @@
+"""`rpc-analyzer live` on the loopback interface while the test replays a sample onto it with scapy
+(frames go to `lo` only; their 10.0.0.x addresses are not local, so the kernel drops them there)."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyzer
+from analyzer.live import capture_problem
+from tests.conftest import ROOT, SAMPLES
+
+SAMPLE = SAMPLES / "epm_map_session.pcap"
+KEY = ["interface_name", "opnum", "status", "client_ip", "client_port", "server_ip", "server_port"]
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str, seconds: float) -> str:
+    seen = ""
+    deadline = time.monotonic() + seconds
+    assert proc.stderr is not None
+    while time.monotonic() < deadline and text not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+    return seen
+
+
+def test_live_on_loopback_gives_the_records_of_the_file(tmp_path: Path) -> None:
+    problem = capture_problem("lo")
+    if problem is not None:
+        pytest.skip(problem)
+    from scapy.sendrecv import sendp
+    from scapy.utils import rdpcap
+
+    cmd = [sys.executable, "-m", "analyzer", "live", "-i", "lo", "--bpf", "net 10.0.0.0/24",
+           "--rotate-seconds", "1", "--duration", "6", "-o", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        started = _wait_for(proc, "capturing on lo", 60)
+        assert "capturing on lo" in started, started
+        time.sleep(0.5)  # the sniffer thread opens its socket after the line
+        sendp(rdpcap(str(SAMPLE)), iface="lo", inter=0.005, verbose=False)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    intervals = sorted(tmp_path.glob("live-*"))
+    assert intervals, err
+    calls = pd.concat([pd.read_csv(d / "calls.csv") for d in intervals if (d / "calls.csv").exists()])
+    expected = analyzer.analyze(SAMPLE).calls
+    got = sorted(map(tuple, calls[KEY].astype(str).values.tolist()))
+    want = sorted(map(tuple, expected[KEY].astype(str).replace("<NA>", "nan").values.tolist()))
+    assert got == want
+    assert any((d / "dce_rpc.log").exists() for d in intervals), "the Zeek logs are written beside the tables"
+
+
+def test_without_capture_rights_it_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scapy.all  # noqa: F401
+    from click.testing import CliRunner
+    from scapy.config import conf
+
+    from analyzer.cli import main
+
+    def refuse(**_kw: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(conf, "L2listen", refuse)
+    res = CliRunner().invoke(main, ["live", "-i", "lo", "--duration", "1"])
+    assert res.exit_code == 1
+    assert "Operation not permitted" in res.output and "CAP_NET_RAW" in res.output
+    assert "Traceback" not in res.output
