@@ -244,6 +244,7 @@ class Pipeline:
         self._pipes = PipeTable(self, limits, self._next_stream)
         self._cl = ClTracker(self, limits, self._udp_flow)
         self._udp_flows: dict[tuple[str, int, str, int], _UdpConversation] = {}
+        self._udp_ts = 0
 
     # -- running --------------------------------------------------------------------------------
 
@@ -622,6 +623,7 @@ class Pipeline:
     def _udp(self, pkt: Packet, frame: int, ts: int) -> None:
         """A datagram on UDP 135, on a port the EPM announced, or one that looks like CL DCE/RPC."""
         src, dst = ip_text(pkt.src), ip_text(pkt.dst)
+        self._udp_ts = ts  # when a conversation the tracker starts now opened (its Flow's opened_ts)
         self._cl.datagram(src, pkt.sport, dst, pkt.dport, pkt.payload, frame, ts)
         # The tracker created the conversation's flow (through _udp_flow) if the datagram was DCE/RPC.
         conv = self._udp_flows.get((src, pkt.sport, dst, pkt.dport)) or self._udp_flows.get(
@@ -649,7 +651,14 @@ class Pipeline:
             else:
                 by = BY_HEURISTIC
             flow = Flow(
-                self._capture, self._next_stream(), NCADG_IP_UDP, client_ip, client_port, server_ip, server_port
+                self._capture,
+                self._next_stream(),
+                NCADG_IP_UDP,
+                client_ip,
+                client_port,
+                server_ip,
+                server_port,
+                opened_ts=self._udp_ts,
             )
             conv = self._udp_flows[key] = _UdpConversation(flow, by)
         return conv.flow

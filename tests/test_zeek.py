@@ -223,3 +223,49 @@ def test_uid_is_deterministic_and_joins_the_tables() -> None:
     merged = a.calls.merge(conns[["capture", "stream", "uid"]], on=["capture", "stream"], suffixes=("", "_conn"))
     same_tcp = merged["transport"] != "ncacn_np"
     assert (merged.loc[same_tcp, "uid"] == merged.loc[same_tcp, "uid_conn"]).all()
+
+
+FINDINGS_COLUMNS = [
+    "capture", "first_frame", "frames", "first_ts", "last_ts", "technique", "attack_id", "tactic", "title",
+    "severity", "confidence", "client_ip", "server_ip", "interface_name", "operation", "user", "argument",
+    "calls", "detail",
+]  # fmt: skip
+
+
+def test_findings_log_when_the_run_has_findings(tmp_path: Path) -> None:
+    result = analyzer.analyze(SAMPLES / "epm_map_session.pcap")
+    assert "rpc_findings.log" not in {p.name for p in result.write(tmp_path / "none", "zeek")}, "no table, no log"
+    call = result.calls.iloc[-1]
+    findings = pd.DataFrame(
+        {
+            "capture": pd.array([call["capture"]], dtype="string"),
+            "first_frame": pd.array([call["frame"]], dtype="Int64"),
+            "frames": pd.array([f"{call['frame']};{call['frame'] + 1}"], dtype="string"),
+            "first_ts": [call["ts"]],
+            "last_ts": [call["ts"]],
+            "technique": pd.array(["T1569.002"], dtype="string"),
+            "attack_id": pd.array(["T1569.002"], dtype="string"),
+            "tactic": pd.array(["execution"], dtype="string"),
+            "title": pd.array(["Service created remotely\tvia svcctl"], dtype="string"),
+            "severity": pd.array(["high"], dtype="string"),
+            "confidence": pd.array(["certain"], dtype="string"),
+            "client_ip": pd.array([call["client_ip"]], dtype="string"),
+            "server_ip": pd.array([call["server_ip"]], dtype="string"),
+            "interface_name": pd.array(["svcctl"], dtype="string"),
+            "operation": pd.array(["RCreateServiceW"], dtype="string"),
+            "user": pd.array([None], dtype="string"),
+            "argument": pd.array([""], dtype="string"),
+            "calls": pd.array([1], dtype="Int64"),
+            "detail": pd.array(["-"], dtype="string"),
+        }
+    )
+    assert list(findings.columns) == FINDINGS_COLUMNS
+    result.findings = findings  # type: ignore[attr-defined]  # the findings helper's table
+    result.write(tmp_path, "zeek")
+    _meta, fields, types, rows = read_strict(tmp_path / "rpc_findings.log")
+    assert fields[:2] == ["ts", "uid"] and fields[2:] == FINDINGS_COLUMNS
+    row = dict(zip(fields, rows[0], strict=True))
+    assert row["uid"] == call["uid"], "joined to its call's connection"
+    assert row["title"] == "Service created remotely\\x09via svcctl" and row["user"] == "-"
+    assert row["argument"] == "(empty)" and row["detail"] == "\\x2d"
+    assert dict(zip(fields, types, strict=True))["client_ip"] == "addr"
