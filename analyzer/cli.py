@@ -81,9 +81,12 @@ def main() -> None:
     \b
     Example:
       rpc-analyzer analyze capture.pcapng -o out/
+      rpc-analyzer analyze capture.pcapng -o zeek/ --format zeek
       rpc-analyzer hosts capture.pcapng --role server
       rpc-analyzer endpoints capture.pcapng
       rpc-analyzer report capture.pcapng -o report.html
+      rpc-analyzer firewall capture.pcapng --format md
+      sudo rpc-analyzer live -i eth0 --rotate-seconds 300
       rpc-analyzer names svcctl
     """
 
@@ -524,6 +527,8 @@ def firewall(
         outputs = {
             f"{server.replace(':', '_')}.netsh.txt": text for server, text in fw.scripts(result, rest, opnums).items()
         }
+        if not outputs:
+            _err("no RPC server with an accepted bind or a call in the captures: no script written")
     else:
         allow = fw.allow_list(result.binds, result.calls)
         if fmt == "csv":
