@@ -187,6 +187,8 @@ def test_zeek_names_not_ours() -> None:
     assert zeek_names.endpoint_name("12b81e99-f207-4a4c-85d3-77b42f76fd14") == "ISeclogon"
     # Zeek's name wins where the registry chose another source's name
     assert zeek_names.endpoint_name("9a653086-174f-11d2-b5f9-00104b703efd") == "IWbemClassObject interface"
+    assert zeek_names.operation_name("3dde7c30-165d-11d1-ab8f-00805f14db40", 0) == "bkrp_BackupKey"
+    assert zeek_names.operation_name("c681d488-d850-11d0-8c52-00c04fd90f7e", 5) == "EfsDecryptFileSrv"
     unknown = "01234567-89ab-cdef-0123-456789abcdef"
     assert zeek_names.endpoint_name(unknown) == f"unknown-{unknown}"
     assert zeek_names.operation_name(SVCCTL, 999) == "unknown-999"
@@ -269,3 +271,51 @@ def test_findings_log_when_the_run_has_findings(tmp_path: Path) -> None:
     assert row["title"] == "Service created remotely\\x09via svcctl" and row["user"] == "-"
     assert row["argument"] == "(empty)" and row["detail"] == "\\x2d"
     assert dict(zip(fields, types, strict=True))["client_ip"] == "addr"
+
+
+SIGMA_ZEEK = CAPTURES.parent / "detection" / "sigma" / "zeek"
+# The one selection no Zeek log can match (../shared/detection/sigma_zeek.md A: endpoint and operation
+# are swapped, and Zeek names atsvc opnum 0 NetrJobAdd anyway).
+UNMATCHABLE = {("JobAdd", "atsvc")}
+
+
+def _sigma_values(path: Path) -> list[tuple[str | None, str, bool]]:
+    """(endpoint, operation, is_prefix) of each selection of a zeek/dce_rpc rule (a reading of these
+    few flat rules, not a Sigma parser: the findings helper runs them through pySigma)."""
+    detection = path.read_text(encoding="utf-8").split("\ndetection:")[1].split("\n    condition:")[0]
+    out = []
+    for block in re.split(r"\n    \w+:\n", detection)[1:]:
+        endpoint = re.search(r"endpoint: '([^']+)'", block)
+        prefix = "operation|startswith" in block
+        values = re.findall(r"operation(?:\|\w+)?: '([^']+)'", block) + re.findall(r"\n\s+- '([^']+)'", block)
+        out += [(endpoint.group(1) if endpoint else None, v, prefix) for v in values]
+    return out
+
+
+@needs_shared
+def test_sigma_zeek_rule_values_exist_in_our_zeek_vocabulary() -> None:
+    """Every endpoint/operation a Sigma zeek dce_rpc rule looks for is a name our dce_rpc.log can
+    carry (Sigma compares case-insensitively): with the specification's names (RCreateServiceW,
+    IDL_DRSGetNCChanges) most would never match."""
+    from analyzer import registry
+
+    pairs: set[tuple[str, str]] = set()
+    for uuid, endpoint in zeek_names._endpoint_table().items():
+        for op in registry._operations_of(uuid):
+            pairs.add((endpoint.lower(), zeek_names.operation_name(uuid, op.opnum).lower()))
+    operations = {op for _e, op in pairs}
+    checked = 0
+    for rule in sorted(SIGMA_ZEEK.glob("zeek_dce_rpc_*.yml")):
+        for endpoint, value, prefix in _sigma_values(rule):
+            checked += 1
+            if (endpoint, value) in UNMATCHABLE:
+                assert (endpoint.lower(), value.lower()) not in pairs
+                continue
+            v = value.lower()
+            if endpoint is not None:
+                assert (endpoint.lower(), v) in pairs, (rule.name, endpoint, value)
+            elif prefix:
+                assert any(op.startswith(v) for op in operations), (rule.name, value)
+            else:
+                assert v in operations, (rule.name, value)
+    assert checked >= 20
