@@ -608,7 +608,7 @@ def live(
     _load_names(names_file)
     from analyzer.live import capture_problem, run_live
 
-    problem = capture_problem(iface)
+    problem = capture_problem(iface, bpf)
     if problem is not None:
         _err(problem)
         sys.exit(EXIT_INPUT_ERROR)

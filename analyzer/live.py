@@ -10,6 +10,7 @@ CAP_NET_ADMIN capabilities); `capture_problem` says in one line why capture is i
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +26,14 @@ RIGHTS_HINT = (
 )
 
 
-def capture_problem(iface: str) -> str | None:
-    """Why capturing on iface is impossible (no rights, no such interface), or None."""
+def capture_problem(iface: str, bpf: str | None = None) -> str | None:
+    """Why capturing on iface with the BPF filter is impossible (no rights, no such interface, a filter
+    that does not compile), or None."""
     try:
         import scapy.all  # noqa: F401 - sets up the platform's sockets in scapy's conf
         from scapy.config import conf
 
-        sock = conf.L2listen(iface=iface)
+        sock = conf.L2listen(iface=iface, filter=bpf) if bpf else conf.L2listen(iface=iface)
     except PermissionError as e:
         return f"cannot capture on {iface}: {e.strerror or e}; {RIGHTS_HINT}"
     except OSError as e:
@@ -87,8 +89,14 @@ def run_live(
     def on_packet(pkt: Any) -> None:
         feed.feed(pkt.time, bytes(pkt), _link_type(pkt))
 
-    sniffer = AsyncSniffer(iface=iface, filter=bpf, prn=on_packet, store=False)
+    ready = threading.Event()
+    sniffer = AsyncSniffer(iface=iface, filter=bpf, prn=on_packet, store=False, started_callback=ready.set)
     sniffer.start()
+    deadline = time.monotonic() + 30
+    while not ready.wait(0.2):  # the sniffer's thread opens its socket: say "capturing" only once it has
+        thread = getattr(sniffer, "thread", None)
+        if time.monotonic() > deadline or thread is None or not thread.is_alive():
+            raise OSError(f"the sniffer on {iface} did not start: {getattr(sniffer, 'exception', None) or 'timeout'}")
     report(f"capturing on {iface}{f' ({bpf})' if bpf else ''}; writing every {rotate_seconds:g} s to {out}")
     started = interval = time.time()
     written = 0

@@ -47,7 +47,6 @@ def test_live_on_loopback_gives_the_records_of_the_file(tmp_path: Path) -> None:
     try:
         started = _wait_for(proc, "capturing on lo", 60)
         assert "capturing on lo" in started, started
-        time.sleep(0.5)  # the sniffer thread opens its socket after the line
         sendp(rdpcap(str(SAMPLE)), iface="lo", inter=0.005, verbose=False)
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -79,3 +78,14 @@ def test_without_capture_rights_it_says_so(monkeypatch: pytest.MonkeyPatch) -> N
     assert res.exit_code == 1
     assert "Operation not permitted" in res.output and "CAP_NET_RAW" in res.output
     assert "Traceback" not in res.output
+
+
+def test_a_bad_filter_is_one_line() -> None:
+    if capture_problem("lo") is not None:
+        pytest.skip("no capture rights: the filter is only compiled on an open socket")
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    res = CliRunner().invoke(main, ["live", "-i", "lo", "--bpf", "not a filter at all", "--duration", "1"])
+    assert res.exit_code == 1 and "filter" in res.output and "Traceback" not in res.output
