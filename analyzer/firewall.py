@@ -298,8 +298,8 @@ def markdown(allow: pd.DataFrame, server_ports: dict[str, list[int]]) -> str:
     """The allow-list as Markdown, one section per server."""
     out = ["# RPC allow-list from observed traffic", "", CANNOT_KNOW, ""]
     for server, rows in allow.groupby("server_ip", sort=True):
-        out += [f"## {server}", "", "| interface | uuid | transport | endpoint | bound | called | clients | opnums |"]
-        out.append("|---|---|---|---|---|---|---|---|")
+        head = "| interface | uuid | transport | endpoint | bound | called | clients | opnums | users |"
+        out += [f"## {server}", "", head, "|---|---|---|---|---|---|---|---|---|"]
         for r in rows.itertuples():
             cells = [
                 r.interface_name,
@@ -310,6 +310,7 @@ def markdown(allow: pd.DataFrame, server_ports: dict[str, list[int]]) -> str:
                 r.called,
                 r.clients,
                 r.operations,
+                r.users,
             ]
             out.append("| " + " | ".join(_md(v) for v in cells) + " |")
         rng = narrowest_range(server_ports.get(str(server), []))
@@ -348,7 +349,7 @@ def server_ports(result: object, allow: pd.DataFrame) -> dict[str, list[int]]:
 def _md(v: object) -> str:
     if v is None or v is pd.NA:
         return ""
-    if isinstance(v, bool) or type(v).__name__ == "bool_":
-        return "yes" if v else "no"
+    if str(v) in ("True", "False"):  # Python's or numpy's bool
+        return "yes" if str(v) == "True" else "no"
     text = str(v).replace(";", ", ")
     return "".join(ch if ch.isprintable() else "?" for ch in text).replace("|", "\\|")

@@ -166,3 +166,16 @@ def test_cli_formats(tmp_path: Path) -> None:
 )
 def test_narrowest_range(ports: list[int], expected: tuple[int, int] | None) -> None:
     assert fw.narrowest_range(ports) == expected
+
+
+def test_markdown_is_a_table_per_server_without_wire_markup() -> None:
+    result = analyzer.analyze([SAMPLES])
+    allow = fw.allow_list(result.binds, result.calls)
+    text = fw.markdown(allow, fw.server_ports(result, allow))
+    for server, rows in allow.groupby("server_ip"):
+        section = text.split(f"## {server}\n")[1].split("\n## ")[0]
+        table = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+        assert len(table) == len(rows)
+        assert all(ln.count(" | ") == 8 for ln in table), "nine cells: a | in wire text is escaped"
+        assert all(cell in ("yes", "no") for ln in table for cell in ln.split(" | ")[4:6])
+    assert fw._md("a|b\x1b[0m") == "a\\|b?[0m"
