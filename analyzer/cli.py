@@ -142,7 +142,8 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     default="csv",
     show_default=True,
     help="File format of the tables; zeek (TSV) or zeek-json write Zeek-compatible logs instead: dce_rpc.log "
-    "exactly as Zeek writes it, and dce_rpc_ext.log, dce_rpc_bind.log (and rpc_findings.log) joined on uid.",
+    "exactly as Zeek writes it, and dce_rpc_ext.log, dce_rpc_bind.log, dce_rpc_conn.log (and "
+    "rpc_findings.log) joined on uid.",
 )
 @click.option(
     "--all-calls",

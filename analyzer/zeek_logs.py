@@ -13,6 +13,8 @@ Companions, all joined on `uid` (and `ts`) in the same Zeek format:
   fault, return status, auth, user, decoded arguments, Community ID.
 - `dce_rpc_bind.log`: one line per presentation-context item of every bind and alter_context, with
   its answer and the bind_ack secondary address.
+- `dce_rpc_conn.log`: one line per DCE/RPC conversation (a TCP connection, an SMB pipe, a UDP pair):
+  how it was recognised, duration, bytes, binds, calls, faults, interfaces, how it ended.
 - `rpc_findings.log`: the findings table, when the run has one.
 """
 
@@ -93,7 +95,28 @@ BIND_FIELDS: tuple[Field, ...] = (
     ("frame", "count"),
 )
 
-LOGS = ("dce_rpc", "dce_rpc_ext", "dce_rpc_bind", "rpc_findings")
+CONN_FIELDS: tuple[Field, ...] = (
+    ("ts", "time"),
+    ("uid", "string"),
+    *_ID,
+    ("community_id", "string"),
+    ("proto", "string"),
+    ("transport", "string"),
+    ("smb_pipe", "string"),
+    ("identified_by", "string"),
+    ("duration", "interval"),
+    ("orig_bytes", "count"),
+    ("resp_bytes", "count"),
+    ("pdus", "count"),
+    ("binds", "count"),
+    ("calls", "count"),
+    ("faults", "count"),
+    ("interfaces", "string"),
+    ("end", "string"),
+    ("capture", "string"),
+)
+
+LOGS = ("dce_rpc", "dce_rpc_ext", "dce_rpc_bind", "dce_rpc_conn", "rpc_findings")
 
 
 def _pipe(df: pd.DataFrame) -> pd.Series:
@@ -178,6 +201,35 @@ def bind_frame(binds: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def conn_frame(connections: pd.DataFrame) -> pd.DataFrame:
+    """dce_rpc_conn.log: one line per DCE/RPC conversation (columns named as CONN_FIELDS). Several
+    pipes of one SMB connection share its uid, each with its own line."""
+    c = connections
+    df: pd.DataFrame = pd.DataFrame(
+        {
+            "ts": c["first_ts"],
+            "uid": c["uid"],
+            **_ids(c),
+            "community_id": c["community_id"],
+            "proto": c["transport"].map(lambda t: "udp" if t == "ncadg_ip_udp" else "tcp").astype("string"),
+            "transport": c["transport"],
+            "smb_pipe": _pipe(c),
+            "identified_by": c["identified_by"],
+            "duration": c["duration_s"],
+            "orig_bytes": c["client_bytes"],
+            "resp_bytes": c["server_bytes"],
+            "pdus": c["pdus"],
+            "binds": c["binds"],
+            "calls": c["calls"],
+            "faults": c["faults"],
+            "interfaces": c["interfaces"],
+            "end": c["end"],
+            "capture": c["capture"],
+        }
+    )
+    return df
+
+
 def _zeek_type(name: str, dtype: Any) -> str:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "time"
@@ -218,6 +270,7 @@ def write_zeek_logs(
         ("dce_rpc", DCE_RPC_FIELDS, dce_rpc_view(calls, binds, all_calls)),
         ("dce_rpc_ext", EXT_FIELDS, ext_frame(calls, binds)),
         ("dce_rpc_bind", BIND_FIELDS, bind_frame(binds)),
+        ("dce_rpc_conn", CONN_FIELDS, conn_frame(result.connections)),
     ]
     findings = getattr(result, "findings", None)
     if isinstance(findings, pd.DataFrame) and not findings.empty:

@@ -100,9 +100,12 @@ def test_dce_rpc_log_header_and_records_parse_strictly(sample_logs: tuple) -> No
     assert types == ["time", "string", "addr", "port", "addr", "port", "interval", "string", "string", "string"]
     logged = zeek_names.zeek_calls(result.calls, result.binds)["zeek_skipped"].isna()
     assert len(records) == int(logged.sum()) > 0
-    for name in ("dce_rpc_ext", "dce_rpc_bind"):
+    for name in ("dce_rpc_ext", "dce_rpc_bind", "dce_rpc_conn"):
         meta, fields, _types, records = read_strict(tsv / f"{name}.log")
         assert meta["path"] == name and fields[:2] == ["ts", "uid"] and records
+    _meta, fields, _types, records = read_strict(tsv / "dce_rpc_conn.log")
+    assert len(records) == len(result.connections)
+    assert {r[1] for r in records} == set(result.connections["uid"])
 
 
 def test_zat_reads_our_logs_like_zeek_logs(sample_logs: tuple) -> None:
