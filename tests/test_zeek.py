@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import analyzer
 from analyzer import zeek_names
@@ -322,3 +324,35 @@ def test_sigma_zeek_rule_values_exist_in_our_zeek_vocabulary() -> None:
             else:
                 assert v in operations, (rule.name, value)
     assert checked >= 20
+
+
+def _unescape(cell: str) -> str:
+    """Zeek's reading of an escaped string: \\\\ and \\xNN (the bytes as UTF-8)."""
+    out, i = bytearray(), 0
+    while i < len(cell):
+        if cell.startswith("\\\\", i):
+            out += b"\\"
+            i += 2
+        elif cell.startswith("\\x", i):
+            out.append(int(cell[i + 2 : i + 4], 16))
+            i += 4
+        else:
+            out += cell[i].encode()
+            i += 1
+    return out.decode("utf-8")
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+def test_any_wire_string_stays_in_its_field_and_reads_back(values: list[str]) -> None:
+    fields = [(f"f{i}", "string") for i in range(len(values))]
+    line = tsv_line(values, fields)
+    assert "\n" not in line and "\r" not in line
+    cells = line.split("\t")
+    assert len(cells) == len(values)
+    for cell, value in zip(cells, values, strict=True):
+        if value == "":
+            assert cell == "(empty)"
+        elif value in ("-", "(empty)"):
+            assert cell != value and _unescape(cell) == value
+        else:
+            assert cell not in ("-", "(empty)") and _unescape(cell) == value
