@@ -96,3 +96,17 @@ def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "binds.csv").exists()
+
+
+def test_analyze_zeek_formats_and_all_calls(tmp_path: Path) -> None:
+    cap = str(ROOT / "samples" / "pcaps" / "smb2_pipes.pcap")
+    res = CliRunner().invoke(main, ["analyze", cap, "-o", str(tmp_path / "z"), "--format", "zeek"])
+    assert res.exit_code == 0 and "dce_rpc.log" in res.output, res.output
+    assert not list((tmp_path / "z").glob("*.csv")), "the Zeek formats write logs, not the tables"
+    res = CliRunner().invoke(
+        main, ["analyze", cap, "-q", "-o", str(tmp_path / "a"), "--format", "zeek-json", "--all-calls"]
+    )
+    assert res.exit_code == 0
+    lines = (tmp_path / "a" / "dce_rpc.log").read_text().splitlines()
+    ext = (tmp_path / "a" / "dce_rpc_ext.log").read_text().splitlines()
+    assert len(lines) == len(ext) > 0, "--all-calls: every call in dce_rpc.log"
