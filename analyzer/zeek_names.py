@@ -164,10 +164,15 @@ def _skip_reason(status: object, source: object, transport: object, endpoint: ob
 
 def dce_rpc_view(calls: pd.DataFrame, binds: pd.DataFrame, all_calls: bool = False) -> pd.DataFrame:
     """dce_rpc.log as a DataFrame: Zeek's 10 columns (`ts` a UTC time, `rtt` seconds, missing when
-    Zeek leaves it unset), one row per call Zeek would log, or per call when `all_calls`."""
+    Zeek leaves it unset), one row per call Zeek would log, or per call when `all_calls`, in the
+    order Zeek writes them (of the answers)."""
     z = zeek_calls(calls, binds)
     if not all_calls:
         z = z[z["zeek_skipped"].isna()]
+    # Zeek writes a row when the response arrives: rows in the order of their answers (an unanswered
+    # call, with --all-calls, at its request)
+    order = z.assign(_written=z["response_frame"].fillna(z["frame"]))
+    z = order.sort_values(["capture", "_written", "frame"], kind="stable").drop(columns="_written")
     rtt = z["rtt_s"].where(z["rtt_s"] > 0)  # Zeek sets rtt only when the two times differ
     view: pd.DataFrame = pd.DataFrame(
         {
