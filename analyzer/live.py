@@ -3,13 +3,14 @@ the last write become the tables and Zeek logs of one interval directory.
 
 A conversation's records appear in the interval in which it completes (a call when answered, a
 connection when it closes), as Zeek writes its logs; what the endpoint mapper taught (dynamic ports)
-carries over between intervals. At the end (the duration elapsed, or Ctrl-C) every open conversation
-is closed and written. Capturing needs the rights to open a raw socket (root, or the CAP_NET_RAW and
+carries over between intervals. At the end (the duration elapsed, Ctrl-C or SIGTERM) every open
+conversation is closed and written. Capturing needs the rights to open a raw socket (root, or the CAP_NET_RAW and
 CAP_NET_ADMIN capabilities); `capture_problem` says in one line why capture is impossible.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,18 @@ def _link_type(pkt: Any) -> int:
 
     num = conf.l2types.layer2num.get(type(pkt))
     return int(num) if num is not None else 1
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (a service manager stopping us) ends the capture like Ctrl-C: open conversations are
+    written. The previous handler, to restore; None off the main thread, where no handler can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _interval_name(start: float) -> str:
@@ -100,6 +113,7 @@ def run_live(
     report(f"capturing on {iface}{f' ({bpf})' if bpf else ''}; writing every {rotate_seconds:g} s to {out}")
     started = interval = time.time()
     written = 0
+    previous = _stop_on_sigterm()
     try:
         while duration is None or time.time() - started < duration:
             time.sleep(min(0.2, rotate_seconds))
@@ -111,6 +125,8 @@ def run_live(
     except KeyboardInterrupt:
         report("stopping")
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         sniffer.stop()
         paths = write_interval(feed.records(), out, interval, fmt)
         written += bool(paths)

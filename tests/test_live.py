@@ -89,3 +89,30 @@ def test_a_bad_filter_is_one_line() -> None:
 
     res = CliRunner().invoke(main, ["live", "-i", "lo", "--bpf", "not a filter at all", "--duration", "1"])
     assert res.exit_code == 1 and "filter" in res.output and "Traceback" not in res.output
+
+
+def test_sigterm_writes_what_was_open(tmp_path: Path) -> None:
+    """A service manager's stop (SIGTERM) still closes the open conversations into the last interval."""
+    if capture_problem("lo") is not None:
+        pytest.skip("no capture rights")
+    import signal
+
+    from scapy.sendrecv import sendp
+    from scapy.utils import rdpcap
+
+    frames = rdpcap(str(SAMPLE))
+    cmd = [sys.executable, "-m", "analyzer", "live", "-i", "lo", "--bpf", "net 10.0.0.0/24",
+           "--rotate-seconds", "600", "-o", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert "capturing on lo" in _wait_for(proc, "capturing on lo", 60)
+        sendp(frames[: len(frames) - 3], iface="lo", inter=0.005, verbose=False)  # the last close never comes
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    conns = pd.concat([pd.read_csv(d / "connections.csv") for d in tmp_path.glob("live-*")])
+    assert "capture_end" in set(conns["end"]), "the open connection was closed by the stop"
