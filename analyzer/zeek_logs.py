@@ -242,14 +242,18 @@ def _zeek_type(name: str, dtype: Any) -> str:
     return "addr" if name.endswith("_ip") else "string"
 
 
-def findings_frame(findings: pd.DataFrame, calls: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Field, ...]]:
-    """rpc_findings.log: the findings table's own columns, `ts` (its first_ts) and `uid` (of the call
-    at its first frame) first; the Zeek type of each column follows from its dtype."""
+def findings_frame(
+    findings: pd.DataFrame, calls: pd.DataFrame, binds: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, tuple[Field, ...]]:
+    """rpc_findings.log: the findings table's own columns, `ts` (its first_ts) and `uid` first; the
+    uid is that of the call (else the bind) at the finding's first frame. The Zeek type of each
+    column follows from its dtype."""
     df = findings.copy()
-    key = calls[["capture", "frame", "uid"]].drop_duplicates(["capture", "frame"])
+    frames = [calls] if binds is None else [calls, binds]
+    key = pd.concat([f[["capture", "frame", "uid"]] for f in frames]).drop_duplicates(["capture", "frame"])
     if {"capture", "first_frame"} <= set(df.columns):
         joined = df.merge(key, how="left", left_on=["capture", "first_frame"], right_on=["capture", "frame"])
-        df["uid"] = joined["uid"].to_numpy()
+        df["uid"] = pd.array(joined["uid"].tolist(), dtype="string")
     else:
         df["uid"] = pd.array([None] * len(df), dtype="string")
     df["ts"] = df["first_ts"] if "first_ts" in df.columns else pd.NaT
@@ -274,7 +278,7 @@ def write_zeek_logs(
     ]
     findings = getattr(result, "findings", None)
     if isinstance(findings, pd.DataFrame) and not findings.empty:
-        frame, fields = findings_frame(findings, calls)
+        frame, fields = findings_frame(findings, calls, binds)
         logs.append(("rpc_findings", fields, frame))
     written = [write_log(out, name, fields, df, fmt) for name, fields, df in logs]
     return [p for p in written if p is not None]

@@ -356,3 +356,20 @@ def test_any_wire_string_stays_in_its_field_and_reads_back(values: list[str]) ->
             assert cell != value and _unescape(cell) == value
         else:
             assert cell not in ("-", "(empty)") and _unescape(cell) == value
+
+
+def test_a_finding_on_a_bind_frame_takes_the_binds_uid() -> None:
+    from analyzer.zeek_logs import findings_frame
+
+    result = analyzer.analyze(SAMPLES / "smb2_pipes.pcap")
+    bind = result.binds.iloc[0]
+    findings = pd.DataFrame(
+        {
+            "capture": pd.array([bind["capture"], bind["capture"]], dtype="string"),
+            "first_frame": pd.array([bind["frame"], 10**6], dtype="Int64"),
+            "first_ts": [bind["ts"], bind["ts"]],
+        }
+    )
+    frame, fields = findings_frame(findings, result.calls, result.binds)
+    assert [f for f, _t in fields] == ["ts", "uid", "capture", "first_frame", "first_ts"]
+    assert frame["uid"].iloc[0] == bind["uid"] and frame["uid"].isna().iloc[1]
