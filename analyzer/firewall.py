@@ -277,6 +277,16 @@ def _windows_firewall(server: str, rows: pd.DataFrame, clients: list[str], ports
             f'advfirewall firewall add rule name="RPC dynamic endpoints (rpc-analyzer {server})" dir=in action=allow '
             f"protocol=TCP localport=RPC remoteip={remote}"
         )
+    http_ports = sorted(
+        {int(e) for e in rows.loc[rows["transport"] == "ncacn_http", "endpoint"].dropna() if str(e).isdigit()}
+        - set(ports)
+    )
+    for port in http_ports:
+        what = "RPC over HTTP v1 endpoint mapper" if port == 593 else "RPC over HTTP via an RPC proxy, port"
+        out.append(
+            f'advfirewall firewall add rule name="{what} {port} (rpc-analyzer {server})" dir=in action=allow '
+            f"protocol=TCP localport={port} remoteip={remote}"
+        )
     if "ncacn_np" in transports:
         out.append("# named pipes travel in SMB: the firewall cannot tell RPC pipes from file sharing on 445")
         out.append(

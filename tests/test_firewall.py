@@ -179,3 +179,12 @@ def test_markdown_is_a_table_per_server_without_wire_markup() -> None:
         assert all(ln.count(" | ") == 8 for ln in table), "nine cells: a | in wire text is escaped"
         assert all(cell in ("yes", "no") for ln in table for cell in ln.split(" | ")[4:6])
     assert fw._md("a|b\x1b[0m") == "a\\|b?[0m"
+
+
+def test_rpc_over_http_ports_get_their_own_firewall_rules() -> None:
+    result = analyzer.analyze([SAMPLES / "rpc_http_v1.pcap", SAMPLES / "rpc_http_v2.pcap"])
+    script = fw.scripts(result)["10.0.0.10"]
+    check_grammar(script, False)
+    assert "localport=593 remoteip=10.0.0.20" in script, "v1's endpoint mapper port"
+    assert "localport=80 remoteip=10.0.0.20" in script, "v2 through the proxy's web port"
+    assert "data=ncacn_http" in script
