@@ -467,10 +467,11 @@ def report(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["netsh", "csv", "md"]),
+    type=click.Choice(["netsh", "rpcfw", "csv", "md"]),
     default="netsh",
     show_default=True,
     help="netsh: a `netsh -f` script per server (RPC filters, Windows Firewall rules, dynamic port range); "
+    "rpcfw: an RpcFw.conf per server for zeronetworks' RPC Firewall; "
     "csv: the allow-list table (server, interface, endpoint, clients, opnums, ...); md: the same as Markdown.",
 )
 @click.option(
@@ -491,7 +492,8 @@ def report(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    help="Write into this directory (netsh: <server>.netsh.txt per server; csv/md: allow_list.csv/.md) "
+    help="Write into this directory (netsh: <server>.netsh.txt per server, rpcfw: <server>.RpcFw.conf; "
+    "csv/md: allow_list.csv/.md) "
     "instead of printing.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
@@ -518,15 +520,18 @@ def firewall(
       rpc-analyzer firewall week/ -o rules/ --rest block          # rules/<server>.netsh.txt
       rpc-analyzer firewall dc.pcapng --opnums                    # Windows 11 24H2 / Server 2025
       rpc-analyzer firewall dc.pcapng --format md > allow-list.md
+      rpc-analyzer firewall dc.pcapng --format rpcfw --opnums -o rpcfw/   # zeronetworks RPC Firewall
     """
     _load_names(names_file)
     result = _read_captures(captures, quiet)
     from analyzer import firewall as fw
 
     outputs: dict[str, str] = {}
-    if fmt == "netsh":
+    if fmt in ("netsh", "rpcfw"):
+        suffix = "netsh.txt" if fmt == "netsh" else "RpcFw.conf"
         outputs = {
-            f"{server.replace(':', '_')}.netsh.txt": text for server, text in fw.scripts(result, rest, opnums).items()
+            f"{server.replace(':', '_')}.{suffix}": text
+            for server, text in fw.scripts(result, rest, opnums, fmt).items()
         }
         if not outputs:
             _err("no RPC server with an accepted bind or a call in the captures: no script written")

@@ -188,3 +188,28 @@ def test_rpc_over_http_ports_get_their_own_firewall_rules() -> None:
     assert "localport=593 remoteip=10.0.0.20" in script, "v1's endpoint mapper port"
     assert "localport=80 remoteip=10.0.0.20" in script, "v2 through the proxy's web port"
     assert "data=ncacn_http" in script
+
+
+RPCFW = re.compile(
+    r"^fw:(uuid:[0-9a-f-]{36}( prot:(ncacn_np|ncacn_ip_tcp|ncacn_http))?( addr:[0-9a-fA-F.:]+)?( opnum:\d+)? )?"
+    r"action:(allow|block) audit:true$"
+)
+
+
+@needs_shared
+def test_rpc_firewall_config_for_the_pipe_capture() -> None:
+    """RpcFw.conf (firewall.md section 2): first match wins, so the allows come first; pipes keep their
+    caller address here (the injected DLL sees it), and opnums work on every Windows version."""
+    result = analyzer.analyze(TRACES / "PrintNightmare.pcap")
+    conf = fw.scripts(result, "block", True, "rpcfw")["192.168.1.157"]
+    rules = [ln for ln in conf.splitlines() if ln and not ln.startswith("#")]
+    assert all(RPCFW.match(ln) for ln in rules), rules
+    prefix = f"fw:uuid:{SPOOLSS} prot:ncacn_np addr:192.168.1.149"
+    assert rules == [
+        f"{prefix} opnum:10 action:allow audit:true",
+        f"{prefix} opnum:89 action:allow audit:true",
+        f"fw:uuid:{SPOOLSS} action:block audit:true",
+        "fw:action:block audit:true",
+    ]
+    res = CliRunner().invoke(main, ["firewall", str(TRACES / "PrintNightmare.pcap"), "--format", "rpcfw", "-q"])
+    assert res.exit_code == 0 and "fw:action:allow audit:true" in res.output
