@@ -152,7 +152,13 @@ class PacketFeed:
         """One frame and its timestamp (forms as for `PacketSource`)."""
         if self._closed:
             raise RuntimeError("records() was called: this feed is finished")
-        self._queue.put((ts, frame, link_type))
+        while True:
+            try:
+                self._queue.put((ts, frame, link_type), timeout=0.5)
+                return
+            except queue.Full:  # backpressure: wait for the worker, unless it has stopped
+                if not self._thread.is_alive():
+                    raise RuntimeError("the analysis thread stopped") from self._error
 
     def drain(self) -> Records:
         """The records completed since the last drain (conversations still open go on)."""
