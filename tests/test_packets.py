@@ -135,3 +135,11 @@ def test_a_bad_item_ends_the_source_with_a_violation() -> None:
         result = analyzer.analyze_packets([(1.0, b"\x00" * 60), *bad], 1, name="bad")
         assert result.captures["frames"].tolist() == [1]
         assert "truncated" in set(result.violations["what"])
+
+
+def test_a_small_backlog_holds_the_feeder_back_without_losing_frames(baseline: dict) -> None:
+    path = SAMPLES / "smb2_pipes.pcap"
+    feed = PacketFeed(_link(path), name=path.as_posix(), backlog=2)
+    for ts, buf in _dpkt(path):
+        feed.feed(ts, buf)
+    _same(baseline[path.name], analyzer.from_records(feed.records()), path.name)
