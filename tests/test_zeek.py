@@ -373,3 +373,12 @@ def test_a_finding_on_a_bind_frame_takes_the_binds_uid() -> None:
     frame, fields = findings_frame(findings, result.calls, result.binds)
     assert [f for f, _t in fields] == ["ts", "uid", "capture", "first_frame", "first_ts"]
     assert frame["uid"].iloc[0] == bind["uid"] and frame["uid"].isna().iloc[1]
+
+
+def test_every_ignored_operation_is_a_name_of_its_endpoint() -> None:
+    """Zeek's ignored_operations are keyed by Zeek's names: each must be one our Zeek view produces,
+    or the filter would silently let those rows through."""
+    uuids = {name: uuid for uuid, name in zeek_names._endpoint_table().items()}
+    for endpoint, ops in zeek_names.IGNORED_OPERATIONS.items():
+        names = {zeek_names.operation_name(uuids[endpoint], n) for n in range(128)}
+        assert ops <= names, (endpoint, ops - names)
