@@ -183,12 +183,16 @@ class PacketFeed:
 
 
 def _take(records: Records) -> Records:
-    """Move every record list out of `records` into a new Records (the pipeline keeps appending)."""
+    """Move every record list out of `records` into a new Records (the pipeline keeps appending);
+    other fields (state of the whole run) are shared. The captures summary stays for the end."""
     out = Records()
     for f in fields(Records):
-        if f.name == "captures":
-            continue
         items = getattr(records, f.name)
+        if f.name == "captures":
+            continue  # the capture's summary comes with the end
+        if not isinstance(items, list):
+            setattr(out, f.name, items)  # run-wide state (what the run learned) is shared, not moved
+            continue
         setattr(out, f.name, list(items))
         items.clear()
     return out
