@@ -583,10 +583,11 @@ def firewall(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
+    type=click.Choice(["csv", "jsonl", "parquet", "zeek", "zeek-json"]),
     default="csv",
     show_default=True,
-    help="File format of the tables; the Zeek logs (dce_rpc.log and companions) are written beside them.",
+    help="File format of the tables; the Zeek logs (dce_rpc.log and companions, TSV) are written beside "
+    "them. zeek / zeek-json: the Zeek logs only, in TSV or JSON.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No line per interval; errors are still printed.")
 @names_option

@@ -72,13 +72,16 @@ def _interval_name(start: float) -> str:
 
 
 def write_interval(records: Records, out_dir: Path, start: float, fmt: str) -> list[Path]:
-    """The tables (fmt) and the Zeek logs of one interval's records, in their own directory."""
+    """The tables (fmt) and the Zeek logs of one interval's records, in their own directory; with fmt
+    `zeek` or `zeek-json`, the Zeek logs alone in that format."""
     from analyzer.api import from_records
 
     if not (records.binds or records.calls or records.connections or records.endpoints):
         return []
     result = from_records(records)
     target = out_dir / _interval_name(start)
+    if fmt.startswith("zeek"):  # the Zeek logs only, TSV or JSON
+        return result.write(target, fmt)
     return [*result.write(target, fmt), *result.write(target, "zeek")]
 
 

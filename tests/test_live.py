@@ -116,3 +116,18 @@ def test_sigterm_writes_what_was_open(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     conns = pd.concat([pd.read_csv(d / "connections.csv") for d in tmp_path.glob("live-*")])
     assert "capture_end" in set(conns["end"]), "the open connection was closed by the stop"
+
+
+def test_interval_writing_formats(tmp_path: Path) -> None:
+    """What one interval writes: tables and TSV logs, or with a Zeek format the logs alone."""
+    from analyzer.live import write_interval
+    from analyzer.pipeline import Records
+    from tests.conftest import run
+
+    records = run([SAMPLE])
+    both = {p.name for p in write_interval(records, tmp_path / "a", 0.0, "csv")}
+    assert {"calls.csv", "dce_rpc.log"} <= both
+    logs = {p.name for p in write_interval(records, tmp_path / "b", 0.0, "zeek-json")}
+    assert "dce_rpc.log" in logs and not any(n.endswith(".csv") for n in logs)
+    assert (tmp_path / "b" / "live-1970-01-01-00-00-00" / "dce_rpc.log").read_text().startswith("{")
+    assert write_interval(Records(), tmp_path / "c", 0.0, "csv") == [], "an empty interval writes nothing"
