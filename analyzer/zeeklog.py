@@ -7,7 +7,8 @@ fields joined by TAB, then `#close`. Times are epoch seconds with 6 decimals, in
 ports and counts integers, bools T/F. An unset field is `-`, an empty string `(empty)`; a value that is
 literally `-` or `(empty)` gets its first byte hex-escaped, and so does a line that would start with
 `#`. Inside strings a backslash becomes `\\\\`, the separator and other non-printable characters
-`\\xNN`; other UTF-8 text passes through (`LogAscii::enable_utf_8`).
+`\\xNN`; other UTF-8 text passes through (`LogAscii::enable_utf_8`). Unlike Zeek we also escape
+non-printable non-ASCII characters (U+2028, U+200B, ...): wire text must not split lines or hide.
 
 JSON (`LogAscii::use_json = T`): one object per line, no meta lines, dotted field names, unset fields
 left out, times and intervals as numbers (epoch seconds), ports and counts as numbers; strings have
