@@ -18,11 +18,11 @@ bounded queue, so a slow analysis holds back the feeder rather than growing memo
 
 from __future__ import annotations
 
+import inspect
 import io
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -137,7 +137,7 @@ class PacketFeed:
             if item is _STOP:
                 return
             if isinstance(item, _Drain):
-                item.records = _take(self._pipeline.records)
+                item.records = _swap(self._pipeline)
                 item.done.set()
                 continue
             yield item
@@ -182,17 +182,19 @@ class PacketFeed:
         return self._pipeline.records
 
 
-def _take(records: Records) -> Records:
-    """Move every record list out of `records` into a new Records (the pipeline keeps appending);
-    other fields (state of the whole run) are shared. The captures summary stays for the end."""
-    out = Records()
-    for f in fields(Records):
-        items = getattr(records, f.name)
-        if f.name == "captures":
-            continue  # the capture's summary comes with the end
-        if not isinstance(items, list):
-            setattr(out, f.name, items)  # run-wide state (what the run learned) is shared, not moved
-            continue
-        setattr(out, f.name, list(items))
-        items.clear()
-    return out
+# Run-wide state a Records may carry besides its record lists (what the run learned about endpoints,
+# frame maps of multi-file sessions): the next interval's Records shares it.
+_SHARED_STATE = ("book", "frame_maps")
+
+
+def _swap(pipeline: Pipeline) -> Records:
+    """Hand the pipeline a fresh Records and return the one it filled (the records completed so far);
+    run-wide state is carried over. Called between packets, on the worker thread."""
+    old = pipeline.records
+    cls: Any = type(old)
+    new: Records = cls(pipeline.limits) if "limits" in inspect.signature(cls).parameters else cls()
+    for name in _SHARED_STATE:
+        if hasattr(old, name):
+            setattr(new, name, getattr(old, name))
+    pipeline.records = new
+    return old
