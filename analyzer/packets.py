@@ -112,7 +112,7 @@ _STOP = object()
 class _Drain:
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.records = Records()
+        self.records: Records | None = None
 
 
 class PacketFeed:
@@ -169,7 +169,7 @@ class PacketFeed:
         while not request.done.wait(0.5):
             if not self._thread.is_alive():
                 return Records()
-        return request.records
+        return request.records if request.records is not None else Records()
 
     def records(self) -> Records:
         """Finish: close every conversation, and return every record not drained before."""
