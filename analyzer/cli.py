@@ -177,7 +177,9 @@ def analyze(
     result.input_digests = hashing[0]() if hashing else None
     params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}
     try:
-        written = result.write(out_dir, fmt, all_calls, arguments={**params, "names": names_file, "all_calls": all_calls})
+        written = result.write(
+            out_dir, fmt, all_calls, arguments={**params, "names": names_file, "all_calls": all_calls}
+        )
     except OSError as e:
         why = "not a directory" if e.errno in (errno.ENOTDIR, errno.EEXIST) else e.strerror or str(e)
         _err(f"{out_dir}: cannot write: {why}")

@@ -15,9 +15,8 @@ from typing import Any
 import pandas as pd
 
 from analyzer import registry
-from analyzer.views import STATUSES
+from analyzer.views import STATUSES, network_endpoints
 
-LOCAL_ONLY = "ncalrpc"
 _NA = "N/A"  # what rpcdump.py prints for an unknown protocol or provider
 
 
@@ -44,9 +43,8 @@ def rpcdump_text(inventory: pd.DataFrame, show_all: bool = False) -> str:
     """The inventory as text in rpcdump's layout; ncalrpc bindings only with show_all."""
     if inventory.empty:
         return "no endpoints announced or used\n"
-    local = inventory["protocol"] == LOCAL_ONLY
-    shown = inventory if show_all else inventory[~local]
-    hidden = int(local.sum()) if not show_all else 0
+    shown = network_endpoints(inventory, include_local=show_all)  # the filter the HTML report uses too
+    hidden = len(inventory) - len(shown)
     out: list[str] = []
     for server, entries in shown.groupby("server", sort=False):
         ifaces = entries.groupby(["interface_uuid", "interface_version"], sort=False, dropna=False)

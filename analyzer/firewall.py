@@ -73,13 +73,8 @@ CANNOT_KNOW = (
 )
 
 
-def _pipe_col(df: pd.DataFrame) -> str:
-    """The SMB pipe column (`pipe`, renamed `pipe_name` in later schemas): read in one place."""
-    return "pipe_name" if "pipe_name" in df.columns else "pipe"
-
-
 def _endpoint(df: pd.DataFrame) -> pd.Series:
-    pipe = df[_pipe_col(df)]
+    pipe = df["pipe_name"]
     port = df["server_port"].astype("Int64").astype("string")
     out: pd.Series = pipe.where(df["transport"] == "ncacn_np", port)
     return out

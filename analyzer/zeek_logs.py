@@ -119,13 +119,6 @@ CONN_FIELDS: tuple[Field, ...] = (
 LOGS = ("dce_rpc", "dce_rpc_ext", "dce_rpc_bind", "dce_rpc_conn", "rpc_findings")
 
 
-def _pipe(df: pd.DataFrame) -> pd.Series:
-    """The SMB pipe name column (`pipe`, renamed `pipe_name` in later schemas): read in one place."""
-    col = "pipe_name" if "pipe_name" in df.columns else "pipe"
-    out: pd.Series = df[col]
-    return out
-
-
 def _ids(df: pd.DataFrame) -> dict[str, Any]:
     return {name: df[src] for name, src in _ID_SOURCE.items()}
 
@@ -141,7 +134,7 @@ def ext_frame(calls: pd.DataFrame, binds: pd.DataFrame) -> pd.DataFrame:
             **_ids(z),
             "community_id": z["community_id"],
             "transport": z["transport"],
-            "smb_pipe": _pipe(z),
+            "smb_pipe": z["pipe_name"],
             "named_pipe": z["named_pipe"],
             "call_id": z["call_id"],
             "ctx_id": z["ctx_id"],
@@ -180,7 +173,7 @@ def bind_frame(binds: pd.DataFrame) -> pd.DataFrame:
             **_ids(binds),
             "community_id": binds["community_id"],
             "transport": binds["transport"],
-            "smb_pipe": _pipe(binds),
+            "smb_pipe": binds["pipe_name"],
             "pdu_type": binds["pdu_type"],
             "call_id": binds["call_id"],
             "ctx_id": binds["ctx_id"],
@@ -213,7 +206,7 @@ def conn_frame(connections: pd.DataFrame) -> pd.DataFrame:
             "community_id": c["community_id"],
             "proto": c["transport"].map(lambda t: "udp" if t == "ncadg_ip_udp" else "tcp").astype("string"),
             "transport": c["transport"],
-            "smb_pipe": _pipe(c),
+            "smb_pipe": c["pipe_name"],
             "identified_by": c["identified_by"],
             "duration": c["duration_s"],
             "orig_bytes": c["client_bytes"],
