@@ -13,6 +13,7 @@ import pytest
 
 import analyzer
 from analyzer.packets import PacketFeed, to_ns
+from analyzer.pipeline import Records
 from tests.conftest import SAMPLES
 
 TABLES = ("binds", "endpoints", "calls", "connections", "violations")
@@ -113,9 +114,12 @@ def test_feeding_frames_one_at_a_time(name: str, baseline: dict) -> None:
             drained.append(feed.drain())
     rest = feed.records()
     assert any(part.calls or part.binds for part in drained), "drains hand over records as they complete"
-    merged = rest  # what was drained, in order, then the rest: the whole run
-    for table in ("binds", "calls", "endpoints", "connections", "violations", "datagrams"):
-        setattr(merged, table, [r for part in drained for r in getattr(part, table)] + getattr(rest, table))
+    merged = Records()  # what was drained, in order, then the rest: the whole run
+    for part in [*drained, rest]:
+        for table in ("binds", "calls", "endpoints", "connections", "violations", "datagrams"):
+            for record in getattr(part, table):
+                getattr(merged, table).append(record)
+    merged.captures.extend(rest.captures)
     _same(baseline[name], analyzer.from_records(merged), name)
     with pytest.raises(RuntimeError):
         feed.feed(0, b"")
