@@ -32,7 +32,7 @@ class AnalysisResult:
         records: the raw records the tables were built from.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
-    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`.
+    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
     """
 
     binds: pd.DataFrame
@@ -73,13 +73,36 @@ class AnalysisResult:
         return views.matrix(self.binds, self.calls)
 
     @cached_property
+    def findings(self) -> pd.DataFrame:
+        """Attacks, reconnaissance and risky admin actions found by the rules (see analyzer.findings), most
+        severe first: one row per technique, client, server and burst of activity."""
+        from analyzer import findings
+
+        return findings.compute(
+            self.calls, self.binds, self.endpoints, self.connections, self.violations, self.attempts_table()
+        )
+
+    def add_findings(self, extra: pd.DataFrame) -> None:
+        """Add the rows of another producer of findings (Sigma matches, same columns) to `findings`."""
+        if not extra.empty:
+            self.__dict__["findings"] = pd.concat([self.findings, extra], ignore_index=True)
+
+    def attempts_table(self) -> pd.DataFrame | None:
+        """The connection attempts that never became RPC (the `attempts` table), when this build has it."""
+        table = getattr(self, "attempts", None)
+        return table if isinstance(table, pd.DataFrame) else None
+
+    @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
         return views.data_quality(self.captures, self.connections, self.violations, self.binds, self.calls)
 
     def view_items(self) -> list[NamedFrame]:
-        """The four views as (name, DataFrame, schema), in the order they are written."""
-        return [(name, getattr(self, name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
+        """The views as (name, DataFrame, schema), in the order they are written, then the findings."""
+        from analyzer.findings import FINDINGS
+
+        items = [(name, getattr(self, name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
+        return [*items, ("findings", self.findings, FINDINGS)]
 
     def hosts_text(self, role: str | None = None) -> str:
         """The per-host view as readable text, each host with the services it negotiated."""

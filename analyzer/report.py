@@ -128,6 +128,7 @@ CALLS: dict[str, str] = {
     "first_frame": INT,
     "activity_uuid": STR,
     "seqnum": INT,
+    "attack": STR,
 }
 
 CONNECTIONS: dict[str, str] = {
@@ -261,6 +262,16 @@ class _Names:
         if uuid is None:
             return f"opnum-{opnum}"
         return self._get(("o", uuid, major, opnum), lambda: registry.operation_name(uuid, major, opnum))
+
+    def attack(self, uuid: str | None, major: int | None, opnum: int) -> str | None:
+        """The registry's ATT&CK tags of an operation, ';'-joined; missing when it has none."""
+        if uuid is None:
+            return None
+        key = ("a", uuid, major, opnum)
+        if key not in self._cache:
+            op = registry.operation_info(uuid, major, opnum)
+            self._cache[key] = ";".join(op.attack) if op is not None else ""
+        return self._cache[key] or None
 
     def syntax(self, uuid: str | None) -> str | None:
         if uuid is None:
@@ -419,6 +430,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("first_frame", c.first_frame),
             ("activity_uuid", c.activity_uuid),
             ("seqnum", c.seqnum),
+            ("attack", names.attack(c.interface_uuid, c.if_major, c.opnum)),
         )
         for k, v in row:
             cols[k].append(v)

@@ -39,6 +39,20 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     return ranked
 
 
+def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Console) -> None:
+    """The findings count by severity, and the most severe few (`rpc-analyzer findings` shows them all)."""
+    if findings.empty:
+        console.print(f"0 findings -> {out_dir}/findings.{fmt}")
+        return
+    counts = findings["severity"].value_counts()
+    order = ("critical", "high", "medium", "low", "info")
+    by = ", ".join(f"{int(counts[s])} {s}" for s in order if s in counts)
+    console.print(f"{len(findings)} findings ({by}) -> {out_dir}/findings.{fmt}")
+    for r in findings.head(5).itertuples(index=False):
+        who = f"{_clean(r.client_ip)} -> {_clean(r.server_ip)}"
+        console.print(f"  {_clean(r.severity)}: {_clean(r.technique)} {_clean(r.title)} ({who})")
+
+
 def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
     console = console or Console(highlight=False, soft_wrap=True)
     caps = result.captures
@@ -79,6 +93,7 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         console.print(s)
         if len(services) > 25:
             console.print(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}")
+    _print_findings(result.findings, out_dir, fmt, console)
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
     console.print(
         f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "

@@ -112,6 +112,7 @@ MATRIX: dict[str, str] = {
     "users": STR,
     "first_seen": TIME,
     "last_seen": TIME,
+    "attack": STR,
 }
 
 DATA_QUALITY: dict[str, str] = {
@@ -386,6 +387,7 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
             "request_bytes": 0,
             "response_bytes": 0,
             "operation": pd.Series(pd.NA, index=binds.index, dtype="string"),
+            "attack": pd.Series(pd.NA, index=binds.index, dtype="string"),
             "identity": pd.Series(pd.NA, index=binds.index, dtype="string"),
             "transport": binds["transport"],
             "where": binds["pipe"].fillna(binds["server_port"].astype("string")),
@@ -405,6 +407,7 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
             "request_bytes": calls["request_bytes"].fillna(0),
             "response_bytes": calls["response_bytes"].fillna(0),
             "operation": calls["operation"],
+            "attack": calls["attack"] if "attack" in calls else pd.Series(pd.NA, index=calls.index, dtype="string"),
             "identity": _identity(calls),
             "transport": calls["transport"],
             "where": calls["pipe"].fillna(calls["server_port"].astype("string")),
@@ -475,6 +478,7 @@ def matrix(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
                 "operations": "operation",
                 "auth_levels": "auth_level",
                 "users": "identity",
+                "attack": "attack",
             },
         )
     )
