@@ -6,7 +6,8 @@ whole DataFrame at once.
     FIELD     := a column of the rule's source (status, return_status, request_bytes, user, ...),
                  `arg.KEY` (a key of the decoded `arguments_json`, e.g. arg.binary_path), or the context
                  columns client_role / server_role (`dc` or `host`, see context.py)
-    OP        := =  !=  ~ (contains)  !~ (contains none)  ^ (starts with)  >=  >  <=  <
+    OP        := =  !=  ~ (contains)  !~ (contains none)  ^ (starts with)  % / !% (a Python regular
+                 expression found / not found; its | is the regex's, not an alternative)  >=  >  <=  <
     VALUE     := alternatives joined with "|" (any may match; for != and !~ none may), compared
                  case-insensitively; `$COLUMN` compares with another column of the same row; `none`
                  with = / != asks whether the field is missing.
@@ -25,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-_COND_RE = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(!=|!~|>=|<=|=|~|\^|>|<)\s*(.*?)\s*$")
+_COND_RE = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(!=|!~|!%|>=|<=|=|~|%|\^|>|<)\s*(.*?)\s*$")
 _NUMERIC_OPS = (">=", ">", "<=", "<")
 
 
@@ -47,9 +48,16 @@ def parse_conditions(text: str) -> tuple[Condition, ...]:
             continue
         m = _COND_RE.match(part)
         if not m:
-            raise ValueError(f"condition {part.strip()!r} is not FIELD OP VALUE (OP one of = != ~ !~ ^ >= > <= <)")
+            raise ValueError(f"condition {part.strip()!r} is not FIELD OP VALUE (OP one of = != ~ !~ ^ % !% >= > <= <)")
         field, op, value = m.groups()
-        values = tuple(v.strip() for v in value.split("|")) if value else ("",)
+        if op in ("%", "!%"):
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"condition {part.strip()!r}: bad regular expression ({e})") from None
+            values: tuple[str, ...] = (value,)
+        else:
+            values = tuple(v.strip() for v in value.split("|")) if value else ("",)
         if op in _NUMERIC_OPS:
             for v in values:
                 try:
@@ -130,8 +138,10 @@ def _compare(op: str, have: pd.Series, want: str) -> pd.Series:
     w = want.lower()
     if op in ("=", "!="):
         r = text == w
-    elif op in ("~", "!~"):
+    elif op == "~":
         r = text.str.contains(w, regex=False)
+    elif op == "%":
+        r = have.astype("string").str.contains(want, regex=True, flags=re.IGNORECASE)
     else:
         r = text.str.startswith(w)
     out: pd.Series = r.fillna(False).astype(bool)
@@ -155,7 +165,7 @@ def evaluate(df: pd.DataFrame, conditions: tuple[Condition, ...]) -> pd.Series:
             break
         have = field_series(df, cond.field)
         missing = have.isna()
-        negative = cond.op in ("!=", "!~")
+        negative = cond.op in ("!=", "!~", "!%")
         if cond.values == ("none",) and cond.op in ("=", "!="):
             mask &= missing if cond.op == "=" else ~missing
             continue
@@ -167,7 +177,7 @@ def evaluate(df: pd.DataFrame, conditions: tuple[Condition, ...]) -> pd.Series:
                 # a missing reference matches nothing, so it contradicts nothing either
                 hit |= r.fillna(False).astype(bool)
             else:
-                op = {"!=": "=", "!~": "~"}.get(cond.op, cond.op)
+                op = {"!=": "=", "!~": "~", "!%": "%"}.get(cond.op, cond.op)
                 hit |= _compare(op, have, v)
         mask &= (~hit if negative else hit) & ~missing
     out: pd.Series = mask.astype(bool)

@@ -184,6 +184,16 @@ def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[
     return out
 
 
+def _joined_arguments(a: str | None, b: str | None) -> str | None:
+    """Both arguments of merged findings (each says something the other may not), capped."""
+    if not a or not b or b in a:
+        return a or b
+    if a in b:
+        return b
+    both = f"{a} | {b}"
+    return both if len(both) <= MAX_ARGUMENT else both[: MAX_ARGUMENT - 3] + "..."
+
+
 def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per technique, host pair and burst: rows overlapping in time (within MERGE_GAP_S) join,
     keeping the highest severity and confidence, every evidence frame, and the first argument found."""
@@ -206,7 +216,7 @@ def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             calls=max(prev["calls"], r["calls"]),
             operation=_listed([*str(prev["operation"]).split(";"), *str(r["operation"]).split(";")], 8),
             user=prev["user"] or r["user"],
-            argument=prev["argument"] or r["argument"],
+            argument=_joined_arguments(prev["argument"], r["argument"]),
             confidence=max(prev["confidence"], r["confidence"], key=CONFIDENCES.index),
         )
         if better:
