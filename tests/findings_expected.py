@@ -12,9 +12,14 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
+
+import analyzer
+from analyzer.api import AnalysisResult
+from tests.conftest import CAPTURES
 
 # Words of the expected arguments' prose, not values an analyzer could decode.
 _PROSE = {
@@ -70,6 +75,12 @@ _PROSE = {
     "via",
 }
 _TOKEN = re.compile(r"[^\s,;()'\"<>]+")
+
+
+@cache
+def analysed(capture: str) -> AnalysisResult:
+    """One shared capture analysed once per test session (the findings and Sigma tests both read it)."""
+    return analyzer.analyze(CAPTURES / capture)
 
 
 def tokens(argument: str) -> set[str]:

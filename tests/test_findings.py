@@ -18,13 +18,20 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import analyzer
 from analyzer import findings
 from analyzer.findings.conditions import evaluate, parse_conditions
 from analyzer.findings.rules import RuleError, load_rules
 from analyzer.report import BINDS, CALLS, CONNECTIONS, ENDPOINTS, VIOLATIONS, frame
-from tests.conftest import CAPTURES, ROOT, SHARED, needs_shared
-from tests.findings_expected import Expected, argument_matched, expected_rows, matches, read_exceptions, tokens
+from tests.conftest import ROOT, SHARED, needs_shared
+from tests.findings_expected import (
+    Expected,
+    analysed,
+    argument_matched,
+    expected_rows,
+    matches,
+    read_exceptions,
+    tokens,
+)
 
 EXPECTED = SHARED / "detection" / "findings_expected.csv"
 EXCEPTIONS = ROOT / "tests" / "findings_exceptions.csv"
@@ -246,7 +253,7 @@ def test_expected_argument_tokens() -> None:
 @pytest.fixture(scope="module")
 def scored() -> dict[str, Any]:
     rows = expected_rows(EXPECTED)
-    results = {cap: analyzer.analyze(CAPTURES / cap).findings for cap in sorted({r.capture for r in rows})}
+    results = {cap: analysed(cap).findings for cap in sorted({r.capture for r in rows})}
     out: dict[str, Any] = {"rows": rows, "findings": results, "missed": {}, "false_positives": []}
     for r in rows:
         f = results[r.capture]

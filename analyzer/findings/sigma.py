@@ -11,7 +11,8 @@ backend through a processing pipeline that maps their logsources onto in-memory 
 Other logsources fail conversion with a clear message. Every match becomes a findings row: technique
 and ATT&CK id from the rule's `attack.tNNNN` tags (the most specific), tactic from its tactic tags,
 severity from its level, `detail` naming the rule id and title. Comparison is case-insensitive, as
-Sigma requires (the backend's collate_nocase option).
+Sigma requires (the backend's collate_nocase option); keywords (values without a field) are searched in
+a column holding the row's values (the backend's fulltext_field).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ TABLES = {("zeek", "dce_rpc"): "dce_rpc", ("zeek", "smb_files"): "smb_files", ("
 _LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 _TECHNIQUE_TAG = re.compile(r"^t\d{4}(\.\d{3})?$")
 BURST_S = 300.0
+# Sigma keywords (values without a field) match anywhere in an event: every view has this column, the
+# row's values one per line.
+FULLTEXT = "_text"
 
 
 class SigmaRuleError(ValueError):
@@ -95,12 +99,13 @@ def _pipeline() -> Any:
 
 def load(paths: Iterable[str | Path]) -> Any:
     """The Sigma rules in paths (files or directories of .yml), as a pySigma SigmaCollection."""
+    import yaml
     from sigma.collection import SigmaCollection
     from sigma.exceptions import SigmaError
 
     try:
         return SigmaCollection.load_ruleset([Path(p) for p in paths])
-    except (SigmaError, OSError, ValueError) as e:
+    except (SigmaError, OSError, ValueError, yaml.YAMLError) as e:
         raise SigmaRuleError(f"cannot load the Sigma rules: {e}") from None
 
 
@@ -110,7 +115,7 @@ def convert(collection: Any) -> tuple[list[Converted], list[str]]:
     from sigma.backends.sqlite import sqlite
     from sigma.exceptions import SigmaError
 
-    backend: Any = cast(Any, sqlite.sqliteBackend)(_pipeline(), collate_nocase=True)
+    backend: Any = cast(Any, sqlite.sqliteBackend)(_pipeline(), collate_nocase=True, fulltext_field=FULLTEXT)
     out, errors = [], []
     for rule in collection.rules:
         ls = rule.logsource
@@ -142,6 +147,7 @@ def _database(calls: pd.DataFrame, connections: pd.DataFrame) -> sqlite3.Connect
     }
     for name, df in views.items():
         plain = df.astype(object).where(df.notna(), None)
+        plain[FULLTEXT] = ["\n".join(str(v) for v in row if v is not None) for row in plain.itertuples(index=False)]
         plain.insert(0, "_row", df.index.astype(int))
         plain.to_sql(name, db, index=False)
     return db
