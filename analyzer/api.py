@@ -43,6 +43,7 @@ class AnalysisResult:
     violations: pd.DataFrame
     captures: pd.DataFrame
     records: Records
+    rule_files: tuple[str, ...] = ()  # the user's findings rules, read after the shipped ones
 
     @property
     def tables(self) -> report.Tables:
@@ -78,8 +79,9 @@ class AnalysisResult:
         severe first: one row per technique, client, server and burst of activity."""
         from analyzer import findings
 
+        rules = findings.load_rules(self.rule_files)
         return findings.compute(
-            self.calls, self.binds, self.endpoints, self.connections, self.violations, self.attempts_table()
+            self.calls, self.binds, self.endpoints, self.connections, self.violations, self.attempts_table(), rules
         )
 
     def add_findings(self, extra: pd.DataFrame) -> None:
@@ -134,11 +136,13 @@ def analyze(
     *,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    rules: Iterable[str | PathLike[str]] = (),
 ) -> AnalysisResult:
     """Analyse capture files and directories (pcap, pcapng, NetMon 2.x, optionally gzip-compressed).
 
     Files that cannot be read do not raise: they appear in `captures` with their `error`, and in
-    `errors`. Everything read before a truncated file's cut is kept.
+    `errors`. Everything read before a truncated file's cut is kept. `rules`: your own findings rule
+    files (see analyzer.findings.rules), read after the shipped ones when `findings` is first read.
 
         >>> result = analyze(["samples/pcaps"])          # doctest: +SKIP
         >>> result.binds[["client_ip", "server_ip", "interface_name", "ack_result"]]  # doctest: +SKIP
@@ -147,4 +151,6 @@ def analyze(
         paths = [paths]
     pipeline = Pipeline(limits)
     records = pipeline.run([str(p) for p in paths], progress)
-    return from_records(records)
+    result = from_records(records)
+    result.rule_files = tuple(str(r) for r in rules)
+    return result

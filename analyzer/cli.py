@@ -70,11 +70,12 @@ def rules_option(f: F) -> F:
 
 
 def _load_rules(rules_files: tuple[str, ...]) -> None:
+    """Check the user's rule files before any capture is read: a bad one is a usage error."""
     if rules_files:
         from analyzer import findings
 
         try:
-            findings.set_user_rules(rules_files)
+            findings.load_rules(rules_files)
         except ValueError as e:
             _err(str(e))
             sys.exit(EXIT_USAGE)
@@ -221,6 +222,7 @@ def analyze(
     _load_rules(rules_files)
     sigma_rules = _load_sigma(sigma_paths)
     result = _read_captures(captures, quiet)
+    result.rule_files = rules_files
     if sigma_rules is not None:
         _add_sigma(result, sigma_rules)
     try:
@@ -445,6 +447,7 @@ def report(
     _load_names(names_file)
     _load_rules(rules_files)
     result = _read_captures(captures, quiet)
+    result.rule_files = rules_files
     page = result.html(title)
     try:
         Path(out_file).write_text(page, encoding="utf-8")
@@ -514,6 +517,7 @@ def findings(
     _load_rules(rules_files)
     converted = _load_sigma(sigma_paths)
     result = _read_captures(captures, quiet)
+    result.rule_files = rules_files
     if converted is not None:
         _add_sigma(result, converted)
     from analyzer.findings import FINDINGS

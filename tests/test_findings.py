@@ -308,3 +308,31 @@ def test_listed_exceptions_are_still_missed(scored: dict[str, Any]) -> None:
     """A listed row that is now found (e.g. once decoded arguments arrive) must leave the list."""
     stale = [k for k in read_exceptions(EXCEPTIONS) if k not in scored["missed"]]
     assert not stale, "found now, remove from tests/findings_exceptions.csv:\n" + "\n".join(map(str, stale))
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+def test_findings_command_text_csv_severity_and_rules(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+    from tests.conftest import SAMPLES
+
+    sample = str(SAMPLES / "multifrag_calls.pcap")
+    res = CliRunner().invoke(main, ["findings", sample, "-q"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("2 finding(s): 1 high, 1 medium") and "== 10.0.0.10" in lines
+    assert lines.index("== 10.0.0.10") < lines.index("== 10.0.0.5")  # the host with the worst finding first
+    assert "frames: 10 " in res.output
+    res = CliRunner().invoke(main, ["findings", sample, "-q", "--min-severity", "high", "--format", "csv"])
+    assert res.exit_code == 0 and res.output.count("\n") == 2 and "T1053.005" in res.output
+    off = tmp_path / "off.tsv"
+    off.write_text("id\tkind\ntask-register\toff\n")
+    res = CliRunner().invoke(main, ["findings", sample, "-q", "--rules", str(off)])
+    assert res.exit_code == 0 and "T1053.005" not in res.output
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("id\tkind\nx\tnope\n")
+    res = CliRunner().invoke(main, ["findings", sample, "-q", "--rules", str(bad)])
+    assert res.exit_code == 2 and f"{bad}:2" in res.output

@@ -15,20 +15,7 @@ from analyzer.findings.engine import run_rules
 from analyzer.findings.rules import Rule, RuleError, load_rules
 from analyzer.findings.schema import FINDINGS, empty
 
-__all__ = ["FINDINGS", "Rule", "RuleError", "compute", "empty", "load_rules", "set_user_rules", "user_rules"]
-
-_user_rule_files: list[str] = []
-
-
-def set_user_rules(paths: list[str] | tuple[str, ...]) -> None:
-    """Rule files read after the shipped rules for every later `compute` (the CLI's --rules); checked now,
-    so a bad file raises RuleError before any capture is read."""
-    load_rules(tuple(paths))
-    _user_rule_files[:] = list(paths)
-
-
-def user_rules() -> tuple[str, ...]:
-    return tuple(_user_rule_files)
+__all__ = ["FINDINGS", "Rule", "RuleError", "compute", "empty", "load_rules"]
 
 
 def compute(
@@ -40,10 +27,10 @@ def compute(
     attempts: pd.DataFrame | None = None,
     rules: list[Rule] | None = None,
 ) -> pd.DataFrame:
-    """The findings of the tables of one run, most severe first (the shipped rules and any set with
-    `set_user_rules` when `rules` is not given). `attempts` may be missing or empty."""
+    """The findings of the tables of one run, most severe first (the shipped rules when `rules` is not
+    given; `load_rules(files)` adds the user's). `attempts` may be missing or empty."""
     if rules is None:
-        rules = load_rules(user_rules())
+        rules = load_rules()
     if calls.empty and binds.empty and endpoints.empty and (attempts is None or attempts.empty):
         return empty()
     ctx = build_context(calls, binds, endpoints, connections, violations, attempts)
