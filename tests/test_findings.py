@@ -336,3 +336,18 @@ def test_findings_command_text_csv_severity_and_rules(tmp_path: Path) -> None:
     bad.write_text("id\tkind\nx\tnope\n")
     res = CliRunner().invoke(main, ["findings", sample, "-q", "--rules", str(bad)])
     assert res.exit_code == 2 and f"{bad}:2" in res.output
+
+
+def test_attack_column_on_calls_and_matrix_from_the_registry_tags() -> None:
+    import analyzer
+    from analyzer import registry
+    from tests.conftest import SAMPLES, SVCCTL
+
+    res = analyzer.analyze(SAMPLES / "epm_map_session.pcap")
+    start = res.calls[res.calls["operation"] == "RStartServiceW"]
+    tags = registry.operation_info(SVCCTL, 2, 19)
+    assert tags is not None and tags.attack == ("T1569.002",)
+    assert start["attack"].tolist() == ["T1569.002"]
+    assert res.calls.loc[res.calls["operation"] == "RQueryServiceStatus", "attack"].isna().all()
+    svc = res.matrix[res.matrix["interface_name"] == "svcctl"]
+    assert svc["attack"].tolist() == ["T1569.002"]

@@ -2,9 +2,10 @@
 domain controllers, learnt from the traffic itself.
 
 Domain controllers (per capture): hosts that answer drsuapi or netlogon (an accepted bind or an answered
-call as server), hosts whose endpoint mapper announces drsuapi or netlogon, hosts contacted on Kerberos
-(TCP 88) in the connection-attempt table, and drsuapi clients that authenticate as a computer account
-(`NAME$`, as domain controllers replicating do). That separates DC-to-DC replication from DCSync
+call as server), hosts whose endpoint mapper announces drsuapi or netlogon, hosts the connection-attempt
+table shows contacted on Kerberos (TCP 88; the analyzer keeps RPC conversations only, so Kerberos
+traffic itself is not seen), and drsuapi clients that authenticate as a computer account (`NAME$`, as
+domain controllers replicating do). That separates DC-to-DC replication from DCSync
 (DRSGetNCChanges from a host that is not a DC). A DC whose own services stay out of the capture, and
 that replicates with Kerberos (the user is not readable), is not recognised: its replication looks like
 DCSync.
