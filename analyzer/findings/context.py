@@ -19,12 +19,12 @@ import pandas as pd
 
 from analyzer.findings.conditions import missing_series
 from analyzer.findings.rules import SOURCES
+from analyzer.zeek_view import PIPE_COLUMN
 
 DC_INTERFACES = ("drsuapi", "netlogon")
 KERBEROS_PORT = 88
 # The columns every source offers to rules and findings (missing where the source has no such thing).
 COMMON = ("capture", "frame", "ts", "client_ip", "server_ip", "interface_name", "operation", "identity", "arguments")
-PIPE_COLUMN = "pipe"  # renamed pipe_name by the reports branch: the one place that reads it
 
 
 def identity(df: pd.DataFrame) -> pd.Series:
