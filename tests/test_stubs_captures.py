@@ -142,15 +142,63 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
         },
         "STATUS_SUCCESS",
     ),
+    # tshark 36: SetUserInfo2 on the handle OpenUser (32, RID 35103) returned in 33, Level
+    # UserInternal5InformationNew (26); the RID is the one LookupNames (30/31) gave 01566S-WIN16-IR$.
+    (POSTZL, 36, "SamrSetInformationUser2", {"user": "01566S-WIN16-IR$ (rid 35103)", "level": 26}, "STATUS_SUCCESS"),
     # tshark 57: lsa_OpenSecret, Name $MACHINE.ACC.
     (POSTZL, 57, "LsarOpenSecret", {"key_name": "$MACHINE.ACC"}, "STATUS_SUCCESS"),
-    # tshark 83: lsa_LookupSids2, Num Sids 1, S-1-5-21-308926384-506822093-3341789130-107103.
+    # tshark 83: lsa_LookupSids2, Num Sids 1, S-1-5-21-308926384-506822093-3341789130-107103;
+    # 84: domain 3B, name backdoor (Sid Index 0), STATUS_SUCCESS.
     (
         "PCAP-ATTACK/Discovery/Discovery_PsLoggedOn_remotelocalusers_enum_winreg_lsarpc_dcerpc_smb.pcapng",
         83,
         "LsarLookupSids2",
-        {"count": 1, "sids": ["S-1-5-21-308926384-506822093-3341789130-107103"]},
+        {"count": 1, "sids": ["S-1-5-21-308926384-506822093-3341789130-107103"], "names": ["3B\\backdoor"]},
         "STATUS_SUCCESS",
+    ),
+    # tshark 38: EnumDomainUsers on the handle opened for the PICKLESWORTH domain; 41: seven names.
+    (
+        "Pcaps/samrdump.pcap",
+        38,
+        "SamrEnumerateUsersInDomain",
+        {"names": ["Administrator", "Guest", "krbtgt", "choppydog", "chewbacca", "babcock", "felipe"], "count": 7},
+        "STATUS_SUCCESS",
+    ),
+    # tshark 115: NetShareEnumAll, Server Unc \\SNICKLEFRITZ, Level 0.
+    ("Pcaps/netshareenum.pcap", 115, "NetrShareEnum", {"server_name": "\\\\SNICKLEFRITZ", "level": 0}, "ERROR_SUCCESS"),
+    # tshark 55: StartDocPrinter on OpenPrinterEx(\\e205000n5\Tech-Office) (opened in 52), level 1,
+    # Document name "Microsoft Word - Document1", Output file "Ne04:", Datatype "NT EMF 1.008".
+    (
+        "pcaps/PracticalPacketAnalysis/ppa-capture-files/printerproblem.pcap",
+        55,
+        "RpcStartDocPrinter",
+        {
+            "printer_name": "\\\\e205000n5\\Tech-Office",
+            "document_name": "Microsoft Word - Document1",
+            "output_file": "Ne04:",
+            "datatype": "NT EMF 1.008",
+        },
+        None,
+    ),
+    # tshark 45: GetAliasMembership on OpenDomain(S-1-5-32) (opened in 34), SIDs ...-1104 and ...-513.
+    (
+        "prot-od-netcaps/MS-ADOD-captureALL/MS-ADOD_Example2_4_WS2019v2004_X64_Win10v2004_X64_Domain_ChangeAUserAccount_sPassword.pcapng",
+        45,
+        "SamrGetAliasMembership",
+        {
+            "domain": "S-1-5-32",
+            "sids": ["S-1-5-21-361976698-2572086670-4285166481-1104", "S-1-5-21-361976698-2572086670-4285166481-513"],
+        },
+        None,
+    ),
+    # tshark 4646 (stub data only): handle 50ac5612..., InfoLevel 0; that handle is what
+    # OpenServiceW(TermService) of 4644 returned in 4645 (svcctl.hnd).
+    (
+        "suricata-verify/tests/filestore-filecontainer-smb/filecontainer-smb.pcap",
+        4646,
+        "RQueryServiceStatusEx",
+        {"service_name": "TermService", "info_level": 0},
+        "ERROR_SUCCESS",
     ),
     # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.
     (
@@ -165,6 +213,26 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
     # tshark 19: ClearEventLogW on the handle opened in 18 (OpenEventLogW Security), NULL
     # Backupfilename; never answered: the service crashed.
     (EVTCRASH, 19, "ElfrClearELFW", {"channel": "Security", "backup_file": None}, None),
+    # tshark 96: GetIDsOfNames, Name "ExecuteShellCommand", Names 1 (impacket dcomexec, MMC20).
+    ("Pcaps/mmcexec.pcap", 96, "GetIDsOfNames", {"names": ["ExecuteShellCommand"], "count": 1}, "S_OK"),
+    # tshark 107: Invoke DispID 0x36, Flags Method, four VT_BSTR arguments listed last-first:
+    # "7", "/Q /c cd \ 1> \\127.0.0.1\ADMIN$\__1506613937.95 2>&1", "C:\", "c:\windows\system32\cmd.exe".
+    (
+        "Pcaps/mmcexec.pcap",
+        107,
+        "Invoke",
+        {
+            "dispid": 0x36,
+            "flags": "method",
+            "args": [
+                "c:\\windows\\system32\\cmd.exe",
+                "C:\\",
+                "/Q /c cd \\ 1> \\\\127.0.0.1\\ADMIN$\\__1506613937.95 2>&1",
+                "7",
+            ],
+        },
+        "S_OK",
+    ),
     # tshark 24: RemoteCreateInstance, InstantiatedObjectClsId 8bc3f05e-d86b-11d0-a075-00c04fb68820.
     (
         WMI,
@@ -188,6 +256,34 @@ def test_decoded_like_tshark(
         assert values.get(k) == v, (k, values.get(k))
     if status is not None:
         assert _status(c) == status
+
+
+def test_ndr64_share_enum() -> None:
+    """A Windows 10 client that negotiated NDR64 for srvsvc (frame 113 request, 116 response). tshark
+    4.0 misreads this NDR64 response (it shows Ctr0 with Count 131072, a referent id read as a
+    count); the expected names are read from the stub bytes by hand: level 1, union discriminant
+    at offset 8, three SHARE_INFO_1 of 24 bytes, then UTF-16 "ADMIN$" at 144, "C$" at 240 and
+    "IPC$" at 336 (8-byte counts before each)."""
+    c = _call("arkime/tests/pcap/wireshark-smb-on-windows10.pcap", 113)
+    values = json.loads(c.arguments_json or "{}")
+    assert (values["level"], values["share_names"]) == (1, ["ADMIN$", "C$", "IPC$"])
+    assert _status(c) == "ERROR_SUCCESS"
+
+
+def test_ndr64_job_add() -> None:
+    """NetrJobAdd over NDR64 (the bind_ack of frame 8 accepts only the 64-bit NDR context). tshark 9:
+    Servername \\\\admin-pc, Job Time 47100000, Command c:\\mimikatz.exe; 11: Job Id 2. tshark shows
+    Flags 0x00, but the stub's byte 69 (DaysOfWeek at 68, Flags at 69 after the 8-byte JobTime at
+    56 and DaysOfMonth at 64) is 0x10, JOB_NONINTERACTIVE: we follow the bytes."""
+    c = _call("suricata-verify/tests/dcerpc/dcerpc-3109/input.pcap", 9)
+    values = json.loads(c.arguments_json or "{}")
+    assert (values["server_name"], values["job_time"], values["command"]) == (
+        "\\\\admin-pc",
+        47100000,
+        "c:\\mimikatz.exe",
+    )
+    assert (values["flags"], values["job_id"]) == (0x10, 2)
+    assert _status(c) == "ERROR_SUCCESS"
 
 
 def test_zerologon_burst_return_codes() -> None:
@@ -224,3 +320,22 @@ def test_no_decoder_errors_on_any_capture() -> None:
     recs = run([CAPTURES])
     assert not [v for v in recs.violations if v.what == "stub_decoder_error"]
     assert sum(1 for c in recs.calls if c.arguments is not None) > 4000
+
+
+def test_return_status_of_an_operation_not_decoded() -> None:
+    """IRemUnknown2::RemRelease has no argument decoder, only its declared HRESULT (tshark 20, the
+    answer to 19: HResult S_OK); RemQueryInterface (tshark 13: Refs 5, IID
+    b196b28f-bab4-101a-b69c-00aa00341d07; 14: HResult E_NOINTERFACE) is decoded."""
+    release = _call("Pcaps/dcompayload-poshc2.pcap", 19)
+    assert release.arguments is None and _status(release) == "S_OK"
+    query = _call("Pcaps/dcompayload-poshc2.pcap", 13)
+    values = json.loads(query.arguments_json or "{}")
+    assert (values["refs"], values["iids"]) == (5, ["b196b28f-bab4-101a-b69c-00aa00341d07"])
+    assert query.return_status == 0x80004002 and _status(query) == "E_NOINTERFACE"
+
+
+def test_sealed_calls_are_not_decoded() -> None:
+    """Packet privacy: nothing is read from the stub, not even the return code."""
+    recs = _records("Pcaps/psexec_cmd.pcap")
+    sealed = [c for c in recs.calls if c.encrypted]
+    assert sealed and all(c.arguments is None and c.return_status is None for c in sealed)

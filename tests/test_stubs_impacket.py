@@ -7,7 +7,7 @@ reads one), takes its bytes and checks that the registry reads back what impacke
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -86,7 +86,14 @@ def decode(
 ) -> tuple[dict[str, Any], stubs.Decoded]:
     """Decode impacket's request (and response + a return code) the way a finished call is."""
     opnum = req.opnum if req is not None else resp.opnum  # type: ignore[union-attr]
-    resp_bytes = resp.getData() + rc.to_bytes(4, "little") if resp is not None else None
+    resp_bytes = None
+    if resp is not None:
+        # impacket's responses end with their ErrorCode field; the others get the return value appended.
+        if "ErrorCode" in resp.fields:
+            resp["ErrorCode"] = rc
+            resp_bytes = resp.getData()
+        else:
+            resp_bytes = resp.getData() + rc.to_bytes(4, "little")
     kept = Stubs(
         ndr64=False,
         request=req.getData() if req is not None else None,
@@ -321,8 +328,26 @@ def test_lsarpc_lookup_sids_and_secrets() -> None:
     req["LookupLevel"] = lsat.LSAP_LOOKUP_LEVEL.LsapLookupWksta
     req["LookupOptions"] = 0
     req["ClientRevision"] = 1
-    values, _ = decode(LSARPC, req)
+    resp = response_of(lsat.LsarLookupSids2Response, 57)
+    dom = lsad.LSAPR_TRUST_INFORMATION()
+    dom["Name"] = "CORP"
+    dom["Sid"].fromCanonical("S-1-5-21-1-2-3")
+    resp["ReferencedDomains"]["Entries"] = 1
+    resp["ReferencedDomains"]["Domains"].append(dom)
+    resp["ReferencedDomains"]["MaxEntries"] = 32
+    for name, index in (("Administrator", 0), ("Administrators", 0)):
+        n = lsat.LSAPR_TRANSLATED_NAME_EX()
+        n["Use"] = 1
+        n["Name"] = name
+        n["DomainIndex"] = index
+        n["Flags"] = 0
+        resp["TranslatedNames"]["Names"].append(n)
+    resp["TranslatedNames"]["Entries"] = 2
+    resp["MappedCount"] = 2
+    values, out = decode(LSARPC, req, resp, rc=0x107)
     assert values["sids"] == ["S-1-5-21-1-2-3-500", "S-1-5-32-544"] and values["count"] == 2
+    assert values["names"] == ["CORP\\Administrator", "CORP\\Administrators"]
+    assert out.return_code == 0x107  # STATUS_SOME_NOT_MAPPED
 
     state = StubState()
     op = lsad.LsarOpenSecret()
@@ -777,3 +802,424 @@ def test_ndr64_is_not_guessed_from_ndr20() -> None:
 
 def test_uuidtup_helper_available() -> None:
     assert uuidtup_to_bin((SVCCTL, "2.0"))[:16] == string_to_bin(SVCCTL)
+
+
+def test_idispatch_invoke_arguments() -> None:
+    """Invoke with BSTR arguments as impacket's dcomexec sends ExecuteShellCommand (last first)."""
+    params = oaut.DISPPARAMS(None, False)
+    params["rgdispidNamedArgs"] = NULL
+    params["cArgs"] = 3
+    params["cNamedArgs"] = 0
+    for text in ("7", "/c whoami", "cmd.exe"):
+        arg = oaut.VARIANT(None, False)
+        arg["clSize"] = 5
+        arg["vt"] = oaut.VARENUM.VT_BSTR
+        arg["_varUnion"]["tag"] = oaut.VARENUM.VT_BSTR
+        arg["_varUnion"]["bstrVal"]["asData"] = text
+        params["rgvarg"].append(arg)
+    req = oaut.IDispatch_Invoke()
+    req["ORPCthis"] = orpcthis()
+    req["dispIdMember"] = 54
+    req["riid"] = b"\x00" * 16
+    req["lcid"] = 0x409
+    req["dwFlags"] = oaut.DISPATCH_METHOD
+    req["pDispParams"] = params
+    req["cVarRef"] = 0
+    req["rgVarRefIdx"] = []
+    req["rgVarRef"] = []
+    values, _ = decode(IDISPATCH, req)
+    assert values["dispid"] == 54 and values["flags"] == "method"
+    assert values["args"] == ["cmd.exe", "/c whoami", "7"]
+
+
+def test_ndr64_stubs_from_impacket() -> None:
+    """impacket's NDR64 encoding (8-byte pointers and counts, 8-aligned structures)."""
+    req = scmr.ROpenServiceW(isNDR64=True)
+    req["hSCManager"] = HANDLE
+    req["lpServiceName"] = "Spooler\x00"
+    req["dwDesiredAccess"] = 0x10
+    kept = Stubs(True, req.getData(), True, None, True, None)
+    out = stubs.decode(SVCCTL, 16, kept, StubState(), strict=True)
+    assert out is not None and not out.violations
+    assert json.loads(out.arguments_json or "{}")["service_name"] == "Spooler"
+    auth = nrpc.NetrServerAuthenticate3(isNDR64=True)
+    auth["PrimaryName"] = "\\\\DC01\x00"
+    auth["AccountName"] = "DC01$\x00"
+    auth["SecureChannelType"] = nrpc.NETLOGON_SECURE_CHANNEL_TYPE.ServerSecureChannel
+    auth["ComputerName"] = "DC01\x00"
+    auth["ClientCredential"] = b"\x00" * 8
+    auth["NegotiateFlags"] = 0x212FFFFF
+    kept = Stubs(True, auth.getData(), True, None, True, None)
+    out = stubs.decode(NETLOGON, 26, kept, StubState(), strict=True)
+    assert out is not None and not out.violations
+    values = json.loads(out.arguments_json or "{}")
+    assert (values["account_name"], values["computer_name"], values["negotiate_flags"]) == (
+        "DC01$",
+        "DC01",
+        "0x212fffff",
+    )
+
+
+# -- the second batch: enumeration, persistence and remote-control operations --------------------
+
+
+def test_netlogon_sam_logon_with_flags_identity() -> None:
+    req = nrpc.NetrLogonSamLogonWithFlags()
+    req["LogonServer"] = "\\\\DC01\x00"
+    req["ComputerName"] = "WS01\x00"
+    req["Authenticator"] = NULL
+    req["ReturnAuthenticator"] = NULL
+    req["LogonLevel"] = nrpc.NETLOGON_LOGON_INFO_CLASS.NetlogonNetworkTransitiveInformation
+    req["LogonInformation"]["tag"] = nrpc.NETLOGON_LOGON_INFO_CLASS.NetlogonNetworkTransitiveInformation
+    info = req["LogonInformation"]["LogonNetworkTransitive"]
+    info["Identity"]["LogonDomainName"] = "CORP"
+    info["Identity"]["ParameterControl"] = 0
+    info["Identity"]["UserName"] = "alice"
+    info["Identity"]["Workstation"] = "WS07"
+    info["LmChallenge"] = b"\x11" * 8
+    info["NtChallengeResponse"] = b"\x22" * 24
+    info["LmChallengeResponse"] = b""
+    req["ValidationLevel"] = nrpc.NETLOGON_VALIDATION_INFO_CLASS.NetlogonValidationSamInfo4
+    req["ExtraFlags"] = 0
+    values, _ = decode(NETLOGON, req)
+    assert (values["logon_level"], values["logon_domain"], values["user_name"], values["workstation"]) == (
+        "NetworkTransitive",
+        "CORP",
+        "alice",
+        "WS07",
+    )
+
+
+def test_srvsvc_share_add_and_path_canonicalize() -> None:
+    add = srvs.NetrShareAdd()
+    add["ServerName"] = NULL
+    add["Level"] = 2
+    add["InfoStruct"]["tag"] = 2
+    info = add["InfoStruct"]["ShareInfo2"]
+    info["shi2_netname"] = "loot$\x00"
+    info["shi2_type"] = 0
+    info["shi2_remark"] = NULL
+    info["shi2_permissions"] = 0
+    info["shi2_max_uses"] = 0xFFFFFFFF
+    info["shi2_current_uses"] = 0
+    info["shi2_path"] = "C:\\\x00"
+    info["shi2_passwd"] = NULL
+    add["ParmErr"] = NULL
+    values, _ = decode(SRVSVC, add)
+    assert (values["share_name"], values["path"], values["level"]) == ("loot$", "C:\\", 2)
+    pc = srvs.NetprPathCanonicalize()
+    pc["ServerName"] = NULL
+    pc["PathName"] = "\\..\\..\\AAAA\x00"
+    pc["OutbufLen"] = 1000
+    pc["Prefix"] = "\\\x00"
+    pc["PathType"] = 1
+    pc["Flags"] = 0
+    values, _ = decode(SRVSVC, pc)
+    assert values["path_name"] == "\\..\\..\\AAAA" and values["prefix"] == "\\"
+
+
+def test_winreg_hive_load_and_shutdown() -> None:
+    state = StubState()
+    hklm = rrp.OpenLocalMachine()
+    hklm["ServerName"] = NULL
+    hklm["samDesired"] = rrp.MAXIMUM_ALLOWED
+    resp = response_of(rrp.OpenLocalMachineResponse, 2)
+    resp["phKey"] = hkey(HANDLE)
+    decode(WINREG, hklm, resp, state)
+    load = rrp.BaseRegLoadKey()
+    load["hKey"] = hkey(HANDLE)
+    load["lpSubKey"] = "EVIL\x00"
+    load["lpFile"] = "C:\\Users\\Public\\evil.hiv\x00"
+    values, _ = decode(WINREG, load, state=state)
+    assert (values["key_path"], values["file_name"]) == ("HKLM\\EVIL", "C:\\Users\\Public\\evil.hiv")
+    from impacket.dcerpc.v5.dtypes import BOOLEAN, PRPC_UNICODE_STRING, ULONG
+
+    class BaseInitiateSystemShutdown(NDRCALL):  # [MS-RRP] 3.1.5.24 (impacket ships none)
+        opnum = 24
+        structure = (
+            ("ServerName", rrp.PREGISTRY_SERVER_NAME),
+            ("lpMessage", PRPC_UNICODE_STRING),
+            ("dwTimeout", ULONG),
+            ("bForceAppsClosed", BOOLEAN),
+            ("bRebootAfterShutdown", BOOLEAN),
+        )
+
+    sd = BaseInitiateSystemShutdown()
+    sd["ServerName"] = NULL
+    sd["lpMessage"] = "maintenance"
+    sd["dwTimeout"] = 30
+    sd["bForceAppsClosed"] = 1
+    sd["bRebootAfterShutdown"] = 1
+    values, _ = decode(WINREG, sd)
+    assert (values["message"], values["timeout"], values["reboot_after_shutdown"]) == ("maintenance", 30, 1)
+
+
+def test_svcctl_enumeration() -> None:
+    req = scmr.REnumServicesStatusW()
+    req["hSCManager"] = HANDLE
+    req["dwServiceType"] = scmr.SERVICE_WIN32_OWN_PROCESS | scmr.SERVICE_WIN32_SHARE_PROCESS
+    req["dwServiceState"] = scmr.SERVICE_STATE_ALL
+    req["cbBufSize"] = 0
+    req["lpResumeIndex"] = NULL
+    assert decode(SVCCTL, req)[0]["service_state"] == "SERVICE_STATE_ALL"
+
+
+def test_samr_display_and_lsa_rights() -> None:
+    req = samr.SamrQueryDisplayInformation()
+    req["DomainHandle"] = HANDLE
+    req["DisplayInformationClass"] = samr.DOMAIN_DISPLAY_INFORMATION.DomainDisplayUser
+    req["Index"] = 0
+    req["EntryCount"] = 100
+    req["PreferredMaximumLength"] = 0xFFFF
+    values, _ = decode(SAMR, req)
+    assert (values["display_class"], values["entry_count"]) == (1, 100)
+    r = lsad.LsarEnumerateAccountsWithUserRight()
+    r["PolicyHandle"] = HANDLE
+    r["UserRight"] = "SeDebugPrivilege"
+    assert decode(LSARPC, r)[0]["user_right"] == "SeDebugPrivilege"
+
+
+def test_event_log_read_and_query() -> None:
+    state = StubState()
+    op = even.ElfrOpenELW()
+    op["UNCServerName"] = NULL
+    op["ModuleName"] = "System"
+    op["RegModuleName"] = ""
+    op["MajorVersion"] = 1
+    op["MinorVersion"] = 1
+    resp = response_of(even.ElfrOpenELWResponse, 7)
+    resp["LogHandle"] = HANDLE2
+    decode(EVENTLOG, op, resp, state)
+    rd = even.ElfrReadELW()
+    rd["LogHandle"] = HANDLE2
+    rd["ReadFlags"] = 5
+    rd["RecordOffset"] = 0
+    rd["NumberOfBytesToRead"] = 0x10000
+    values, _ = decode(EVENTLOG, rd, state=state)
+    assert (values["channel"], values["read_flags"]) == ("System", 5)
+    q = even6.EvtRpcRegisterLogQuery()
+    q["Path"] = "Security\x00"
+    q["Query"] = "*[System[EventID=4624]]\x00"
+    q["Flags"] = 1
+    values, _ = decode(EVEN6, q)
+    assert (values["path"], values["query"]) == ("Security", "*[System[EventID=4624]]")
+
+
+def test_tsch_folder_and_sasec_account() -> None:
+    from impacket.dcerpc.v5 import sasec
+
+    f = tsch.SchRpcCreateFolder()
+    f["path"] = "\\Microsoft\\Evil\x00"
+    f["sddl"] = NULL
+    f["flags"] = 0
+    assert decode(TSCH, f)[0]["task_path"] == "\\Microsoft\\Evil"
+    sa = sasec.SASetAccountInformation()
+    sa["Handle"] = NULL
+    sa["pwszJobName"] = "At1.job\x00"
+    sa["pwszAccount"] = "CORP\\svc\x00"
+    sa["pwszPassword"] = "secret\x00"
+    sa["dwJobFlags"] = 0
+    values, out = decode("378e52b0-c0a9-11cf-822d-00aa0051e40f", sa)
+    assert (values["job_name"], values["account"]) == ("At1.job", "CORP\\svc")
+    assert "password" not in values and "secret" not in (out.arguments_json or "")
+
+
+def test_icpr_cert_request_attributes() -> None:
+    from impacket.dcerpc.v5 import icpr
+
+    req = icpr.CertServerRequest()
+    req["dwFlags"] = 0
+    req["pwszAuthority"] = "corp-CA\x00"
+    req["pdwRequestId"] = 0
+    attribs = "CertificateTemplate:User\nSAN:upn=administrator@corp.local\x00".encode("utf-16-le")
+    req["pctbAttribs"]["cb"] = len(attribs)
+    req["pctbAttribs"]["pb"] = attribs
+    req["pctbRequest"]["cb"] = 3
+    req["pctbRequest"]["pb"] = b"\x30\x82\x01"
+    values, _ = decode("91ae6020-9e3c-11cf-8d7c-00aa00c091be", req)
+    assert values["authority"] == "corp-CA"
+    assert values["attributes"] == "CertificateTemplate:User\nSAN:upn=administrator@corp.local"
+    assert values["request_bytes"] == 3
+
+
+def test_hand_built_dfsnm_fsrvp_dns_shutdown() -> None:
+    """Operations impacket ships no module for, written with its NDR primitives from the IDL."""
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPSTR, LPWSTR, ULONG, WSTR
+    from impacket.dcerpc.v5.ndr import NDRUNION
+
+    class NetrDfsAddStdRoot(NDRCALL):  # [MS-DFSNM] 3.1.4.4.1
+        opnum = 12
+        structure = (("ServerName", WSTR), ("RootShare", WSTR), ("Comment", WSTR), ("ApiFlags", _DWORD))
+
+    class IsPathSupported(NDRCALL):  # [MS-FSRVP] 3.1.4.7
+        opnum = 8
+        structure = (("ShareName", WSTR),)
+
+    class DnssrvRpcUnion(NDRUNION):
+        commonHdr = (("tag", _DWORD),)
+        union: ClassVar[dict[int, tuple[str, Any]]] = {3: ("Lpwstr", LPWSTR)}
+
+    class R_DnssrvOperation(NDRCALL):  # [MS-DNSP] 3.1.4.1
+        opnum = 0
+        structure = (
+            ("pwszServerName", LPWSTR),
+            ("pszZone", LPSTR),
+            ("dwContext", _DWORD),
+            ("pszOperation", LPSTR),
+            ("dwTypeId", _DWORD),
+            ("pData", DnssrvRpcUnion),
+        )
+
+    class WsdrInitiateShutdown(NDRCALL):  # [MS-RSP] 3.3.4.1
+        opnum = 0
+        structure = (
+            ("lpMessage", samr.PRPC_UNICODE_STRING),
+            ("dwGracePeriod", ULONG),
+            ("dwShudownFlags", ULONG),
+            ("dwReason", ULONG),
+            ("lpClientHint", samr.PRPC_UNICODE_STRING),
+        )
+
+    root = NetrDfsAddStdRoot()
+    root["ServerName"] = "10.0.0.66\x00"
+    root["RootShare"] = "x\x00"
+    root["Comment"] = "\x00"
+    root["ApiFlags"] = 0
+    assert decode("4fc742e0-4a10-11cf-8273-00aa004ae673", root)[0]["path"] == "\\\\10.0.0.66\\x"
+    sp = IsPathSupported()
+    sp["ShareName"] = "\\\\10.0.0.66\\share\x00"
+    assert decode("a8e0653c-2744-4389-a61d-7373df8b2292", sp)[0]["share_path"] == "\\\\10.0.0.66\\share"
+    dns = R_DnssrvOperation()
+    dns["pwszServerName"] = NULL
+    dns["pszZone"] = NULL
+    dns["dwContext"] = 0
+    dns["pszOperation"] = "ServerLevelPluginDll\x00"
+    dns["dwTypeId"] = 3
+    dns["pData"]["tag"] = 3
+    dns["pData"]["Lpwstr"] = "\\\\10.0.0.66\\share\\evil.dll\x00"
+    values, _ = decode("50abc2a4-574d-40b3-9d66-ee4fd5fba076", dns)
+    assert (values["operation"], values["data"]) == ("ServerLevelPluginDll", "\\\\10.0.0.66\\share\\evil.dll")
+    sd = WsdrInitiateShutdown()
+    sd["lpMessage"] = "bye"
+    sd["dwGracePeriod"] = 0
+    sd["dwShudownFlags"] = 0
+    sd["dwReason"] = 0x80000000
+    sd["lpClientHint"] = NULL
+    values, _ = decode("d95afe70-a6d5-4259-822e-2c84da1ddb0d", sd)
+    assert (values["message"], values["reason"]) == ("bye", 0x80000000)
+
+
+def test_drsuapi_dc_info_and_replica_add() -> None:
+    req = drsuapi.DRSDomainControllerInfo()
+    req["hDrs"] = HANDLE
+    req["dwInVersion"] = 1
+    req["pmsgIn"]["tag"] = 1
+    req["pmsgIn"]["V1"]["Domain"] = "corp.local\x00"
+    req["pmsgIn"]["V1"]["InfoLevel"] = 2
+    values, _ = decode(DRSUAPI, req)
+    assert (values["domain"], values["info_level"]) == ("corp.local", 2)
+
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPSTR
+    from impacket.dcerpc.v5.ndr import NDRSTRUCT, NDRUNION, NDRUniFixedArray
+
+    class REPLTIMES(NDRUniFixedArray):
+        def getDataLen(self, data: bytes, offset: int = 0) -> int:
+            return 84
+
+    class DRS_MSG_REPADD_V1(NDRSTRUCT):  # [MS-DRSR] 4.1.19.1.1
+        structure = (("pNC", drsuapi.PDSNAME), ("pszDsaSrc", LPSTR), ("rtSchedule", REPLTIMES), ("ulOptions", _DWORD))
+
+    class DRS_MSG_REPADD(NDRUNION):
+        commonHdr = (("tag", _DWORD),)
+        union: ClassVar[dict[int, tuple[str, Any]]] = {1: ("V1", DRS_MSG_REPADD_V1)}
+
+    class DRSReplicaAdd(NDRCALL):  # [MS-DRSR] 4.1.19 (impacket ships none)
+        opnum = 5
+        structure = (("hDrs", drsuapi.DRS_HANDLE), ("dwVersion", _DWORD), ("pmsgAdd", DRS_MSG_REPADD))
+
+    add = DRSReplicaAdd()
+    add["hDrs"] = HANDLE
+    add["dwVersion"] = 1
+    add["pmsgAdd"]["tag"] = 1
+    add["pmsgAdd"]["V1"]["pNC"] = _dsname("DC=corp,DC=local")
+    add["pmsgAdd"]["V1"]["pszDsaSrc"] = "rogue.corp.local\x00"
+    add["pmsgAdd"]["V1"]["rtSchedule"] = b"\x00" * 84
+    add["pmsgAdd"]["V1"]["ulOptions"] = 0
+    values, _ = decode(DRSUAPI, add)
+    assert (values["naming_context"], values["source_dsa_address"]) == ("DC=corp,DC=local", "rogue.corp.local")
+
+
+def test_rem_query_interface_iids() -> None:
+    from impacket.dcerpc.v5 import dcomrt
+
+    req = dcomrt.RemQueryInterface()
+    req["ORPCthis"] = orpcthis()
+    req["ripid"] = b"\x42" * 16
+    req["cRefs"] = 5
+    req["cIids"] = 1
+    iid = dcomrt.IID()
+    iid["Data"] = string_to_bin("00020400-0000-0000-c000-000000000046")
+    req["iids"].append(iid)
+    values, _ = decode("00000143-0000-0000-c000-000000000046", req)
+    assert (values["refs"], values["iids"]) == (5, ["00020400-0000-0000-c000-000000000046"])
+
+
+def test_alias_membership_and_service_status_ex() -> None:
+    req = samr.SamrGetAliasMembership()
+    req["DomainHandle"] = HANDLE
+    for sid in ("S-1-5-21-1-2-3-1104", "S-1-5-21-1-2-3-513"):
+        e = samr.PSAMPR_SID_INFORMATION()
+        e["SidPointer"].fromCanonical(sid)
+        req["SidArray"]["Sids"].append(e)
+    req["SidArray"]["Count"] = 2
+    values, _ = decode(SAMR, req)
+    assert values["sids"] == ["S-1-5-21-1-2-3-1104", "S-1-5-21-1-2-3-513"] and values["count"] == 2
+    state = StubState()
+    op = scmr.ROpenServiceW()
+    op["hSCManager"] = HANDLE
+    op["lpServiceName"] = "TermService\x00"
+    op["dwDesiredAccess"] = 4
+    resp = response_of(scmr.ROpenServiceWResponse, 16)
+    resp["lpServiceHandle"] = HANDLE2
+    decode(SVCCTL, op, resp, state)
+    q = scmr.RQueryServiceStatusEx()
+    q["hService"] = HANDLE2
+    q["InfoLevel"] = 0
+    q["cbBufSize"] = 36
+    assert decode(SVCCTL, q, state=state)[0]["service_name"] == "TermService"
+
+
+def test_spoolss_start_doc_printer_output_file() -> None:
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPWSTR
+    from impacket.dcerpc.v5.ndr import NDRPOINTER, NDRSTRUCT, NDRUNION
+
+    class DOC_INFO_1(NDRSTRUCT):  # [MS-RPRN] 2.2.1.7.1 (impacket ships no RpcStartDocPrinter)
+        structure = (("pDocName", LPWSTR), ("pOutputFile", LPWSTR), ("pDatatype", LPWSTR))
+
+    class PDOC_INFO_1(NDRPOINTER):
+        referent = (("Data", DOC_INFO_1),)
+
+    class DocInfo(NDRUNION):
+        commonHdr = (("tag", _DWORD),)
+        union: ClassVar[dict[int, tuple[str, Any]]] = {1: ("pDocInfo1", PDOC_INFO_1)}
+
+    class DOC_INFO_CONTAINER(NDRSTRUCT):
+        structure = (("Level", _DWORD), ("DocInfo", DocInfo))
+
+    class RpcStartDocPrinter(NDRCALL):
+        opnum = 17
+        structure = (("hPrinter", rprn.PRINTER_HANDLE), ("pDocInfoContainer", DOC_INFO_CONTAINER))
+
+    req = RpcStartDocPrinter()
+    req["hPrinter"] = HANDLE
+    req["pDocInfoContainer"]["Level"] = 1
+    req["pDocInfoContainer"]["DocInfo"]["tag"] = 1
+    info = req["pDocInfoContainer"]["DocInfo"]["pDocInfo1"]
+    info["pDocName"] = "x\x00"
+    info["pOutputFile"] = "C:\\Windows\\System32\\evil.dll\x00"
+    info["pDatatype"] = "RAW\x00"
+    values, _ = decode(SPOOLSS, req)
+    assert (values["output_file"], values["datatype"]) == ("C:\\Windows\\System32\\evil.dll", "RAW")

@@ -204,6 +204,8 @@ class Struct(NdrType):
                 out[name] = t.elements(r, q, hoisted)
             else:
                 out[name] = t.read(r, q)
+        if r.ndr64:
+            r.align(self.align(True))  # NDR64 pads a structure to its alignment ([MS-RPCE] 2.2.5.3.4.1)
         return out
 
 
@@ -239,7 +241,8 @@ class Array(NdrType):
 
 
 class Union(NdrType):
-    """A non-encapsulated union: its discriminant (`switch`, an integer type), then the arm.
+    """A non-encapsulated union: its discriminant (`switch`, an integer type), then the arm,
+    aligned to that arm's type.
     The value is {"level": discriminant, **arm fields} when the arm is a structure, else
     {"level": d, "value": v}. An arm that is not declared stops the decoding (a `Malformed`)."""
 
@@ -255,6 +258,8 @@ class Union(NdrType):
         return max([1, *(t.align(ndr64) for t in self.arms.values() if t is not None)])
 
     def read(self, r: NdrReader, q: Queue) -> Any:
+        if r.ndr64:  # NDR64 aligns the union as a whole, discriminant included ([MS-RPCE] 2.2.5.3.4.3)
+            r.align(self.align(True))
         level = self.switch.read(r, q)
         if level in self.arms:
             arm = self.arms[level]
@@ -264,7 +269,7 @@ class Union(NdrType):
             raise Malformed("unknown_union_arm", f"no arm for discriminant {level}")
         if arm is None:
             return {"level": level}
-        r.align(self._arm_align(r.ndr64))
+        r.align(arm.align(r.ndr64))  # the chosen arm's own alignment (what MIDL sends, e.g. wireVARIANT)
         v = arm.read(r, q)
         return {"level": level, "value": v}
 

@@ -77,11 +77,28 @@ def _domain(v: Values, _parent: str | None) -> Any:
 
 
 def _rid(kind: str) -> Any:
+    """A user/group/alias handle's name: the account name when a lookup or enumeration on this
+    association taught it, else "user RID in DOMAIN-SID"."""
+
     def name(v: Values, parent: str | None) -> Any:
         rid = v.get("rid")
-        return f"{kind} {rid}" + (f" in {parent}" if parent else "") if rid is not None else None
+        if rid is None:
+            return None
+        recall = v.get("_recall")
+        known = recall(f"{parent}|{rid}") if callable(recall) else None
+        if known is not None:
+            return f"{known} (rid {rid})"
+        return f"{kind} {rid}" + (f" in {parent}" if parent else "")
 
     return name
+
+
+def _rid_names(v: Values) -> list[tuple[str, str]]:
+    """(domain|rid, account name) pairs of a lookup or enumeration answer, for `_rid`."""
+    names, rids, domain = v.get("names"), v.get("rids"), v.get("domain")
+    if not (isinstance(names, list) and isinstance(rids, list)) or domain is None:
+        return []
+    return [(f"{domain}|{r}", n) for n, r in zip(names, rids, strict=False) if isinstance(n, str) and n]
 
 
 _SERVER = Ptr(WSTR)
@@ -122,6 +139,7 @@ F.op(
     show=("domain", "count", "names"),
     derive=_enumerated,
     names="domain",
+    learns=_rid_names,
 )
 F.op(
     15,
@@ -149,6 +167,7 @@ F.op(
     show=("domain", "count", "names", "rids"),
     derive=_lookup_names,
     names="domain",
+    learns=_rid_names,
 )
 F.op(
     18,
@@ -158,6 +177,7 @@ F.op(
     show=("domain", "count", "rids", "names"),
     derive=_lookup_ids,
     names="domain",
+    learns=_rid_names,
 )
 F.op(19, "SamrOpenGroup", [_H, ("desired_access", U32), ("rid", U32)], [_H], show=("rid",), opens=_rid("group"))
 F.op(20, "SamrQueryInformationGroup", [_H, ("level", Enum())], show=("group", "level"), names="group")
@@ -196,3 +216,43 @@ F.op(
 )
 F.op(64, "SamrConnect5", [("server_name", _SERVER), ("desired_access", U32)], show=("server_name",))
 F.op(65, "SamrRidToSid", [_H, ("rid", U32)], [("sid", Ptr(SID))], show=("rid", "sid"))
+
+# More queries ([MS-SAMR] 3.1.5): on the handle they name.
+F.op(
+    3,
+    "SamrQuerySecurityObject",
+    [_H, ("security_information", U32)],
+    show=("object", "security_information"),
+    names="object",
+)
+F.op(28, "SamrQueryInformationAlias", [_H, ("level", Enum())], show=("alias", "level"), names="alias")
+F.op(33, "SamrGetMembersInAlias", [_H], show=("alias",), names="alias")
+F.op(44, "SamrGetUserDomainPasswordInformation", [_H], show=("user",), names="user")
+F.op(46, "SamrQueryInformationDomain2", [_H, ("level", Enum())], show=("domain", "level"), names="domain")
+_DISPLAY = [_H, ("display_class", Enum()), ("index", U32), ("entry_count", U32), ("prefered_maximum_length", U32)]
+for _opnum, _display in (
+    (40, "SamrQueryDisplayInformation"),
+    (48, "SamrQueryDisplayInformation2"),
+    (51, "SamrQueryDisplayInformation3"),
+):
+    F.op(_opnum, _display, _DISPLAY, show=("domain", "display_class", "index", "entry_count"), names="domain")
+
+PSID_ARRAY = Struct(("count", U32), ("sids", Ptr(Array(Struct(("sid", Ptr(SID)))))))  # SAMPR_PSID_ARRAY 2.2.3.6
+
+
+def _alias_sids(v: Values) -> None:
+    arr = v.pop("sid_array", None)
+    sids = arr.get("sids") if isinstance(arr, dict) else None
+    if isinstance(sids, list):
+        v["sids"] = [x.get("sid") for x in sids if isinstance(x, dict)]
+        v["count"] = len(v["sids"])
+
+
+F.op(
+    16,
+    "SamrGetAliasMembership",
+    [_H, ("sid_array", PSID_ARRAY)],
+    show=("domain", "count", "sids"),
+    names="domain",
+    derive=_alias_sids,
+)
