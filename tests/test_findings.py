@@ -351,3 +351,9 @@ def test_attack_column_on_calls_and_matrix_from_the_registry_tags() -> None:
     assert res.calls.loc[res.calls["operation"] == "RQueryServiceStatus", "attack"].isna().all()
     svc = res.matrix[res.matrix["interface_name"] == "svcctl"]
     assert svc["attack"].tolist() == ["T1569.002"]
+
+
+def test_replication_with_the_kerberos_provider_marks_a_domain_controller() -> None:
+    drs = {"interface_name": "drsuapi", "operation": "IDL_DRSGetNCChanges", "opnum": 3, "request_bytes": 300}
+    assert list(run(calls({**drs, "auth_type": "spnego"}))["technique"]) == ["T1003.006"]
+    assert run(calls({**drs, "auth_type": "kerberos"})).empty

@@ -4,11 +4,10 @@ domain controllers, learnt from the traffic itself.
 Domain controllers (per capture): hosts that answer drsuapi or netlogon (an accepted bind or an answered
 call as server), hosts whose endpoint mapper announces drsuapi or netlogon, hosts the connection-attempt
 table shows contacted on Kerberos (TCP 88; the analyzer keeps RPC conversations only, so Kerberos
-traffic itself is not seen), and drsuapi clients that authenticate as a computer account (`NAME$`, as
-domain controllers replicating do). That separates DC-to-DC replication from DCSync
-(DRSGetNCChanges from a host that is not a DC). A DC whose own services stay out of the capture, and
-that replicates with Kerberos (the user is not readable), is not recognised: its replication looks like
-DCSync.
+traffic itself is not seen), and drsuapi clients that authenticate as a computer account (`NAME$`) or
+with the Kerberos provider itself (auth type 16), as domain controllers replicating do (DCSync tools,
+impacket and mimikatz, negotiate with SPNEGO or use NTLM; a tool that chose auth type 16 would pass as
+a DC). That separates DC-to-DC replication from DCSync (DRSGetNCChanges from a host that is not a DC).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from analyzer.zeek_view import PIPE_COLUMN
 
 DC_INTERFACES = ("drsuapi", "netlogon")
 KERBEROS_PORT = 88
+REPLICATION_AUTH = "kerberos"  # [MS-RPCE] 2.2.1.1.7 RPC_C_AUTHN_GSS_KERBEROS, as DCs replicate
 # The columns every source offers to rules and findings (missing where the source has no such thing).
 COMMON = ("capture", "frame", "ts", "client_ip", "server_ip", "interface_name", "operation", "identity", "arguments")
 
@@ -50,8 +50,12 @@ def domain_controllers(
 
     c = calls[calls["interface_name"].isin(DC_INTERFACES)]
     add(c[c["status"].notna()], "server_ip")
-    machine = c["user"].astype("string").str.endswith("$", na=False) & (c["interface_name"] == "drsuapi")
+    drs = c["interface_name"] == "drsuapi"
+    machine = c["user"].astype("string").str.endswith("$", na=False) & drs
     add(c[machine], "client_ip")
+    # replication between DCs binds with the Kerberos provider itself (auth type 16); tools and members
+    # negotiate (SPNEGO) or use NTLM
+    add(c[drs & (c["auth_type"] == REPLICATION_AUTH)], "client_ip")
     b = binds[binds["interface_name"].isin(DC_INTERFACES)]
     add(b[b["ack_result"] == "acceptance"], "server_ip")
     add(endpoints[endpoints["interface_name"].isin(DC_INTERFACES)], "epm_server_ip")
