@@ -357,3 +357,17 @@ def test_replication_with_the_kerberos_provider_marks_a_domain_controller() -> N
     drs = {"interface_name": "drsuapi", "operation": "IDL_DRSGetNCChanges", "opnum": 3, "request_bytes": 300}
     assert list(run(calls({**drs, "auth_type": "spnego"}))["technique"]) == ["T1003.006"]
     assert run(calls({**drs, "auth_type": "kerberos"})).empty
+
+
+def test_opnum_bruteforce_epm_sweep_and_sid_bruteforce() -> None:
+    probe = {**svc("opnum-70", 70), "status": "nca_s_op_rng_error", "request_bytes": 0}
+    f = run(calls(*[{**probe, "opnum": 60 + i, "t": i} for i in range(12)]))
+    assert list(f["technique"]) == ["rpc_opnum_bruteforce"] and f.iloc[0]["calls"] == 12
+    assert run(calls(*[{**probe, "opnum": 60 + i, "t": i} for i in range(9)])).empty  # below 10
+    epm = {"interface_name": "epmapper", "operation": "ept_map", "opnum": 3}
+    sweep = run(calls(*[{**epm, "server_ip": f"10.0.2.{i}", "t": i} for i in range(11)]))
+    assert list(sweep["technique"]) == ["rpc_endpoint_enum"] and sweep.iloc[0]["client_ip"] == "10.0.0.9"
+    assert "10.0.2.0" in sweep.iloc[0]["server_ip"] and "(+6 more)" in sweep.iloc[0]["server_ip"]
+    lookup = {"interface_name": "lsarpc", "operation": "LsarLookupSids", "opnum": 15}
+    sids = run(calls({**lookup, "args": {"count": 1000}}, {**lookup, "args": {"count": 3}, "t": 1000}))
+    assert list(sids["technique"]) == ["sid_bruteforce"] and sids.iloc[0]["calls"] == 1
