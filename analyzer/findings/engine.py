@@ -54,7 +54,7 @@ def select(df: pd.DataFrame, rule: Rule) -> pd.Series:
     return out
 
 
-def _bursts(rows: pd.DataFrame, window_s: float) -> list[pd.DataFrame]:
+def bursts(rows: pd.DataFrame, window_s: float) -> list[pd.DataFrame]:
     ts = rows["ts"]
     gaps = ts.diff().dt.total_seconds().fillna(0) > window_s
     ids = gaps.cumsum()
@@ -84,7 +84,7 @@ def _holds(burst: pd.DataFrame, rule: Rule) -> bool:
     return False
 
 
-def _listed(values: Iterable[Any], limit: int = MAX_LISTED) -> str | None:
+def listed(values: Iterable[Any], limit: int = MAX_LISTED) -> str | None:
     seen: list[str] = []
     for v in values:
         if v is None or v is pd.NA or (isinstance(v, float) and v != v):
@@ -105,7 +105,7 @@ class _Format(dict[str, str]):
 
 def _finding(rule: Rule, ev: pd.DataFrame) -> dict[str, Any]:
     frames = sorted({int(f) for f in ev["frame"].dropna().tolist()})
-    arg = _listed(field_series(ev, rule.argument).tolist(), 3)
+    arg = listed(field_series(ev, rule.argument).tolist(), 3)
     if arg is not None and len(arg) > MAX_ARGUMENT:
         arg = arg[: MAX_ARGUMENT - 3] + "..."
     row = {
@@ -120,11 +120,11 @@ def _finding(rule: Rule, ev: pd.DataFrame) -> dict[str, Any]:
         "title": rule.title,
         "severity": rule.severity,
         "confidence": rule.confidence,
-        "client_ip": _listed(ev["client_ip"].tolist()),
-        "server_ip": _listed(ev["server_ip"].tolist()),
-        "interface_name": _listed(ev["interface_name"].tolist()),
-        "operation": _listed(ev["operation"].tolist(), 8),
-        "user": _listed(ev["identity"].tolist()),
+        "client_ip": listed(ev["client_ip"].tolist()),
+        "server_ip": listed(ev["server_ip"].tolist()),
+        "interface_name": listed(ev["interface_name"].tolist()),
+        "operation": listed(ev["operation"].tolist(), 8),
+        "user": listed(ev["identity"].tolist()),
         "argument": arg,
         "calls": len(ev),
     }
@@ -136,8 +136,8 @@ def _finding(rule: Rule, ev: pd.DataFrame) -> dict[str, Any]:
         server=str(row["server_ip"]),
         operations=str(row["operation"]),
         argument=str(arg or "not readable"),
-        statuses=str(_listed(ev["status"].tolist()) if "status" in ev.columns else None),
-        returns=str(_listed(ev["return_status"].tolist()) if "return_status" in ev.columns else None),
+        statuses=str(listed(ev["status"].tolist()) if "status" in ev.columns else None),
+        returns=str(listed(ev["return_status"].tolist()) if "return_status" in ev.columns else None),
         seconds=f"{(row['last_ts'] - row['first_ts']).total_seconds():.1f}",
         rule=rule.id,
     )
@@ -173,7 +173,7 @@ def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[
     keyed = keyed.sort_values("ts", kind="stable")
     out: list[dict[str, Any]] = []
     for _, group in keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True):
-        for burst in _bursts(group, rule.window_s):
+        for burst in bursts(group, rule.window_s):
             ev: pd.DataFrame | None = burst
             if rule.kind == "sequence":
                 ev = _step_rows(burst, rule)
@@ -214,7 +214,7 @@ def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             frames=";".join(map(str, frames[:MAX_FRAMES])) + (";..." if len(frames) > MAX_FRAMES else ""),
             last_ts=max(prev["last_ts"], r["last_ts"]),
             calls=max(prev["calls"], r["calls"]),
-            operation=_listed([*str(prev["operation"]).split(";"), *str(r["operation"]).split(";")], 8),
+            operation=listed([*str(prev["operation"]).split(";"), *str(r["operation"]).split(";")], 8),
             user=prev["user"] or r["user"],
             argument=_joined_arguments(prev["argument"], r["argument"]),
             confidence=max(prev["confidence"], r["confidence"], key=CONFIDENCES.index),

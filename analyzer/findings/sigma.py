@@ -27,7 +27,8 @@ from typing import Any, cast
 import pandas as pd
 
 from analyzer import zeek_view
-from analyzer.findings.engine import MAX_LISTED, _bursts, _listed
+from analyzer.findings.context import identity
+from analyzer.findings.engine import MAX_ARGUMENT, MAX_LISTED, bursts, listed
 from analyzer.findings.schema import FINDINGS, empty, frame
 
 TABLES = {("zeek", "dce_rpc"): "dce_rpc", ("zeek", "smb_files"): "smb_files", ("rpc_firewall", None): "rpc_firewall"}
@@ -166,12 +167,20 @@ def _tags(rule: Any) -> tuple[str | None, str | None]:
     return (best.upper() if best else None), (";".join(tactics) or None)
 
 
+def _argument(rows: pd.DataFrame) -> str | None:
+    """The decoded arguments of the matched calls, as findings show them."""
+    if "arguments" not in rows:
+        return None
+    text = listed(rows["arguments"].tolist(), 3)
+    return text if text is None or len(text) <= MAX_ARGUMENT else text[: MAX_ARGUMENT - 3] + "..."
+
+
 def _rows(c: Converted, ev: pd.DataFrame) -> list[dict[str, Any]]:
     technique, tactic = _tags(c.rule)
     level = _LEVELS.get(str(c.rule.level.name).lower() if c.rule.level else "", "medium")
     out = []
     for _, group in ev.groupby(["capture", "client_ip", "server_ip"], sort=True, dropna=False):
-        for burst in _bursts(group.sort_values("ts", kind="stable"), BURST_S):
+        for burst in bursts(group.sort_values("ts", kind="stable"), BURST_S):
             frames = sorted({int(f) for f in burst["frame"].dropna().tolist()})
             out.append(
                 {
@@ -188,10 +197,10 @@ def _rows(c: Converted, ev: pd.DataFrame) -> list[dict[str, Any]]:
                     "confidence": "likely",
                     "client_ip": burst["client_ip"].iloc[0],
                     "server_ip": burst["server_ip"].iloc[0],
-                    "interface_name": _listed(burst["interface_name"].tolist()) if "interface_name" in burst else None,
-                    "operation": _listed(burst["operation"].tolist(), MAX_LISTED) if "operation" in burst else None,
-                    "user": _listed(burst["user"].tolist()) if "user" in burst else None,
-                    "argument": None,
+                    "interface_name": listed(burst["interface_name"].tolist()) if "interface_name" in burst else None,
+                    "operation": listed(burst["operation"].tolist(), MAX_LISTED) if "operation" in burst else None,
+                    "user": listed(identity(burst).tolist()) if "user" in burst else None,
+                    "argument": _argument(burst),
                     "calls": len(burst),
                     "detail": f"Sigma rule {c.id} '{c.rule.title}' matched {len(burst)} row(s) of its {c.table} view",
                 }
