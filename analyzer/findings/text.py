@@ -46,6 +46,9 @@ def findings_text(findings: pd.DataFrame) -> str:
             if _s(row["argument"]):
                 lines.append(f"      argument: {_s(row['argument'])}")
             lines.append(f"      {_s(row['detail'])}")
+            frames = [f for f in _s(row["frames"]).split(";") if f.isdigit()]
             lines.append(f"      frames: {_s(row['frames'])}   capture: {_s(row['capture'])}")
+            if frames:
+                lines.append(f"      wireshark: frame.number in {{{' '.join(frames)}}}")
         lines.append("")
     return "\n".join(lines)
