@@ -371,3 +371,23 @@ def test_opnum_bruteforce_epm_sweep_and_sid_bruteforce() -> None:
     lookup = {"interface_name": "lsarpc", "operation": "LsarLookupSids", "opnum": 15}
     sids = run(calls({**lookup, "args": {"count": 1000}}, {**lookup, "args": {"count": 3}, "t": 1000}))
     assert list(sids["technique"]) == ["sid_bruteforce"] and sids.iloc[0]["calls"] == 1
+
+
+def test_junk_in_the_tables_never_raises() -> None:
+    """Decoded values come off the wire: broken JSON, odd types and missing cells must not break a rule."""
+    junk = ["{", "[1,2", "null", '"text"', "[]", '{"count": "many", "file_name": 5}', '{"a": {"b": {"c": {}}}}']
+    rows = []
+    for i, j in enumerate(junk):
+        for iface, op, opnum in (
+            ("lsarpc", "LsarLookupSids", 15),
+            ("efsrpc", "EfsRpcOpenFileRaw", 0),
+            ("netlogon", "NetrServerAuthenticate3", 26),
+            ("spoolss", "RpcRemoteFindFirstPrinterChangeNotificationEx", 65),
+        ):
+            rows.append({"interface_name": iface, "operation": op, "opnum": opnum, "t": i, "status": None})
+    c = calls(*rows)
+    c["arguments_json"] = pd.array([junk[i // 4] for i in range(len(rows))], dtype="string")
+    c.loc[::3, "client_ip"] = pd.NA
+    f = run(c)
+    assert set(f.columns) == set(findings.FINDINGS)
+    assert run(calls(*[])).empty
