@@ -377,7 +377,7 @@ def test_junk_in_the_tables_never_raises() -> None:
     """Decoded values come off the wire: broken JSON, odd types and missing cells must not break a rule."""
     junk = ["{", "[1,2", "null", '"text"', "[]", '{"count": "many", "file_name": 5}', '{"a": {"b": {"c": {}}}}']
     rows = []
-    for i, j in enumerate(junk):
+    for i in range(len(junk)):
         for iface, op, opnum in (
             ("lsarpc", "LsarLookupSids", 15),
             ("efsrpc", "EfsRpcOpenFileRaw", 0),
