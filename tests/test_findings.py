@@ -391,3 +391,22 @@ def test_junk_in_the_tables_never_raises() -> None:
     f = run(c)
     assert set(f.columns) == set(findings.FINDINGS)
     assert run(calls(*[])).empty
+
+
+def test_epm_sweep_by_binds_alone() -> None:
+    n = 12
+    cols: dict[str, list[Any]] = {k: [None] * n for k in BINDS}
+    cols.update(
+        capture=["c.pcap"] * n,
+        frame=list(range(1, n + 1)),
+        ts=[T0 + i * 10**9 for i in range(n)],
+        client_ip=["10.0.0.66"] * n,
+        server_ip=[f"10.0.3.{i}" for i in range(n)],
+        server_port=[135] * n,
+        interface_name=["epmapper"] * n,
+        interface_uuid=["e1af8308-5d1f-11c9-91a4-08002b14a0fa"] * n,
+        ack_result=["acceptance"] * n,
+    )
+    f = run(calls(svc("RQueryServiceStatus", 6)), binds=frame(BINDS, cols))
+    assert list(f["technique"]) == ["rpc_endpoint_enum"] and f.iloc[0]["calls"] == n
+    assert run(calls(svc("RQueryServiceStatus", 6)), binds=frame(BINDS, cols).head(9)).empty
