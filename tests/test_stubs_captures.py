@@ -200,6 +200,15 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
         {"service_name": "TermService", "info_level": 0},
         "ERROR_SUCCESS",
     ),
+    # NDR64 (bind_ack 6 accepts only the 64-bit context). tshark 7: Authn Proto 9; 9: Principal
+    # name node3$@W2K12DOM.BER.REDHAT.COM, Status 0.
+    (
+        "suricata-verify/tests/dcerpc/dcerpc-dce-iface-02/input.pcap",
+        7,
+        "inq_princ_name",
+        {"authn_proto": 9, "princ_name_size": 256, "princ_name": "node3$@W2K12DOM.BER.REDHAT.COM"},
+        "ERROR_SUCCESS",
+    ),
     # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.
     (
         "Malcolm-Test-Artifacts/pcap/protocols/KRB5.pcap",
@@ -268,6 +277,19 @@ def test_ndr64_share_enum() -> None:
     values = json.loads(c.arguments_json or "{}")
     assert (values["level"], values["share_names"]) == (1, ["ADMIN$", "C$", "IPC$"])
     assert _status(c) == "ERROR_SUCCESS"
+
+
+def test_task_registration_of_atexec() -> None:
+    """SchRpcRegisterTask (frame 38; tshark has no ITaskSchedulerService dissector): impacket's
+    tsch.SchRpcRegisterTask reads from the same stub path \\nZfRUBts and an XML of 1,455 characters (its NUL included)
+    with Command cmd.exe, Arguments "/C command ipconfig &gt; %windir%\\Temp\\nZfRUBts.tmp 2&gt;&amp;1",
+    UserId S-1-5-18, Hidden true; 43 answers S_OK."""
+    c = _call("Pcaps/atexec_.pcap", 38)
+    values = json.loads(c.arguments_json or "{}")
+    assert values["task_path"] == "\\nZfRUBts" and len(values["task_xml"]) == 1454
+    assert (values["command"], values["run_as"], values["hidden"]) == ("cmd.exe", "S-1-5-18", "true")
+    assert values["command_arguments"] == "/C command ipconfig > %windir%\\Temp\\nZfRUBts.tmp 2>&1"
+    assert _status(c) == "S_OK"
 
 
 def test_ndr64_job_add() -> None:

@@ -1223,3 +1223,174 @@ def test_spoolss_start_doc_printer_output_file() -> None:
     info["pDatatype"] = "RAW\x00"
     values, _ = decode(SPOOLSS, req)
     assert (values["output_file"], values["datatype"]) == ("C:\\Windows\\System32\\evil.dll", "RAW")
+
+
+def test_mgmt_inq_if_ids() -> None:
+    from impacket.dcerpc.v5 import mgmt
+
+    resp = response_of(mgmt.inq_if_idsResponse, 0)
+    for u, major in ((SVCCTL, 2), (EPM, 3)):
+        i = iepm.PRPC_IF_ID()
+        i["Uuid"] = string_to_bin(u)
+        i["VersMajor"] = major
+        i["VersMinor"] = 0
+        resp["if_id_vector"]["if_id"].append(i)
+    resp["if_id_vector"]["count"] = 2
+    values, out = decode("afa8bd80-7d8a-11c9-bef4-08002b102989", mgmt.inq_if_ids(), resp)
+    assert values["interfaces"] == [f"{SVCCTL} v2.0", f"{EPM} v3.0"] and values["count"] == 2
+    assert out.return_kind == "rpc"
+
+
+# impacket's module for each family's interface uuid (where it ships one).
+_IMPACKET_MODULES = {
+    SVCCTL: ("scmr",),
+    NETLOGON: ("nrpc",),
+    SAMR: ("samr",),
+    LSARPC: ("lsad", "lsat"),
+    WINREG: ("rrp",),
+    SRVSVC: ("srvs",),
+    WKSSVC: ("wkst",),
+    SPOOLSS: ("rprn",),
+    PAR: ("par",),
+    ATSVC: ("atsvc",),
+    TSCH: ("tsch",),
+    DRSUAPI: ("drsuapi",),
+    EVENTLOG: ("even",),
+    EVEN6: ("even6",),
+    BKRP: ("bkrp",),
+    "378e52b0-c0a9-11cf-822d-00aa0051e40f": ("sasec",),
+    "91ae6020-9e3c-11cf-8d7c-00aa00c091be": ("icpr",),
+    "afa8bd80-7d8a-11c9-bef4-08002b102989": ("mgmt",),
+    EPM: ("epm",),
+}
+# impacket's all-default request is not a valid stub for these: a union whose discriminant 0 is no
+# arm of it, or a fixed-size field (credential, SID, tower) impacket leaves empty. Each is decoded
+# with real values in a test above.
+_DEFAULT_NOT_VALID = {
+    "RpcAddPrinterDriverEx",
+    "RpcAsyncAddPrinterDriver",
+    "NetrShareAdd",
+    "IDL_DRSGetNCChanges",
+    "IDL_DRSDomainControllerInfo",
+    "NetrServerReqChallenge",
+    "SamrOpenDomain",
+    "ept_map",
+}
+
+
+def test_every_declaration_reads_impackets_default_request() -> None:
+    """For every declared operation impacket has a request class for, its all-default request
+    (null pointers, zero counts, empty strings) decodes without a violation: a declaration whose
+    parameter list disagrees with impacket's layout fails here."""
+    import importlib
+    import inspect
+
+    checked, failed = 0, {}
+    for (uuid, opnum), op in sorted(stubs.OPERATIONS.items()):
+        cls = None
+        for name in _IMPACKET_MODULES.get(uuid, ()):
+            mod = importlib.import_module("impacket.dcerpc.v5." + name)
+            for cname, c in vars(mod).items():
+                if (
+                    inspect.isclass(c)
+                    and issubclass(c, NDRCALL)
+                    and getattr(c, "opnum", None) == opnum
+                    and not cname.endswith("Response")
+                    and c.__module__ == mod.__name__
+                ):
+                    cls = c
+                    break
+            if cls is not None:
+                break
+        if cls is None or op.request is None:
+            continue
+        try:
+            data = cls().getData()
+        except Exception:  # impacket cannot encode some defaults: nothing to compare
+            continue
+        out = stubs.decode(uuid, opnum, Stubs(False, data, True, None, True, None), StubState(), strict=True)
+        checked += 1
+        if out is not None and out.violations:
+            failed[op.name] = out.violations
+    assert checked >= 100
+    assert set(failed) == _DEFAULT_NOT_VALID, failed
+
+
+def test_wcce_request_over_dcom() -> None:
+    """ICertRequestD::Request ([MS-WCCE] 3.2.1.4.2.1), written with impacket's NDR primitives."""
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPWSTR
+    from impacket.dcerpc.v5.icpr import CERTTRANSBLOB as _BLOB
+
+    class Request(NDRCALL):
+        opnum = 3
+        structure = (
+            ("ORPCthis", ORPCTHIS),
+            ("dwFlags", _DWORD),
+            ("pwszAuthority", LPWSTR),
+            ("pdwRequestId", _DWORD),
+            ("pwszAttributes", LPWSTR),
+            ("pctbRequest", _BLOB),
+        )
+
+    req = Request()
+    req["ORPCthis"] = orpcthis()
+    req["dwFlags"] = 0
+    req["pwszAuthority"] = "corp-CA\x00"
+    req["pdwRequestId"] = 0
+    req["pwszAttributes"] = "CertificateTemplate:ESC1\x00"
+    req["pctbRequest"]["cb"] = 2
+    req["pctbRequest"]["pb"] = b"\x30\x00"
+    values, _ = decode("d99e6e70-fc88-11d0-b498-00a0c90312f3", req)
+    assert (values["authority"], values["attributes"], values["request_bytes"]) == (
+        "corp-CA",
+        "CertificateTemplate:ESC1",
+        2,
+    )
+
+
+def test_dfsnm_add_root_target_path() -> None:
+    """NetrDfsAddRootTarget ([MS-DFSNM] 3.1.4.1.9, the DFSCoerce call), from impacket's primitives."""
+    from impacket.dcerpc.v5.dtypes import BOOLEAN, LPWSTR, ULONG
+
+    class NetrDfsAddRootTarget(NDRCALL):
+        opnum = 23
+        structure = (
+            ("pDfsPath", LPWSTR),
+            ("pTargetPath", LPWSTR),
+            ("MajorVersion", ULONG),
+            ("pComment", LPWSTR),
+            ("NewNamespace", BOOLEAN),
+            ("Flags", ULONG),
+        )
+
+    req = NetrDfsAddRootTarget()
+    req["pDfsPath"] = "\\\\10.0.0.66\\a\x00"
+    req["pTargetPath"] = NULL
+    req["MajorVersion"] = 0
+    req["pComment"] = "x\x00"
+    req["NewNamespace"] = 0
+    req["Flags"] = 0
+    values, out = decode("4fc742e0-4a10-11cf-8273-00aa004ae673", req)
+    assert values["path"] == "\\\\10.0.0.66\\a" and values["target_path"] is None
+    assert out.arguments == "path=\\\\10.0.0.66\\a; dfs_path=\\\\10.0.0.66\\a"
+
+
+def test_tsch_task_xml_exec_fields() -> None:
+    xml = (
+        "<Task><Principals><Principal><UserId>S-1-5-18</UserId></Principal></Principals>"
+        "<Settings><Hidden>true</Hidden></Settings><Actions><Exec><Command>cmd.exe</Command>"
+        "<Arguments>/C whoami &gt; C:\\o.txt</Arguments></Exec></Actions></Task>"
+    )
+    req = tsch.SchRpcRegisterTask()
+    req["path"] = "\\t\x00"
+    req["xml"] = xml + "\x00"
+    req["flags"] = tsch.TASK_CREATE
+    req["sddl"] = NULL
+    req["logonType"] = tsch.TASK_LOGON_NONE
+    req["cCreds"] = 0
+    req["pCreds"] = NULL
+    values, out = decode(TSCH, req)
+    assert (values["command"], values["command_arguments"]) == ("cmd.exe", "/C whoami > C:\\o.txt")
+    assert (values["run_as"], values["hidden"]) == ("S-1-5-18", "true")
+    assert out.arguments is not None and out.arguments.startswith("task_path=\\t; command=cmd.exe; command_arguments=")

@@ -14,12 +14,13 @@ from analyzer.dcerpc.ndr_types import (
     U32,
     UNICODE_STRING,
     WSTR,
+    Array,
     Ptr,
     Struct,
     Union,
     ustring_text,
 )
-from analyzer.stubs.registry import HRESULT, Values, family
+from analyzer.stubs.registry import HRESULT, RPC_STATUS, Values, family
 
 BKRP = family("3dde7c30-165d-11d1-ab8f-00805f14db40", "BackupKey")
 DFSNM = family("4fc742e0-4a10-11cf-8273-00aa004ae673", "netdfs")
@@ -85,6 +86,12 @@ DFSNM.op(
 FSRVP.op(8, "IsPathSupported", [("share_path", WSTR)], show=("share_path",))
 FSRVP.op(9, "IsPathShadowCopied", [("share_path", WSTR)], show=("share_path",))
 
+
+def _root_target(v: Values) -> None:
+    """path: the UNC a coercion would make the server contact (the target, else the namespace)."""
+    v["path"] = v.get("target_path") or v.get("dfs_path")
+
+
 DFSNM.op(
     23,
     "NetrDfsAddRootTarget",
@@ -96,13 +103,15 @@ DFSNM.op(
         ("new_namespace", U8),
         ("flags", U32),
     ],
-    show=("dfs_path", "target_path"),
+    show=("path", "dfs_path"),
+    derive=_root_target,
 )
 DFSNM.op(
     24,
     "NetrDfsRemoveRootTarget",
     [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("flags", U32)],
-    show=("dfs_path", "target_path"),
+    show=("path", "dfs_path"),
+    derive=_root_target,
 )
 
 # Certificate enrolment ([MS-ICPR] 3.2.4.1.1): the CA and the request attributes (template, SAN).
@@ -132,6 +141,22 @@ ICPR.op(
     ],
     show=("authority", "attributes", "request_id"),
     derive=_cert,
+)
+
+# The DCOM enrolment interface ([MS-WCCE] 3.2.1.4.2.1): the same CA, attributes and request size.
+WCCE = family("d99e6e70-fc88-11d0-b498-00a0c90312f3", "ICertRequestD", HRESULT, orpc=True)
+WCCE.op(
+    3,
+    "Request",
+    [
+        ("flags", U32),
+        ("authority", Ptr(WSTR)),
+        ("request_id", U32),
+        ("attributes", Ptr(WSTR)),
+        ("request", CERTTRANSBLOB),
+    ],
+    show=("authority", "attributes", "request_id"),
+    derive=lambda v: v.update(request_bytes=(v.pop("request", None) or {}).get("size")),
 )
 
 # Shutdown ([MS-RSP] 3.2.4.1-3, 3.3.4.1): who asks a host to go down, with what message.
@@ -210,4 +235,34 @@ GKDI.op(
     ],
     show=("root_key_id", "l0_key_id", "l1_key_id", "l2_key_id"),
     derive=lambda v: v.pop("target_sd", None),
+)
+
+# The management interface every RPC server exposes ([C706] Appendix Q, rpc_mgmt_*): inq_if_ids
+# lists the interfaces a server offers (interface enumeration); the status is its last [out].
+MGMT = family("afa8bd80-7d8a-11c9-bef4-08002b102989", "mgmt", RPC_STATUS)
+IF_ID = Struct(("uuid", GUID), ("vers_major", U16), ("vers_minor", U16))
+
+
+def _if_ids(v: Values) -> None:
+    vec = v.pop("if_id_vector", None)
+    ids = vec.get("if_id") if isinstance(vec, dict) else None
+    if isinstance(ids, list):
+        v["interfaces"] = [f"{i['uuid']} v{i['vers_major']}.{i['vers_minor']}" for i in ids if isinstance(i, dict)]
+        v["count"] = len(v["interfaces"])
+
+
+MGMT.op(
+    0,
+    "inq_if_ids",
+    [],
+    [("if_id_vector", Ptr(Struct(("count", U32), ("if_id", Array(Ptr(IF_ID))))))],
+    show=("count", "interfaces"),
+    derive=_if_ids,
+)
+MGMT.op(
+    4,
+    "inq_princ_name",
+    [("authn_proto", U32), ("princ_name_size", U32)],
+    [("princ_name", ASTR)],
+    show=("authn_proto", "princ_name"),
 )

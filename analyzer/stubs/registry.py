@@ -22,6 +22,7 @@ from typing import Any
 from analyzer.dcerpc.ndr import NdrReader
 from analyzer.dcerpc.ndr_types import NdrType, read_param
 from analyzer.dcerpc.wire import Malformed
+from analyzer.stubs.orpc import ORPCTHAT, ORPCTHIS
 
 Param = tuple[str, NdrType]
 Values = dict[str, Any]
@@ -235,7 +236,9 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
             if len(tail) >= 4:
                 out.return_code = int.from_bytes(tail[-4:], "little" if stubs.response_little else "big")
                 out.return_kind = returns
-    except Exception as e:
+    except Exception as e:  # a decoder bug must not take the call row with it
+        if strict:
+            raise
         out.violations.append(("stub", "decoder_error", f"{type(e).__name__}: {e}"[:200]))
     prefix = fam.prefix if fam is not None else "stub"
     out.violations = [
@@ -249,8 +252,6 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
 
 
 def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, out: Decoded) -> None:
-    from analyzer.stubs.dcom import ORPCTHAT, ORPCTHIS  # the ORPC headers are DCOM's own types
-
     if op.request is not None and stubs.request:  # an empty stub is nothing to decode
         r = NdrReader(stubs.request, stubs.request_little, stubs.ndr64)
         params = ((("_orpcthis", ORPCTHIS),) if op.orpc else ()) + op.request
@@ -300,13 +301,14 @@ _UNSAFE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 _UNSAFE.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]})
 
 
-def safe_text(s: str, limit: int) -> str:
+def safe_text(s: str, limit: int, cell: bool = True) -> str:
     """Wire text made harmless for terminals and spreadsheets: control and bidi characters
-    escaped, length capped with a mark; a leading formula character is quoted."""
+    escaped, length capped with a mark; when the text starts a cell (`cell`), a leading formula
+    character is quoted."""
     if len(s) > limit:
         s = s[:limit] + f"...[+{len(s) - limit} chars]"
     s = s.translate(_UNSAFE)
-    if s[:1] in ("=", "+", "-", "@"):
+    if cell and s[:1] in ("=", "+", "-", "@"):
         s = "'" + s
     return s
 
@@ -330,8 +332,8 @@ def short_text(values: Values, keys: Sequence[str]) -> str | None:
         v = values.get(k)
         if v is None or v == "" or v == [] or v == {}:
             continue
-        parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN)}")
-    return "; ".join(parts) or None
+        parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN, cell=False)}")
+    return "; ".join(parts) or None  # starts with a key: never a formula
 
 
 def _capped(v: Any) -> Any:
