@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from analyzer import report, views
 from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.manifest import utc_now, write_manifest
 from analyzer.output import NamedFrame, write_tables
 from analyzer.pipeline import Pipeline, Progress, Records
 
@@ -30,6 +32,9 @@ class AnalysisResult:
         violations: everything malformed, inconsistent or capped.
         captures: one row per input file, with the error that stopped it, if any.
         records: the raw records the tables were built from.
+        started: when the analysis started (ISO 8601 UTC), for manifest.json.
+        input_digests: the inputs' sizes and SHA-256 when already computed (the CLI hashes them
+            while the captures are read), for manifest.json; hashed on write otherwise.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
     `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
@@ -43,7 +48,14 @@ class AnalysisResult:
     violations: pd.DataFrame
     captures: pd.DataFrame
     records: Records
+    started: str | None = None
+    input_digests: dict[str, dict[str, Any]] | None = None
     rule_files: tuple[str, ...] = ()  # the user's findings rules, read after the shipped ones
+
+    def __repr__(self) -> str:
+        """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
+        counts = ", ".join(f"{name}={len(df)}" for name, df in self.tables.items())
+        return f"AnalysisResult({counts})"
 
     @property
     def tables(self) -> report.Tables:
@@ -110,25 +122,42 @@ class AnalysisResult:
         """The per-host view as readable text, each host with the services it negotiated."""
         return views.hosts_text(self.hosts, self.matrix, role)
 
-    def html(self, title: str = "RPC traffic report") -> str:
-        """The self-contained HTML report (summary, per-host tables, inventory, plots, data quality)."""
+    def html(self, title: str = "RPC traffic report", include_local: bool = False) -> str:
+        """The self-contained HTML report (summary, per-host tables, inventory, plots, data quality);
+        ncalrpc (local) endpoints are left out of its inventory unless include_local."""
         from analyzer.html import render
 
-        return render(self, title)
+        return render(self, title, include_local)
 
     @property
     def errors(self) -> list[str]:
         """One line per input file that could not be read: '<file>: <why>'."""
         return [f"{c.path}: {c.error}" for c in self.records.captures if c.error]
 
-    def write(self, out_dir: str | PathLike[str], fmt: str = "csv") -> list[Path]:
-        """Write every table and view to out_dir as CSV (default), JSON lines or Parquet."""
-        return write_tables(self.tables, out_dir, fmt, self.view_items())
+    def write(
+        self, out_dir: str | PathLike[str], fmt: str = "csv", *, arguments: Mapping[str, object] | None = None
+    ) -> list[Path]:
+        """Write every table and view to out_dir as CSV (default), JSON lines or Parquet, then
+        manifest.json (version, `arguments`, inputs with size and SHA-256, times, tables written).
+        Returns the tables' paths."""
+        written = write_tables(self.tables, out_dir, fmt, self.view_items())
+        write_manifest(
+            out_dir,
+            (c.path for c in self.records.captures),
+            written,
+            arguments=arguments,
+            started=self.started or utc_now(),
+            fmt=fmt,
+            digests=self.input_digests,
+        )
+        return written
 
 
-def from_records(records: Records) -> AnalysisResult:
+def from_records(records: Records, started: str | None = None) -> AnalysisResult:
     t = report.build(records)
-    return AnalysisResult(t.binds, t.endpoints, t.calls, t.connections, t.hosts, t.violations, t.captures, records)
+    return AnalysisResult(
+        t.binds, t.endpoints, t.calls, t.connections, t.hosts, t.violations, t.captures, records, started
+    )
 
 
 def analyze(
@@ -149,8 +178,9 @@ def analyze(
     """
     if isinstance(paths, str | PathLike):
         paths = [paths]
+    started = utc_now()
     pipeline = Pipeline(limits)
     records = pipeline.run([str(p) for p in paths], progress)
-    result = from_records(records)
+    result = from_records(records, started)
     result.rule_files = tuple(str(r) for r in rules)
     return result

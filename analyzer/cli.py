@@ -7,6 +7,7 @@ the terminal.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from analyzer import __version__
+from analyzer.terminal import printable, printable_lines
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult
@@ -35,12 +37,6 @@ Exit codes:
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def printable(text: object) -> str:
-    """Text safe for a terminal: control characters from the wire become '?'."""
-    s = str(text)
-    return "".join(ch if ch.isprintable() else "?" for ch in s)
 
 
 def _err(message: str) -> None:
@@ -177,7 +173,7 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     "out_dir",
     default="rpc-analyzer-out",
     show_default=True,
-    type=click.Path(file_okay=False),
+    type=click.Path(),  # not a directory: checked below, to say so in those words
     help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures) and "
     "the views (endpoint_inventory, timeline, matrix, data_quality).",
 )
@@ -221,15 +217,37 @@ def analyze(
     _load_names(names_file)
     _load_rules(rules_files)
     sigma_rules = _load_sigma(sigma_paths)
-    result = _read_captures(captures, quiet)
+    from analyzer.manifest import MANIFEST, Digests, foreign_files, hash_in_background, utc_now
+
+    started = utc_now()
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        _err(f"{out_dir}: not a directory")
+        sys.exit(EXIT_USAGE)
+    before = foreign_files(out_dir)
+    hashing: list[Callable[[], Digests]] = []
+    result = _read_captures(captures, quiet, lambda paths: hashing.append(hash_in_background(paths)))
+    result.started = started
+    result.input_digests = hashing[0]() if hashing else None
     result.rule_files = rules_files
     if sigma_rules is not None:
         _add_sigma(result, sigma_rules)
+    params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}
     try:
-        result.write(out_dir, fmt)
+        written = result.write(
+            out_dir,
+            fmt,
+            arguments={**params, "names": names_file, "rules": list(rules_files), "sigma": list(sigma_paths)},
+        )
     except OSError as e:
-        _err(f"{out_dir}: cannot write: {e.strerror or e}")
+        why = "not a directory" if e.errno in (errno.ENOTDIR, errno.EEXIST) else e.strerror or str(e)
+        _err(f"{out_dir}: cannot write: {why}")
         sys.exit(EXIT_INPUT_ERROR)
+    left = sorted(before - {p.name for p in written} - {MANIFEST})
+    if left:
+        _err(
+            f"warning: {out_dir} also holds files this run did not write (an earlier run's?): {', '.join(left)}; "
+            f"{MANIFEST} lists this run's"
+        )
     if not quiet:
         from analyzer.summary import print_summary
 
@@ -238,7 +256,15 @@ def analyze(
         sys.exit(EXIT_INPUT_ERROR)
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+NAMES_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  something matched (or the whole table was printed)
+  1  nothing matches QUERY
+  2  the command line is wrong (or the --names file cannot be read)
+"""
+
+
+@main.command(epilog=NAMES_EXIT_CODES_HELP)
 @click.argument("query", required=False)
 @click.option(
     "--format",
@@ -270,12 +296,19 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
     if fmt == "csv":
         import csv
         import dataclasses
+        import io
+
+        from analyzer.output import LINE_TERMINATOR, neutralise
 
         fields = [f.name for f in dataclasses.fields(q.NameRow)]
-        w = csv.writer(sys.stdout, lineterminator="\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator=LINE_TERMINATOR)  # the tables' CSV: names may come from --names
         w.writerow(fields)
         for r in rows:
-            w.writerow(["" if v is None else v for v in dataclasses.astuple(r)])
+            w.writerow(
+                ["" if v is None else neutralise(v) if isinstance(v, str) else v for v in dataclasses.astuple(r)]
+            )
+        _echo_csv(buf.getvalue())
         return
     if not rows:
         _err(f"nothing matches {query!r}")
@@ -287,13 +320,16 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
             current = head
             spec = f" {r.spec}" if r.spec else ""
             provider = f" ({r.provider})" if r.provider else ""
-            click.echo(f"{r.uuid} v{r.version or '?'}  {r.name}{spec}{provider}")
+            click.echo(printable(f"{r.uuid} v{r.version or '?'}  {r.name}{spec}{provider}"))
         if r.opnum is not None:
-            click.echo(f"    {r.opnum:>4}  {r.operation}")
+            click.echo(printable(f"    {r.opnum:>4}  {r.operation}"))
 
 
-def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
-    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file."""
+def _read_captures(
+    captures: tuple[str, ...], quiet: bool, while_reading: Callable[[list[str]], None] | None = None
+) -> AnalysisResult:
+    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file.
+    `while_reading(paths)` is called in this process while a child reads them (after the fork)."""
     from analyzer.capture.source import expand_paths
 
     files = expand_paths(captures)
@@ -309,6 +345,8 @@ def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
 
         registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
         del api
+        if while_reading is not None:
+            while_reading(paths)
 
     paths = [p for p, _ in files]
     records = read_in_child(paths, DEFAULT_LIMITS, lambda: _progress(paths, quiet), warm_up)
@@ -318,6 +356,19 @@ def _read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
     for line in result.errors:
         _err(line)
     return result
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _echo_csv(text: str) -> None:
+    """A table as CSV on stdout: byte for byte the file's when piped; on a terminal, each record on a
+    line with every control character (a CR or LF inside a quoted cell included) as '?', so no wire
+    bytes reach the terminal."""
+    if _stdout_is_terminal():
+        text = printable_lines(text.replace("\r\n", "\n").removesuffix("\n")) + "\n"
+    click.echo(text, nl=False)
 
 
 def _echo_lines(text: str) -> None:
@@ -357,7 +408,7 @@ def endpoints(captures: tuple[str, ...], fmt: str, quiet: bool, names_file: str 
     if fmt == "csv":
         from analyzer.output import csv_text
 
-        click.echo(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY), nl=False)
+        _echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
     else:
         _echo_lines(views.inventory_text(result.endpoint_inventory))
     if result.errors:
@@ -403,7 +454,7 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
         from analyzer.report import HOSTS
 
         table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
-        click.echo(csv_text(table, HOSTS), nl=False)
+        _echo_csv(csv_text(table, HOSTS))
     else:
         _echo_lines(result.hosts_text(role))
     if result.errors:
@@ -422,6 +473,12 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
     help="The HTML file to write.",
 )
 @click.option("--title", default="RPC traffic report", show_default=True, help="Title of the report.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list ncalrpc (local) endpoints in the inventory; left out by default, as the network cannot reach them.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing line; errors are still printed.")
 @names_option
 @rules_option
@@ -429,6 +486,7 @@ def report(
     captures: tuple[str, ...],
     out_file: str,
     title: str,
+    show_all: bool,
     quiet: bool,
     names_file: str | None,
     rules_files: tuple[str, ...],
@@ -448,7 +506,7 @@ def report(
     _load_rules(rules_files)
     result = _read_captures(captures, quiet)
     result.rule_files = rules_files
-    page = result.html(title)
+    page = result.html(title, include_local=show_all)
     try:
         Path(out_file).write_text(page, encoding="utf-8")
     except OSError as e:

@@ -1,22 +1,21 @@
 """The HTML report: one self-contained file an analyst can open offline or attach to a ticket.
 
-Summary, services negotiated (the matrix), per-host tables for both roles, the endpoint inventory,
-three plots (activity timeline, host x interface heat map, dynamic ports) and the data-quality table.
+Summary, services negotiated (the matrix), per-host tables for both roles, the endpoint inventory
+(network endpoints; ncalrpc ones on request), two plots (activity timeline, dynamic ports), the host x
+interface heat map as a coloured table (its labels and numbers are text, read from the same frame)
+and the data-quality table.
 Everything is inline: CSS in a <style> element, plots as base64 PNG made with matplotlib's Agg
 backend, no script at all, and a Content-Security-Policy that forbids fetching anything, so the file
 behaves the same with or without a network. All text that came off the wire is HTML-escaped and
 stripped of control characters. The output is a function of the input alone (no clock, fixed PNG
 metadata), so two runs over the same captures give the same bytes.
 
-matplotlib is imported only here and only when a report is rendered.
+matplotlib is imported only when a report is rendered: by the plots (analyzer.plots) and for the font size here.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -24,17 +23,15 @@ import numpy as np
 import pandas as pd
 
 from analyzer import __version__, views
+from analyzer.plots import cell_colours, dynamic_endpoints, heatmap_grid, ports_png, timeline_png
 from analyzer.report import FLOAT, INT, SCHEMAS, STR
+from analyzer.terminal import printable
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
     from analyzer.api import AnalysisResult
 
+_LONG = 40  # characters: a longer text cell wraps instead of widening its column
 MAX_ROWS = 500  # per table: a report that does not open is no report; the CSVs hold everything
-MAX_HEAT = 40  # rows and columns of the heat map
-TOP_SERIES = 8  # interfaces stacked in the timeline, servers coloured in the ports plot
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem 2rem; color: #1d2330;
@@ -53,7 +50,10 @@ th, td { border: 1px solid #d8dde6; padding: .2rem .45rem; vertical-align: top; 
 th { background: #eef1f6; position: sticky; top: 0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td { white-space: nowrap; }
-td.wrap { white-space: normal; min-width: 10rem; max-width: 28rem; overflow-wrap: break-word; }
+td.wrap { white-space: normal; min-width: 8rem; max-width: 22rem; overflow-wrap: break-word; }
+table.heatmap td { min-width: 2.2rem; }
+table.heatmap th.col { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
+table.heatmap td.empty { background: #fff; }
 tr:nth-child(even) td { background: #fafbfd; }
 td.status-announced-only { color: #6b7280; }
 td.status-announced-and-used { color: #0a6b2d; font-weight: 600; }
@@ -83,7 +83,7 @@ def _text(value: object) -> str:
         s = f"{value:.6f}"
     else:
         s = str(value)
-    cleaned = "".join(ch if ch.isprintable() else "?" for ch in s)
+    cleaned = printable(s)
     # ';'-joined lists get a space so the browser can wrap them.
     return escape(cleaned.replace(";", "; "), quote=True)
 
@@ -105,7 +105,12 @@ def _table(
     numeric = {c for c in columns if schema.get(c) in (INT, FLOAT)}
     shown = df.head(max_rows)
     # Lists and sentences wrap; addresses, UUIDs and times stay on one line.
-    wrap = {c for c in columns if schema.get(c) == STR and shown[c].str.contains(";| ", na=False).any()}
+    wrap = {
+        c
+        for c in columns
+        if schema.get(c) == STR
+        and (shown[c].str.contains(";| ", na=False).any() or (shown[c].str.len() > _LONG).fillna(False).any())
+    }
     out = ['<div class="scroll"><table>', "<thead><tr>"]
     for c in columns:
         cls = ' class="num"' if c in numeric else ""
@@ -142,41 +147,7 @@ def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
-# -- plots -----------------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _png(fig: Figure) -> str:
-    """The figure as a data: URL. No Software/date metadata, so equal input gives equal bytes."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _label(value: object, width: int = 40) -> str:
-    """Wire text for a plot: printable, shortened, and with $ escaped so mathtext never parses it."""
-    s = "".join(ch if ch.isprintable() else "?" for ch in str(value))
-    s = s if len(s) <= width else s[: width - 1] + "…"
-    return s.replace("$", r"\$")
-
-
-def _time_axis(ax: Axes, times: Iterable[datetime]) -> None:
-    """Readable UTC ticks at any span; at least three minutes shown so one busy minute is not a wall."""
-    import matplotlib.dates as mdates
-
-    ts = sorted(times)
-    if ts:
-        start, end = ts[0] - timedelta(minutes=1), max(ts[-1], ts[0] + timedelta(minutes=1)) + timedelta(minutes=1)
-        lo, hi = mdates.date2num([start, end])  # type: ignore[no-untyped-call]  # unannotated upstream, as below
-        ax.set_xlim(float(lo), float(hi))
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+# -- pictures --------------------------------------------------------------------------------------
 
 
 def _img(src: str, alt: str, caption: str) -> str:
@@ -187,144 +158,52 @@ def _img(src: str, alt: str, caption: str) -> str:
     )
 
 
-def timeline_png(timeline: pd.DataFrame) -> str:
-    """Binds + calls per minute, stacked by interface (the busiest ones, the rest as 'other')."""
-    if timeline.empty:
-        return ""
-    t = timeline.assign(
-        activity=timeline["binds"] + timeline["calls"],
-        interface=timeline["interface_name"].fillna("(unknown)"),
-        minute=timeline["minute"].dt.tz_convert(None),
+# Bar widths the timeline may use, finest first: (pandas frequency, minutes, label).
+def heatmap_table(grid: pd.DataFrame) -> str:
+    """The heat map as an HTML table: interfaces across, hosts down, each cell its count on its colour."""
+    if grid.empty:
+        return _note("Host x interface: no data.")
+    top = int(grid.to_numpy().max())
+    out = ['<div class="scroll"><table class="heatmap"><thead><tr><th>host</th>']
+    out += [f'<th class="col">{_text(c)}</th>' for c in grid.columns]
+    out.append("</tr></thead><tbody>")
+    for host, values in zip(grid.index, grid.to_numpy(), strict=True):
+        out.append(f'<tr><th class="row">{_text(host)}</th>')
+        for v in values:
+            if v > 0:
+                bg, fg = cell_colours(int(v), top)
+                out.append(f'<td class="num" style="background:{bg};color:{fg}">{int(v)}</td>')
+            else:
+                out.append('<td class="num empty"></td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _ports_section(inventory: pd.DataFrame, connections: pd.DataFrame, src: str) -> str:
+    caption = (
+        "Ports 1024 and above per server: connections made to each (x: none), coloured by the inventory "
+        "status, labelled with the interfaces behind the port (endpoint_inventory.csv)."
     )
-    top = t.groupby("interface")["activity"].sum().sort_values(ascending=False, kind="stable")
-    keep = list(top.index[:TOP_SERIES])
-    t["interface"] = t["interface"].where(t["interface"].isin(keep), "other")
-    order = keep + (["other"] if (t["interface"] == "other").any() else [])
-    pivot = t.pivot_table(index="minute", columns="interface", values="activity", aggfunc="sum", fill_value=0)
-    pivot = pivot.reindex(columns=order, fill_value=0).sort_index()
-    fig = _figure(10, 3.8)
-    ax = fig.add_subplot()
-    bottom = [0.0] * len(pivot)
-    x = list(pivot.index.to_pydatetime())
-    for name in order:
-        heights = [float(v) for v in pivot[name]]
-        ax.bar(x, heights, width=0.9 / 1440, bottom=bottom, label=_label(name), align="edge")
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set_ylabel("binds + calls")
-    ax.set_xlabel("minute (UTC)")
-    ax.set_title("RPC activity per minute")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    _time_axis(ax, x)
-    return _png(fig)
-
-
-def heatmap_png(matrix: pd.DataFrame) -> str:
-    """Host (as server and as client) x interface, coloured by binds + calls on a log scale."""
-    if matrix.empty:
-        return ""
-    m = matrix.assign(
-        activity=matrix["binds"] + matrix["calls"], interface=matrix["interface_name"].fillna("(unknown)")
-    )
-    both = pd.concat(
-        [
-            m.assign(host=m["server_ip"] + " (server)")[["host", "interface", "activity"]],
-            m.assign(host=m["client_ip"] + " (client)")[["host", "interface", "activity"]],
-        ]
-    )
-    grid = both.pivot_table(index="host", columns="interface", values="activity", aggfunc="sum", fill_value=0)
-    rows = grid.sum(axis=1).sort_values(ascending=False, kind="stable").index[:MAX_HEAT]
-    cols = grid.sum(axis=0).sort_values(ascending=False, kind="stable").index[:MAX_HEAT]
-    grid = grid.loc[sorted(rows), sorted(cols)]
-    values = grid.to_numpy(dtype=float)
-    from matplotlib.colors import LogNorm
-
-    fig = _figure(max(6.0, 2.5 + 0.35 * len(cols)), max(3.0, 1.6 + 0.3 * len(rows)))
-    ax = fig.add_subplot()
-    masked = [[v if v > 0 else float("nan") for v in row] for row in values]
-    image = ax.imshow(masked, aspect="auto", cmap="viridis", norm=LogNorm(vmin=1, vmax=max(1.0, values.max())))
-    ax.set_xticks(range(len(cols)), [_label(c, 30) for c in cols], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), [_label(r) for r in grid.index], fontsize=8)
-    if values.size <= 600:
-        for i, row in enumerate(values):
-            for j, v in enumerate(row):
-                if v > 0:
-                    ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7, color="white")
-    ax.set_title("Host x interface: binds + calls")
-    fig.colorbar(image, ax=ax, label="binds + calls (log)")
-    return _png(fig)
-
-
-_PORT_COLOURS = {
-    views.ANNOUNCED_AND_USED: "#1a7f37",
-    views.USED_WITHOUT_ANNOUNCEMENT: "#c2580a",
-    views.ANNOUNCED_ONLY: "#9ca3af",
-}
-
-
-def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
-    """Dynamic ports (1024 and above): one bar per server and port, as long as the connections made to
-    it, coloured by what the endpoint inventory says (announced and used, used without announcement,
-    announced only); labelled with the interfaces behind it."""
-    ported = inventory[inventory["port"].notna() & (inventory["port"] >= 1024) & (inventory["protocol"] != "ncalrpc")]
-    if ported.empty:
-        return ""
-    rank = {s: i for i, s in enumerate(views.STATUSES)}
-    groups = []
-    for (server, port), g in ported.groupby(["server", "port"], sort=False):
-        statuses = set(g["status"])
-        # The most telling status wins: used-and-announced, else used-unannounced, else announced-only.
-        status = next(
-            s
-            for s in (views.ANNOUNCED_AND_USED, views.USED_WITHOUT_ANNOUNCEMENT, views.ANNOUNCED_ONLY)
-            if s in statuses
-        )
-        names = ", ".join(sorted({str(n) for n in g["interface_name"].dropna()}))
-        groups.append((str(server), int(port), status, names))
-    conns = connections[connections["transport"] != "ncacn_np"].groupby(["server_ip", "server_port"]).size()
-    server_rank = {srv: i for i, srv in enumerate(dict.fromkeys(g[0] for g in groups))}
-    groups = sorted(groups, key=lambda g: (server_rank[g[0]], g[1]))[:MAX_HEAT]
-    fig = _figure(10, max(2.5, 1.2 + 0.28 * len(groups)))
-    ax = fig.add_subplot()
-    labels, widths, colours = [], [], []
-    for server, port, status, names in groups:
-        labels.append(_label(f"{server}:{port}  {names}", 60))
-        widths.append(int(conns.get((server, port), 0)))
-        colours.append(_PORT_COLOURS[status])
-    y = list(range(len(groups)))
-    ax.barh(y, widths, color=colours)
-    for yi, (w, (_, _, status, _)) in enumerate(zip(widths, groups, strict=True)):
-        if w == 0:
-            ax.plot([0], [yi], marker="x", markersize=8, color=_PORT_COLOURS[status])
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("connections to the port")
-    ax.set_title("Dynamic RPC ports: announced by an endpoint mapper and used")
-    from matplotlib.patches import Patch
-
-    ax.legend(
-        handles=[Patch(color=c, label=s) for s, c in sorted(_PORT_COLOURS.items(), key=lambda kv: rank[kv[0]])],
-        loc="upper left",
-        bbox_to_anchor=(1.0, 1.0),
-        fontsize=8,
-        frameon=False,
-    )
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _png(fig)
+    if src:
+        return _img(src, "Dynamic ports", caption)
+    announced = len(dynamic_endpoints(inventory))
+    more = f" {announced} were announced by an endpoint mapper; none was connected to." if announced else ""
+    return _note(f"No dynamic port was used.{more}")
 
 
 # -- the page --------------------------------------------------------------------------------------
 
+# Who and what first: at 1400 px the host, its peers, the interfaces and the identities are on screen.
 _HOST_COLUMNS = [
     "host",
+    "peers",
     "interfaces",
-    "specs",
-    "transports",
+    "users",
+    "auth_levels",
     "ports",
     "dynamic_ports",
     "pipes",
-    "peers",
     "peer_count",
     "connections",
     "binds",
@@ -332,8 +211,26 @@ _HOST_COLUMNS = [
     "rejected",
     "calls",
     "faults",
-    "auth_levels",
+    "specs",
+    "transports",
+    "first_seen",
+    "last_seen",
+]
+_MATRIX_COLUMNS = [
+    "client_ip",
+    "server_ip",
+    "interface_name",
+    "operations",
     "users",
+    "auth_levels",
+    "endpoints",
+    "transports",
+    "connections",
+    "binds",
+    "accepted",
+    "rejected",
+    "calls",
+    "faults",
     "first_seen",
     "last_seen",
 ]
@@ -377,12 +274,15 @@ def findings_section(findings: pd.DataFrame) -> str:
     )
 
 
-def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
-    """The report as one HTML document (a str); write it with UTF-8."""
+def render(result: AnalysisResult, title: str = "RPC traffic report", include_local: bool = False) -> str:
+    """The report as one HTML document (a str); write it with UTF-8. The endpoint inventory leaves
+    out ncalrpc (local) endpoints unless include_local."""
     import matplotlib as mpl
 
     caps, binds, calls, conns = result.captures, result.binds, result.calls, result.connections
-    hosts, inv, dq = result.hosts, result.endpoint_inventory, result.data_quality
+    hosts, all_inv, dq = result.hosts, result.endpoint_inventory, result.data_quality
+    inv = views.network_endpoints(all_inv, include_local)
+    hidden = len(all_inv) - len(inv)
     first, last = caps["first_ts"].min(), caps["last_ts"].max()
     span = f"from {_text(first)} to {_text(last)}" if not pd.isna(first) else "no packets read"
     summary = _figures(
@@ -411,7 +311,6 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
 
     with mpl.rc_context({"font.size": 9}):
         timeline_src = timeline_png(result.timeline)
-        heatmap_src = heatmap_png(result.matrix)
         ports_src = ports_png(inv, conns)
 
     sections = [
@@ -427,7 +326,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
             "services",
             "Services negotiated between hosts",
             _note("One row per client, server and interface: where, how often and as whom (matrix.csv)."),
-            _table(result.matrix, [c for c in views.MATRIX if c != "interface_uuid"], views.MATRIX),
+            _table(result.matrix, _MATRIX_COLUMNS, views.MATRIX),
         ),
         _section(
             "servers",
@@ -435,7 +334,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
             _note("The RPC services each host offered or was seen serving (hosts.csv, role server)."),
             _table(
                 servers,
-                [*_HOST_COLUMNS[:-2], "epm_endpoints", *_HOST_COLUMNS[-2:]],
+                [*_HOST_COLUMNS[:-4], "epm_endpoints", *_HOST_COLUMNS[-4:]],
                 SCHEMAS["hosts"],
                 headers={"peers": "clients", "peer_count": "client_count", "epm_endpoints": "EPM towers"},
             ),
@@ -454,6 +353,12 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
             _note(
                 "What `rpcdump` / `portqry -e 135` would have listed, rebuilt from endpoint-mapper answers and "
                 "the binds and calls seen (endpoint_inventory.csv)."
+                + (
+                    f" {hidden} local (ncalrpc) endpoint(s), unreachable from the network, are not shown "
+                    "(rpc-analyzer report --all shows them; the CSV has them all)."
+                    if hidden
+                    else ""
+                )
             ),
             _table(
                 inv,
@@ -480,22 +385,22 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
         _section(
             "timeline",
             "Activity timeline",
-            _img(timeline_src, "Activity timeline", "Binds and calls per minute, by interface (timeline.csv)."),
+            _img(
+                timeline_src,
+                "Activity timeline",
+                "Binds and calls per minute (10 minutes, hour or day over long spans), by interface (timeline.csv).",
+            ),
         ),
         _section(
             "heatmap",
             "Host x interface",
-            _img(heatmap_src, "Host x interface heat map", "Binds and calls per host and interface (matrix.csv)."),
+            _note("Binds and calls per host and interface (matrix.csv); darker is fewer, on a log scale."),
+            heatmap_table(heatmap_grid(result.matrix)),
         ),
         _section(
             "ports",
             "Dynamic ports",
-            _img(
-                ports_src,
-                "Dynamic ports",
-                "Ports 1024 and above per server: connections made to each (x: none), coloured by the inventory "
-                "status, labelled with the interfaces behind the port (endpoint_inventory.csv).",
-            ),
+            _ports_section(inv, conns, ports_src),
         ),
         _section(
             "quality",
@@ -513,7 +418,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report") -> str:
                     "client_ip",
                     "server_ip",
                     "server_port",
-                    "pipe",
+                    "pipe_name",
                     "gaps",
                     "violations",
                     "caps_hit",

@@ -221,6 +221,16 @@ def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - 
     return text
 
 
+LISTED_MAX = 16  # values named in one cell; a file with a million interfaces must not make a 400 KB cell
+
+
+def listed(values: list[int], sep: str) -> str:
+    """The first LISTED_MAX values sep-joined, then how many more there were."""
+    head = sep.join(str(v) for v in values[:LISTED_MAX])
+    more = len(values) - LISTED_MAX
+    return f"{head}{sep}... ({more} more)" if more > 0 else head
+
+
 class Pipeline:
     """Runs captures through the layers and collects records. Use `run()` or `add_file()`."""
 
@@ -306,10 +316,14 @@ class Pipeline:
         supported = {lt for lt in reader.link_types if lt in SUPPORTED_LINK_TYPES}
         unsupported = sorted(lt for lt in reader.link_types if lt not in SUPPORTED_LINK_TYPES and lt != LINK_NONE)
         if frame and not supported and unsupported and error is None:
-            error = "unsupported link type " + ", ".join(str(lt) for lt in unsupported)
+            error = "unsupported link type " + listed(unsupported, ", ")
         elif unsupported:
             self._violation(
-                None, None, "capture", "unsupported_link_type", f"frames of link type {unsupported} skipped"
+                None,
+                None,
+                "capture",
+                "unsupported_link_type",
+                f"frames of link type {listed(unsupported, ', ')} skipped",
             )
         if reader.truncated:
             self._violation(None, None, "capture", "truncated", reader.truncated)
@@ -319,7 +333,7 @@ class Pipeline:
             capture=name,
             path=path,
             format=reader.format,
-            link_types=",".join(str(lt) for lt in sorted(reader.link_types)),
+            link_types=listed(sorted(reader.link_types), ","),
             frames=frame,
             bytes=reader.bytes_read,
             first_ts=decoder.first_ts,
@@ -615,7 +629,9 @@ class Pipeline:
     def _udp_flow(self, client_ip: str, client_port: int, server_ip: str, server_port: int) -> Flow:
         """The Flow of a connectionless conversation (the CL tracker asks; streams are numbered here)."""
         key = (client_ip, client_port, server_ip, server_port)
-        conv = self._udp_flows.get(key)
+        # A response sent the way of its request asks for the reversed pair: it is the same
+        # conversation, not a new one that would carry no packet.
+        conv = self._udp_flows.get(key) or self._udp_flows.get((server_ip, server_port, client_ip, client_port))
         if conv is None:
             if len(self._udp_flows) >= self.limits.max_udp_flows:
                 self._violation(None, None, "limits", "cap_udp_flows", f"{len(self._udp_flows)} UDP conversations")

@@ -10,9 +10,11 @@ Dtypes: text columns are pandas "string", integers nullable "Int64", fractions "
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 import pandas as pd
@@ -34,7 +36,7 @@ _FLOW = {
     "server_ip": STR,
     "server_port": INT,
     "transport": STR,
-    "pipe": STR,
+    "pipe_name": STR,
     "stream": INT,
 }
 
@@ -88,7 +90,7 @@ ENDPOINTS: dict[str, str] = {
     "port": INT,
     "host": STR,
     "announced_host": STR,
-    "pipe": STR,
+    "pipe_name": STR,
     "endpoint": STR,
     "annotation": STR,
     "floors": STR,
@@ -142,7 +144,7 @@ CONNECTIONS: dict[str, str] = {
     "client_port": INT,
     "server_ip": STR,
     "server_port": INT,
-    "pipe": STR,
+    "pipe_name": STR,
     "identified_by": STR,
     "first_frame": INT,
     "first_ts": TIME,
@@ -314,7 +316,7 @@ def _where(f: Flow, frame: int, ts: int) -> tuple[tuple[str, Any], ...]:
         ("server_ip", f.server_ip),
         ("server_port", f.server_port),
         ("transport", f.transport),
-        ("pipe", f.pipe),
+        ("pipe_name", f.pipe),
         ("stream", f.stream),
     )
 
@@ -378,7 +380,7 @@ def endpoints_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("port", e.port),
             ("host", e.host),
             ("announced_host", e.announced_host),
-            ("pipe", e.pipe),
+            ("pipe_name", e.pipe),
             ("endpoint", e.endpoint),
             ("annotation", e.annotation),
             ("floors", e.floors),
@@ -448,8 +450,8 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
 
 
 def _join(values: Iterable[Any]) -> str | None:
-    """Distinct values, sorted, ';'-joined; missing when there are none."""
-    out = sorted({str(v) for v in values if v is not None and v is not pd.NA and v == v})
+    """Distinct values, sorted by `list_order`, ';'-joined; missing when there are none."""
+    out = sorted({str(v) for v in values if v is not None and v is not pd.NA and v == v}, key=list_order)
     return ";".join(out) if out else None
 
 
@@ -483,7 +485,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("client_port", f.client_port),
             ("server_ip", f.server_ip),
             ("server_port", f.server_port),
-            ("pipe", f.pipe),
+            ("pipe_name", f.pipe),
             ("identified_by", conn.identified_by),
             ("first_frame", conn.first_frame),
             ("first_ts", conn.first_ts),
@@ -512,9 +514,43 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
     return frame(CONNECTIONS, cols)
 
 
+@lru_cache(maxsize=65536)
+def list_order(value: str) -> tuple[int, int, int, str]:
+    """How the values of a `;`-joined list are ordered: numbers as numbers (80 before 135 before 49665,
+    never 135, 445, 49665, 593, 80), then addresses in numeric order (10.0.0.5 before 10.0.0.10), then
+    text."""
+    if value.isdigit():
+        return (0, 0, int(value), "")
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return (2, 0, 0, value)
+    return (1, ip.version, int(ip), "")
+
+
+# Ports further apart than this are different ranges: 6004 (RPC over HTTP) and 49665-49670 (the
+# Windows dynamic range) must not read as one range 6004-49670.
+RANGE_GAP = 1024
+
+
+def port_ranges(ports: Iterable[Any]) -> str | None:
+    """Sorted distinct ports as `;`-joined ranges, a new range wherever two ports are RANGE_GAP or
+    more apart: `6004;49665-49670`."""
+    values = sorted({int(p) for p in ports if p is not None and p is not pd.NA and p == p})
+    if not values:
+        return None
+    runs: list[list[int]] = [[values[0], values[0]]]
+    for port in values[1:]:
+        if port - runs[-1][1] < RANGE_GAP:
+            runs[-1][1] = port
+        else:
+            runs.append([port, port])
+    return ";".join(f"{lo}-{hi}" if lo != hi else f"{lo}" for lo, hi in runs)
+
+
 def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str], sep: str = ";") -> pd.DataFrame:
     """Per key (one column or several): for each output column, the distinct non-missing, non-empty
-    values of its source column, sorted and sep-joined. `cols` maps output column -> source column.
+    values of its source column, sorted by `list_order` and sep-joined. `cols` maps output column -> source column.
 
     Plain Python in one pass over the rows: a group-by that joins per group costs a Python call per
     group and column anyway, and building one index for all columns is what makes it cheap."""
@@ -540,7 +576,9 @@ def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str]
         else pd.Index(list(values), name=keys[0] if len(keys) == 1 else None)
     )
     data = {
-        out: pd.array([sep.join(sorted(sets[out])) or None for sets in values.values()], dtype=cast(Any, STR))
+        out: pd.array(
+            [sep.join(sorted(sets[out], key=list_order)) or None for sets in values.values()], dtype=cast(Any, STR)
+        )
         for out in cols
     }
     table: pd.DataFrame = pd.DataFrame(data, index=index, columns=list(cols))
@@ -605,7 +643,7 @@ def hosts_frame(
                     "captures": "capture",
                     "transports": "transport",
                     "ports": "server_port",
-                    "pipes": "pipe",
+                    "pipes": "pipe_name",
                     "peers": peer,
                 },
             )
@@ -618,10 +656,8 @@ def hosts_frame(
                 {"interfaces": "interface_name", "interface_uuids": "interface_uuid", "specs": "spec"},
             )
         )
-        dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(["min", "max"])
-        out["dynamic_ports"] = (dyn["min"].astype("string") + "-" + dyn["max"].astype("string")).where(
-            dyn["min"] != dyn["max"], dyn["min"].astype("string")
-        )
+        dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(port_ranges)
+        out["dynamic_ports"] = dyn.astype("string")
         levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
         out["auth_levels"] = joined(levels, "host", "auth_level")
         bg = b.groupby("host")

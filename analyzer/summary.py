@@ -1,19 +1,53 @@
-"""The short summary the CLI prints after a run: what was read, what was found, where it went."""
+"""The short summary the CLI prints after a run: what was read, what was found, where it went.
+
+Every cell reaches rich as a `Text` (see analyzer.terminal), so a pipe or file name is printed as it
+is, never read as markup. On a terminal the tables fit its width; piped or redirected, nothing is
+squeezed to rich's default of 80 columns: the console is as wide as the longest line needs.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path, PurePath
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from analyzer.api import AnalysisResult
+from analyzer.terminal import plain_text
+
+# Wide enough for any row of these tables; rich only uses what the content needs.
+PIPED_WIDTH = 1000
 
 
-def _clean(text: object) -> str:
-    s = "" if text is None else str(text)
-    return "".join(ch if ch.isprintable() else "?" for ch in s)
+def display_names(captures: Iterable[str]) -> dict[str, str]:
+    """Each capture's short name: its file name, or, when several inputs share a file name (eleven
+    `input.pcap` from one test-suite tree), its path relative to the directory all inputs share."""
+    names = list(dict.fromkeys(captures))
+    counts = Counter(PurePath(n).name for n in names)
+    if all(c == 1 for c in counts.values()):
+        return {n: PurePath(n).name for n in names}
+    try:
+        common = os.path.commonpath(names) if len(names) > 1 else ""
+    except ValueError:  # absolute and relative paths mixed
+        common = ""
+    out = {}
+    for n in names:
+        short = PurePath(n).name
+        if counts[short] > 1:
+            short = os.path.relpath(n, common) if common else n
+        out[n] = short
+    return out
+
+
+def _console() -> Console:
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=PIPED_WIDTH)
+    return console
 
 
 def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
@@ -21,7 +55,7 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     keys = ["server_ip", "where", "interface_name"]
 
     def keyed(df: pd.DataFrame) -> pd.DataFrame:
-        out = df.assign(where=df["pipe"].fillna(df["server_port"].astype("string")))
+        out = df.assign(where=df["pipe_name"].fillna(df["server_port"].astype("string")))
         kept: pd.DataFrame = out[out["interface_name"].notna()]
         return kept
 
@@ -42,19 +76,18 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
 def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Console) -> None:
     """The findings count by severity, and the most severe few (`rpc-analyzer findings` shows them all)."""
     if findings.empty:
-        console.print(f"0 findings -> {out_dir}/findings.{fmt}")
+        console.print(plain_text(f"0 findings -> {out_dir}/findings.{fmt}"))
         return
     counts = findings["severity"].value_counts()
     order = ("critical", "high", "medium", "low", "info")
     by = ", ".join(f"{int(counts[s])} {s}" for s in order if s in counts)
-    console.print(f"{len(findings)} findings ({by}) -> {out_dir}/findings.{fmt}")
+    console.print(plain_text(f"{len(findings)} findings ({by}) -> {out_dir}/findings.{fmt}"))
     for r in findings.head(5).itertuples(index=False):
-        who = f"{_clean(r.client_ip)} -> {_clean(r.server_ip)}"
-        console.print(f"  {_clean(r.severity)}: {_clean(r.technique)} {_clean(r.title)} ({who})")
+        console.print(plain_text(f"  {r.severity}: {r.technique} {r.title} ({r.client_ip} -> {r.server_ip})"))
 
 
 def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or _console()
     caps = result.captures
     binds = result.binds
     calls = result.calls
@@ -64,6 +97,7 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
     t = Table(title="Captures", title_justify="left", show_edge=False)
     for col in ("capture", "frames", "RPC conns", "binds", "EPM towers", "calls", "violations", "status"):
         t.add_column(col, justify="right" if col not in ("capture", "status") else "left")
+    shown = display_names(caps["capture"].astype(str))
     for _, c in caps.iterrows():
         name = c["capture"]
 
@@ -72,14 +106,14 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
 
         status = f"error: {c['error']}" if not pd.isna(c["error"]) else "truncated" if bool(c["truncated"]) else "ok"
         t.add_row(
-            _clean(Path(str(name)).name),
+            plain_text(shown[str(name)]),
             str(c["frames"]),
             str(count(conns)),
             str(count(binds)),
             str(count(eps)),
             str(count(calls)),
             str(count(result.violations)),
-            _clean(status),
+            plain_text(status),
         )
     console.print(t)
 
@@ -89,13 +123,15 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         for col in ("server", "port/pipe", "interface", "clients", "binds", "accepted", "calls"):
             s.add_column(col, justify="right" if col in ("clients", "binds", "accepted", "calls") else "left")
         for row in services.head(25).itertuples(index=False):
-            s.add_row(*(_clean(v) for v in row))
+            s.add_row(*(plain_text(v) for v in row))
         console.print(s)
         if len(services) > 25:
-            console.print(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}")
+            console.print(plain_text(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}"))
     _print_findings(result.findings, out_dir, fmt, console)
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
     console.print(
-        f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "
-        f"{len(conns)} RPC connections, {len(result.violations)} violations -> {out_dir}/*.{fmt}"
+        plain_text(
+            f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "
+            f"{len(conns)} RPC connections, {len(result.violations)} violations -> {out_dir}/*.{fmt}"
+        )
     )

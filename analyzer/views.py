@@ -28,6 +28,7 @@ import pandas as pd
 
 from analyzer import registry
 from analyzer.report import BOOL, FLOAT, INT, STR, TIME, joined, joined_columns
+from analyzer.terminal import printable
 
 __all__ = [
     "ANNOUNCED_AND_USED",
@@ -45,6 +46,7 @@ __all__ = [
     "hosts_text",
     "inventory_text",
     "matrix",
+    "network_endpoints",
     "timeline",
 ]
 
@@ -62,7 +64,7 @@ ENDPOINT_INVENTORY: dict[str, str] = {
     "protocol": STR,
     "endpoint": STR,
     "port": INT,
-    "pipe": STR,
+    "pipe_name": STR,
     "host": STR,
     "string_binding": STR,
     "annotation": STR,
@@ -124,7 +126,7 @@ DATA_QUALITY: dict[str, str] = {
     "client_port": INT,
     "server_ip": STR,
     "server_port": INT,
-    "pipe": STR,
+    "pipe_name": STR,
     "error": STR,
     "truncated": BOOL,
     "end": STR,
@@ -264,7 +266,7 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
             "protocol": ann["protocol"],
             "endpoint": ann["endpoint"],
             "port": ann["port"],
-            "pipe": ann["pipe"],
+            "pipe_name": ann["pipe_name"],
             "annotation": ann["annotation"],
             "object_uuid": ann["object_uuid"].mask(ann["object_uuid"] == "00000000-0000-0000-0000-000000000000"),
             "epm_server": ann["epm_server_ip"],
@@ -291,9 +293,9 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
                     "interface_version": df["interface_version"],
                     "interface_name": df["interface_name"],
                     "protocol": df["transport"],
-                    "endpoint": df["pipe"].where(np_, df["server_port"].astype("string")),
+                    "endpoint": df["pipe_name"].where(np_, df["server_port"].astype("string")),
                     "port": df["server_port"].mask(np_),
-                    "pipe": df["pipe"],
+                    "pipe_name": df["pipe_name"],
                     "client": df["client_ip"],
                     "capture": df["capture"],
                     "frame": df["frame"],
@@ -318,7 +320,7 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
     out = g.agg(
         endpoint=("endpoint", "first"),
         port=("port", "first"),
-        pipe=("pipe", "first"),
+        pipe_name=("pipe_name", "first"),
         announced=("announced", "any"),
         binds=("bind", "sum"),
         calls=("call", "sum"),
@@ -370,6 +372,19 @@ def _string_binding(protocol: object, host: object, endpoint: object) -> str | N
     return f"{protocol}:{h}[{e}]"
 
 
+LOCAL_PROTOCOL = "ncalrpc"
+
+
+def network_endpoints(inventory: pd.DataFrame, include_local: bool = False) -> pd.DataFrame:
+    """The inventory without `ncalrpc` entries unless include_local: local (LRPC) endpoints an endpoint
+    mapper lists are not reachable from the network, and on an `rpcdump` they are most of the rows
+    (302 of 334 on one). What the text and HTML renderings show by default; `--all` shows them."""
+    if include_local or inventory.empty:
+        return inventory
+    kept: pd.DataFrame = inventory[inventory["protocol"].ne(LOCAL_PROTOCOL).fillna(True)].reset_index(drop=True)
+    return kept
+
+
 # -- timeline and matrix ---------------------------------------------------------------------------
 
 
@@ -390,7 +405,7 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
             "attack": pd.Series(pd.NA, index=binds.index, dtype="string"),
             "identity": pd.Series(pd.NA, index=binds.index, dtype="string"),
             "transport": binds["transport"],
-            "where": binds["pipe"].fillna(binds["server_port"].astype("string")),
+            "where": binds["pipe_name"].fillna(binds["server_port"].astype("string")),
             "conn": binds["capture"] + "#" + binds["stream"].astype("string"),
             "auth_level": binds["auth_level"],
             "ts": binds["ts"],
@@ -410,7 +425,7 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
             "attack": calls["attack"] if "attack" in calls else pd.Series(pd.NA, index=calls.index, dtype="string"),
             "identity": _identity(calls),
             "transport": calls["transport"],
-            "where": calls["pipe"].fillna(calls["server_port"].astype("string")),
+            "where": calls["pipe_name"].fillna(calls["server_port"].astype("string")),
             "conn": calls["capture"] + "#" + calls["stream"].astype("string"),
             "auth_level": calls["auth_level"],
             "ts": calls["ts"],
@@ -605,7 +620,7 @@ def _clean(value: object) -> str:
         return "-"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return printable(value)
 
 
 def _list(value: object) -> str:
@@ -622,7 +637,7 @@ def hosts_text(hosts: pd.DataFrame, matrix: pd.DataFrame | None = None, role: st
     """The per-host view as readable text: one block per host and role.
 
     With the matrix, each block ends with the services negotiated: for a server, which client bound
-    or called which interface on which port or pipe, how often and as whom; for a client, the same
+    or called which interface on which port or pipe, how often, as whom and which operations; for a client, the same
     seen from its side. `role` keeps only "server" or "client" blocks. Wire text is cleaned of
     control characters.
     """
@@ -640,7 +655,7 @@ def hosts_text(hosts: pd.DataFrame, matrix: pd.DataFrame | None = None, role: st
         out += _wrapped("specs", _list(row["specs"]))
         out += _wrapped(
             "where",
-            f"{_list(row['transports'])}; ports {_list(row['ports'])}; dynamic {_clean(row['dynamic_ports'])}; "
+            f"{_list(row['transports'])}; ports {_list(row['ports'])}; dynamic {_list(row['dynamic_ports'])}; "
             f"pipes {_list(row['pipes'])}",
         )
         out += _wrapped("clients" if r == "server" else "servers", f"{_list(row['peers'])} ({row['peer_count']})")
@@ -673,6 +688,7 @@ def _service_lines(m: pd.DataFrame, peer: str) -> list[str]:
         "faults",
         "auth",
         "users",
+        "operations",
     )
     rows = [
         (
@@ -686,6 +702,7 @@ def _service_lines(m: pd.DataFrame, peer: str) -> list[str]:
             str(r["faults"]),
             _list(r["auth_levels"]),
             _list(r["users"]),
+            _list(r["operations"]),
         )
         for r in _records(m)
     ]

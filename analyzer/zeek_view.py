@@ -31,7 +31,7 @@ DCE_RPC_FIELDS = (
 )
 # Field names Sigma rules use for Zeek logs that are not Zeek's own (Sigma's zeek field mapping)
 SIGMA_ZEEK_ALIASES = {"src_ip": "id.orig_h", "src_port": "id.orig_p", "dst_ip": "id.resp_h", "dst_port": "id.resp_p"}
-PIPE_COLUMN = "pipe"  # renamed pipe_name by the reports branch: findings and Sigma read it from here only
+PIPE_COLUMN = "pipe_name"  # the pipe column of the tables: findings and Sigma read it from here only
 
 
 def zeek_endpoint(uuid: object, name: object) -> str:

@@ -15,12 +15,12 @@ from analyzer.report import SCHEMAS, build
 from tests.conftest import SAMPLES
 
 REQUIRED = {
-    "binds": "capture frame ts client_ip client_port server_ip server_port transport pipe pdu_type call_id ctx_id "
+    "binds": "capture frame ts client_ip client_port server_ip server_port transport pipe_name pdu_type call_id ctx_id "
     "interface_uuid interface_version interface_name transfer_syntax ack_result ack_reason sec_addr auth_type "
     "auth_level identified_by",
     "endpoints": "capture frame ts epm_server_ip epm_server_port client_ip client_port transport call_id epm_opnum "
-    "tower_index interface_uuid interface_version interface_name protocol port host pipe annotation",
-    "calls": "capture frame ts client_ip client_port server_ip server_port transport pipe call_id ctx_id "
+    "tower_index interface_uuid interface_version interface_name protocol port host pipe_name annotation",
+    "calls": "capture frame ts client_ip client_port server_ip server_port transport pipe_name call_id ctx_id "
     "interface_uuid interface_name opnum operation request_bytes response_frame response_bytes status rtt_s "
     "auth_type auth_level user",
     "violations": "capture frame stream what",
@@ -131,3 +131,15 @@ def test_readme_column_dictionary_matches_the_schemas() -> None:
 
     for table, schema in {**SCHEMAS, **VIEW_SCHEMAS}.items():
         assert documented.get(table) == set(schema), (table, set(schema) ^ documented.get(table, set()))
+
+
+def test_no_column_is_named_after_a_dataframe_attribute() -> None:
+    """`result.calls.pipe` once returned DataFrame.pipe, not the column: every column must be reachable
+    as an attribute, so none may share a name with a DataFrame method or property."""
+    from analyzer.views import VIEW_SCHEMAS
+
+    taken = set(dir(pd.DataFrame))
+    for table, schema in {**SCHEMAS, **VIEW_SCHEMAS}.items():
+        assert not taken & set(schema), (table, sorted(taken & set(schema)))
+    calls = analyzer.analyze([SAMPLES / "smb2_pipes.pcap"]).calls
+    assert calls.pipe_name.fillna("-").str.lower().str.contains("pipe").any()

@@ -130,7 +130,7 @@ def test_pipes_match_without_case_and_netbios_towers_belong_to_the_epm_server() 
     EPM's address: SMB pipe names are case-insensitive and the NetBIOS name is that server."""
     res = analyzer.analyze([SAMPLES / "smb2_pipes.pcap"])
     tower = analyzer.analyze([SAMPLES / "epm_map_session.pcap"]).endpoints.head(1).copy()
-    tower[["protocol", "port", "pipe", "endpoint", "host"]] = [
+    tower[["protocol", "port", "pipe_name", "endpoint", "host"]] = [
         "ncacn_np",
         pd.NA,
         "\\pipe\\SVCCTL",
@@ -330,7 +330,7 @@ def test_view_csv_cells_from_the_wire_are_spreadsheet_safe(tmp_path: Path) -> No
 
 
 def test_golden_csvs_of_the_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update_golden: bool) -> None:
-    """Every table and view of `analyze(samples/pcaps)`, byte for byte. A difference is a change in
+    """Every table and view of `analyze(samples/pcaps)`, line for line. A difference is a change in
     what the analyzer reports: review the diff, then regenerate with `pytest --update-golden`."""
     monkeypatch.chdir(ROOT)  # capture names as given: samples/pcaps/..., the same on every clone
     res = analyzer.analyze(["samples/pcaps"])
@@ -339,8 +339,8 @@ def test_golden_csvs_of_the_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         if GOLDEN.exists():
             shutil.rmtree(GOLDEN)
         GOLDEN.mkdir(parents=True)
-        for path in written:
-            shutil.copyfile(path, GOLDEN / path.name)
+        for path in written:  # stored with LF: the CSVs end records in CRLF, compared line by line
+            (GOLDEN / path.name).write_text("\n".join(path.read_text().splitlines()) + "\n")
     assert sorted(p.name for p in GOLDEN.glob("*.csv")) == sorted(p.name for p in written), "golden files differ"
     problems = []
     for path in written:

@@ -417,7 +417,9 @@ class ClTracker:
                 flow=flow,
                 frame=frame,
                 ts=ts,
-                from_client=from_client,
+                # Which way the datagram went, which is not always its role: a response sent the way
+                # of its request shares the request's conversation (the pipeline keys it by the pair).
+                from_client=(flow.client_ip, flow.client_port) == (src_ip, src_port),
                 ptype=h.ptype,
                 flags1=h.flags1,
                 flags2=h.flags2,

@@ -57,6 +57,18 @@ def parse_header(b: bytes | bytearray, off: int = 0) -> tuple[int, int] | None:
     return t, length
 
 
+def header_problem(b: bytes | bytearray, off: int = 0) -> str:
+    """Why b[off:off + 4] is not a session-service header (RFC 1002 4.3.1): the field at fault."""
+    t, flags = b[off], b[off + 1]
+    most = _CONTROL_MAX.get(t)
+    if most is None:
+        return f"packet type 0x{t:02x} is not a session-service type (bytes {bytes(b[off : off + 4]).hex()})"
+    if flags & 0xFE:
+        return f"reserved flag bits 0x{flags & 0xFE:02x} set in a type 0x{t:02x} packet"
+    length = ((flags & 1) << 16) | (b[off + 2] << 8) | b[off + 3]
+    return f"type 0x{t:02x} packet of {length} bytes, at most {most}"
+
+
 def plausible_message(b: bytes | bytearray, off: int) -> bool:
     """Does b[off:] start a session message carrying SMB? Used to resynchronise.
 

@@ -27,6 +27,7 @@ from analyzer.smb.netbios import (
     SMB1_MAGIC,
     SMB2_MAGIC,
     TRANSFORM_MAGIC,
+    header_problem,
     parse_header,
     plausible_message,
 )
@@ -220,7 +221,7 @@ class Reader:
         buf = self.buf
         parsed = parse_header(buf, 0)
         if parsed is None:
-            self._lose("smb_bad_header", f"no session-service header: {bytes(buf).hex()}", bytes(buf))
+            self._lose("smb_bad_header", f"no session-service header: {header_problem(buf)}", bytes(buf))
             return
         kind, length = parsed
         self._transport_hdr = bytes(buf)
@@ -257,7 +258,11 @@ class Reader:
             self.violation("smb_truncated", f"a {len(buf)}-byte session message")
             self.done()
         else:
-            self._lose("smb_bad_header", f"no SMB magic: {magic.hex()}", self._transport_hdr + magic)
+            self._lose(
+                "smb_bad_header",
+                f"protocol id {magic.hex()} is none of fe534d42 (SMB2), ff534d42 (SMB1), fd534d42, fc534d42",
+                self._transport_hdr + magic,
+            )
 
     def _transform(self) -> None:
         buf = self.buf

@@ -133,6 +133,17 @@ def parse_header(b: bytes | bytearray) -> Smb2Header | None:
     return Smb2Header(command, status, flags, next_command, message_id, tree_id, session_id)
 
 
+def header_problem(b: bytes | bytearray) -> str:
+    """What makes b not an SMB2 header ([MS-SMB2] 2.2.1): the field at fault and its value, not the
+    magic itself (which is usually fine)."""
+    if len(b) < HEADER_LEN:
+        return f"SMB2 header cut short at {len(b)} of {HEADER_LEN} bytes"
+    if b[:4] != b"\xfeSMB":
+        return f"ProtocolId {bytes(b[:4]).hex()} is not fe534d42 (\\xfeSMB)"
+    size = b[4] | (b[5] << 8)
+    return f"SMB2 header StructureSize {size}, must be 64"
+
+
 def _is_ipc_path(path: str) -> bool:
     return path.rstrip("\x00").upper().endswith("\\IPC$")
 
@@ -217,7 +228,7 @@ class Smb2Handler:
             return
         h = parse_header(b)
         if h is None:
-            r.violation("smb_bad_header", f"not an SMB2 header: {bytes(b[:8]).hex()}")
+            r.violation("smb_bad_header", header_problem(b))
             r.done()
             return
         self._ctx.commands += 1
