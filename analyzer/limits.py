@@ -20,8 +20,9 @@ class Limits:
         max_ooo_segments: out-of-order segments buffered per direction before the hole is declared lost.
         max_pdu_bytes: a DCE/RPC fragment longer than this is skipped (frag_length is 16 bits,
             so this only bites when lowered).
-        max_call_stub_bytes: stub bytes kept per call for decoding (EPM); longer stubs are counted
-            but not kept.
+        max_call_stub_bytes: stub bytes kept per call and direction for the stub decoders
+            (analyzer.stubs: EPM towers, operation arguments); a longer stub is counted but not
+            kept (a `cap_call_stub_bytes` violation), and its call keeps only its return value.
         max_pending_calls: requests awaiting a response per association; oldest flushed first.
         max_pending_fragments: calls being reassembled from fragments per association and direction.
         max_ip_fragment_datagrams: IP datagrams being reassembled from fragments at once.
