@@ -15,7 +15,8 @@ from analyzer import report, views
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.manifest import utc_now, write_manifest
 from analyzer.output import NamedFrame, write_tables
-from analyzer.pipeline import Pipeline, Progress, Records
+from analyzer.pipeline import Pipeline, Progress
+from analyzer.records import Records
 
 
 @dataclass

@@ -11,6 +11,7 @@ hands them packets, and closes them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.dcerpc.association import Association, InterfaceHint, RecordSink
@@ -122,6 +123,7 @@ class TcpFlow:
             self.c2s.flush(self.last_frame, self.last_ts)
             self.s2c.flush(self.last_frame, self.last_ts)
             self._close_payload()
+            self._detach()
         link = self.epm_link
         return ConnectionRecord(
             flow=self.flow,
@@ -152,6 +154,18 @@ class TcpFlow:
     def violation(self, frame: int | None, layer: str, what: str, detail: str) -> None:
         self.sink.violation(self.flow, frame, layer, what, detail)
 
+    def _detach(self) -> None:
+        """Closed: cut the parsers' references back to this flow. A flow and its parsers call each
+        other, and such cycles wait for the cyclic collector, which under a flood of short
+        connections held about as much garbage as there was live state; cut, a closed connection
+        is freed at once. Its counters stay readable for its record."""
+        for half in (self.c2s, self.s2c):
+            if isinstance(half._sink, _GapReporter):
+                half._sink.detach()
+
+
+_CLOSED: Any = object()  # what a closed flow's gap reporter points at instead of the flow
+
 
 class _GapReporter:
     """A TCP half's sink that reports gaps before passing everything on."""
@@ -166,8 +180,19 @@ class _GapReporter:
     def data(self, data: bytes, frame: int, ts: int) -> None:
         self._next.data(data, frame, ts)
 
+    def detach(self) -> None:
+        """The flow is closed: nothing more is reported (see `TcpFlow._detach`)."""
+        self._flow = _CLOSED
+
     def gap(self, missing: int, frame: int, ts: int) -> None:
-        self._flow.violation(frame, "tcp", "tcp_gap", f"{missing} {self._side} bytes missing from the capture")
+        if self._flow is _CLOSED:
+            return
+        half = self._flow.c2s if self._side == "client" else self._flow.s2c
+        if half.given_up is not None:  # captured, but the out-of-order buffer gave up on the hole
+            detail = f"{missing} {self._side} bytes skipped: the out-of-order buffer was full"
+            self._flow.violation(frame, "limits", half.given_up, detail)
+        else:
+            self._flow.violation(frame, "tcp", "tcp_gap", f"{missing} {self._side} bytes missing from the capture")
         self._next.gap(missing, frame, ts)
 
 
@@ -203,6 +228,11 @@ class _FramedFlow(TcpFlow):
 
     def _pdus(self) -> int:
         return self.c_stream.pdus + self.s_stream.pdus
+
+    def _detach(self) -> None:
+        super()._detach()
+        self.c_stream.detach()
+        self.s_stream.detach()
 
 
 class CoTcpFlow(_FramedFlow):

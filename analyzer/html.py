@@ -298,7 +298,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
             ("calls", len(calls)),
             ("faults", int(calls["fault_code"].notna().sum())),
             ("encrypted calls", int(calls["encrypted"].fillna(False).astype(bool).sum())),
-            ("violations", len(result.violations)),
+            ("violations", int(result.violations["occurrences"].sum())),  # a row may stand for many
         ]
     )
     cap_cols = ["capture", "format", "link_types", "frames", "bytes", "first_ts", "last_ts", "truncated", "error"]

@@ -1,12 +1,25 @@
-"""Resource limits: one object, documented defaults.
+"""Resource limits: one object, documented defaults, one vocabulary.
 
-Memory is bounded by live flows, not by capture size. Every cap below, when hit, produces a
-`Violation` record (`what` names the cap) and parsing carries on.
+Memory is bounded by live flows, not by capture size. Every cap below is a field of `Limits`; when
+one is hit, parsing carries on and a `Violation` is recorded whose `what` is `cap_code(field)`:
+`cap_` and the field's name without its `max_` prefix (`max_tcp_flows` -> `cap_tcp_flows`). A cap
+is reported once per cap and connection (or per capture, for the caps of run-wide tables), with the
+number of times it was hit (see `violation_log.ViolationLog`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+
+# Field kinds, in each field's metadata.
+CONNECTION = "connection"  # a cap on one connection's (or association's) state: reported per connection
+CAPTURE = "capture"  # a cap on a table shared by every connection: reported once per capture
+TIMEOUT = "timeout"  # not a cap: a time after which state is closed
+OUTPUT = "output"  # not a cap: how the output is shaped
+
+
+def _cap(default: int, scope: str = CONNECTION) -> int:
+    return field(default=default, metadata={"kind": scope})
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,35 +29,87 @@ class Limits:
     Attributes:
         max_tcp_flows: live TCP connections tracked at once; the least recently seen is evicted.
         tcp_idle_timeout_s: a connection silent this long (capture time) is closed and flushed.
-        max_ooo_bytes: out-of-order bytes buffered per direction before the hole is declared lost.
-        max_ooo_segments: out-of-order segments buffered per direction before the hole is declared lost.
+        max_ooo_bytes: out-of-order bytes buffered per direction before the hole is given up.
+        max_ooo_segments: out-of-order segments buffered per direction before the hole is given up.
         max_pdu_bytes: a DCE/RPC fragment longer than this is skipped (frag_length is 16 bits,
             so this only bites when lowered).
         max_call_stub_bytes: stub bytes kept per call and direction for the stub decoders
             (analyzer.stubs: EPM towers, operation arguments); a longer stub is counted but not
             kept (a `cap_call_stub_bytes` violation), and its call keeps only its return value.
+        max_held_stub_bytes: stub bytes kept for decoding by all the calls of one association (or
+            connectionless conversation table) at once; a stub that would pass it is not kept.
         max_pending_calls: requests awaiting a response per association; oldest flushed first.
         max_pending_fragments: calls being reassembled from fragments per association and direction.
+        max_early_answers: answers (bind_acks, responses, faults) waiting for a request captured
+            after them, per association (or connectionless tracker); the oldest is given up.
         max_ip_fragment_datagrams: IP datagrams being reassembled from fragments at once.
         ip_fragment_timeout_s: an incomplete IP datagram older than this is dropped.
         max_udp_flows: live connectionless (UDP) DCE/RPC conversations.
         max_learned_endpoints: endpoints learned from EPM answers and bind_ack secondary addresses.
         max_smb_pipes: named pipes tracked per SMB session (issue: one association per file id).
+        max_smb_open_pipes: named pipes open on one SMB connection, all sessions together.
+        max_smb_message_bytes: an SMB control message (negotiate, session setup, tree connect,
+            create, ...) is buffered whole only up to this size; far above what Windows sends.
+        max_smb_pipe_message_bytes: pipe data of one SMB message (or held for one related CREATE).
+        max_smb_pending: SMB requests awaiting their answer per connection (and dialect).
+        max_smb_trees: tree connects remembered per connection.
+        max_smb_candidates: files remembered as possible pipes (unknown tree, unfamiliar name).
+        max_smb_not_pipes: files remembered as not being pipes.
+        max_smb_sessions: sessions remembered as encrypted per connection.
+        max_smb_created: SMB2 CREATE requests remembered for their answer, and pipes remembered as
+            last written per session.
+        max_smb_held_creates: related (compounded) CREATEs whose pipe data waits for their answer.
+        max_violations_listed: violations of one kind (other than caps) listed one by one per
+            connection; the rest of that kind and connection become one row with their count.
     """
 
-    max_tcp_flows: int = 20_000
-    tcp_idle_timeout_s: float = 600.0
-    max_ooo_bytes: int = 1 << 20
-    max_ooo_segments: int = 256
-    max_pdu_bytes: int = 65_535
-    max_call_stub_bytes: int = 1 << 20
-    max_pending_calls: int = 1024
-    max_pending_fragments: int = 64
-    max_ip_fragment_datagrams: int = 1024
-    ip_fragment_timeout_s: float = 60.0
-    max_udp_flows: int = 20_000
-    max_learned_endpoints: int = 100_000
-    max_smb_pipes: int = 256
+    max_tcp_flows: int = _cap(20_000, CAPTURE)
+    tcp_idle_timeout_s: float = field(default=600.0, metadata={"kind": TIMEOUT})
+    max_ooo_bytes: int = _cap(1 << 20)
+    max_ooo_segments: int = _cap(256)
+    max_pdu_bytes: int = _cap(65_535)
+    max_call_stub_bytes: int = _cap(1 << 20)
+    max_held_stub_bytes: int = _cap(8 << 20)
+    max_pending_calls: int = _cap(1024)
+    max_pending_fragments: int = _cap(64)
+    max_early_answers: int = _cap(64)
+    max_ip_fragment_datagrams: int = _cap(1024, CAPTURE)
+    ip_fragment_timeout_s: float = field(default=60.0, metadata={"kind": TIMEOUT})
+    max_udp_flows: int = _cap(20_000, CAPTURE)
+    max_learned_endpoints: int = _cap(100_000, CAPTURE)
+    max_smb_pipes: int = _cap(256)
+    max_smb_open_pipes: int = _cap(4096)
+    max_smb_message_bytes: int = _cap(64 * 1024)
+    max_smb_pipe_message_bytes: int = _cap(8 * 1024 * 1024)
+    max_smb_pending: int = _cap(4096)
+    max_smb_trees: int = _cap(4096)
+    max_smb_candidates: int = _cap(1024)
+    max_smb_not_pipes: int = _cap(4096)
+    max_smb_sessions: int = _cap(4096)
+    max_smb_created: int = _cap(256)
+    max_smb_held_creates: int = _cap(64)
+    max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def cap_code(name: str) -> str:
+    """The violation code of a cap: `max_tcp_flows` -> `cap_tcp_flows`."""
+    return "cap_" + name.removeprefix("max_")
+
+
+def cap_fields(kind: str | None = None) -> dict[str, str]:
+    """Cap field name -> its violation code, for every cap (or those of one scope)."""
+    return {
+        f.name: cap_code(f.name)
+        for f in fields(Limits)
+        if f.metadata["kind"] in (CONNECTION, CAPTURE) and (kind is None or f.metadata["kind"] == kind)
+    }
+
+
+CAP_CODES = frozenset(cap_fields().values())
+"""Every `what` a cap produces."""
+
+CAPTURE_CAP_CODES = frozenset(cap_fields(CAPTURE).values())
+"""The caps of run-wide tables: one row per capture, whichever connection was evicted."""

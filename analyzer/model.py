@@ -201,7 +201,12 @@ class Violation:
     stream: int | None
     layer: str  # capture | ip | tcp | udp | dcerpc | epm | smb | http | limits
     what: str  # short code, e.g. "bad_frag_length", "tcp_gap", "cap_ooo_bytes"
-    detail: str
+    detail: str  # of the first occurrence: a sample when the row stands for several
+    # A row may stand for several occurrences of `what` on one connection (see `violation_log.ViolationLog`;
+    # the table calls `count` `occurrences`, as DataFrame.count is taken):
+    # how many, and the frames of the first and last (`frame` is the first).
+    count: int = 1
+    last_frame: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

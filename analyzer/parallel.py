@@ -2,7 +2,8 @@
 
 A run has two costly parts that do not depend on each other until the end: reading the captures
 (pure Python, one core) and importing pandas and the name registry (about half a second, also one
-core). `read_in_child` forks: the child runs the pipeline and sends back the pickled records; the
+core). `read_in_child` forks: the child runs the pipeline and sends back the pickled records (their
+batches stay on disk, in a run directory the parent then owns); the
 parent meanwhile runs `warm_up` and then unpickles. Where fork is not available, or the child
 fails, the pipeline runs in this process instead, so the result never depends on the path taken.
 The child owns the progress display while it reads.
@@ -17,7 +18,8 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 from analyzer.limits import Limits
-from analyzer.pipeline import Pipeline, Progress, Records
+from analyzer.pipeline import Pipeline, Progress
+from analyzer.records import Records
 
 ProgressFactory = Callable[[], AbstractContextManager[Progress | None]]
 
@@ -40,11 +42,16 @@ def read_in_child(
     if pid == 0:  # the child: read, send, leave without running the parent's cleanup
         os.close(r)
         code = 0
+        made: Records | None = None
         try:
             with os.fdopen(w, "wb") as out:
-                pickle.dump(_run(paths, limits, progress), out, protocol=pickle.HIGHEST_PROTOCOL)
+                made = _run(paths, limits, progress)
+                # The records' batches stay in their run directory, which the unpickled copy owns.
+                pickle.dump(made, out, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # anything at all: the parent then reads in-process
             code = 1
+            if made is not None:
+                made.close()
         finally:
             sys.stderr.flush()
             os._exit(code)
@@ -59,4 +66,6 @@ def read_in_child(
     _pid, status = os.waitpid(pid, 0)
     if records is not None and os.waitstatus_to_exitcode(status) == 0:
         return records
+    if records is not None:
+        records.close()
     return _run(paths, limits, progress)

@@ -18,10 +18,12 @@ import contextlib
 import os
 import socket
 import traceback
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
@@ -53,6 +55,7 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.pipes import SMB_TRANSPORT, PipeTable, SmbTcpFlow
+from analyzer.records import Records as Records  # re-exported: records spool to disk, violations aggregate
 
 EPM_PORT = 135
 HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
@@ -66,19 +69,6 @@ _MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
 
 # progress(bytes of the input consumed so far, files finished so far)
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class Records:
-    """Everything an analysis produced, in the order it was produced."""
-
-    binds: list[BindRecord] = field(default_factory=list)
-    endpoints: list[EndpointRecord] = field(default_factory=list)
-    calls: list[CallRecord] = field(default_factory=list)
-    connections: list[ConnectionRecord] = field(default_factory=list)
-    datagrams: list[DatagramRecord] = field(default_factory=list)
-    violations: list[Violation] = field(default_factory=list)
-    captures: list[CaptureSummary] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +227,7 @@ class Pipeline:
     def __init__(self, limits: Limits = DEFAULT_LIMITS, strict: bool = False) -> None:
         self.limits = limits
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
-        self.records = Records()
+        self.records = Records(limits)
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
@@ -259,11 +249,12 @@ class Pipeline:
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
         """Analyse files and directories in order; `progress` gets the bytes consumed so far."""
         done = 0
-        for index, (path, _explicit) in enumerate(expand_paths(paths)):
-            step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
-            self.add_file(path, progress=step)
-            with contextlib.suppress(OSError):
-                done += os.path.getsize(path)
+        with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded
+            for index, (path, _explicit) in enumerate(expand_paths(paths)):
+                step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
+                self.add_file(path, progress=step)
+                with contextlib.suppress(OSError):
+                    done += os.path.getsize(path)
         return self.records
 
     def add_file(
@@ -303,7 +294,7 @@ class Pipeline:
                     self._internal_error(frame, e)
                 if not selected % _EXPIRE_EVERY:
                     self._expire(ts)
-        except OSError as e:
+        except (OSError, zlib.error) as e:  # zlib.error: corrupt compressed data (found by fuzzing)
             error = f"read error after frame {reader.frames}: {e}"
         except EOFError:
             reader.truncated = reader.truncated or f"compressed file ends early, after frame {reader.frames}"
@@ -329,6 +320,7 @@ class Pipeline:
             self._violation(None, None, "capture", "truncated", reader.truncated)
         if decoder.defrag.dropped:
             self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        self._report_caps(decoder.defrag)
         summary = CaptureSummary(
             capture=name,
             path=path,
@@ -656,7 +648,8 @@ class Pipeline:
         known = self._learned.get(key)
         if known is None:
             if len(self._learned) >= self.limits.max_learned_endpoints:
-                self._learned.popitem(last=False)
+                (_t, old_ip, old_port), _a = self._learned.popitem(last=False)
+                self._violation(None, a.frame, "limits", "cap_learned_endpoints", f"{old_ip}:{old_port} forgotten")
             known = self._learned[key] = []
         known.append(a)
         del known[:-_MAX_ANNOUNCEMENTS]
@@ -726,6 +719,22 @@ class Pipeline:
     def _violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
         stream = flow.stream if flow is not None and flow.stream >= 0 else None
         self.records.violations.append(Violation(self._capture, frame, stream, layer, what, detail))
+
+    def _report_caps(self, defrag: Defragmenter) -> None:
+        """Caps counted by a layer without a sink, reported once at the end of the file."""
+        if defrag.capped:
+            detail = f"{defrag.capped} incomplete datagrams given up: {self.limits.max_ip_fragment_datagrams} pending"
+            self.records.violations.append(
+                Violation(
+                    self._capture,
+                    defrag.first_capped,
+                    None,
+                    "limits",
+                    "cap_ip_fragment_datagrams",
+                    detail,
+                    count=defrag.capped,
+                )
+            )
 
     def _internal_error(self, frame: int, e: Exception) -> None:
         where = traceback.extract_tb(e.__traceback__)[-1]

@@ -22,7 +22,7 @@ import pandas as pd
 from analyzer import registry
 from analyzer.dcerpc.epm import EPM_OPERATIONS
 from analyzer.model import CallRecord, Flow
-from analyzer.pipeline import Records
+from analyzer.records import Records
 
 STR = "string"
 INT = "Int64"
@@ -202,6 +202,9 @@ VIOLATIONS: dict[str, str] = {
     "layer": STR,
     "what": STR,
     "detail": STR,
+    "occurrences": INT,
+    "first_frame": INT,
+    "last_frame": INT,
 }
 
 CAPTURES: dict[str, str] = {
@@ -472,11 +475,12 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             s["interfaces"].add(names.interface(c.interface_uuid, c.if_major))
     for viol in records.violations:
         if viol.stream is not None:
-            per[(viol.capture, viol.stream)]["violations"] += 1
+            per[(viol.capture, viol.stream)]["violations"] += viol.count
     cols: dict[str, list[Any]] = defaultdict(list)
+    nothing = {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
     for conn in records.connections:
         f = conn.flow
-        s = per[(f.capture, f.stream)]
+        s = per.get((f.capture, f.stream), nothing)  # not per[...]: a flood of empty ones adds no entries
         row = (
             ("capture", f.capture),
             ("stream", f.stream),
@@ -691,6 +695,9 @@ def violations_frame(records: Records) -> pd.DataFrame:
             ("layer", v.layer),
             ("what", v.what),
             ("detail", v.detail),
+            ("occurrences", v.count),
+            ("first_frame", v.frame),
+            ("last_frame", v.last_frame if v.last_frame is not None else v.frame),
         ):
             cols[k].append(val)
     return frame(VIOLATIONS, cols)

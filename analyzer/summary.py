@@ -112,7 +112,7 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
             str(count(binds)),
             str(count(eps)),
             str(count(calls)),
-            str(count(result.violations)),
+            str(int(result.violations.loc[result.violations["capture"] == name, "occurrences"].sum())),
             plain_text(status),
         )
     console.print(t)
@@ -129,9 +129,10 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
             console.print(plain_text(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}"))
     _print_findings(result.findings, out_dir, fmt, console)
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
+    n_violations = int(result.violations["occurrences"].sum())  # a row may stand for many
     console.print(
         plain_text(
             f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "
-            f"{len(conns)} RPC connections, {len(result.violations)} violations -> {out_dir}/*.{fmt}"
+            f"{len(conns)} RPC connections, {n_violations} violations -> {out_dir}/*.{fmt}"
         )
     )

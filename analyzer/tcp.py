@@ -51,6 +51,7 @@ class TcpHalf:
         "delivered",
         "finished",
         "gaps",
+        "given_up",
         "missing",
         "ooo_segments",
         "retransmitted",
@@ -74,6 +75,7 @@ class TcpHalf:
         self.missing = 0
         self.ooo_segments = 0
         self.cap_hits = 0
+        self.given_up: str | None = None  # while a cap forces a hole: its violation code
 
     def _offset(self, seq: int) -> int:
         """Stream offset of a sequence number, unwrapped around the next expected byte."""
@@ -135,8 +137,11 @@ class TcpHalf:
         self._store(off, payload, frame, ts)
         lim = self._limits
         if self._ooo_bytes > lim.max_ooo_bytes or len(self._ooo) > lim.max_ooo_segments:
+            # Not a loss: the bytes were captured, and the buffer gave up waiting for the hole.
             self.cap_hits += 1
+            self.given_up = "cap_ooo_bytes" if self._ooo_bytes > lim.max_ooo_bytes else "cap_ooo_segments"
             self._declare_gap(frame, ts)
+            self.given_up = None
 
     def _store(self, off: int, payload: bytes, frame: int, ts: int) -> None:
         old = self._ooo.get(off)
@@ -177,8 +182,9 @@ class TcpHalf:
         first = min(self._ooo)
         if first > self._next:
             missing = first - self._next
-            self.gaps += 1
-            self.missing += missing
+            if self.given_up is None:  # a cap's hole is counted in cap_hits, not as lost bytes
+                self.gaps += 1
+                self.missing += missing
             self._next = first
             self._sink.gap(missing, frame, ts)
         self._drain()

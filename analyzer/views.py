@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer import registry
+from analyzer.limits import CAP_CODES
 from analyzer.report import BOOL, FLOAT, INT, STR, TIME, joined, joined_columns
 from analyzer.terminal import printable
 
@@ -567,15 +568,17 @@ def data_quality(
     if captures.empty and connections.empty:
         return empty_view("data_quality")
     bk, ck, vk = _conn_key(binds), _conn_key(calls), _conn_key(violations)
-    is_cap = violations["what"].str.startswith("cap_").fillna(False).astype(bool)
+    # A violations row may stand for several occurrences (its count); caps are the Limits fields' codes.
+    is_cap = violations["what"].isin(CAP_CODES).fillna(False).astype(bool)
+    weight = violations["occurrences"].fillna(1).astype("int64")
     per: dict[str, pd.Series] = {
         "binds_unanswered": _count_by(bk, binds["ack_result"] == "none"),
         # Connectionless calls name their interface in every header: they have no bind to miss.
         "calls_without_bind": _count_by(ck, ~calls["interface_source"].isin(["bind", "header"])),
         "calls_unanswered": _count_by(ck, calls["status"].isna()),
         "encrypted_calls": _count_by(ck, calls["encrypted"]),
-        "caps_hit": _count_by(vk, is_cap),
-        "violations": _count_by(vk, vk.notna()),
+        "caps_hit": weight[is_cap & vk.notna()].groupby(vk[is_cap & vk.notna()]).sum(),
+        "violations": weight[vk.notna()].groupby(vk[vk.notna()]).sum(),
         "unknown_interfaces": pd.concat(
             [
                 bk[binds["interface_name"].str.startswith("unknown-").fillna(False).astype(bool)],
@@ -596,8 +599,10 @@ def data_quality(
     cap = captures[["capture", "error", "truncated"]].assign(scope="capture")
     for col in counted:
         cap[col] = cap["capture"].map(by_cap[col]).fillna(0).astype("int64")
-    cap["violations"] = cap["capture"].map(violations.groupby("capture").size()).fillna(0).astype("int64")
-    cap["caps_hit"] = cap["capture"].map(violations[is_cap].groupby("capture").size()).fillna(0).astype("int64")
+    cap["violations"] = cap["capture"].map(weight.groupby(violations["capture"]).sum()).fillna(0).astype("int64")
+    cap["caps_hit"] = (
+        cap["capture"].map(weight[is_cap].groupby(violations["capture"][is_cap]).sum()).fillna(0).astype("int64")
+    )
     cap["violation_kinds"] = cap["capture"].map(joined(violations, ["capture"], "what"))
 
     rows = _shape(pd.concat([df for df in (cap, conn) if not df.empty], ignore_index=True), DATA_QUALITY)
@@ -605,10 +610,12 @@ def data_quality(
     return _shape(_sorted(rows, ["capture", "stream"]), DATA_QUALITY)
 
 
-def _records(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    """Rows as dicts with missing values as None and counts as ints."""
-    for rec in df.to_dict("records"):
-        yield {str(k): (None if v is pd.NA or v is pd.NaT else v) for k, v in rec.items()}
+def _records(df: pd.DataFrame, chunk: int = 10_000) -> Iterable[dict[str, Any]]:
+    """Rows as dicts with missing values as None and counts as ints, `chunk` rows converted at a
+    time: a flood of connections is a million rows, and a million dicts at once is gigabytes."""
+    for start in range(0, len(df), chunk):
+        for rec in df.iloc[start : start + chunk].to_dict("records"):
+            yield {str(k): (None if v is pd.NA or v is pd.NaT else v) for k, v in rec.items()}
 
 
 # -- text renderings for the terminal --------------------------------------------------------------

@@ -72,4 +72,5 @@ def test_pandas_stays_in_the_report_layer() -> None:
 def test_capture_layer_is_the_only_one_that_reads_files() -> None:
     for mod in PACKAGE.rglob("*.py"):
         if _calls_open(mod):
-            assert mod.parent.name in ("capture", "registry") or mod.name in ("output.py",), mod
+            # records.py reads back only the batches it spilled to its own run directory.
+            assert mod.parent.name in ("capture", "registry") or mod.name in ("output.py", "records.py"), mod

@@ -121,6 +121,7 @@ def test_readme_column_dictionary_matches_the_schemas() -> None:
         m = re.match(r"(\w+)\.csv", sec)
         if not m:
             continue
+        sec = sec.split("\n## ", 1)[0]  # the dictionary's last table ends at the next chapter
         cols: set[str] = set()
         for line in sec.splitlines():
             cell = re.match(r"\| ([a-z0-9_, ]+) \|", line)

@@ -32,6 +32,8 @@ class Defragmenter:
         self._limits = limits
         self._pending: OrderedDict[tuple[bytes, int], _Datagram] = OrderedDict()
         self.dropped = 0  # datagrams given up (cap, timeout, oversize)
+        self.capped = 0  # of those, given up because max_ip_fragment_datagrams were pending
+        self.first_capped: int | None = None  # the frame of the first
         self.reassembled = 0
 
     def ipv4(self, packet: bytes, ihl: int, frame: int, ts: int) -> bytes | None:
@@ -41,7 +43,7 @@ class Defragmenter:
         more = bool(flags_off & 0x2000)
         # src, dst, id and protocol identify the datagram.
         key = (packet[12:20] + packet[4:6], packet[9])
-        return self._add(key, packet[9], offset, more, packet[ihl:], ts)
+        return self._add(key, packet[9], offset, more, packet[ihl:], ts, frame)
 
     def ipv6(self, header: bytes, frag: bytes, frame: int, ts: int) -> tuple[int, bytes] | None:
         """Feed one IPv6 fragment (fixed header, fragment header + data): (next header, payload)."""
@@ -49,16 +51,21 @@ class Defragmenter:
         off_flags = struct.unpack_from(">H", frag, 2)[0]
         ident = frag[4:8]
         key = (header[8:40] + ident, nxt)
-        payload = self._add(key, nxt, off_flags & 0xFFF8, bool(off_flags & 1), frag[8:], ts)
+        payload = self._add(key, nxt, off_flags & 0xFFF8, bool(off_flags & 1), frag[8:], ts, frame)
         return None if payload is None else (nxt, payload)
 
-    def _add(self, key: tuple[bytes, int], proto: int, offset: int, more: bool, data: bytes, ts: int) -> bytes | None:
+    def _add(
+        self, key: tuple[bytes, int], proto: int, offset: int, more: bool, data: bytes, ts: int, frame: int
+    ) -> bytes | None:
         self._expire(ts)
         dg = self._pending.get(key)
         if dg is None:
             if len(self._pending) >= self._limits.max_ip_fragment_datagrams:
                 self._pending.popitem(last=False)
                 self.dropped += 1
+                self.capped += 1
+                if self.first_capped is None:
+                    self.first_capped = frame
             dg = self._pending[key] = _Datagram(ts)
         dg.proto = proto
         if offset + len(data) > _MAX_DATAGRAM:

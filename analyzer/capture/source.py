@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -53,7 +54,7 @@ def open_capture(path: str, name: str | None = None) -> CaptureReader:
     f, raw = _open_raw(path)
     try:
         head = f.read(4)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: corrupt deflate data (found by fuzzing)
         raw.close()
         raise CaptureError(path, f"cannot read: {e}") from None
     kind = sniff(head)
@@ -77,7 +78,7 @@ def open_capture(path: str, name: str | None = None) -> CaptureReader:
     except CaptureError:
         raw.close()
         raise
-    except (OSError, EOFError, ValueError) as e:
+    except (OSError, EOFError, ValueError, zlib.error) as e:
         raw.close()
         raise CaptureError(path, f"cannot read: {e}") from None
     if raw is not f:

@@ -176,6 +176,7 @@ class Association:
         self._early_acks: dict[int, tuple[BindAck | BindNak, int, int]] = {}
         self._calls: dict[int, _Call] = {}
         self._early_answers: dict[int, _Call] = {}
+        self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
         self._identities: dict[int, NtlmIdentity] = {}  # auth_context_id -> who
         # Identity of the transport (SMB session user) for calls without their own authentication.
         self.transport_identity: NtlmIdentity | None = None
@@ -254,8 +255,10 @@ class Association:
             self._learn_identity(pdu.auth)
         pending = self._binds.pop(call_id, None)
         if pending is None:
-            if len(self._early_acks) >= _MAX_EARLY:
-                self._early_acks.pop(next(iter(self._early_acks)))
+            if len(self._early_acks) >= self._limits.max_early_answers:
+                old = next(iter(self._early_acks))
+                self._early_acks.pop(old)
+                self._violation(frame, "cap_early_answers", f"bind answer call_id {old} given up waiting for its bind")
             self._early_acks[call_id] = (pdu, frame, ts)
             return
         self._emit_binds(*pending, pdu, frame, ts)
@@ -381,12 +384,31 @@ class Association:
                 self._merge_answer(call, early)
 
     def _keep(self, stub: bytearray, pdu: Request | Response, frame: int, side: str) -> bytearray | None:
-        """Append a fragment's stub to what a call keeps for decoding; None once over the cap."""
-        if len(stub) + pdu.stub_end - pdu.stub_start > self._limits.max_call_stub_bytes:
+        """Append a fragment's stub to what a call keeps for decoding; None once over a cap: the
+        call's own (`max_call_stub_bytes`) or all pending calls' together (`max_held_stub_bytes`)."""
+        n = pdu.stub_end - pdu.stub_start
+        if len(stub) + n > self._limits.max_call_stub_bytes:
             self._violation(frame, "cap_call_stub_bytes", f"call_id {pdu.header.call_id} {side} stub not kept")
+            return None
+        if not self._room(n):
+            detail = f"call_id {pdu.header.call_id} {side} stub not kept: {self._held} bytes kept by pending calls"
+            self._violation(frame, "cap_held_stub_bytes", detail)
             return None
         stub += pdu.raw[pdu.stub_start : pdu.stub_end]
         return stub
+
+    def _room(self, n: int) -> bool:
+        """May n more stub bytes be kept? The running count only grows (finished calls are not
+        subtracted), so at the cap it is recounted from the calls still pending."""
+        self._held += n
+        if self._held <= self._limits.max_held_stub_bytes:
+            return True
+        self._held = n + sum(
+            len(c.req_stub or b"") + len(c.resp_stub or b"")
+            for calls in (self._calls, self._early_answers)
+            for c in calls.values()
+        )
+        return self._held <= self._limits.max_held_stub_bytes
 
     def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> _Call:
         """The call an answer belongs to, or a placeholder waiting for its request."""
@@ -395,7 +417,8 @@ class Association:
             return call
         early = self._early_answers.get(call_id)
         if early is None:
-            if len(self._early_answers) >= _MAX_EARLY:
+            if len(self._early_answers) >= self._limits.max_early_answers:
+                self._violation(frame, "cap_early_answers", f"{len(self._early_answers)} answers wait for requests")
                 self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
             early = _Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)

@@ -78,7 +78,6 @@ _ANSWERS = frozenset({RESPONSE, FAULT, REJECT})
 # has passed: CL clients give up on a call within tens of seconds, so a repeat after that is a
 # new call that happens to reuse the numbers (spliced test traces do).
 _RETRY_WINDOW_NS = 60 * 1_000_000_000
-_MAX_EARLY = 64  # answers waiting for a request captured after them
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +385,7 @@ class ClTracker:
         self._calls: OrderedDict[Key, _Call] = OrderedDict()  # request seen, not finished
         self._by_activity: dict[str, int] = {}  # activity -> seqnum of its call in _calls
         self._early: OrderedDict[Key, _Call] = OrderedDict()  # answers whose request is not seen yet
+        self._held = 0  # response stub bytes kept: counted up, recounted at the cap
         self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
         self._done: OrderedDict[Key, _Done] = OrderedDict()
         self._stub_state = stubs.StubState()  # context handle -> the name it was opened with
@@ -561,7 +561,10 @@ class ClTracker:
                 return  # otherwise a duplicate of the answer already counted
             call = self._early.get(key)
             if call is None:
-                if len(self._early) >= _MAX_EARLY:
+                if len(self._early) >= self._limits.max_early_answers:
+                    self._sink.violation(
+                        flow, frame, LAYER, "cap_early_answers", f"{len(self._early)} answers wait for requests"
+                    )
                     self._orphan(self._early.popitem(last=False)[1])
                 call = self._early[key] = _Call(h, ts)
         call.last_ts = ts
@@ -572,11 +575,12 @@ class ClTracker:
             if resp is None:
                 resp = call.resp = _Half(frame, ts, h.little, call.want.response)
                 call.resp_flow = flow
-            _new, capped = resp.add(h, frame, ts, self._limits.max_call_stub_bytes)
+            cap, what = self._limits.max_call_stub_bytes, "cap_call_stub_bytes"
+            if resp.parts is not None and not self._room(h.body_len):
+                cap, what = 0, "cap_held_stub_bytes"  # all kept stubs together are at their cap
+            _new, capped = resp.add(h, frame, ts, cap)
             if capped:
-                self._sink.violation(
-                    flow, frame, LAYER, "cap_call_stub_bytes", f"{self._name(call)} response stub not kept"
-                )
+                self._sink.violation(flow, frame, LAYER, what, f"{self._name(call)} response stub not kept")
         else:
             if call.fault is not None:
                 return
@@ -587,6 +591,20 @@ class ClTracker:
         self._track_partial(call, key, flow, frame)
         if call.answer_done and key in self._calls:
             self._finish(call)
+
+    def _room(self, n: int) -> bool:
+        """May n more stub bytes be kept (`Limits.max_held_stub_bytes`)? The running count only
+        grows, so at the cap it is recounted from the calls still pending."""
+        self._held += n
+        if self._held <= self._limits.max_held_stub_bytes:
+            return True
+        self._held = n + sum(
+            c.resp.kept
+            for calls in (self._calls, self._early)
+            for c in calls.values()
+            if c.resp is not None and c.resp.parts is not None
+        )
+        return self._held <= self._limits.max_held_stub_bytes
 
     def _track_partial(self, call: _Call, key: Key, flow: Flow, frame: int) -> None:
         """Bound the calls being reassembled: the oldest is given up when there are too many."""

@@ -22,14 +22,18 @@ PduCallback = Callable[[CoPdu, int, int, int], None]
 ViolationCallback = Callable[[int, str, str], None]
 
 
+def _ignore(*_args: object) -> None:
+    """The callback of a detached stream."""
+
+
 class CoStream:
     """Frames one direction. `pdus` counts PDUs framed, `skipped` bytes dropped while resyncing."""
 
     __slots__ = ("_buf", "_chunks", "_limits", "_on_pdu", "_on_violation", "_synced", "pdus", "skipped")
 
     def __init__(self, on_pdu: PduCallback, on_violation: ViolationCallback, limits: Limits) -> None:
-        self._on_pdu = on_pdu
-        self._on_violation = on_violation
+        self._on_pdu: PduCallback = on_pdu
+        self._on_violation: ViolationCallback = on_violation
         self._limits = limits
         self._buf = bytearray()
         # (end offset in _buf, frame, ts) of every chunk whose bytes are still buffered
@@ -37,6 +41,11 @@ class CoStream:
         self._synced = False
         self.pdus = 0
         self.skipped = 0
+
+    def detach(self) -> None:
+        """Its connection is closed: drop the callbacks into it (they make a reference cycle)."""
+        self._on_pdu = _ignore
+        self._on_violation = _ignore
 
     def data(self, data: bytes, frame: int, ts: int) -> None:
         if not data:

@@ -21,13 +21,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
 from analyzer.smb.state import (
-    MAX_CONTROL_BYTES,
-    MAX_PENDING,
-    MAX_PIPE_BYTES,
     NONE,
     PIPE,
     SNIFF,
@@ -183,8 +181,8 @@ class Smb1Handler:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._trees: dict[int, _Tree] = {}
-        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._trees: BoundedDict[int, _Tree] = BoundedDict(ctx.limits.max_smb_trees)
+        self._pending: BoundedDict[tuple[int, int], _Pending] = BoundedDict(ctx.limits.max_smb_pending)
         # Per direction (index: from_client): header of the message in progress, and the file and
         # data offset a look at its first data bytes is for.
         self._hdr: list[Smb1Header | None] = [None, None]
@@ -273,9 +271,12 @@ class Smb1Handler:
     def _whole(self, r: Reader) -> None:
         h = self._hdr[r.from_client]
         assert h is not None
-        cap = MAX_PIPE_BYTES if h.command in _PIPE_SIZED else MAX_CONTROL_BYTES
+        lim = self._ctx.limits
+        pipe_sized = h.command in _PIPE_SIZED
+        cap = lim.max_smb_pipe_message_bytes if pipe_sized else lim.max_smb_message_bytes
         if r.unit_len > cap:
-            r.violation("smb_cap_message", f"a {r.unit_len}-byte SMB1 command {h.command:#x}")
+            what = "cap_smb_pipe_message_bytes" if pipe_sized else "cap_smb_message_bytes"
+            r.violation(what, f"a {r.unit_len}-byte SMB1 command {h.command:#x}")
             r.done()
             return
         r.collect(r.unit_len, self._walk)
@@ -322,13 +323,9 @@ class Smb1Handler:
         return None if tree is None else tree.is_ipc
 
     def _pend(self, r: Reader, mid: int, p: _Pending) -> None:
-        pending = self._pending
-        k = (mid, p.command)
-        pending.pop(k, None)
-        pending[k] = p
-        if len(pending) > MAX_PENDING:
-            del pending[next(iter(pending))]
-            self._ctx.violation_once(r.frame, "smb_cap_pending", f"more than {MAX_PENDING} SMB1 requests unanswered")
+        if self._pending.put((mid, p.command), p) is not None:
+            detail = f"more than {self._pending.cap} SMB1 requests unanswered"
+            self._ctx.violation(r.frame, "cap_smb_pending", detail)
 
     def _deliver(
         self, r: Reader, key: PipeKey, kind: int, from_client: bool, b: bytearray, off: int, length: int
@@ -517,11 +514,9 @@ class Smb1Handler:
             return
         service, _ = read_string(r.buf, data, end, False)  # always OEM ([MS-CIFS] 2.2.4.55.2)
         path = p.name if p is not None else None
-        trees = self._trees
-        trees.pop(h.tid, None)
-        trees[h.tid] = _Tree(service.upper().startswith("IPC") or (path is not None and _is_ipc_path(path)), path)
-        if len(trees) > MAX_PENDING:
-            del trees[next(iter(trees))]
+        tree = _Tree(service.upper().startswith("IPC") or (path is not None and _is_ipc_path(path)), path)
+        if self._trees.put(h.tid, tree) is not None:
+            self._ctx.violation(r.frame, "cap_smb_trees", f"more than {self._trees.cap} SMB1 trees")
 
     def _nt_create_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         if wc < 4:

@@ -20,13 +20,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.auth import NTLMSSP_SIGNATURE, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
 from analyzer.smb.state import (
-    MAX_CONTROL_BYTES,
-    MAX_PENDING,
-    MAX_PIPE_BYTES,
     NONE,
     PIPE,
     SNIFF,
@@ -88,9 +86,6 @@ _RESPONSES = {
 }
 # Answers worth matching to their requests.
 _PENDED = frozenset({TREE_CONNECT, CREATE, CLOSE, READ, IOCTL})
-# Bookkeeping for related compounds: CREATE outcomes remembered, CREATEs with data held back.
-_MAX_CREATED = 256
-_MAX_HELD = 64
 
 # How far into a security token the NTLMSSP signature may sit behind its SPNEGO wrapping.
 _TOKEN_PEEK = 256
@@ -198,10 +193,12 @@ class Smb2Handler:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._trees: dict[tuple[int, int], _Tree] = {}
-        self._pending: dict[int, _Pending] = {}
-        self._created: dict[int, _Ref | None] = {}
-        self._held: dict[int, list[tuple[bool, bytes, int, int, bool]]] = {}
+        lim = ctx.limits
+        self._trees: BoundedDict[tuple[int, int], _Tree] = BoundedDict(lim.max_smb_trees)
+        self._pending: BoundedDict[int, _Pending] = BoundedDict(lim.max_smb_pending)
+        # Bookkeeping for related compounds: CREATE outcomes remembered, CREATEs with data held back.
+        self._created: BoundedDict[int, _Ref | None] = BoundedDict(lim.max_smb_created)
+        self._held: BoundedDict[int, list[tuple[bool, bytes, int, int, bool]]] = BoundedDict(lim.max_smb_held_creates)
         # Per direction (index: from_client): the header of the unit in progress, the file of the
         # previous command of the compound, what the data step delivers.
         self._hdr: list[Smb2Header | None] = [None, None]
@@ -209,7 +206,7 @@ class Smb2Handler:
         self._cur = [_Cur(), _Cur()]
         # Per session: the pipe the client last wrote to on this connection. A READ response whose
         # request was lost in a gap carries no FileId; if its data is a DCE/RPC PDU it answers that write.
-        self._last_written: dict[int, PipeKey] = {}
+        self._last_written: BoundedDict[int, PipeKey] = BoundedDict(lim.max_smb_created)
 
     # -- units ----------------------------------------------------------------------------------
 
@@ -303,12 +300,9 @@ class Smb2Handler:
         return self._ctx.kind(ref.key, ref.tree_ipc, r.frame, r.ts), ref.key
 
     def _pend(self, r: Reader, mid: int, p: _Pending) -> None:
-        pending = self._pending
-        pending.pop(mid, None)
-        pending[mid] = p
-        if len(pending) > MAX_PENDING:
-            del pending[next(iter(pending))]
-            self._ctx.violation_once(r.frame, "smb_cap_pending", f"more than {MAX_PENDING} SMB2 requests unanswered")
+        if self._pending.put(mid, p) is not None:
+            detail = f"more than {self._pending.cap} SMB2 requests unanswered"
+            self._ctx.violation(r.frame, "cap_smb_pending", detail)
 
     def _take(self, h: Smb2Header, command: int) -> _Pending | None:
         p = self._pending.get(h.message_id)
@@ -324,15 +318,15 @@ class Smb2Handler:
         if p is None:
             return
         if h.command == CREATE:
-            self._remember_create(h.message_id, None)
+            self._remember_create(r, h.message_id, None)
             self._held.pop(h.message_id, None)
         elif h.command == CLOSE:
             self._close(r, p.ref)
 
-    def _remember_create(self, mid: int, ref: _Ref | None) -> None:
-        self._created[mid] = ref
-        if len(self._created) > _MAX_CREATED:
-            del self._created[next(iter(self._created))]
+    def _remember_create(self, r: Reader, mid: int, ref: _Ref | None) -> None:
+        """A CREATE's outcome, for the related commands compounded after it."""
+        if self._created.put(mid, ref) is not None:
+            self._ctx.violation(r.frame, "cap_smb_created", f"more than {self._created.cap} CREATE outcomes held")
 
     def _close(self, r: Reader, ref: _Ref) -> None:
         if ref.create_mid >= 0:
@@ -353,8 +347,8 @@ class Smb2Handler:
             r.violation("smb_bad_length", f"data at {off}+{length} outside a {r.unit_len}-byte SMB2 command")
             r.done()
             return
-        if length > MAX_PIPE_BYTES:
-            r.violation("smb_cap_pipe_data", f"{length} bytes of pipe data in one SMB2 message")
+        if length > self._ctx.limits.max_smb_pipe_message_bytes:
+            r.violation("cap_smb_pipe_message_bytes", f"{length} bytes of pipe data in one SMB2 message")
             r.done()
             return
         cur = self._cur[r.from_client]
@@ -393,21 +387,21 @@ class Smb2Handler:
         elif cur.key is not None:
             self._ctx.deliver(cur.key, not h.response, data, r.frame, r.ts)
             if not h.response:
-                self._last_written.pop(cur.key[1], None)
-                self._last_written[cur.key[1]] = cur.key
-                if len(self._last_written) > _MAX_CREATED:
-                    del self._last_written[next(iter(self._last_written))]
+                if self._last_written.put(cur.key[1], cur.key) is not None:
+                    detail = f"pipes last written remembered for more than {self._last_written.cap} sessions"
+                    self._ctx.violation(r.frame, "cap_smb_created", detail)
         r.done()
 
     def _hold(self, r: Reader, create_mid: int, item: tuple[bool, bytes, int, int, bool]) -> None:
         held = self._held.setdefault(create_mid, [])
-        if sum(len(x[1]) for x in held) + len(item[1]) > MAX_PIPE_BYTES:
-            r.violation("smb_cap_pipe_data", "too much data held for a related CREATE")
+        if sum(len(x[1]) for x in held) + len(item[1]) > self._ctx.limits.max_smb_pipe_message_bytes:
+            r.violation("cap_smb_pipe_message_bytes", "too much data held for a related CREATE")
             return
         held.append(item)
-        if len(self._held) > _MAX_HELD:
+        if len(self._held) > self._held.cap:
             del self._held[next(iter(self._held))]
-            self._ctx.violation_once(r.frame, "smb_cap_pending", "too many related CREATEs awaiting their answer")
+            detail = "too many related CREATEs awaiting their answer"
+            self._ctx.violation(r.frame, "cap_smb_held_creates", detail)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -426,8 +420,8 @@ class Smb2Handler:
         off, length = _U16U16.unpack_from(r.buf, HEADER_LEN + 12)
         if NTLMSSP_SIGNATURE not in r.buf[off:]:
             r.done()
-        elif off + length > MAX_CONTROL_BYTES:
-            r.violation("smb_cap_message", f"a {off + length}-byte SESSION_SETUP")
+        elif off + length > self._ctx.limits.max_smb_message_bytes:
+            r.violation("cap_smb_message_bytes", f"a {off + length}-byte SESSION_SETUP")
             r.done()
         else:
             r.collect(off + length, self._session_token)
@@ -448,8 +442,8 @@ class Smb2Handler:
         if off + length > r.unit_len or (length and off < HEADER_LEN):
             r.violation("smb_bad_length", f"name at {off}+{length} outside a {r.unit_len}-byte SMB2 command")
             r.done()
-        elif off + length > MAX_CONTROL_BYTES:
-            r.violation("smb_cap_message", f"a {off + length}-byte SMB2 command {h.command:#x}")
+        elif off + length > self._ctx.limits.max_smb_message_bytes:
+            r.violation("cap_smb_message_bytes", f"a {off + length}-byte SMB2 command {h.command:#x}")
             r.done()
         else:
             r.collect(off + length, self._named_request_name)
@@ -520,11 +514,8 @@ class Smb2Handler:
         path = p.name if p is not None else None
         is_ipc = r.buf[HEADER_LEN + 2] == SHARE_TYPE_PIPE or (path is not None and _is_ipc_path(path))
         if h.tree_id is not None:
-            trees = self._trees
-            trees.pop((h.session_id, h.tree_id), None)
-            trees[(h.session_id, h.tree_id)] = _Tree(is_ipc, path)
-            if len(trees) > MAX_PENDING:
-                del trees[next(iter(trees))]
+            if self._trees.put((h.session_id, h.tree_id), _Tree(is_ipc, path)) is not None:
+                self._ctx.violation(r.frame, "cap_smb_trees", f"more than {self._trees.cap} SMB2 trees")
         r.done()
 
     def _create_response(self, r: Reader, h: Smb2Header) -> None:
@@ -548,7 +539,7 @@ class Smb2Handler:
         elif tree.is_ipc:
             ctx.open_pipe(key, name, tree.path, r.frame, r.ts)
             resolved = _Ref(key, True)
-        self._remember_create(h.message_id, resolved)
+        self._remember_create(r, h.message_id, resolved)
         for from_client, data, frame, ts, proven in self._held.pop(h.message_id, ()):
             if resolved is None:
                 break
@@ -582,7 +573,13 @@ class Smb2Handler:
         key = self._last_written.get(h.session_id)
         off = r.buf[HEADER_LEN + 2]
         length = _U32.unpack_from(r.buf, HEADER_LEN + 4)[0]
-        if key is None or not length or off < HEADER_LEN or off + length > r.unit_len or length > MAX_PIPE_BYTES:
+        if (
+            key is None
+            or not length
+            or off < HEADER_LEN
+            or off + length > r.unit_len
+            or length > self._ctx.limits.max_smb_pipe_message_bytes
+        ):
             r.done()
             return
         cur = self._cur[r.from_client]

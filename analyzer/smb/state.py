@@ -6,12 +6,14 @@ tree is unknown because the capture or this channel missed the tree connect, whe
 well-known RPC pipe, a FSCTL_PIPE_TRANSCEIVE / TransactNmPipe is used on it, or the first bytes
 written to or read from it are a DCE/RPC header. Files on known disk trees are never looked at.
 
-Everything here is bounded: open pipes per session (`Limits.max_smb_pipes`), candidates, and the
-files found not to be pipes. A cap that is hit is a violation, and the oldest entry goes.
+Everything here is bounded: open pipes per session (`Limits.max_smb_pipes`) and per connection,
+candidates, the files found not to be pipes, encrypted sessions. A cap that is hit is a violation
+(`cap_<field>`), and the oldest entry goes.
 """
 
 from __future__ import annotations
 
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.auth import NtlmIdentity
 from analyzer.dcerpc.pdu import plausible_co_header
 from analyzer.limits import Limits
@@ -22,20 +24,9 @@ NONE = 0  # not a pipe (known disk tree, or its data did not look like DCE/RPC)
 PIPE = 1  # an open pipe: deliver its data
 SNIFF = 2  # unknown: look at the first bytes of its data
 
-# A control message (negotiate, session setup, tree connect, create, ...) is buffered whole only up to
-# this size; pipe payloads up to the second. Both are far above what Windows sends.
-MAX_CONTROL_BYTES = 64 * 1024
-MAX_PIPE_BYTES = 8 * 1024 * 1024
-# Requests awaiting their answer, per connection.
-MAX_PENDING = 4096
-# Files remembered as candidates (unknown tree, unfamiliar name) and as not-pipes.
-MAX_CANDIDATES = 1024
-MAX_NOT_PIPES = 4096
-# Bytes of a write or read looked at to decide whether an unknown file is a pipe.
+# The caps of this layer are `Limits` fields (max_smb_*). Bytes of a write or read looked at to decide
+# whether an unknown file is a pipe:
 SNIFF_BYTES = 16
-# Open pipes of all sessions of a connection together, and sessions remembered as encrypted.
-MAX_OPEN_PIPES = 4096
-MAX_SESSIONS = 4096
 
 # Pipes that carry DCE/RPC on Windows: a CREATE of one of these on a tree of unknown type is a pipe.
 WELL_KNOWN_PIPES = frozenset(
@@ -137,10 +128,10 @@ class Context:
         self.events = events
         self.limits = limits
         self._open: dict[PipeKey, str | None] = {}
-        self._candidates: dict[PipeKey, tuple[str, str | None]] = {}
-        self._blocked: dict[PipeKey, None] = {}
+        self._candidates: BoundedDict[PipeKey, tuple[str, str | None]] = BoundedDict(limits.max_smb_candidates)
+        self._blocked: BoundedDict[PipeKey, None] = BoundedDict(limits.max_smb_not_pipes)
         self._per_session: dict[tuple[int, int], int] = {}
-        self._encrypted_sessions: dict[int, None] = {}
+        self._encrypted_sessions: BoundedDict[int, None] = BoundedDict(limits.max_smb_sessions)
         self._once: set[str] = set()
         self.messages = 0
         self.commands = 0
@@ -181,9 +172,8 @@ class Context:
         self.encrypted_messages += 1
         seen = self._encrypted_sessions
         if session not in seen:
-            seen[session] = None
-            if len(seen) > MAX_SESSIONS:
-                del seen[next(iter(seen))]
+            if seen.put(session, None) is not None:
+                self.violation(frame, "cap_smb_sessions", f"more than {seen.cap} encrypted sessions")
             self.events.encrypted(session, frame, ts)
 
     # -- the pipe table -------------------------------------------------------------------------
@@ -217,13 +207,14 @@ class Context:
         n = self._per_session.get(sess, 0)
         if n >= self.limits.max_smb_pipes:
             self.violation(
-                frame, "smb_cap_pipes", f"more than {self.limits.max_smb_pipes} pipes in session {key[1]:#x}"
+                frame, "cap_smb_pipes", f"more than {self.limits.max_smb_pipes} pipes in session {key[1]:#x}"
             )
-            self._block(key)
+            self._block(key, frame)
             return False
-        if len(self._open) >= MAX_OPEN_PIPES:
+        if len(self._open) >= self.limits.max_smb_open_pipes:
             oldest = next(iter(self._open))
-            self.violation(frame, "smb_cap_pipes", f"more than {MAX_OPEN_PIPES} pipes open on one connection")
+            detail = f"more than {self.limits.max_smb_open_pipes} pipes open on one connection"
+            self.violation(frame, "cap_smb_open_pipes", detail)
             self.close_file(oldest, frame, ts)
         self._per_session[sess] = n + 1
         self._candidates.pop(key, None)
@@ -244,19 +235,17 @@ class Context:
     def candidate(self, key: PipeKey, name: str, tree: str | None, frame: int, ts: int) -> None:
         """A file created on a tree of unknown type with a name that is not a well-known pipe."""
         self.close_file(key, frame, ts)  # a pipe of the same id was closed unseen
-        self._candidates[key] = (name, tree)
-        if len(self._candidates) > MAX_CANDIDATES:
-            del self._candidates[next(iter(self._candidates))]
+        if self._candidates.put(key, (name, tree)) is not None:
+            self.violation(frame, "cap_smb_candidates", f"more than {self._candidates.cap} possible pipes")
 
-    def reject(self, key: PipeKey) -> None:
+    def reject(self, key: PipeKey, frame: int) -> None:
         """Its data is not DCE/RPC: stop looking at it."""
         self._candidates.pop(key, None)
-        self._block(key)
+        self._block(key, frame)
 
-    def _block(self, key: PipeKey) -> None:
-        self._blocked[key] = None
-        if len(self._blocked) > MAX_NOT_PIPES:
-            del self._blocked[next(iter(self._blocked))]
+    def _block(self, key: PipeKey, frame: int) -> None:
+        if self._blocked.put(key, None) is not None:
+            self.violation(frame, "cap_smb_not_pipes", f"more than {self._blocked.cap} files known not to be pipes")
 
     def close_file(self, key: PipeKey, frame: int, ts: int) -> None:
         """The file is closed (or its id now names another file): forget it, and tell the consumer
@@ -275,5 +264,5 @@ class Context:
         """Decide on an unknown file from the first bytes of its data; True if it is now a pipe."""
         if looks_like_dcerpc(head):
             return self.adopt(key, frame, ts)
-        self.reject(key)
+        self.reject(key, frame)
         return False

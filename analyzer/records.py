@@ -1,0 +1,281 @@
+"""Where records go as they are made: Arrow batches on disk, read back by the report layer.
+
+A run's records are its output, so holding them in memory would make memory grow with the capture
+instead of with its live state. `Records` keeps, per kind, one `Spool`: it buffers `BATCH_ROWS`
+records, then writes them as one Arrow IPC file in a temporary run directory, and reads them back,
+in the order they were made, each time it is iterated. Records in, records out: the report layer
+(and any resolution step at read-back) sees the same dataclasses it always did.
+
+Violations go through a `violation_log.ViolationLog` first, which aggregates them per kind and
+connection so that a flood is summarised, not listed.
+
+The run directory is removed when its `Records` is closed or collected, and at interpreter exit.
+A `Records` can be pickled (the forked reader sends one to its parent): the directory then belongs
+to the copy that is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tempfile
+import typing
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields, is_dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.model import (
+    BindRecord,
+    CallRecord,
+    CaptureSummary,
+    ConnectionRecord,
+    DatagramRecord,
+    EndpointRecord,
+    Flow,
+    Violation,
+)
+from analyzer.violation_log import ViolationLog
+
+BATCH_ROWS = 4096  # records buffered per kind before a batch is written
+FLOW_CACHE = 65_536  # flows shared between the records read back, at most
+
+R = TypeVar("R")
+
+
+def _pa() -> Any:
+    """pyarrow, imported when the first batch is written or read: a small run writes none, and
+    the forked reader then never pays for the import."""
+    import pyarrow
+
+    return pyarrow
+
+
+class _Codec(Generic[R]):
+    """A record class as Arrow columns and back: scalar fields as they are, a `Flow` as one column
+    per field (`flow.capture`, ...), a tuple of strings as a list column."""
+
+    def __init__(self, cls: type[R]) -> None:
+        assert is_dataclass(cls)
+        self.cls = cls
+        hints = typing.get_type_hints(cls)
+        self.names = [f.name for f in fields(cls)]
+        self.flow_fields = [f.name for f in fields(Flow)]
+        self.is_flow = [hints[n] is Flow for n in self.names]
+        self.tuples = {n for n in self.names if typing.get_origin(hints[n]) is tuple}
+        self._hints = hints
+        self._schema: Any = None
+
+    @property
+    def schema(self) -> Any:
+        """The Arrow schema, built on first use."""
+        if self._schema is None:
+            pa = _pa()
+            cols = []
+            for name in self.names:
+                hint = self._hints[name]
+                if hint is Flow:
+                    flow_hints = typing.get_type_hints(Flow)
+                    cols += [pa.field(f"{name}.{f}", _arrow_type(flow_hints[f])) for f in self.flow_fields]
+                else:
+                    cols.append(pa.field(name, _arrow_type(hint)))
+            self._schema = pa.schema(cols)
+        return self._schema
+
+    def encode(self, records: list[R]) -> Any:
+        """An Arrow record batch of the records."""
+        pa = _pa()
+        columns: list[list[Any]] = []
+        for name, is_flow in zip(self.names, self.is_flow, strict=True):
+            values = [getattr(r, name) for r in records]
+            if is_flow:
+                columns += [[getattr(v, f) for v in values] for f in self.flow_fields]
+            else:
+                columns.append(values)
+        return pa.RecordBatch.from_arrays(
+            [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
+        )
+
+    def decode(self, batch: Any, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:
+        data = batch.to_pydict()
+        parts: list[Iterable[Any]] = []
+        for name, is_flow in zip(self.names, self.is_flow, strict=True):
+            if is_flow:
+                keys = zip(*(data[f"{name}.{f}"] for f in self.flow_fields), strict=True)
+                parts.append(flows.get(k) or flows.setdefault(k, Flow(*k)) for k in keys)
+            elif name in self.tuples:
+                parts.append(tuple(v) for v in data[name])
+            else:
+                parts.append(data[name])
+        cls: Any = self.cls
+        for values in zip(*parts, strict=True):
+            yield cls(*values)
+
+
+def _arrow_type(hint: Any) -> Any:
+    """The Arrow type of a record field: int, str, bool, float (optional or not), tuple[str, ...]."""
+    pa = _pa()
+    if typing.get_origin(hint) is tuple:
+        return pa.list_(pa.string())
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    return {int: pa.int64(), str: pa.string(), bool: pa.bool_(), float: pa.float64()}[base]
+
+
+class _RunDir:
+    """The temporary directory of one run's batches, made when the first batch is written (a small
+    run makes none) and removed when closed or collected, or at exit."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.files = 0
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def _own(self, path: str) -> None:
+        self.path = path
+        self._finalizer = weakref.finalize(self, shutil.rmtree, path, True)
+
+    def new_file(self, kind: str) -> str:
+        if self.path is None:
+            self._own(tempfile.mkdtemp(prefix="rpc-analyzer-run-"))
+        assert self.path is not None
+        self.files += 1
+        return os.path.join(self.path, f"{kind}-{self.files:08d}")
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled, the directory belongs to the copy that is unpickled (the forked reader's parent)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        return {"path": self.path, "files": self.files}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self.files, self._finalizer = None, state["files"], None
+        if state["path"] is not None:
+            self._own(state["path"])
+
+
+class Spool(Sequence[R]):
+    """The records of one kind: an append-only sequence whose body lives on disk.
+
+    `append` buffers; every `BATCH_ROWS` records the buffer is written as one Arrow IPC file (or,
+    should a value not fit its Arrow type, a pickle). Iterating reads the files back in order, then
+    the buffer. Indexing reads everything and is meant for tests and small runs."""
+
+    def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
+        self._run = run
+        self.kind = kind
+        self._codec = _Codec(cls)
+        self._files: list[str] = []
+        self._buffer: list[R] = []
+        self._count = 0
+
+    def append(self, rec: R) -> None:
+        self._buffer.append(rec)
+        self._count += 1
+        if len(self._buffer) >= BATCH_ROWS:
+            self.flush()
+
+    def extend(self, recs: Iterable[R]) -> None:
+        for rec in recs:
+            self.append(rec)
+
+    def flush(self) -> None:
+        """Write the buffered records as one batch."""
+        if not self._buffer:
+            return
+        pa = _pa()
+        path = self._run.new_file(self.kind)
+        try:
+            batch = self._codec.encode(self._buffer)
+        except (pa.ArrowInvalid, OverflowError, TypeError):  # a value out of its column's range
+            path += ".pickle"
+            with open(path, "wb") as out:
+                pickle.dump(self._buffer, out, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            path += ".arrow"
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+        self._files.append(path)
+        self._buffer = []
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[R]:
+        flows: dict[tuple[Any, ...], Flow] = {}  # one Flow object per conversation, as when made
+        pa: Any = _pa() if self._files else None
+        for path in self._files:
+            if len(flows) > FLOW_CACHE:
+                flows.clear()
+            if path.endswith(".pickle"):
+                with open(path, "rb") as inp:
+                    yield from pickle.load(inp)
+                continue
+            with pa.memory_map(path) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    yield from self._codec.decode(reader.get_batch(i), flows)
+        yield from list(self._buffer)
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[R]: ...
+    def __getitem__(self, index: int | slice) -> R | Sequence[R]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        """Same records in the same order (a list compares equal too)."""
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Spool {self.kind}: {self._count} records, {len(self._files)} batches on disk>"
+
+
+class Records:
+    """Everything an analysis produced, in the order it was produced: one `Spool` per kind
+    (violations through their `ViolationLog`). `captures` (one summary per input file) stays in
+    memory. Close it, or let it be collected, to remove its run directory."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._run = _RunDir()
+        self.binds: Spool[BindRecord] = Spool(self._run, "binds", BindRecord)
+        self.endpoints: Spool[EndpointRecord] = Spool(self._run, "endpoints", EndpointRecord)
+        self.calls: Spool[CallRecord] = Spool(self._run, "calls", CallRecord)
+        self.connections: Spool[ConnectionRecord] = Spool(self._run, "connections", ConnectionRecord)
+        self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
+        self.violations = ViolationLog(Spool(self._run, "violations", Violation), limits)
+        self.captures: list[CaptureSummary] = []
+
+    def _spools(self) -> list[Spool[Any]]:
+        return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams]
+
+    def finish(self) -> None:
+        """Write out what is buffered and aggregated (the run is over)."""
+        self.violations.flush()
+        for spool in self._spools():
+            spool.flush()
+
+    def close(self) -> None:
+        """Remove the run directory: the records cannot be read after this."""
+        self._run.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.finish()
+        return self.__dict__.copy()
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s.kind}={len(s)}" for s in self._spools())
+        return f"<Records {sizes}, violations={len(self.violations)}, captures={len(self.captures)}>"

@@ -1,0 +1,135 @@
+"""Violations aggregated per kind and connection before they are spooled: floods summarised.
+
+A flood of bad bytes or a cap hit per packet would otherwise be millions of rows, each its own
+`Violation`. The log keeps a count, the first and last frame and a sample per (capture, connection,
+layer, kind), and lists only the first few of a kind one by one (see `ViolationLog`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Protocol, overload
+
+from analyzer.limits import CAP_CODES, CAPTURE_CAP_CODES, Limits
+from analyzer.model import Violation
+
+LIVE_AGGREGATES = 4096  # (kind, connection) aggregates held at once; the oldest is written out
+
+
+class _Spool(Protocol):
+    """Where rows go: `records.Spool`."""
+
+    def append(self, rec: Violation) -> None: ...
+    def flush(self) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Violation]: ...
+
+
+class _Aggregate:
+    """Occurrences of one violation kind on one connection, beyond those listed one by one."""
+
+    __slots__ = ("count", "first", "last", "listed", "sample", "stream")
+
+    def __init__(self, stream: int | None) -> None:
+        self.stream = stream  # None for a run-wide cap, whichever connection its sample names
+        self.listed = 0
+        self.count = 0
+        self.sample: Violation | None = None
+        self.first: int | None = None
+        self.last: int | None = None
+
+    def add(self, v: Violation) -> None:
+        if self.sample is None:
+            self.sample = v
+        self.count += v.count
+        for f in (v.frame, v.last_frame):
+            if f is not None:
+                self.first = f if self.first is None else min(self.first, f)
+                self.last = f if self.last is None else max(self.last, f)
+
+    def row(self) -> Violation | None:
+        if self.sample is None:
+            return None
+        return replace(self.sample, frame=self.first, stream=self.stream, count=self.count, last_frame=self.last)
+
+
+_Key = tuple[str, int | None, str, str]
+
+
+class ViolationLog(Sequence[Violation]):
+    """Violations aggregated per kind (`what`) and connection, then spooled.
+
+    - A cap (`limits.CAP_CODES`) is one row per cap and connection, or per capture for the caps of
+      run-wide tables (`limits.CAPTURE_CAP_CODES`, e.g. the flow table): `count` says how often it
+      was hit, `frame` and `last_frame` the first and last time, `detail` is the first hit's.
+    - Any other kind is listed one row per occurrence up to `Limits.max_violations_listed` per
+      connection; the rest of that kind and connection become one row with their count.
+
+    Aggregates are held for the `LIVE_AGGREGATES` most recently active (kind, connection) pairs;
+    the least recent is written out when a new one would pass that, so a kind that comes back on an
+    old connection after that starts a second row (counts still add up)."""
+
+    def __init__(self, spool: _Spool, limits: Limits) -> None:
+        self._spool = spool
+        self._listed = limits.max_violations_listed
+        self._live: OrderedDict[_Key, _Aggregate] = OrderedDict()
+
+    def append(self, v: Violation) -> None:
+        cap = v.what in CAP_CODES
+        stream = None if v.what in CAPTURE_CAP_CODES else v.stream
+        key = (v.capture, stream, v.layer, v.what)
+        agg = self._live.get(key)
+        if agg is None:
+            agg = self._live[key] = _Aggregate(stream)
+            if len(self._live) > LIVE_AGGREGATES:
+                self._write(self._live.popitem(last=False)[1])
+        else:
+            self._live.move_to_end(key)
+        if not cap and agg.listed < self._listed:
+            agg.listed += 1
+            self._spool.append(v if v.last_frame is not None else replace(v, last_frame=v.frame))
+        else:
+            agg.add(v)
+
+    def extend(self, vs: Iterable[Violation]) -> None:
+        for v in vs:
+            self.append(v)
+
+    def _write(self, agg: _Aggregate) -> None:
+        row = agg.row()
+        if row is not None:
+            self._spool.append(row)
+
+    def flush(self) -> None:
+        """Write every aggregate out (the end of the run)."""
+        while self._live:
+            self._write(self._live.popitem(last=False)[1])
+        self._spool.flush()
+
+    def _pending(self) -> list[Violation]:
+        return [row for agg in self._live.values() if (row := agg.row()) is not None]
+
+    def __len__(self) -> int:
+        return len(self._spool) + sum(agg.sample is not None for agg in self._live.values())
+
+    def __iter__(self) -> Iterator[Violation]:
+        pending = self._pending()
+        yield from self._spool
+        yield from pending
+
+    @overload
+    def __getitem__(self, index: int) -> Violation: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Violation]: ...
+    def __getitem__(self, index: int | slice) -> Violation | Sequence[Violation]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        """Same records in the same order (a list compares equal too)."""
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,164 @@
+"""The floods of bench/floods.py, scaled down: each is summarised (one violation row per cap and
+connection, or a listing then a summary), and the memory a run holds grows with its live flows, not
+with its events: ten times the input, about the same peak. No time is asserted."""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import sys
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from analyzer import records as rec_mod
+from analyzer.api import from_records
+from analyzer.limits import Limits
+from analyzer.pipeline import Pipeline
+from analyzer.records import Records
+from tests.conftest import ROOT
+
+_spec = importlib.util.spec_from_file_location("bench_floods", ROOT / "bench" / "floods.py")
+assert _spec is not None and _spec.loader is not None
+floods: Any = importlib.util.module_from_spec(_spec)
+sys.modules["bench_floods"] = floods
+_spec.loader.exec_module(floods)
+
+
+@pytest.fixture(autouse=True)
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches small enough that both sizes of a flood fill them: what stays is the live state."""
+    monkeypatch.setattr(rec_mod, "BATCH_ROWS", 128)
+
+
+def _write(tmp_path: Path, build: Callable[..., None], n: int, **kw: Any) -> Path:
+    path = tmp_path / f"{build.__name__}_{n}.pcap"
+    with open(path, "wb") as out:
+        build(out, n, **kw)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Run every flood once, tiny, so that lazy imports are not counted as the first run's memory."""
+    tmp = tmp_path_factory.mktemp("warm")
+    for build in (floods.syn_flood, floods.bind_flood, floods.pending_flood, floods.bogus_flood):
+        records = Pipeline(Limits(), strict=True).run([str(_write(tmp, build, 300))])
+        records.finish()
+        from_records(records)
+
+
+def _run(path: Path, limits: Limits) -> tuple[Records, int]:
+    """The records of a run and the Python memory the run retains once it has read the capture:
+    its live state and the records not yet written out (cyclic garbage collected first)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        records = Pipeline(limits, strict=True).run([str(path)])
+        gc.collect()
+        retained, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return records, retained
+
+
+def _per_flow(small: int, big: int) -> None:
+    """Ten times the events, at most a fifth more memory retained (per-event growth would be ~10x)."""
+    assert big < 1.2 * small + 32_768, f"memory retained grew from {small} to {big} bytes with 10x the input"
+
+
+def test_syn_flood_is_one_cap_row_and_memory_per_flow(tmp_path: Path) -> None:
+    limits = Limits(max_tcp_flows=100)
+    peaks = []
+    for n in (1500, 15000):
+        records, peak = _run(_write(tmp_path, floods.syn_flood, n), limits)
+        (cap,) = [v for v in records.violations if v.what == "cap_tcp_flows"]
+        assert cap.count == n - 100 and cap.stream is None
+        assert len(records.connections) == n  # every SYN-only conversation is still a row
+        peaks.append(peak)
+    _per_flow(*peaks)
+
+
+def test_bind_flood_keeps_every_bind_and_memory_per_flow(tmp_path: Path) -> None:
+    peaks = []
+    for n in (300, 3000):
+        records, peak = _run(_write(tmp_path, floods.bind_flood, n), Limits())
+        assert len(records.binds) == n and not list(records.violations)
+        peaks.append(peak)
+    t = from_records(records)
+    assert len(t.binds) == 3000 and (t.binds["ack_result"] == "acceptance").all()
+    assert len(t.connections) == 3000 and (t.connections["end"] == "rst").all()
+    _per_flow(*peaks)
+
+
+def test_unanswered_requests_are_one_cap_row(tmp_path: Path) -> None:
+    limits = Limits(max_pending_calls=50)
+    peaks = []
+    for n in (400, 4000):
+        records, peak = _run(_write(tmp_path, floods.pending_flood, n), limits)
+        (cap,) = list(records.violations)
+        assert (cap.what, cap.count, cap.stream) == ("cap_pending_calls", n - 50, 0)
+        assert len(records.calls) == n  # flushed unanswered, none lost
+        peaks.append(peak)
+    _per_flow(*peaks)
+
+
+def test_epm_stubs_kept_are_capped_per_association(tmp_path: Path) -> None:
+    limits = Limits(max_held_stub_bytes=200_000)
+    peaks = []
+    for n in (4, 40):
+        path = _write(tmp_path, floods.epm_flood, n, stub_bytes=64_000, fragment=16_000)
+        records, peak = _run(path, limits)
+        (cap,) = [v for v in records.violations if v.what == "cap_held_stub_bytes"]
+        assert cap.count == n - 3 and cap.stream == 0  # three stubs of 64,000 fit in 200,000
+        peaks.append(peak)
+    _per_flow(*peaks)
+
+
+def test_bogus_pdus_are_listed_then_summarised(tmp_path: Path) -> None:
+    limits = Limits(max_violations_listed=20)
+    peaks = []
+    for n in (2000, 20000):
+        records, peak = _run(_write(tmp_path, floods.bogus_flood, n), limits)
+        rows = list(records.violations)
+        assert {v.what for v in rows} == {"short_request"}
+        assert len(rows) == 21 and sum(v.count for v in rows) == n
+        summary = rows[-1]
+        assert summary.count == n - 20 and summary.last_frame is not None and summary.frame < summary.last_frame
+        peaks.append(peak)
+    _per_flow(*peaks)
+
+
+def test_flood_files_are_what_they_claim(tmp_path: Path) -> None:
+    """The builders' output is a readable capture whose frame count is the flood's size."""
+    from analyzer.capture.source import open_capture
+
+    sizes: dict[str, tuple[Callable[[BinaryIO, int], None], int, int]] = {
+        "syn": (floods.syn_flood, 50, 50),
+        "binds": (floods.bind_flood, 10, 50),
+        "pending": (floods.pending_flood, 10, 14),
+    }
+    for name, (build, n, frames) in sizes.items():
+        reader = open_capture(str(_write(tmp_path, build, n)), name)
+        assert sum(1 for _ in reader) == frames, name
+        reader.close()
+
+
+def test_summary_and_report_count_occurrences_not_rows(tmp_path: Path) -> None:
+    """The terminal summary and the HTML report say how many violations there were, not how many
+    rows summarise them."""
+    from rich.console import Console
+
+    from analyzer.summary import print_summary
+
+    records, _ = _run(_write(tmp_path, floods.bogus_flood, 500), Limits(max_violations_listed=10))
+    result = from_records(records)
+    assert len(result.violations) == 11
+    console = Console(record=True, width=200)
+    print_summary(result, tmp_path, "csv", console)
+    text = console.export_text()
+    assert "500 violations" in text and "11 violations" not in text
+    assert "<dt>violations</dt><dd>500</dd>" in result.html()
