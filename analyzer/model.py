@@ -134,7 +134,10 @@ class CallRecord:
     encrypted: bool  # packet-privacy: the stub is sealed
     activity_uuid: str | None = None  # connectionless only
     seqnum: int | None = None  # connectionless only
-    return_status: int | None = None  # the operation's own status, where its stub was decoded (EPM)
+    return_status: int | None = None  # the operation's own return value, where its response was decoded
+    return_kind: str | None = None  # its type: win32 | ntstatus | hresult | rpc (analyzer.stubs.registry)
+    arguments: str | None = None  # the decisive decoded arguments, "name=value; ..." (analyzer.stubs)
+    arguments_json: str | None = None  # every decoded request and response value, a JSON object
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,9 @@ CALLS: dict[str, str] = {
     "first_frame": INT,
     "activity_uuid": STR,
     "seqnum": INT,
+    "return_code": INT,
+    "arguments": STR,
+    "arguments_json": STR,
 }
 
 CONNECTIONS: dict[str, str] = {
@@ -272,10 +275,10 @@ class _Names:
             return None
         return self._get(("t", uuid), lambda: registry.transfer_syntax_name(uuid))
 
-    def status(self, code: int | None) -> str | None:
+    def status(self, code: int | None, kind: str | None = None) -> str | None:
         if code is None:
             return None
-        return self._get(("s", code), lambda: registry.status_name(code))
+        return self._get(("s", code, kind), lambda: registry.status_name(code, kind))
 
     def auth_type(self, n: int | None) -> str | None:
         if n is None:
@@ -381,6 +384,10 @@ def endpoints_frame(records: Records, names: _Names) -> pd.DataFrame:
     return frame(ENDPOINTS, cols)
 
 
+# An operation's declared return type -> the registry's status kind (analyzer.stubs.registry).
+_KINDS = {"win32": "win32", "ntstatus": "ntstatus", "hresult": "hresult"}
+
+
 def call_status(c: CallRecord, names: _Names) -> str | None:
     """'ok' for a response, the fault's name for a fault, missing when nothing answered."""
     if c.fault_status is not None:
@@ -413,7 +420,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("response_fragments", c.response_fragments),
             ("status", call_status(c, names)),
             ("fault_code", f"0x{c.fault_status:08x}" if c.fault_status is not None else None),
-            ("return_status", names.status(c.return_status)),
+            ("return_status", names.status(c.return_status, _KINDS.get(c.return_kind or ""))),
             ("rtt_s", rtt),
             ("auth_type", names.auth_type(c.auth_type)),
             ("auth_level", names.auth_level(c.auth_level)),
@@ -424,6 +431,9 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("first_frame", c.first_frame),
             ("activity_uuid", c.activity_uuid),
             ("seqnum", c.seqnum),
+            ("return_code", c.return_status),
+            ("arguments", c.arguments),
+            ("arguments_json", c.arguments_json),
         )
         for k, v in row:
             cols[k].append(v)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from analyzer import stubs
 from analyzer.dcerpc import epm
 from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
 from analyzer.dcerpc.constants import (
@@ -45,7 +46,6 @@ from analyzer.dcerpc.pdu import (
     Response,
     SyntaxId,
 )
-from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
 from analyzer.model import BindRecord, CallRecord, DatagramRecord, EndpointRecord, Flow
 
@@ -54,6 +54,8 @@ SOURCE_BIND = "bind"
 SOURCE_EPM = "epm"
 SOURCE_PIPE = "pipe"
 SOURCE_UNKNOWN = "unknown"
+
+_ANSWER_ONLY = stubs.Want(request=False, response=True, tail=True)  # an answer before its request
 
 
 class RecordSink(Protocol):
@@ -116,8 +118,10 @@ class _Call:
         "resp_frame",
         "resp_little",
         "resp_stub",
+        "resp_tail",
         "resp_ts",
         "ts",
+        "want",
     )
 
     def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> None:
@@ -145,11 +149,9 @@ class _Call:
         self.resp_ts: int | None = None
         self.resp_little = True
         self.resp_stub: bytearray | None = None
+        self.resp_tail = b""  # the response stub's last bytes: the return value ([MS-RPCE] 2.2.5)
         self.fault: int | None = None
-
-
-def _is_epm_call(iface: SyntaxId | None, opnum: int) -> bool:
-    return iface is not None and iface.uuid == EPM_UUID and opnum in (epm.EPT_LOOKUP, epm.EPT_MAP)
+        self.want = stubs.NOTHING  # what of the stubs the decoders need
 
 
 class Association:
@@ -180,6 +182,7 @@ class Association:
         # The security context the binds set up: at connect level requests carry no verifier of their
         # own ([MS-RPCE] 3.3.1.5.2), yet they run under it.
         self._bind_auth: AuthVerifier | None = None
+        self._stub_state = stubs.StubState()  # context handle -> the name it was opened with
         self.binds = 0
         self.calls = 0
         self.interfaces: set[str] = set()
@@ -360,7 +363,8 @@ class Association:
             call.req_little = h.little
             call.auth = pdu.auth
             self._resolve(call)
-            if _is_epm_call(call.iface, call.opnum):
+            call.want = stubs.wants(call.iface.uuid if call.iface else None, call.opnum)
+            if call.want.request:
                 call.req_stub = bytearray()
             self._calls[h.call_id] = call
         n = pdu.stub_end - pdu.stub_start
@@ -417,7 +421,8 @@ class Association:
                 self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
             early = _Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)
-            if early.iface is not None and early.iface.uuid == EPM_UUID:
+            if early.iface is not None and stubs.wants_answer(early.iface.uuid):
+                early.want = _ANSWER_ONLY
                 early.resp_stub = bytearray()
             self._early_answers[call_id] = early
         return early
@@ -427,9 +432,11 @@ class Association:
         call = self._answer_call(h.call_id, pdu.ctx_id, frame, ts, flow)
         if call.resp_frags == 0:
             call.resp_little = h.little
-            if call.req_stub is not None:
+            if call.want.response and call.resp_stub is None:
                 call.resp_stub = bytearray()
         n = pdu.stub_end - pdu.stub_start
+        if call.want.tail:
+            call.resp_tail = (call.resp_tail + pdu.raw[max(pdu.stub_start, pdu.stub_end - 4) : pdu.stub_end])[-4:]
         call.resp_bytes += n
         call.resp_frags += 1
         call.resp_frame = frame
@@ -462,7 +469,8 @@ class Association:
         call.resp_little = early.resp_little
         call.resp_done = early.resp_done
         call.fault = early.fault
-        call.resp_stub = early.resp_stub if call.req_stub is not None else None
+        call.resp_stub = early.resp_stub if call.want.response else None
+        call.resp_tail = early.resp_tail if call.want.tail else b""
         if call.resp_done:
             self._finish(self._calls.pop(call.call_id))
         else:
@@ -478,10 +486,7 @@ class Association:
             who = self.transport_identity
         iface = call.iface
         sealed = bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
-        parsed: epm.EpmResponse | None = None
-        if call.resp_done and call.fault is None and call.resp_stub is not None and not sealed:
-            if _is_epm_call(iface, call.opnum):
-                parsed = self._epm(call, call.opnum, bytes(call.resp_stub))
+        decoded = None if sealed or iface is None else self._decode(call, iface.uuid)
         self.calls += 1
         self._sink.call(
             CallRecord(
@@ -512,39 +517,44 @@ class Association:
                 domain=who.domain if who else None,
                 workstation=who.workstation if who else None,
                 encrypted=sealed,
-                return_status=parsed.status if parsed is not None else None,
+                return_status=decoded.return_code if decoded else None,
+                return_kind=decoded.return_kind if decoded else None,
+                arguments=decoded.arguments if decoded else None,
+                arguments_json=decoded.arguments_json if decoded else None,
             )
         )
-        if parsed is not None:
-            self._emit_endpoints(call, call.opnum, parsed)
+        if decoded is not None and isinstance(decoded.product, epm.EpmResponse):
+            self._emit_endpoints(call, call.opnum, decoded.product)
+
+    def _decode(self, call: _Call, uuid: str) -> stubs.Decoded | None:
+        """Hand an unsealed call's kept stubs to the registry; its complaints become violations."""
+        answer = call.resp_done and call.fault is None
+        kept = stubs.Stubs(
+            ndr64=call.ndr64,
+            request=bytes(call.req_stub) if call.req_stub is not None and call.req_done else None,
+            request_little=call.req_little,
+            response=bytes(call.resp_stub) if call.resp_stub is not None and answer else None,
+            response_little=call.resp_little,
+            response_tail=call.resp_tail if answer and call.want.tail else None,
+        )
+        decoded = stubs.decode(uuid, call.opnum, kept, self._stub_state)
+        if decoded is not None:
+            for layer, what, detail in decoded.violations:
+                frame = call.resp_frame if layer == "epm" else call.frame
+                self._sink.violation(self.flow, frame, layer, what, detail)
+        return decoded
 
     def _orphan_answer(self, call: _Call) -> None:
         """An answer whose request never came. EPM towers in it are still worth having."""
-        if call.resp_stub is not None and call.resp_done and call.fault is None:
-            stub = bytes(call.resp_stub)
-            for opnum in (epm.EPT_MAP, epm.EPT_LOOKUP):
-                try:
-                    parsed = self._parse_epm(opnum, stub, call.resp_little, call.ndr64)
-                except Malformed:
-                    continue
-                self._emit_endpoints(call, opnum, parsed)
+        epm_answer = call.iface is not None and call.iface.uuid == EPM_UUID
+        if epm_answer and call.resp_stub is not None and call.resp_done and call.fault is None:
+            found = stubs.epm.orphan_answer(bytes(call.resp_stub), call.resp_little, call.ndr64)
+            if found is not None:
+                self._emit_endpoints(call, *found)
                 return
         self._violation(call.resp_frame, "answer_without_request", f"call_id {call.call_id}")
 
     # -- endpoint mapper ------------------------------------------------------------------------
-
-    @staticmethod
-    def _parse_epm(opnum: int, stub: bytes, little: bool, ndr64: bool) -> epm.EpmResponse:
-        if opnum == epm.EPT_MAP:
-            return epm.parse_map_response(stub, little, ndr64)
-        return epm.parse_lookup_response(stub, little, ndr64)
-
-    def _epm(self, call: _Call, opnum: int, stub: bytes) -> epm.EpmResponse | None:
-        try:
-            return self._parse_epm(opnum, stub, call.resp_little, call.ndr64)
-        except Malformed as e:
-            self._violation(call.resp_frame, f"epm_{e.what}", e.detail)
-            return None
 
     def _emit_endpoints(self, call: _Call, opnum: int, parsed: epm.EpmResponse) -> None:
         frame = call.resp_frame if call.resp_frame is not None else call.frame

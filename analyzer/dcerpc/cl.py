@@ -26,13 +26,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analyzer import stubs
 from analyzer.dcerpc import epm
 from analyzer.dcerpc.association import RecordSink
 from analyzer.dcerpc.constants import (
     ACK,
     CANCEL_ACK,
     CL_CANCEL,
-    EPM_UUID,
     FACK,
     FAULT,
     PING,
@@ -234,6 +234,8 @@ class _Half:
         "little",
         "nbytes",
         "parts",
+        "tail",
+        "tail_frag",
         "ts",
     )
 
@@ -249,6 +251,8 @@ class _Half:
         self.little = little
         self.parts: dict[int, bytes] | None = {} if keep else None
         self.kept = 0
+        self.tail = b""  # the last bytes of the last fragment: the return value ([MS-RPCE] 2.2.5)
+        self.tail_frag = -1
 
     def add(self, h: ClHeader, frame: int, ts: int, cap: int) -> tuple[bool, bool]:
         """Add one fragment: (was it new, did the stub cap drop the kept bytes)."""
@@ -264,6 +268,8 @@ class _Half:
         if not self.done:  # the frame that completed the half stays its frame
             self.frame = frame
             self.ts = ts
+        if n > self.tail_frag:
+            self.tail, self.tail_frag = h.body[-4:], n
         capped = False
         if self.parts is not None:
             if self.kept + h.body_len <= cap:
@@ -314,6 +320,7 @@ class _Call:
         "resp",
         "resp_flow",
         "seqnum",
+        "want",
     )
 
     def __init__(self, h: ClHeader, ts: int) -> None:
@@ -333,10 +340,7 @@ class _Call:
         self.fault_frame: int | None = None
         self.fault_ts: int | None = None
         self.last_ts = ts
-
-    @property
-    def epm(self) -> bool:
-        return self.interface == EPM_UUID and self.opnum in (epm.EPT_LOOKUP, epm.EPT_MAP)
+        self.want = stubs.wants(h.interface_uuid, h.opnum)  # every CL PDU names both
 
     @property
     def answered(self) -> bool:
@@ -384,6 +388,7 @@ class ClTracker:
         self._held = 0  # response stub bytes kept: counted up, recounted at the cap
         self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
         self._done: OrderedDict[Key, _Done] = OrderedDict()
+        self._stub_state = stubs.StubState()  # context handle -> the name it was opened with
         self.pdus = 0
         self.calls = 0
 
@@ -497,8 +502,10 @@ class ClTracker:
         call.last_ts = ts
         req = call.req
         if req is None:
-            req = call.req = _Half(frame, ts, h.little, keep=False)  # only EPM answers are decoded
-        new, _capped = req.add(h, frame, ts, self._limits.max_call_stub_bytes)
+            req = call.req = _Half(frame, ts, h.little, keep=call.want.request)
+        new, capped = req.add(h, frame, ts, self._limits.max_call_stub_bytes)
+        if capped:
+            self._sink.violation(flow, frame, LAYER, "cap_call_stub_bytes", f"{self._name(call)} request stub not kept")
         if new and h.opnum != call.opnum:
             self._sink.violation(
                 flow,
@@ -524,6 +531,7 @@ class ClTracker:
         call.flow = flow
         call.client = src
         call.interface, call.if_vers, call.opnum = h.interface_uuid, h.if_vers, h.opnum
+        call.want = stubs.wants(h.interface_uuid, h.opnum)
         call.object_uuid = h.object_or_none
         call.auth_proto = h.auth_proto or call.auth_proto
         if self._calls and len(self._calls) >= self._limits.max_pending_calls:
@@ -565,7 +573,7 @@ class ClTracker:
                 return  # the call already ended in a fault
             resp = call.resp
             if resp is None:
-                resp = call.resp = _Half(frame, ts, h.little, call.epm)
+                resp = call.resp = _Half(frame, ts, h.little, call.want.response)
                 call.resp_flow = flow
             cap, what = self._limits.max_call_stub_bytes, "cap_call_stub_bytes"
             if resp.parts is not None and not self._room(h.body_len):
@@ -643,7 +651,7 @@ class ClTracker:
             resp_frame, resp_ts = resp.frame, resp.ts
         else:
             resp_frame = resp_ts = None
-        parsed = self._epm(call)
+        decoded = self._decode(call)
         self.calls += 1
         self._sink.call(
             CallRecord(
@@ -676,11 +684,14 @@ class ClTracker:
                 encrypted=False,
                 activity_uuid=call.activity,
                 seqnum=call.seqnum,
-                return_status=parsed.status if parsed is not None else None,
+                return_status=decoded.return_code if decoded else None,
+                return_kind=decoded.return_kind if decoded else None,
+                arguments=decoded.arguments if decoded else None,
+                arguments_json=decoded.arguments_json if decoded else None,
             )
         )
-        if parsed is not None:
-            self._endpoints(call, parsed)
+        if decoded is not None and isinstance(decoded.product, epm.EpmResponse):
+            self._endpoints(call, decoded.product)
 
     def _orphan(self, call: _Call) -> None:
         """An answer whose request never came: reported; EPM towers in it are still worth having."""
@@ -690,27 +701,38 @@ class ClTracker:
         assert flow is not None
         frame = call.fault_frame if call.fault is not None else (call.resp.frame if call.resp else None)
         self._sink.violation(flow, frame, LAYER, "answer_without_request", _key_text(key))
-        parsed = self._epm(call)
-        if parsed is not None:
-            self._endpoints(call, parsed)
+        decoded = self._decode(call)
+        if decoded is not None and isinstance(decoded.product, epm.EpmResponse):
+            self._endpoints(call, decoded.product)
 
-    # -- endpoint mapper ------------------------------------------------------------------------------
+    # -- stubs ----------------------------------------------------------------------------------------
 
-    def _epm(self, call: _Call) -> epm.EpmResponse | None:
-        """The decoded ept_map / ept_lookup answer of a call, if it is one and is whole and unsealed."""
-        resp = call.resp
-        if not call.epm or call.fault is not None or resp is None or not resp.done or call.auth_proto:
+    def _decode(self, call: _Call) -> stubs.Decoded | None:
+        """Hand the kept stubs of an unauthenticated call to the registry (an authenticated
+        connectionless body may be sealed: it is left alone)."""
+        if call.auth_proto:
             return None
-        stub = resp.stub()
-        if stub is None or call.resp_flow is None:
-            return None
-        try:
-            if call.opnum == epm.EPT_MAP:
-                return epm.parse_map_response(stub, resp.little)
-            return epm.parse_lookup_response(stub, resp.little)
-        except Malformed as e:
-            self._sink.violation(call.resp_flow, resp.frame, "epm", f"epm_{e.what}", e.detail)
-            return None
+        req, resp = call.req, call.resp
+        answer = call.fault is None and resp is not None and resp.done
+        kept = stubs.Stubs(
+            ndr64=False,
+            request=req.stub() if req is not None and req.done else None,
+            request_little=req.little if req is not None else True,
+            response=resp.stub() if answer and resp is not None else None,
+            response_little=resp.little if resp is not None else True,
+            response_tail=resp.tail if answer and resp is not None else None,
+        )
+        decoded = stubs.decode(call.interface, call.opnum, kept, self._stub_state)
+        if decoded is not None:
+            for layer, what, detail in decoded.violations:
+                if layer == "epm" and resp is not None and call.resp_flow is not None:
+                    self._sink.violation(call.resp_flow, resp.frame, layer, what, detail)
+                elif call.flow is not None or call.resp_flow is not None:
+                    flow = call.flow or call.resp_flow
+                    assert flow is not None
+                    frame = req.frame if req is not None else (resp.frame if resp is not None else None)
+                    self._sink.violation(flow, frame, layer, what, detail)
+        return decoded
 
     def _endpoints(self, call: _Call, parsed: epm.EpmResponse) -> None:
         resp, flow = call.resp, call.resp_flow

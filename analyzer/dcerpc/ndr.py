@@ -1,9 +1,12 @@
-"""A bounds-checked NDR reader for the few stubs the analyzer decodes ([C706] 14, [MS-RPCE] 2.2.5).
+"""A bounds-checked NDR reader for the stubs the analyzer decodes ([C706] 14, [MS-RPCE] 2.2.5).
 
 NDR 2.0 (transfer syntax 8a885d04...): 4-byte pointers and conformance/variance counts.
-NDR64 (71710533...): 8-byte pointers and counts, 8-byte alignment for them.
+NDR64 (71710533...): 8-byte pointers and counts, 8-byte alignment for them ([MS-RPCE] 2.2.5.3).
 Alignment is relative to the start of the stub. Every read checks its bounds and raises
-`Malformed`; the caller turns that into a violation.
+`Malformed`; the caller turns that into a violation. The reader is also bounded in work: a stub
+may claim at most `max_elements` array elements in all and nest pointers `max_depth` deep, so a
+hostile count can neither allocate nor loop past what the stub's own bytes could hold.
+The declarative types built on it live in `analyzer.dcerpc.ndr_types`.
 """
 
 from __future__ import annotations
@@ -12,19 +15,39 @@ import struct
 
 from analyzer.dcerpc.wire import Malformed, uuid_at
 
+MAX_DEPTH = 24
+MAX_ELEMENTS = 1 << 16
+MAX_STRING_CHARS = 1 << 15
+
 
 class NdrReader:
-    __slots__ = ("_e", "data", "ndr64", "off")
+    __slots__ = ("_e", "data", "depth", "elements", "full_refs", "max_depth", "ndr64", "off")
 
-    def __init__(self, data: bytes, little: bool = True, ndr64: bool = False, off: int = 0) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        little: bool = True,
+        ndr64: bool = False,
+        off: int = 0,
+        max_depth: int = MAX_DEPTH,
+        max_elements: int = MAX_ELEMENTS,
+    ) -> None:
         self.data = data
         self.off = off
         self._e = "<" if little else ">"
         self.ndr64 = ndr64
+        self.depth = 0
+        self.max_depth = max_depth
+        self.elements = max_elements  # what is left of the element budget
+        self.full_refs: dict[int, object] = {}  # full pointers: referent id -> referent ([C706] 14.3.12.3)
 
     @property
     def little(self) -> bool:
         return self._e == "<"
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.off
 
     def align(self, n: int) -> None:
         self.off += -self.off % n
@@ -46,6 +69,9 @@ class NdrReader:
     def u32(self, what: str = "short_stub") -> int:
         return self._take("I", 4, what)
 
+    def i32(self, what: str = "short_stub") -> int:
+        return self._take("i", 4, what)
+
     def u64(self, what: str = "short_stub") -> int:
         return self._take("Q", 8, what)
 
@@ -56,6 +82,10 @@ class NdrReader:
     def pointer(self, what: str = "short_stub") -> int:
         """A referent id (0 is a null pointer)."""
         return self.u64(what) if self.ndr64 else self.u32(what)
+
+    def enum(self, what: str = "short_stub") -> int:
+        """An enum: 16 bits in NDR 2.0, 32 bits in NDR64 ([MS-RPCE] 2.2.5.2.1)."""
+        return self.u32(what) if self.ndr64 else self.u16(what)
 
     def raw(self, n: int, what: str = "short_stub") -> bytes:
         if n < 0 or self.off + n > len(self.data):
@@ -74,3 +104,49 @@ class NdrReader:
         """policy_handle / ndr_context_handle: 4-byte attributes + 16-byte uuid."""
         self.align(4)
         return self.raw(20, "short_context_handle")
+
+    def budget(self, n: int, size: int, what: str) -> None:
+        """Claim `n` elements of at least `size` bytes each: refused when the stub cannot hold them
+        or the stub's element budget is spent."""
+        if n < 0 or n > self.elements or n * size > self.left:
+            raise Malformed(what, f"{n} elements of {size} bytes do not fit in {self.left} bytes left")
+        self.elements -= n
+
+    def enter(self) -> None:
+        """One level deeper into pointed-to data; refused past `max_depth`."""
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise Malformed("ndr_too_deep", f"pointers nested more than {self.max_depth} deep")
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    def varying(self, size: int, what: str) -> int:
+        """The offset and actual count of a varying array; returns the actual count, budgeted."""
+        _offset = self.count(what)  # the elements before the offset are absent ([C706] 14.3.3.2)
+        actual = self.count(what)
+        self.budget(actual, size, what)
+        return actual
+
+    def string(self, wide: bool = True, what: str = "short_string") -> str:
+        """A conformant varying string ([C706] 14.3.4.2, [string] wchar_t* / char*): maximum count,
+        offset, actual count, then the characters; text up to the first NUL."""
+        _max = self.count(what)
+        return self.varying_string(wide, what)
+
+    def varying_string(self, wide: bool = True, what: str = "short_string") -> str:
+        """The varying part of a string (offset, actual count, characters)."""
+        size = 2 if wide else 1
+        actual = self.varying(size, what)
+        if actual > MAX_STRING_CHARS:
+            raise Malformed(what, f"string of {actual} characters")
+        return decode_text(self.raw(actual * size, what), wide, self.little)
+
+
+def decode_text(raw: bytes, wide: bool, little: bool = True) -> str:
+    """Wire characters as text, up to the first NUL; never fails (bad UTF-16 is replaced)."""
+    if wide:
+        text = raw.decode("utf-16-le" if little else "utf-16-be", errors="replace")
+    else:
+        text = raw.decode("latin-1")
+    return text.split("\0", 1)[0]

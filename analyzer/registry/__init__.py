@@ -21,8 +21,9 @@ API (the rest of the analyzer only uses these names):
         Every known name, specification name first ("RCreateServiceW", "CreateServiceW").
     pipe_interfaces(pipe) -> tuple[str, ...]
         UUIDs served on a well-known named pipe; accepts "\\PIPE\\lsarpc", "\\pipe\\lsarpc", "lsarpc".
-    status_name(code) -> str, status_names(code) -> tuple[str, ...]
-        nca_s_* / rpc_s_* / EPT_S_* / Win32 / NTSTATUS / HRESULT names; "0x%08x" when unknown.
+    status_name(code, kind=None) -> str, status_names(code, kind=None) -> tuple[str, ...]
+        nca_s_* / rpc_s_* / EPT_S_* / Win32 / NTSTATUS / HRESULT names; "0x%08x" when unknown; `kind`
+        (win32 | ntstatus | hresult) puts names of that type first.
     auth_type_name(n), auth_level_name(n), floor_protocol_name(n), ptype_name(n) -> str   ("unknown-N")
     transfer_syntax_name(uuid) -> str   ("ndr", "ndr64", "bind_time_feature_negotiation", else the uuid)
     load_overrides(path) -> None
@@ -360,18 +361,22 @@ def _preferred_kinds(code: int) -> tuple[str, ...]:
     return ("ntstatus",)
 
 
-def status_names(code: int) -> tuple[str, ...]:
-    """Every name of a status or fault code, the primary one first."""
+def status_names(code: int, kind: str | None = None) -> tuple[str, ...]:
+    """Every name of a status or fault code, the primary one first. `kind` (win32, ntstatus,
+    hresult) is the code's type when the caller knows it (an operation's declared return type):
+    names of that kind come first, e.g. 0 is STATUS_SUCCESS as an NTSTATUS, S_OK as an HRESULT."""
     code &= 0xFFFFFFFF
     rows = _data().status.get(code, [])
     order = _preferred_kinds(code)
+    if kind is not None:
+        order = (kind, *(k for k in order if k != kind))
     ranked = sorted(rows, key=lambda r: order.index(r[1]) if r[1] in order else len(order))
     return tuple(name for name, _kind in ranked)
 
 
-def status_name(code: int) -> str:
+def status_name(code: int, kind: str | None = None) -> str:
     """Name of a status or fault code; "0x%08x" when unknown."""
-    names = status_names(code)
+    names = status_names(code, kind)
     return names[0] if names else f"0x{code & 0xFFFFFFFF:08x}"
 
 

@@ -1,0 +1,339 @@
+"""The registry of stub decoders: (interface, opnum, direction) -> declared parameters.
+
+Grammar lives in the per-interface modules (one `Family` per interface, one `op()` declaration
+per operation); this module is the policy the state machines call: which stubs to keep
+(`wants`), and what a finished, unsealed call's stubs say (`decode`): its decoded arguments, its
+return value where the return type is known ([MS-RPCE] 2.2.5: the return value is the last item
+of the response stub), and, for the endpoint mapper, the towers to learn endpoints from.
+
+Context handles ([C706] 14.3.12, ndr_context_handle) are named per association by `StubState`:
+an operation that opens one (ROpenServiceW) records the name it was opened with, and an
+operation that uses one (RStartServiceW) gets that name back as an argument.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.dcerpc.ndr import NdrReader
+from analyzer.dcerpc.ndr_types import NdrType, read_param
+from analyzer.dcerpc.wire import Malformed
+
+Param = tuple[str, NdrType]
+Values = dict[str, Any]
+# A response read by hand (the endpoint mapper): stub reader -> (values, product, return code).
+ResponseFn = Callable[[NdrReader], tuple[Values, Any, int | None]]
+
+WIN32 = "win32"  # DWORD / NET_API_STATUS / error_status_t holding a Win32 code ([MS-ERREF] 2.2)
+NTSTATUS = "ntstatus"  # [MS-ERREF] 2.3
+HRESULT = "hresult"  # [MS-ERREF] 2.1
+RPC_STATUS = "rpc"  # error_status_t of the RPC runtime (nca_s_*, EPT_S_*): the registry's own ranking
+
+_MAX_HANDLES = 4096  # named context handles per association
+_MAX_TEXT = 2048  # characters of one string kept in arguments_json
+_MAX_SHOWN = 200  # characters of one value in the short `arguments` text
+_MAX_LIST = 16  # list items shown in the short text
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """How to read one operation's stubs, and what of it matters."""
+
+    interface: str
+    opnum: int
+    name: str
+    request: tuple[Param, ...] | None
+    response: tuple[Param, ...] | ResponseFn | None
+    returns: str | None
+    show: tuple[str, ...]
+    orpc: bool
+    derive: Callable[[Values], None] | None
+    opens: Callable[[Values, str | None], str | None] | None
+    names: str | None
+
+
+@dataclass(slots=True)
+class Family:
+    """One interface: its uuid, the return type most of its operations share, whether it is a
+    DCOM interface (ORPCTHIS before the request, ORPCTHAT before the response, [MS-DCOM] 2.2.13)."""
+
+    uuid: str
+    name: str
+    returns: str | None = WIN32
+    orpc: bool = False
+    void: frozenset[int] = frozenset()  # opnums that return nothing
+    kinds: dict[int, str] = field(default_factory=dict)  # opnums whose return type differs
+    prefix: str = "stub"  # the layer and code prefix of its violations
+
+    def op(
+        self,
+        opnum: int,
+        name: str,
+        request: Sequence[Param] | None = None,
+        response: Sequence[Param] | ResponseFn | None = None,
+        *,
+        show: Sequence[str] = (),
+        returns: str | None = "",
+        derive: Callable[[Values], None] | None = None,
+        opens: Callable[[Values, str | None], str | None] | None = None,
+        names: str | None = None,
+    ) -> Operation:
+        """Declare one operation (request and response parameters in wire order, return value
+        excluded) and register it."""
+        resp = tuple(response) if isinstance(response, list | tuple) else response
+        if returns == "":
+            returns = None if opnum in self.void else self.kinds.get(opnum, self.returns)
+        op = Operation(
+            self.uuid,
+            opnum,
+            name,
+            tuple(request) if request is not None else None,
+            resp,
+            returns,
+            tuple(show),
+            self.orpc,
+            derive,
+            opens,
+            names,
+        )
+        key = (self.uuid, opnum)
+        if key in OPERATIONS:
+            raise ValueError(f"{self.name} opnum {opnum} declared twice")
+        OPERATIONS[key] = op
+        return op
+
+
+OPERATIONS: dict[tuple[str, int], Operation] = {}
+FAMILIES: dict[str, Family] = {}
+
+
+def family(
+    uuid: str,
+    name: str,
+    returns: str | None = WIN32,
+    orpc: bool = False,
+    void: Sequence[int] = (),
+    kinds: dict[int, str] | None = None,
+    prefix: str = "stub",
+) -> Family:
+    """Declare an interface: the return type of its operations (`kinds` for those that differ,
+    `void` for those without one)."""
+    f = FAMILIES[uuid] = Family(uuid, name, returns, orpc, frozenset(void), kinds or {}, prefix)
+    return f
+
+
+def _returns(fam: Family | None, op: Operation | None, opnum: int) -> str | None:
+    if op is not None:
+        return op.returns
+    if fam is None or opnum in fam.void:
+        return None
+    return fam.kinds.get(opnum, fam.returns)
+
+
+def decoder(uuid: str | None, opnum: int, direction: str) -> tuple[Param, ...] | ResponseFn | None:
+    """The declared parameters of one direction ("request" or "response") of an operation."""
+    op = OPERATIONS.get((uuid or "", opnum))
+    if op is None:
+        return None
+    return op.request if direction == "request" else op.response
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """What of a call's stubs the registry needs kept: the request, the response, its last bytes."""
+
+    request: bool
+    response: bool
+    tail: bool
+
+
+NOTHING = Want(False, False, False)
+
+
+def wants(uuid: str | None, opnum: int) -> Want:
+    op = OPERATIONS.get((uuid or "", opnum))
+    returns = _returns(FAMILIES.get(uuid or ""), op, opnum)
+    if op is None:
+        return Want(False, False, True) if returns else NOTHING
+    return Want(op.request is not None, op.response is not None, returns is not None)
+
+
+def wants_answer(uuid: str | None) -> bool:
+    """An answer whose request is not seen yet: keep its stub when its interface has decoders
+    (the opnum is in the request only)."""
+    return (uuid or "") in FAMILIES
+
+
+class StubState:
+    """Per association: the names of the context handles its calls opened (bounded, oldest out)."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self) -> None:
+        self._names: OrderedDict[str, str] = OrderedDict()
+
+    def name(self, handle: Any) -> str | None:
+        return self._names.get(handle) if isinstance(handle, str) else None
+
+    def remember(self, handle: Any, name: str) -> None:
+        if not isinstance(handle, str) or not handle.strip("0"):
+            return
+        self._names[handle] = name
+        self._names.move_to_end(handle)
+        while len(self._names) > _MAX_HANDLES:
+            self._names.popitem(last=False)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What a call's stubs said."""
+
+    return_code: int | None = None
+    return_kind: str | None = None
+    arguments: str | None = None
+    arguments_json: str | None = None
+    product: Any = None  # the endpoint mapper's EpmResponse
+    violations: list[tuple[str, str, str]] = field(default_factory=list)  # (layer, what, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Stubs:
+    """A finished call's kept stubs (None when not kept or not whole)."""
+
+    ndr64: bool
+    request: bytes | None
+    request_little: bool
+    response: bytes | None
+    response_little: bool
+    response_tail: bytes | None
+
+
+def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState) -> Decoded | None:
+    """Decode a finished, unsealed call. Never raises: malformed stubs become `violations` and
+    what was read before the damage is kept."""
+    op = OPERATIONS.get((uuid or "", opnum))
+    fam = FAMILIES.get(uuid or "")
+    if op is None and fam is None:
+        return None
+    out = Decoded()
+    values: Values = {}
+    try:
+        if op is not None:
+            _decode_op(op, stubs, state, values, out)
+        returns = _returns(fam, op, opnum)
+        if returns is not None and out.return_code is None and stubs.response_tail is not None:
+            tail = stubs.response_tail
+            if len(tail) >= 4:
+                out.return_code = int.from_bytes(tail[-4:], "little" if stubs.response_little else "big")
+                out.return_kind = returns
+    except Exception as e:  # noqa: BLE001 - a decoder bug must not take the call row with it
+        out.violations.append(("stub", "decoder_error", f"{type(e).__name__}: {e}"[:200]))
+    prefix = fam.prefix if fam is not None else "stub"
+    out.violations = [
+        (prefix, f"{prefix}_{what}", f"{side}: {detail}" if prefix == "stub" else detail)
+        for side, what, detail in out.violations
+    ]
+    if values:
+        out.arguments = short_text(values, op.show if op is not None else ())
+        out.arguments_json = json_text(values)
+    return out
+
+
+def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, out: Decoded) -> None:
+    from analyzer.stubs.dcom import ORPCTHAT, ORPCTHIS  # the ORPC headers are DCOM's own types
+
+    if op.request is not None and stubs.request:  # an empty stub is nothing to decode
+        r = NdrReader(stubs.request, stubs.request_little, stubs.ndr64)
+        params = ((("_orpcthis", ORPCTHIS),) if op.orpc else ()) + op.request
+        _read(r, params, values, out, "request")
+    if op.names is not None and op.names not in values:
+        name = state.name(values.get("_handle"))
+        if name is not None:
+            values[op.names] = name
+    response: Values = {}
+    if op.response is not None and stubs.response:
+        r = NdrReader(stubs.response, stubs.response_little, stubs.ndr64)
+        if callable(op.response):
+            try:
+                response, out.product, out.return_code = op.response(r)
+                out.return_kind = RPC_STATUS if out.return_code is not None else None
+            except Malformed as e:
+                out.violations.append(("response", e.what, e.detail))
+        else:
+            params = ((("_orpcthat", ORPCTHAT),) if op.orpc else ()) + op.response
+            _read(r, params, response, out, "response")
+    if op.opens is not None and "_handle" in response:
+        name = op.opens(values, state.name(values.get("_handle")))
+        if name is not None:
+            state.remember(response["_handle"], name)
+    for k, v in response.items():
+        values[k if k not in values else f"out_{k}"] = v
+    if op.derive is not None:
+        op.derive(values)
+
+
+def _read(r: NdrReader, params: Sequence[Param], into: Values, out: Decoded, direction: str) -> None:
+    try:
+        for name, t in params:
+            into[name] = read_param(r, t)
+    except Malformed as e:
+        out.violations.append((direction, e.what, e.detail))
+
+
+# -- presentation --------------------------------------------------------------------------------
+
+_UNSAFE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_UNSAFE.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]})
+
+
+def safe_text(s: str, limit: int) -> str:
+    """Wire text made harmless for terminals and spreadsheets: control and bidi characters
+    escaped, length capped with a mark; a leading formula character is quoted."""
+    if len(s) > limit:
+        s = s[:limit] + f"...[+{len(s) - limit} chars]"
+    s = s.translate(_UNSAFE)
+    if s[:1] in ("=", "+", "-", "@"):
+        s = "'" + s
+    return s
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list):
+        items = [_show(x) for x in v[:_MAX_LIST]]
+        more = f",...(+{len(v) - _MAX_LIST})" if len(v) > _MAX_LIST else ""
+        return ",".join(items) + more
+    if isinstance(v, dict):
+        return ",".join(f"{k}:{_show(x)}" for k, x in v.items() if not k.startswith("_"))
+    return str(v)
+
+
+def short_text(values: Values, keys: Sequence[str]) -> str | None:
+    """`name=value; ...` of the decisive arguments that were decoded."""
+    parts = []
+    for k in keys:
+        v = values.get(k)
+        if v is None or v == "" or v == []:
+            continue
+        parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN)}")
+    return "; ".join(parts) or None
+
+
+def _capped(v: Any) -> Any:
+    if isinstance(v, str) and len(v) > _MAX_TEXT:
+        return v[:_MAX_TEXT] + f"...[+{len(v) - _MAX_TEXT} chars]"
+    if isinstance(v, dict):
+        return {k: _capped(x) for k, x in v.items() if not k.startswith("_")}
+    if isinstance(v, list):
+        return [_capped(x) for x in v]
+    return v
+
+
+def json_text(values: Values) -> str:
+    """Every decoded value (context handles and ORPC headers left out), as ASCII JSON."""
+    return json.dumps(_capped(values), ensure_ascii=True, separators=(",", ":"))
