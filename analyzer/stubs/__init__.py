@@ -17,16 +17,27 @@ from __future__ import annotations
 
 from analyzer.stubs import (  # noqa: F401 - importing a family module registers its operations
     dcom,
+    drsuapi,
+    efsrpc,
     epm,
+    eventlog,
+    lsarpc,
+    misc,
+    netlogon,
+    samr,
+    spoolss,
+    srvsvc,
     svcctl,
+    tasks,
+    winreg,
 )
 from analyzer.stubs.registry import (
     FAMILIES,
     NOTHING,
     OPERATIONS,
     Decoded,
-    StubState,
     Stubs,
+    StubState,
     Want,
     decode,
     decoder,

@@ -230,7 +230,7 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState) -> Deco
             if len(tail) >= 4:
                 out.return_code = int.from_bytes(tail[-4:], "little" if stubs.response_little else "big")
                 out.return_kind = returns
-    except Exception as e:  # noqa: BLE001 - a decoder bug must not take the call row with it
+    except Exception as e:
         out.violations.append(("stub", "decoder_error", f"{type(e).__name__}: {e}"[:200]))
     prefix = fam.prefix if fam is not None else "stub"
     out.violations = [

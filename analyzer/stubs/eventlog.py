@@ -1,0 +1,81 @@
+"""Event logs: eventlog ([MS-EVEN] 3.1.4) and even6 ([MS-EVEN6] 3.1.4). Clearing a log is
+anti-forensics (T1070.001); the log handle is named by the log it opened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.dcerpc.ndr_types import HANDLE, U16, U32, UNICODE_STRING, WSTR, Ptr, ustring_text
+from analyzer.stubs.registry import NTSTATUS, Values, family
+
+F = family("82273fdc-e32a-18c3-3f78-827929dc23ea", "eventlog", NTSTATUS)
+EVEN6 = family("f6beaff7-1e19-4fbb-9f8f-b89e2018337c", "even6")
+
+_H = ("_handle", HANDLE)
+
+
+def _texts(v: Values) -> None:
+    for k in ("channel", "backup_file", "module_name", "reg_module_name"):
+        if k in v:
+            v[k] = ustring_text(v[k])
+    if "module_name" in v and "channel" not in v:
+        v["channel"] = v.pop("module_name")
+
+
+def _channel(v: Values, _parent: str | None) -> Any:
+    return ustring_text(v.get("module_name") or v.get("backup_file"))
+
+
+F.op(
+    0,
+    "ElfrClearELFW",
+    [_H, ("backup_file", Ptr(UNICODE_STRING))],
+    show=("channel", "backup_file"),
+    names="channel",
+    derive=_texts,
+)
+F.op(
+    1,
+    "ElfrBackupELFW",
+    [_H, ("backup_file", UNICODE_STRING)],
+    show=("channel", "backup_file"),
+    names="channel",
+    derive=_texts,
+)
+F.op(2, "ElfrCloseEL", [_H], show=("channel",), names="channel")
+F.op(
+    7,
+    "ElfrOpenELW",
+    [
+        ("unc_server_name", Ptr(U16)),
+        ("module_name", UNICODE_STRING),
+        ("reg_module_name", UNICODE_STRING),
+        ("major_version", U32),
+        ("minor_version", U32),
+    ],
+    [_H],
+    show=("channel",),
+    opens=_channel,
+    derive=_texts,
+)
+F.op(
+    9,
+    "ElfrOpenBELW",
+    [("unc_server_name", Ptr(U16)), ("backup_file", UNICODE_STRING), ("major_version", U32), ("minor_version", U32)],
+    [_H],
+    show=("backup_file",),
+    opens=_channel,
+    derive=_texts,
+)
+EVEN6.op(
+    6,
+    "EvtRpcClearLog",
+    [_H, ("channel", WSTR), ("backup_file", Ptr(WSTR)), ("flags", U32)],
+    show=("channel", "backup_file"),
+)
+EVEN6.op(
+    7,
+    "EvtRpcExportLog",
+    [_H, ("channel", Ptr(WSTR)), ("query", WSTR), ("backup_file", WSTR), ("flags", U32)],
+    show=("channel", "query", "backup_file"),
+)

@@ -1,0 +1,143 @@
+"""srvsvc ([MS-SRVS] 3.1.4) and wkssvc ([MS-WKST] 3.2.4): share, session and user enumeration.
+
+The info level says what was asked: level 502 share information carries security descriptors,
+level 10/502 sessions name the users logged on (the "session enumeration" of recon tools).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.dcerpc.ndr_types import U32, WSTR, Array, Ptr, Struct, Union
+from analyzer.stubs.registry import Values, family
+
+SRVSVC = family("4b324fc8-1670-01d3-1278-5a47bf6ee188", "srvsvc")
+WKSSVC = family("6bffd098-a112-3610-9833-46c3f87e345a", "wkssvc")
+
+_S = Ptr(WSTR)
+SHARE_INFO_0 = Struct(("netname", _S))
+SHARE_INFO_1 = Struct(("netname", _S), ("type", U32), ("remark", _S))
+SHARE_INFO_2 = Struct(
+    ("netname", _S),
+    ("type", U32),
+    ("remark", _S),
+    ("permissions", U32),
+    ("max_uses", U32),
+    ("current_uses", U32),
+    ("path", _S),
+    ("passwd", _S),
+)
+
+
+def _container(info: Any) -> Ptr:
+    """SHARE_INFO_n_CONTAINER and friends: EntriesRead, then a pointer to the array."""
+    return Ptr(Struct(("entries_read", U32), ("buffer", Ptr(Array(info)))))
+
+
+SHARE_ENUM = Struct(
+    ("level", U32),
+    ("info", Union(U32, {0: _container(SHARE_INFO_0), 1: _container(SHARE_INFO_1), 2: _container(SHARE_INFO_2)})),
+)
+SESSION_INFO_0 = Struct(("cname", _S))
+SESSION_INFO_10 = Struct(("cname", _S), ("username", _S), ("time", U32), ("idle_time", U32))
+SESSION_ENUM = Struct(
+    ("level", U32),
+    ("info", Union(U32, {0: _container(SESSION_INFO_0), 10: _container(SESSION_INFO_10)}, default=None)),
+)
+WKSTA_USER_INFO_0 = Struct(("username", _S))
+WKSTA_USER_INFO_1 = Struct(("username", _S), ("logon_domain", _S), ("oth_domains", _S), ("logon_server", _S))
+WKSTA_USER_ENUM = Struct(
+    ("level", U32),
+    ("info", Union(U32, {0: _container(WKSTA_USER_INFO_0), 1: _container(WKSTA_USER_INFO_1)})),
+)
+
+
+def _entries(v: Values, key: str, field: str, out: str) -> None:
+    """Flatten an enumeration container into the list of one field of its entries."""
+    s = v.pop(key, None)
+    if not isinstance(s, dict):
+        return
+    v.setdefault("level", s.get("level"))
+    info = s.get("info")
+    container = info.get("value") if isinstance(info, dict) else None
+    entries = container.get("buffer") if isinstance(container, dict) else None
+    if isinstance(entries, list) and entries:
+        v[out] = [e.get(field) for e in entries if isinstance(e, dict)]
+
+
+def _shares(v: Values) -> None:
+    v.pop("info_struct", None)  # the request's container is empty
+    _entries(v, "out_info_struct", "netname", "share_names")
+
+
+def _sessions(v: Values) -> None:
+    v.pop("info_struct", None)
+    _entries(v, "out_info_struct", "cname", "clients")
+
+
+def _users(v: Values) -> None:
+    v.pop("info_struct", None)
+    _entries(v, "out_info_struct", "username", "user_names")
+
+
+def _level(v: Values) -> None:
+    s = v.get("info_struct")
+    if isinstance(s, dict):
+        v["level"] = s.get("level")
+
+
+def _and(*fns: Any) -> Any:
+    def both(v: Values) -> None:
+        for f in fns:
+            f(v)
+
+    return both
+
+
+_RESUME = ("resume_handle", Ptr(U32))
+SRVSVC.op(
+    12,
+    "NetrSessionEnum",
+    [
+        ("server_name", _S),
+        ("client_name", _S),
+        ("user_name", _S),
+        ("info_struct", SESSION_ENUM),
+        ("prefered_maximum_length", U32),
+        _RESUME,
+    ],
+    [("info_struct", SESSION_ENUM), ("total_entries", U32)],
+    show=("server_name", "level", "user_name", "clients"),
+    derive=_and(_level, _sessions),
+)
+SRVSVC.op(
+    15,
+    "NetrShareEnum",
+    [("server_name", _S), ("info_struct", SHARE_ENUM), ("prefered_maximum_length", U32), _RESUME],
+    [("info_struct", SHARE_ENUM), ("total_entries", U32)],
+    show=("server_name", "level", "share_names"),
+    derive=_and(_level, _shares),
+)
+SRVSVC.op(
+    16,
+    "NetrShareGetInfo",
+    [("server_name", _S), ("share_name", WSTR), ("level", U32)],
+    show=("server_name", "share_name", "level"),
+)
+SRVSVC.op(21, "NetrServerGetInfo", [("server_name", _S), ("level", U32)], show=("server_name", "level"))
+SRVSVC.op(
+    36,
+    "NetrShareEnumSticky",
+    [("server_name", _S), ("info_struct", SHARE_ENUM), ("prefered_maximum_length", U32), _RESUME],
+    show=("server_name", "level"),
+    derive=_level,
+)
+WKSSVC.op(0, "NetrWkstaGetInfo", [("server_name", _S), ("level", U32)], show=("server_name", "level"))
+WKSSVC.op(
+    2,
+    "NetrWkstaUserEnum",
+    [("server_name", _S), ("info_struct", WKSTA_USER_ENUM), ("prefered_maximum_length", U32), _RESUME],
+    [("info_struct", WKSTA_USER_ENUM), ("total_entries", U32)],
+    show=("server_name", "level", "user_names"),
+    derive=_and(_level, _users),
+)

@@ -1,0 +1,72 @@
+"""Scheduled tasks: atsvc NetrJobAdd ([MS-TSCH] 3.2.5.2) and ITaskSchedulerService
+([MS-TSCH] 3.2.5.4), the vehicle of atexec and schtasks /S."""
+
+from __future__ import annotations
+
+from analyzer.dcerpc.ndr_types import GUID, INT_PTR, U8, U32, WSTR, Array, Ptr, Struct
+from analyzer.stubs.registry import HRESULT, Values, family
+
+ATSVC = family("1ff70682-0a51-30e8-076d-740be8cee98b", "atsvc")
+TSCH = family("86d35949-83c9-4044-b424-db363231fd0c", "ITaskSchedulerService", HRESULT)
+
+AT_INFO = Struct(  # 2.3.4
+    ("job_time", INT_PTR),
+    ("days_of_month", U32),
+    ("days_of_week", U8),
+    ("flags", U8),
+    ("command", Ptr(WSTR)),
+)
+_S = Ptr(WSTR)
+
+
+def _job(v: Values) -> None:
+    info = v.pop("at_info", None)
+    if isinstance(info, dict):
+        v.update(info)
+
+
+ATSVC.op(
+    0,
+    "NetrJobAdd",
+    [("server_name", _S), ("at_info", AT_INFO)],
+    [("job_id", U32)],
+    show=("command", "job_id"),
+    derive=_job,
+)
+ATSVC.op(
+    1, "NetrJobDel", [("server_name", _S), ("min_job_id", U32), ("max_job_id", U32)], show=("min_job_id", "max_job_id")
+)
+ATSVC.op(3, "NetrJobGetInfo", [("server_name", _S), ("job_id", U32)], show=("job_id",))
+
+TSCH.op(0, "SchRpcHighestVersion", [], [("version", U32)], show=("version",))
+TSCH.op(
+    1,
+    "SchRpcRegisterTask",
+    [("task_path", _S), ("task_xml", WSTR), ("flags", U32), ("sddl", _S), ("logon_type", U32)],
+    [("actual_path", _S)],
+    show=("task_path", "task_xml", "logon_type"),
+)
+TSCH.op(2, "SchRpcRetrieveTask", [("task_path", WSTR)], show=("task_path",))
+TSCH.op(6, "SchRpcEnumFolders", [("task_path", WSTR), ("flags", U32)], show=("task_path",))
+TSCH.op(7, "SchRpcEnumTasks", [("task_path", WSTR), ("flags", U32)], show=("task_path",))
+TSCH.op(9, "SchRpcGetInstanceInfo", [("guid", GUID)], show=("guid",))
+TSCH.op(
+    12,
+    "SchRpcRun",
+    [
+        ("task_path", WSTR),
+        ("argc", U32),
+        ("argv", Ptr(Array(Ptr(WSTR)))),
+        ("flags", U32),
+        ("session_id", U32),
+        ("user", _S),
+    ],
+    [("guid", GUID)],
+    show=("task_path", "argv", "user"),
+)
+TSCH.op(13, "SchRpcDelete", [("task_path", WSTR), ("flags", U32)], show=("task_path",))
+TSCH.op(14, "SchRpcRename", [("task_path", WSTR), ("new_name", WSTR)], show=("task_path", "new_name"))
+TSCH.op(16, "SchRpcGetLastRunInfo", [("task_path", WSTR)], show=("task_path",))
+TSCH.op(17, "SchRpcGetTaskInfo", [("task_path", WSTR)], show=("task_path",))
+TSCH.op(19, "SchRpcEnableTask", [("task_path", WSTR), ("enabled", U32)], show=("task_path", "enabled"))
+TSCH.op(18, "SchRpcGetNumberOfMissedRuns", [("task_path", WSTR)], show=("task_path",))
