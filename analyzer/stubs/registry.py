@@ -52,7 +52,7 @@ class Operation:
     show: tuple[str, ...]
     orpc: bool
     derive: Callable[[Values], None] | None
-    opens: Callable[[Values, str | None], str | None] | None
+    opens: Callable[[Values, str | None], Any] | None
     names: str | None
 
 
@@ -79,12 +79,16 @@ class Family:
         show: Sequence[str] = (),
         returns: str | None = "",
         derive: Callable[[Values], None] | None = None,
-        opens: Callable[[Values, str | None], str | None] | None = None,
+        opens: Callable[[Values, str | None], Any] | None = None,
         names: str | None = None,
     ) -> Operation:
         """Declare one operation (request and response parameters in wire order, return value
         excluded) and register it."""
-        resp = tuple(response) if isinstance(response, list | tuple) else response
+        resp: tuple[Param, ...] | ResponseFn | None
+        if response is None or callable(response):
+            resp = response
+        else:
+            resp = tuple(response)
         if returns == "":
             returns = None if opnum in self.void else self.kinds.get(opnum, self.returns)
         op = Operation(
@@ -268,7 +272,7 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
             _read(r, params, response, out, "response")
     if op.opens is not None and "_handle" in response:
         name = op.opens(values, state.name(values.get("_handle")))
-        if name is not None:
+        if isinstance(name, str) and name:
             state.remember(response["_handle"], name)
     for k, v in response.items():
         values[k if k not in values else f"out_{k}"] = v

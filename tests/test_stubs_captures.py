@@ -1,0 +1,217 @@
+"""Stub decoders on real stubs: values checked against tshark's own dissection of the same frames.
+
+Each case names a capture under ../shared/captures, the frame of the request (the `frame` column:
+the request's last fragment), and values read from `tshark -r CAPTURE -V -Y frame.number==N` of
+that request and its response (noted per case). Where tshark has no dissector for the operation
+(it prints "Stub data"), the expected values were read from the stub with impacket's own decoder
+of that operation, an independent implementation; such cases say "impacket".
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import pytest
+
+from analyzer import registry
+from analyzer.model import CallRecord
+from analyzer.pipeline import Records
+from tests.conftest import CAPTURES, needs_shared, run
+
+pytestmark = needs_shared
+
+
+@cache
+def _records(capture: str) -> Records:
+    return run([CAPTURES / capture])
+
+
+def _call(capture: str, frame: int) -> CallRecord:
+    calls = [c for c in _records(capture).calls if c.frame == frame]
+    assert len(calls) == 1, f"{capture}: {len(calls)} calls at frame {frame}"
+    return calls[0]
+
+
+def _status(c: CallRecord) -> str | None:
+    if c.return_status is None:
+        return None
+    return registry.status_name(c.return_status, c.return_kind if c.return_kind != "rpc" else None)
+
+
+PSEXEC = "Pcaps/impacket_psexec.pcap"
+ZEROLOGON = "zerologon/testing/Traces/CVE-2020-1472_exploit_win2016.pcap"
+POSTZL = "PCAP-ATTACK/CredAccess/Remote_Pwd_Reset_RPC_Admin_Mimikatz_PostZeroLogon.pcapng"
+EVTCRASH = "PCAP-ATTACK/Evasion/DE_byt3bl33d3r_remote_eventservice_crash.pcapng"
+WMI = "PCAP-ATTACK/Lateral_Movement/LM_WMI_ProcessCallCreate.pcapng"
+
+# (capture, request frame, operation, expected argument values, expected return status, where from)
+CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
+    # tshark 178: Service Name SDfL, Display Name SDfL, Service Type 0x10, Start Type SERVICE_AUTO_START,
+    # Binary Path Name %systemroot%\HtCOoeYd.exe; 182: Return code Success.
+    (
+        PSEXEC,
+        178,
+        "RCreateServiceW",
+        {
+            "service_name": "SDfL",
+            "display_name": "SDfL",
+            "binary_path": "%systemroot%\\HtCOoeYd.exe",
+            "start_type": "SERVICE_AUTO_START",
+            "service_type": "SERVICE_WIN32_OWN_PROCESS",
+        },
+        "ERROR_SUCCESS",
+    ),
+    # 184's handle 7b958c60... is the one CreateServiceW returned in 182 (tshark 182: Policy Handle).
+    (PSEXEC, 184, "RStartServiceW", {"service_name": "SDfL"}, "ERROR_SUCCESS"),
+    # 174: OpenServiceW SDfL before it existed: tshark 176 Return code ERROR_SERVICE_DOES_NOT_EXIST.
+    (PSEXEC, 174, "ROpenServiceW", {"service_name": "SDfL"}, "ERROR_SERVICE_DOES_NOT_EXIST"),
+    (PSEXEC, 1332, "RDeleteService", {"service_name": "SDfL"}, "ERROR_SUCCESS"),
+    # tshark 125: Level 1, share names ADMIN$, C$, IPC$, Users; WERR_OK.
+    (PSEXEC, 122, "NetrShareEnum", {"level": 1, "share_names": ["ADMIN$", "C$", "IPC$", "Users"]}, "ERROR_SUCCESS"),
+    # tshark 8065: Acct Name BAS-AD-02$, Sec Chan Type SEC_CHAN_BDC (6), Computer Name BAS-AD-02,
+    # Client Credential 0000000000000000, Negotiation options 0x212fffff; 8066: Account RID 1106,
+    # STATUS_SUCCESS (the one ZeroLogon attempt that worked).
+    (
+        ZEROLOGON,
+        8065,
+        "NetrServerAuthenticate3",
+        {
+            "account_name": "BAS-AD-02$",
+            "computer_name": "BAS-AD-02",
+            "secure_channel_type": "ServerSecureChannel",
+            "client_credential": "0000000000000000",
+            "client_credential_zero": True,
+            "negotiate_flags": "0x212fffff",
+            "account_rid": 1106,
+            "server_credential": "460caa058eed0d45",
+        },
+        "STATUS_SUCCESS",
+    ),
+    # tshark 20: FileName \\192.168.56.104\share\1.txt (PetitPotam-style coercion).
+    (
+        "Malcolm-Test-Artifacts/pcap/plugins/cve-2022-26809/cve-2022-26809-4.pcap",
+        20,
+        "EfsRpcDecryptFileSrv",
+        {"file_name": "\\\\192.168.56.104\\share\\1.txt", "open_flag": 0},
+        None,
+    ),
+    # tshark 574: FileName \\192.168.0.15\test\Settings.ini, Flags 0.
+    (
+        "PetitPotam/testing/Traces/PatchedDCUnauthenticatedTry.pcapng",
+        574,
+        "EfsRpcOpenFileRaw",
+        {"file_name": "\\\\192.168.0.15\\test\\Settings.ini", "flags": 0},
+        None,
+    ),
+    # tshark 67: RFFPCNEX flags 65280, Server \\ADMINASST, Printer local 400, handle opened in 60 by
+    # OpenPrinterEx(\\e205000n5\Tech-Office).
+    (
+        "pcaps/PracticalPacketAnalysis/ppa-capture-files/printerproblem.pcap",
+        67,
+        "RpcRemoteFindFirstPrinterChangeNotificationEx",
+        {
+            "local_machine": "\\\\ADMINASST",
+            "flags": "0x0000ff00",
+            "printer_local": 400,
+            "printer_name": "\\\\e205000n5\\Tech-Office",
+        },
+        None,
+    ),
+    # tshark 1767: OpenKey below the OpenHKLM handle of 1766, Keyname
+    # System\CurrentControlSet\Control\Server Applications.
+    (
+        "suricata-verify/tests/filestore-filecontainer-smb/filecontainer-smb.pcap",
+        1767,
+        "BaseRegOpenKey",
+        {"key_path": "HKLM\\System\\CurrentControlSet\\Control\\Server Applications"},
+        "ERROR_SUCCESS",
+    ),
+    # tshark 30: LookupNames on the domain handle OpenDomain(S-1-5-21-308926384-506822093-3341789130),
+    # Num Names 1, 01566S-WIN16-IR$; 31: RID 35103, STATUS_SUCCESS.
+    (
+        POSTZL,
+        30,
+        "SamrLookupNamesInDomain",
+        {
+            "domain": "S-1-5-21-308926384-506822093-3341789130",
+            "count": 1,
+            "names": ["01566S-WIN16-IR$"],
+            "rids": [35103],
+        },
+        "STATUS_SUCCESS",
+    ),
+    # tshark 57: lsa_OpenSecret, Name $MACHINE.ACC.
+    (POSTZL, 57, "LsarOpenSecret", {"key_name": "$MACHINE.ACC"}, "STATUS_SUCCESS"),
+    # tshark 83: lsa_LookupSids2, Num Sids 1, S-1-5-21-308926384-506822093-3341789130-107103.
+    (
+        "PCAP-ATTACK/Discovery/Discovery_PsLoggedOn_remotelocalusers_enum_winreg_lsarpc_dcerpc_smb.pcapng",
+        83,
+        "LsarLookupSids2",
+        {"count": 1, "sids": ["S-1-5-21-308926384-506822093-3341789130-107103"]},
+        "STATUS_SUCCESS",
+    ),
+    # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.
+    (
+        "Malcolm-Test-Artifacts/pcap/protocols/KRB5.pcap",
+        93,
+        "NetrShareGetInfo",
+        {"server_name": "phxlabbal821", "share_name": "lustre", "level": 1},
+        None,
+    ),
+    # tshark 15: OpenEventLogW Module Security, MajorVersion 1, MinorVersion 1.
+    (EVTCRASH, 15, "ElfrOpenELW", {"channel": "Security", "major_version": 1, "minor_version": 1}, "STATUS_SUCCESS"),
+    # tshark 19: ClearEventLogW on the handle opened in 18 (OpenEventLogW Security), NULL
+    # Backupfilename; never answered: the service crashed.
+    (EVTCRASH, 19, "ElfrClearELFW", {"channel": "Security", "backup_file": None}, None),
+    # tshark 24: RemoteCreateInstance, InstantiatedObjectClsId 8bc3f05e-d86b-11d0-a075-00c04fb68820.
+    (
+        WMI,
+        24,
+        "RemoteCreateInstance",
+        {"clsid": "8bc3f05e-d86b-11d0-a075-00c04fb68820", "clsid_name": "WbemLevel1Login"},
+        "S_OK",
+    ),
+]
+
+
+@pytest.mark.parametrize(("capture", "frame", "operation", "expected", "status"), CASES)
+def test_decoded_like_tshark(
+    capture: str, frame: int, operation: str, expected: dict[str, Any], status: str | None
+) -> None:
+    c = _call(capture, frame)
+    assert registry.operation_name(c.interface_uuid or "", c.if_major, c.opnum) == operation
+    assert c.arguments_json is not None and not c.encrypted
+    values = json.loads(c.arguments_json)
+    for k, v in expected.items():
+        assert values.get(k) == v, (k, values.get(k))
+    if status is not None:
+        assert _status(c) == status
+
+
+def test_zerologon_burst_return_codes() -> None:
+    """Every NetrServerAuthenticate3 of the ZeroLogon run has its NTSTATUS: all refused but one
+    (tshark: dcerpc.opnum==26 responses, netlogon.rc; 285 STATUS_ACCESS_DENIED, 1 STATUS_SUCCESS)."""
+    auths = [c for c in _records(ZEROLOGON).calls if c.opnum == 26 and c.return_status is not None]
+    names = [_status(c) for c in auths]
+    assert names.count("STATUS_ACCESS_DENIED") == 285
+    assert names.count("STATUS_SUCCESS") == 1
+    assert all(json.loads(c.arguments_json or "{}").get("client_credential_zero") for c in auths)
+
+
+def test_wmi_login_and_method() -> None:
+    """NTLMLogin's namespace and ExecMethod's class and method (tshark decodes neither: the
+    expected values are the BSTRs of the stubs, as impacket's IWbemServices_ExecMethod reads them)."""
+    login = _call(WMI, 45)
+    assert json.loads(login.arguments_json or "{}")["namespace"] == "\\\\172.16.66.36\\ROOT\\CIMV2"
+    c = _call("Pcaps/Wmiexec-Regout-Whoami.pcap", 23)
+    values = json.loads(c.arguments_json or "{}")
+    assert (values["class_name"], values["method"]) == ("Win32_Process", "Create")
+
+
+def test_no_decoder_errors_on_any_capture() -> None:
+    """The decoders never fail on a shared capture (a failure would be a `stub_decoder_error`)."""
+    recs = run([CAPTURES])
+    assert not [v for v in recs.violations if v.what == "stub_decoder_error"]
+    assert sum(1 for c in recs.calls if c.arguments is not None) > 4000
