@@ -12,6 +12,7 @@ import contextlib
 import io
 from collections.abc import Callable
 
+from analyzer import stubs
 from analyzer.capture.decode import PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import NetmonReader
@@ -61,6 +62,29 @@ def epm_stubs(data: bytes) -> None:
         for little in (True, False):
             with contextlib.suppress(Malformed):
                 parse(data, little)
+
+
+_OPS = sorted(stubs.OPERATIONS)
+
+
+def stub_decoders(data: bytes) -> None:
+    """Every declared operation's decoders on arbitrary stubs: the first two bytes pick the
+    operation and the byte order / NDR64 flags, the rest is the request and the response stub.
+    A decoder may report violations; a bug (any other exception) raises here."""
+    if len(data) < 2:
+        return
+    uuid, opnum = _OPS[data[0] % len(_OPS)]
+    flags, body = data[1], data[2:]
+    half = len(body) // 2
+    kept = stubs.Stubs(
+        ndr64=bool(flags & 1),
+        request=body[:half],
+        request_little=not flags & 2,
+        response=body[half:],
+        response_little=not flags & 4,
+        response_tail=body[-4:],
+    )
+    stubs.decode(uuid, opnum, kept, stubs.StubState(), strict=True)
 
 
 def smb(data: bytes) -> None:
@@ -131,6 +155,7 @@ def end_to_end(data: bytes, _dirs: list[str] = []) -> None:  # noqa: B006 - one 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "co_stream": co_stream,
     "epm": epm_stubs,
+    "stubs": stub_decoders,
     "smb": smb,
     "cl": connectionless,
     "capture": capture_readers,

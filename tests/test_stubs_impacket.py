@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from analyzer import stubs
-from analyzer.stubs.registry import StubState, Stubs
+from analyzer.stubs.registry import Stubs, StubState
 
 impacket = pytest.importorskip("impacket")
 
@@ -37,15 +37,15 @@ from impacket.dcerpc.v5 import (  # noqa: E402
 from impacket.dcerpc.v5 import epm as iepm  # noqa: E402
 from impacket.dcerpc.v5.dcom import oaut, wmi  # noqa: E402
 from impacket.dcerpc.v5.dcomrt import (  # noqa: E402
+    ACTIVATION_BLOB,
     CLSID,
-    CLSID_ActivationPropertiesIn,
-    CLSID_InstantiationInfo,
+    DWORD,
     IID,
-    IID_IActivationPropertiesIn,
     OBJREF_CUSTOM,
     ORPCTHIS,
-    ACTIVATION_BLOB,
-    DWORD,
+    CLSID_ActivationPropertiesIn,
+    CLSID_InstantiationInfo,
+    IID_IActivationPropertiesIn,
     InstantiationInfoData,
     RemoteCreateInstance,
 )
@@ -493,8 +493,8 @@ def test_spoolss_printer_bug_local_machine() -> None:
 
 @pytest.mark.parametrize("uuid", [EFS, EFS2])
 def test_efsrpc_file_names_on_both_interfaces(uuid: str) -> None:
-    from impacket.dcerpc.v5.ndr import NDRCALL as _N
     from impacket.dcerpc.v5.dtypes import ULONG, WSTR
+    from impacket.dcerpc.v5.ndr import NDRCALL as _N
 
     class EfsRpcOpenFileRaw(_N):  # [MS-EFSR] 3.1.4.2.1 (impacket ships no EFSR module)
         opnum = 0
@@ -705,7 +705,7 @@ def test_dcom_activation_clsid() -> None:
     req["pUnkOuter"] = NULL
     req["pActProperties"]["ulCntData"] = len(objref.getData())
     req["pActProperties"]["abData"] = list(objref.getData())
-    values, out = decode(ACTIVATOR, req)
+    values, _ = decode(ACTIVATOR, req)
     assert values["clsid"] == mmc and values["clsid_name"] == "MMC20.Application"
 
 

@@ -145,8 +145,5 @@ class NdrReader:
 
 def decode_text(raw: bytes, wide: bool, little: bool = True) -> str:
     """Wire characters as text, up to the first NUL; never fails (bad UTF-16 is replaced)."""
-    if wide:
-        text = raw.decode("utf-16-le" if little else "utf-16-be", errors="replace")
-    else:
-        text = raw.decode("latin-1")
-    return text.split("\0", 1)[0]
+    codec = ("utf-16-le" if little else "utf-16-be") if wide else "latin-1"
+    return raw.decode(codec, errors="replace").split("\0", 1)[0]

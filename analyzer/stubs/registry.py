@@ -84,11 +84,7 @@ class Family:
     ) -> Operation:
         """Declare one operation (request and response parameters in wire order, return value
         excluded) and register it."""
-        resp: tuple[Param, ...] | ResponseFn | None
-        if response is None or callable(response):
-            resp = response
-        else:
-            resp = tuple(response)
+        resp = response if response is None or callable(response) else tuple(response)
         if returns == "":
             returns = None if opnum in self.void else self.kinds.get(opnum, self.returns)
         op = Operation(
@@ -216,9 +212,10 @@ class Stubs:
     response_tail: bytes | None
 
 
-def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState) -> Decoded | None:
+def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict: bool = False) -> Decoded | None:
     """Decode a finished, unsealed call. Never raises: malformed stubs become `violations` and
-    what was read before the damage is kept."""
+    what was read before the damage is kept. `strict` (tests, fuzzing) lets a decoder bug raise
+    instead of becoming a `stub_decoder_error` violation."""
     op = OPERATIONS.get((uuid or "", opnum))
     fam = FAMILIES.get(uuid or "")
     if op is None and fam is None:
