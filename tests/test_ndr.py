@@ -3,6 +3,7 @@ declared stub decoder on arbitrary bytes."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -159,3 +160,15 @@ def test_truncated_and_flipped_real_shapes_never_raise(cut: int, flip: int, bit:
         stub[flip] ^= 1 << bit
     kept = Stubs(False, bytes(stub[: len(stub) - cut]), True, None, True, None)
     assert stubs.decode("367abb81-9844-35f1-ad32-98f038001003", 12, kept, StubState(), strict=True) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=400))
+def test_wmio_reader_only_ever_reports_malformed(body: bytes) -> None:
+    """The WMI object reader behind ExecMethod/PutInstance: a valid OBJREF_CUSTOM and EncodingUnit
+    header, then arbitrary bytes: a value or `Malformed`, nothing else."""
+    from analyzer.stubs import wmio
+
+    head = struct.pack("<II", 0x574F454D, 4) + bytes(32) + struct.pack("<IIII", 0, 0, 0x12345678, len(body))
+    with contextlib.suppress(Malformed):
+        wmio.instance_values(head + b"\x02" + body)

@@ -201,13 +201,22 @@ def test_zerologon_burst_return_codes() -> None:
 
 
 def test_wmi_login_and_method() -> None:
-    """NTLMLogin's namespace and ExecMethod's class and method (tshark decodes neither: the
-    expected values are the BSTRs of the stubs, as impacket's IWbemServices_ExecMethod reads them)."""
+    """NTLMLogin's namespace and ExecMethod's class, method and in-parameters. tshark decodes
+    neither; the expected values are what impacket reads from the same stub (frame 23's stub data
+    through IWbemServices_ExecMethod, its pInParams OBJREF_CUSTOM through ENCODING_UNIT /
+    INSTANCE_TYPE.getValues): CommandLine of 314 characters, sha256 prefix 9bfa0a568541b378,
+    CurrentDirectory C:\\."""
+    import hashlib
+
     login = _call(WMI, 45)
     assert json.loads(login.arguments_json or "{}")["namespace"] == "\\\\172.16.66.36\\ROOT\\CIMV2"
     c = _call("Pcaps/Wmiexec-Regout-Whoami.pcap", 23)
     values = json.loads(c.arguments_json or "{}")
     assert (values["class_name"], values["method"]) == ("Win32_Process", "Create")
+    line = values["command_line"]
+    assert line.startswith("cmd.exe /Q /c powershell.exe -Enc JABQAHIAbwBn") and len(line) == 314
+    assert hashlib.sha256(line.encode()).hexdigest()[:16] == "9bfa0a568541b378"
+    assert values["parameters"]["CurrentDirectory"] == "C:\\"
 
 
 def test_no_decoder_errors_on_any_capture() -> None:

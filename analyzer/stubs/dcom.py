@@ -27,6 +27,7 @@ from analyzer.dcerpc.ndr_types import (
     Struct,
 )
 from analyzer.dcerpc.wire import Malformed
+from analyzer.stubs import wmio
 from analyzer.stubs.registry import HRESULT, Values, family
 
 ORPC_EXTENT = Struct(("id", GUID), ("size", U32), ("data", BYTES))
@@ -156,10 +157,30 @@ IDISPATCH.op(
 
 
 def _wmi_path(v: Values) -> None:
-    """class_name from an object path ("Win32_Process" of "Win32_Process.Handle=...")."""
+    """class_name from an object path ("Win32_Process" of "Win32_Process.Handle=..."), and the
+    properties of an object passed in (ExecMethod's in-parameters, PutInstance's instance)."""
     path = v.get("object_path")
     if isinstance(path, str) and path:
         v["class_name"] = path.split(".", 1)[0].split(":", 1)[-1]
+    v.pop("context", None)
+    for key in ("in_params", "instance"):
+        obj = v.pop(key, None)
+        blob = obj.get("data") if isinstance(obj, dict) else None
+        if not isinstance(blob, str):
+            continue
+        try:
+            decoded = wmio.instance_values(bytes.fromhex(blob))
+        except Malformed:
+            decoded = None
+        if decoded is None:
+            continue
+        if key == "instance":
+            v["class_name"] = decoded["class"]
+        values = dict(decoded["values"])
+        line = values.pop("CommandLine", None)
+        if isinstance(line, str):
+            v["command_line"] = line  # Win32_Process.Create's: the decisive argument
+        v["parameters" if key == "in_params" else "properties"] = values
 
 
 # IWbemLevel1Login ([MS-WMI] 3.1.4.1).
@@ -189,6 +210,16 @@ for _opnum, _name in (
     (23, "ExecNotificationQueryAsync"),
 ):
     WBEM.op(_opnum, _name, _QUERY, show=("query",))
-_METHOD = [("object_path", BSTR), ("method", BSTR), ("flags", I32)]
-WBEM.op(24, "ExecMethod", _METHOD, show=("class_name", "method", "object_path"), derive=_wmi_path)
-WBEM.op(25, "ExecMethodAsync", _METHOD, show=("class_name", "method", "object_path"), derive=_wmi_path)
+_METHOD = [
+    ("object_path", BSTR),
+    ("method", BSTR),
+    ("flags", I32),
+    ("context", Ptr(MINTERFACE_POINTER)),
+    ("in_params", Ptr(MINTERFACE_POINTER)),
+]
+_METHOD_SHOW = ("class_name", "method", "object_path", "command_line", "parameters")
+WBEM.op(24, "ExecMethod", _METHOD, show=_METHOD_SHOW, derive=_wmi_path)
+WBEM.op(25, "ExecMethodAsync", _METHOD, show=_METHOD_SHOW, derive=_wmi_path)
+_PUT = [("instance", Ptr(MINTERFACE_POINTER)), ("flags", I32)]
+WBEM.op(14, "PutInstance", _PUT, show=("class_name", "properties"), derive=_wmi_path)
+WBEM.op(15, "PutInstanceAsync", _PUT, show=("class_name", "properties"), derive=_wmi_path)
