@@ -165,6 +165,26 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
     # tshark 19: ClearEventLogW on the handle opened in 18 (OpenEventLogW Security), NULL
     # Backupfilename; never answered: the service crashed.
     (EVTCRASH, 19, "ElfrClearELFW", {"channel": "Security", "backup_file": None}, None),
+    # tshark 96: GetIDsOfNames, Name "ExecuteShellCommand", Names 1 (impacket dcomexec, MMC20).
+    ("Pcaps/mmcexec.pcap", 96, "GetIDsOfNames", {"names": ["ExecuteShellCommand"], "count": 1}, "S_OK"),
+    # tshark 107: Invoke DispID 0x36, Flags Method, four VT_BSTR arguments listed last-first:
+    # "7", "/Q /c cd \ 1> \\127.0.0.1\ADMIN$\__1506613937.95 2>&1", "C:\", "c:\windows\system32\cmd.exe".
+    (
+        "Pcaps/mmcexec.pcap",
+        107,
+        "Invoke",
+        {
+            "dispid": 0x36,
+            "flags": "method",
+            "args": [
+                "c:\\windows\\system32\\cmd.exe",
+                "C:\\",
+                "/Q /c cd \\ 1> \\\\127.0.0.1\\ADMIN$\\__1506613937.95 2>&1",
+                "7",
+            ],
+        },
+        "S_OK",
+    ),
     # tshark 24: RemoteCreateInstance, InstantiatedObjectClsId 8bc3f05e-d86b-11d0-a075-00c04fb68820.
     (
         WMI,

@@ -777,3 +777,31 @@ def test_ndr64_is_not_guessed_from_ndr20() -> None:
 
 def test_uuidtup_helper_available() -> None:
     assert uuidtup_to_bin((SVCCTL, "2.0"))[:16] == string_to_bin(SVCCTL)
+
+
+def test_idispatch_invoke_arguments() -> None:
+    """Invoke with BSTR arguments as impacket's dcomexec sends ExecuteShellCommand (last first)."""
+    params = oaut.DISPPARAMS(None, False)
+    params["rgdispidNamedArgs"] = NULL
+    params["cArgs"] = 3
+    params["cNamedArgs"] = 0
+    for text in ("7", "/c whoami", "cmd.exe"):
+        arg = oaut.VARIANT(None, False)
+        arg["clSize"] = 5
+        arg["vt"] = oaut.VARENUM.VT_BSTR
+        arg["_varUnion"]["tag"] = oaut.VARENUM.VT_BSTR
+        arg["_varUnion"]["bstrVal"]["asData"] = text
+        params["rgvarg"].append(arg)
+    req = oaut.IDispatch_Invoke()
+    req["ORPCthis"] = orpcthis()
+    req["dispIdMember"] = 54
+    req["riid"] = b"\x00" * 16
+    req["lcid"] = 0x409
+    req["dwFlags"] = oaut.DISPATCH_METHOD
+    req["pDispParams"] = params
+    req["cVarRef"] = 0
+    req["rgVarRefIdx"] = []
+    req["rgVarRef"] = []
+    values, _ = decode(IDISPATCH, req)
+    assert values["dispid"] == 54 and values["flags"] == "method"
+    assert values["args"] == ["cmd.exe", "/c whoami", "7"]

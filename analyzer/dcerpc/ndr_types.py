@@ -239,7 +239,8 @@ class Array(NdrType):
 
 
 class Union(NdrType):
-    """A non-encapsulated union: its discriminant (`switch`, an integer type), then the arm.
+    """A non-encapsulated union: its discriminant (`switch`, an integer type), then the arm,
+    aligned to that arm's type.
     The value is {"level": discriminant, **arm fields} when the arm is a structure, else
     {"level": d, "value": v}. An arm that is not declared stops the decoding (a `Malformed`)."""
 
@@ -264,7 +265,7 @@ class Union(NdrType):
             raise Malformed("unknown_union_arm", f"no arm for discriminant {level}")
         if arm is None:
             return {"level": level}
-        r.align(self._arm_align(r.ndr64))
+        r.align(arm.align(r.ndr64))  # the chosen arm's own alignment (what MIDL sends, e.g. wireVARIANT)
         v = arm.read(r, q)
         return {"level": level, "value": v}
 

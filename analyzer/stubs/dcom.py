@@ -16,8 +16,10 @@ from analyzer.dcerpc.ndr_types import (
     BYTES,
     GUID,
     I32,
+    U8,
     U16,
     U32,
+    U64,
     WSTR,
     Array,
     Custom,
@@ -25,6 +27,7 @@ from analyzer.dcerpc.ndr_types import (
     Ptr,
     Queue,
     Struct,
+    Union,
 )
 from analyzer.dcerpc.wire import Malformed
 from analyzer.stubs import wmio
@@ -54,6 +57,61 @@ def _bstr(r: NdrReader, q: Queue) -> str:
 
 
 BSTR = Ptr(Custom(_bstr, 4))
+
+# wireVARIANT ([MS-OAUT] 2.2.29.2): the arms for the scalar and string types; any other type stops
+# the decoding of the call's arguments (a violation), nothing is guessed.
+_VARIANT_ARMS: dict[int, NdrType | None] = {
+    0: None,  # VT_EMPTY
+    1: None,  # VT_NULL
+    2: U16,  # VT_I2
+    3: I32,  # VT_I4
+    4: U32,  # VT_R4 (raw bits)
+    5: U64,  # VT_R8 (raw bits)
+    7: U64,  # VT_DATE (raw bits)
+    8: BSTR,  # VT_BSTR
+    10: U32,  # VT_ERROR
+    11: U16,  # VT_BOOL
+    16: U8,  # VT_I1
+    17: U8,  # VT_UI1
+    18: U16,  # VT_UI2
+    19: U32,  # VT_UI4
+    20: U64,  # VT_I8
+    21: U64,  # VT_UI8
+    22: I32,  # VT_INT
+    23: U32,  # VT_UINT
+}
+VARIANT = Struct(
+    ("size", U32),
+    ("reserved", U32),
+    ("vt", U16),
+    ("reserved1", U16),
+    ("reserved2", U16),
+    ("reserved3", U16),
+    ("value", Union(U32, _VARIANT_ARMS)),
+)
+DISPPARAMS = Struct(  # [MS-OAUT] 2.2.33
+    ("args", Ptr(Array(Ptr(VARIANT)))),
+    ("named_args", Ptr(Array(I32))),
+    ("arg_count", U32),
+    ("named_count", U32),
+)
+_DISPATCH_FLAGS = {1: "method", 2: "propertyget", 4: "propertyput", 8: "propertyputref"}
+
+
+def _invoke(v: Values) -> None:
+    """The arguments of IDispatch::Invoke, in declaration order (the wire has them reversed)."""
+    params = v.pop("disp_params", None)
+    args = params.get("args") if isinstance(params, dict) else None
+    if isinstance(args, list):
+        out = []
+        for a in reversed(args):
+            arm = a.get("value") if isinstance(a, dict) else None
+            out.append(arm.get("value") if isinstance(arm, dict) else None)
+        v["args"] = out
+    f = v.get("flags")
+    if isinstance(f, int):
+        v["flags"] = "|".join(n for bit, n in _DISPATCH_FLAGS.items() if f & bit) or str(f)
+
 
 # CLSIDs an analyst recognises (../shared/detection/techniques.tsv, from MSRPC-to-ATTACK and impacket).
 CLSID_NAMES = {
@@ -153,6 +211,13 @@ IDISPATCH.op(
     [("riid", GUID), ("names", Array(Ptr(WSTR))), ("count", U32), ("lcid", U32)],
     [("dispids", Array(I32))],
     show=("names",),
+)
+IDISPATCH.op(
+    6,
+    "Invoke",
+    [("dispid", I32), ("riid", GUID), ("lcid", U32), ("flags", U32), ("disp_params", DISPPARAMS)],
+    show=("dispid", "flags", "args"),
+    derive=_invoke,
 )
 
 
