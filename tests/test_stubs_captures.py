@@ -210,6 +210,18 @@ def test_decoded_like_tshark(
         assert _status(c) == status
 
 
+def test_ndr64_share_enum() -> None:
+    """A Windows 10 client that negotiated NDR64 for srvsvc (frame 113 request, 116 response). tshark
+    4.0 misreads this NDR64 response (it shows Ctr0 with Count 131072, a referent id read as a
+    count); the expected names are read from the stub bytes by hand: level 1, union discriminant
+    at offset 8, three SHARE_INFO_1 of 24 bytes, then UTF-16 "ADMIN$" at 144, "C$" at 240 and
+    "IPC$" at 336 (8-byte counts before each)."""
+    c = _call("arkime/tests/pcap/wireshark-smb-on-windows10.pcap", 113)
+    values = json.loads(c.arguments_json or "{}")
+    assert (values["level"], values["share_names"]) == (1, ["ADMIN$", "C$", "IPC$"])
+    assert _status(c) == "ERROR_SUCCESS"
+
+
 def test_zerologon_burst_return_codes() -> None:
     """Every NetrServerAuthenticate3 of the ZeroLogon run has its NTSTATUS: all refused but one
     (tshark: dcerpc.opnum==26 responses, netlogon.rc; 285 STATUS_ACCESS_DENIED, 1 STATUS_SUCCESS)."""

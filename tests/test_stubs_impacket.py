@@ -805,3 +805,31 @@ def test_idispatch_invoke_arguments() -> None:
     values, _ = decode(IDISPATCH, req)
     assert values["dispid"] == 54 and values["flags"] == "method"
     assert values["args"] == ["cmd.exe", "/c whoami", "7"]
+
+
+def test_ndr64_stubs_from_impacket() -> None:
+    """impacket's NDR64 encoding (8-byte pointers and counts, 8-aligned structures)."""
+    req = scmr.ROpenServiceW(isNDR64=True)
+    req["hSCManager"] = HANDLE
+    req["lpServiceName"] = "Spooler\x00"
+    req["dwDesiredAccess"] = 0x10
+    kept = Stubs(True, req.getData(), True, None, True, None)
+    out = stubs.decode(SVCCTL, 16, kept, StubState(), strict=True)
+    assert out is not None and not out.violations
+    assert json.loads(out.arguments_json or "{}")["service_name"] == "Spooler"
+    auth = nrpc.NetrServerAuthenticate3(isNDR64=True)
+    auth["PrimaryName"] = "\\\\DC01\x00"
+    auth["AccountName"] = "DC01$\x00"
+    auth["SecureChannelType"] = nrpc.NETLOGON_SECURE_CHANNEL_TYPE.ServerSecureChannel
+    auth["ComputerName"] = "DC01\x00"
+    auth["ClientCredential"] = b"\x00" * 8
+    auth["NegotiateFlags"] = 0x212FFFFF
+    kept = Stubs(True, auth.getData(), True, None, True, None)
+    out = stubs.decode(NETLOGON, 26, kept, StubState(), strict=True)
+    assert out is not None and not out.violations
+    values = json.loads(out.arguments_json or "{}")
+    assert (values["account_name"], values["computer_name"], values["negotiate_flags"]) == (
+        "DC01$",
+        "DC01",
+        "0x212fffff",
+    )

@@ -204,6 +204,8 @@ class Struct(NdrType):
                 out[name] = t.elements(r, q, hoisted)
             else:
                 out[name] = t.read(r, q)
+        if r.ndr64:
+            r.align(self.align(True))  # NDR64 pads a structure to its alignment ([MS-RPCE] 2.2.5.3.4.1)
         return out
 
 
@@ -256,6 +258,7 @@ class Union(NdrType):
         return max([1, *(t.align(ndr64) for t in self.arms.values() if t is not None)])
 
     def read(self, r: NdrReader, q: Queue) -> Any:
+        r.align(self.align(r.ndr64))  # the union as a whole: its largest member, discriminant included
         level = self.switch.read(r, q)
         if level in self.arms:
             arm = self.arms[level]
