@@ -142,6 +142,9 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
         },
         "STATUS_SUCCESS",
     ),
+    # tshark 36: SetUserInfo2 on the handle OpenUser (32, RID 35103) returned in 33, Level
+    # UserInternal5InformationNew (26); the RID is the one LookupNames (30/31) gave 01566S-WIN16-IR$.
+    (POSTZL, 36, "SamrSetInformationUser2", {"user": "01566S-WIN16-IR$ (rid 35103)", "level": 26}, "STATUS_SUCCESS"),
     # tshark 57: lsa_OpenSecret, Name $MACHINE.ACC.
     (POSTZL, 57, "LsarOpenSecret", {"key_name": "$MACHINE.ACC"}, "STATUS_SUCCESS"),
     # tshark 83: lsa_LookupSids2, Num Sids 1, S-1-5-21-308926384-506822093-3341789130-107103.

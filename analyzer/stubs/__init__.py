@@ -24,6 +24,7 @@ from analyzer.stubs import (  # noqa: F401 - importing a family module registers
     lsarpc,
     misc,
     netlogon,
+    returns,
     samr,
     spoolss,
     srvsvc,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ class Operation:
     derive: Callable[[Values], None] | None
     opens: Callable[[Values, str | None], Any] | None
     names: str | None
+    learns: Callable[[Values], Iterable[tuple[str, str]]] | None = None
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ class Family:
         derive: Callable[[Values], None] | None = None,
         opens: Callable[[Values, str | None], Any] | None = None,
         names: str | None = None,
+        learns: Callable[[Values], Iterable[tuple[str, str]]] | None = None,
     ) -> Operation:
         """Declare one operation (request and response parameters in wire order, return value
         excluded) and register it."""
@@ -99,6 +101,7 @@ class Family:
             derive,
             opens,
             names,
+            learns,
         )
         key = (self.uuid, opnum)
         if key in OPERATIONS:
@@ -169,7 +172,8 @@ def wants_answer(uuid: str | None) -> bool:
 
 
 class StubState:
-    """Per association: the names of the context handles its calls opened (bounded, oldest out)."""
+    """Per association: the names of the context handles its calls opened, and other names its
+    calls taught (a SAMR RID's account name), bounded, oldest out."""
 
     __slots__ = ("_names",)
 
@@ -267,14 +271,19 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
         else:
             params = ((("_orpcthat", ORPCTHAT),) if op.orpc else ()) + op.response
             _read(r, params, response, out, "response")
+    values["_recall"] = state.name  # what earlier calls taught (see `learns`), for `opens`
     if op.opens is not None and "_handle" in response:
         name = op.opens(values, state.name(values.get("_handle")))
         if isinstance(name, str) and name:
             state.remember(response["_handle"], name)
+    del values["_recall"]
     for k, v in response.items():
         values[k if k not in values else f"out_{k}"] = v
     if op.derive is not None:
         op.derive(values)
+    if op.learns is not None:
+        for key, name in op.learns(values):
+            state.remember(key, name)
 
 
 def _read(r: NdrReader, params: Sequence[Param], into: Values, out: Decoded, direction: str) -> None:

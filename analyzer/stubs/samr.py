@@ -77,11 +77,28 @@ def _domain(v: Values, _parent: str | None) -> Any:
 
 
 def _rid(kind: str) -> Any:
+    """A user/group/alias handle's name: the account name when a lookup or enumeration on this
+    association taught it, else "user RID in DOMAIN-SID"."""
+
     def name(v: Values, parent: str | None) -> Any:
         rid = v.get("rid")
-        return f"{kind} {rid}" + (f" in {parent}" if parent else "") if rid is not None else None
+        if rid is None:
+            return None
+        recall = v.get("_recall")
+        known = recall(f"{parent}|{rid}") if callable(recall) else None
+        if known is not None:
+            return f"{known} (rid {rid})"
+        return f"{kind} {rid}" + (f" in {parent}" if parent else "")
 
     return name
+
+
+def _rid_names(v: Values) -> list[tuple[str, str]]:
+    """(domain|rid, account name) pairs of a lookup or enumeration answer, for `_rid`."""
+    names, rids, domain = v.get("names"), v.get("rids"), v.get("domain")
+    if not (isinstance(names, list) and isinstance(rids, list)) or domain is None:
+        return []
+    return [(f"{domain}|{r}", n) for n, r in zip(names, rids, strict=False) if isinstance(n, str) and n]
 
 
 _SERVER = Ptr(WSTR)
@@ -122,6 +139,7 @@ F.op(
     show=("domain", "count", "names"),
     derive=_enumerated,
     names="domain",
+    learns=_rid_names,
 )
 F.op(
     15,
@@ -149,6 +167,7 @@ F.op(
     show=("domain", "count", "names", "rids"),
     derive=_lookup_names,
     names="domain",
+    learns=_rid_names,
 )
 F.op(
     18,
@@ -158,6 +177,7 @@ F.op(
     show=("domain", "count", "rids", "names"),
     derive=_lookup_ids,
     names="domain",
+    learns=_rid_names,
 )
 F.op(19, "SamrOpenGroup", [_H, ("desired_access", U32), ("rid", U32)], [_H], show=("rid",), opens=_rid("group"))
 F.op(20, "SamrQueryInformationGroup", [_H, ("level", Enum())], show=("group", "level"), names="group")
