@@ -147,12 +147,13 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
     (POSTZL, 36, "SamrSetInformationUser2", {"user": "01566S-WIN16-IR$ (rid 35103)", "level": 26}, "STATUS_SUCCESS"),
     # tshark 57: lsa_OpenSecret, Name $MACHINE.ACC.
     (POSTZL, 57, "LsarOpenSecret", {"key_name": "$MACHINE.ACC"}, "STATUS_SUCCESS"),
-    # tshark 83: lsa_LookupSids2, Num Sids 1, S-1-5-21-308926384-506822093-3341789130-107103.
+    # tshark 83: lsa_LookupSids2, Num Sids 1, S-1-5-21-308926384-506822093-3341789130-107103;
+    # 84: domain 3B, name backdoor (Sid Index 0), STATUS_SUCCESS.
     (
         "PCAP-ATTACK/Discovery/Discovery_PsLoggedOn_remotelocalusers_enum_winreg_lsarpc_dcerpc_smb.pcapng",
         83,
         "LsarLookupSids2",
-        {"count": 1, "sids": ["S-1-5-21-308926384-506822093-3341789130-107103"]},
+        {"count": 1, "sids": ["S-1-5-21-308926384-506822093-3341789130-107103"], "names": ["3B\\backdoor"]},
         "STATUS_SUCCESS",
     ),
     # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.

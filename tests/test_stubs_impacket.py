@@ -86,7 +86,14 @@ def decode(
 ) -> tuple[dict[str, Any], stubs.Decoded]:
     """Decode impacket's request (and response + a return code) the way a finished call is."""
     opnum = req.opnum if req is not None else resp.opnum  # type: ignore[union-attr]
-    resp_bytes = resp.getData() + rc.to_bytes(4, "little") if resp is not None else None
+    resp_bytes = None
+    if resp is not None:
+        # impacket's responses end with their ErrorCode field; the others get the return value appended.
+        if "ErrorCode" in resp.fields:
+            resp["ErrorCode"] = rc
+            resp_bytes = resp.getData()
+        else:
+            resp_bytes = resp.getData() + rc.to_bytes(4, "little")
     kept = Stubs(
         ndr64=False,
         request=req.getData() if req is not None else None,
@@ -321,8 +328,26 @@ def test_lsarpc_lookup_sids_and_secrets() -> None:
     req["LookupLevel"] = lsat.LSAP_LOOKUP_LEVEL.LsapLookupWksta
     req["LookupOptions"] = 0
     req["ClientRevision"] = 1
-    values, _ = decode(LSARPC, req)
+    resp = response_of(lsat.LsarLookupSids2Response, 57)
+    dom = lsad.LSAPR_TRUST_INFORMATION()
+    dom["Name"] = "CORP"
+    dom["Sid"].fromCanonical("S-1-5-21-1-2-3")
+    resp["ReferencedDomains"]["Entries"] = 1
+    resp["ReferencedDomains"]["Domains"].append(dom)
+    resp["ReferencedDomains"]["MaxEntries"] = 32
+    for name, index in (("Administrator", 0), ("Administrators", 0)):
+        n = lsat.LSAPR_TRANSLATED_NAME_EX()
+        n["Use"] = 1
+        n["Name"] = name
+        n["DomainIndex"] = index
+        n["Flags"] = 0
+        resp["TranslatedNames"]["Names"].append(n)
+    resp["TranslatedNames"]["Entries"] = 2
+    resp["MappedCount"] = 2
+    values, out = decode(LSARPC, req, resp, rc=0x107)
     assert values["sids"] == ["S-1-5-21-1-2-3-500", "S-1-5-32-544"] and values["count"] == 2
+    assert values["names"] == ["CORP\\Administrator", "CORP\\Administrators"]
+    assert out.return_code == 0x107  # STATUS_SOME_NOT_MAPPED
 
     state = StubState()
     op = lsad.LsarOpenSecret()

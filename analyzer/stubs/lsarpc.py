@@ -57,7 +57,8 @@ def _sids(v: Values) -> None:
     if isinstance(info, list):
         v["sids"] = [x.get("sid") for x in info if isinstance(x, dict)]
         v["count"] = len(v["sids"])
-    names = v.pop("translated_names", None)
+    sent = v.pop("translated_names", None)  # the request's (empty) one; the answer's is out_
+    names = v.pop("out_translated_names", sent)
     domains = v.pop("referenced_domains", None)
     doms = domains.get("domains") if isinstance(domains, dict) else None
     dom_names = [ustring_text(d.get("name")) for d in doms] if isinstance(doms, list) else []

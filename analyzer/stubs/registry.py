@@ -328,7 +328,7 @@ def short_text(values: Values, keys: Sequence[str]) -> str | None:
     parts = []
     for k in keys:
         v = values.get(k)
-        if v is None or v == "" or v == []:
+        if v is None or v == "" or v == [] or v == {}:
             continue
         parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN)}")
     return "; ".join(parts) or None
