@@ -260,3 +260,18 @@ def test_no_decoder_errors_on_any_capture() -> None:
     recs = run([CAPTURES])
     assert not [v for v in recs.violations if v.what == "stub_decoder_error"]
     assert sum(1 for c in recs.calls if c.arguments is not None) > 4000
+
+
+def test_return_status_of_an_operation_not_decoded() -> None:
+    """IRemUnknown2::RemQueryInterface has no argument decoder, only its declared HRESULT: tshark
+    14 (the answer to 13): HResult E_NOINTERFACE (0x80004002)."""
+    c = _call("Pcaps/dcompayload-poshc2.pcap", 13)
+    assert c.arguments is None and c.return_status == 0x80004002
+    assert _status(c) == "E_NOINTERFACE"
+
+
+def test_sealed_calls_are_not_decoded() -> None:
+    """Packet privacy: nothing is read from the stub, not even the return code."""
+    recs = _records("Pcaps/psexec_cmd.pcap")
+    sealed = [c for c in recs.calls if c.encrypted]
+    assert sealed and all(c.arguments is None and c.return_status is None for c in sealed)
