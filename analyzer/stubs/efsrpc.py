@@ -33,4 +33,8 @@ for _uuid, _name in (
     _f = family(_uuid, _name)
     for _opnum, _op, _params in _OPS:
         _resp = [("_handle", HANDLE)] if _opnum == 0 else None
-        _f.op(_opnum, _op, _params, _resp, show=("file_name", "destination_file_name"))
+        _opens = (lambda v, _p: v.get("file_name")) if _opnum == 0 else None
+        _f.op(_opnum, _op, _params, _resp, show=("file_name", "destination_file_name"), opens=_opens)
+    # The raw-file calls on the context the open returned (3.1.4.2.2-4): named by that file.
+    for _opnum, _op in ((1, "EfsRpcReadFileRaw"), (2, "EfsRpcWriteFileRaw"), (3, "EfsRpcCloseRaw")):
+        _f.op(_opnum, _op, [("_handle", HANDLE)], show=("file_name",), names="file_name")

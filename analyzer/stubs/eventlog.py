@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.dcerpc.ndr_types import HANDLE, U16, U32, UNICODE_STRING, WSTR, Ptr, ustring_text
+from analyzer.dcerpc.ndr_types import HANDLE, U8, U16, U32, UNICODE_STRING, WSTR, Array, Ptr, Struct, ustring_text
 from analyzer.stubs.registry import NTSTATUS, Values, family
 
 F = family("82273fdc-e32a-18c3-3f78-827929dc23ea", "eventlog", NTSTATUS)
@@ -79,3 +79,16 @@ EVEN6.op(
     [_H, ("channel", Ptr(WSTR)), ("query", WSTR), ("backup_file", WSTR), ("flags", U32)],
     show=("channel", "query", "backup_file"),
 )
+
+ANSI_STRING = Struct(("length", U16), ("maximum_length", U16), ("buffer", Ptr(Array(U8, varying=True))))
+
+
+def _ansi_backup(v: Values) -> None:
+    b = v.get("backup_file")
+    if isinstance(b, dict) and isinstance(b.get("buffer"), str):
+        v["backup_file"] = bytes.fromhex(b["buffer"]).split(b"\0", 1)[0].decode("latin-1")
+
+
+F.op(12, "ElfrClearELFA", [_H, ("backup_file", Ptr(ANSI_STRING))], show=("channel", "backup_file"), names="channel", derive=_ansi_backup)
+F.op(10, "ElfrReadELW", [_H, ("read_flags", U32), ("record_offset", U32), ("bytes_to_read", U32)], show=("channel", "read_flags"), names="channel")
+EVEN6.op(5, "EvtRpcRegisterLogQuery", [("path", Ptr(WSTR)), ("query", WSTR), ("flags", U32)], show=("path", "query"))

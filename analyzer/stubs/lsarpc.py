@@ -155,3 +155,21 @@ F.op(58, "LsarLookupNames2", [_H, *_LOOKUP_NAMES_IN], show=("count", "names"), d
 F.op(68, "LsarLookupNames3", [_H, *_LOOKUP_NAMES_IN], show=("count", "names"), derive=_names)
 F.op(76, "LsarLookupSids3", _LOOKUP_SIDS_IN, _LOOKUP_SIDS_OUT, show=("count", "sids", "names"), derive=_sids)
 F.op(77, "LsarLookupNames4", _LOOKUP_NAMES_IN, show=("count", "names"), derive=_names)
+
+# Enumerations and privileges ([MS-LSAD] 3.1.4).
+_ENUM = [_H, ("enumeration_context", U32), ("prefered_maximum_length", U32)]
+F.op(2, "LsarEnumeratePrivileges", _ENUM, show=("enumeration_context",))
+F.op(11, "LsarEnumerateAccounts", _ENUM, show=("enumeration_context",))
+F.op(13, "LsarEnumerateTrustedDomains", _ENUM, show=("enumeration_context",))
+F.op(50, "LsarEnumerateTrustedDomainsEx", _ENUM, show=("enumeration_context",))
+F.op(18, "LsarEnumeratePrivilegesAccount", [_H], show=("object",), names="object")
+F.op(
+    35,
+    "LsarEnumerateAccountsWithUserRight",
+    [_H, ("user_right", Ptr(UNICODE_STRING))],
+    show=("user_right",),
+    derive=lambda v: v.update(user_right=ustring_text(v.get("user_right"))),
+)
+F.op(36, "LsarEnumerateAccountRights", [_H, ("account_sid", SID)], show=("account_sid",))
+F.op(31, "LsarLookupPrivilegeValue", [_H, ("name", UNICODE_STRING)], show=("name",), derive=lambda v: v.update(name=ustring_text(v.get("name"))))
+F.op(32, "LsarLookupPrivilegeName", [_H, ("luid", Struct(("low", U32), ("high", U32)))], show=("luid",))

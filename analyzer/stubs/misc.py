@@ -4,8 +4,8 @@ and the file-server VSS agent ([MS-FSRVP] 3.1.4), the last two used for authenti
 
 from __future__ import annotations
 
-from analyzer.dcerpc.ndr_types import BYTES, GUID, U32, WSTR, Ptr
-from analyzer.stubs.registry import Values, family
+from analyzer.dcerpc.ndr_types import ASTR, BYTES, GUID, I32, U8, U16, U32, UNICODE_STRING, WSTR, Ptr, Struct, Union, ustring_text
+from analyzer.stubs.registry import HRESULT, Values, family
 
 BKRP = family("3dde7c30-165d-11d1-ab8f-00805f14db40", "BackupKey")
 DFSNM = family("4fc742e0-4a10-11cf-8273-00aa004ae673", "netdfs")
@@ -70,3 +70,93 @@ DFSNM.op(
 )
 FSRVP.op(8, "IsPathSupported", [("share_path", WSTR)], show=("share_path",))
 FSRVP.op(9, "IsPathShadowCopied", [("share_path", WSTR)], show=("share_path",))
+
+DFSNM.op(
+    23,
+    "NetrDfsAddRootTarget",
+    [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("major_version", U32), ("comment", Ptr(WSTR)), ("new_namespace", U8), ("flags", U32)],
+    show=("dfs_path", "target_path"),
+)
+DFSNM.op(24, "NetrDfsRemoveRootTarget", [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("flags", U32)], show=("dfs_path", "target_path"))
+
+# Certificate enrolment ([MS-ICPR] 3.2.4.1.1): the CA and the request attributes (template, SAN).
+ICPR = family("91ae6020-9e3c-11cf-8d7c-00aa00c091be", "ICertPassage")
+CERTTRANSBLOB = Struct(("size", U32), ("data", Ptr(BYTES)))
+
+
+def _cert(v: Values) -> None:
+    attribs = v.pop("attributes", None)
+    data = attribs.get("data") if isinstance(attribs, dict) else None
+    if isinstance(data, str):
+        v["attributes"] = bytes.fromhex(data).decode("utf-16-le", errors="replace").split("\0", 1)[0]
+    req = v.pop("request", None)
+    if isinstance(req, dict) and isinstance(req.get("size"), int):
+        v["request_bytes"] = req["size"]
+
+
+ICPR.op(
+    0,
+    "CertServerRequest",
+    [("flags", U32), ("authority", Ptr(WSTR)), ("request_id", U32), ("attributes", CERTTRANSBLOB), ("request", CERTTRANSBLOB)],
+    show=("authority", "attributes", "request_id"),
+    derive=_cert,
+)
+
+# Shutdown ([MS-RSP] 3.2.4.1-3, 3.3.4.1): who asks a host to go down, with what message.
+INIT_SHUTDOWN = family("894de0c0-0d55-11d3-a322-00c04fa321a1", "InitShutdown")
+WINDOWS_SHUTDOWN = family("d95afe70-a6d5-4259-822e-2c84da1ddb0d", "WindowsShutdown")
+_SHUTDOWN = [
+    ("server_name", Ptr(U16)),
+    ("message", Ptr(UNICODE_STRING)),
+    ("timeout", U32),
+    ("force_apps_closed", U8),
+    ("reboot_after_shutdown", U8),
+]
+
+
+def _message(v: Values) -> None:
+    for k in ("message", "client_hint"):
+        if k in v:
+            v[k] = ustring_text(v[k])
+
+
+INIT_SHUTDOWN.op(0, "BaseInitiateShutdown", _SHUTDOWN, show=("message", "timeout", "reboot_after_shutdown"), derive=_message)
+INIT_SHUTDOWN.op(2, "BaseInitiateShutdownEx", [*_SHUTDOWN, ("reason", U32)], show=("message", "timeout", "reason"), derive=_message)
+WINDOWS_SHUTDOWN.op(
+    0,
+    "WsdrInitiateShutdown",
+    [("message", Ptr(UNICODE_STRING)), ("grace_period", U32), ("shutdown_flags", U32), ("reason", U32), ("client_hint", Ptr(UNICODE_STRING))],
+    show=("message", "grace_period", "reason", "client_hint"),
+    derive=_message,
+)
+
+# DNS server management ([MS-DNSP] 3.1.4.1, 3.1.4.6): ServerLevelPluginDll loads a DLL into dns.exe.
+DNSSERVER = family("50abc2a4-574d-40b3-9d66-ee4fd5fba076", "DnsServer")
+DNS_DATA = Union(U32, {0: None, 1: U32, 2: Ptr(ASTR), 3: Ptr(WSTR)})  # DNSSRV_RPC_UNION, by DNS_RPC_TYPEID
+_DNS = [("zone", Ptr(ASTR)), ("context", U32), ("operation", Ptr(ASTR)), ("type_id", U32), ("data", DNS_DATA)]
+
+
+def _dns(v: Values) -> None:
+    d = v.pop("data", None)
+    if isinstance(d, dict) and "value" in d:
+        v["data"] = d["value"]
+
+
+DNSSERVER.op(0, "R_DnssrvOperation", [("server_name", Ptr(WSTR)), *_DNS], show=("zone", "operation", "data"), derive=_dns)
+DNSSERVER.op(
+    5,
+    "R_DnssrvOperation2",
+    [("client_version", U32), ("setting_flags", U32), ("server_name", Ptr(WSTR)), *_DNS],
+    show=("zone", "operation", "data"),
+    derive=_dns,
+)
+
+# Group key distribution ([MS-GKDI] 3.1.4.1): root key and key ids asked for (gMSA / DPAPI-NG keys).
+GKDI = family("b9785960-524f-11df-8b6d-83dcded72085", "ISDKey", HRESULT)
+GKDI.op(
+    0,
+    "GetKey",
+    [("target_sd_size", U32), ("target_sd", BYTES), ("root_key_id", Ptr(GUID)), ("l0_key_id", I32), ("l1_key_id", I32), ("l2_key_id", I32)],
+    show=("root_key_id", "l0_key_id", "l1_key_id", "l2_key_id"),
+    derive=lambda v: v.pop("target_sd", None),
+)

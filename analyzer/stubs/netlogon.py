@@ -8,7 +8,7 @@ machine account ([MS-NRPC] 3.5.4.4.5).
 
 from __future__ import annotations
 
-from analyzer.dcerpc.ndr_types import U32, WSTR, Bytes, Enum, Ptr, Struct
+from analyzer.dcerpc.ndr_types import U8, U16, U32, UNICODE_STRING, WSTR, Array, Bytes, Enum, Ptr, Struct, Union, ustring_text
 from analyzer.stubs.registry import NTSTATUS, WIN32, Values, family
 
 # Operations returning NET_API_STATUS rather than NTSTATUS ([MS-NRPC] 3.5.4 and 3.4.5).
@@ -40,18 +40,23 @@ def _challenge(v: Values) -> None:
     v["client_challenge_zero"] = _zero(v.get("client_challenge"))
 
 
-def _authenticate(v: Values) -> None:
-    v["client_credential_zero"] = _zero(v.get("client_credential"))
+def _channel(v: Values) -> None:
     ch = v.get("secure_channel_type")
     if isinstance(ch, int):
         v["secure_channel_type"] = CHANNELS.get(ch, str(ch))
+    v.pop("authenticator", None)
+
+
+def _authenticate(v: Values) -> None:
+    v["client_credential_zero"] = _zero(v.get("client_credential"))
+    _channel(v)
     for k in ("negotiate_flags", "out_negotiate_flags"):
         if isinstance(v.get(k), int):
             v[k] = f"0x{v[k]:08x}"
 
 
 def _password_set(v: Values) -> None:
-    _authenticate(v)
+    _channel(v)
     # The encrypted NL_TRUST_PASSWORD: all zero when the client sent an all-zero ciphertext.
     v["password_zero"] = _zero(v.pop("clear_new_password", None))
 
@@ -129,3 +134,67 @@ F.op(
     ],
     show=("computer_name", "account_name", "domain_name"),
 )
+
+# Pass-through logon ([MS-NRPC] 3.5.4.5.1): who is being authenticated, from which workstation.
+IDENTITY = Struct(  # NETLOGON_LOGON_IDENTITY_INFO 2.2.1.4.15
+    ("logon_domain_name", UNICODE_STRING),
+    ("parameter_control", U32),
+    ("reserved", Bytes(8, 4)),
+    ("user_name", UNICODE_STRING),
+    ("workstation", UNICODE_STRING),
+)
+_OWF = Bytes(16)
+INTERACTIVE = Struct(("identity", IDENTITY), ("lm_owf_password", _OWF), ("nt_owf_password", _OWF))  # 2.2.1.4.3
+STRING = Struct(("length", U16), ("maximum_length", U16), ("buffer", Ptr(Array(U8, varying=True))))
+NETWORK = Struct(  # NETLOGON_NETWORK_INFO 2.2.1.4.4
+    ("identity", IDENTITY),
+    ("lm_challenge", Bytes(8)),
+    ("nt_challenge_response", STRING),
+    ("lm_challenge_response", STRING),
+)
+GENERIC = Struct(("identity", IDENTITY), ("package_name", UNICODE_STRING), ("data_length", U32), ("data", Ptr(Array(U8))))
+LOGON_LEVEL = Union(  # NETLOGON_LEVEL 2.2.1.4.6, by NETLOGON_LOGON_INFO_CLASS
+    Enum(),
+    {1: Ptr(INTERACTIVE), 2: Ptr(NETWORK), 3: Ptr(INTERACTIVE), 4: Ptr(GENERIC), 5: Ptr(INTERACTIVE), 6: Ptr(NETWORK), 7: Ptr(INTERACTIVE)},
+)
+LOGON_LEVELS = {1: "Interactive", 2: "Network", 3: "Service", 4: "Generic", 5: "InteractiveTransitive", 6: "NetworkTransitive", 7: "ServiceTransitive"}
+
+
+def _logon(v: Values) -> None:
+    info = v.pop("logon_information", None)
+    body = info.get("value") if isinstance(info, dict) else None
+    ident = body.get("identity") if isinstance(body, dict) else None
+    if isinstance(ident, dict):
+        v["logon_domain"] = ustring_text(ident.get("logon_domain_name"))
+        v["user_name"] = ustring_text(ident.get("user_name"))
+        v["workstation"] = ustring_text(ident.get("workstation"))
+    level = v.get("logon_level")
+    if isinstance(level, int):
+        v["logon_level"] = LOGON_LEVELS.get(level, str(level))
+    for k in ("authenticator", "return_authenticator"):
+        v.pop(k, None)
+
+
+_SAM_LOGON = [
+    ("logon_server", Ptr(WSTR)),
+    ("computer_name", Ptr(WSTR)),
+    ("authenticator", Ptr(AUTHENTICATOR)),
+    ("return_authenticator", Ptr(AUTHENTICATOR)),
+    ("logon_level", Enum()),
+    ("logon_information", LOGON_LEVEL),
+]
+_SAM_SHOW = ("logon_level", "logon_domain", "user_name", "workstation", "computer_name")
+F.op(2, "NetrLogonSamLogon", _SAM_LOGON, show=_SAM_SHOW, derive=_logon)
+F.op(39, "NetrLogonSamLogonEx", [("logon_server", Ptr(WSTR)), ("computer_name", Ptr(WSTR)), ("logon_level", Enum()), ("logon_information", LOGON_LEVEL)], show=_SAM_SHOW, derive=_logon)
+F.op(45, "NetrLogonSamLogonWithFlags", _SAM_LOGON, show=_SAM_SHOW, derive=_logon)
+_CHANNEL_IN = [
+    ("primary_name", Ptr(WSTR)),
+    ("account_name", WSTR),
+    ("secure_channel_type", Enum()),
+    ("computer_name", WSTR),
+    ("authenticator", AUTHENTICATOR),
+]
+F.op(6, "NetrServerPasswordSet", [*_CHANNEL_IN, ("uas_new_password", Bytes(16))], show=("account_name", "computer_name", "secure_channel_type"), derive=_channel)
+F.op(31, "NetrServerPasswordGet", _CHANNEL_IN, show=("account_name", "computer_name", "secure_channel_type"), derive=_channel)
+F.op(42, "NetrServerTrustPasswordsGet", _CHANNEL_IN, show=("account_name", "computer_name", "secure_channel_type"), derive=_channel)
+F.op(36, "NetrEnumerateTrustedDomainsEx", [("server_name", Ptr(WSTR))], show=("server_name",))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.dcerpc.ndr_types import U32, WSTR, Array, Ptr, Struct, Union
+from analyzer.dcerpc.ndr_types import U8, U32, WSTR, Array, Ptr, Struct, Union
 from analyzer.stubs.registry import Values, family
 
 SRVSVC = family("4b324fc8-1670-01d3-1278-5a47bf6ee188", "srvsvc")
@@ -141,3 +141,42 @@ WKSSVC.op(
     show=("server_name", "level", "user_names"),
     derive=_and(_level, _users),
 )
+
+# More enumeration, share creation and the path canonicalisation of MS08-067 ([MS-SRVS] 3.1.4).
+# The enumerations' InfoStruct starts with its Level, which is all the request says that matters.
+SRVSVC.op(8, "NetrConnectionEnum", [("server_name", _S), ("qualifier", _S), ("level", U32)], show=("server_name", "qualifier", "level"))
+SRVSVC.op(
+    9,
+    "NetrFileEnum",
+    [("server_name", _S), ("base_path", _S), ("user_name", _S), ("level", U32)],
+    show=("server_name", "base_path", "user_name", "level"),
+)
+SRVSVC.op(26, "NetrServerTransportEnum", [("server_name", _S), ("level", U32)], show=("server_name", "level"))
+SRVSVC.op(28, "NetrRemoteTOD", [("server_name", _S)], show=("server_name",))
+SRVSVC.op(55, "NetrServerAliasEnum", [("server_name", _S), ("level", U32)], show=("server_name", "level"))
+SHARE_INFO_502 = Struct(*SHARE_INFO_2.fields, ("reserved", U32), ("security_descriptor", Ptr(Array(U8))))
+
+
+def _share_add(v: Values) -> None:
+    info = v.pop("info", None)
+    body = info.get("value") if isinstance(info, dict) else None
+    if isinstance(body, dict):
+        v["share_name"] = body.get("netname")
+        v["path"] = body.get("path")
+        v["remark"] = body.get("remark")
+
+
+SRVSVC.op(
+    14,
+    "NetrShareAdd",
+    [("server_name", _S), ("level", U32), ("info", Union(U32, {2: Ptr(SHARE_INFO_2), 502: Ptr(SHARE_INFO_502)}))],
+    show=("server_name", "share_name", "path", "level"),
+    derive=_share_add,
+)
+SRVSVC.op(
+    31,
+    "NetprPathCanonicalize",
+    [("server_name", _S), ("path_name", WSTR), ("outbuf_len", U32), ("prefix", WSTR), ("path_type", U32), ("flags", U32)],
+    show=("path_name", "prefix"),
+)
+WKSSVC.op(5, "NetrWkstaTransportEnum", [("server_name", _S), ("level", U32)], show=("server_name", "level"))

@@ -194,3 +194,28 @@ F.op(
     derive=_named,
     opens=_service,
 )
+
+# Discovery and hijack preparation ([MS-SCMR] 3.1.4.14, 3.1.4.38, 3.1.4.37, 3.1.4.6)
+_STATE = {1: "SERVICE_ACTIVE", 2: "SERVICE_INACTIVE", 3: "SERVICE_STATE_ALL"}
+F.op(
+    14,
+    "REnumServicesStatusW",
+    [("_handle", HANDLE), ("service_type", U32), ("service_state", U32)],
+    show=("service_state",),
+    derive=lambda v: v.update(service_state=_STATE.get(v.get("service_state"), v.get("service_state"))),
+)
+F.op(
+    42,
+    "REnumServicesStatusExW",
+    [("_handle", HANDLE), ("info_level", U32), ("service_type", U32), ("service_state", U32)],
+    show=("service_state",),
+    derive=lambda v: v.update(service_state=_STATE.get(v.get("service_state"), v.get("service_state"))),
+)
+F.op(37, "RChangeServiceConfig2W", [("_handle", HANDLE), ("info_level", U32)], show=("service_name", "info_level"), names="service_name")
+F.op(
+    5,
+    "RSetServiceObjectSecurity",
+    [("_handle", HANDLE), ("security_information", U32)],
+    show=("service_name", "security_information"),
+    names="service_name",
+)

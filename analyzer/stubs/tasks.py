@@ -70,3 +70,29 @@ TSCH.op(16, "SchRpcGetLastRunInfo", [("task_path", WSTR)], show=("task_path",))
 TSCH.op(17, "SchRpcGetTaskInfo", [("task_path", WSTR)], show=("task_path",))
 TSCH.op(19, "SchRpcEnableTask", [("task_path", WSTR), ("enabled", U32)], show=("task_path", "enabled"))
 TSCH.op(18, "SchRpcGetNumberOfMissedRuns", [("task_path", WSTR)], show=("task_path",))
+
+ATSVC.op(2, "NetrJobEnum", [("server_name", _S)], show=("server_name",))
+TSCH.op(3, "SchRpcCreateFolder", [("task_path", _S), ("sddl", _S), ("flags", U32)], show=("task_path", "sddl"))
+TSCH.op(4, "SchRpcSetSecurity", [("task_path", WSTR), ("sddl", WSTR), ("flags", U32)], show=("task_path", "sddl"))
+TSCH.op(10, "SchRpcStopInstance", [("guid", GUID), ("flags", U32)], show=("guid",))
+TSCH.op(11, "SchRpcStop", [("task_path", _S), ("flags", U32)], show=("task_path",))
+TSCH.op(15, "SchRpcScheduledRuntimes", [("task_path", WSTR)], show=("task_path",))
+
+# SASec ([MS-TSCH] 3.2.5.3): the account a legacy .job task runs as.
+SASEC = family("378e52b0-c0a9-11cf-822d-00aa0051e40f", "SASec", HRESULT)
+SASEC.op(
+    0,
+    "SASetAccountInformation",
+    [("server_name", _S), ("job_name", WSTR), ("account", WSTR), ("password", _S), ("job_flags", U32)],
+    show=("job_name", "account"),
+    derive=lambda v: v.pop("password", None),
+)
+SASEC.op(
+    1,
+    "SASetNSAccountInformation",
+    [("server_name", _S), ("account", _S), ("password", _S)],
+    show=("account",),
+    derive=lambda v: v.pop("password", None),
+)
+SASEC.op(2, "SAGetNSAccountInformation", [("server_name", _S)], show=("server_name",))
+SASEC.op(3, "SAGetAccountInformation", [("server_name", _S), ("job_name", WSTR)], show=("job_name",))

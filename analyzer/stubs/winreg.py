@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.dcerpc.ndr_types import BYTES, HANDLE, U16, U32, UNICODE_STRING, Ptr, Struct, ustring_text
+from analyzer.dcerpc.ndr_types import BYTES, HANDLE, U8, U16, U32, UNICODE_STRING, Ptr, Struct, ustring_text
 from analyzer.stubs.registry import Values, family
 
 F = family("338cd001-2244-31f1-aaaa-900038001003", "winreg")
@@ -129,4 +129,45 @@ F.op(
     show=_KEY_SHOW,
     names="key",
     derive=_path,
+)
+
+# Hive files and shutdown ([MS-RRP] 3.1.5.13, .18, .19, .23, .24, .30, .35)
+F.op(13, "BaseRegLoadKey", [_H, ("sub_key", UNICODE_STRING), ("file_name", UNICODE_STRING)], show=_KEY_SHOW, names="key", derive=_path)
+def _replace(v: Values) -> None:
+    _path(v)
+    v["old_file_name"] = ustring_text(v.get("old_file_name"))
+
+
+F.op(
+    18,
+    "BaseRegReplaceKey",
+    [_H, ("sub_key", UNICODE_STRING), ("file_name", UNICODE_STRING), ("old_file_name", UNICODE_STRING)],
+    show=(*_KEY_SHOW, "old_file_name"),
+    names="key",
+    derive=_replace,
+)
+F.op(19, "BaseRegRestoreKey", [_H, ("file_name", UNICODE_STRING), ("flags", U32)], show=_KEY_SHOW, names="key", derive=_path)
+F.op(21, "BaseRegSetKeySecurity", [_H, ("security_information", U32)], show=("key_path", "security_information"), names="key", derive=_path)
+F.op(23, "BaseRegUnLoadKey", [_H, ("sub_key", UNICODE_STRING)], show=("key_path",), names="key", derive=_path)
+F.op(35, "BaseRegDeleteKeyEx", [_H, ("sub_key", UNICODE_STRING), ("access_mask", U32)], show=("key_path",), names="key", derive=_path)
+_SHUTDOWN = [
+    ("server_name", Ptr(U16)),
+    ("message", Ptr(UNICODE_STRING)),
+    ("timeout", U32),
+    ("force_apps_closed", U8),
+    ("reboot_after_shutdown", U8),
+]
+
+
+def _shutdown(v: Values) -> None:
+    v["message"] = ustring_text(v.get("message"))
+
+
+F.op(24, "BaseInitiateSystemShutdown", _SHUTDOWN, show=("message", "timeout", "reboot_after_shutdown"), derive=_shutdown)
+F.op(
+    30,
+    "BaseInitiateSystemShutdownEx",
+    [*_SHUTDOWN, ("reason", U32)],
+    show=("message", "timeout", "reboot_after_shutdown", "reason"),
+    derive=_shutdown,
 )
