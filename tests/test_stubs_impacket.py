@@ -858,3 +858,253 @@ def test_ndr64_stubs_from_impacket() -> None:
         "DC01",
         "0x212fffff",
     )
+
+
+# -- the second batch: enumeration, persistence and remote-control operations --------------------
+
+
+def test_netlogon_sam_logon_with_flags_identity() -> None:
+    req = nrpc.NetrLogonSamLogonWithFlags()
+    req["LogonServer"] = "\\\\DC01\x00"
+    req["ComputerName"] = "WS01\x00"
+    req["Authenticator"] = NULL
+    req["ReturnAuthenticator"] = NULL
+    req["LogonLevel"] = nrpc.NETLOGON_LOGON_INFO_CLASS.NetlogonNetworkTransitiveInformation
+    req["LogonInformation"]["tag"] = nrpc.NETLOGON_LOGON_INFO_CLASS.NetlogonNetworkTransitiveInformation
+    info = req["LogonInformation"]["LogonNetworkTransitive"]
+    info["Identity"]["LogonDomainName"] = "CORP"
+    info["Identity"]["ParameterControl"] = 0
+    info["Identity"]["UserName"] = "alice"
+    info["Identity"]["Workstation"] = "WS07"
+    info["LmChallenge"] = b"\x11" * 8
+    info["NtChallengeResponse"] = b"\x22" * 24
+    info["LmChallengeResponse"] = b""
+    req["ValidationLevel"] = nrpc.NETLOGON_VALIDATION_INFO_CLASS.NetlogonValidationSamInfo4
+    req["ExtraFlags"] = 0
+    values, _ = decode(NETLOGON, req)
+    assert (values["logon_level"], values["logon_domain"], values["user_name"], values["workstation"]) == (
+        "NetworkTransitive",
+        "CORP",
+        "alice",
+        "WS07",
+    )
+
+
+def test_srvsvc_share_add_and_path_canonicalize() -> None:
+    add = srvs.NetrShareAdd()
+    add["ServerName"] = NULL
+    add["Level"] = 2
+    add["InfoStruct"]["tag"] = 2
+    info = add["InfoStruct"]["ShareInfo2"]
+    info["shi2_netname"] = "loot$\x00"
+    info["shi2_type"] = 0
+    info["shi2_remark"] = NULL
+    info["shi2_permissions"] = 0
+    info["shi2_max_uses"] = 0xFFFFFFFF
+    info["shi2_current_uses"] = 0
+    info["shi2_path"] = "C:\\\x00"
+    info["shi2_passwd"] = NULL
+    add["ParmErr"] = NULL
+    values, _ = decode(SRVSVC, add)
+    assert (values["share_name"], values["path"], values["level"]) == ("loot$", "C:\\", 2)
+    pc = srvs.NetprPathCanonicalize()
+    pc["ServerName"] = NULL
+    pc["PathName"] = "\\..\\..\\AAAA\x00"
+    pc["OutbufLen"] = 1000
+    pc["Prefix"] = "\\\x00"
+    pc["PathType"] = 1
+    pc["Flags"] = 0
+    values, _ = decode(SRVSVC, pc)
+    assert values["path_name"] == "\\..\\..\\AAAA" and values["prefix"] == "\\"
+
+
+def test_winreg_hive_load_and_shutdown() -> None:
+    state = StubState()
+    hklm = rrp.OpenLocalMachine()
+    hklm["ServerName"] = NULL
+    hklm["samDesired"] = rrp.MAXIMUM_ALLOWED
+    resp = response_of(rrp.OpenLocalMachineResponse, 2)
+    resp["phKey"] = hkey(HANDLE)
+    decode(WINREG, hklm, resp, state)
+    load = rrp.BaseRegLoadKey()
+    load["hKey"] = hkey(HANDLE)
+    load["lpSubKey"] = "EVIL\x00"
+    load["lpFile"] = "C:\\Users\\Public\\evil.hiv\x00"
+    values, _ = decode(WINREG, load, state=state)
+    assert (values["key_path"], values["file_name"]) == ("HKLM\\EVIL", "C:\\Users\\Public\\evil.hiv")
+    from impacket.dcerpc.v5.dtypes import BOOLEAN, PRPC_UNICODE_STRING, ULONG
+
+    class BaseInitiateSystemShutdown(NDRCALL):  # [MS-RRP] 3.1.5.24 (impacket ships none)
+        opnum = 24
+        structure = (
+            ("ServerName", rrp.PREGISTRY_SERVER_NAME),
+            ("lpMessage", PRPC_UNICODE_STRING),
+            ("dwTimeout", ULONG),
+            ("bForceAppsClosed", BOOLEAN),
+            ("bRebootAfterShutdown", BOOLEAN),
+        )
+
+    sd = BaseInitiateSystemShutdown()
+    sd["ServerName"] = NULL
+    sd["lpMessage"] = "maintenance"
+    sd["dwTimeout"] = 30
+    sd["bForceAppsClosed"] = 1
+    sd["bRebootAfterShutdown"] = 1
+    values, _ = decode(WINREG, sd)
+    assert (values["message"], values["timeout"], values["reboot_after_shutdown"]) == ("maintenance", 30, 1)
+
+
+def test_svcctl_enumeration() -> None:
+    req = scmr.REnumServicesStatusW()
+    req["hSCManager"] = HANDLE
+    req["dwServiceType"] = scmr.SERVICE_WIN32_OWN_PROCESS | scmr.SERVICE_WIN32_SHARE_PROCESS
+    req["dwServiceState"] = scmr.SERVICE_STATE_ALL
+    req["cbBufSize"] = 0
+    req["lpResumeIndex"] = NULL
+    assert decode(SVCCTL, req)[0]["service_state"] == "SERVICE_STATE_ALL"
+
+
+def test_samr_display_and_lsa_rights() -> None:
+    req = samr.SamrQueryDisplayInformation()
+    req["DomainHandle"] = HANDLE
+    req["DisplayInformationClass"] = samr.DOMAIN_DISPLAY_INFORMATION.DomainDisplayUser
+    req["Index"] = 0
+    req["EntryCount"] = 100
+    req["PreferredMaximumLength"] = 0xFFFF
+    values, _ = decode(SAMR, req)
+    assert (values["display_class"], values["entry_count"]) == (1, 100)
+    r = lsad.LsarEnumerateAccountsWithUserRight()
+    r["PolicyHandle"] = HANDLE
+    r["UserRight"] = "SeDebugPrivilege"
+    assert decode(LSARPC, r)[0]["user_right"] == "SeDebugPrivilege"
+
+
+def test_event_log_read_and_query() -> None:
+    state = StubState()
+    op = even.ElfrOpenELW()
+    op["UNCServerName"] = NULL
+    op["ModuleName"] = "System"
+    op["RegModuleName"] = ""
+    op["MajorVersion"] = 1
+    op["MinorVersion"] = 1
+    resp = response_of(even.ElfrOpenELWResponse, 7)
+    resp["LogHandle"] = HANDLE2
+    decode(EVENTLOG, op, resp, state)
+    rd = even.ElfrReadELW()
+    rd["LogHandle"] = HANDLE2
+    rd["ReadFlags"] = 5
+    rd["RecordOffset"] = 0
+    rd["NumberOfBytesToRead"] = 0x10000
+    values, _ = decode(EVENTLOG, rd, state=state)
+    assert (values["channel"], values["read_flags"]) == ("System", 5)
+    q = even6.EvtRpcRegisterLogQuery()
+    q["Path"] = "Security\x00"
+    q["Query"] = "*[System[EventID=4624]]\x00"
+    q["Flags"] = 1
+    values, _ = decode(EVEN6, q)
+    assert (values["path"], values["query"]) == ("Security", "*[System[EventID=4624]]")
+
+
+def test_tsch_folder_and_sasec_account() -> None:
+    from impacket.dcerpc.v5 import sasec
+
+    f = tsch.SchRpcCreateFolder()
+    f["path"] = "\\Microsoft\\Evil\x00"
+    f["sddl"] = NULL
+    f["flags"] = 0
+    assert decode(TSCH, f)[0]["task_path"] == "\\Microsoft\\Evil"
+    sa = sasec.SASetAccountInformation()
+    sa["Handle"] = NULL
+    sa["pwszJobName"] = "At1.job\x00"
+    sa["pwszAccount"] = "CORP\\svc\x00"
+    sa["pwszPassword"] = "secret\x00"
+    sa["dwJobFlags"] = 0
+    values, out = decode("378e52b0-c0a9-11cf-822d-00aa0051e40f", sa)
+    assert (values["job_name"], values["account"]) == ("At1.job", "CORP\\svc")
+    assert "password" not in values and "secret" not in (out.arguments_json or "")
+
+
+def test_icpr_cert_request_attributes() -> None:
+    from impacket.dcerpc.v5 import icpr
+
+    req = icpr.CertServerRequest()
+    req["dwFlags"] = 0
+    req["pwszAuthority"] = "corp-CA\x00"
+    req["pdwRequestId"] = 0
+    attribs = "CertificateTemplate:User\nSAN:upn=administrator@corp.local\x00".encode("utf-16-le")
+    req["pctbAttribs"]["cb"] = len(attribs)
+    req["pctbAttribs"]["pb"] = attribs
+    req["pctbRequest"]["cb"] = 3
+    req["pctbRequest"]["pb"] = b"\x30\x82\x01"
+    values, _ = decode("91ae6020-9e3c-11cf-8d7c-00aa00c091be", req)
+    assert values["authority"] == "corp-CA"
+    assert values["attributes"] == "CertificateTemplate:User\nSAN:upn=administrator@corp.local"
+    assert values["request_bytes"] == 3
+
+
+def test_hand_built_dfsnm_fsrvp_dns_shutdown() -> None:
+    """Operations impacket ships no module for, written with its NDR primitives from the IDL."""
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPSTR, LPWSTR, ULONG, WSTR
+    from impacket.dcerpc.v5.ndr import NDRUNION
+
+    class NetrDfsAddStdRoot(NDRCALL):  # [MS-DFSNM] 3.1.4.4.1
+        opnum = 12
+        structure = (("ServerName", WSTR), ("RootShare", WSTR), ("Comment", WSTR), ("ApiFlags", _DWORD))
+
+    class IsPathSupported(NDRCALL):  # [MS-FSRVP] 3.1.4.7
+        opnum = 8
+        structure = (("ShareName", WSTR),)
+
+    class DnssrvRpcUnion(NDRUNION):
+        commonHdr = (("tag", _DWORD),)
+        union = {3: ("Lpwstr", LPWSTR)}
+
+    class R_DnssrvOperation(NDRCALL):  # [MS-DNSP] 3.1.4.1
+        opnum = 0
+        structure = (
+            ("pwszServerName", LPWSTR),
+            ("pszZone", LPSTR),
+            ("dwContext", _DWORD),
+            ("pszOperation", LPSTR),
+            ("dwTypeId", _DWORD),
+            ("pData", DnssrvRpcUnion),
+        )
+
+    class WsdrInitiateShutdown(NDRCALL):  # [MS-RSP] 3.3.4.1
+        opnum = 0
+        structure = (
+            ("lpMessage", samr.PRPC_UNICODE_STRING),
+            ("dwGracePeriod", ULONG),
+            ("dwShudownFlags", ULONG),
+            ("dwReason", ULONG),
+            ("lpClientHint", samr.PRPC_UNICODE_STRING),
+        )
+
+    root = NetrDfsAddStdRoot()
+    root["ServerName"] = "10.0.0.66\x00"
+    root["RootShare"] = "x\x00"
+    root["Comment"] = "\x00"
+    root["ApiFlags"] = 0
+    assert decode("4fc742e0-4a10-11cf-8273-00aa004ae673", root)[0]["path"] == "\\\\10.0.0.66\\x"
+    sp = IsPathSupported()
+    sp["ShareName"] = "\\\\10.0.0.66\\share\x00"
+    assert decode("a8e0653c-2744-4389-a61d-7373df8b2292", sp)[0]["share_path"] == "\\\\10.0.0.66\\share"
+    dns = R_DnssrvOperation()
+    dns["pwszServerName"] = NULL
+    dns["pszZone"] = NULL
+    dns["dwContext"] = 0
+    dns["pszOperation"] = "ServerLevelPluginDll\x00"
+    dns["dwTypeId"] = 3
+    dns["pData"]["tag"] = 3
+    dns["pData"]["Lpwstr"] = "\\\\10.0.0.66\\share\\evil.dll\x00"
+    values, _ = decode("50abc2a4-574d-40b3-9d66-ee4fd5fba076", dns)
+    assert (values["operation"], values["data"]) == ("ServerLevelPluginDll", "\\\\10.0.0.66\\share\\evil.dll")
+    sd = WsdrInitiateShutdown()
+    sd["lpMessage"] = "bye"
+    sd["dwGracePeriod"] = 0
+    sd["dwShudownFlags"] = 0
+    sd["dwReason"] = 0x80000000
+    sd["lpClientHint"] = NULL
+    values, _ = decode("d95afe70-a6d5-4259-822e-2c84da1ddb0d", sd)
+    assert (values["message"], values["reason"]) == ("bye", 0x80000000)

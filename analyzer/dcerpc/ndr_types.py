@@ -258,7 +258,8 @@ class Union(NdrType):
         return max([1, *(t.align(ndr64) for t in self.arms.values() if t is not None)])
 
     def read(self, r: NdrReader, q: Queue) -> Any:
-        r.align(self.align(r.ndr64))  # the union as a whole: its largest member, discriminant included
+        if r.ndr64:  # NDR64 aligns the union as a whole, discriminant included ([MS-RPCE] 2.2.5.3.4.3)
+            r.align(self.align(True))
         level = self.switch.read(r, q)
         if level in self.arms:
             arm = self.arms[level]

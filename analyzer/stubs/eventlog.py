@@ -89,6 +89,19 @@ def _ansi_backup(v: Values) -> None:
         v["backup_file"] = bytes.fromhex(b["buffer"]).split(b"\0", 1)[0].decode("latin-1")
 
 
-F.op(12, "ElfrClearELFA", [_H, ("backup_file", Ptr(ANSI_STRING))], show=("channel", "backup_file"), names="channel", derive=_ansi_backup)
-F.op(10, "ElfrReadELW", [_H, ("read_flags", U32), ("record_offset", U32), ("bytes_to_read", U32)], show=("channel", "read_flags"), names="channel")
+F.op(
+    12,
+    "ElfrClearELFA",
+    [_H, ("backup_file", Ptr(ANSI_STRING))],
+    show=("channel", "backup_file"),
+    names="channel",
+    derive=_ansi_backup,
+)
+F.op(
+    10,
+    "ElfrReadELW",
+    [_H, ("read_flags", U32), ("record_offset", U32), ("bytes_to_read", U32)],
+    show=("channel", "read_flags"),
+    names="channel",
+)
 EVEN6.op(5, "EvtRpcRegisterLogQuery", [("path", Ptr(WSTR)), ("query", WSTR), ("flags", U32)], show=("path", "query"))

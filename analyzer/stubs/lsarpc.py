@@ -171,5 +171,11 @@ F.op(
     derive=lambda v: v.update(user_right=ustring_text(v.get("user_right"))),
 )
 F.op(36, "LsarEnumerateAccountRights", [_H, ("account_sid", SID)], show=("account_sid",))
-F.op(31, "LsarLookupPrivilegeValue", [_H, ("name", UNICODE_STRING)], show=("name",), derive=lambda v: v.update(name=ustring_text(v.get("name"))))
+F.op(
+    31,
+    "LsarLookupPrivilegeValue",
+    [_H, ("name", UNICODE_STRING)],
+    show=("name",),
+    derive=lambda v: v.update(name=ustring_text(v.get("name"))),
+)
 F.op(32, "LsarLookupPrivilegeName", [_H, ("luid", Struct(("low", U32), ("high", U32)))], show=("luid",))

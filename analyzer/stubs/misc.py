@@ -4,7 +4,21 @@ and the file-server VSS agent ([MS-FSRVP] 3.1.4), the last two used for authenti
 
 from __future__ import annotations
 
-from analyzer.dcerpc.ndr_types import ASTR, BYTES, GUID, I32, U8, U16, U32, UNICODE_STRING, WSTR, Ptr, Struct, Union, ustring_text
+from analyzer.dcerpc.ndr_types import (
+    ASTR,
+    BYTES,
+    GUID,
+    I32,
+    U8,
+    U16,
+    U32,
+    UNICODE_STRING,
+    WSTR,
+    Ptr,
+    Struct,
+    Union,
+    ustring_text,
+)
 from analyzer.stubs.registry import HRESULT, Values, family
 
 BKRP = family("3dde7c30-165d-11d1-ab8f-00805f14db40", "BackupKey")
@@ -74,10 +88,22 @@ FSRVP.op(9, "IsPathShadowCopied", [("share_path", WSTR)], show=("share_path",))
 DFSNM.op(
     23,
     "NetrDfsAddRootTarget",
-    [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("major_version", U32), ("comment", Ptr(WSTR)), ("new_namespace", U8), ("flags", U32)],
+    [
+        ("dfs_path", Ptr(WSTR)),
+        ("target_path", Ptr(WSTR)),
+        ("major_version", U32),
+        ("comment", Ptr(WSTR)),
+        ("new_namespace", U8),
+        ("flags", U32),
+    ],
     show=("dfs_path", "target_path"),
 )
-DFSNM.op(24, "NetrDfsRemoveRootTarget", [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("flags", U32)], show=("dfs_path", "target_path"))
+DFSNM.op(
+    24,
+    "NetrDfsRemoveRootTarget",
+    [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("flags", U32)],
+    show=("dfs_path", "target_path"),
+)
 
 # Certificate enrolment ([MS-ICPR] 3.2.4.1.1): the CA and the request attributes (template, SAN).
 ICPR = family("91ae6020-9e3c-11cf-8d7c-00aa00c091be", "ICertPassage")
@@ -97,7 +123,13 @@ def _cert(v: Values) -> None:
 ICPR.op(
     0,
     "CertServerRequest",
-    [("flags", U32), ("authority", Ptr(WSTR)), ("request_id", U32), ("attributes", CERTTRANSBLOB), ("request", CERTTRANSBLOB)],
+    [
+        ("flags", U32),
+        ("authority", Ptr(WSTR)),
+        ("request_id", U32),
+        ("attributes", CERTTRANSBLOB),
+        ("request", CERTTRANSBLOB),
+    ],
     show=("authority", "attributes", "request_id"),
     derive=_cert,
 )
@@ -120,12 +152,22 @@ def _message(v: Values) -> None:
             v[k] = ustring_text(v[k])
 
 
-INIT_SHUTDOWN.op(0, "BaseInitiateShutdown", _SHUTDOWN, show=("message", "timeout", "reboot_after_shutdown"), derive=_message)
-INIT_SHUTDOWN.op(2, "BaseInitiateShutdownEx", [*_SHUTDOWN, ("reason", U32)], show=("message", "timeout", "reason"), derive=_message)
+INIT_SHUTDOWN.op(
+    0, "BaseInitiateShutdown", _SHUTDOWN, show=("message", "timeout", "reboot_after_shutdown"), derive=_message
+)
+INIT_SHUTDOWN.op(
+    2, "BaseInitiateShutdownEx", [*_SHUTDOWN, ("reason", U32)], show=("message", "timeout", "reason"), derive=_message
+)
 WINDOWS_SHUTDOWN.op(
     0,
     "WsdrInitiateShutdown",
-    [("message", Ptr(UNICODE_STRING)), ("grace_period", U32), ("shutdown_flags", U32), ("reason", U32), ("client_hint", Ptr(UNICODE_STRING))],
+    [
+        ("message", Ptr(UNICODE_STRING)),
+        ("grace_period", U32),
+        ("shutdown_flags", U32),
+        ("reason", U32),
+        ("client_hint", Ptr(UNICODE_STRING)),
+    ],
     show=("message", "grace_period", "reason", "client_hint"),
     derive=_message,
 )
@@ -142,7 +184,9 @@ def _dns(v: Values) -> None:
         v["data"] = d["value"]
 
 
-DNSSERVER.op(0, "R_DnssrvOperation", [("server_name", Ptr(WSTR)), *_DNS], show=("zone", "operation", "data"), derive=_dns)
+DNSSERVER.op(
+    0, "R_DnssrvOperation", [("server_name", Ptr(WSTR)), *_DNS], show=("zone", "operation", "data"), derive=_dns
+)
 DNSSERVER.op(
     5,
     "R_DnssrvOperation2",
@@ -156,7 +200,14 @@ GKDI = family("b9785960-524f-11df-8b6d-83dcded72085", "ISDKey", HRESULT)
 GKDI.op(
     0,
     "GetKey",
-    [("target_sd_size", U32), ("target_sd", BYTES), ("root_key_id", Ptr(GUID)), ("l0_key_id", I32), ("l1_key_id", I32), ("l2_key_id", I32)],
+    [
+        ("target_sd_size", U32),
+        ("target_sd", BYTES),
+        ("root_key_id", Ptr(GUID)),
+        ("l0_key_id", I32),
+        ("l1_key_id", I32),
+        ("l2_key_id", I32),
+    ],
     show=("root_key_id", "l0_key_id", "l1_key_id", "l2_key_id"),
     derive=lambda v: v.pop("target_sd", None),
 )

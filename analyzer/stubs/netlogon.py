@@ -8,7 +8,20 @@ machine account ([MS-NRPC] 3.5.4.4.5).
 
 from __future__ import annotations
 
-from analyzer.dcerpc.ndr_types import U8, U16, U32, UNICODE_STRING, WSTR, Array, Bytes, Enum, Ptr, Struct, Union, ustring_text
+from analyzer.dcerpc.ndr_types import (
+    U8,
+    U16,
+    U32,
+    UNICODE_STRING,
+    WSTR,
+    Array,
+    Bytes,
+    Enum,
+    Ptr,
+    Struct,
+    Union,
+    ustring_text,
+)
 from analyzer.stubs.registry import NTSTATUS, WIN32, Values, family
 
 # Operations returning NET_API_STATUS rather than NTSTATUS ([MS-NRPC] 3.5.4 and 3.4.5).
@@ -152,12 +165,30 @@ NETWORK = Struct(  # NETLOGON_NETWORK_INFO 2.2.1.4.4
     ("nt_challenge_response", STRING),
     ("lm_challenge_response", STRING),
 )
-GENERIC = Struct(("identity", IDENTITY), ("package_name", UNICODE_STRING), ("data_length", U32), ("data", Ptr(Array(U8))))
+GENERIC = Struct(
+    ("identity", IDENTITY), ("package_name", UNICODE_STRING), ("data_length", U32), ("data", Ptr(Array(U8)))
+)
 LOGON_LEVEL = Union(  # NETLOGON_LEVEL 2.2.1.4.6, by NETLOGON_LOGON_INFO_CLASS
     Enum(),
-    {1: Ptr(INTERACTIVE), 2: Ptr(NETWORK), 3: Ptr(INTERACTIVE), 4: Ptr(GENERIC), 5: Ptr(INTERACTIVE), 6: Ptr(NETWORK), 7: Ptr(INTERACTIVE)},
+    {
+        1: Ptr(INTERACTIVE),
+        2: Ptr(NETWORK),
+        3: Ptr(INTERACTIVE),
+        4: Ptr(GENERIC),
+        5: Ptr(INTERACTIVE),
+        6: Ptr(NETWORK),
+        7: Ptr(INTERACTIVE),
+    },
 )
-LOGON_LEVELS = {1: "Interactive", 2: "Network", 3: "Service", 4: "Generic", 5: "InteractiveTransitive", 6: "NetworkTransitive", 7: "ServiceTransitive"}
+LOGON_LEVELS = {
+    1: "Interactive",
+    2: "Network",
+    3: "Service",
+    4: "Generic",
+    5: "InteractiveTransitive",
+    6: "NetworkTransitive",
+    7: "ServiceTransitive",
+}
 
 
 def _logon(v: Values) -> None:
@@ -185,7 +216,18 @@ _SAM_LOGON = [
 ]
 _SAM_SHOW = ("logon_level", "logon_domain", "user_name", "workstation", "computer_name")
 F.op(2, "NetrLogonSamLogon", _SAM_LOGON, show=_SAM_SHOW, derive=_logon)
-F.op(39, "NetrLogonSamLogonEx", [("logon_server", Ptr(WSTR)), ("computer_name", Ptr(WSTR)), ("logon_level", Enum()), ("logon_information", LOGON_LEVEL)], show=_SAM_SHOW, derive=_logon)
+F.op(
+    39,
+    "NetrLogonSamLogonEx",
+    [
+        ("logon_server", Ptr(WSTR)),
+        ("computer_name", Ptr(WSTR)),
+        ("logon_level", Enum()),
+        ("logon_information", LOGON_LEVEL),
+    ],
+    show=_SAM_SHOW,
+    derive=_logon,
+)
 F.op(45, "NetrLogonSamLogonWithFlags", _SAM_LOGON, show=_SAM_SHOW, derive=_logon)
 _CHANNEL_IN = [
     ("primary_name", Ptr(WSTR)),
@@ -194,7 +236,25 @@ _CHANNEL_IN = [
     ("computer_name", WSTR),
     ("authenticator", AUTHENTICATOR),
 ]
-F.op(6, "NetrServerPasswordSet", [*_CHANNEL_IN, ("uas_new_password", Bytes(16))], show=("account_name", "computer_name", "secure_channel_type"), derive=_channel)
-F.op(31, "NetrServerPasswordGet", _CHANNEL_IN, show=("account_name", "computer_name", "secure_channel_type"), derive=_channel)
-F.op(42, "NetrServerTrustPasswordsGet", _CHANNEL_IN, show=("account_name", "computer_name", "secure_channel_type"), derive=_channel)
+F.op(
+    6,
+    "NetrServerPasswordSet",
+    [*_CHANNEL_IN, ("uas_new_password", Bytes(16))],
+    show=("account_name", "computer_name", "secure_channel_type"),
+    derive=_channel,
+)
+F.op(
+    31,
+    "NetrServerPasswordGet",
+    _CHANNEL_IN,
+    show=("account_name", "computer_name", "secure_channel_type"),
+    derive=_channel,
+)
+F.op(
+    42,
+    "NetrServerTrustPasswordsGet",
+    _CHANNEL_IN,
+    show=("account_name", "computer_name", "secure_channel_type"),
+    derive=_channel,
+)
 F.op(36, "NetrEnumerateTrustedDomainsEx", [("server_name", Ptr(WSTR))], show=("server_name",))

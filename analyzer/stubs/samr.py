@@ -218,11 +218,21 @@ F.op(64, "SamrConnect5", [("server_name", _SERVER), ("desired_access", U32)], sh
 F.op(65, "SamrRidToSid", [_H, ("rid", U32)], [("sid", Ptr(SID))], show=("rid", "sid"))
 
 # More queries ([MS-SAMR] 3.1.5): on the handle they name.
-F.op(3, "SamrQuerySecurityObject", [_H, ("security_information", U32)], show=("object", "security_information"), names="object")
+F.op(
+    3,
+    "SamrQuerySecurityObject",
+    [_H, ("security_information", U32)],
+    show=("object", "security_information"),
+    names="object",
+)
 F.op(28, "SamrQueryInformationAlias", [_H, ("level", Enum())], show=("alias", "level"), names="alias")
 F.op(33, "SamrGetMembersInAlias", [_H], show=("alias",), names="alias")
 F.op(44, "SamrGetUserDomainPasswordInformation", [_H], show=("user",), names="user")
 F.op(46, "SamrQueryInformationDomain2", [_H, ("level", Enum())], show=("domain", "level"), names="domain")
 _DISPLAY = [_H, ("display_class", Enum()), ("index", U32), ("entry_count", U32), ("prefered_maximum_length", U32)]
-for _opnum, _name in ((40, "SamrQueryDisplayInformation"), (48, "SamrQueryDisplayInformation2"), (51, "SamrQueryDisplayInformation3")):
+for _opnum, _name in (
+    (40, "SamrQueryDisplayInformation"),
+    (48, "SamrQueryDisplayInformation2"),
+    (51, "SamrQueryDisplayInformation3"),
+):
     F.op(_opnum, _name, _DISPLAY, show=("domain", "display_class", "index", "entry_count"), names="domain")

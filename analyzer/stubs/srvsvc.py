@@ -144,7 +144,12 @@ WKSSVC.op(
 
 # More enumeration, share creation and the path canonicalisation of MS08-067 ([MS-SRVS] 3.1.4).
 # The enumerations' InfoStruct starts with its Level, which is all the request says that matters.
-SRVSVC.op(8, "NetrConnectionEnum", [("server_name", _S), ("qualifier", _S), ("level", U32)], show=("server_name", "qualifier", "level"))
+SRVSVC.op(
+    8,
+    "NetrConnectionEnum",
+    [("server_name", _S), ("qualifier", _S), ("level", U32)],
+    show=("server_name", "qualifier", "level"),
+)
 SRVSVC.op(
     9,
     "NetrFileEnum",
@@ -176,7 +181,14 @@ SRVSVC.op(
 SRVSVC.op(
     31,
     "NetprPathCanonicalize",
-    [("server_name", _S), ("path_name", WSTR), ("outbuf_len", U32), ("prefix", WSTR), ("path_type", U32), ("flags", U32)],
+    [
+        ("server_name", _S),
+        ("path_name", WSTR),
+        ("outbuf_len", U32),
+        ("prefix", WSTR),
+        ("path_type", U32),
+        ("flags", U32),
+    ],
     show=("path_name", "prefix"),
 )
 WKSSVC.op(5, "NetrWkstaTransportEnum", [("server_name", _S), ("level", U32)], show=("server_name", "level"))

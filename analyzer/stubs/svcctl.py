@@ -211,7 +211,13 @@ F.op(
     show=("service_state",),
     derive=lambda v: v.update(service_state=_STATE.get(v.get("service_state"), v.get("service_state"))),
 )
-F.op(37, "RChangeServiceConfig2W", [("_handle", HANDLE), ("info_level", U32)], show=("service_name", "info_level"), names="service_name")
+F.op(
+    37,
+    "RChangeServiceConfig2W",
+    [("_handle", HANDLE), ("info_level", U32)],
+    show=("service_name", "info_level"),
+    names="service_name",
+)
 F.op(
     5,
     "RSetServiceObjectSecurity",

@@ -72,7 +72,7 @@ TSCH.op(19, "SchRpcEnableTask", [("task_path", WSTR), ("enabled", U32)], show=("
 TSCH.op(18, "SchRpcGetNumberOfMissedRuns", [("task_path", WSTR)], show=("task_path",))
 
 ATSVC.op(2, "NetrJobEnum", [("server_name", _S)], show=("server_name",))
-TSCH.op(3, "SchRpcCreateFolder", [("task_path", _S), ("sddl", _S), ("flags", U32)], show=("task_path", "sddl"))
+TSCH.op(3, "SchRpcCreateFolder", [("task_path", WSTR), ("sddl", _S), ("flags", U32)], show=("task_path", "sddl"))
 TSCH.op(4, "SchRpcSetSecurity", [("task_path", WSTR), ("sddl", WSTR), ("flags", U32)], show=("task_path", "sddl"))
 TSCH.op(10, "SchRpcStopInstance", [("guid", GUID), ("flags", U32)], show=("guid",))
 TSCH.op(11, "SchRpcStop", [("task_path", _S), ("flags", U32)], show=("task_path",))

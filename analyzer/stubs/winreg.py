@@ -132,7 +132,16 @@ F.op(
 )
 
 # Hive files and shutdown ([MS-RRP] 3.1.5.13, .18, .19, .23, .24, .30, .35)
-F.op(13, "BaseRegLoadKey", [_H, ("sub_key", UNICODE_STRING), ("file_name", UNICODE_STRING)], show=_KEY_SHOW, names="key", derive=_path)
+F.op(
+    13,
+    "BaseRegLoadKey",
+    [_H, ("sub_key", UNICODE_STRING), ("file_name", UNICODE_STRING)],
+    show=_KEY_SHOW,
+    names="key",
+    derive=_path,
+)
+
+
 def _replace(v: Values) -> None:
     _path(v)
     v["old_file_name"] = ustring_text(v.get("old_file_name"))
@@ -146,10 +155,31 @@ F.op(
     names="key",
     derive=_replace,
 )
-F.op(19, "BaseRegRestoreKey", [_H, ("file_name", UNICODE_STRING), ("flags", U32)], show=_KEY_SHOW, names="key", derive=_path)
-F.op(21, "BaseRegSetKeySecurity", [_H, ("security_information", U32)], show=("key_path", "security_information"), names="key", derive=_path)
+F.op(
+    19,
+    "BaseRegRestoreKey",
+    [_H, ("file_name", UNICODE_STRING), ("flags", U32)],
+    show=_KEY_SHOW,
+    names="key",
+    derive=_path,
+)
+F.op(
+    21,
+    "BaseRegSetKeySecurity",
+    [_H, ("security_information", U32)],
+    show=("key_path", "security_information"),
+    names="key",
+    derive=_path,
+)
 F.op(23, "BaseRegUnLoadKey", [_H, ("sub_key", UNICODE_STRING)], show=("key_path",), names="key", derive=_path)
-F.op(35, "BaseRegDeleteKeyEx", [_H, ("sub_key", UNICODE_STRING), ("access_mask", U32)], show=("key_path",), names="key", derive=_path)
+F.op(
+    35,
+    "BaseRegDeleteKeyEx",
+    [_H, ("sub_key", UNICODE_STRING), ("access_mask", U32)],
+    show=("key_path",),
+    names="key",
+    derive=_path,
+)
 _SHUTDOWN = [
     ("server_name", Ptr(U16)),
     ("message", Ptr(UNICODE_STRING)),
@@ -163,7 +193,9 @@ def _shutdown(v: Values) -> None:
     v["message"] = ustring_text(v.get("message"))
 
 
-F.op(24, "BaseInitiateSystemShutdown", _SHUTDOWN, show=("message", "timeout", "reboot_after_shutdown"), derive=_shutdown)
+F.op(
+    24, "BaseInitiateSystemShutdown", _SHUTDOWN, show=("message", "timeout", "reboot_after_shutdown"), derive=_shutdown
+)
 F.op(
     30,
     "BaseInitiateSystemShutdownEx",
