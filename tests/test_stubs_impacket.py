@@ -7,7 +7,7 @@ reads one), takes its bytes and checks that the registry reads back what impacke
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -1058,7 +1058,7 @@ def test_hand_built_dfsnm_fsrvp_dns_shutdown() -> None:
 
     class DnssrvRpcUnion(NDRUNION):
         commonHdr = (("tag", _DWORD),)
-        union = {3: ("Lpwstr", LPWSTR)}
+        union: ClassVar[dict[int, tuple[str, Any]]] = {3: ("Lpwstr", LPWSTR)}
 
     class R_DnssrvOperation(NDRCALL):  # [MS-DNSP] 3.1.4.1
         opnum = 0

@@ -230,9 +230,9 @@ F.op(33, "SamrGetMembersInAlias", [_H], show=("alias",), names="alias")
 F.op(44, "SamrGetUserDomainPasswordInformation", [_H], show=("user",), names="user")
 F.op(46, "SamrQueryInformationDomain2", [_H, ("level", Enum())], show=("domain", "level"), names="domain")
 _DISPLAY = [_H, ("display_class", Enum()), ("index", U32), ("entry_count", U32), ("prefered_maximum_length", U32)]
-for _opnum, _name in (
+for _opnum, _display in (
     (40, "SamrQueryDisplayInformation"),
     (48, "SamrQueryDisplayInformation2"),
     (51, "SamrQueryDisplayInformation3"),
 ):
-    F.op(_opnum, _name, _DISPLAY, show=("domain", "display_class", "index", "entry_count"), names="domain")
+    F.op(_opnum, _display, _DISPLAY, show=("domain", "display_class", "index", "entry_count"), names="domain")

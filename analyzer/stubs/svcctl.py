@@ -197,19 +197,27 @@ F.op(
 
 # Discovery and hijack preparation ([MS-SCMR] 3.1.4.14, 3.1.4.38, 3.1.4.37, 3.1.4.6)
 _STATE = {1: "SERVICE_ACTIVE", 2: "SERVICE_INACTIVE", 3: "SERVICE_STATE_ALL"}
+
+
+def _state(v: Values) -> None:
+    st = v.get("service_state")
+    if isinstance(st, int):
+        v["service_state"] = _STATE.get(st, str(st))
+
+
 F.op(
     14,
     "REnumServicesStatusW",
     [("_handle", HANDLE), ("service_type", U32), ("service_state", U32)],
     show=("service_state",),
-    derive=lambda v: v.update(service_state=_STATE.get(v.get("service_state"), v.get("service_state"))),
+    derive=_state,
 )
 F.op(
     42,
     "REnumServicesStatusExW",
     [("_handle", HANDLE), ("info_level", U32), ("service_type", U32), ("service_state", U32)],
     show=("service_state",),
-    derive=lambda v: v.update(service_state=_STATE.get(v.get("service_state"), v.get("service_state"))),
+    derive=_state,
 )
 F.op(
     37,
