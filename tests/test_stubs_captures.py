@@ -263,11 +263,15 @@ def test_no_decoder_errors_on_any_capture() -> None:
 
 
 def test_return_status_of_an_operation_not_decoded() -> None:
-    """IRemUnknown2::RemQueryInterface has no argument decoder, only its declared HRESULT: tshark
-    14 (the answer to 13): HResult E_NOINTERFACE (0x80004002)."""
-    c = _call("Pcaps/dcompayload-poshc2.pcap", 13)
-    assert c.arguments is None and c.return_status == 0x80004002
-    assert _status(c) == "E_NOINTERFACE"
+    """IRemUnknown2::RemRelease has no argument decoder, only its declared HRESULT (tshark 20, the
+    answer to 19: HResult S_OK); RemQueryInterface (tshark 13: Refs 5, IID
+    b196b28f-bab4-101a-b69c-00aa00341d07; 14: HResult E_NOINTERFACE) is decoded."""
+    release = _call("Pcaps/dcompayload-poshc2.pcap", 19)
+    assert release.arguments is None and _status(release) == "S_OK"
+    query = _call("Pcaps/dcompayload-poshc2.pcap", 13)
+    values = json.loads(query.arguments_json or "{}")
+    assert (values["refs"], values["iids"]) == (5, ["b196b28f-bab4-101a-b69c-00aa00341d07"])
+    assert query.return_status == 0x80004002 and _status(query) == "E_NOINTERFACE"
 
 
 def test_sealed_calls_are_not_decoded() -> None:

@@ -1108,3 +1108,59 @@ def test_hand_built_dfsnm_fsrvp_dns_shutdown() -> None:
     sd["lpClientHint"] = NULL
     values, _ = decode("d95afe70-a6d5-4259-822e-2c84da1ddb0d", sd)
     assert (values["message"], values["reason"]) == ("bye", 0x80000000)
+
+
+def test_drsuapi_dc_info_and_replica_add() -> None:
+    req = drsuapi.DRSDomainControllerInfo()
+    req["hDrs"] = HANDLE
+    req["dwInVersion"] = 1
+    req["pmsgIn"]["tag"] = 1
+    req["pmsgIn"]["V1"]["Domain"] = "corp.local\x00"
+    req["pmsgIn"]["V1"]["InfoLevel"] = 2
+    values, _ = decode(DRSUAPI, req)
+    assert (values["domain"], values["info_level"]) == ("corp.local", 2)
+
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPSTR
+    from impacket.dcerpc.v5.ndr import NDRSTRUCT, NDRUNION, NDRUniFixedArray
+
+    class REPLTIMES(NDRUniFixedArray):
+        def getDataLen(self, data: bytes, offset: int = 0) -> int:
+            return 84
+
+    class DRS_MSG_REPADD_V1(NDRSTRUCT):  # [MS-DRSR] 4.1.19.1.1
+        structure = (("pNC", drsuapi.PDSNAME), ("pszDsaSrc", LPSTR), ("rtSchedule", REPLTIMES), ("ulOptions", _DWORD))
+
+    class DRS_MSG_REPADD(NDRUNION):
+        commonHdr = (("tag", _DWORD),)
+        union: ClassVar[dict[int, tuple[str, Any]]] = {1: ("V1", DRS_MSG_REPADD_V1)}
+
+    class DRSReplicaAdd(NDRCALL):  # [MS-DRSR] 4.1.19 (impacket ships none)
+        opnum = 5
+        structure = (("hDrs", drsuapi.DRS_HANDLE), ("dwVersion", _DWORD), ("pmsgAdd", DRS_MSG_REPADD))
+
+    add = DRSReplicaAdd()
+    add["hDrs"] = HANDLE
+    add["dwVersion"] = 1
+    add["pmsgAdd"]["tag"] = 1
+    add["pmsgAdd"]["V1"]["pNC"] = _dsname("DC=corp,DC=local")
+    add["pmsgAdd"]["V1"]["pszDsaSrc"] = "rogue.corp.local\x00"
+    add["pmsgAdd"]["V1"]["rtSchedule"] = b"\x00" * 84
+    add["pmsgAdd"]["V1"]["ulOptions"] = 0
+    values, _ = decode(DRSUAPI, add)
+    assert (values["naming_context"], values["source_dsa_address"]) == ("DC=corp,DC=local", "rogue.corp.local")
+
+
+def test_rem_query_interface_iids() -> None:
+    from impacket.dcerpc.v5 import dcomrt
+
+    req = dcomrt.RemQueryInterface()
+    req["ORPCthis"] = orpcthis()
+    req["ripid"] = b"\x42" * 16
+    req["cRefs"] = 5
+    req["cIids"] = 1
+    iid = dcomrt.IID()
+    iid["Data"] = string_to_bin("00020400-0000-0000-c000-000000000046")
+    req["iids"].append(iid)
+    values, _ = decode("00000143-0000-0000-c000-000000000046", req)
+    assert (values["refs"], values["iids"]) == (5, ["00020400-0000-0000-c000-000000000046"])

@@ -7,7 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.dcerpc.ndr import NdrReader, decode_text
-from analyzer.dcerpc.ndr_types import BYTES, GUID, HANDLE, U32, U64, Array, Custom, Ptr, Queue, Struct, Union
+from analyzer.dcerpc.ndr_types import (
+    ASTR,
+    BYTES,
+    GUID,
+    HANDLE,
+    U32,
+    U64,
+    WSTR,
+    Array,
+    Bytes,
+    Custom,
+    Ptr,
+    Queue,
+    Struct,
+    Union,
+)
 from analyzer.stubs.registry import Values, family
 
 F = family("e3514235-4b06-11d1-ab04-00c04fc2dcd2", "drsuapi")
@@ -99,3 +114,113 @@ F.op(
     derive=_changes,
 )
 F.op(12, "IDL_DRSCrackNames", [("_handle", HANDLE), ("in_version", U32)], show=("in_version",))
+
+
+# Replication topology and DC discovery (4.1.23, 4.1.26, 4.1.19, 4.1.20, 4.1.5): DCShadow adds a
+# replica from a rogue DC and removes it again; DRSDomainControllerInfo lists the DCs.
+_BODY = "_body"
+
+
+def _flatten(v: Values) -> None:
+    """Lift the version's structure of a DRS_MSG_* union into the values, DSNAMEs as their DN."""
+    msg = v.pop(_BODY, None)
+    body = msg.get("value") if isinstance(msg, dict) else None
+    if isinstance(body, dict):
+        for k, x in body.items():
+            v[k] = x.get("name") or x.get("guid") if isinstance(x, dict) and "guid" in x else x
+    v.pop("schedule", None)
+
+
+_STR = Ptr(ASTR)
+_SCHEDULE = Bytes(84)  # REPLTIMES: 84 bytes of 15-minute slots
+F.op(
+    2,
+    "IDL_DRSReplicaSync",
+    [
+        ("_handle", HANDLE),
+        ("version", U32),
+        (
+            _BODY,
+            Union(
+                U32,
+                {
+                    1: Struct(
+                        ("naming_context", Ptr(DSNAME)),
+                        ("source_dsa", GUID),
+                        ("source_dsa_address", _STR),
+                        ("options", U32),
+                    )
+                },
+            ),
+        ),
+    ],
+    show=("naming_context", "source_dsa", "source_dsa_address"),
+    derive=_flatten,
+)
+F.op(
+    4,
+    "IDL_DRSUpdateRefs",
+    [
+        ("_handle", HANDLE),
+        ("version", U32),
+        (
+            _BODY,
+            Union(
+                U32,
+                {
+                    1: Struct(
+                        ("naming_context", Ptr(DSNAME)),
+                        ("destination_dsa_address", _STR),
+                        ("destination_dsa", GUID),
+                        ("options", U32),
+                    )
+                },
+            ),
+        ),
+    ],
+    show=("naming_context", "destination_dsa_address", "destination_dsa"),
+    derive=_flatten,
+)
+_ADD_V1 = Struct(
+    ("naming_context", Ptr(DSNAME)), ("source_dsa_address", _STR), ("schedule", _SCHEDULE), ("options", U32)
+)
+_ADD_V2 = Struct(
+    ("naming_context", Ptr(DSNAME)),
+    ("source_dsa_dn", Ptr(DSNAME)),
+    ("transport_dn", Ptr(DSNAME)),
+    ("source_dsa_address", _STR),
+    ("schedule", _SCHEDULE),
+    ("options", U32),
+)
+F.op(
+    5,
+    "IDL_DRSReplicaAdd",
+    [("_handle", HANDLE), ("version", U32), (_BODY, Union(U32, {1: _ADD_V1, 2: _ADD_V2}))],
+    show=("naming_context", "source_dsa_address", "source_dsa_dn"),
+    derive=_flatten,
+)
+F.op(
+    6,
+    "IDL_DRSReplicaDel",
+    [
+        ("_handle", HANDLE),
+        ("version", U32),
+        (
+            _BODY,
+            Union(U32, {1: Struct(("naming_context", Ptr(DSNAME)), ("source_dsa_address", _STR), ("options", U32))}),
+        ),
+    ],
+    show=("naming_context", "source_dsa_address"),
+    derive=_flatten,
+)
+F.op(
+    16,
+    "IDL_DRSDomainControllerInfo",
+    [
+        ("_handle", HANDLE),
+        ("version", U32),
+        (_BODY, Union(U32, {1: Struct(("domain", Ptr(WSTR)), ("info_level", U32))})),
+    ],
+    show=("domain", "info_level"),
+    derive=_flatten,
+)
