@@ -33,8 +33,9 @@ class Limits:
         max_ooo_segments: out-of-order segments buffered per direction before the hole is given up.
         max_pdu_bytes: a DCE/RPC fragment longer than this is skipped (frag_length is 16 bits,
             so this only bites when lowered).
-        max_call_stub_bytes: stub bytes kept per call for decoding (EPM); longer stubs are counted
-            but not kept.
+        max_call_stub_bytes: stub bytes kept per call and direction for the stub decoders
+            (analyzer.stubs: EPM towers, operation arguments); a longer stub is counted but not
+            kept (a `cap_call_stub_bytes` violation), and its call keeps only its return value.
         max_held_stub_bytes: stub bytes kept for decoding by all the calls of one association (or
             connectionless conversation table) at once; a stub that would pass it is not kept.
         max_pending_calls: requests awaiting a response per association; oldest flushed first.
