@@ -156,6 +156,16 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
         {"count": 1, "sids": ["S-1-5-21-308926384-506822093-3341789130-107103"], "names": ["3B\\backdoor"]},
         "STATUS_SUCCESS",
     ),
+    # tshark 38: EnumDomainUsers on the handle opened for the PICKLESWORTH domain; 41: seven names.
+    (
+        "Pcaps/samrdump.pcap",
+        38,
+        "SamrEnumerateUsersInDomain",
+        {"names": ["Administrator", "Guest", "krbtgt", "choppydog", "chewbacca", "babcock", "felipe"], "count": 7},
+        "STATUS_SUCCESS",
+    ),
+    # tshark 115: NetShareEnumAll, Server Unc \\SNICKLEFRITZ, Level 0.
+    ("Pcaps/netshareenum.pcap", 115, "NetrShareEnum", {"server_name": "\\\\SNICKLEFRITZ", "level": 0}, "ERROR_SUCCESS"),
     # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.
     (
         "Malcolm-Test-Artifacts/pcap/protocols/KRB5.pcap",
@@ -223,6 +233,22 @@ def test_ndr64_share_enum() -> None:
     c = _call("arkime/tests/pcap/wireshark-smb-on-windows10.pcap", 113)
     values = json.loads(c.arguments_json or "{}")
     assert (values["level"], values["share_names"]) == (1, ["ADMIN$", "C$", "IPC$"])
+    assert _status(c) == "ERROR_SUCCESS"
+
+
+def test_ndr64_job_add() -> None:
+    """NetrJobAdd over NDR64 (the bind_ack of frame 8 accepts only the 64-bit NDR context). tshark 9:
+    Servername \\\\admin-pc, Job Time 47100000, Command c:\\mimikatz.exe; 11: Job Id 2. tshark shows
+    Flags 0x00, but the stub's byte 69 (DaysOfWeek at 68, Flags at 69 after the 8-byte JobTime at
+    56 and DaysOfMonth at 64) is 0x10, JOB_NONINTERACTIVE: we follow the bytes."""
+    c = _call("suricata-verify/tests/dcerpc/dcerpc-3109/input.pcap", 9)
+    values = json.loads(c.arguments_json or "{}")
+    assert (values["server_name"], values["job_time"], values["command"]) == (
+        "\\\\admin-pc",
+        47100000,
+        "c:\\mimikatz.exe",
+    )
+    assert (values["flags"], values["job_id"]) == (0x10, 2)
     assert _status(c) == "ERROR_SUCCESS"
 
 
