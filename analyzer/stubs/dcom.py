@@ -141,7 +141,9 @@ def activation_clsid(objref: bytes) -> str | None:
     r.u32()  # ActivationPropertiesBlob.dwSize
     r.u32()  # dwReserved
     header = r.off
-    r.raw(16)  # type serialization header ([MS-RPCE] 2.2.6)
+    serialization = r.raw(16)  # type serialization header ([MS-RPCE] 2.2.6)
+    if serialization[:2] != b"\x01\x10":
+        return None  # not version 1, little-endian: not read rather than misread
     r.u32()  # totalSize
     header_size = r.u32()
     r.u32()  # dwReserved
