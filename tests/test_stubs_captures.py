@@ -166,6 +166,40 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
     ),
     # tshark 115: NetShareEnumAll, Server Unc \\SNICKLEFRITZ, Level 0.
     ("Pcaps/netshareenum.pcap", 115, "NetrShareEnum", {"server_name": "\\\\SNICKLEFRITZ", "level": 0}, "ERROR_SUCCESS"),
+    # tshark 55: StartDocPrinter on OpenPrinterEx(\\e205000n5\Tech-Office) (opened in 52), level 1,
+    # Document name "Microsoft Word - Document1", Output file "Ne04:", Datatype "NT EMF 1.008".
+    (
+        "pcaps/PracticalPacketAnalysis/ppa-capture-files/printerproblem.pcap",
+        55,
+        "RpcStartDocPrinter",
+        {
+            "printer_name": "\\\\e205000n5\\Tech-Office",
+            "document_name": "Microsoft Word - Document1",
+            "output_file": "Ne04:",
+            "datatype": "NT EMF 1.008",
+        },
+        None,
+    ),
+    # tshark 45: GetAliasMembership on OpenDomain(S-1-5-32) (opened in 34), SIDs ...-1104 and ...-513.
+    (
+        "prot-od-netcaps/MS-ADOD-captureALL/MS-ADOD_Example2_4_WS2019v2004_X64_Win10v2004_X64_Domain_ChangeAUserAccount_sPassword.pcapng",
+        45,
+        "SamrGetAliasMembership",
+        {
+            "domain": "S-1-5-32",
+            "sids": ["S-1-5-21-361976698-2572086670-4285166481-1104", "S-1-5-21-361976698-2572086670-4285166481-513"],
+        },
+        None,
+    ),
+    # tshark 4646 (stub data only): handle 50ac5612..., InfoLevel 0; that handle is what
+    # OpenServiceW(TermService) of 4644 returned in 4645 (svcctl.hnd).
+    (
+        "suricata-verify/tests/filestore-filecontainer-smb/filecontainer-smb.pcap",
+        4646,
+        "RQueryServiceStatusEx",
+        {"service_name": "TermService", "info_level": 0},
+        "ERROR_SUCCESS",
+    ),
     # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.
     (
         "Malcolm-Test-Artifacts/pcap/protocols/KRB5.pcap",

@@ -1164,3 +1164,62 @@ def test_rem_query_interface_iids() -> None:
     req["iids"].append(iid)
     values, _ = decode("00000143-0000-0000-c000-000000000046", req)
     assert (values["refs"], values["iids"]) == (5, ["00020400-0000-0000-c000-000000000046"])
+
+
+def test_alias_membership_and_service_status_ex() -> None:
+    req = samr.SamrGetAliasMembership()
+    req["DomainHandle"] = HANDLE
+    for sid in ("S-1-5-21-1-2-3-1104", "S-1-5-21-1-2-3-513"):
+        e = samr.PSAMPR_SID_INFORMATION()
+        e["SidPointer"].fromCanonical(sid)
+        req["SidArray"]["Sids"].append(e)
+    req["SidArray"]["Count"] = 2
+    values, _ = decode(SAMR, req)
+    assert values["sids"] == ["S-1-5-21-1-2-3-1104", "S-1-5-21-1-2-3-513"] and values["count"] == 2
+    state = StubState()
+    op = scmr.ROpenServiceW()
+    op["hSCManager"] = HANDLE
+    op["lpServiceName"] = "TermService\x00"
+    op["dwDesiredAccess"] = 4
+    resp = response_of(scmr.ROpenServiceWResponse, 16)
+    resp["lpServiceHandle"] = HANDLE2
+    decode(SVCCTL, op, resp, state)
+    q = scmr.RQueryServiceStatusEx()
+    q["hService"] = HANDLE2
+    q["InfoLevel"] = 0
+    q["cbBufSize"] = 36
+    assert decode(SVCCTL, q, state=state)[0]["service_name"] == "TermService"
+
+
+def test_spoolss_start_doc_printer_output_file() -> None:
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPWSTR
+    from impacket.dcerpc.v5.ndr import NDRPOINTER, NDRSTRUCT, NDRUNION
+
+    class DOC_INFO_1(NDRSTRUCT):  # [MS-RPRN] 2.2.1.7.1 (impacket ships no RpcStartDocPrinter)
+        structure = (("pDocName", LPWSTR), ("pOutputFile", LPWSTR), ("pDatatype", LPWSTR))
+
+    class PDOC_INFO_1(NDRPOINTER):
+        referent = (("Data", DOC_INFO_1),)
+
+    class DocInfo(NDRUNION):
+        commonHdr = (("tag", _DWORD),)
+        union: ClassVar[dict[int, tuple[str, Any]]] = {1: ("pDocInfo1", PDOC_INFO_1)}
+
+    class DOC_INFO_CONTAINER(NDRSTRUCT):
+        structure = (("Level", _DWORD), ("DocInfo", DocInfo))
+
+    class RpcStartDocPrinter(NDRCALL):
+        opnum = 17
+        structure = (("hPrinter", rprn.PRINTER_HANDLE), ("pDocInfoContainer", DOC_INFO_CONTAINER))
+
+    req = RpcStartDocPrinter()
+    req["hPrinter"] = HANDLE
+    req["pDocInfoContainer"]["Level"] = 1
+    req["pDocInfoContainer"]["DocInfo"]["tag"] = 1
+    info = req["pDocInfoContainer"]["DocInfo"]["pDocInfo1"]
+    info["pDocName"] = "x\x00"
+    info["pOutputFile"] = "C:\\Windows\\System32\\evil.dll\x00"
+    info["pDatatype"] = "RAW\x00"
+    values, _ = decode(SPOOLSS, req)
+    assert (values["output_file"], values["datatype"]) == ("C:\\Windows\\System32\\evil.dll", "RAW")

@@ -236,3 +236,23 @@ for _opnum, _display in (
     (51, "SamrQueryDisplayInformation3"),
 ):
     F.op(_opnum, _display, _DISPLAY, show=("domain", "display_class", "index", "entry_count"), names="domain")
+
+PSID_ARRAY = Struct(("count", U32), ("sids", Ptr(Array(Struct(("sid", Ptr(SID)))))))  # SAMPR_PSID_ARRAY 2.2.3.6
+
+
+def _alias_sids(v: Values) -> None:
+    arr = v.pop("sid_array", None)
+    sids = arr.get("sids") if isinstance(arr, dict) else None
+    if isinstance(sids, list):
+        v["sids"] = [x.get("sid") for x in sids if isinstance(x, dict)]
+        v["count"] = len(v["sids"])
+
+
+F.op(
+    16,
+    "SamrGetAliasMembership",
+    [_H, ("sid_array", PSID_ARRAY)],
+    show=("domain", "count", "sids"),
+    names="domain",
+    derive=_alias_sids,
+)

@@ -129,3 +129,24 @@ PAR.op(
     show=("printer_name", "access_required"),
     opens=_printer,
 )
+
+DOC_INFO_1 = Struct(("document_name", _S), ("output_file", _S), ("datatype", _S))  # 2.2.1.7.1
+DOC_INFO_CONTAINER = Struct(("level", U32), ("info", Union(U32, {1: Ptr(DOC_INFO_1)})))
+
+
+def _document(v: Values) -> None:
+    c = v.pop("doc_info", None)
+    info = c.get("info") if isinstance(c, dict) else None
+    d = info.get("value") if isinstance(info, dict) else None
+    if isinstance(d, dict):
+        v.update(d)
+
+
+F.op(
+    17,
+    "RpcStartDocPrinter",
+    [_H, ("doc_info", DOC_INFO_CONTAINER)],
+    show=("printer_name", "document_name", "output_file"),
+    names="printer_name",
+    derive=_document,
+)

@@ -233,3 +233,10 @@ F.op(
     show=("service_name", "security_information"),
     names="service_name",
 )
+F.op(
+    40,
+    "RQueryServiceStatusEx",
+    [("_handle", HANDLE), ("info_level", U32)],
+    show=("service_name", "info_level"),
+    names="service_name",
+)
