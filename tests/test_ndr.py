@@ -172,3 +172,20 @@ def test_wmio_reader_only_ever_reports_malformed(body: bytes) -> None:
     head = struct.pack("<II", 0x574F454D, 4) + bytes(32) + struct.pack("<IIII", 0, 0, 0x12345678, len(body))
     with contextlib.suppress(Malformed):
         wmio.instance_values(head + b"\x02" + body)
+
+
+def test_declared_operations_match_the_name_registry() -> None:
+    """Every decoder's (interface, opnum) is the operation the name registry knows by that name
+    (spec, Zeek or implementation spelling): a wrong opnum in a declaration fails here."""
+    from analyzer import registry
+
+    def same(a: str, b: str) -> bool:
+        a, b = a.lower().removeprefix("idl_"), b.lower().removeprefix("idl_")
+        return a in b or b in a or a.lstrip("r") in b or b.lstrip("r") in a
+
+    wrong = []
+    for (uuid, opnum), op in sorted(stubs.OPERATIONS.items()):
+        names = registry.operation_names(uuid, None, opnum)
+        if names and not any(same(op.name, n) for n in names):
+            wrong.append((registry.interface_name(uuid), opnum, op.name, names))
+    assert not wrong

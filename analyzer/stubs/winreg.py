@@ -72,8 +72,8 @@ for _opnum, _name, _hive_name in (
     (3, "OpenPerformanceData", "HKPD"),
     (4, "OpenUsers", "HKU"),
     (27, "OpenCurrentConfig", "HKCC"),
-    (28, "OpenPerformanceText", "HKPT"),
-    (29, "OpenPerformanceNlsText", "HKPN"),
+    (32, "OpenPerformanceText", "HKPT"),
+    (33, "OpenPerformanceNlsText", "HKPN"),
 ):
     F.op(_opnum, _name, _OPEN_HIVE, [_H], show=("desired_access",), opens=_hive(_hive_name))
 
