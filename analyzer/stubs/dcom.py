@@ -1,6 +1,6 @@
 """DCOM ([MS-DCOM]): the ORPC headers, activation (the CLSID asked for), IDispatch names, WMI.
 
-Every DCOM request starts with ORPCTHIS and every response with ORPCTHAT ([MS-DCOM] 2.2.13);
+Every DCOM request starts with ORPCTHIS and every response with ORPCTHAT ([MS-DCOM] 2.2.13, in `orpc.py`);
 `registry.decode` reads them first for the families declared `orpc=True`. Activation
 (IRemoteSCMActivator, [MS-DCOM] 3.1.2.5.2.3) carries the CLSID inside an OBJREF_CUSTOM holding
 an ActivationPropertiesIn blob ([MS-DCOM] 2.2.22): a serialized CustomHeader listing the property
@@ -33,17 +33,6 @@ from analyzer.dcerpc.wire import Malformed
 from analyzer.stubs import wmio
 from analyzer.stubs.registry import HRESULT, Values, family
 
-ORPC_EXTENT = Struct(("id", GUID), ("size", U32), ("data", BYTES))
-ORPC_EXTENT_ARRAY = Struct(("size", U32), ("reserved", U32), ("extent", Ptr(Array(Ptr(ORPC_EXTENT)))))
-ORPCTHIS = Struct(
-    ("version_major", U16),
-    ("version_minor", U16),
-    ("flags", U32),
-    ("reserved1", U32),
-    ("cid", GUID),
-    ("extensions", Ptr(ORPC_EXTENT_ARRAY)),
-)
-ORPCTHAT = Struct(("flags", U32), ("extensions", Ptr(ORPC_EXTENT_ARRAY)))
 MINTERFACE_POINTER = Struct(("size", U32), ("data", BYTES))  # [MS-DCOM] 2.2.14: an OBJREF as bytes
 
 

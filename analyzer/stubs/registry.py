@@ -22,6 +22,7 @@ from typing import Any
 from analyzer.dcerpc.ndr import NdrReader
 from analyzer.dcerpc.ndr_types import NdrType, read_param
 from analyzer.dcerpc.wire import Malformed
+from analyzer.stubs.orpc import ORPCTHAT, ORPCTHIS
 
 Param = tuple[str, NdrType]
 Values = dict[str, Any]
@@ -249,8 +250,6 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
 
 
 def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, out: Decoded) -> None:
-    from analyzer.stubs.dcom import ORPCTHAT, ORPCTHIS  # the ORPC headers are DCOM's own types
-
     if op.request is not None and stubs.request:  # an empty stub is nothing to decode
         r = NdrReader(stubs.request, stubs.request_little, stubs.ndr64)
         params = ((("_orpcthis", ORPCTHIS),) if op.orpc else ()) + op.request
