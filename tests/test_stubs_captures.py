@@ -200,6 +200,15 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
         {"service_name": "TermService", "info_level": 0},
         "ERROR_SUCCESS",
     ),
+    # NDR64 (bind_ack 6 accepts only the 64-bit context). tshark 7: Authn Proto 9; 9: Principal
+    # name node3$@W2K12DOM.BER.REDHAT.COM, Status 0.
+    (
+        "suricata-verify/tests/dcerpc/dcerpc-dce-iface-02/input.pcap",
+        7,
+        "inq_princ_name",
+        {"authn_proto": 9, "princ_name_size": 256, "princ_name": "node3$@W2K12DOM.BER.REDHAT.COM"},
+        "ERROR_SUCCESS",
+    ),
     # tshark 93: NetShareGetInfo, Server Unc phxlabbal821, Share Name lustre, Level 1.
     (
         "Malcolm-Test-Artifacts/pcap/protocols/KRB5.pcap",

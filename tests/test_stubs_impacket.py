@@ -1223,3 +1223,19 @@ def test_spoolss_start_doc_printer_output_file() -> None:
     info["pDatatype"] = "RAW\x00"
     values, _ = decode(SPOOLSS, req)
     assert (values["output_file"], values["datatype"]) == ("C:\\Windows\\System32\\evil.dll", "RAW")
+
+
+def test_mgmt_inq_if_ids() -> None:
+    from impacket.dcerpc.v5 import mgmt
+
+    resp = response_of(mgmt.inq_if_idsResponse, 0)
+    for u, major in ((SVCCTL, 2), (EPM, 3)):
+        i = iepm.PRPC_IF_ID()
+        i["Uuid"] = string_to_bin(u)
+        i["VersMajor"] = major
+        i["VersMinor"] = 0
+        resp["if_id_vector"]["if_id"].append(i)
+    resp["if_id_vector"]["count"] = 2
+    values, out = decode("afa8bd80-7d8a-11c9-bef4-08002b102989", mgmt.inq_if_ids(), resp)
+    assert values["interfaces"] == [f"{SVCCTL} v2.0", f"{EPM} v3.0"] and values["count"] == 2
+    assert out.return_kind == "rpc"

@@ -14,12 +14,13 @@ from analyzer.dcerpc.ndr_types import (
     U32,
     UNICODE_STRING,
     WSTR,
+    Array,
     Ptr,
     Struct,
     Union,
     ustring_text,
 )
-from analyzer.stubs.registry import HRESULT, Values, family
+from analyzer.stubs.registry import HRESULT, RPC_STATUS, Values, family
 
 BKRP = family("3dde7c30-165d-11d1-ab8f-00805f14db40", "BackupKey")
 DFSNM = family("4fc742e0-4a10-11cf-8273-00aa004ae673", "netdfs")
@@ -210,4 +211,34 @@ GKDI.op(
     ],
     show=("root_key_id", "l0_key_id", "l1_key_id", "l2_key_id"),
     derive=lambda v: v.pop("target_sd", None),
+)
+
+# The management interface every RPC server exposes ([C706] Appendix Q, rpc_mgmt_*): inq_if_ids
+# lists the interfaces a server offers (interface enumeration); the status is its last [out].
+MGMT = family("afa8bd80-7d8a-11c9-bef4-08002b102989", "mgmt", RPC_STATUS)
+IF_ID = Struct(("uuid", GUID), ("vers_major", U16), ("vers_minor", U16))
+
+
+def _if_ids(v: Values) -> None:
+    vec = v.pop("if_id_vector", None)
+    ids = vec.get("if_id") if isinstance(vec, dict) else None
+    if isinstance(ids, list):
+        v["interfaces"] = [f"{i['uuid']} v{i['vers_major']}.{i['vers_minor']}" for i in ids if isinstance(i, dict)]
+        v["count"] = len(v["interfaces"])
+
+
+MGMT.op(
+    0,
+    "inq_if_ids",
+    [],
+    [("if_id_vector", Ptr(Struct(("count", U32), ("if_id", Array(Ptr(IF_ID))))))],
+    show=("count", "interfaces"),
+    derive=_if_ids,
+)
+MGMT.op(
+    4,
+    "inq_princ_name",
+    [("authn_proto", U32), ("princ_name_size", U32)],
+    [("princ_name", ASTR)],
+    show=("authn_proto", "princ_name"),
 )
