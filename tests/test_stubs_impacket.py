@@ -1239,3 +1239,78 @@ def test_mgmt_inq_if_ids() -> None:
     values, out = decode("afa8bd80-7d8a-11c9-bef4-08002b102989", mgmt.inq_if_ids(), resp)
     assert values["interfaces"] == [f"{SVCCTL} v2.0", f"{EPM} v3.0"] and values["count"] == 2
     assert out.return_kind == "rpc"
+
+
+# impacket's module for each family's interface uuid (where it ships one).
+_IMPACKET_MODULES = {
+    SVCCTL: ("scmr",),
+    NETLOGON: ("nrpc",),
+    SAMR: ("samr",),
+    LSARPC: ("lsad", "lsat"),
+    WINREG: ("rrp",),
+    SRVSVC: ("srvs",),
+    WKSSVC: ("wkst",),
+    SPOOLSS: ("rprn",),
+    PAR: ("par",),
+    ATSVC: ("atsvc",),
+    TSCH: ("tsch",),
+    DRSUAPI: ("drsuapi",),
+    EVENTLOG: ("even",),
+    EVEN6: ("even6",),
+    BKRP: ("bkrp",),
+    "378e52b0-c0a9-11cf-822d-00aa0051e40f": ("sasec",),
+    "91ae6020-9e3c-11cf-8d7c-00aa00c091be": ("icpr",),
+    "afa8bd80-7d8a-11c9-bef4-08002b102989": ("mgmt",),
+    EPM: ("epm",),
+}
+# impacket's all-default request is not a valid stub for these: a union whose discriminant 0 is no
+# arm of it, or a fixed-size field (credential, SID, tower) impacket leaves empty. Each is decoded
+# with real values in a test above.
+_DEFAULT_NOT_VALID = {
+    "RpcAddPrinterDriverEx",
+    "RpcAsyncAddPrinterDriver",
+    "NetrShareAdd",
+    "IDL_DRSGetNCChanges",
+    "IDL_DRSDomainControllerInfo",
+    "NetrServerReqChallenge",
+    "SamrOpenDomain",
+    "ept_map",
+}
+
+
+def test_every_declaration_reads_impackets_default_request() -> None:
+    """For every declared operation impacket has a request class for, its all-default request
+    (null pointers, zero counts, empty strings) decodes without a violation: a declaration whose
+    parameter list disagrees with impacket's layout fails here."""
+    import importlib
+    import inspect
+
+    checked, failed = 0, {}
+    for (uuid, opnum), op in sorted(stubs.OPERATIONS.items()):
+        cls = None
+        for name in _IMPACKET_MODULES.get(uuid, ()):
+            mod = importlib.import_module("impacket.dcerpc.v5." + name)
+            for cname, c in vars(mod).items():
+                if (
+                    inspect.isclass(c)
+                    and issubclass(c, NDRCALL)
+                    and getattr(c, "opnum", None) == opnum
+                    and not cname.endswith("Response")
+                    and c.__module__ == mod.__name__
+                ):
+                    cls = c
+                    break
+            if cls is not None:
+                break
+        if cls is None or op.request is None:
+            continue
+        try:
+            data = cls().getData()
+        except Exception:  # noqa: BLE001 - impacket cannot encode some defaults; nothing to compare
+            continue
+        out = stubs.decode(uuid, opnum, Stubs(False, data, True, None, True, None), StubState(), strict=True)
+        checked += 1
+        if out is not None and out.violations:
+            failed[op.name] = out.violations
+    assert checked >= 100
+    assert set(failed) == _DEFAULT_NOT_VALID, failed
