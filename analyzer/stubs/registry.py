@@ -236,7 +236,9 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
             if len(tail) >= 4:
                 out.return_code = int.from_bytes(tail[-4:], "little" if stubs.response_little else "big")
                 out.return_kind = returns
-    except Exception as e:
+    except Exception as e:  # a decoder bug must not take the call row with it
+        if strict:
+            raise
         out.violations.append(("stub", "decoder_error", f"{type(e).__name__}: {e}"[:200]))
     prefix = fam.prefix if fam is not None else "stub"
     out.violations = [
