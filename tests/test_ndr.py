@@ -189,3 +189,11 @@ def test_declared_operations_match_the_name_registry() -> None:
         if names and not any(same(op.name, n) for n in names):
             wrong.append((registry.interface_name(uuid), opnum, op.name, names))
     assert not wrong
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300))
+def test_safe_text_never_lets_control_or_bidi_characters_through(text: str) -> None:
+    out = safe_text(text, 100)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0x202A <= ord(c) <= 0x202E for c in out)
+    assert out[:1] not in ("=", "+", "-", "@")
