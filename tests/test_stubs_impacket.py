@@ -1314,3 +1314,36 @@ def test_every_declaration_reads_impackets_default_request() -> None:
             failed[op.name] = out.violations
     assert checked >= 100
     assert set(failed) == _DEFAULT_NOT_VALID, failed
+
+
+def test_wcce_request_over_dcom() -> None:
+    """ICertRequestD::Request ([MS-WCCE] 3.2.1.4.2.1), written with impacket's NDR primitives."""
+    from impacket.dcerpc.v5.dtypes import DWORD as _DWORD
+    from impacket.dcerpc.v5.dtypes import LPWSTR
+    from impacket.dcerpc.v5.icpr import CERTTRANSBLOB as _BLOB
+
+    class Request(NDRCALL):
+        opnum = 3
+        structure = (
+            ("ORPCthis", ORPCTHIS),
+            ("dwFlags", _DWORD),
+            ("pwszAuthority", LPWSTR),
+            ("pdwRequestId", _DWORD),
+            ("pwszAttributes", LPWSTR),
+            ("pctbRequest", _BLOB),
+        )
+
+    req = Request()
+    req["ORPCthis"] = orpcthis()
+    req["dwFlags"] = 0
+    req["pwszAuthority"] = "corp-CA\x00"
+    req["pdwRequestId"] = 0
+    req["pwszAttributes"] = "CertificateTemplate:ESC1\x00"
+    req["pctbRequest"]["cb"] = 2
+    req["pctbRequest"]["pb"] = b"\x30\x00"
+    values, _ = decode("d99e6e70-fc88-11d0-b498-00a0c90312f3", req)
+    assert (values["authority"], values["attributes"], values["request_bytes"]) == (
+        "corp-CA",
+        "CertificateTemplate:ESC1",
+        2,
+    )

@@ -135,6 +135,22 @@ ICPR.op(
     derive=_cert,
 )
 
+# The DCOM enrolment interface ([MS-WCCE] 3.2.1.4.2.1): the same CA, attributes and request size.
+WCCE = family("d99e6e70-fc88-11d0-b498-00a0c90312f3", "ICertRequestD", HRESULT, orpc=True)
+WCCE.op(
+    3,
+    "Request",
+    [
+        ("flags", U32),
+        ("authority", Ptr(WSTR)),
+        ("request_id", U32),
+        ("attributes", Ptr(WSTR)),
+        ("request", CERTTRANSBLOB),
+    ],
+    show=("authority", "attributes", "request_id"),
+    derive=lambda v: v.update(request_bytes=(v.pop("request", None) or {}).get("size")),
+)
+
 # Shutdown ([MS-RSP] 3.2.4.1-3, 3.3.4.1): who asks a host to go down, with what message.
 INIT_SHUTDOWN = family("894de0c0-0d55-11d3-a322-00c04fa321a1", "InitShutdown")
 WINDOWS_SHUTDOWN = family("d95afe70-a6d5-4259-822e-2c84da1ddb0d", "WindowsShutdown")
