@@ -1347,3 +1347,30 @@ def test_wcce_request_over_dcom() -> None:
         "CertificateTemplate:ESC1",
         2,
     )
+
+
+def test_dfsnm_add_root_target_path() -> None:
+    """NetrDfsAddRootTarget ([MS-DFSNM] 3.1.4.1.9, the DFSCoerce call), from impacket's primitives."""
+    from impacket.dcerpc.v5.dtypes import BOOLEAN, LPWSTR, ULONG
+
+    class NetrDfsAddRootTarget(NDRCALL):
+        opnum = 23
+        structure = (
+            ("pDfsPath", LPWSTR),
+            ("pTargetPath", LPWSTR),
+            ("MajorVersion", ULONG),
+            ("pComment", LPWSTR),
+            ("NewNamespace", BOOLEAN),
+            ("Flags", ULONG),
+        )
+
+    req = NetrDfsAddRootTarget()
+    req["pDfsPath"] = "\\\\10.0.0.66\\a\x00"
+    req["pTargetPath"] = NULL
+    req["MajorVersion"] = 0
+    req["pComment"] = "x\x00"
+    req["NewNamespace"] = 0
+    req["Flags"] = 0
+    values, out = decode("4fc742e0-4a10-11cf-8273-00aa004ae673", req)
+    assert values["path"] == "\\\\10.0.0.66\\a" and values["target_path"] is None
+    assert out.arguments == "path=\\\\10.0.0.66\\a; dfs_path=\\\\10.0.0.66\\a"

@@ -86,6 +86,12 @@ DFSNM.op(
 FSRVP.op(8, "IsPathSupported", [("share_path", WSTR)], show=("share_path",))
 FSRVP.op(9, "IsPathShadowCopied", [("share_path", WSTR)], show=("share_path",))
 
+
+def _root_target(v: Values) -> None:
+    """path: the UNC a coercion would make the server contact (the target, else the namespace)."""
+    v["path"] = v.get("target_path") or v.get("dfs_path")
+
+
 DFSNM.op(
     23,
     "NetrDfsAddRootTarget",
@@ -97,13 +103,15 @@ DFSNM.op(
         ("new_namespace", U8),
         ("flags", U32),
     ],
-    show=("dfs_path", "target_path"),
+    show=("path", "dfs_path"),
+    derive=_root_target,
 )
 DFSNM.op(
     24,
     "NetrDfsRemoveRootTarget",
     [("dfs_path", Ptr(WSTR)), ("target_path", Ptr(WSTR)), ("flags", U32)],
-    show=("dfs_path", "target_path"),
+    show=("path", "dfs_path"),
+    derive=_root_target,
 )
 
 # Certificate enrolment ([MS-ICPR] 3.2.4.1.1): the CA and the request attributes (template, SAN).
