@@ -279,6 +279,19 @@ def test_ndr64_share_enum() -> None:
     assert _status(c) == "ERROR_SUCCESS"
 
 
+def test_task_registration_of_atexec() -> None:
+    """SchRpcRegisterTask (frame 38; tshark has no ITaskSchedulerService dissector): impacket's
+    tsch.SchRpcRegisterTask reads from the same stub path \\nZfRUBts and an XML of 1,455 characters (its NUL included)
+    with Command cmd.exe, Arguments "/C command ipconfig &gt; %windir%\\Temp\\nZfRUBts.tmp 2&gt;&amp;1",
+    UserId S-1-5-18, Hidden true; 43 answers S_OK."""
+    c = _call("Pcaps/atexec_.pcap", 38)
+    values = json.loads(c.arguments_json or "{}")
+    assert values["task_path"] == "\\nZfRUBts" and len(values["task_xml"]) == 1454
+    assert (values["command"], values["run_as"], values["hidden"]) == ("cmd.exe", "S-1-5-18", "true")
+    assert values["command_arguments"] == "/C command ipconfig > %windir%\\Temp\\nZfRUBts.tmp 2>&1"
+    assert _status(c) == "S_OK"
+
+
 def test_ndr64_job_add() -> None:
     """NetrJobAdd over NDR64 (the bind_ack of frame 8 accepts only the 64-bit NDR context). tshark 9:
     Servername \\\\admin-pc, Job Time 47100000, Command c:\\mimikatz.exe; 11: Job Id 2. tshark shows

@@ -1374,3 +1374,23 @@ def test_dfsnm_add_root_target_path() -> None:
     values, out = decode("4fc742e0-4a10-11cf-8273-00aa004ae673", req)
     assert values["path"] == "\\\\10.0.0.66\\a" and values["target_path"] is None
     assert out.arguments == "path=\\\\10.0.0.66\\a; dfs_path=\\\\10.0.0.66\\a"
+
+
+def test_tsch_task_xml_exec_fields() -> None:
+    xml = (
+        "<Task><Principals><Principal><UserId>S-1-5-18</UserId></Principal></Principals>"
+        "<Settings><Hidden>true</Hidden></Settings><Actions><Exec><Command>cmd.exe</Command>"
+        "<Arguments>/C whoami &gt; C:\\o.txt</Arguments></Exec></Actions></Task>"
+    )
+    req = tsch.SchRpcRegisterTask()
+    req["path"] = "\\t\x00"
+    req["xml"] = xml + "\x00"
+    req["flags"] = tsch.TASK_CREATE
+    req["sddl"] = NULL
+    req["logonType"] = tsch.TASK_LOGON_NONE
+    req["cCreds"] = 0
+    req["pCreds"] = NULL
+    values, out = decode(TSCH, req)
+    assert (values["command"], values["command_arguments"]) == ("cmd.exe", "/C whoami > C:\\o.txt")
+    assert (values["run_as"], values["hidden"]) == ("S-1-5-18", "true")
+    assert out.arguments is not None and out.arguments.startswith("task_path=\\t; command=cmd.exe; command_arguments=")

@@ -301,13 +301,14 @@ _UNSAFE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 _UNSAFE.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]})
 
 
-def safe_text(s: str, limit: int) -> str:
+def safe_text(s: str, limit: int, cell: bool = True) -> str:
     """Wire text made harmless for terminals and spreadsheets: control and bidi characters
-    escaped, length capped with a mark; a leading formula character is quoted."""
+    escaped, length capped with a mark; when the text starts a cell (`cell`), a leading formula
+    character is quoted."""
     if len(s) > limit:
         s = s[:limit] + f"...[+{len(s) - limit} chars]"
     s = s.translate(_UNSAFE)
-    if s[:1] in ("=", "+", "-", "@"):
+    if cell and s[:1] in ("=", "+", "-", "@"):
         s = "'" + s
     return s
 
@@ -331,8 +332,8 @@ def short_text(values: Values, keys: Sequence[str]) -> str | None:
         v = values.get(k)
         if v is None or v == "" or v == [] or v == {}:
             continue
-        parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN)}")
-    return "; ".join(parts) or None
+        parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN, cell=False)}")
+    return "; ".join(parts) or None  # starts with a key: never a formula
 
 
 def _capped(v: Any) -> Any:

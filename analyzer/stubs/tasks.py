@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from analyzer.dcerpc.ndr_types import GUID, INT_PTR, U8, U32, WSTR, Array, Ptr, Struct
 from analyzer.stubs.registry import HRESULT, Values, family
 
@@ -38,13 +40,40 @@ ATSVC.op(
 )
 ATSVC.op(3, "NetrJobGetInfo", [("server_name", _S), ("job_id", U32)], show=("job_id",))
 
+# Task XML elements an analyst reads first ([MS-TSCH] 2.5: Exec/Command, Exec/Arguments,
+# Principal/UserId, Settings/Hidden). A bounded pattern over the (already capped) text: no XML
+# parser runs on wire data, so no entity expansion.
+_TASK_FIELDS = {
+    "command": re.compile(r"<Command>([^<]{0,4096})</Command>"),
+    "command_arguments": re.compile(r"<Arguments>([^<]{0,4096})</Arguments>"),
+    "run_as": re.compile(r"<UserId>([^<]{0,512})</UserId>"),
+    "hidden": re.compile(r"<Hidden>([^<]{0,16})</Hidden>"),
+}
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&"}
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"&(lt|gt|quot|apos|amp);", lambda m: _ENTITIES[m.group(0)], text)
+
+
+def _task_xml(v: Values) -> None:
+    xml = v.get("task_xml")
+    if not isinstance(xml, str):
+        return
+    for key, pattern in _TASK_FIELDS.items():
+        m = pattern.search(xml)
+        if m:
+            v[key] = _unescape(m.group(1).strip())
+
+
 TSCH.op(0, "SchRpcHighestVersion", [], [("version", U32)], show=("version",))
 TSCH.op(
     1,
     "SchRpcRegisterTask",
     [("task_path", _S), ("task_xml", WSTR), ("flags", U32), ("sddl", _S), ("logon_type", U32)],
     [("actual_path", _S)],
-    show=("task_path", "task_xml", "logon_type"),
+    show=("task_path", "command", "command_arguments", "run_as", "hidden", "logon_type", "task_xml"),
+    derive=_task_xml,
 )
 TSCH.op(2, "SchRpcRetrieveTask", [("task_path", WSTR)], show=("task_path",))
 TSCH.op(6, "SchRpcEnumFolders", [("task_path", WSTR), ("flags", U32)], show=("task_path",))
