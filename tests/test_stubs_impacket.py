@@ -1394,3 +1394,38 @@ def test_tsch_task_xml_exec_fields() -> None:
     assert (values["command"], values["command_arguments"]) == ("cmd.exe", "/C whoami > C:\\o.txt")
     assert (values["run_as"], values["hidden"]) == ("S-1-5-18", "true")
     assert out.arguments is not None and out.arguments.startswith("task_path=\\t; command=cmd.exe; command_arguments=")
+
+
+def test_srvsvc_session_enum_answer_and_share_502() -> None:
+    req = srvs.NetrSessionEnum()
+    req["ServerName"] = NULL
+    req["ClientName"] = NULL
+    req["UserName"] = NULL
+    req["InfoStruct"]["Level"] = 10
+    req["InfoStruct"]["SessionInfo"]["tag"] = 10
+    req["InfoStruct"]["SessionInfo"]["Level10"]["Buffer"] = NULL
+    req["PreferedMaximumLength"] = 0xFFFFFFFF
+    req["ResumeHandle"] = NULL
+    resp = response_of(srvs.NetrSessionEnumResponse, 12)
+    resp["InfoStruct"]["Level"] = 10
+    resp["InfoStruct"]["SessionInfo"]["tag"] = 10
+    resp["InfoStruct"]["SessionInfo"]["Level10"]["EntriesRead"] = 1
+    e = srvs.SESSION_INFO_10()
+    e["sesi10_cname"] = "\\\\10.0.0.5\x00"
+    e["sesi10_username"] = "alice\x00"
+    e["sesi10_time"] = 10
+    e["sesi10_idle_time"] = 0
+    resp["InfoStruct"]["SessionInfo"]["Level10"]["Buffer"].append(e)
+    resp["TotalEntries"] = 1
+    resp["ResumeHandle"] = NULL
+    values, _ = decode(SRVSVC, req, resp)
+    assert (values["level"], values["clients"]) == (10, ["\\\\10.0.0.5"])
+
+    enum = srvs.NetrShareEnum()
+    enum["ServerName"] = NULL
+    enum["InfoStruct"]["Level"] = 502
+    enum["InfoStruct"]["ShareInfo"]["tag"] = 502
+    enum["InfoStruct"]["ShareInfo"]["Level502"] = NULL
+    enum["PreferedMaximumLength"] = 0xFFFFFFFF
+    enum["ResumeHandle"] = NULL
+    assert decode(SRVSVC, enum)[0]["level"] == 502

@@ -34,15 +34,58 @@ def _container(info: Any) -> Ptr:
     return Ptr(Struct(("entries_read", U32), ("buffer", Ptr(Array(info)))))
 
 
+SHARE_INFO_501 = Struct(("netname", _S), ("type", U32), ("remark", _S), ("flags", U32))
+SHARE_INFO_502 = Struct(*SHARE_INFO_2.fields, ("reserved", U32), ("security_descriptor", Ptr(Array(U8))))
+SHARE_INFO_503 = Struct(  # 2.2.4.27
+    *SHARE_INFO_2.fields,
+    ("servername", _S),
+    ("reserved", U32),
+    ("security_descriptor", Ptr(Array(U8))),
+)
 SHARE_ENUM = Struct(
     ("level", U32),
-    ("info", Union(U32, {0: _container(SHARE_INFO_0), 1: _container(SHARE_INFO_1), 2: _container(SHARE_INFO_2)})),
+    (
+        "info",
+        Union(
+            U32,
+            {
+                0: _container(SHARE_INFO_0),
+                1: _container(SHARE_INFO_1),
+                2: _container(SHARE_INFO_2),
+                501: _container(SHARE_INFO_501),
+                502: _container(SHARE_INFO_502),
+                503: _container(SHARE_INFO_503),
+            },
+        ),
+    ),
 )
 SESSION_INFO_0 = Struct(("cname", _S))
+SESSION_INFO_1 = Struct(  # 2.2.4.16
+    ("cname", _S),
+    ("username", _S),
+    ("num_opens", U32),
+    ("time", U32),
+    ("idle_time", U32),
+    ("user_flags", U32),
+)
+SESSION_INFO_2 = Struct(*SESSION_INFO_1.fields, ("cltype_name", _S))
 SESSION_INFO_10 = Struct(("cname", _S), ("username", _S), ("time", U32), ("idle_time", U32))
+SESSION_INFO_502 = Struct(*SESSION_INFO_2.fields, ("transport", _S))
 SESSION_ENUM = Struct(
     ("level", U32),
-    ("info", Union(U32, {0: _container(SESSION_INFO_0), 10: _container(SESSION_INFO_10)}, default=None)),
+    (
+        "info",
+        Union(
+            U32,
+            {
+                0: _container(SESSION_INFO_0),
+                1: _container(SESSION_INFO_1),
+                2: _container(SESSION_INFO_2),
+                10: _container(SESSION_INFO_10),
+                502: _container(SESSION_INFO_502),
+            },
+        ),
+    ),
 )
 WKSTA_USER_INFO_0 = Struct(("username", _S))
 WKSTA_USER_INFO_1 = Struct(("username", _S), ("logon_domain", _S), ("oth_domains", _S), ("logon_server", _S))
@@ -159,7 +202,6 @@ SRVSVC.op(
 SRVSVC.op(26, "NetrServerTransportEnum", [("server_name", _S), ("level", U32)], show=("server_name", "level"))
 SRVSVC.op(28, "NetrRemoteTOD", [("server_name", _S)], show=("server_name",))
 SRVSVC.op(55, "NetrServerAliasEnum", [("server_name", _S), ("level", U32)], show=("server_name", "level"))
-SHARE_INFO_502 = Struct(*SHARE_INFO_2.fields, ("reserved", U32), ("security_descriptor", Ptr(Array(U8))))
 
 
 def _share_add(v: Values) -> None:
