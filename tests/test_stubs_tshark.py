@@ -65,6 +65,20 @@ CASES = [
         "command",
     ),
     ("Pcaps/net_group_DAs.pcap", "samr.opnum == 17", "samr.samr_LookupNames.names", "names"),
+    ("Pcaps/netshareenum.pcap", "srvsvc.opnum == 15", "srvsvc.srvsvc_NetShareEnumAll.server_unc", "server_name"),
+    ("Pcaps/netshareenum.pcap", "srvsvc.opnum == 15", "srvsvc.srvsvc_NetShareEnumAll.level", "level"),
+    (
+        "PCAP-ATTACK/Lateral_Movement/CVE-2020-1472_Zerologon_RPC_NetLogon_NullChallenge_SecChan_6_from_nonDC_to_DC.pcapng",
+        "netlogon.opnum == 4",
+        "netlogon.computer_name",
+        "computer_name",
+    ),
+    (
+        "PCAP-ATTACK/CredAccess/Remote_Pwd_Reset_RPC_Admin_Mimikatz_PostZeroLogon.pcapng",
+        "lsarpc.opnum == 44",
+        "lsarpc.lsa_OpenPolicy2.system_name",
+        "system_name",
+    ),
 ]
 
 
@@ -78,7 +92,8 @@ def _tshark(capture: str, display_filter: str, field: str) -> dict[int, str]:
     for line in out.splitlines():
         frame, _, value = line.partition("\t")
         if value:
-            rows[int(frame)] = value.split(",")[0]
+            first = value.split(",")[0]
+            rows[int(frame)] = int(first) if first.isdigit() else first
     return rows
 
 
