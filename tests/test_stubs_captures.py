@@ -224,13 +224,16 @@ CASES: list[tuple[str, int, str, dict[str, Any], str | None]] = [
     (EVTCRASH, 19, "ElfrClearELFW", {"channel": "Security", "backup_file": None}, None),
     # tshark 96: GetIDsOfNames, Name "ExecuteShellCommand", Names 1 (impacket dcomexec, MMC20).
     ("Pcaps/mmcexec.pcap", 96, "GetIDsOfNames", {"names": ["ExecuteShellCommand"], "count": 1}, "S_OK"),
-    # tshark 107: Invoke DispID 0x36, Flags Method, four VT_BSTR arguments listed last-first:
+    # tshark 107: Invoke DispID 0x36, Flags Method, four VT_BSTR arguments listed last-first;
+    # the member name: 96 GetIDsOfNames("ExecuteShellCommand") on the same Object UUID
+    # 00005406-0390-0394-b2d6-b39c0e509fbb, answered (97) with DispID 0x36.
     # "7", "/Q /c cd \ 1> \\127.0.0.1\ADMIN$\__1506613937.95 2>&1", "C:\", "c:\windows\system32\cmd.exe".
     (
         "Pcaps/mmcexec.pcap",
         107,
         "Invoke",
         {
+            "member": "ExecuteShellCommand",
             "dispid": 0x36,
             "flags": "method",
             "args": [

@@ -827,9 +827,29 @@ def test_idispatch_invoke_arguments() -> None:
     req["cVarRef"] = 0
     req["rgVarRefIdx"] = []
     req["rgVarRef"] = []
-    values, _ = decode(IDISPATCH, req)
-    assert values["dispid"] == 54 and values["flags"] == "method"
-    assert values["args"] == ["cmd.exe", "/c whoami", "7"]
+    state = StubState()
+    names = oaut.IDispatch_GetIDsOfNames()
+    names["ORPCthis"] = orpcthis()
+    names["riid"] = b"\x00" * 16
+    n = oaut.LPOLESTR()
+    n["Data"] = "ExecuteShellCommand\x00"
+    names["rgszNames"].append(n)
+    names["cNames"] = 1
+    names["lcid"] = 0
+    answer = response_of(oaut.IDispatch_GetIDsOfNamesResponse, 5)
+    answer["ORPCthat"]["flags"] = 0
+    answer["ORPCthat"]["extensions"] = NULL
+    answer["rgDispId"].append(54)
+    ipid, other = "00005406-0390-0394-b2d6-b39c0e509fbb", "00005406-0390-0394-b2d6-000000000000"
+    kept = Stubs(False, names.getData(), True, answer.getData() + bytes(4), True, bytes(4), ipid)
+    assert stubs.decode(IDISPATCH, 5, kept, state, strict=True) is not None
+    for obj, member in ((ipid, "ExecuteShellCommand"), (other, None)):
+        out = stubs.decode(IDISPATCH, 6, Stubs(False, req.getData(), True, None, True, None, obj), state, strict=True)
+        assert out is not None and not out.violations
+        values = json.loads(out.arguments_json or "{}")
+        assert values.get("member") == member  # named on the object that taught it only
+        assert values["dispid"] == 54 and values["flags"] == "method"
+        assert values["args"] == ["cmd.exe", "/c whoami", "7"]
 
 
 def test_ndr64_stubs_from_impacket() -> None:

@@ -65,6 +65,14 @@ CASES = [
         "command",
     ),
     ("Pcaps/net_group_DAs.pcap", "samr.opnum == 17", "samr.samr_LookupNames.names", "names"),
+    ("Pcaps/samrdump.pcap", "samr.opnum == 34", "samr.rid", "rid"),
+    ("Pcaps/netshareenum.pcap", "srvsvc.opnum == 16", "srvsvc.srvsvc_NetShareGetInfo.server_unc", "server_name"),
+    (
+        "suricata-verify/tests/filestore-filecontainer-smb/filecontainer-smb.pcap",
+        "winreg.opnum == 15",
+        "winreg.winreg_OpenKey.keyname",
+        "sub_key",
+    ),
     ("Pcaps/netshareenum.pcap", "srvsvc.opnum == 15", "srvsvc.srvsvc_NetShareEnumAll.server_unc", "server_name"),
     ("Pcaps/netshareenum.pcap", "srvsvc.opnum == 15", "srvsvc.srvsvc_NetShareEnumAll.level", "level"),
     (

@@ -55,7 +55,6 @@ SOURCE_EPM = "epm"
 SOURCE_PIPE = "pipe"
 SOURCE_UNKNOWN = "unknown"
 
-_MAX_EARLY = 64  # answers waiting for a question captured after them
 _ANSWER_ONLY = stubs.Want(request=False, response=True, tail=True)  # an answer before its request
 
 
@@ -537,6 +536,7 @@ class Association:
             response=bytes(call.resp_stub) if call.resp_stub is not None and answer else None,
             response_little=call.resp_little,
             response_tail=call.resp_tail if answer and call.want.tail else None,
+            object_uuid=call.object_uuid,
         )
         decoded = stubs.decode(uuid, call.opnum, kept, self._stub_state)
         if decoded is not None:

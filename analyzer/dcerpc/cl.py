@@ -721,6 +721,7 @@ class ClTracker:
             response=resp.stub() if answer and resp is not None else None,
             response_little=resp.little if resp is not None else True,
             response_tail=resp.tail if answer and resp is not None else None,
+            object_uuid=call.object_uuid,
         )
         decoded = stubs.decode(call.interface, call.opnum, kept, self._stub_state)
         if decoded is not None:

@@ -100,6 +100,11 @@ def _invoke(v: Values) -> None:
     f = v.get("flags")
     if isinstance(f, int):
         v["flags"] = "|".join(n for bit, n in _DISPATCH_FLAGS.items() if f & bit) or str(f)
+    recall, obj = v.get("_recall"), v.get("_object")
+    if callable(recall) and isinstance(obj, str):
+        name = recall(f"{obj}|dispid|{v.get('dispid')}")
+        if name is not None:
+            v["member"] = name  # the name GetIDsOfNames gave this DISPID on the same object
 
 
 # CLSIDs an analyst recognises (../shared/detection/techniques.tsv, from MSRPC-to-ATTACK and impacket).
@@ -196,18 +201,29 @@ IACTIVATION.op(
 
 # IDispatch ([MS-OAUT] 3.1.4): GetIDsOfNames names the methods a later Invoke calls.
 IDISPATCH = family("00020400-0000-0000-c000-000000000046", "IDispatch", HRESULT, orpc=True)
+
+
+def _dispids(v: Values) -> list[tuple[str, str]]:
+    """GetIDsOfNames taught: on this object (its IPID), DISPID n is this name."""
+    obj, names, ids = v.get("_object"), v.get("names"), v.get("dispids")
+    if not isinstance(obj, str) or not isinstance(names, list) or not isinstance(ids, list):
+        return []
+    return [(f"{obj}|dispid|{d}", n) for n, d in zip(names, ids, strict=False) if isinstance(n, str)]
+
+
 IDISPATCH.op(
     5,
     "GetIDsOfNames",
     [("riid", GUID), ("names", Array(Ptr(WSTR))), ("count", U32), ("lcid", U32)],
     [("dispids", Array(I32))],
     show=("names",),
+    learns=_dispids,
 )
 IDISPATCH.op(
     6,
     "Invoke",
     [("dispid", I32), ("riid", GUID), ("lcid", U32), ("flags", U32), ("disp_params", DISPPARAMS)],
-    show=("dispid", "flags", "args"),
+    show=("member", "dispid", "flags", "args"),
     derive=_invoke,
 )
 

@@ -215,6 +215,7 @@ class Stubs:
     response: bytes | None
     response_little: bool
     response_tail: bytes | None
+    object_uuid: str | None = None  # the request's object (a DCOM IPID): scopes what calls learn
 
 
 def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict: bool = False) -> Decoded | None:
@@ -272,12 +273,14 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
         else:
             params = ((("_orpcthat", ORPCTHAT),) if op.orpc else ()) + op.response
             _read(r, params, response, out, "response")
-    values["_recall"] = state.name  # what earlier calls taught (see `learns`), for `opens`
+    # What earlier calls taught (see `learns`) and the object the call is on, for `opens`,
+    # `derive` and `learns`; both leave the values before they are shown.
+    values["_recall"] = state.name
+    values["_object"] = stubs.object_uuid
     if op.opens is not None and "_handle" in response:
         name = op.opens(values, state.name(values.get("_handle")))
         if isinstance(name, str) and name:
             state.remember(response["_handle"], name)
-    del values["_recall"]
     for k, v in response.items():
         values[k if k not in values else f"out_{k}"] = v
     if op.derive is not None:
@@ -285,6 +288,7 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
     if op.learns is not None:
         for key, name in op.learns(values):
             state.remember(key, name)
+    del values["_recall"], values["_object"]
 
 
 def _read(r: NdrReader, params: Sequence[Param], into: Values, out: Decoded, direction: str) -> None:
