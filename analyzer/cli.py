@@ -38,6 +38,10 @@ Exit codes:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Capture paths are checked when they are read, not by click: an unreadable or non-regular capture is
+# an input error (exit 1, with the other files analysed), not a bad command line (exit 2).
+CAPTURE_PATHS = click.Path(readable=False)
+
 
 def _err(message: str) -> None:
     click.echo(f"rpc-analyzer: {printable(message)}", err=True)
@@ -166,7 +170,7 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.argument("captures", nargs=-1, required=True, type=CAPTURE_PATHS)
 @click.option(
     "-o",
     "--out",
@@ -378,7 +382,7 @@ def _echo_lines(text: str) -> None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.argument("captures", nargs=-1, required=True, type=CAPTURE_PATHS)
 @click.option(
     "--format",
     "fmt",
@@ -416,7 +420,7 @@ def endpoints(captures: tuple[str, ...], fmt: str, quiet: bool, names_file: str 
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.argument("captures", nargs=-1, required=True, type=CAPTURE_PATHS)
 @click.option(
     "--role",
     type=click.Choice(["server", "client"]),
@@ -462,7 +466,7 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.argument("captures", nargs=-1, required=True, type=CAPTURE_PATHS)
 @click.option(
     "-o",
     "--out",

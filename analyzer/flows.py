@@ -135,7 +135,7 @@ class TcpFlow:
             epm_capture=link.capture if link else None,
             epm_frame=link.frame if link else None,
             epm_client_ip=link.client_ip if link else None,
-            epm_delay_s=round((self.first_ts - link.ts) / 1e9, 6) if link else None,
+            epm_delay_s=round((self.first_ts - link.ts) / 1e9, 6) if link and link.ts and self.first_ts else None,
             packets=self.packets,
             client_bytes=self.client_bytes,
             server_bytes=self.server_bytes,

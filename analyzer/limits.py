@@ -16,6 +16,7 @@ CONNECTION = "connection"  # a cap on one connection's (or association's) state:
 CAPTURE = "capture"  # a cap on a table shared by every connection: reported once per capture
 TIMEOUT = "timeout"  # not a cap: a time after which state is closed
 OUTPUT = "output"  # not a cap: how the output is shaped
+THRESHOLD = "threshold"  # not a cap: the point from which a cap is judged
 
 
 def _cap(default: int, scope: str = CONNECTION) -> int:
@@ -59,6 +60,12 @@ class Limits:
         max_smb_created: SMB2 CREATE requests remembered for their answer, and pipes remembered as
             last written per session.
         max_smb_held_creates: related (compounded) CREATEs whose pipe data waits for their answer.
+        max_gzip_ratio: decompressed bytes per compressed byte a .gz input may expand to once past
+            `gzip_ratio_floor_bytes`; beyond, reading stops there (`cap_gzip_ratio`). So a .gz of n
+            bytes yields at most max(floor, ratio * n) bytes: a decompression bomb costs at most the
+            floor's worth of reading. Captures of traffic compress 2:1 to 20:1; only gigabytes of
+            zero-filled payload (about 560:1 in 64 KB offload segments) come near.
+        gzip_ratio_floor_bytes: decompressed bytes always allowed before the ratio is judged.
         max_violations_listed: violations of one kind (other than caps) listed one by one per
             connection; the rest of that kind and connection become one row with their count.
     """
@@ -89,6 +96,8 @@ class Limits:
     max_smb_created: int = _cap(256)
     max_smb_held_creates: int = _cap(64)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
+    max_gzip_ratio: int = _cap(100, CAPTURE)
+    gzip_ratio_floor_bytes: int = field(default=1 << 30, metadata={"kind": THRESHOLD})
 
 
 DEFAULT_LIMITS = Limits()

@@ -263,7 +263,7 @@ class Pipeline:
         """Analyse one capture. A file that cannot be read gives a summary with `error` set."""
         name = name or display_name(path)
         try:
-            reader = open_capture(path, name)
+            reader = open_capture(path, name, self.limits)
         except CaptureError as e:
             summary = CaptureSummary(name, path, None, "", 0, 0, None, None, False, e.reason)
             self.records.captures.append(summary)
@@ -318,6 +318,8 @@ class Pipeline:
             )
         if reader.truncated:
             self._violation(None, None, "capture", "truncated", reader.truncated)
+        for note_frame, layer, what, detail in reader.notes():  # timestamps out of range, the gzip guard
+            self._violation(None, note_frame, layer, what, detail)
         if decoder.defrag.dropped:
             self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
         self._report_caps(decoder.defrag)

@@ -29,6 +29,7 @@ INT = "Int64"
 FLOAT = "Float64"
 BOOL = "boolean"
 TIME = "datetime64[ns, UTC]"
+_MAX_TS_NS = (1 << 63) - 1  # the last nanosecond datetime64[ns] holds (analyzer.capture.reader.MAX_TS_NS)
 
 _FLOW = {
     "client_ip": STR,
@@ -238,7 +239,10 @@ def frame(schema: dict[str, str], columns: dict[str, list[Any]]) -> pd.DataFrame
     for col, dtype in schema.items():
         values = columns.get(col, [None] * n)
         if dtype == TIME:
-            data[col] = pd.to_datetime(pd.array([v if v else None for v in values], dtype="Int64"), unit="ns", utc=True)
+            # 0 is the unknown time; the capture layer range-checks every time it reads, and anything
+            # outside int64 here too becomes unknown rather than an OverflowError (issue 13).
+            times = [v if v and 0 < v <= _MAX_TS_NS else None for v in values]
+            data[col] = pd.to_datetime(pd.array(times, dtype="Int64"), unit="ns", utc=True)
         else:
             data[col] = pd.array(values, dtype=cast(Any, dtype))
     df: pd.DataFrame = pd.DataFrame(data, columns=list(schema))
@@ -411,7 +415,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
     for c in records.calls:
         f = c.flow
         rtt = None
-        if c.response_ts is not None and c.response_ts >= c.ts:
+        if c.response_ts and c.ts and c.response_ts >= c.ts:  # 0 is an unknown time (capture.reader)
             rtt = round((c.response_ts - c.ts) / 1e9, 6)
         row = (
             *_where(f, c.frame, c.ts),

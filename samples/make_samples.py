@@ -35,10 +35,12 @@ from scapy.config import conf
 
 conf.verb = 0
 
+from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific  # noqa: E402
+from scapy.contrib.geneve import GENEVE, GeneveOptions  # noqa: E402
 from scapy.layers.gssapi import GSSAPI_BLOB  # noqa: E402
 from scapy.layers.inet import IP, TCP, UDP, fragment  # noqa: E402
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, PadN  # noqa: E402
-from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether  # noqa: E402
+from scapy.layers.l2 import GRE, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether  # noqa: E402
 from scapy.layers.ntlm import (  # noqa: E402
     AV_PAIR,
     NTLM_AUTHENTICATE_V2,
@@ -53,6 +55,7 @@ from scapy.layers.spnego import (  # noqa: E402
     SPNEGO_negTokenResp,
     SPNEGO_Token,
 )
+from scapy.layers.vxlan import VXLAN  # noqa: E402
 from scapy.packet import Packet, Raw  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -336,6 +339,84 @@ def make_link_vlan(tags: list[tuple[int, int]]) -> Callable[[Packet, Host, Host]
             tag = Dot1AD(vlan=vid, type=nxt) if _tpid == 0x88A8 else Dot1Q(vlan=vid, type=nxt)
             p = p / tag
         return bytes(p / l3)
+
+    return link
+
+
+# Tunnel endpoints (documentation prefixes, RFC 5737 / RFC 3849): the router or mirror source on the
+# client's side, and the one on the server's side (or the mirror collector).
+TUNNEL_A = Host("TUN-A", "192.0.2.1", "02:00:5e:00:02:01", "2001:db8::1", 0x0A00, 255)
+TUNNEL_B = Host("TUN-B", "192.0.2.2", "02:00:5e:00:02:02", "2001:db8::2", 0x0B00, 255)
+
+
+def make_link_tunnel(kind: str) -> Callable[[Packet, Host, Host], bytes]:
+    """Ethernet frames whose IP packet is the outer end of a tunnel carrying the session's packet.
+
+    kind: `gre` (RFC 2784/2890 over IPv6, with checksum and key, carrying IPv4), `wccp` (GRE 0x883E
+    with a WCCPv2 redirect header, draft-wilson-wrec-wccp-v2 4.12), `erspan2` (GRE 0x88BE with sequence
+    numbers + ERSPAN type II header + the mirrored Ethernet frame), `erspan3` (GRE 0x22EB + ERSPAN type III
+    header with the O bit and its platform-specific subheader), `vxlan` (UDP 4789, RFC 7348) and `geneve`
+    (UDP 6081, RFC 8926, with one 8-byte option). Mirrors (ERSPAN, VXLAN, Geneve) send both directions
+    from A to B; routed tunnels (GRE, WCCP) follow the packet's direction. Outer IP IDs, GRE sequence
+    numbers and UDP source ports are counters: deterministic.
+    """
+    seq = [0]
+
+    def link(l3: Packet, src: Host, dst: Host) -> bytes:
+        seq[0] += 1
+        inner_eth = bytes(Ether(src=src.mac, dst=dst.mac) / l3)
+        forward = src.name.startswith("WS")  # the sample clients
+        a, b = (
+            (TUNNEL_A, TUNNEL_B)
+            if forward or kind in ("erspan2", "erspan3", "vxlan", "geneve")
+            else (
+                TUNNEL_B,
+                TUNNEL_A,
+            )
+        )
+        outer: Packet
+        if kind == "gre":
+            outer = (
+                IPv6(src=a.ip6, dst=b.ip6, hlim=64)
+                / GRE(chksum_present=1, key_present=1, key=0x5A17, proto=0x0800)
+                / Raw(bytes(l3))
+            )
+        elif kind == "wccp":
+            redirect = bytes([0x05, 89, 0, 72])  # dynamic service, header valid: service 89, bucket 72
+            outer = IP(src=a.ip, dst=b.ip, id=a.next_ipid(), ttl=253) / GRE(proto=0x883E) / Raw(redirect + bytes(l3))
+        elif kind == "erspan2":
+            outer = (
+                IP(src=a.ip, dst=b.ip, id=a.next_ipid(), ttl=64)
+                / GRE(seqnum_present=1, sequence_number=seq[0], proto=0x88BE)
+                / ERSPAN_II(ver=1, vlan=0, session_id=17, index=3)
+                / Raw(inner_eth)
+            )
+        elif kind == "erspan3":
+            outer = (
+                IP(src=a.ip, dst=b.ip, id=a.next_ipid(), ttl=64)
+                / GRE(seqnum_present=1, sequence_number=seq[0], proto=0x22EB)
+                / ERSPAN_III(ver=2, session_id=18, timestamp=seq[0] * 1000, ft=0, hw=5, o=1)
+                / ERSPAN_PlatformSpecific(platf_id=3, info1=0, info2=0)
+                / Raw(inner_eth)
+            )
+        elif kind == "vxlan":
+            outer = (
+                IP(src=a.ip, dst=b.ip, id=a.next_ipid(), ttl=64)
+                / UDP(sport=49152 + seq[0] % 1000, dport=4789)
+                / VXLAN(flags=0x08, vni=4242)
+                / Raw(inner_eth)
+            )
+        elif kind == "geneve":
+            opt = GeneveOptions(classid=0x0108, type=1, data=b"\x00\x00\x00\x2a")
+            outer = (
+                IP(src=a.ip, dst=b.ip, id=a.next_ipid(), ttl=64)
+                / UDP(sport=49152 + seq[0] % 1000, dport=6081)
+                / GENEVE(proto=0x6558, vni=4343, options=opt)
+                / Raw(inner_eth)
+            )
+        else:
+            raise ValueError(kind)
+        return bytes(Ether(src=a.mac, dst=b.mac) / outer)
 
     return link
 
@@ -3901,6 +3982,61 @@ def make_rpc_http_v2() -> None:
     save_pcap(cap)
 
 
+TUNNELS = {
+    "gre": ("tunnel_gre.pcap", "plain GRE over IPv6 (checksum and key present) carrying IPv4", 93),
+    "wccp": ("tunnel_wccp.pcap", "WCCPv2 redirection: GRE protocol 0x883E with a 4-byte redirect header", 94),
+    "erspan2": ("tunnel_erspan2.pcap", "ERSPAN type II (GRE 0x88BE, sequence numbers, session 17)", 95),
+    "erspan3": ("tunnel_erspan3.pcap", "ERSPAN type III (GRE 0x22EB, platform-specific subheader)", 96),
+    "vxlan": ("tunnel_vxlan.pcap", "VXLAN on UDP 4789, VNI 4242, as AWS and Azure traffic mirroring send", 97),
+    "geneve": ("tunnel_geneve.pcap", "Geneve on UDP 6081, VNI 4343, one 8-byte option", 98),
+}
+
+
+def make_tunnel(kind: str) -> None:
+    """An EPM lookup for svcctl and the svcctl session it leads to, every packet inside one tunnel."""
+    file, what, seed = TUNNELS[kind]
+    cap = Capture(
+        file,
+        f"Every packet inside a tunnel, {what}: an EPM lookup for svcctl and the session on the announced "
+        "port. The tables must show the inner addresses.",
+        seed=seed,
+    )
+    ws, srv = cap.h["ws01"], cap.h["srv01"]
+    link = make_link_tunnel(kind)
+    group = 0x9000 + seed * 16
+    f = TcpFlow(cap, ws, 49800 + seed, srv, 135, link=link)
+    epm_map_exchange(cap, f, "svcctl", [Tower("svcctl", "ncacn_ip_tcp", port=49700 + seed, ip="10.0.0.10")], group)
+    f = TcpFlow(cap, ws, 49900 + seed, srv, 49700 + seed, link=link)
+    req, resp, _h = scmr_open_scmanager()
+    simple_session(cap, f, "svcctl", 15, req, resp, "ROpenSCManagerW", group + 1)
+    cap.man["tunnel"] = {"kind": kind, "outer": [TUNNEL_A.ip, TUNNEL_B.ip, TUNNEL_A.ip6, TUNNEL_B.ip6]}
+    save_pcap(cap)
+
+
+def make_tunnel_gre() -> None:
+    make_tunnel("gre")
+
+
+def make_tunnel_wccp() -> None:
+    make_tunnel("wccp")
+
+
+def make_tunnel_erspan2() -> None:
+    make_tunnel("erspan2")
+
+
+def make_tunnel_erspan3() -> None:
+    make_tunnel("erspan3")
+
+
+def make_tunnel_vxlan() -> None:
+    make_tunnel("vxlan")
+
+
+def make_tunnel_geneve() -> None:
+    make_tunnel("geneve")
+
+
 # --------------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------------
@@ -3927,6 +4063,12 @@ BUILDERS: list[Callable[[], None]] = [
     make_cl_udp,
     make_rpc_http_v1,
     make_rpc_http_v2,
+    make_tunnel_gre,
+    make_tunnel_wccp,
+    make_tunnel_erspan2,
+    make_tunnel_erspan3,
+    make_tunnel_vxlan,
+    make_tunnel_geneve,
 ]
 
 

@@ -44,5 +44,9 @@ def test_corrupt_deflate_data_midway_keeps_what_was_read(tmp_path: Path) -> None
     floods.bind_flood(out, 6000)  # 2.9 MB: more than the reader's first 1 MiB read
     r = run([_corrupt_gzip(tmp_path, out.getvalue(), at=0.5)])
     (cap,) = r.captures
-    assert cap.error is not None and cap.error.startswith("read error after frame")
+    # Corrupt data ends the readable part, like a cut: the file counts as read and truncated, the
+    # violation says why and names the last complete frame (analyzer.capture.gzipstream).
+    assert cap.error is None and cap.truncated
+    (v,) = [v for v in r.violations if v.what == "truncated"]
+    assert v.detail.startswith("compressed data is corrupt") and f"last complete frame is {cap.frames}" in v.detail
     assert cap.frames > 1000 and len(r.binds) > 1000  # what came before the corruption is kept

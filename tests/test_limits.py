@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import analyzer
-from analyzer.limits import CAP_CODES, CAPTURE, CONNECTION, OUTPUT, TIMEOUT, Limits, cap_code, cap_fields
+from analyzer.limits import CAP_CODES, CAPTURE, CONNECTION, OUTPUT, THRESHOLD, TIMEOUT, Limits, cap_code, cap_fields
 from tests.conftest import EPM, NDR, SAMPLES, Conversation, bind, bind_ack, request, run, write_pcap
 from tests.epm_build import map_request
 
@@ -36,7 +36,7 @@ def _string_constants() -> set[str]:
 def test_every_limits_field_is_a_documented_cap_timeout_or_output_setting() -> None:
     doc = Limits.__doc__ or ""
     for f in fields(Limits):
-        assert f.metadata.get("kind") in (CONNECTION, CAPTURE, TIMEOUT, OUTPUT), f.name
+        assert f.metadata.get("kind") in (CONNECTION, CAPTURE, TIMEOUT, OUTPUT, THRESHOLD), f.name
         assert f"{f.name}:" in doc, f"{f.name} has no line in the Limits docstring"
         assert (f.metadata["kind"] == TIMEOUT) == f.name.endswith("_timeout_s"), f.name
 

@@ -200,14 +200,16 @@ def test_non_rpc_traffic_creates_nothing(tmp_path: Path) -> None:
     assert not r.connections and not r.binds and not r.violations
 
 
-def test_gre_wrapped_rpc_is_not_decoded(tmp_path: Path) -> None:
+def test_gre_wrapped_rpc_is_decoded_as_what_it_carries(tmp_path: Path) -> None:
+    """GRE is unwrapped (see test_tunnels.py): the bind inside is the inner hosts' bind, never the
+    outer tunnel endpoints'."""
     from scapy.layers.inet import GRE, IP, TCP
     from scapy.layers.l2 import Ether
 
     inner = IP(src="1.1.1.1", dst="2.2.2.2") / TCP(sport=50000, dport=135, flags="PA") / bind(1, [(0, EPM, 3, [NDR])])
-    pkt = Ether() / IP(src="9.9.9.1", dst="9.9.9.2") / GRE(proto=0x0800) / inner
+    pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="9.9.9.1", dst="9.9.9.2") / GRE() / inner
     r = run([write_pcap(tmp_path / "gre.pcap", [pkt])])
-    assert not r.binds and not r.connections
+    assert [(b.flow.client_ip, b.flow.server_ip) for b in r.binds] == [("1.1.1.1", "2.2.2.2")]
 
 
 def test_garbage_on_port_135_is_a_violation_not_a_crash(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 `open_capture(path)` sniffs the format (pcap, pcapng, NetMon 2.x, any of them gzip-compressed) and
 returns a reader whose iteration yields raw frames as `(ts_ns, link_type, buf, start, end)`:
-the frame is `buf[start:end]`, sliced by the consumer only if it wants it. `PacketDecoder`
-turns a raw frame into a `Packet` (TCP segment or UDP datagram) only when the selector wants it.
+the frame is `buf[start:end]`, sliced by the consumer only if it wants it; `ts_ns` 0 is an unknown
+time (out of range in the file: `reader.notes()` says so). Only regular files are opened (`source`);
+gzip is undone incrementally and bounded (`gzipstream`). `PacketDecoder` turns a raw frame into a
+`Packet` (TCP segment or UDP datagram), through any tunnel (`tunnel`), only when the selector wants it.
 """
 
 from analyzer.capture.decode import Packet, PacketDecoder, Selector

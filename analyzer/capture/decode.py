@@ -2,7 +2,9 @@
 
 Link layers: Ethernet (with 802.1Q / 802.1ad QinQ tags), Linux cooked SLL and SLL2, raw IPv4/IPv6,
 BSD null/loopback. Network: IPv4 (fragments reassembled, see `ipfrag`) and IPv6 (extension headers
-skipped, fragments reassembled). Transport: TCP and UDP headers.
+skipped, fragments reassembled). Transport: TCP and UDP headers. Tunnels (see `tunnel`): GRE (plain,
+WCCP redirect, ERSPAN I/II/III), VXLAN on UDP 4789 and Geneve on UDP 6081 are unwrapped and the packet
+they carry is decoded like a bare one, with its own (inner) addresses; the outer headers only lead there.
 
 This is the hot loop. Most packets of a capture belong to flows no RPC layer needs, so `select`
 reads ports and a few payload bytes straight out of the frame buffer and drops them before
@@ -18,11 +20,13 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
+from analyzer.capture import tunnel
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.reader import RawFrame
 
 PROTO_TCP = 6
 PROTO_UDP = 17
+PROTO_GRE = tunnel.PROTO_GRE
 
 # TCP flags
 FIN = 0x01
@@ -58,6 +62,9 @@ SUPPORTED_LINK_TYPES = frozenset(
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
+ETH_FRAME = tunnel.ETH_FRAME
+# Tunnels inside tunnels are followed this deep; a hostile nest of headers stops here.
+_MAX_TUNNEL_DEPTH = 4
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 # BSD address families for IPv6 differ between systems (FreeBSD 28, OpenBSD/NetBSD 24, macOS 30).
 _AF_INET = 2
@@ -120,6 +127,7 @@ class PacketDecoder:
         # The selector's own set, read directly in the hot path; the pipeline mutates it in place.
         self._tcp_ports = selector.tcp_ports
         self.defrag = defragmenter
+        self._depth = 0  # tunnel headers unwrapped around the packet being decoded
         # What `select` saw.
         self.frames = 0
         self.first_ts: int | None = None
@@ -132,8 +140,9 @@ class PacketDecoder:
 
         Most frames are Ethernet + IPv4 (no options, not a fragment) + TCP between ports nobody asked
         for: those are rejected here, inline, from a few bytes of the frame and without a call unless
-        they carry payload for the probe. Everything else goes through `decode`. `first_ts` and
-        `last_ts` are set as frames go by; `progress` is called every 65,536 frames.
+        they carry payload for the probe. Everything else goes through `decode`. `first_ts` (the first
+        known time) and `last_ts` (the last frame's, if known) are set as frames go by; `progress` is
+        called every 65,536 frames.
         """
         ports = self._tcp_ports
         probe = self.selector.tcp_probe
@@ -142,10 +151,13 @@ class PacketDecoder:
         fields = _eth_ipv4_tcp
         frame = 0
         ts = 0
+        first = True  # until the first frame with a known time (0 is unknown: capture.reader)
         for ts, link, buf, start, end in records:
             frame += 1
-            if frame == 1:
-                self.first_ts = ts
+            if first:
+                if ts:
+                    self.first_ts = ts
+                    first = False
             elif not frame & 0xFFFF and progress is not None:
                 progress()
             # One unpack reads the Ethernet, IPv4 and TCP fields the decision needs (assuming no VLAN
@@ -169,11 +181,11 @@ class PacketDecoder:
             if pkt is not None:
                 yield frame, ts, pkt
         self.frames = frame
-        self.last_ts = ts if frame else None
+        self.last_ts = ts or None
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""
-        if link == LINKTYPE_ETHERNET:
+        if link == LINKTYPE_ETHERNET:  # inline (see `_ethernet`): most frames are Ethernet
             if end - start < 14:
                 return None
             etype = (buf[start + 12] << 8) | buf[start + 13]
@@ -188,6 +200,23 @@ class PacketDecoder:
         if etype == ETH_IPV6:
             return self._ipv6(buf, ip, end, frame, ts)
         return None
+
+    def _tunnelled(self, decap: tunnel.Decap, buf: bytes, end: int, frame: int, ts: int) -> Packet | None:
+        """The packet a tunnel carries, decoded as if it had been captured bare (see `tunnel`)."""
+        kind, off = decap
+        if not kind or self._depth >= _MAX_TUNNEL_DEPTH:
+            return None
+        self._depth += 1
+        try:
+            if kind == ETH_FRAME:
+                kind, off = _ethernet(buf, off, end)
+            if kind == ETH_IPV4:
+                return self._ipv4(buf, off, end, frame, ts)
+            if kind == ETH_IPV6:
+                return self._ipv6(buf, off, end, frame, ts)
+            return None
+        finally:
+            self._depth -= 1
 
     def _link(self, link: int, buf: bytes, start: int, end: int) -> tuple[int, int]:
         """(ethertype, offset of the network header) for the link types other than Ethernet."""
@@ -230,15 +259,19 @@ class PacketDecoder:
         if total >= ihl and ip + total < end:
             end = ip + total
         proto = buf[ip + 9]
-        if proto != PROTO_TCP and proto != PROTO_UDP:
+        if proto != PROTO_TCP and proto != PROTO_UDP and proto != PROTO_GRE:
             return None
         frag = _u16(buf, ip + 6)[0]
         if frag & 0x3FFF:  # more-fragments flag or a fragment offset: reassemble first
             payload = self.defrag.ipv4(buf[ip:end], ihl, frame, ts)
             if payload is None:
                 return None
-            return self._l4(proto, buf, ip + 12, 4, payload, 0, len(payload))
-        return self._l4(proto, buf, ip + 12, 4, buf, ip + ihl, end)
+            if proto == PROTO_GRE:
+                return self._tunnelled(tunnel.gre(payload, 0, len(payload)), payload, len(payload), frame, ts)
+            return self._l4(proto, buf, ip + 12, 4, payload, 0, len(payload), frame, ts)
+        if proto == PROTO_GRE:
+            return self._tunnelled(tunnel.gre(buf, ip + ihl, end), buf, end, frame, ts)
+        return self._l4(proto, buf, ip + 12, 4, buf, ip + ihl, end, frame, ts)
 
     def _ipv6(self, buf: bytes, ip: int, end: int, frame: int, ts: int) -> Packet | None:
         if ip + 40 > end or buf[ip] >> 4 != 6:
@@ -257,14 +290,20 @@ class PacketDecoder:
             if result is None:
                 return None
             proto, payload = result
+            if proto == PROTO_GRE:
+                return self._tunnelled(tunnel.gre(payload, 0, len(payload)), payload, len(payload), frame, ts)
             if proto != PROTO_TCP and proto != PROTO_UDP:
                 return None
-            return self._l4(proto, buf, ip + 8, 16, payload, 0, len(payload))
+            return self._l4(proto, buf, ip + 8, 16, payload, 0, len(payload), frame, ts)
+        if nxt == PROTO_GRE:
+            return self._tunnelled(tunnel.gre(buf, off, end), buf, end, frame, ts)
         if nxt != PROTO_TCP and nxt != PROTO_UDP:
             return None
-        return self._l4(nxt, buf, ip + 8, 16, buf, off, end)
+        return self._l4(nxt, buf, ip + 8, 16, buf, off, end, frame, ts)
 
-    def _l4(self, proto: int, abuf: bytes, aoff: int, alen: int, buf: bytes, l4: int, end: int) -> Packet | None:
+    def _l4(
+        self, proto: int, abuf: bytes, aoff: int, alen: int, buf: bytes, l4: int, end: int, frame: int, ts: int
+    ) -> Packet | None:
         """TCP/UDP header at buf[l4:end]; None unless the selector wants the packet.
 
         The source and destination addresses are the 2 * alen bytes at abuf[aoff:] (the IP header's
@@ -286,6 +325,10 @@ class PacketDecoder:
             flags = buf[l4 + 13]
         else:
             pay = l4 + 8
+            if dport == tunnel.UDP_VXLAN or dport == tunnel.UDP_GENEVE:
+                decap = tunnel.vxlan(buf, pay, end) if dport == tunnel.UDP_VXLAN else tunnel.geneve(buf, pay, end)
+                if decap[0]:
+                    return self._tunnelled(decap, buf, end, frame, ts)
             if sport not in sel.udp_ports and dport not in sel.udp_ports:
                 if pay >= end or not sel.udp_probe(buf, pay, end):
                     return None
@@ -294,3 +337,15 @@ class PacketDecoder:
         src = abuf[aoff : aoff + alen]
         dst = abuf[aoff + alen : aoff + 2 * alen]
         return Packet(proto, src, dst, sport, dport, seq, ack, flags, payload)
+
+
+def _ethernet(buf: bytes, start: int, end: int) -> tuple[int, int]:
+    """(ethertype, offset of the network header) of an Ethernet II frame, past any 802.1Q/802.1ad tags."""
+    if end - start < 14:
+        return 0, start
+    etype = (buf[start + 12] << 8) | buf[start + 13]
+    ip = start + 14
+    while etype in _VLAN_TAGS and ip + 4 <= end:
+        etype = (buf[ip + 2] << 8) | buf[ip + 3]
+        ip += 4
+    return etype, ip

@@ -32,7 +32,7 @@ class PcapReader(CaptureReader):
         super().__init__(f, name)
         header = f.read(24)
         if len(header) < 24:
-            self._fail("pcap file header is truncated")
+            self._fail(f"not a capture file: shorter than the 24-byte pcap file header ({len(header)} bytes)")
         if header[:4] not in MAGICS:
             self._fail(f"not a pcap file (magic {header[:4].hex()})")
         endian, self._ts_mult = MAGICS[header[:4]]
@@ -47,6 +47,9 @@ class PcapReader(CaptureReader):
         f = self._file
         unpack = struct.Struct(self._endian + "IIII").unpack_from
         mult = self._ts_mult
+        # The fraction is below one second (10**6 us or 10**9 ns); seconds are unsigned 32-bit, so
+        # the sum always fits the tables' range: the fraction is the only field to check.
+        lim = 1_000_000_000 // mult
         link = self._link_type
         frames = self.frames  # counted in a local: this loop runs once per packet
         buf = b""
@@ -67,7 +70,16 @@ class PcapReader(CaptureReader):
                             return
                         break
                     frames += 1
-                    yield sec * 1_000_000_000 + frac * mult, link, buf, off + 16, nxt
+                    if frac < lim:
+                        yield sec * 1_000_000_000 + frac * mult, link, buf, off + 16, nxt
+                    else:
+                        yield (
+                            self._bad_time(frames, f"fraction field {frac} is not below {lim}"),
+                            link,
+                            buf,
+                            off + 16,
+                            nxt,
+                        )
                     off = nxt
                 self.bytes_read += off
                 self.frames = frames

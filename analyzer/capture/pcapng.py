@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from analyzer.capture.reader import CaptureReader, RawFrame
+from analyzer.capture.reader import MAX_TS_NS, CaptureReader, RawFrame
 
 _CHUNK = 1 << 20
 _MAX_BLOCK = 1 << 26
@@ -44,7 +44,7 @@ class PcapngReader(CaptureReader):
         super().__init__(f, name)
         head = f.read(12)
         if len(head) < 12:
-            self._fail("pcapng section header is truncated")
+            self._fail(f"not a capture file: shorter than a pcapng section header ({len(head)} bytes)")
         if head[:4] != b"\x0a\x0d\x0d\x0a":
             self._fail("not a pcapng file: it does not start with a section header block")
         self._pending = head
@@ -53,6 +53,7 @@ class PcapngReader(CaptureReader):
             self._fail("pcapng byte-order magic is not 0x1A2B3C4D")
         # Per interface of the current section: (link_type, ts_mult, ts_div, ts_offset_ns, snaplen)
         self._interfaces: list[tuple[int, int, int, int, int]] = []
+        self._tsresol: list[int] = []  # per interface: the if_tsresol byte, for the violation text
 
     def _interface(self, body: bytes, e: str) -> tuple[int, int, int, int, int]:
         link, _res, snaplen = struct.unpack_from(e + "HHI", body, 0)  # the caller checked len(body) >= 8
@@ -71,6 +72,7 @@ class PcapngReader(CaptureReader):
             off += (length + 3) & ~3
         mult, div = _ts_scale(tsresol)
         self.link_types.add(link)
+        self._tsresol.append(tsresol)
         return link, mult, div, tsoffset * 1_000_000_000, snaplen
 
     def __iter__(self) -> Iterator[RawFrame]:
@@ -139,6 +141,7 @@ class PcapngReader(CaptureReader):
                 yield frame
             elif btype == SHB:
                 self._interfaces = []
+                self._tsresol = []
             elif btype == IDB:
                 self._interfaces.append(self._interface(buf[body:bend], e))
             off += blen
@@ -152,5 +155,8 @@ class PcapngReader(CaptureReader):
             return None
         link, mult, div, tsoff, _snap = self._interfaces[iface]
         self.frames += 1
-        ts = ticks * mult // div if div != 1 else ticks * mult
-        return ts + tsoff, link, buf, start, end
+        ts = (ticks * mult // div if div != 1 else ticks * mult) + tsoff
+        if not 0 <= ts <= MAX_TS_NS:  # if_tsresol and if_tsoffset can push any tick count out of range
+            raw = f"{ticks} ticks at if_tsresol {self._tsresol[iface]:#04x}, if_tsoffset {tsoff // 1_000_000_000} s"
+            ts = self._bad_time(self.frames, raw)
+        return ts, link, buf, start, end

@@ -1,20 +1,29 @@
-"""Opening capture files: paths and directories expanded, gzip undone, the format sniffed."""
+"""Opening capture files: paths and directories expanded, gzip undone, the format sniffed.
+
+Only regular files are read. A FIFO, a device or a socket is refused with one line (opening a FIFO
+would wait forever for a writer), whether named or found in a directory; so is anything that cannot
+be opened. A directory yields its captures, and its entries that cannot be judged, so they are
+reported rather than skipped.
+"""
 
 from __future__ import annotations
 
-import gzip
 import os
+import stat
+import tempfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
+from analyzer.capture.gzipstream import GzipStream
 from analyzer.capture.netmon import NetmonReader
 from analyzer.capture.pcap import MAGICS as PCAP_MAGICS
 from analyzer.capture.pcap import PcapReader
 from analyzer.capture.pcapng import PcapngReader
 from analyzer.capture.reader import CaptureReader
 from analyzer.errors import CaptureError
+from analyzer.limits import DEFAULT_LIMITS, Limits
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -35,40 +44,111 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def _open_raw(path: str) -> tuple[BinaryIO, BinaryIO]:
-    """(decompressed stream, underlying file): the second tells how far the read has got."""
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in the words of ls(1)."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """The file at `path` opened for reading if it is a regular file, else CaptureError.
+
+    Opened non-blocking and checked with fstat on the descriptor itself: opening a FIFO for reading
+    would otherwise wait for a writer forever, and checking the path first would leave a window for
+    it to be replaced.
+    """
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - the reader owns and closes it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
+        try:  # a socket cannot be opened at all (ENXIO): say what it is rather than echo the errno
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise CaptureError(
+                path, f"is {_file_kind(mode)}, not a regular file: only capture files are read"
+            ) from None
         raise CaptureError(path, f"cannot open: {e.strerror or e}") from None
-    head = raw.read(2)
-    raw.seek(0)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            try:
+                os.listdir(path)
+            except OSError as e:
+                raise CaptureError(path, f"cannot list directory: {e.strerror or e}") from None
+        if not stat.S_ISREG(mode):
+            raise CaptureError(path, f"is {_file_kind(mode)}, not a regular file: only capture files are read")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_raw(path: str, limits: Limits) -> tuple[BinaryIO, BinaryIO, GzipStream | None]:
+    """(decompressed stream, underlying file, the gzip stream if any): the second tells how far the
+    read has got."""
+    raw = _open_regular(path)
+    try:
+        head = raw.read(2)
+        raw.seek(0)
+    except OSError as e:
+        raw.close()
+        raise CaptureError(path, f"cannot read: {e.strerror or e}") from None
     if head == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
-    return raw, raw
+        gz = GzipStream(raw, limits.max_gzip_ratio, limits.gzip_ratio_floor_bytes)
+        return cast(BinaryIO, gz), raw, gz
+    return raw, raw, None
 
 
-def open_capture(path: str, name: str | None = None) -> CaptureReader:
+def _spool(gz: GzipStream) -> BinaryIO:
+    """The decompressed data in a temporary file on disk: NetMon jumps between its frame table at the
+    end and the frames, and a gzip stream can only go forward."""
+    tmp = tempfile.TemporaryFile()  # noqa: SIM115 - the reader owns and closes it
+    while chunk := gz.read(1 << 20):
+        tmp.write(chunk)
+    tmp.seek(0)
+    return cast(BinaryIO, tmp)
+
+
+def open_capture(path: str, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> CaptureReader:
     """A reader for the capture at `path`, or CaptureError saying in one line why there is none."""
     name = name or path
-    f, raw = _open_raw(path)
+    f, raw, gz = _open_raw(path, limits)
     try:
         head = f.read(4)
-    except (OSError, EOFError, zlib.error) as e:  # zlib.error: corrupt deflate data (found by fuzzing)
+    except (OSError, zlib.error) as e:  # zlib.error: belt and braces, GzipStream reports corrupt data itself
         raw.close()
         raise CaptureError(path, f"cannot read: {e}") from None
     kind = sniff(head)
     if kind is None:
         raw.close()
+        if gz is not None and gz.corrupt:
+            raise CaptureError(path, f"cannot read: {gz.cut}")
+        if gz is not None and gz.cut:
+            raise CaptureError(path, f"not a capture file: {gz.cut} before a capture header")
         if not head:
-            raise CaptureError(path, "file is empty")
+            raise CaptureError(path, "file is empty" if gz is None else "not a capture file: the gzip data is empty")
         raise CaptureError(path, f"not a capture file (pcap, pcapng or NetMon expected; starts with {head.hex()})")
     if kind == "netmon1":
         raw.close()
         raise CaptureError(path, "NetMon 1.x captures are not supported (only 2.x); convert with editcap")
     f.seek(0)
     reader: CaptureReader
+    spooled: BinaryIO | None = None
     try:
+        if kind == "netmon2" and gz is not None:
+            f = spooled = _spool(gz)
         if kind == "pcap":
             reader = PcapReader(f, name)
         elif kind == "pcapng":
@@ -77,42 +157,63 @@ def open_capture(path: str, name: str | None = None) -> CaptureReader:
             reader = NetmonReader(f, name)
     except CaptureError:
         raw.close()
+        if spooled is not None:
+            spooled.close()
         raise
-    except (OSError, EOFError, ValueError, zlib.error) as e:
+    except (OSError, ValueError, zlib.error) as e:
         raw.close()
         raise CaptureError(path, f"cannot read: {e}") from None
-    if raw is not f:
-        reader.raw = raw
+    reader.raw = raw
+    reader.gzip = gz
     return reader
 
 
 def expand_paths(paths: Iterable[str]) -> list[tuple[str, bool]]:
-    """Files to read, as (path, named_explicitly). Directories are walked in sorted order and
-    only files that look like captures (by their first bytes) are taken from them."""
+    """Files to read, as (path, named_explicitly). Directories are walked in sorted order; regular files
+    that look like captures (by their first bytes) are taken from them, and so is everything that
+    cannot be judged (a FIFO, a device, a socket, a dangling link, an unreadable file or
+    subdirectory), so that opening it reports the error instead of skipping it in silence."""
     out: list[tuple[str, bool]] = []
     for p in paths:
         if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
+            unreadable: list[str] = []
+
+            def note(e: OSError, bad: list[str] = unreadable) -> None:
+                bad.append(str(e.filename))
+
+            for root, dirs, files in os.walk(p, onerror=note):
                 dirs.sort()
                 for fn in sorted(files):
                     full = os.path.join(root, fn)
                     if _looks_like_capture(full):
                         out.append((full, False))
+            out.extend((d, False) for d in sorted(unreadable) if d != p)
+            if p in unreadable:
+                out.append((p, True))
         else:
             out.append((p, True))
     return out
 
 
 def _looks_like_capture(path: str) -> bool:
+    """True for a capture, and for anything that is not a readable regular file (see expand_paths)."""
     try:
-        with open(path, "rb") as fh:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # a dangling symlink or a vanished file: say so when it is opened
+    if not stat.S_ISREG(mode):
+        return not stat.S_ISDIR(mode)  # os.walk lists links to directories as directories
+    try:
+        with _open_regular(path) as fh:
             head = fh.read(4)
             if head[:2] == _GZIP_MAGIC:
                 fh.seek(0)
-                with gzip.GzipFile(fileobj=fh) as gz:
-                    head = gz.read(4)
-    except (OSError, EOFError):
-        return False
+                gz = GzipStream(fh, DEFAULT_LIMITS.max_gzip_ratio, DEFAULT_LIMITS.gzip_ratio_floor_bytes)
+                head = gz.read(4)
+                if len(head) < 4 and gz.cut:
+                    return True  # too damaged to tell: opening it says why
+    except (OSError, CaptureError):
+        return True
     return sniff(head) is not None
 
 

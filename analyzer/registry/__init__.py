@@ -203,7 +203,10 @@ def _config_path() -> Path | None:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
     candidate = Path(base) / "rpc-analyzer" / "names.csv"
-    return candidate if candidate.is_file() else None
+    try:
+        return candidate if candidate.is_file() else None
+    except OSError:  # an unreadable ~/.config is no names file, not a crash
+        return None
 
 
 def _reset() -> None:
@@ -432,6 +435,8 @@ def load_overrides(path: str | os.PathLike[str]) -> None:
 def _read_overrides(path: Path) -> None:
     name = str(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block the read forever
+            raise ValueError(f"{name}: not a regular file: only a CSV file of names is read")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ValueError(f"{name}: cannot read the override file: {exc.strerror or exc}") from None
