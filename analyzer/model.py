@@ -26,6 +26,7 @@ BY_SEC_ADDR = "sec_addr"
 BY_HEURISTIC = "heuristic"
 BY_PORT593 = "port593"  # RPC over HTTP v1's well-known port
 BY_SMB = "smb"  # a named pipe opened over SMB
+BY_MIDSTREAM = "midstream"  # joined late: a well-formed PDU confirmed by the next one or its answer
 
 
 @dataclass(frozen=True, slots=True)

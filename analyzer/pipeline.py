@@ -31,14 +31,16 @@ from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
 from analyzer.dcerpc.cl import ClTracker, cl_probe
 from analyzer.dcerpc.constants import ALTER_CONTEXT, BIND
-from analyzer.dcerpc.probe import co_bind_probe
+from analyzer.dcerpc.probe import co_bind_probe, co_probe, co_start
 from analyzer.errors import CaptureError
 from analyzer.flows import CoTcpFlow, EpmLink, HttpTcpFlow, TcpFlow, VirtualConnection
 from analyzer.http import IN_METHOD, OUT_METHOD, http_probe
 from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.midstream import Candidate
 from analyzer.model import (
     BY_EPM,
     BY_HEURISTIC,
+    BY_MIDSTREAM,
     BY_PORT135,
     BY_PORT593,
     BY_SEC_ADDR,
@@ -166,7 +168,7 @@ class _Undecided:
         self.held_port: int | None = None  # a server port selected while deciding
 
 
-_Entry = TcpFlow | _Tombstone | _Undecided
+_Entry = TcpFlow | _Tombstone | _Undecided | Candidate
 _FlowKey = tuple[bytes, int, bytes, int]
 
 
@@ -198,7 +200,7 @@ def tcp_probe(buf: bytes, start: int, end: int) -> bool:
     """The selector's probe: a payload on an unknown port that starts, or may start, a DCE/RPC
     conversation reaches the pipeline. The selection loop has already checked the first byte."""
     if end - start >= len(OUT_METHOD):
-        return co_bind_probe(buf, start, end) if buf[start] == 5 else http_probe(buf, start, end)
+        return co_probe(buf, start, end) if buf[start] == 5 else http_probe(buf, start, end)
     return rpc_start(bytes(buf[start:end])) is not False
 
 
@@ -243,6 +245,7 @@ class Pipeline:
         self._pipes = PipeTable(self, limits, self._next_stream)
         self._cl = ClTracker(self, limits, self._udp_flow)
         self._udp_flows: dict[tuple[str, int, str, int], _UdpConversation] = {}
+        self.unfollowed = 0  # TCP flows that looked like DCE/RPC but were not confirmed
 
     # -- running --------------------------------------------------------------------------------
 
@@ -353,6 +356,9 @@ class Pipeline:
                         self._close(entry, "rst" if entry.reset else "fin", ts)
                     return
                 self._close(entry, "rst" if entry.reset else "fin", ts)
+            elif isinstance(entry, Candidate):
+                self._candidate(key, entry, pkt, frame, ts)
+                return
             elif isinstance(entry, _Tombstone):
                 entry.last_ts = ts
                 syn_from_client = (pkt.src, pkt.sport) == entry.client and pkt.flags & 0x12 == 0x02
@@ -430,6 +436,12 @@ class Pipeline:
                 self._forget(key, entry)
             self._start_heuristic((src, sport), [(pkt, frame, ts)], pkt.payload)
             return
+        first = co_start(pkt.payload, 0, len(pkt.payload)) if verdict is False else None
+        if first is not None:  # a well-formed PDU that is not a first one: joined late, to confirm
+            if known:
+                self._forget(key, entry)
+            self._candidate(key, Candidate(pkt, first, ts), pkt, frame, ts)
+            return
         if verdict is None:  # too short to tell: accumulate, selecting the server's port meanwhile
             entry.client = (src, sport)
             entry.prefix = pkt.payload
@@ -439,6 +451,42 @@ class Pipeline:
                 self.selector.tcp_ports.add(dport)
         if not known:
             self._remember(key, entry)
+
+    def _candidate(self, key: _FlowKey, cand: Candidate, pkt: Packet, frame: int, ts: int) -> None:
+        """One packet of a flow that may be a conversation joined late: follow it once confirmed,
+        ignore it (and say so) once rejected. Its server port is selected while deciding, so the
+        answers and continuation segments that no probe would pass reach it."""
+        verdict = cand.feed(pkt, frame, ts)
+        if verdict is None:
+            if id(cand) not in self._lru:
+                self._remember(key, cand)
+                port = cand.server[1]
+                if port not in self.selector.tcp_ports:
+                    cand.held_port = port
+                    self.selector.tcp_ports.add(port)
+            return
+        self._forget(key, cand)
+        if verdict:
+            client, server = cand.client, cand.server
+            self._start_flow(key, "co", BY_MIDSTREAM, client, server, None, cand.replay())
+            return
+        self._unconfirmed(cand, frame)
+        ignored = _Undecided(ts)
+        ignored.probes = _PROBE_BUDGET
+        self._remember(key, ignored)  # judged: ignored until it goes idle
+
+    def _unconfirmed(self, cand: Candidate, frame: int) -> None:
+        """Count, and report, a flow that looked like DCE/RPC but could not be followed."""
+        c, s = cand.client, cand.server
+        self.unfollowed += 1
+        self._violation(
+            None,
+            frame,
+            "dcerpc",
+            "unconfirmed_conversation",
+            f"{ip_text(c[0])}:{c[1]} -> {ip_text(s[0])}:{s[1]}: a DCE/RPC header not confirmed by the "
+            "next PDU or an answer; not followed",
+        )
 
     def _start_heuristic(self, client: tuple[bytes, int], packets: list[tuple[Packet, int, int]], start: bytes) -> None:
         """Follow a conversation its client's first bytes identified, replaying what was kept."""
@@ -472,7 +520,7 @@ class Pipeline:
             conn = HttpTcpFlow(flow, client, by, self, self.limits, frame0, ts0, link, self._virtual_connection)
         else:
             conn = CoTcpFlow(flow, client, by, self, self.limits, frame0, ts0, link)
-        if by == BY_HEURISTIC:
+        if by in (BY_HEURISTIC, BY_MIDSTREAM):
             self.selector.tcp_ports.add(server[1])
         self._remember(key, conn)
         for pkt, frame, ts in packets:
@@ -544,7 +592,7 @@ class Pipeline:
             if self._flows.get(k) is entry:
                 del self._flows[k]
         self._lru.pop(id(entry), None)
-        if isinstance(entry, _Undecided) and entry.held_port is not None:
+        if isinstance(entry, _Undecided | Candidate) and entry.held_port is not None:
             port, entry.held_port = entry.held_port, None
             self._release_port(port)
 
@@ -560,7 +608,7 @@ class Pipeline:
             if vc.assoc is not None and all(c.closed for c in vc.channels):
                 vc.assoc.close()
                 self._vcs.pop(vc.cookie, None)
-        if conn.identified_by == BY_HEURISTIC:
+        if conn.identified_by in (BY_HEURISTIC, BY_MIDSTREAM):
             self._release_port(conn.flow.server_port)
         if key is not None:
             self._forget(key, conn)
@@ -573,9 +621,13 @@ class Pipeline:
         if port in _WELL_KNOWN or any(k[2] == port for k in self._learned):
             return
         for _k, e in self._lru.values():
-            if isinstance(e, TcpFlow) and e.identified_by == BY_HEURISTIC and e.flow.server_port == port:
+            if (
+                isinstance(e, TcpFlow)
+                and e.identified_by in (BY_HEURISTIC, BY_MIDSTREAM)
+                and e.flow.server_port == port
+            ):
                 return
-            if isinstance(e, _Undecided) and e.held_port == port:
+            if isinstance(e, _Undecided | Candidate) and e.held_port == port:
                 return
         self.selector.tcp_ports.discard(port)
 
@@ -592,9 +644,12 @@ class Pipeline:
                 self._forget(key, entry)
 
     def _close_all(self, end: str) -> None:
-        for _key, entry in list(self._lru.values()):
+        for key, entry in list(self._lru.values()):
             if isinstance(entry, TcpFlow):
                 self._close(entry, end, entry.last_ts, tombstone=False)
+            elif isinstance(entry, Candidate):
+                self._forget(key, entry)
+                self._unconfirmed(entry, entry.packets[-1][1])
         for vc in self._vcs.values():
             if vc.assoc is not None:
                 vc.assoc.close()
