@@ -21,8 +21,8 @@ import traceback
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from analyzer.book import Announcement
 from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
@@ -67,24 +67,9 @@ NETBIOS_PORT = 139
 _WELL_KNOWN = frozenset({EPM_PORT, HTTP_PORT, *SMB_PORTS})
 _PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 _EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
-_MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
 
 # progress(bytes of the input consumed so far, files finished so far)
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """An endpoint the run learned: who announced it, when, for which interface."""
-
-    capture: str
-    frame: int
-    ts: int
-    client_ip: str | None
-    interface_uuid: str | None
-    if_major: int | None
-    if_minor: int | None
-    source: str  # epm | sec_addr
 
 
 class _UdpConversation:
@@ -230,13 +215,13 @@ class Pipeline:
         self.limits = limits
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
         self.records = Records(limits)
+        self.book = self.records.book
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
         self.selector.tcp_probe_first = TCP_PROBE_FIRST
         self.selector.udp_ports.add(EPM_PORT)
         self.selector.udp_probe = cl_probe
-        self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
         self._capture = ""
         self._flows: dict[_FlowKey, _Entry] = {}
         self._lru: OrderedDict[int, tuple[_FlowKey, _Entry]] = OrderedDict()
@@ -556,9 +541,9 @@ class Pipeline:
     ) -> tuple[str, EpmLink | None] | None:
         """(identified_by, EPM link) if the run learned this server address and port before `ts`:
         an answer can only lead to a connection that starts after it."""
-        if not self._learned or port not in self.selector.tcp_ports:
+        if not len(self.book) or port not in self.selector.tcp_ports:
             return None
-        found = [a for a in self._learned.get((transport, ip_text(addr), port), ()) if a.ts <= ts]
+        found = self.book.before((transport, ip_text(addr), port), ts)
         if not found:
             return None
         client_ip = ip_text(client)
@@ -618,7 +603,7 @@ class Pipeline:
     def _release_port(self, port: int) -> None:
         """Stop selecting a port a heuristic connection or an undecided one held, unless something
         else still needs it."""
-        if port in _WELL_KNOWN or any(k[2] == port for k in self._learned):
+        if port in _WELL_KNOWN or self.book.has_port(port):
             return
         for _k, e in self._lru.values():
             if (
@@ -688,7 +673,7 @@ class Pipeline:
                 self.records.connections.append(self._udp_flows.pop(oldest).record("evicted"))
             if server_port == EPM_PORT or client_port == EPM_PORT:
                 by = BY_PORT135
-            elif ("udp", server_ip, server_port) in self._learned:
+            elif ("udp", server_ip, server_port) in self.book:
                 by = BY_EPM
             else:
                 by = BY_HEURISTIC
@@ -701,15 +686,10 @@ class Pipeline:
     # -- learning -------------------------------------------------------------------------------
 
     def _learn(self, transport: str, ip: str, port: int, a: Announcement) -> None:
-        key = (transport, ip, port)
-        known = self._learned.get(key)
-        if known is None:
-            if len(self._learned) >= self.limits.max_learned_endpoints:
-                (_t, old_ip, old_port), _a = self._learned.popitem(last=False)
-                self._violation(None, a.frame, "limits", "cap_learned_endpoints", f"{old_ip}:{old_port} forgotten")
-            known = self._learned[key] = []
-        known.append(a)
-        del known[:-_MAX_ANNOUNCEMENTS]
+        forgotten = self.book.learn((transport, ip, port), a)
+        if forgotten is not None:
+            _t, old_ip, old_port = forgotten
+            self._violation(None, a.frame, "limits", "cap_learned_endpoints", f"{old_ip}:{old_port} forgotten")
         if transport in ("tcp", "http"):
             self.selector.tcp_ports.add(port)
         else:
@@ -723,7 +703,7 @@ class Pipeline:
         if addr and addr.isdigit() and rec.flow.transport == NCACN_IP_TCP and rec.ack_result == "acceptance":
             port = int(addr)
             if 0 < port < 65536 and (
-                port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self._learned
+                port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self.book
             ):
                 self._learn(
                     "tcp",

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any, Generic, TypeVar, overload
 
+from analyzer.book import EndpointBook
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import (
     BindRecord,
@@ -258,6 +259,8 @@ class Records:
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
         self.violations = ViolationLog(Spool(self._run, "violations", Violation), limits)
         self.captures: list[CaptureSummary] = []
+        # What the run learned about endpoints, for naming conversations when records become tables.
+        self.book = EndpointBook(limits.max_learned_endpoints)
 
     def _spools(self) -> list[Spool[Any]]:
         return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams]

@@ -22,6 +22,7 @@ import pandas as pd
 from analyzer import registry
 from analyzer.dcerpc.epm import EPM_OPERATIONS
 from analyzer.model import CallRecord, Flow
+from analyzer.naming import LateNames
 from analyzer.records import Records
 
 STR = "string"
@@ -392,9 +393,9 @@ def call_status(c: CallRecord, names: _Names) -> str | None:
     return "ok" if c.answered else None
 
 
-def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
+def calls_frame(records: Records, names: _Names, late: LateNames | None = None) -> pd.DataFrame:
     cols: dict[str, list[Any]] = defaultdict(list)
-    for c in records.calls:
+    for c in records.calls if late is None else map(late.call, records.calls):
         f = c.flow
         rtt = None
         if c.response_ts and c.ts and c.response_ts >= c.ts:  # 0 is an unknown time (capture.reader)
@@ -440,7 +441,7 @@ def _join(values: Iterable[Any]) -> str | None:
     return ";".join(out) if out else None
 
 
-def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
+def connections_frame(records: Records, names: _Names, late: LateNames | None = None) -> pd.DataFrame:
     per: dict[tuple[str, int], dict[str, Any]] = defaultdict(
         lambda: {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
     )
@@ -449,7 +450,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
         s["binds"] += 1
         if b.ack_result in ("acceptance", "none"):
             s["interfaces"].add(names.interface(b.interface_uuid, b.if_major))
-    for c in records.calls:
+    for c in records.calls if late is None else map(late.call, records.calls):
         s = per[(c.flow.capture, c.flow.stream)]
         s["calls"] += 1
         s["faults"] += c.fault_status is not None
@@ -460,7 +461,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             per[(viol.capture, viol.stream)]["violations"] += viol.count
     cols: dict[str, list[Any]] = defaultdict(list)
     nothing = {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
-    for conn in records.connections:
+    for conn in records.connections if late is None else map(late.connection, records.connections):
         f = conn.flow
         s = per.get((f.capture, f.stream), nothing)  # not per[...]: a flood of empty ones adds no entries
         row = (
@@ -727,10 +728,12 @@ class Tables:
 def build(records: Records) -> Tables:
     """All tables from the records of one run, each sorted by capture and frame."""
     names = _Names()
+    # Interfaces of conversations whose bind was not seen, from what the whole run learned.
+    late = LateNames(records.book, records.binds, records.connections)
     binds = _sorted(binds_frame(records, names), ["capture", "frame", "ctx_id"])
     endpoints = _sorted(endpoints_frame(records, names), ["capture", "frame", "tower_index"])
-    calls = _sorted(calls_frame(records, names), ["capture", "frame", "call_id"])
-    connections = _sorted(connections_frame(records, names), ["capture", "stream"])
+    calls = _sorted(calls_frame(records, names, late), ["capture", "frame", "call_id"])
+    connections = _sorted(connections_frame(records, names, late), ["capture", "stream"])
     hosts = hosts_frame(binds, calls, endpoints, connections)
     violations = _sorted(violations_frame(records), ["capture", "frame"])
     return Tables(binds, endpoints, calls, connections, hosts, violations, captures_frame(records))
