@@ -47,6 +47,7 @@ from analyzer.model import (
     NCACN_HTTP,
     NCACN_IP_TCP,
     NCADG_IP_UDP,
+    AttemptRecord,
     BindRecord,
     CallRecord,
     CaptureSummary,
@@ -187,6 +188,18 @@ def tcp_probe(buf: bytes, start: int, end: int) -> bool:
     if end - start >= len(OUT_METHOD):
         return co_probe(buf, start, end) if buf[start] == 5 else http_probe(buf, start, end)
     return rpc_start(bytes(buf[start:end])) is not False
+
+
+def _attempt(conn: TcpFlow) -> AttemptRecord:
+    """The attempts row of a connection to an RPC port that carried no PDU."""
+    f = conn.flow
+    if conn.client_bytes or conn.server_bytes or (conn.server_packets and not conn.reset):
+        outcome = "no_pdu"
+    else:
+        outcome = "rejected" if conn.reset else "syn_only"
+    return AttemptRecord(
+        f.capture, conn.first_frame, conn.first_ts, f.client_ip, f.client_port, f.server_ip, f.server_port, outcome
+    )
 
 
 def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - deliberate cache
@@ -584,8 +597,12 @@ class Pipeline:
     def _close(self, conn: TcpFlow, end: str, ts: int, tombstone: bool = True) -> None:
         key, _e = self._lru.get(id(conn), (None, None))
         record = conn.close(end)
-        if not isinstance(conn, SmbTcpFlow):
+        if isinstance(conn, SmbTcpFlow):
+            pass
+        elif record.pdus:
             self.records.connections.append(record)
+        else:  # a SYN, a reset or an empty connection: an attempt, not a DCE/RPC conversation
+            self.records.attempts.append(_attempt(conn))
         self.records.connections.extend(self._pipes.closed)
         self._pipes.closed.clear()
         if isinstance(conn, HttpTcpFlow) and conn.vc is not None:

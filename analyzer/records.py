@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar, overload
 from analyzer.book import EndpointBook
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import (
+    AttemptRecord,
     BindRecord,
     CallRecord,
     CaptureSummary,
@@ -259,11 +260,13 @@ class Records:
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
         self.violations = ViolationLog(Spool(self._run, "violations", Violation), limits)
         self.captures: list[CaptureSummary] = []
+        # TCP connection attempts that never carried a PDU (a port scan makes many: spooled too).
+        self.attempts: Spool[AttemptRecord] = Spool(self._run, "attempts", AttemptRecord)
         # What the run learned about endpoints, for naming conversations when records become tables.
         self.book = EndpointBook(limits.max_learned_endpoints)
 
     def _spools(self) -> list[Spool[Any]]:
-        return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams]
+        return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams, self.attempts]
 
     def finish(self) -> None:
         """Write out what is buffered and aggregated (the run is over)."""

@@ -165,6 +165,19 @@ CONNECTIONS: dict[str, str] = {
     "violations": INT,
     "end": STR,
     "detail": STR,
+    "midstream": BOOL,
+}
+
+# TCP connection attempts to RPC ports that never became DCE/RPC conversations (issue 9 contract).
+ATTEMPTS: dict[str, str] = {
+    "capture": STR,
+    "frame": INT,
+    "ts": TIME,
+    "client_ip": STR,
+    "client_port": INT,
+    "server_ip": STR,
+    "server_port": INT,
+    "outcome": STR,
 }
 
 HOSTS: dict[str, str] = {
@@ -495,6 +508,7 @@ def connections_frame(records: Records, names: _Names, late: LateNames | None = 
             ("violations", s["violations"]),
             ("end", conn.end),
             ("detail", conn.detail),
+            ("midstream", conn.midstream),
         )
         for k, v in row:
             cols[k].append(v)
@@ -533,6 +547,15 @@ def port_ranges(ports: Iterable[Any]) -> str | None:
         else:
             runs.append([port, port])
     return ";".join(f"{lo}-{hi}" if lo != hi else f"{lo}" for lo, hi in runs)
+
+
+def attempts_frame(records: Records) -> pd.DataFrame:
+    """One row per connection attempt (SYN only, rejected, no PDU), in capture and frame order."""
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for a in records.attempts:
+        for k in ATTEMPTS:
+            cols[k].append(getattr(a, k))
+    return _sorted(frame(ATTEMPTS, cols), ["capture", "frame"])
 
 
 def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str], sep: str = ";") -> pd.DataFrame:

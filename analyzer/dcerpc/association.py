@@ -184,6 +184,7 @@ class Association:
         self.binds = 0
         self.calls = 0
         self.interfaces: set[str] = set()
+        self.first_ptype: int | None = None  # of the first PDU: a bind means the start was seen
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -194,6 +195,8 @@ class Association:
         differs from the association's (an SMB2 multichannel pipe, the IN channel of RPC over HTTP):
         the records a bind or a request starts carry it."""
         via = flow or self.flow
+        if self.first_ptype is None:
+            self.first_ptype = pdu.header.ptype
         if isinstance(pdu, Request):
             self._request(pdu, frame, ts, first_frame, via)
         elif isinstance(pdu, Response):
