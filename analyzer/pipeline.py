@@ -27,6 +27,7 @@ from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
+from analyzer.capture.reader import CaptureReader, RawFrame
 from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
 from analyzer.dcerpc.cl import ClTracker, cl_probe
@@ -59,6 +60,7 @@ from analyzer.model import (
 )
 from analyzer.pipes import SMB_TRANSPORT, PipeTable, SmbTcpFlow
 from analyzer.records import Records as Records  # re-exported: records spool to disk, violations aggregate
+from analyzer.session import FrameMap, Member, SessionFrames, expand_globs, sessions
 
 EPM_PORT = 135
 HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
@@ -248,15 +250,80 @@ class Pipeline:
     # -- running --------------------------------------------------------------------------------
 
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
-        """Analyse files and directories in order; `progress` gets the bytes consumed so far."""
-        done = 0
+        """Analyse files, directories and globs; files of one capture session (see
+        `analyzer.session`) are read as one stream. `progress` gets the bytes consumed so far."""
+        files = [p for p, _explicit in expand_paths(expand_globs(paths))]
+        done = index = 0
         with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded
-            for index, (path, _explicit) in enumerate(expand_paths(paths)):
-                step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
-                self.add_file(path, progress=step)
-                with contextlib.suppress(OSError):
-                    done += os.path.getsize(path)
+            for members in sessions(files):
+                if len(members) > 1:
+                    self.add_session(members)
+                else:
+                    step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
+                    self.add_file(members[0].path, progress=step)
+                for m in members:
+                    index += 1
+                    with contextlib.suppress(OSError):
+                        done += os.path.getsize(m.path)
+                if progress is not None:
+                    progress(done, index)
         return self.records
+
+    def add_session(self, members: list[Member]) -> list[CaptureSummary]:
+        """Analyse the files of one capture session as one stream: nothing is closed at a file
+        boundary. Records name the session's first file until `analyzer.localise` maps their frames
+        back to the file (and frame in it) where each fell."""
+        fmap = FrameMap(members[0].name)
+        source = SessionFrames(members, fmap)
+        self._begin(fmap.session)
+        decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
+        try:
+            self._select(decoder, iter(source), None)
+        finally:
+            self._close_all("capture_end")
+            source.close()
+        self.records.frame_maps[fmap.session] = fmap
+        out = []
+        for i, m in enumerate(members):
+            reader = source.readers.get(i)
+            if reader is None:
+                summary = CaptureSummary(m.name, m.path, None, "", 0, 0, None, None, False, source.errors.get(i))
+            else:
+                summary = self._summary(
+                    m.name, m.path, reader, source.first_ts.get(i), source.last_ts.get(i), source.errors.get(i)
+                )
+            self.records.captures.append(summary)
+            out.append(summary)
+        if decoder.defrag.dropped:
+            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        self._report_caps(decoder.defrag)
+        return out
+
+    def _begin(self, capture: str) -> None:
+        """Fresh per-capture state: a file, or a session of files."""
+        self._capture = capture
+        self._flows = {}
+        self._lru = OrderedDict()
+        self._streams = 0
+        self._vcs = {}
+        self._pipes = PipeTable(self, self.limits, self._next_stream)
+        self._cl = ClTracker(self, self.limits, self._udp_flow)
+        self._udp_flows = {}
+
+    def _select(self, decoder: PacketDecoder, frames: Iterable[RawFrame], tick: Callable[[], None] | None) -> None:
+        """The per-packet loop: every selected packet to its transport, internal errors reported."""
+        for selected, (frame, ts, pkt) in enumerate(decoder.select(frames, tick), 1):
+            try:
+                if pkt.proto == PROTO_TCP:
+                    self._tcp(pkt, frame, ts)
+                else:
+                    self._udp(pkt, frame, ts)
+            except Exception as e:  # a bug, not bad input: report it and carry on
+                if self.strict:
+                    raise
+                self._internal_error(frame, e)
+            if not selected % _EXPIRE_EVERY:
+                self._expire(ts)
 
     def add_file(
         self, path: str, name: str | None = None, progress: Callable[[int], None] | None = None
@@ -269,32 +336,12 @@ class Pipeline:
             summary = CaptureSummary(name, path, None, "", 0, 0, None, None, False, e.reason)
             self.records.captures.append(summary)
             return summary
-        self._capture = name
-        self._flows = {}
-        self._lru = OrderedDict()
-        self._streams = 0
-        self._vcs = {}
-        self._pipes = PipeTable(self, self.limits, self._next_stream)
-        self._cl = ClTracker(self, self.limits, self._udp_flow)
-        self._udp_flows = {}
+        self._begin(name)
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
-        selected = 0
         error: str | None = None
         tick = None if progress is None else (lambda: progress(reader.position()))
         try:
-            for frame, ts, pkt in decoder.select(reader, tick):
-                selected += 1
-                try:
-                    if pkt.proto == PROTO_TCP:
-                        self._tcp(pkt, frame, ts)
-                    else:
-                        self._udp(pkt, frame, ts)
-                except Exception as e:  # a bug, not bad input: report it and carry on
-                    if self.strict:
-                        raise
-                    self._internal_error(frame, e)
-                if not selected % _EXPIRE_EVERY:
-                    self._expire(ts)
+            self._select(decoder, reader, tick)
         except (OSError, zlib.error) as e:  # zlib.error: corrupt compressed data (found by fuzzing)
             error = f"read error after frame {reader.frames}: {e}"
         except EOFError:
@@ -302,42 +349,43 @@ class Pipeline:
         finally:
             self._close_all("capture_end")
             reader.close()
-        frame = reader.frames
         if progress is not None:
             progress(reader.position())
+        summary = self._summary(name, path, reader, decoder.first_ts, decoder.last_ts, error)
+        if decoder.defrag.dropped:
+            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        self._report_caps(decoder.defrag)
+        self.records.captures.append(summary)
+        return summary
+
+    def _summary(
+        self, name: str, path: str, reader: CaptureReader, first_ts: int | None, last_ts: int | None, error: str | None
+    ) -> CaptureSummary:
+        """A file's captures row, and its file-level violations (link types skipped, truncation)."""
+        frame = reader.frames
         supported = {lt for lt in reader.link_types if lt in SUPPORTED_LINK_TYPES}
         unsupported = sorted(lt for lt in reader.link_types if lt not in SUPPORTED_LINK_TYPES and lt != LINK_NONE)
         if frame and not supported and unsupported and error is None:
             error = "unsupported link type " + listed(unsupported, ", ")
         elif unsupported:
-            self._violation(
-                None,
-                None,
-                "capture",
-                "unsupported_link_type",
-                f"frames of link type {listed(unsupported, ', ')} skipped",
-            )
+            detail = f"frames of link type {listed(unsupported, ', ')} skipped"
+            self.records.violations.append(Violation(name, None, None, "capture", "unsupported_link_type", detail))
         if reader.truncated:
-            self._violation(None, None, "capture", "truncated", reader.truncated)
+            self.records.violations.append(Violation(name, None, None, "capture", "truncated", reader.truncated))
         for note_frame, layer, what, detail in reader.notes():  # timestamps out of range, the gzip guard
-            self._violation(None, note_frame, layer, what, detail)
-        if decoder.defrag.dropped:
-            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
-        self._report_caps(decoder.defrag)
-        summary = CaptureSummary(
+            self.records.violations.append(Violation(name, note_frame, None, layer, what, detail))
+        return CaptureSummary(
             capture=name,
             path=path,
             format=reader.format,
             link_types=listed(sorted(reader.link_types), ","),
             frames=frame,
             bytes=reader.bytes_read,
-            first_ts=decoder.first_ts,
-            last_ts=decoder.last_ts,
+            first_ts=first_ts,
+            last_ts=last_ts,
             truncated=reader.truncated is not None,
             error=error,
         )
-        self.records.captures.append(summary)
-        return summary
 
     # -- TCP ------------------------------------------------------------------------------------
 

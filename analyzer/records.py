@@ -39,6 +39,7 @@ from analyzer.model import (
     Flow,
     Violation,
 )
+from analyzer.session import FrameMap
 from analyzer.violation_log import ViolationLog
 
 BATCH_ROWS = 4096  # records buffered per kind before a batch is written
@@ -264,6 +265,8 @@ class Records:
         self.attempts: Spool[AttemptRecord] = Spool(self._run, "attempts", AttemptRecord)
         # What the run learned about endpoints, for naming conversations when records become tables.
         self.book = EndpointBook(limits.max_learned_endpoints)
+        # Capture sessions of several files: session frame numbers back to (file, frame in it).
+        self.frame_maps: dict[str, FrameMap] = {}
 
     def _spools(self) -> list[Spool[Any]]:
         return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams, self.attempts]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from analyzer import registry
 from analyzer.dcerpc.epm import EPM_OPERATIONS
+from analyzer.localise import localise
 from analyzer.model import CallRecord, Flow
 from analyzer.naming import LateNames
 from analyzer.records import Records
@@ -555,7 +556,7 @@ def attempts_frame(records: Records) -> pd.DataFrame:
     for a in records.attempts:
         for k in ATTEMPTS:
             cols[k].append(getattr(a, k))
-    return _sorted(frame(ATTEMPTS, cols), ["capture", "frame"])
+    return _sorted(localise(frame(ATTEMPTS, cols), "attempts", records.frame_maps), ["capture", "frame"])
 
 
 def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str], sep: str = ";") -> pd.DataFrame:
@@ -753,10 +754,15 @@ def build(records: Records) -> Tables:
     names = _Names()
     # Interfaces of conversations whose bind was not seen, from what the whole run learned.
     late = LateNames(records.book, records.binds, records.connections)
-    binds = _sorted(binds_frame(records, names), ["capture", "frame", "ctx_id"])
-    endpoints = _sorted(endpoints_frame(records, names), ["capture", "frame", "tower_index"])
-    calls = _sorted(calls_frame(records, names, late), ["capture", "frame", "call_id"])
-    connections = _sorted(connections_frame(records, names, late), ["capture", "stream"])
+    maps = records.frame_maps  # multi-file sessions: rows named by file and local frame
+
+    def local(df: pd.DataFrame, table: str) -> pd.DataFrame:
+        return localise(df, table, maps)
+
+    binds = _sorted(local(binds_frame(records, names), "binds"), ["capture", "frame", "ctx_id"])
+    endpoints = _sorted(local(endpoints_frame(records, names), "endpoints"), ["capture", "frame", "tower_index"])
+    calls = _sorted(local(calls_frame(records, names, late), "calls"), ["capture", "frame", "call_id"])
+    connections = _sorted(local(connections_frame(records, names, late), "connections"), ["capture", "stream"])
     hosts = hosts_frame(binds, calls, endpoints, connections)
-    violations = _sorted(violations_frame(records), ["capture", "frame"])
+    violations = _sorted(local(violations_frame(records), "violations"), ["capture", "frame"])
     return Tables(binds, endpoints, calls, connections, hosts, violations, captures_frame(records))
