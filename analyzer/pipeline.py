@@ -631,6 +631,8 @@ class Pipeline:
                 self._close(old, "evicted", old.last_ts, tombstone=False)
             else:
                 self._forget(old_key, old)
+                if isinstance(old, Candidate):
+                    self._unconfirmed(old, old.packets[-1][1])
 
     def _forget(self, key: _FlowKey, entry: _Entry) -> None:
         src, sport, dst, dport = key
@@ -692,6 +694,8 @@ class Pipeline:
                 self._close(entry, "idle", entry.last_ts, tombstone=False)
             else:
                 self._forget(key, entry)
+                if isinstance(entry, Candidate):
+                    self._unconfirmed(entry, entry.packets[-1][1])
 
     def _close_all(self, end: str) -> None:
         for key, entry in list(self._lru.values()):

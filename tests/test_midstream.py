@@ -103,3 +103,22 @@ def test_petitpotam_and_imap_port_1065() -> None:
     r = run([CAPTURES / "arkime/tests/pcap/imap.pcap"])
     late = [c for c in r.calls if c.flow.server_port == 1065]
     assert sorted(c.call_id for c in late) == [234, 7740, 7741]
+
+
+def test_random_bytes_after_a_header_are_never_followed(tmp_path: Path) -> None:
+    """200 flows that each start with a well-formed request header followed by random bytes (both
+    ways, in segments of random size): none is confirmed, each is counted."""
+    import random
+
+    rnd = random.Random(9)
+    packets = []
+    for i in range(200):
+        c = Conversation(cport=20000 + i, sport=30000 + i)
+        head = request(1, rnd.randrange(64), b"\0" * rnd.randrange(8, 200))
+        c.send(True, head + rnd.randbytes(rnd.randrange(0, 3000)), chunks=rnd.randrange(1, 4))
+        c.send(False, rnd.randbytes(rnd.randrange(1, 3000)), chunks=rnd.randrange(1, 4))
+        c.send(True, rnd.randbytes(rnd.randrange(1, 3000)), chunks=rnd.randrange(1, 4))
+        packets += c.packets
+    r = run([write_pcap(tmp_path / "noise.pcap", packets)])
+    assert not r.connections and not r.calls
+    assert len([v for v in r.violations if v.what == "unconfirmed_conversation"]) == 200
