@@ -130,7 +130,8 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     show_default=True,
     type=click.Path(),  # not a directory: checked below, to say so in those words
     help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures) and "
-    "the views (endpoint_inventory, timeline, matrix, data_quality).",
+    "the views (endpoint_inventory, timeline, matrix, data_quality), and attempts (connection attempts "
+    "that carried no PDU).",
 )
 @click.option(
     "--format",
@@ -143,7 +144,10 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors are still printed.")
 @names_option
 def analyze(captures: tuple[str, ...], out_dir: str, fmt: str, quiet: bool, names_file: str | None) -> None:
-    """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, or directories) and write the tables.
+    """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, directories or globs) and write the tables.
+
+    Files of one series (ring buffers, splits: same directory and name but for digits) are read as one
+    capture session, merged by timestamp where they overlap.
 
     \b
     Example:
