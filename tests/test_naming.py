@@ -95,3 +95,15 @@ def test_book_keeps_only_unambiguous_answers() -> None:
     book.learn(("tcp", "10.0.0.11", 1), Announcement("c", 1, 1, None, None, None, None, "epm"))
     book.learn(("tcp", "10.0.0.12", 2), Announcement("c", 2, 2, None, None, None, None, "epm"))
     assert ep not in book and not book.has_port(PORT) and book.has_port(2)
+
+
+def test_a_later_secondary_address_names_the_conversation(tmp_path: Path) -> None:
+    late = _late_calls(1_700_000_000.0)
+    later = Conversation(cport=50200, sport=PORT, t=1_700_000_005.0).handshake()
+    later.send(True, bind(1, [(0, SVCCTL, 2, [NDR])]))
+    later.send(False, bind_ack(1, [(0, 0, NDR)], sec_addr=str(PORT).encode() + b"\0")).close()
+    res = from_records(run([write_pcap(tmp_path / "late.pcap", late.packets + later.packets)]))
+    first = res.calls[res.calls["client_port"] == 50100].iloc[0]
+    assert (first["interface_uuid"], first["interface_source"]) == (SVCCTL, "sec_addr")
+    conn = res.connections[res.connections["client_port"] == 50100].iloc[0]
+    assert pd.isna(conn["epm_frame"])  # a secondary address is not an EPM answer
