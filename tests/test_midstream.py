@@ -122,3 +122,28 @@ def test_random_bytes_after_a_header_are_never_followed(tmp_path: Path) -> None:
     r = run([write_pcap(tmp_path / "noise.pcap", packets)])
     assert not r.connections and not r.calls
     assert len([v for v in r.violations if v.what == "unconfirmed_conversation"]) == 200
+
+
+def test_what_a_well_formed_header_is() -> None:
+    from analyzer.dcerpc.probe import co_probe, co_start
+
+    good = request(5, 3, b"\0" * 8)
+    h = co_start(good, 0, len(good))
+    assert h is not None and (h.ptype, h.call_id, h.frag_len, h.little) == (0, 5, len(good), True)
+    # The same header in big-endian data representation: drep 0x00, lengths and call_id swapped.
+    big = good[:4] + b"\x00" + good[5:8] + good[8:10][::-1] + good[10:12][::-1] + good[12:16][::-1] + good[16:]
+    hb = co_start(big, 0, len(big))
+    assert hb is not None and (hb.call_id, hb.frag_len, hb.little) == (5, len(good), False)
+    bad = {
+        "version 5.1": good[:1] + b"\x01" + good[2:],
+        "unknown ptype 4 (connectionless)": good[:2] + b"\x04" + good[3:],
+        "RTS (RPC over HTTP)": good[:2] + b"\x14" + good[3:],
+        "drep reserved bits": good[:4] + b"\x11" + good[5:],
+        "float format 4": good[:5] + b"\x04" + good[6:],
+        "frag_length below a request's": good[:8] + b"\x14\x00" + good[10:],
+        "auth_length past frag_length": good[:10] + b"\xff\x00" + good[12:],
+        "short": good[:15],
+    }
+    for why, data in bad.items():
+        assert co_start(data, 0, len(data)) is None, why
+        assert not co_probe(data, 0, len(data)), why
