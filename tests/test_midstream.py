@@ -138,7 +138,7 @@ def test_what_a_well_formed_header_is() -> None:
         "version 5.1": good[:1] + b"\x01" + good[2:],
         "unknown ptype 4 (connectionless)": good[:2] + b"\x04" + good[3:],
         "RTS (RPC over HTTP)": good[:2] + b"\x14" + good[3:],
-        "drep reserved bits": good[:4] + b"\x11" + good[5:],
+        "drep reserved bits": good[:4] + b"\x12" + good[5:],
         "float format 4": good[:5] + b"\x04" + good[6:],
         "frag_length below a request's": good[:8] + b"\x14\x00" + good[10:],
         "auth_length past frag_length": good[:10] + b"\xff\x00" + good[12:],
