@@ -8,6 +8,7 @@ splits it with `editcap -c` into 4 and into 16 files, analyses the whole file an
 prints the row counts of each table and whether they agree. Exits non-zero if any table differs.
 
     python bench/split.py [--size 200M] [--seed 1] [--parts 4 16] [--capture FILE]
+    python bench/split.py --shared 3    # every capture of ../shared/captures, each split into 3 files
 """
 
 from __future__ import annotations
@@ -35,13 +36,41 @@ def rows(res: analyzer.AnalysisResult, table: str) -> list[str]:
     return sorted(str(r) for r in df[cols].astype(str).values.tolist())
 
 
+def split_shared(parts: int) -> int:
+    """Each capture with truth files in ../shared/captures, split into `parts` pcapng files."""
+    from tests.truth_compare import capture_paths, truth_name
+
+    checked = differing = 0
+    for path in capture_paths():
+        whole = analyzer.analyze([path])
+        frames = int(whole.captures["frames"].iloc[0])
+        if frames < parts:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = ["editcap", "-F", "pcapng", "-c", str(-(-frames // parts)), str(path), str(Path(tmp) / "part.pcapng")]
+            if subprocess.run(cmd, capture_output=True).returncode:
+                print(f"{truth_name(path)}: editcap cannot split it, skipped")
+                continue
+            split = analyzer.analyze([tmp])
+            checked += 1
+            diff = [t for t in TABLES if rows(split, t) != rows(whole, t)]
+            if diff:
+                differing += 1
+                print(f"{truth_name(path)}: {', '.join(diff)} differ")
+    print(f"{checked} captures split into {parts} files: {differing} differ from the whole file")
+    return 1 if differing else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="200M")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--parts", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--capture", type=Path)
+    ap.add_argument("--shared", type=int, metavar="PARTS", help="split every shared capture into PARTS files")
     args = ap.parse_args()
+    if args.shared:
+        return split_shared(args.shared)
     cap = args.capture or make_capture(args.size, args.seed)
     t = time.perf_counter()
     whole = analyzer.analyze([cap])
