@@ -105,6 +105,13 @@ def test_calls_recall_and_precision() -> None:
     assert matched / ours >= 0.999, f"precision {matched}/{ours}"
 
 
+def test_every_calls_exception_is_still_a_difference() -> None:
+    """An excused call that now agrees (a fix landed) must leave the exceptions file."""
+    listed = [e for e in load_exceptions() if e[1] == "calls"]
+    excused = sum(compare_calls(truth_name(p), _rows(tables(p).calls)).excused for p in PATHS)
+    assert excused == len(listed)
+
+
 def test_every_capture_is_compared() -> None:
     assert len(PATHS) == 145
     assert all(p.exists() for p in PATHS)
