@@ -651,8 +651,9 @@ class Pipeline:
             pass
         elif record.pdus:
             self.records.connections.append(record)
-        else:  # a SYN, a reset or an empty connection: an attempt, not a DCE/RPC conversation
+        elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
             self.records.attempts.append(_attempt(conn))
+        # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
         self.records.connections.extend(self._pipes.closed)
         self._pipes.closed.clear()
         if isinstance(conn, HttpTcpFlow) and conn.vc is not None:

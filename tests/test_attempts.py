@@ -59,3 +59,10 @@ def test_a_conversation_seen_from_its_bind_is_not_midstream(tmp_path: Path) -> N
     res = from_records(run([write_pcap(tmp_path / "whole.pcap", c.packets)]))
     assert list(res.connections["midstream"]) == [False]
     assert res.attempts.empty
+
+
+def test_the_tail_of_an_earlier_connection_is_not_an_attempt(tmp_path: Path) -> None:
+    """Only the FIN exchange of a connection to 135 that began before the capture."""
+    c = Conversation(cport=49774, sport=135).close()
+    res = from_records(run([write_pcap(tmp_path / "tail.pcap", c.packets)]))
+    assert res.connections.empty and res.attempts.empty
