@@ -2,14 +2,18 @@
 
 It owns the packet selector (which ports and payloads the decoder lets through), the table of
 live flows, and what the endpoint mapper taught: `(transport, server address, port) ->
-announcement` from EPM answers and bind_ack secondary addresses. A new connection is followed when:
-its server port is 135 (`port135`); the EPM announced its server address and port earlier in the
-run (`epm`, linked to the answer that did); a bind_ack named its port (`sec_addr`); or its first
-client bytes are a DCE/RPC bind or alter_context (`heuristic`).
+announcement` from EPM answers and bind_ack secondary addresses (the `EndpointBook`). A new
+connection is followed when: its server port is 135 (`port135`); the EPM announced its server address
+and port earlier in the run (`epm`, linked to the answer that did); a bind_ack named its port
+(`sec_addr`); its first client bytes are a DCE/RPC bind or alter_context (`heuristic`); or it carries
+a well-formed PDU of any type that the next PDU or an answer confirms (`midstream`, see
+`analyzer.midstream`). A connection to an RPC port that carries no PDU is an attempt, not a
+conversation.
 
 Flows live in a table keyed both ways by (address, port) pairs, with an LRU for idle expiry and
 a cap; a closed flow leaves a tombstone that swallows its stragglers until a new SYN. At the end of
-each file every flow is closed, so records never wait for a later file.
+each capture every flow is closed, so records never wait for a later one; the files of one capture
+session (a ring buffer, a split: `analyzer.session`) are one capture, read as one stream.
 """
 
 from __future__ import annotations
