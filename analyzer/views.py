@@ -143,6 +143,7 @@ DATA_QUALITY: dict[str, str] = {
     "midstream": INT,
     "unfollowed": INT,
     "attempts": INT,
+    "attempt_targets": STR,
 }
 
 VIEW_SCHEMAS: dict[str, dict[str, str]] = {
@@ -559,8 +560,26 @@ def _missed(row: dict[str, Any]) -> list[str]:
     if row.get("unfollowed"):
         parts.append(f"{_plural(row['unfollowed'], 'TCP flow')} like DCE/RPC not followed")
     if row.get("attempts"):
-        parts.append(f"{_plural(row['attempts'], 'connection attempt')} without a PDU")
+        targets = f" ({row['attempt_targets']})" if row.get("attempt_targets") else ""
+        parts.append(f"{_plural(row['attempts'], 'connection attempt')} without a PDU{targets}")
     return parts
+
+
+_TARGETS_MAX = 8  # server:port pairs named per capture
+
+
+def _attempt_targets(attempts: pd.DataFrame) -> pd.Series:
+    """Per capture: the servers and ports attempted, most attempted first ("10.0.0.5:135 x3, ...")."""
+    if attempts.empty:
+        return pd.Series(dtype="string")
+    target = attempts["server_ip"].astype("string") + ":" + attempts["server_port"].astype("string")
+    counts = target.groupby(attempts["capture"]).value_counts()
+    out = {}
+    for cap, group in counts.groupby(level=0):
+        items = [f"{t} x{n}" if n > 1 else str(t) for (_c, t), n in group.head(_TARGETS_MAX).items()]
+        more = len(group) - _TARGETS_MAX
+        out[cap] = ", ".join(items) + (f", {more} more" if more > 0 else "")
+    return pd.Series(out, dtype="string")
 
 
 def data_quality(
@@ -625,6 +644,7 @@ def data_quality(
     cap["unfollowed"] = cap["capture"].map(unfollowed).fillna(0).astype("int64")
     if attempts is not None:
         cap["attempts"] = cap["capture"].map(attempts.groupby("capture").size()).fillna(0).astype("int64")
+        cap["attempt_targets"] = cap["capture"].map(_attempt_targets(attempts))
 
     rows = _shape(pd.concat([df for df in (cap, conn) if not df.empty], ignore_index=True), DATA_QUALITY)
     rows["summary"] = pd.array([_summary(r) for r in _records(rows)], dtype="string")

@@ -34,6 +34,7 @@ def test_a_syn_scan_of_135_is_attempts_not_connections(tmp_path: Path) -> None:
     assert list(res.attempts["frame"]) == [1, 2, 4, 5]
     cap = res.data_quality[res.data_quality["scope"] == "capture"].iloc[0]
     assert cap["attempts"] == 4 and "4 connection attempts without a PDU" in cap["summary"]
+    assert cap["attempt_targets"] == "10.0.0.10:135 x2, 10.0.0.11:135, 10.0.0.12:593"
 
 
 def test_data_quality_says_midstream_and_unfollowed(tmp_path: Path) -> None:
