@@ -574,12 +574,13 @@ def _attempt_targets(attempts: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype="string")
     target = attempts["server_ip"].astype("string") + ":" + attempts["server_port"].astype("string")
     counts = target.groupby(attempts["capture"]).value_counts()
-    out = {}
+    out: dict[str, str] = {}
     for cap, group in counts.groupby(level=0):
         items = [f"{t} x{n}" if n > 1 else str(t) for (_c, t), n in group.head(_TARGETS_MAX).items()]
         more = len(group) - _TARGETS_MAX
-        out[cap] = ", ".join(items) + (f", {more} more" if more > 0 else "")
-    return pd.Series(out, dtype="string")
+        out[str(cap)] = ", ".join(items) + (f", {more} more" if more > 0 else "")
+    series: pd.Series = pd.Series(out, dtype="string")
+    return series
 
 
 def data_quality(
