@@ -260,10 +260,10 @@ class Pipeline:
         done = index = 0
         with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded
             for members in sessions(files):
+                step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
                 if len(members) > 1:
-                    self.add_session(members)
+                    self.add_session(members, progress=step)
                 else:
-                    step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
                     self.add_file(members[0].path, progress=step)
                 for m in members:
                     index += 1
@@ -273,7 +273,7 @@ class Pipeline:
                     progress(done, index)
         return self.records
 
-    def add_session(self, members: list[Member]) -> list[CaptureSummary]:
+    def add_session(self, members: list[Member], progress: Callable[[int], None] | None = None) -> list[CaptureSummary]:
         """Analyse the files of one capture session as one stream: nothing is closed at a file
         boundary. Records name the session's first file until `analyzer.localise` maps their frames
         back to the file (and frame in it) where each fell."""
@@ -281,8 +281,9 @@ class Pipeline:
         source = SessionFrames(members, fmap)
         self._begin(fmap.session)
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
+        tick = None if progress is None else (lambda: progress(source.position()))
         try:
-            self._select(decoder, iter(source), None)
+            self._select(decoder, iter(source), tick)
         finally:
             self._close_all("capture_end")
             source.close()

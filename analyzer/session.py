@@ -191,6 +191,10 @@ class SessionFrames:
             self.last_ts[j] = ts
             yield rec
 
+    def position(self) -> int:
+        """Bytes of the session's stored files consumed so far (for progress bars)."""
+        return sum(r.position() for r in self.readers.values())
+
     def close(self) -> None:
         for r in self.readers.values():
             r.close()
