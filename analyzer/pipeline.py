@@ -652,8 +652,9 @@ class Pipeline:
     def _close(self, conn: TcpFlow, end: str, ts: int, tombstone: bool = True) -> None:
         key, _e = self._lru.get(id(conn), (None, None))
         record = conn.close(end)
-        if isinstance(conn, SmbTcpFlow):
-            pass
+        if isinstance(conn, SmbTcpFlow):  # not a conversation itself; a scan of 445 or 139 is attempts
+            if conn.client_isn is not None and not (conn.client_bytes or conn.server_bytes):
+                self.records.attempts.append(_attempt(conn))
         elif record.pdus:
             self.records.connections.append(record)
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt

@@ -10,7 +10,7 @@ from tests.conftest import Conversation, request, response, run, write_pcap
 
 def _scan(tmp_path: Path) -> Path:
     packets = []
-    for i, port in enumerate((135, 135, 593)):
+    for i, port in enumerate((135, 135, 593, 445)):
         c = Conversation(client="10.9.9.9", cport=40000 + i, sport=port, server=f"10.0.0.{10 + i}")
         syn = c.segment(True, flags="S")
         syn["TCP"].ack = 0
@@ -29,12 +29,13 @@ def test_a_syn_scan_of_135_is_attempts_not_connections(tmp_path: Path) -> None:
         ["10.0.0.10", 135, "syn_only"],
         ["10.0.0.11", 135, "rejected"],
         ["10.0.0.12", 593, "syn_only"],
+        ["10.0.0.13", 445, "syn_only"],
         ["10.0.0.10", 135, "no_pdu"],
     ]
-    assert list(res.attempts["frame"]) == [1, 2, 4, 5]
+    assert list(res.attempts["frame"]) == [1, 2, 4, 5, 6]
     cap = res.data_quality[res.data_quality["scope"] == "capture"].iloc[0]
-    assert cap["attempts"] == 4 and "4 connection attempts without a PDU" in cap["summary"]
-    assert cap["attempt_targets"] == "10.0.0.10:135 x2, 10.0.0.11:135, 10.0.0.12:593"
+    assert cap["attempts"] == 5 and "5 connection attempts without a PDU" in cap["summary"]
+    assert cap["attempt_targets"] == "10.0.0.10:135 x2, 10.0.0.11:135, 10.0.0.12:593, 10.0.0.13:445"
 
 
 def test_data_quality_says_midstream_and_unfollowed(tmp_path: Path) -> None:
