@@ -20,6 +20,7 @@ import glob
 import heapq
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -143,8 +144,10 @@ class SessionFrames:
         reader = self.readers[i]
         try:
             yield from it
-        except OSError as e:
+        except (OSError, zlib.error) as e:  # zlib.error: corrupt compressed data
             self.errors[i] = f"read error after frame {reader.frames}: {e}"
+        except CaptureError as e:
+            self.errors[i] = f"{e.reason} (after frame {reader.frames})"
         except EOFError:
             reader.truncated = reader.truncated or f"compressed file ends early, after frame {reader.frames}"
 

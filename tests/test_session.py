@@ -109,3 +109,17 @@ def test_frame_map_locates_runs() -> None:
         ("a", 11),
         ("a", 16),
     ]
+
+
+def test_a_cut_file_inside_a_session_is_reported_and_the_next_read(tmp_path: Path) -> None:
+    whole = SAMPLES / "tcp_segmentation.pcap"
+    parts = _split(whole, tmp_path / "parts", 10)
+    data = parts[1].read_bytes()
+    parts[1].write_bytes(data[: len(data) - 7])  # cut inside its last record
+    res = analyzer.analyze([tmp_path / "parts"])
+    assert list(res.captures["truncated"]) == [False, True, False, False]
+    frames = int(analyzer.analyze([whole]).captures["frames"].iloc[0])
+    assert list(res.captures["frames"]) == [10, 9, 10, frames - 30]
+    assert not res.errors and len(res.connections) == 1
+    trunc = res.violations[res.violations["what"] == "truncated"]
+    assert list(trunc["capture"]) == [parts[1].as_posix()]
