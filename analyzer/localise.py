@@ -19,7 +19,7 @@ FRAME_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "endpoints": ("frame", ("frame", "request_frame")),
     "calls": ("frame", ("frame", "response_frame", "first_frame")),
     "connections": ("first_frame", ("first_frame", "last_frame")),  # epm_frame: by epm_capture
-    "violations": ("frame", ("frame",)),
+    "violations": ("frame", ("frame", "first_frame", "last_frame")),
     "attempts": ("frame", ("frame",)),
 }
 

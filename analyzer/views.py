@@ -641,7 +641,8 @@ def data_quality(
         cap["capture"].map(weight[is_cap].groupby(violations["capture"][is_cap]).sum()).fillna(0).astype("int64")
     )
     cap["violation_kinds"] = cap["capture"].map(joined(violations, ["capture"], "what"))
-    unfollowed = violations[violations["what"] == "unconfirmed_conversation"].groupby("capture").size()
+    unconfirmed = violations["what"] == "unconfirmed_conversation"
+    unfollowed = weight[unconfirmed].groupby(violations.loc[unconfirmed, "capture"]).sum()
     cap["unfollowed"] = cap["capture"].map(unfollowed).fillna(0).astype("int64")
     if attempts is not None:
         cap["attempts"] = cap["capture"].map(attempts.groupby("capture").size()).fillna(0).astype("int64")

@@ -121,7 +121,11 @@ def test_random_bytes_after_a_header_are_never_followed(tmp_path: Path) -> None:
         packets += c.packets
     r = run([write_pcap(tmp_path / "noise.pcap", packets)])
     assert not r.connections and not r.calls
-    assert len([v for v in r.violations if v.what == "unconfirmed_conversation"]) == 200
+    assert sum(v.count for v in r.violations if v.what == "unconfirmed_conversation") == 200
+    from analyzer.api import from_records
+
+    dq = from_records(r).data_quality
+    assert dq[dq["scope"] == "capture"]["unfollowed"].tolist() == [200]
 
 
 def test_what_a_well_formed_header_is() -> None:
