@@ -71,6 +71,12 @@ class AnalysisResult:
         )
 
     @cached_property
+    def attempts(self) -> pd.DataFrame:
+        """One row per TCP connection attempt to an RPC port that never became a DCE/RPC conversation
+        (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
+        return report.attempts_frame(self.records)
+
+    @cached_property
     def endpoint_inventory(self) -> pd.DataFrame:
         """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
         used, with `status` announced-only, announced-and-used or used-without-announcement."""
@@ -110,7 +116,9 @@ class AnalysisResult:
     @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
-        return views.data_quality(self.captures, self.connections, self.violations, self.binds, self.calls)
+        return views.data_quality(
+            self.captures, self.connections, self.violations, self.binds, self.calls, self.attempts
+        )
 
     def view_items(self) -> list[NamedFrame]:
         """The views as (name, DataFrame, schema), in the order they are written, then the findings."""
@@ -141,7 +149,8 @@ class AnalysisResult:
         """Write every table and view to out_dir as CSV (default), JSON lines or Parquet, then
         manifest.json (version, `arguments`, inputs with size and SHA-256, times, tables written).
         Returns the tables' paths."""
-        written = write_tables(self.tables, out_dir, fmt, self.view_items())
+        extra: list[NamedFrame] = [*self.view_items(), ("attempts", self.attempts, report.ATTEMPTS)]
+        written = write_tables(self.tables, out_dir, fmt, extra)
         write_manifest(
             out_dir,
             (c.path for c in self.records.captures),

@@ -179,7 +179,8 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     show_default=True,
     type=click.Path(),  # not a directory: checked below, to say so in those words
     help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures) and "
-    "the views (endpoint_inventory, timeline, matrix, data_quality).",
+    "the views (endpoint_inventory, timeline, matrix, data_quality), and attempts (connection attempts "
+    "that carried no PDU).",
 )
 @click.option(
     "--format",
@@ -209,8 +210,11 @@ def analyze(
     rules_files: tuple[str, ...],
     sigma_paths: tuple[str, ...],
 ) -> None:
-    """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, or directories) and write the tables,
+    """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, directories or globs) and write the tables,
     the views and findings.csv (what looks like an attack; see `rpc-analyzer findings`).
+
+    Files of one series (ring buffers, splits: same directory and name but for digits) are read as one
+    capture session, merged by timestamp where they overlap.
 
     \b
     Example:

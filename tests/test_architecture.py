@@ -24,7 +24,17 @@ FORBIDDEN = {
     "analyzer.api",
 }
 # Only these modules may import pandas.
-PANDAS_USERS = {"report.py", "output.py", "api.py", "summary.py", "views.py", "html.py", "zeek_view.py", "plots.py"}
+PANDAS_USERS = {
+    "report.py",
+    "output.py",
+    "api.py",
+    "summary.py",
+    "views.py",
+    "html.py",
+    "zeek_view.py",
+    "plots.py",
+    "localise.py",
+}
 # Packages of the report layer: they work on the tables, never on packets.
 PANDAS_PACKAGES = {"findings"}
 
