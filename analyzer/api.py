@@ -39,7 +39,7 @@ class AnalysisResult:
             while the captures are read), for manifest.json; hashed on write otherwise.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
-    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`.
+    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
     """
 
     binds: pd.DataFrame
@@ -52,6 +52,7 @@ class AnalysisResult:
     records: Records
     started: str | None = None
     input_digests: dict[str, dict[str, Any]] | None = None
+    rule_files: tuple[str, ...] = ()  # the user's findings rules, read after the shipped ones
 
     def __repr__(self) -> str:
         """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
@@ -71,6 +72,12 @@ class AnalysisResult:
         )
 
     @cached_property
+    def attempts(self) -> pd.DataFrame:
+        """One row per TCP connection attempt to an RPC port that never became a DCE/RPC conversation
+        (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
+        return report.attempts_frame(self.records)
+
+    @cached_property
     def endpoint_inventory(self) -> pd.DataFrame:
         """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
         used, with `status` announced-only, announced-and-used or used-without-announcement."""
@@ -87,13 +94,39 @@ class AnalysisResult:
         return views.matrix(self.binds, self.calls)
 
     @cached_property
+    def findings(self) -> pd.DataFrame:
+        """Attacks, reconnaissance and risky admin actions found by the rules (see analyzer.findings), most
+        severe first: one row per technique, client, server and burst of activity."""
+        from analyzer import findings
+
+        rules = findings.load_rules(self.rule_files)
+        return findings.compute(
+            self.calls, self.binds, self.endpoints, self.connections, self.violations, self.attempts_table(), rules
+        )
+
+    def add_findings(self, extra: pd.DataFrame) -> None:
+        """Add the rows of another producer of findings (Sigma matches, same columns) to `findings`."""
+        if not extra.empty:
+            self.__dict__["findings"] = pd.concat([self.findings, extra], ignore_index=True)
+
+    def attempts_table(self) -> pd.DataFrame | None:
+        """The connection attempts that never became RPC (the `attempts` table), when this build has it."""
+        table = getattr(self, "attempts", None)
+        return table if isinstance(table, pd.DataFrame) else None
+
+    @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
-        return views.data_quality(self.captures, self.connections, self.violations, self.binds, self.calls)
+        return views.data_quality(
+            self.captures, self.connections, self.violations, self.binds, self.calls, self.attempts
+        )
 
     def view_items(self) -> list[NamedFrame]:
-        """The four views as (name, DataFrame, schema), in the order they are written."""
-        return [(name, getattr(self, name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
+        """The views as (name, DataFrame, schema), in the order they are written, then the findings."""
+        from analyzer.findings import FINDINGS
+
+        items = [(name, getattr(self, name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
+        return [*items, ("findings", self.findings, FINDINGS)]
 
     def hosts_text(self, role: str | None = None) -> str:
         """The per-host view as readable text, each host with the services it negotiated."""
@@ -129,7 +162,8 @@ class AnalysisResult:
 
             written = write_zeek_logs(self, out_dir, fmt, all_calls)
         else:
-            written = write_tables(self.tables, out_dir, fmt, self.view_items())
+            extra: list[NamedFrame] = [*self.view_items(), ("attempts", self.attempts, report.ATTEMPTS)]
+            written = write_tables(self.tables, out_dir, fmt, extra)
         write_manifest(
             out_dir,
             (c.path for c in self.records.captures),
@@ -154,11 +188,13 @@ def analyze(
     *,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    rules: Iterable[str | PathLike[str]] = (),
 ) -> AnalysisResult:
     """Analyse capture files and directories (pcap, pcapng, NetMon 2.x, optionally gzip-compressed).
 
     Files that cannot be read do not raise: they appear in `captures` with their `error`, and in
-    `errors`. Everything read before a truncated file's cut is kept.
+    `errors`. Everything read before a truncated file's cut is kept. `rules`: your own findings rule
+    files (see analyzer.findings.rules), read after the shipped ones when `findings` is first read.
 
         >>> result = analyze(["samples/pcaps"])          # doctest: +SKIP
         >>> result.binds[["client_ip", "server_ip", "interface_name", "ack_result"]]  # doctest: +SKIP
@@ -168,7 +204,9 @@ def analyze(
     started = utc_now()
     pipeline = Pipeline(limits)
     records = pipeline.run([str(p) for p in paths], progress)
-    return from_records(records, started)
+    result = from_records(records, started)
+    result.rule_files = tuple(str(r) for r in rules)
+    return result
 
 
 def analyze_packets(

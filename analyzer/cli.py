@@ -58,6 +58,53 @@ def names_option(f: F) -> F:
     )(f)
 
 
+def rules_option(f: F) -> F:
+    return click.option(
+        "--rules",
+        "rules_files",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True),
+        help="A tab-separated file of your own findings rules (the columns of analyzer/findings/rules.tsv); a "
+        "row with a shipped rule's id replaces it, kind 'off' switches it off. Repeatable.",
+    )(f)
+
+
+def _load_rules(rules_files: tuple[str, ...]) -> None:
+    """Check the user's rule files before any capture is read: a bad one is a usage error."""
+    if rules_files:
+        from analyzer import findings
+
+        try:
+            findings.load_rules(rules_files)
+        except ValueError as e:
+            _err(str(e))
+            sys.exit(EXIT_USAGE)
+
+
+def _load_sigma(paths: tuple[str, ...]) -> list[Any] | None:
+    """The Sigma rules in paths converted for our tables (None without paths); a rule pySigma cannot
+    convert is named on stderr and skipped; an unreadable rule set exits with a usage error."""
+    if not paths:
+        return None
+    from analyzer.findings import sigma
+
+    try:
+        converted, errors = sigma.convert(sigma.load(paths))
+    except ValueError as e:
+        _err(str(e))
+        sys.exit(EXIT_USAGE)
+    for line in errors:
+        _err(line)
+    return list(converted)
+
+
+def _add_sigma(result: AnalysisResult, converted: list[Any]) -> None:
+    """Sigma matches join the findings (computed first, so they are there when written)."""
+    from analyzer.findings import sigma
+
+    result.add_findings(sigma.evaluate(converted, result.calls, result.connections))
+
+
 def _load_names(names_file: str | None) -> None:
     if names_file:
         from analyzer import registry
@@ -87,6 +134,8 @@ def main() -> None:
       rpc-analyzer report capture.pcapng -o report.html
       rpc-analyzer firewall capture.pcapng --format md
       sudo rpc-analyzer live -i eth0 --rotate-seconds 300
+      rpc-analyzer findings capture.pcapng
+      rpc-analyzer sigma sigma/rules/network/zeek/ capture.pcapng
       rpc-analyzer names svcctl
     """
 
@@ -133,7 +182,8 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
     show_default=True,
     type=click.Path(),  # not a directory: checked below, to say so in those words
     help="Directory for the tables (binds, endpoints, calls, connections, hosts, violations, captures) and "
-    "the views (endpoint_inventory, timeline, matrix, data_quality).",
+    "the views (endpoint_inventory, timeline, matrix, data_quality), and attempts (connection attempts "
+    "that carried no PDU).",
 )
 @click.option(
     "--format",
@@ -152,18 +202,41 @@ def _progress(paths: list[str], quiet: bool) -> Iterator[Callable[[int, int], No
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors are still printed.")
 @names_option
+@rules_option
+@click.option(
+    "--sigma",
+    "sigma_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Sigma rules (a .yml file or a directory of them, zeek dce_rpc or rpc_firewall logsources) to run "
+    "with pySigma; their matches are added to findings.csv. Repeatable.",
+)
 def analyze(
-    captures: tuple[str, ...], out_dir: str, fmt: str, all_calls: bool, quiet: bool, names_file: str | None
+    captures: tuple[str, ...],
+    out_dir: str,
+    fmt: str,
+    all_calls: bool,
+    quiet: bool,
+    names_file: str | None,
+    rules_files: tuple[str, ...],
+    sigma_paths: tuple[str, ...],
 ) -> None:
-    """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, or directories) and write the tables.
+    """Analyse CAPTURES (pcap, pcapng or NetMon files, .gz too, directories or globs) and write the tables,
+    the views and findings.csv (what looks like an attack; see `rpc-analyzer findings`).
+
+    Files of one series (ring buffers, splits: same directory and name but for digits) are read as one
+    capture session, merged by timestamp where they overlap.
 
     \b
     Example:
       rpc-analyzer analyze incident.pcapng more/ -o out/
       rpc-analyzer analyze ring-*.pcap.gz -o out/ --format parquet
       rpc-analyzer analyze incident.pcapng -o zeek/ --format zeek    # dce_rpc.log + companions
+      rpc-analyzer analyze incident.pcapng --rules my_rules.tsv --sigma sigma/rules/network/zeek/
     """
     _load_names(names_file)
+    _load_rules(rules_files)
+    sigma_rules = _load_sigma(sigma_paths)
     from analyzer.manifest import MANIFEST, Digests, foreign_files, hash_in_background, utc_now
 
     started = utc_now()
@@ -175,10 +248,22 @@ def analyze(
     result = _read_captures(captures, quiet, lambda paths: hashing.append(hash_in_background(paths)))
     result.started = started
     result.input_digests = hashing[0]() if hashing else None
+    result.rule_files = rules_files
+    if sigma_rules is not None:
+        _add_sigma(result, sigma_rules)
     params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}
     try:
         written = result.write(
-            out_dir, fmt, all_calls, arguments={**params, "names": names_file, "all_calls": all_calls}
+            out_dir,
+            fmt,
+            all_calls,
+            arguments={
+                **params,
+                "names": names_file,
+                "all_calls": all_calls,
+                "rules": list(rules_files),
+                "sigma": list(sigma_paths),
+            },
         )
     except OSError as e:
         why = "not a directory" if e.errno in (errno.ENOTDIR, errno.EEXIST) else e.strerror or str(e)
@@ -433,8 +518,15 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing line; errors are still printed.")
 @names_option
+@rules_option
 def report(
-    captures: tuple[str, ...], out_file: str, title: str, show_all: bool, quiet: bool, names_file: str | None
+    captures: tuple[str, ...],
+    out_file: str,
+    title: str,
+    show_all: bool,
+    quiet: bool,
+    names_file: str | None,
+    rules_files: tuple[str, ...],
 ) -> None:
     """Write a self-contained HTML report of CAPTURES that opens offline.
 
@@ -448,7 +540,9 @@ def report(
       rpc-analyzer report captures/ -o weekly.html --title "Port 135 review, week 12"
     """
     _load_names(names_file)
+    _load_rules(rules_files)
     result = _read_captures(captures, quiet)
+    result.rule_files = rules_files
     page = result.html(title, include_local=show_all)
     try:
         Path(out_file).write_text(page, encoding="utf-8")
@@ -563,6 +657,79 @@ def firewall(
 
 
 @main.command(epilog=EXIT_CODES_HELP)
+@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: grouped by host, most severe first, with evidence frames; csv: the findings table.",
+)
+@click.option(
+    "--min-severity",
+    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    default="info",
+    show_default=True,
+    help="Only findings at least this severe.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@names_option
+@rules_option
+@click.option(
+    "--sigma",
+    "sigma_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Also run these Sigma rules (files or directories) with pySigma. Repeatable.",
+)
+def findings(
+    captures: tuple[str, ...],
+    fmt: str,
+    min_severity: str,
+    quiet: bool,
+    names_file: str | None,
+    rules_files: tuple[str, ...],
+    sigma_paths: tuple[str, ...],
+) -> None:
+    """Show what in CAPTURES looks like an attack, reconnaissance or a risky admin action.
+
+    One finding per technique, client, server and burst of activity: PsExec-style services,
+    scheduled tasks, WMI and DCOM execution, DCSync from a host that is not a domain controller,
+    ZeroLogon bursts and whether one succeeded, coercion (PetitPotam, PrinterBug, ...), endpoint-mapper
+    dumps, brute force, user/group/session/share enumeration. Grouped by the host acted upon, most
+    severe first, with the frames to open in Wireshark (frame.number in {...}).
+
+    \b
+    Example:
+      rpc-analyzer findings incident.pcapng
+      rpc-analyzer findings captures/ --min-severity high
+      rpc-analyzer findings incident.pcapng --rules site_rules.tsv --format csv > findings.csv
+    """
+    _load_names(names_file)
+    _load_rules(rules_files)
+    converted = _load_sigma(sigma_paths)
+    result = _read_captures(captures, quiet)
+    result.rule_files = rules_files
+    if converted is not None:
+        _add_sigma(result, converted)
+    from analyzer.findings import FINDINGS
+    from analyzer.findings.rules import SEVERITIES
+
+    table = result.findings[result.findings["severity"].isin(SEVERITIES[SEVERITIES.index(min_severity) :])]
+    if fmt == "csv":
+        from analyzer.output import csv_text
+
+        click.echo(csv_text(table, FINDINGS), nl=False)
+    else:
+        from analyzer.findings.text import findings_text
+
+        _echo_lines(findings_text(table))
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
 @click.option("-i", "--interface", "iface", required=True, help="Network interface to capture on (e.g. eth0, lo).")
 @click.option("--bpf", default=None, help="BPF capture filter, e.g. 'tcp port 135 or tcp portrange 49152-65535'.")
 @click.option(
@@ -629,6 +796,62 @@ def live(
     except OSError as e:
         _err(f"live capture on {iface} failed: {e.strerror or e}")
         sys.exit(EXIT_INPUT_ERROR)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: grouped by host; csv: the matches as findings rows.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@names_option
+def sigma(paths: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None) -> None:
+    """Run Sigma RULES over CAPTURES with pySigma: PATHS are rule files or directories (.yml), then captures.
+
+    Rules for the logsources `zeek` / `dce_rpc` (fields endpoint, operation, id.orig_h, ...), `zeek` /
+    `smb_files` (path, name of the named pipes) and `rpc_firewall` (InterfaceUuid, OpNum, ...) are
+    evaluated over views of the calls and connections tables. Each match is a findings row naming the
+    rule. A path is a rule when it is a .yml/.yaml file or a directory holding them.
+
+    \b
+    Example:
+      rpc-analyzer sigma sigma/rules/network/zeek/ sigma/rules/application/rpc_firewall/ incident.pcapng
+      rpc-analyzer sigma zeek_dce_rpc_mitre_bzar_execution.yml captures/ --format csv
+    """
+    rules = tuple(p for p in paths if _is_sigma_path(p))
+    captures = tuple(p for p in paths if p not in rules)
+    if not rules or not captures:
+        _err("give Sigma rule files or directories, then captures")
+        sys.exit(EXIT_USAGE)
+    _load_names(names_file)
+    converted = _load_sigma(rules) or []
+    result = _read_captures(captures, quiet)
+    from analyzer.findings import FINDINGS
+    from analyzer.findings import sigma as sigma_rules
+
+    matches = sigma_rules.evaluate(converted, result.calls, result.connections)
+    if fmt == "csv":
+        from analyzer.output import csv_text
+
+        click.echo(csv_text(matches, FINDINGS), nl=False)
+    else:
+        from analyzer.findings.text import findings_text
+
+        _echo_lines(findings_text(matches))
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def _is_sigma_path(path: str) -> bool:
+    p = Path(path)
+    if p.is_file():
+        return p.suffix.lower() in (".yml", ".yaml")
+    return p.is_dir() and any(p.rglob("*.yml"))
 
 
 if __name__ == "__main__":  # pragma: no cover

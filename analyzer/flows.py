@@ -15,7 +15,7 @@ from typing import Any
 
 from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.dcerpc.association import Association, InterfaceHint, RecordSink
-from analyzer.dcerpc.constants import RTS
+from analyzer.dcerpc.constants import BIND, RTS
 from analyzer.dcerpc.pdu import CoPdu, OtherPdu
 from analyzer.dcerpc.stream import CoStream
 from analyzer.dcerpc.wire import Malformed
@@ -61,6 +61,7 @@ class TcpFlow:
         self.first_frame = self.last_frame = frame
         self.first_ts = self.last_ts = ts
         self.packets = 0
+        self.server_packets = 0
         self.client_bytes = 0
         self.server_bytes = 0
         self.client_isn: int | None = None
@@ -90,6 +91,7 @@ class TcpFlow:
 
     def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
         self.packets += 1
+        self.server_packets += not from_client
         self.last_frame = frame
         self.last_ts = ts
         half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
@@ -143,7 +145,12 @@ class TcpFlow:
             gaps=self.c2s.gaps + self.s2c.gaps,
             end=end,
             detail=self.detail(),
+            midstream=self.midstream(),
         )
+
+    def midstream(self) -> bool | None:
+        """Did the conversation begin before the capture (its first PDU not a bind)? None without PDUs."""
+        return None
 
     def _close_payload(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -165,6 +172,14 @@ class TcpFlow:
 
 
 _CLOSED: Any = object()  # what a closed flow's gap reporter points at instead of the flow
+
+
+def _began_before(assoc: Association | None) -> bool | None:
+    """An association whose first PDU was not a bind began before the capture ([C706] 12.6.4.3: a
+    bind starts an association); None when it carried no PDU."""
+    if assoc is None or assoc.first_ptype is None:
+        return None
+    return assoc.first_ptype != BIND
 
 
 class _GapReporter:
@@ -248,6 +263,9 @@ class CoTcpFlow(_FramedFlow):
 
     def _close_payload(self) -> None:
         self.assoc.close()
+
+    def midstream(self) -> bool | None:
+        return _began_before(self.assoc)
 
 
 class VirtualConnection:
@@ -335,6 +353,9 @@ class HttpTcpFlow(_FramedFlow):
             return
         # On a v2 OUT channel the server's PDUs are the answers; on the IN channel the client's are the calls.
         self._association().pdu(from_client, pdu, frame, ts, first_frame, self.flow)
+
+    def midstream(self) -> bool | None:
+        return _began_before(self.vc.assoc if self.vc is not None else self._own)
 
     def _close_payload(self) -> None:
         if self._own is not None:

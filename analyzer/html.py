@@ -59,6 +59,8 @@ td.status-announced-only { color: #6b7280; }
 td.status-announced-and-used { color: #0a6b2d; font-weight: 600; }
 td.status-used-without-announcement { color: #9a4b00; font-weight: 600; }
 td.quality-complete { color: #0a6b2d; }
+td.severity-critical, td.severity-high { color: #a40000; font-weight: 600; }
+td.severity-medium { color: #9a4b00; font-weight: 600; }
 figure { margin: .5rem 0 1.5rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #d8dde6; }
 figcaption { font-size: .85rem; color: #4a5263; }
@@ -239,6 +241,39 @@ def _figures(pairs: Iterable[tuple[str, object]]) -> str:
     return f'<dl class="figures">{cells}</dl>'
 
 
+def findings_section(findings: pd.DataFrame) -> str:
+    """The findings, most severe first, at the top of the report (findings.csv has them all)."""
+    from analyzer.findings import FINDINGS
+
+    counts = findings["severity"].value_counts()
+    order = ("critical", "high", "medium", "low", "info")
+    lead = ", ".join(f"{int(counts[s])} {s}" for s in order if s in counts) or "none"
+    columns = [
+        "severity",
+        "confidence",
+        "technique",
+        "title",
+        "client_ip",
+        "server_ip",
+        "user",
+        "operation",
+        "argument",
+        "frames",
+        "capture",
+        "detail",
+    ]
+    return _section(
+        "findings",
+        "Findings",
+        f'<p class="lead">{len(findings)} finding(s): {escape(lead)}.</p>',
+        _note(
+            "What looks like an attack, reconnaissance or a risky admin action, most severe first; frames are "
+            "the evidence to open in Wireshark (findings.csv)."
+        ),
+        _table(findings, columns, FINDINGS, css_class={"severity": "severity"}),
+    )
+
+
 def render(result: AnalysisResult, title: str = "RPC traffic report", include_local: bool = False) -> str:
     """The report as one HTML document (a str); write it with UTF-8. The endpoint inventory leaves
     out ncalrpc (local) endpoints unless include_local."""
@@ -279,6 +314,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
         ports_src = ports_png(inv, conns)
 
     sections = [
+        findings_section(result.findings),
         _section(
             "summary",
             "Summary",
@@ -404,6 +440,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
     nav = "".join(
         f'<a href="#{a}">{escape(t)}</a>'
         for a, t in (
+            ("findings", "Findings"),
             ("summary", "Summary"),
             ("services", "Services"),
             ("servers", "Servers"),

@@ -26,6 +26,7 @@ BY_SEC_ADDR = "sec_addr"
 BY_HEURISTIC = "heuristic"
 BY_PORT593 = "port593"  # RPC over HTTP v1's well-known port
 BY_SMB = "smb"  # a named pipe opened over SMB
+BY_MIDSTREAM = "midstream"  # joined late: a well-formed PDU confirmed by the next one or its answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ class ConnectionRecord:
     gaps: int
     end: str  # fin | rst | idle | evicted | capture_end | close (a pipe's SMB CLOSE)
     detail: str | None = None  # what else is known: RPC-over-HTTP channel and RTS PDUs, SMB session, ...
+    midstream: bool | None = None  # its first PDU was not a bind: the conversation began before the capture
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +212,21 @@ class Violation:
     # how many, and the frames of the first and last (`frame` is the first).
     count: int = 1
     last_frame: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A TCP connection attempt to an RPC port that never became a DCE/RPC conversation: only a SYN
+    (`syn_only`), answered by a reset (`rejected`), or closed without a PDU (`no_pdu`)."""
+
+    capture: str
+    frame: int  # the client's first SYN
+    ts: int
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    outcome: str  # syn_only | rejected | no_pdu
 
 
 @dataclass(frozen=True, slots=True)

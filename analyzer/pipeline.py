@@ -2,14 +2,18 @@
 
 It owns the packet selector (which ports and payloads the decoder lets through), the table of
 live flows, and what the endpoint mapper taught: `(transport, server address, port) ->
-announcement` from EPM answers and bind_ack secondary addresses. A new connection is followed when:
-its server port is 135 (`port135`); the EPM announced its server address and port earlier in the
-run (`epm`, linked to the answer that did); a bind_ack named its port (`sec_addr`); or its first
-client bytes are a DCE/RPC bind or alter_context (`heuristic`).
+announcement` from EPM answers and bind_ack secondary addresses (the `EndpointBook`). A new
+connection is followed when: its server port is 135 (`port135`); the EPM announced its server address
+and port earlier in the run (`epm`, linked to the answer that did); a bind_ack named its port
+(`sec_addr`); its first client bytes are a DCE/RPC bind or alter_context (`heuristic`); or it carries
+a well-formed PDU of any type that the next PDU or an answer confirms (`midstream`, see
+`analyzer.midstream`). A connection to an RPC port that carries no PDU is an attempt, not a
+conversation.
 
 Flows live in a table keyed both ways by (address, port) pairs, with an LRU for idle expiry and
 a cap; a closed flow leaves a tombstone that swallows its stragglers until a new SYN. At the end of
-each file every flow is closed, so records never wait for a later file.
+each capture every flow is closed, so records never wait for a later one; the files of one capture
+session (a ring buffer, a split: `analyzer.session`) are one capture, read as one stream.
 """
 
 from __future__ import annotations
@@ -21,31 +25,34 @@ import traceback
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from analyzer.book import Announcement
 from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
-from analyzer.capture.reader import CaptureReader
+from analyzer.capture.reader import CaptureReader, RawFrame
 from analyzer.capture.source import display_name, expand_paths, open_capture
 from analyzer.dcerpc.association import SOURCE_EPM, InterfaceHint
 from analyzer.dcerpc.cl import ClTracker, cl_probe
 from analyzer.dcerpc.constants import ALTER_CONTEXT, BIND
-from analyzer.dcerpc.probe import co_bind_probe
+from analyzer.dcerpc.probe import co_bind_probe, co_probe, co_start
 from analyzer.errors import CaptureError
 from analyzer.flows import CoTcpFlow, EpmLink, HttpTcpFlow, TcpFlow, VirtualConnection
 from analyzer.http import IN_METHOD, OUT_METHOD, http_probe
 from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.midstream import Candidate
 from analyzer.model import (
     BY_EPM,
     BY_HEURISTIC,
+    BY_MIDSTREAM,
     BY_PORT135,
     BY_PORT593,
     BY_SEC_ADDR,
     NCACN_HTTP,
     NCACN_IP_TCP,
     NCADG_IP_UDP,
+    AttemptRecord,
     BindRecord,
     CallRecord,
     CaptureSummary,
@@ -57,6 +64,7 @@ from analyzer.model import (
 )
 from analyzer.pipes import SMB_TRANSPORT, PipeTable, SmbTcpFlow
 from analyzer.records import Records as Records  # re-exported: records spool to disk, violations aggregate
+from analyzer.session import FrameMap, Member, SessionFrames, expand_globs, sessions
 
 EPM_PORT = 135
 HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
@@ -66,24 +74,9 @@ NETBIOS_PORT = 139
 _WELL_KNOWN = frozenset({EPM_PORT, HTTP_PORT, *SMB_PORTS})
 _PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 _EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
-_MAX_ANNOUNCEMENTS = 8  # remembered per (transport, address, port)
 
 # progress(bytes of the input consumed so far, files finished so far)
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """An endpoint the run learned: who announced it, when, for which interface."""
-
-    capture: str
-    frame: int
-    ts: int
-    client_ip: str | None
-    interface_uuid: str | None
-    if_major: int | None
-    if_minor: int | None
-    source: str  # epm | sec_addr
 
 
 class _UdpConversation:
@@ -167,7 +160,7 @@ class _Undecided:
         self.held_port: int | None = None  # a server port selected while deciding
 
 
-_Entry = TcpFlow | _Tombstone | _Undecided
+_Entry = TcpFlow | _Tombstone | _Undecided | Candidate
 _FlowKey = tuple[bytes, int, bytes, int]
 
 
@@ -199,8 +192,20 @@ def tcp_probe(buf: bytes, start: int, end: int) -> bool:
     """The selector's probe: a payload on an unknown port that starts, or may start, a DCE/RPC
     conversation reaches the pipeline. The selection loop has already checked the first byte."""
     if end - start >= len(OUT_METHOD):
-        return co_bind_probe(buf, start, end) if buf[start] == 5 else http_probe(buf, start, end)
+        return co_probe(buf, start, end) if buf[start] == 5 else http_probe(buf, start, end)
     return rpc_start(bytes(buf[start:end])) is not False
+
+
+def _attempt(conn: TcpFlow) -> AttemptRecord:
+    """The attempts row of a connection to an RPC port that carried no PDU."""
+    f = conn.flow
+    if conn.client_bytes or conn.server_bytes or (conn.server_packets and not conn.reset):
+        outcome = "no_pdu"
+    else:
+        outcome = "rejected" if conn.reset else "syn_only"
+    return AttemptRecord(
+        f.capture, conn.first_frame, conn.first_ts, f.client_ip, f.client_port, f.server_ip, f.server_port, outcome
+    )
 
 
 def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - deliberate cache
@@ -229,13 +234,13 @@ class Pipeline:
         self.limits = limits
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
         self.records = Records(limits)
+        self.book = self.records.book
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
         self.selector.tcp_probe_first = TCP_PROBE_FIRST
         self.selector.udp_ports.add(EPM_PORT)
         self.selector.udp_probe = cl_probe
-        self._learned: OrderedDict[tuple[str, str, int], list[Announcement]] = OrderedDict()
         self._capture = ""
         self._flows: dict[_FlowKey, _Entry] = {}
         self._lru: OrderedDict[int, tuple[_FlowKey, _Entry]] = OrderedDict()
@@ -245,19 +250,86 @@ class Pipeline:
         self._cl = ClTracker(self, limits, self._udp_flow)
         self._udp_flows: dict[tuple[str, int, str, int], _UdpConversation] = {}
         self._udp_ts = 0
+        self.unfollowed = 0  # TCP flows that looked like DCE/RPC but were not confirmed
 
     # -- running --------------------------------------------------------------------------------
 
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
-        """Analyse files and directories in order; `progress` gets the bytes consumed so far."""
-        done = 0
+        """Analyse files, directories and globs; files of one capture session (see
+        `analyzer.session`) are read as one stream. `progress` gets the bytes consumed so far."""
+        files = [p for p, _explicit in expand_paths(expand_globs(paths))]
+        done = index = 0
         with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded
-            for index, (path, _explicit) in enumerate(expand_paths(paths)):
+            for members in sessions(files):
                 step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
-                self.add_file(path, progress=step)
-                with contextlib.suppress(OSError):
-                    done += os.path.getsize(path)
+                if len(members) > 1:
+                    self.add_session(members, progress=step)
+                else:
+                    self.add_file(members[0].path, progress=step)
+                for m in members:
+                    index += 1
+                    with contextlib.suppress(OSError):
+                        done += os.path.getsize(m.path)
+                if progress is not None:
+                    progress(done, index)
         return self.records
+
+    def add_session(self, members: list[Member], progress: Callable[[int], None] | None = None) -> list[CaptureSummary]:
+        """Analyse the files of one capture session as one stream: nothing is closed at a file
+        boundary. Records name the session's first file until `analyzer.localise` maps their frames
+        back to the file (and frame in it) where each fell."""
+        fmap = FrameMap(members[0].name)
+        source = SessionFrames(members, fmap)
+        self._begin(fmap.session)
+        decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
+        tick = None if progress is None else (lambda: progress(source.position()))
+        try:
+            self._select(decoder, iter(source), tick)
+        finally:
+            self._close_all("capture_end")
+            source.close()
+        self.records.frame_maps[fmap.session] = fmap
+        out = []
+        for i, m in enumerate(members):
+            reader = source.readers.get(i)
+            if reader is None:
+                summary = CaptureSummary(m.name, m.path, None, "", 0, 0, None, None, False, source.errors.get(i))
+            else:
+                summary = self._summary(
+                    m.name, m.path, reader, source.first_ts.get(i), source.last_ts.get(i), source.errors.get(i)
+                )
+            self.records.captures.append(summary)
+            out.append(summary)
+        if decoder.defrag.dropped:
+            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        self._report_caps(decoder.defrag)
+        return out
+
+    def _begin(self, capture: str) -> None:
+        """Fresh per-capture state: a file, or a session of files."""
+        self._capture = capture
+        self._flows = {}
+        self._lru = OrderedDict()
+        self._streams = 0
+        self._vcs = {}
+        self._pipes = PipeTable(self, self.limits, self._next_stream)
+        self._cl = ClTracker(self, self.limits, self._udp_flow)
+        self._udp_flows = {}
+
+    def _select(self, decoder: PacketDecoder, frames: Iterable[RawFrame], tick: Callable[[], None] | None) -> None:
+        """The per-packet loop: every selected packet to its transport, internal errors reported."""
+        for selected, (frame, ts, pkt) in enumerate(decoder.select(frames, tick), 1):
+            try:
+                if pkt.proto == PROTO_TCP:
+                    self._tcp(pkt, frame, ts)
+                else:
+                    self._udp(pkt, frame, ts)
+            except Exception as e:  # a bug, not bad input: report it and carry on
+                if self.strict:
+                    raise
+                self._internal_error(frame, e)
+            if not selected % _EXPIRE_EVERY:
+                self._expire(ts)
 
     def add_file(
         self, path: str, name: str | None = None, progress: Callable[[int], None] | None = None
@@ -277,32 +349,12 @@ class Pipeline:
     ) -> CaptureSummary:
         """Analyse the frames of one reader (a file's, or any packet source's, see `analyzer.packets`)
         as one capture named `name`; the reader is closed at the end."""
-        self._capture = name
-        self._flows = {}
-        self._lru = OrderedDict()
-        self._streams = 0
-        self._vcs = {}
-        self._pipes = PipeTable(self, self.limits, self._next_stream)
-        self._cl = ClTracker(self, self.limits, self._udp_flow)
-        self._udp_flows = {}
+        self._begin(name)
         decoder = PacketDecoder(self.selector, Defragmenter(self.limits))
-        selected = 0
         error: str | None = None
         tick = None if progress is None else (lambda: progress(reader.position()))
         try:
-            for frame, ts, pkt in decoder.select(reader, tick):
-                selected += 1
-                try:
-                    if pkt.proto == PROTO_TCP:
-                        self._tcp(pkt, frame, ts)
-                    else:
-                        self._udp(pkt, frame, ts)
-                except Exception as e:  # a bug, not bad input: report it and carry on
-                    if self.strict:
-                        raise
-                    self._internal_error(frame, e)
-                if not selected % _EXPIRE_EVERY:
-                    self._expire(ts)
+            self._select(decoder, reader, tick)
         except (OSError, zlib.error) as e:  # zlib.error: corrupt compressed data (found by fuzzing)
             error = f"read error after frame {reader.frames}: {e}"
         except EOFError:
@@ -310,42 +362,43 @@ class Pipeline:
         finally:
             self._close_all("capture_end")
             reader.close()
-        frame = reader.frames
         if progress is not None:
             progress(reader.position())
+        summary = self._summary(name, path, reader, decoder.first_ts, decoder.last_ts, error)
+        if decoder.defrag.dropped:
+            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
+        self._report_caps(decoder.defrag)
+        self.records.captures.append(summary)
+        return summary
+
+    def _summary(
+        self, name: str, path: str, reader: CaptureReader, first_ts: int | None, last_ts: int | None, error: str | None
+    ) -> CaptureSummary:
+        """A file's captures row, and its file-level violations (link types skipped, truncation)."""
+        frame = reader.frames
         supported = {lt for lt in reader.link_types if lt in SUPPORTED_LINK_TYPES}
         unsupported = sorted(lt for lt in reader.link_types if lt not in SUPPORTED_LINK_TYPES and lt != LINK_NONE)
         if frame and not supported and unsupported and error is None:
             error = "unsupported link type " + listed(unsupported, ", ")
         elif unsupported:
-            self._violation(
-                None,
-                None,
-                "capture",
-                "unsupported_link_type",
-                f"frames of link type {listed(unsupported, ', ')} skipped",
-            )
+            detail = f"frames of link type {listed(unsupported, ', ')} skipped"
+            self.records.violations.append(Violation(name, None, None, "capture", "unsupported_link_type", detail))
         if reader.truncated:
-            self._violation(None, None, "capture", "truncated", reader.truncated)
+            self.records.violations.append(Violation(name, None, None, "capture", "truncated", reader.truncated))
         for note_frame, layer, what, detail in reader.notes():  # timestamps out of range, the gzip guard
-            self._violation(None, note_frame, layer, what, detail)
-        if decoder.defrag.dropped:
-            self._violation(None, None, "ip", "ip_fragments_dropped", f"{decoder.defrag.dropped} incomplete datagrams")
-        self._report_caps(decoder.defrag)
-        summary = CaptureSummary(
+            self.records.violations.append(Violation(name, note_frame, None, layer, what, detail))
+        return CaptureSummary(
             capture=name,
             path=path,
             format=reader.format,
             link_types=listed(sorted(reader.link_types), ","),
             frames=frame,
             bytes=reader.bytes_read,
-            first_ts=decoder.first_ts,
-            last_ts=decoder.last_ts,
+            first_ts=first_ts,
+            last_ts=last_ts,
             truncated=reader.truncated is not None,
             error=error,
         )
-        self.records.captures.append(summary)
-        return summary
 
     # -- TCP ------------------------------------------------------------------------------------
 
@@ -362,6 +415,9 @@ class Pipeline:
                         self._close(entry, "rst" if entry.reset else "fin", ts)
                     return
                 self._close(entry, "rst" if entry.reset else "fin", ts)
+            elif isinstance(entry, Candidate):
+                self._candidate(key, entry, pkt, frame, ts)
+                return
             elif isinstance(entry, _Tombstone):
                 entry.last_ts = ts
                 syn_from_client = (pkt.src, pkt.sport) == entry.client and pkt.flags & 0x12 == 0x02
@@ -439,6 +495,12 @@ class Pipeline:
                 self._forget(key, entry)
             self._start_heuristic((src, sport), [(pkt, frame, ts)], pkt.payload)
             return
+        first = co_start(pkt.payload, 0, len(pkt.payload)) if verdict is False else None
+        if first is not None:  # a well-formed PDU that is not a first one: joined late, to confirm
+            if known:
+                self._forget(key, entry)
+            self._candidate(key, Candidate(pkt, first, ts), pkt, frame, ts)
+            return
         if verdict is None:  # too short to tell: accumulate, selecting the server's port meanwhile
             entry.client = (src, sport)
             entry.prefix = pkt.payload
@@ -448,6 +510,42 @@ class Pipeline:
                 self.selector.tcp_ports.add(dport)
         if not known:
             self._remember(key, entry)
+
+    def _candidate(self, key: _FlowKey, cand: Candidate, pkt: Packet, frame: int, ts: int) -> None:
+        """One packet of a flow that may be a conversation joined late: follow it once confirmed,
+        ignore it (and say so) once rejected. Its server port is selected while deciding, so the
+        answers and continuation segments that no probe would pass reach it."""
+        verdict = cand.feed(pkt, frame, ts)
+        if verdict is None:
+            if id(cand) not in self._lru:
+                self._remember(key, cand)
+                port = cand.server[1]
+                if port not in self.selector.tcp_ports:
+                    cand.held_port = port
+                    self.selector.tcp_ports.add(port)
+            return
+        self._forget(key, cand)
+        if verdict:
+            client, server = cand.client, cand.server
+            self._start_flow(key, "co", BY_MIDSTREAM, client, server, None, cand.replay())
+            return
+        self._unconfirmed(cand, frame)
+        ignored = _Undecided(ts)
+        ignored.probes = _PROBE_BUDGET
+        self._remember(key, ignored)  # judged: ignored until it goes idle
+
+    def _unconfirmed(self, cand: Candidate, frame: int) -> None:
+        """Count, and report, a flow that looked like DCE/RPC but could not be followed."""
+        c, s = cand.client, cand.server
+        self.unfollowed += 1
+        self._violation(
+            None,
+            frame,
+            "dcerpc",
+            "unconfirmed_conversation",
+            f"{ip_text(c[0])}:{c[1]} -> {ip_text(s[0])}:{s[1]}: a DCE/RPC header not confirmed by the "
+            "next PDU or an answer; not followed",
+        )
 
     def _start_heuristic(self, client: tuple[bytes, int], packets: list[tuple[Packet, int, int]], start: bytes) -> None:
         """Follow a conversation its client's first bytes identified, replaying what was kept."""
@@ -482,7 +580,7 @@ class Pipeline:
             conn = HttpTcpFlow(flow, client, by, self, self.limits, frame0, ts0, link, self._virtual_connection)
         else:
             conn = CoTcpFlow(flow, client, by, self, self.limits, frame0, ts0, link)
-        if by == BY_HEURISTIC:
+        if by in (BY_HEURISTIC, BY_MIDSTREAM):
             self.selector.tcp_ports.add(server[1])
         self._remember(key, conn)
         for pkt, frame, ts in packets:
@@ -520,9 +618,9 @@ class Pipeline:
     ) -> tuple[str, EpmLink | None] | None:
         """(identified_by, EPM link) if the run learned this server address and port before `ts`:
         an answer can only lead to a connection that starts after it."""
-        if not self._learned or port not in self.selector.tcp_ports:
+        if not len(self.book) or port not in self.selector.tcp_ports:
             return None
-        found = [a for a in self._learned.get((transport, ip_text(addr), port), ()) if a.ts <= ts]
+        found = self.book.before((transport, ip_text(addr), port), ts)
         if not found:
             return None
         client_ip = ip_text(client)
@@ -549,6 +647,8 @@ class Pipeline:
                 self._close(old, "evicted", old.last_ts, tombstone=False)
             else:
                 self._forget(old_key, old)
+                if isinstance(old, Candidate):
+                    self._unconfirmed(old, old.packets[-1][1])
 
     def _forget(self, key: _FlowKey, entry: _Entry) -> None:
         src, sport, dst, dport = key
@@ -556,15 +656,21 @@ class Pipeline:
             if self._flows.get(k) is entry:
                 del self._flows[k]
         self._lru.pop(id(entry), None)
-        if isinstance(entry, _Undecided) and entry.held_port is not None:
+        if isinstance(entry, _Undecided | Candidate) and entry.held_port is not None:
             port, entry.held_port = entry.held_port, None
             self._release_port(port)
 
     def _close(self, conn: TcpFlow, end: str, ts: int, tombstone: bool = True) -> None:
         key, _e = self._lru.get(id(conn), (None, None))
         record = conn.close(end)
-        if not isinstance(conn, SmbTcpFlow):
+        if isinstance(conn, SmbTcpFlow):  # not a conversation itself; a scan of 445 or 139 is attempts
+            if conn.client_isn is not None and not (conn.client_bytes or conn.server_bytes):
+                self.records.attempts.append(_attempt(conn))
+        elif record.pdus:
             self.records.connections.append(record)
+        elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
+            self.records.attempts.append(_attempt(conn))
+        # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
         self.records.connections.extend(self._pipes.closed)
         self._pipes.closed.clear()
         if isinstance(conn, HttpTcpFlow) and conn.vc is not None:
@@ -572,7 +678,7 @@ class Pipeline:
             if vc.assoc is not None and all(c.closed for c in vc.channels):
                 vc.assoc.close()
                 self._vcs.pop(vc.cookie, None)
-        if conn.identified_by == BY_HEURISTIC:
+        if conn.identified_by in (BY_HEURISTIC, BY_MIDSTREAM):
             self._release_port(conn.flow.server_port)
         if key is not None:
             self._forget(key, conn)
@@ -582,12 +688,16 @@ class Pipeline:
     def _release_port(self, port: int) -> None:
         """Stop selecting a port a heuristic connection or an undecided one held, unless something
         else still needs it."""
-        if port in _WELL_KNOWN or any(k[2] == port for k in self._learned):
+        if port in _WELL_KNOWN or self.book.has_port(port):
             return
         for _k, e in self._lru.values():
-            if isinstance(e, TcpFlow) and e.identified_by == BY_HEURISTIC and e.flow.server_port == port:
+            if (
+                isinstance(e, TcpFlow)
+                and e.identified_by in (BY_HEURISTIC, BY_MIDSTREAM)
+                and e.flow.server_port == port
+            ):
                 return
-            if isinstance(e, _Undecided) and e.held_port == port:
+            if isinstance(e, _Undecided | Candidate) and e.held_port == port:
                 return
         self.selector.tcp_ports.discard(port)
 
@@ -602,11 +712,16 @@ class Pipeline:
                 self._close(entry, "idle", entry.last_ts, tombstone=False)
             else:
                 self._forget(key, entry)
+                if isinstance(entry, Candidate):
+                    self._unconfirmed(entry, entry.packets[-1][1])
 
     def _close_all(self, end: str) -> None:
-        for _key, entry in list(self._lru.values()):
+        for key, entry in list(self._lru.values()):
             if isinstance(entry, TcpFlow):
                 self._close(entry, end, entry.last_ts, tombstone=False)
+            elif isinstance(entry, Candidate):
+                self._forget(key, entry)
+                self._unconfirmed(entry, entry.packets[-1][1])
         for vc in self._vcs.values():
             if vc.assoc is not None:
                 vc.assoc.close()
@@ -646,7 +761,7 @@ class Pipeline:
                 self.records.connections.append(self._udp_flows.pop(oldest).record("evicted"))
             if server_port == EPM_PORT or client_port == EPM_PORT:
                 by = BY_PORT135
-            elif ("udp", server_ip, server_port) in self._learned:
+            elif ("udp", server_ip, server_port) in self.book:
                 by = BY_EPM
             else:
                 by = BY_HEURISTIC
@@ -666,15 +781,10 @@ class Pipeline:
     # -- learning -------------------------------------------------------------------------------
 
     def _learn(self, transport: str, ip: str, port: int, a: Announcement) -> None:
-        key = (transport, ip, port)
-        known = self._learned.get(key)
-        if known is None:
-            if len(self._learned) >= self.limits.max_learned_endpoints:
-                (_t, old_ip, old_port), _a = self._learned.popitem(last=False)
-                self._violation(None, a.frame, "limits", "cap_learned_endpoints", f"{old_ip}:{old_port} forgotten")
-            known = self._learned[key] = []
-        known.append(a)
-        del known[:-_MAX_ANNOUNCEMENTS]
+        forgotten = self.book.learn((transport, ip, port), a)
+        if forgotten is not None:
+            _t, old_ip, old_port = forgotten
+            self._violation(None, a.frame, "limits", "cap_learned_endpoints", f"{old_ip}:{old_port} forgotten")
         if transport in ("tcp", "http"):
             self.selector.tcp_ports.add(port)
         else:
@@ -688,7 +798,7 @@ class Pipeline:
         if addr and addr.isdigit() and rec.flow.transport == NCACN_IP_TCP and rec.ack_result == "acceptance":
             port = int(addr)
             if 0 < port < 65536 and (
-                port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self._learned
+                port != rec.flow.server_port or ("tcp", rec.flow.server_ip, port) not in self.book
             ):
                 self._learn(
                     "tcp",

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from analyzer import registry
 from analyzer.dcerpc.association import SOURCE_PIPE, Association, InterfaceHint, RecordSink
 from analyzer.dcerpc.auth import NtlmIdentity
+from analyzer.dcerpc.constants import BIND
 from analyzer.dcerpc.pdu import CoPdu
 from analyzer.dcerpc.stream import CoStream
 from analyzer.flows import TcpFlow, _GapReporter
@@ -173,6 +174,7 @@ class Pipe:
             end=end,
             detail=f"SMB{dialect} session 0x{session:x} file id {fid.hex()}"
             + (f"; {len(self.flows)} TCP connections (multichannel)" if len(self.flows) > 1 else ""),
+            midstream=self.assoc.first_ptype is not None and self.assoc.first_ptype != BIND,
         )
 
 

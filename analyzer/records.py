@@ -26,8 +26,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any, Generic, TypeVar, overload
 
+from analyzer.book import EndpointBook
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import (
+    AttemptRecord,
     BindRecord,
     CallRecord,
     CaptureSummary,
@@ -37,6 +39,7 @@ from analyzer.model import (
     Flow,
     Violation,
 )
+from analyzer.session import FrameMap
 from analyzer.violation_log import ViolationLog
 
 BATCH_ROWS = 4096  # records buffered per kind before a batch is written
@@ -258,9 +261,15 @@ class Records:
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
         self.violations = ViolationLog(Spool(self._run, "violations", Violation), limits)
         self.captures: list[CaptureSummary] = []
+        # TCP connection attempts that never carried a PDU (a port scan makes many: spooled too).
+        self.attempts: Spool[AttemptRecord] = Spool(self._run, "attempts", AttemptRecord)
+        # What the run learned about endpoints, for naming conversations when records become tables.
+        self.book = EndpointBook(limits.max_learned_endpoints)
+        # Capture sessions of several files: session frame numbers back to (file, frame in it).
+        self.frame_maps: dict[str, FrameMap] = {}
 
     def _spools(self) -> list[Spool[Any]]:
-        return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams]
+        return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams, self.attempts]
 
     def finish(self) -> None:
         """Write out what is buffered and aggregated (the run is over)."""

@@ -22,7 +22,9 @@ import pandas as pd
 from analyzer import registry
 from analyzer.dcerpc.epm import EPM_OPERATIONS
 from analyzer.flowid import flow_ids
+from analyzer.localise import localise
 from analyzer.model import CallRecord, Flow
+from analyzer.naming import LateNames
 from analyzer.records import Records
 
 STR = "string"
@@ -137,6 +139,7 @@ CALLS: dict[str, str] = {
     "return_code": INT,
     "arguments": STR,
     "arguments_json": STR,
+    "attack": STR,
     "uid": STR,
     "community_id": STR,
 }
@@ -172,8 +175,21 @@ CONNECTIONS: dict[str, str] = {
     "violations": INT,
     "end": STR,
     "detail": STR,
+    "midstream": BOOL,
     "uid": STR,
     "community_id": STR,
+}
+
+# TCP connection attempts to RPC ports that never became DCE/RPC conversations (issue 9 contract).
+ATTEMPTS: dict[str, str] = {
+    "capture": STR,
+    "frame": INT,
+    "ts": TIME,
+    "client_ip": STR,
+    "client_port": INT,
+    "server_ip": STR,
+    "server_port": INT,
+    "outcome": STR,
 }
 
 HOSTS: dict[str, str] = {
@@ -280,6 +296,16 @@ class _Names:
         if uuid is None:
             return f"opnum-{opnum}"
         return self._get(("o", uuid, major, opnum), lambda: registry.operation_name(uuid, major, opnum))
+
+    def attack(self, uuid: str | None, major: int | None, opnum: int) -> str | None:
+        """The registry's ATT&CK tags of an operation, ';'-joined; missing when it has none."""
+        if uuid is None:
+            return None
+        key = ("a", uuid, major, opnum)
+        if key not in self._cache:
+            op = registry.operation_info(uuid, major, opnum)
+            self._cache[key] = ";".join(op.attack) if op is not None else ""
+        return self._cache[key] or None
 
     def syntax(self, uuid: str | None) -> str | None:
         if uuid is None:
@@ -413,9 +439,9 @@ def call_status(c: CallRecord, names: _Names) -> str | None:
     return "ok" if c.answered else None
 
 
-def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
+def calls_frame(records: Records, names: _Names, late: LateNames | None = None) -> pd.DataFrame:
     cols: dict[str, list[Any]] = defaultdict(list)
-    for c in records.calls:
+    for c in records.calls if late is None else map(late.call, records.calls):
         f = c.flow
         rtt = None
         if c.response_ts and c.ts and c.response_ts >= c.ts:  # 0 is an unknown time (capture.reader)
@@ -452,6 +478,7 @@ def calls_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("return_code", c.return_status),
             ("arguments", c.arguments),
             ("arguments_json", c.arguments_json),
+            ("attack", names.attack(c.interface_uuid, c.if_major, c.opnum)),
             *_ids(f),
         )
         for k, v in row:
@@ -465,7 +492,7 @@ def _join(values: Iterable[Any]) -> str | None:
     return ";".join(out) if out else None
 
 
-def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
+def connections_frame(records: Records, names: _Names, late: LateNames | None = None) -> pd.DataFrame:
     per: dict[tuple[str, int], dict[str, Any]] = defaultdict(
         lambda: {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
     )
@@ -474,7 +501,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
         s["binds"] += 1
         if b.ack_result in ("acceptance", "none"):
             s["interfaces"].add(names.interface(b.interface_uuid, b.if_major))
-    for c in records.calls:
+    for c in records.calls if late is None else map(late.call, records.calls):
         s = per[(c.flow.capture, c.flow.stream)]
         s["calls"] += 1
         s["faults"] += c.fault_status is not None
@@ -485,7 +512,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             per[(viol.capture, viol.stream)]["violations"] += viol.count
     cols: dict[str, list[Any]] = defaultdict(list)
     nothing = {"binds": 0, "calls": 0, "faults": 0, "violations": 0, "interfaces": set()}
-    for conn in records.connections:
+    for conn in records.connections if late is None else map(late.connection, records.connections):
         f = conn.flow
         s = per.get((f.capture, f.stream), nothing)  # not per[...]: a flood of empty ones adds no entries
         row = (
@@ -519,6 +546,7 @@ def connections_frame(records: Records, names: _Names) -> pd.DataFrame:
             ("violations", s["violations"]),
             ("end", conn.end),
             ("detail", conn.detail),
+            ("midstream", conn.midstream),
             *_ids(f),
         )
         for k, v in row:
@@ -558,6 +586,15 @@ def port_ranges(ports: Iterable[Any]) -> str | None:
         else:
             runs.append([port, port])
     return ";".join(f"{lo}-{hi}" if lo != hi else f"{lo}" for lo, hi in runs)
+
+
+def attempts_frame(records: Records) -> pd.DataFrame:
+    """One row per connection attempt (SYN only, rejected, no PDU), in capture and frame order."""
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for a in records.attempts:
+        for k in ATTEMPTS:
+            cols[k].append(getattr(a, k))
+    return _sorted(localise(frame(ATTEMPTS, cols), "attempts", records.frame_maps), ["capture", "frame"])
 
 
 def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str], sep: str = ";") -> pd.DataFrame:
@@ -753,10 +790,17 @@ class Tables:
 def build(records: Records) -> Tables:
     """All tables from the records of one run, each sorted by capture and frame."""
     names = _Names()
-    binds = _sorted(binds_frame(records, names), ["capture", "frame", "ctx_id"])
-    endpoints = _sorted(endpoints_frame(records, names), ["capture", "frame", "tower_index"])
-    calls = _sorted(calls_frame(records, names), ["capture", "frame", "call_id"])
-    connections = _sorted(connections_frame(records, names), ["capture", "stream"])
+    # Interfaces of conversations whose bind was not seen, from what the whole run learned.
+    late = LateNames(records.book, records.binds, records.connections)
+    maps = records.frame_maps  # multi-file sessions: rows named by file and local frame
+
+    def local(df: pd.DataFrame, table: str) -> pd.DataFrame:
+        return localise(df, table, maps)
+
+    binds = _sorted(local(binds_frame(records, names), "binds"), ["capture", "frame", "ctx_id"])
+    endpoints = _sorted(local(endpoints_frame(records, names), "endpoints"), ["capture", "frame", "tower_index"])
+    calls = _sorted(local(calls_frame(records, names, late), "calls"), ["capture", "frame", "call_id"])
+    connections = _sorted(local(connections_frame(records, names, late), "connections"), ["capture", "stream"])
     hosts = hosts_frame(binds, calls, endpoints, connections)
-    violations = _sorted(violations_frame(records), ["capture", "frame"])
+    violations = _sorted(local(violations_frame(records), "violations"), ["capture", "frame"])
     return Tables(binds, endpoints, calls, connections, hosts, violations, captures_frame(records))

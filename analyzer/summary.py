@@ -73,6 +73,19 @@ def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     return ranked
 
 
+def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Console) -> None:
+    """The findings count by severity, and the most severe few (`rpc-analyzer findings` shows them all)."""
+    if findings.empty:
+        console.print(plain_text(f"0 findings -> {out_dir}/findings.{fmt}"))
+        return
+    counts = findings["severity"].value_counts()
+    order = ("critical", "high", "medium", "low", "info")
+    by = ", ".join(f"{int(counts[s])} {s}" for s in order if s in counts)
+    console.print(plain_text(f"{len(findings)} findings ({by}) -> {out_dir}/findings.{fmt}"))
+    for r in findings.head(5).itertuples(index=False):
+        console.print(plain_text(f"  {r.severity}: {r.technique} {r.title} ({r.client_ip} -> {r.server_ip})"))
+
+
 def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
     console = console or _console()
     caps = result.captures
@@ -114,6 +127,7 @@ def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Cons
         console.print(s)
         if len(services) > 25:
             console.print(plain_text(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}"))
+    _print_findings(result.findings, out_dir, fmt, console)
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
     n_violations = int(result.violations["occurrences"].sum())  # a row may stand for many
     console.print(

@@ -115,6 +115,7 @@ MATRIX: dict[str, str] = {
     "users": STR,
     "first_seen": TIME,
     "last_seen": TIME,
+    "attack": STR,
 }
 
 DATA_QUALITY: dict[str, str] = {
@@ -140,6 +141,10 @@ DATA_QUALITY: dict[str, str] = {
     "encrypted_calls": INT,
     "unknown_interfaces": INT,
     "summary": STR,
+    "midstream": INT,
+    "unfollowed": INT,
+    "attempts": INT,
+    "attempt_targets": STR,
 }
 
 VIEW_SCHEMAS: dict[str, dict[str, str]] = {
@@ -402,6 +407,7 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
             "request_bytes": 0,
             "response_bytes": 0,
             "operation": pd.Series(pd.NA, index=binds.index, dtype="string"),
+            "attack": pd.Series(pd.NA, index=binds.index, dtype="string"),
             "identity": pd.Series(pd.NA, index=binds.index, dtype="string"),
             "transport": binds["transport"],
             "where": binds["pipe_name"].fillna(binds["server_port"].astype("string")),
@@ -421,6 +427,7 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
             "request_bytes": calls["request_bytes"].fillna(0),
             "response_bytes": calls["response_bytes"].fillna(0),
             "operation": calls["operation"],
+            "attack": calls["attack"] if "attack" in calls else pd.Series(pd.NA, index=calls.index, dtype="string"),
             "identity": _identity(calls),
             "transport": calls["transport"],
             "where": calls["pipe_name"].fillna(calls["server_port"].astype("string")),
@@ -491,6 +498,7 @@ def matrix(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
                 "operations": "operation",
                 "auth_levels": "auth_level",
                 "users": "identity",
+                "attack": "attack",
             },
         )
     )
@@ -542,7 +550,41 @@ def _summary(row: dict[str, Any]) -> str:
     ):
         if row[col]:
             parts.append(_plural(row[col], word, plural))
+    parts.extend(_missed(row))
     return "; ".join(parts) if parts else "complete"
+
+
+def _missed(row: dict[str, Any]) -> list[str]:
+    """What issue 9 counts: conversations begun before the capture, flows that looked like DCE/RPC
+    but could not be followed, connection attempts that never carried a PDU."""
+    parts = []
+    if row.get("midstream"):
+        n = "" if row.get("scope") == "connection" else _plural(row["midstream"], "conversation") + " "
+        parts.append(f"{n}begun before the capture (midstream)")
+    if row.get("unfollowed"):
+        parts.append(f"{_plural(row['unfollowed'], 'TCP flow')} like DCE/RPC not followed")
+    if row.get("attempts"):
+        targets = f" ({row['attempt_targets']})" if row.get("attempt_targets") else ""
+        parts.append(f"{_plural(row['attempts'], 'connection attempt')} without a PDU{targets}")
+    return parts
+
+
+_TARGETS_MAX = 8  # server:port pairs named per capture
+
+
+def _attempt_targets(attempts: pd.DataFrame) -> pd.Series:
+    """Per capture: the servers and ports attempted, most attempted first ("10.0.0.5:135 x3, ...")."""
+    if attempts.empty:
+        return pd.Series(dtype="string")
+    target = attempts["server_ip"].astype("string") + ":" + attempts["server_port"].astype("string")
+    counts = target.groupby(attempts["capture"]).value_counts()
+    out: dict[str, str] = {}
+    for cap, group in counts.groupby(level=0):
+        items = [f"{t} x{n}" if n > 1 else str(t) for (_c, t), n in group.head(_TARGETS_MAX).items()]
+        more = len(group) - _TARGETS_MAX
+        out[str(cap)] = ", ".join(items) + (f", {more} more" if more > 0 else "")
+    series: pd.Series = pd.Series(out, dtype="string")
+    return series
 
 
 def data_quality(
@@ -551,6 +593,7 @@ def data_quality(
     violations: pd.DataFrame,
     binds: pd.DataFrame,
     calls: pd.DataFrame,
+    attempts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """What the capture did not show, per capture and per connection.
 
@@ -583,6 +626,8 @@ def data_quality(
         ).value_counts(),
     }
     conn = connections.assign(scope="connection")
+    if "midstream" in conn:
+        conn["midstream"] = conn["midstream"].fillna(False).astype("int64")
     key = _conn_key(conn)
     for col, counts in per.items():
         conn[col] = key.map(counts).fillna(0).astype("int64")
@@ -590,7 +635,7 @@ def data_quality(
     conn["violation_kinds"] = key.map(joined(kinds, ["key"], "what"))
 
     # A capture's counts add up its connections', plus the file-level violations of no connection.
-    counted = [*per, "gaps"]
+    counted = [*per, "gaps", *(["midstream"] if "midstream" in conn else [])]
     by_cap = conn.groupby("capture")[counted].sum()
     cap = captures[["capture", "error", "truncated"]].assign(scope="capture")
     for col in counted:
@@ -600,6 +645,12 @@ def data_quality(
         cap["capture"].map(weight[is_cap].groupby(violations["capture"][is_cap]).sum()).fillna(0).astype("int64")
     )
     cap["violation_kinds"] = cap["capture"].map(joined(violations, ["capture"], "what"))
+    unconfirmed = violations["what"] == "unconfirmed_conversation"
+    unfollowed = weight[unconfirmed].groupby(violations.loc[unconfirmed, "capture"]).sum()
+    cap["unfollowed"] = cap["capture"].map(unfollowed).fillna(0).astype("int64")
+    if attempts is not None:
+        cap["attempts"] = cap["capture"].map(attempts.groupby("capture").size()).fillna(0).astype("int64")
+        cap["attempt_targets"] = cap["capture"].map(_attempt_targets(attempts))
 
     rows = _shape(pd.concat([df for df in (cap, conn) if not df.empty], ignore_index=True), DATA_QUALITY)
     rows["summary"] = pd.array([_summary(r) for r in _records(rows)], dtype="string")

@@ -77,7 +77,8 @@ def test_syn_flood_is_one_cap_row_and_memory_per_flow(tmp_path: Path) -> None:
         records, peak = _run(_write(tmp_path, floods.syn_flood, n), limits)
         (cap,) = [v for v in records.violations if v.what == "cap_tcp_flows"]
         assert cap.count == n - 100 and cap.stream is None
-        assert len(records.connections) == n  # every SYN-only conversation is still a row
+        # every SYN-only attempt is still a row, of attempts: a SYN is not a conversation (issue 9)
+        assert len(records.attempts) == n and not len(records.connections)
         peaks.append(peak)
     _per_flow(*peaks)
 

@@ -43,6 +43,7 @@ from tests.conftest import CAPTURES, SAMPLES, needs_shared
 INSTALL = "apt-get update && apt-get install -y chromium"
 CHROMIUM_FALLBACK = Path("/usr/bin/chromium")
 SECTIONS = [
+    "Findings",
     "Summary",
     "Services negotiated between hosts",
     "Hosts as servers",
@@ -77,7 +78,8 @@ def test_report_is_self_contained(page: str) -> None:
 
 def test_report_has_every_section_table_and_plot(page: str) -> None:
     assert re.findall(r"<h2>([^<]*)</h2>", page) == SECTIONS
-    assert page.count("<table>") == 7  # captures, services, servers, clients, inventory, data quality, violations
+    # findings, captures, services, servers, clients, inventory, data quality, violations
+    assert page.count("<table>") == 8
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 2  # timeline and dynamic ports; the heat map is a table
     assert page.count('<table class="heatmap">') == 1
@@ -86,6 +88,13 @@ def test_report_has_every_section_table_and_plot(page: str) -> None:
         assert img.format == "PNG" and img.width >= 600 and img.height >= 250
     for text in ("svcctl", "ncacn_ip_tcp:10.0.0.10[49667]", "announced-and-used", "1 TCP gap", "file truncated"):
         assert text in page, text
+
+
+def test_findings_come_first_most_severe_first(page: str) -> None:
+    section = page.split('<section id="findings">', 1)[1].split("</section>", 1)[0]
+    assert "finding(s):" in section and "T1053.005" in section and "rpc_endpoint_enum" in section
+    assert section.index("T1053.005") < section.index("rpc_endpoint_enum")  # high before medium
+    assert page.index('id="findings"') < page.index('id="summary"')
 
 
 def test_report_is_deterministic(page: str) -> None:
@@ -311,7 +320,7 @@ def test_report_opens_in_headless_chromium_without_console_errors(tmp_path: Path
     print(f"screenshot of the report: {shot}")
     assert errors == []
     assert facts["title"] == "RPC traffic report"
-    assert facts["tables"] == 8 and facts["rows"] > 50  # the 7 tables and the heat map
+    assert facts["tables"] == 9 and facts["rows"] > 50  # the 7 tables, the heat map and the findings
     assert facts["h2"] == SECTIONS
     assert len(facts["images"]) == 2
     assert all(complete and w >= 600 and h >= 250 for complete, w, h in facts["images"]), facts["images"]

@@ -187,13 +187,13 @@ def test_the_command_line_leaves_no_run_directory_behind(tmp_path: Path) -> None
 
     capture = tmp_path / "syn.pcap"
     with open(capture, "wb") as out:
-        floods.syn_flood(out, rec_mod.BATCH_ROWS + 10)  # one batch of connections goes to disk
+        floods.syn_flood(out, rec_mod.BATCH_ROWS + 10)  # one batch of attempts goes to disk
     spool = tmp_path / "tmp"
     spool.mkdir()
     env = dict(os.environ, TMPDIR=str(spool))
     cmd = [sys.executable, "-m", "analyzer", "analyze", str(capture), "-o", str(tmp_path / "out"), "-q"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    with open(tmp_path / "out" / "connections.csv") as f:
+    with open(tmp_path / "out" / "attempts.csv") as f:  # SYNs only: attempts, not connections
         assert sum(1 for _ in f) == rec_mod.BATCH_ROWS + 11  # read back whole, header included
     assert not [p.name for p in spool.iterdir() if p.name.startswith("rpc-analyzer-run-")]

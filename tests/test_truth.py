@@ -18,6 +18,7 @@ from tests.truth_compare import (
     EXCEPTIONS,
     capture_paths,
     compare_binds,
+    compare_calls,
     compare_cl,
     compare_epm,
     load_exceptions,
@@ -85,6 +86,32 @@ def test_connectionless_pdus_agree(path: Path) -> None:
     assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]}"
 
 
+@pytest.mark.parametrize("path", PATHS, ids=[truth_name(p) for p in PATHS])
+def test_calls_agree(path: Path) -> None:
+    """Every connection-oriented request tshark dissects on any TCP port or SMB pipe (the truth's
+    *.calls.csv rows), at the frame completing it, and nothing else."""
+    diff = compare_calls(truth_name(path), _rows(tables(path).calls))
+    assert diff.ok, f"missing {diff.missing[:5]} extra {diff.extra[:5]}"
+
+
+def test_calls_recall_and_precision() -> None:
+    """Over all shared captures, excused differences included: recall and precision >= 99.9 %."""
+    truth = ours = matched = 0
+    for path in PATHS:
+        diff = compare_calls(truth_name(path), _rows(tables(path).calls))
+        truth, ours, matched = truth + diff.truth, ours + diff.ours, matched + diff.matched
+    assert truth > 7000
+    assert matched / truth >= 0.999, f"recall {matched}/{truth}"
+    assert matched / ours >= 0.999, f"precision {matched}/{ours}"
+
+
+def test_every_calls_exception_is_still_a_difference() -> None:
+    """An excused call that now agrees (a fix landed) must leave the exceptions file."""
+    listed = [e for e in load_exceptions() if e[1] == "calls"]
+    excused = sum(compare_calls(truth_name(p), _rows(tables(p).calls)).excused for p in PATHS)
+    assert excused == len(listed)
+
+
 def test_every_capture_is_compared() -> None:
     assert len(PATHS) == 145
     assert all(p.exists() for p in PATHS)
@@ -95,7 +122,7 @@ def test_every_exception_names_a_capture_and_says_why() -> None:
     exceptions = load_exceptions()
     assert exceptions, EXCEPTIONS
     for capture, table, _key in exceptions:
-        assert capture in names and table in ("binds", "binds_ack", "epm", "cl")
+        assert capture in names and table in ("binds", "binds_ack", "epm", "cl", "calls")
 
 
 def test_no_parser_raised_on_any_capture() -> None:

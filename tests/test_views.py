@@ -307,7 +307,7 @@ def test_inventory_text_has_the_portqry_layout() -> None:
 def test_write_adds_the_views_in_every_format(tmp_path: Path) -> None:
     res = analyzer.analyze([SAMPLES / "epm_map_session.pcap"])
     written = {p.name for p in res.write(tmp_path / "c")}
-    assert {f"{n}.csv" for n in [*SCHEMAS, *VIEWS]} == written
+    assert {f"{n}.csv" for n in [*SCHEMAS, *VIEWS, "findings", "attempts"]} == written
     with (tmp_path / "c" / "endpoint_inventory.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["status"] for r in rows] == list(res.endpoint_inventory["status"])

@@ -249,3 +249,76 @@ def compare_cl(name: str, datagrams: list[dict[str, object]]) -> Diff:
     missing = [f"{k} x{n}" for k, n in (truth - ours).items() if (name, "cl", str(k)) not in exc]
     extra = [f"{k} x{n}" for k, n in (ours - truth).items() if (name, "cl", str(k)) not in exc]
     return Diff(missing, extra, [])
+
+
+# calls: one row per connection-oriented request, matched by the frame completing it, client and
+# server address and port, call_id and opnum.
+CallKey = tuple[int, str, int, str, int, int, int]
+_Conv = tuple[str, int, str, int, int, int]
+
+
+def truth_calls(name: str) -> Counter[CallKey]:
+    """The truth's requests, each counted once at its last fragment. tshark could not reassemble some
+    fragmented requests (sealed stubs, a reassembly it gave up) and lists every fragment of them; the
+    fragments before the last one of the same call on the same conversation are dropped here, so the
+    truth says what its maker says it counts: each request at its last fragment (the latest one
+    captured, when the capture ends before the request does)."""
+    rows = _rows(TRUTH / f"{name}.calls.csv")
+    out: Counter[CallKey] = Counter()
+    pending: dict[_Conv, list[CallKey]] = {}
+    for r in rows:
+        key = (
+            int(r["frame"]),
+            r["src"],
+            int(r["sport"]),
+            r["dst"],
+            int(r["dport"]),
+            int(r["call_id"]),
+            int(r["opnum"]),
+        )
+        conv = key[1:]
+        if r["last_frag"] == "1":
+            pending.pop(conv, None)
+            out[key] += 1
+        elif r["first_frag"] == "1" or conv in pending:
+            pending.setdefault(conv, []).append(key)
+    for keys in pending.values():  # the capture ends before the last fragment: counted at the latest
+        out[keys[-1]] += 1
+    return out
+
+
+def our_calls(calls: list[dict[str, object]]) -> Counter[CallKey]:
+    """Our connection-oriented calls (rows of the calls table) under the truth's key."""
+    return Counter(
+        (
+            int(c["frame"]),  # type: ignore[call-overload]
+            str(c["client_ip"]),
+            int(c["client_port"]),  # type: ignore[call-overload]
+            str(c["server_ip"]),
+            int(c["server_port"]),  # type: ignore[call-overload]
+            int(c["call_id"]),  # type: ignore[call-overload]
+            int(c["opnum"]),  # type: ignore[call-overload]
+        )
+        for c in calls
+        if c["transport"] != "ncadg_ip_udp"
+    )
+
+
+@dataclass
+class CallsDiff(Diff):
+    truth: int = 0
+    ours: int = 0
+    matched: int = 0
+    excused: int = 0  # differences the exceptions file explains
+
+
+def compare_calls(name: str, calls: list[dict[str, object]]) -> CallsDiff:
+    """Missing and extra requests, apart from the excused ones; counts include the excused."""
+    truth, ours = truth_calls(name), our_calls(calls)
+    exc = load_exceptions()
+    differ = [*(truth - ours), *(ours - truth)]
+    missing = [f"{k} x{n}" for k, n in (truth - ours).items() if (name, "calls", str(k)) not in exc]
+    extra = [f"{k} x{n}" for k, n in (ours - truth).items() if (name, "calls", str(k)) not in exc]
+    matched = sum((truth & ours).values())
+    excused = sum((name, "calls", str(k)) in exc for k in differ)
+    return CallsDiff(missing, extra, [], sum(truth.values()), sum(ours.values()), matched, excused)

@@ -23,6 +23,7 @@ from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
 from analyzer.dcerpc.constants import (
     ACK_RESULTS,
     ALTER_CONTEXT,
+    ALTER_CONTEXT_RESP,
     AUTH3,
     AUTH_LEVEL_CONNECT,
     AUTH_LEVEL_PRIVACY,
@@ -186,6 +187,7 @@ class Association:
         self.binds = 0
         self.calls = 0
         self.interfaces: set[str] = set()
+        self.first_ptype: int | None = None  # of the first PDU: a bind means the start was seen
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -196,6 +198,8 @@ class Association:
         differs from the association's (an SMB2 multichannel pipe, the IN channel of RPC over HTTP):
         the records a bind or a request starts carry it."""
         via = flow or self.flow
+        if self.first_ptype is None:
+            self.first_ptype = pdu.header.ptype
         if isinstance(pdu, Request):
             self._request(pdu, frame, ts, first_frame, via)
         elif isinstance(pdu, Response):
@@ -238,7 +242,9 @@ class Association:
             if old is None or not old.accepted or old.abstract != item.abstract:
                 self._contexts[item.ctx_id] = _Context(item.abstract, ndr64)
         early = self._early_acks.pop(call_id, None)
-        if early is not None:
+        # An answer captured first pairs only if of the matching type ([C706] 12.6.4.3-6): a bind_ack
+        # before an alter_context with the same call_id answered a bind the capture missed.
+        if early is not None and (early[0].header.ptype == ALTER_CONTEXT_RESP) == (pdu.header.ptype == ALTER_CONTEXT):
             self._emit_binds(pdu, frame, ts, flow, *early)
             return
         stale = self._binds.pop(call_id, None)

@@ -1,0 +1,37 @@
+"""Findings: which of the observed RPC activity was an attack, reconnaissance or a risky admin action.
+
+Rules are data (`rules.tsv`, plus the user's `--rules FILE`); `engine.py` applies them to the tables
+and `context.py` supplies what they need beyond one row (domain controllers, one shape for every
+source). The result is the `findings` table (columns: `schema.FINDINGS`), one row per technique,
+client, server and burst of activity. Sigma rules are another producer of the same rows (`sigma.py`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analyzer.findings.context import build_context
+from analyzer.findings.engine import run_rules
+from analyzer.findings.rules import Rule, RuleError, load_rules
+from analyzer.findings.schema import FINDINGS, empty
+
+__all__ = ["FINDINGS", "Rule", "RuleError", "compute", "empty", "load_rules"]
+
+
+def compute(
+    calls: pd.DataFrame,
+    binds: pd.DataFrame,
+    endpoints: pd.DataFrame,
+    connections: pd.DataFrame,
+    violations: pd.DataFrame,
+    attempts: pd.DataFrame | None = None,
+    rules: list[Rule] | None = None,
+) -> pd.DataFrame:
+    """The findings of the tables of one run, most severe first (the shipped rules when `rules` is not
+    given; `load_rules(files)` adds the user's). `attempts` may be missing or empty."""
+    if rules is None:
+        rules = load_rules()
+    if calls.empty and binds.empty and endpoints.empty and (attempts is None or attempts.empty):
+        return empty()
+    ctx = build_context(calls, binds, endpoints, connections, violations, attempts)
+    return run_rules(rules, ctx)

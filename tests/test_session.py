@@ -1,0 +1,125 @@
+"""One capture session across files: splits and sensors give the whole file's records ([analyzer.session],
+[analyzer.localise])."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyzer
+from analyzer.session import FrameMap, sessions
+from tests.conftest import SHARED, needs_shared
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "pcaps"
+# Columns that say where a record fell: they differ between a whole file and its parts.
+WHERE = {"capture", "frame", "ack_frame", "request_frame", "response_frame", "first_frame", "last_frame"}
+WHERE |= {"epm_frame", "epm_capture"}
+TABLES = ("binds", "endpoints", "calls", "connections")
+
+
+def _split(path: Path, out: Path, per_file: int) -> list[Path]:
+    out.mkdir()
+    subprocess.run(["editcap", "-c", str(per_file), str(path), str(out / "part.pcap")], check=True)
+    return sorted(out.iterdir())
+
+
+def _rows(res: analyzer.AnalysisResult, table: str) -> list[str]:
+    df: pd.DataFrame = getattr(res, table)
+    cols = [c for c in df.columns if c not in WHERE]
+    return sorted(str(r) for r in df[cols].astype(str).values.tolist())
+
+
+def _same_as_whole(whole_path: Path, parts: list[Path], per_file: int, as_dir: bool) -> None:
+    whole = analyzer.analyze([whole_path])
+    split = analyzer.analyze([parts[0].parent] if as_dir else parts)
+    for table in TABLES:
+        assert _rows(split, table) == _rows(whole, table), table
+    # Every record names the file and the frame within it where it fell.
+    names = [p.as_posix() for p in parts]
+    for table, col in (("calls", "frame"), ("binds", "frame"), ("connections", "first_frame")):
+        got = sorted(zip(getattr(split, table)["capture"], getattr(split, table)[col], strict=True))
+        want = sorted((names[(f - 1) // per_file], (f - 1) % per_file + 1) for f in getattr(whole, table)[col])
+        assert got == want, table
+    assert list(split.captures["capture"]) == names
+    assert sum(split.captures["frames"]) == whole.captures["frames"].iloc[0]
+
+
+@pytest.mark.parametrize("files", [4, 16])
+def test_a_sample_split_by_editcap_is_the_whole_file(tmp_path: Path, files: int) -> None:
+    whole = SAMPLES / "tcp_segmentation.pcap"
+    frames = int(analyzer.analyze([whole]).captures["frames"].iloc[0])
+    per_file = -(-frames // files)
+    parts = _split(whole, tmp_path / "parts", per_file)
+    _same_as_whole(whole, parts, per_file, as_dir=False)
+
+
+@needs_shared
+@pytest.mark.parametrize("files", [4, 16])
+def test_a_generated_capture_split_into_files_is_the_whole_file(tmp_path: Path, files: int) -> None:
+    cap = tmp_path / "bench.pcap"
+    generator = SHARED / "bench" / "make_bench_pcap.py"
+    subprocess.run([sys.executable, str(generator), "-o", str(cap), "--size", "2M", "--seed", "3"], check=True)
+    frames = int(analyzer.analyze([cap]).captures["frames"].iloc[0])
+    per_file = -(-frames // files)
+    parts = _split(cap, tmp_path / "parts", per_file)
+    _same_as_whole(cap, parts, per_file, as_dir=True)
+
+
+def test_two_sensors_are_merged_by_timestamp(tmp_path: Path) -> None:
+    """Alternate frames written to two files that overlap in time: merged as mergecap would."""
+    from scapy.utils import rdpcap, wrpcap
+
+    whole = SAMPLES / "epm_map_session.pcap"
+    pkts = rdpcap(str(whole))
+    one, two = tmp_path / "sensor1.pcap", tmp_path / "sensor2.pcap"
+    wrpcap(str(one), pkts[0::2])
+    wrpcap(str(two), pkts[1::2])
+    split = analyzer.analyze([tmp_path])
+    full = analyzer.analyze([whole])
+    for table in TABLES:
+        assert _rows(split, table) == _rows(full, table), table
+    # Frame f of the whole file is frame (f + 1) // 2 of sensor1 (odd f) or f // 2 of sensor2.
+    got = sorted(zip(split.calls["capture"], split.calls["frame"], strict=True))
+    want = sorted(((one if f % 2 else two).as_posix(), (f + 1) // 2 if f % 2 else f // 2) for f in full.calls["frame"])
+    assert got == want
+
+
+def test_unrelated_files_stay_separate_captures(tmp_path: Path) -> None:
+    groups = sessions(
+        [str(SAMPLES / "linux_sll.pcap"), str(SAMPLES / "linux_sll2.pcap"), str(SAMPLES / "vlan_qinq.pcap")]
+    )
+    assert [len(g) for g in groups] == [1, 1, 1]  # different link types, different names
+
+
+def test_frame_map_locates_runs() -> None:
+    m = FrameMap("a")
+    m.run(1, "a", 1)
+    m.run(11, "b", 1)
+    m.run(15, "a", 11)
+    assert [m.locate(f) for f in (1, 10, 11, 14, 15, 20)] == [
+        ("a", 1),
+        ("a", 10),
+        ("b", 1),
+        ("b", 4),
+        ("a", 11),
+        ("a", 16),
+    ]
+
+
+def test_a_cut_file_inside_a_session_is_reported_and_the_next_read(tmp_path: Path) -> None:
+    whole = SAMPLES / "tcp_segmentation.pcap"
+    parts = _split(whole, tmp_path / "parts", 10)
+    data = parts[1].read_bytes()
+    parts[1].write_bytes(data[: len(data) - 7])  # cut inside its last record
+    res = analyzer.analyze([tmp_path / "parts"])
+    assert list(res.captures["truncated"]) == [False, True, False, False]
+    frames = int(analyzer.analyze([whole]).captures["frames"].iloc[0])
+    assert list(res.captures["frames"]) == [10, 9, 10, frames - 30]
+    assert not res.errors and len(res.connections) == 1
+    trunc = res.violations[res.violations["what"] == "truncated"]
+    assert list(trunc["capture"]) == [parts[1].as_posix()]
