@@ -22,9 +22,9 @@ import shutil
 import tempfile
 import typing
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 from analyzer.book import EndpointBook
 from analyzer.limits import DEFAULT_LIMITS, Limits
@@ -39,6 +39,7 @@ from analyzer.model import (
     Flow,
     Violation,
 )
+from analyzer.readback import ReadBack
 from analyzer.session import FrameMap
 from analyzer.violation_log import ViolationLog
 
@@ -165,7 +166,7 @@ class _RunDir:
             self._own(state["path"])
 
 
-class Spool(Sequence[R]):
+class Spool(ReadBack[R]):
     """The records of one kind: an append-only sequence whose body lives on disk.
 
     `append` buffers; every `BATCH_ROWS` records the buffer is written as one Arrow IPC file (or,
@@ -227,21 +228,6 @@ class Spool(Sequence[R]):
                 for i in range(reader.num_record_batches):
                     yield from self._codec.decode(reader.get_batch(i), flows)
         yield from list(self._buffer)
-
-    @overload
-    def __getitem__(self, index: int) -> R: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[R]: ...
-    def __getitem__(self, index: int | slice) -> R | Sequence[R]:
-        return list(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        """Same records in the same order (a list compares equal too)."""
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<Spool {self.kind}: {self._count} records, {len(self._files)} batches on disk>"

@@ -8,12 +8,13 @@ layer, kind), and lists only the first few of a kind one by one (see `ViolationL
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Protocol, overload
+from typing import Protocol
 
 from analyzer.limits import CAP_CODES, CAPTURE_CAP_CODES, Limits
 from analyzer.model import Violation
+from analyzer.readback import ReadBack
 
 LIVE_AGGREGATES = 4096  # (kind, connection) aggregates held at once; the oldest is written out
 
@@ -58,7 +59,7 @@ class _Aggregate:
 _Key = tuple[str, int | None, str, str]
 
 
-class ViolationLog(Sequence[Violation]):
+class ViolationLog(ReadBack[Violation]):
     """Violations aggregated per kind (`what`) and connection, then spooled.
 
     - A cap (`limits.CAP_CODES`) is one row per cap and connection, or per capture for the caps of
@@ -118,18 +119,3 @@ class ViolationLog(Sequence[Violation]):
         pending = self._pending()
         yield from self._spool
         yield from pending
-
-    @overload
-    def __getitem__(self, index: int) -> Violation: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Violation]: ...
-    def __getitem__(self, index: int | slice) -> Violation | Sequence[Violation]:
-        return list(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        """Same records in the same order (a list compares equal too)."""
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
