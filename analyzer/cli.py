@@ -408,6 +408,15 @@ def _echo_lines(text: str) -> None:
         click.echo(printable(line))
 
 
+def _echo_findings(rendered: str, fmt: str) -> None:
+    """Findings on stdout (`findings.text.render_findings`): CSV through `_echo_csv`, so that a
+    terminal gets no wire bytes, text line by line."""
+    if fmt == "csv":
+        _echo_csv(rendered)
+    else:
+        _echo_lines(rendered)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("captures", nargs=-1, required=True, type=CAPTURE_PATHS)
 @click.option(
@@ -713,18 +722,12 @@ def findings(
     result.rule_files = rules_files
     if converted is not None:
         _add_sigma(result, converted)
-    from analyzer.findings import FINDINGS
     from analyzer.findings.rules import SEVERITIES
 
     table = result.findings[result.findings["severity"].isin(SEVERITIES[SEVERITIES.index(min_severity) :])]
-    if fmt == "csv":
-        from analyzer.output import csv_text
+    from analyzer.findings.text import render_findings
 
-        click.echo(csv_text(table, FINDINGS), nl=False)
-    else:
-        from analyzer.findings.text import findings_text
-
-        _echo_lines(findings_text(table))
+    _echo_findings(render_findings(table, fmt), fmt)
     if result.errors:
         sys.exit(EXIT_INPUT_ERROR)
 
@@ -831,18 +834,12 @@ def sigma(paths: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None)
     _load_names(names_file)
     converted = _load_sigma(rules) or []
     result = _read_captures(captures, quiet)
-    from analyzer.findings import FINDINGS
     from analyzer.findings import sigma as sigma_rules
 
     matches = sigma_rules.evaluate(converted, result.calls, result.connections)
-    if fmt == "csv":
-        from analyzer.output import csv_text
+    from analyzer.findings.text import render_findings
 
-        click.echo(csv_text(matches, FINDINGS), nl=False)
-    else:
-        from analyzer.findings.text import findings_text
-
-        _echo_lines(findings_text(matches))
+    _echo_findings(render_findings(matches, fmt), fmt)
     if result.errors:
         sys.exit(EXIT_INPUT_ERROR)
 

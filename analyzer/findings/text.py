@@ -52,3 +52,14 @@ def findings_text(findings: pd.DataFrame) -> str:
                 lines.append(f"      wireshark: frame.number in {{{' '.join(frames)}}}")
         lines.append("")
     return "\n".join(lines)
+
+
+def render_findings(findings: pd.DataFrame, fmt: str) -> str:
+    """What the `findings` and `sigma` commands print: the findings table as CSV (`fmt` "csv"), or the
+    text grouped by host."""
+    if fmt == "csv":
+        from analyzer.findings.schema import FINDINGS
+        from analyzer.output import csv_text
+
+        return csv_text(findings, FINDINGS)
+    return findings_text(findings)
