@@ -10,6 +10,7 @@ and finishes what the evicted entry held. Nothing here reports: the layers own t
 from __future__ import annotations
 
 import gc
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -35,6 +36,28 @@ class BoundedDict(dict[K, V]):
             old = next(iter(self))
             return old, self.pop(old)
         return None
+
+
+class LruDict(OrderedDict[K, V]):
+    """A `BoundedDict` kept in order of use: `touch` makes an entry the newest, so the one evicted
+    past the cap is the least recently used (the flow table's order)."""
+
+    __slots__ = ("cap",)
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def put(self, key: K, value: V) -> tuple[K, V] | None:
+        """Insert as the newest entry; the evicted (least recently used) entry past the cap, else None."""
+        self.pop(key, None)
+        self[key] = value
+        if len(self) > self.cap:
+            return self.popitem(last=False)
+        return None
+
+    def touch(self, key: K) -> None:
+        self.move_to_end(key)
 
 
 YOUNG_COLLECTION_EVERY = 20_000  # allocations between young-generation collections (Python's default: 700)

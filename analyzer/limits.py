@@ -66,6 +66,13 @@ class Limits:
             floor's worth of reading. Captures of traffic compress 2:1 to 20:1; only gigabytes of
             zero-filled payload (about 560:1 in 64 KB offload segments) come near.
         gzip_ratio_floor_bytes: decompressed bytes always allowed before the ratio is judged.
+        max_undecided_bytes: client bytes, and packets, held to judge whether a TCP conversation
+            whose first bytes are cut into tiny segments starts DCE/RPC; past it, it is not followed.
+        max_midstream_packets: packets kept while a conversation joined in the middle awaits
+            confirmation (analyzer.pipeline.midstream); past it, it is not followed.
+        max_midstream_payloads: payload segments judged for that confirmation before giving up.
+        max_http_header_bytes: bytes of an RPC-over-HTTP request or response header buffered
+            while looking for its end; past it, the bytes are passed on as they are.
         max_violations_listed: violations of one kind (other than caps) listed one by one per
             connection; the rest of that kind and connection become one row with their count.
     """
@@ -95,6 +102,10 @@ class Limits:
     max_smb_sessions: int = _cap(4096)
     max_smb_created: int = _cap(256)
     max_smb_held_creates: int = _cap(64)
+    max_undecided_bytes: int = _cap(96)
+    max_midstream_packets: int = _cap(64)
+    max_midstream_payloads: int = _cap(16)
+    max_http_header_bytes: int = _cap(16 * 1024)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
     max_gzip_ratio: int = _cap(100, CAPTURE)
     gzip_ratio_floor_bytes: int = field(default=1 << 30, metadata={"kind": THRESHOLD})

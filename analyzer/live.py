@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.packets import PacketFeed
-from analyzer.pipeline import Records
+from analyzer.records import Records
 
 RIGHTS_HINT = (
     "live capture needs root, or the CAP_NET_RAW and CAP_NET_ADMIN capabilities "

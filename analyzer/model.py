@@ -12,6 +12,7 @@ Timestamps are integer nanoseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 # Transports, as the endpoint mapper and [MS-RPCE] 2.1.1 name them.
 NCACN_IP_TCP = "ncacn_ip_tcp"
@@ -243,3 +244,17 @@ class CaptureSummary:
     last_ts: int | None
     truncated: bool
     error: str | None
+
+
+class RecordSink(Protocol):
+    """Where the parsing layers put records as they are made (the pipeline's collector)."""
+
+    def bind(self, rec: BindRecord) -> None: ...
+
+    def call(self, rec: CallRecord) -> None: ...
+
+    def endpoint(self, rec: EndpointRecord) -> None: ...
+
+    def datagram(self, rec: DatagramRecord) -> None: ...
+
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None: ...

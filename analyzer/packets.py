@@ -28,7 +28,8 @@ from typing import Any
 
 from analyzer.capture.reader import CaptureReader, RawFrame
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.pipeline import Pipeline, Records
+from analyzer.pipeline import Pipeline
+from analyzer.records import Records
 
 FORMAT = "packets"  # the captures table's `format` for a packet source
 _NS = 1_000_000_000

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from analyzer.pipeline import Pipeline, Records
+from analyzer.pipeline import Pipeline
+from analyzer.records import Records
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "analyzer"
 
 # Sans-IO layers: bytes in, events/records out. No I/O, clocks, logging, or the upper layers.
-SANS_IO = ["tcp.py", "flows.py", "dcerpc", "stubs", "smb", "http.py"]
+SANS_IO = ["tcp", "transports", "dcerpc", "stubs", "smb"]
 FORBIDDEN = {
     "dpkt",
     "pandas",

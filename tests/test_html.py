@@ -36,8 +36,8 @@ from analyzer import views
 from analyzer.api import from_records
 from analyzer.cli import main
 from analyzer.html import heatmap_table
-from analyzer.pipeline import Records
 from analyzer.plots import cell_colours, heatmap_grid, timeline_bucket, timeline_png
+from analyzer.records import Records
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
 
 INSTALL = "apt-get update && apt-get install -y chromium"

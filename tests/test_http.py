@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer.dcerpc.pdu import OtherPdu, parse_co_pdu
+from analyzer.dcerpc.rts import parse_rts
 from analyzer.dcerpc.wire import Malformed
-from analyzer.http import HttpPreamble, http_probe, parse_rts
+from analyzer.transports.ncacn_http import HttpPreamble, http_probe
 from tests.conftest import NDR, SAMPLES, Conversation, bind, bind_ack, request, response, run, write_pcap
 
 COOKIE = "11111111-2222-3333-4444-555555555555"

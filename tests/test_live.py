@@ -121,7 +121,7 @@ def test_sigterm_writes_what_was_open(tmp_path: Path) -> None:
 def test_interval_writing_formats(tmp_path: Path) -> None:
     """What one interval writes: tables and TSV logs, or with a Zeek format the logs alone."""
     from analyzer.live import write_interval
-    from analyzer.pipeline import Records
+    from analyzer.records import Records
     from tests.conftest import run
 
     records = run([SAMPLE])

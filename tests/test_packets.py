@@ -13,7 +13,7 @@ import pytest
 
 import analyzer
 from analyzer.packets import PacketFeed, to_ns
-from analyzer.pipeline import Records
+from analyzer.records import Records
 from tests.conftest import SAMPLES
 
 TABLES = ("binds", "endpoints", "calls", "connections", "violations")

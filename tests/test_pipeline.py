@@ -240,7 +240,7 @@ def test_idle_connections_expire(tmp_path: Path) -> None:
         c = Conversation(cport=50000 + i, sport=135, t=1_700_000_000.0 + i * 1000).handshake()
         c.send(True, bind(1, [(0, EPM, 3, [NDR])]))
         packets += c.packets
-    from analyzer import pipeline
+    from analyzer.pipeline import files as pipeline
 
     old = pipeline._EXPIRE_EVERY
     pipeline._EXPIRE_EVERY = 1

@@ -10,7 +10,7 @@ import pandas as pd
 
 import analyzer
 from analyzer.output import neutralise
-from analyzer.pipeline import Records
+from analyzer.records import Records
 from analyzer.report import SCHEMAS, build
 from tests.conftest import SAMPLES
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.pipeline import Records
+from analyzer.records import Records
 from tests.conftest import SAMPLES, run, write_pcap
 
 # Samples whose TCP segments can be cut freely (not IP-fragmented, not cut by the file's end).

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from analyzer.model import DatagramRecord
-from analyzer.pipeline import Records
+from analyzer.records import Records
 from tests.conftest import ROOT, run
 
 EXPECTED = ROOT / "samples" / "expected"

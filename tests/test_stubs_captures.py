@@ -17,7 +17,7 @@ import pytest
 
 from analyzer import registry
 from analyzer.model import CallRecord
-from analyzer.pipeline import Records
+from analyzer.records import Records
 from tests.conftest import CAPTURES, needs_shared, run
 
 pytestmark = needs_shared

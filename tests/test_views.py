@@ -20,7 +20,7 @@ from analyzer import views
 from analyzer.api import from_records
 from analyzer.cli import main
 from analyzer.limits import Limits
-from analyzer.pipeline import Records
+from analyzer.records import Records
 from analyzer.report import SCHEMAS
 from tests.conftest import (
     BTFN,

@@ -15,7 +15,6 @@ calls on contexts whose bind was missed (the interface then comes from a hint, o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from analyzer import stubs
 from analyzer.dcerpc import epm
@@ -48,7 +47,8 @@ from analyzer.dcerpc.pdu import (
     SyntaxId,
 )
 from analyzer.limits import Limits
-from analyzer.model import BindRecord, CallRecord, DatagramRecord, EndpointRecord, Flow
+from analyzer.model import BindRecord, CallRecord, Flow
+from analyzer.model import RecordSink as RecordSink  # moved: to analyzer.model (the sink protocol)
 
 # Where a call's interface came from ([MS-RPCE] has the bind; the rest are inferences).
 SOURCE_BIND = "bind"
@@ -57,20 +57,6 @@ SOURCE_PIPE = "pipe"
 SOURCE_UNKNOWN = "unknown"
 
 _ANSWER_ONLY = stubs.Want(request=False, response=True, tail=True)  # an answer before its request
-
-
-class RecordSink(Protocol):
-    """Where an association's records go (the pipeline)."""
-
-    def bind(self, rec: BindRecord) -> None: ...
-
-    def call(self, rec: CallRecord) -> None: ...
-
-    def endpoint(self, rec: EndpointRecord) -> None: ...
-
-    def datagram(self, rec: DatagramRecord) -> None: ...
-
-    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

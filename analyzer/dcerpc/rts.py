@@ -1,16 +1,8 @@
-"""RPC over HTTP ([MS-RPCH]): the v1 banner, v2 channel preambles and RTS PDUs.
+"""RTS PDUs of RPC over HTTP v2 ([MS-RPCH] 2.2.3.6): decoded and named.
 
-Version 1 (ncacn_http on TCP 593, [MS-RPCH] 2.1.1): the server greets with the 14 bytes
-`ncacn_http/1.0`, then ordinary connection-oriented PDUs flow both ways.
-
-Version 2 ([MS-RPCH] 2.1.2, 3.2): the client opens two HTTP requests to an RPC proxy, the IN channel
-(`RPC_IN_DATA`, whose request body carries the client's PDUs) and the OUT channel (`RPC_OUT_DATA`,
-whose response body carries the server's PDUs). RTS PDUs (packet type 20, [MS-RPCH] 2.2.3.6) set the
-channels up; CONN/A1 (OUT) and CONN/B1 (IN) carry the same virtual connection cookie, which is how the
-two TCP connections are joined into one association.
-
-Sans-IO: `HttpPreamble` strips what precedes the PDU stream of one direction and passes the rest on;
-`parse_rts` decodes an RTS PDU and names it.
+An RTS PDU (packet type 20) is a connection-oriented PDU whose body is a list of commands
+([MS-RPCH] 2.2.3.5); the channels of a virtual connection are set up with them, and CONN/A1 (OUT)
+and CONN/B1 (IN) carry the virtual connection cookie that joins the two TCP connections. Sans-IO.
 """
 
 from __future__ import annotations
@@ -20,12 +12,6 @@ from dataclasses import dataclass
 
 from analyzer.dcerpc.pdu import OtherPdu
 from analyzer.dcerpc.wire import Malformed, uuid_at
-from analyzer.tcp import StreamSink
-
-V1_BANNER = b"ncacn_http/1.0"
-IN_METHOD = b"RPC_IN_DATA "
-OUT_METHOD = b"RPC_OUT_DATA "
-_MAX_HEADER = 16 * 1024
 
 # RTS command types, [MS-RPCH] 2.2.3.5: type -> (name, fixed size of its body or -1 when variable)
 RTS_COMMANDS: dict[int, tuple[str, int]] = {
@@ -127,71 +113,3 @@ def parse_rts(pdu: OtherPdu) -> RtsPdu:
         off += size
     cmds = tuple(commands)
     return RtsPdu(flags, cmds, tuple(cookies), rts_name(flags, cmds))
-
-
-class HttpPreamble:
-    """One direction of an RPC-over-HTTP connection: strips the v1 banner or the v2 HTTP request or
-    response header, then passes the PDU stream on. `kind` says what was seen first:
-    'v1' (banner), 'in' / 'out' (RPC_IN_DATA / RPC_OUT_DATA request), 'response' (an HTTP response),
-    'pdus' (PDUs straight away, the client side of v1), or None while undecided."""
-
-    __slots__ = ("_buf", "_next", "kind", "method_line")
-
-    def __init__(self, nxt: StreamSink) -> None:
-        self._next = nxt
-        self._buf = b""
-        self.kind: str | None = None
-        self.method_line: str | None = None
-
-    def data(self, data: bytes, frame: int, ts: int) -> None:
-        if self.kind is not None and not self._buf:
-            self._next.data(data, frame, ts)
-            return
-        buf = self._buf + data
-        if self.kind is None:
-            if buf[:1] == b"\x05":
-                self.kind = "pdus"
-            elif buf.startswith(V1_BANNER):
-                self.kind = "v1"
-                buf = buf[len(V1_BANNER) :]
-            elif len(buf) < len(V1_BANNER) and V1_BANNER.startswith(buf):
-                self._buf = buf  # the banner is split across segments
-                return
-            else:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > _MAX_HEADER:
-                        self.kind = "unknown"
-                        self._buf = b""
-                        self._next.data(buf, frame, ts)
-                        return
-                    self._buf = buf
-                    return
-                head = buf[:end]
-                self.method_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-                if head.startswith(IN_METHOD):
-                    self.kind = "in"
-                elif head.startswith(OUT_METHOD):
-                    self.kind = "out"
-                elif head.startswith(b"HTTP/"):
-                    self.kind = "response"
-                else:
-                    self.kind = "unknown"
-                buf = buf[end + 4 :]
-        self._buf = b""
-        if buf:
-            self._next.data(buf, frame, ts)
-
-    def gap(self, missing: int, frame: int, ts: int) -> None:
-        self._buf = b""
-        if self.kind is None:
-            self.kind = "unknown"
-        self._next.gap(missing, frame, ts)
-
-
-def http_probe(buf: bytes, start: int, end: int) -> bool:
-    """Does a TCP payload start an RPC-over-HTTP v2 channel (an RPC_IN_DATA / RPC_OUT_DATA request)?"""
-    if buf[start] != 0x52:  # "R"
-        return False
-    head = bytes(buf[start : start + len(OUT_METHOD)])
-    return head.startswith(IN_METHOD) or head == OUT_METHOD

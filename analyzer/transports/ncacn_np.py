@@ -1,8 +1,9 @@
 """DCE/RPC over SMB named pipes (ncacn_np, [MS-RPCE] 2.1.1.2): one association per pipe handle.
 
-`SmbTcpFlow` is a TCP connection on 445 or 139: its reassembled bytes go to the SMB parser
-(`analyzer.smb`), whose events name pipes by (dialect, session, file id). The `PipeTable`, owned by
-the pipeline, joins those events across TCP connections: with SMB2 multichannel a bind may leave on
+`NpConnection` is the transport of a TCP connection on 445 or 139: its reassembled bytes go to the
+SMB parser (`analyzer.smb`), whose events it receives itself (it is the `SmbEvents`); they name pipes
+by (dialect, session, file id). The `PipeTable`, one per capture, joins those events across TCP
+connections: with SMB2 multichannel a bind may leave on
 one connection and its answer come back on another of the same session ([MS-SMB2] 3.2.4.1.7), so a
 pipe is keyed by server address, session and file id, never by TCP connection. Each pipe frames the
 bytes written to and read from it into PDUs (`CoStream`, one per direction) and feeds one
@@ -15,19 +16,18 @@ was never seen names the pipe's well-known interface (`interface_source` = `pipe
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from analyzer import registry
-from analyzer.dcerpc.association import SOURCE_PIPE, Association, InterfaceHint, RecordSink
+from analyzer.dcerpc.association import SOURCE_PIPE, Association, InterfaceHint
 from analyzer.dcerpc.auth import NtlmIdentity
 from analyzer.dcerpc.constants import BIND
 from analyzer.dcerpc.pdu import CoPdu
 from analyzer.dcerpc.stream import CoStream
-from analyzer.flows import TcpFlow, _GapReporter
 from analyzer.limits import Limits
-from analyzer.model import BY_SMB, NCACN_NP, ConnectionRecord, Flow
+from analyzer.model import BY_SMB, NCACN_NP, ConnectionRecord, Flow, RecordSink
 from analyzer.smb import SmbConnection
 from analyzer.smb.events import PipeKey
-from analyzer.tcp import StreamSink
 
 SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (never a table row)
 
@@ -37,7 +37,7 @@ SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (neve
 TableKey = tuple[str, int, PipeKey]
 
 
-def table_key(via: TcpFlow, key: PipeKey) -> TableKey:
+def table_key(via: NpConnection, key: PipeKey) -> TableKey:
     return via.flow.server_ip, (id(via) if key[0] == 1 else 0), key
 
 
@@ -61,7 +61,9 @@ class Pipe:
 
     _HELD_VIOLATIONS = 16
 
-    def __init__(self, table: PipeTable, key: TableKey, name: str | None, via: TcpFlow, frame: int, ts: int) -> None:
+    def __init__(
+        self, table: PipeTable, key: TableKey, name: str | None, via: NpConnection, frame: int, ts: int
+    ) -> None:
         self.table = table
         self.key = key
         self.name = name
@@ -70,8 +72,10 @@ class Pipe:
         self.via = via  # the TCP connection the current bytes arrived on
         self.assoc: Association | None = None
         self._held: list[tuple[int, str, str]] = []
-        self.c_stream = CoStream(self._client_pdu, self._client_violation, table.limits)
-        self.s_stream = CoStream(self._server_pdu, self._server_violation, table.limits)
+        self._streams = {
+            side: CoStream(partial(self.pdu, side), partial(self._violation, side), table.limits)
+            for side in (True, False)
+        }
         self.first_frame = self.last_frame = frame
         self.first_ts = self.last_ts = ts
         self.client_bytes = 0
@@ -96,7 +100,7 @@ class Pipe:
         self._held.clear()
         return assoc
 
-    def flow_on(self, via: TcpFlow) -> Flow:
+    def flow_on(self, via: NpConnection) -> Flow:
         """This pipe's conversation as seen on one TCP connection (same stream, that connection's ports)."""
         flow = self.flows.get(id(via))
         if flow is None:
@@ -114,38 +118,26 @@ class Pipe:
             )
         return flow
 
-    def data(self, via: TcpFlow, from_client: bool, data: bytes, frame: int, ts: int) -> None:
+    def data(self, via: NpConnection, from_client: bool, data: bytes, frame: int, ts: int) -> None:
         self.via = via
         self.messages += 1
         self.last_frame, self.last_ts = frame, ts
         if from_client:
             self.client_bytes += len(data)
-            self.c_stream.data(data, frame, ts)
         else:
             self.server_bytes += len(data)
-            self.s_stream.data(data, frame, ts)
+        self._streams[from_client].data(data, frame, ts)
 
-    def _pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
+    def pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
         assoc = self.assoc or self._confirm()
         assoc.pdu(from_client, pdu, frame, ts, first_frame, self.flow_on(self.via))
 
-    def _client_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self._pdu(True, pdu, frame, ts, first_frame)
-
-    def _server_pdu(self, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:
-        self._pdu(False, pdu, frame, ts, first_frame)
-
-    def _violation(self, frame: int, what: str, detail: str) -> None:
+    def _violation(self, from_client: bool, frame: int, what: str, detail: str) -> None:
+        detail = ("client: " if from_client else "server: ") + detail
         if self.assoc is not None:
             self.table.sink.violation(self.flow_on(self.via), frame, "dcerpc", what, detail)
         elif len(self._held) < self._HELD_VIOLATIONS:
             self._held.append((frame, what, detail))
-
-    def _client_violation(self, frame: int, what: str, detail: str) -> None:
-        self._violation(frame, what, "client: " + detail)
-
-    def _server_violation(self, frame: int, what: str, detail: str) -> None:
-        self._violation(frame, what, "server: " + detail)
 
     def close(self, end: str) -> ConnectionRecord | None:
         """End of the pipe: its connections.csv row, or None when it never carried DCE/RPC."""
@@ -169,7 +161,7 @@ class Pipe:
             packets=self.messages,
             client_bytes=self.client_bytes,
             server_bytes=self.server_bytes,
-            pdus=self.c_stream.pdus + self.s_stream.pdus,
+            pdus=self._streams[True].pdus + self._streams[False].pdus,
             gaps=0,
             end=end,
             detail=f"SMB{dialect} session 0x{session:x} file id {fid.hex()}"
@@ -190,7 +182,7 @@ class PipeTable:
         self.encrypted: set[tuple[str, int]] = set()
         self.closed: list[ConnectionRecord] = []
 
-    def open(self, via: TcpFlow, key: PipeKey, name: str | None, frame: int, ts: int) -> Pipe:
+    def open(self, via: NpConnection, key: PipeKey, name: str | None, frame: int, ts: int) -> Pipe:
         k = table_key(via, key)
         old = self.pipes.get(k)
         if old is not None:  # a file id reused after a CLOSE we did not see
@@ -203,19 +195,13 @@ class PipeTable:
         pipe = self.pipes[k] = Pipe(self, k, name, via, frame, ts)
         return pipe
 
-    def data(self, via: TcpFlow, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
-        pipe = self.pipes.get(table_key(via, key))
-        if pipe is None:  # opened on another channel we did not see, or before the capture began
-            pipe = self.open(via, key, None, frame, ts)
-        pipe.data(via, from_client, data, frame, ts)
-
-    def close(self, via: TcpFlow, key: PipeKey, frame: int, ts: int) -> None:
+    def close(self, via: NpConnection, key: PipeKey, frame: int, ts: int) -> None:
         pipe = self.pipes.pop(table_key(via, key), None)
         if pipe is not None:
             pipe.last_frame, pipe.last_ts = frame, ts
             self._closed(pipe, "close")
 
-    def identity(self, via: TcpFlow, dialect: int, session: int, who: NtlmIdentity) -> None:
+    def identity(self, via: NpConnection, dialect: int, session: int, who: NtlmIdentity) -> None:
         server, scope, _ = table_key(via, (dialect, session, b""))
         self.identities[(server, scope, dialect, session)] = who
         for k, pipe in self.pipes.items():
@@ -235,77 +221,60 @@ class PipeTable:
         return out
 
 
-class _SmbEventsOf:
-    """The SMB parser's events for one TCP connection, passed on to the pipe table with it."""
+class NpConnection:
+    """The transport of one TCP connection carrying SMB (445, or 139 with the NetBIOS session
+    service): the SMB parser, whose events it receives and passes to the pipe table with itself as
+    the connection they came on. Not a DCE/RPC conversation itself: its pipes are."""
 
-    __slots__ = ("_conn", "_table")
+    def __init__(self, flow: Flow, sink: RecordSink, limits: Limits, table: PipeTable, netbios: bool) -> None:
+        self.flow = flow
+        self.sink = sink
+        self.table = table
+        self.smb = SmbConnection(self, limits, netbios)
 
-    def __init__(self, table: PipeTable, conn: SmbTcpFlow) -> None:
-        self._table = table
-        self._conn = conn
+    # -- the TCP connection's events ------------------------------------------------------------
 
-    def pipe_open(self, key: PipeKey, name: str, tree: str | None, frame: int, ts: int) -> None:
-        self._table.open(self._conn, key, name, frame, ts)
+    def data(self, from_client: bool, data: bytes, frame: int, ts: int) -> None:
+        self.smb.data(from_client, data, frame, ts)
 
-    def pipe_data(self, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
-        self._table.data(self._conn, key, from_client, data, frame, ts)
+    def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None:
+        self.smb.gap(from_client, missing, frame, ts)
 
-    def pipe_close(self, key: PipeKey, frame: int, ts: int) -> None:
-        self._table.close(self._conn, key, frame, ts)
-
-    def session_identity(self, dialect: int, session_id: int, identity: NtlmIdentity, frame: int) -> None:
-        self._table.identity(self._conn, dialect, session_id, identity)
-
-    def encrypted(self, session_id: int, frame: int, ts: int) -> None:
-        k = (self._conn.flow.server_ip, session_id)
-        if k not in self._table.encrypted:
-            self._table.encrypted.add(k)
-            self._conn.violation(
-                frame, "smb", "smb3_encrypted", f"session 0x{session_id:x} is encrypted: its pipes cannot be read"
-            )
-
-    def violation(self, frame: int, what: str, detail: str) -> None:
-        self._conn.violation(frame, "smb", what, detail)
-
-
-class _Side:
-    """A TCP half's sink feeding one direction of the SMB parser."""
-
-    __slots__ = ("_from_client", "_smb")
-
-    def __init__(self, smb: SmbConnection, from_client: bool) -> None:
-        self._smb = smb
-        self._from_client = from_client
-
-    def data(self, data: bytes, frame: int, ts: int) -> None:
-        self._smb.data(self._from_client, data, frame, ts)
-
-    def gap(self, missing: int, frame: int, ts: int) -> None:
-        self._smb.gap(self._from_client, missing, frame, ts)
-
-
-class SmbTcpFlow(TcpFlow):
-    """A TCP connection carrying SMB (445, or 139 with the NetBIOS session service)."""
-
-    def __init__(
-        self,
-        flow: Flow,
-        client: tuple[bytes, int],
-        sink: RecordSink,
-        limits: Limits,
-        frame: int,
-        ts: int,
-        table: PipeTable,
-        netbios: bool,
-    ) -> None:
-        self.smb = SmbConnection(_SmbEventsOf(table, self), limits, netbios)
-        super().__init__(flow, client, BY_SMB, sink, limits, frame, ts)
-
-    def _half_sink(self, from_client: bool) -> StreamSink:
-        return _GapReporter(self, "client" if from_client else "server", _Side(self.smb, from_client))
-
-    def _close_payload(self) -> None:
+    def close(self) -> None:
         self.smb.close()
 
-    def _pdus(self) -> int:
+    def pdus(self) -> int:
         return 0
+
+    def detail(self) -> str | None:
+        return None
+
+    def midstream(self) -> bool | None:
+        return None
+
+    # -- the SMB parser's events (analyzer.smb.events.SmbEvents) --------------------------------
+
+    def pipe_open(self, key: PipeKey, name: str, tree: str | None, frame: int, ts: int) -> None:
+        self.table.open(self, key, name, frame, ts)
+
+    def pipe_data(self, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
+        pipe = self.table.pipes.get(table_key(self, key))
+        if pipe is None:  # opened on another channel we did not see, or before the capture began
+            pipe = self.table.open(self, key, None, frame, ts)
+        pipe.data(self, from_client, data, frame, ts)
+
+    def pipe_close(self, key: PipeKey, frame: int, ts: int) -> None:
+        self.table.close(self, key, frame, ts)
+
+    def session_identity(self, dialect: int, session_id: int, identity: NtlmIdentity, frame: int) -> None:
+        self.table.identity(self, dialect, session_id, identity)
+
+    def encrypted(self, session_id: int, frame: int, ts: int) -> None:
+        k = (self.flow.server_ip, session_id)
+        if k not in self.table.encrypted:
+            self.table.encrypted.add(k)
+            detail = f"session 0x{session_id:x} is encrypted: its pipes cannot be read"
+            self.sink.violation(self.flow, frame, "smb", "smb3_encrypted", detail)
+
+    def violation(self, frame: int, what: str, detail: str) -> None:
+        self.sink.violation(self.flow, frame, "smb", what, detail)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from analyzer.capture.decode import Packet
 from analyzer.dcerpc.probe import CLIENT_PTYPES, CoStart, co_bind_probe, co_start
+from analyzer.limits import Limits
 
-_MAX_PACKETS = 64  # packets kept while undecided
-_MAX_PAYLOADS = 16  # payload segments judged before giving up
 _MASK = 0xFFFFFFFF
 # Which answer types answer which question types ([C706] 12.6.4).
 _ANSWERS = {0: (2, 3), 11: (12, 13), 14: (15,)}
@@ -43,9 +42,20 @@ class Candidate:
     """A flow that may be a DCE/RPC conversation joined in the middle. `client` and `server` are
     (address, port) pairs decided by the first header's packet type."""
 
-    __slots__ = ("_sides", "client", "held_port", "last_ts", "packets", "payloads", "server")
+    __slots__ = (
+        "_max_packets",
+        "_max_payloads",
+        "_sides",
+        "capped",
+        "client",
+        "held_port",
+        "last_ts",
+        "packets",
+        "payloads",
+        "server",
+    )
 
-    def __init__(self, pkt: Packet, first: CoStart, ts: int) -> None:
+    def __init__(self, pkt: Packet, first: CoStart, ts: int, limits: Limits) -> None:
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         self.client, self.server = (a, b) if first.ptype in CLIENT_PTYPES else (b, a)
         self.last_ts = ts
@@ -53,18 +63,23 @@ class Candidate:
         self.payloads = 0
         self.held_port: int | None = None  # the server port selected while deciding
         self._sides = {True: _Side(), False: _Side()}
+        self._max_packets = limits.max_midstream_packets
+        self._max_payloads = limits.max_midstream_payloads
+        self.capped: str | None = None  # the cap that ended the wait, if one did
 
     def feed(self, pkt: Packet, frame: int, ts: int) -> bool | None:
         """Keep a packet; True when the conversation is confirmed, False when rejected, None to wait."""
         self.last_ts = ts
-        if len(self.packets) >= _MAX_PACKETS:
+        if len(self.packets) >= self._max_packets:
+            self.capped = "cap_midstream_packets"
             return False
         self.packets.append((pkt, frame, ts))
         if not pkt.payload:
             return None
         self.payloads += 1
         verdict = self._judge(pkt)
-        if verdict is None and self.payloads >= _MAX_PAYLOADS:
+        if verdict is None and self.payloads >= self._max_payloads:
+            self.capped = "cap_midstream_payloads"
             return False
         return verdict
 

@@ -1,0 +1,73 @@
+"""The record collector: the sink every parsing layer of one capture writes into.
+
+`Collector` is the `analyzer.model.RecordSink` of a capture: binds, calls, datagrams, endpoints,
+violations, connection and attempt rows go to the run's `Records` (the spool). Two kinds of record
+also teach the run where interfaces listen, and are passed on to the `EndpointLearner` after being
+kept: an EPM answer's towers (`endpoint`) and an accepted bind_ack's secondary address (`bind`).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING
+
+from analyzer.model import (
+    AttemptRecord,
+    BindRecord,
+    CallRecord,
+    ConnectionRecord,
+    DatagramRecord,
+    EndpointRecord,
+    Flow,
+    Violation,
+)
+from analyzer.pipeline.learn import EndpointLearner
+
+if TYPE_CHECKING:
+    from analyzer.pipeline.run import Run
+
+
+class Collector:
+    """The records of one capture (a file, or a session of files), named `capture`."""
+
+    __slots__ = ("_learner", "_run", "capture")
+
+    def __init__(self, run: Run, capture: str, learner: EndpointLearner) -> None:
+        self._run = run  # its `records` may be swapped between packets (analyzer.packets drains them)
+        self._learner = learner
+        self.capture = capture
+
+    def bind(self, rec: BindRecord) -> None:
+        self._run.records.binds.append(rec)
+        self._learner.bind_ack(self, rec)
+
+    def call(self, rec: CallRecord) -> None:
+        self._run.records.calls.append(rec)
+
+    def datagram(self, rec: DatagramRecord) -> None:
+        self._run.records.datagrams.append(rec)
+
+    def endpoint(self, rec: EndpointRecord) -> None:
+        self._run.records.endpoints.append(rec)
+        self._learner.epm_tower(self, rec)
+
+    def connection(self, rec: ConnectionRecord) -> None:
+        self._run.records.connections.append(rec)
+
+    def attempt(self, rec: AttemptRecord) -> None:
+        self._run.records.attempts.append(rec)
+
+    def violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
+        """A violation of a conversation (its stream named), or of the capture when `flow` is None."""
+        stream = flow.stream if flow is not None and flow.stream >= 0 else None
+        self._run.records.violations.append(Violation(self.capture, frame, stream, layer, what, detail))
+
+    def counted(self, frame: int | None, layer: str, what: str, detail: str, count: int) -> None:
+        """A capture-level violation that stands for `count` occurrences."""
+        self._run.records.violations.append(Violation(self.capture, frame, None, layer, what, detail, count=count))
+
+    def internal_error(self, frame: int, e: Exception) -> None:
+        """A bug, not bad input: said where, and the run carries on."""
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        detail = f"{type(e).__name__}: {e} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}"
+        self.violation(None, frame, "internal", "internal_error", detail)

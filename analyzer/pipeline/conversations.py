@@ -1,0 +1,194 @@
+"""The conversations of one capture: selected packets in, to the connection each belongs to.
+
+`Conversations` is everything that lives for one capture (a file, or a session of files) and no
+longer: the record collector, the TCP flow table, the stream counter, the SMB pipe table, the
+RPC-over-HTTP virtual connections and the UDP transport. It is made fresh for each capture, so
+the per-capture state is reset in one place, and `close_all` at the end of the capture closes
+every conversation, so records never wait for a later file.
+
+TCP packets of a connection in the flow table go to it; others go to the `Classifier`. A closed
+connection becomes a connections row (it carried PDUs) or an attempts row (a SYN, a reset, an empty
+connection), and leaves a tombstone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analyzer.capture.decode import Packet
+from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM
+from analyzer.pipeline.classify import PROBE_BUDGET, WELL_KNOWN, Classifier, ip_text
+from analyzer.pipeline.collector import Collector
+from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, Undecided
+from analyzer.pipeline.midstream import Candidate
+from analyzer.tcp.connection import TcpConnection, Tombstone
+from analyzer.transports.ncacn_http import VirtualConnections
+from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
+from analyzer.transports.ncadg_ip_udp import UdpTransport
+
+if TYPE_CHECKING:
+    from analyzer.pipeline.run import Run
+
+
+class Conversations:
+    """One capture's live conversations and where their records go."""
+
+    def __init__(self, run: Run, capture: str) -> None:
+        self.limits = run.limits
+        self.selector = run.selector
+        self._book = run.learner.book
+        self.collector = Collector(run, capture, run.learner)
+        self.table = FlowTable(run.limits.max_tcp_flows)
+        self._streams = 0
+        self.pipes = PipeTable(self.collector, run.limits, self.next_stream)
+        self.vcs = VirtualConnections()
+        self.udp_transport = UdpTransport(self.collector, run.limits, self._udp_announced, self.next_stream)
+        self.classifier = Classifier(self, run.learner, run.follow)
+
+    def next_stream(self) -> int:
+        n = self._streams
+        self._streams += 1
+        return n
+
+    def _udp_announced(self, ip: str, port: int) -> bool:
+        return ("udp", ip, port) in self._book
+
+    # -- packets in -----------------------------------------------------------------------------
+
+    def tcp(self, pkt: Packet, frame: int, ts: int) -> None:
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        entry = self.table.get(key)
+        if entry is not None:
+            if isinstance(entry, TcpConnection):
+                from_client = (pkt.src, pkt.sport) == entry.client
+                if not (from_client and entry.is_new_connection(pkt)):
+                    entry.packet(pkt, from_client, frame, ts)
+                    self.table.touch(entry)
+                    if entry.finished:
+                        self.close(entry, "rst" if entry.reset else "fin", ts)
+                    return
+                self.close(entry, "rst" if entry.reset else "fin", ts)
+            elif isinstance(entry, Candidate):
+                self.classifier.candidate(key, entry, pkt, frame, ts)
+                return
+            elif isinstance(entry, Tombstone):
+                entry.last_ts = ts
+                if entry.swallows(pkt):
+                    return
+                self.forget(key, entry)
+            else:
+                entry.last_ts = ts
+                if pkt.payload and (entry.client is not None or entry.probes < PROBE_BUDGET):
+                    self.classifier.judge(key, entry, pkt, frame, ts)
+                elif self.classifier.keeps(entry):
+                    entry.packets.append((pkt, frame, ts))  # an ACK or FIN the flow will need
+                return
+        self.classifier.new_tcp(key, pkt, frame, ts)
+
+    def udp(self, pkt: Packet, frame: int, ts: int) -> None:
+        """A datagram on UDP 135, on a port the EPM announced, or one that looks like CL DCE/RPC."""
+        self.udp_transport.datagram(ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload, frame, ts)
+
+    # -- the flow table -------------------------------------------------------------------------
+
+    def put(self, key: FlowKey, entry: Entry) -> None:
+        """Add an entry; past `max_tcp_flows` the least recently seen is evicted (and finished)."""
+        evicted = self.table.put(key, entry)
+        if evicted is None:
+            return
+        _key, old = evicted
+        if isinstance(old, TcpConnection):
+            detail = f"{len(self.table) + 1} live flows"
+            self.collector.violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", detail)
+            self.close(old, "evicted", old.last_ts, tombstone=False)
+        else:
+            self._released(old)
+            if isinstance(old, Candidate):
+                self.unconfirmed(old, old.packets[-1][1])
+
+    def forget(self, key: FlowKey, entry: Entry) -> None:
+        self.table.forget(key, entry)
+        self._released(entry)
+
+    def _released(self, entry: Entry) -> None:
+        """An entry left the table: a server port it held selected while deciding is let go."""
+        if isinstance(entry, Undecided | Candidate) and entry.held_port is not None:
+            port, entry.held_port = entry.held_port, None
+            self._release_port(port)
+
+    def _release_port(self, port: int) -> None:
+        """Stop selecting a port an undecided connection held, unless something else still needs it.
+        (A followed heuristic or midstream connection keeps its port selected for the run.)"""
+        if port in WELL_KNOWN or self._book.has_port(port):
+            return
+        for _k, e in self.table.entries():
+            if isinstance(e, TcpConnection) and e.identified_by in (BY_HEURISTIC, BY_MIDSTREAM):
+                if e.flow.server_port == port:
+                    return
+            elif isinstance(e, Undecided | Candidate) and e.held_port == port:
+                return
+        self.selector.tcp_ports.discard(port)
+
+    def close(self, conn: TcpConnection, end: str, ts: int, tombstone: bool = True) -> None:
+        """Close a followed connection: its row, and a tombstone in its place."""
+        key = self.table.key_of(conn)
+        record = conn.close(end)
+        if conn.flow.transport == SMB_TRANSPORT:  # not a conversation itself; a scan of 445 or 139 is attempts
+            if conn.client_isn is not None and not (conn.client_bytes or conn.server_bytes):
+                self.collector.attempt(conn.attempt())
+        elif record.pdus:
+            self.collector.connection(record)
+        elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
+            self.collector.attempt(conn.attempt())
+        # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
+        for pipe_record in self.pipes.closed:
+            self.collector.connection(pipe_record)
+        self.pipes.closed.clear()
+        if key is not None:
+            self.forget(key, conn)
+            if tombstone:
+                self.put(key, Tombstone(conn.client, ts))
+
+    def unconfirmed(self, cand: Candidate, frame: int) -> None:
+        """Report a flow that looked like DCE/RPC but could not be followed."""
+        c, s = cand.client, cand.server
+        self.collector.violation(
+            None,
+            frame,
+            "dcerpc",
+            "unconfirmed_conversation",
+            f"{ip_text(c[0])}:{c[1]} -> {ip_text(s[0])}:{s[1]}: a DCE/RPC header not confirmed by the "
+            "next PDU or an answer; not followed",
+        )
+
+    def expire(self, now: int) -> None:
+        """Close what has been silent longer than `tcp_idle_timeout_s`, oldest first."""
+        horizon = now - int(self.limits.tcp_idle_timeout_s * 1_000_000_000)
+        while (oldest := self.table.oldest()) is not None:
+            key, entry = oldest
+            if entry.last_ts >= horizon:
+                break
+            if isinstance(entry, TcpConnection):
+                self.close(entry, "idle", entry.last_ts, tombstone=False)
+            else:
+                self.forget(key, entry)
+                if isinstance(entry, Candidate):
+                    self.unconfirmed(entry, entry.packets[-1][1])
+
+    def open_keys(self) -> list[FlowKey]:
+        """The connections still followed (for a caller that cuts a capture into shards)."""
+        return list(self.table.open_keys())
+
+    def close_all(self, end: str) -> None:
+        """End of the capture: every conversation is closed and its records written."""
+        for key, entry in self.table.entries():
+            if isinstance(entry, TcpConnection):
+                self.close(entry, end, entry.last_ts, tombstone=False)
+            elif isinstance(entry, Candidate):
+                self.forget(key, entry)
+                self.unconfirmed(entry, entry.packets[-1][1])
+        self.vcs.close_all()
+        for record in self.pipes.close_all(end):
+            self.collector.connection(record)
+        self.udp_transport.close(end)
+        self.table.clear()

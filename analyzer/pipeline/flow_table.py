@@ -1,0 +1,111 @@
+"""The flow table of one capture: every TCP conversation the pipeline is following or judging.
+
+Entries are keyed both ways by (address, port, address, port), so a packet finds its entry in one
+look-up whichever way it travels, and kept in an LRU (`analyzer.bounded.LruDict`) for idle expiry
+and the `max_tcp_flows` cap. An entry is one of:
+- `TcpConnection`: followed (`analyzer.tcp.connection`);
+- `Tombstone`: closed, swallowing stragglers until a new SYN;
+- `Undecided`: its client bytes have not yet said whether it is DCE/RPC (`analyzer.pipeline.classify`);
+- `Candidate`: a conversation joined in the middle, to be confirmed (`analyzer.pipeline.midstream`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.bounded import LruDict
+from analyzer.capture.decode import Packet
+from analyzer.pipeline.midstream import Candidate
+from analyzer.tcp.connection import TcpConnection, Tombstone
+
+FlowKey = tuple[bytes, int, bytes, int]
+Kept = list[tuple[Packet, int, int]]  # (packet, frame, ts) held for replay
+
+
+class Undecided:
+    """A conversation the selector let through whose client bytes have not yet said whether it is
+    DCE/RPC. Two cases: its first payload was too short to tell (a bind or channel request cut into
+    tiny segments, as IDS evasion does), so the client's bytes are accumulated, and its packets kept
+    for replay, until they can be judged; or its payload did not look like a start (a port collision,
+    or a capture that began mid-PDU), so a few more payloads are probed one by one before the flow is
+    ignored. Both are bounded."""
+
+    __slots__ = ("client", "held_port", "last_ts", "packets", "prefix", "probes")
+
+    def __init__(self, ts: int) -> None:
+        self.last_ts = ts
+        self.probes = 0
+        self.client: tuple[bytes, int] | None = None  # the side whose bytes are being accumulated
+        self.prefix = b""
+        self.packets: Kept = []
+        self.held_port: int | None = None  # a server port selected while deciding
+
+
+Entry = TcpConnection | Tombstone | Undecided | Candidate
+
+
+def reverse(key: FlowKey) -> FlowKey:
+    src, sport, dst, dport = key
+    return dst, dport, src, sport
+
+
+class FlowTable:
+    """Entries by address pair, least recently seen first."""
+
+    __slots__ = ("_by_pair", "_lru")
+
+    def __init__(self, cap: int) -> None:
+        self._by_pair: dict[FlowKey, Entry] = {}
+        self._lru: LruDict[int, tuple[FlowKey, Entry]] = LruDict(cap)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def get(self, key: FlowKey) -> Entry | None:
+        return self._by_pair.get(key)
+
+    def holds(self, entry: Entry) -> bool:
+        return id(entry) in self._lru
+
+    def key_of(self, entry: Entry) -> FlowKey | None:
+        kept = self._lru.get(id(entry))
+        return None if kept is None else kept[0]
+
+    def touch(self, entry: Entry) -> None:
+        """A packet of this entry: it becomes the most recently seen."""
+        self._lru.touch(id(entry))
+
+    def put(self, key: FlowKey, entry: Entry) -> tuple[FlowKey, Entry] | None:
+        """Insert; the least recently seen entry when the cap was passed, already forgotten."""
+        self._by_pair[key] = self._by_pair[reverse(key)] = entry
+        evicted = self._lru.put(id(entry), (key, entry))
+        if evicted is None:
+            return None
+        old_key, old = evicted[1]
+        self._unpair(old_key, old)
+        return old_key, old
+
+    def forget(self, key: FlowKey, entry: Entry) -> None:
+        self._unpair(key, entry)
+        self._lru.pop(id(entry), None)
+
+    def _unpair(self, key: FlowKey, entry: Entry) -> None:
+        for k in (key, reverse(key)):
+            if self._by_pair.get(k) is entry:
+                del self._by_pair[k]
+
+    def oldest(self) -> tuple[FlowKey, Entry] | None:
+        """The least recently seen entry (for idle expiry), or None when empty."""
+        return next(iter(self._lru.values()), None)
+
+    def entries(self) -> list[tuple[FlowKey, Entry]]:
+        """Every entry, least recently seen first (a copy: the caller may change the table)."""
+        return list(self._lru.values())
+
+    def open_keys(self) -> Iterator[FlowKey]:
+        """The keys (first packet's direction) of the connections still being followed."""
+        return (key for key, entry in self._lru.values() if isinstance(entry, TcpConnection))
+
+    def clear(self) -> None:
+        self._by_pair = {}
+        self._lru.clear()

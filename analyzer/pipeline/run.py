@@ -1,0 +1,103 @@
+"""The run: what lives across the files of one analysis, and the `Pipeline` facade over it.
+
+`Run` holds the limits, the packet selector (which ports and payloads the decoder lets through:
+the well-known RPC ports, then every port the endpoint mapper announced), the `EndpointLearner`
+with the run's `EndpointBook`, and the `Records` spool. `Pipeline` is the public face:
+`Pipeline(limits, strict).run(paths, progress)` reads files, directories and globs, a capture
+session of several files as one stream; `add_file`, `add_reader` and `add_session` read one
+capture (see `analyzer.pipeline.files`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+
+from analyzer.bounded import fewer_collections
+from analyzer.capture.decode import Selector
+from analyzer.capture.reader import CaptureReader
+from analyzer.capture.source import expand_paths
+from analyzer.dcerpc.cl import cl_probe
+from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.model import CaptureSummary
+from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, TCP_PROBE_FIRST, FlowFilter, tcp_probe
+from analyzer.pipeline.files import FileLoop, Tick
+from analyzer.pipeline.learn import EndpointLearner
+from analyzer.records import Records
+from analyzer.session import Member, expand_globs, sessions
+
+# progress(bytes of the input consumed so far, files finished so far)
+Progress = Callable[[int, int], None]
+
+
+class Run:
+    """What lives across files: limits, selector, learned endpoints, records."""
+
+    def __init__(self, limits: Limits, strict: bool, follow: FlowFilter | None = None) -> None:
+        self.limits = limits
+        self.strict = strict  # re-raise internal errors (tests) instead of reporting them
+        self.follow = follow  # decides whether a new TCP flow is followed (None: every one)
+        self.records = Records(limits)
+        self.selector = Selector()
+        self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
+        self.selector.tcp_probe = tcp_probe
+        self.selector.tcp_probe_first = TCP_PROBE_FIRST
+        self.selector.udp_ports.add(EPM_PORT)
+        self.selector.udp_probe = cl_probe
+        self.learner = EndpointLearner(self.records.book, self.selector)
+
+
+class Pipeline:
+    """Runs captures through the layers and collects records. Use `run()` or `add_file()`.
+    `follow`, when given, decides which new TCP flows are followed (see `classify.FlowFilter`)."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, strict: bool = False, follow: FlowFilter | None = None) -> None:
+        self._run = Run(limits, strict, follow)
+        self._files = FileLoop(self._run)
+
+    @property
+    def limits(self) -> Limits:
+        return self._run.limits
+
+    @property
+    def records(self) -> Records:
+        return self._run.records
+
+    @records.setter
+    def records(self, records: Records) -> None:  # analyzer.packets hands over a fresh one between packets
+        self._run.records = records
+
+    @property
+    def files(self) -> FileLoop:
+        """The file loop (its `conversations` are those of the capture being read)."""
+        return self._files
+
+    def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
+        """Analyse files, directories and globs; files of one capture session (see
+        `analyzer.session`) are read as one stream. `progress` gets the bytes consumed so far."""
+        files = [p for p, _explicit in expand_paths(expand_globs(paths))]
+        done = index = 0
+        with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded
+            for members in sessions(files):
+                step = None if progress is None else (lambda pos, base=done, i=index: progress(base + pos, i))
+                if len(members) > 1:
+                    self.add_session(members, progress=step)
+                else:
+                    self.add_file(members[0].path, progress=step)
+                for m in members:
+                    index += 1
+                    with contextlib.suppress(OSError):
+                        done += os.path.getsize(m.path)
+                if progress is not None:
+                    progress(done, index)
+        return self.records
+
+    def add_session(self, members: list[Member], progress: Tick | None = None) -> list[CaptureSummary]:
+        return self._files.add_session(members, progress)
+
+    def add_file(self, path: str, name: str | None = None, progress: Tick | None = None) -> CaptureSummary:
+        return self._files.add_file(path, name, progress)
+
+    def add_reader(self, reader: CaptureReader, name: str, path: str, progress: Tick | None = None) -> CaptureSummary:
+        return self._files.add_reader(reader, name, path, progress)

@@ -1,0 +1,12 @@
+"""TCP: reassembly of each direction (`reassembly.TcpHalf`) and the handling of one connection
+(`connection.TcpConnection`: SYN, FIN, RST, counters, the hand-over of reassembled bytes to the
+transport that reads them, and the tombstone a closed connection leaves).
+
+Owns everything between a decoded TCP segment and the in-order bytes of a direction. Sans-IO.
+Must not import: `analyzer.dcerpc`, `analyzer.stubs`, `analyzer.smb`, `analyzer.transports`,
+`analyzer.pipeline` or anything above them (the transport a connection feeds is given to it).
+"""
+
+from analyzer.tcp.reassembly import StreamSink, TcpHalf
+
+__all__ = ["StreamSink", "TcpHalf"]

@@ -1,0 +1,238 @@
+"""One TCP connection: SYN, FIN and RST, both directions reassembled, and its connections row.
+
+`TcpConnection` takes the decoded segments of one connection in capture order (`packet`), keeps a
+`TcpHalf` per direction (RFC 9293 sequence space), and hands the in-order bytes of either direction,
+and the holes, to one transport connection (`Payload`, see `analyzer.transports`): the reader of
+what the bytes are. It reports each hole: a `tcp_gap` when the bytes were never captured, the
+out-of-order cap (`cap_ooo_bytes`, `cap_ooo_segments`) when they were captured and the buffer gave
+up waiting for the hole. A closed connection leaves a `Tombstone` in the flow table that swallows
+its stragglers until a new SYN.
+
+The transport is made on the first byte (or hole) a direction delivers: a SYN, a reset or an empty
+connection never builds one (a SYN flood builds no DCE/RPC state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from analyzer.book import Announcement
+from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
+from analyzer.limits import Limits
+from analyzer.model import AttemptRecord, ConnectionRecord, Flow, RecordSink
+from analyzer.tcp.reassembly import TcpHalf
+
+
+class Payload(Protocol):
+    """A transport connection: what reads the reassembled bytes of both directions. Events in, the
+    way h11 takes bytes; records out through the sink it was made with."""
+
+    def data(self, from_client: bool, data: bytes, frame: int, ts: int) -> None: ...
+
+    def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None: ...
+
+    def close(self) -> None:
+        """The connection ended: finish what is pending."""
+
+    def pdus(self) -> int:
+        """DCE/RPC PDUs framed (0 for a connection that carries them inside another protocol)."""
+
+    def detail(self) -> str | None:
+        """A line for the connection's `detail` column."""
+
+    def midstream(self) -> bool | None:
+        """Did the conversation begin before the capture? None without PDUs."""
+
+
+class _Direction:
+    """A `TcpHalf`'s sink: one direction's bytes and holes, to its connection."""
+
+    __slots__ = ("conn", "from_client")
+
+    def __init__(self, conn: TcpConnection, from_client: bool) -> None:
+        self.conn: TcpConnection | None = conn
+        self.from_client = from_client
+
+    def data(self, data: bytes, frame: int, ts: int) -> None:
+        if self.conn is not None:
+            (self.conn.payload or self.conn.start()).data(self.from_client, data, frame, ts)
+
+    def gap(self, missing: int, frame: int, ts: int) -> None:
+        if self.conn is not None:
+            self.conn.gap(self.from_client, missing, frame, ts)
+
+
+class TcpConnection:
+    """One TCP connection that is followed: reassembly of both directions, its transport, its row."""
+
+    __slots__ = (
+        "_c_dir",
+        "_make",
+        "_s_dir",
+        "announced",
+        "c2s",
+        "client",
+        "client_bytes",
+        "client_isn",
+        "closed",
+        "first_frame",
+        "first_ts",
+        "flow",
+        "identified_by",
+        "last_frame",
+        "last_ts",
+        "packets",
+        "payload",
+        "reset",
+        "s2c",
+        "server_bytes",
+        "server_packets",
+        "sink",
+    )
+
+    def __init__(
+        self,
+        flow: Flow,
+        client: tuple[bytes, int],
+        identified_by: str,
+        sink: RecordSink,
+        limits: Limits,
+        frame: int,
+        ts: int,
+        make_payload: Callable[[TcpConnection], Payload],
+        announced: Announcement | None = None,
+    ) -> None:
+        self.flow = flow
+        self.client = client
+        self.identified_by = identified_by
+        self.sink = sink
+        self.announced = announced  # the EPM answer that announced the server port, if one did
+        self.first_frame = self.last_frame = frame
+        self.first_ts = self.last_ts = ts
+        self.packets = self.server_packets = self.client_bytes = self.server_bytes = 0
+        self.client_isn: int | None = None
+        self.reset = False
+        self.closed = False
+        self._make = make_payload
+        self.payload: Payload | None = None
+        self._c_dir = _Direction(self, True)
+        self._s_dir = _Direction(self, False)
+        self.c2s = TcpHalf(self._c_dir, limits)
+        self.s2c = TcpHalf(self._s_dir, limits)
+
+    def start(self) -> Payload:
+        """The transport, made when the first byte or hole is delivered."""
+        payload = self.payload = self._make(self)
+        return payload
+
+    def is_new_connection(self, pkt: Packet) -> bool:
+        """A SYN from the client that starts a new connection on the same addresses and ports."""
+        if not pkt.flags & SYN or pkt.flags & ACK:
+            return False
+        if self.reset or (self.c2s.finished and self.s2c.finished):
+            return True
+        return self.client_isn is not None and pkt.seq != self.client_isn
+
+    @property
+    def finished(self) -> bool:
+        return self.reset or (self.c2s.finished and self.s2c.finished)
+
+    def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
+        self.packets += 1
+        self.server_packets += not from_client
+        self.last_frame = frame
+        self.last_ts = ts
+        half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
+        flags = pkt.flags
+        seq = pkt.seq
+        if flags & SYN:
+            half.syn(seq)
+            if from_client and not flags & ACK:
+                self.client_isn = seq
+            seq = (seq + 1) & 0xFFFFFFFF
+        if flags & ACK:
+            other.peer_ack(pkt.ack, frame, ts)
+        if pkt.payload:
+            if from_client:
+                self.client_bytes += len(pkt.payload)
+            else:
+                self.server_bytes += len(pkt.payload)
+        if pkt.payload or flags & FIN:
+            half.segment(seq, pkt.payload, bool(flags & FIN), frame, ts)
+        if flags & RST:
+            self.reset = True
+
+    def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None:
+        """A hole in one direction: report it (a cap when the bytes were captured), then pass it on."""
+        side = "client" if from_client else "server"
+        half = self.c2s if from_client else self.s2c
+        if half.given_up is not None:  # captured, but the out-of-order buffer gave up on the hole
+            detail = f"{missing} {side} bytes skipped: the out-of-order buffer was full"
+            self.sink.violation(self.flow, frame, "limits", half.given_up, detail)
+        else:
+            self.sink.violation(self.flow, frame, "tcp", "tcp_gap", f"{missing} {side} bytes missing from the capture")
+        (self.payload or self.start()).gap(from_client, missing, frame, ts)
+
+    def close(self, end: str) -> ConnectionRecord:
+        """Flush both directions, let the transport finish, and return the connection's record."""
+        if not self.closed:
+            self.closed = True
+            self.c2s.flush(self.last_frame, self.last_ts)
+            self.s2c.flush(self.last_frame, self.last_ts)
+            if self.payload is not None:
+                self.payload.close()
+            # A connection and its parsers refer to each other; such cycles wait for the cyclic
+            # collector, which under a flood of short connections held about as much garbage as
+            # there was live state. Cut, a closed connection is freed at once.
+            self._c_dir.conn = self._s_dir.conn = None
+        return self.record(end)
+
+    def record(self, end: str) -> ConnectionRecord:
+        """The connections row (kept as one field list: the record's)."""
+        a, p = self.announced, self.payload
+        return ConnectionRecord(
+            flow=self.flow,
+            identified_by=self.identified_by,
+            first_frame=self.first_frame,
+            first_ts=self.first_ts,
+            last_frame=self.last_frame,
+            last_ts=self.last_ts,
+            epm_capture=a.capture if a else None,
+            epm_frame=a.frame if a else None,
+            epm_client_ip=(a.client_ip or "") if a else None,
+            epm_delay_s=round((self.first_ts - a.ts) / 1e9, 6) if a and a.ts and self.first_ts else None,
+            packets=self.packets,
+            client_bytes=self.client_bytes,
+            server_bytes=self.server_bytes,
+            pdus=p.pdus() if p else 0,
+            gaps=self.c2s.gaps + self.s2c.gaps,
+            end=end,
+            detail=p.detail() if p else None,
+            midstream=p.midstream() if p else None,
+        )
+
+    def attempt(self) -> AttemptRecord:
+        """The attempts row of a connection to an RPC port that carried no PDU."""
+        f = self.flow
+        if self.client_bytes or self.server_bytes or (self.server_packets and not self.reset):
+            outcome = "no_pdu"
+        else:
+            outcome = "rejected" if self.reset else "syn_only"
+        return AttemptRecord(
+            f.capture, self.first_frame, self.first_ts, f.client_ip, f.client_port, f.server_ip, f.server_port, outcome
+        )
+
+
+class Tombstone:
+    """A closed connection: swallows late packets (final ACKs, retransmitted FINs) until a new SYN."""
+
+    __slots__ = ("client", "last_ts")
+
+    def __init__(self, client: tuple[bytes, int], ts: int) -> None:
+        self.client = client
+        self.last_ts = ts
+
+    def swallows(self, pkt: Packet) -> bool:
+        """Is this packet a straggler (anything but a SYN from the client)?"""
+        return not ((pkt.src, pkt.sport) == self.client and pkt.flags & (SYN | ACK) == SYN)
