@@ -249,3 +249,42 @@ def test_idle_connections_expire(tmp_path: Path) -> None:
     finally:
         pipeline._EXPIRE_EVERY = old
     assert sorted(c.end for c in r.connections) == ["capture_end", "idle"]
+
+
+def _three_epm_connections(tmp_path: Path, closed: int) -> Path:
+    """Three connections to 135 with a bind each; the one from port 50000 + `closed` ends with a FIN."""
+    packets = []
+    for i in range(3):
+        c = Conversation(cport=50000 + i, sport=135, t=1_700_000_000.0 + i).handshake()
+        c.send(True, bind(1, [(0, EPM, 3, [NDR])]))
+        if i == closed:
+            c.close()
+        packets += c.packets
+    return write_pcap(tmp_path / "three.pcap", packets)
+
+
+def test_a_flow_filter_decides_which_new_flows_are_followed(tmp_path: Path) -> None:
+    from analyzer.pipeline import Pipeline
+
+    path = _three_epm_connections(tmp_path, closed=0)
+    asked: set[int] = set()
+
+    def follow(key: tuple[bytes, int, bytes, int]) -> bool:
+        client_port = key[1] if key[3] == 135 else key[3]
+        asked.add(client_port)
+        return client_port != 50001
+
+    records = Pipeline(strict=True, follow=follow).run([str(path)])
+    assert sorted(c.flow.client_port for c in records.connections) == [50000, 50002]
+    assert asked == {50000, 50001, 50002}
+    assert len(Pipeline(strict=True).run([str(path)]).connections) == 3
+
+
+def test_the_flows_open_at_the_end_of_a_capture_are_named(tmp_path: Path) -> None:
+    from analyzer.pipeline import Pipeline
+
+    pipeline = Pipeline(strict=True)
+    pipeline.add_file(str(_three_epm_connections(tmp_path, closed=1)))
+    ports = sorted(key[1] if key[3] == 135 else key[3] for key in pipeline.open_at_end)
+    assert ports == [50000, 50002]
+    assert sorted(c.end for c in pipeline.records.connections) == ["capture_end", "capture_end", "fin"]

@@ -22,6 +22,7 @@ from analyzer.capture.source import display_name, open_capture
 from analyzer.errors import CaptureError
 from analyzer.model import CaptureSummary, Violation
 from analyzer.pipeline.conversations import Conversations
+from analyzer.pipeline.flow_table import FlowKey
 from analyzer.session import FrameMap, Member, SessionFrames
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class FileLoop:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.conversations: Conversations | None = None  # of the capture being read
+        # The TCP connections still followed when the last capture ended (before they were closed):
+        # for a caller that cuts a capture into pieces and must know which flows cross a cut.
+        self.open_at_end: list[FlowKey] = []
 
     def add_file(self, path: str, name: str | None = None, progress: Tick | None = None) -> CaptureSummary:
         """Analyse one capture. A file that cannot be read gives a summary with `error` set."""
@@ -72,6 +76,7 @@ class FileLoop:
         except EOFError:
             reader.truncated = reader.truncated or f"compressed file ends early, after frame {reader.frames}"
         finally:
+            self.open_at_end = conv.open_keys()
             conv.close_all("capture_end")
             reader.close()
         if progress is not None:
@@ -93,6 +98,7 @@ class FileLoop:
         try:
             self._select(conv, decoder, iter(source), tick)
         finally:
+            self.open_at_end = conv.open_keys()
             conv.close_all("capture_end")
             source.close()
         records = self.run.records

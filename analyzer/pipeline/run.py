@@ -23,6 +23,7 @@ from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import CaptureSummary
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, TCP_PROBE_FIRST, FlowFilter, tcp_probe
 from analyzer.pipeline.files import FileLoop, Tick
+from analyzer.pipeline.flow_table import FlowKey
 from analyzer.pipeline.learn import EndpointLearner
 from analyzer.records import Records
 from analyzer.session import Member, expand_globs, sessions
@@ -67,6 +68,11 @@ class Pipeline:
     @records.setter
     def records(self, records: Records) -> None:  # analyzer.packets hands over a fresh one between packets
         self._run.records = records
+
+    @property
+    def open_at_end(self) -> list[FlowKey]:
+        """The keys of the TCP connections still followed when the last capture ended."""
+        return self._files.open_at_end
 
     @property
     def files(self) -> FileLoop:
