@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
 from analyzer.dcerpc.pdu import Bind, BindAck, Fault, Request, Response, parse_co_pdu, plausible_co_header
 from analyzer.dcerpc.probe import co_bind_probe
 from analyzer.dcerpc.stream import CoStream
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
+from analyzer.ntlm import NtlmIdentity, ntlm_identity
 from tests.conftest import BTFN, NDR, NDR64, SVCCTL, bind, bind_ack, fault, request, response, split_points
 
 

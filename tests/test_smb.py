@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.dcerpc.auth import NtlmIdentity
 from analyzer.limits import Limits
+from analyzer.ntlm import NtlmIdentity
 from analyzer.smb import PipeKey, SmbConnection, canonical_pipe_name
 
 scapy_smb2 = pytest.importorskip("scapy.layers.smb2")

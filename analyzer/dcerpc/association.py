@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from analyzer import stubs
 from analyzer.dcerpc import epm
-from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
 from analyzer.dcerpc.constants import (
     ACK_RESULTS,
     ALTER_CONTEXT,
@@ -49,6 +48,7 @@ from analyzer.dcerpc.pdu import (
 from analyzer.limits import Limits
 from analyzer.model import BindRecord, CallRecord, Flow
 from analyzer.model import RecordSink as RecordSink  # moved: to analyzer.model (the sink protocol)
+from analyzer.ntlm import NtlmIdentity, ntlm_identity
 
 # Where a call's interface came from ([MS-RPCE] has the bind; the rest are inferences).
 SOURCE_BIND = "bind"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from analyzer.dcerpc.auth import NtlmIdentity
+from analyzer.ntlm import NtlmIdentity
 
 # (dialect family 1 or 2, session id / uid, file id bytes)
 PipeKey = tuple[int, int, bytes]

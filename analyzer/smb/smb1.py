@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 
 from analyzer.bounded import BoundedDict
-from analyzer.dcerpc.auth import NtlmIdentity, ntlm_identity
+from analyzer.ntlm import NtlmIdentity, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
 from analyzer.smb.state import (

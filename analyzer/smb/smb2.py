@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from analyzer.bounded import BoundedDict
-from analyzer.dcerpc.auth import NTLMSSP_SIGNATURE, ntlm_identity
+from analyzer.ntlm import NTLMSSP_SIGNATURE, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
 from analyzer.smb.state import (

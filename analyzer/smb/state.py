@@ -14,9 +14,9 @@ candidates, the files found not to be pipes, encrypted sessions. A cap that is h
 from __future__ import annotations
 
 from analyzer.bounded import BoundedDict
-from analyzer.dcerpc.auth import NtlmIdentity
 from analyzer.dcerpc.pdu import plausible_co_header
 from analyzer.limits import Limits
+from analyzer.ntlm import NtlmIdentity
 from analyzer.smb.events import PipeKey, SmbEvents
 
 # Classification of a file a request names.

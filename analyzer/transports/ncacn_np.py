@@ -20,12 +20,12 @@ from functools import partial
 
 from analyzer import registry
 from analyzer.dcerpc.association import SOURCE_PIPE, Association, InterfaceHint
-from analyzer.dcerpc.auth import NtlmIdentity
 from analyzer.dcerpc.constants import BIND
 from analyzer.dcerpc.pdu import CoPdu
 from analyzer.dcerpc.stream import CoStream
 from analyzer.limits import Limits
 from analyzer.model import BY_SMB, NCACN_NP, ConnectionRecord, Flow, RecordSink
+from analyzer.ntlm import NtlmIdentity
 from analyzer.smb import SmbConnection
 from analyzer.smb.events import PipeKey
 

@@ -1,8 +1,10 @@
-"""What the authentication tokens say about who called ([MS-NLMP] 2.2.1, [MS-RPCE] 2.2.1.1.7).
+"""What an NTLMSSP token says about who authenticated ([MS-NLMP] 2.2.1).
 
-Only NTLMSSP AUTHENTICATE messages name the user in clear: user, domain and workstation.
-They travel bare (auth_type 10) or wrapped in SPNEGO (9), in bind, alter_context or auth3 PDUs.
-Kerberos tickets name the service, not the client (whose name is encrypted), so they give nothing.
+Neutral: both DCE/RPC (the auth verifier of bind, alter_context and auth3 PDUs, [MS-RPCE] 2.2.1.1.7)
+and SMB (session setup security blobs) carry these tokens, so neither owns their parsing. Only
+NTLMSSP AUTHENTICATE messages name the user in clear: user, domain and workstation. They travel bare
+(auth_type 10) or wrapped in SPNEGO (9). Kerberos tickets name the service, not the client (whose
+name is encrypted), so they give nothing. Imports nothing of the package.
 """
 
 from __future__ import annotations
