@@ -9,13 +9,16 @@ answers through the stub decoders, and every cap the association enforces."""
 
 from __future__ import annotations
 
+import ast
 import struct
+from pathlib import Path
 from typing import Any
 
 from analyzer.dcerpc.association import Association, InterfaceHint
 from analyzer.dcerpc.pdu import parse_co_pdu
 from analyzer.limits import Limits
 from analyzer.model import BindRecord, CallRecord, EndpointRecord, Flow
+from analyzer.stubs import stub_decoder
 from tests import co_build as co
 from tests import epm_build
 
@@ -58,7 +61,7 @@ class Sink:
 
 
 def make(sink: Sink, limits: Limits, hint: InterfaceHint | None = None) -> Association:
-    return Association(FLOW, "port", sink, limits, hint)
+    return Association(FLOW, "port", sink, limits, hint, decoder=stub_decoder())
 
 
 class Conv:
@@ -643,3 +646,40 @@ def test_cap_held_stub_bytes_counts_all_pending_calls() -> None:
     assert s.violations[0][1] == 4
     first, second = s.calls
     assert first.arguments is not None and second.arguments is None
+
+
+# -- the seam -------------------------------------------------------------------------------------
+
+
+def test_dcerpc_never_imports_the_stub_decoders() -> None:
+    """The decoders are injected (analyzer.dcerpc.decoding); lazy and type-only imports count."""
+    package = Path(__file__).resolve().parents[1] / "analyzer" / "dcerpc"
+    found = []
+    for mod in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(mod.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found += [(mod.name, n) for n in names if n == "analyzer.stubs" or n.startswith("analyzer.stubs.")]
+    assert found == []
+
+
+def test_without_a_decoder_calls_are_paired_and_nothing_is_decoded() -> None:
+    sink = Sink()
+    assoc = Association(FLOW, "port", sink, Limits())
+    for f, raw in enumerate(
+        [
+            co.pdu(co.BIND, 1, co.bind_body([(0, EPM, 3, [co.NDR])])),
+            co.pdu(co.BIND_ACK, 1, co.bind_ack_body([(0, 0, co.NDR)])),
+            co.pdu(co.REQUEST, 2, co.request_body(3, epm_build.map_request(SAMR, 1))),
+            co.pdu(co.RESPONSE, 2, co.response_body(epm_build.map_response([epm_build.tower(SAMR, 1, "tcp", 1, "")]))),
+        ],
+        1,
+    ):
+        assoc.pdu(f % 2 == 1, parse_co_pdu(raw), f, f, f)
+    assoc.close()
+    (call,) = sink.calls
+    assert (call.interface_uuid, call.answered, call.arguments, call.return_status) == (EPM, True, None, None)
+    assert sink.endpoints == [] and sink.violations == []

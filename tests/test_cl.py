@@ -43,6 +43,7 @@ from analyzer.dcerpc.constants import (
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
 from analyzer.model import CallRecord, DatagramRecord, EndpointRecord, Flow
+from analyzer.stubs import stub_decoder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CAPTURES = SHARED / "captures"
@@ -205,7 +206,7 @@ def flow_for(ci: str, cp: int, si: str, sp: int) -> Flow:
 class Feeder:
     def __init__(self, limits: Limits | None = None) -> None:
         self.sink = Sink()
-        self.tracker = ClTracker(self.sink, limits or Limits(), flow_for)
+        self.tracker = ClTracker(self.sink, limits or Limits(), flow_for, decoder=stub_decoder())
         self.frame = 0
 
     def send(self, src: tuple[str, int], dst: tuple[str, int], data: bytes, ts: int | None = None) -> int:
@@ -876,7 +877,7 @@ def activity_script(draw: st.DrawFn, index: int) -> list[Datagram]:
 
 def _records(datagrams: list[Datagram]) -> Counter[Any]:
     sink = Sink()
-    tracker = ClTracker(sink, Limits(), flow_for)
+    tracker = ClTracker(sink, Limits(), flow_for, decoder=stub_decoder())
     for src, dst, data, frame, ts in datagrams:
         tracker.datagram(src[0], src[1], dst[0], dst[1], data, frame, ts)
     tracker.close()
@@ -1061,7 +1062,7 @@ def test_agrees_with_the_truth(truth: Path) -> None:
             flows[key] = Flow(truth.name, len(flows), "ncadg_ip_udp", ci, cp, si, sp)
         return flows[key]
 
-    tracker = ClTracker(sink, Limits(), numbered)
+    tracker = ClTracker(sink, Limits(), numbered, decoder=stub_decoder())
     for frame, ts, src, sport, dst, dport, payload in _udp_payloads(_capture_of(truth), cl_probe):
         tracker.datagram(src, sport, dst, dport, payload, frame, ts)
     tracker.close()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer import stubs
+from analyzer.dcerpc.decoding import Stubs
 from analyzer.dcerpc.ndr import NdrReader
 from analyzer.dcerpc.ndr_types import (
     GUID,
@@ -26,7 +27,7 @@ from analyzer.dcerpc.ndr_types import (
     read_param,
 )
 from analyzer.dcerpc.wire import Malformed
-from analyzer.stubs.registry import Stubs, StubState, safe_text
+from analyzer.stubs.registry import StubState, safe_text
 
 
 def wstr(text: str) -> bytes:

@@ -14,6 +14,7 @@ from analyzer.dcerpc.association import Association
 from analyzer.dcerpc.pdu import parse_co_pdu
 from analyzer.limits import Limits
 from analyzer.model import CallRecord, Flow
+from analyzer.stubs import stub_decoder
 
 scmr = pytest.importorskip("impacket.dcerpc.v5.scmr")
 NULL = pytest.importorskip("impacket.dcerpc.v5.dtypes").NULL
@@ -70,7 +71,7 @@ def response(call_id: int, stub: bytes) -> bytes:
 class Conversation:
     def __init__(self, limits: Limits | None = None) -> None:
         self.sink = Sink()
-        self.assoc = Association(FLOW, "test", self.sink, limits or Limits())
+        self.assoc = Association(FLOW, "test", self.sink, limits or Limits(), decoder=stub_decoder())
         self.frame = 0
         self.send(True, bind(SVCCTL))
         self.send(False, bind_ack())

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import pytest
 
 from analyzer import stubs
-from analyzer.stubs.registry import Stubs, StubState
+from analyzer.dcerpc.decoding import Stubs
+from analyzer.stubs.registry import StubState
 
 impacket = pytest.importorskip("impacket")
 

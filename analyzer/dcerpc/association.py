@@ -10,14 +10,15 @@ turns it into `BindRecord`, `CallRecord` and `EndpointRecord` rows. It is sans-I
 records out through a `RecordSink`. It pairs by call_id and tolerates answers captured before
 their questions (they wait, bounded, for their partner), binds whose answer never came, and
 calls on contexts whose bind was missed (the interface then comes from a hint, or stays unknown).
+
+What the stubs mean is not its business: it keeps what the injected `StubDecoder`
+(analyzer.dcerpc.decoding) wants and hands it each finished, unsealed call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer import stubs
-from analyzer.dcerpc import epm
 from analyzer.dcerpc.constants import (
     ACK_RESULTS,
     ALTER_CONTEXT,
@@ -27,12 +28,12 @@ from analyzer.dcerpc.constants import (
     AUTH_LEVEL_PRIVACY,
     BIND_NAK_REASONS,
     BTFN_FEATURES,
-    EPM_UUID,
     NDR64_UUID,
     PFC_FIRST_FRAG,
     PFC_LAST_FRAG,
     PROVIDER_REASONS,
 )
+from analyzer.dcerpc.decoding import NOTHING, Decoded, NoDecoder, StubDecoder, Stubs
 from analyzer.dcerpc.pdu import (
     AuthVerifier,
     Bind,
@@ -55,8 +56,6 @@ SOURCE_BIND = "bind"
 SOURCE_EPM = "epm"
 SOURCE_PIPE = "pipe"
 SOURCE_UNKNOWN = "unknown"
-
-_ANSWER_ONLY = stubs.Want(request=False, response=True, tail=True)  # an answer before its request
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +137,7 @@ class _Call:
         self.resp_stub: bytearray | None = None
         self.resp_tail = b""  # the response stub's last bytes: the return value ([MS-RPCE] 2.2.5)
         self.fault: int | None = None
-        self.want = stubs.NOTHING  # what of the stubs the decoders need
+        self.want = NOTHING  # what of the stubs the decoders need
 
 
 class Association:
@@ -151,7 +150,11 @@ class Association:
         sink: RecordSink,
         limits: Limits,
         hint: InterfaceHint | None = None,
+        *,
+        decoder: StubDecoder | None = None,
     ) -> None:
+        """`decoder`: the stub decoders this association's calls go to (`analyzer.stubs.stub_decoder()`,
+        one per association); without one, stubs are neither kept nor decoded."""
         self.flow = flow
         self.identified_by = identified_by
         self.hint = hint
@@ -169,7 +172,7 @@ class Association:
         # The security context the binds set up: at connect level requests carry no verifier of their
         # own ([MS-RPCE] 3.3.1.5.2), yet they run under it.
         self._bind_auth: AuthVerifier | None = None
-        self._stub_state = stubs.StubState()  # context handle -> the name it was opened with
+        self._decoder: StubDecoder = decoder if decoder is not None else NoDecoder()
         self.binds = 0
         self.calls = 0
         self.interfaces: set[str] = set()
@@ -355,7 +358,7 @@ class Association:
             call.req_little = h.little
             call.auth = pdu.auth
             self._resolve(call)
-            call.want = stubs.wants(call.iface.uuid if call.iface else None, call.opnum)
+            call.want = self._decoder.wants(call.iface.uuid if call.iface else None, call.opnum)
             if call.want.request:
                 call.req_stub = bytearray()
             self._calls[h.call_id] = call
@@ -413,9 +416,10 @@ class Association:
                 self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
             early = _Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)
-            if early.iface is not None and stubs.wants_answer(early.iface.uuid):
-                early.want = _ANSWER_ONLY
-                early.resp_stub = bytearray()
+            if early.iface is not None:
+                early.want = self._decoder.wants_answer(early.iface.uuid)
+                if early.want.response:
+                    early.resp_stub = bytearray()
             self._early_answers[call_id] = early
         return early
 
@@ -515,13 +519,13 @@ class Association:
                 arguments_json=decoded.arguments_json if decoded else None,
             )
         )
-        if decoded is not None and isinstance(decoded.product, epm.EpmResponse):
-            self._emit_endpoints(call, call.opnum, decoded.product)
+        if decoded is not None:
+            self._emit_endpoints(call, decoded)
 
-    def _decode(self, call: _Call, uuid: str) -> stubs.Decoded | None:
+    def _decode(self, call: _Call, uuid: str) -> Decoded | None:
         """Hand an unsealed call's kept stubs to the registry; its complaints become violations."""
         answer = call.resp_done and call.fault is None
-        kept = stubs.Stubs(
+        kept = Stubs(
             ndr64=call.ndr64,
             request=bytes(call.req_stub) if call.req_stub is not None and call.req_done else None,
             request_little=call.req_little,
@@ -530,7 +534,7 @@ class Association:
             response_tail=call.resp_tail if answer and call.want.tail else None,
             object_uuid=call.object_uuid,
         )
-        decoded = stubs.decode(uuid, call.opnum, kept, self._stub_state)
+        decoded = self._decoder.decode(uuid, call.opnum, kept)
         if decoded is not None:
             for layer, what, detail in decoded.violations:
                 frame = call.resp_frame if layer == "epm" else call.frame
@@ -538,22 +542,22 @@ class Association:
         return decoded
 
     def _orphan_answer(self, call: _Call) -> None:
-        """An answer whose request never came. EPM towers in it are still worth having."""
-        epm_answer = call.iface is not None and call.iface.uuid == EPM_UUID
-        if epm_answer and call.resp_stub is not None and call.resp_done and call.fault is None:
-            found = stubs.epm.orphan_answer(bytes(call.resp_stub), call.resp_little, call.ndr64)
-            if found is not None:
-                self._emit_endpoints(call, *found)
+        """An answer whose request never came. What the decoders can read of it alone (the
+        endpoint mapper's towers) is still worth having; otherwise it is a violation."""
+        if call.iface is not None and call.resp_stub is not None and call.resp_done and call.fault is None:
+            stub = Stubs(call.ndr64, None, True, bytes(call.resp_stub), call.resp_little, None)
+            decoded = self._decoder.decode_answer(call.iface.uuid, stub)
+            if decoded is not None:
+                self._emit_endpoints(call, decoded)
                 return
         self._violation(call.resp_frame, "answer_without_request", f"call_id {call.call_id}")
 
-    # -- endpoint mapper ------------------------------------------------------------------------
-
-    def _emit_endpoints(self, call: _Call, opnum: int, parsed: epm.EpmResponse) -> None:
+    def _emit_endpoints(self, call: _Call, decoded: Decoded) -> None:
+        """The endpoints an answer announced, placed at the answer."""
         frame = call.resp_frame if call.resp_frame is not None else call.frame
         ts = call.resp_ts if call.resp_ts is not None else call.ts
         request_frame = call.frame if call.req_frags else None
-        for rec in epm.endpoint_records(parsed, call.flow, frame, ts, call.call_id, opnum, request_frame):
+        for rec in decoded.endpoints(call.flow, frame, ts, call.call_id, request_frame):
             self._sink.endpoint(rec)
 
     def _violation(self, frame: int | None, what: str, detail: str) -> None:

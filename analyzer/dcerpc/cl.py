@@ -16,7 +16,8 @@ activity has finished the previous call; an ack closes a call for good.
 
 `ClTracker` is sans-IO, one per capture file: datagrams in, `DatagramRecord` (one per PDU),
 `CallRecord` (one per call) and `EndpointRecord` (ept_map / ept_lookup answers, [C706] Appendix I)
-out through a `RecordSink`. Malformed PDUs and every cap hit become violations.
+out through a `RecordSink`. Malformed PDUs and every cap hit become violations. Which stubs to
+keep and what they mean is the injected `StubDecoder`'s business (analyzer.dcerpc.decoding).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analyzer import stubs
-from analyzer.dcerpc import epm
 from analyzer.dcerpc.association import RecordSink
 from analyzer.dcerpc.constants import (
     ACK,
@@ -40,6 +39,7 @@ from analyzer.dcerpc.constants import (
     REQUEST,
     RESPONSE,
 )
+from analyzer.dcerpc.decoding import Decoded, NoDecoder, StubDecoder, Stubs, Want
 from analyzer.dcerpc.wire import Malformed, uuid_at
 from analyzer.limits import Limits
 from analyzer.model import CallRecord, DatagramRecord, Flow
@@ -323,7 +323,7 @@ class _Call:
         "want",
     )
 
-    def __init__(self, h: ClHeader, ts: int) -> None:
+    def __init__(self, h: ClHeader, ts: int, want: Want) -> None:
         self.activity = h.activity_uuid
         self.seqnum = h.seqnum
         self.interface = h.interface_uuid
@@ -340,7 +340,7 @@ class _Call:
         self.fault_frame: int | None = None
         self.fault_ts: int | None = None
         self.last_ts = ts
-        self.want = stubs.wants(h.interface_uuid, h.opnum)  # every CL PDU names both
+        self.want = want  # every CL PDU names interface and opnum: the decoders' wish is known at once
 
     @property
     def answered(self) -> bool:
@@ -378,7 +378,16 @@ class ClTracker:
     and the call it answers keeps the request's.
     """
 
-    def __init__(self, sink: RecordSink, limits: Limits, flow_for: Callable[[str, int, str, int], Flow]) -> None:
+    def __init__(
+        self,
+        sink: RecordSink,
+        limits: Limits,
+        flow_for: Callable[[str, int, str, int], Flow],
+        *,
+        decoder: StubDecoder | None = None,
+    ) -> None:
+        """`decoder`: the stub decoders the calls go to (`analyzer.stubs.stub_decoder()`, one per
+        capture file); without one, stubs are neither kept nor decoded."""
         self._sink = sink
         self._limits = limits
         self._flow_for = flow_for
@@ -388,7 +397,7 @@ class ClTracker:
         self._held = 0  # response stub bytes kept: counted up, recounted at the cap
         self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
         self._done: OrderedDict[Key, _Done] = OrderedDict()
-        self._stub_state = stubs.StubState()  # context handle -> the name it was opened with
+        self._decoder: StubDecoder = decoder if decoder is not None else NoDecoder()
         self.pdus = 0
         self.calls = 0
 
@@ -527,11 +536,12 @@ class ClTracker:
         if prev is not None:
             self._finish(self._calls[(h.activity_uuid, prev)])
         early = self._early.pop(key, None)
-        call = early if early is not None else _Call(h, ts)
+        want = self._decoder.wants(h.interface_uuid, h.opnum)
+        call = early if early is not None else _Call(h, ts, want)
         call.flow = flow
         call.client = src
         call.interface, call.if_vers, call.opnum = h.interface_uuid, h.if_vers, h.opnum
-        call.want = stubs.wants(h.interface_uuid, h.opnum)
+        call.want = want
         call.object_uuid = h.object_or_none
         call.auth_proto = h.auth_proto or call.auth_proto
         if self._calls and len(self._calls) >= self._limits.max_pending_calls:
@@ -566,7 +576,7 @@ class ClTracker:
                         flow, frame, LAYER, "cap_early_answers", f"{len(self._early)} answers wait for requests"
                     )
                     self._orphan(self._early.popitem(last=False)[1])
-                call = self._early[key] = _Call(h, ts)
+                call = self._early[key] = _Call(h, ts, self._decoder.wants(h.interface_uuid, h.opnum))
         call.last_ts = ts
         if h.ptype == RESPONSE:
             if call.fault is not None:
@@ -690,8 +700,8 @@ class ClTracker:
                 arguments_json=decoded.arguments_json if decoded else None,
             )
         )
-        if decoded is not None and isinstance(decoded.product, epm.EpmResponse):
-            self._endpoints(call, decoded.product)
+        if decoded is not None:
+            self._endpoints(call, decoded)
 
     def _orphan(self, call: _Call) -> None:
         """An answer whose request never came: reported; EPM towers in it are still worth having."""
@@ -702,19 +712,19 @@ class ClTracker:
         frame = call.fault_frame if call.fault is not None else (call.resp.frame if call.resp else None)
         self._sink.violation(flow, frame, LAYER, "answer_without_request", _key_text(key))
         decoded = self._decode(call)
-        if decoded is not None and isinstance(decoded.product, epm.EpmResponse):
-            self._endpoints(call, decoded.product)
+        if decoded is not None:
+            self._endpoints(call, decoded)
 
     # -- stubs ----------------------------------------------------------------------------------------
 
-    def _decode(self, call: _Call) -> stubs.Decoded | None:
+    def _decode(self, call: _Call) -> Decoded | None:
         """Hand the kept stubs of an unauthenticated call to the registry (an authenticated
         connectionless body may be sealed: it is left alone)."""
         if call.auth_proto:
             return None
         req, resp = call.req, call.resp
         answer = call.fault is None and resp is not None and resp.done
-        kept = stubs.Stubs(
+        kept = Stubs(
             ndr64=False,
             request=req.stub() if req is not None and req.done else None,
             request_little=req.little if req is not None else True,
@@ -723,7 +733,7 @@ class ClTracker:
             response_tail=resp.tail if answer and resp is not None else None,
             object_uuid=call.object_uuid,
         )
-        decoded = stubs.decode(call.interface, call.opnum, kept, self._stub_state)
+        decoded = self._decoder.decode(call.interface, call.opnum, kept)
         if decoded is not None:
             for layer, what, detail in decoded.violations:
                 if layer == "epm" and resp is not None and call.resp_flow is not None:
@@ -735,12 +745,14 @@ class ClTracker:
                     self._sink.violation(flow, frame, layer, what, detail)
         return decoded
 
-    def _endpoints(self, call: _Call, parsed: epm.EpmResponse) -> None:
+    def _endpoints(self, call: _Call, decoded: Decoded) -> None:
+        """The endpoints an answer announced, on the answer's own conversation: a broadcast
+        request is answered by one server."""
         resp, flow = call.resp, call.resp_flow
-        assert resp is not None and flow is not None  # _epm checked both
+        if resp is None or flow is None:
+            return  # no response stub: nothing was announced
         request_frame = call.req.frame if call.req is not None else None
-        # The answer's own conversation: a broadcast request is answered by one server.
-        for rec in epm.endpoint_records(parsed, flow, resp.frame, resp.ts, call.seqnum, call.opnum, request_frame):
+        for rec in decoded.endpoints(flow, resp.frame, resp.ts, call.seqnum, request_frame):
             self._sink.endpoint(rec)
 
     @staticmethod

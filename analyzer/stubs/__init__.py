@@ -2,9 +2,11 @@
 
 Owns: the registry (`registry.py`: `family()` / `Family.op()` declarations, `wants`, `decode`,
 `StubState` for context-handle names) and one module per interface family, each a list of
-declarations written with the NDR types of `analyzer.dcerpc.ndr_types`. Used by the
-connection-oriented association and the connectionless tracker alike; the endpoint mapper is one
-entry like the others.
+declarations written with the NDR types of `analyzer.dcerpc.ndr_types`. The connection-oriented
+association and the connectionless tracker alike get it injected through the seam
+`analyzer.dcerpc.decoding.StubDecoder`: whoever builds them passes `stub_decoder()` (one per
+association, or per capture's connectionless calls); `analyzer.dcerpc` never imports this package.
+The endpoint mapper is one entry like the others.
 
 Must not import: the pipeline, the report layer, pandas, or anything doing I/O (sans-IO, like
 `analyzer.dcerpc`).
@@ -34,28 +36,33 @@ from analyzer.stubs import (  # noqa: F401 - importing a family module registers
 )
 from analyzer.stubs.registry import (
     FAMILIES,
-    NOTHING,
     OPERATIONS,
     Decoded,
-    Stubs,
+    RegistryDecoder,
     StubState,
-    Want,
     decode,
+    decode_answer,
     decoder,
     wants,
     wants_answer,
 )
 
+
+def stub_decoder() -> RegistryDecoder:
+    """A fresh decoder for one association (or one capture's connectionless calls)."""
+    return RegistryDecoder()
+
+
 __all__ = [
     "FAMILIES",
-    "NOTHING",
     "OPERATIONS",
     "Decoded",
+    "RegistryDecoder",
     "StubState",
-    "Stubs",
-    "Want",
     "decode",
+    "decode_answer",
     "decoder",
+    "stub_decoder",
     "wants",
     "wants_answer",
 ]

@@ -1,10 +1,12 @@
 """The registry of stub decoders: (interface, opnum, direction) -> declared parameters.
 
 Grammar lives in the per-interface modules (one `Family` per interface, one `op()` declaration
-per operation); this module is the policy the state machines call: which stubs to keep
-(`wants`), and what a finished, unsealed call's stubs say (`decode`): its decoded arguments, its
-return value where the return type is known ([MS-RPCE] 2.2.5: the return value is the last item
-of the response stub), and, for the endpoint mapper, the towers to learn endpoints from.
+per operation); this module is the policy the state machines call through the seam
+`analyzer.dcerpc.decoding.StubDecoder` (`RegistryDecoder` is the object they are given): which
+stubs to keep (`wants`), and what a finished, unsealed call's stubs say (`decode`): its decoded
+arguments, its return value where the return type is known ([MS-RPCE] 2.2.5: the return value is
+the last item of the response stub), and, for the endpoint mapper, the towers to learn endpoints
+from (`Decoded.endpoints`).
 
 Context handles ([C706] 14.3.12, ndr_context_handle) are named per association by `StubState`:
 an operation that opens one (ROpenServiceW) records the name it was opened with, and an
@@ -19,15 +21,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from analyzer.dcerpc import epm
+from analyzer.dcerpc.decoding import NOTHING, Stubs, Want
 from analyzer.dcerpc.ndr import NdrReader
 from analyzer.dcerpc.ndr_types import NdrType, read_param
 from analyzer.dcerpc.wire import Malformed
+from analyzer.model import EndpointRecord, Flow
 from analyzer.stubs.orpc import ORPCTHAT, ORPCTHIS
 
 Param = tuple[str, NdrType]
 Values = dict[str, Any]
 # A response read by hand (the endpoint mapper): stub reader -> (values, product, return code).
 ResponseFn = Callable[[NdrReader], tuple[Values, Any, int | None]]
+# An answer whose request was not captured (stub, little-endian, NDR64) -> (opnum, product) or None.
+OrphanFn = Callable[[bytes, bool, bool], tuple[int, Any] | None]
 
 WIN32 = "win32"  # DWORD / NET_API_STATUS / error_status_t holding a Win32 code ([MS-ERREF] 2.2)
 NTSTATUS = "ntstatus"  # [MS-ERREF] 2.3
@@ -70,6 +77,7 @@ class Family:
     void: frozenset[int] = frozenset()  # opnums that return nothing
     kinds: dict[int, str] = field(default_factory=dict)  # opnums whose return type differs
     prefix: str = "stub"  # the layer and code prefix of its violations
+    orphan: OrphanFn | None = None  # how to read an answer alone (the endpoint mapper's towers)
 
     def op(
         self,
@@ -146,16 +154,7 @@ def decoder(uuid: str | None, opnum: int, direction: str) -> tuple[Param, ...] |
     return op.request if direction == "request" else op.response
 
 
-@dataclass(frozen=True, slots=True)
-class Want:
-    """What of a call's stubs the registry needs kept: the request, the response, its last bytes."""
-
-    request: bool
-    response: bool
-    tail: bool
-
-
-NOTHING = Want(False, False, False)
+_ANSWER_ONLY = Want(request=False, response=True, tail=True)  # an answer before its request
 
 
 def wants(uuid: str | None, opnum: int) -> Want:
@@ -166,10 +165,10 @@ def wants(uuid: str | None, opnum: int) -> Want:
     return Want(op.request is not None, op.response is not None, returns is not None)
 
 
-def wants_answer(uuid: str | None) -> bool:
+def wants_answer(uuid: str | None) -> Want:
     """An answer whose request is not seen yet: keep its stub when its interface has decoders
     (the opnum is in the request only)."""
-    return (uuid or "") in FAMILIES
+    return _ANSWER_ONLY if (uuid or "") in FAMILIES else NOTHING
 
 
 class StubState:
@@ -203,19 +202,15 @@ class Decoded:
     arguments_json: str | None = None
     product: Any = None  # the endpoint mapper's EpmResponse
     violations: list[tuple[str, str, str]] = field(default_factory=list)  # (layer, what, detail)
+    opnum: int = -1  # the operation decoded (for an answer alone: the one it parsed as)
 
-
-@dataclass(frozen=True, slots=True)
-class Stubs:
-    """A finished call's kept stubs (None when not kept or not whole)."""
-
-    ndr64: bool
-    request: bytes | None
-    request_little: bool
-    response: bytes | None
-    response_little: bool
-    response_tail: bytes | None
-    object_uuid: str | None = None  # the request's object (a DCOM IPID): scopes what calls learn
+    def endpoints(
+        self, flow: Flow, frame: int, ts: int, call_id: int, request_frame: int | None
+    ) -> Iterable[EndpointRecord]:
+        """The towers of an endpoint-mapper answer as endpoint records; none for other calls."""
+        if not isinstance(self.product, epm.EpmResponse):
+            return ()
+        return epm.endpoint_records(self.product, flow, frame, ts, call_id, self.opnum, request_frame)
 
 
 def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict: bool = False) -> Decoded | None:
@@ -226,7 +221,7 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
     fam = FAMILIES.get(uuid or "")
     if op is None and fam is None:
         return None
-    out = Decoded()
+    out = Decoded(opnum=opnum)
     values: Values = {}
     try:
         if op is not None:
@@ -250,6 +245,40 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
         out.arguments = short_text(values, op.show if op is not None else ())
         out.arguments_json = json_text(values)
     return out
+
+
+def decode_answer(uuid: str | None, stubs: Stubs) -> Decoded | None:
+    """An answer whose request never came, read by its family's `orphan` reader, if it has one;
+    None when it has none, or the stub fits none of its readings."""
+    fam = FAMILIES.get(uuid or "")
+    if fam is None or fam.orphan is None or stubs.response is None:
+        return None
+    found = fam.orphan(stubs.response, stubs.response_little, stubs.ndr64)
+    if found is None:
+        return None
+    return Decoded(product=found[1], opnum=found[0])
+
+
+class RegistryDecoder:
+    """The `StubDecoder` the state machines are given: the registry, and the `StubState` of the
+    one association (or capture's connectionless calls) it serves."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        self._state = StubState()
+
+    def wants(self, uuid: str | None, opnum: int) -> Want:
+        return wants(uuid, opnum)
+
+    def wants_answer(self, uuid: str | None) -> Want:
+        return wants_answer(uuid)
+
+    def decode(self, uuid: str | None, opnum: int, stubs: Stubs) -> Decoded | None:
+        return decode(uuid, opnum, stubs, self._state)
+
+    def decode_answer(self, uuid: str | None, stubs: Stubs) -> Decoded | None:
+        return decode_answer(uuid, stubs)
 
 
 def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, out: Decoded) -> None:

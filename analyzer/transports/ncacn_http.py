@@ -29,6 +29,7 @@ from analyzer.dcerpc.stream import CoStream
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import Flow, RecordSink
+from analyzer.stubs import stub_decoder
 from analyzer.tcp import StreamSink
 from analyzer.transports.ncacn_ip_tcp import began_before, epm_hint, framing_violation
 
@@ -208,10 +209,19 @@ class HttpConnection:
             if vc.assoc is None:
                 # The IN channel's conversation names the association: the client's calls travel on it.
                 first = next((c for c in vc.channels if c.channel == "in"), self)
-                vc.assoc = Association(first.flow, self.identified_by, self.sink, self.limits, epm_hint(self.announced))
+                vc.assoc = Association(
+                    first.flow,
+                    self.identified_by,
+                    self.sink,
+                    self.limits,
+                    epm_hint(self.announced),
+                    decoder=stub_decoder(),
+                )
             return vc.assoc
         if self._own is None:
-            self._own = Association(self.flow, self.identified_by, self.sink, self.limits, epm_hint(self.announced))
+            self._own = Association(
+                self.flow, self.identified_by, self.sink, self.limits, epm_hint(self.announced), decoder=stub_decoder()
+            )
         return self._own
 
     def pdu(self, from_client: bool, pdu: CoPdu, frame: int, ts: int, first_frame: int) -> None:

@@ -18,6 +18,7 @@ from analyzer.dcerpc.constants import BIND
 from analyzer.dcerpc.stream import CoStream
 from analyzer.limits import Limits
 from analyzer.model import Flow, RecordSink
+from analyzer.stubs import stub_decoder
 
 
 def epm_hint(announced: Announcement | None) -> InterfaceHint | None:
@@ -49,7 +50,7 @@ class CoConnection:
     def __init__(
         self, flow: Flow, identified_by: str, sink: RecordSink, limits: Limits, announced: Announcement | None
     ) -> None:
-        self.assoc = Association(flow, identified_by, sink, limits, epm_hint(announced))
+        self.assoc = Association(flow, identified_by, sink, limits, epm_hint(announced), decoder=stub_decoder())
         self._streams = {
             side: CoStream(partial(self.assoc.pdu, side), partial(framing_violation, sink, flow, side), limits)
             for side in (True, False)

@@ -28,6 +28,7 @@ from analyzer.model import BY_SMB, NCACN_NP, ConnectionRecord, Flow, RecordSink
 from analyzer.ntlm import NtlmIdentity
 from analyzer.smb import SmbConnection
 from analyzer.smb.events import PipeKey
+from analyzer.stubs import stub_decoder
 
 SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (never a table row)
 
@@ -91,7 +92,9 @@ class Pipe:
         """The first PDU: number the conversation, start the association, release held violations."""
         self.stream = self.table.next_stream()
         flow = self.flow_on(self.via)
-        assoc = self.assoc = Association(flow, BY_SMB, self.table.sink, self.table.limits, pipe_hint(self.name))
+        assoc = self.assoc = Association(
+            flow, BY_SMB, self.table.sink, self.table.limits, pipe_hint(self.name), decoder=stub_decoder()
+        )
         who = self.table.identities.get(self.key[:2] + self.key[2][:2])
         if who is not None:
             assoc.transport_identity = who

@@ -15,6 +15,7 @@ from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.cl import ClTracker
 from analyzer.limits import Limits
 from analyzer.model import BY_EPM, BY_HEURISTIC, BY_PORT135, NCADG_IP_UDP, ConnectionRecord, Flow, RecordSink
+from analyzer.stubs import stub_decoder
 
 EPM_PORT = 135
 
@@ -96,7 +97,7 @@ class UdpTransport:
         self._next_stream = next_stream
         self._conversations: BoundedDict[UdpKey, UdpConversation] = BoundedDict(limits.max_udp_flows)
         self._ts = 0  # when a conversation the tracker starts now opened (its Flow's opened_ts)
-        self._cl = ClTracker(sink, limits, self._flow)
+        self._cl = ClTracker(sink, limits, self._flow, decoder=stub_decoder())
 
     def datagram(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, ts: int) -> None:
         """A datagram on UDP 135, on a port the EPM announced, or one that looks like CL DCE/RPC."""
