@@ -28,14 +28,6 @@ class NtlmIdentity:
     workstation: str | None
 
 
-def ntlm_message_type(token: bytes) -> int | None:
-    """1, 2 or 3 for an NTLMSSP message found in the token (bare or inside SPNEGO), else None."""
-    at = token.find(NTLMSSP_SIGNATURE)
-    if at < 0 or at + 12 > len(token):
-        return None
-    return int(struct.unpack_from("<I", token, at + 8)[0])
-
-
 def ntlm_identity(token: bytes) -> NtlmIdentity | None:
     """User, domain and workstation of an NTLMSSP AUTHENTICATE message in the token, if any.
 

@@ -173,9 +173,6 @@ class Association:
         # own ([MS-RPCE] 3.3.1.5.2), yet they run under it.
         self._bind_auth: AuthVerifier | None = None
         self._decoder: StubDecoder = decoder if decoder is not None else NoDecoder()
-        self.binds = 0
-        self.calls = 0
-        self.interfaces: set[str] = set()
         self.first_ptype: int | None = None  # of the first PDU: a bind means the start was seen
 
     # -- input ----------------------------------------------------------------------------------
@@ -294,9 +291,6 @@ class Association:
                         ctx.ndr64 = r.transfer.uuid == NDR64_UUID
                     elif not ctx.accepted:
                         del self._contexts[item.ctx_id]
-            if result == "acceptance":
-                self.interfaces.add(item.abstract.uuid)
-            self.binds += 1
             self._sink.bind(
                 BindRecord(
                     flow=flow,
@@ -483,7 +477,6 @@ class Association:
         iface = call.iface
         sealed = bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
         decoded = None if sealed or iface is None else self._decode(call, iface.uuid)
-        self.calls += 1
         self._sink.call(
             CallRecord(
                 flow=call.flow,

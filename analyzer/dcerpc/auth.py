@@ -7,7 +7,6 @@ from analyzer.ntlm import (  # moved: to analyzer.ntlm; remove once no branch im
     NTLMSSP_SIGNATURE,
     NtlmIdentity,
     ntlm_identity,
-    ntlm_message_type,
 )
 
 __all__ = [
@@ -17,5 +16,4 @@ __all__ = [
     "NTLM_NEGOTIATE",
     "NtlmIdentity",
     "ntlm_identity",
-    "ntlm_message_type",
 ]

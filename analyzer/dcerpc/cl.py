@@ -398,8 +398,6 @@ class ClTracker:
         self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
         self._done: OrderedDict[Key, _Done] = OrderedDict()
         self._decoder: StubDecoder = decoder if decoder is not None else NoDecoder()
-        self.pdus = 0
-        self.calls = 0
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -413,7 +411,6 @@ class ClTracker:
             flow = self._flow_for(src_ip, src_port, dst_ip, dst_port)
             self._sink.violation(flow, frame, LAYER, e.what, e.detail)
             return
-        self.pdus += 1
         key = (h.activity_uuid, h.seqnum)
         from_client = self._from_client(h, key, (src_ip, src_port), (dst_ip, dst_port))
         if from_client:
@@ -662,7 +659,6 @@ class ClTracker:
         else:
             resp_frame = resp_ts = None
         decoded = self._decode(call)
-        self.calls += 1
         self._sink.call(
             CallRecord(
                 flow=call.flow,

@@ -28,31 +28,6 @@ CO_CANCEL = 18
 ORPHANED = 19
 RTS = 20
 
-PTYPE_NAMES = {
-    REQUEST: "request",
-    PING: "ping",
-    RESPONSE: "response",
-    FAULT: "fault",
-    WORKING: "working",
-    NOCALL: "nocall",
-    REJECT: "reject",
-    ACK: "ack",
-    CL_CANCEL: "cl_cancel",
-    FACK: "fack",
-    CANCEL_ACK: "cancel_ack",
-    BIND: "bind",
-    BIND_ACK: "bind_ack",
-    BIND_NAK: "bind_nak",
-    ALTER_CONTEXT: "alter_context",
-    ALTER_CONTEXT_RESP: "alter_context_resp",
-    AUTH3: "auth3",
-    SHUTDOWN: "shutdown",
-    CO_CANCEL: "co_cancel",
-    ORPHANED: "orphaned",
-    RTS: "rts",
-}
-CO_PTYPES = frozenset({REQUEST, RESPONSE, FAULT, *range(BIND, RTS + 1)})
-
 # pfc_flags, [C706] 12.6.3.1 and [MS-RPCE] 2.2.2.3
 PFC_FIRST_FRAG = 0x01
 PFC_LAST_FRAG = 0x02

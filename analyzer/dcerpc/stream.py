@@ -27,9 +27,9 @@ def _ignore(*_args: object) -> None:
 
 
 class CoStream:
-    """Frames one direction. `pdus` counts PDUs framed, `skipped` bytes dropped while resyncing."""
+    """Frames one direction. `pdus` counts PDUs framed (the connections table's `pdus`)."""
 
-    __slots__ = ("_buf", "_chunks", "_limits", "_on_pdu", "_on_violation", "_synced", "pdus", "skipped")
+    __slots__ = ("_buf", "_chunks", "_limits", "_on_pdu", "_on_violation", "_synced", "pdus")
 
     def __init__(self, on_pdu: PduCallback, on_violation: ViolationCallback, limits: Limits) -> None:
         self._on_pdu: PduCallback = on_pdu
@@ -40,7 +40,6 @@ class CoStream:
         self._chunks: list[tuple[int, int, int]] = []
         self._synced = False
         self.pdus = 0
-        self.skipped = 0
 
     def detach(self) -> None:
         """Its connection is closed: drop the callbacks into it (they make a reference cycle)."""
@@ -101,7 +100,6 @@ class CoStream:
                 # Confirm with the following header when it is already buffered.
                 if nxt + CO_HEADER_LEN > len(buf) or plausible_co_header(buf, nxt):
                     if pos:
-                        self.skipped += pos
                         self._on_violation(frame, "resync", f"skipped {pos} bytes to the next DCE/RPC header")
                         self._consume(pos)
                     self._synced = True
@@ -110,7 +108,6 @@ class CoStream:
         # Keep the tail that could start a header; drop the rest.
         drop = len(buf) - (CO_HEADER_LEN - 1) if pos < 0 else pos
         if drop > 0:
-            self.skipped += drop
             self._on_violation(frame, "resync", f"skipped {drop} bytes with no DCE/RPC header")
             self._consume(drop)
         return False
