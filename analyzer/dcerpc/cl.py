@@ -1,18 +1,12 @@
-"""Connectionless DCE/RPC over UDP (ncadg_ip_udp): PDUs, a cheap probe, and the call tracker.
-
-[C706] 12.5 defines the connectionless PDUs: an 80-byte header (12.5.3.1) whose integers and
-UUIDs follow the data representation in drep[0] (high nibble 1 little-endian, 0 big-endian, as
-PROFINET devices send), then `len` bytes of body, then, when auth_proto is not zero, an
-authentication verifier filling the rest of the datagram ([C706] 13). Bodies: request and
-response carry stub data, fault and reject a status (an NDR u32), fack window information,
-cancel and cancel_ack a cancel id; ping, working, nocall and ack have none that matters here.
+"""Connectionless DCE/RPC over UDP (ncadg_ip_udp): the call tracker ([C706] 10).
 
 [C706] 10 describes the protocol machines this follows passively: a call is named by its activity
 UUID and sequence number, not by a connection; requests and responses are fragmented by the
-sender (fragnum, `frag` and `lastfrag` in flags1) and reassembled per call; an answer may come
-from another port than the request went to (PROFINET servers answer from an ephemeral port) and a
-broadcast request may be answered by any host. A client that starts a new sequence number on an
-activity has finished the previous call; an ack closes a call for good.
+sender (fragnum, `frag` and `lastfrag` in flags1) and reassembled per call (`cl_fragments`); an
+answer may come from another port than the request went to (PROFINET servers answer from an
+ephemeral port) and a broadcast request may be answered by any host. A client that starts a new
+sequence number on an activity has finished the previous call; an ack closes a call for good.
+The PDUs themselves are `cl_pdu`'s.
 
 `ClTracker` is sans-IO, one per capture file: datagrams in, `DatagramRecord` (one per PDU),
 `CallRecord` (one per call) and `EndpointRecord` (ept_map / ept_lookup answers, [C706] Appendix I)
@@ -22,51 +16,22 @@ keep and what they mean is the injected `StubDecoder`'s business (analyzer.dcerp
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.dcerpc.association import RecordSink
-from analyzer.dcerpc.constants import (
-    ACK,
-    CANCEL_ACK,
-    CL_CANCEL,
-    FACK,
-    FAULT,
-    PING,
-    REJECT,
-    REQUEST,
-    RESPONSE,
-)
-from analyzer.dcerpc.decoding import Decoded, NoDecoder, StubDecoder, Stubs, Want
-from analyzer.dcerpc.wire import Malformed, uuid_at
+from analyzer.dcerpc.cl_call import Call, Half
+from analyzer.dcerpc.cl_pdu import CL_FLAG_MAYBE, ClHeader, parse_cl_header
+from analyzer.dcerpc.cl_pdu import cl_probe as cl_probe  # moved: to cl_pdu; pipeline.py (core) imports it here
+from analyzer.dcerpc.constants import ACK, CL_CANCEL, FACK, FAULT, PING, REJECT, REQUEST, RESPONSE
+from analyzer.dcerpc.decoding import Decoded, NoDecoder, StubDecoder, Stubs
+from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
 from analyzer.model import CallRecord, DatagramRecord, Flow
 
-CL_HEADER_LEN = 80
-CL_VERSION = 4
-CL_MAX_PTYPE = CANCEL_ACK
-
-# flags1, [C706] 12.5.3.1
-CL_FLAG_LASTFRAG = 0x02
-CL_FLAG_FRAG = 0x04
-CL_FLAG_NOFACK = 0x08
-CL_FLAG_MAYBE = 0x10
-CL_FLAG_IDEMPOTENT = 0x20
-CL_FLAG_BROADCAST = 0x40
-# flags2: only bit 1 (cancel_pending) and bit 0 (reserved for implementations) may be set.
-CL_FLAG2_CANCEL_PENDING = 0x02
-_FLAGS2_MBZ = 0xFC
-
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
-SOURCE_HEADER = "header"
+SOURCE_HEADER = "header"  # a call's interface came from its own header
 LAYER = "dcerpc_cl"
-
-_LE = struct.Struct("<IIIHHHHH")  # server_boot, if_vers, seqnum, opnum, ihint, ahint, len, fragnum
-_BE = struct.Struct(">IIIHHHHH")
-_u16le = struct.Struct("<H").unpack_from
-_u16be = struct.Struct(">H").unpack_from
 
 # Who sends which PDU type ([C706] 10): the rest go server -> client, except fack, which
 # acknowledges fragments in either direction.
@@ -78,282 +43,6 @@ _ANSWERS = frozenset({RESPONSE, FAULT, REJECT})
 # has passed: CL clients give up on a call within tens of seconds, so a repeat after that is a
 # new call that happens to reuse the numbers (spliced test traces do).
 _RETRY_WINDOW_NS = 60 * 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ClHeader:
-    """One connectionless PDU: the 80-byte header ([C706] 12.5.3.1), its body and verifier.
-
-    UUIDs are canonical lower-case text (the nil UUID included); integers are already in host
-    order. `body` is exactly `body_len` bytes; `auth` is the verifier when auth_proto is not 0.
-    """
-
-    rpc_vers: int
-    ptype: int
-    flags1: int
-    flags2: int
-    little: bool  # drep[0] high nibble: True little-endian
-    char_ebcdic: bool  # drep[0] low nibble
-    float_rep: int  # drep[1]: 0 IEEE, 1 VAX, 2 Cray, 3 IBM
-    serial_hi: int
-    object_uuid: str
-    interface_uuid: str
-    activity_uuid: str
-    server_boot: int
-    if_vers: int
-    seqnum: int
-    opnum: int
-    ihint: int
-    ahint: int
-    body_len: int  # `len` on the wire
-    fragnum: int
-    auth_proto: int
-    serial_lo: int
-    body: bytes
-    auth: bytes | None
-
-    @property
-    def if_major(self) -> int:
-        # The version is one u32: major in the low 16 bits, minor in the high 16 bits
-        # (tshark shows the u32 as dcerpc.dg_if_ver; PROFINET's "1" is version 1.0).
-        return self.if_vers & 0xFFFF
-
-    @property
-    def if_minor(self) -> int:
-        return self.if_vers >> 16
-
-    @property
-    def serial(self) -> int:
-        return self.serial_hi << 8 | self.serial_lo
-
-    @property
-    def object_or_none(self) -> str | None:
-        return None if self.object_uuid == NIL_UUID else self.object_uuid
-
-    @property
-    def fragmented(self) -> bool:
-        return bool(self.flags1 & CL_FLAG_FRAG)
-
-    def status(self) -> int | None:
-        """The status of a fault or reject body (u32 in the PDU's byte order), if it is there."""
-        if self.ptype not in (FAULT, REJECT) or len(self.body) < 4:
-            return None
-        value: int = struct.unpack_from("<I" if self.little else ">I", self.body, 0)[0]
-        return value
-
-
-def parse_cl_header(data: bytes) -> ClHeader:
-    """The connectionless PDU in one UDP payload, or `Malformed` saying what is wrong with it."""
-    if len(data) < CL_HEADER_LEN:
-        raise Malformed("short_header", f"{len(data)} bytes, a connectionless header needs {CL_HEADER_LEN}")
-    if data[0] != CL_VERSION:
-        raise Malformed("bad_version", f"rpc_vers {data[0]}, expected {CL_VERSION}")
-    ptype = data[1]
-    if ptype > CL_MAX_PTYPE:
-        raise Malformed("bad_ptype", f"packet type {ptype} is not a connectionless type")
-    little = bool(data[4] & 0x10)
-    boot, if_vers, seqnum, opnum, ihint, ahint, body_len, fragnum = (_LE if little else _BE).unpack_from(data, 56)
-    end = CL_HEADER_LEN + body_len
-    if end > len(data):
-        raise Malformed("short_body", f"len {body_len} but only {len(data) - CL_HEADER_LEN} bytes follow the header")
-    auth_proto = data[78]
-    return ClHeader(
-        rpc_vers=data[0],
-        ptype=ptype,
-        flags1=data[2],
-        flags2=data[3],
-        little=little,
-        char_ebcdic=bool(data[4] & 0x0F),
-        float_rep=data[5],
-        serial_hi=data[7],
-        object_uuid=uuid_at(data, 8, little),
-        interface_uuid=uuid_at(data, 24, little),
-        activity_uuid=uuid_at(data, 40, little),
-        server_boot=boot,
-        if_vers=if_vers,
-        seqnum=seqnum,
-        opnum=opnum,
-        ihint=ihint,
-        ahint=ahint,
-        body_len=body_len,
-        fragnum=fragnum,
-        auth_proto=auth_proto,
-        serial_lo=data[79],
-        body=bytes(data[CL_HEADER_LEN:end]),
-        auth=bytes(data[end:]) if auth_proto else None,
-    )
-
-
-_NIL16 = bytes(16)
-_MAX_VERIFIER = 2048  # larger than any CL verifier (Kerberos / NTLM / Netlogon signatures)
-
-
-def cl_probe(buf: bytes, start: int, end: int) -> bool:
-    """Does the UDP payload buf[start:end] hold a plausible connectionless DCE/RPC PDU?
-
-    Runs on every datagram to a port the analyzer does not know, so the length and the first byte
-    reject almost everything. What is left must have a known packet type, a data representation whose reserved
-    bits are zero, flags2 bits that must be zero clear, an activity that is not nil, and a body
-    length that accounts for the datagram exactly (plus a verifier only when auth_proto says so).
-    """
-    if end - start < CL_HEADER_LEN or buf[start] != CL_VERSION:
-        return False
-    if buf[start + 1] > CL_MAX_PTYPE or buf[start + 3] & _FLAGS2_MBZ:
-        return False
-    d0 = buf[start + 4]
-    if d0 & 0xEE or buf[start + 5] > 3 or buf[start + 6]:
-        return False
-    body_len = (_u16le if d0 & 0x10 else _u16be)(buf, start + 74)[0]
-    extra = end - start - CL_HEADER_LEN - body_len
-    if buf[start + 78]:
-        if not 0 < extra <= _MAX_VERIFIER:
-            return False
-    elif extra != 0:
-        return False
-    return buf[start + 40 : start + 56] != _NIL16
-
-
-# -- reassembly -----------------------------------------------------------------------------------
-
-
-class _Half:
-    """One direction of a call (request or response): which fragments came, how many bytes.
-
-    Fragment numbers are 16 bits, so the set of those seen is a bitmap of at most 8 KiB whatever
-    the sender does; retransmitted fragments are counted once.
-    """
-
-    __slots__ = (
-        "bits",
-        "count",
-        "done",
-        "first_frame",
-        "frame",
-        "kept",
-        "last",
-        "little",
-        "nbytes",
-        "parts",
-        "tail",
-        "tail_frag",
-        "ts",
-    )
-
-    def __init__(self, frame: int, ts: int, little: bool, keep: bool) -> None:
-        self.bits = bytearray()
-        self.count = 0
-        self.nbytes = 0
-        self.last: int | None = None
-        self.done = False
-        self.first_frame = frame
-        self.frame = frame
-        self.ts = ts
-        self.little = little
-        self.parts: dict[int, bytes] | None = {} if keep else None
-        self.kept = 0
-        self.tail = b""  # the last bytes of the last fragment: the return value ([MS-RPCE] 2.2.5)
-        self.tail_frag = -1
-
-    def add(self, h: ClHeader, frame: int, ts: int, cap: int) -> tuple[bool, bool]:
-        """Add one fragment: (was it new, did the stub cap drop the kept bytes)."""
-        n = h.fragnum
-        byte, bit = n >> 3, 1 << (n & 7)
-        if byte < len(self.bits) and self.bits[byte] & bit:
-            return False, False
-        if byte >= len(self.bits):
-            self.bits.extend(bytes(byte + 1 - len(self.bits)))
-        self.bits[byte] |= bit
-        self.count += 1
-        self.nbytes += h.body_len
-        if not self.done:  # the frame that completed the half stays its frame
-            self.frame = frame
-            self.ts = ts
-        if n > self.tail_frag:
-            self.tail, self.tail_frag = h.body[-4:], n
-        capped = False
-        if self.parts is not None:
-            if self.kept + h.body_len <= cap:
-                self.parts[n] = h.body
-                self.kept += h.body_len
-            else:
-                self.parts = None
-                capped = True
-        if not h.flags1 & CL_FLAG_FRAG:
-            self.done = True  # a whole PDU: nothing to wait for
-        else:
-            if h.flags1 & CL_FLAG_LASTFRAG:
-                self.last = n
-            if self.last is not None and self.count > self.last and self._have_all(self.last):
-                self.done = True
-        return True, capped
-
-    def _have_all(self, last: int) -> bool:
-        full, rest = (last + 1) >> 3, (last + 1) & 7
-        if any(b != 0xFF for b in self.bits[:full]):
-            return False
-        mask = (1 << rest) - 1
-        return not rest or self.bits[full] & mask == mask
-
-    def stub(self) -> bytes | None:
-        if self.parts is None:
-            return None
-        return b"".join(self.parts[k] for k in sorted(self.parts))
-
-
-class _Call:
-    """A call in progress, named by (activity, seqnum)."""
-
-    __slots__ = (
-        "activity",
-        "auth_proto",
-        "client",
-        "fault",
-        "fault_frame",
-        "fault_ts",
-        "flow",
-        "if_vers",
-        "interface",
-        "last_ts",
-        "object_uuid",
-        "opnum",
-        "req",
-        "resp",
-        "resp_flow",
-        "seqnum",
-        "want",
-    )
-
-    def __init__(self, h: ClHeader, ts: int, want: Want) -> None:
-        self.activity = h.activity_uuid
-        self.seqnum = h.seqnum
-        self.interface = h.interface_uuid
-        self.if_vers = h.if_vers
-        self.opnum = h.opnum
-        self.object_uuid = h.object_or_none
-        self.auth_proto = h.auth_proto or None
-        self.flow: Flow | None = None  # the request's conversation
-        self.client: tuple[str, int] | None = None
-        self.req: _Half | None = None
-        self.resp: _Half | None = None
-        self.resp_flow: Flow | None = None
-        self.fault: int | None = None
-        self.fault_frame: int | None = None
-        self.fault_ts: int | None = None
-        self.last_ts = ts
-        self.want = want  # every CL PDU names interface and opnum: the decoders' wish is known at once
-
-    @property
-    def answered(self) -> bool:
-        return self.fault is not None or self.resp is not None
-
-    @property
-    def answer_done(self) -> bool:
-        return self.fault is not None or (self.resp is not None and self.resp.done)
-
-    @property
-    def reassembling(self) -> bool:
-        # A whole (unfragmented) PDU completes its half at once, so "not done" means fragments missing.
-        return any(h is not None and not h.done for h in (self.req, self.resp))
 
 
 @dataclass(slots=True)
@@ -391,9 +80,9 @@ class ClTracker:
         self._sink = sink
         self._limits = limits
         self._flow_for = flow_for
-        self._calls: OrderedDict[Key, _Call] = OrderedDict()  # request seen, not finished
+        self._calls: OrderedDict[Key, Call] = OrderedDict()  # request seen, not finished
         self._by_activity: dict[str, int] = {}  # activity -> seqnum of its call in _calls
-        self._early: OrderedDict[Key, _Call] = OrderedDict()  # answers whose request is not seen yet
+        self._early: OrderedDict[Key, Call] = OrderedDict()  # answers whose request is not seen yet
         self._held = 0  # response stub bytes kept: counted up, recounted at the cap
         self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
         self._done: OrderedDict[Key, _Done] = OrderedDict()
@@ -418,34 +107,10 @@ class ClTracker:
         else:
             flow = self._flow_for(dst_ip, dst_port, src_ip, src_port)
         status = h.status()
-        self._sink.datagram(
-            DatagramRecord(
-                flow=flow,
-                frame=frame,
-                ts=ts,
-                # Which way the datagram went, which is not always its role: a response sent the way
-                # of its request shares the request's conversation (the pipeline keys it by the pair).
-                from_client=(flow.client_ip, flow.client_port) == (src_ip, src_port),
-                ptype=h.ptype,
-                flags1=h.flags1,
-                flags2=h.flags2,
-                little=h.little,
-                char_ebcdic=h.char_ebcdic,
-                serial=h.serial,
-                object_uuid=h.object_or_none,
-                interface_uuid=h.interface_uuid,
-                if_major=h.if_major,
-                if_minor=h.if_minor,
-                activity_uuid=h.activity_uuid,
-                server_boot=h.server_boot,
-                seqnum=h.seqnum,
-                opnum=h.opnum,
-                fragnum=h.fragnum,
-                body_len=h.body_len,
-                auth_type=h.auth_proto or None,
-                status=status,
-            )
-        )
+        # Which way the datagram went, which is not always its role: a response sent the way of its
+        # request shares the request's conversation (the pipeline keys it by the pair).
+        sent_by_client = (flow.client_ip, flow.client_port) == (src_ip, src_port)
+        self._sink.datagram(_datagram_record(h, flow, frame, ts, sent_by_client, status))
         if h.ptype in (FAULT, REJECT) and status is None:
             self._sink.violation(flow, frame, LAYER, "short_fault_body", f"{h.body_len} bytes, the status needs 4")
         if h.ptype == REQUEST:
@@ -508,7 +173,7 @@ class ClTracker:
         call.last_ts = ts
         req = call.req
         if req is None:
-            req = call.req = _Half(frame, ts, h.little, keep=call.want.request)
+            req = call.req = Half(frame, ts, h.little, keep=call.want.request)
         new, capped = req.add(h, frame, ts, self._limits.max_call_stub_bytes)
         if capped:
             self._sink.violation(flow, frame, LAYER, "cap_call_stub_bytes", f"{self._name(call)} request stub not kept")
@@ -526,7 +191,7 @@ class ClTracker:
             # which gets no answer at all.
             self._finish(call)
 
-    def _start(self, h: ClHeader, key: Key, flow: Flow, src: tuple[str, int], frame: int, ts: int) -> _Call:
+    def _start(self, h: ClHeader, key: Key, flow: Flow, src: tuple[str, int], frame: int, ts: int) -> Call:
         # A client moves to a new sequence number only when its previous call on the activity is
         # over ([C706] 10): whatever is still waiting there is finished as it stands.
         prev = self._by_activity.get(h.activity_uuid)
@@ -534,7 +199,7 @@ class ClTracker:
             self._finish(self._calls[(h.activity_uuid, prev)])
         early = self._early.pop(key, None)
         want = self._decoder.wants(h.interface_uuid, h.opnum)
-        call = early if early is not None else _Call(h, ts, want)
+        call = early if early is not None else Call(h, ts, want)
         call.flow = flow
         call.client = src
         call.interface, call.if_vers, call.opnum = h.interface_uuid, h.if_vers, h.opnum
@@ -573,14 +238,14 @@ class ClTracker:
                         flow, frame, LAYER, "cap_early_answers", f"{len(self._early)} answers wait for requests"
                     )
                     self._orphan(self._early.popitem(last=False)[1])
-                call = self._early[key] = _Call(h, ts, self._decoder.wants(h.interface_uuid, h.opnum))
+                call = self._early[key] = Call(h, ts, self._decoder.wants(h.interface_uuid, h.opnum))
         call.last_ts = ts
         if h.ptype == RESPONSE:
             if call.fault is not None:
                 return  # the call already ended in a fault
             resp = call.resp
             if resp is None:
-                resp = call.resp = _Half(frame, ts, h.little, call.want.response)
+                resp = call.resp = Half(frame, ts, h.little, call.want.response)
                 call.resp_flow = flow
             cap, what = self._limits.max_call_stub_bytes, "cap_call_stub_bytes"
             if resp.parts is not None and not self._room(h.body_len):
@@ -613,7 +278,7 @@ class ClTracker:
         )
         return self._held <= self._limits.max_held_stub_bytes
 
-    def _track_partial(self, call: _Call, key: Key, flow: Flow, frame: int) -> None:
+    def _track_partial(self, call: Call, key: Key, flow: Flow, frame: int) -> None:
         """Bound the calls being reassembled: the oldest is given up when there are too many."""
         if not call.reassembling:
             self._partial.pop(key, None)
@@ -639,7 +304,7 @@ class ClTracker:
                     self._orphan(early)
         self._partial[key] = None
 
-    def _finish(self, call: _Call) -> None:
+    def _finish(self, call: Call) -> None:
         key = (call.activity, call.seqnum)
         self._calls.pop(key, None)
         if self._by_activity.get(call.activity) == call.seqnum:
@@ -699,7 +364,7 @@ class ClTracker:
         if decoded is not None:
             self._endpoints(call, decoded)
 
-    def _orphan(self, call: _Call) -> None:
+    def _orphan(self, call: Call) -> None:
         """An answer whose request never came: reported; EPM towers in it are still worth having."""
         key = (call.activity, call.seqnum)
         self._partial.pop(key, None)
@@ -713,7 +378,7 @@ class ClTracker:
 
     # -- stubs ----------------------------------------------------------------------------------------
 
-    def _decode(self, call: _Call) -> Decoded | None:
+    def _decode(self, call: Call) -> Decoded | None:
         """Hand the kept stubs of an unauthenticated call to the registry (an authenticated
         connectionless body may be sealed: it is left alone)."""
         if call.auth_proto:
@@ -741,7 +406,7 @@ class ClTracker:
                     self._sink.violation(flow, frame, layer, what, detail)
         return decoded
 
-    def _endpoints(self, call: _Call, decoded: Decoded) -> None:
+    def _endpoints(self, call: Call, decoded: Decoded) -> None:
         """The endpoints an answer announced, on the answer's own conversation: a broadcast
         request is answered by one server."""
         resp, flow = call.resp, call.resp_flow
@@ -752,9 +417,39 @@ class ClTracker:
             self._sink.endpoint(rec)
 
     @staticmethod
-    def _name(call: _Call) -> str:
+    def _name(call: Call) -> str:
         return _key_text((call.activity, call.seqnum))
 
 
 def _key_text(key: Key) -> str:
     return f"activity {key[0]} seqnum {key[1]}"
+
+
+def _datagram_record(
+    h: ClHeader, flow: Flow, frame: int, ts: int, from_client: bool, status: int | None
+) -> DatagramRecord:
+    """The record of one PDU: its header's fields (a record's field list)."""
+    return DatagramRecord(
+        flow=flow,
+        frame=frame,
+        ts=ts,
+        from_client=from_client,
+        ptype=h.ptype,
+        flags1=h.flags1,
+        flags2=h.flags2,
+        little=h.little,
+        char_ebcdic=h.char_ebcdic,
+        serial=h.serial,
+        object_uuid=h.object_or_none,
+        interface_uuid=h.interface_uuid,
+        if_major=h.if_major,
+        if_minor=h.if_minor,
+        activity_uuid=h.activity_uuid,
+        server_boot=h.server_boot,
+        seqnum=h.seqnum,
+        opnum=h.opnum,
+        fragnum=h.fragnum,
+        body_len=h.body_len,
+        auth_type=h.auth_proto or None,
+        status=status,
+    )
