@@ -19,21 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzer.dcerpc.co_bind import bind_records
+from analyzer.dcerpc.co_call import Call
 from analyzer.dcerpc.constants import (
-    ACK_RESULTS,
     ALTER_CONTEXT,
     ALTER_CONTEXT_RESP,
     AUTH3,
     AUTH_LEVEL_CONNECT,
     AUTH_LEVEL_PRIVACY,
-    BIND_NAK_REASONS,
-    BTFN_FEATURES,
     NDR64_UUID,
     PFC_FIRST_FRAG,
     PFC_LAST_FRAG,
-    PROVIDER_REASONS,
 )
-from analyzer.dcerpc.decoding import NOTHING, Decoded, NoDecoder, StubDecoder, Stubs
+from analyzer.dcerpc.decoding import Decoded, NoDecoder, StubDecoder, Stubs
 from analyzer.dcerpc.pdu import (
     AuthVerifier,
     Bind,
@@ -47,7 +45,7 @@ from analyzer.dcerpc.pdu import (
     SyntaxId,
 )
 from analyzer.limits import Limits
-from analyzer.model import BindRecord, CallRecord, Flow
+from analyzer.model import Flow
 from analyzer.model import RecordSink as RecordSink  # moved: to analyzer.model (the sink protocol)
 from analyzer.ntlm import NtlmIdentity, ntlm_identity
 
@@ -77,69 +75,6 @@ class _Context:
         self.accepted = False
 
 
-class _Call:
-    """A call in progress: request fragments, then response fragments."""
-
-    __slots__ = (
-        "auth",
-        "call_id",
-        "ctx_id",
-        "fault",
-        "first_frame",
-        "flow",
-        "frame",
-        "iface",
-        "iface_source",
-        "ndr64",
-        "object_uuid",
-        "opnum",
-        "req_bytes",
-        "req_done",
-        "req_frags",
-        "req_little",
-        "req_stub",
-        "resp_bytes",
-        "resp_done",
-        "resp_frags",
-        "resp_frame",
-        "resp_little",
-        "resp_stub",
-        "resp_tail",
-        "resp_ts",
-        "ts",
-        "want",
-    )
-
-    def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> None:
-        self.call_id = call_id
-        self.flow = flow
-        self.ctx_id = ctx_id
-        self.opnum = -1
-        self.object_uuid: str | None = None
-        self.first_frame = frame
-        self.frame = frame
-        self.ts = ts
-        self.req_bytes = 0
-        self.req_frags = 0
-        self.req_done = False
-        self.req_little = True
-        self.req_stub: bytearray | None = None
-        self.auth: AuthVerifier | None = None
-        self.iface: SyntaxId | None = None
-        self.iface_source = SOURCE_UNKNOWN
-        self.ndr64 = False
-        self.resp_bytes = 0
-        self.resp_frags = 0
-        self.resp_done = False
-        self.resp_frame: int | None = None
-        self.resp_ts: int | None = None
-        self.resp_little = True
-        self.resp_stub: bytearray | None = None
-        self.resp_tail = b""  # the response stub's last bytes: the return value ([MS-RPCE] 2.2.5)
-        self.fault: int | None = None
-        self.want = NOTHING  # what of the stubs the decoders need
-
-
 class Association:
     """State of one association. Feed PDUs in arrival order with `pdu()`, then `close()`."""
 
@@ -163,8 +98,8 @@ class Association:
         self._contexts: dict[int, _Context] = {}
         self._binds: dict[int, tuple[Bind, int, int, Flow]] = {}
         self._early_acks: dict[int, tuple[BindAck | BindNak, int, int]] = {}
-        self._calls: dict[int, _Call] = {}
-        self._early_answers: dict[int, _Call] = {}
+        self._calls: dict[int, Call] = {}
+        self._early_answers: dict[int, Call] = {}
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
         self._identities: dict[int, NtlmIdentity] = {}  # auth_context_id -> who
         # Identity of the transport (SMB session user) for calls without their own authentication.
@@ -264,59 +199,22 @@ class Association:
         ack_frame: int | None,
         ack_ts: int | None,
     ) -> None:
-        pdu_type = "alter_context" if bind.header.ptype == ALTER_CONTEXT else "bind"
-        auth_type = bind.auth.auth_type if bind.auth else None
-        auth_level = bind.auth.auth_level if bind.auth else None
-        sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
-        ack_group = ack.assoc_group if isinstance(ack, BindAck) else None
-        for i, item in enumerate(bind.contexts):
-            result = "none"
-            reason: str | None = None
-            accepted_syntax: str | None = None
-            if isinstance(ack, BindNak):
-                result = "nak"
-                reason = BIND_NAK_REASONS.get(ack.reason, str(ack.reason))
-            elif isinstance(ack, BindAck) and i < len(ack.results):
-                r = ack.results[i]
-                result = ACK_RESULTS.get(r.result, str(r.result))
-                if r.result == 3:  # negotiate_ack: the reason field carries the accepted feature bits
-                    reason = "|".join(n for bit, n in BTFN_FEATURES.items() if r.reason & bit) or None
-                elif r.result != 0:
-                    reason = PROVIDER_REASONS.get(r.reason, str(r.reason))
-                accepted_syntax = r.transfer.uuid
-                ctx = self._contexts.get(item.ctx_id)
-                if ctx is not None and ctx.abstract == item.abstract:
-                    if r.result == 0:
-                        ctx.accepted = True
-                        ctx.ndr64 = r.transfer.uuid == NDR64_UUID
-                    elif not ctx.accepted:
-                        del self._contexts[item.ctx_id]
-            self._sink.bind(
-                BindRecord(
-                    flow=flow,
-                    frame=frame,
-                    ts=ts,
-                    pdu_type=pdu_type,
-                    call_id=bind.header.call_id,
-                    ctx_id=item.ctx_id,
-                    interface_uuid=item.abstract.uuid,
-                    if_major=item.abstract.major,
-                    if_minor=item.abstract.minor,
-                    transfer_syntaxes=tuple(t.uuid for t in item.transfers),
-                    ack_result=result,
-                    ack_reason=reason,
-                    ack_frame=ack_frame,
-                    ack_transfer_syntax=accepted_syntax,
-                    sec_addr=sec_addr,
-                    max_xmit_frag=bind.max_xmit,
-                    max_recv_frag=bind.max_recv,
-                    assoc_group=bind.assoc_group,
-                    ack_assoc_group=ack_group,
-                    auth_type=auth_type,
-                    auth_level=auth_level,
-                    identified_by=self.identified_by,
-                )
-            )
+        if isinstance(ack, BindAck):
+            self._settle(bind, ack)
+        for rec in bind_records(bind, frame, ts, flow, ack, ack_frame, self.identified_by):
+            self._sink.bind(rec)
+
+    def _settle(self, bind: Bind, ack: BindAck) -> None:
+        """Contexts the answer accepted become usable (with the transfer syntax it chose); those it
+        rejected are forgotten, unless an earlier bind had them accepted ([C706] 12.6.4.4)."""
+        for item, r in zip(bind.contexts, ack.results, strict=False):  # an answer may list fewer
+            ctx = self._contexts.get(item.ctx_id)
+            if ctx is not None and ctx.abstract == item.abstract:
+                if r.result == 0:
+                    ctx.accepted = True
+                    ctx.ndr64 = r.transfer.uuid == NDR64_UUID
+                elif not ctx.accepted:
+                    del self._contexts[item.ctx_id]
 
     def _learn_identity(self, auth: AuthVerifier) -> None:
         who = ntlm_identity(auth.token)
@@ -325,7 +223,7 @@ class Association:
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def _resolve(self, call: _Call) -> None:
+    def _resolve(self, call: Call) -> None:
         ctx = self._contexts.get(call.ctx_id)
         if ctx is not None:
             call.iface = ctx.abstract
@@ -334,6 +232,8 @@ class Association:
         elif self.hint is not None:
             call.iface = SyntaxId(self.hint.uuid, self.hint.major or 0, self.hint.minor or 0)
             call.iface_source = self.hint.source
+        else:
+            call.iface_source = SOURCE_UNKNOWN
 
     def _request(self, pdu: Request, frame: int, ts: int, first_frame: int, flow: Flow) -> None:
         h = pdu.header
@@ -346,7 +246,7 @@ class Association:
             if len(self._calls) >= self._limits.max_pending_calls:
                 self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
                 self._finish(self._calls.pop(next(iter(self._calls))))
-            call = _Call(h.call_id, pdu.ctx_id, first_frame, ts, flow)
+            call = Call(h.call_id, pdu.ctx_id, first_frame, ts, flow)
             call.opnum = pdu.opnum
             call.object_uuid = pdu.object_uuid
             call.req_little = h.little
@@ -398,7 +298,7 @@ class Association:
         )
         return self._held <= self._limits.max_held_stub_bytes
 
-    def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> _Call:
+    def _answer_call(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> Call:
         """The call an answer belongs to, or a placeholder waiting for its request."""
         call = self._calls.get(call_id)
         if call is not None:
@@ -408,7 +308,7 @@ class Association:
             if len(self._early_answers) >= self._limits.max_early_answers:
                 self._violation(frame, "cap_early_answers", f"{len(self._early_answers)} answers wait for requests")
                 self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
-            early = _Call(call_id, ctx_id, frame, ts, flow)
+            early = Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)
             if early.iface is not None:
                 early.want = self._decoder.wants_answer(early.iface.uuid)
@@ -450,7 +350,7 @@ class Association:
         if h.call_id in self._calls:
             self._finish(self._calls.pop(h.call_id))
 
-    def _merge_answer(self, call: _Call, early: _Call) -> None:
+    def _merge_answer(self, call: Call, early: Call) -> None:
         """A response or fault captured before its request: attach it now."""
         call.resp_bytes = early.resp_bytes
         call.resp_frags = early.resp_frags
@@ -466,8 +366,7 @@ class Association:
         else:
             self._calls[call.call_id] = call
 
-    def _finish(self, call: _Call) -> None:
-        answered = call.resp_done or call.resp_frags > 0
+    def _finish(self, call: Call) -> None:
         auth = call.auth
         if auth is None and self._bind_auth is not None and self._bind_auth.auth_level == AUTH_LEVEL_CONNECT:
             auth = self._bind_auth  # connect level: authenticated once, at bind time
@@ -477,64 +376,21 @@ class Association:
         iface = call.iface
         sealed = bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
         decoded = None if sealed or iface is None else self._decode(call, iface.uuid)
-        self._sink.call(
-            CallRecord(
-                flow=call.flow,
-                frame=call.frame,
-                ts=call.ts,
-                first_frame=call.first_frame,
-                call_id=call.call_id,
-                ctx_id=call.ctx_id,
-                interface_uuid=iface.uuid if iface else None,
-                if_major=iface.major if iface and call.iface_source != SOURCE_PIPE else None,
-                if_minor=iface.minor if iface and call.iface_source != SOURCE_PIPE else None,
-                interface_source=call.iface_source,
-                opnum=call.opnum,
-                object_uuid=call.object_uuid,
-                request_bytes=call.req_bytes,
-                request_fragments=call.req_frags,
-                response_frame=call.resp_frame if answered else None,
-                response_ts=call.resp_ts if answered else None,
-                response_bytes=call.resp_bytes if answered and call.fault is None else None,
-                response_fragments=call.resp_frags if answered else None,
-                fault_status=call.fault,
-                answered=answered,
-                auth_type=auth.auth_type if auth else None,
-                auth_level=auth.auth_level if auth else None,
-                auth_context_id=auth.context_id if auth else None,
-                user=who.user if who else None,
-                domain=who.domain if who else None,
-                workstation=who.workstation if who else None,
-                encrypted=sealed,
-                return_status=decoded.return_code if decoded else None,
-                return_kind=decoded.return_kind if decoded else None,
-                arguments=decoded.arguments if decoded else None,
-                arguments_json=decoded.arguments_json if decoded else None,
-            )
-        )
+        versioned = call.iface_source != SOURCE_PIPE
+        self._sink.call(call.record(auth, who, sealed, versioned, decoded))
         if decoded is not None:
             self._emit_endpoints(call, decoded)
 
-    def _decode(self, call: _Call, uuid: str) -> Decoded | None:
+    def _decode(self, call: Call, uuid: str) -> Decoded | None:
         """Hand an unsealed call's kept stubs to the registry; its complaints become violations."""
-        answer = call.resp_done and call.fault is None
-        kept = Stubs(
-            ndr64=call.ndr64,
-            request=bytes(call.req_stub) if call.req_stub is not None and call.req_done else None,
-            request_little=call.req_little,
-            response=bytes(call.resp_stub) if call.resp_stub is not None and answer else None,
-            response_little=call.resp_little,
-            response_tail=call.resp_tail if answer and call.want.tail else None,
-            object_uuid=call.object_uuid,
-        )
-        decoded = self._decoder.decode(uuid, call.opnum, kept)
+        decoded = self._decoder.decode(uuid, call.opnum, call.stubs())
         if decoded is not None:
             for layer, what, detail in decoded.violations:
                 frame = call.resp_frame if layer == "epm" else call.frame
                 self._sink.violation(self.flow, frame, layer, what, detail)
         return decoded
 
-    def _orphan_answer(self, call: _Call) -> None:
+    def _orphan_answer(self, call: Call) -> None:
         """An answer whose request never came. What the decoders can read of it alone (the
         endpoint mapper's towers) is still worth having; otherwise it is a violation."""
         if call.iface is not None and call.resp_stub is not None and call.resp_done and call.fault is None:
@@ -545,7 +401,7 @@ class Association:
                 return
         self._violation(call.resp_frame, "answer_without_request", f"call_id {call.call_id}")
 
-    def _emit_endpoints(self, call: _Call, decoded: Decoded) -> None:
+    def _emit_endpoints(self, call: Call, decoded: Decoded) -> None:
         """The endpoints an answer announced, placed at the answer."""
         frame = call.resp_frame if call.resp_frame is not None else call.frame
         ts = call.resp_ts if call.resp_ts is not None else call.ts

@@ -1,0 +1,79 @@
+"""The rows of a bind or alter_context: one per presentation-context item, with its answer
+([C706] 12.6.4.3-6, [MS-RPCE] 2.2.2.4-5 and 2.2.2.14 for bind-time feature negotiation).
+
+A bind_ack answers each item in the same position (acceptance, user or provider rejection with
+a reason, or negotiate_ack whose reason field carries the accepted feature bits); a bind_nak
+rejects the whole bind; no answer at all leaves every item `none`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.dcerpc.constants import (
+    ACK_RESULTS,
+    ALTER_CONTEXT,
+    BIND_NAK_REASONS,
+    BTFN_FEATURES,
+    PROVIDER_REASONS,
+)
+from analyzer.dcerpc.pdu import Bind, BindAck, BindNak
+from analyzer.model import BindRecord, Flow
+
+
+def _answer(ack: BindAck | BindNak | None, i: int) -> tuple[str, str | None, str | None]:
+    """(result, reason, accepted transfer syntax) of the i-th context item."""
+    if isinstance(ack, BindNak):
+        return "nak", BIND_NAK_REASONS.get(ack.reason, str(ack.reason)), None
+    if ack is None or i >= len(ack.results):
+        return "none", None, None
+    r = ack.results[i]
+    reason: str | None = None
+    if r.result == 3:  # negotiate_ack: the reason field carries the accepted feature bits
+        reason = "|".join(n for bit, n in BTFN_FEATURES.items() if r.reason & bit) or None
+    elif r.result != 0:
+        reason = PROVIDER_REASONS.get(r.reason, str(r.reason))
+    return ACK_RESULTS.get(r.result, str(r.result)), reason, r.transfer.uuid
+
+
+def bind_records(
+    bind: Bind,
+    frame: int,
+    ts: int,
+    flow: Flow,
+    ack: BindAck | BindNak | None,
+    ack_frame: int | None,
+    identified_by: str,
+) -> Iterator[BindRecord]:
+    """One record per context item of `bind`, answered by `ack` (None: no answer was seen)."""
+    pdu_type = "alter_context" if bind.header.ptype == ALTER_CONTEXT else "bind"
+    auth_type = bind.auth.auth_type if bind.auth else None
+    auth_level = bind.auth.auth_level if bind.auth else None
+    sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
+    ack_group = ack.assoc_group if isinstance(ack, BindAck) else None
+    for i, item in enumerate(bind.contexts):
+        result, reason, accepted_syntax = _answer(ack, i)
+        yield BindRecord(
+            flow=flow,
+            frame=frame,
+            ts=ts,
+            pdu_type=pdu_type,
+            call_id=bind.header.call_id,
+            ctx_id=item.ctx_id,
+            interface_uuid=item.abstract.uuid,
+            if_major=item.abstract.major,
+            if_minor=item.abstract.minor,
+            transfer_syntaxes=tuple(t.uuid for t in item.transfers),
+            ack_result=result,
+            ack_reason=reason,
+            ack_frame=ack_frame,
+            ack_transfer_syntax=accepted_syntax,
+            sec_addr=sec_addr,
+            max_xmit_frag=bind.max_xmit,
+            max_recv_frag=bind.max_recv,
+            assoc_group=bind.assoc_group,
+            ack_assoc_group=ack_group,
+            auth_type=auth_type,
+            auth_level=auth_level,
+            identified_by=identified_by,
+        )

@@ -1,0 +1,136 @@
+"""One connection-oriented call in progress ([C706] 12.6.4.9-10): request fragments, then the
+answer's, paired by call_id; what of its stubs is kept, and its row.
+
+The association (`association.Association`) decides which call a PDU belongs to and when a call
+is finished; this holds what a call collected and turns it into a `CallRecord`.
+"""
+
+from __future__ import annotations
+
+from analyzer.dcerpc.decoding import NOTHING, Decoded, Stubs
+from analyzer.dcerpc.pdu import AuthVerifier, SyntaxId
+from analyzer.model import CallRecord, Flow
+from analyzer.ntlm import NtlmIdentity
+
+
+class Call:
+    """A call in progress: request fragments, then response fragments."""
+
+    __slots__ = (
+        "auth",
+        "call_id",
+        "ctx_id",
+        "fault",
+        "first_frame",
+        "flow",
+        "frame",
+        "iface",
+        "iface_source",
+        "ndr64",
+        "object_uuid",
+        "opnum",
+        "req_bytes",
+        "req_done",
+        "req_frags",
+        "req_little",
+        "req_stub",
+        "resp_bytes",
+        "resp_done",
+        "resp_frags",
+        "resp_frame",
+        "resp_little",
+        "resp_stub",
+        "resp_tail",
+        "resp_ts",
+        "ts",
+        "want",
+    )
+
+    def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> None:
+        self.call_id = call_id
+        self.flow = flow
+        self.ctx_id = ctx_id
+        self.opnum = -1
+        self.object_uuid: str | None = None
+        self.first_frame = frame
+        self.frame = frame
+        self.ts = ts
+        self.req_bytes = 0
+        self.req_frags = 0
+        self.req_done = False
+        self.req_little = True
+        self.req_stub: bytearray | None = None
+        self.auth: AuthVerifier | None = None
+        self.iface: SyntaxId | None = None
+        self.iface_source = ""  # bind | epm | pipe | unknown: set by the association
+        self.ndr64 = False
+        self.resp_bytes = 0
+        self.resp_frags = 0
+        self.resp_done = False
+        self.resp_frame: int | None = None
+        self.resp_ts: int | None = None
+        self.resp_little = True
+        self.resp_stub: bytearray | None = None
+        self.resp_tail = b""  # the response stub's last bytes: the return value ([MS-RPCE] 2.2.5)
+        self.fault: int | None = None
+        self.want = NOTHING  # what of the stubs the decoders need
+
+    def stubs(self) -> Stubs:
+        """What was kept of the stubs, for the decoders: only whole directions, and the answer's
+        only when it is a response (not a fault)."""
+        answer = self.resp_done and self.fault is None
+        return Stubs(
+            ndr64=self.ndr64,
+            request=bytes(self.req_stub) if self.req_stub is not None and self.req_done else None,
+            request_little=self.req_little,
+            response=bytes(self.resp_stub) if self.resp_stub is not None and answer else None,
+            response_little=self.resp_little,
+            response_tail=self.resp_tail if answer and self.want.tail else None,
+            object_uuid=self.object_uuid,
+        )
+
+    def record(
+        self,
+        auth: AuthVerifier | None,
+        who: NtlmIdentity | None,
+        sealed: bool,
+        versioned: bool,
+        decoded: Decoded | None,
+    ) -> CallRecord:
+        """The call's row (a record's field list): `auth` and `who` are the security context it
+        ran under, `versioned` whether its interface version is known (not for a pipe's guess)."""
+        answered = self.resp_done or self.resp_frags > 0
+        iface = self.iface
+        return CallRecord(
+            flow=self.flow,
+            frame=self.frame,
+            ts=self.ts,
+            first_frame=self.first_frame,
+            call_id=self.call_id,
+            ctx_id=self.ctx_id,
+            interface_uuid=iface.uuid if iface else None,
+            if_major=iface.major if iface and versioned else None,
+            if_minor=iface.minor if iface and versioned else None,
+            interface_source=self.iface_source,
+            opnum=self.opnum,
+            object_uuid=self.object_uuid,
+            request_bytes=self.req_bytes,
+            request_fragments=self.req_frags,
+            response_frame=self.resp_frame if answered else None,
+            response_ts=self.resp_ts if answered else None,
+            response_bytes=self.resp_bytes if answered and self.fault is None else None,
+            response_fragments=self.resp_frags if answered else None,
+            fault_status=self.fault,
+            answered=answered,
+            auth_type=auth.auth_type if auth else None,
+            auth_level=auth.auth_level if auth else None,
+            auth_context_id=auth.context_id if auth else None,
+            user=who.user if who else None,
+            domain=who.domain if who else None,
+            workstation=who.workstation if who else None,
+            encrypted=sealed,
+            return_status=decoded.return_code if decoded else None,
+            return_kind=decoded.return_kind if decoded else None,
+            arguments=decoded.arguments if decoded else None,
+            arguments_json=decoded.arguments_json if decoded else None,
+        )
