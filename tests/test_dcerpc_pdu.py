@@ -30,7 +30,7 @@ def test_bind_items_and_versions() -> None:
         (2, SVCCTL, 2),
     ]
     assert [c.transfers[0].uuid for c in pdu.contexts] == [NDR, NDR64, BTFN]
-    assert pdu.max_xmit == 5840
+    assert pdu.max_xmit_frag == 5840
 
 
 def test_alter_context_and_big_endian_bind() -> None:
@@ -90,7 +90,7 @@ def test_request_with_auth_verifier_and_ntlm_identity() -> None:
     header = struct.pack("<BBBB4sHHI", 5, 0, 0, 3, b"\x10\0\0\0", 16 + len(body), 16, 4)
     pdu = parse_co_pdu(header + body)
     assert isinstance(pdu, Request) and pdu.auth is not None
-    assert (pdu.auth.auth_type, pdu.auth.auth_level, pdu.auth.context_id) == (10, 6, 79)
+    assert (pdu.auth.auth_type, pdu.auth.auth_level, pdu.auth.auth_context_id) == (10, 6, 79)
     assert pdu.raw[pdu.stub_start : pdu.stub_end] == stub
 
 

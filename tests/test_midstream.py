@@ -133,11 +133,11 @@ def test_what_a_well_formed_header_is() -> None:
 
     good = request(5, 3, b"\0" * 8)
     h = co_start(good, 0, len(good))
-    assert h is not None and (h.ptype, h.call_id, h.frag_len, h.little) == (0, 5, len(good), True)
+    assert h is not None and (h.ptype, h.call_id, h.frag_length, h.little) == (0, 5, len(good), True)
     # The same header in big-endian data representation: drep 0x00, lengths and call_id swapped.
     big = good[:4] + b"\x00" + good[5:8] + good[8:10][::-1] + good[10:12][::-1] + good[12:16][::-1] + good[16:]
     hb = co_start(big, 0, len(big))
-    assert hb is not None and (hb.call_id, hb.frag_len, hb.little) == (5, len(good), False)
+    assert hb is not None and (hb.call_id, hb.frag_length, hb.little) == (5, len(good), False)
     bad = {
         "version 5.1": good[:1] + b"\x01" + good[2:],
         "unknown ptype 4 (connectionless)": good[:2] + b"\x04" + good[3:],

@@ -212,14 +212,14 @@ class Association:
             if ctx is not None and ctx.abstract == item.abstract:
                 if r.result == 0:
                     ctx.accepted = True
-                    ctx.ndr64 = r.transfer.uuid == NDR64_UUID
+                    ctx.ndr64 = r.transfer_syntax.uuid == NDR64_UUID
                 elif not ctx.accepted:
                     del self._contexts[item.ctx_id]
 
     def _learn_identity(self, auth: AuthVerifier) -> None:
-        who = ntlm_identity(auth.token)
+        who = ntlm_identity(auth.auth_value)
         if who is not None:
-            self._identities[auth.context_id] = who
+            self._identities[auth.auth_context_id] = who
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -265,7 +265,7 @@ class Association:
             call.auth = pdu.auth
         if call.req_stub is not None:
             call.req_stub = self._keep(call.req_stub, pdu, frame, "request")
-        if h.flags & PFC_LAST_FRAG or (not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.req_frags == 1):
+        if h.pfc_flags & PFC_LAST_FRAG or (not h.pfc_flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.req_frags == 1):
             call.req_done = True
             early = self._early_answers.pop(h.call_id, None)
             if early is not None:
@@ -333,7 +333,7 @@ class Association:
         call.resp_ts = ts
         if call.resp_stub is not None:
             call.resp_stub = self._keep(call.resp_stub, pdu, frame, "response")
-        if h.flags & PFC_LAST_FRAG or (not h.flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.resp_frags == 1):
+        if h.pfc_flags & PFC_LAST_FRAG or (not h.pfc_flags & (PFC_FIRST_FRAG | PFC_LAST_FRAG) and call.resp_frags == 1):
             call.resp_done = True
             if h.call_id in self._calls:
                 self._finish(self._calls.pop(h.call_id))
@@ -370,7 +370,7 @@ class Association:
         auth = call.auth
         if auth is None and self._bind_auth is not None and self._bind_auth.auth_level == AUTH_LEVEL_CONNECT:
             auth = self._bind_auth  # connect level: authenticated once, at bind time
-        who = self._identities.get(auth.context_id) if auth is not None else None
+        who = self._identities.get(auth.auth_context_id) if auth is not None else None
         if who is None:
             who = self.transport_identity
         iface = call.iface

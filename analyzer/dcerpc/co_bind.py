@@ -24,7 +24,7 @@ from analyzer.model import BindRecord, Flow
 def _answer(ack: BindAck | BindNak | None, i: int) -> tuple[str, str | None, str | None]:
     """(result, reason, accepted transfer syntax) of the i-th context item."""
     if isinstance(ack, BindNak):
-        return "nak", BIND_NAK_REASONS.get(ack.reason, str(ack.reason)), None
+        return "nak", BIND_NAK_REASONS.get(ack.provider_reject_reason, str(ack.provider_reject_reason)), None
     if ack is None or i >= len(ack.results):
         return "none", None, None
     r = ack.results[i]
@@ -33,7 +33,7 @@ def _answer(ack: BindAck | BindNak | None, i: int) -> tuple[str, str | None, str
         reason = "|".join(n for bit, n in BTFN_FEATURES.items() if r.reason & bit) or None
     elif r.result != 0:
         reason = PROVIDER_REASONS.get(r.reason, str(r.reason))
-    return ACK_RESULTS.get(r.result, str(r.result)), reason, r.transfer.uuid
+    return ACK_RESULTS.get(r.result, str(r.result)), reason, r.transfer_syntax.uuid
 
 
 def bind_records(
@@ -50,7 +50,7 @@ def bind_records(
     auth_type = bind.auth.auth_type if bind.auth else None
     auth_level = bind.auth.auth_level if bind.auth else None
     sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
-    ack_group = ack.assoc_group if isinstance(ack, BindAck) else None
+    ack_group = ack.assoc_group_id if isinstance(ack, BindAck) else None
     for i, item in enumerate(bind.contexts):
         result, reason, accepted_syntax = _answer(ack, i)
         yield BindRecord(
@@ -69,9 +69,9 @@ def bind_records(
             ack_frame=ack_frame,
             ack_transfer_syntax=accepted_syntax,
             sec_addr=sec_addr,
-            max_xmit_frag=bind.max_xmit,
-            max_recv_frag=bind.max_recv,
-            assoc_group=bind.assoc_group,
+            max_xmit_frag=bind.max_xmit_frag,
+            max_recv_frag=bind.max_recv_frag,
+            assoc_group=bind.assoc_group_id,
             ack_assoc_group=ack_group,
             auth_type=auth_type,
             auth_level=auth_level,

@@ -124,7 +124,7 @@ class Call:
             answered=answered,
             auth_type=auth.auth_type if auth else None,
             auth_level=auth.auth_level if auth else None,
-            auth_context_id=auth.context_id if auth else None,
+            auth_context_id=auth.auth_context_id if auth else None,
             user=who.user if who else None,
             domain=who.domain if who else None,
             workstation=who.workstation if who else None,

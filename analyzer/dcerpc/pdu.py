@@ -4,6 +4,10 @@
 or raises `Malformed`. Integers follow the byte order of the data representation (drep[0] high
 nibble: 1 little-endian, 0 big-endian). Stubs are not copied: a PDU keeps its raw bytes and the
 offsets of its stub, so only the consumers that need a stub (the endpoint mapper) slice it.
+
+Field names are [C706]'s (pfc_flags, frag_length, max_xmit_frag, assoc_group_id, auth_value, ...),
+except where the analyzer's vocabulary is the tables': `ctx_id` for p_cont_id, `little` and
+`char_ebcdic` for what packed_drep says, `object_uuid` for object, and the decoded SyntaxId.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ class CoHeader:
     """The 16-byte common header ([C706] 12.6.3.1)."""
 
     ptype: int
-    flags: int
+    pfc_flags: int
     little: bool  # integer representation: True little-endian
     char_ebcdic: bool
-    frag_len: int
-    auth_len: int
+    frag_length: int
+    auth_length: int
     call_id: int
-    minor: int
+    rpc_vers_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +54,9 @@ class AuthVerifier:
 
     auth_type: int
     auth_level: int
-    pad: int
-    context_id: int
-    token: bytes
+    auth_pad_length: int
+    auth_context_id: int
+    auth_value: bytes  # the security provider's token
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,7 @@ class ContextResult:
 
     result: int
     reason: int
-    transfer: SyntaxId
+    transfer_syntax: SyntaxId
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,9 @@ class Bind:
     """bind (11) or alter_context (14): the same body ([C706] 12.6.4.3, 12.6.4.1)."""
 
     header: CoHeader
-    max_xmit: int
-    max_recv: int
-    assoc_group: int
+    max_xmit_frag: int
+    max_recv_frag: int
+    assoc_group_id: int
     contexts: tuple[ContextItem, ...]
     auth: AuthVerifier | None
 
@@ -99,9 +103,9 @@ class BindAck:
     """bind_ack (12) or alter_context_resp (15) ([C706] 12.6.4.4, 12.6.4.2)."""
 
     header: CoHeader
-    max_xmit: int
-    max_recv: int
-    assoc_group: int
+    max_xmit_frag: int
+    max_recv_frag: int
+    assoc_group_id: int
     sec_addr: str | None
     results: tuple[ContextResult, ...]
     auth: AuthVerifier | None
@@ -112,7 +116,7 @@ class BindNak:
     """bind_nak (13) ([C706] 12.6.4.5, [MS-RPCE] 2.2.2.5)."""
 
     header: CoHeader
-    reason: int
+    provider_reject_reason: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +202,11 @@ def parse_header(data: bytes) -> CoHeader:
 
 def _auth(data: bytes, h: CoHeader) -> tuple[AuthVerifier | None, int]:
     """(auth verifier, offset where the body ends = start of auth padding) ([MS-RPCE] 2.2.2.11)."""
-    if not h.auth_len:
+    if not h.auth_length:
         return None, len(data)
-    trailer = len(data) - h.auth_len - SEC_TRAILER_LEN
+    trailer = len(data) - h.auth_length - SEC_TRAILER_LEN
     if trailer < CO_HEADER_LEN:
-        raise Malformed("bad_auth_length", f"auth_length {h.auth_len} does not fit frag_length {h.frag_len}")
+        raise Malformed("bad_auth_length", f"auth_length {h.auth_length} does not fit frag_length {h.frag_length}")
     auth_type, level, pad, _res = data[trailer], data[trailer + 1], data[trailer + 2], data[trailer + 3]
     ctx = struct.unpack_from("<I" if h.little else ">I", data, trailer + 4)[0]
     body_end = trailer - pad if pad <= trailer - CO_HEADER_LEN else trailer
@@ -266,7 +270,7 @@ def _request(data: bytes, h: CoHeader) -> Request:
     alloc_hint, ctx_id, opnum = struct.unpack_from(e + "IHH", data, 16)
     off = 24
     obj = None
-    if h.flags & PFC_OBJECT_UUID:
+    if h.pfc_flags & PFC_OBJECT_UUID:
         obj = uuid_at(data, off, h.little)
         off += 16
     if off > body_end:
@@ -300,8 +304,8 @@ def _bind_nak(data: bytes, h: CoHeader) -> BindNak:
 def parse_co_pdu(data: bytes) -> CoPdu:
     """One complete fragment -> PDU object; `Malformed` when its body does not parse."""
     h = parse_header(data)
-    if h.frag_len != len(data):
-        raise Malformed("bad_frag_length", f"frag_length {h.frag_len} but {len(data)} bytes given")
+    if h.frag_length != len(data):
+        raise Malformed("bad_frag_length", f"frag_length {h.frag_length} but {len(data)} bytes given")
     pt = h.ptype
     if pt == REQUEST:
         return _request(data, h)

@@ -61,11 +61,11 @@ _LE, _BE = struct.Struct("<HHI"), struct.Struct(">HHI")
 class CoStart:
     """The header of a well-formed connection-oriented PDU: what a midstream join is judged on."""
 
-    __slots__ = ("call_id", "frag_len", "little", "ptype")
+    __slots__ = ("call_id", "frag_length", "little", "ptype")
 
     def __init__(self, ptype: int, frag_len: int, call_id: int, little: bool) -> None:
         self.ptype = ptype
-        self.frag_len = frag_len
+        self.frag_length = frag_len
         self.call_id = call_id
         self.little = little
 

@@ -115,8 +115,8 @@ class Candidate:
                 return True
             side.calls.add((h.ptype, h.call_id))
             side.little = h.little
-            side.next_seq = (seq + off + h.frag_len) & _MASK
-            off += h.frag_len
+            side.next_seq = (seq + off + h.frag_length) & _MASK
+            off += h.frag_length
         return None
 
     def replay(self) -> list[tuple[Packet, int, int]]:
