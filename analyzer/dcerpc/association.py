@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.co_bind import bind_records
 from analyzer.dcerpc.co_call import Call
 from analyzer.dcerpc.constants import (
@@ -96,10 +97,11 @@ class Association:
         self._sink = sink
         self._limits = limits
         self._contexts: dict[int, _Context] = {}
-        self._binds: dict[int, tuple[Bind, int, int, Flow]] = {}
-        self._early_acks: dict[int, tuple[BindAck | BindNak, int, int]] = {}
-        self._calls: dict[int, Call] = {}
-        self._early_answers: dict[int, Call] = {}
+        # Binds and calls awaiting their answers, answers awaiting their questions: oldest out.
+        self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = BoundedDict(limits.max_pending_calls)
+        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int, int]] = BoundedDict(limits.max_early_answers)
+        self._calls: BoundedDict[int, Call] = BoundedDict(limits.max_pending_calls)
+        self._early_answers: BoundedDict[int, Call] = BoundedDict(limits.max_early_answers)
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
         self._identities: dict[int, NtlmIdentity] = {}  # auth_context_id -> who
         # Identity of the transport (SMB session user) for calls without their own authentication.
@@ -171,9 +173,9 @@ class Association:
         stale = self._binds.pop(call_id, None)
         if stale is not None:
             self._emit_binds(*stale, None, None, None)
-        if len(self._binds) >= self._limits.max_pending_calls:
-            self._emit_binds(*self._binds.pop(next(iter(self._binds))), None, None, None)
-        self._binds[call_id] = (pdu, frame, ts, flow)
+        evicted = self._binds.put(call_id, (pdu, frame, ts, flow))
+        if evicted is not None:
+            self._emit_binds(*evicted[1], None, None, None)
 
     def _ack(self, pdu: BindAck | BindNak, frame: int, ts: int) -> None:
         call_id = pdu.header.call_id
@@ -181,11 +183,10 @@ class Association:
             self._learn_identity(pdu.auth)
         pending = self._binds.pop(call_id, None)
         if pending is None:
-            if len(self._early_acks) >= self._limits.max_early_answers:
-                old = next(iter(self._early_acks))
-                self._early_acks.pop(old)
-                self._violation(frame, "cap_early_answers", f"bind answer call_id {old} given up waiting for its bind")
-            self._early_acks[call_id] = (pdu, frame, ts)
+            gone = self._early_acks.put(call_id, (pdu, frame, ts))
+            if gone is not None:
+                detail = f"bind answer call_id {gone[0]} given up waiting for its bind"
+                self._violation(frame, "cap_early_answers", detail)
             return
         self._emit_binds(*pending, pdu, frame, ts)
 
@@ -243,9 +244,6 @@ class Association:
             self._finish(self._calls.pop(h.call_id))
             call = None
         if call is None:
-            if len(self._calls) >= self._limits.max_pending_calls:
-                self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
-                self._finish(self._calls.pop(next(iter(self._calls))))
             call = Call(h.call_id, pdu.ctx_id, first_frame, ts, flow)
             call.opnum = pdu.opnum
             call.object_uuid = pdu.object_uuid
@@ -255,7 +253,10 @@ class Association:
             call.want = self._decoder.wants(call.iface.uuid if call.iface else None, call.opnum)
             if call.want.request:
                 call.req_stub = bytearray()
-            self._calls[h.call_id] = call
+            evicted = self._calls.put(h.call_id, call)
+            if evicted is not None:
+                self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
+                self._finish(evicted[1])
         n = pdu.stub_end - pdu.stub_start
         call.req_bytes += n
         call.req_frags += 1
@@ -305,16 +306,16 @@ class Association:
             return call
         early = self._early_answers.get(call_id)
         if early is None:
-            if len(self._early_answers) >= self._limits.max_early_answers:
-                self._violation(frame, "cap_early_answers", f"{len(self._early_answers)} answers wait for requests")
-                self._orphan_answer(self._early_answers.pop(next(iter(self._early_answers))))
             early = Call(call_id, ctx_id, frame, ts, flow)
             self._resolve(early)
             if early.iface is not None:
                 early.want = self._decoder.wants_answer(early.iface.uuid)
                 if early.want.response:
                     early.resp_stub = bytearray()
-            self._early_answers[call_id] = early
+            gone = self._early_answers.put(call_id, early)
+            if gone is not None:
+                self._violation(frame, "cap_early_answers", f"{len(self._early_answers)} answers wait for requests")
+                self._orphan_answer(gone[1])
         return early
 
     def _response(self, pdu: Response, frame: int, ts: int, flow: Flow) -> None:

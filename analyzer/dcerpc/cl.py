@@ -16,10 +16,10 @@ keep and what they mean is the injected `StubDecoder`'s business (analyzer.dcerp
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.association import RecordSink
 from analyzer.dcerpc.cl_call import Call, Half
 from analyzer.dcerpc.cl_pdu import CL_FLAG_MAYBE, ClHeader, parse_cl_header
@@ -80,12 +80,12 @@ class ClTracker:
         self._sink = sink
         self._limits = limits
         self._flow_for = flow_for
-        self._calls: OrderedDict[Key, Call] = OrderedDict()  # request seen, not finished
+        self._calls: BoundedDict[Key, Call] = BoundedDict(limits.max_pending_calls)  # request seen, not finished
         self._by_activity: dict[str, int] = {}  # activity -> seqnum of its call in _calls
-        self._early: OrderedDict[Key, Call] = OrderedDict()  # answers whose request is not seen yet
+        self._early: BoundedDict[Key, Call] = BoundedDict(limits.max_early_answers)  # answers before requests
         self._held = 0  # response stub bytes kept: counted up, recounted at the cap
-        self._partial: OrderedDict[Key, None] = OrderedDict()  # calls with fragments missing
-        self._done: OrderedDict[Key, _Done] = OrderedDict()
+        self._partial: BoundedDict[Key, None] = BoundedDict(limits.max_pending_fragments)  # fragments missing
+        self._done: BoundedDict[Key, _Done] = BoundedDict(limits.max_pending_calls)  # finished, for retransmissions
         self._decoder: StubDecoder = decoder if decoder is not None else NoDecoder()
 
     # -- input ------------------------------------------------------------------------------------
@@ -206,17 +206,12 @@ class ClTracker:
         call.want = want
         call.object_uuid = h.object_or_none
         call.auth_proto = h.auth_proto or call.auth_proto
-        if self._calls and len(self._calls) >= self._limits.max_pending_calls:
-            oldest = next(iter(self._calls.values()))
-            self._sink.violation(
-                oldest.flow or flow,
-                frame,
-                LAYER,
-                "cap_pending_calls",
-                f"{len(self._calls)} calls awaiting answers",
-            )
+        evicted = self._calls.put(key, call)
+        if evicted is not None:
+            oldest = evicted[1]
+            detail = f"{len(self._calls)} calls awaiting answers"
+            self._sink.violation(oldest.flow or flow, frame, LAYER, "cap_pending_calls", detail)
             self._finish(oldest)
-        self._calls[key] = call
         self._by_activity[h.activity_uuid] = h.seqnum
         return call
 
@@ -233,12 +228,12 @@ class ClTracker:
                 return  # otherwise a duplicate of the answer already counted
             call = self._early.get(key)
             if call is None:
-                if len(self._early) >= self._limits.max_early_answers:
-                    self._sink.violation(
-                        flow, frame, LAYER, "cap_early_answers", f"{len(self._early)} answers wait for requests"
-                    )
-                    self._orphan(self._early.popitem(last=False)[1])
-                call = self._early[key] = Call(h, ts, self._decoder.wants(h.interface_uuid, h.opnum))
+                call = Call(h, ts, self._decoder.wants(h.interface_uuid, h.opnum))
+                gone = self._early.put(key, call)
+                if gone is not None:
+                    detail = f"{len(self._early)} answers wait for requests"
+                    self._sink.violation(flow, frame, LAYER, "cap_early_answers", detail)
+                    self._orphan(gone[1])
         call.last_ts = ts
         if h.ptype == RESPONSE:
             if call.fault is not None:
@@ -285,8 +280,9 @@ class ClTracker:
             return
         if key in self._partial:
             return
-        if self._partial and len(self._partial) >= self._limits.max_pending_fragments:
-            old_key = next(iter(self._partial))
+        gone = self._partial.put(key, None)
+        if gone is not None:
+            old_key = gone[0]
             self._sink.violation(
                 flow,
                 frame,
@@ -299,10 +295,8 @@ class ClTracker:
                 self._finish(old)
             else:
                 early = self._early.pop(old_key, None)
-                self._partial.pop(old_key, None)
                 if early is not None:
                     self._orphan(early)
-        self._partial[key] = None
 
     def _finish(self, call: Call) -> None:
         key = (call.activity, call.seqnum)
@@ -313,10 +307,9 @@ class ClTracker:
         req, resp = call.req, call.resp
         assert call.flow is not None and req is not None  # only calls whose request was seen get here
         done_ts = max(call.last_ts, req.ts)
-        self._done[key] = _Done(call.client, call.answered, done_ts)
-        self._done.move_to_end(key)
-        while len(self._done) > self._limits.max_pending_calls:
-            self._done.popitem(last=False)
+        # Not reported when full: forgetting the oldest finished call only means that a repeat of
+        # it, later still, would be taken for a new call.
+        self._done.put(key, _Done(call.client, call.answered, done_ts))
         if call.fault is not None:
             resp_frame, resp_ts = call.fault_frame, call.fault_ts
         elif resp is not None:
