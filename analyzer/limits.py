@@ -73,6 +73,13 @@ class Limits:
         max_midstream_payloads: payload segments judged for that confirmation before giving up.
         max_http_header_bytes: bytes of an RPC-over-HTTP request or response header buffered
             while looking for its end; past it, the bytes are passed on as they are.
+        max_ndr_depth: pointers nested in one stub the stub decoders follow; deeper, the stub is
+            given up (`cap_ndr_depth`) and what was read before is kept.
+        max_ndr_elements: array elements (and string characters) one stub may claim in all, so a
+            hostile count cannot make the decoders loop past what real stubs hold.
+        max_ndr_string_chars: characters of one NDR string the stub decoders read.
+        max_context_handles: context handles (and other names calls teach) remembered per
+            association for the stub decoders, with the names they were opened with; oldest out.
         max_violations_listed: violations of one kind (other than caps) listed one by one per
             connection; the rest of that kind and connection become one row with their count.
     """
@@ -106,6 +113,10 @@ class Limits:
     max_midstream_packets: int = _cap(64)
     max_midstream_payloads: int = _cap(16)
     max_http_header_bytes: int = _cap(16 * 1024)
+    max_ndr_depth: int = _cap(24)
+    max_ndr_elements: int = _cap(1 << 16)
+    max_ndr_string_chars: int = _cap(1 << 15)
+    max_context_handles: int = _cap(4096)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
     max_gzip_ratio: int = _cap(100, CAPTURE)
     gzip_ratio_floor_bytes: int = field(default=1 << 30, metadata={"kind": THRESHOLD})

@@ -43,7 +43,7 @@ class _Sink:
 
 def co_stream(data: bytes) -> None:
     """Both directions of a connection-oriented conversation, into an association."""
-    assoc = Association(FLOW, "fuzz", _Sink(), LIMITS, decoder=stubs.stub_decoder())
+    assoc = Association(FLOW, "fuzz", _Sink(), LIMITS, decoder=stubs.stub_decoder(LIMITS))
 
     def on_pdu(from_client: bool) -> Callable[[CoPdu, int, int, int], None]:
         return lambda pdu, frame, ts, first: assoc.pdu(from_client, pdu, frame, ts, first)
@@ -102,7 +102,7 @@ def connectionless(data: bytes) -> None:
         _Sink(),
         LIMITS,
         lambda ci, cp, si, sp: Flow("fuzz", 0, "ncadg_ip_udp", ci, cp, si, sp),
-        decoder=stubs.stub_decoder(),
+        decoder=stubs.stub_decoder(LIMITS),
     )
     for i in range(0, len(data), 120):
         tracker.datagram("10.0.0.1", 50000, "10.0.0.2", 135, data[i : i + 120], i, i)

@@ -174,7 +174,7 @@ def flow_for(ci: str, cp: int, si: str, sp: int) -> Flow:
 class Feeder:
     def __init__(self, limits: Limits | None = None) -> None:
         self.sink = Sink()
-        self.tracker = ClTracker(self.sink, limits or Limits(), flow_for, decoder=stub_decoder())
+        self.tracker = ClTracker(self.sink, limits or Limits(), flow_for, decoder=stub_decoder(limits or Limits()))
         self.frame = 0
 
     def send(self, src: tuple[str, int], dst: tuple[str, int], data: bytes, ts: int | None = None) -> int:

@@ -61,7 +61,7 @@ class Sink:
 
 
 def make(sink: Sink, limits: Limits, hint: InterfaceHint | None = None) -> Association:
-    return Association(FLOW, "port", sink, limits, hint, decoder=stub_decoder())
+    return Association(FLOW, "port", sink, limits, hint, decoder=stub_decoder(limits))
 
 
 class Conv:

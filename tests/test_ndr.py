@@ -87,7 +87,7 @@ def test_pointer_chains_are_bounded_in_depth() -> None:
     for _ in range(40):
         t = Ptr(t)
     data = struct.pack("<I", 0x20000) * 60
-    with pytest.raises(Malformed, match="ndr_too_deep"):
+    with pytest.raises(Malformed, match="cap_ndr_depth"):
         read_param(NdrReader(data), t)
 
 

@@ -71,7 +71,8 @@ def response(call_id: int, stub: bytes) -> bytes:
 class Conversation:
     def __init__(self, limits: Limits | None = None) -> None:
         self.sink = Sink()
-        self.assoc = Association(FLOW, "test", self.sink, limits or Limits(), decoder=stub_decoder())
+        limits = limits or Limits()
+        self.assoc = Association(FLOW, "test", self.sink, limits, decoder=stub_decoder(limits))
         self.frame = 0
         self.send(True, bind(SVCCTL))
         self.send(False, bind_ack())
@@ -161,3 +162,36 @@ def test_unanswered_request_is_decoded_without_return_status() -> None:
     c.send(True, request(2, 16, open_service("Spooler")))
     (call,) = c.close().calls
     assert call.arguments == "service_name=Spooler" and call.return_status is None
+
+
+def test_ndr_caps_are_limits_and_report_their_code() -> None:
+    c = Conversation(Limits(max_ndr_string_chars=3))
+    c.send(True, request(2, 16, open_service("Spooler")))
+    (call,) = c.close().calls
+    assert c.sink.violations == [("stub", "cap_ndr_string_chars")] and call.arguments is None
+    c = Conversation(Limits(max_ndr_elements=4))  # "Spooler\0" claims 8 characters
+    c.send(True, request(2, 16, open_service("Spooler")))
+    c.close()
+    assert c.sink.violations == [("stub", "cap_ndr_elements")]
+    c = Conversation(Limits(max_ndr_elements=8))
+    c.send(True, request(2, 16, open_service("Spooler")))
+    (call,) = c.close().calls
+    assert c.sink.violations == [] and call.arguments == "service_name=Spooler"
+
+
+def test_context_handle_names_are_capped_oldest_out() -> None:
+    c = Conversation(Limits(max_context_handles=1))
+    c.send(True, request(2, 16, open_service("Spooler")))
+    c.send(False, response(2, H2 + struct.pack("<I", 0)))
+    c.send(True, request(3, 16, open_service("Dnscache")))
+    c.send(False, response(3, H1 + struct.pack("<I", 0)))
+    c.send(True, request(4, 19, start_service(H2)))  # Spooler's handle: forgotten
+    c.send(True, request(5, 19, start_service(H1)))
+    s = c.close()
+    assert s.violations == [("stub", "cap_context_handles")]
+    assert [x.arguments for x in s.calls] == [
+        "service_name=Spooler",
+        "service_name=Dnscache",
+        None,
+        "service_name=Dnscache",
+    ]

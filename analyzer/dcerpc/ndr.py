@@ -4,8 +4,9 @@ NDR 2.0 (transfer syntax 8a885d04...): 4-byte pointers and conformance/variance 
 NDR64 (71710533...): 8-byte pointers and counts, 8-byte alignment for them ([MS-RPCE] 2.2.5.3).
 Alignment is relative to the start of the stub. Every read checks its bounds and raises
 `Malformed`; the caller turns that into a violation. The reader is also bounded in work: a stub
-may claim at most `max_elements` array elements in all and nest pointers `max_depth` deep, so a
-hostile count can neither allocate nor loop past what the stub's own bytes could hold.
+may claim at most `max_elements` array elements in all, nest pointers `max_depth` deep and hold
+strings of `max_string_chars` (`Limits.max_ndr_*`; past one, `Malformed` carries the cap's code),
+so a hostile count can neither allocate nor loop past what the stub's own bytes could hold.
 The declarative types built on it live in `analyzer.dcerpc.ndr_types`.
 """
 
@@ -14,14 +15,11 @@ from __future__ import annotations
 import struct
 
 from analyzer.dcerpc.wire import Malformed, uuid_at
-
-MAX_DEPTH = 24
-MAX_ELEMENTS = 1 << 16
-MAX_STRING_CHARS = 1 << 15
+from analyzer.limits import DEFAULT_LIMITS
 
 
 class NdrReader:
-    __slots__ = ("_e", "data", "depth", "elements", "full_refs", "max_depth", "ndr64", "off")
+    __slots__ = ("_e", "data", "depth", "elements", "full_refs", "max_depth", "max_string_chars", "ndr64", "off")
 
     def __init__(
         self,
@@ -29,8 +27,9 @@ class NdrReader:
         little: bool = True,
         ndr64: bool = False,
         off: int = 0,
-        max_depth: int = MAX_DEPTH,
-        max_elements: int = MAX_ELEMENTS,
+        max_depth: int = DEFAULT_LIMITS.max_ndr_depth,
+        max_elements: int = DEFAULT_LIMITS.max_ndr_elements,
+        max_string_chars: int = DEFAULT_LIMITS.max_ndr_string_chars,
     ) -> None:
         self.data = data
         self.off = off
@@ -39,6 +38,7 @@ class NdrReader:
         self.depth = 0
         self.max_depth = max_depth
         self.elements = max_elements  # what is left of the element budget
+        self.max_string_chars = max_string_chars
         self.full_refs: dict[int, object] = {}  # full pointers: referent id -> referent ([C706] 14.3.12.3)
 
     @property
@@ -107,16 +107,18 @@ class NdrReader:
 
     def budget(self, n: int, size: int, what: str) -> None:
         """Claim `n` elements of at least `size` bytes each: refused when the stub cannot hold them
-        or the stub's element budget is spent."""
-        if n < 0 or n > self.elements or n * size > self.left:
+        or the stub's element budget is spent (`cap_ndr_elements`)."""
+        if n < 0 or n * size > self.left:
             raise Malformed(what, f"{n} elements of {size} bytes do not fit in {self.left} bytes left")
+        if n > self.elements:
+            raise Malformed("cap_ndr_elements", f"{n} more elements, {self.elements} left of the stub's budget")
         self.elements -= n
 
     def enter(self) -> None:
-        """One level deeper into pointed-to data; refused past `max_depth`."""
+        """One level deeper into pointed-to data; refused past `max_depth` (`cap_ndr_depth`)."""
         self.depth += 1
         if self.depth > self.max_depth:
-            raise Malformed("ndr_too_deep", f"pointers nested more than {self.max_depth} deep")
+            raise Malformed("cap_ndr_depth", f"pointers nested more than {self.max_depth} deep")
 
     def leave(self) -> None:
         self.depth -= 1
@@ -138,8 +140,8 @@ class NdrReader:
         """The varying part of a string (offset, actual count, characters)."""
         size = 2 if wide else 1
         actual = self.varying(size, what)
-        if actual > MAX_STRING_CHARS:
-            raise Malformed(what, f"string of {actual} characters")
+        if actual > self.max_string_chars:
+            raise Malformed("cap_ndr_string_chars", f"string of {actual} characters")
         return decode_text(self.raw(actual * size, what), wide, self.little)
 
 

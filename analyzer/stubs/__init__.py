@@ -17,6 +17,7 @@ its family's module, plus a test that decodes a real stub and an impacket-built 
 
 from __future__ import annotations
 
+from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.stubs import (  # noqa: F401 - importing a family module registers its operations
     dcom,
     drsuapi,
@@ -48,9 +49,9 @@ from analyzer.stubs.registry import (
 )
 
 
-def stub_decoder() -> RegistryDecoder:
+def stub_decoder(limits: Limits = DEFAULT_LIMITS) -> RegistryDecoder:
     """A fresh decoder for one association (or one capture's connectionless calls)."""
-    return RegistryDecoder()
+    return RegistryDecoder(limits)
 
 
 __all__ = [

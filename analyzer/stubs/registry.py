@@ -16,16 +16,17 @@ operation that uses one (RStartServiceW) gets that name back as an argument.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc import epm
 from analyzer.dcerpc.decoding import NOTHING, Stubs, Want
 from analyzer.dcerpc.ndr import NdrReader
 from analyzer.dcerpc.ndr_types import NdrType, read_param
 from analyzer.dcerpc.wire import Malformed
+from analyzer.limits import CAP_CODES, DEFAULT_LIMITS, Limits
 from analyzer.model import EndpointRecord, Flow
 from analyzer.stubs.orpc import ORPCTHAT, ORPCTHIS
 
@@ -41,7 +42,7 @@ NTSTATUS = "ntstatus"  # [MS-ERREF] 2.3
 HRESULT = "hresult"  # [MS-ERREF] 2.1
 RPC_STATUS = "rpc"  # error_status_t of the RPC runtime (nca_s_*, EPT_S_*): the registry's own ranking
 
-_MAX_HANDLES = 4096  # named context handles per association
+# Not caps (they bound no state or work, only how decoded values are shown): output shaping.
 _MAX_TEXT = 2048  # characters of one string kept in arguments_json
 _MAX_SHOWN = 200  # characters of one value in the short `arguments` text
 _MAX_LIST = 16  # list items shown in the short text
@@ -173,23 +174,28 @@ def wants_answer(uuid: str | None) -> Want:
 
 class StubState:
     """Per association: the names of the context handles its calls opened, and other names its
-    calls taught (a SAMR RID's account name), bounded, oldest out."""
+    calls taught (a SAMR RID's account name), at most `Limits.max_context_handles`, oldest out;
+    and the limits its stubs are read under (`Limits.max_ndr_*`)."""
 
-    __slots__ = ("_names",)
+    __slots__ = ("_names", "limits")
 
-    def __init__(self) -> None:
-        self._names: OrderedDict[str, str] = OrderedDict()
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._names: BoundedDict[str, str] = BoundedDict(limits.max_context_handles)
 
     def name(self, handle: Any) -> str | None:
         return self._names.get(handle) if isinstance(handle, str) else None
 
-    def remember(self, handle: Any, name: str) -> None:
+    def remember(self, handle: Any, name: str) -> bool:
+        """Name a handle; True when that made the oldest name forgotten (the cap was hit)."""
         if not isinstance(handle, str) or not handle.strip("0"):
-            return
-        self._names[handle] = name
-        self._names.move_to_end(handle)
-        while len(self._names) > _MAX_HANDLES:
-            self._names.popitem(last=False)
+            return False
+        return self._names.put(handle, name) is not None
+
+    def reader(self, stub: bytes, little: bool, ndr64: bool) -> NdrReader:
+        """An NDR reader over one stub, bounded by the limits."""
+        lim = self.limits
+        return NdrReader(stub, little, ndr64, 0, lim.max_ndr_depth, lim.max_ndr_elements, lim.max_ndr_string_chars)
 
 
 @dataclass(slots=True)
@@ -238,7 +244,7 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
         out.violations.append(("stub", "decoder_error", f"{type(e).__name__}: {e}"[:200]))
     prefix = fam.prefix if fam is not None else "stub"
     out.violations = [
-        (prefix, f"{prefix}_{what}", f"{side}: {detail}" if prefix == "stub" else detail)
+        (prefix, what if what in CAP_CODES else f"{prefix}_{what}", f"{side}: {detail}" if prefix == "stub" else detail)
         for side, what, detail in out.violations
     ]
     if values:
@@ -265,8 +271,8 @@ class RegistryDecoder:
 
     __slots__ = ("_state",)
 
-    def __init__(self) -> None:
-        self._state = StubState()
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._state = StubState(limits)
 
     def wants(self, uuid: str | None, opnum: int) -> Want:
         return wants(uuid, opnum)
@@ -283,7 +289,7 @@ class RegistryDecoder:
 
 def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, out: Decoded) -> None:
     if op.request is not None and stubs.request:  # an empty stub is nothing to decode
-        r = NdrReader(stubs.request, stubs.request_little, stubs.ndr64)
+        r = state.reader(stubs.request, stubs.request_little, stubs.ndr64)
         params = ((("_orpcthis", ORPCTHIS),) if op.orpc else ()) + op.request
         _read(r, params, values, out, "request")
     if op.names is not None and op.names not in values:
@@ -292,7 +298,7 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
             values[op.names] = name
     response: Values = {}
     if op.response is not None and stubs.response:
-        r = NdrReader(stubs.response, stubs.response_little, stubs.ndr64)
+        r = state.reader(stubs.response, stubs.response_little, stubs.ndr64)
         if callable(op.response):
             try:
                 response, out.product, out.return_code = op.response(r)
@@ -309,15 +315,21 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
     if op.opens is not None and "_handle" in response:
         name = op.opens(values, state.name(values.get("_handle")))
         if isinstance(name, str) and name:
-            state.remember(response["_handle"], name)
+            _remember(state, response["_handle"], name, out)
     for k, v in response.items():
         values[k if k not in values else f"out_{k}"] = v
     if op.derive is not None:
         op.derive(values)
     if op.learns is not None:
         for key, name in op.learns(values):
-            state.remember(key, name)
+            _remember(state, key, name, out)
     del values["_recall"], values["_object"]
+
+
+def _remember(state: StubState, key: Any, name: str, out: Decoded) -> None:
+    if state.remember(key, name):
+        detail = f"{state.limits.max_context_handles} names held: the oldest forgotten"
+        out.violations.append(("response", "cap_context_handles", detail))
 
 
 def _read(r: NdrReader, params: Sequence[Param], into: Values, out: Decoded, direction: str) -> None:

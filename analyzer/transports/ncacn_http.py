@@ -215,12 +215,17 @@ class HttpConnection:
                     self.sink,
                     self.limits,
                     epm_hint(self.announced),
-                    decoder=stub_decoder(),
+                    decoder=stub_decoder(self.limits),
                 )
             return vc.assoc
         if self._own is None:
             self._own = Association(
-                self.flow, self.identified_by, self.sink, self.limits, epm_hint(self.announced), decoder=stub_decoder()
+                self.flow,
+                self.identified_by,
+                self.sink,
+                self.limits,
+                epm_hint(self.announced),
+                decoder=stub_decoder(self.limits),
             )
         return self._own
 

@@ -50,7 +50,7 @@ class CoConnection:
     def __init__(
         self, flow: Flow, identified_by: str, sink: RecordSink, limits: Limits, announced: Announcement | None
     ) -> None:
-        self.assoc = Association(flow, identified_by, sink, limits, epm_hint(announced), decoder=stub_decoder())
+        self.assoc = Association(flow, identified_by, sink, limits, epm_hint(announced), decoder=stub_decoder(limits))
         self._streams = {
             side: CoStream(partial(self.assoc.pdu, side), partial(framing_violation, sink, flow, side), limits)
             for side in (True, False)

@@ -93,7 +93,12 @@ class Pipe:
         self.stream = self.table.next_stream()
         flow = self.flow_on(self.via)
         assoc = self.assoc = Association(
-            flow, BY_SMB, self.table.sink, self.table.limits, pipe_hint(self.name), decoder=stub_decoder()
+            flow,
+            BY_SMB,
+            self.table.sink,
+            self.table.limits,
+            pipe_hint(self.name),
+            decoder=stub_decoder(self.table.limits),
         )
         who = self.table.identities.get(self.key[:2] + self.key[2][:2])
         if who is not None:

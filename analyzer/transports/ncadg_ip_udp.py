@@ -97,7 +97,7 @@ class UdpTransport:
         self._next_stream = next_stream
         self._conversations: BoundedDict[UdpKey, UdpConversation] = BoundedDict(limits.max_udp_flows)
         self._ts = 0  # when a conversation the tracker starts now opened (its Flow's opened_ts)
-        self._cl = ClTracker(sink, limits, self._flow, decoder=stub_decoder())
+        self._cl = ClTracker(sink, limits, self._flow, decoder=stub_decoder(limits))
 
     def datagram(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, ts: int) -> None:
         """A datagram on UDP 135, on a port the EPM announced, or one that looks like CL DCE/RPC."""
