@@ -70,6 +70,9 @@ PROTSEQS = {
     (FLOOR_RPC_CO, FLOOR_UNIX_DS): "ncacn_unix_stream",
 }
 
+# Not caps (they bound no state, and the work is bounded by the stub's own bytes: a floor takes at
+# least 5 of them, an entry at least 4): counts no real answer comes near, so a tower or a response
+# claiming more is malformed (`bad_tower`, `bad_tower_count` / `bad_entry_count`).
 _MAX_FLOORS = 64
 _MAX_ENTRIES = 4096
 
