@@ -99,7 +99,7 @@ class Association:
         self._contexts: dict[int, _Context] = {}
         # Binds and calls awaiting their answers, answers awaiting their questions: oldest out.
         self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = BoundedDict(limits.max_pending_calls)
-        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int, int]] = BoundedDict(limits.max_early_answers)
+        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int]] = BoundedDict(limits.max_early_answers)
         self._calls: BoundedDict[int, Call] = BoundedDict(limits.max_pending_calls)
         self._early_answers: BoundedDict[int, Call] = BoundedDict(limits.max_early_answers)
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
@@ -130,7 +130,7 @@ class Association:
         elif isinstance(pdu, Bind):
             self._bind(pdu, frame, ts, via)
         elif isinstance(pdu, BindAck | BindNak):
-            self._ack(pdu, frame, ts)
+            self._ack(pdu, frame)
         elif isinstance(pdu, Fault):
             self._fault(pdu, frame, ts, via)
         elif isinstance(pdu, OtherPdu):
@@ -141,14 +141,14 @@ class Association:
         """End of the association: binds without answer and calls without response are reported."""
         for call_id in list(self._binds):
             bind, frame, ts, flow = self._binds.pop(call_id)
-            self._emit_binds(bind, frame, ts, flow, None, None, None)
+            self._emit_binds(bind, frame, ts, flow, None, None)
         for call in list(self._calls.values()):
             self._finish(call)
         self._calls.clear()
         for call in self._early_answers.values():
             self._orphan_answer(call)
         self._early_answers.clear()
-        for ack, frame, _ts in self._early_acks.values():
+        for ack, frame in self._early_acks.values():
             self._violation(frame, "ack_without_bind", f"{type(ack).__name__} call_id {ack.header.call_id}")
         self._early_acks.clear()
 
@@ -172,23 +172,23 @@ class Association:
             return
         stale = self._binds.pop(call_id, None)
         if stale is not None:
-            self._emit_binds(*stale, None, None, None)
+            self._emit_binds(*stale, None, None)
         evicted = self._binds.put(call_id, (pdu, frame, ts, flow))
         if evicted is not None:
-            self._emit_binds(*evicted[1], None, None, None)
+            self._emit_binds(*evicted[1], None, None)
 
-    def _ack(self, pdu: BindAck | BindNak, frame: int, ts: int) -> None:
+    def _ack(self, pdu: BindAck | BindNak, frame: int) -> None:
         call_id = pdu.header.call_id
         if isinstance(pdu, BindAck) and pdu.auth is not None:
             self._learn_identity(pdu.auth)
         pending = self._binds.pop(call_id, None)
         if pending is None:
-            gone = self._early_acks.put(call_id, (pdu, frame, ts))
+            gone = self._early_acks.put(call_id, (pdu, frame))
             if gone is not None:
                 detail = f"bind answer call_id {gone[0]} given up waiting for its bind"
                 self._violation(frame, "cap_early_answers", detail)
             return
-        self._emit_binds(*pending, pdu, frame, ts)
+        self._emit_binds(*pending, pdu, frame)
 
     def _emit_binds(
         self,
@@ -198,7 +198,6 @@ class Association:
         flow: Flow,
         ack: BindAck | BindNak | None,
         ack_frame: int | None,
-        ack_ts: int | None,
     ) -> None:
         if isinstance(ack, BindAck):
             self._settle(bind, ack)
