@@ -78,6 +78,8 @@ class Limits:
         max_ndr_elements: array elements (and string characters) one stub may claim in all, so a
             hostile count cannot make the decoders loop past what real stubs hold.
         max_ndr_string_chars: characters of one NDR string the stub decoders read.
+        max_security_contexts: security contexts (auth_context_id) per association remembered with
+            the user an NTLMSSP AUTHENTICATE named for them; oldest out.
         max_context_handles: context handles (and other names calls teach) remembered per
             association for the stub decoders, with the names they were opened with; oldest out.
         max_violations_listed: violations of one kind (other than caps) listed one by one per
@@ -116,6 +118,7 @@ class Limits:
     max_ndr_depth: int = _cap(24)
     max_ndr_elements: int = _cap(1 << 16)
     max_ndr_string_chars: int = _cap(1 << 15)
+    max_security_contexts: int = _cap(1024)
     max_context_handles: int = _cap(4096)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
     max_gzip_ratio: int = _cap(100, CAPTURE)

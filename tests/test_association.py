@@ -683,3 +683,23 @@ def test_without_a_decoder_calls_are_paired_and_nothing_is_decoded() -> None:
     (call,) = sink.calls
     assert (call.interface_uuid, call.answered, call.arguments, call.return_status) == (EPM, True, None, None)
     assert sink.endpoints == [] and sink.violations == []
+
+
+def test_cap_security_contexts_forgets_the_oldest_name() -> None:
+    c = Conv(Limits(max_security_contexts=1))
+    c.bind([(0, SVCCTL, 2, [co.NDR])], auth=(NTLM, 5, 1, co.ntlm_authenticate("alice", "CORP", "WS01")))
+    c.ack([(0, 0, co.NDR)])
+    c.send(
+        True,
+        co.pdu(
+            co.ALTER_CONTEXT,
+            2,
+            co.bind_body([(0, SVCCTL, 2, [co.NDR])]),
+            auth=(NTLM, 5, 2, co.ntlm_authenticate("bob", "CORP", "WS02")),
+        ),
+    )
+    c.request(3, 15, auth=(NTLM, 5, 1, b"\1" * 16))
+    c.request(4, 15, auth=(NTLM, 5, 2, b"\1" * 16))
+    s = c.close()
+    assert [v[1:4] for v in s.violations] == [(3, "dcerpc", "cap_security_contexts")]
+    assert [(x.auth_context_id, x.user) for x in s.calls] == [(1, None), (2, "bob")]

@@ -103,7 +103,8 @@ class Association:
         self._calls: BoundedDict[int, Call] = BoundedDict(limits.max_pending_calls)
         self._early_answers: BoundedDict[int, Call] = BoundedDict(limits.max_early_answers)
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
-        self._identities: dict[int, NtlmIdentity] = {}  # auth_context_id -> who
+        # auth_context_id -> who: the names NTLMSSP AUTHENTICATE messages gave each security context.
+        self._identities: BoundedDict[int, NtlmIdentity] = BoundedDict(limits.max_security_contexts)
         # Identity of the transport (SMB session user) for calls without their own authentication.
         self.transport_identity: NtlmIdentity | None = None
         # The security context the binds set up: at connect level requests carry no verifier of their
@@ -135,7 +136,7 @@ class Association:
             self._fault(pdu, frame, ts, via)
         elif isinstance(pdu, OtherPdu):
             if pdu.header.ptype == AUTH3 and pdu.auth is not None:
-                self._learn_identity(pdu.auth)
+                self._learn_identity(pdu.auth, frame)
 
     def close(self) -> None:
         """End of the association: binds without answer and calls without response are reported."""
@@ -157,7 +158,7 @@ class Association:
     def _bind(self, pdu: Bind, frame: int, ts: int, flow: Flow) -> None:
         call_id = pdu.header.call_id
         if pdu.auth is not None:
-            self._learn_identity(pdu.auth)
+            self._learn_identity(pdu.auth, frame)
             self._bind_auth = pdu.auth
         for item in pdu.contexts:
             ndr64 = bool(item.transfers) and all(t.uuid == NDR64_UUID for t in item.transfers)
@@ -180,7 +181,7 @@ class Association:
     def _ack(self, pdu: BindAck | BindNak, frame: int) -> None:
         call_id = pdu.header.call_id
         if isinstance(pdu, BindAck) and pdu.auth is not None:
-            self._learn_identity(pdu.auth)
+            self._learn_identity(pdu.auth, frame)
         pending = self._binds.pop(call_id, None)
         if pending is None:
             gone = self._early_acks.put(call_id, (pdu, frame))
@@ -216,10 +217,11 @@ class Association:
                 elif not ctx.accepted:
                     del self._contexts[item.ctx_id]
 
-    def _learn_identity(self, auth: AuthVerifier) -> None:
+    def _learn_identity(self, auth: AuthVerifier, frame: int) -> None:
         who = ntlm_identity(auth.auth_value)
-        if who is not None:
-            self._identities[auth.auth_context_id] = who
+        if who is not None and self._identities.put(auth.auth_context_id, who) is not None:
+            detail = f"more than {self._identities.cap} security contexts named: the oldest forgotten"
+            self._violation(frame, "cap_security_contexts", detail)
 
     # -- calls ----------------------------------------------------------------------------------
 
