@@ -42,10 +42,6 @@ from analyzer.stubs.registry import (
     RegistryDecoder,
     StubState,
     decode,
-    decode_answer,
-    decoder,
-    wants,
-    wants_answer,
 )
 
 
@@ -61,9 +57,5 @@ __all__ = [
     "RegistryDecoder",
     "StubState",
     "decode",
-    "decode_answer",
-    "decoder",
     "stub_decoder",
-    "wants",
-    "wants_answer",
 ]

@@ -147,14 +147,6 @@ def _returns(fam: Family | None, op: Operation | None, opnum: int) -> str | None
     return fam.kinds.get(opnum, fam.returns)
 
 
-def decoder(uuid: str | None, opnum: int, direction: str) -> tuple[Param, ...] | ResponseFn | None:
-    """The declared parameters of one direction ("request" or "response") of an operation."""
-    op = OPERATIONS.get((uuid or "", opnum))
-    if op is None:
-        return None
-    return op.request if direction == "request" else op.response
-
-
 _ANSWER_ONLY = Want(request=False, response=True, tail=True)  # an answer before its request
 
 
