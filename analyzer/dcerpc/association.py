@@ -97,11 +97,13 @@ class Association:
         self._sink = sink
         self._limits = limits
         self._contexts: dict[int, _Context] = {}
-        # Binds and calls awaiting their answers, answers awaiting their questions: oldest out.
-        self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = BoundedDict(limits.max_pending_calls)
-        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int]] = BoundedDict(limits.max_early_answers)
-        self._calls: BoundedDict[int, Call] = BoundedDict(limits.max_pending_calls)
-        self._early_answers: BoundedDict[int, Call] = BoundedDict(limits.max_early_answers)
+        # Binds and calls awaiting their answers, answers awaiting their questions: oldest out (even
+        # at a cap of 0 the one at hand is held, until the next).
+        pending, early = max(1, limits.max_pending_calls), max(1, limits.max_early_answers)
+        self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = BoundedDict(pending)
+        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int]] = BoundedDict(early)
+        self._calls: BoundedDict[int, Call] = BoundedDict(pending)
+        self._early_answers: BoundedDict[int, Call] = BoundedDict(early)
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
         # auth_context_id -> who: the names NTLMSSP AUTHENTICATE messages gave each security context.
         self._identities: BoundedDict[int, NtlmIdentity] = BoundedDict(limits.max_security_contexts)

@@ -80,11 +80,12 @@ class ClTracker:
         self._sink = sink
         self._limits = limits
         self._flow_for = flow_for
-        self._calls: BoundedDict[Key, Call] = BoundedDict(limits.max_pending_calls)  # request seen, not finished
+        # Oldest out; even at a cap of 0 the call at hand is held, until the next.
+        self._calls: BoundedDict[Key, Call] = BoundedDict(max(1, limits.max_pending_calls))  # request seen
         self._by_activity: dict[str, int] = {}  # activity -> seqnum of its call in _calls
-        self._early: BoundedDict[Key, Call] = BoundedDict(limits.max_early_answers)  # answers before requests
+        self._early: BoundedDict[Key, Call] = BoundedDict(max(1, limits.max_early_answers))  # answers first
         self._held = 0  # response stub bytes kept: counted up, recounted at the cap
-        self._partial: BoundedDict[Key, None] = BoundedDict(limits.max_pending_fragments)  # fragments missing
+        self._partial: BoundedDict[Key, None] = BoundedDict(max(1, limits.max_pending_fragments))  # incomplete
         self._done: BoundedDict[Key, _Done] = BoundedDict(limits.max_pending_calls)  # finished, for retransmissions
         self._decoder: StubDecoder = decoder if decoder is not None else NoDecoder()
 
