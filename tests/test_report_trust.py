@@ -54,7 +54,7 @@ def _udp(src: str, sport: int, dst: str, dport: int, payload: bytes, t: float) -
 def test_a_response_sent_the_way_of_its_request_opens_no_empty_conversation(tmp_path: Path) -> None:
     """suricata-verify dcerpc-udp-scapy: the response travels client -> server like the request. It
     belongs to the request's conversation; no stream with 0 packets and first_frame 0 appears."""
-    from tests.test_cl import encode
+    from tests.cl_build import encode
 
     req = encode(REQUEST, seqnum=7, opnum=1, body=b"\x00" * 8)
     resp = encode(RESPONSE, seqnum=7, opnum=1, body=b"\x00" * 4)
