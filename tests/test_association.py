@@ -496,7 +496,7 @@ def test_integrity_level_calls_without_verifier_stay_unauthenticated() -> None:
 
 
 def test_transport_identity_names_calls_without_their_own() -> None:
-    from analyzer.dcerpc.auth import NtlmIdentity
+    from analyzer.ntlm import NtlmIdentity
 
     c = bound()
     c.assoc.transport_identity = NtlmIdentity("dave", "CORP", None)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.bounded import BoundedDict
-from analyzer.dcerpc.association import RecordSink
 from analyzer.dcerpc.cl_call import Call, Half
 from analyzer.dcerpc.cl_pdu import CL_FLAG_MAYBE, ClHeader, parse_cl_header
 from analyzer.dcerpc.cl_pdu import cl_probe as cl_probe  # moved: to cl_pdu; pipeline.py (core) imports it here
@@ -28,7 +27,7 @@ from analyzer.dcerpc.constants import ACK, CL_CANCEL, FACK, FAULT, PING, REJECT,
 from analyzer.dcerpc.decoding import Decoded, NoDecoder, StubDecoder, Stubs
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
-from analyzer.model import CallRecord, DatagramRecord, Flow
+from analyzer.model import CallRecord, DatagramRecord, Flow, RecordSink
 
 SOURCE_HEADER = "header"  # a call's interface came from its own header
 LAYER = "dcerpc_cl"
