@@ -406,3 +406,18 @@ def test_bad_epm_stub_is_a_violation() -> None:
     s = f.close()
     assert [(v[2], v[3]) for v in s.violations] == [("epm", "epm_short_context_handle")]
     assert len(s.calls) == 1 and not s.endpoints
+
+
+def test_without_a_decoder_calls_are_tracked_and_nothing_is_decoded() -> None:
+    from analyzer.dcerpc.cl import ClTracker
+    from tests.cl_build import Sink, flow_for
+
+    stub = map_response([udp_tower(PNIO, 1, 49152, "0.0.0.0")], True)
+    sink = Sink()
+    tracker = ClTracker(sink, Limits(), flow_for)  # no stub decoder injected
+    tracker.datagram(*CLIENT, *EPM_SERVER, encode(REQUEST, iface=EPM, if_vers=3, opnum=3), 1, MS)
+    tracker.datagram(*EPM_SERVER, *CLIENT, encode(RESPONSE, iface=EPM, if_vers=3, opnum=3, body=stub), 2, 2 * MS)
+    tracker.close()
+    (call,) = sink.calls
+    assert (call.interface_uuid, call.answered, call.arguments, call.return_status) == (EPM, True, None, None)
+    assert sink.endpoints == [] and sink.violations == []

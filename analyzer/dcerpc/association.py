@@ -89,7 +89,7 @@ class Association:
         *,
         decoder: StubDecoder | None = None,
     ) -> None:
-        """`decoder`: the stub decoders this association's calls go to (`analyzer.stubs.stub_decoder()`,
+        """`decoder`: the stub decoders this association's calls go to (`analyzer.stubs.stub_decoder(limits)`,
         one per association); without one, stubs are neither kept nor decoded."""
         self.flow = flow
         self.identified_by = identified_by

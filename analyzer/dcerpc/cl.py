@@ -74,7 +74,7 @@ class ClTracker:
         *,
         decoder: StubDecoder | None = None,
     ) -> None:
-        """`decoder`: the stub decoders the calls go to (`analyzer.stubs.stub_decoder()`, one per
+        """`decoder`: the stub decoders the calls go to (`analyzer.stubs.stub_decoder(limits)`, one per
         capture file); without one, stubs are neither kept nor decoded."""
         self._sink = sink
         self._limits = limits

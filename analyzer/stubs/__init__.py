@@ -4,7 +4,7 @@ Owns: the registry (`registry.py`: `family()` / `Family.op()` declarations, `wan
 `StubState` for context-handle names) and one module per interface family, each a list of
 declarations written with the NDR types of `analyzer.dcerpc.ndr_types`. The connection-oriented
 association and the connectionless tracker alike get it injected through the seam
-`analyzer.dcerpc.decoding.StubDecoder`: whoever builds them passes `stub_decoder()` (one per
+`analyzer.dcerpc.decoding.StubDecoder`: whoever builds them passes `stub_decoder(limits)` (one per
 association, or per capture's connectionless calls); `analyzer.dcerpc` never imports this package.
 The endpoint mapper is one entry like the others.
 
