@@ -573,6 +573,28 @@ def test_malformed_epm_answer_is_an_epm_violation_at_the_answer_frame() -> None:
     assert (flow, frame, layer, what) == (FLOW, 4, "epm", "epm_bad_tower_count")
 
 
+def _ndr64_map_response(tower: bytes) -> bytes:
+    """ept_map response in NDR64 ([MS-RPCE] 2.2.5.3): 8-byte counts and referent ids, aligned to 8."""
+    out = b"\0" * 20 + struct.pack("<I", 1)  # entry handle, num_towers
+    out += struct.pack("<QQQQ", 1, 0, 1, 0x20000)  # max, offset, actual count; one referent id
+    out += struct.pack("<QI", len(tower), len(tower)) + tower  # twr_t: conformance, tower_length, octets
+    return out + b"\0" * (-len(out) % 4) + struct.pack("<I", 0)
+
+
+def test_ndr64_context_reads_its_stubs_as_ndr64() -> None:
+    tower = epm_build.tower(SAMR, 1, "tcp", 49668, "10.0.0.2")
+    for transfer, ok in ((co.NDR64, True), (co.NDR, False)):
+        c = Conv()
+        c.bind([(0, EPM, 3, [co.NDR64, co.NDR] if ok else [co.NDR])])
+        c.ack([(0, 0, transfer)])
+        c.request(2, 3)
+        c.response(2, _ndr64_map_response(tower))
+        s = c.close()
+        # Read as NDR 2.0 the same bytes announce no tower (4-byte counts: the actual count reads 0).
+        assert [(e.port, e.host) for e in s.endpoints] == ([(49668, "10.0.0.2")] if ok else [])
+        assert s.calls[0].arguments == ("towers=1" if ok else "towers=0")
+
+
 # -- caps -----------------------------------------------------------------------------------------
 
 
