@@ -93,7 +93,7 @@ class Association:
         one per association); without one, stubs are neither kept nor decoded."""
         self.flow = flow
         self.identified_by = identified_by
-        self.hint = hint
+        self._hint = hint
         self._sink = sink
         self._limits = limits
         self._contexts: dict[int, _Context] = {}
@@ -233,9 +233,9 @@ class Association:
             call.iface = ctx.abstract
             call.iface_source = SOURCE_BIND
             call.ndr64 = ctx.ndr64
-        elif self.hint is not None:
-            call.iface = SyntaxId(self.hint.uuid, self.hint.major or 0, self.hint.minor or 0)
-            call.iface_source = self.hint.source
+        elif self._hint is not None:
+            call.iface = SyntaxId(self._hint.uuid, self._hint.major or 0, self._hint.minor or 0)
+            call.iface_source = self._hint.source
         else:
             call.iface_source = SOURCE_UNKNOWN
 
