@@ -11,18 +11,20 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer import report, views
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.manifest import utc_now, write_manifest
-from analyzer.output import NamedFrame, write_tables
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
-from analyzer.zeeklog import FORMATS as ZEEK_FORMATS
+from analyzer.report import views
+from analyzer.report.manifest import utc_now, write_manifest
+from analyzer.report.output import NamedFrame, write_tables
+from analyzer.report.tables import ATTEMPTS, Tables, attempts_frame, build
+from analyzer.report.text import hosts_text
+from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 
 
 @dataclass
 class AnalysisResult:
-    """What a run found. Every table is a DataFrame with explicit dtypes (see `report.SCHEMAS`
+    """What a run found. Every table is a DataFrame with explicit dtypes (see `report.tables.SCHEMAS`
     and the column dictionary in the README); a table with no rows still has its columns.
 
     Attributes:
@@ -60,8 +62,8 @@ class AnalysisResult:
         return f"AnalysisResult({counts})"
 
     @property
-    def tables(self) -> report.Tables:
-        return report.Tables(
+    def tables(self) -> Tables:
+        return Tables(
             self.binds,
             self.endpoints,
             self.calls,
@@ -75,7 +77,7 @@ class AnalysisResult:
     def attempts(self) -> pd.DataFrame:
         """One row per TCP connection attempt to an RPC port that never became a DCE/RPC conversation
         (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
-        return report.attempts_frame(self.records)
+        return attempts_frame(self.records)
 
     @cached_property
     def endpoint_inventory(self) -> pd.DataFrame:
@@ -130,14 +132,15 @@ class AnalysisResult:
 
     def hosts_text(self, role: str | None = None) -> str:
         """The per-host view as readable text, each host with the services it negotiated."""
-        return views.hosts_text(self.hosts, self.matrix, role)
+        return hosts_text(self.hosts, self.matrix, role)
 
     def html(self, title: str = "RPC traffic report", include_local: bool = False) -> str:
         """The self-contained HTML report (summary, per-host tables, inventory, plots, data quality);
         ncalrpc (local) endpoints are left out of its inventory unless include_local."""
-        from analyzer.html import render
+        from analyzer.report.html import render
 
-        return render(self, title, include_local)
+        shown = {name: getattr(self, name) for name in (*views.VIEW_SCHEMAS, "findings")}
+        return render(self.tables, shown, title, include_local)
 
     @property
     def errors(self) -> list[str]:
@@ -153,16 +156,16 @@ class AnalysisResult:
         arguments: Mapping[str, object] | None = None,
     ) -> list[Path]:
         """Write every table and view to out_dir as CSV (default), JSON lines or Parquet; or, with fmt
-        `zeek` (TSV) or `zeek-json`, the Zeek-compatible logs (see `analyzer.zeek_logs`; `all_calls`
+        `zeek` (TSV) or `zeek-json`, the Zeek-compatible logs (see `analyzer.zeek.logs`; `all_calls`
         puts every call in dce_rpc.log instead of only those Zeek would log). Then manifest.json
         (version, `arguments`, inputs with size and SHA-256, times, files written). Returns the paths
         of the tables (or logs)."""
         if fmt in ZEEK_FORMATS:
-            from analyzer.zeek_logs import write_zeek_logs
+            from analyzer.zeek.logs import write_zeek_logs
 
             written = write_zeek_logs(self, out_dir, fmt, all_calls)
         else:
-            extra: list[NamedFrame] = [*self.view_items(), ("attempts", self.attempts, report.ATTEMPTS)]
+            extra: list[NamedFrame] = [*self.view_items(), ("attempts", self.attempts, ATTEMPTS)]
             written = write_tables(self.tables, out_dir, fmt, extra)
         write_manifest(
             out_dir,
@@ -177,7 +180,7 @@ class AnalysisResult:
 
 
 def from_records(records: Records, started: str | None = None) -> AnalysisResult:
-    t = report.build(records)
+    t = build(records)
     return AnalysisResult(
         t.binds, t.endpoints, t.calls, t.connections, t.hosts, t.violations, t.captures, records, started
     )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from analyzer import __version__
-from analyzer.terminal import printable, printable_lines
+from analyzer.report.terminal import printable, printable_lines
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult
@@ -237,7 +237,7 @@ def analyze(
     _load_names(names_file)
     _load_rules(rules_files)
     sigma_rules = _load_sigma(sigma_paths)
-    from analyzer.manifest import MANIFEST, Digests, foreign_files, hash_in_background, utc_now
+    from analyzer.report.manifest import MANIFEST, Digests, foreign_files, hash_in_background, utc_now
 
     started = utc_now()
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -280,7 +280,7 @@ def analyze(
             logs = ", ".join(p.name for p in written) or "no log (no DCE/RPC call or bind)"
             click.echo(f"{len(result.calls)} calls, {len(result.binds)} binds -> {printable(out_dir)}: {logs}")
     elif not quiet:
-        from analyzer.summary import print_summary
+        from analyzer.report.summary import print_summary
 
         print_summary(result, Path(out_dir), fmt)
     if result.errors:
@@ -329,7 +329,7 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
         import dataclasses
         import io
 
-        from analyzer.output import LINE_TERMINATOR, neutralise
+        from analyzer.report.output import LINE_TERMINATOR, neutralise
 
         fields = [f.name for f in dataclasses.fields(q.NameRow)]
         buf = io.StringIO()
@@ -447,14 +447,14 @@ def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, 
     """
     _load_names(names_file)
     result = _read_captures(captures, quiet)
-    from analyzer import views
+    from analyzer.report import views
 
     if fmt == "csv":
-        from analyzer.output import csv_text
+        from analyzer.report.output import csv_text
 
         _echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
     else:
-        from analyzer.endpoints_text import rpcdump_text
+        from analyzer.report.endpoints_text import rpcdump_text
 
         _echo_lines(rpcdump_text(result.endpoint_inventory, show_all))
     if result.errors:
@@ -496,8 +496,8 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
     _load_names(names_file)
     result = _read_captures(captures, quiet)
     if fmt == "csv":
-        from analyzer.output import csv_text
-        from analyzer.report import HOSTS
+        from analyzer.report.hosts import HOSTS
+        from analyzer.report.output import csv_text
 
         table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
         _echo_csv(csv_text(table, HOSTS))
@@ -643,7 +643,7 @@ def firewall(
     else:
         allow = fw.allow_list(result.binds, result.calls)
         if fmt == "csv":
-            from analyzer.output import csv_text
+            from analyzer.report.output import csv_text
 
             outputs = {"allow_list.csv": csv_text(allow, fw.ALLOW_LIST)}
         else:

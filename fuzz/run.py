@@ -101,9 +101,9 @@ def _targets(instrument: bool) -> dict[str, Callable[[bytes], None]]:
 
     with atheris.instrument_imports(include=["analyzer", "fuzz"]):
         import analyzer.api
-        import analyzer.html
-        import analyzer.output
-        import analyzer.views  # noqa: F401
+        import analyzer.report.html
+        import analyzer.report.output
+        import analyzer.report.views  # noqa: F401
         from fuzz.targets import TARGETS
     return TARGETS
 

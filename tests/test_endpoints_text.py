@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import analyzer
 from analyzer import registry
 from analyzer.cli import main
-from analyzer.endpoints_text import rpcdump_text
+from analyzer.report.endpoints_text import rpcdump_text
 from tests.conftest import SAMPLES
 
 

@@ -21,7 +21,8 @@ import pytest
 from analyzer import findings
 from analyzer.findings.conditions import evaluate, parse_conditions
 from analyzer.findings.rules import RuleError, load_rules
-from analyzer.report import BINDS, CALLS, CONNECTIONS, ENDPOINTS, VIOLATIONS, frame
+from analyzer.report.columns import frame
+from analyzer.report.tables import BINDS, CALLS, CONNECTIONS, ENDPOINTS, VIOLATIONS
 from tests.conftest import ROOT, SHARED, needs_shared
 from tests.findings_expected import (
     Expected,

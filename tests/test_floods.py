@@ -153,7 +153,7 @@ def test_summary_and_report_count_occurrences_not_rows(tmp_path: Path) -> None:
     rows summarise them."""
     from rich.console import Console
 
-    from analyzer.summary import print_summary
+    from analyzer.report.summary import print_summary
 
     records, _ = _run(_write(tmp_path, floods.bogus_flood, 500), Limits(max_violations_listed=10))
     result = from_records(records)

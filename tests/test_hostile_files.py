@@ -481,7 +481,7 @@ def test_unlistable_subdirectory_is_reported(tmp_path: Path, monkeypatch: pytest
 
 def test_tables_never_overflow_on_a_time_out_of_range() -> None:
     """The report layer's own guard: a time no reader should produce is unknown, not an OverflowError."""
-    from analyzer.report import TIME, frame
+    from analyzer.report.columns import TIME, frame
 
     df = frame({"ts": TIME}, {"ts": [1 << 64, -(1 << 70), 0, MAX_NS, 1_700_000_000 * 10**9]})
     assert df["ts"].isna().tolist() == [True, True, True, False, False]
@@ -490,7 +490,7 @@ def test_tables_never_overflow_on_a_time_out_of_range() -> None:
 def test_input_hashing_refuses_a_fifo_instead_of_waiting(tmp_path: Path) -> None:
     """manifest.json hashes every input: a FIFO there is an error entry, not a hang."""
     from analyzer.capture.digest import sha256_file
-    from analyzer.manifest import hash_inputs
+    from analyzer.report.manifest import hash_inputs
 
     fifo = _fifo(tmp_path / "p.pcap")
     with pytest.raises(OSError, match="not a regular file"):

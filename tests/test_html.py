@@ -32,12 +32,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import analyzer
-from analyzer import views
 from analyzer.api import from_records
 from analyzer.cli import main
-from analyzer.html import heatmap_table
-from analyzer.plots import cell_colours, heatmap_grid, timeline_bucket, timeline_png
 from analyzer.records import Records
+from analyzer.report import views
+from analyzer.report.html import heatmap_table
+from analyzer.report.plots import cell_colours, heatmap_grid, timeline_bucket, timeline_png
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
 
 INSTALL = "apt-get update && apt-get install -y chromium"

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 import analyzer
-from analyzer.output import LINE_TERMINATOR, csv_text, neutralise, write_frame
-from analyzer.report import SCHEMAS, STR
-from analyzer.views import VIEW_SCHEMAS
+from analyzer.report.columns import STR
+from analyzer.report.output import LINE_TERMINATOR, csv_text, neutralise, write_frame
+from analyzer.report.tables import SCHEMAS
+from analyzer.report.views import VIEW_SCHEMAS
 
 ALL = {**SCHEMAS, **VIEW_SCHEMAS}
 HOSTILE = [

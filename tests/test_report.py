@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 import analyzer
-from analyzer.output import neutralise
 from analyzer.records import Records
-from analyzer.report import SCHEMAS, build
+from analyzer.report.output import neutralise
+from analyzer.report.tables import SCHEMAS, build
 from tests.conftest import SAMPLES
 
 REQUIRED = {
@@ -128,7 +128,7 @@ def test_readme_column_dictionary_matches_the_schemas() -> None:
             if cell and cell.group(1).strip() != "column":
                 cols |= {c.strip() for c in cell.group(1).split(",")}
         documented[m.group(1)] = cols
-    from analyzer.views import VIEW_SCHEMAS
+    from analyzer.report.views import VIEW_SCHEMAS
 
     for table, schema in {**SCHEMAS, **VIEW_SCHEMAS}.items():
         assert documented.get(table) == set(schema), (table, set(schema) ^ documented.get(table, set()))
@@ -137,7 +137,7 @@ def test_readme_column_dictionary_matches_the_schemas() -> None:
 def test_no_column_is_named_after_a_dataframe_attribute() -> None:
     """`result.calls.pipe` once returned DataFrame.pipe, not the column: every column must be reachable
     as an attribute, so none may share a name with a DataFrame method or property."""
-    from analyzer.views import VIEW_SCHEMAS
+    from analyzer.report.views import VIEW_SCHEMAS
 
     taken = set(dir(pd.DataFrame))
     for table, schema in {**SCHEMAS, **VIEW_SCHEMAS}.items():

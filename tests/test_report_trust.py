@@ -10,7 +10,7 @@ from typing import Any
 
 import analyzer
 from analyzer.dcerpc.constants import REQUEST, RESPONSE
-from analyzer.report import list_order, port_ranges
+from analyzer.report.lists import list_order, port_ranges
 from analyzer.smb.netbios import header_problem as netbios_problem
 from analyzer.smb.smb2 import header_problem
 from tests.conftest import CAPTURES, SAMPLES, Conversation, needs_shared, write_pcap

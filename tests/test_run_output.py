@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import analyzer
 from analyzer.capture.digest import sha256_file
 from analyzer.cli import main
-from analyzer.manifest import hash_in_background
+from analyzer.report.manifest import hash_in_background
 from tests.conftest import SAMPLES
 
 EPM = SAMPLES / "epm_map_session.pcap"

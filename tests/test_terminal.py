@@ -15,8 +15,8 @@ from rich.console import Console
 import analyzer
 from analyzer import cli
 from analyzer.cli import main
-from analyzer.summary import display_names, print_summary
-from analyzer.terminal import plain_text, printable, printable_lines
+from analyzer.report.summary import display_names, print_summary
+from analyzer.report.terminal import plain_text, printable, printable_lines
 from tests.conftest import SAMPLES
 
 EVIL = "[link=http://evil.example]x[/link][blink]b[/blink]\x1b]0;pwned\x07\x1b[31m\x9b2J\u202eabc"

@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 import analyzer
-from analyzer import views
 from analyzer.api import from_records
 from analyzer.cli import main
 from analyzer.limits import Limits
 from analyzer.records import Records
-from analyzer.report import SCHEMAS
+from analyzer.report import views
+from analyzer.report.tables import SCHEMAS
+from analyzer.report.text import hosts_text, inventory_text
 from tests.conftest import (
     BTFN,
     CAPTURES,
@@ -79,7 +80,7 @@ def test_an_empty_run_gives_empty_but_shaped_views() -> None:
         assert list(df.columns) == list(views.VIEW_SCHEMAS[name]), name
         assert dtypes(df) == views.VIEW_SCHEMAS[name], name
     assert res.hosts_text() == "no hosts\n"
-    assert views.inventory_text(res.endpoint_inventory).startswith("no endpoints")
+    assert inventory_text(res.endpoint_inventory).startswith("no endpoints")
 
 
 def test_views_on_samples_have_their_dtypes_and_are_computed_once(samples: analyzer.AnalysisResult) -> None:
@@ -275,23 +276,23 @@ def test_hosts_text_shows_services_per_peer_and_filters_by_role() -> None:
     assert svcctl_line.split()[:7] == ["svcctl", "10.0.0.20", "49667", "3", "2", "0", "7"]
     servers = res.hosts_text("server")
     assert "as server" in servers and "as client" not in servers
-    assert views.hosts_text(res.hosts.iloc[0:0], role="client") == "no hosts seen as client\n"
+    assert hosts_text(res.hosts.iloc[0:0], role="client") == "no hosts seen as client\n"
 
 
 def test_text_renderings_strip_control_characters_from_the_wire() -> None:
     res = analyzer.analyze([SAMPLES / "epm_map_session.pcap"])
     hosts = res.hosts.copy()
     hosts["users"] = "EVIL\\\x1b[31mroot\x07"
-    text = views.hosts_text(hosts)
+    text = hosts_text(hosts)
     assert "\x1b" not in text and "\x07" not in text and "EVIL\\?[31mroot?" in text
     inv = res.endpoint_inventory.copy()
     inv["annotation"] = "svc\x1b]0;pwned\x07"
-    assert "\x1b" not in views.inventory_text(inv)
+    assert "\x1b" not in inventory_text(inv)
 
 
 def test_inventory_text_has_the_portqry_layout() -> None:
     res = analyzer.analyze([SAMPLES / "epm_lookup_dump.pcap"])
-    text = views.inventory_text(res.endpoint_inventory)
+    text = inventory_text(res.endpoint_inventory)
     lines = text.splitlines()
     assert lines[0].startswith("Server 10.0.0.5: ")
     i = lines.index("UUID: 897e2e5f-93f3-4376-9c9c-fd2277495c27 Frs2 Service")

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import analyzer
-from analyzer import zeek_names
-from analyzer.zeeklog import escape, log_text, tsv_line
+from analyzer.report import zeek_names
+from analyzer.zeek.log import escape, log_text, tsv_line
 from tests.conftest import CAPTURES, SAMPLES, SVCCTL, needs_shared
 
 BASELINES = CAPTURES / "zeek" / "baselines"
@@ -359,7 +359,7 @@ def test_any_wire_string_stays_in_its_field_and_reads_back(values: list[str]) ->
 
 
 def test_a_finding_on_a_bind_frame_takes_the_binds_uid() -> None:
-    from analyzer.zeek_logs import findings_frame
+    from analyzer.zeek.logs import findings_frame
 
     result = analyzer.analyze(SAMPLES / "smb2_pipes.pcap")
     bind = result.binds.iloc[0]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from analyzer.findings.conditions import missing_series
 from analyzer.findings.rules import SOURCES
-from analyzer.zeek_view import PIPE_COLUMN
+from analyzer.report.zeek_names import PIPE_COLUMN
 
 DC_INTERFACES = ("drsuapi", "netlogon")
 KERBEROS_PORT = 88

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.report import INT, STR, TIME
-from analyzer.report import frame as _frame
+from analyzer.report.columns import INT, STR, TIME
+from analyzer.report.columns import frame as _frame
 
 FINDINGS: dict[str, str] = {
     "capture": STR,

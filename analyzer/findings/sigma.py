@@ -2,7 +2,7 @@
 
 Rules are read from a path with `SigmaCollection.load_ruleset` and converted to SQL by the pySigma SQLite
 backend through a processing pipeline that maps their logsources onto in-memory tables built from ours
-(`analyzer.zeek_view`):
+(`analyzer.report.zeek_names`):
 
     product zeek, service dce_rpc   -> table dce_rpc       (Zeek dce_rpc.log fields; src_ip -> id.orig_h)
     product zeek, service smb_files -> table smb_files     (one row per named-pipe conversation)
@@ -26,10 +26,10 @@ from typing import Any, cast
 
 import pandas as pd
 
-from analyzer import zeek_view
 from analyzer.findings.context import identity
 from analyzer.findings.engine import MAX_ARGUMENT, MAX_LISTED, bursts, listed
 from analyzer.findings.schema import FINDINGS, empty, frame
+from analyzer.report import zeek_names
 
 TABLES = {("zeek", "dce_rpc"): "dce_rpc", ("zeek", "smb_files"): "smb_files", ("rpc_firewall", None): "rpc_firewall"}
 _LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
@@ -80,7 +80,7 @@ def _pipeline() -> Any:
     items.append(
         ProcessingItem(
             identifier="rpc_analyzer_zeek_field_names",
-            transformation=FieldMappingTransformation(cast(Any, dict(zeek_view.SIGMA_ZEEK_ALIASES))),
+            transformation=FieldMappingTransformation(cast(Any, dict(zeek_names.SIGMA_ZEEK_ALIASES))),
             rule_conditions=[LogsourceCondition(product="zeek")],
         )
     )
@@ -142,9 +142,9 @@ def _database(calls: pd.DataFrame, connections: pd.DataFrame) -> sqlite3.Connect
     db = sqlite3.connect(":memory:")
     db.create_function("REGEXP", 2, _regexp, deterministic=True)
     views = {
-        "dce_rpc": zeek_view.dce_rpc(calls),
-        "rpc_firewall": zeek_view.rpc_firewall(calls),
-        "smb_files": zeek_view.smb_files(connections),
+        "dce_rpc": zeek_names.sigma_dce_rpc(calls),
+        "rpc_firewall": zeek_names.rpc_firewall(calls),
+        "smb_files": zeek_names.smb_files(connections),
     }
     for name, df in views.items():
         plain = df.astype(object).where(df.notna(), None)

@@ -59,7 +59,7 @@ def render_findings(findings: pd.DataFrame, fmt: str) -> str:
     text grouped by host."""
     if fmt == "csv":
         from analyzer.findings.schema import FINDINGS
-        from analyzer.output import csv_text
+        from analyzer.report.output import csv_text
 
         return csv_text(findings, FINDINGS)
     return findings_text(findings)

@@ -190,3 +190,85 @@ def dce_rpc_view(calls: pd.DataFrame, binds: pd.DataFrame, all_calls: bool = Fal
     )
     view = view.reset_index(drop=True)
     return view
+
+
+# -- the views Sigma rules are evaluated over (../shared/detection/sigma_zeek.md) --------------------
+
+# Field names Sigma rules use for Zeek logs that are not Zeek's own (Sigma's zeek field mapping)
+SIGMA_ZEEK_ALIASES = {"src_ip": "id.orig_h", "src_port": "id.orig_p", "dst_ip": "id.resp_h", "dst_port": "id.resp_p"}
+PIPE_COLUMN = "pipe_name"  # the pipe column of the tables: findings and Sigma read it from here only
+
+
+def _epoch(ts: pd.Series) -> pd.Series:
+    out: pd.Series = ts.astype("int64") / 1e9 if not ts.empty else pd.Series([], dtype="float64")
+    return out.round(6)
+
+
+def sigma_dce_rpc(calls: pd.DataFrame) -> pd.DataFrame:
+    """One row per call with Zeek's dce_rpc.log fields (named_pipe: the pipe, else the server port, as
+    Zeek's sec_addr holds for TCP)."""
+    ops = [
+        operation_name(u, int(n)) if isinstance(u, str) and n is not None and n is not pd.NA else f"unknown-{n}"
+        for u, n in zip(calls["interface_uuid"].tolist(), calls["opnum"].tolist(), strict=True)
+    ]
+    port = calls["server_port"].astype("Int64").astype("string")
+    view: pd.DataFrame = pd.DataFrame(
+        {
+            "ts": _epoch(calls["ts"]),
+            "uid": calls["uid"] if "uid" in calls.columns else pd.Series(pd.NA, index=calls.index, dtype="string"),
+            "id.orig_h": calls["client_ip"],
+            "id.orig_p": calls["client_port"],
+            "id.resp_h": calls["server_ip"],
+            "id.resp_p": calls["server_port"],
+            "rtt": calls["rtt_s"],
+            "named_pipe": calls[PIPE_COLUMN].fillna(port),
+            "endpoint": [endpoint_name(u) or "unknown-" for u in calls["interface_uuid"].tolist()],
+            "operation": pd.Series(ops, index=calls.index, dtype="string"),
+        },
+        index=calls.index,
+    )
+    return view
+
+
+def smb_files(connections: pd.DataFrame) -> pd.DataFrame:
+    """One row per named-pipe conversation with Zeek smb_files.log's `path` (the IPC$ tree of the server,
+    where every pipe lives) and `name` (the pipe's name without \\PIPE\\). Other SMB files are not RPC and
+    are not in our tables."""
+    np = connections[connections[PIPE_COLUMN].notna()]
+    name = np[PIPE_COLUMN].astype("string").str.replace(r"^\\+pipe\\+", "", case=False, regex=True)
+    view: pd.DataFrame = pd.DataFrame(
+        {
+            "ts": _epoch(np["first_ts"]),
+            "id.orig_h": np["client_ip"],
+            "id.orig_p": np["client_port"],
+            "id.resp_h": np["server_ip"],
+            "id.resp_p": np["server_port"],
+            "path": "\\\\" + np["server_ip"].astype("string") + "\\IPC$",
+            "name": name,
+        },
+        index=np.index,
+    )
+    return view
+
+
+def rpc_firewall(calls: pd.DataFrame) -> pd.DataFrame:
+    """One RPC Firewall event 3 (RPCFW log) per call, with the fields its Sigma rules use."""
+    protocol = calls["transport"]
+    view: pd.DataFrame = pd.DataFrame(
+        {
+            "EventLog": "RPCFW",
+            "EventID": 3,
+            "InterfaceUuid": calls["interface_uuid"],
+            "OpNum": calls["opnum"],
+            "Protocol": protocol,
+            "Endpoint": calls[PIPE_COLUMN].fillna(calls["server_port"].astype("Int64").astype("string")),
+            "ClientNetworkAddress": calls["client_ip"],
+            "ClientPort": calls["client_port"],
+            "ServerNetworkAddress": calls["server_ip"],
+            "ServerPort": calls["server_port"],
+            "AuthenticationLevel": calls["auth_level"],
+            "AuthenticationService": calls["auth_type"],
+        },
+        index=calls.index,
+    )
+    return view

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from analyzer import views
-from analyzer.terminal import printable
+from analyzer.report import views
+from analyzer.report.terminal import printable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer import registry
-from analyzer.views import STATUSES, network_endpoints
+from analyzer.report.views import STATUSES, network_endpoints
 
 _NA = "N/A"  # what rpcdump.py prints for an unknown protocol or provider
 

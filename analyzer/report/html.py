@@ -15,20 +15,18 @@ matplotlib is imported only when a report is rendered: by the plots (analyzer.pl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from analyzer import __version__, views
-from analyzer.plots import cell_colours, dynamic_endpoints, heatmap_grid, ports_png, timeline_png
-from analyzer.report import FLOAT, INT, SCHEMAS, STR
-from analyzer.terminal import printable
-
-if TYPE_CHECKING:
-    from analyzer.api import AnalysisResult
+from analyzer import __version__
+from analyzer.report import views
+from analyzer.report.columns import FLOAT, INT, STR
+from analyzer.report.plots import cell_colours, dynamic_endpoints, heatmap_grid, ports_png, timeline_png
+from analyzer.report.tables import SCHEMAS, Tables
+from analyzer.report.terminal import printable
 
 _LONG = 40  # characters: a longer text cell wraps instead of widening its column
 MAX_ROWS = 500  # per table: a report that does not open is no report; the CSVs hold everything
@@ -243,8 +241,6 @@ def _figures(pairs: Iterable[tuple[str, object]]) -> str:
 
 def findings_section(findings: pd.DataFrame) -> str:
     """The findings, most severe first, at the top of the report (findings.csv has them all)."""
-    from analyzer.findings import FINDINGS
-
     counts = findings["severity"].value_counts()
     order = ("critical", "high", "medium", "low", "info")
     lead = ", ".join(f"{int(counts[s])} {s}" for s in order if s in counts) or "none"
@@ -270,17 +266,23 @@ def findings_section(findings: pd.DataFrame) -> str:
             "What looks like an attack, reconnaissance or a risky admin action, most severe first; frames are "
             "the evidence to open in Wireshark (findings.csv)."
         ),
-        _table(findings, columns, FINDINGS, css_class={"severity": "severity"}),
+        _table(
+            findings, columns, {str(c): str(t) for c, t in findings.dtypes.items()}, css_class={"severity": "severity"}
+        ),
     )
 
 
-def render(result: AnalysisResult, title: str = "RPC traffic report", include_local: bool = False) -> str:
-    """The report as one HTML document (a str); write it with UTF-8. The endpoint inventory leaves
-    out ncalrpc (local) endpoints unless include_local."""
+def render(
+    tables: Tables, views_: Mapping[str, pd.DataFrame], title: str = "RPC traffic report", include_local: bool = False
+) -> str:
+    """The report as one HTML document (a str); write it with UTF-8, from the base tables and the views
+    (`endpoint_inventory`, `timeline`, `matrix`, `data_quality` and `findings`). The endpoint inventory
+    leaves out ncalrpc (local) endpoints unless include_local."""
     import matplotlib as mpl
 
-    caps, binds, calls, conns = result.captures, result.binds, result.calls, result.connections
-    hosts, all_inv, dq = result.hosts, result.endpoint_inventory, result.data_quality
+    caps, binds, calls, conns = tables.captures, tables.binds, tables.calls, tables.connections
+    hosts, all_inv, dq = tables.hosts, views_["endpoint_inventory"], views_["data_quality"]
+    matrix, violations = views_["matrix"], tables.violations
     inv = views.network_endpoints(all_inv, include_local)
     hidden = len(all_inv) - len(inv)
     first, last = caps["first_ts"].min(), caps["last_ts"].max()
@@ -294,11 +296,11 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
             ("hosts", hosts["host"].nunique()),
             ("context items bound", len(binds)),
             ("accepted", int((binds["ack_result"] == "acceptance").sum())),
-            ("EPM towers", len(result.endpoints)),
+            ("EPM towers", len(tables.endpoints)),
             ("calls", len(calls)),
             ("faults", int(calls["fault_code"].notna().sum())),
             ("encrypted calls", int(calls["encrypted"].fillna(False).astype(bool).sum())),
-            ("violations", int(result.violations["occurrences"].sum())),  # a row may stand for many
+            ("violations", int(violations["occurrences"].sum())),  # a row may stand for many
         ]
     )
     cap_cols = ["capture", "format", "link_types", "frames", "bytes", "first_ts", "last_ts", "truncated", "error"]
@@ -310,11 +312,11 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
     dq_shown = dq_shown.sort_values(["capture", "stream"], na_position="first", kind="stable")
 
     with mpl.rc_context({"font.size": 9}):
-        timeline_src = timeline_png(result.timeline)
+        timeline_src = timeline_png(views_["timeline"])
         ports_src = ports_png(inv, conns)
 
     sections = [
-        findings_section(result.findings),
+        findings_section(views_["findings"]),
         _section(
             "summary",
             "Summary",
@@ -326,7 +328,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
             "services",
             "Services negotiated between hosts",
             _note("One row per client, server and interface: where, how often and as whom (matrix.csv)."),
-            _table(result.matrix, _MATRIX_COLUMNS, views.MATRIX),
+            _table(matrix, _MATRIX_COLUMNS, views.MATRIX),
         ),
         _section(
             "servers",
@@ -395,7 +397,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
             "heatmap",
             "Host x interface",
             _note("Binds and calls per host and interface (matrix.csv); darker is fewer, on a log scale."),
-            heatmap_table(heatmap_grid(result.matrix)),
+            heatmap_table(heatmap_grid(matrix)),
         ),
         _section(
             "ports",
@@ -434,7 +436,7 @@ def render(result: AnalysisResult, title: str = "RPC traffic report", include_lo
         _section(
             "violations",
             "Violations",
-            _table(result.violations, list(SCHEMAS["violations"]), SCHEMAS["violations"], max_rows=200),
+            _table(violations, list(SCHEMAS["violations"]), SCHEMAS["violations"], max_rows=200),
         ),
     ]
     nav = "".join(

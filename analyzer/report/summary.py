@@ -11,13 +11,33 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePath
+from typing import Protocol
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.api import AnalysisResult
-from analyzer.terminal import plain_text
+from analyzer.report.terminal import plain_text
+
+
+class RunTables(Protocol):
+    """What the summary reads: the base tables and the findings (an `analyzer.AnalysisResult`)."""
+
+    @property
+    def captures(self) -> pd.DataFrame: ...
+    @property
+    def binds(self) -> pd.DataFrame: ...
+    @property
+    def calls(self) -> pd.DataFrame: ...
+    @property
+    def endpoints(self) -> pd.DataFrame: ...
+    @property
+    def connections(self) -> pd.DataFrame: ...
+    @property
+    def violations(self) -> pd.DataFrame: ...
+    @property
+    def findings(self) -> pd.DataFrame: ...
+
 
 # Wide enough for any row of these tables; rich only uses what the content needs.
 PIPED_WIDTH = 1000
@@ -86,7 +106,7 @@ def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Co
         console.print(plain_text(f"  {r.severity}: {r.technique} {r.title} ({r.client_ip} -> {r.server_ip})"))
 
 
-def print_summary(result: AnalysisResult, out_dir: Path, fmt: str, console: Console | None = None) -> None:
+def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console | None = None) -> None:
     console = console or _console()
     caps = result.captures
     binds = result.binds

@@ -1,7 +1,7 @@
 """Zeek-compatible logs of a run: dce_rpc.log exactly as Zeek writes it, and companion logs.
 
 `dce_rpc.log` has Zeek's 10 columns in Zeek's order and nothing else (Malcolm and other pipelines parse
-it by position), with the rows Zeek's own script would log (see `analyzer.zeek_names`): answered calls
+it by position), with the rows Zeek's own script would log (see `analyzer.report.zeek_names`): answered calls
 whose interface a bind named, on TCP or SMB pipes, minus Zeek's ignored operations. We write no more
 than that there on purpose: a SOC that merges our log with real Zeek output, or runs Zeek-written
 rules (Sigma's zeek rules, BZAR) over it, gets the rows and semantics it expects, with no double
@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.zeek_names import DCE_RPC_FIELDS, dce_rpc_view, endpoint_name, zeek_calls
-from analyzer.zeeklog import Field, write_log
+from analyzer.report.zeek_names import DCE_RPC_FIELDS, dce_rpc_view, endpoint_name, zeek_calls
+from analyzer.zeek.log import Field, write_log
 
 _ID: tuple[Field, ...] = (("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"), ("id.resp_p", "port"))
 _ID_SOURCE = {

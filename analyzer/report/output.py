@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.report import SCHEMAS, STR, TIME, Tables
+from analyzer.report.columns import STR, TIME
+from analyzer.report.tables import SCHEMAS, Tables
 
 # A table to write beside the base ones: (file name without extension, frame, its schema).
 NamedFrame = tuple[str, pd.DataFrame, dict[str, str]]

@@ -1,0 +1,125 @@
+"""The per-host table: for each host as server and as client, a group-by over the base tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analyzer import registry
+from analyzer.report.columns import INT, STR, TIME, frame
+from analyzer.report.lists import joined, joined_columns, port_ranges
+
+HOSTS: dict[str, str] = {
+    "host": STR,
+    "role": STR,
+    "captures": STR,
+    "interfaces": STR,
+    "interface_uuids": STR,
+    "specs": STR,
+    "transports": STR,
+    "ports": STR,
+    "dynamic_ports": STR,
+    "pipes": STR,
+    "peers": STR,
+    "peer_count": INT,
+    "connections": INT,
+    "binds": INT,
+    "accepted": INT,
+    "rejected": INT,
+    "calls": INT,
+    "faults": INT,
+    "epm_endpoints": INT,
+    "auth_levels": STR,
+    "users": STR,
+    "first_seen": TIME,
+    "last_seen": TIME,
+}
+
+
+def _spec(uuid: object) -> str | None:
+    if not isinstance(uuid, str):
+        return None
+    info = registry.interface_info(uuid)
+    return info.spec if info is not None else None
+
+
+def hosts_frame(
+    binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame
+) -> pd.DataFrame:
+    """Per host and role: the services it offered (server) or negotiated (client).
+
+    Built from group-bys over the other tables: connections give the conversations, ports, peers and
+    times; binds the context items and their answers; calls the calls, faults and identities.
+    Interfaces are those accepted in a bind or used by a call.
+    """
+    if connections.empty:
+        return frame(HOSTS, {})
+    rejected = binds["ack_result"].isin(["user_rejection", "provider_rejection", "nak"])
+    who = calls["user"].where(calls["domain"].isna(), calls["domain"] + "\\" + calls["user"])
+    calls = calls.assign(identity=who, faulted=calls["fault_code"].notna())
+    binds = binds.assign(accepted=binds["ack_result"] == "acceptance", rejected=rejected)
+    parts = []
+    for role, me, peer in (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip")):
+        conn = connections.rename(columns={me: "host"})
+        b = binds.rename(columns={me: "host"})
+        c = calls.rename(columns={me: "host"})
+        used = pd.concat(
+            [
+                b.loc[b["accepted"], ["host", "interface_name", "interface_uuid"]],
+                c[["host", "interface_name", "interface_uuid"]],
+            ]
+        )
+        g = conn.groupby("host")
+        out = pd.DataFrame(
+            {
+                "connections": g.size(),
+                "peer_count": g[peer].nunique(),
+                "first_seen": g["first_ts"].min(),
+                "last_seen": g["last_ts"].max(),
+            }
+        )
+        out["role"] = role
+        conn_text = conn.assign(server_port=conn["server_port"].astype("Int64").astype("string"))
+        out = out.join(
+            joined_columns(
+                conn_text,
+                "host",
+                {
+                    "captures": "capture",
+                    "transports": "transport",
+                    "ports": "server_port",
+                    "pipes": "pipe_name",
+                    "peers": peer,
+                },
+            )
+        )
+        specs = {u: _spec(u) for u in used["interface_uuid"].dropna().unique()}
+        out = out.join(
+            joined_columns(
+                used.assign(spec=used["interface_uuid"].map(specs)),
+                "host",
+                {"interfaces": "interface_name", "interface_uuids": "interface_uuid", "specs": "spec"},
+            )
+        )
+        dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(port_ranges)
+        out["dynamic_ports"] = dyn.astype("string")
+        levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
+        out["auth_levels"] = joined(levels, "host", "auth_level")
+        bg = b.groupby("host")
+        out["binds"] = bg.size()
+        out["accepted"] = bg["accepted"].sum()
+        out["rejected"] = bg["rejected"].sum()
+        cg = c.groupby("host")
+        out["calls"] = cg.size()
+        out["faults"] = cg["faulted"].sum()
+        out["users"] = joined(c, "host", "identity")
+        if role == "server" and not endpoints.empty:
+            out["epm_endpoints"] = endpoints.groupby("epm_server_ip").size()
+        parts.append(out.reset_index())
+    df = pd.concat(parts, ignore_index=True)
+    for col in ("binds", "accepted", "rejected", "calls", "faults", "epm_endpoints"):
+        df[col] = df[col].fillna(0) if col in df else 0
+    df = df.reindex(columns=list(HOSTS))
+    for col, dtype in HOSTS.items():
+        df[col] = df[col].astype(dtype)
+    hosts: pd.DataFrame = df.sort_values(["host", "role"], ignore_index=True)
+    return hosts
