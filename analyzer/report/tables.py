@@ -18,6 +18,7 @@ from analyzer.dcerpc.epm import EPM_OPERATIONS
 from analyzer.flowid import flow_ids
 from analyzer.localise import localise
 from analyzer.model import (
+    BY_MIDSTREAM,
     AttemptRecord,
     BindRecord,
     CallRecord,
@@ -33,8 +34,9 @@ from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema,
 from analyzer.report.hosts import HOSTS, hosts_frame
 from analyzer.report.lists import join
 from analyzer.report.names import Names
+from analyzer.report.stream import sorted_chunks
 
-CHUNK_ROWS = 50_000  # records converted to one frame at a time
+CHUNK_ROWS = 4096  # records converted to one frame at a time: a chunk's objects are all that is transient
 
 _Flowed = BindRecord | CallRecord | EndpointRecord
 
@@ -338,15 +340,6 @@ def chunks(
         yield localise(convert(columns, batch, context), table, records.frame_maps)
 
 
-def _whole(
-    columns: Sequence[Column[Any, Any]], rows: Iterable[Any], context: Any, table: str, records: Records
-) -> pd.DataFrame:
-    parts = list(chunks(columns, rows, context, table, records))
-    df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True) if parts else frame(schema(columns), {})
-    keys = ORDER.get(table)
-    return df.sort_values(keys, kind="stable", ignore_index=True) if keys and not df.empty else df
-
-
 def connection_stats(records: Records, names: Names, late: LateNames) -> dict[tuple[str, int], ConnStats]:
     """Per (capture, stream): its binds, calls, faults, violations and the interfaces it used."""
     per: dict[tuple[str, int], ConnStats] = {}
@@ -375,45 +368,63 @@ def connection_stats(records: Records, names: Names, late: LateNames) -> dict[tu
 
 
 class Builder:
-    """The tables of one run's records: the memoised names and the late naming they share."""
+    """The tables of one run's records: the memoised names and the late naming they share. Each base
+    table comes as sorted chunks (`stream`, for writing it without holding it) or whole (`frame`)."""
 
     def __init__(self, records: Records) -> None:
         self.records = records
         self.names = Names()
-        # Interfaces of conversations whose bind was not seen, from what the whole run learned.
-        self.late = LateNames(records.book, records.binds, records.connections)
+        # Interfaces of conversations whose bind was not seen, from what the whole run learned. Late
+        # naming looks only at accepted alter_context items and at connections a lookup can concern
+        # (midstream ones, those with a call on an unnamed context), so only those are handed to it:
+        # a flood of binds or connections then holds nothing here.
+        alters = (b for b in records.binds if b.pdu_type == "alter_context")
+        unnamed = {(c.flow.capture, c.flow.stream) for c in records.calls if c.interface_uuid is None}
+        conns = (
+            c
+            for c in records.connections
+            if c.identified_by == BY_MIDSTREAM or (c.flow.capture, c.flow.stream) in unnamed
+        )
+        self.late = LateNames(records.book, alters, conns)
 
-    def binds(self) -> pd.DataFrame:
-        return _whole(BIND_COLUMNS, self.records.binds, self.names, "binds", self.records)
-
-    def endpoints(self) -> pd.DataFrame:
-        return _whole(ENDPOINT_COLUMNS, self.records.endpoints, self.names, "endpoints", self.records)
-
-    def calls(self) -> pd.DataFrame:
-        rows = map(self.late.call, self.records.calls)
-        return _whole(CALL_COLUMNS, rows, self.names, "calls", self.records)
-
-    def connection_rows(self) -> Iterator[_ConnRow]:
+    def _connection_rows(self) -> Iterator[_ConnRow]:
         per = connection_stats(self.records, self.names, self.late)
         for conn in map(self.late.connection, self.records.connections):
             yield conn, per.get((conn.flow.capture, conn.flow.stream), _NOTHING)
 
-    def connections(self) -> pd.DataFrame:
-        return _whole(CONNECTION_COLUMNS, self.connection_rows(), self.names, "connections", self.records)
+    def _source(self, table: str) -> tuple[Sequence[Column[Any, Any]], Iterable[Any], Any]:
+        """A table's declaration, its rows (records, late-named where that applies) and their context."""
+        r = self.records
+        sources: dict[str, tuple[Sequence[Column[Any, Any]], Any, Any]] = {
+            "binds": (BIND_COLUMNS, lambda: r.binds, self.names),
+            "endpoints": (ENDPOINT_COLUMNS, lambda: r.endpoints, self.names),
+            "calls": (CALL_COLUMNS, lambda: map(self.late.call, r.calls), self.names),
+            "connections": (CONNECTION_COLUMNS, self._connection_rows, self.names),
+            "violations": (VIOLATION_COLUMNS, lambda: r.violations, None),
+            "attempts": (ATTEMPT_COLUMNS, lambda: r.attempts, None),
+            "captures": (CAPTURE_COLUMNS, lambda: r.captures, None),
+        }
+        columns, rows, context = sources[table]
+        return columns, rows(), context
 
-    def violations(self) -> pd.DataFrame:
-        return _whole(VIOLATION_COLUMNS, self.records.violations, None, "violations", self.records)
+    def stream(self, table: str) -> Iterator[pd.DataFrame]:
+        """The table as frames of about `CHUNK_ROWS` rows, in its `ORDER`; nothing when it has no rows."""
+        columns, rows, context = self._source(table)
+        parts = chunks(columns, rows, context, table, self.records)
+        keys = ORDER.get(table)
+        yield from sorted_chunks(parts, keys, CHUNK_ROWS) if keys else parts
 
-    def attempts(self) -> pd.DataFrame:
-        return _whole(ATTEMPT_COLUMNS, self.records.attempts, None, "attempts", self.records)
-
-    def captures(self) -> pd.DataFrame:
-        return convert(CAPTURE_COLUMNS, self.records.captures, None)
+    def frame(self, table: str) -> pd.DataFrame:
+        """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes."""
+        parts = [df for df in self.stream(table) if not df.empty]
+        if not parts:
+            return frame(schema(self._source(table)[0]), {})
+        return parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def attempts_frame(records: Records) -> pd.DataFrame:
     """One row per connection attempt (SYN only, rejected, no PDU), in capture and frame order."""
-    return Builder(records).attempts()
+    return Builder(records).frame("attempts")
 
 
 @dataclass
@@ -435,6 +446,6 @@ class Tables:
 def build(records: Records) -> Tables:
     """All tables from the records of one run, each sorted by its `ORDER`."""
     b = Builder(records)
-    binds, endpoints, calls, connections = b.binds(), b.endpoints(), b.calls(), b.connections()
+    binds, endpoints, calls, connections = (b.frame(t) for t in ("binds", "endpoints", "calls", "connections"))
     hosts = hosts_frame(binds, calls, endpoints, connections)
-    return Tables(binds, endpoints, calls, connections, hosts, b.violations(), b.captures())
+    return Tables(binds, endpoints, calls, connections, hosts, b.frame("violations"), b.frame("captures"))
