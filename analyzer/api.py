@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
@@ -15,17 +14,19 @@ from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
 from analyzer.report import views
+from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
-from analyzer.report.tables import ATTEMPTS, Tables, attempts_frame, build
+from analyzer.report.tables import ATTEMPTS, SCHEMAS, Builder, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 
 
-@dataclass
 class AnalysisResult:
     """What a run found. Every table is a DataFrame with explicit dtypes (see `report.tables.SCHEMAS`
-    and the column dictionary in the README); a table with no rows still has its columns.
+    and the column dictionary in the README); a table with no rows still has its columns. Each is
+    built from the records the first time it is read (`write` streams the ones not read yet to disk
+    in chunks, so writing a flood never holds its whole tables).
 
     Attributes:
         binds: one row per presentation-context item of every bind and alter_context.
@@ -44,17 +45,56 @@ class AnalysisResult:
     `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
     """
 
-    binds: pd.DataFrame
-    endpoints: pd.DataFrame
-    calls: pd.DataFrame
-    connections: pd.DataFrame
-    hosts: pd.DataFrame
-    violations: pd.DataFrame
-    captures: pd.DataFrame
-    records: Records
-    started: str | None = None
-    input_digests: dict[str, dict[str, Any]] | None = None
-    rule_files: tuple[str, ...] = ()  # the user's findings rules, read after the shipped ones
+    def __init__(
+        self,
+        records: Records,
+        started: str | None = None,
+        input_digests: dict[str, dict[str, Any]] | None = None,
+        rule_files: tuple[str, ...] = (),
+    ) -> None:
+        self.records = records
+        self.started = started
+        self.input_digests = input_digests
+        self.rule_files = rule_files  # the user's findings rules, read after the shipped ones
+
+    @cached_property
+    def _builder(self) -> Builder:
+        return Builder(self.records)
+
+    @cached_property
+    def binds(self) -> pd.DataFrame:
+        return self._builder.frame("binds")
+
+    @cached_property
+    def endpoints(self) -> pd.DataFrame:
+        return self._builder.frame("endpoints")
+
+    @cached_property
+    def calls(self) -> pd.DataFrame:
+        return self._builder.frame("calls")
+
+    @cached_property
+    def connections(self) -> pd.DataFrame:
+        return self._builder.frame("connections")
+
+    @cached_property
+    def violations(self) -> pd.DataFrame:
+        return self._builder.frame("violations")
+
+    @cached_property
+    def captures(self) -> pd.DataFrame:
+        return self._builder.frame("captures")
+
+    @cached_property
+    def hosts(self) -> pd.DataFrame:
+        return hosts_frame(self.binds, self.calls, self.endpoints, self.connections)
+
+    def _table(self, name: str) -> pd.DataFrame | Iterator[pd.DataFrame]:
+        """A base table to write: its frame when it was already read, else its rows streamed."""
+        if name in self.__dict__ or name == "hosts":
+            frame: pd.DataFrame = getattr(self, name)
+            return frame
+        return self._builder.stream(name)
 
     def __repr__(self) -> str:
         """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
@@ -77,7 +117,7 @@ class AnalysisResult:
     def attempts(self) -> pd.DataFrame:
         """One row per TCP connection attempt to an RPC port that never became a DCE/RPC conversation
         (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
-        return attempts_frame(self.records)
+        return self._builder.frame("attempts")
 
     @cached_property
     def endpoint_inventory(self) -> pd.DataFrame:
@@ -124,11 +164,15 @@ class AnalysisResult:
         )
 
     def view_items(self) -> list[NamedFrame]:
-        """The views as (name, DataFrame, schema), in the order they are written, then the findings."""
+        """The views as (name, what makes the DataFrame, schema), in the order they are written, then
+        the findings."""
         from analyzer.findings import FINDINGS
 
-        items = [(name, getattr(self, name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
-        return [*items, ("findings", self.findings, FINDINGS)]
+        def view(name: str) -> Callable[[], pd.DataFrame]:
+            return lambda: getattr(self, name)
+
+        items: list[NamedFrame] = [(name, view(name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
+        return [*items, ("findings", view("findings"), FINDINGS)]
 
     def hosts_text(self, role: str | None = None) -> str:
         """The per-host view as readable text, each host with the services it negotiated."""
@@ -165,8 +209,10 @@ class AnalysisResult:
 
             written = write_zeek_logs(self, out_dir, fmt, all_calls)
         else:
-            extra: list[NamedFrame] = [*self.view_items(), ("attempts", self.attempts, ATTEMPTS)]
-            written = write_tables(self.tables, out_dir, fmt, extra)
+            # The base tables first, streamed when not read yet; then the views, which read them.
+            base = {name: self._table(name) for name in SCHEMAS}
+            attempts: NamedFrame = ("attempts", lambda: self._table("attempts"), ATTEMPTS)
+            written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
         write_manifest(
             out_dir,
             (c.path for c in self.records.captures),
@@ -180,10 +226,7 @@ class AnalysisResult:
 
 
 def from_records(records: Records, started: str | None = None) -> AnalysisResult:
-    t = build(records)
-    return AnalysisResult(
-        t.binds, t.endpoints, t.calls, t.connections, t.hosts, t.violations, t.captures, records, started
-    )
+    return AnalysisResult(records, started)
 
 
 def analyze(

@@ -43,7 +43,7 @@ def connection_uid(proto: str, orig_h: str, orig_p: int, resp_h: str, resp_p: in
     return "C" + _base62(value)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # the flows of a chunk of table rows (report.tables.CHUNK_ROWS): a flood holds no more
 def community_id(proto: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> str | None:
     """Community ID v1, seed 0, base64 ("1:..."); None for an address the package rejects."""
     import communityid
@@ -62,7 +62,7 @@ def community_id(proto: str, src_ip: str, src_port: int, dst_ip: str, dst_port: 
 _hasher: Any = None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # as community_id's
 def flow_ids(flow: Flow) -> tuple[str, str | None]:
     """(uid, community_id) of the connection a record travelled on."""
     proto = transport_protocol(flow.transport)

@@ -17,17 +17,20 @@ from __future__ import annotations
 import errno
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 
-from analyzer.report.columns import STR, TIME
-from analyzer.report.tables import SCHEMAS, Tables
+from analyzer.report.columns import STR, TIME, frame
+from analyzer.report.tables import CHUNK_ROWS, SCHEMAS
 
-# A table to write beside the base ones: (file name without extension, frame, its schema).
-NamedFrame = tuple[str, pd.DataFrame, dict[str, str]]
+# A table: a whole frame, or its rows as a stream of frames in order (`report.tables.Builder.stream`).
+TableData = pd.DataFrame | Iterable[pd.DataFrame]
+# A table to write beside the base ones: (file name without extension, frame or what makes it, its schema).
+NamedFrame = tuple[str, TableData | Callable[[], TableData], dict[str, str]]
 
 FORMATS = ("csv", "jsonl", "parquet")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -56,8 +59,10 @@ def _as_text(df: pd.DataFrame, schema: dict[str, str], spreadsheet_safe: bool) -
     return result
 
 
-def _write_csv(df: pd.DataFrame, schema: dict[str, str], target: str | Path | io.StringIO) -> None:
-    _as_text(df, schema, True).to_csv(target, index=False, lineterminator=LINE_TERMINATOR, float_format="%.6f")
+def _write_csv(df: pd.DataFrame, schema: dict[str, str], target: IO[str], header: bool = True) -> None:
+    _as_text(df, schema, True).to_csv(
+        target, index=False, header=header, lineterminator=LINE_TERMINATOR, float_format="%.6f"
+    )
 
 
 def csv_text(df: pd.DataFrame, schema: dict[str, str]) -> str:
@@ -67,32 +72,77 @@ def csv_text(df: pd.DataFrame, schema: dict[str, str]) -> str:
     return buf.getvalue()
 
 
-def write_frame(df: pd.DataFrame, schema: dict[str, str], path: str | PathLike[str], fmt: str = "csv") -> Path:
-    """Write one table to path in fmt (csv, jsonl or parquet); the path written."""
+def _pieces(table: TableData, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """A table as frames of at most about `rows` rows: a whole frame is sliced (its text copy for
+    the writer is then one slice at a time), a stream of chunks passes as it is."""
+    if isinstance(table, pd.DataFrame):
+        for start in range(0, len(table), rows):
+            yield table.iloc[start : start + rows]
+    else:
+        yield from table
+
+
+def write_frame(df: TableData, schema: dict[str, str], path: str | PathLike[str], fmt: str = "csv") -> Path:
+    """Write one table (a frame, or its rows as a stream of frames in order) to path in fmt (csv,
+    jsonl or parquet), a slice at a time; the path written. The bytes are those of writing the
+    whole table at once."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(path)
     if fmt == "csv":
-        _write_csv(df, schema, out)
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            header = True
+            for piece in _pieces(df):
+                _write_csv(piece, schema, f, header)
+                header = False
+            if header:  # no rows: the header alone
+                _write_csv(frame(schema, {}), schema, f, True)
     elif fmt == "jsonl":
-        if df.empty:
-            out.write_bytes(b"")  # pandas writes one blank line for no rows: that would read as a record
-        else:
-            _as_text(df, schema, False).to_json(out, orient="records", lines=True)
+        # No rows is an empty file: pandas writes one blank line for no rows, which would read as a record.
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            for piece in _pieces(df):
+                if not piece.empty:
+                    f.write(_as_text(piece, schema, False).to_json(orient="records", lines=True))
     else:
-        df.to_parquet(out, index=False)
+        _write_parquet(df, schema, out)
     return out
 
 
+def _write_parquet(df: TableData, schema: dict[str, str], out: Path) -> None:
+    """Row groups appended a slice at a time, with pandas' metadata so the frame reads back typed."""
+    if isinstance(df, pd.DataFrame):
+        df.to_parquet(out, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: Any = None
+    try:
+        for piece in df:
+            table = pa.Table.from_pandas(piece, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        frame(schema, {}).to_parquet(out, index=False)
+
+
 def write_tables(
-    tables: Tables, out_dir: str | PathLike[str], fmt: str = "csv", extra: Iterable[NamedFrame] = ()
+    tables: Mapping[str, TableData], out_dir: str | PathLike[str], fmt: str = "csv", extra: Iterable[NamedFrame] = ()
 ) -> list[Path]:
-    """Write every table, then every extra (name, frame, schema), as <out_dir>/<name>.<ext>; the paths written."""
+    """Write every base table (name -> frame or stream of frames, see `SCHEMAS`), then every extra
+    (name, frame, schema), as <out_dir>/<name>.<ext>; the paths written. An extra's frame may be a
+    callable that makes it, called only when the base tables are written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():  # mkdir would say "File exists", which misleads
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(out))
     out.mkdir(parents=True, exist_ok=True)
-    named: list[NamedFrame] = [(name, df, SCHEMAS[name]) for name, df in tables.items()]
-    return [write_frame(df, schema, out / f"{name}.{fmt}", fmt) for name, df, schema in [*named, *extra]]
+    written = [write_frame(df, SCHEMAS[name], out / f"{name}.{fmt}", fmt) for name, df in tables.items()]
+    for name, df, schema in extra:
+        written.append(write_frame(df() if callable(df) else df, schema, out / f"{name}.{fmt}", fmt))
+    return written
