@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.limits import CAP_CODES
+from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
 from analyzer.report.lists import joined
 from analyzer.report.views.shape import plural, records, shape, sorted_view
@@ -140,7 +140,7 @@ def data_quality(
         return shape(pd.DataFrame(), DATA_QUALITY)
     bk, ck, vk = _conn_key(binds), _conn_key(calls), _conn_key(violations)
     # A violations row may stand for several occurrences (its count); caps are the Limits fields' codes.
-    is_cap = violations["what"].isin(CAP_CODES).fillna(False).astype(bool)
+    is_cap = violations["what"].isin(list(cap_fields().values())).fillna(False).astype(bool)
     weight = violations["occurrences"].fillna(1).astype("int64")
     per: dict[str, pd.Series] = {
         "binds_unanswered": _count_by(bk, binds["ack_result"] == "none"),
