@@ -89,12 +89,13 @@ class AnalysisResult:
     def hosts(self) -> pd.DataFrame:
         return hosts_frame(self.binds, self.calls, self.endpoints, self.connections)
 
-    def _table(self, name: str) -> pd.DataFrame | Iterator[pd.DataFrame]:
-        """A base table to write: its frame when it was already read, else its rows streamed."""
+    def _table(self, name: str) -> Iterator[pd.DataFrame]:
+        """A base table to write, read when the writer comes to it: its frame when it was already
+        read (or, for hosts, made from the others), else its rows streamed from the records."""
         if name in self.__dict__ or name == "hosts":
-            frame: pd.DataFrame = getattr(self, name)
-            return frame
-        return self._builder.stream(name)
+            yield getattr(self, name)
+        else:
+            yield from self._builder.stream(name)
 
     def __repr__(self) -> str:
         """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
@@ -211,7 +212,7 @@ class AnalysisResult:
         else:
             # The base tables first, streamed when not read yet; then the views, which read them.
             base = {name: self._table(name) for name in SCHEMAS}
-            attempts: NamedFrame = ("attempts", lambda: self._table("attempts"), ATTEMPTS)
+            attempts: NamedFrame = ("attempts", lambda: self._table("attempts"), ATTEMPTS)  # after the views
             written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
         write_manifest(
             out_dir,

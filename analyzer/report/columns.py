@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from sys import intern
 from typing import Any, Generic, TypeVar, cast
 
 import pandas as pd
@@ -59,10 +58,6 @@ def frame(schema: Schema, columns: dict[str, list[Any]]) -> pd.DataFrame:
             # outside int64 here too becomes unknown rather than an OverflowError (issue 13).
             times = [v if v and 0 < v <= _MAX_TS_NS else None for v in values]
             data[col] = pd.to_datetime(pd.array(times, dtype="Int64"), unit="ns", utc=True)
-        elif dtype == STR:
-            # One object per distinct text: a flood's million rows name a handful of interfaces,
-            # captures and addresses, and a str per cell is what would make the frame big.
-            data[col] = pd.array([intern(v) if type(v) is str else v for v in values], dtype=cast(Any, dtype))
         else:
             data[col] = pd.array(values, dtype=cast(Any, dtype))
     df: pd.DataFrame = pd.DataFrame(data, columns=list(schema))
