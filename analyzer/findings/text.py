@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.findings.rules import SEVERITIES
+from analyzer.report.terminal import printable
 
 
 def _s(v: Any) -> str:
@@ -15,8 +16,7 @@ def _s(v: Any) -> str:
         return ""
     if isinstance(v, pd.Timestamp):
         return v.strftime("%Y-%m-%d %H:%M:%S")
-    text = str(v)
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+    return printable(v)  # the one sanitiser for terminal text
 
 
 def findings_text(findings: pd.DataFrame) -> str:

@@ -15,13 +15,15 @@ from typing import Any
 import pandas as pd
 
 from analyzer import registry
+from analyzer.report.terminal import printable
 from analyzer.report.views import STATUSES, network_endpoints
 
 _NA = "N/A"  # what rpcdump.py prints for an unknown protocol or provider
 
 
 def _text(v: Any) -> str:
-    return "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v)
+    """A cell as terminal-safe text (`terminal.printable`, the one sanitiser); missing is empty."""
+    return "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else printable(v)
 
 
 def _protocol_line(uuid: str, spec: str) -> tuple[str, str]:

@@ -6,6 +6,11 @@ reorder what is shown) all come through a pipe name or a file name as easily as 
 else. `printable` turns every character Python does not call printable into '?'; `plain_text` also
 keeps rich from reading the result as markup (`[link=...]`, `[blink]`), by handing rich a `Text`
 object, which it prints as it is. Nothing here knows about tables or records.
+
+Every text rendering goes through `printable`: the CLI, `text.py`, `endpoints_text.py`, the findings
+text and the HTML report (which HTML-escapes after it). Two outputs escape differently on purpose:
+`output.neutralise` guards CSV cells against spreadsheet formulas (a file, not a terminal), and
+`zeek.log.escape` follows Zeek's own `\\xNN` rule so that our logs read like Zeek's.
 """
 
 from __future__ import annotations
