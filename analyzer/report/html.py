@@ -272,19 +272,9 @@ def findings_section(findings: pd.DataFrame) -> str:
     )
 
 
-def render(
-    tables: Tables, views_: Mapping[str, pd.DataFrame], title: str = "RPC traffic report", include_local: bool = False
-) -> str:
-    """The report as one HTML document (a str); write it with UTF-8, from the base tables and the views
-    (`endpoint_inventory`, `timeline`, `matrix`, `data_quality` and `findings`). The endpoint inventory
-    leaves out ncalrpc (local) endpoints unless include_local."""
-    import matplotlib as mpl
-
+def _summary_section(tables: Tables) -> str:
+    """What was read: the figures of the run and one row per capture file."""
     caps, binds, calls, conns = tables.captures, tables.binds, tables.calls, tables.connections
-    hosts, all_inv, dq = tables.hosts, views_["endpoint_inventory"], views_["data_quality"]
-    matrix, violations = views_["matrix"], tables.violations
-    inv = views.network_endpoints(all_inv, include_local)
-    hidden = len(all_inv) - len(inv)
     first, last = caps["first_ts"].min(), caps["last_ts"].max()
     span = f"from {_text(first)} to {_text(last)}" if not pd.isna(first) else "no packets read"
     summary = _figures(
@@ -293,43 +283,31 @@ def render(
             ("unreadable", int(caps["error"].notna().sum())),
             ("frames", int(caps["frames"].fillna(0).sum())),
             ("RPC connections", len(conns)),
-            ("hosts", hosts["host"].nunique()),
+            ("hosts", tables.hosts["host"].nunique()),
             ("context items bound", len(binds)),
             ("accepted", int((binds["ack_result"] == "acceptance").sum())),
             ("EPM towers", len(tables.endpoints)),
             ("calls", len(calls)),
             ("faults", int(calls["fault_code"].notna().sum())),
             ("encrypted calls", int(calls["encrypted"].fillna(False).astype(bool).sum())),
-            ("violations", int(violations["occurrences"].sum())),  # a row may stand for many
+            ("violations", int(tables.violations["occurrences"].sum())),  # a row may stand for many
         ]
     )
     cap_cols = ["capture", "format", "link_types", "frames", "bytes", "first_ts", "last_ts", "truncated", "error"]
+    return _section(
+        "summary",
+        "Summary",
+        f'<p class="lead">{len(caps)} capture file(s), {span}.</p>',
+        summary,
+        _table(caps, cap_cols, SCHEMAS["captures"]),
+    )
+
+
+def _host_sections(hosts: pd.DataFrame) -> list[str]:
+    """Hosts as servers, then as clients."""
     servers = hosts[hosts["role"] == "server"]
     clients = hosts[hosts["role"] == "client"]
-    not_complete = dq[dq["summary"] != "complete"]
-    complete_conns = int(((dq["scope"] == "connection") & (dq["summary"] == "complete")).sum())
-    dq_shown = pd.concat([dq[dq["scope"] == "capture"], not_complete[not_complete["scope"] == "connection"]])
-    dq_shown = dq_shown.sort_values(["capture", "stream"], na_position="first", kind="stable")
-
-    with mpl.rc_context({"font.size": 9}):
-        timeline_src = timeline_png(views_["timeline"])
-        ports_src = ports_png(inv, conns)
-
-    sections = [
-        findings_section(views_["findings"]),
-        _section(
-            "summary",
-            "Summary",
-            f'<p class="lead">{len(caps)} capture file(s), {span}.</p>',
-            summary,
-            _table(caps, cap_cols, SCHEMAS["captures"]),
-        ),
-        _section(
-            "services",
-            "Services negotiated between hosts",
-            _note("One row per client, server and interface: where, how often and as whom (matrix.csv)."),
-            _table(matrix, _MATRIX_COLUMNS, views.MATRIX),
-        ),
+    return [
         _section(
             "servers",
             "Hosts as servers",
@@ -349,41 +327,114 @@ def render(
                 clients, _HOST_COLUMNS, SCHEMAS["hosts"], headers={"peers": "servers", "peer_count": "server_count"}
             ),
         ),
-        _section(
-            "inventory",
-            "Endpoint inventory",
-            _note(
-                "What `rpcdump` / `portqry -e 135` would have listed, rebuilt from endpoint-mapper answers and "
-                "the binds and calls seen (endpoint_inventory.csv)."
-                + (
-                    f" {hidden} local (ncalrpc) endpoint(s), unreachable from the network, are not shown "
-                    "(rpc-analyzer report --all shows them; the CSV has them all)."
-                    if hidden
-                    else ""
-                )
-            ),
-            _table(
-                inv,
-                [
-                    "server",
-                    "status",
-                    "interface_name",
-                    "interface_version",
-                    "interface_uuid",
-                    "spec",
-                    "string_binding",
-                    "annotation",
-                    "epm_frames",
-                    "client_count",
-                    "clients",
-                    "binds",
-                    "calls",
-                    "first_seen",
-                ],
-                views.ENDPOINT_INVENTORY,
-                css_class={"status": "status"},
-            ),
+    ]
+
+
+def _inventory_section(inv: pd.DataFrame, hidden: int) -> str:
+    """The network endpoints of the inventory (`hidden` local ones left out)."""
+    return _section(
+        "inventory",
+        "Endpoint inventory",
+        _note(
+            "What `rpcdump` / `portqry -e 135` would have listed, rebuilt from endpoint-mapper answers and "
+            "the binds and calls seen (endpoint_inventory.csv)."
+            + (
+                f" {hidden} local (ncalrpc) endpoint(s), unreachable from the network, are not shown "
+                "(rpc-analyzer report --all shows them; the CSV has them all)."
+                if hidden
+                else ""
+            )
         ),
+        _table(
+            inv,
+            [
+                "server",
+                "status",
+                "interface_name",
+                "interface_version",
+                "interface_uuid",
+                "spec",
+                "string_binding",
+                "annotation",
+                "epm_frames",
+                "client_count",
+                "clients",
+                "binds",
+                "calls",
+                "first_seen",
+            ],
+            views.ENDPOINT_INVENTORY,
+            css_class={"status": "status"},
+        ),
+    )
+
+
+def _quality_section(dq: pd.DataFrame) -> str:
+    """Every capture's data quality, and the connections that miss something."""
+    not_complete = dq[dq["summary"] != "complete"]
+    complete_conns = int(((dq["scope"] == "connection") & (dq["summary"] == "complete")).sum())
+    dq_shown = pd.concat([dq[dq["scope"] == "capture"], not_complete[not_complete["scope"] == "connection"]])
+    dq_shown = dq_shown.sort_values(["capture", "stream"], na_position="first", kind="stable")
+    return _section(
+        "quality",
+        "Data quality",
+        _note(
+            f"What the capture did not show. Every capture is listed; {complete_conns} connection(s) with "
+            "nothing missing are not (data_quality.csv has them all)."
+        ),
+        _table(
+            dq_shown,
+            [
+                "capture",
+                "stream",
+                "scope",
+                "client_ip",
+                "server_ip",
+                "server_port",
+                "pipe_name",
+                "gaps",
+                "violations",
+                "caps_hit",
+                "calls_without_bind",
+                "encrypted_calls",
+                "unknown_interfaces",
+                "summary",
+            ],
+            views.DATA_QUALITY,
+            css_class={"summary": "quality"},
+        ),
+    )
+
+
+def render(
+    tables: Tables, views_: Mapping[str, pd.DataFrame], title: str = "RPC traffic report", include_local: bool = False
+) -> str:
+    """The report as one HTML document (a str); write it with UTF-8, from the base tables and the views
+    (`endpoint_inventory`, `timeline`, `matrix`, `data_quality` and `findings`). The endpoint inventory
+    leaves out ncalrpc (local) endpoints unless include_local."""
+    import matplotlib as mpl
+
+    conns, all_inv, matrix, violations = (
+        tables.connections,
+        views_["endpoint_inventory"],
+        views_["matrix"],
+        tables.violations,
+    )
+    inv = views.network_endpoints(all_inv, include_local)
+    with mpl.rc_context({"font.size": 9}):
+        timeline_src = timeline_png(views_["timeline"])
+        ports_src = ports_png(inv, conns)
+    sections = [
+        findings_section(views_["findings"]),
+        _summary_section(tables),
+        _section(
+            "services",
+            "Services negotiated between hosts",
+            _note("One row per client, server and interface: where, how often and as whom (matrix.csv)."),
+            _table(matrix, _MATRIX_COLUMNS, views.MATRIX),
+        ),
+        *_host_sections(tables.hosts),
+        _inventory_section(inv, len(all_inv) - len(inv)),
         _section(
             "timeline",
             "Activity timeline",
@@ -404,41 +455,18 @@ def render(
             "Dynamic ports",
             _ports_section(inv, conns, ports_src),
         ),
-        _section(
-            "quality",
-            "Data quality",
-            _note(
-                f"What the capture did not show. Every capture is listed; {complete_conns} connection(s) with "
-                "nothing missing are not (data_quality.csv has them all)."
-            ),
-            _table(
-                dq_shown,
-                [
-                    "capture",
-                    "stream",
-                    "scope",
-                    "client_ip",
-                    "server_ip",
-                    "server_port",
-                    "pipe_name",
-                    "gaps",
-                    "violations",
-                    "caps_hit",
-                    "calls_without_bind",
-                    "encrypted_calls",
-                    "unknown_interfaces",
-                    "summary",
-                ],
-                views.DATA_QUALITY,
-                css_class={"summary": "quality"},
-            ),
-        ),
+        _quality_section(views_["data_quality"]),
         _section(
             "violations",
             "Violations",
             _table(violations, list(SCHEMAS["violations"]), SCHEMAS["violations"], max_rows=200),
         ),
     ]
+    return _document(title, sections)
+
+
+def _document(title: str, sections: list[str]) -> str:
+    """The page around the sections: CSP, styles, title and the table of contents."""
     nav = "".join(
         f'<a href="#{a}">{escape(t)}</a>'
         for a, t in (
