@@ -59,62 +59,7 @@ def hosts_frame(
     binds = binds.assign(accepted=binds["ack_result"] == "acceptance", rejected=rejected)
     parts = []
     for role, me, peer in (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip")):
-        conn = connections.rename(columns={me: "host"})
-        b = binds.rename(columns={me: "host"})
-        c = calls.rename(columns={me: "host"})
-        used = pd.concat(
-            [
-                b.loc[b["accepted"], ["host", "interface_name", "interface_uuid"]],
-                c[["host", "interface_name", "interface_uuid"]],
-            ]
-        )
-        g = conn.groupby("host")
-        out = pd.DataFrame(
-            {
-                "connections": g.size(),
-                "peer_count": g[peer].nunique(),
-                "first_seen": g["first_ts"].min(),
-                "last_seen": g["last_ts"].max(),
-            }
-        )
-        out["role"] = role
-        conn_text = conn.assign(server_port=conn["server_port"].astype("Int64").astype("string"))
-        out = out.join(
-            joined_columns(
-                conn_text,
-                "host",
-                {
-                    "captures": "capture",
-                    "transports": "transport",
-                    "ports": "server_port",
-                    "pipes": "pipe_name",
-                    "peers": peer,
-                },
-            )
-        )
-        specs = {u: _spec(u) for u in used["interface_uuid"].dropna().unique()}
-        out = out.join(
-            joined_columns(
-                used.assign(spec=used["interface_uuid"].map(specs)),
-                "host",
-                {"interfaces": "interface_name", "interface_uuids": "interface_uuid", "specs": "spec"},
-            )
-        )
-        dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(port_ranges)
-        out["dynamic_ports"] = dyn.astype("string")
-        levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
-        out["auth_levels"] = joined(levels, "host", "auth_level")
-        bg = b.groupby("host")
-        out["binds"] = bg.size()
-        out["accepted"] = bg["accepted"].sum()
-        out["rejected"] = bg["rejected"].sum()
-        cg = c.groupby("host")
-        out["calls"] = cg.size()
-        out["faults"] = cg["faulted"].sum()
-        out["users"] = joined(c, "host", "identity")
-        if role == "server" and not endpoints.empty:
-            out["epm_endpoints"] = endpoints.groupby("epm_server_ip").size()
-        parts.append(out.reset_index())
+        parts.append(_role(role, me, peer, connections, binds, calls, endpoints).reset_index())
     df = pd.concat(parts, ignore_index=True)
     for col in ("binds", "accepted", "rejected", "calls", "faults", "epm_endpoints"):
         df[col] = df[col].fillna(0) if col in df else 0
@@ -123,3 +68,69 @@ def hosts_frame(
         df[col] = df[col].astype(dtype)
     hosts: pd.DataFrame = df.sort_values(["host", "role"], ignore_index=True)
     return hosts
+
+
+def _role(
+    role: str,
+    me: str,
+    peer: str,
+    connections: pd.DataFrame,
+    binds: pd.DataFrame,
+    calls: pd.DataFrame,
+    endpoints: pd.DataFrame,
+) -> pd.DataFrame:
+    """The hosts in one role (`me` is their address column, `peer` the other side's), one row each."""
+    conn = connections.rename(columns={me: "host"})
+    b = binds.rename(columns={me: "host"})
+    c = calls.rename(columns={me: "host"})
+    used = pd.concat(
+        [
+            b.loc[b["accepted"], ["host", "interface_name", "interface_uuid"]],
+            c[["host", "interface_name", "interface_uuid"]],
+        ]
+    )
+    g = conn.groupby("host")
+    out = pd.DataFrame(
+        {
+            "connections": g.size(),
+            "peer_count": g[peer].nunique(),
+            "first_seen": g["first_ts"].min(),
+            "last_seen": g["last_ts"].max(),
+        }
+    )
+    out["role"] = role
+    out = out.join(_lists(conn, used, peer))
+    dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(port_ranges)
+    out["dynamic_ports"] = dyn.astype("string")
+    levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
+    out["auth_levels"] = joined(levels, "host", "auth_level")
+    bg = b.groupby("host")
+    out["binds"] = bg.size()
+    out["accepted"] = bg["accepted"].sum()
+    out["rejected"] = bg["rejected"].sum()
+    cg = c.groupby("host")
+    out["calls"] = cg.size()
+    out["faults"] = cg["faulted"].sum()
+    out["users"] = joined(c, "host", "identity")
+    if role == "server" and not endpoints.empty:
+        out["epm_endpoints"] = endpoints.groupby("epm_server_ip").size()
+    result: pd.DataFrame = out
+    return result
+
+
+def _lists(conn: pd.DataFrame, used: pd.DataFrame, peer: str) -> pd.DataFrame:
+    """Per host: its captures, transports, ports, pipes and peers; the interfaces it used and their specs."""
+    conn_text = conn.assign(server_port=conn["server_port"].astype("Int64").astype("string"))
+    where = joined_columns(
+        conn_text,
+        "host",
+        {"captures": "capture", "transports": "transport", "ports": "server_port", "pipes": "pipe_name", "peers": peer},
+    )
+    specs = {u: _spec(u) for u in used["interface_uuid"].dropna().unique()}
+    interfaces = joined_columns(
+        used.assign(spec=used["interface_uuid"].map(specs)),
+        "host",
+        {"interfaces": "interface_name", "interface_uuids": "interface_uuid", "specs": "spec"},
+    )
+    lists: pd.DataFrame = where.join(interfaces)
+    return lists

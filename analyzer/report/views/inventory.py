@@ -56,9 +56,21 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
     """
     if endpoints.empty and binds.empty and calls.empty:
         return shape(pd.DataFrame(), ENDPOINT_INVENTORY)
+    announced = _announced(endpoints)
+    parts = [announced, *_used(binds, calls)]
+    # Every part has a subset of the announcement's columns; empty parts are left out of the concat.
+    rows = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+    rows = rows.reindex(columns=announced.columns)
+    if rows.empty:
+        return shape(pd.DataFrame(), ENDPOINT_INVENTORY)
+    return _entries(rows)
+
+
+def _announced(endpoints: pd.DataFrame) -> pd.DataFrame:
+    """One row per tower naming an interface: where the endpoint mapper said it lives."""
     ann = endpoints[endpoints["interface_uuid"].notna()]
     ann_server = ann["host"].where(ann["host"].map(is_ip), ann["epm_server_ip"])
-    announced = pd.DataFrame(
+    announced: pd.DataFrame = pd.DataFrame(
         {
             "server": ann_server,
             "host": ann["host"].fillna(ann_server),
@@ -82,7 +94,12 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
             "call": 0,
         }
     )
-    parts = [announced]
+    return announced
+
+
+def _used(binds: pd.DataFrame, calls: pd.DataFrame) -> list[pd.DataFrame]:
+    """One row per accepted bind item, then one per call on a known interface: where it was used."""
+    parts = []
     accepted = binds[binds["ack_result"] == "acceptance"]
     used_calls = calls[calls["interface_uuid"].notna()]
     for df, is_bind in ((accepted, 1), (used_calls, 0)):
@@ -108,11 +125,11 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
                 }
             )
         )
-    # Every part has a subset of the announcement's columns; empty parts are left out of the concat.
-    rows = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
-    rows = rows.reindex(columns=announced.columns)
-    if rows.empty:
-        return shape(pd.DataFrame(), ENDPOINT_INVENTORY)
+    return parts
+
+
+def _entries(rows: pd.DataFrame) -> pd.DataFrame:
+    """The announcements and uses grouped into entries, each with its status and string binding."""
     # Pipe names are case-insensitive (\PIPE\lsass and \pipe\lsass are one pipe); ports are text here.
     rows["endpoint_key"] = rows["endpoint"].astype("string").where(rows["protocol"] != "ncacn_np")
     rows["endpoint_key"] = rows["endpoint_key"].fillna(rows["endpoint"].astype("string").str.lower())

@@ -166,10 +166,28 @@ def data_quality(
     kinds = violations.assign(key=vk).dropna(subset=["key"])
     conn["violation_kinds"] = key.map(joined(kinds, ["key"], "what"))
 
-    # A capture's counts add up its connections', plus the file-level violations of no connection.
     counted = [*per, "gaps", *(["midstream"] if "midstream" in conn else [])]
+    cap = _capture_rows(captures, conn, counted, violations, weight, is_cap, attempts)
+
+    rows = shape(pd.concat([df for df in (cap, conn) if not df.empty], ignore_index=True), DATA_QUALITY)
+    rows["summary"] = pd.array([_summary(r) for r in records(rows)], dtype="string")
+    return shape(sorted_view(rows, ["capture", "stream"]), DATA_QUALITY)
+
+
+def _capture_rows(
+    captures: pd.DataFrame,
+    conn: pd.DataFrame,
+    counted: list[str],
+    violations: pd.DataFrame,
+    weight: pd.Series,
+    is_cap: pd.Series,
+    attempts: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """One row per capture: its connections' counts added up, plus the file-level violations of no
+    connection, the flows not followed and the connection attempts."""
+    # A capture's counts add up its connections', plus the file-level violations of no connection.
     by_cap = conn.groupby("capture")[counted].sum()
-    cap = captures[["capture", "error", "truncated"]].assign(scope="capture")
+    cap: pd.DataFrame = captures[["capture", "error", "truncated"]].assign(scope="capture")
     for col in counted:
         cap[col] = cap["capture"].map(by_cap[col]).fillna(0).astype("int64")
     cap["violations"] = cap["capture"].map(weight.groupby(violations["capture"]).sum()).fillna(0).astype("int64")
@@ -183,7 +201,4 @@ def data_quality(
     if attempts is not None:
         cap["attempts"] = cap["capture"].map(attempts.groupby("capture").size()).fillna(0).astype("int64")
         cap["attempt_targets"] = cap["capture"].map(_attempt_targets(attempts))
-
-    rows = shape(pd.concat([df for df in (cap, conn) if not df.empty], ignore_index=True), DATA_QUALITY)
-    rows["summary"] = pd.array([_summary(r) for r in records(rows)], dtype="string")
-    return shape(sorted_view(rows, ["capture", "stream"]), DATA_QUALITY)
+    return cap
