@@ -422,11 +422,6 @@ class Builder:
         return parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
-def attempts_frame(records: Records) -> pd.DataFrame:
-    """One row per connection attempt (SYN only, rejected, no PDU), in capture and frame order."""
-    return Builder(records).frame("attempts")
-
-
 @dataclass
 class Tables:
     """One DataFrame per table; empty frames keep their columns and dtypes."""
