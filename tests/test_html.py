@@ -1,4 +1,4 @@
-"""The HTML report ([analyzer.html]): self-contained, escaped, deterministic, and opened in a real
+"""The HTML report ([analyzer.report.html]): self-contained, escaped, deterministic, and opened in a real
 headless browser (Debian's chromium) that must load it without a console error.
 
 The browser is driven over the DevTools protocol on --remote-debugging-pipe (file descriptors 3 and 4,

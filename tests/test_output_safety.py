@@ -1,4 +1,4 @@
-"""What the writers let through from hostile wire strings ([analyzer.output]): CSV quoting and the
+"""What the writers let through from hostile wire strings ([analyzer.report.output]): CSV quoting and the
 formula neutraliser (issue 13 item 3), empty JSON lines tables (item 8)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tables: schemas, dtypes, empty frames, names, and files ([analyzer.report], [analyzer.output])."""
+"""Tables: schemas, dtypes, empty frames, names, and files ([analyzer.report.tables], [analyzer.report.output])."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text bound for a terminal ([analyzer.terminal], the summary, the CLI): no control characters and no
+"""Text bound for a terminal ([analyzer.report.terminal], the summary, the CLI): no control characters and no
 rich markup from the wire or from file names (issue 13 item 4); the summary readable when piped and
 able to tell same-named inputs apart (issue 10)."""
 

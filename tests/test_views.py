@@ -1,4 +1,4 @@
-"""Views ([analyzer.views]): schemas, empty frames, inventory statuses, counts that add up to the base
+"""Views ([analyzer.report.views]): schemas, empty frames, inventory statuses, counts that add up to the base
 tables, data quality, text renderings, files, golden CSVs of the samples, and a per-host check against
 facts counted by hand in a real capture."""
 

@@ -10,7 +10,7 @@ behaves the same with or without a network. All text that came off the wire is H
 stripped of control characters. The output is a function of the input alone (no clock, fixed PNG
 metadata), so two runs over the same captures give the same bytes.
 
-matplotlib is imported only when a report is rendered: by the plots (analyzer.plots) and for the font size here.
+matplotlib is imported only when a report is rendered: by the plots (analyzer.report.plots) and for the font size here.
 """
 
 from __future__ import annotations

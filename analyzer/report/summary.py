@@ -1,6 +1,6 @@
 """The short summary the CLI prints after a run: what was read, what was found, where it went.
 
-Every cell reaches rich as a `Text` (see analyzer.terminal), so a pipe or file name is printed as it
+Every cell reaches rich as a `Text` (see analyzer.report.terminal), so a pipe or file name is printed as it
 is, never read as markup. On a terminal the tables fit its width; piped or redirected, nothing is
 squeezed to rich's default of 80 columns: the console is as wide as the longest line needs.
 """
