@@ -42,6 +42,10 @@ def _spec(uuid: object) -> str | None:
     return info.spec if info is not None else None
 
 
+# What the per-host rows read of a connection, beside its two addresses.
+_CONNECTION_COLUMNS = ["capture", "transport", "server_port", "pipe_name", "first_ts", "last_ts"]
+
+
 def hosts_frame(
     binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame
 ) -> pd.DataFrame:
@@ -53,9 +57,12 @@ def hosts_frame(
     """
     if connections.empty:
         return frame(HOSTS, {})
+    # Only the columns read below: the role loop renames (copies) what it is given, twice.
+    ends, used = ["server_ip", "client_ip"], ["interface_name", "interface_uuid", "auth_level"]
+    binds, connections = binds[[*ends, *used, "ack_result"]], connections[[*ends, *_CONNECTION_COLUMNS]]
     rejected = binds["ack_result"].isin(["user_rejection", "provider_rejection", "nak"])
     who = calls["user"].where(calls["domain"].isna(), calls["domain"] + "\\" + calls["user"])
-    calls = calls.assign(identity=who, faulted=calls["fault_code"].notna())
+    calls = calls[[*ends, *used]].assign(identity=who, faulted=calls["fault_code"].notna())
     binds = binds.assign(accepted=binds["ack_result"] == "acceptance", rejected=rejected)
     parts = []
     for role, me, peer in (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip")):

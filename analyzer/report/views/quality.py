@@ -157,7 +157,8 @@ def data_quality(
             ]
         ).value_counts(),
     }
-    conn = connections.assign(scope="connection")
+    # The connection columns the view shows (its own counts are made below): a copy of only those.
+    conn = connections[[c for c in connections.columns if c in DATA_QUALITY]].assign(scope="connection")
     if "midstream" in conn:
         conn["midstream"] = conn["midstream"].fillna(False).astype("int64")
     key = _conn_key(conn)
