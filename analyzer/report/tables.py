@@ -195,12 +195,18 @@ class ConnStats:
 
     def __init__(self) -> None:
         self.binds = self.calls = self.faults = self.violations = 0
-        self.interfaces: set[str | None] | None = None
+        # One name as a 1-tuple, more as a set: a flood of connections holds one of these each.
+        self.interfaces: tuple[str | None] | set[str | None] | None = None
 
     def interface(self, name: str | None) -> None:
-        if self.interfaces is None:
-            self.interfaces = set()
-        self.interfaces.add(name)
+        names = self.interfaces
+        if names is None:
+            self.interfaces = (name,)
+        elif isinstance(names, tuple):
+            if name != names[0]:
+                self.interfaces = {names[0], name}
+        else:
+            names.add(name)
 
 
 _NOTHING = ConnStats()
