@@ -25,8 +25,8 @@ from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 class AnalysisResult:
     """What a run found. Every table is a DataFrame with explicit dtypes (see `report.tables.SCHEMAS`
     and the column dictionary in the README); a table with no rows still has its columns. Each is
-    built from the records the first time it is read (`write` streams the ones not read yet to disk
-    in chunks, so writing a flood never holds its whole tables).
+    built from the records the first time it is read (`write` writes each a slice at a time, so its
+    text copy is never whole).
 
     Attributes:
         binds: one row per presentation-context item of every bind and alter_context.
@@ -90,12 +90,9 @@ class AnalysisResult:
         return hosts_frame(self.binds, self.calls, self.endpoints, self.connections)
 
     def _table(self, name: str) -> Iterator[pd.DataFrame]:
-        """A base table to write, read when the writer comes to it: its frame when it was already
-        read (or, for hosts, made from the others), else its rows streamed from the records."""
-        if name in self.__dict__ or name == "hosts":
-            yield getattr(self, name)
-        else:
-            yield from self._builder.stream(name)
+        """A base table to write, made when the writer comes to it: whole, since the views and the
+        findings read every base table anyway; the writer writes it a slice at a time."""
+        yield getattr(self, name)
 
     def __repr__(self) -> str:
         """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
@@ -210,7 +207,7 @@ class AnalysisResult:
 
             written = write_zeek_logs(self, out_dir, fmt, all_calls)
         else:
-            # The base tables first, streamed when not read yet; then the views, which read them.
+            # The base tables first, then the views, which read them.
             base = {name: self._table(name) for name in SCHEMAS}
             attempts: NamedFrame = ("attempts", lambda: self._table("attempts"), ATTEMPTS)  # after the views
             written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])

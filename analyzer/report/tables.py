@@ -3,7 +3,8 @@
 A declaration gives each column's name, dtype and value (got from a record and the run's memoised
 `Names`), so the schema and the row conversion cannot drift apart. Names (interfaces, operations,
 statuses, auth) are looked up here, once per distinct key, from the registry. Rows are converted in
-chunks of `CHUNK_ROWS` records as the spool reads them back; a table is sorted by its `order`.
+chunks of `CHUNK_ROWS` records as the spool reads them back (so what is transient is one chunk's
+objects); a table is sorted by its `ORDER` unless it is in that order already.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema,
 from analyzer.report.hosts import HOSTS, hosts_frame
 from analyzer.report.lists import join
 from analyzer.report.names import Names
-from analyzer.report.stream import sorted_chunks
+from analyzer.report.order import in_order
 
 CHUNK_ROWS = 4096  # records converted to one frame at a time: a chunk's objects are all that is transient
 
@@ -374,8 +375,7 @@ def connection_stats(records: Records, names: Names, late: LateNames) -> dict[tu
 
 
 class Builder:
-    """The tables of one run's records: the memoised names and the late naming they share. Each base
-    table comes as sorted chunks (`stream`, for writing it without holding it) or whole (`frame`)."""
+    """The tables of one run's records: the memoised names and the late naming they share."""
 
     def __init__(self, records: Records) -> None:
         self.records = records
@@ -413,19 +413,18 @@ class Builder:
         columns, rows, context = sources[table]
         return columns, rows(), context
 
-    def stream(self, table: str) -> Iterator[pd.DataFrame]:
-        """The table as frames of about `CHUNK_ROWS` rows, in its `ORDER`; nothing when it has no rows."""
-        columns, rows, context = self._source(table)
-        parts = chunks(columns, rows, context, table, self.records)
-        keys = ORDER.get(table)
-        yield from sorted_chunks(parts, keys, CHUNK_ROWS) if keys else parts
-
     def frame(self, table: str) -> pd.DataFrame:
         """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes."""
-        parts = [df for df in self.stream(table) if not df.empty]
+        columns, rows, context = self._source(table)
+        parts = [df for df in chunks(columns, rows, context, table, self.records) if not df.empty]
         if not parts:
-            return frame(schema(self._source(table)[0]), {})
-        return parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+            return frame(schema(columns), {})
+        df = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        del parts
+        keys = ORDER.get(table)
+        if keys and not in_order(df, keys):
+            df = df.sort_values(keys, kind="stable", ignore_index=True)
+        return df
 
 
 @dataclass

@@ -1,0 +1,52 @@
+"""Whether a table's rows are already in its order: records come back from the spool in the order
+they were made, which is mostly the table's order (a call is recorded when it is answered, a
+connection when it ends, so not always). A table already in order is not sorted again (a stable
+sort would change nothing, and would copy the whole table).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_BIG = int(np.iinfo(np.int64).max)  # where a missing key sorts: last, as sort_values puts NA
+
+
+def _key_arrays(df: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
+    """Each sort key as an int64 array (text keys as their value for now; see `_codes`)."""
+    out: list[np.ndarray] = []
+    for k in keys:
+        col = df[k]
+        if col.dtype == "string" or col.dtype == object:
+            out.append(np.array([None if v is pd.NA else v for v in col.tolist()], dtype=object))
+        else:
+            out.append(col.to_numpy(dtype="int64", na_value=_BIG))
+    return out
+
+
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Text keys as int64 codes in sorted order, missing last."""
+    present = sorted({v for v in values if v is not None})
+    rank = {v: i for i, v in enumerate(present)}
+    return np.fromiter((rank.get(v, _BIG) if v is not None else _BIG for v in values), dtype=np.int64)
+
+
+def in_order(df: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether a frame's rows are already in the stable order of `keys` (sorting would change nothing)."""
+    columns = _key_arrays(df, keys)
+    return _in_order([_codes(c) if c.dtype == object else c for c in columns])
+
+
+def _in_order(keys: list[np.ndarray]) -> bool:
+    """Whether rows are already in lexicographic key order (equal keys in any order would be kept
+    where they are by a stable sort anyway)."""
+    n = len(keys[0])
+    if n < 2:
+        return True
+    undecided = np.ones(n - 1, dtype=bool)
+    for k in keys:
+        a, b = k[:-1], k[1:]
+        if np.any(undecided & (a > b)):
+            return False
+        undecided &= a == b
+    return True

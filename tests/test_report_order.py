@@ -1,0 +1,45 @@
+"""Table order ([analyzer.report.order], `Builder.frame`): a table already in order is kept as it is,
+any other is the result of one stable sort over its keys."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from analyzer.report.columns import INT, STR, frame
+from analyzer.report.order import in_order
+
+SCHEMA = {"capture": STR, "frame": INT, "ctx_id": INT}
+KEYS = ["capture", "frame", "ctx_id"]
+
+
+def _table(rows: int, seed: int) -> pd.DataFrame:
+    rnd = random.Random(seed)
+    return frame(
+        SCHEMA,
+        {
+            "capture": [rnd.choice(["b.pcap", "a.pcap", "c.pcap"]) for _ in range(rows)],
+            "frame": [rnd.choice([None, *range(40)]) for _ in range(rows)],
+            "ctx_id": [rnd.randrange(3) for _ in range(rows)],
+        },
+    )
+
+
+def test_in_order_agrees_with_a_stable_sort() -> None:
+    for seed in range(20):
+        df = _table(5 + seed * 3, seed)
+        ordered = df.sort_values(KEYS, kind="stable", ignore_index=True)
+        assert in_order(ordered, KEYS), seed
+        assert in_order(df, KEYS) == df.equals(ordered), seed
+
+
+def test_missing_keys_sort_last_as_in_sort_values() -> None:
+    df = frame(SCHEMA, {"capture": ["a", "a", "a"], "frame": [1, 2, None], "ctx_id": [0, 0, 0]})
+    assert in_order(df, KEYS)
+    assert not in_order(df.iloc[[2, 0, 1]].reset_index(drop=True), KEYS)
+
+
+def test_equal_keys_are_in_order_whatever_else_differs() -> None:
+    df = frame({**SCHEMA, "n": INT}, {"capture": ["a"] * 3, "frame": [7] * 3, "ctx_id": [1] * 3, "n": [3, 1, 2]})
+    assert in_order(df, KEYS)
