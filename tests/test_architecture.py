@@ -79,3 +79,28 @@ def test_capture_layer_is_the_only_one_that_reads_files() -> None:
         if _calls_open(mod):
             # records.py reads back only the batches it spilled to its own run directory.
             assert mod.parent.name in ("capture", "registry") or mod.name in ("output.py", "records.py"), mod
+
+
+def test_the_report_layer_imports_nothing_above_it() -> None:
+    """`report/` reads records and the registry; the layers that use it (findings, Zeek writers, the
+    API, the CLI) and the pipeline that feeds it are never imported from it, lazily or not: so
+    `render()` takes tables and views, not an `AnalysisResult`, and there is no api <-> html cycle."""
+    above = ("analyzer.api", "analyzer.cli", "analyzer.findings", "analyzer.zeek", "analyzer.pipeline")
+    checked = 0
+    for mod in (PACKAGE / "report").rglob("*.py"):
+        names = _imports(mod) | _imported_names(mod)
+        bad = {i for i in names if any(i == a or i.startswith(a + ".") for a in above)}
+        assert not bad, (mod.relative_to(PACKAGE), bad)
+        checked += 1
+    assert checked >= 15
+
+
+def _imported_names(path: Path) -> set[str]:
+    """`from analyzer import api` as `analyzer.api` (what `_imports` sees as `analyzer`)."""
+    tree = ast.parse(path.read_text())
+    return {
+        f"{node.module}.{a.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+        for a in node.names
+    }
