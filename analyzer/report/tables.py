@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -380,10 +381,14 @@ class Builder:
     def __init__(self, records: Records) -> None:
         self.records = records
         self.names = Names()
-        # Interfaces of conversations whose bind was not seen, from what the whole run learned. Late
-        # naming looks only at accepted alter_context items and at connections a lookup can concern
-        # (midstream ones, those with a call on an unnamed context), so only those are handed to it:
-        # a flood of binds or connections then holds nothing here.
+
+    @cached_property
+    def late(self) -> LateNames:
+        """Interfaces of conversations whose bind was not seen, from what the whole run learned (only
+        calls and connections need it). Late naming looks only at accepted alter_context items and at
+        the connections a lookup can concern (midstream ones, those with a call on an unnamed
+        context), so only those are handed to it: a flood of binds or connections holds nothing here."""
+        records = self.records
         alters = (b for b in records.binds if b.pdu_type == "alter_context")
         unnamed = {(c.flow.capture, c.flow.stream) for c in records.calls if c.interface_uuid is None}
         conns = (
@@ -391,7 +396,7 @@ class Builder:
             for c in records.connections
             if c.identified_by == BY_MIDSTREAM or (c.flow.capture, c.flow.stream) in unnamed
         )
-        self.late = LateNames(records.book, alters, conns)
+        return LateNames(records.book, alters, conns)
 
     def _connection_rows(self) -> Iterator[_ConnRow]:
         per = connection_stats(self.records, self.names, self.late)
