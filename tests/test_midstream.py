@@ -1,5 +1,5 @@
 """Conversations joined late: followed from their first well-formed PDU once confirmed
-([analyzer.midstream], [analyzer.pipeline])."""
+([analyzer.pipeline.midstream], [analyzer.pipeline])."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from analyzer.book import Announcement
-from analyzer.capture.decode import Packet
+from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.dcerpc.constants import ALTER_CONTEXT, BIND
 from analyzer.dcerpc.probe import co_bind_probe, co_probe, co_start
 from analyzer.model import (
@@ -32,7 +32,7 @@ from analyzer.model import (
     NCACN_IP_TCP,
     Flow,
 )
-from analyzer.pipeline.flow_table import FlowKey, Kept, Undecided
+from analyzer.pipeline.flow_table import FlowKey, Kept, SynOnly, Undecided
 from analyzer.pipeline.learn import EndpointLearner
 from analyzer.pipeline.midstream import Candidate
 from analyzer.tcp.connection import Payload, TcpConnection
@@ -50,6 +50,7 @@ SMB_PORTS = frozenset({445, 139})
 NETBIOS_PORT = 139
 WELL_KNOWN = frozenset({EPM_PORT, HTTP_PORT, *SMB_PORTS})
 _EPM_PORTS, _HTTP_PORTS = frozenset({EPM_PORT}), frozenset({HTTP_PORT})
+_SYN_ACK_FIN_RST = SYN | ACK | FIN | RST
 PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 
 TCP_PROBE_FIRST = frozenset({5, 0x52})  # rpc_vers 5 of a bind; "R" of RPC_IN_DATA / RPC_OUT_DATA
@@ -248,21 +249,15 @@ class Classifier:
         announced: Announcement | None,
         packets: Kept,
     ) -> None:
-        """Follow a DCE/RPC conversation (`kind` co or http) from the packets kept for it."""
+        """Follow a conversation (`kind` co, http or smb) from the packets kept for it. A connection
+        seen so far as its client's SYN alone is kept as a `SynOnly` tuple until its next packet."""
         conv = self._conv
-        _pkt0, frame0, ts0 = packets[0]
-        flow = Flow(
-            capture=conv.collector.capture,
-            stream=conv.next_stream(),
-            transport=NCACN_HTTP if kind == "http" else NCACN_IP_TCP,
-            client_ip=ip_text(client[0]),
-            client_port=client[1],
-            server_ip=ip_text(server[0]),
-            server_port=server[1],
-            opened_ts=ts0,
-        )
-        make = self._http if kind == "http" else self._co
-        tcp = TcpConnection(flow, client, by, conv.collector, conv.limits, frame0, ts0, make, announced)
+        stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation (its pipes are)
+        pkt0, frame0, ts0 = packets[0]
+        if len(packets) == 1 and pkt0.flags & _SYN_ACK_FIN_RST == SYN and (pkt0.src, pkt0.sport) == client:
+            conv.put(key, SynOnly(pkt0, frame0, ts0, stream, kind, by, client, server, announced))
+            return
+        tcp = self._connection(stream, kind, by, client, server, announced, frame0, ts0)
         if by in (BY_HEURISTIC, BY_MIDSTREAM):
             conv.selector.tcp_ports.add(server[1])
         conv.put(key, tcp)
@@ -270,6 +265,35 @@ class Classifier:
             tcp.packet(pkt, (pkt.src, pkt.sport) == client, frame, ts)
         if tcp.finished:
             conv.close(tcp, "rst" if tcp.reset else "fin", packets[-1][2])
+
+    def follow_syn(self, key: FlowKey, s: SynOnly) -> TcpConnection:
+        """A `SynOnly` connection's next packet: follow it from its SYN, in its place in the table."""
+        conv = self._conv
+        conv.table.forget(key, s)
+        tcp = self._connection(s.stream, s.kind, s.identified_by, s.client, s.server, s.announced, s.frame, s.last_ts)
+        conv.table.put(key, tcp)
+        tcp.packet(s.syn, True, s.frame, s.last_ts)
+        return tcp
+
+    def flow(self, stream: int, kind: str, client: tuple[bytes, int], server: tuple[bytes, int], ts: int) -> Flow:
+        transport = {"http": NCACN_HTTP, "smb": SMB_TRANSPORT}.get(kind, NCACN_IP_TCP)
+        c_ip, s_ip = ip_text(client[0]), ip_text(server[0])
+        return Flow(self._conv.collector.capture, stream, transport, c_ip, client[1], s_ip, server[1], None, ts)
+
+    def _connection(
+        self,
+        stream: int,
+        kind: str,
+        by: str,
+        client: tuple[bytes, int],
+        server: tuple[bytes, int],
+        announced: Announcement | None,
+        frame: int,
+        ts: int,
+    ) -> TcpConnection:
+        make = {"http": self._http, "smb": self._smb}.get(kind, self._co)
+        flow = self.flow(stream, kind, client, server, ts)
+        return TcpConnection(flow, client, by, self._conv.collector, self._conv.limits, frame, ts, make, announced)
 
     def _co(self, tcp: TcpConnection) -> Payload:
         return CoConnection(tcp.flow, tcp.identified_by, self._conv.collector, self._conv.limits, tcp.announced)
@@ -285,12 +309,5 @@ class Classifier:
     def _start_smb(
         self, key: FlowKey, pkt: Packet, client: tuple[bytes, int], server: tuple[bytes, int], frame: int, ts: int
     ) -> None:
-        """An SMB connection: not a DCE/RPC conversation itself (its pipes are), so no stream number."""
-        conv = self._conv
-        capture = conv.collector.capture
-        flow = Flow(capture, -1, SMB_TRANSPORT, ip_text(client[0]), client[1], ip_text(server[0]), server[1], None, ts)
-        tcp = TcpConnection(flow, client, BY_SMB, conv.collector, conv.limits, frame, ts, self._smb)
-        conv.put(key, tcp)
-        tcp.packet(pkt, (key[0], key[1]) == client, frame, ts)
-        if tcp.finished:
-            conv.close(tcp, "rst" if tcp.reset else "fin", ts)
+        """An SMB connection: its transport reads the SMB messages, whose pipes carry DCE/RPC."""
+        self.start(key, "smb", BY_SMB, client, server, None, [(pkt, frame, ts)])

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from analyzer.capture.decode import Packet
-from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM
+from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM, AttemptRecord
 from analyzer.pipeline.classify import PROBE_BUDGET, WELL_KNOWN, Classifier, ip_text
 from analyzer.pipeline.collector import Collector
-from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, Undecided
+from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, SynOnly, Undecided
 from analyzer.pipeline.midstream import Candidate
 from analyzer.tcp.connection import TcpConnection, Tombstone
 from analyzer.transports.ncacn_http import VirtualConnections
@@ -68,6 +68,10 @@ class Conversations:
                         self.close(entry, "rst" if entry.reset else "fin", ts)
                     return
                 self.close(entry, "rst" if entry.reset else "fin", ts)
+            elif isinstance(entry, SynOnly):
+                self.classifier.follow_syn(self.table.key_of(entry) or key, entry)
+                self.tcp(pkt, frame, ts)
+                return
             elif isinstance(entry, Candidate):
                 self.classifier.candidate(key, entry, pkt, frame, ts)
                 return
@@ -97,10 +101,15 @@ class Conversations:
         if evicted is None:
             return
         _key, old = evicted
-        if isinstance(old, TcpConnection):
+        if isinstance(old, TcpConnection | SynOnly):
             detail = f"{len(self.table) + 1} live flows"
-            self.collector.violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", detail)
-            self.close(old, "evicted", old.last_ts, tombstone=False)
+            if isinstance(old, TcpConnection):
+                self.collector.violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", detail)
+                self.close(old, "evicted", old.last_ts, tombstone=False)
+            else:
+                flow = self.classifier.flow(old.stream, old.kind, old.client, old.server, old.last_ts)
+                self.collector.violation(flow, old.frame, "limits", "cap_tcp_flows", detail)
+                self._syn_only_ended(None, old)
         else:
             self._released(old)
             if isinstance(old, Candidate):
@@ -141,13 +150,29 @@ class Conversations:
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
             self.collector.attempt(conn.attempt())
         # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
-        for pipe_record in self.pipes.closed:
-            self.collector.connection(pipe_record)
-        self.pipes.closed.clear()
+        self._pipes_closed()
         if key is not None:
             self.forget(key, conn)
             if tombstone:
                 self.put(key, Tombstone(conn.client, ts))
+
+    def _syn_only_ended(self, key: FlowKey | None, s: SynOnly) -> None:
+        """A connection that never showed more than its SYN ended (evicted, idle, end of capture):
+        an attempts row, as a connection that carried nothing gives."""
+        flow = self.classifier.flow(s.stream, s.kind, s.client, s.server, s.last_ts)
+        c, srv = s.client, s.server
+        self.collector.attempt(
+            AttemptRecord(flow.capture, s.frame, s.last_ts, flow.client_ip, c[1], flow.server_ip, srv[1], "syn_only")
+        )
+        self._pipes_closed()
+        if key is not None:
+            self.forget(key, s)
+
+    def _pipes_closed(self) -> None:
+        """The rows of the pipes closed since a connection last closed (kept in that order)."""
+        for record in self.pipes.closed:
+            self.collector.connection(record)
+        self.pipes.closed.clear()
 
     def unconfirmed(self, cand: Candidate, frame: int) -> None:
         """Report a flow that looked like DCE/RPC but could not be followed."""
@@ -170,6 +195,8 @@ class Conversations:
                 break
             if isinstance(entry, TcpConnection):
                 self.close(entry, "idle", entry.last_ts, tombstone=False)
+            elif isinstance(entry, SynOnly):
+                self._syn_only_ended(key, entry)
             else:
                 self.forget(key, entry)
                 if isinstance(entry, Candidate):
@@ -184,6 +211,8 @@ class Conversations:
         for key, entry in self.table.entries():
             if isinstance(entry, TcpConnection):
                 self.close(entry, end, entry.last_ts, tombstone=False)
+            elif isinstance(entry, SynOnly):
+                self._syn_only_ended(key, entry)
             elif isinstance(entry, Candidate):
                 self.forget(key, entry)
                 self.unconfirmed(entry, entry.packets[-1][1])

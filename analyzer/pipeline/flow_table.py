@@ -4,6 +4,7 @@ Entries are keyed both ways by (address, port, address, port), so a packet finds
 look-up whichever way it travels, and kept in an LRU (`analyzer.bounded.LruDict`) for idle expiry
 and the `max_tcp_flows` cap. An entry is one of:
 - `TcpConnection`: followed (`analyzer.tcp.connection`);
+- `SynOnly`: to be followed, seen only as its client's SYN (a small tuple: a SYN flood builds no more);
 - `Tombstone`: closed, swallowing stragglers until a new SYN;
 - `Undecided`: its client bytes have not yet said whether it is DCE/RPC (`analyzer.pipeline.classify`);
 - `Candidate`: a conversation joined in the middle, to be confirmed (`analyzer.pipeline.midstream`).
@@ -12,7 +13,9 @@ and the `max_tcp_flows` cap. An entry is one of:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
+from analyzer.book import Announcement
 from analyzer.bounded import LruDict
 from analyzer.capture.decode import Packet
 from analyzer.pipeline.midstream import Candidate
@@ -41,7 +44,22 @@ class Undecided:
         self.held_port: int | None = None  # a server port selected while deciding
 
 
-Entry = TcpConnection | Tombstone | Undecided | Candidate
+class SynOnly(NamedTuple):
+    """A connection to follow that has shown only its client's first SYN: what it takes to follow
+    it from its next packet (`Classifier.follow_syn`), or to write its attempts row."""
+
+    syn: Packet
+    frame: int
+    last_ts: int
+    stream: int  # its stream number, taken when the SYN was seen (-1 for SMB)
+    kind: str  # co | http | smb
+    identified_by: str
+    client: tuple[bytes, int]
+    server: tuple[bytes, int]
+    announced: Announcement | None
+
+
+Entry = TcpConnection | SynOnly | Tombstone | Undecided | Candidate
 
 
 def reverse(key: FlowKey) -> FlowKey:
@@ -104,7 +122,7 @@ class FlowTable:
 
     def open_keys(self) -> Iterator[FlowKey]:
         """The keys (first packet's direction) of the connections still being followed."""
-        return (key for key, entry in self._lru.values() if isinstance(entry, TcpConnection))
+        return (key for key, entry in self._lru.values() if isinstance(entry, TcpConnection | SynOnly))
 
     def clear(self) -> None:
         self._by_pair = {}

@@ -21,7 +21,7 @@ from analyzer.smb.state import Context
 class SmbConnection:
     """One TCP connection carrying SMB. netbios=True for port 139 (session service with session request).
 
-    Counters for the data-quality report: `messages`, `commands`, `bulk_bytes` (passed over without
+    Counters, read by the tests (no table shows them): `messages`, `commands`, `bulk_bytes` (passed over without
     being buffered), `skipped_bytes` (dropped while resynchronising), `gap_bytes`, `pipes_opened`,
     `pipe_messages`, `pipe_bytes`, `encrypted_messages`, `compressed_messages`, `violations`,
     and `peak_buffered`, the most bytes either direction ever held at once.

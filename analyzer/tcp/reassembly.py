@@ -33,9 +33,10 @@ class StreamSink(Protocol):
 class TcpHalf:
     """One direction of one TCP connection.
 
-    Counters (for the data-quality report): `retransmitted` bytes seen twice, `gaps` holes declared,
-    `missing` bytes lost in them, `ooo_segments` segments that arrived ahead of a hole,
-    `cap_hits` times the out-of-order cap forced a hole to be declared.
+    Counters: `gaps` holes declared (a connection's `gaps` column); for the tests, which check the
+    reassembly through them, `retransmitted` bytes seen twice, `missing` bytes lost in the holes,
+    `ooo_segments` segments that arrived ahead of a hole, `cap_hits` times the out-of-order cap
+    forced a hole to be declared.
     """
 
     __slots__ = (

@@ -36,6 +36,7 @@ from analyzer.transports.ncacn_ip_tcp import began_before, epm_hint, framing_vio
 V1_BANNER = b"ncacn_http/1.0"
 IN_METHOD = b"RPC_IN_DATA "
 OUT_METHOD = b"RPC_OUT_DATA "
+_RTS_NAMES_LISTED = 16  # distinct RTS PDU names named in a connection's detail cell
 
 
 class HttpPreamble:
@@ -44,7 +45,7 @@ class HttpPreamble:
     'v1' (banner), 'in' / 'out' (RPC_IN_DATA / RPC_OUT_DATA request), 'response' (an HTTP response),
     'pdus' (PDUs straight away, the client side of v1), or None while undecided."""
 
-    __slots__ = ("_buf", "_max", "_next", "_on_cap", "kind", "method_line")
+    __slots__ = ("_buf", "_max", "_next", "_on_cap", "kind")
 
     def __init__(
         self, nxt: StreamSink, limits: Limits = DEFAULT_LIMITS, on_cap: Callable[[int, str, str], None] | None = None
@@ -54,7 +55,6 @@ class HttpPreamble:
         self._on_cap = on_cap  # (frame, what, detail) when a header passes the cap
         self._buf = b""
         self.kind: str | None = None
-        self.method_line: str | None = None
 
     def data(self, data: bytes, frame: int, ts: int) -> None:
         if self.kind is not None and not self._buf:
@@ -83,7 +83,6 @@ class HttpPreamble:
                     self._buf = buf
                     return
                 head = buf[:end]
-                self.method_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
                 if head.startswith(IN_METHOD):
                     self.kind = "in"
                 elif head.startswith(OUT_METHOD):
@@ -173,7 +172,7 @@ class HttpConnection:
         self.announced = announced
         self._vcs = vcs
         self.vc: VirtualConnection | None = None
-        self.rts: list[str] = []
+        self.rts: dict[str, None] = {}  # the names of the RTS PDUs seen, in order, each once
         self._own: Association | None = None
         self.closed = False
         self._streams = {
@@ -236,7 +235,8 @@ class HttpConnection:
             except Malformed as e:
                 self.sink.violation(self.flow, frame, "http", e.what, e.detail)
                 return
-            self.rts.append(rts.name)
+            if len(self.rts) < _RTS_NAMES_LISTED:
+                self.rts[rts.name] = None
             if rts.name in ("CONN/A1", "CONN/B1") and rts.cookies and self.vc is None:
                 self.vc = self._vcs.join(rts.cookies[0], self)
             return
@@ -263,5 +263,5 @@ class HttpConnection:
         if self.vc is not None:
             parts.append(f"virtual connection {self.vc.cookie}")
         if self.rts:
-            parts.append("RTS " + " ".join(dict.fromkeys(self.rts)))
+            parts.append("RTS " + " ".join(self.rts))
         return "; ".join(parts)

@@ -82,11 +82,6 @@ class Pipe:
         self.client_bytes = 0
         self.server_bytes = 0
         self.messages = 0
-        self.closed = False
-
-    @property
-    def carries_dcerpc(self) -> bool:
-        return self.assoc is not None
 
     def _confirm(self) -> Association:
         """The first PDU: number the conversation, start the association, release held violations."""
@@ -149,7 +144,6 @@ class Pipe:
 
     def close(self, end: str) -> ConnectionRecord | None:
         """End of the pipe: its connections.csv row, or None when it never carried DCE/RPC."""
-        self.closed = True
         if self.assoc is None:
             return None
         self.assoc.close()
@@ -234,19 +228,19 @@ class NpConnection:
     service): the SMB parser, whose events it receives and passes to the pipe table with itself as
     the connection they came on. Not a DCE/RPC conversation itself: its pipes are."""
 
+    # The TCP connection's bytes and holes go straight to the SMB parser, which takes the same events.
+    data: Callable[[bool, bytes, int, int], None]
+    gap: Callable[[bool, int, int, int], None]
+
     def __init__(self, flow: Flow, sink: RecordSink, limits: Limits, table: PipeTable, netbios: bool) -> None:
         self.flow = flow
         self.sink = sink
         self.table = table
         self.smb = SmbConnection(self, limits, netbios)
+        self.data = self.smb.data
+        self.gap = self.smb.gap
 
     # -- the TCP connection's events ------------------------------------------------------------
-
-    def data(self, from_client: bool, data: bytes, frame: int, ts: int) -> None:
-        self.smb.data(from_client, data, frame, ts)
-
-    def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None:
-        self.smb.gap(from_client, missing, frame, ts)
 
     def close(self) -> None:
         self.smb.close()
