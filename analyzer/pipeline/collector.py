@@ -59,8 +59,12 @@ class Collector:
 
     def violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
         """A violation of a conversation (its stream named), or of the capture when `flow` is None."""
-        stream = flow.stream if flow is not None and flow.stream >= 0 else None
-        self._run.records.violations.append(Violation(self.capture, frame, stream, layer, what, detail))
+        self.stream_violation(-1 if flow is None else flow.stream, frame, layer, what, detail)
+
+    def stream_violation(self, stream: int, frame: int | None, layer: str, what: str, detail: str) -> None:
+        """A violation of the conversation numbered `stream` (-1: of none, the capture's)."""
+        row = Violation(self.capture, frame, stream if stream >= 0 else None, layer, what, detail)
+        self._run.records.violations.append(row)
 
     def counted(self, frame: int | None, layer: str, what: str, detail: str, count: int) -> None:
         """A capture-level violation that stands for `count` occurrences."""

@@ -107,8 +107,7 @@ class Conversations:
                 self.collector.violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", detail)
                 self.close(old, "evicted", old.last_ts, tombstone=False)
             else:
-                flow = self.classifier.flow(old.stream, old.kind, old.client, old.server, old.last_ts)
-                self.collector.violation(flow, old.frame, "limits", "cap_tcp_flows", detail)
+                self.collector.stream_violation(old.stream, old.frame, "limits", "cap_tcp_flows", detail)
                 self._syn_only_ended(None, old)
         else:
             self._released(old)
@@ -159,11 +158,10 @@ class Conversations:
     def _syn_only_ended(self, key: FlowKey | None, s: SynOnly) -> None:
         """A connection that never showed more than its SYN ended (evicted, idle, end of capture):
         an attempts row, as a connection that carried nothing gives."""
-        flow = self.classifier.flow(s.stream, s.kind, s.client, s.server, s.last_ts)
-        c, srv = s.client, s.server
-        self.collector.attempt(
-            AttemptRecord(flow.capture, s.frame, s.last_ts, flow.client_ip, c[1], flow.server_ip, srv[1], "syn_only")
-        )
+        (c_addr, c_port), (s_addr, s_port) = s.client, s.server
+        capture = self.collector.capture
+        row = AttemptRecord(capture, s.frame, s.last_ts, ip_text(c_addr), c_port, ip_text(s_addr), s_port, "syn_only")
+        self.collector.attempt(row)
         self._pipes_closed()
         if key is not None:
             self.forget(key, s)
