@@ -71,6 +71,11 @@ class Limits:
         max_midstream_packets: packets kept while a conversation joined in the middle awaits
             confirmation (analyzer.pipeline.midstream); past it, it is not followed.
         max_midstream_payloads: payload segments judged for that confirmation before giving up.
+        max_pipes: SMB named pipes tracked at once in a capture, every connection and session
+            together: an SMB2 handle outlives its TCP connection, so a pipe never closed waits here
+            until the capture ends; past it, the oldest is closed (`evicted`).
+        max_smb_session_names: SMB sessions whose user (NTLM identity) and encryption are
+            remembered across the connections of a capture; past it, the oldest is forgotten.
         max_http_header_bytes: bytes of an RPC-over-HTTP request or response header buffered
             while looking for its end; past it, the bytes are passed on as they are.
         max_ndr_depth: pointers nested in one stub the stub decoders follow; deeper, the stub is
@@ -120,6 +125,8 @@ class Limits:
     max_ndr_string_chars: int = _cap(1 << 15)
     max_security_contexts: int = _cap(1024)
     max_context_handles: int = _cap(4096)
+    max_pipes: int = _cap(65_536, CAPTURE)
+    max_smb_session_names: int = _cap(65_536, CAPTURE)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
     max_gzip_ratio: int = _cap(100, CAPTURE)
     gzip_ratio_floor_bytes: int = field(default=1 << 30, metadata={"kind": THRESHOLD})

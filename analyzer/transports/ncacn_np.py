@@ -19,6 +19,7 @@ from collections.abc import Callable
 from functools import partial
 
 from analyzer import registry
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.association import SOURCE_PIPE, Association, InterfaceHint
 from analyzer.dcerpc.constants import BIND
 from analyzer.dcerpc.pdu import CoPdu
@@ -36,6 +37,11 @@ SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (neve
 # channel of the session (scope 0); SMB1 Uids and FIDs are only unique within one connection
 # ([MS-CIFS] 3.2.1.3), so their scope is the connection.
 TableKey = tuple[str, int, PipeKey]
+SessionKey = tuple[str, int, int, int]  # (server address, scope, dialect, session id)
+
+
+def _session_of(k: TableKey) -> SessionKey:
+    return k[0], k[1], k[2][0], k[2][1]
 
 
 def table_key(via: NpConnection, key: PipeKey) -> TableKey:
@@ -180,8 +186,10 @@ class PipeTable:
         self.limits = limits
         self.next_stream = next_stream
         self.pipes: dict[TableKey, Pipe] = {}
-        self.identities: dict[tuple[str, int, int, int], NtlmIdentity] = {}  # (server, scope, dialect, session)
-        self.encrypted: set[tuple[str, int]] = set()
+        self._by_session: dict[SessionKey, dict[TableKey, None]] = {}  # the pipes of each session, oldest first
+        # Per session: the user its session setup named, and whether it is encrypted (reported once).
+        self.identities: BoundedDict[SessionKey, NtlmIdentity] = BoundedDict(limits.max_smb_session_names)
+        self.encrypted: BoundedDict[tuple[str, int], None] = BoundedDict(limits.max_smb_session_names)
         self.closed: list[ConnectionRecord] = []
 
     def open(self, via: NpConnection, key: PipeKey, name: str | None, frame: int, ts: int) -> Pipe:
@@ -189,25 +197,40 @@ class PipeTable:
         old = self.pipes.get(k)
         if old is not None:  # a file id reused after a CLOSE we did not see
             self._closed(old, "reopened")
-        per_session = sum(1 for p in self.pipes if p[:2] == k[:2] and p[2][:2] == key[:2])
-        if per_session >= self.limits.max_smb_pipes:
-            self.sink.violation(via.flow, frame, "limits", "cap_smb_pipes", f"{per_session} pipes open in a session")
-            oldest = next(p for p in self.pipes if p[:2] == k[:2] and p[2][:2] == key[:2])
-            self._closed(self.pipes.pop(oldest), "evicted")
+        session = self._by_session.setdefault(_session_of(k), {})
+        if len(session) >= self.limits.max_smb_pipes:
+            self.sink.violation(via.flow, frame, "limits", "cap_smb_pipes", f"{len(session)} pipes open in a session")
+            self._closed(self._pop(next(iter(session))), "evicted")
+        elif old is None and len(self.pipes) >= self.limits.max_pipes:
+            # Handles outlive their TCP connection: pipes never closed pile up here, not per connection.
+            self.sink.violation(via.flow, frame, "limits", "cap_pipes", f"{len(self.pipes)} pipes open in the capture")
+            self._closed(self._pop(next(iter(self.pipes))), "evicted")
         pipe = self.pipes[k] = Pipe(self, k, name, via, frame, ts)
+        self._by_session.setdefault(_session_of(k), {})[k] = None
         return pipe
 
+    def _pop(self, k: TableKey) -> Pipe:
+        session = self._by_session[_session_of(k)]
+        del session[k]
+        if not session:
+            del self._by_session[_session_of(k)]
+        return self.pipes.pop(k)
+
     def close(self, via: NpConnection, key: PipeKey, frame: int, ts: int) -> None:
-        pipe = self.pipes.pop(table_key(via, key), None)
-        if pipe is not None:
+        k = table_key(via, key)
+        if k in self.pipes:
+            pipe = self._pop(k)
             pipe.last_frame, pipe.last_ts = frame, ts
             self._closed(pipe, "close")
 
     def identity(self, via: NpConnection, dialect: int, session: int, who: NtlmIdentity) -> None:
         server, scope, _ = table_key(via, (dialect, session, b""))
-        self.identities[(server, scope, dialect, session)] = who
-        for k, pipe in self.pipes.items():
-            if k[:2] == (server, scope) and k[2][:2] == (dialect, session) and pipe.assoc is not None:
+        sk = (server, scope, dialect, session)
+        if self.identities.put(sk, who) is not None:
+            self.sink.violation(via.flow, None, "limits", "cap_smb_session_names", f"{len(self.identities)} sessions")
+        for k in self._by_session.get(sk, ()):
+            pipe = self.pipes[k]
+            if pipe.assoc is not None:
                 pipe.assoc.transport_identity = who
 
     def _closed(self, pipe: Pipe, end: str) -> None:
@@ -219,6 +242,7 @@ class PipeTable:
         for pipe in self.pipes.values():
             self._closed(pipe, end)
         self.pipes = {}
+        self._by_session = {}
         out, self.closed = self.closed, []
         return out
 
@@ -274,7 +298,9 @@ class NpConnection:
     def encrypted(self, session_id: int, frame: int, ts: int) -> None:
         k = (self.flow.server_ip, session_id)
         if k not in self.table.encrypted:
-            self.table.encrypted.add(k)
+            if self.table.encrypted.put(k, None) is not None:
+                n = len(self.table.encrypted)
+                self.sink.violation(self.flow, frame, "limits", "cap_smb_session_names", f"{n} sessions")
             detail = f"session 0x{session_id:x} is encrypted: its pipes cannot be read"
             self.sink.violation(self.flow, frame, "smb", "smb3_encrypted", detail)
 

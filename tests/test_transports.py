@@ -1,0 +1,53 @@
+"""The transports' own state ([analyzer.transports]): the capture's pipe table and its caps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.limits import Limits
+from analyzer.model import Flow
+from analyzer.ntlm import NtlmIdentity
+from analyzer.transports.ncacn_np import NpConnection, PipeTable
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.violations: list[tuple[str, str]] = []
+
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
+        self.violations.append((what, detail))
+
+    def __getattr__(self, name: str) -> Any:  # bind, call, endpoint, datagram: nothing comes here
+        raise AssertionError(name)
+
+
+def _table(limits: Limits) -> tuple[PipeTable, NpConnection, _Sink]:
+    sink = _Sink()
+    streams = iter(range(1000))
+    table = PipeTable(sink, limits, lambda: next(streams))  # type: ignore[arg-type]
+    flow = Flow("t", -1, "smb", "10.0.0.1", 50000, "10.0.0.2", 445)
+    return table, NpConnection(flow, sink, limits, table, False), sink  # type: ignore[arg-type]
+
+
+def test_pipes_are_capped_per_session_and_per_capture() -> None:
+    table, via, sink = _table(Limits(max_smb_pipes=2, max_pipes=3))
+    for fid in range(3):  # a third pipe in session 1 evicts its oldest
+        table.open(via, (2, 1, bytes([fid]) * 16), "lsarpc", fid, 0)
+    assert [k[2][2][0] for k in table.pipes] == [1, 2]
+    assert [w for w, _d in sink.violations] == ["cap_smb_pipes"]
+    table.open(via, (2, 2, b"\x09" * 16), "samr", 9, 0)  # three pipes in the capture: at the cap
+    table.open(via, (2, 3, b"\x0a" * 16), "samr", 10, 0)  # a fourth, in another session: the oldest goes
+    assert [w for w, _d in sink.violations] == ["cap_smb_pipes", "cap_pipes"]
+    assert sorted((k[2][1], k[2][2][0]) for k in table.pipes) == [(1, 2), (2, 9), (3, 10)]
+    table.close(via, (2, 1, b"\x02" * 16), 11, 0)
+    assert len(table.pipes) == 2 and not table.close_all("capture_end")  # no PDU: no rows
+
+
+def test_session_identities_reach_the_pipes_of_their_session_and_are_capped() -> None:
+    table, via, sink = _table(Limits(max_smb_session_names=1))
+    table.open(via, (2, 7, b"\x01" * 16), "lsarpc", 1, 0)
+    alice, bob = NtlmIdentity("alice", "D", None), NtlmIdentity("bob", "D", None)
+    table.identity(via, 2, 7, alice)
+    table.identity(via, 2, 8, bob)  # a second session: the first one's name is forgotten
+    assert list(table.identities.values()) == [bob]
+    assert [w for w, _d in sink.violations] == ["cap_smb_session_names"]
