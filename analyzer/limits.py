@@ -76,6 +76,8 @@ class Limits:
             until the capture ends; past it, the oldest is closed (`evicted`).
         max_smb_session_names: SMB sessions whose user (NTLM identity) and encryption are
             remembered across the connections of a capture; past it, the oldest is forgotten.
+        max_virtual_connections: RPC-over-HTTP v2 virtual connections (cookies) tracked at once
+            in a capture; past it, the oldest is closed.
         max_http_header_bytes: bytes of an RPC-over-HTTP request or response header buffered
             while looking for its end; past it, the bytes are passed on as they are.
         max_ndr_depth: pointers nested in one stub the stub decoders follow; deeper, the stub is
@@ -125,6 +127,7 @@ class Limits:
     max_ndr_string_chars: int = _cap(1 << 15)
     max_security_contexts: int = _cap(1024)
     max_context_handles: int = _cap(4096)
+    max_virtual_connections: int = _cap(20_000, CAPTURE)
     max_pipes: int = _cap(65_536, CAPTURE)
     max_smb_session_names: int = _cap(65_536, CAPTURE)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})

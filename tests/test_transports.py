@@ -51,3 +51,31 @@ def test_session_identities_reach_the_pipes_of_their_session_and_are_capped() ->
     table.identity(via, 2, 8, bob)  # a second session: the first one's name is forgotten
     assert list(table.identities.values()) == [bob]
     assert [w for w, _d in sink.violations] == ["cap_smb_session_names"]
+
+
+class _Channel:
+    """What the virtual connection table reads of an HttpConnection."""
+
+    def __init__(self, kind: str) -> None:
+        self.channel = kind
+        self.closed = False
+        self.vc: Any = None
+        self.flow = Flow("t", 0, "ncacn_http", "10.0.0.1", 50000, "10.0.0.2", 80)
+
+
+def test_a_cookie_reused_by_many_connections_keeps_only_what_is_open() -> None:
+    from analyzer.transports.ncacn_http import VirtualConnections
+
+    sink = _Sink()
+    vcs = VirtualConnections(sink, Limits(max_virtual_connections=2))  # type: ignore[arg-type]
+    first_in = None
+    for i in range(100):
+        ch = _Channel("in" if i % 2 else "out")
+        ch.vc = vcs.join("cookie", ch)  # type: ignore[arg-type]
+        first_in = first_in or (ch if ch.channel == "in" else None)
+        ch.closed = True
+        vcs.channel_closed(ch)  # type: ignore[arg-type]
+    assert ch.vc.channels == [first_in]  # the first IN channel names the association, when one is made
+    for cookie in ("b", "c"):
+        vcs.join(cookie, _Channel("in"))  # type: ignore[arg-type]
+    assert [w for w, _d in sink.violations] == ["cap_virtual_connections"]

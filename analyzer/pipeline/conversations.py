@@ -41,7 +41,7 @@ class Conversations:
         self.table = FlowTable(run.limits.max_tcp_flows)
         self._streams = 0
         self.pipes = PipeTable(self.collector, run.limits, self.next_stream)
-        self.vcs = VirtualConnections()
+        self.vcs = VirtualConnections(self.collector, run.limits)
         self.udp_transport = UdpTransport(self.collector, run.limits, self._udp_announced, self.next_stream)
         self.classifier = Classifier(self, run.learner, run.follow)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from functools import partial
 
 from analyzer.book import Announcement
+from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.association import Association
 from analyzer.dcerpc.constants import RTS
 from analyzer.dcerpc.pdu import CoPdu, OtherPdu
@@ -124,30 +125,47 @@ class VirtualConnection:
 
 
 class VirtualConnections:
-    """The virtual connections of one capture, by cookie. A virtual connection's association is
-    closed once every one of its channels is, or at the end of the capture."""
+    """The virtual connections of one capture, by cookie (at most `max_virtual_connections`; past
+    it the oldest is closed). A virtual connection's association is closed once every one of its
+    channels is, or at the end of the capture."""
 
-    def __init__(self) -> None:
-        self._by_cookie: dict[str, VirtualConnection] = {}
+    def __init__(self, sink: RecordSink, limits: Limits) -> None:
+        self._sink = sink
+        self._by_cookie: BoundedDict[str, VirtualConnection] = BoundedDict(limits.max_virtual_connections)
 
     def join(self, cookie: str, channel: HttpConnection) -> VirtualConnection:
         vc = self._by_cookie.get(cookie)
         if vc is None:
-            vc = self._by_cookie[cookie] = VirtualConnection(cookie)
+            vc = VirtualConnection(cookie)
+            evicted = self._by_cookie.put(cookie, vc)
+            if evicted is not None:
+                n = len(self._by_cookie)
+                self._sink.violation(channel.flow, None, "limits", "cap_virtual_connections", f"{n} open")
+                if evicted[1].assoc is not None:
+                    evicted[1].assoc.close()
         vc.channels.append(channel)
         return vc
 
     def channel_closed(self, channel: HttpConnection) -> None:
         vc = channel.vc
-        if vc is not None and vc.assoc is not None and all(c.closed for c in vc.channels):
+        if vc is None:
+            return
+        if vc.assoc is not None and all(c.closed for c in vc.channels):
             vc.assoc.close()
-            self._by_cookie.pop(vc.cookie, None)
+            if self._by_cookie.get(vc.cookie) is vc:
+                del self._by_cookie[vc.cookie]
+            return
+        # Keep what can still matter: the open channels, and, until the association is made, the
+        # first IN channel (its conversation names the association). A cookie reused by connection
+        # after connection then holds what is open, not every connection it ever had.
+        first_in = None if vc.assoc is not None else next((c for c in vc.channels if c.channel == "in"), None)
+        vc.channels = [c for c in vc.channels if not c.closed or c is first_in]
 
     def close_all(self) -> None:
         for vc in self._by_cookie.values():
             if vc.assoc is not None:
                 vc.assoc.close()
-        self._by_cookie = {}
+        self._by_cookie.clear()
 
 
 class HttpConnection:
