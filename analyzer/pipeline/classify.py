@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from analyzer.book import Announcement
-from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
+from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet, Selector
 from analyzer.dcerpc.constants import ALTER_CONTEXT, BIND
 from analyzer.dcerpc.probe import co_bind_probe, co_probe, co_start
+from analyzer.limits import Limits
 from analyzer.model import (
     BY_HEURISTIC,
     BY_MIDSTREAM,
@@ -32,16 +33,14 @@ from analyzer.model import (
     NCACN_IP_TCP,
     Flow,
 )
-from analyzer.pipeline.flow_table import FlowKey, Kept, SynOnly, Undecided
+from analyzer.pipeline.collector import Collector
+from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, Kept, SynOnly, Undecided
 from analyzer.pipeline.learn import EndpointLearner
 from analyzer.pipeline.midstream import Candidate
 from analyzer.tcp.connection import Payload, TcpConnection
-from analyzer.transports.ncacn_http import IN_METHOD, OUT_METHOD, HttpConnection, http_probe
+from analyzer.transports.ncacn_http import IN_METHOD, OUT_METHOD, HttpConnection, VirtualConnections, http_probe
 from analyzer.transports.ncacn_ip_tcp import CoConnection
-from analyzer.transports.ncacn_np import SMB_TRANSPORT, NpConnection
-
-if TYPE_CHECKING:
-    from analyzer.pipeline.conversations import Conversations
+from analyzer.transports.ncacn_np import SMB_TRANSPORT, NpConnection, PipeTable
 
 EPM_PORT = 135
 HTTP_PORT = 593  # RPC over HTTP v1 ([MS-RPCH] 2.1.1)
@@ -103,10 +102,31 @@ def _sides(key: FlowKey, server_ports: frozenset[int]) -> tuple[tuple[bytes, int
     return ((src, sport), (dst, dport)) if dport in server_ports else ((dst, dport), (src, sport))
 
 
-class Classifier:
-    """Decides, for one capture's `Conversations`, what each new TCP flow is."""
+class Host(Protocol):
+    """What the classifier works in: one capture's conversations (`analyzer.pipeline.conversations`)."""
 
-    def __init__(self, conv: Conversations, learner: EndpointLearner, follow: FlowFilter | None) -> None:
+    limits: Limits
+    selector: Selector
+    table: FlowTable
+    collector: Collector
+    pipes: PipeTable
+    vcs: VirtualConnections
+
+    def next_stream(self) -> int: ...
+
+    def put(self, key: FlowKey, entry: Entry) -> None: ...
+
+    def forget(self, key: FlowKey, entry: Entry) -> None: ...
+
+    def close(self, conn: TcpConnection, end: str, ts: int, tombstone: bool = True) -> None: ...
+
+    def unconfirmed(self, cand: Candidate, frame: int) -> None: ...
+
+
+class Classifier:
+    """Decides, for one capture's conversations, what each new TCP flow is."""
+
+    def __init__(self, conv: Host, learner: EndpointLearner, follow: FlowFilter | None) -> None:
         self._conv = conv
         self._learner = learner
         self._follow = follow

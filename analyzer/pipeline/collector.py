@@ -9,7 +9,7 @@ kept: an EPM answer's towers (`endpoint`) and an accepted bind_ack's secondary a
 from __future__ import annotations
 
 import traceback
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from analyzer.model import (
     AttemptRecord,
@@ -22,9 +22,14 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.pipeline.learn import EndpointLearner
+from analyzer.records import Records
 
-if TYPE_CHECKING:
-    from analyzer.pipeline.run import Run
+
+class HasRecords(Protocol):
+    """Where the records go: the run (`analyzer.pipeline.state.Run`), whose `Records` a caller may
+    swap between packets (`analyzer.packets` drains them)."""
+
+    records: Records
 
 
 class Collector:
@@ -32,8 +37,8 @@ class Collector:
 
     __slots__ = ("_learner", "_run", "capture")
 
-    def __init__(self, run: Run, capture: str, learner: EndpointLearner) -> None:
-        self._run = run  # its `records` may be swapped between packets (analyzer.packets drains them)
+    def __init__(self, run: HasRecords, capture: str, learner: EndpointLearner) -> None:
+        self._run = run
         self._learner = learner
         self.capture = capture
 

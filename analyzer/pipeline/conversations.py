@@ -27,7 +27,7 @@ from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
 from analyzer.transports.ncadg_ip_udp import UdpTransport
 
 if TYPE_CHECKING:
-    from analyzer.pipeline.run import Run
+    from analyzer.pipeline.state import Run
 
 
 class Conversations:

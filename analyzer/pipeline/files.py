@@ -26,7 +26,7 @@ from analyzer.pipeline.flow_table import FlowKey
 from analyzer.session import FrameMap, Member, SessionFrames
 
 if TYPE_CHECKING:
-    from analyzer.pipeline.run import Run
+    from analyzer.pipeline.state import Run
 
 _EXPIRE_EVERY = 4096  # selected packets between idle-expiry sweeps
 LISTED_MAX = 16  # values named in one cell; a file with a million interfaces must not make a 400 KB cell

@@ -1,8 +1,6 @@
-"""The run: what lives across the files of one analysis, and the `Pipeline` facade over it.
+"""The `Pipeline` facade over a run (`analyzer.pipeline.state.Run`: what lives across files).
 
-`Run` holds the limits, the packet selector (which ports and payloads the decoder lets through:
-the well-known RPC ports, then every port the endpoint mapper announced), the `EndpointLearner`
-with the run's `EndpointBook`, and the `Records` spool. `Pipeline` is the public face:
+`Pipeline` is the public face:
 `Pipeline(limits, strict).run(paths, progress)` reads files, directories and globs, a capture
 session of several files as one stream; `add_file`, `add_reader` and `add_session` read one
 capture (see `analyzer.pipeline.files`).
@@ -15,38 +13,19 @@ import os
 from collections.abc import Callable, Iterable
 
 from analyzer.bounded import fewer_collections
-from analyzer.capture.decode import Selector
 from analyzer.capture.reader import CaptureReader
 from analyzer.capture.source import expand_paths
-from analyzer.dcerpc.cl import cl_probe
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import CaptureSummary
-from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, TCP_PROBE_FIRST, FlowFilter, tcp_probe
+from analyzer.pipeline.classify import FlowFilter
 from analyzer.pipeline.files import FileLoop, Tick
 from analyzer.pipeline.flow_table import FlowKey
-from analyzer.pipeline.learn import EndpointLearner
+from analyzer.pipeline.state import Run
 from analyzer.records import Records
 from analyzer.session import Member, expand_globs, sessions
 
 # progress(bytes of the input consumed so far, files finished so far)
 Progress = Callable[[int, int], None]
-
-
-class Run:
-    """What lives across files: limits, selector, learned endpoints, records."""
-
-    def __init__(self, limits: Limits, strict: bool, follow: FlowFilter | None = None) -> None:
-        self.limits = limits
-        self.strict = strict  # re-raise internal errors (tests) instead of reporting them
-        self.follow = follow  # decides whether a new TCP flow is followed (None: every one)
-        self.records = Records(limits)
-        self.selector = Selector()
-        self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
-        self.selector.tcp_probe = tcp_probe
-        self.selector.tcp_probe_first = TCP_PROBE_FIRST
-        self.selector.udp_ports.add(EPM_PORT)
-        self.selector.udp_probe = cl_probe
-        self.learner = EndpointLearner(self.records.book, self.selector)
 
 
 class Pipeline:
