@@ -55,12 +55,14 @@ class _Direction:
         self.from_client = from_client
 
     def data(self, data: bytes, frame: int, ts: int) -> None:
-        if self.conn is not None:
-            (self.conn.payload or self.conn.start()).data(self.from_client, data, frame, ts)
+        conn = self.conn
+        if conn is not None:
+            (conn.payload or conn.start()).data(self.from_client, data, frame, ts)
 
     def gap(self, missing: int, frame: int, ts: int) -> None:
-        if self.conn is not None:
-            self.conn.gap(self.from_client, missing, frame, ts)
+        conn = self.conn
+        if conn is not None:
+            conn.gap(self.from_client, missing, frame, ts)
 
 
 class TcpConnection:

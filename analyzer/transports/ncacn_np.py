@@ -15,6 +15,7 @@ was never seen names the pipe's well-known interface (`interface_source` = `pipe
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import partial
 
@@ -31,6 +32,7 @@ from analyzer.smb import SmbConnection
 from analyzer.smb.events import PipeKey
 from analyzer.stubs import stub_decoder
 
+_serials = itertools.count(1)
 SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (never a table row)
 
 # (server address, scope, pipe key). SMB2 session ids and file ids are the server's, valid on every
@@ -45,7 +47,7 @@ def _session_of(k: TableKey) -> SessionKey:
 
 
 def table_key(via: NpConnection, key: PipeKey) -> TableKey:
-    return via.flow.server_ip, (id(via) if key[0] == 1 else 0), key
+    return via.flow.server_ip, (via.serial if key[0] == 1 else 0), key
 
 
 def pipe_hint(name: str | None) -> InterfaceHint | None:
@@ -111,10 +113,10 @@ class Pipe:
 
     def flow_on(self, via: NpConnection) -> Flow:
         """This pipe's conversation as seen on one TCP connection (same stream, that connection's ports)."""
-        flow = self.flows.get(id(via))
+        flow = self.flows.get(via.serial)
         if flow is None:
             t = via.flow
-            flow = self.flows[id(via)] = Flow(
+            flow = self.flows[via.serial] = Flow(
                 capture=t.capture,
                 stream=self.stream,
                 transport=NCACN_NP,
@@ -260,6 +262,9 @@ class NpConnection:
         self.flow = flow
         self.sink = sink
         self.table = table
+        # Names this connection in the pipe table for as long as its pipes live (not id(): the
+        # number of a freed object is reused, and SMB1 pipes outlive their connection's object).
+        self.serial = next(_serials)
         self.smb = SmbConnection(self, limits, netbios)
         self.data = self.smb.data
         self.gap = self.smb.gap
