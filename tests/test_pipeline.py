@@ -288,3 +288,28 @@ def test_the_flows_open_at_the_end_of_a_capture_are_named(tmp_path: Path) -> Non
     ports = sorted(key[1] if key[3] == 135 else key[3] for key in pipeline.open_at_end)
     assert ports == [50000, 50002]
     assert sorted(c.end for c in pipeline.records.connections) == ["capture_end", "capture_end", "fin"]
+
+
+def test_a_syn_builds_no_connection_until_the_next_packet() -> None:
+    """A SYN flood builds a small tuple per SYN: no reassembler, framer or association."""
+    from analyzer.capture.decode import ACK, PROTO_TCP, SYN, Packet
+    from analyzer.limits import DEFAULT_LIMITS
+    from analyzer.pipeline.conversations import Conversations
+    from analyzer.pipeline.flow_table import SynOnly
+    from analyzer.pipeline.state import Run
+    from analyzer.tcp.connection import TcpConnection
+
+    run = Run(DEFAULT_LIMITS, strict=True)
+    conv = Conversations(run, "syn")
+    c, s = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    conv.tcp(Packet(PROTO_TCP, c, s, 50000, 135, 1000, 0, SYN, b""), 1, 10)
+    (entry,) = {id(e): e for _k, e in conv.table.entries()}.values()
+    assert isinstance(entry, SynOnly) and entry.stream == 0
+    conv.tcp(Packet(PROTO_TCP, s, c, 135, 50000, 7000, 1001, SYN | ACK, b""), 2, 11)
+    (entry,) = {id(e): e for _k, e in conv.table.entries()}.values()
+    assert isinstance(entry, TcpConnection) and entry.payload is None  # still no DCE/RPC machinery
+    assert (entry.packets, entry.client_isn, entry.first_frame, entry.flow.stream) == (2, 1000, 1, 0)
+    conv.tcp(Packet(PROTO_TCP, c, s, 50001, 135, 5, 0, SYN, b""), 3, 12)  # another client: another tuple
+    conv.close_all("capture_end")
+    attempts = list(run.records.attempts)
+    assert [(a.frame, a.client_port, a.outcome) for a in attempts] == [(1, 50000, "no_pdu"), (3, 50001, "syn_only")]
