@@ -50,11 +50,9 @@ class LruDict(OrderedDict[K, V]):
 
     def put(self, key: K, value: V) -> tuple[K, V] | None:
         """Insert as the newest entry; the evicted (least recently used) entry past the cap, else None."""
-        self.pop(key, None)
         self[key] = value
-        if len(self) > self.cap:
-            return self.popitem(last=False)
-        return None
+        self.move_to_end(key)
+        return self.popitem(last=False) if len(self) > self.cap else None
 
     def touch(self, key: K) -> None:
         self.move_to_end(key)
