@@ -14,8 +14,10 @@ Bounded: at most `max_entries` endpoints (oldest forgotten first) and `_PER_ENDP
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
+
+from analyzer.bounded import BoundedDict
 
 _PER_ENDPOINT = 8  # announcements remembered per (transport, address, port)
 
@@ -44,8 +46,7 @@ class EndpointBook:
     """Announcements by endpoint, for the whole run (every file of it)."""
 
     def __init__(self, max_entries: int) -> None:
-        self._max = max_entries
-        self._book: OrderedDict[Endpoint, list[Announcement]] = OrderedDict()
+        self._book: BoundedDict[Endpoint, list[Announcement]] = BoundedDict(max_entries)
         self._ports: Counter[int] = Counter()  # how many endpoints have each port
 
     def __len__(self) -> int:
@@ -63,11 +64,12 @@ class EndpointBook:
         forgotten = None
         known = self._book.get(endpoint)
         if known is None:
-            if len(self._book) >= self._max:
-                forgotten, _ = self._book.popitem(last=False)
-                self._ports[forgotten[2]] -= 1
-            known = self._book[endpoint] = []
+            known = []
+            evicted = self._book.put(endpoint, known)
             self._ports[endpoint[2]] += 1
+            if evicted is not None:
+                forgotten = evicted[0]
+                self._ports[forgotten[2]] -= 1
         known.append(a)
         del known[:-_PER_ENDPOINT]
         return forgotten
