@@ -74,6 +74,8 @@ class Limits:
         max_pipes: SMB named pipes tracked at once in a capture, every connection and session
             together: an SMB2 handle outlives its TCP connection, so a pipe never closed waits here
             until the capture ends; past it, the oldest is closed (`evicted`).
+        max_smb_pipe_channels: TCP connections remembered per pipe (SMB2 multichannel: a pipe may
+            be written on several); the records of PDUs on more still name their own connection.
         max_smb_session_names: SMB sessions whose user (NTLM identity) and encryption are
             remembered across the connections of a capture; past it, the oldest is forgotten.
         max_virtual_connections: RPC-over-HTTP v2 virtual connections (cookies) tracked at once
@@ -130,6 +132,7 @@ class Limits:
     max_virtual_connections: int = _cap(20_000, CAPTURE)
     max_pipes: int = _cap(65_536, CAPTURE)
     max_smb_session_names: int = _cap(65_536, CAPTURE)
+    max_smb_pipe_channels: int = _cap(64)
     max_violations_listed: int = field(default=100, metadata={"kind": OUTPUT})
     max_gzip_ratio: int = _cap(100, CAPTURE)
     gzip_ratio_floor_bytes: int = field(default=1 << 30, metadata={"kind": THRESHOLD})

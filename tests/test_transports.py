@@ -79,3 +79,16 @@ def test_a_cookie_reused_by_many_connections_keeps_only_what_is_open() -> None:
     for cookie in ("b", "c"):
         vcs.join(cookie, _Channel("in"))  # type: ignore[arg-type]
     assert [w for w, _d in sink.violations] == ["cap_virtual_connections"]
+
+
+def test_a_pipe_written_on_many_connections_remembers_a_bounded_number() -> None:
+    table, via, sink = _table(Limits(max_smb_pipe_channels=2))
+    pipe = table.open(via, (2, 1, b"\x01" * 16), "lsarpc", 1, 0)
+    pipe.stream = 0
+    vias = [via] + [
+        NpConnection(Flow("t", -1, "smb", "10.0.0.1", 50001 + i, "10.0.0.2", 445), sink, Limits(), table, False)
+        for i in range(3)
+    ]  # type: ignore[arg-type]
+    flows = [pipe.flow_on(v) for v in vias]
+    assert [f.client_port for f in flows] == [50000, 50001, 50002, 50003]  # each PDU names its connection
+    assert len(pipe.flows) == 2 and [w for w, _d in sink.violations] == ["cap_smb_pipe_channels"]

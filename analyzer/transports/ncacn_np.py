@@ -81,6 +81,7 @@ class Pipe:
         self.via = via  # the TCP connection the current bytes arrived on
         self.assoc: Association | None = None
         self._held: list[tuple[int, str, str]] = []
+        self._channels_capped = False
         self._streams = {
             side: CoStream(partial(self.pdu, side), partial(self._violation, side), table.limits)
             for side in (True, False)
@@ -116,7 +117,7 @@ class Pipe:
         flow = self.flows.get(via.serial)
         if flow is None:
             t = via.flow
-            flow = self.flows[via.serial] = Flow(
+            flow = Flow(
                 capture=t.capture,
                 stream=self.stream,
                 transport=NCACN_NP,
@@ -127,6 +128,12 @@ class Pipe:
                 pipe=self.name,
                 opened_ts=t.opened_ts,
             )
+            if len(self.flows) < self.table.limits.max_smb_pipe_channels:
+                self.flows[via.serial] = flow
+            elif not self._channels_capped:  # said once; the Flow of each PDU on more is made afresh
+                self._channels_capped = True
+                detail = f"{len(self.flows)} TCP connections remembered for one pipe"
+                self.table.sink.violation(flow, None, "limits", "cap_smb_pipe_channels", detail)
         return flow
 
     def data(self, via: NpConnection, from_client: bool, data: bytes, frame: int, ts: int) -> None:
