@@ -151,3 +151,33 @@ def test_what_a_well_formed_header_is() -> None:
     for why, data in bad.items():
         assert co_start(data, 0, len(data)) is None, why
         assert not co_probe(data, 0, len(data)), why
+
+
+def test_the_confirmation_budgets_are_caps(tmp_path: Path) -> None:
+    """A conversation confirmed by its third PDU (the second request, where the first one ended: the
+    answer between them is to a call not seen); with a budget of two payloads (or two packets) it is
+    given up, said once as the cap it hit and once as unconfirmed."""
+    from analyzer.limits import Limits
+
+    c = _late().send(True, request(1, 5, b"\0" * 16)).send(False, response(9, b"\1" * 8))
+    c.send(True, request(2, 6, b"\0" * 16))
+    path = write_pcap(tmp_path / "late.pcap", c.packets)
+    assert [x.identified_by for x in run([path]).connections] == ["midstream"]
+    for limits, code in (
+        (Limits(max_midstream_payloads=2), "cap_midstream_payloads"),
+        (Limits(max_midstream_packets=2), "cap_midstream_packets"),
+    ):
+        r = run([path], limits=limits)
+        assert not r.connections and not r.calls
+        assert sorted(v.what for v in r.violations) == [code, "unconfirmed_conversation"]
+
+
+def test_a_start_cut_into_more_tiny_segments_than_held_is_a_cap(tmp_path: Path) -> None:
+    from analyzer.limits import Limits
+
+    c = Conversation(cport=50200, sport=49900).handshake()
+    c.send(True, bind(1, [(0, SVCCTL, 2, [NDR])]), chunks=40)  # 72 bytes, a couple per segment
+    path = write_pcap(tmp_path / "tiny.pcap", c.packets)
+    assert [x.identified_by for x in run([path]).connections] == ["heuristic"]
+    r = run([path], limits=Limits(max_undecided_bytes=8))
+    assert not r.connections and [v.what for v in r.violations] == ["cap_undecided_bytes"]

@@ -92,3 +92,27 @@ def test_a_pipe_written_on_many_connections_remembers_a_bounded_number() -> None
     flows = [pipe.flow_on(v) for v in vias]
     assert [f.client_port for f in flows] == [50000, 50001, 50002, 50003]  # each PDU names its connection
     assert len(pipe.flows) == 2 and [w for w, _d in sink.violations] == ["cap_smb_pipe_channels"]
+
+
+def test_an_http_header_without_its_end_is_capped_and_passed_on() -> None:
+    from analyzer.transports.ncacn_http import HttpPreamble
+
+    class Next:
+        def __init__(self) -> None:
+            self.data_seen = b""
+
+        def data(self, data: bytes, frame: int, ts: int) -> None:
+            self.data_seen += data
+
+        def gap(self, missing: int, frame: int, ts: int) -> None:
+            raise AssertionError
+
+    capped: list[tuple[int, str, str]] = []
+    nxt = Next()
+    pre = HttpPreamble(nxt, Limits(max_http_header_bytes=32), lambda *a: capped.append(a))
+    pre.data(b"RPC_IN_DATA /rpc/rpcproxy.dll?x HTTP/1.1\r\n", 1, 0)  # 42 bytes, no blank line yet
+    assert pre.kind == "unknown" and nxt.data_seen.startswith(b"RPC_IN_DATA")
+    assert [(f, w) for f, w, _d in capped] == [(1, "cap_http_header_bytes")]
+    wide = HttpPreamble(Next(), Limits(), lambda *a: capped.append(a))
+    wide.data(b"RPC_IN_DATA /rpc/rpcproxy.dll?x HTTP/1.1\r\n", 1, 0)
+    assert wide.kind is None and len(capped) == 1  # under the default it waits for the header's end
