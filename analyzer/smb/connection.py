@@ -21,10 +21,10 @@ from analyzer.smb.state import Context
 class SmbConnection:
     """One TCP connection carrying SMB. netbios=True for port 139 (session service with session request).
 
-    Counters, read by the tests (no table shows them): `messages`, `commands`, `bulk_bytes` (passed over without
-    being buffered), `skipped_bytes` (dropped while resynchronising), `gap_bytes`, `pipes_opened`,
-    `pipe_messages`, `pipe_bytes`, `encrypted_messages`, `compressed_messages`, `violations`,
-    and `peak_buffered`, the most bytes either direction ever held at once.
+    Counters, read by the tests (no table shows them): `bulk_bytes` (passed over without being
+    buffered), `skipped_bytes` (dropped while resynchronising), `gap_bytes`, `pipes_opened`,
+    `pipe_bytes`, `encrypted_messages`, `compressed_messages`, and `peak_buffered`, the most bytes
+    either direction ever held at once.
     """
 
     __slots__ = ("_client", "_ctx", "_server", "netbios")
@@ -57,19 +57,6 @@ class SmbConnection:
         self._server.close()
 
     @property
-    def buffered(self) -> int:
-        """Bytes held right now by both directions."""
-        return len(self._client.buf) + len(self._server.buf)
-
-    @property
-    def messages(self) -> int:
-        return self._ctx.messages
-
-    @property
-    def commands(self) -> int:
-        return self._ctx.commands
-
-    @property
     def bulk_bytes(self) -> int:
         return self._ctx.bulk_bytes
 
@@ -86,10 +73,6 @@ class SmbConnection:
         return self._ctx.pipes_opened
 
     @property
-    def pipe_messages(self) -> int:
-        return self._ctx.pipe_messages
-
-    @property
     def pipe_bytes(self) -> int:
         return self._ctx.pipe_bytes
 
@@ -100,10 +83,6 @@ class SmbConnection:
     @property
     def compressed_messages(self) -> int:
         return self._ctx.compressed_messages
-
-    @property
-    def violations(self) -> int:
-        return self._ctx.violations
 
     @property
     def peak_buffered(self) -> int:

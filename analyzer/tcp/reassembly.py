@@ -49,7 +49,6 @@ class TcpHalf:
         "_peer_acked",
         "_sink",
         "cap_hits",
-        "delivered",
         "finished",
         "gaps",
         "given_up",
@@ -70,7 +69,6 @@ class TcpHalf:
         self._peer_acked = -1  # highest stream offset the peer has acknowledged
         self._fin_off = -1
         self.finished = False
-        self.delivered = 0
         self.retransmitted = 0
         self.gaps = 0
         self.missing = 0
@@ -157,7 +155,6 @@ class TcpHalf:
 
     def _deliver(self, data: bytes, frame: int, ts: int) -> None:
         self._next += len(data)
-        self.delivered += len(data)
         self._sink.data(data, frame, ts)
 
     def _drain(self) -> None:
@@ -196,7 +193,3 @@ class TcpHalf:
             self._declare_gap(frame, ts)
         if self._fin_off >= 0 and self._next >= self._fin_off:
             self.finished = True
-
-    @property
-    def buffered(self) -> int:
-        return self._ooo_bytes
