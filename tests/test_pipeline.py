@@ -313,3 +313,21 @@ def test_a_syn_builds_no_connection_until_the_next_packet() -> None:
     conv.close_all("capture_end")
     attempts = list(run.records.attempts)
     assert [(a.frame, a.client_port, a.outcome) for a in attempts] == [(1, 50000, "no_pdu"), (3, 50001, "syn_only")]
+
+
+def test_a_port_held_while_judging_is_let_go_unless_a_followed_connection_uses_it() -> None:
+    from analyzer.capture.decode import ACK, PROTO_TCP, Packet
+    from analyzer.limits import DEFAULT_LIMITS
+    from analyzer.pipeline.conversations import Conversations
+    from analyzer.pipeline.state import Run
+
+    c, s = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    for followed in (False, True):
+        run_ = Run(DEFAULT_LIMITS, strict=True)
+        conv = Conversations(run_, "held")
+        conv.tcp(Packet(PROTO_TCP, c, s, 50000, 40000, 1, 1, ACK, b"\x05"), 1, 0)  # too short to judge
+        assert 40000 in run_.selector.tcp_ports
+        if followed:  # a bind from another client: a heuristic connection to the same port
+            conv.tcp(Packet(PROTO_TCP, c, s, 50001, 40000, 1, 1, ACK, bind(1, [(0, SVCCTL, 2, [NDR])])), 2, 10**9)
+        conv.expire(601 * 10**9)  # the undecided one goes idle
+        assert (40000 in run_.selector.tcp_ports) == followed

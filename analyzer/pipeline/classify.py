@@ -122,6 +122,8 @@ class Host(Protocol):
 
     def unconfirmed(self, cand: Candidate, frame: int) -> None: ...
 
+    def hold_port(self, entry: Undecided | Candidate, port: int) -> None: ...
+
 
 class Classifier:
     """Decides, for one capture's conversations, what each new TCP flow is."""
@@ -195,8 +197,7 @@ class Classifier:
             entry.prefix = pkt.payload
             entry.packets = [(pkt, frame, ts)]
             if dport not in conv.selector.tcp_ports:
-                entry.held_port = dport
-                conv.selector.tcp_ports.add(dport)
+                conv.hold_port(entry, dport)
         if not known:
             conv.put(key, entry)
 
@@ -238,8 +239,7 @@ class Classifier:
                 conv.put(key, cand)
                 port = cand.server[1]
                 if port not in conv.selector.tcp_ports:
-                    cand.held_port = port
-                    conv.selector.tcp_ports.add(port)
+                    conv.hold_port(cand, port)
             return
         conv.forget(key, cand)
         if verdict:

@@ -13,7 +13,8 @@ connection), and leaves a tombstone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import TYPE_CHECKING, TypeGuard
 
 from analyzer.capture.decode import Packet
 from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM, AttemptRecord
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from analyzer.pipeline.state import Run
 
 
+def _keeps_port(entry: Entry) -> TypeGuard[TcpConnection]:
+    return isinstance(entry, TcpConnection) and entry.identified_by in (BY_HEURISTIC, BY_MIDSTREAM)
+
+
 class Conversations:
     """One capture's live conversations and where their records go."""
 
@@ -44,6 +49,9 @@ class Conversations:
         self.vcs = VirtualConnections(self.collector, run.limits)
         self.udp_transport = UdpTransport(self.collector, run.limits, self._udp_announced, self.next_stream)
         self.classifier = Classifier(self, run.learner, run.follow)
+        # Per server port: the entries in the table that keep it selected (undecided connections
+        # holding it, followed heuristic and midstream connections to it).
+        self._port_users: Counter[int] = Counter()
 
     def next_stream(self) -> int:
         n = self._streams
@@ -98,12 +106,15 @@ class Conversations:
     def put(self, key: FlowKey, entry: Entry) -> None:
         """Add an entry; past `max_tcp_flows` the least recently seen is evicted (and finished)."""
         evicted = self.table.put(key, entry)
+        if _keeps_port(entry):
+            self._port_users[entry.flow.server_port] += 1
         if evicted is None:
             return
         _key, old = evicted
         if isinstance(old, TcpConnection | SynOnly):
             detail = f"{len(self.table) + 1} live flows"
             if isinstance(old, TcpConnection):
+                self._left(old)
                 self.collector.violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", detail)
                 self.close(old, "evicted", old.last_ts, tombstone=False)
             else:
@@ -115,26 +126,36 @@ class Conversations:
                 self.unconfirmed(old, old.packets[-1][1])
 
     def forget(self, key: FlowKey, entry: Entry) -> None:
+        if self.table.holds(entry):
+            self._left(entry)
         self.table.forget(key, entry)
         self._released(entry)
+
+    def _left(self, entry: Entry) -> None:
+        """An entry leaves the table: a port a heuristic or midstream connection kept is one use less."""
+        if _keeps_port(entry):
+            self._port_users[entry.flow.server_port] -= 1
+
+    def hold_port(self, entry: Undecided | Candidate, port: int) -> None:
+        """Select a server port while a connection to it is being judged."""
+        entry.held_port = port
+        self._port_users[port] += 1
+        self.selector.tcp_ports.add(port)
 
     def _released(self, entry: Entry) -> None:
         """An entry left the table: a server port it held selected while deciding is let go."""
         if isinstance(entry, Undecided | Candidate) and entry.held_port is not None:
             port, entry.held_port = entry.held_port, None
+            self._port_users[port] -= 1
             self._release_port(port)
 
     def _release_port(self, port: int) -> None:
-        """Stop selecting a port an undecided connection held, unless something else still needs it.
-        (A followed heuristic or midstream connection keeps its port selected for the run.)"""
-        if port in WELL_KNOWN or self._book.has_port(port):
+        """Stop selecting a port an undecided connection held, unless something else still needs it:
+        a well-known or announced port, another undecided connection, or a followed heuristic or
+        midstream connection in the table (which keeps its port selected for the run). Counted, not
+        searched for: a flood of undecided connections must not cost a scan of the table each."""
+        if port in WELL_KNOWN or self._book.has_port(port) or self._port_users[port] > 0:
             return
-        for _k, e in self.table.entries():
-            if isinstance(e, TcpConnection) and e.identified_by in (BY_HEURISTIC, BY_MIDSTREAM):
-                if e.flow.server_port == port:
-                    return
-            elif isinstance(e, Undecided | Candidate) and e.held_port == port:
-                return
         self.selector.tcp_ports.discard(port)
 
     def close(self, conn: TcpConnection, end: str, ts: int, tombstone: bool = True) -> None:
