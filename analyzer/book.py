@@ -9,7 +9,7 @@ mapper answers ([C706] Appendix L, ept_map / ept_lookup towers) and bind_ack sec
   any time in the run, earlier or later. Only an unambiguous answer counts: the answer given to the
   same client, else announcements that all name the same interface. Otherwise nothing: never a guess.
 
-Bounded: at most `max_entries` endpoints (oldest forgotten first) and `_PER_ENDPOINT` announcements each.
+Bounded: at most `max_entries` endpoints (oldest forgotten first) and `PER_ENDPOINT` announcements each.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from analyzer.bounded import BoundedDict
 
-_PER_ENDPOINT = 8  # announcements remembered per (transport, address, port)
+PER_ENDPOINT = 8  # announcements remembered per (transport, address, port)
 
 SOURCE_EPM = "epm"
 SOURCE_SEC_ADDR = "sec_addr"
@@ -55,6 +55,11 @@ class EndpointBook:
     def __contains__(self, endpoint: Endpoint) -> bool:
         return endpoint in self._book
 
+    def entries(self) -> list[tuple[Endpoint, list[Announcement]]]:
+        """Every endpoint with its announcements, in the order they were first learned (a parallel
+        run replays a session's book into the run's with `learn`)."""
+        return [(e, list(a)) for e, a in self._book.items()]
+
     def has_port(self, port: int) -> bool:
         """Does any endpoint of any address use this port (the selector must keep it)?"""
         return self._ports[port] > 0
@@ -71,7 +76,7 @@ class EndpointBook:
                 forgotten = evicted[0]
                 self._ports[forgotten[2]] -= 1
         known.append(a)
-        del known[:-_PER_ENDPOINT]
+        del known[:-PER_ENDPOINT]
         return forgotten
 
     def before(self, endpoint: Endpoint, ts: int) -> list[Announcement]:

@@ -94,6 +94,12 @@ class ViolationLog(ReadBack[Violation]):
         else:
             agg.add(v)
 
+    @property
+    def held(self) -> int:
+        """(kind, connection) aggregates live now: a parallel run checks that its sessions' total stays
+        within `LIVE_AGGREGATES`, so that none is written out early."""
+        return len(self._live)
+
     def extend(self, vs: Iterable[Violation]) -> None:
         for v in vs:
             self.append(v)

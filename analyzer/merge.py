@@ -1,0 +1,227 @@
+"""Merging the sessions a parallel run read apart into the records the serial run makes.
+
+The serial run reads sessions in order with one `Pipeline`; what it carries from session to session
+is the selector's ports and the endpoint book (`units.SerialState`). The merge walks the workers'
+results in that order, keeping the state the serial run would have at each session's start:
+
+1. A session read fresh is the serial one when nothing carried over can reach it: its port census
+   (`units.Census`) misses every port the state adds to a fresh pipeline (ports selected, ports of
+   the book's endpoints), no accepted bind on a well-known port gives a secondary address the book
+   already holds for that server, and the book cannot overflow its cap merging it. Otherwise it is
+   read again from the state (`redo`), in a worker, which is exactly the serial reading.
+2. The state moves on: a fresh session adds its ports and replays its book (`EndpointBook.learn`,
+   in the order it learned them: the serial book's order, each endpoint's last announcements); a
+   redone one hands over its own, which started from the state.
+3. Its records are appended in order (violations through the merged log, which aggregates as the
+   serial log does).
+
+Two conditions are checked before any of that, and a run that fails one is read serially instead:
+two sessions with the same name (their violations would share aggregates), and more violation
+aggregates live at once than `violation_log.LIVE_AGGREGATES` (the serial log would write some out
+earlier than the workers did). Either way the records are the serial run's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint
+from analyzer.limits import Limits
+from analyzer.model import NCACN_IP_TCP, NCADG_IP_UDP
+from analyzer.pipeline import Pipeline, ip_text
+from analyzer.records import Records
+from analyzer.units import Census, SerialState, SessionResult
+from analyzer.violation_log import LIVE_AGGREGATES
+
+Redo = Callable[[int, SerialState], SessionResult]
+
+_KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts")
+
+
+def start_state(limits: Limits) -> SerialState:
+    """The state of a fresh pipeline: the well-known ports and an empty book."""
+    p = Pipeline(limits)
+    return SerialState(set(p.selector.tcp_ports), set(p.selector.udp_ports), p.book)
+
+
+def mergeable(results: list[SessionResult]) -> bool:
+    """Whether the sessions can be merged at all (see the module docstring)."""
+    names = [n for r in results for n in r.names]
+    return len(names) == len(set(names)) and sum(r.held for r in results) <= LIVE_AGGREGATES
+
+
+@dataclass
+class _Carried:
+    """What the state adds to a fresh pipeline: ports selected beyond the well-known ones (with the
+    ports of the book's endpoints), and the book's TCP and HTTP endpoints."""
+
+    tcp: set[int]
+    udp: set[int]
+    endpoints: set[tuple[str, int]]
+
+
+def _carried(state: SerialState, base: SerialState) -> _Carried:
+    c = _Carried(state.tcp_ports - base.tcp_ports, state.udp_ports - base.udp_ports, set())
+    for (transport, ip, port), _a in state.book.entries():
+        if transport == "udp":
+            if port not in base.udp_ports:
+                c.udp.add(port)
+        elif port not in base.tcp_ports:
+            c.tcp.add(port)
+            c.endpoints.add((ip, port))
+    return c
+
+
+def _ports(key: bytes) -> tuple[int, int, int]:
+    """(address length, source port, destination port) of a census flow key."""
+    a = (len(key) - 4) // 2
+    return a, int.from_bytes(key[2 * a : 2 * a + 2], "big"), int.from_bytes(key[2 * a + 2 :], "big")
+
+
+def _starts(r: SessionResult) -> dict[tuple[str, int, str, int], int]:
+    """The first frame of every TCP conversation the fresh reading followed or counted as an attempt,
+    by (address, port, address, port) in both directions."""
+    ends = [
+        (c.flow.client_ip, c.flow.client_port, c.flow.server_ip, c.flow.server_port, c.first_frame)
+        for c in r.records.connections
+        if c.flow.transport != NCADG_IP_UDP
+    ]
+    ends += [(a.client_ip, a.client_port, a.server_ip, a.server_port, a.frame) for a in r.records.attempts]
+    starts: dict[tuple[str, int, str, int], int] = {}
+    for cip, cport, sip, sport, first in ends:
+        for k in ((cip, cport, sip, sport), (sip, sport, cip, cport)):
+            starts[k] = min(first, starts.get(k, first))
+    return starts
+
+
+def _probed(census: Census, carried: _Carried) -> bool:
+    """Did the fresh probe look at a payload on a carried port (one the serial selector holds)?"""
+    for p in census.probed:
+        if int.from_bytes(p[:2], "big") in carried.tcp or int.from_bytes(p[2:], "big") in carried.tcp:
+            return True
+    return False
+
+
+def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialState, any_flow: bool) -> bool:
+    """Whether the carried state could read one of the session's packets differently.
+
+    A packet on a well-known TCP port is read the same way whatever is carried. Another on a carried
+    port is selected only with the state; it then changes nothing unless: its payload may be DCE/RPC
+    and the fresh selector did not hold its port (the probe was asked: `_probed`); one of its ends is
+    an endpoint the book holds (the pipeline would follow it as announced); the fresh reading followed
+    its conversation, but not from the conversation's first frame; it is UDP. `any_flow`: every flow
+    on a carried port counts (the session is long enough for idle sweeps, whose timing selected
+    packets set, or has as many flows as the flow-table cap)."""
+    if _probed(census, carried):
+        return True
+    starts: dict[tuple[str, int, str, int], int] | None = None
+    flows = census.flows
+    for key, first in flows.items():
+        a, sport, dport = _ports(key)
+        if sport in carried.udp or dport in carried.udp:
+            return True
+        if sport in base.tcp_ports or dport in base.tcp_ports or not (sport in carried.tcp or dport in carried.tcp):
+            continue
+        if any_flow:
+            return True
+        src, dst = ip_text(key[:a]), ip_text(key[a : 2 * a])
+        if (src, sport) in carried.endpoints or (dst, dport) in carried.endpoints:
+            return True
+        starts = _starts(r) if starts is None else starts
+        followed = starts.get((src, sport, dst, dport))
+        back = key[a : 2 * a] + key[:a] + key[2 * a + 2 :] + key[2 * a : 2 * a + 2]
+        if followed is not None and followed != min(first, flows.get(back, first)):
+            return True
+    return False
+
+
+def _same_port_binds(r: SessionResult) -> set[tuple[str, int]]:
+    """(capture, frame) of the announcements learned from accepted binds whose secondary address is
+    the port they were made on: `Pipeline.bind` learns those only for a server the book lacks."""
+    out = set()
+    for b in r.records.binds:
+        f = b.flow
+        if b.ack_result == "acceptance" and f.transport == NCACN_IP_TCP and b.sec_addr == str(f.server_port):
+            out.add((f.capture, b.ack_frame or b.frame))
+    return out
+
+
+def _replay(r: SessionResult, state: SerialState, base: SerialState) -> list[tuple[Endpoint, Announcement]] | None:
+    """The announcements the serial run learns in session r, in order: the fresh book's, but for those
+    of a well-known port's endpoint the state already holds that a same-port bind gave (see
+    `_same_port_binds`). None when that cannot be told (the fresh book kept only the last of them).
+    Only a well-known port's endpoint is looked up with the book this way: any other is a carried
+    port, which `_reaches` has checked."""
+    out: list[tuple[Endpoint, Announcement]] = []
+    same_port: set[tuple[str, int]] | None = None
+    for endpoint, announcements in r.records.book.entries():
+        if endpoint[0] == "tcp" and endpoint[2] in base.tcp_ports and endpoint in state.book:
+            same_port = _same_port_binds(r) if same_port is None else same_port
+            kept = [a for a in announcements if (a.capture, a.frame) not in same_port or a.source != SOURCE_SEC_ADDR]
+            if len(kept) < len(announcements) and len(announcements) >= PER_ENDPOINT:
+                return None
+            announcements = kept
+        out += [(endpoint, a) for a in announcements]
+    return out
+
+
+def _span_ns(r: SessionResult) -> int:
+    firsts = [c.first_ts for c in r.records.captures if c.first_ts is not None]
+    lasts = [c.last_ts for c in r.records.captures if c.last_ts is not None]
+    return max(lasts) - min(firsts) if firsts and lasts else 0
+
+
+def exact(r: SessionResult, state: SerialState, base: SerialState, limits: Limits) -> bool:
+    """Whether session r, read fresh, is what the serial run reads from `state`."""
+    if r.redone:
+        return True
+    carried = _carried(state, base)
+    if r.census is None:
+        if carried.tcp or carried.udp or len(state.book):
+            return False
+    else:
+        long = _span_ns(r) >= limits.tcp_idle_timeout_s * 1e9 or len(r.census.flows) >= limits.max_tcp_flows
+        if _reaches(r.census, r, carried, base, long):
+            return False
+    # Merging might overflow the book: the serial run forgets, and says so.
+    return len(state.book) + len(r.records.book) <= limits.max_learned_endpoints
+
+
+def advance(state: SerialState, r: SessionResult, base: SerialState) -> SerialState | None:
+    """The state after session r, or None when r's fresh book cannot be replayed (see `_replay`)."""
+    if r.redone:
+        return SerialState(r.tcp_ports, r.udp_ports, r.records.book)
+    learned = _replay(r, state, base)
+    if learned is None:
+        return None
+    for endpoint, a in learned:
+        state.book.learn(endpoint, a)
+    return replace(state, tcp_ports=state.tcp_ports | r.tcp_ports, udp_ports=state.udp_ports | r.udp_ports)
+
+
+def append(merged: Records, r: SessionResult) -> None:
+    """Session r's records after those merged so far, in the order they were made."""
+    for kind in _KINDS:
+        getattr(merged, kind).extend(getattr(r.records, kind))
+    merged.violations.extend(r.records.violations)
+    merged.captures.extend(r.records.captures)
+    merged.frame_maps.update(r.records.frame_maps)
+
+
+def merge(results: list[SessionResult], limits: Limits, redo: Redo) -> Records:
+    """The serial run's records from the sessions' results (in session order); `redo(i, state)`
+    reads session i again from the serial state at its start. Call `mergeable` first."""
+    base = start_state(limits)
+    state = start_state(limits)
+    merged = Records(limits)
+    for i, r in enumerate(results):
+        after = advance(state, r, base) if exact(r, state, base, limits) else None
+        if after is None:
+            r = redo(i, state)
+            after = advance(state, r, base)
+            assert after is not None  # a redone session hands its own state over
+        append(merged, r)
+        state = after
+    merged.book = state.book
+    return merged

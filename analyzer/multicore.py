@@ -1,0 +1,156 @@
+"""Every core of one machine: the capture sessions of a run read in worker processes, then merged.
+
+`run(paths, limits, jobs)` makes the records `Pipeline(limits).run(paths)` makes, in the same order:
+each session (`analyzer.session`: a file, or the files of one rotated series) is read by a worker from
+a fresh state (`units.analyse_session`), the largest first; `merge.merge` then walks the results in
+the serial order, has a worker read again from the serial state the sessions that state could have
+changed (`units.redo_session`), and appends the records. With one job, one session, or a worker pool
+that breaks, the run is the serial one, in this process.
+
+Workers are forked (they share the parent's loaded modules and name overrides) and report their
+progress through a queue; the parent sums it into one (bytes, files) progress across all workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import queue as queue_module
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from analyzer.capture.source import expand_paths
+from analyzer.limits import Limits
+from analyzer.merge import merge, mergeable
+from analyzer.pipeline import Pipeline, Progress
+from analyzer.records import Records
+from analyzer.session import Member, expand_globs, sessions
+from analyzer.units import SerialState, SessionResult, Tick, analyse_session, redo_session, session_bytes
+
+_POLL_S = 0.1  # how often the parent looks at the progress queue while workers read
+
+_queue: Any = None  # a worker's progress queue, set when the worker starts
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
+def plan(paths: Iterable[str]) -> list[list[Member]]:
+    """The run's sessions, in the serial run's order."""
+    return sessions([p for p, _explicit in expand_paths(expand_globs(paths))])
+
+
+def _start_worker(q: Any) -> None:
+    global _queue
+    _queue = q
+
+
+def _tick(index: int) -> Tick | None:
+    q = _queue
+    return None if q is None else (lambda pos: q.put((index, pos)))
+
+
+def _analyse(index: int, members: list[Member], limits: Limits) -> SessionResult:
+    return analyse_session(index, members, limits, _tick(index))
+
+
+def _redo(index: int, members: list[Member], limits: Limits, state: SerialState) -> SessionResult:
+    return redo_session(index, members, limits, state, None)
+
+
+class _Tally:
+    """One progress across workers: bytes read in every session, files of the sessions finished."""
+
+    def __init__(self, groups: list[list[Member]], progress: Progress | None) -> None:
+        self.groups = groups
+        self.progress = progress
+        self.read: dict[int, int] = {}
+        self.files = 0
+
+    def drain(self, q: Any) -> None:
+        while True:
+            try:
+                index, pos = q.get_nowait()
+            except queue_module.Empty:
+                break
+            self.read[index] = pos
+        self.show()
+
+    def done(self, index: int) -> None:
+        self.read[index] = session_bytes(self.groups[index])
+        self.files += len(self.groups[index])
+
+    def show(self) -> None:
+        if self.progress is not None:
+            self.progress(sum(self.read.values()), self.files)
+
+
+def _collect(futures: dict[cf.Future[SessionResult], int], q: Any, tally: _Tally) -> list[SessionResult]:
+    """The results in session order, the progress shown while they come."""
+    results: dict[int, SessionResult] = {}
+    waiting = set(futures)
+    while waiting:
+        finished, waiting = cf.wait(waiting, timeout=_POLL_S, return_when=cf.FIRST_COMPLETED)
+        for fut in finished:
+            results[futures[fut]] = fut.result()
+            tally.done(futures[fut])
+        tally.drain(q)
+    return [results[i] for i in range(len(results))]
+
+
+def run(
+    paths: Iterable[str],
+    limits: Limits,
+    jobs: int,
+    progress: Progress | None = None,
+    while_reading: Callable[[], None] | None = None,
+) -> Records:
+    """The serial run's records, read by up to `jobs` worker processes; `while_reading` runs here
+    while they read."""
+    paths = list(paths)
+    groups = plan(paths)
+    pending = [while_reading] if while_reading is not None else []
+
+    def meanwhile() -> None:
+        while pending:
+            pending.pop()()
+
+    if jobs > 1 and len(groups) > 1:
+        try:
+            records = _parallel(groups, limits, min(jobs, len(groups)), progress, meanwhile)
+        except cf.process.BrokenProcessPool:
+            records = None  # a worker died (killed, out of memory): read serially
+        if records is not None:
+            return records
+    meanwhile()
+    return Pipeline(limits).run(paths, progress)
+
+
+def _parallel(
+    groups: list[list[Member]],
+    limits: Limits,
+    jobs: int,
+    progress: Progress | None,
+    meanwhile: Callable[[], None],
+) -> Records | None:
+    """The merged records, or None when the sessions cannot be merged (see `merge.mergeable`)."""
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    tally = _Tally(groups, progress)
+    with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(q,)) as pool:
+        largest_first = sorted(range(len(groups)), key=lambda i: -session_bytes(groups[i]))
+        futures = {pool.submit(_analyse, i, groups[i], limits): i for i in largest_first}
+        meanwhile()
+        results = _collect(futures, q, tally)
+        if not mergeable(results):
+            return None
+
+        def redo(i: int, state: SerialState) -> SessionResult:
+            return pool.submit(_redo, i, groups[i], limits, state).result()
+
+        return merge(results, limits, redo)

@@ -1,0 +1,265 @@
+"""The unit of work of a parallel run: one capture session, analysed in a worker from a fresh state.
+
+A serial run reads its sessions (see `analyzer.session`) one after the other with one `Pipeline`, and
+two things carry from one session to the next: the selector's ports (every port learned from an EPM
+answer, a bind_ack secondary address or a heuristic conversation stays selected) and the endpoint
+book. A worker cannot know what earlier sessions will learn, so it starts fresh and returns, with the
+records, what the merge (`analyzer.merge`) needs to prove that the fresh run equals the serial one:
+
+- `census`: every TCP/UDP port its frames carry. Whatever earlier sessions left behind can only
+  change this session through a packet on one of those ports (a port selected, a book entry looked
+  up), so a session whose census misses all of them was read exactly as the serial run reads it.
+- `tcp_ports` / `udp_ports`: the selector's ports at the end, for the sessions after it.
+- `held`: the violation aggregates it leaves live, whose total bounds the log's evictions.
+
+`redo` reads a session again from the serial run's state at its start (ports and book): the exact
+answer when the census says the fresh one may differ.
+
+Layering: the pipeline's level (a file loop); imports the pipeline, records and capture, nothing above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from analyzer.book import EndpointBook
+from analyzer.bounded import fewer_collections
+from analyzer.capture.decode import PacketDecoder, Probe, Selector
+from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.reader import CaptureReader, RawFrame
+from analyzer.capture.source import open_capture
+from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
+from analyzer.errors import CaptureError
+from analyzer.limits import Limits
+from analyzer.model import (
+    AttemptRecord,
+    BindRecord,
+    CallRecord,
+    CaptureSummary,
+    ConnectionRecord,
+    DatagramRecord,
+    EndpointRecord,
+    Violation,
+)
+from analyzer.pipeline import Pipeline
+from analyzer.records import Records
+from analyzer.session import FrameMap, Member
+
+_PLAIN = b"\x08\x00\x45"  # Ethernet type IPv4, IPv4 header without options
+_TUNNEL_PORTS = frozenset((UDP_VXLAN, UDP_GENEVE))
+
+# A worker's progress: (bytes of this session read so far).
+Tick = Callable[[int], None]
+
+
+def _always(_buf: bytes, _start: int, _end: int) -> bool:
+    return True
+
+
+class Census:
+    """What a session's frames could show a pipeline whose selector carried more ports.
+
+    - `flows`: every TCP or UDP conversation, as the bytes of its source and destination address and
+      port, with its first frame. A plain Ethernet + IPv4 frame (nearly all) costs a slice; every other
+      one is decoded as the pipeline would decode it (VLAN, IPv6, tunnels, fragments), with a selector
+      that keeps everything.
+    - `probed`: the port bytes of every TCP payload the selector's probe was asked about: payloads
+      starting like DCE/RPC on ports the selector did not hold (several candidates when the TCP header
+      length is ambiguous: a superset).
+
+    `complete` is False when a plain frame is a tunnel (VXLAN, Geneve), whose inner conversations the
+    census did not read: then it proves nothing."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.flows: dict[bytes, int] = {}
+        self.probed: set[bytes] = set()
+        self._limits = limits
+        self._decoder: PacketDecoder | None = None
+
+    def frames(self, frames: Iterable[RawFrame]) -> Iterator[RawFrame]:
+        """The frames, unchanged, each one noted on the way."""
+        note, other = self.flows.setdefault, self._other
+        for frame, rec in enumerate(frames, 1):
+            _ts, link, buf, s, _e = rec
+            if link == 1 and buf[s + 12 : s + 15] == _PLAIN:
+                note(buf[s + 26 : s + 38], frame)
+            else:
+                other(rec, frame)
+            yield rec
+
+    def _other(self, rec: RawFrame, frame: int) -> None:
+        if self._decoder is None:
+            keep_all = Selector()
+            keep_all.tcp_probe = keep_all.udp_probe = _always
+            self._decoder = PacketDecoder(keep_all, Defragmenter(self._limits))
+        ts, link, buf, start, end = rec
+        pkt = self._decoder.decode(link, buf, start, end, 0, ts)
+        if pkt is not None:
+            key = pkt.src + pkt.dst + pkt.sport.to_bytes(2, "big") + pkt.dport.to_bytes(2, "big")
+            self.flows.setdefault(key, frame)
+
+    def probe(self, inner: Probe) -> Probe:
+        """The selector's TCP probe, noting the ports of what it is asked about."""
+        add = self.probed.add
+
+        def probe(buf: bytes, start: int, end: int) -> bool:
+            for length in range(20, 64, 4):  # where the TCP header may start: its data offset says
+                h = start - length
+                if h >= 0 and buf[h + 12] >> 4 == length >> 2:
+                    add(buf[h : h + 4])
+            return inner(buf, start, end)
+
+        return probe
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent from the worker without its decoder (and its fragment reassembly state)."""
+        return {**self.__dict__, "_decoder": None}
+
+    @property
+    def complete(self) -> bool:
+        return not any(len(k) == 12 and int.from_bytes(k[10:], "big") in _TUNNEL_PORTS for k in self.flows)
+
+
+class _CensusReader:
+    """A capture reader whose frames pass through a `Census`; everything else is the reader's."""
+
+    _reader: CaptureReader
+    _census: Census
+
+    def __init__(self, reader: CaptureReader, census: Census) -> None:
+        object.__setattr__(self, "_reader", reader)
+        object.__setattr__(self, "_census", census)
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        return self._census.frames(iter(self._reader))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._reader, name, value)
+
+
+@dataclass
+class SessionRecords:
+    """A session's records as lists, in the order they were made (violations as the log would write
+    them), for the trip from the worker; and what the run keeps beside them."""
+
+    binds: list[BindRecord]
+    endpoints: list[EndpointRecord]
+    calls: list[CallRecord]
+    connections: list[ConnectionRecord]
+    datagrams: list[DatagramRecord]
+    attempts: list[AttemptRecord]
+    violations: list[Violation]
+    captures: list[CaptureSummary]
+    frame_maps: dict[str, FrameMap]
+    book: EndpointBook
+
+    @classmethod
+    def of(cls, records: Records) -> SessionRecords:
+        """The records read back (from the worker's spool), which is then removed."""
+        out = cls(
+            list(records.binds),
+            list(records.endpoints),
+            list(records.calls),
+            list(records.connections),
+            list(records.datagrams),
+            list(records.attempts),
+            list(records.violations),  # the aggregates still live last, in the order a flush writes them
+            records.captures,
+            records.frame_maps,
+            records.book,
+        )
+        records.close()
+        return out
+
+
+@dataclass
+class SessionResult:
+    """What a worker made of one session: the records, and the facts the merge checks."""
+
+    index: int
+    records: SessionRecords
+    tcp_ports: set[int]
+    udp_ports: set[int]
+    census: Census | None  # None: unknown (a session of several files, or an incomplete census)
+    held: int  # violation aggregates still live at the end
+    redone: bool = False  # read from the serial run's state (its book includes the earlier sessions')
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SerialState:
+    """What the serial run carries from one session to the next: the selector's ports and the book."""
+
+    tcp_ports: set[int]
+    udp_ports: set[int]
+    book: EndpointBook
+
+
+def _read(pipeline: Pipeline, members: list[Member], census: Census | None, tick: Tick | None) -> None:
+    """One session through the pipeline, as `Pipeline.run` reads it; a single file through the census."""
+    with fewer_collections():
+        if len(members) > 1:
+            pipeline.add_session(members, progress=tick)
+            return
+        m = members[0]
+        if census is None:
+            pipeline.add_file(m.path, progress=tick)
+            return
+        try:
+            reader = open_capture(m.path, m.name, pipeline.limits)
+        except CaptureError:
+            pipeline.add_file(m.path, progress=tick)  # reports the failure as the serial run does
+            return
+        pipeline.add_reader(cast(CaptureReader, _CensusReader(reader, census)), m.name, m.path, tick)
+
+
+def _result(index: int, pipeline: Pipeline, census: Census | None, redone: bool) -> SessionResult:
+    records = pipeline.records
+    return SessionResult(
+        index,
+        SessionRecords.of(records),
+        set(pipeline.selector.tcp_ports),
+        set(pipeline.selector.udp_ports),
+        census if census is not None and census.complete else None,
+        records.violations.held,
+        redone,
+        [c.capture for c in records.captures],
+    )
+
+
+def analyse_session(index: int, members: list[Member], limits: Limits, tick: Tick | None = None) -> SessionResult:
+    """Session `index` from a fresh state, with its census (see the module docstring)."""
+    pipeline = Pipeline(limits)
+    census = Census(limits) if len(members) == 1 else None
+    if census is not None:
+        pipeline.selector.tcp_probe = census.probe(pipeline.selector.tcp_probe)
+    _read(pipeline, members, census, tick)
+    return _result(index, pipeline, census, False)
+
+
+def redo_session(
+    index: int, members: list[Member], limits: Limits, state: SerialState, tick: Tick | None = None
+) -> SessionResult:
+    """Session `index` from the serial run's state at its start: exactly what the serial run makes."""
+    pipeline = Pipeline(limits)
+    pipeline.selector.tcp_ports |= state.tcp_ports
+    pipeline.selector.udp_ports |= state.udp_ports
+    pipeline.book = pipeline.records.book = state.book
+    _read(pipeline, members, None, tick)
+    return _result(index, pipeline, None, True)
+
+
+def session_bytes(members: list[Member]) -> int:
+    """The stored size of a session's files (for progress)."""
+    total = 0
+    for m in members:
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(m.path)
+    return total
