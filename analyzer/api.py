@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.pipeline import Pipeline, Progress
+from analyzer.pipeline import Progress
 from analyzer.records import Records
 from analyzer.report import views
 from analyzer.report.hosts import hosts_frame
@@ -196,16 +197,23 @@ class AnalysisResult:
         all_calls: bool = False,
         *,
         arguments: Mapping[str, object] | None = None,
+        partitioned: bool = False,
     ) -> list[Path]:
         """Write every table and view to out_dir as CSV (default), JSON lines or Parquet; or, with fmt
         `zeek` (TSV) or `zeek-json`, the Zeek-compatible logs (see `analyzer.zeek.logs`; `all_calls`
         puts every call in dce_rpc.log instead of only those Zeek would log). Then manifest.json
         (version, `arguments`, inputs with size and SHA-256, times, files written). Returns the paths
-        of the tables (or logs)."""
+        of the tables (or logs). `partitioned` (with fmt `parquet`): each table a dataset of one part
+        per capture session (`analyzer.partitioned.write_partitioned`), the views files beside them."""
         if fmt in ZEEK_FORMATS:
             from analyzer.zeek.logs import write_zeek_logs
 
             written = write_zeek_logs(self, out_dir, fmt, all_calls)
+        elif partitioned and fmt == "parquet":
+            from analyzer.partitioned import write_partitioned
+
+            written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
+            written += write_tables({}, out_dir, fmt, self.view_items())
         else:
             # The base tables first, then the views, which read them.
             base = {name: self._table(name) for name in SCHEMAS}
@@ -233,21 +241,34 @@ def analyze(
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
     rules: Iterable[str | PathLike[str]] = (),
+    jobs: int = 1,
+    client: Any = None,
 ) -> AnalysisResult:
     """Analyse capture files and directories (pcap, pcapng, NetMon 2.x, optionally gzip-compressed).
 
     Files that cannot be read do not raise: they appear in `captures` with their `error`, and in
     `errors`. Everything read before a truncated file's cut is kept. `rules`: your own findings rule
     files (see analyzer.findings.rules), read after the shipped ones when `findings` is first read.
+    `jobs`: worker processes reading the capture sessions (`analyzer.multicore`; 1: this process
+    alone); `client`: a `distributed.Client`, whose cluster reads them instead (`analyzer.distributed`;
+    its workers must reach the same paths). Either way the records are the ones a single process makes.
 
         >>> result = analyze(["samples/pcaps"])          # doctest: +SKIP
         >>> result.binds[["client_ip", "server_ip", "interface_name", "ack_result"]]  # doctest: +SKIP
+        >>> result = analyze(["captures/"], jobs=4)      # doctest: +SKIP
     """
     if isinstance(paths, str | PathLike):
         paths = [paths]
     started = utc_now()
-    pipeline = Pipeline(limits)
-    records = pipeline.run([str(p) for p in paths], progress)
+    names = [str(p) for p in paths]
+    if client is not None:
+        from analyzer.distributed import run_on_cluster
+
+        records = run_on_cluster(names, limits, client, progress)
+    else:
+        from analyzer.multicore import run
+
+        records = run(names, limits, jobs, lambda: nullcontext(progress))
     result = from_records(records, started)
     result.rule_files = tuple(str(r) for r in rules)
     return result

@@ -18,11 +18,13 @@ import multiprocessing
 import os
 import queue as queue_module
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from analyzer.capture.source import expand_paths
 from analyzer.limits import Limits
 from analyzer.merge import merge, mergeable
+from analyzer.parallel import ProgressFactory
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
 from analyzer.session import Member, expand_globs, sessions
@@ -31,6 +33,10 @@ from analyzer.units import SerialState, SessionResult, Tick, analyse_session, re
 _POLL_S = 0.1  # how often the parent looks at the progress queue while workers read
 
 _queue: Any = None  # a worker's progress queue, set when the worker starts
+
+
+def no_progress() -> AbstractContextManager[Progress | None]:
+    return nullcontext(None)
 
 
 def default_jobs() -> int:
@@ -107,11 +113,14 @@ def run(
     paths: Iterable[str],
     limits: Limits,
     jobs: int,
-    progress: Progress | None = None,
+    progress: ProgressFactory = no_progress,
     while_reading: Callable[[], None] | None = None,
+    serial: Callable[[], Records] | None = None,
 ) -> Records:
     """The serial run's records, read by up to `jobs` worker processes; `while_reading` runs here
-    while they read."""
+    while they read. `progress()` is entered once the workers are started (they are forked before
+    any display thread exists) and gets the bytes and files read across all of them. With one job
+    or one session, `serial()` reads (default: a `Pipeline` in this process, after `while_reading`)."""
     paths = list(paths)
     groups = plan(paths)
     pending = [while_reading] if while_reading is not None else []
@@ -127,26 +136,29 @@ def run(
             records = None  # a worker died (killed, out of memory): read serially
         if records is not None:
             return records
+    if serial is not None:
+        return serial()
     meanwhile()
-    return Pipeline(limits).run(paths, progress)
+    with progress() as tick:
+        return Pipeline(limits).run(paths, tick)
 
 
 def _parallel(
     groups: list[list[Member]],
     limits: Limits,
     jobs: int,
-    progress: Progress | None,
+    progress: ProgressFactory,
     meanwhile: Callable[[], None],
 ) -> Records | None:
     """The merged records, or None when the sessions cannot be merged (see `merge.mergeable`)."""
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    tally = _Tally(groups, progress)
     with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(q,)) as pool:
         largest_first = sorted(range(len(groups)), key=lambda i: -session_bytes(groups[i]))
         futures = {pool.submit(_analyse, i, groups[i], limits): i for i in largest_first}
-        meanwhile()
-        results = _collect(futures, q, tally)
+        with progress() as tick:
+            meanwhile()
+            results = _collect(futures, q, _Tally(groups, tick))
         if not mergeable(results):
             return None
 

@@ -18,8 +18,10 @@ from analyzer.cli.options import (
     EXIT_CODES_HELP,
     EXIT_INPUT_ERROR,
     EXIT_USAGE,
+    SCHEDULER,
     add_sigma,
     err,
+    jobs_options,
     load_names,
     load_rules,
     load_sigma,
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     help="With --format zeek/zeek-json: every call in dce_rpc.log, not only the answered calls Zeek would log.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors are still printed.")
+@jobs_options
 @names_option
 @rules_option
 @click.option(
@@ -130,7 +133,8 @@ def _write(
 ) -> list[Path]:
     """The tables (or Zeek logs) and the manifest written; a directory that cannot be written exits 1."""
     try:
-        return result.write(out_dir, fmt, all_calls, arguments=arguments)
+        partitioned = bool(click.get_current_context().meta.get(SCHEDULER))
+        return result.write(out_dir, fmt, all_calls, arguments=arguments, partitioned=partitioned)
     except OSError as e:
         why = "not a directory" if e.errno in (errno.ENOTDIR, errno.EEXIST) else e.strerror or str(e)
         err(f"{out_dir}: cannot write: {why}")

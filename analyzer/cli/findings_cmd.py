@@ -15,6 +15,7 @@ from analyzer.cli.options import (
     EXIT_USAGE,
     add_sigma,
     err,
+    jobs_options,
     load_names,
     load_rules,
     load_sigma,
@@ -41,6 +42,7 @@ from analyzer.cli.options import (
     help="Only findings at least this severe.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@jobs_options
 @names_option
 @rules_option
 @click.option(
@@ -101,6 +103,7 @@ def findings(
     help="text: grouped by host; csv: the matches as findings rows.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@jobs_options
 @names_option
 def sigma(paths: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None) -> None:
     """Run Sigma RULES over CAPTURES with pySigma: PATHS are rule files or directories (.yml), then captures.

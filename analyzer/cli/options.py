@@ -60,6 +60,40 @@ def rules_option(f: F) -> F:
     )(f)
 
 
+JOBS = "rpc_analyzer.jobs"  # click context meta keys: what `reading` needs from the command line
+SCHEDULER = "rpc_analyzer.scheduler"
+NAMES = "rpc_analyzer.names"
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        ctx.meta[key] = value
+        return value
+
+    return callback
+
+
+def jobs_options(f: F) -> F:
+    """--jobs and --scheduler: where the captures are read (kept in the click context for `reading`)."""
+    f = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        expose_value=False,
+        callback=_remember(SCHEDULER),
+        help="Read the capture sessions on a Dask cluster (tcp://HOST:8786): its workers must reach the "
+        "captures at the same paths. With --format parquet each table is a dataset of one part per session.",
+    )(f)
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        expose_value=False,
+        callback=_remember(JOBS),
+        help="Worker processes reading the captures, one capture session each [default: every core]; "
+        "1 reads them in this process. The records are the same either way.",
+    )(f)
+
+
 def load_rules(rules_files: tuple[str, ...]) -> None:
     """Check the user's rule files before any capture is read: a bad one is a usage error."""
     if rules_files:
@@ -100,6 +134,7 @@ def load_names(names_file: str | None) -> None:
     if names_file:
         from analyzer import registry
 
+        click.get_current_context().meta[NAMES] = names_file
         try:
             registry.load_overrides(names_file)
         except (OSError, ValueError) as e:

@@ -5,28 +5,30 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from analyzer.cli.options import EXIT_NO_INPUT, err
+import click
+
+from analyzer.cli.options import EXIT_INPUT_ERROR, EXIT_NO_INPUT, JOBS, NAMES, SCHEDULER, err
 from analyzer.cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult
+    from analyzer.records import Records
 
 
 def read_captures(
     captures: tuple[str, ...], quiet: bool, while_reading: Callable[[list[str]], None] | None = None
 ) -> AnalysisResult:
     """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file.
-    `while_reading(paths)` is called in this process while a child reads them (after the fork)."""
+    `while_reading(paths)` is called in this process while a child (or workers) read them."""
     from analyzer.capture.source import expand_paths
 
     files = expand_paths(captures)
     if not files:
         err("no capture files found in " + ", ".join(captures))
         sys.exit(EXIT_NO_INPUT)
-    from analyzer.limits import DEFAULT_LIMITS
-    from analyzer.parallel import read_in_child
+    paths = [p for p, _ in files]
 
     def warm_up() -> None:
         """What the tables need, loaded while the captures are read: pandas and the name registry."""
@@ -37,11 +39,51 @@ def read_captures(
         if while_reading is not None:
             while_reading(paths)
 
-    paths = [p for p, _ in files]
-    records = read_in_child(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), warm_up)
+    records = _records(paths, quiet, warm_up)
     from analyzer.api import from_records
 
     result = from_records(records)
     for line in result.errors:
         err(line)
     return result
+
+
+def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Records:
+    """The records: on the cluster of --scheduler, else in --jobs worker processes (every core by
+    default), else in a forked child while `warm_up` runs here."""
+    from analyzer.limits import DEFAULT_LIMITS
+    from analyzer.parallel import read_in_child
+
+    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
+    if meta.get(SCHEDULER):
+        return _on_cluster(paths, quiet, warm_up, meta[SCHEDULER], meta.get(NAMES))
+    from analyzer.multicore import default_jobs, run
+
+    return run(
+        paths,
+        DEFAULT_LIMITS,
+        meta.get(JOBS) or default_jobs(),
+        lambda: progress_bar(paths, quiet),
+        warm_up,
+        serial=lambda: read_in_child(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), warm_up),
+    )
+
+
+def _on_cluster(paths: list[str], quiet: bool, warm_up: Callable[[], None], address: str, names: str | None) -> Records:
+    try:
+        from distributed import Client
+
+        from analyzer.distributed import run_on_cluster
+    except ImportError:
+        err("--scheduler needs the distributed package: pip install 'rpc-analyzer[cluster]'")
+        sys.exit(EXIT_INPUT_ERROR)
+    from analyzer.limits import DEFAULT_LIMITS
+
+    try:
+        client = Client(address, timeout=30)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError) as e:
+        err(f"cannot reach the Dask scheduler at {address}: {e}")
+        sys.exit(EXIT_INPUT_ERROR)
+    with client, progress_bar(paths, quiet) as tick:
+        warm_up()
+        return run_on_cluster(paths, DEFAULT_LIMITS, client, tick, names)

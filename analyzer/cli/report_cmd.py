@@ -14,6 +14,7 @@ from analyzer.cli.options import (
     EXIT_CODES_HELP,
     EXIT_INPUT_ERROR,
     err,
+    jobs_options,
     load_names,
     load_rules,
     names_option,
@@ -41,6 +42,7 @@ from analyzer.terminal import printable
     help="Also list ncalrpc (local) endpoints in the inventory; left out by default, as the network cannot reach them.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing line; errors are still printed.")
+@jobs_options
 @names_option
 @rules_option
 def report(
@@ -117,6 +119,7 @@ def report(
     "instead of printing.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@jobs_options
 @names_option
 def firewall(
     captures: tuple[str, ...],

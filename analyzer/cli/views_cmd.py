@@ -8,7 +8,14 @@ import click
 
 from analyzer import cli
 from analyzer.cli.app import main
-from analyzer.cli.options import CAPTURE_PATHS, EXIT_CODES_HELP, EXIT_INPUT_ERROR, load_names, names_option
+from analyzer.cli.options import (
+    CAPTURE_PATHS,
+    EXIT_CODES_HELP,
+    EXIT_INPUT_ERROR,
+    jobs_options,
+    load_names,
+    names_option,
+)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -24,6 +31,7 @@ from analyzer.cli.options import CAPTURE_PATHS, EXIT_CODES_HELP, EXIT_INPUT_ERRO
 )
 @click.option("--all", "show_all", is_flag=True, help="Also list local-only ncalrpc bindings (hidden by default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@jobs_options
 @names_option
 def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, names_file: str | None) -> None:
     """List the RPC endpoints each server offered, rebuilt passively from CAPTURES.
@@ -72,6 +80,7 @@ def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, 
     help="text: one block per host with the services negotiated; csv: the hosts table.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@jobs_options
 @names_option
 def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, names_file: str | None) -> None:
     """Show, per host, the RPC services it offered (server) or negotiated (client) in CAPTURES.

@@ -1,0 +1,151 @@
+"""Every core and a Dask cluster: the same records as the serial run, whatever reads the sessions.
+
+A run's sessions are read in worker processes (`analyzer.multicore`) or on a `distributed.LocalCluster`
+(`analyzer.distributed`) and merged (`analyzer.merge`); these tests compare every kind of record, in
+order, and every table with the serial run's (`jobs=1`), on small inputs: the repository's samples,
+captures made by the benchmark generator with different seeds, and a capture cut in two so that the
+second part's connection is identified only by the first part's endpoint-mapper answer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import analyzer
+from analyzer import merge, multicore, units
+from analyzer.cli import main
+from analyzer.limits import DEFAULT_LIMITS
+from analyzer.pipeline import Pipeline
+from analyzer.records import Records
+from tests.conftest import SAMPLES, SHARED, needs_shared
+
+KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations")
+GENERATOR = SHARED / "bench" / "make_bench_pcap.py"
+
+
+def assert_same_records(a: Records, b: Records) -> None:
+    for kind in KINDS:
+        assert list(getattr(a, kind)) == list(getattr(b, kind)), kind
+    assert a.captures == b.captures
+    assert a.frame_maps == b.frame_maps
+    assert a.book.entries() == b.book.entries()
+
+
+def assert_same_result(a: analyzer.AnalysisResult, b: analyzer.AnalysisResult) -> None:
+    assert_same_records(a.records, b.records)
+    for name, df in a.tables.items():
+        assert df.equals(getattr(b, name)), name
+    for name, df, _schema in a.view_items():
+        assert df.equals(getattr(b, name)), name
+
+
+@pytest.fixture(scope="module")
+def independent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four independent captures (no digits in their names: not one series), different seeds."""
+    if not GENERATOR.exists():
+        pytest.skip(f"benchmark generator not found at {GENERATOR}")
+    out = tmp_path_factory.mktemp("independent")
+    for seed, name in enumerate(("alpha", "bravo", "charlie", "delta"), 3):
+        cmd = [sys.executable, str(GENERATOR), "-o", str(out / f"{name}.pcap"), "--size", "1M", "--seed", str(seed)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        (out / f"{name}.truth.json").unlink()
+    return out
+
+
+@pytest.fixture(scope="module")
+def cut_in_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """epm_map_session.pcap in two independent files: the EPM answer (frames 1-12), then the
+    connection to the port it announced (13-)."""
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap not installed")
+    out = tmp_path_factory.mktemp("cut")
+    src = str(SAMPLES / "epm_map_session.pcap")
+    subprocess.run(["editcap", "-r", src, str(out / "announce.pcap"), "1-12"], check=True)
+    subprocess.run(["editcap", "-r", src, str(out / "use.pcap"), "13-1000"], check=True)
+    return out
+
+
+def test_samples_in_two_workers_are_the_serial_records() -> None:
+    assert_same_result(analyzer.analyze([SAMPLES]), analyzer.analyze([SAMPLES], jobs=2))
+
+
+@needs_shared
+def test_independent_captures_in_two_workers_are_the_serial_records(independent: Path) -> None:
+    serial = analyzer.analyze([independent])
+    assert len(serial.captures) == 4 and len(serial.binds) > 0
+    assert_same_result(serial, analyzer.analyze([independent], jobs=2))
+
+
+def test_a_session_the_earlier_ones_reach_is_read_again(cut_in_two: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    serial = analyzer.analyze([cut_in_two])
+    # The serial run names the second file's connection from the first file's EPM answer.
+    by = set(serial.connections.loc[serial.connections["capture"].str.endswith("use.pcap"), "identified_by"])
+    assert by == {"epm"}
+    redone: list[int] = []
+    real = merge.merge
+
+    def counting(results: list[units.SessionResult], limits: object, redo: merge.Redo) -> Records:
+        def counted(i: int, state: units.SerialState) -> units.SessionResult:
+            redone.append(i)
+            return redo(i, state)
+
+        return real(results, DEFAULT_LIMITS, counted)
+
+    monkeypatch.setattr(multicore, "merge", counting)
+    assert_same_result(serial, analyzer.analyze([cut_in_two], jobs=2))
+    assert redone == [1]
+
+
+def test_fresh_sessions_that_nothing_reaches_are_not_read_again() -> None:
+    groups = multicore.plan([str(SAMPLES / "cl_udp.pcap"), str(SAMPLES / "smb2_pipes.pcap")])
+    results = [units.analyse_session(i, g, DEFAULT_LIMITS) for i, g in enumerate(groups)]
+
+    def no_redo(i: int, state: units.SerialState) -> units.SessionResult:
+        raise AssertionError(f"session {i} read again")
+
+    serial = Pipeline(DEFAULT_LIMITS).run([m.path for g in groups for m in g])
+    assert_same_records(serial, merge.merge(results, DEFAULT_LIMITS, no_redo))
+
+
+def test_analyze_jobs_writes_the_same_files(tmp_path: Path) -> None:
+    for jobs in ("1", "2"):
+        res = CliRunner().invoke(main, ["analyze", str(SAMPLES), "-o", str(tmp_path / jobs), "-q", "--jobs", jobs])
+        assert res.exit_code == 0, res.output
+    files = sorted(p.name for p in (tmp_path / "1").glob("*.csv"))
+    assert "binds.csv" in files and files == sorted(p.name for p in (tmp_path / "2").glob("*.csv"))
+    for name in files:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+
+def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    from analyzer.distributed import read_table
+
+    inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
+    serial = analyzer.analyze(inputs)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        clustered = analyzer.analyze(inputs, client=client)
+    assert_same_result(serial, clustered)
+    written = clustered.write(tmp_path, "parquet", partitioned=True)
+    assert (tmp_path / "binds").is_dir() and tmp_path / "binds" in written
+    parts = sorted(p.name for p in (tmp_path / "calls").iterdir())
+    assert parts == [f"part-{u:05d}.parquet" for u in sorted(set(clustered.calls["capture"].map(unit_of(clustered))))]
+    for name, df in serial.tables.items():
+        back = read_table(tmp_path, name)
+        keys = list(df.columns)
+        assert back.sort_values(keys, ignore_index=True).equals(df.sort_values(keys, ignore_index=True)), name
+
+
+def unit_of(result: analyzer.AnalysisResult) -> dict[str, int]:
+    from analyzer.distributed import units
+
+    return units(result)
