@@ -29,7 +29,8 @@ from dataclasses import dataclass, replace
 from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint
 from analyzer.limits import Limits
 from analyzer.model import NCACN_IP_TCP, NCADG_IP_UDP
-from analyzer.pipeline import Pipeline, ip_text
+from analyzer.pipeline.classify import ip_text
+from analyzer.pipeline.run import Run
 from analyzer.records import Records
 from analyzer.units import Census, SerialState, SessionResult
 from analyzer.violation_log import LIVE_AGGREGATES
@@ -41,8 +42,8 @@ _KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts")
 
 def start_state(limits: Limits) -> SerialState:
     """The state of a fresh pipeline: the well-known ports and an empty book."""
-    p = Pipeline(limits)
-    return SerialState(set(p.selector.tcp_ports), set(p.selector.udp_ports), p.book)
+    run = Run(limits, strict=False)
+    return SerialState(set(run.selector.tcp_ports), set(run.selector.udp_ports), run.learner.book)
 
 
 def mergeable(results: list[SessionResult]) -> bool:
@@ -138,7 +139,7 @@ def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialSt
 
 def _same_port_binds(r: SessionResult) -> set[tuple[str, int]]:
     """(capture, frame) of the announcements learned from accepted binds whose secondary address is
-    the port they were made on: `Pipeline.bind` learns those only for a server the book lacks."""
+    the port they were made on: `EndpointLearner.bind_ack` learns those only for a server the book lacks."""
     out = set()
     for b in r.records.binds:
         f = b.flow

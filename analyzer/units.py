@@ -45,7 +45,8 @@ from analyzer.model import (
     EndpointRecord,
     Violation,
 )
-from analyzer.pipeline import Pipeline
+from analyzer.pipeline.files import FileLoop
+from analyzer.pipeline.run import Run
 from analyzer.records import Records
 from analyzer.session import FrameMap, Member
 
@@ -202,8 +203,10 @@ class SerialState:
     book: EndpointBook
 
 
-def _read(pipeline: Pipeline, members: list[Member], census: Census | None, tick: Tick | None) -> None:
-    """One session through the pipeline, as `Pipeline.run` reads it; a single file through the census."""
+def _read(run: Run, members: list[Member], census: Census | None, tick: Tick | None) -> None:
+    """One session through a file loop of `run`, as `Pipeline.run` reads it; a single file through
+    the census."""
+    pipeline = FileLoop(run)
     with fewer_collections():
         if len(members) > 1:
             pipeline.add_session(members, progress=tick)
@@ -213,20 +216,20 @@ def _read(pipeline: Pipeline, members: list[Member], census: Census | None, tick
             pipeline.add_file(m.path, progress=tick)
             return
         try:
-            reader = open_capture(m.path, m.name, pipeline.limits)
+            reader = open_capture(m.path, m.name, run.limits)
         except CaptureError:
             pipeline.add_file(m.path, progress=tick)  # reports the failure as the serial run does
             return
         pipeline.add_reader(cast(CaptureReader, _CensusReader(reader, census)), m.name, m.path, tick)
 
 
-def _result(index: int, pipeline: Pipeline, census: Census | None, redone: bool) -> SessionResult:
-    records = pipeline.records
+def _result(index: int, run: Run, census: Census | None, redone: bool) -> SessionResult:
+    records = run.records
     return SessionResult(
         index,
         SessionRecords.of(records),
-        set(pipeline.selector.tcp_ports),
-        set(pipeline.selector.udp_ports),
+        set(run.selector.tcp_ports),
+        set(run.selector.udp_ports),
         census if census is not None and census.complete else None,
         records.violations.held,
         redone,
@@ -236,24 +239,24 @@ def _result(index: int, pipeline: Pipeline, census: Census | None, redone: bool)
 
 def analyse_session(index: int, members: list[Member], limits: Limits, tick: Tick | None = None) -> SessionResult:
     """Session `index` from a fresh state, with its census (see the module docstring)."""
-    pipeline = Pipeline(limits)
+    run = Run(limits, strict=False)
     census = Census(limits) if len(members) == 1 else None
     if census is not None:
-        pipeline.selector.tcp_probe = census.probe(pipeline.selector.tcp_probe)
-    _read(pipeline, members, census, tick)
-    return _result(index, pipeline, census, False)
+        run.selector.tcp_probe = census.probe(run.selector.tcp_probe)
+    _read(run, members, census, tick)
+    return _result(index, run, census, False)
 
 
 def redo_session(
     index: int, members: list[Member], limits: Limits, state: SerialState, tick: Tick | None = None
 ) -> SessionResult:
     """Session `index` from the serial run's state at its start: exactly what the serial run makes."""
-    pipeline = Pipeline(limits)
-    pipeline.selector.tcp_ports |= state.tcp_ports
-    pipeline.selector.udp_ports |= state.udp_ports
-    pipeline.book = pipeline.records.book = state.book
-    _read(pipeline, members, None, tick)
-    return _result(index, pipeline, None, True)
+    run = Run(limits, strict=False)
+    run.selector.tcp_ports |= state.tcp_ports
+    run.selector.udp_ports |= state.udp_ports
+    run.records.book = run.learner.book = state.book
+    _read(run, members, None, tick)
+    return _result(index, run, None, True)
 
 
 def session_bytes(members: list[Member]) -> int:
