@@ -9,21 +9,15 @@ run's. What travels back is the records themselves (`units.SessionRecords`, in m
 needs no directory shared with the client, only the capture files at the same paths, and the same
 version of rpc-analyzer (with the same name overrides: `names_file` is loaded on each worker).
 
-`write_partitioned` writes each table as `<out>/<table>/part-<unit>.parquet`, one partition per unit
-(session), in the unit order; the views and findings are computed from the whole tables, which are
-the partitions concatenated (`read_table` reads a dataset back through dask.dataframe).
+The tables of such a run are written as partitioned Parquet datasets by `analyzer.partitioned`.
 
-Layering: the pipeline's level for the run; `write_partitioned` works on an `AnalysisResult` (typed
-only), like the interop writers above the report layer.
+Layering: the pipeline's level (a file loop over a cluster); no pandas here.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
-from os import PathLike
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from analyzer.limits import Limits
 from analyzer.merge import merge, mergeable
@@ -32,11 +26,6 @@ from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
 from analyzer.session import Member
 from analyzer.units import SerialState, SessionResult, analyse_session, redo_session, session_bytes
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from analyzer.api import AnalysisResult
 
 _loaded_names: set[str] = set()  # name override files loaded in this (worker) process
 
@@ -96,48 +85,3 @@ def run_on_cluster(
         return result
 
     return merge(ordered, limits, redo)
-
-
-def units(result: AnalysisResult) -> dict[str, int]:
-    """The unit (session, in the run's order) of every capture file, by its name in the tables."""
-    out: dict[str, int] = {}
-    session_of = {name: s for s, fmap in result.records.frame_maps.items() for name in fmap.files}
-    sessions: dict[str, int] = {}
-    for c in result.records.captures:
-        session = session_of.get(c.capture, c.capture)
-        out[c.capture] = sessions.setdefault(session, len(sessions))
-    return out
-
-
-def write_partitioned(result: AnalysisResult, out_dir: str | PathLike[str]) -> list[Path]:
-    """Every table as a Parquet dataset `<out_dir>/<table>/`, one `part-<unit>.parquet` per unit that
-    has rows of it (an empty table: one empty part, so the dataset has its columns); the directories."""
-    of = units(result)
-    out = Path(out_dir)
-    written = []
-    tables: list[tuple[str, pd.DataFrame]] = [*result.tables.items(), ("attempts", result.attempts)]
-    for name, df in tables:
-        target = out / name
-        target.mkdir(parents=True, exist_ok=True)
-        for old in target.glob("part-*.parquet"):
-            old.unlink()
-        if not len(df) or "capture" not in df:  # hosts: per host across captures, one part
-            df.to_parquet(target / "part-00000.parquet", index=False)
-        else:
-            unit = df["capture"].map(of).fillna(len(of)).astype(int)  # a capture not listed: a last part
-            for u in sorted(set(unit)):
-                df[unit == u].to_parquet(target / f"part-{u:05d}.parquet", index=False)
-        written.append(target)
-    return written
-
-
-def read_table(out_dir: str | Path, name: str) -> pd.DataFrame:
-    """A partitioned table read back (through dask.dataframe), its partitions in unit order."""
-    import dask.dataframe as dd
-
-    with warnings.catch_warnings():  # dask's own use of pandas deprecations, not ours
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        frame = cast("pd.DataFrame", dd.read_parquet(str(Path(out_dir) / name)).compute())
-    out: pd.DataFrame = frame.reset_index(drop=True)
-    return out

@@ -13,6 +13,13 @@ file, and exits non-zero if not. Times are only compared as a ratio: absolute ti
 machine drift. Usage:
 
     python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE]
+    python bench/run.py --jobs [--repeat 3]
+
+--jobs measures every core instead: `analyze --jobs 1` against `analyze --jobs 2` (wall time and the
+ratio, and that both wrote the same bytes) on (a) a directory of 8 independent captures made by the
+generator with seeds 11-18 (bench/data/independent8/) and (b) the 200 MB capture split into 8 rotated
+files with `editcap -c` (bench/data/rotated8/), next to tshark over the same files and the BPF floor
+(tcpdump reading them with the RPC port filter) measured in the same run.
 """
 
 from __future__ import annotations
@@ -99,18 +106,100 @@ def check_truth(cap: Path, out: Path) -> list[str]:
     return missing
 
 
+# -- every core (--jobs) --------------------------------------------------------------------------
+
+BPF_FILTER = "tcp port 135 or tcp port 445 or tcp port 139 or tcp port 593 or udp port 135"
+INDEPENDENT = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]  # no digits: 8 sessions
+
+
+def make_independent() -> list[Path]:
+    """8 independent captures, seeds 11-18, about 25 MB each (made once)."""
+    d = DATA / "independent8"
+    d.mkdir(parents=True, exist_ok=True)
+    caps = []
+    for seed, name in enumerate(INDEPENDENT, 11):
+        cap = d / f"{name}.pcap"
+        if not cap.exists():
+            print(f"making {cap} ...", file=sys.stderr)
+            cmd = [sys.executable, str(GENERATOR), "-o", str(cap), "--size", "14M", "--seed", str(seed)]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        caps.append(cap)
+    return caps
+
+
+def make_rotated(cap: Path, parts: int = 8) -> list[Path]:
+    """The capture split into `parts` rotated files of equal frame counts with editcap -c (made once)."""
+    d = DATA / f"rotated{parts}"
+    if not any(d.glob("*.pcap")):
+        d.mkdir(parents=True, exist_ok=True)
+        per_file = -(-_frames(cap) // parts)
+        subprocess.run(["editcap", "-c", str(per_file), str(cap), str(d / "rot.pcap")], check=True)
+    return sorted(d.glob("*.pcap"))
+
+
+def _frames(cap: Path) -> int:
+    out = subprocess.run(["capinfos", "-c", "-M", str(cap)], capture_output=True, text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1].split()[-1])
+
+
+def _median_wall(cmds: list[list[str]], repeat: int) -> float:
+    """Median over `repeat` rounds of the wall time of the commands run one after the other."""
+    return statistics.median(sum(measure(c)[0] for c in cmds) for _ in range(repeat))
+
+
+def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: int) -> None:
+    """Serial against --jobs 2 on these files, with tshark and the BPF floor over the same files."""
+    tcpdump = shutil.which("tcpdump")
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = {j: Path(tmp) / f"jobs{j}" for j in ("1", "2")}
+        walls = {}
+        for c in caps:  # warm the page cache
+            c.read_bytes()
+        for j, out in outs.items():
+            walls[j] = _median_wall([[analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", j]], repeat)
+        same = all(
+            (outs["1"] / f.name).read_bytes() == f.read_bytes() for f in sorted(outs["2"].glob("*.csv"))
+        ) and len(list(outs["1"].glob("*.csv"))) == len(list(outs["2"].glob("*.csv")))
+    t_wall = _median_wall(
+        [[tshark, "-r", str(c), "-Y", TSHARK_FILTER, "-T", "fields", "-e", "frame.number"] for c in caps], 1
+    )
+    floor = (
+        _median_wall([[tcpdump, "-r", str(c), "-w", "/dev/null", BPF_FILTER] for c in caps], repeat)
+        if tcpdump
+        else float("nan")
+    )
+    mb = sum(c.stat().st_size for c in caps) / 1e6
+    print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores")
+    print(f"  --jobs 1: {walls['1']:.2f} s   --jobs 2: {walls['2']:.2f} s   ratio {walls['1'] / walls['2']:.2f}x")
+    print(f"  tshark:   {t_wall:.2f} s ({walls['2'] / t_wall:.3f}x tshark's time with --jobs 2)")
+    print(f"  BPF floor (tcpdump): {floor:.2f} s ({walls['2'] / floor:.1f}x the floor with --jobs 2)")
+    print(f"  CSVs byte-identical between --jobs 1 and --jobs 2: {'yes' if same else 'NO'}")
+    if not same:
+        raise SystemExit(f"{name}: --jobs 2 wrote different tables")
+
+
+def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str) -> None:
+    bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat)
+    rotated = make_rotated(args.capture or make_capture(args.size, args.seed))
+    bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="200M")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--capture", type=Path, help="use this capture (and its .truth.json) instead of making one")
+    ap.add_argument("--jobs", action="store_true", help="measure --jobs 1 against --jobs 2 (see above)")
     args = ap.parse_args()
 
     tshark = shutil.which("tshark")
     if tshark is None:
         raise SystemExit("tshark not found: apt-get install -y tshark")
     analyzer = shutil.which("rpc-analyzer") or str(Path(sys.executable).with_name("rpc-analyzer"))
+    if args.jobs:
+        main_jobs(args, analyzer, tshark)
+        return
     cap = args.capture or make_capture(args.size, args.seed)
     size_mb = cap.stat().st_size / 1e6
     with tempfile.TemporaryDirectory() as tmp:

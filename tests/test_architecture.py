@@ -29,6 +29,7 @@ PANDAS_USERS = {
     "localise.py",
     # the firewall view of the tables (interop)
     "firewall.py",
+    "partitioned.py",  # the tables as partitioned Parquet datasets (a cluster run's output)
 }
 # Packages of the report layer: they work on the tables, never on packets (report/views is the views).
 PANDAS_PACKAGES = {"report", "views", "findings", "zeek"}

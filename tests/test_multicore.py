@@ -125,7 +125,7 @@ def test_analyze_jobs_writes_the_same_files(tmp_path: Path) -> None:
 
 def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    from analyzer.distributed import read_table
+    from analyzer.partitioned import read_table
 
     inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
     serial = analyzer.analyze(inputs)
@@ -146,6 +146,6 @@ def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Pa
 
 
 def unit_of(result: analyzer.AnalysisResult) -> dict[str, int]:
-    from analyzer.distributed import units
+    from analyzer.partitioned import units
 
     return units(result)
