@@ -21,12 +21,16 @@ from analyzer.cli.options import (
     SCHEDULER,
     add_sigma,
     err,
+    exit_if_errors,
+    format_option,
     jobs_options,
     load_names,
     load_rules,
     load_sigma,
     names_option,
+    quiet_option,
     rules_option,
+    sigma_option,
 )
 from analyzer.terminal import printable
 
@@ -47,13 +51,10 @@ if TYPE_CHECKING:
     "the views (endpoint_inventory, timeline, matrix, data_quality), and attempts (connection attempts "
     "that carried no PDU).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet", "zeek", "zeek-json"]),
-    default="csv",
-    show_default=True,
-    help="File format of the tables; zeek (TSV) or zeek-json write Zeek-compatible logs instead: dce_rpc.log "
+@format_option(
+    ["csv", "jsonl", "parquet", "zeek", "zeek-json"],
+    "csv",
+    "File format of the tables; zeek (TSV) or zeek-json write Zeek-compatible logs instead: dce_rpc.log "
     "exactly as Zeek writes it, and dce_rpc_ext.log, dce_rpc_bind.log, dce_rpc_conn.log (and "
     "rpc_findings.log) joined on uid.",
 )
@@ -62,17 +63,13 @@ if TYPE_CHECKING:
     is_flag=True,
     help="With --format zeek/zeek-json: every call in dce_rpc.log, not only the answered calls Zeek would log.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors are still printed.")
+@quiet_option("No progress bar and no summary; errors are still printed.")
 @jobs_options
 @names_option
 @rules_option
-@click.option(
-    "--sigma",
-    "sigma_paths",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Sigma rules (a .yml file or a directory of them, zeek dce_rpc or rpc_firewall logsources) to run "
-    "with pySigma; their matches are added to findings.csv. Repeatable.",
+@sigma_option(
+    "Sigma rules (a .yml file or a directory of them, zeek dce_rpc or rpc_firewall logsources) to run "
+    "with pySigma; their matches are added to findings.csv. Repeatable."
 )
 def analyze(
     captures: tuple[str, ...],
@@ -124,8 +121,7 @@ def analyze(
     }
     written = _write(result, out_dir, fmt, all_calls, arguments)
     _tell(result, written, before, out_dir, fmt, quiet)
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)
 
 
 def _write(

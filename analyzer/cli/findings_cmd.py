@@ -11,28 +11,26 @@ from analyzer import cli
 from analyzer.cli.app import main
 from analyzer.cli.options import (
     EXIT_CODES_HELP,
-    EXIT_INPUT_ERROR,
     EXIT_USAGE,
     add_sigma,
     err,
+    exit_if_errors,
+    format_option,
     jobs_options,
     load_names,
     load_rules,
     load_sigma,
     names_option,
+    quiet_option,
     rules_option,
+    sigma_option,
 )
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("captures", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "csv"]),
-    default="text",
-    show_default=True,
-    help="text: grouped by host, most severe first, with evidence frames; csv: the findings table.",
+@format_option(
+    ["text", "csv"], "text", "text: grouped by host, most severe first, with evidence frames; csv: the findings table."
 )
 @click.option(
     "--min-severity",
@@ -41,17 +39,11 @@ from analyzer.cli.options import (
     show_default=True,
     help="Only findings at least this severe.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@quiet_option()
 @jobs_options
 @names_option
 @rules_option
-@click.option(
-    "--sigma",
-    "sigma_paths",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Also run these Sigma rules (files or directories) with pySigma. Repeatable.",
-)
+@sigma_option("Also run these Sigma rules (files or directories) with pySigma. Repeatable.")
 def findings(
     captures: tuple[str, ...],
     fmt: str,
@@ -88,21 +80,13 @@ def findings(
     from analyzer.findings.text import render_findings
 
     cli._echo_findings(render_findings(table, fmt), fmt)
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "csv"]),
-    default="text",
-    show_default=True,
-    help="text: grouped by host; csv: the matches as findings rows.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@format_option(["text", "csv"], "text", "text: grouped by host; csv: the matches as findings rows.")
+@quiet_option()
 @jobs_options
 @names_option
 def sigma(paths: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None) -> None:
@@ -132,8 +116,7 @@ def sigma(paths: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None)
     from analyzer.findings.text import render_findings
 
     cli._echo_findings(render_findings(matches, fmt), fmt)
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)
 
 
 def _is_sigma_path(path: str) -> bool:

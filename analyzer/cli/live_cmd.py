@@ -8,7 +8,15 @@ from collections.abc import Callable
 import click
 
 from analyzer.cli.app import main
-from analyzer.cli.options import EXIT_CODES_HELP, EXIT_INPUT_ERROR, err, load_names, names_option
+from analyzer.cli.options import (
+    EXIT_CODES_HELP,
+    EXIT_INPUT_ERROR,
+    err,
+    format_option,
+    load_names,
+    names_option,
+    quiet_option,
+)
 from analyzer.terminal import printable
 
 
@@ -32,16 +40,13 @@ from analyzer.terminal import printable
     type=click.Path(file_okay=False),
     help="Directory for the interval directories (tables and Zeek logs).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet", "zeek", "zeek-json"]),
-    default="csv",
-    show_default=True,
-    help="File format of the tables; the Zeek logs (dce_rpc.log and companions, TSV) are written beside "
+@format_option(
+    ["csv", "jsonl", "parquet", "zeek", "zeek-json"],
+    "csv",
+    "File format of the tables; the Zeek logs (dce_rpc.log and companions, TSV) are written beside "
     "them. zeek / zeek-json: the Zeek logs only, in TSV or JSON.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No line per interval; errors are still printed.")
+@quiet_option("No line per interval; errors are still printed.")
 @names_option
 def live(
     iface: str,

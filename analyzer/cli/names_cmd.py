@@ -8,7 +8,7 @@ import click
 
 from analyzer import cli
 from analyzer.cli.app import main
-from analyzer.cli.options import EXIT_INPUT_ERROR, EXIT_USAGE, err, load_names, names_option
+from analyzer.cli.options import EXIT_INPUT_ERROR, EXIT_USAGE, err, format_option, load_names, names_option
 from analyzer.terminal import printable
 
 NAMES_EXIT_CODES_HELP = """\b
@@ -21,13 +21,10 @@ Exit codes:
 
 @main.command(epilog=NAMES_EXIT_CODES_HELP)
 @click.argument("query", required=False)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "csv"]),
-    default="text",
-    show_default=True,
-    help="text: a readable list; csv: one row per interface operation (the whole table with no QUERY).",
+@format_option(
+    ["text", "csv"],
+    "text",
+    "text: a readable list; csv: one row per interface operation (the whole table with no QUERY).",
 )
 @names_option
 def names(query: str | None, fmt: str, names_file: str | None) -> None:

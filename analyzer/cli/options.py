@@ -38,6 +38,26 @@ def err(message: str) -> None:
     click.echo(f"rpc-analyzer: {printable(message)}", err=True)
 
 
+def format_option(choices: list[str], default: str, help: str) -> Callable[[F], F]:
+    """--format FMT, one of `choices`."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default, show_default=True, help=help)
+
+
+def quiet_option(help: str = "No progress bar; errors are still printed.") -> Callable[[F], F]:
+    return click.option("-q", "--quiet", is_flag=True, help=help)
+
+
+def sigma_option(help: str) -> Callable[[F], F]:
+    """--sigma PATH (repeatable): Sigma rule files or directories."""
+    return click.option("--sigma", "sigma_paths", multiple=True, type=click.Path(exists=True), help=help)
+
+
+def exit_if_errors(result: AnalysisResult) -> None:
+    """Exit 1 when an input could not be read (each was named on stderr as it was read)."""
+    if result.errors:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
 def names_option(f: F) -> F:
     return click.option(
         "--names",

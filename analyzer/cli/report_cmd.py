@@ -14,10 +14,13 @@ from analyzer.cli.options import (
     EXIT_CODES_HELP,
     EXIT_INPUT_ERROR,
     err,
+    exit_if_errors,
+    format_option,
     jobs_options,
     load_names,
     load_rules,
     names_option,
+    quiet_option,
     rules_option,
 )
 from analyzer.terminal import printable
@@ -41,7 +44,7 @@ from analyzer.terminal import printable
     is_flag=True,
     help="Also list ncalrpc (local) endpoints in the inventory; left out by default, as the network cannot reach them.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing line; errors are still printed.")
+@quiet_option("No progress bar and no closing line; errors are still printed.")
 @jobs_options
 @names_option
 @rules_option
@@ -80,19 +83,15 @@ def report(
             f"{len(result.captures)} capture(s), {len(result.hosts)} host roles, "
             f"{len(result.endpoint_inventory)} endpoints, {len(result.calls)} calls -> {printable(out_file)}"
         )
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("captures", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["netsh", "rpcfw", "csv", "md"]),
-    default="netsh",
-    show_default=True,
-    help="netsh: a `netsh -f` script per server (RPC filters, Windows Firewall rules, dynamic port range); "
+@format_option(
+    ["netsh", "rpcfw", "csv", "md"],
+    "netsh",
+    "netsh: a `netsh -f` script per server (RPC filters, Windows Firewall rules, dynamic port range); "
     "rpcfw: an RpcFw.conf per server for zeronetworks' RPC Firewall; "
     "csv: the allow-list table (server, interface, endpoint, clients, opnums, ...); md: the same as Markdown.",
 )
@@ -118,7 +117,7 @@ def report(
     "csv/md: allow_list.csv/.md) "
     "instead of printing.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@quiet_option()
 @jobs_options
 @names_option
 def firewall(
@@ -179,5 +178,4 @@ def firewall(
             sys.exit(EXIT_INPUT_ERROR)
         if not quiet:
             click.echo(f"{len(outputs)} file(s) -> {printable(out_dir)}")
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from analyzer import cli
@@ -11,26 +9,25 @@ from analyzer.cli.app import main
 from analyzer.cli.options import (
     CAPTURE_PATHS,
     EXIT_CODES_HELP,
-    EXIT_INPUT_ERROR,
+    exit_if_errors,
+    format_option,
     jobs_options,
     load_names,
     names_option,
+    quiet_option,
 )
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("captures", nargs=-1, required=True, type=CAPTURE_PATHS)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "csv"]),
-    default="text",
-    show_default=True,
-    help="text: grouped by server then interface, in the layout of rpcdump.py / portqry -e 135; "
+@format_option(
+    ["text", "csv"],
+    "text",
+    "text: grouped by server then interface, in the layout of rpcdump.py / portqry -e 135; "
     "csv: the endpoint_inventory table.",
 )
 @click.option("--all", "show_all", is_flag=True, help="Also list local-only ncalrpc bindings (hidden by default).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@quiet_option()
 @jobs_options
 @names_option
 def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, names_file: str | None) -> None:
@@ -59,8 +56,7 @@ def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, 
         from analyzer.endpoints_text import rpcdump_text
 
         cli._echo_lines(rpcdump_text(result.endpoint_inventory, show_all))
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -71,15 +67,8 @@ def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, 
     default=None,
     help="Only hosts seen in this role (default: both).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "csv"]),
-    default="text",
-    show_default=True,
-    help="text: one block per host with the services negotiated; csv: the hosts table.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors are still printed.")
+@format_option(["text", "csv"], "text", "text: one block per host with the services negotiated; csv: the hosts table.")
+@quiet_option()
 @jobs_options
 @names_option
 def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, names_file: str | None) -> None:
@@ -106,5 +95,4 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
         cli._echo_csv(csv_text(table, HOSTS))
     else:
         cli._echo_lines(result.hosts_text(role))
-    if result.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    exit_if_errors(result)
