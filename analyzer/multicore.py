@@ -76,6 +76,7 @@ class _Tally:
         self.groups = groups
         self.progress = progress
         self.read: dict[int, int] = {}
+        self.finished: set[int] = set()
         self.files = 0
 
     def drain(self, q: Any) -> None:
@@ -84,10 +85,12 @@ class _Tally:
                 index, pos = q.get_nowait()
             except queue_module.Empty:
                 break
-            self.read[index] = pos
+            if index not in self.finished:  # a late report must not take back a finished session's bytes
+                self.read[index] = max(pos, self.read.get(index, 0))
         self.show()
 
     def done(self, index: int) -> None:
+        self.finished.add(index)
         self.read[index] = session_bytes(self.groups[index])
         self.files += len(self.groups[index])
 

@@ -9,6 +9,7 @@ second part's connection is identified only by the first part's endpoint-mapper 
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,13 @@ def unit_of(result: analyzer.AnalysisResult) -> dict[str, int]:
     from analyzer.partitioned import units
 
     return units(result)
+
+
+def test_one_progress_across_the_workers(cut_in_two: Path) -> None:
+    inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
+    seen: list[tuple[int, int]] = []
+    analyzer.analyze(inputs, jobs=2, progress=lambda done, files: seen.append((done, files)))
+    paths = [m.path for g in multicore.plan([str(p) for p in inputs]) for m in g]
+    total = sum(Path(p).stat().st_size for p in paths)
+    assert seen and seen[-1] == (total, len(paths))  # every byte and every file, once all are read
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(seen))
