@@ -80,6 +80,10 @@ def _ports(key: bytes) -> tuple[int, int, int]:
     return a, int.from_bytes(key[2 * a : 2 * a + 2], "big"), int.from_bytes(key[2 * a + 2 :], "big")
 
 
+def _port_bytes(ports: set[int]) -> set[bytes]:
+    return {p.to_bytes(2, "big") for p in ports}
+
+
 def _starts(r: SessionResult) -> dict[tuple[str, int, str, int], int]:
     """The first frame of every TCP conversation the fresh reading followed or counted as an attempt,
     by (address, port, address, port) in both directions."""
@@ -118,14 +122,17 @@ def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialSt
         return True
     starts: dict[tuple[str, int, str, int], int] | None = None
     flows = census.flows
+    # Ports as the two bytes a key ends with (source port, destination port): no int per key.
+    tcp, udp, known = _port_bytes(carried.tcp), _port_bytes(carried.udp), _port_bytes(base.tcp_ports)
     for key, first in flows.items():
-        a, sport, dport = _ports(key)
-        if sport in carried.udp or dport in carried.udp:
+        sport_b, dport_b = key[-4:-2], key[-2:]
+        if sport_b in udp or dport_b in udp:
             return True
-        if sport in base.tcp_ports or dport in base.tcp_ports or not (sport in carried.tcp or dport in carried.tcp):
+        if sport_b in known or dport_b in known or not (sport_b in tcp or dport_b in tcp):
             continue
         if any_flow:
             return True
+        a, sport, dport = _ports(key)
         src, dst = ip_text(key[:a]), ip_text(key[a : 2 * a])
         if (src, sport) in carried.endpoints or (dst, dport) in carried.endpoints:
             return True
