@@ -14,10 +14,11 @@ progress through a queue; the parent sums it into one (bytes, files) progress ac
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import queue as queue_module
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -39,8 +40,19 @@ def no_progress() -> AbstractContextManager[Progress | None]:
     return nullcontext(None)
 
 
-def default_jobs() -> int:
-    """The cores this process may run on."""
+AUTO_MIN_BYTES = 16_000_000  # below this much input, worker processes cost more than they save
+
+
+def default_jobs(paths: Sequence[str] = ()) -> int:
+    """The cores this process may run on; 1 when `paths` hold less than `AUTO_MIN_BYTES` in all."""
+    total = 0
+    for p, _explicit in expand_paths(paths):
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(p)
+        if total >= AUTO_MIN_BYTES:
+            break
+    if paths and total < AUTO_MIN_BYTES:
+        return 1
     if hasattr(os, "sched_getaffinity"):
         return max(len(os.sched_getaffinity(0)), 1)
     return os.cpu_count() or 1

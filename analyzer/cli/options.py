@@ -109,8 +109,8 @@ def jobs_options(f: F) -> F:
         type=click.IntRange(min=1),
         expose_value=False,
         callback=_remember(JOBS),
-        help="Worker processes reading the captures, one capture session each [default: every core]; "
-        "1 reads them in this process. The records are the same either way.",
+        help="Worker processes reading the captures, one capture session each [default: every core, from "
+        "16 MB of input]; 1 reads them in this process. The records are the same either way.",
     )(f)
 
 

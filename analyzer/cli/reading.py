@@ -62,7 +62,7 @@ def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Reco
     return run(
         paths,
         DEFAULT_LIMITS,
-        meta.get(JOBS) or default_jobs(),
+        meta.get(JOBS) or default_jobs(paths),
         lambda: progress_bar(paths, quiet),
         warm_up,
         serial=lambda: read_in_child(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), warm_up),
