@@ -109,6 +109,11 @@ def check_truth(cap: Path, out: Path) -> list[str]:
 # -- every core (--jobs) --------------------------------------------------------------------------
 
 BPF_FILTER = "tcp port 135 or tcp port 445 or tcp port 139 or tcp port 593 or udp port 135"
+# The reading phase alone (records, no tables, findings or files), to separate it from the serial rest.
+READ_ONLY = (
+    "import sys; from analyzer.limits import DEFAULT_LIMITS; from analyzer.multicore import run; "
+    "run(sys.argv[2:], DEFAULT_LIMITS, int(sys.argv[1]))"
+)
 INDEPENDENT = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]  # no digits: 8 sessions
 
 
@@ -160,6 +165,7 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
         same = all(
             (outs["1"] / f.name).read_bytes() == f.read_bytes() for f in sorted(outs["2"].glob("*.csv"))
         ) and len(list(outs["1"].glob("*.csv"))) == len(list(outs["2"].glob("*.csv")))
+    reads = {j: _median_wall([[sys.executable, "-c", READ_ONLY, j, *map(str, caps)]], repeat) for j in ("1", "2")}
     t_wall = _median_wall(
         [[tshark, "-r", str(c), "-Y", TSHARK_FILTER, "-T", "fields", "-e", "frame.number"] for c in caps], 1
     )
@@ -171,6 +177,10 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
     mb = sum(c.stat().st_size for c in caps) / 1e6
     print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores")
     print(f"  --jobs 1: {walls['1']:.2f} s   --jobs 2: {walls['2']:.2f} s   ratio {walls['1'] / walls['2']:.2f}x")
+    print(
+        f"  reading only (records, no tables): {reads['1']:.2f} s and {reads['2']:.2f} s, "
+        f"ratio {reads['1'] / reads['2']:.2f}x"
+    )
     print(f"  tshark:   {t_wall:.2f} s ({walls['2'] / t_wall:.3f}x tshark's time with --jobs 2)")
     print(f"  BPF floor (tcpdump): {floor:.2f} s ({walls['2'] / floor:.1f}x the floor with --jobs 2)")
     print(f"  CSVs byte-identical between --jobs 1 and --jobs 2: {'yes' if same else 'NO'}")
