@@ -16,17 +16,20 @@ Layering: the pipeline's level (a file loop over a cluster); no pandas here.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from analyzer.limits import Limits
 from analyzer.merge import merge, mergeable
-from analyzer.multicore import plan
+from analyzer.multicore import Tally, plan
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
 from analyzer.session import Member
 from analyzer.units import SerialState, SessionResult, analyse_session, redo_session, session_bytes
 
+_POLL_S = 0.2  # how often the client looks at the workers' progress
 _loaded_names: set[str] = set()  # name override files loaded in this (worker) process
 
 
@@ -38,9 +41,20 @@ def _names(names_file: str | None) -> None:
         _loaded_names.add(names_file)
 
 
-def _analyse(index: int, members: list[Member], limits: Limits, names_file: str | None) -> SessionResult:
+def _analyse(
+    index: int, members: list[Member], limits: Limits, names_file: str | None, queue: str | None
+) -> SessionResult:
     _names(names_file)
-    return analyse_session(index, members, limits)
+    tick = None
+    if queue is not None:  # the bytes read so far, to the client's progress
+        from distributed import Queue
+
+        q = Queue(queue)  # type: ignore[no-untyped-call]
+
+        def tick(pos: int) -> None:
+            q.put((index, pos))  # type: ignore[no-untyped-call]
+
+    return analyse_session(index, members, limits, tick)
 
 
 def _redo(
@@ -48,6 +62,26 @@ def _redo(
 ) -> SessionResult:
     _names(names_file)
     return redo_session(index, members, limits, state)
+
+
+def _collect(client: Any, futures: dict[Any, int], queue: str | None, tally: Tally) -> dict[int, SessionResult]:
+    """The sessions' results as they finish, the workers' progress shown meanwhile."""
+    from distributed import Queue
+
+    q = Queue(queue, client=client) if queue is not None else None  # type: ignore[no-untyped-call]
+    results: dict[int, SessionResult] = {}
+    pending = dict(futures)
+    while pending:
+        for fut in [f for f in pending if f.done()]:
+            results[pending.pop(fut)] = fut.result()
+            tally.done(futures[fut])
+        if q is not None:
+            for index, pos in q.get(batch=True):  # type: ignore[no-untyped-call]
+                tally.at(index, pos)
+        tally.show()
+        if pending:
+            time.sleep(_POLL_S)
+    return results
 
 
 def run_on_cluster(
@@ -58,24 +92,15 @@ def run_on_cluster(
     names_file: str | None = None,
 ) -> Records:
     """The serial run's records, the sessions read by the workers of `client` (a distributed.Client);
-    `progress(bytes, files)` as sessions finish."""
-    from distributed import as_completed
-
+    `progress(bytes, files)` as the workers read (each reports through a distributed.Queue)."""
     paths = list(paths)
     groups = plan(paths)
     if len(groups) < 2:
         return Pipeline(limits).run(paths, progress)
+    queue = f"rpc-analyzer-progress-{uuid.uuid4().hex}" if progress is not None else None
     largest_first = sorted(range(len(groups)), key=lambda i: -session_bytes(groups[i]))
-    futures = [client.submit(_analyse, i, groups[i], limits, names_file, pure=False) for i in largest_first]
-    results: dict[int, SessionResult] = {}
-    done = files = 0
-    for fut in as_completed(futures):  # type: ignore[no-untyped-call]
-        r: SessionResult = fut.result()
-        results[r.index] = r
-        done += session_bytes(groups[r.index])
-        files += len(groups[r.index])
-        if progress is not None:
-            progress(done, files)
+    futures = {client.submit(_analyse, i, groups[i], limits, names_file, queue, pure=False): i for i in largest_first}
+    results = _collect(client, futures, queue, Tally(groups, progress))
     ordered = [results[i] for i in range(len(groups))]
     if not mergeable(ordered):
         return Pipeline(limits).run(paths)

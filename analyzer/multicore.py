@@ -81,7 +81,7 @@ def _redo(index: int, members: list[Member], limits: Limits, state: SerialState)
     return redo_session(index, members, limits, state, None)
 
 
-class _Tally:
+class Tally:
     """One progress across workers: bytes read in every session, files of the sessions finished."""
 
     def __init__(self, groups: list[list[Member]], progress: Progress | None) -> None:
@@ -94,12 +94,15 @@ class _Tally:
     def drain(self, q: Any) -> None:
         while True:
             try:
-                index, pos = q.get_nowait()
+                self.at(*q.get_nowait())
             except queue_module.Empty:
                 break
-            if index not in self.finished:  # a late report must not take back a finished session's bytes
-                self.read[index] = max(pos, self.read.get(index, 0))
         self.show()
+
+    def at(self, index: int, pos: int) -> None:
+        """Session `index` has read `pos` bytes."""
+        if index not in self.finished:  # a late report must not take back a finished session's bytes
+            self.read[index] = max(pos, self.read.get(index, 0))
 
     def done(self, index: int) -> None:
         self.finished.add(index)
@@ -111,7 +114,7 @@ class _Tally:
             self.progress(sum(self.read.values()), self.files)
 
 
-def _collect(futures: dict[cf.Future[SessionResult], int], q: Any, tally: _Tally) -> list[SessionResult]:
+def _collect(futures: dict[cf.Future[SessionResult], int], q: Any, tally: Tally) -> list[SessionResult]:
     """The results in session order, the progress shown while they come."""
     results: dict[int, SessionResult] = {}
     waiting = set(futures)
@@ -173,7 +176,7 @@ def _parallel(
         futures = {pool.submit(_analyse, i, groups[i], limits): i for i in largest_first}
         with progress() as tick:
             meanwhile()
-            results = _collect(futures, q, _Tally(groups, tick))
+            results = _collect(futures, q, Tally(groups, tick))
         if not mergeable(results):
             return None
 

@@ -134,8 +134,11 @@ def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Pa
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         distributed.Client(cluster) as client,
     ):
-        clustered = analyzer.analyze(inputs, client=client)
+        seen: list[tuple[int, int]] = []
+        clustered = analyzer.analyze(inputs, client=client, progress=lambda done, n: seen.append((done, n)))
     assert_same_result(serial, clustered)
+    paths = [m.path for g in multicore.plan([str(p) for p in inputs]) for m in g]
+    assert seen[-1] == (sum(Path(p).stat().st_size for p in paths), len(paths))  # one progress, all workers
     written = clustered.write(tmp_path, "parquet", partitioned=True)
     assert (tmp_path / "binds").is_dir() and tmp_path / "binds" in written
     parts = sorted(p.name for p in (tmp_path / "calls").iterdir())
