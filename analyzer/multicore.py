@@ -147,11 +147,11 @@ def run(
         while pending:
             pending.pop()()
 
-    if jobs > 1 and len(groups) > 1:
+    if jobs > 1 and len(groups) > 1 and "fork" in multiprocessing.get_all_start_methods():
         try:
             records = _parallel(groups, limits, min(jobs, len(groups)), progress, meanwhile)
-        except cf.process.BrokenProcessPool:
-            records = None  # a worker died (killed, out of memory): read serially
+        except Exception:  # a worker died (killed, out of memory) or failed: read serially, as without workers
+            records = None
         if records is not None:
             return records
     if serial is not None:

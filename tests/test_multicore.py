@@ -136,6 +136,13 @@ def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Pa
     ):
         seen: list[tuple[int, int]] = []
         clustered = analyzer.analyze(inputs, client=client, progress=lambda done, n: seen.append((done, n)))
+        args = ["analyze", *map(str, inputs), "-o", str(tmp_path / "cli"), "--format", "parquet", "-q"]
+        res = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
+        assert res.exit_code == 0, res.output
+    cli_calls = read_table(tmp_path / "cli", "calls")
+    assert cli_calls.sort_values(list(cli_calls.columns), ignore_index=True).equals(
+        serial.calls.sort_values(list(serial.calls.columns), ignore_index=True)
+    )
     assert_same_result(serial, clustered)
     paths = [m.path for g in multicore.plan([str(p) for p in inputs]) for m in g]
     assert seen[-1] == (sum(Path(p).stat().st_size for p in paths), len(paths))  # one progress, all workers

@@ -30,8 +30,14 @@ def read_captures(
         sys.exit(EXIT_NO_INPUT)
     paths = [p for p, _ in files]
 
+    warmed: list[bool] = []
+
     def warm_up() -> None:
-        """What the tables need, loaded while the captures are read: pandas and the name registry."""
+        """What the tables need, loaded while the captures are read: pandas and the name registry
+        (once, even when the workers fail and a child reads instead)."""
+        if warmed:
+            return
+        warmed.append(True)
         from analyzer import api, registry
 
         registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
@@ -84,6 +90,10 @@ def _on_cluster(paths: list[str], quiet: bool, warm_up: Callable[[], None], addr
     except (OSError, ValueError) as e:
         err(f"cannot reach the Dask scheduler at {address}: {e}")
         sys.exit(EXIT_INPUT_ERROR)
-    with client, progress_bar(paths, quiet) as tick:
-        warm_up()
-        return run_on_cluster(paths, DEFAULT_LIMITS, client, tick, names)
+    try:
+        with client, progress_bar(paths, quiet) as tick:
+            warm_up()
+            return run_on_cluster(paths, DEFAULT_LIMITS, client, tick, names)
+    except Exception as e:  # a worker lost, a task that failed there: one line, no traceback
+        err(f"the Dask cluster at {address} failed: {type(e).__name__}: {e}")
+        sys.exit(EXIT_INPUT_ERROR)
