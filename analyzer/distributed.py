@@ -54,14 +54,14 @@ def _analyse(
         def tick(pos: int) -> None:
             q.put((index, pos))  # type: ignore[no-untyped-call]
 
-    return analyse_session(index, members, limits, tick)
+    return analyse_session(index, members, limits, tick, portable=True)
 
 
 def _redo(
     index: int, members: list[Member], limits: Limits, state: SerialState, names_file: str | None
 ) -> SessionResult:
     _names(names_file)
-    return redo_session(index, members, limits, state)
+    return redo_session(index, members, limits, state, portable=True)
 
 
 def _collect(client: Any, futures: dict[Any, int], queue: str | None, tally: Tally) -> dict[int, SessionResult]:

@@ -215,6 +215,8 @@ def append(merged: Records, r: SessionResult) -> None:
     merged.violations.extend(r.records.violations)
     merged.captures.extend(r.records.captures)
     merged.frame_maps.update(r.records.frame_maps)
+    if isinstance(r.records, Records):
+        r.records.close()  # a spool handed over on disk: its directory goes
 
 
 def merge(results: list[SessionResult], limits: Limits, redo: Redo) -> Records:

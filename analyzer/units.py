@@ -47,7 +47,7 @@ from analyzer.model import (
 )
 from analyzer.pipeline.files import FileLoop
 from analyzer.pipeline.run import Run
-from analyzer.records import Records
+from analyzer.records import BATCH_ROWS, Records
 from analyzer.session import FrameMap, Member
 
 _PLAIN = b"\x08\x00\x45"  # Ethernet type IPv4, IPv4 header without options
@@ -185,7 +185,7 @@ class SessionResult:
     """What a worker made of one session: the records, and the facts the merge checks."""
 
     index: int
-    records: SessionRecords
+    records: SessionRecords | Records  # Records: still on the worker's disk (a big session, one machine)
     tcp_ports: set[int]
     udp_ports: set[int]
     census: Census | None  # None: unknown (a session of several files, or an incomplete census)
@@ -223,11 +223,16 @@ def _read(run: Run, members: list[Member], census: Census | None, tick: Tick | N
         pipeline.add_reader(cast(CaptureReader, _CensusReader(reader, census)), m.name, m.path, tick)
 
 
-def _result(index: int, run: Run, census: Census | None, redone: bool) -> SessionResult:
+def _result(index: int, run: Run, census: Census | None, redone: bool, portable: bool) -> SessionResult:
+    """The worker's answer. A session with a batch of records on disk (`records.BATCH_ROWS` of a
+    kind) hands its spool over as it is (its directory then belongs to the receiver), so that the
+    records do not have to fit in memory; unless `portable` (another machine: lists, in memory)."""
     records = run.records
+    kinds = (records.binds, records.endpoints, records.calls, records.connections, records.datagrams)
+    on_disk = not portable and any(len(s) >= BATCH_ROWS for s in (*kinds, records.attempts, records.violations))
     return SessionResult(
         index,
-        SessionRecords.of(records),
+        records if on_disk else SessionRecords.of(records),
         set(run.selector.tcp_ports),
         set(run.selector.udp_ports),
         census if census is not None and census.complete else None,
@@ -237,18 +242,26 @@ def _result(index: int, run: Run, census: Census | None, redone: bool) -> Sessio
     )
 
 
-def analyse_session(index: int, members: list[Member], limits: Limits, tick: Tick | None = None) -> SessionResult:
-    """Session `index` from a fresh state, with its census (see the module docstring)."""
+def analyse_session(
+    index: int, members: list[Member], limits: Limits, tick: Tick | None = None, portable: bool = False
+) -> SessionResult:
+    """Session `index` from a fresh state, with its census (see the module docstring); `portable`:
+    the records as lists (for a worker on another machine, see `_result`)."""
     run = Run(limits, strict=False)
     census = Census(limits) if len(members) == 1 else None
     if census is not None:
         run.selector.tcp_probe = census.probe(run.selector.tcp_probe)
     _read(run, members, census, tick)
-    return _result(index, run, census, False)
+    return _result(index, run, census, False, portable)
 
 
 def redo_session(
-    index: int, members: list[Member], limits: Limits, state: SerialState, tick: Tick | None = None
+    index: int,
+    members: list[Member],
+    limits: Limits,
+    state: SerialState,
+    tick: Tick | None = None,
+    portable: bool = False,
 ) -> SessionResult:
     """Session `index` from the serial run's state at its start: exactly what the serial run makes."""
     run = Run(limits, strict=False)
@@ -256,7 +269,7 @@ def redo_session(
     run.selector.udp_ports |= state.udp_ports
     run.records.book = run.learner.book = state.book
     _read(run, members, None, tick)
-    return _result(index, run, None, True)
+    return _result(index, run, None, True, portable)
 
 
 def session_bytes(members: list[Member]) -> int:

@@ -170,3 +170,9 @@ def test_one_progress_across_the_workers(cut_in_two: Path) -> None:
     total = sum(Path(p).stat().st_size for p in paths)
     assert seen and seen[-1] == (total, len(paths))  # every byte and every file, once all are read
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(seen))
+
+
+def test_big_sessions_hand_their_spool_over(cut_in_two: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(units, "BATCH_ROWS", 1)  # every session with a record counts as big
+    inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
+    assert_same_result(analyzer.analyze(inputs), analyzer.analyze(inputs, jobs=2))
