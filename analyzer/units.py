@@ -188,7 +188,7 @@ class SessionResult:
     records: SessionRecords | Records  # Records: still on the worker's disk (a big session, one machine)
     tcp_ports: set[int]
     udp_ports: set[int]
-    census: Census | None  # None: unknown (a session of several files, or an incomplete census)
+    census: Census | None  # None: not taken (the first session, one of several files) or incomplete
     held: int  # violation aggregates still live at the end
     redone: bool = False  # read from the serial run's state (its book includes the earlier sessions')
     names: list[str] = field(default_factory=list)
@@ -248,7 +248,8 @@ def analyse_session(
     """Session `index` from a fresh state, with its census (see the module docstring); `portable`:
     the records as lists (for a worker on another machine, see `_result`)."""
     run = Run(limits, strict=False)
-    census = Census(limits) if len(members) == 1 else None
+    # The first session starts from the fresh state in the serial run too: it needs no census.
+    census = Census(limits) if len(members) == 1 and index > 0 else None
     if census is not None:
         run.selector.tcp_probe = census.probe(run.selector.tcp_probe)
     _read(run, members, census, tick)
