@@ -176,3 +176,14 @@ def test_big_sessions_hand_their_spool_over(cut_in_two: Path, monkeypatch: pytes
     monkeypatch.setattr(units, "BATCH_ROWS", 1)  # every session with a record counts as big
     inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
     assert_same_result(analyzer.analyze(inputs), analyzer.analyze(inputs, jobs=2))
+
+
+def test_files_that_cannot_be_read_are_reported_the_same(tmp_path: Path) -> None:
+    (tmp_path / "notes.pcap").write_bytes(b"not a capture at all")
+    shutil.copyfile(SAMPLES / "truncated.pcap", tmp_path / "cut.pcap")
+    inputs = [tmp_path / "cut.pcap", tmp_path / "notes.pcap", SAMPLES / "epm_map_session.pcap", tmp_path / "gone.pcap"]
+    serial = analyzer.analyze(inputs)
+    assert len(serial.errors) == 2
+    parallel = analyzer.analyze(inputs, jobs=2)
+    assert parallel.errors == serial.errors
+    assert_same_result(serial, parallel)
