@@ -6,12 +6,13 @@ capture session the rows came from, numbered in the run's order (`units`); a tab
 from the whole tables, which are the partitions concatenated, and written beside them as files.
 `read_table` reads a dataset back through dask.dataframe.
 
-Layering: the output level (works on an `AnalysisResult`'s tables); imported by `api` when asked.
+Layering: the output level (tables and the records they came from); imported by `api` when asked.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -19,27 +20,29 @@ from typing import TYPE_CHECKING, cast
 import pandas as pd
 
 if TYPE_CHECKING:
-    from analyzer.api import AnalysisResult
+    from analyzer.records import Records
 
 
-def units(result: AnalysisResult) -> dict[str, int]:
+def units(records: Records) -> dict[str, int]:
     """The unit (session, in the run's order) of every capture file, by its name in the tables."""
     out: dict[str, int] = {}
-    session_of = {name: s for s, fmap in result.records.frame_maps.items() for name in fmap.files}
+    session_of = {name: s for s, fmap in records.frame_maps.items() for name in fmap.files}
     sessions: dict[str, int] = {}
-    for c in result.records.captures:
+    for c in records.captures:
         session = session_of.get(c.capture, c.capture)
         out[c.capture] = sessions.setdefault(session, len(sessions))
     return out
 
 
-def write_partitioned(result: AnalysisResult, out_dir: str | PathLike[str]) -> list[Path]:
-    """Every table as a Parquet dataset `<out_dir>/<table>/`, one `part-<unit>.parquet` per unit that
-    has rows of it (an empty table: one empty part, so the dataset has its columns); the directories."""
-    of = units(result)
+def write_partitioned(
+    tables: Iterable[tuple[str, pd.DataFrame]], records: Records, out_dir: str | PathLike[str]
+) -> list[Path]:
+    """Every (name, table) as a Parquet dataset `<out_dir>/<name>/`, one `part-<unit>.parquet` per unit
+    of `records` that has rows of it (an empty table: one empty part, so the dataset has its columns);
+    the directories."""
+    of = units(records)
     out = Path(out_dir)
     written = []
-    tables: list[tuple[str, pd.DataFrame]] = [*result.tables.items(), ("attempts", result.attempts)]
     for name, df in tables:
         target = out / name
         target.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,7 @@ def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Pa
 def unit_of(result: analyzer.AnalysisResult) -> dict[str, int]:
     from analyzer.partitioned import units
 
-    return units(result)
+    return units(result.records)
 
 
 def test_one_progress_across_the_workers(cut_in_two: Path) -> None:
