@@ -41,18 +41,20 @@ def no_progress() -> AbstractContextManager[Progress | None]:
 
 
 AUTO_MIN_BYTES = 16_000_000  # below this much input, worker processes cost more than they save
+AUTO_MIN_FILE_BYTES = 4_000_000  # nor when the files are this small on average (many tiny sessions)
 
 
 def default_jobs(paths: Sequence[str] = ()) -> int:
-    """The cores this process may run on; 1 when `paths` hold less than `AUTO_MIN_BYTES` in all."""
-    total = 0
-    for p, _explicit in expand_paths(paths):
-        with contextlib.suppress(OSError):
-            total += os.path.getsize(p)
-        if total >= AUTO_MIN_BYTES:
-            break
-    if paths and total < AUTO_MIN_BYTES:
-        return 1
+    """The cores this process may run on; 1 when `paths` hold less than `AUTO_MIN_BYTES` in all, or
+    files of less than `AUTO_MIN_FILE_BYTES` on average (a fixed cost per session then outweighs
+    the gain, and small captures tend to share ports and servers: the merge reads more again)."""
+    if paths:
+        sizes = []
+        for p, _explicit in expand_paths(paths):
+            with contextlib.suppress(OSError):
+                sizes.append(os.path.getsize(p))
+        if sum(sizes) < AUTO_MIN_BYTES or sum(sizes) < AUTO_MIN_FILE_BYTES * len(sizes):
+            return 1
     if hasattr(os, "sched_getaffinity"):
         return max(len(os.sched_getaffinity(0)), 1)
     return os.cpu_count() or 1
