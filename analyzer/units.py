@@ -24,16 +24,14 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from analyzer.book import EndpointBook
 from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PacketDecoder, Probe, Selector
 from analyzer.capture.ipfrag import Defragmenter
-from analyzer.capture.reader import CaptureReader, RawFrame
-from analyzer.capture.source import open_capture
+from analyzer.capture.reader import RawFrame
 from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
-from analyzer.errors import CaptureError
 from analyzer.limits import Limits
 from analyzer.model import (
     AttemptRecord,
@@ -45,6 +43,7 @@ from analyzer.model import (
     EndpointRecord,
     Violation,
 )
+from analyzer.pipeline.conversations import Conversations
 from analyzer.pipeline.files import FileLoop
 from analyzer.pipeline.run import Run
 from analyzer.records import BATCH_ROWS, Records
@@ -125,24 +124,18 @@ class Census:
         return not any(len(k) == 12 and int.from_bytes(k[10:], "big") in _TUNNEL_PORTS for k in self.flows)
 
 
-class _CensusReader:
-    """A capture reader whose frames pass through a `Census`; everything else is the reader's."""
+class _CensusLoop(FileLoop):
+    """A file loop whose frames pass through a `Census` on their way to the decoder (numbered as the
+    records number them: through the session)."""
 
-    _reader: CaptureReader
-    _census: Census
+    def __init__(self, run: Run, census: Census) -> None:
+        super().__init__(run)
+        self._census = census
 
-    def __init__(self, reader: CaptureReader, census: Census) -> None:
-        object.__setattr__(self, "_reader", reader)
-        object.__setattr__(self, "_census", census)
-
-    def __iter__(self) -> Iterator[RawFrame]:
-        return self._census.frames(iter(self._reader))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reader, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._reader, name, value)
+    def _select(
+        self, conv: Conversations, decoder: PacketDecoder, frames: Iterable[RawFrame], tick: Callable[[], None] | None
+    ) -> None:
+        super()._select(conv, decoder, self._census.frames(frames), tick)
 
 
 @dataclass
@@ -188,7 +181,7 @@ class SessionResult:
     records: SessionRecords | Records  # Records: still on the worker's disk (a big session, one machine)
     tcp_ports: set[int]
     udp_ports: set[int]
-    census: Census | None  # None: not taken (the first session, one of several files) or incomplete
+    census: Census | None  # None: not taken (the first session) or incomplete
     held: int  # violation aggregates still live at the end
     redone: bool = False  # read from the serial run's state (its book includes the earlier sessions')
     names: list[str] = field(default_factory=list)
@@ -204,23 +197,13 @@ class SerialState:
 
 
 def _read(run: Run, members: list[Member], census: Census | None, tick: Tick | None) -> None:
-    """One session through a file loop of `run`, as `Pipeline.run` reads it; a single file through
-    the census."""
-    pipeline = FileLoop(run)
+    """One session through a file loop of `run`, as `Pipeline.run` reads it (through the census)."""
+    loop = FileLoop(run) if census is None else _CensusLoop(run, census)
     with fewer_collections():
         if len(members) > 1:
-            pipeline.add_session(members, progress=tick)
-            return
-        m = members[0]
-        if census is None:
-            pipeline.add_file(m.path, progress=tick)
-            return
-        try:
-            reader = open_capture(m.path, m.name, run.limits)
-        except CaptureError:
-            pipeline.add_file(m.path, progress=tick)  # reports the failure as the serial run does
-            return
-        pipeline.add_reader(cast(CaptureReader, _CensusReader(reader, census)), m.name, m.path, tick)
+            loop.add_session(members, progress=tick)
+        else:
+            loop.add_file(members[0].path, progress=tick)
 
 
 def _result(index: int, run: Run, census: Census | None, redone: bool, portable: bool) -> SessionResult:
@@ -249,7 +232,7 @@ def analyse_session(
     the records as lists (for a worker on another machine, see `_result`)."""
     run = Run(limits, strict=False)
     # The first session starts from the fresh state in the serial run too: it needs no census.
-    census = Census(limits) if len(members) == 1 and index > 0 else None
+    census = Census(limits) if index > 0 else None
     if census is not None:
         run.selector.tcp_probe = census.probe(run.selector.tcp_probe)
     _read(run, members, census, tick)

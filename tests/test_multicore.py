@@ -187,3 +187,13 @@ def test_files_that_cannot_be_read_are_reported_the_same(tmp_path: Path) -> None
     parallel = analyzer.analyze(inputs, jobs=2)
     assert parallel.errors == serial.errors
     assert_same_result(serial, parallel)
+
+
+def test_rotated_series_are_units_too(cut_in_two: Path, tmp_path: Path) -> None:
+    for series in ("north", "south"):  # two sensors, each a series of two files
+        (tmp_path / series).mkdir()
+        shutil.copyfile(cut_in_two / "announce.pcap", tmp_path / series / "ring_0001.pcap")
+        shutil.copyfile(cut_in_two / "use.pcap", tmp_path / series / "ring_0002.pcap")
+    inputs = [tmp_path / "north", tmp_path / "south", SAMPLES / "smb2_pipes.pcap"]
+    assert [len(g) for g in multicore.plan([str(p) for p in inputs])] == [2, 2, 1]
+    assert_same_result(analyzer.analyze(inputs), analyzer.analyze(inputs, jobs=2))
