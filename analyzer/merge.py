@@ -4,14 +4,14 @@ The serial run reads sessions in order with one `Pipeline`; what it carries from
 is the selector's ports and the endpoint book (`units.SerialState`). The merge walks the workers'
 results in that order, keeping the state the serial run would have at each session's start:
 
-1. A session read fresh is the serial one when nothing carried over can reach it: its port census
-   (`units.Census`) misses every port the state adds to a fresh pipeline (ports selected, ports of
-   the book's endpoints), no accepted bind on a well-known port gives a secondary address the book
-   already holds for that server, and the book cannot overflow its cap merging it. Otherwise it is
+1. A session read fresh is the serial one when nothing carried over can reach it (`_reaches`, from
+   its census, `units.Census`: no probed payload, conversation end, UDP datagram on what the state
+   adds to a fresh pipeline, ...) and the book cannot overflow its cap merging it. Otherwise it is
    read again from the state (`redo`), in a worker, which is exactly the serial reading.
 2. The state moves on: a fresh session adds its ports and replays its book (`EndpointBook.learn`,
-   in the order it learned them: the serial book's order, each endpoint's last announcements); a
-   redone one hands over its own, which started from the state.
+   in the order it learned them: the serial book's order, each endpoint's last announcements), less
+   what a bind on a well-known port taught that the state already knew (`_replay`); a redone one
+   hands over its own, which started from the state.
 3. Its records are appended in order (violations through the merged log, which aggregates as the
    serial log does).
 

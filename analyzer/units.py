@@ -6,9 +6,10 @@ answer, a bind_ack secondary address or a heuristic conversation stays selected)
 book. A worker cannot know what earlier sessions will learn, so it starts fresh and returns, with the
 records, what the merge (`analyzer.merge`) needs to prove that the fresh run equals the serial one:
 
-- `census`: every TCP/UDP port its frames carry. Whatever earlier sessions left behind can only
-  change this session through a packet on one of those ports (a port selected, a book entry looked
-  up), so a session whose census misses all of them was read exactly as the serial run reads it.
+- `census` (`Census`): every TCP/UDP conversation its frames carry, with its first frame, and the
+  ports of every payload the selector's probe was asked about. Whatever earlier sessions left behind
+  can only change this session through a packet on a port they selected or an endpoint their book
+  holds; `merge` decides from the census whether any packet could have been read differently.
 - `tcp_ports` / `udp_ports`: the selector's ports at the end, for the sessions after it.
 - `held`: the violation aggregates it leaves live, whose total bounds the log's evictions.
 
