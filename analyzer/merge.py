@@ -23,6 +23,7 @@ earlier than the workers did). Either way the records are the serial run's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -36,6 +37,8 @@ from analyzer.units import Census, SerialState, SessionResult
 from analyzer.violation_log import LIVE_AGGREGATES
 
 Redo = Callable[[int, SerialState], SessionResult]
+
+_UNCONFIRMED = re.compile(r".*:(\d+) -> .*:(\d+): ")  # the ports in an unconfirmed_conversation detail
 
 _KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts")
 
@@ -108,6 +111,18 @@ def _probed(census: Census, carried: _Carried) -> bool:
     return False
 
 
+def _unconfirmed_on(r: SessionResult, carried: _Carried) -> bool:
+    """Did the fresh reading give up on a conversation (a DCE/RPC header not confirmed) at a carried
+    port? The serial one may have ignored it before (a flow judged not to be DCE/RPC stays ignored).
+    A row that stands for several says nothing of the others' ports: it counts."""
+    for v in r.records.violations:
+        if v.what == "unconfirmed_conversation":
+            ports = _UNCONFIRMED.match(v.detail)
+            if v.count > 1 or ports is None or {int(ports[1]), int(ports[2])} & carried.tcp:
+                return True
+    return False
+
+
 def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialState, any_flow: bool) -> bool:
     """Whether the carried state could read one of the session's packets differently.
 
@@ -115,10 +130,11 @@ def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialSt
     port is selected only with the state; it then changes nothing unless: its payload may be DCE/RPC
     and the fresh selector did not hold its port (the probe was asked: `_probed`); one of its ends is
     an endpoint the book holds (the pipeline would follow it as announced); the fresh reading followed
-    its conversation, but not from the conversation's first frame; it is UDP. `any_flow`: every flow
+    its conversation, but not from the conversation's first frame; the fresh reading gave up on a
+    conversation there (`_unconfirmed_on`); it is UDP. `any_flow`: every flow
     on a carried port counts (the session is long enough for idle sweeps, whose timing selected
     packets set, or has as many flows as the flow-table cap)."""
-    if _probed(census, carried):
+    if _probed(census, carried) or (carried.tcp and _unconfirmed_on(r, carried)):
         return True
     starts: dict[tuple[str, int, str, int], int] | None = None
     flows = census.flows
