@@ -42,8 +42,8 @@ def assert_same_result(a: analyzer.AnalysisResult, b: analyzer.AnalysisResult) -
     assert_same_records(a.records, b.records)
     for name, df in a.tables.items():
         assert df.equals(getattr(b, name)), name
-    for name, df, _schema in a.view_items():
-        assert df.equals(getattr(b, name)), name
+    for name, _make, _schema in a.view_items():
+        assert getattr(a, name).equals(getattr(b, name)), name
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import click
 
 from analyzer.cli.app import main
-from analyzer.terminal import printable, printable_lines
+from analyzer.report.terminal import printable, printable_lines
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult

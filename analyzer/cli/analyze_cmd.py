@@ -32,7 +32,7 @@ from analyzer.cli.options import (
     rules_option,
     sigma_option,
 )
-from analyzer.terminal import printable
+from analyzer.report.terminal import printable
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult
@@ -97,7 +97,7 @@ def analyze(
     load_names(names_file)
     load_rules(rules_files)
     sigma_rules = load_sigma(sigma_paths)
-    from analyzer.manifest import Digests, foreign_files, hash_in_background, utc_now
+    from analyzer.report.manifest import Digests, foreign_files, hash_in_background, utc_now
 
     started = utc_now()
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -139,7 +139,7 @@ def _write(
 
 def _tell(result: AnalysisResult, written: list[Path], before: set[str], out_dir: str, fmt: str, quiet: bool) -> None:
     """What the run wrote: a warning about files an earlier run left, then the summary (unless quiet)."""
-    from analyzer.manifest import MANIFEST
+    from analyzer.report.manifest import MANIFEST
 
     left = sorted(before - {p.name for p in written} - {MANIFEST})
     if left:
@@ -152,6 +152,6 @@ def _tell(result: AnalysisResult, written: list[Path], before: set[str], out_dir
             logs = ", ".join(p.name for p in written) or "no log (no DCE/RPC call or bind)"
             click.echo(f"{len(result.calls)} calls, {len(result.binds)} binds -> {printable(out_dir)}: {logs}")
     elif not quiet:
-        from analyzer.summary import print_summary
+        from analyzer.report.summary import print_summary
 
         print_summary(result, Path(out_dir), fmt)

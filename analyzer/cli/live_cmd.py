@@ -17,7 +17,7 @@ from analyzer.cli.options import (
     names_option,
     quiet_option,
 )
-from analyzer.terminal import printable
+from analyzer.report.terminal import printable
 
 
 @main.command(epilog=EXIT_CODES_HELP)

@@ -9,7 +9,7 @@ import click
 from analyzer import cli
 from analyzer.cli.app import main
 from analyzer.cli.options import EXIT_INPUT_ERROR, EXIT_USAGE, err, format_option, load_names, names_option
-from analyzer.terminal import printable
+from analyzer.report.terminal import printable
 
 NAMES_EXIT_CODES_HELP = """\b
 Exit codes:
@@ -50,7 +50,7 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
         import dataclasses
         import io
 
-        from analyzer.output import LINE_TERMINATOR, neutralise
+        from analyzer.report.output import LINE_TERMINATOR, neutralise
 
         fields = [f.name for f in dataclasses.fields(q.NameRow)]
         buf = io.StringIO()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from analyzer.terminal import printable
+from analyzer.report.terminal import printable
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult

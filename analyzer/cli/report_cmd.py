@@ -23,7 +23,7 @@ from analyzer.cli.options import (
     quiet_option,
     rules_option,
 )
-from analyzer.terminal import printable
+from analyzer.report.terminal import printable
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -160,7 +160,7 @@ def firewall(
     else:
         allow = fw.allow_list(result.binds, result.calls)
         if fmt == "csv":
-            from analyzer.output import csv_text
+            from analyzer.report.output import csv_text
 
             outputs = {"allow_list.csv": csv_text(allow, fw.ALLOW_LIST)}
         else:

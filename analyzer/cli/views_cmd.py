@@ -46,14 +46,14 @@ def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, 
     """
     load_names(names_file)
     result = cli._read_captures(captures, quiet)
-    from analyzer import views
+    from analyzer.report import views
 
     if fmt == "csv":
-        from analyzer.output import csv_text
+        from analyzer.report.output import csv_text
 
         cli._echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
     else:
-        from analyzer.endpoints_text import rpcdump_text
+        from analyzer.report.endpoints_text import rpcdump_text
 
         cli._echo_lines(rpcdump_text(result.endpoint_inventory, show_all))
     exit_if_errors(result)
@@ -88,8 +88,8 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
     load_names(names_file)
     result = cli._read_captures(captures, quiet)
     if fmt == "csv":
-        from analyzer.output import csv_text
-        from analyzer.report import HOSTS
+        from analyzer.report.hosts import HOSTS
+        from analyzer.report.output import csv_text
 
         table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
         cli._echo_csv(csv_text(table, HOSTS))
