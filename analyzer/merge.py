@@ -31,7 +31,7 @@ from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint
 from analyzer.limits import Limits
 from analyzer.model import NCACN_IP_TCP, NCADG_IP_UDP
 from analyzer.pipeline.classify import ip_text
-from analyzer.pipeline.run import Run
+from analyzer.pipeline.state import Run
 from analyzer.records import Records
 from analyzer.units import Census, SerialState, SessionResult
 from analyzer.violation_log import LIVE_AGGREGATES

@@ -46,7 +46,7 @@ from analyzer.model import (
 )
 from analyzer.pipeline.conversations import Conversations
 from analyzer.pipeline.files import FileLoop
-from analyzer.pipeline.run import Run
+from analyzer.pipeline.state import Run
 from analyzer.records import BATCH_ROWS, Records
 from analyzer.session import FrameMap, Member
 
