@@ -42,6 +42,7 @@ def smb1_header(
 
 def smb1_block(words: bytes, data: bytes) -> bytes:
     """Parameter block (WordCount + words) and data block (ByteCount + bytes)."""
+    assert len(words) % 2 == 0, "WordCount counts 16-bit words"
     return bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
 
 
