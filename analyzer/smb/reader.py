@@ -241,16 +241,12 @@ class Reader:
         magic = bytes(buf[:4])
         ctx = self._ctx
         if magic == SMB2_MAGIC:
-            ctx.messages += 1
             self._smb2.begin(self)
         elif magic == SMB1_MAGIC:
-            ctx.messages += 1
             self._smb1.begin(self)
         elif magic == TRANSFORM_MAGIC:
-            ctx.messages += 1
             self.collect(_TRANSFORM_LEN, Reader._transform)
         elif magic == COMPRESSION_MAGIC:
-            ctx.messages += 1
             ctx.compressed_messages += 1
             ctx.violation_once(self.frame, "smb_compressed", "SMB2 compressed messages are not decompressed")
             self.done()

@@ -19,12 +19,40 @@ parameter words. Responses are matched to requests by (MID, command) on the conn
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from analyzer.bounded import BoundedDict
 from analyzer.ntlm import NtlmIdentity, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
+from analyzer.smb.smb1_wire import (
+    ANDX,
+    CLOSE,
+    HEADER_LEN,
+    NO_ANDX_COMMAND,
+    NT_CREATE_ANDX,
+    OPEN_ANDX,
+    PIPE_RESOURCE_TYPES,
+    PIPE_SIZED,
+    READ,
+    READ_ANDX,
+    READS,
+    SESSION_SETUP_ANDX,
+    TRANS_TRANSACT_NMPIPE,
+    TRANSACTION,
+    TRANSACTION_SECONDARY,
+    TREE_CONNECT_ANDX,
+    U16,
+    WHOLE,
+    WRITE,
+    WRITE_ANDX,
+    WRITE_RAW_START,
+    WRITES,
+    Pending,
+    Smb1Header,
+    Tree,
+    parse_header,
+    read_string,
+)
 from analyzer.smb.state import (
     NONE,
     PIPE,
@@ -32,148 +60,9 @@ from analyzer.smb.state import (
     SNIFF_BYTES,
     Context,
     canonical_pipe_name,
+    is_ipc_path,
     is_well_known,
 )
-
-HEADER_LEN = 32
-
-CLOSE = 0x04
-READ = 0x0A
-WRITE = 0x0B
-LOCKING_ANDX = 0x24
-TRANSACTION = 0x25
-TRANSACTION_SECONDARY = 0x26
-OPEN_ANDX = 0x2D
-READ_ANDX = 0x2E
-WRITE_ANDX = 0x2F
-TREE_DISCONNECT = 0x71
-NEGOTIATE = 0x72
-SESSION_SETUP_ANDX = 0x73
-LOGOFF_ANDX = 0x74
-TREE_CONNECT_ANDX = 0x75
-NT_CREATE_ANDX = 0xA2
-NO_ANDX_COMMAND = 0xFF
-
-FLAGS_REPLY = 0x80
-FLAGS2_UNICODE = 0x8000
-
-STATUS_SUCCESS = 0
-STATUS_BUFFER_OVERFLOW = 0x80000005
-_DOS_MORE_DATA = 0x00EA0001  # ERRDOS / ERRmoredata as the 4 status bytes read little-endian
-
-# Named-pipe TRANSACTION subcommands ([MS-CIFS] 2.2.5) whose Setup[1] is a FID and that move data.
-TRANS_RAW_READ_NMPIPE = 0x0011
-TRANS_TRANSACT_NMPIPE = 0x0026
-TRANS_RAW_WRITE_NMPIPE = 0x0031
-TRANS_READ_NMPIPE = 0x0036
-TRANS_WRITE_NMPIPE = 0x0037
-_WRITES = frozenset({TRANS_TRANSACT_NMPIPE, TRANS_RAW_WRITE_NMPIPE, TRANS_WRITE_NMPIPE})
-_READS = frozenset({TRANS_TRANSACT_NMPIPE, TRANS_RAW_READ_NMPIPE, TRANS_READ_NMPIPE})
-
-# WRITE_ANDX WriteMode: RAW_MODE and MSG_START together put a 2-byte message length before the data.
-_WRITE_RAW_START = 0x000C
-
-# Resource types of an open response ([MS-CIFS] 2.2.4.64.2): byte-mode and message-mode pipes.
-_PIPE_RESOURCE_TYPES = frozenset({1, 2})
-
-_ANDX = frozenset(
-    {LOCKING_ANDX, OPEN_ANDX, READ_ANDX, WRITE_ANDX, SESSION_SETUP_ANDX, LOGOFF_ANDX, TREE_CONNECT_ANDX, NT_CREATE_ANDX}
-)
-# Commands buffered whole (all small, or pipe traffic); the rest is skipped after the header.
-_WHOLE = frozenset(
-    {
-        CLOSE,
-        READ,
-        WRITE,
-        TRANSACTION,
-        TRANSACTION_SECONDARY,
-        OPEN_ANDX,
-        READ_ANDX,
-        WRITE_ANDX,
-        SESSION_SETUP_ANDX,
-        TREE_CONNECT_ANDX,
-        NT_CREATE_ANDX,
-    }
-)
-_PIPE_SIZED = frozenset({TRANSACTION, TRANSACTION_SECONDARY, READ, WRITE, READ_ANDX, WRITE_ANDX})
-
-_HDR = struct.Struct("<BIBH")  # Command, Status, Flags, Flags2 at offset 4
-_TAIL = struct.Struct("<HHHH")  # TID, PIDLow, UID, MID at offset 24
-_U16 = struct.Struct("<H")
-
-
-@dataclass(frozen=True, slots=True)
-class Smb1Header:
-    """The fields of the 32-byte header this layer uses ([MS-CIFS] 2.2.3.1)."""
-
-    command: int
-    status: int
-    flags: int
-    flags2: int
-    tid: int
-    pid: int
-    uid: int
-    mid: int
-
-    @property
-    def response(self) -> bool:
-        return bool(self.flags & FLAGS_REPLY)
-
-    @property
-    def unicode(self) -> bool:
-        return bool(self.flags2 & FLAGS2_UNICODE)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == STATUS_SUCCESS
-
-    @property
-    def carries_data(self) -> bool:
-        """Success, or a pipe read that says more data follows: its data is still good."""
-        return self.status in (STATUS_SUCCESS, STATUS_BUFFER_OVERFLOW, _DOS_MORE_DATA)
-
-
-def parse_header(b: bytes | bytearray) -> Smb1Header | None:
-    if len(b) < HEADER_LEN or b[:4] != b"\xffSMB":
-        return None
-    command, status, flags, flags2 = _HDR.unpack_from(b, 4)
-    tid, pid, uid, mid = _TAIL.unpack_from(b, 24)
-    return Smb1Header(command, status, flags, flags2, tid, pid, uid, mid)
-
-
-def read_string(b: bytes | bytearray, p: int, end: int, unicode: bool) -> tuple[str, int]:
-    """The NUL-terminated string at b[p:end] and the offset after its terminator."""
-    if unicode:
-        q = p
-        while q + 1 < end and (b[q] or b[q + 1]):
-            q += 2
-        return bytes(b[p:q]).decode("utf-16-le", "replace"), min(q + 2, end)
-    q = b.find(b"\x00", p, end)
-    if q < 0:
-        q = end
-    return bytes(b[p:q]).decode("latin-1"), min(q + 1, end)
-
-
-def _is_ipc_path(path: str) -> bool:
-    return path.rstrip("\x00").upper().endswith("\\IPC$")
-
-
-@dataclass(frozen=True, slots=True)
-class _Tree:
-    is_ipc: bool
-    path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    command: int
-    uid: int
-    tid: int
-    key: PipeKey | None = None
-    tree_ipc: bool | None = None
-    name: str | None = None  # TREE_CONNECT_ANDX path, NT_CREATE_ANDX / OPEN_ANDX file name
-    sub: int = 0  # TRANSACTION subcommand
-    identity: NtlmIdentity | None = None
 
 
 class Smb1Handler:
@@ -181,8 +70,8 @@ class Smb1Handler:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._trees: BoundedDict[int, _Tree] = BoundedDict(ctx.limits.max_smb_trees)
-        self._pending: BoundedDict[tuple[int, int], _Pending] = BoundedDict(ctx.limits.max_smb_pending)
+        self._trees: BoundedDict[int, Tree] = BoundedDict(ctx.limits.max_smb_trees)
+        self._pending: BoundedDict[tuple[int, int], Pending] = BoundedDict(ctx.limits.max_smb_pending)
         # Per direction (index: from_client): header of the message in progress, and the file and
         # data offset a look at its first data bytes is for.
         self._hdr: list[Smb1Header | None] = [None, None]
@@ -211,15 +100,14 @@ class Smb1Handler:
             r.violation("smb_truncated", f"SMB1 command {h.command:#x} parameters cut short")
             r.done()
             return
-        self._ctx.commands += 1
         self._hdr[r.from_client] = h
         ctx = self._ctx
         w = HEADER_LEN + 1
         if h.command == WRITE_ANDX and not h.response and wc >= 12:
             key: PipeKey = (1, h.uid, bytes(b[w + 4 : w + 6]))
             kind = ctx.kind(key, self._tree_ipc(h.tid), r.frame, r.ts)
-            off = _U16.unpack_from(b, w + 22)[0]
-            if _U16.unpack_from(b, w + 14)[0] & _WRITE_RAW_START == _WRITE_RAW_START:
+            off = U16.unpack_from(b, w + 22)[0]
+            if U16.unpack_from(b, w + 14)[0] & WRITE_RAW_START == WRITE_RAW_START:
                 off += 2
             self._decide(r, kind, key, off)
         elif h.command == READ_ANDX and h.response and wc >= 12:
@@ -230,7 +118,7 @@ class Smb1Handler:
             kind = ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
             if kind == NONE:
                 del self._pending[(h.mid, READ_ANDX)]
-            self._decide(r, kind, p.key, _U16.unpack_from(b, w + 12)[0])
+            self._decide(r, kind, p.key, U16.unpack_from(b, w + 12)[0])
         elif h.command == WRITE and not h.response and wc >= 5:
             key = (1, h.uid, bytes(b[w : w + 2]))
             kind = ctx.kind(key, self._tree_ipc(h.tid), r.frame, r.ts)
@@ -244,7 +132,7 @@ class Smb1Handler:
             if kind == NONE:
                 del self._pending[(h.mid, READ)]
             self._decide(r, kind, p.key, w + 2 * wc + 5)
-        elif h.command in _WHOLE:
+        elif h.command in WHOLE:
             self._whole(r)
         else:
             r.done()
@@ -272,7 +160,7 @@ class Smb1Handler:
         h = self._hdr[r.from_client]
         assert h is not None
         lim = self._ctx.limits
-        pipe_sized = h.command in _PIPE_SIZED
+        pipe_sized = h.command in PIPE_SIZED
         cap = lim.max_smb_pipe_message_bytes if pipe_sized else lim.max_smb_message_bytes
         if r.unit_len > cap:
             what = "cap_smb_pipe_message_bytes" if pipe_sized else "cap_smb_message_bytes"
@@ -300,14 +188,14 @@ class Smb1Handler:
                 r.violation("smb_truncated", f"SMB1 command {command:#x} parameters cut short")
                 break
             data = at + 2
-            end = min(data + _U16.unpack_from(b, at)[0], len(b))
+            end = min(data + U16.unpack_from(b, at)[0], len(b))
             step = handlers.get(command)
             if step is not None:
                 step(self, r, h, w, wc, data, end)
-            if command not in _ANDX or wc < 2:
+            if command not in ANDX or wc < 2:
                 break
             following = b[w]
-            following_off = _U16.unpack_from(b, w + 2)[0]
+            following_off = U16.unpack_from(b, w + 2)[0]
             if following == NO_ANDX_COMMAND:
                 break
             if following_off <= off or following_off >= len(b):
@@ -322,7 +210,7 @@ class Smb1Handler:
         tree = self._trees.get(tid)
         return None if tree is None else tree.is_ipc
 
-    def _pend(self, r: Reader, mid: int, p: _Pending) -> None:
+    def _pend(self, r: Reader, mid: int, p: Pending) -> None:
         if self._pending.put((mid, p.command), p) is not None:
             detail = f"more than {self._pending.cap} SMB1 requests unanswered"
             self._ctx.violation(r.frame, "cap_smb_pending", detail)
@@ -349,7 +237,7 @@ class Smb1Handler:
         tree = self._trees.get(p.tid)
         name = canonical_pipe_name(p.name)
         path = tree.path if tree is not None else None
-        if resource_type in _PIPE_RESOURCE_TYPES or (tree is not None and tree.is_ipc):
+        if resource_type in PIPE_RESOURCE_TYPES or (tree is not None and tree.is_ipc):
             ctx.open_pipe(key, name, path, r.frame, r.ts)
         elif tree is None and resource_type is None:
             if is_well_known(p.name):
@@ -365,10 +253,10 @@ class Smb1Handler:
         b = r.buf
         identity: NtlmIdentity | None = None
         if wc == 12:  # extended security: an SPNEGO or raw NTLMSSP blob ([MS-SMB] 2.2.4.6.1)
-            blob_len = _U16.unpack_from(b, w + 14)[0]
+            blob_len = U16.unpack_from(b, w + 14)[0]
             identity = ntlm_identity(bytes(b[data : min(data + blob_len, end)]))
         elif wc == 13:  # NT LM 0.12 without extended security: the account name in clear
-            p = data + _U16.unpack_from(b, w + 14)[0] + _U16.unpack_from(b, w + 16)[0]
+            p = data + U16.unpack_from(b, w + 14)[0] + U16.unpack_from(b, w + 16)[0]
             if h.unicode and p % 2:
                 p += 1
             account, p = read_string(b, p, end, h.unicode)
@@ -380,37 +268,37 @@ class Smb1Handler:
         if h.uid:
             self._ctx.identity(1, h.uid, identity, r.frame)
         else:  # the server assigns the Uid in its answer
-            self._pend(r, h.mid, _Pending(SESSION_SETUP_ANDX, h.uid, h.tid, identity=identity))
+            self._pend(r, h.mid, Pending(SESSION_SETUP_ANDX, h.uid, h.tid, identity=identity))
 
     def _tree_connect_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         if wc < 4:
             return
         b = r.buf
-        p = data + _U16.unpack_from(b, w + 6)[0]
+        p = data + U16.unpack_from(b, w + 6)[0]
         if p % 2 and (h.unicode or (p + 1 < end and b[p] == 0 and b[p + 1] == 0x5C)):
             p += 1  # the alignment pad; some encoders put it before an OEM path too
         path, _ = read_string(b, p, end, h.unicode)
-        self._pend(r, h.mid, _Pending(TREE_CONNECT_ANDX, h.uid, h.tid, name=path))
+        self._pend(r, h.mid, Pending(TREE_CONNECT_ANDX, h.uid, h.tid, name=path))
 
     def _nt_create_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         if wc < 24:
             return
         b = r.buf
         p = data + 1 if h.unicode and data % 2 else data
-        length = _U16.unpack_from(b, w + 5)[0]
+        length = U16.unpack_from(b, w + 5)[0]
         if 0 < length <= end - p:
             raw = bytes(b[p : p + length])
             name = (raw.decode("utf-16-le", "replace") if h.unicode else raw.decode("latin-1")).rstrip("\x00")
         else:
             name, _ = read_string(b, p, end, h.unicode)
-        self._pend(r, h.mid, _Pending(NT_CREATE_ANDX, h.uid, h.tid, name=name))
+        self._pend(r, h.mid, Pending(NT_CREATE_ANDX, h.uid, h.tid, name=name))
 
     def _open_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         if wc < 15:
             return
         p = data + 1 if h.unicode and data % 2 else data
         name, _ = read_string(r.buf, p, end, h.unicode)
-        self._pend(r, h.mid, _Pending(OPEN_ANDX, h.uid, h.tid, name=name))
+        self._pend(r, h.mid, Pending(OPEN_ANDX, h.uid, h.tid, name=name))
 
     def _write_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         if wc < 12:
@@ -423,7 +311,7 @@ class Smb1Handler:
         mode, _rem, high, length, off = struct.unpack_from("<HHHHH", b, w + 14)
         if off + (length | high << 16) <= len(b):
             length |= high << 16  # [MS-SMB] 2.2.4.3.1 DataLengthHigh, when it is not garbage
-        if mode & _WRITE_RAW_START == _WRITE_RAW_START:
+        if mode & WRITE_RAW_START == WRITE_RAW_START:
             off += 2
             length -= 2
         self._deliver(r, key, kind, True, b, off, length)
@@ -437,7 +325,7 @@ class Smb1Handler:
         key: PipeKey = (1, h.uid, fid)
         tree_ipc = self._tree_ipc(h.tid)
         if self._ctx.kind(key, tree_ipc, r.frame, r.ts) != NONE:
-            self._pend(r, h.mid, _Pending(command, h.uid, h.tid, key, tree_ipc))
+            self._pend(r, h.mid, Pending(command, h.uid, h.tid, key, tree_ipc))
 
     def _core_write_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         """SMB_COM_WRITE ([MS-CIFS] 2.2.4.12): FID, then the data as a 0x01-format data buffer."""
@@ -446,7 +334,7 @@ class Smb1Handler:
         b = r.buf
         key: PipeKey = (1, h.uid, bytes(b[w : w + 2]))
         kind = self._ctx.kind(key, self._tree_ipc(h.tid), r.frame, r.ts)
-        self._deliver(r, key, kind, True, b, data + 3, _U16.unpack_from(b, data + 1)[0])
+        self._deliver(r, key, kind, True, b, data + 3, U16.unpack_from(b, data + 1)[0])
 
     def _core_read_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         """SMB_COM_READ ([MS-CIFS] 2.2.4.11): the FID the answer's data belongs to."""
@@ -457,8 +345,8 @@ class Smb1Handler:
         b = r.buf
         if wc < 16 or b[w + 26] < 2 or wc < 14 + b[w + 26]:
             return
-        sub = _U16.unpack_from(b, w + 28)[0]
-        if sub not in _WRITES and sub not in _READS:
+        sub = U16.unpack_from(b, w + 28)[0]
+        if sub not in WRITES and sub not in READS:
             return
         key: PipeKey = (1, h.uid, bytes(b[w + 30 : w + 32]))
         tree_ipc = self._tree_ipc(h.tid)
@@ -468,17 +356,17 @@ class Smb1Handler:
         if kind == NONE:
             return
         total, count, off = (
-            _U16.unpack_from(b, w + 2)[0],
-            _U16.unpack_from(b, w + 22)[0],
-            _U16.unpack_from(b, w + 24)[0],
+            U16.unpack_from(b, w + 2)[0],
+            U16.unpack_from(b, w + 22)[0],
+            U16.unpack_from(b, w + 24)[0],
         )
-        if sub in _WRITES:
+        if sub in WRITES:
             self._deliver(r, key, kind, True, b, off, count)
-        pending = _Pending(TRANSACTION, h.uid, h.tid, key, tree_ipc, sub=sub)
-        if sub in _READS:
+        pending = Pending(TRANSACTION, h.uid, h.tid, key, tree_ipc, sub=sub)
+        if sub in READS:
             self._pend(r, h.mid, pending)
         if count < total:  # the rest comes in TRANSACTION_SECONDARY requests with the same MID
-            self._pend(r, h.mid, _Pending(TRANSACTION_SECONDARY, h.uid, h.tid, key, tree_ipc, sub=sub))
+            self._pend(r, h.mid, Pending(TRANSACTION_SECONDARY, h.uid, h.tid, key, tree_ipc, sub=sub))
 
     def _transaction_secondary_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         if wc < 8:
@@ -487,8 +375,8 @@ class Smb1Handler:
         p = self._pending.get((h.mid, TRANSACTION_SECONDARY))
         if p is None or p.key is None:
             return
-        total, count, off, disp = (_U16.unpack_from(b, w + i)[0] for i in (2, 10, 12, 14))
-        if p.sub in _WRITES:
+        total, count, off, disp = (U16.unpack_from(b, w + i)[0] for i in (2, 10, 12, 14))
+        if p.sub in WRITES:
             kind = self._ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
             self._deliver(r, p.key, kind, True, b, off, count)
         if disp + count >= total:
@@ -499,7 +387,7 @@ class Smb1Handler:
             return
         key: PipeKey = (1, h.uid, bytes(r.buf[w : w + 2]))
         if self._ctx.tracked(key):
-            self._pend(r, h.mid, _Pending(CLOSE, h.uid, h.tid, key))
+            self._pend(r, h.mid, Pending(CLOSE, h.uid, h.tid, key))
 
     # -- responses ------------------------------------------------------------------------------
 
@@ -514,7 +402,7 @@ class Smb1Handler:
             return
         service, _ = read_string(r.buf, data, end, False)  # always OEM ([MS-CIFS] 2.2.4.55.2)
         path = p.name if p is not None else None
-        tree = _Tree(service.upper().startswith("IPC") or (path is not None and _is_ipc_path(path)), path)
+        tree = Tree(service.upper().startswith("IPC") or (path is not None and is_ipc_path(path)), path)
         if self._trees.put(h.tid, tree) is not None:
             self._ctx.violation(r.frame, "cap_smb_trees", f"more than {self._trees.cap} SMB1 trees")
 
@@ -523,7 +411,7 @@ class Smb1Handler:
             self._pending.pop((h.mid, NT_CREATE_ANDX), None)
             return
         b = r.buf
-        resource_type = _U16.unpack_from(b, w + 63)[0] if wc >= 33 else None
+        resource_type = U16.unpack_from(b, w + 63)[0] if wc >= 33 else None
         self._opened(r, h, NT_CREATE_ANDX, bytes(b[w + 5 : w + 7]), resource_type)
 
     def _open_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
@@ -531,7 +419,7 @@ class Smb1Handler:
             self._pending.pop((h.mid, OPEN_ANDX), None)
             return
         b = r.buf
-        resource_type = _U16.unpack_from(b, w + 18)[0] if wc >= 10 else None
+        resource_type = U16.unpack_from(b, w + 18)[0] if wc >= 10 else None
         self._opened(r, h, OPEN_ANDX, bytes(b[w + 4 : w + 6]), resource_type)
 
     def _read_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
@@ -551,7 +439,7 @@ class Smb1Handler:
             return
         b = r.buf
         kind = self._ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
-        self._deliver(r, p.key, kind, False, b, data + 3, _U16.unpack_from(b, data + 1)[0])
+        self._deliver(r, p.key, kind, False, b, data + 3, U16.unpack_from(b, data + 1)[0])
 
     def _transaction_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         k = (h.mid, TRANSACTION)
@@ -564,7 +452,7 @@ class Smb1Handler:
         if wc < 10:
             return  # the interim answer to a transaction whose secondaries are still to come
         b = r.buf
-        total, count, off, disp = (_U16.unpack_from(b, w + i)[0] for i in (2, 12, 14, 16))
+        total, count, off, disp = (U16.unpack_from(b, w + i)[0] for i in (2, 12, 14, 16))
         kind = self._ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
         self._deliver(r, p.key, kind, False, b, off, count)
         if disp + count >= total:

@@ -18,12 +18,39 @@ CREATE, whose FileId is not known until the CREATE response, is held until then.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from analyzer.bounded import BoundedDict
 from analyzer.ntlm import NTLMSSP_SIGNATURE, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
+from analyzer.smb.smb2_wire import (
+    CLOSE,
+    CREATE,
+    DEFER,
+    FILE_ID_PREVIOUS,
+    FSCTL_PIPE_TRANSCEIVE,
+    HEADER_LEN,
+    IOCTL,
+    NO_FILE,
+    PENDED,
+    READ,
+    REQUEST_SHAPES,
+    RESPONSE_SHAPES,
+    SESSION_SETUP,
+    SHARE_TYPE_PIPE,
+    STATUS_PENDING,
+    TOKEN_PEEK,
+    TREE_CONNECT,
+    WRITE,
+    DataCursor,
+    FileRef,
+    Pending,
+    Smb2Header,
+    Tree,
+    header_problem,
+    parse_header,
+    utf16,
+)
 from analyzer.smb.state import (
     NONE,
     PIPE,
@@ -31,161 +58,16 @@ from analyzer.smb.state import (
     SNIFF_BYTES,
     Context,
     canonical_pipe_name,
+    is_ipc_path,
     is_well_known,
     looks_like_dcerpc,
 )
 
-HEADER_LEN = 64
-
-NEGOTIATE = 0x00
-SESSION_SETUP = 0x01
-LOGOFF = 0x02
-TREE_CONNECT = 0x03
-TREE_DISCONNECT = 0x04
-CREATE = 0x05
-CLOSE = 0x06
-READ = 0x08
-WRITE = 0x09
-IOCTL = 0x0B
-
-FLAGS_SERVER_TO_REDIR = 0x00000001
-FLAGS_ASYNC_COMMAND = 0x00000002
-FLAGS_RELATED_OPERATIONS = 0x00000004
-
-STATUS_SUCCESS = 0x00000000
-STATUS_PENDING = 0x00000103
-STATUS_BUFFER_OVERFLOW = 0x80000005
-
-SHARE_TYPE_PIPE = 0x02
-FSCTL_PIPE_TRANSCEIVE = 0x0011C017
-FILE_ID_PREVIOUS = b"\xff" * 16
-
-_HDR = struct.Struct("<IHHIIQ")  # Status, Command, CreditRequest/Response, Flags, NextCommand, MessageId
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U16U16 = struct.Struct("<HH")
 _U16U32 = struct.Struct("<HI")
 _U32U32 = struct.Struct("<II")
-
-# (StructureSize, fixed body bytes read) of the requests and responses looked at beyond the header.
-_REQUESTS = {
-    SESSION_SETUP: (25, 24),
-    TREE_CONNECT: (9, 8),
-    CREATE: (57, 56),
-    CLOSE: (24, 24),
-    READ: (49, 48),
-    WRITE: (49, 48),
-    IOCTL: (57, 56),
-}
-_RESPONSES = {
-    TREE_CONNECT: (16, 16),
-    CREATE: (89, 88),
-    CLOSE: (60, 0),
-    READ: (17, 16),
-    IOCTL: (49, 48),
-}
-# Answers worth matching to their requests.
-_PENDED = frozenset({TREE_CONNECT, CREATE, CLOSE, READ, IOCTL})
-
-# How far into a security token the NTLMSSP signature may sit behind its SPNEGO wrapping.
-_TOKEN_PEEK = 256
-
-_DEFER = 3  # a related operation on a CREATE whose response has not been seen yet
-
-
-@dataclass(frozen=True, slots=True)
-class Smb2Header:
-    """The fields of the 64-byte header this layer uses ([MS-SMB2] 2.2.1)."""
-
-    command: int
-    status: int
-    flags: int
-    next_command: int
-    message_id: int
-    tree_id: int | None  # None in an async header
-    session_id: int
-
-    @property
-    def response(self) -> bool:
-        return bool(self.flags & FLAGS_SERVER_TO_REDIR)
-
-    @property
-    def is_async(self) -> bool:
-        return bool(self.flags & FLAGS_ASYNC_COMMAND)
-
-    @property
-    def related(self) -> bool:
-        return bool(self.flags & FLAGS_RELATED_OPERATIONS)
-
-
-def parse_header(b: bytes | bytearray) -> Smb2Header | None:
-    """The header at the start of b, or None if b does not start with one."""
-    if len(b) < HEADER_LEN or b[:4] != b"\xfeSMB" or b[4] != 64 or b[5] != 0:
-        return None
-    status, command, _credit, flags, next_command, message_id = _HDR.unpack_from(b, 8)
-    tree_id = None if flags & FLAGS_ASYNC_COMMAND else _U32.unpack_from(b, 36)[0]
-    session_id = struct.unpack_from("<Q", b, 40)[0]
-    return Smb2Header(command, status, flags, next_command, message_id, tree_id, session_id)
-
-
-def header_problem(b: bytes | bytearray) -> str:
-    """What makes b not an SMB2 header ([MS-SMB2] 2.2.1): the field at fault and its value, not the
-    magic itself (which is usually fine)."""
-    if len(b) < HEADER_LEN:
-        return f"SMB2 header cut short at {len(b)} of {HEADER_LEN} bytes"
-    if b[:4] != b"\xfeSMB":
-        return f"ProtocolId {bytes(b[:4]).hex()} is not fe534d42 (\\xfeSMB)"
-    size = b[4] | (b[5] << 8)
-    return f"SMB2 header StructureSize {size}, must be 64"
-
-
-def _is_ipc_path(path: str) -> bool:
-    return path.rstrip("\x00").upper().endswith("\\IPC$")
-
-
-def _utf16(raw: bytes | bytearray) -> str:
-    return bytes(raw).decode("utf-16-le", "replace").rstrip("\x00")
-
-
-@dataclass(frozen=True, slots=True)
-class _Tree:
-    is_ipc: bool
-    path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Ref:
-    """The file a request names: a key and what was known of its tree, or a pending CREATE."""
-
-    key: PipeKey | None
-    tree_ipc: bool | None
-    create_mid: int = -1
-
-
-_NO_FILE = _Ref(None, False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    command: int
-    session_id: int
-    tree_id: int | None
-    name: str | None = None  # TREE_CONNECT path, CREATE file name
-    ref: _Ref = _NO_FILE
-
-
-class _Cur:
-    """What the data step of the unit in progress delivers: bytes [off, off + length) of it."""
-
-    __slots__ = ("create_mid", "key", "kind", "length", "off", "proven")
-
-    def __init__(self) -> None:
-        self.kind = NONE
-        self.key: PipeKey | None = None
-        self.create_mid = -1
-        self.off = 0
-        self.length = 0
-        self.proven = False  # a pipe operation (transceive): adopt without looking at the data
 
 
 class Smb2Handler:
@@ -194,16 +76,16 @@ class Smb2Handler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         lim = ctx.limits
-        self._trees: BoundedDict[tuple[int, int], _Tree] = BoundedDict(lim.max_smb_trees)
-        self._pending: BoundedDict[int, _Pending] = BoundedDict(lim.max_smb_pending)
+        self._trees: BoundedDict[tuple[int, int], Tree] = BoundedDict(lim.max_smb_trees)
+        self._pending: BoundedDict[int, Pending] = BoundedDict(lim.max_smb_pending)
         # Bookkeeping for related compounds: CREATE outcomes remembered, CREATEs with data held back.
-        self._created: BoundedDict[int, _Ref | None] = BoundedDict(lim.max_smb_created)
+        self._created: BoundedDict[int, FileRef | None] = BoundedDict(lim.max_smb_created)
         self._held: BoundedDict[int, list[tuple[bool, bytes, int, int, bool]]] = BoundedDict(lim.max_smb_held_creates)
         # Per direction (index: from_client): the header of the unit in progress, the file of the
         # previous command of the compound, what the data step delivers.
         self._hdr: list[Smb2Header | None] = [None, None]
-        self._chain_ref: list[_Ref | None] = [None, None]
-        self._cur = [_Cur(), _Cur()]
+        self._chain_ref: list[FileRef | None] = [None, None]
+        self._cur = [DataCursor(), DataCursor()]
         # Per session: the pipe the client last wrote to on this connection. A READ response whose
         # request was lost in a gap carries no FileId; if its data is a DCE/RPC PDU it answers that write.
         self._last_written: BoundedDict[int, PipeKey] = BoundedDict(lim.max_smb_created)
@@ -228,7 +110,6 @@ class Smb2Handler:
             r.violation("smb_bad_header", header_problem(b))
             r.done()
             return
-        self._ctx.commands += 1
         if h.next_command:
             if h.next_command < HEADER_LEN or h.next_command % 8 or h.next_command >= r.unit_len:
                 r.violation("smb_bad_length", f"NextCommand {h.next_command} in a {r.unit_len}-byte compound")
@@ -239,19 +120,16 @@ class Smb2Handler:
             if h.is_async and h.status == STATUS_PENDING:
                 r.done()  # interim: the answer comes later with the same MessageId
                 return
-            ok = h.status == STATUS_SUCCESS or (h.status == STATUS_BUFFER_OVERFLOW and h.command in (READ, IOCTL))
-            if not ok:
+            if not h.succeeded:
                 self._failed(r, h)
                 r.done()
                 return
-            shape = _RESPONSES.get(h.command)
-        else:
-            shape = _REQUESTS.get(h.command)
+        shape = (RESPONSE_SHAPES if h.response else REQUEST_SHAPES).get(h.command)
         if shape is None:
             # A command acting on an explicit file resets the compound's "previous file"; a related
             # one (say a QUERY_INFO between a CREATE and a READ) acts on the same file and keeps it.
             if not h.response and not h.related:
-                self._chain_ref[r.from_client] = _NO_FILE
+                self._chain_ref[r.from_client] = NO_FILE
             r.done()
             return
         r.collect(HEADER_LEN + shape[1], self._body)
@@ -260,14 +138,14 @@ class Smb2Handler:
         h = self._hdr[r.from_client]
         assert h is not None
         b = r.buf
-        size, fixed = (_RESPONSES if h.response else _REQUESTS)[h.command]
+        size, fixed = (RESPONSE_SHAPES if h.response else REQUEST_SHAPES)[h.command]
         if len(b) < HEADER_LEN + fixed or (fixed and _U16.unpack_from(b, HEADER_LEN)[0] & 0xFFFE != size & 0xFFFE):
             what = "smb_truncated" if len(b) < HEADER_LEN + fixed else "smb_bad_body"
             r.violation(what, f"SMB2 command {h.command:#x} {'response' if h.response else 'request'} body")
             if h.response:
                 self._take(h, h.command)
             else:
-                self._chain_ref[r.from_client] = _NO_FILE
+                self._chain_ref[r.from_client] = NO_FILE
             r.done()
             return
         if h.response:
@@ -277,20 +155,20 @@ class Smb2Handler:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _file_ref(self, r: Reader, h: Smb2Header, file_id: bytes) -> _Ref:
+    def _file_ref(self, r: Reader, h: Smb2Header, file_id: bytes) -> FileRef:
         if h.related and file_id == FILE_ID_PREVIOUS:
             prev = self._chain_ref[r.from_client]
-            ref = prev if prev is not None else _NO_FILE
+            ref = prev if prev is not None else NO_FILE
         else:
             tree = self._trees.get((h.session_id, h.tree_id)) if h.tree_id is not None else None
-            ref = _Ref((2, h.session_id, file_id), tree.is_ipc if tree is not None else None)
+            ref = FileRef((2, h.session_id, file_id), tree.is_ipc if tree is not None else None)
         self._chain_ref[r.from_client] = ref
         return ref
 
-    def _kind(self, r: Reader, ref: _Ref) -> tuple[int, PipeKey | None]:
+    def _kind(self, r: Reader, ref: FileRef) -> tuple[int, PipeKey | None]:
         if ref.create_mid >= 0:
             if ref.create_mid not in self._created:
-                return _DEFER, None
+                return DEFER, None
             resolved = self._created[ref.create_mid]
             if resolved is None:
                 return NONE, None
@@ -299,12 +177,20 @@ class Smb2Handler:
             return NONE, None
         return self._ctx.kind(ref.key, ref.tree_ipc, r.frame, r.ts), ref.key
 
-    def _pend(self, r: Reader, mid: int, p: _Pending) -> None:
+    def _transceive_kind(self, r: Reader, ref: FileRef) -> tuple[int, PipeKey | None]:
+        """`_kind` for FSCTL_PIPE_TRANSCEIVE: the operation proves the file is a pipe."""
+        kind, key = self._kind(r, ref)
+        if kind == SNIFF:
+            assert key is not None
+            kind = PIPE if self._ctx.adopt(key, r.frame, r.ts) else NONE
+        return kind, key
+
+    def _pend(self, r: Reader, mid: int, p: Pending) -> None:
         if self._pending.put(mid, p) is not None:
             detail = f"more than {self._pending.cap} SMB2 requests unanswered"
             self._ctx.violation(r.frame, "cap_smb_pending", detail)
 
-    def _take(self, h: Smb2Header, command: int) -> _Pending | None:
+    def _take(self, h: Smb2Header, command: int) -> Pending | None:
         p = self._pending.get(h.message_id)
         if p is None or p.command != command:
             return None
@@ -312,7 +198,7 @@ class Smb2Handler:
         return p
 
     def _failed(self, r: Reader, h: Smb2Header) -> None:
-        if h.command not in _PENDED:
+        if h.command not in PENDED:
             return
         p = self._take(h, h.command)
         if p is None:
@@ -323,20 +209,20 @@ class Smb2Handler:
         elif h.command == CLOSE:
             self._close(r, p.ref)
 
-    def _remember_create(self, r: Reader, mid: int, ref: _Ref | None) -> None:
+    def _remember_create(self, r: Reader, mid: int, ref: FileRef | None) -> None:
         """A CREATE's outcome, for the related commands compounded after it."""
         if self._created.put(mid, ref) is not None:
             self._ctx.violation(r.frame, "cap_smb_created", f"more than {self._created.cap} CREATE outcomes held")
 
-    def _close(self, r: Reader, ref: _Ref) -> None:
+    def _close(self, r: Reader, ref: FileRef) -> None:
         if ref.create_mid >= 0:
             resolved = self._created.get(ref.create_mid)
-            ref = resolved if resolved is not None else _NO_FILE
+            ref = resolved if resolved is not None else NO_FILE
         if ref.key is not None:
             self._ctx.close_file(ref.key, r.frame, r.ts)
 
     def _want_data(
-        self, r: Reader, kind: int, key: PipeKey | None, ref: _Ref, off: int, length: int, proven: bool
+        self, r: Reader, kind: int, key: PipeKey | None, ref: FileRef, off: int, length: int, proven: bool
     ) -> None:
         """Collect bytes [off, off + length) of the unit for a pipe (or a look at them for a file
         that may be one), then deliver them, hold them or drop them."""
@@ -351,13 +237,7 @@ class Smb2Handler:
             r.violation("cap_smb_pipe_message_bytes", f"{length} bytes of pipe data in one SMB2 message")
             r.done()
             return
-        cur = self._cur[r.from_client]
-        cur.kind = kind
-        cur.key = key
-        cur.create_mid = ref.create_mid
-        cur.off = off
-        cur.length = length
-        cur.proven = proven
+        self._cur[r.from_client].set(kind, key, ref.create_mid, off, length, proven)
         if kind == SNIFF:
             r.collect(off + min(length, SNIFF_BYTES), self._sniff_step)
         else:
@@ -382,7 +262,7 @@ class Smb2Handler:
             r.done()
             return
         data = bytes(b[cur.off : cur.off + cur.length])
-        if cur.kind == _DEFER:
+        if cur.kind == DEFER:
             self._hold(r, cur.create_mid, (not h.response, data, r.frame, r.ts, cur.proven))
         elif cur.key is not None:
             self._ctx.deliver(cur.key, not h.response, data, r.frame, r.ts)
@@ -393,15 +273,15 @@ class Smb2Handler:
         r.done()
 
     def _hold(self, r: Reader, create_mid: int, item: tuple[bool, bytes, int, int, bool]) -> None:
-        held = self._held.setdefault(create_mid, [])
-        if sum(len(x[1]) for x in held) + len(item[1]) > self._ctx.limits.max_smb_pipe_message_bytes:
+        held = self._held.get(create_mid)
+        if sum(len(x[1]) for x in held or ()) + len(item[1]) > self._ctx.limits.max_smb_pipe_message_bytes:
             r.violation("cap_smb_pipe_message_bytes", "too much data held for a related CREATE")
             return
+        if held is None:
+            held = []
+            if self._held.put(create_mid, held) is not None:
+                self._ctx.violation(r.frame, "cap_smb_held_creates", "too many related CREATEs awaiting their answer")
         held.append(item)
-        if len(self._held) > self._held.cap:
-            del self._held[next(iter(self._held))]
-            detail = "too many related CREATEs awaiting their answer"
-            self._ctx.violation(r.frame, "cap_smb_held_creates", detail)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -414,7 +294,7 @@ class Smb2Handler:
             r.done()
         else:
             # Kerberos tickets are large and name nobody: look for NTLMSSP near the start first.
-            r.collect(off + min(length, _TOKEN_PEEK), self._session_token_start)
+            r.collect(off + min(length, TOKEN_PEEK), self._session_token_start)
 
     def _session_token_start(self, r: Reader) -> None:
         off, length = _U16U16.unpack_from(r.buf, HEADER_LEN + 12)
@@ -453,10 +333,10 @@ class Smb2Handler:
         assert h is not None
         at = HEADER_LEN + (4 if h.command == TREE_CONNECT else 44)
         off, length = _U16U16.unpack_from(r.buf, at)
-        name = _utf16(r.buf[off : off + length]) if length else ""
-        self._pend(r, h.message_id, _Pending(h.command, h.session_id, h.tree_id, name))
+        name = utf16(r.buf[off : off + length]) if length else ""
+        self._pend(r, h.message_id, Pending(h.command, h.session_id, h.tree_id, name))
         if h.command == CREATE:
-            self._chain_ref[r.from_client] = _Ref(None, None, h.message_id)
+            self._chain_ref[r.from_client] = FileRef(None, None, h.message_id)
         r.done()
 
     def _tree_connect_request(self, r: Reader, h: Smb2Header) -> None:
@@ -464,24 +344,23 @@ class Smb2Handler:
 
     def _create_request(self, r: Reader, h: Smb2Header) -> None:
         tree = self._trees.get((h.session_id, h.tree_id)) if h.tree_id is not None else None
+        self._chain_ref[r.from_client] = NO_FILE
         if tree is not None and not tree.is_ipc:
-            self._chain_ref[r.from_client] = _NO_FILE  # a file on a disk share: not our business
-            r.done()
+            r.done()  # a file on a disk share: not our business
             return
-        self._chain_ref[r.from_client] = _NO_FILE
         self._named_request(r, h, HEADER_LEN + 44)
 
     def _close_request(self, r: Reader, h: Smb2Header) -> None:
         ref = self._file_ref(r, h, bytes(r.buf[72:88]))
         if ref.create_mid >= 0 or (ref.key is not None and self._ctx.tracked(ref.key)):
-            self._pend(r, h.message_id, _Pending(CLOSE, h.session_id, h.tree_id, ref=ref))
+            self._pend(r, h.message_id, Pending(CLOSE, h.session_id, h.tree_id, ref=ref))
         r.done()
 
     def _read_request(self, r: Reader, h: Smb2Header) -> None:
         ref = self._file_ref(r, h, bytes(r.buf[80:96]))
         kind, _key = self._kind(r, ref)
         if kind != NONE:
-            self._pend(r, h.message_id, _Pending(READ, h.session_id, h.tree_id, ref=ref))
+            self._pend(r, h.message_id, Pending(READ, h.session_id, h.tree_id, ref=ref))
         r.done()
 
     def _write_request(self, r: Reader, h: Smb2Header) -> None:
@@ -496,14 +375,11 @@ class Smb2Handler:
         if _U32.unpack_from(b, HEADER_LEN + 4)[0] != FSCTL_PIPE_TRANSCEIVE:
             r.done()
             return
-        kind, key = self._kind(r, ref)
-        if kind == SNIFF:
-            assert key is not None
-            kind = PIPE if self._ctx.adopt(key, r.frame, r.ts) else NONE
+        kind, key = self._transceive_kind(r, ref)
         if kind == NONE:
             r.done()
             return
-        self._pend(r, h.message_id, _Pending(IOCTL, h.session_id, h.tree_id, ref=ref))
+        self._pend(r, h.message_id, Pending(IOCTL, h.session_id, h.tree_id, ref=ref))
         off, length = _U32U32.unpack_from(b, HEADER_LEN + 24)
         self._want_data(r, kind, key, ref, off, length, True)
 
@@ -512,9 +388,9 @@ class Smb2Handler:
     def _tree_connect_response(self, r: Reader, h: Smb2Header) -> None:
         p = self._take(h, TREE_CONNECT)
         path = p.name if p is not None else None
-        is_ipc = r.buf[HEADER_LEN + 2] == SHARE_TYPE_PIPE or (path is not None and _is_ipc_path(path))
+        is_ipc = r.buf[HEADER_LEN + 2] == SHARE_TYPE_PIPE or (path is not None and is_ipc_path(path))
         if h.tree_id is not None:
-            if self._trees.put((h.session_id, h.tree_id), _Tree(is_ipc, path)) is not None:
+            if self._trees.put((h.session_id, h.tree_id), Tree(is_ipc, path)) is not None:
                 self._ctx.violation(r.frame, "cap_smb_trees", f"more than {self._trees.cap} SMB2 trees")
         r.done()
 
@@ -527,7 +403,7 @@ class Smb2Handler:
         key: PipeKey = (2, p.session_id, bytes(r.buf[128:144]))
         tree = self._trees.get((p.session_id, p.tree_id)) if p.tree_id is not None else None
         name = canonical_pipe_name(p.name)
-        resolved: _Ref | None = None
+        resolved: FileRef | None = None
         if not p.name.strip("\\"):
             pass  # the share itself
         elif tree is None:
@@ -535,10 +411,10 @@ class Smb2Handler:
                 ctx.open_pipe(key, name, None, r.frame, r.ts)
             else:
                 ctx.candidate(key, name, None, r.frame, r.ts)
-            resolved = _Ref(key, None)
+            resolved = FileRef(key, None)
         elif tree.is_ipc:
             ctx.open_pipe(key, name, tree.path, r.frame, r.ts)
-            resolved = _Ref(key, True)
+            resolved = FileRef(key, True)
         self._remember_create(r, h.message_id, resolved)
         for from_client, data, frame, ts, proven in self._held.pop(h.message_id, ()):
             if resolved is None:
@@ -565,7 +441,7 @@ class Smb2Handler:
         kind, key = self._kind(r, p.ref)
         off = r.buf[HEADER_LEN + 2]
         length = _U32.unpack_from(r.buf, HEADER_LEN + 4)[0]
-        self._want_data(r, NONE if kind == _DEFER else kind, key, p.ref, off, length, False)
+        self._want_data(r, NONE if kind == DEFER else kind, key, p.ref, off, length, False)
 
     def _orphan_read(self, r: Reader, h: Smb2Header) -> None:
         """A READ response whose request is not in the capture (lost in a gap): its data goes to the
@@ -582,8 +458,7 @@ class Smb2Handler:
         ):
             r.done()
             return
-        cur = self._cur[r.from_client]
-        cur.kind, cur.key, cur.create_mid, cur.off, cur.length, cur.proven = PIPE, key, -1, off, length, False
+        self._cur[r.from_client].set(PIPE, key, -1, off, length, False)
         r.collect(off + min(length, SNIFF_BYTES), self._orphan_step)
 
     def _orphan_step(self, r: Reader) -> None:
@@ -599,12 +474,9 @@ class Smb2Handler:
         if p is None:
             r.done()
             return
-        kind, key = self._kind(r, p.ref)
-        if kind == SNIFF:
-            assert key is not None
-            kind = PIPE if self._ctx.adopt(key, r.frame, r.ts) else NONE
+        kind, key = self._transceive_kind(r, p.ref)
         off, length = _U32U32.unpack_from(r.buf, HEADER_LEN + 32)
-        self._want_data(r, NONE if kind == _DEFER else kind, key, p.ref, off, length, True)
+        self._want_data(r, NONE if kind == DEFER else kind, key, p.ref, off, length, True)
 
 
 _REQUEST_STEPS = {

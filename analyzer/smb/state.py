@@ -82,6 +82,11 @@ def canonical_pipe_name(raw: str) -> str:
     return "\\PIPE\\" + name
 
 
+def is_ipc_path(path: str) -> bool:
+    """Does a tree connect's path name the IPC$ share (`\\\\server\\IPC$`)?"""
+    return path.rstrip("\x00").upper().endswith("\\IPC$")
+
+
 def is_well_known(raw: str) -> bool:
     return canonical_pipe_name(raw)[6:].lower() in WELL_KNOWN_PIPES
 
@@ -94,11 +99,10 @@ def looks_like_dcerpc(data: bytes | bytearray) -> bool:
 class Context:
     """Events, limits, counters and the pipe table of one connection.
 
-    Counters (for the data-quality report): `messages` SMB messages framed, `commands` SMB2 commands /
-    SMB1 messages parsed, `bulk_bytes` message bytes passed over without being buffered,
-    `skipped_bytes` bytes dropped while resynchronising, `gap_bytes` bytes lost in TCP gaps,
-    `pipes_opened`, `pipe_messages` / `pipe_bytes` delivered, `encrypted_messages`,
-    `compressed_messages`, `violations`, `peak_buffered` the largest per-direction buffer seen.
+    Counters, read through `SmbConnection` by the tests and the real-capture checks: `bulk_bytes` message
+    bytes passed over without being buffered, `skipped_bytes` bytes dropped while resynchronising,
+    `gap_bytes` bytes lost in TCP gaps, `pipes_opened`, `pipe_bytes` delivered, `encrypted_messages`,
+    `compressed_messages`, `peak_buffered` the largest per-direction buffer seen.
     """
 
     __slots__ = (
@@ -109,47 +113,38 @@ class Context:
         "_open",
         "_per_session",
         "bulk_bytes",
-        "commands",
         "compressed_messages",
         "encrypted_messages",
         "events",
         "gap_bytes",
         "limits",
-        "messages",
         "peak_buffered",
         "pipe_bytes",
-        "pipe_messages",
         "pipes_opened",
         "skipped_bytes",
-        "violations",
     )
 
     def __init__(self, events: SmbEvents, limits: Limits) -> None:
         self.events = events
         self.limits = limits
-        self._open: dict[PipeKey, str | None] = {}
+        self._open: BoundedDict[PipeKey, str | None] = BoundedDict(limits.max_smb_open_pipes)
         self._candidates: BoundedDict[PipeKey, tuple[str, str | None]] = BoundedDict(limits.max_smb_candidates)
         self._blocked: BoundedDict[PipeKey, None] = BoundedDict(limits.max_smb_not_pipes)
         self._per_session: dict[tuple[int, int], int] = {}
         self._encrypted_sessions: BoundedDict[int, None] = BoundedDict(limits.max_smb_sessions)
         self._once: set[str] = set()
-        self.messages = 0
-        self.commands = 0
         self.bulk_bytes = 0
         self.skipped_bytes = 0
         self.gap_bytes = 0
         self.pipes_opened = 0
-        self.pipe_messages = 0
         self.pipe_bytes = 0
         self.encrypted_messages = 0
         self.compressed_messages = 0
-        self.violations = 0
         self.peak_buffered = 0
 
     # -- events ---------------------------------------------------------------------------------
 
     def violation(self, frame: int, what: str, detail: str) -> None:
-        self.violations += 1
         self.events.violation(frame, what, detail)
 
     def violation_once(self, frame: int, what: str, detail: str) -> None:
@@ -161,7 +156,6 @@ class Context:
     def deliver(self, key: PipeKey, from_client: bool, data: bytes, frame: int, ts: int) -> None:
         if not data:
             return
-        self.pipe_messages += 1
         self.pipe_bytes += len(data)
         self.events.pipe_data(key, from_client, data, frame, ts)
 
@@ -177,9 +171,6 @@ class Context:
             self.events.encrypted(session, frame, ts)
 
     # -- the pipe table -------------------------------------------------------------------------
-
-    def is_open(self, key: PipeKey) -> bool:
-        return key in self._open
 
     def tracked(self, key: PipeKey) -> bool:
         """An open pipe or a candidate: worth hearing about its CLOSE."""
@@ -211,15 +202,14 @@ class Context:
             )
             self._block(key, frame)
             return False
-        if len(self._open) >= self.limits.max_smb_open_pipes:
-            oldest = next(iter(self._open))
-            detail = f"more than {self.limits.max_smb_open_pipes} pipes open on one connection"
+        evicted = self._open.put(key, name)
+        if evicted is not None:
+            detail = f"more than {self._open.cap} pipes open on one connection"
             self.violation(frame, "cap_smb_open_pipes", detail)
-            self.close_file(oldest, frame, ts)
+            self._forget(evicted[0], frame, ts)
         self._per_session[sess] = n + 1
         self._candidates.pop(key, None)
         self._blocked.pop(key, None)
-        self._open[key] = name
         self.pipes_opened += 1
         if name is not None:
             self.events.pipe_open(key, name, tree, frame, ts)
@@ -250,15 +240,22 @@ class Context:
     def close_file(self, key: PipeKey, frame: int, ts: int) -> None:
         """The file is closed (or its id now names another file): forget it, and tell the consumer
         if it was a pipe."""
+        if key in self._open:
+            del self._open[key]
+            self._forget(key, frame, ts)
+        else:
+            self._candidates.pop(key, None)
+            self._blocked.pop(key, None)
+
+    def _forget(self, key: PipeKey, frame: int, ts: int) -> None:
+        """A pipe left the open table (closed, reused or evicted by the cap): tell the consumer."""
         self._candidates.pop(key, None)
         self._blocked.pop(key, None)
-        if key in self._open:
-            self._open.pop(key)
-            sess = (key[0], key[1])
-            self._per_session[sess] -= 1
-            if not self._per_session[sess]:
-                del self._per_session[sess]
-            self.events.pipe_close(key, frame, ts)
+        sess = (key[0], key[1])
+        self._per_session[sess] -= 1
+        if not self._per_session[sess]:
+            del self._per_session[sess]
+        self.events.pipe_close(key, frame, ts)
 
     def sniff(self, key: PipeKey, head: bytes | bytearray, frame: int, ts: int) -> bool:
         """Decide on an unknown file from the first bytes of its data; True if it is now a pipe."""
