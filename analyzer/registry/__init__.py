@@ -6,6 +6,10 @@ impacket, Akamai's scrape of Windows binaries, MITRE BZAR, DSInternals) and hand
 specifications ([MS-*], [C706]); every entry says which source(s) it came from, and disagreements between sources
 are listed in ``data/conflicts.tsv`` with the rule that resolved them.
 
+Owns the loaded tables and the overrides (this module), the shipped tables' parser and records (``tables``), the
+override file parser (``overrides``) and the browsing rows of ``rpc-analyzer names`` (``query``). A leaf: it
+imports nothing from ``analyzer`` outside this package, so any layer may ask it for a name.
+
 API (the rest of the analyzer only uses these names):
 
     interface_name(uuid, major=None) -> str
@@ -43,12 +47,12 @@ A bad file raises ValueError("FILE:LINE: why").
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+
+from analyzer.registry.overrides import IfaceOverride, merge_override, read_overrides
+from analyzer.registry.tables import InterfaceInfo, OperationInfo, Tables, norm_uuid, pipe_key
 
 __all__ = [
     "InterfaceInfo",
@@ -74,125 +78,23 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 CONFIG_ENV = "RPC_ANALYZER_NAMES"
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_VERSION_RE = re.compile(r"^(\d+)(?:\.(\d+))?$")
-_OVERRIDE_COLUMNS = ("uuid", "version", "name", "spec", "provider", "opnum", "operation")
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceInfo:
-    uuid: str
-    version: str | None
-    name: str
-    spec: str | None
-    spec_title: str | None
-    provider: str | None
-    sources: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class OperationInfo:
-    uuid: str
-    version: str | None
-    opnum: int
-    spec_name: str | None
-    common_name: str | None
-    impl_name: str | None
-    aliases: tuple[str, ...]
-    attack: tuple[str, ...]
-    sources: tuple[str, ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every name, specification name first, then the common and implementation names, then aliases."""
-        out: list[str] = []
-        for n in (self.spec_name, self.common_name, self.impl_name, *self.aliases):
-            if n and n not in out:
-                out.append(n)
-        return tuple(out)
-
-
-@dataclass
-class _IfaceOverride:
-    name: str | None = None
-    spec: str | None = None
-    provider: str | None = None
-    source: str = "override"
-
-
-class _Tables:
-    """The shipped data, parsed once."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.interfaces: dict[str, InterfaceInfo] = {}
-        self.by_major: dict[tuple[str, int], InterfaceInfo] = {}
-        self.aliases: dict[str, tuple[str, ...]] = {}
-        self.ops: dict[tuple[str, int | None, int], list[str]] = {}
-        self.ops_by_uuid: dict[str, list[list[str]]] = {}
-        self.pipes: dict[str, list[str]] = {}
-        self.pipe_display: dict[str, str] = {}
-        self.pipes_of: dict[str, list[str]] = {}
-        self.status: dict[int, list[tuple[str, str]]] = {}
-        self.constants: dict[str, dict[int, str]] = {}
-        self.syntaxes: dict[str, str] = {}
-        self.syntax_prefixes: list[tuple[str, str]] = []
-        self._load(data_dir)
-
-    @staticmethod
-    def _rows(path: Path) -> list[list[str]]:
-        lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln and not ln.startswith("#")]
-        return [ln.split("\t") for ln in lines[1:]]
-
-    def _load(self, data_dir: Path) -> None:
-        for uuid, major, version, name, spec, title, provider, aliases, sources, _how in self._rows(
-            data_dir / "interfaces.tsv"
-        ):
-            info = InterfaceInfo(
-                uuid, version or None, name, spec or None, title or None, provider or None, tuple(sources.split("|"))
-            )
-            if major:
-                self.by_major[(uuid, int(major))] = info
-            else:
-                self.interfaces[uuid] = info
-                self.aliases[uuid] = tuple(aliases.split("|")) if aliases else ()
-        for row in self._rows(data_dir / "operations.tsv"):
-            # OperationInfo objects are made on demand: building 7,000 of them would double the load time
-            uuid, version, opnum = row[0], row[1], int(row[2])
-            self.ops[(uuid, int(version.split(".")[0]) if version else None, opnum)] = row
-            self.ops_by_uuid.setdefault(uuid, []).append(row)
-        spec_first: list[tuple[bool, str, str, str]] = []
-        for pipe, uuid, _name, source in self._rows(data_dir / "pipes.tsv"):
-            spec_first.append((not source.startswith("spec:"), _pipe_key(pipe), uuid, pipe))
-        for _common, key, uuid, pipe in sorted(spec_first):
-            self.pipes.setdefault(key, []).append(uuid)
-            self.pipe_display.setdefault(key, pipe)
-            self.pipes_of.setdefault(uuid, []).append(pipe)
-        for code, name, kind, _source in self._rows(data_dir / "status.tsv"):
-            self.status.setdefault(int(code, 16), []).append((name, kind))
-        for kind, value, name, _source in self._rows(data_dir / "constants.tsv"):
-            if kind == "transfer_syntax":
-                self.syntaxes[value] = name
-            elif kind == "transfer_syntax_prefix":
-                self.syntax_prefixes.append((value, name))
-            else:
-                self.constants.setdefault(kind, {})[int(value)] = name
 
 
 _lock = threading.RLock()
-_tables: _Tables | None = None
-_iface_overrides: dict[tuple[str, int | None], _IfaceOverride] = {}
+_tables: Tables | None = None
+_iface_overrides: dict[tuple[str, int | None], IfaceOverride] = {}
 _op_overrides: dict[tuple[str, int | None, int], tuple[str, str]] = {}
 
 
-def _data() -> _Tables:
+def _data() -> Tables:
     global _tables
     if _tables is None:
         with _lock:
             if _tables is None:
-                tables = _Tables(DATA_DIR)
+                tables = Tables(DATA_DIR)
                 config = _config_path()
                 if config is not None:
-                    _read_overrides(config)
+                    _apply_overrides(config)
                 _tables = tables
     return _tables
 
@@ -218,26 +120,13 @@ def _reset() -> None:
         _op_overrides.clear()
 
 
-def _norm_uuid(uuid: str) -> str | None:
-    u = uuid.strip().strip("{}").lower()
-    return u if _UUID_RE.match(u) else None
-
-
-def _pipe_key(pipe: str) -> str:
-    parts = [p for p in pipe.strip().replace("/", "\\").split("\\") if p]
-    lowered = [p.lower() for p in parts]
-    if "pipe" in lowered:
-        parts = parts[lowered.index("pipe") + 1 :]
-    return "\\".join(parts).lower()
-
-
 # ---- interfaces ----------------------------------------------------------------------------------------------
 
 
 def interface_info(uuid: str, major: int | None = None) -> InterfaceInfo | None:
     """Facts about an interface: the entry for (uuid, major) if listed, else the entry for the uuid."""
     t = _data()
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     if u is None:
         return None
     base = t.by_major.get((u, major)) if major is not None else None
@@ -275,19 +164,19 @@ def interface_name(uuid: str, major: int | None = None) -> str:
     info = interface_info(uuid, major)
     if info is not None:
         return info.name
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     return f"unknown-{u if u is not None else uuid.strip().lower()}"
 
 
 def interface_aliases(uuid: str) -> tuple[str, ...]:
     """Other names the sources give the interface (Zeek's, the specification's, seed and annotation texts)."""
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     return _data().aliases.get(u, ()) if u else ()
 
 
 def interface_pipes(uuid: str) -> tuple[str, ...]:
     """Well-known named pipes the interface is served on."""
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     return tuple(_data().pipes_of.get(u, ())) if u else ()
 
 
@@ -297,7 +186,7 @@ def interface_pipes(uuid: str) -> tuple[str, ...]:
 def operation_info(uuid: str, major: int | None, opnum: int) -> OperationInfo | None:
     """The shipped entry for (uuid, major, opnum), else for (uuid, opnum); overrides are not included."""
     t = _data()
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     if u is None:
         return None
     row = t.ops.get((u, major, opnum)) if major is not None else None
@@ -325,7 +214,7 @@ def operation_names(uuid: str, major: int | None, opnum: int) -> tuple[str, ...]
     """All known names of an operation, the specification's first; an override, when there is one, leads."""
     op = operation_info(uuid, major, opnum)
     names = list(op.names) if op is not None else []
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     if u is not None:
         for key in ((u, None, opnum), (u, major, opnum)) if major is not None else ((u, None, opnum),):
             ov = _op_overrides.get(key)
@@ -347,7 +236,7 @@ def operation_name(uuid: str, major: int | None, opnum: int) -> str:
 
 def pipe_interfaces(pipe: str) -> tuple[str, ...]:
     """UUIDs served on a well-known named pipe ("\\PIPE\\lsarpc", "\\pipe\\lsarpc" or "lsarpc")."""
-    return tuple(_data().pipes.get(_pipe_key(pipe), ()))
+    return tuple(_data().pipes.get(pipe_key(pipe), ()))
 
 
 def _preferred_kinds(code: int) -> tuple[str, ...]:
@@ -412,7 +301,7 @@ def ptype_name(n: int) -> str:
 def transfer_syntax_name(uuid: str) -> str:
     """Name of a transfer syntax ("ndr", "ndr64", "bind_time_feature_negotiation"); the uuid when unknown."""
     t = _data()
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     if u is None:
         return uuid
     if u in t.syntaxes:
@@ -429,83 +318,15 @@ def transfer_syntax_name(uuid: str) -> str:
 def load_overrides(path: str | os.PathLike[str]) -> None:
     """Read a user CSV of names (see the module docstring); its entries win over the shipped ones."""
     _data()
-    _read_overrides(Path(path))
+    _apply_overrides(Path(path))
 
 
-def _read_overrides(path: Path) -> None:
-    name = str(path)
-    try:
-        if path.exists() and not path.is_file():  # a FIFO would block the read forever
-            raise ValueError(f"{name}: not a regular file: only a CSV file of names is read")
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ValueError(f"{name}: cannot read the override file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{name}: not a UTF-8 text file") from None
-    header: list[str] | None = None
-    ifaces: dict[tuple[str, int | None], _IfaceOverride] = {}
-    ops: dict[tuple[str, int | None, int], tuple[str, str]] = {}
-    source = f"override:{path.name}"
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        cells = [c.strip() for c in next(csv.reader([line]))]
-        where = f"{name}:{lineno}"
-        if header is None:
-            header = [c.lower() for c in cells]
-            unknown = [c for c in header if c not in _OVERRIDE_COLUMNS]
-            if unknown:
-                raise ValueError(f"{where}: unknown column {unknown[0]!r} (expected {','.join(_OVERRIDE_COLUMNS)})")
-            if "uuid" not in header:
-                raise ValueError(f"{where}: the header has no uuid column")
-            if len(set(header)) != len(header):
-                raise ValueError(f"{where}: a column is named twice")
-            continue
-        if len(cells) != len(header):
-            raise ValueError(f"{where}: {len(cells)} cells, the header has {len(header)}")
-        row = dict(zip(header, cells, strict=True))
-        uuid = _norm_uuid(row["uuid"])
-        if uuid is None:
-            raise ValueError(f"{where}: {row['uuid']!r} is not a UUID")
-        major: int | None = None
-        if row.get("version"):
-            m = _VERSION_RE.match(row["version"])
-            if not m:
-                raise ValueError(f"{where}: version {row['version']!r} is not MAJOR or MAJOR.MINOR")
-            major = int(m.group(1))
-        if row.get("opnum"):
-            if not row["opnum"].isdigit() or int(row["opnum"]) > 0xFFFF:
-                raise ValueError(f"{where}: opnum {row['opnum']!r} is not a number from 0 to 65535")
-            if not row.get("operation"):
-                raise ValueError(f"{where}: a row with an opnum needs an operation name")
-            ops[(uuid, major, int(row["opnum"]))] = (row["operation"], source)
-            if row.get("name") or row.get("spec") or row.get("provider"):
-                ifaces[(uuid, major)] = _merge(ifaces.get((uuid, major)), row, source)
-        elif row.get("operation"):
-            raise ValueError(f"{where}: an operation name needs an opnum")
-        elif row.get("name") or row.get("spec") or row.get("provider"):
-            ifaces[(uuid, major)] = _merge(ifaces.get((uuid, major)), row, source)
-        else:
-            raise ValueError(f"{where}: the row names nothing (give name, spec, provider or opnum+operation)")
-    if header is None:
-        raise ValueError(f"{name}:1: empty override file (expected the header {','.join(_OVERRIDE_COLUMNS)})")
+def _apply_overrides(path: Path) -> None:
+    ifaces, ops = read_overrides(path)
     with _lock:
         for key, ov in ifaces.items():
-            _iface_overrides[key] = _merge_override(_iface_overrides.get(key), ov)
+            _iface_overrides[key] = merge_override(_iface_overrides.get(key), ov)
         _op_overrides.update(ops)
-
-
-def _merge(old: _IfaceOverride | None, row: dict[str, str], source: str) -> _IfaceOverride:
-    new = _IfaceOverride(row.get("name") or None, row.get("spec") or None, row.get("provider") or None, source)
-    return _merge_override(old, new)
-
-
-def _merge_override(old: _IfaceOverride | None, new: _IfaceOverride) -> _IfaceOverride:
-    if old is None:
-        return new
-    return _IfaceOverride(
-        new.name or old.name, new.spec or old.spec, new.provider or old.provider, new.source or old.source
-    )
 
 
 # ---- whole-table access for analyzer.registry.query ---------------------------------------------------------------
@@ -518,7 +339,7 @@ def _all_uuids() -> list[str]:
 
 
 def _operations_of(uuid: str) -> list[OperationInfo]:
-    u = _norm_uuid(uuid)
+    u = norm_uuid(uuid)
     if u is None:
         return []
     t = _data()
