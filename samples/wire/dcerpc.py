@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .ids import IFACES, uuid_bytes, ver_u32
+from .ids import iface_id, uuid_bytes, ver_u32
 
 # CO packet types ([C706] 12.6.4) and CL packet types ([C706] 12.5.2)
 PTYPE = {
@@ -126,11 +126,11 @@ class CtxItem:
 
     @property
     def if_uuid(self) -> str:
-        return IFACES[self.iface][0] if self.iface in IFACES else self.iface
+        return iface_id(self.iface)[0]
 
     @property
     def if_ver(self) -> tuple[int, int]:
-        return IFACES[self.iface][1] if self.iface in IFACES else (1, 0)
+        return iface_id(self.iface)[1]
 
 
 def bind_body(

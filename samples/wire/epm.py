@@ -10,7 +10,7 @@ from typing import Any
 
 from .assoc import Channel
 from .capture import Capture
-from .ids import IFACES, NDR, uuid_bytes, vstr
+from .ids import IFACES, NDR, iface_id, uuid_bytes, vstr
 from .ndr import Ndr
 
 
@@ -30,11 +30,11 @@ class Tower:
 
     @property
     def if_uuid(self) -> str:
-        return IFACES[self.iface][0] if self.iface in IFACES else self.iface
+        return iface_id(self.iface)[0]
 
     @property
     def if_ver(self) -> tuple[int, int]:
-        return IFACES[self.iface][1] if self.iface in IFACES else (1, 0)
+        return iface_id(self.iface)[1]
 
     def encode(self) -> bytes:
         def floor(lhs: bytes, rhs: bytes) -> bytes:

@@ -50,6 +50,11 @@ IFACES: dict[str, tuple[str, tuple[int, int]]] = {
 }
 
 
+def iface_id(iface: str) -> tuple[str, tuple[int, int]]:
+    """(uuid, (major, minor)) of a key of IFACES; any other string is taken as a raw uuid, version 1.0."""
+    return IFACES.get(iface, (iface, (1, 0)))
+
+
 # Status codes used on the wire
 NCA_S_OP_RNG_ERROR = 0x1C010002
 
