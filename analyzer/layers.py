@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "analyzer.violation_log",
             "analyzer.registry",
             "analyzer.layers",
+            "analyzer.ntlm",
         ),
     ),
     ("capture", ("analyzer.capture", "analyzer.session")),
@@ -40,7 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dcerpc", ("analyzer.dcerpc",)),
     ("stubs", ("analyzer.stubs",)),
     ("smb", ("analyzer.smb",)),
-    ("transports", ("analyzer.transports", "analyzer.flows", "analyzer.pipes", "analyzer.http", "analyzer.midstream")),
+    ("transports", ("analyzer.transports",)),
     (
         "pipeline",
         ("analyzer.pipeline", "analyzer.book", "analyzer.naming", "analyzer.packets", "analyzer.parallel"),

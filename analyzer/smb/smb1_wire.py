@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from analyzer.dcerpc.auth import NtlmIdentity
+from analyzer.ntlm import NtlmIdentity
 from analyzer.smb.events import PipeKey
 
 HEADER_LEN = 32
