@@ -62,42 +62,21 @@ BIND = bytes.fromhex(
     "c84f324b7016d30112785a47bf6ee18803000000045d888aeb1cc9119fe80800"
     "2b10486002000000"
 )
-
-
 BIND_ACK = bytes.fromhex(
     "05000c03100000004400000001000000b810b81012340000"
     "0d005c504950455c73727673766300000100000000000000"
     "045d888aeb1cc9119fe808002b10486002000000"
 )
-
-
 REQUEST = bytes.fromhex("05000003100000002000000002000000080000000000010001020304")
 
-
 SID = 0x0000_1234_0000_0001
-
-
 TID_IPC = 1
-
-
 TID_DISK = 5
-
-
 PIPE_A = (0x11, 0x21)
-
-
 PIPE_B = (0x12, 0x22)
-
-
 FSCTL_PIPE_TRANSCEIVE = 0x0011C017
-
-
 STATUS_PENDING = 0x00000103
-
-
 STATUS_BUFFER_OVERFLOW = 0x80000005
-
-
 STATUS_PIPE_EMPTY = 0xC00000D9
 
 
@@ -244,14 +223,8 @@ def smb2_pipe_session() -> Stream:
 
 
 UID = 0x0800
-
-
 TID1 = 0x0001
-
-
 FLAGS2_UNICODE = 0xC807  # Unicode, NT status, extended security, signatures, EAs, long names
-
-
 FLAGS2_OEM = 0x4001  # NT status, long names
 
 
@@ -388,8 +361,6 @@ def transact_nmpipe_response(mid: int, data: bytes) -> bytes:
 
 
 RELATED = 0x4  # SMB2_FLAGS_RELATED_OPERATIONS
-
-
 PREVIOUS = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # the FileId of the previous command of a compound
 
 

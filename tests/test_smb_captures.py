@@ -17,8 +17,6 @@ from analyzer.ntlm import NtlmIdentity
 from analyzer.smb import PipeKey, SmbConnection
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
 CAPTURES = SHARED / "captures"
 
 

@@ -53,8 +53,6 @@ TASK_XML = r"""<?xml version="1.0" encoding="UTF-16"?>
   </Actions>
 </Task>
 """.replace("\n", "\r\n")
-
-
 TASK_PATH = "\\Inventory\\NightlyCollect"
 
 

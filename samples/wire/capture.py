@@ -19,8 +19,6 @@ HERE = Path(__file__).resolve().parents[1]  # samples/
 
 
 PCAP_DIR = HERE / "pcaps"
-
-
 EXPECTED_DIR = HERE / "expected"
 
 

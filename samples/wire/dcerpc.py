@@ -33,25 +33,15 @@ PTYPE = {
     "orphaned": 19,
     "rts": 20,
 }
-
-
 PTNAME = {v: k for k, v in PTYPE.items()}
-
-
 PFC_FIRST, PFC_LAST, PFC_SUPPORT_HEADER_SIGN, PFC_DID_NOT_EXECUTE, PFC_OBJECT_UUID = (0x01, 0x02, 0x04, 0x20, 0x80)
-
-
 ACK_RESULT = {0: "acceptance", 1: "user_rejection", 2: "provider_rejection", 3: "negotiate_ack"}
-
-
 PROVIDER_REASON = {  # [C706] 12.6.3.1 p_provider_reason_t
     0: "reason_not_specified",
     1: "abstract_syntax_not_supported",
     2: "proposed_transfer_syntaxes_not_supported",
     3: "local_limit_exceeded",
 }
-
-
 NAK_REASON = {  # [C706] 12.6.3.1 p_reject_reason_t, [MS-RPCE] 2.2.2.5
     0: "reason_not_specified",
     1: "temporary_congestion",
@@ -64,11 +54,7 @@ NAK_REASON = {  # [C706] 12.6.3.1 p_reject_reason_t, [MS-RPCE] 2.2.2.5
     8: "authentication_type_not_recognized",
     9: "invalid_checksum",
 }
-
-
 AUTH_NTLMSSP, AUTH_NETLOGON = 10, 68
-
-
 LEVEL_CONNECT, LEVEL_INTEGRITY, LEVEL_PRIVACY = 2, 5, 6
 
 

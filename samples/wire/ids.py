@@ -9,14 +9,13 @@ import random
 import uuid
 
 T0 = 1709287200  # 2024-03-01T10:00:00Z, the first timestamp of every capture
-
-
 FILETIME_T0 = (T0 + 11644473600) * 10_000_000  # the same instant as a Windows FILETIME
 
+# --------------------------------------------------------------------------------------------------
+# Well-known syntaxes and interfaces (uuid, (major, minor))
+# --------------------------------------------------------------------------------------------------
 
 NDR = ("8a885d04-1ceb-11c9-9fe8-08002b104860", (2, 0))
-
-
 NDR64 = ("71710533-beba-4937-8319-b5dbef9ccc36", (1, 0))
 
 
@@ -57,17 +56,9 @@ def iface_id(iface: str) -> tuple[str, tuple[int, int]]:
 
 # Status codes used on the wire
 NCA_S_OP_RNG_ERROR = 0x1C010002
-
-
 NCA_S_UNK_IF = 0x1C010003
-
-
 EPT_S_NOT_REGISTERED = 0x16C9A0D6
-
-
 STATUS_PENDING = 0x00000103
-
-
 STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
 
 

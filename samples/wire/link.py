@@ -86,8 +86,6 @@ def make_link_vlan(tags: list[tuple[int, int]]) -> Callable[[Packet, Host, Host]
 # Tunnel endpoints (documentation prefixes, RFC 5737 / RFC 3849): the router or mirror source on the
 # client's side, and the one on the server's side (or the mirror collector).
 TUNNEL_A = Host("TUN-A", "192.0.2.1", "02:00:5e:00:02:01", "2001:db8::1", 0x0A00, 255)
-
-
 TUNNEL_B = Host("TUN-B", "192.0.2.2", "02:00:5e:00:02:02", "2001:db8::2", 0x0B00, 255)
 
 
