@@ -1,6 +1,6 @@
 """One module per sample capture; `BUILDERS` lists the builders in the order make_samples.py runs them.
 
-The order matters for byte-identical output: the tunnel samples share the tunnel endpoints' IP-ID counters.
+Each builder is independent: any subset, in any order, writes the same bytes as a full run.
 Must not import `analyzer`.
 """
 

@@ -17,6 +17,17 @@ TUNNELS = {
     "vxlan": ("tunnel_vxlan.pcap", "VXLAN on UDP 4789, VNI 4242, as AWS and Azure traffic mirroring send", 97),
     "geneve": ("tunnel_geneve.pcap", "Geneve on UDP 6081, VNI 4343, one 8-byte option", 98),
 }
+# The outer IPv4 IP-ID counters of the two tunnel ends (A, B) when each sample starts. The samples were first
+# made in one run, the tunnel ends counting on from one sample to the next; setting the counters here gives
+# the same bytes when a single sample is rebuilt (`make_samples.py tunnel_vxlan`).
+TUNNEL_IPIDS = {
+    "gre": (0x0A00, 0x0B00),
+    "wccp": (0x0A00, 0x0B00),
+    "erspan2": (0x0A0C, 0x0B08),
+    "erspan3": (0x0A20, 0x0B08),
+    "vxlan": (0x0A34, 0x0B08),
+    "geneve": (0x0A48, 0x0B08),
+}
 
 
 def make_tunnel(kind: str) -> None:
@@ -29,6 +40,7 @@ def make_tunnel(kind: str) -> None:
         seed=seed,
     )
     ws, srv = cap.h["ws01"], cap.h["srv01"]
+    TUNNEL_A.ipid, TUNNEL_B.ipid = TUNNEL_IPIDS[kind]
     link = make_link_tunnel(kind)
     group = 0x9000 + seed * 16
     f = TcpFlow(cap, ws, 49800 + seed, srv, 135, link=link)
