@@ -25,7 +25,7 @@ from analyzer.ntlm import NtlmIdentity, ntlm_identity
 from analyzer.smb.events import PipeKey
 from analyzer.smb.reader import Reader
 from analyzer.smb.smb1_wire import (
-    ANDX,
+    ANDX_COMMANDS,
     CLOSE,
     HEADER_LEN,
     NO_ANDX_COMMAND,
@@ -35,18 +35,17 @@ from analyzer.smb.smb1_wire import (
     PIPE_SIZED,
     READ,
     READ_ANDX,
-    READS,
     SESSION_SETUP_ANDX,
+    TRANS_READS,
     TRANS_TRANSACT_NMPIPE,
+    TRANS_WRITES,
     TRANSACTION,
     TRANSACTION_SECONDARY,
     TREE_CONNECT_ANDX,
-    U16,
-    WHOLE,
+    WHOLE_COMMANDS,
     WRITE,
     WRITE_ANDX,
     WRITE_RAW_START,
-    WRITES,
     Pending,
     Smb1Header,
     Tree,
@@ -63,6 +62,8 @@ from analyzer.smb.state import (
     is_ipc_path,
     is_well_known,
 )
+
+_U16 = struct.Struct("<H")
 
 
 class Smb1Handler:
@@ -106,8 +107,8 @@ class Smb1Handler:
         if h.command == WRITE_ANDX and not h.response and wc >= 12:
             key: PipeKey = (1, h.uid, bytes(b[w + 4 : w + 6]))
             kind = ctx.kind(key, self._tree_ipc(h.tid), r.frame, r.ts)
-            off = U16.unpack_from(b, w + 22)[0]
-            if U16.unpack_from(b, w + 14)[0] & WRITE_RAW_START == WRITE_RAW_START:
+            off = _U16.unpack_from(b, w + 22)[0]
+            if _U16.unpack_from(b, w + 14)[0] & WRITE_RAW_START == WRITE_RAW_START:
                 off += 2
             self._decide(r, kind, key, off)
         elif h.command == READ_ANDX and h.response and wc >= 12:
@@ -118,7 +119,7 @@ class Smb1Handler:
             kind = ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
             if kind == NONE:
                 del self._pending[(h.mid, READ_ANDX)]
-            self._decide(r, kind, p.key, U16.unpack_from(b, w + 12)[0])
+            self._decide(r, kind, p.key, _U16.unpack_from(b, w + 12)[0])
         elif h.command == WRITE and not h.response and wc >= 5:
             key = (1, h.uid, bytes(b[w : w + 2]))
             kind = ctx.kind(key, self._tree_ipc(h.tid), r.frame, r.ts)
@@ -132,7 +133,7 @@ class Smb1Handler:
             if kind == NONE:
                 del self._pending[(h.mid, READ)]
             self._decide(r, kind, p.key, w + 2 * wc + 5)
-        elif h.command in WHOLE:
+        elif h.command in WHOLE_COMMANDS:
             self._whole(r)
         else:
             r.done()
@@ -188,14 +189,14 @@ class Smb1Handler:
                 r.violation("smb_truncated", f"SMB1 command {command:#x} parameters cut short")
                 break
             data = at + 2
-            end = min(data + U16.unpack_from(b, at)[0], len(b))
+            end = min(data + _U16.unpack_from(b, at)[0], len(b))
             step = handlers.get(command)
             if step is not None:
                 step(self, r, h, w, wc, data, end)
-            if command not in ANDX or wc < 2:
+            if command not in ANDX_COMMANDS or wc < 2:
                 break
             following = b[w]
-            following_off = U16.unpack_from(b, w + 2)[0]
+            following_off = _U16.unpack_from(b, w + 2)[0]
             if following == NO_ANDX_COMMAND:
                 break
             if following_off <= off or following_off >= len(b):
@@ -253,10 +254,10 @@ class Smb1Handler:
         b = r.buf
         identity: NtlmIdentity | None = None
         if wc == 12:  # extended security: an SPNEGO or raw NTLMSSP blob ([MS-SMB] 2.2.4.6.1)
-            blob_len = U16.unpack_from(b, w + 14)[0]
+            blob_len = _U16.unpack_from(b, w + 14)[0]
             identity = ntlm_identity(bytes(b[data : min(data + blob_len, end)]))
         elif wc == 13:  # NT LM 0.12 without extended security: the account name in clear
-            p = data + U16.unpack_from(b, w + 14)[0] + U16.unpack_from(b, w + 16)[0]
+            p = data + _U16.unpack_from(b, w + 14)[0] + _U16.unpack_from(b, w + 16)[0]
             if h.unicode and p % 2:
                 p += 1
             account, p = read_string(b, p, end, h.unicode)
@@ -274,7 +275,7 @@ class Smb1Handler:
         if wc < 4:
             return
         b = r.buf
-        p = data + U16.unpack_from(b, w + 6)[0]
+        p = data + _U16.unpack_from(b, w + 6)[0]
         if p % 2 and (h.unicode or (p + 1 < end and b[p] == 0 and b[p + 1] == 0x5C)):
             p += 1  # the alignment pad; some encoders put it before an OEM path too
         path, _ = read_string(b, p, end, h.unicode)
@@ -285,7 +286,7 @@ class Smb1Handler:
             return
         b = r.buf
         p = data + 1 if h.unicode and data % 2 else data
-        length = U16.unpack_from(b, w + 5)[0]
+        length = _U16.unpack_from(b, w + 5)[0]
         if 0 < length <= end - p:
             raw = bytes(b[p : p + length])
             name = (raw.decode("utf-16-le", "replace") if h.unicode else raw.decode("latin-1")).rstrip("\x00")
@@ -334,7 +335,7 @@ class Smb1Handler:
         b = r.buf
         key: PipeKey = (1, h.uid, bytes(b[w : w + 2]))
         kind = self._ctx.kind(key, self._tree_ipc(h.tid), r.frame, r.ts)
-        self._deliver(r, key, kind, True, b, data + 3, U16.unpack_from(b, data + 1)[0])
+        self._deliver(r, key, kind, True, b, data + 3, _U16.unpack_from(b, data + 1)[0])
 
     def _core_read_request(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         """SMB_COM_READ ([MS-CIFS] 2.2.4.11): the FID the answer's data belongs to."""
@@ -345,8 +346,8 @@ class Smb1Handler:
         b = r.buf
         if wc < 16 or b[w + 26] < 2 or wc < 14 + b[w + 26]:
             return
-        sub = U16.unpack_from(b, w + 28)[0]
-        if sub not in WRITES and sub not in READS:
+        sub = _U16.unpack_from(b, w + 28)[0]
+        if sub not in TRANS_WRITES and sub not in TRANS_READS:
             return
         key: PipeKey = (1, h.uid, bytes(b[w + 30 : w + 32]))
         tree_ipc = self._tree_ipc(h.tid)
@@ -356,14 +357,14 @@ class Smb1Handler:
         if kind == NONE:
             return
         total, count, off = (
-            U16.unpack_from(b, w + 2)[0],
-            U16.unpack_from(b, w + 22)[0],
-            U16.unpack_from(b, w + 24)[0],
+            _U16.unpack_from(b, w + 2)[0],
+            _U16.unpack_from(b, w + 22)[0],
+            _U16.unpack_from(b, w + 24)[0],
         )
-        if sub in WRITES:
+        if sub in TRANS_WRITES:
             self._deliver(r, key, kind, True, b, off, count)
         pending = Pending(TRANSACTION, h.uid, h.tid, key, tree_ipc, sub=sub)
-        if sub in READS:
+        if sub in TRANS_READS:
             self._pend(r, h.mid, pending)
         if count < total:  # the rest comes in TRANSACTION_SECONDARY requests with the same MID
             self._pend(r, h.mid, Pending(TRANSACTION_SECONDARY, h.uid, h.tid, key, tree_ipc, sub=sub))
@@ -375,8 +376,8 @@ class Smb1Handler:
         p = self._pending.get((h.mid, TRANSACTION_SECONDARY))
         if p is None or p.key is None:
             return
-        total, count, off, disp = (U16.unpack_from(b, w + i)[0] for i in (2, 10, 12, 14))
-        if p.sub in WRITES:
+        total, count, off, disp = (_U16.unpack_from(b, w + i)[0] for i in (2, 10, 12, 14))
+        if p.sub in TRANS_WRITES:
             kind = self._ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
             self._deliver(r, p.key, kind, True, b, off, count)
         if disp + count >= total:
@@ -411,7 +412,7 @@ class Smb1Handler:
             self._pending.pop((h.mid, NT_CREATE_ANDX), None)
             return
         b = r.buf
-        resource_type = U16.unpack_from(b, w + 63)[0] if wc >= 33 else None
+        resource_type = _U16.unpack_from(b, w + 63)[0] if wc >= 33 else None
         self._opened(r, h, NT_CREATE_ANDX, bytes(b[w + 5 : w + 7]), resource_type)
 
     def _open_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
@@ -419,7 +420,7 @@ class Smb1Handler:
             self._pending.pop((h.mid, OPEN_ANDX), None)
             return
         b = r.buf
-        resource_type = U16.unpack_from(b, w + 18)[0] if wc >= 10 else None
+        resource_type = _U16.unpack_from(b, w + 18)[0] if wc >= 10 else None
         self._opened(r, h, OPEN_ANDX, bytes(b[w + 4 : w + 6]), resource_type)
 
     def _read_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
@@ -439,7 +440,7 @@ class Smb1Handler:
             return
         b = r.buf
         kind = self._ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
-        self._deliver(r, p.key, kind, False, b, data + 3, U16.unpack_from(b, data + 1)[0])
+        self._deliver(r, p.key, kind, False, b, data + 3, _U16.unpack_from(b, data + 1)[0])
 
     def _transaction_response(self, r: Reader, h: Smb1Header, w: int, wc: int, data: int, end: int) -> None:
         k = (h.mid, TRANSACTION)
@@ -452,7 +453,7 @@ class Smb1Handler:
         if wc < 10:
             return  # the interim answer to a transaction whose secondaries are still to come
         b = r.buf
-        total, count, off, disp = (U16.unpack_from(b, w + i)[0] for i in (2, 12, 14, 16))
+        total, count, off, disp = (_U16.unpack_from(b, w + i)[0] for i in (2, 12, 14, 16))
         kind = self._ctx.kind(p.key, p.tree_ipc, r.frame, r.ts)
         self._deliver(r, p.key, kind, False, b, off, count)
         if disp + count >= total:

@@ -46,8 +46,8 @@ TRANS_TRANSACT_NMPIPE = 0x0026
 TRANS_RAW_WRITE_NMPIPE = 0x0031
 TRANS_READ_NMPIPE = 0x0036
 TRANS_WRITE_NMPIPE = 0x0037
-WRITES = frozenset({TRANS_TRANSACT_NMPIPE, TRANS_RAW_WRITE_NMPIPE, TRANS_WRITE_NMPIPE})
-READS = frozenset({TRANS_TRANSACT_NMPIPE, TRANS_RAW_READ_NMPIPE, TRANS_READ_NMPIPE})
+TRANS_WRITES = frozenset({TRANS_TRANSACT_NMPIPE, TRANS_RAW_WRITE_NMPIPE, TRANS_WRITE_NMPIPE})
+TRANS_READS = frozenset({TRANS_TRANSACT_NMPIPE, TRANS_RAW_READ_NMPIPE, TRANS_READ_NMPIPE})
 
 # WRITE_ANDX WriteMode: RAW_MODE and MSG_START together put a 2-byte message length before the data.
 WRITE_RAW_START = 0x000C
@@ -55,11 +55,11 @@ WRITE_RAW_START = 0x000C
 # Resource types of an open response ([MS-CIFS] 2.2.4.64.2): byte-mode and message-mode pipes.
 PIPE_RESOURCE_TYPES = frozenset({1, 2})
 
-ANDX = frozenset(
+ANDX_COMMANDS = frozenset(
     {LOCKING_ANDX, OPEN_ANDX, READ_ANDX, WRITE_ANDX, SESSION_SETUP_ANDX, LOGOFF_ANDX, TREE_CONNECT_ANDX, NT_CREATE_ANDX}
 )
 # Commands buffered whole (all small, or pipe traffic); the rest is skipped after the header.
-WHOLE = frozenset(
+WHOLE_COMMANDS = frozenset(
     {
         CLOSE,
         READ,
@@ -78,7 +78,6 @@ PIPE_SIZED = frozenset({TRANSACTION, TRANSACTION_SECONDARY, READ, WRITE, READ_AN
 
 _HDR = struct.Struct("<BIBH")  # Command, Status, Flags, Flags2 at offset 4
 _TAIL = struct.Struct("<HHHH")  # TID, PIDLow, UID, MID at offset 24
-U16 = struct.Struct("<H")
 
 
 @dataclass(frozen=True, slots=True)
