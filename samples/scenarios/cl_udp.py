@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
+from typing import Any
 
 from ..wire.assoc import Channel
 from ..wire.capture import Capture, save_pcap
@@ -29,20 +31,11 @@ def pnio_block(btype: int, body: bytes) -> bytes:
     return struct.pack(">HHBB", btype, len(body) + 2, 1, 0) + body
 
 
-def make_cl_udp() -> None:
-    cap = Capture(
-        "cl_udp.pcap",
-        "Connectionless DCE/RPC (ncadg_ip_udp, protocol version 4): an ept_map over UDP 135, then "
-        "PROFINET-style calls on UDP 34964 between a little-endian controller and a big-endian device: "
-        "a three-fragment request with a fack, ping/working, response, ack, a call the device does not "
-        "know (nocall) and its retransmission, and a call in the other direction.",
-        seed=8,
-    )
-    ws, srv, hmi, plc = cap.h["ws01"], cap.h["srv01"], cap.h["hmi"], cap.h["plc"]
-    rng = cap.rng
-    # --- ept_map over UDP 135 (both sides little-endian)
+def ept_map_over_udp(cap: Capture) -> None:
+    """ept_map over UDP 135, both sides little-endian, announcing two ncadg_ip_udp towers."""
+    ws, srv = cap.h["ws01"], cap.h["srv01"]
     cli, epm = ClEnd(ws, 49800, True), ClEnd(srv, 135, True)
-    a1 = det_uuid(rng)
+    a1 = det_uuid(cap.rng)
     req = ept_map_request(True, "msgsvc", proto="ncadg_ip_udp")
     towers = [
         Tower("msgsvc", "ncadg_ip_udp", port=49672, ip="10.0.0.10"),
@@ -65,16 +58,33 @@ def make_cl_udp() -> None:
     ch = Channel()
     ch.transport, ch.client, ch.server, ch.cport, ch.sport = "ncadg_ip_udp", ws, srv, 49800, 135
     record_towers(cap, ch, pf, rf, 0, 3, towers)
-    # --- PROFINET IO: controller (hmi, little-endian) -> device (plc, big-endian) on UDP 34964
-    ctl, dev = ClEnd(hmi, 49801, True), ClEnd(plc, 34964, False)
-    obj = "dea00000-6c97-11d1-8271-00010002002a"
-    a2 = det_uuid(rng)
-    boot = 0x00000003
-    ar_uuid = det_uuid(rng)
+
+
+@dataclass
+class _Activity:
+    """The PROFINET IO controller's activity with the device: who talks, the object and boot time, the AR."""
+
+    cap: Capture
+    ctl: ClEnd
+    dev: ClEnd
+    act: str
+    ar_uuid: str
+    obj: str = "dea00000-6c97-11d1-8271-00010002002a"
+    boot: int = 0x00000003
+
+    def send(self, src: ClEnd, dst: ClEnd, ptype: str, seq: int, **kw: Any) -> int:
+        return cl_send(self.cap, src, dst, ptype, act=self.act, seq=seq, iface="pnio_device", obj=self.obj, **kw)
+
+
+def pnio_connect(cap: Capture) -> _Activity:
+    """Controller (hmi, little-endian) -> device (plc, big-endian) on UDP 34964: a Connect request in three
+    fragments with a fack after the first, ping / working, the response, ack."""
+    hmi, plc, rng = cap.h["hmi"], cap.h["plc"], cap.rng
+    a = _Activity(cap, ClEnd(hmi, 49801, True), ClEnd(plc, 34964, False), det_uuid(rng), det_uuid(rng))
     ar = pnio_block(
         0x0101,
         struct.pack(">H", 6)
-        + uuid_bytes(ar_uuid, False)
+        + uuid_bytes(a.ar_uuid, False)
         + struct.pack(">H", 1)
         + bytes.fromhex(hmi.mac.replace(":", ""))
         + uuid_bytes(det_uuid(rng), False)
@@ -83,51 +93,23 @@ def make_cl_udp() -> None:
     )
     alarm = pnio_block(0x0103, struct.pack(">HHIHHHHHH", 1, 0x8892, 0, 100, 3, 1, 200, 0xC000, 0xA000))
     vendor = pnio_block(0x0108, struct.pack(">HI", 0x0101, 0) + rng.randbytes(400))
-    blocks = ar + alarm + vendor
-    stub = pnio_args_req(blocks, True)
+    stub = pnio_args_req(ar + alarm + vendor, True)
     parts = [stub[i : i + 200] for i in range(0, len(stub), 200)]
     assert len(parts) == 3
     for i, part in enumerate(parts):
         flags = CL_FRAG | (CL_LASTFRAG if i == len(parts) - 1 else 0) | (CL_NOFACK if i == 1 else 0)
-        cl_send(
-            cap,
-            ctl,
-            dev,
-            "request",
-            act=a2,
-            seq=0,
-            iface="pnio_device",
-            opnum=0,
-            obj=obj,
-            body=part,
-            flags1=flags,
-            fragnum=i,
-            note="Connect",
-            call_stub_len=len(stub),
-        )
+        a.send(a.ctl, a.dev, "request", 0, body=part, flags1=flags, fragnum=i, note="Connect", call_stub_len=len(stub))
         if i == 0:
-            cl_send(
-                cap,
-                dev,
-                ctl,
-                "fack",
-                act=a2,
-                seq=0,
-                iface="pnio_device",
-                obj=obj,
-                fragnum=0,
-                boot=boot,
-                body=fack_body(False, 0),
-            )
+            a.send(a.dev, a.ctl, "fack", 0, fragnum=0, boot=a.boot, body=fack_body(False, 0))
     cap.wait(100)
-    cl_send(cap, ctl, dev, "ping", act=a2, seq=0, iface="pnio_device", obj=obj, flags1=CL_IDEMPOTENT)
-    cl_send(cap, dev, ctl, "working", act=a2, seq=0, iface="pnio_device", obj=obj, boot=boot)
+    a.send(a.ctl, a.dev, "ping", 0, flags1=CL_IDEMPOTENT)
+    a.send(a.dev, a.ctl, "working", 0, boot=a.boot)
     cap.wait(50)
     resp = pnio_args_resp(
         pnio_block(
             0x8101,
             struct.pack(">H", 6)
-            + uuid_bytes(ar_uuid, False)
+            + uuid_bytes(a.ar_uuid, False)
             + struct.pack(">H", 1)
             + bytes.fromhex(plc.mac.replace(":", ""))
             + struct.pack(">H", 34964),
@@ -135,105 +117,53 @@ def make_cl_udp() -> None:
         + pnio_block(0x8103, struct.pack(">HHH", 1, 1, 200)),
         False,
     )
-    cl_send(
-        cap,
-        dev,
-        ctl,
-        "response",
-        act=a2,
-        seq=0,
-        iface="pnio_device",
-        opnum=0,
-        obj=obj,
-        boot=boot,
-        body=resp,
-        flags1=CL_NOFACK,
-        note="Connect",
-    )
-    cl_send(cap, ctl, dev, "ack", act=a2, seq=0, iface="pnio_device", obj=obj, boot=boot)
-    # --- the device calls the controller back (device is the client now: big-endian request)
-    a3 = det_uuid(rng)
+    a.send(a.dev, a.ctl, "response", 0, boot=a.boot, body=resp, flags1=CL_NOFACK, note="Connect")
+    a.send(a.ctl, a.dev, "ack", 0, boot=a.boot)
+    return a
+
+
+def device_calls_back(cap: Capture, ar_uuid: str) -> None:
+    """The device calls the controller back (the device is the client now: a big-endian request)."""
+    hmi, plc = cap.h["hmi"], cap.h["plc"]
+    a3 = det_uuid(cap.rng)
     obj_c = "dea00000-6c97-11d1-8271-00010003002a"
     ctrl = b"\0\0" + uuid_bytes(ar_uuid, False) + struct.pack(">HHHH", 1, 0, 0x0002, 0)
     rdy = pnio_args_req(pnio_block(0x0112, ctrl), False)
-    cl_send(
-        cap,
-        ClEnd(plc, 49152, False),
-        ClEnd(hmi, 34964, True),
-        "request",
-        act=a3,
-        seq=0,
-        iface="pnio_controller",
-        opnum=4,
-        obj=obj_c,
-        body=rdy,
-        note="Control (ApplicationReady)",
-    )
-    cl_send(
-        cap,
-        ClEnd(hmi, 34964, True),
-        ClEnd(plc, 49152, False),
-        "response",
-        act=a3,
-        seq=0,
-        iface="pnio_controller",
-        opnum=4,
-        obj=obj_c,
-        boot=0x65E19F00,
-        flags1=CL_NOFACK,
-        body=pnio_args_resp(pnio_block(0x8112, ctrl[:-4] + struct.pack(">HH", 0x0008, 0)), True),
-    )
-    cl_send(
-        cap,
-        ClEnd(plc, 49152, False),
-        ClEnd(hmi, 34964, True),
-        "ack",
-        act=a3,
-        seq=0,
-        iface="pnio_controller",
-        obj=obj_c,
-        boot=0x65E19F00,
-    )
-    # --- second call of the controller's activity: the device answers a ping with nocall,
-    #     and the request is sent again
-    hdr = struct.pack(">H", 1) + uuid_bytes(ar_uuid, False) + struct.pack(">IHHHHI", 0, 0, 1, 0, 0xAFF0, 4096)
+    dev_c, ctl_s = ClEnd(plc, 49152, False), ClEnd(hmi, 34964, True)
+    common: dict[str, Any] = {"act": a3, "seq": 0, "iface": "pnio_controller", "obj": obj_c}
+    cl_send(cap, dev_c, ctl_s, "request", **common, opnum=4, body=rdy, note="Control (ApplicationReady)")
+    answer = pnio_args_resp(pnio_block(0x8112, ctrl[:-4] + struct.pack(">HH", 0x0008, 0)), True)
+    cl_send(cap, ctl_s, dev_c, "response", **common, opnum=4, boot=0x65E19F00, flags1=CL_NOFACK, body=answer)
+    cl_send(cap, dev_c, ctl_s, "ack", **common, boot=0x65E19F00)
+
+
+def read_after_nocall(a: _Activity) -> None:
+    """The second call of the controller's activity: the device answers a ping with nocall, and the request
+    is sent again."""
+    hdr = struct.pack(">H", 1) + uuid_bytes(a.ar_uuid, False) + struct.pack(">IHHHHI", 0, 0, 1, 0, 0xAFF0, 4096)
     rd = pnio_args_req(pnio_block(0x0009, hdr + b"\0" * 24), True)
     im0 = pnio_block(0x0020, struct.pack(">H", 0x002A) + b"6ES7 151-8AB01-0AB0" + b"PLC1-SERIAL-0001" + b"\0" * 23)
-    cl_send(
-        cap, ctl, dev, "request", act=a2, seq=1, iface="pnio_device", opnum=2, obj=obj, body=rd, boot=boot, note="Read"
+    a.send(a.ctl, a.dev, "request", 1, opnum=2, body=rd, boot=a.boot, note="Read")
+    a.cap.wait(300)
+    a.send(a.ctl, a.dev, "ping", 1, boot=a.boot, flags1=CL_IDEMPOTENT)
+    a.send(a.dev, a.ctl, "nocall", 1, boot=a.boot)
+    a.send(a.ctl, a.dev, "request", 1, opnum=2, body=rd, boot=a.boot, serial=1, note="Read (retransmission)")
+    body = pnio_args_resp(pnio_block(0x8009, hdr[:-4] + struct.pack(">IHH", 64, 0, 0) + b"\0" * 20) + im0, False)
+    a.send(a.dev, a.ctl, "response", 1, opnum=2, boot=a.boot, flags1=CL_NOFACK, body=body, note="Read")
+    a.send(a.ctl, a.dev, "ack", 1, boot=a.boot)
+
+
+def make_cl_udp() -> None:
+    cap = Capture(
+        "cl_udp.pcap",
+        "Connectionless DCE/RPC (ncadg_ip_udp, protocol version 4): an ept_map over UDP 135, then "
+        "PROFINET-style calls on UDP 34964 between a little-endian controller and a big-endian device: "
+        "a three-fragment request with a fack, ping/working, response, ack, a call the device does not "
+        "know (nocall) and its retransmission, and a call in the other direction.",
+        seed=8,
     )
-    cap.wait(300)
-    cl_send(cap, ctl, dev, "ping", act=a2, seq=1, iface="pnio_device", obj=obj, boot=boot, flags1=CL_IDEMPOTENT)
-    cl_send(cap, dev, ctl, "nocall", act=a2, seq=1, iface="pnio_device", obj=obj, boot=boot)
-    cl_send(
-        cap,
-        ctl,
-        dev,
-        "request",
-        act=a2,
-        seq=1,
-        iface="pnio_device",
-        opnum=2,
-        obj=obj,
-        body=rd,
-        boot=boot,
-        serial=1,
-        note="Read (retransmission)",
-    )
-    cl_send(
-        cap,
-        dev,
-        ctl,
-        "response",
-        act=a2,
-        seq=1,
-        iface="pnio_device",
-        opnum=2,
-        obj=obj,
-        boot=boot,
-        flags1=CL_NOFACK,
-        body=pnio_args_resp(pnio_block(0x8009, hdr[:-4] + struct.pack(">IHH", 64, 0, 0) + b"\0" * 20) + im0, False),
-        note="Read",
-    )
-    cl_send(cap, ctl, dev, "ack", act=a2, seq=1, iface="pnio_device", obj=obj, boot=boot)
+    ept_map_over_udp(cap)
+    a = pnio_connect(cap)
+    device_calls_back(cap, a.ar_uuid)
+    read_after_nocall(a)
     save_pcap(cap)
