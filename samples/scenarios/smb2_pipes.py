@@ -30,6 +30,46 @@ def samr_connect5_resp(handle: str, le: bool = True) -> bytes:
     return Ndr(le).u32(1).u32(1).u32(3).u32(0).handle(handle).u32(0).bytes()
 
 
+def compounded_open_scmanager(c: Smb2Conn, svc: Assoc, fid: bytes) -> str:
+    """ROpenSCManagerW as a WRITE + READ compound (the READ related, FileId all ones: [MS-SMB2] 3.2.4.1.4),
+    answered in one compound; returns the SCM handle."""
+    req, resp, h = scmr_open_scmanager()
+    rq = svc.request_pdus(2, 0, 15, req)[0]
+    rs = svc.response_pdus(2, 0, resp)[0]
+    mid = c.mid
+    c.mid += 2
+    ff = b"\xff" * 16
+    rqf = c.compound(
+        "c",
+        [
+            smb2_header(SMB2_WRITE, mid, session=c.session, tree=c.tree) + c.write_req(fid, rq),
+            smb2_header(SMB2_READ, mid + 1, session=c.session, tree=c.tree, flags=SMB2_FLAGS_RELATED) + c.read_req(ff),
+        ],
+        "SMB2 WRITE+READ compound request (request call_id=2 opnum=15)",
+    )
+    rsf = c.compound(
+        "s",
+        [
+            smb2_header(SMB2_WRITE, mid, resp=True, session=c.session, tree=c.tree) + c.write_resp(len(rq)),
+            smb2_header(SMB2_READ, mid + 1, resp=True, session=c.session, tree=c.tree, flags=SMB2_FLAGS_RELATED)
+            + c.read_resp(rs),
+        ],
+        "SMB2 WRITE+READ compound response (response call_id=2)",
+    )
+    svc.record_request(
+        rqf,
+        2,
+        0,
+        15,
+        stub_len=len(req),
+        resp_frame=rsf,
+        resp_stub_len=len(resp),
+        operation="ROpenSCManagerW",
+        smb_compound=True,
+    )
+    return h
+
+
 def make_smb2_pipes() -> None:
     cap = Capture(
         "smb2_pipes.pcap",
@@ -79,40 +119,7 @@ def make_smb2_pipes() -> None:
     svc_p.pending_async = True
     svc.bind(1, [CtxItem(0, "svcctl", [NDR])], sec_addr="\\PIPE\\ntsvcs", max_frag=4280)
     # svcctl: ROpenSCManagerW as a compounded WRITE + READ (related operations), answered in one compound
-    req, resp, h = scmr_open_scmanager()
-    rq = svc.request_pdus(2, 0, 15, req)[0]
-    rs = svc.response_pdus(2, 0, resp)[0]
-    mid = c.mid
-    c.mid += 2
-    ff = b"\xff" * 16
-    rqf = c.compound(
-        "c",
-        [
-            smb2_header(SMB2_WRITE, mid, session=c.session, tree=c.tree) + c.write_req(fid_svc, rq),
-            smb2_header(SMB2_READ, mid + 1, session=c.session, tree=c.tree, flags=SMB2_FLAGS_RELATED) + c.read_req(ff),
-        ],
-        "SMB2 WRITE+READ compound request (request call_id=2 opnum=15)",
-    )
-    rsf = c.compound(
-        "s",
-        [
-            smb2_header(SMB2_WRITE, mid, resp=True, session=c.session, tree=c.tree) + c.write_resp(len(rq)),
-            smb2_header(SMB2_READ, mid + 1, resp=True, session=c.session, tree=c.tree, flags=SMB2_FLAGS_RELATED)
-            + c.read_resp(rs),
-        ],
-        "SMB2 WRITE+READ compound response (response call_id=2)",
-    )
-    svc.record_request(
-        rqf,
-        2,
-        0,
-        15,
-        stub_len=len(req),
-        resp_frame=rsf,
-        resp_stub_len=len(resp),
-        operation="ROpenSCManagerW",
-        smb_compound=True,
-    )
+    h = compounded_open_scmanager(c, svc, fid_svc)
     svc_p.mode = "ioctl"
     lsa.call(3, 0, 0, Ndr().handle(hl).bytes(), handle_status(zero_uuid()), name="LsarClose")
     sam.call(3, 0, 1, Ndr().handle(hs).bytes(), handle_status(zero_uuid()), name="SamrCloseHandle")
