@@ -10,20 +10,9 @@ from ..wire.ids import EPT_S_NOT_REGISTERED, NDR, zero_uuid
 from ..wire.tcp import TcpFlow
 
 
-def make_epm_lookup_dump() -> None:
-    cap = Capture(
-        "epm_lookup_dump.pcap",
-        "An rpcdump-style ept_lookup loop against a domain controller's endpoint mapper: towers for "
-        "every protocol family, annotations, entry handles, EPT_S_NOT_REGISTERED at the end.",
-        seed=2,
-    )
-    ws, dc = cap.h["ws02"], cap.h["dc01"]
-    f = TcpFlow(cap, ws, 49713, dc, 135)
-    f.handshake()
-    ch = TcpChannel(f)
-    a = Assoc(cap, ch, assoc_group=0x00005D10)
-    a.bind(1, [CtxItem(0, "epmapper", [NDR])], sec_addr="135")
-    batches = [
+def dc_endpoints() -> list[list[EptEntry]]:
+    """The domain controller's endpoint map as three ept_lookup answers of at most 4 entries (max_ents 4)."""
+    return [
         [
             EptEntry(zero_uuid(), Tower("atsvc_tsch", "ncacn_ip_tcp", port=49670, ip="10.0.0.5"), ""),
             EptEntry(zero_uuid(), Tower("msgsvc", "ncadg_ip_udp", port=49672, ip="10.0.0.5"), "Messenger Service"),
@@ -53,6 +42,22 @@ def make_epm_lookup_dump() -> None:
             EptEntry(zero_uuid(), Tower("netlogon", "ncadg_ip_udp", port=49673, ip="10.0.0.5"), ""),
         ],
     ]
+
+
+def make_epm_lookup_dump() -> None:
+    cap = Capture(
+        "epm_lookup_dump.pcap",
+        "An rpcdump-style ept_lookup loop against a domain controller's endpoint mapper: towers for "
+        "every protocol family, annotations, entry handles, EPT_S_NOT_REGISTERED at the end.",
+        seed=2,
+    )
+    ws, dc = cap.h["ws02"], cap.h["dc01"]
+    f = TcpFlow(cap, ws, 49713, dc, 135)
+    f.handshake()
+    ch = TcpChannel(f)
+    a = Assoc(cap, ch, assoc_group=0x00005D10)
+    a.bind(1, [CtxItem(0, "epmapper", [NDR])], sec_addr="135")
+    batches = dc_endpoints()
     handle = zero_uuid()
     call_id = 2
     for i, batch in enumerate(batches):
