@@ -12,16 +12,9 @@ from ..wire.stubs import handle_status, scmr_handle_call, scmr_open_scmanager, s
 from ..wire.tcp import TcpFlow
 
 
-def make_epm_map_session() -> None:
-    cap = Capture(
-        "epm_map_session.pcap",
-        "The canonical flow: EPM bind with NDR/NDR64/BTFN on TCP 135, ept_map for svcctl and drsuapi, "
-        "then an NTLMSSP-authenticated svcctl session on the announced dynamic port 49667.",
-        seed=1,
-    )
+def endpoint_mapper_on_135(cap: Capture) -> None:
+    """EPM bind with NDR, NDR64 and BTFN on TCP 135, ept_map for svcctl and for drsuapi."""
     ws, srv = cap.h["ws01"], cap.h["srv01"]
-
-    # --- endpoint mapper on 135
     f = TcpFlow(cap, ws, 49701, srv, 135)
     f.handshake()
     ch = TcpChannel(f)
@@ -47,7 +40,11 @@ def make_epm_map_session() -> None:
     record_towers(cap, ch, pf, rf, 3, 3, towers)
     f.close()
 
-    # --- svcctl on the dynamic port, NTLMSSP at packet integrity, then a second security context at privacy
+
+def svcctl_on_the_dynamic_port(cap: Capture) -> None:
+    """svcctl on the announced port 49667, NTLMSSP at packet integrity, then a second security context
+    at packet privacy for one sealed call."""
+    ws, srv = cap.h["ws01"], cap.h["srv01"]
     cap.wait(3)
     f = TcpFlow(cap, ws, 49702, srv, 49667)
     f.handshake()
@@ -81,4 +78,15 @@ def make_epm_map_session() -> None:
     a.call(8, 0, 0, scmr_handle_call(hs), handle_status(zero_uuid()), sec=alice, name="RCloseServiceHandle")
     a.call(9, 0, 0, scmr_handle_call(h), handle_status(zero_uuid()), sec=alice, name="RCloseServiceHandle")
     f.close()
+
+
+def make_epm_map_session() -> None:
+    cap = Capture(
+        "epm_map_session.pcap",
+        "The canonical flow: EPM bind with NDR/NDR64/BTFN on TCP 135, ept_map for svcctl and drsuapi, "
+        "then an NTLMSSP-authenticated svcctl session on the announced dynamic port 49667.",
+        seed=1,
+    )
+    endpoint_mapper_on_135(cap)
+    svcctl_on_the_dynamic_port(cap)
     save_pcap(cap)
