@@ -290,20 +290,7 @@ class Assoc:
             self.record_bind(bf, ptype, call_id, items, None, None, auth.auth_type if auth else None)
             return bf, None
         if nak_reason is not None:
-            e = "<" if self.le else ">"
-            nb = struct.pack(e + "HB", nak_reason, 1) + bytes([5, 0]) + b"\0\0\0"
-            af = self.chan.s2c(self.pdu(PTYPE["bind_nak"], call_id, nb), f"bind_nak call_id={call_id}")
-            self.record_bind(
-                bf,
-                ptype,
-                call_id,
-                items,
-                af,
-                PTYPE["bind_nak"],
-                auth.auth_type if auth else None,
-                nak_reason=nak_reason,
-            )
-            return bf, af
+            return bf, self._nak(bf, ptype, call_id, items, auth, nak_reason)
         ack_type = PTYPE["bind_ack"] if ptype == PTYPE["bind"] else PTYPE["alter_context_resp"]
         ack_auth = Auth(AUTH_NTLMSSP, ntlm.level, ntlm.ctx_id, ntlm_challenge(self.rng)) if ntlm else None
         af = self.chan.s2c(
@@ -321,14 +308,27 @@ class Assoc:
             sec_addr=sec_addr if ptype == PTYPE["bind"] else "",
         )
         if ntlm and auth3:
-            tok = ntlm_authenticate(self.rng, ntlm.user, ntlm.domain, ntlm.workstation)
-            a3 = self.pdu(
-                PTYPE["auth3"], call_id, b"\0\0\0\0", auth=Auth(AUTH_NTLMSSP, ntlm.level, ntlm.ctx_id, tok), flags=flags
-            )
-            f3 = self.chan.c2s(a3, f"auth3 call_id={call_id} user={ntlm.domain}\\{ntlm.user}")
-            self.sec[ntlm.ctx_id] = ntlm
-            self.record_ntlm(f3, "auth3", ntlm)
+            self._auth3(call_id, ntlm, flags)
         return bf, af
+
+    def _nak(self, bf: int, ptype: int, call_id: int, items: list[CtxItem], auth: Auth | None, nak_reason: int) -> int:
+        """bind_nak ([C706] 12.6.4.5): provider_reject_reason, then the one protocol version supported (5.0)."""
+        e = "<" if self.le else ">"
+        nb = struct.pack(e + "HB", nak_reason, 1) + bytes([5, 0]) + b"\0\0\0"
+        af = self.chan.s2c(self.pdu(PTYPE["bind_nak"], call_id, nb), f"bind_nak call_id={call_id}")
+        auth_type = auth.auth_type if auth else None
+        self.record_bind(bf, ptype, call_id, items, af, PTYPE["bind_nak"], auth_type, nak_reason=nak_reason)
+        return af
+
+    def _auth3(self, call_id: int, ntlm: SecCtx, flags: int) -> None:
+        """The third NTLMSSP leg: AUTHENTICATE in an auth3 PDU with the bind's call_id ([MS-RPCE] 2.2.2.10)."""
+        tok = ntlm_authenticate(self.rng, ntlm.user, ntlm.domain, ntlm.workstation)
+        a3 = self.pdu(
+            PTYPE["auth3"], call_id, b"\0\0\0\0", auth=Auth(AUTH_NTLMSSP, ntlm.level, ntlm.ctx_id, tok), flags=flags
+        )
+        f3 = self.chan.c2s(a3, f"auth3 call_id={call_id} user={ntlm.domain}\\{ntlm.user}")
+        self.sec[ntlm.ctx_id] = ntlm
+        self.record_ntlm(f3, "auth3", ntlm)
 
     def _verifier(self, sec: SecCtx | None, side: str) -> Auth | None:
         if sec is None:
