@@ -30,8 +30,6 @@ KNOWN: dict[str, str] = {
     "analyzer.capture.pcapng": "__iter__ is 73 lines (capture readers: hotloop's lane)",
     "analyzer.cli": "855 lines, analyze() 74 lines: becomes the analyzer/cli/ package (scale's lane)",
     "analyzer.findings": "the __init__ docstring does not say what findings must not import (report's lane)",
-    "analyzer.pipeline.run": "type-only imports of Run (in collector, conversations, files) and of Conversations (in "
-    "classify) close a cycle through run (core's lane)",
     "analyzer.records": "imports analyzer.book (pipeline) and analyzer.session (capture); Records and the sink "
     "protocol move to model.py (core's lane)",
     "analyzer.report.html": "imports __version__ from the package root (api), which imports the api and so the "
