@@ -10,13 +10,17 @@ NetMon captures to tables of binds, endpoint-mapper answers, calls, connections 
     analyzer.analyze_packets(dpkt.pcap.Reader(f), link_type=1, name="cap")  # any packet source
 
 The package imports pandas only when `analyze` is first used, so the CLI's other commands start fast.
+
+The root owns only these public names (each loaded lazily from `analyzer.api` or `analyzer.packets`)
+and `__version__` (from `analyzer.version`). It must not import `analyzer.cli`, and no module of the
+package imports the root: the layers are declared in `analyzer.layers`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from analyzer.version import __version__
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult, analyze, analyze_packets, from_records

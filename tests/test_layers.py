@@ -25,20 +25,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "analyzer"
 
 # module -> why it does not conform yet. Emptied as the issue 8 branches land.
 KNOWN: dict[str, str] = {
-    "analyzer": "the package root's docstring does not say yet what it must not import (analyzer.cli)",
     "analyzer.capture": "the __init__ docstring does not say what capture must not import (hotloop's lane)",
     "analyzer.capture.pcapng": "__iter__ is 73 lines (capture readers: hotloop's lane)",
-    "analyzer.cli": "the command modules import helpers from the package __init__, which imports them back to "
-    "register the commands: a cycle; the __init__ docstring does not say what cli must not import (scale's lane)",
-    "analyzer.findings": "the __init__ docstring does not say what findings must not import (report's lane)",
-    "analyzer.records": "imports analyzer.book (pipeline) and analyzer.session (capture); Records and the sink "
-    "protocol move to model.py (core's lane)",
-    "analyzer.report.html": "imports __version__ from the package root (api), which imports the api and so the "
-    "report: a cycle; __version__ wants a base-level home (report's lane)",
-    "analyzer.report.manifest": "imports __version__ from the package root (api): the same cycle (report's lane)",
-    "analyzer.tcp.connection": "imports analyzer.book (pipeline) for Announcement (core's lane)",
-    "analyzer.transports.ncacn_http": "imports analyzer.book (pipeline) for Announcement (core's lane)",
-    "analyzer.transports.ncacn_ip_tcp": "imports analyzer.book (pipeline) for Announcement (core's lane)",
 }
 
 

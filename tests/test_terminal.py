@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 import analyzer
-from analyzer import cli
-from analyzer.cli import main
+from analyzer.cli import echo, main
 from analyzer.report.summary import display_names, print_summary
 from analyzer.report.terminal import plain_text, printable, printable_lines
 from tests.conftest import SAMPLES
@@ -57,7 +56,7 @@ def test_a_hostile_file_name_reaches_the_terminal_as_text(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("command", ["hosts", "endpoints"])
 def test_csv_to_a_terminal_carries_no_wire_bytes(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cli._read_captures
+    real = echo.read_captures
 
     def hostile(captures: tuple[str, ...], quiet: bool) -> analyzer.AnalysisResult:
         res = real(captures, quiet)
@@ -65,12 +64,12 @@ def test_csv_to_a_terminal_carries_no_wire_bytes(command: str, monkeypatch: pyte
         res.endpoints["annotation"] = EVIL + "\rline"  # the inventory is built from it, lazily
         return res
 
-    monkeypatch.setattr(cli, "_read_captures", hostile)
+    monkeypatch.setattr(echo, "read_captures", hostile)
     args = [command, str(SAMPLES / "epm_lookup_dump.pcap"), "--format", "csv"]
     piped = CliRunner().invoke(main, args)
     raw = piped.stdout_bytes.decode()
     assert piped.exit_code == 0 and "\x1b" in raw and "\rline" in raw  # piped: the same bytes as the file
-    monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(echo, "stdout_is_terminal", lambda: True)
     shown = CliRunner().invoke(main, args)
     assert shown.exit_code == 0
     text = shown.stdout_bytes.decode()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from analyzer import cli
+from analyzer.cli import echo
 from analyzer.cli.app import main
 from analyzer.cli.options import (
     CAPTURE_PATHS,
@@ -105,7 +105,7 @@ def analyze(
         sys.exit(EXIT_USAGE)
     before = foreign_files(out_dir)
     hashing: list[Callable[[], Digests]] = []
-    result = cli._read_captures(captures, quiet, lambda paths: hashing.append(hash_in_background(paths)))
+    result = echo.read_captures(captures, quiet, lambda paths: hashing.append(hash_in_background(paths)))
     result.started = started
     result.input_digests = hashing[0]() if hashing else None
     result.rule_files = rules_files

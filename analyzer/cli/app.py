@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from analyzer import __version__
+from analyzer.version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from analyzer import cli
+from analyzer.cli import echo
 from analyzer.cli.app import main
 from analyzer.cli.options import (
     EXIT_CODES_HELP,
@@ -70,7 +70,7 @@ def findings(
     load_names(names_file)
     load_rules(rules_files)
     converted = load_sigma(sigma_paths)
-    result = cli._read_captures(captures, quiet)
+    result = echo.read_captures(captures, quiet)
     result.rule_files = rules_files
     if converted is not None:
         add_sigma(result, converted)
@@ -79,7 +79,7 @@ def findings(
     table = result.findings[result.findings["severity"].isin(SEVERITIES[SEVERITIES.index(min_severity) :])]
     from analyzer.findings.text import render_findings
 
-    cli._echo_findings(render_findings(table, fmt), fmt)
+    echo.echo_findings(render_findings(table, fmt), fmt)
     exit_if_errors(result)
 
 
@@ -109,13 +109,13 @@ def sigma(paths: tuple[str, ...], fmt: str, quiet: bool, names_file: str | None)
         sys.exit(EXIT_USAGE)
     load_names(names_file)
     converted = load_sigma(rules) or []
-    result = cli._read_captures(captures, quiet)
+    result = echo.read_captures(captures, quiet)
     from analyzer.findings import sigma as sigma_rules
 
     matches = sigma_rules.evaluate(converted, result.calls, result.connections)
     from analyzer.findings.text import render_findings
 
-    cli._echo_findings(render_findings(matches, fmt), fmt)
+    echo.echo_findings(render_findings(matches, fmt), fmt)
     exit_if_errors(result)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from analyzer import cli
+from analyzer.cli import echo
 from analyzer.cli.app import main
 from analyzer.cli.options import EXIT_INPUT_ERROR, EXIT_USAGE, err, format_option, load_names, names_option
 from analyzer.report.terminal import printable
@@ -60,7 +60,7 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
             w.writerow(
                 ["" if v is None else neutralise(v) if isinstance(v, str) else v for v in dataclasses.astuple(r)]
             )
-        cli._echo_csv(buf.getvalue())
+        echo.echo_csv(buf.getvalue())
         return
     if not rows:
         err(f"nothing matches {query!r}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from analyzer import cli
+from analyzer.cli import echo
 from analyzer.cli.app import main
 from analyzer.cli.options import (
     CAPTURE_PATHS,
@@ -70,7 +70,7 @@ def report(
     """
     load_names(names_file)
     load_rules(rules_files)
-    result = cli._read_captures(captures, quiet)
+    result = echo.read_captures(captures, quiet)
     result.rule_files = rules_files
     page = result.html(title, include_local=show_all)
     try:
@@ -145,7 +145,7 @@ def firewall(
       rpc-analyzer firewall dc.pcapng --format rpcfw --opnums -o rpcfw/   # zeronetworks RPC Firewall
     """
     load_names(names_file)
-    result = cli._read_captures(captures, quiet)
+    result = echo.read_captures(captures, quiet)
     from analyzer import firewall as fw
 
     outputs: dict[str, str] = {}
@@ -167,7 +167,7 @@ def firewall(
             outputs = {"allow_list.md": fw.markdown(allow, fw.server_ports(result, allow))}
     if out_dir is None:
         for text in outputs.values():
-            cli._echo_lines(text)
+            echo.echo_lines(text)
     else:
         try:
             Path(out_dir).mkdir(parents=True, exist_ok=True)

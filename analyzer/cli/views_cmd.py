@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from analyzer import cli
+from analyzer.cli import echo
 from analyzer.cli.app import main
 from analyzer.cli.options import (
     CAPTURE_PATHS,
@@ -45,17 +45,17 @@ def endpoints(captures: tuple[str, ...], fmt: str, show_all: bool, quiet: bool, 
       rpc-analyzer endpoints captures/ --format csv > inventory.csv
     """
     load_names(names_file)
-    result = cli._read_captures(captures, quiet)
+    result = echo.read_captures(captures, quiet)
     from analyzer.report import views
 
     if fmt == "csv":
         from analyzer.report.output import csv_text
 
-        cli._echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
+        echo.echo_csv(csv_text(result.endpoint_inventory, views.ENDPOINT_INVENTORY))
     else:
         from analyzer.report.endpoints_text import rpcdump_text
 
-        cli._echo_lines(rpcdump_text(result.endpoint_inventory, show_all))
+        echo.echo_lines(rpcdump_text(result.endpoint_inventory, show_all))
     exit_if_errors(result)
 
 
@@ -86,13 +86,13 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
       rpc-analyzer hosts captures/ --format csv > hosts.csv
     """
     load_names(names_file)
-    result = cli._read_captures(captures, quiet)
+    result = echo.read_captures(captures, quiet)
     if fmt == "csv":
         from analyzer.report.hosts import HOSTS
         from analyzer.report.output import csv_text
 
         table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
-        cli._echo_csv(csv_text(table, HOSTS))
+        echo.echo_csv(csv_text(table, HOSTS))
     else:
-        cli._echo_lines(result.hosts_text(role))
+        echo.echo_lines(result.hosts_text(role))
     exit_if_errors(result)

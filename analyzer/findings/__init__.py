@@ -4,6 +4,9 @@ Rules are data (`rules.tsv`, plus the user's `--rules FILE`); `engine.py` applie
 and `context.py` supplies what they need beyond one row (domain controllers, one shape for every
 source). The result is the `findings` table (columns: `schema.FINDINGS`), one row per technique,
 client, server and burst of activity. Sigma rules are another producer of the same rows (`sigma.py`).
+
+It reads tables and the name registry only: it must not import the pipeline, the transports, the
+parsers below them, the API or the command line.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from analyzer import __version__
 from analyzer.report import views
 from analyzer.report.columns import FLOAT, INT, STR
 from analyzer.report.plots import cell_colours, dynamic_endpoints, heatmap_grid, ports_png, timeline_png
 from analyzer.report.tables import SCHEMAS, Tables
 from analyzer.report.terminal import printable
+from analyzer.version import __version__
 
 _LONG = 40  # characters: a longer text cell wraps instead of widening its column
 MAX_ROWS = 500  # per table: a report that does not open is no report; the CSVs hold everything

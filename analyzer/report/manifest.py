@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from analyzer import __version__
 from analyzer.capture.digest import sha256_file
+from analyzer.version import __version__
 
 MANIFEST = "manifest.json"
 # What a run writes, whatever its format: the tables, the views, companions other commands add.
