@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from analyzer.findings.conditions import missing_series
@@ -73,12 +74,22 @@ class Context:
 
 
 def _role(df: pd.DataFrame, col: str, dcs: set[tuple[str, str]]) -> pd.Series:
-    keys = zip(df["capture"].tolist(), df[col].tolist(), strict=True) if col in df.columns else []
-    return pd.Series(["dc" if k in dcs else "host" for k in keys], index=df.index, dtype="string")
+    """`dc` where (capture, df[col]) is a domain controller, else `host`; column-wise (a million
+    attempts would otherwise be two million Python strings here)."""
+    is_dc = pd.Series(False, index=df.index)
+    if col in df.columns:
+        by_capture: dict[str, list[str]] = {}
+        for cap, ip in dcs:
+            by_capture.setdefault(cap, []).append(ip)
+        for cap, ips in by_capture.items():
+            is_dc |= (df["capture"] == cap).fillna(False).astype(bool) & df[col].isin(ips)
+    return pd.Series(np.where(is_dc.to_numpy(dtype=bool), "dc", "host"), index=df.index, dtype="string")
 
 
 def _shaped(df: pd.DataFrame, dcs: set[tuple[str, str]]) -> pd.DataFrame:
-    out = df.copy()
+    # shallow: copy-on-write (pandas 3) keeps the table itself as it is, and a million-row source is
+    # not copied to add five columns
+    out = df.copy(deep=False)
     out["identity"] = identity(out)
     for col in COMMON:
         if col not in out.columns:

@@ -166,20 +166,31 @@ def _after_ok(rule: Rule, ev: pd.DataFrame, found: list[dict[str, Any]]) -> bool
     )
 
 
+def _group_key(values: pd.Series) -> pd.Series:
+    """A column as a group key: text, a missing value as _NA_KEY (pandas drops missing keys)."""
+    text = values.astype("string")
+    return text.fillna(_NA_KEY) if text.hasnans else text
+
+
 def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The findings of one rule over its source's rows (`found`: earlier findings, for `after`)."""
     if df.empty:
         return []
-    rows = df[select(df, rule)]
+    mask = select(df, rule)
+    # every row selected (a flood of one kind): the source itself, not a copy of it
+    rows = df if bool(mask.all()) else df[mask]
     if rows.empty:
         return []
     keys = ["capture", *rule.group]
-    keyed = rows.assign(
-        **{f"_k{i}": field_series(rows, k).astype("string").fillna(_NA_KEY) for i, k in enumerate(keys)}
-    )
-    keyed = keyed.sort_values("ts", kind="stable")
+    keyed = rows.assign(**{f"_k{i}": _group_key(field_series(rows, k)) for i, k in enumerate(keys)})
+    if not keyed["ts"].is_monotonic_increasing:  # sorting what is in order already copies every column
+        keyed = keyed.sort_values("ts", kind="stable")
     out: list[dict[str, Any]] = []
-    for _, group in keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True):
+    # one group taken at a time, in key order: iterating the group-by itself would first copy the
+    # whole source sorted by group
+    where = keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True).indices
+    for key in sorted(where):
+        group = keyed.take(where[key])
         for burst in bursts(group, rule.window_s):
             ev: pd.DataFrame | None = burst
             if rule.kind == "sequence":
