@@ -18,7 +18,7 @@ from analyzer.report import views
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
-from analyzer.report.tables import ATTEMPTS, SCHEMAS, Builder, Tables
+from analyzer.report.tables import ATTEMPTS, CHUNK_ROWS, SCHEMAS, Builder, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 
@@ -150,16 +150,28 @@ class AnalysisResult:
         if not extra.empty:
             self.__dict__["findings"] = pd.concat([self.findings, extra], ignore_index=True)
 
-    def attempts_table(self) -> pd.DataFrame | None:
-        """The connection attempts that never became RPC (the `attempts` table), when this build has it."""
-        table = getattr(self, "attempts", None)
-        return table if isinstance(table, pd.DataFrame) else None
+    def attempts_table(self) -> pd.DataFrame:
+        """The `attempts` rows as the views, findings and writer read them: the table itself once it was
+        asked for, else its compact form (text columns categorical, same rows and values): a SYN
+        flood's million rows without a million cells of text each."""
+        table = self.__dict__.get("attempts")
+        return self._attempts_compact if table is None else table
+
+    @cached_property
+    def _attempts_compact(self) -> pd.DataFrame:
+        return self._builder.frame("attempts", compact=True)
+
+    def _attempt_slices(self) -> Iterator[pd.DataFrame]:
+        """The `attempts` table to write, a slice at a time in its own dtypes."""
+        table = self.attempts_table()
+        for start in range(0, max(len(table), 1), CHUNK_ROWS):
+            yield table.iloc[start : start + CHUNK_ROWS].astype(ATTEMPTS)
 
     @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
         return views.data_quality(
-            self.captures, self.connections, self.violations, self.binds, self.calls, self.attempts
+            self.captures, self.connections, self.violations, self.binds, self.calls, self.attempts_table()
         )
 
     def view_items(self) -> list[NamedFrame]:
@@ -217,7 +229,7 @@ class AnalysisResult:
         else:
             # The base tables first, then the views, which read them.
             base = {name: self._table(name) for name in SCHEMAS}
-            attempts: NamedFrame = ("attempts", lambda: self._table("attempts"), ATTEMPTS)  # after the views
+            attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)  # after the views
             written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
         write_manifest(
             out_dir,

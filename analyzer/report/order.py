@@ -18,7 +18,10 @@ def _key_arrays(df: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     for k in keys:
         col = df[k]
-        if col.dtype == "string" or col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype):
+        if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.is_monotonic_increasing:
+            codes = col.cat.codes.to_numpy()  # categories in sorted order: the codes are the ranks
+            out.append(np.where(codes < 0, _BIG, codes).astype(np.int64))
+        elif col.dtype == "string" or col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype):
             codes, _ = pd.factorize(col.astype("string"), sort=True, use_na_sentinel=True)
             out.append(np.where(codes < 0, _BIG, codes).astype(np.int64))
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.dcerpc.epm import EPM_OPERATIONS
@@ -418,18 +419,40 @@ class Builder:
         columns, rows, context = sources[table]
         return columns, rows(), context
 
-    def frame(self, table: str) -> pd.DataFrame:
-        """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes."""
+    def frame(self, table: str, compact: bool = False) -> pd.DataFrame:
+        """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes. `compact`: its
+        text columns categorical (see `_compact_concat`), for the views and findings to read a
+        million-row table (the `attempts` of a SYN flood) without holding every cell's text;
+        `astype(schema)` gives back the table itself."""
         columns, rows, context = self._source(table)
         parts = [df for df in chunks(columns, rows, context, table, self.records) if not df.empty]
         if not parts:
             return frame(schema(columns), {})
-        df = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        if compact:
+            df = _compact_concat(parts)
+        else:
+            df = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         del parts
         keys = ORDER.get(table)
         if keys and not in_order(df, keys):
             df = df.sort_values(keys, kind="stable", ignore_index=True)
         return df
+
+
+def _compact_concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks as one frame whose text columns are categoricals with sorted categories (so sorting
+    by them is sorting by the text): a text cell costs its code, not its bytes."""
+    data: dict[str, Any] = {}
+    for col in parts[0].columns:
+        if parts[0][col].dtype != STR:
+            data[col] = pd.concat([p[col] for p in parts], ignore_index=True)
+            continue
+        factored = [pd.factorize(p[col], use_na_sentinel=True) for p in parts]
+        categories = sorted({v for _, uniques in factored for v in uniques})
+        at = pd.Index(categories, dtype=object)
+        codes = [np.where(c < 0, -1, at.get_indexer(u)[np.maximum(c, 0)]) if len(u) else c for c, u in factored]
+        data[col] = pd.Categorical.from_codes(np.concatenate(codes), categories=at)
+    return pd.DataFrame(data)
 
 
 @dataclass
