@@ -168,6 +168,10 @@ def _after_ok(rule: Rule, ev: pd.DataFrame, found: list[dict[str, Any]]) -> bool
 
 def _group_key(values: pd.Series) -> pd.Series:
     """A column as a group key: text, a missing value as _NA_KEY (pandas drops missing keys)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):  # a compact table's text: its codes group it
+        if not values.hasnans:
+            return values
+        return values.cat.add_categories([_NA_KEY]).fillna(_NA_KEY)
     text = values.astype("string")
     return text.fillna(_NA_KEY) if text.hasnans else text
 
@@ -188,7 +192,7 @@ def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[
     out: list[dict[str, Any]] = []
     # one group taken at a time, in key order: iterating the group-by itself would first copy the
     # whole source sorted by group
-    where = keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True).indices
+    where = keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True, observed=True).indices
     for key in sorted(where):
         group = keyed.take(where[key])
         for burst in bursts(group, rule.window_s):

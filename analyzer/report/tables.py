@@ -36,6 +36,7 @@ from analyzer.records import Records
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, convert, frame, schema
 from analyzer.report.hosts import HOSTS, hosts_frame
 from analyzer.report.lists import join
+from analyzer.report.memory import release, use_system_pool
 from analyzer.report.names import Names
 from analyzer.report.order import in_order
 
@@ -382,6 +383,7 @@ class Builder:
     def __init__(self, records: Records) -> None:
         self.records = records
         self.names = Names()
+        use_system_pool()
 
     @cached_property
     def late(self) -> LateNames:
@@ -421,38 +423,56 @@ class Builder:
 
     def frame(self, table: str, compact: bool = False) -> pd.DataFrame:
         """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes. `compact`: its
-        text columns categorical (see `_compact_concat`), for the views and findings to read a
-        million-row table (the `attempts` of a SYN flood) without holding every cell's text;
-        `astype(schema)` gives back the table itself."""
+        text columns categorical (see `_Compact`), for the views and findings to read a million-row
+        table (the `attempts` of a SYN flood) without holding every cell's text; `astype(schema)`
+        gives back the table itself."""
         columns, rows, context = self._source(table)
-        parts = [df for df in chunks(columns, rows, context, table, self.records) if not df.empty]
-        if not parts:
-            return frame(schema(columns), {})
+        pieces = (df for df in chunks(columns, rows, context, table, self.records) if not df.empty)
         if compact:
-            df = _compact_concat(parts)
+            made = _Compact()
+            for piece in pieces:
+                made.add(piece)
+            df = made.frame() if made.parts else frame(schema(columns), {})
         else:
+            parts = list(pieces)
+            if not parts:
+                return frame(schema(columns), {})
             df = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-        del parts
+            del parts
         keys = ORDER.get(table)
         if keys and not in_order(df, keys):
             df = df.sort_values(keys, kind="stable", ignore_index=True)
+        release()  # what building it freed (see report.memory)
         return df
 
 
-def _compact_concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Chunks as one frame whose text columns are categoricals with sorted categories (so sorting
-    by them is sorting by the text): a text cell costs its code, not its bytes."""
-    data: dict[str, Any] = {}
-    for col in parts[0].columns:
-        if parts[0][col].dtype != STR:
-            data[col] = pd.concat([p[col] for p in parts], ignore_index=True)
-            continue
-        factored = [pd.factorize(p[col], use_na_sentinel=True) for p in parts]
-        categories = sorted({v for _, uniques in factored for v in uniques})
-        at = pd.Index(categories, dtype=object)
-        codes = [np.where(c < 0, -1, at.get_indexer(u)[np.maximum(c, 0)]) if len(u) else c for c, u in factored]
-        data[col] = pd.Categorical.from_codes(np.concatenate(codes), categories=at)
-    return pd.DataFrame(data)
+class _Compact:
+    """Chunks gathered into one frame whose text columns are categoricals with sorted categories (so
+    sorting by them is sorting by the text): each chunk's text is factorised as it comes, so a text
+    cell costs its code, not its bytes, and no chunk's text is kept."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, Any]] = []
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        self.parts.append(
+            {
+                col: pd.factorize(values, use_na_sentinel=True) if values.dtype == STR else values
+                for col, values in chunk.items()
+            }
+        )
+
+    def frame(self) -> pd.DataFrame:
+        data: dict[str, Any] = {}
+        for col, first in self.parts[0].items():
+            if not isinstance(first, tuple):
+                data[col] = pd.concat([p[col] for p in self.parts], ignore_index=True)
+                continue
+            factored: list[tuple[np.ndarray, Any]] = [p[col] for p in self.parts]
+            at = pd.Index(sorted({v for _, uniques in factored for v in uniques}), dtype=object)
+            codes = [np.where(c < 0, -1, at.get_indexer(u)[np.maximum(c, 0)]) if len(u) else c for c, u in factored]
+            data[col] = pd.Categorical.from_codes(np.concatenate(codes), categories=at)
+        return pd.DataFrame(data)
 
 
 @dataclass
