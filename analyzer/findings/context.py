@@ -83,7 +83,8 @@ def _role(df: pd.DataFrame, col: str, dcs: set[tuple[str, str]]) -> pd.Series:
             by_capture.setdefault(cap, []).append(ip)
         for cap, ips in by_capture.items():
             is_dc |= (df["capture"] == cap).fillna(False).astype(bool) & df[col].isin(ips)
-    return pd.Series(np.where(is_dc.to_numpy(dtype=bool), "dc", "host"), index=df.index, dtype="string")
+    role: pd.Series = pd.Series(np.where(is_dc.to_numpy(dtype=bool), "dc", "host"), index=df.index, dtype="string")
+    return role
 
 
 def _shaped(df: pd.DataFrame, dcs: set[tuple[str, str]]) -> pd.DataFrame:

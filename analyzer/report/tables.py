@@ -457,7 +457,7 @@ class _Compact:
     def add(self, chunk: pd.DataFrame) -> None:
         self.parts.append(
             {
-                col: pd.factorize(values, use_na_sentinel=True) if values.dtype == STR else values
+                str(col): pd.factorize(values, use_na_sentinel=True) if values.dtype == STR else values
                 for col, values in chunk.items()
             }
         )
@@ -472,7 +472,8 @@ class _Compact:
             at = pd.Index(sorted({v for _, uniques in factored for v in uniques}), dtype=object)
             codes = [np.where(c < 0, -1, at.get_indexer(u)[np.maximum(c, 0)]) if len(u) else c for c, u in factored]
             data[col] = pd.Categorical.from_codes(np.concatenate(codes), categories=at)
-        return pd.DataFrame(data)
+        df: pd.DataFrame = pd.DataFrame(data)
+        return df
 
 
 @dataclass
