@@ -163,3 +163,37 @@ def test_summary_and_report_count_occurrences_not_rows(tmp_path: Path) -> None:
     text = console.export_text()
     assert "500 violations" in text and "11 violations" not in text
     assert "<dt>violations</dt><dd>500</dd>" in result.html()
+
+
+def test_compact_attempts_are_the_table_and_give_the_same_findings(tmp_path: Path) -> None:
+    """The compact attempts the views, findings and writer read (text as categoricals) are the table
+    itself once cast back, in its order; findings and data_quality from them equal those from the
+    table; the API's `attempts` keeps its dtypes. Made with more than one chunk and several hosts."""
+    import pandas as pd
+
+    from analyzer import findings
+    from analyzer.report import views
+    from analyzer.report.tables import ATTEMPTS, CHUNK_ROWS
+
+    def scan(out: BinaryIO, n: int) -> None:  # three clients, each SYNs port 135 on twelve servers
+        w = floods.PcapWriter(out)
+        for i in range(n):
+            server = bytes([10, 0, 1, i % 12])
+            floods.Conn(w, bytes([10, 9, 0, i // 12 % 3]), 1024 + i % 60000, server, 135).syn()
+
+    n = 2 * CHUNK_ROWS + 100
+    records = Pipeline(Limits(), strict=True).run([str(_write(tmp_path, scan, n))])
+    records.finish()
+    result = from_records(records)
+    compact = result.attempts_table()
+    assert isinstance(compact["client_ip"].dtype, pd.CategoricalDtype)
+    table = result.attempts
+    assert dict(table.dtypes.astype(str)) == {k: str(pd.Series(dtype=v).dtype) for k, v in ATTEMPTS.items()}
+    assert len(table) == n
+    pd.testing.assert_frame_equal(compact.astype(ATTEMPTS), table)
+    args = (result.calls, result.binds, result.endpoints, result.connections, result.violations)
+    from_compact, from_table = findings.compute(*args, compact), findings.compute(*args, table)
+    assert set(from_table["technique"]) == {"port135_scan"} and len(from_table) == 3
+    pd.testing.assert_frame_equal(from_compact, from_table)
+    quality = (result.captures, result.connections, result.violations, result.binds, result.calls)
+    pd.testing.assert_frame_equal(views.data_quality(*quality, compact), views.data_quality(*quality, table))
