@@ -8,7 +8,7 @@ way the public thresholds are stated ("20 in 2 minutes", "10 hosts in 5 minutes"
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from typing import Any
 
@@ -24,6 +24,7 @@ MAX_FRAMES = 25  # evidence frames listed per finding (calls says how many rows 
 MAX_LISTED = 5  # distinct values listed in a text column (hosts, operations, users, arguments)
 MAX_ARGUMENT = 300  # characters of the decisive argument
 MERGE_GAP_S = 300.0  # findings of one technique and host pair this close are one finding
+_ITERATED_ROWS = 100_000  # a rule's rows up to which its groups come from iterating the group-by
 _NA_KEY = "\x00"  # group keys may be missing; pandas drops missing keys
 
 
@@ -176,6 +177,19 @@ def _group_key(values: pd.Series) -> pd.Series:
     return text.fillna(_NA_KEY) if text.hasnans else text
 
 
+def _groups(keyed: pd.DataFrame, grouped: Any) -> Iterator[pd.DataFrame]:
+    """A rule's groups in key order. A large source (a flood) or a compact one is taken a group at a
+    time, since iterating the group-by would first copy it whole, sorted by group; a small one is
+    iterated, which is faster with many groups. Compact keys are categories, ordered by their text here."""
+    compact = any(isinstance(t, pd.CategoricalDtype) for t in keyed.dtypes)
+    if len(keyed) <= _ITERATED_ROWS and not compact:
+        yield from (group for _, group in grouped)
+        return
+    where = grouped.indices
+    for key in sorted(where):
+        yield keyed.take(where[key])
+
+
 def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The findings of one rule over its source's rows (`found`: earlier findings, for `after`)."""
     if df.empty:
@@ -190,11 +204,8 @@ def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[
     if not keyed["ts"].is_monotonic_increasing:  # sorting what is in order already copies every column
         keyed = keyed.sort_values("ts", kind="stable")
     out: list[dict[str, Any]] = []
-    # one group taken at a time, in key order: iterating the group-by itself would first copy the
-    # whole source sorted by group
-    where = keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True, observed=True).indices
-    for key in sorted(where):
-        group = keyed.take(where[key])
+    grouped = keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True, observed=True)
+    for group in _groups(keyed, grouped):
         for burst in bursts(group, rule.window_s):
             ev: pd.DataFrame | None = burst
             if rule.kind == "sequence":
