@@ -20,8 +20,11 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-from analyzer.capture import tunnel
+import numpy as np
+
+from analyzer.capture import prefilter, tunnel
 from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.prefilter import Batch, PortSet
 from analyzer.capture.reader import RawFrame
 
 PROTO_TCP = 6
@@ -111,12 +114,15 @@ class Selector:
     """
 
     def __init__(self) -> None:
-        self.tcp_ports: set[int] = set()
-        self.udp_ports: set[int] = set()
+        # Sets that count their changes: the batch prefilter looks again when one changes.
+        self.tcp_ports: PortSet = PortSet()
+        self.udp_ports: PortSet = PortSet()
         self.tcp_probe: Probe = _never
         self.udp_probe: Probe = _never
         # First payload bytes the TCP probe can accept: every other payload is rejected without a call.
         self.tcp_probe_first: frozenset[int] = frozenset()
+        # The same for the UDP probe; by default every byte (the probe decides).
+        self.udp_probe_first: frozenset[int] = frozenset(range(256))
 
 
 class PacketDecoder:
@@ -144,6 +150,10 @@ class PacketDecoder:
         known time) and `last_ts` (the last frame's, if known) are set as frames go by; `progress` is
         called every 65,536 frames.
         """
+        batches = getattr(records, "batches", None)
+        if batches is not None:  # a reader with a fast path (classic pcap)
+            yield from self._select_batches(batches(), progress)
+            return
         ports = self._tcp_ports
         probe = self.selector.tcp_probe
         first_bytes = self.selector.tcp_probe_first
@@ -182,6 +192,55 @@ class PacketDecoder:
                 yield frame, ts, pkt
         self.frames = frame
         self.last_ts = ts or None
+
+    def _select_batches(
+        self, batches: Iterable[Batch], progress: Callable[[], None] | None
+    ) -> Iterator[tuple[int, int, Packet]]:
+        """`select` over batches (see `prefilter`): the same packets, numpy doing the dropping."""
+        sel = self.selector
+        tcp_ports, udp_ports = sel.tcp_ports, sel.udp_ports
+        tcp_first = prefilter.table(sel.tcp_probe_first)
+        udp_first = prefilter.table(sel.udp_probe_first)
+        probe, udp_probe = sel.tcp_probe, sel.udp_probe
+        decode = self.decode
+        frames = 0
+        last = 0
+        for batch in batches:
+            f, base = prefilter.fields(batch, tcp_first, udp_first)
+            frame0 = batch.frame0
+            if self.first_ts is None:
+                known = np.flatnonzero(batch.ts)
+                if len(known):
+                    self.first_ts = int(batch.ts[known[0]])
+            frames = frame0 + len(batch.start)
+            last = int(batch.ts[-1])
+            if progress is not None and self.first_ts is not None and frame0 >> 16 != frames >> 16:
+                progress()
+            buf, link = batch.buf, batch.link
+            n = frames - frame0
+            since = 0
+            while since < n:  # once, and again from the next frame whenever a port set changes
+                versions = (tcp_ports.version, udp_ports.version)
+                todo = prefilter.candidates(f, base, tcp_ports, udp_ports, since)
+                since = n
+                for i, kind, sport, dport, maybe, pay, stop, start, end, ts in prefilter.rows(batch, f, todo):
+                    # The exact tests of `decode` for the common layout, without its calls; it does the rest.
+                    if kind == 6:
+                        if sport not in tcp_ports and dport not in tcp_ports:
+                            if not maybe or not probe(buf, pay, stop):
+                                continue
+                    elif kind == 17 and dport != 4789 and dport != 6081:  # not VXLAN, Geneve (see `_l4`)
+                        if sport not in udp_ports and dport not in udp_ports:
+                            if not maybe or not udp_probe(buf, pay, stop):
+                                continue
+                    pkt = decode(link, buf, start, end, frame0 + i + 1, ts)
+                    if pkt is not None:
+                        yield frame0 + i + 1, ts, pkt
+                        if versions != (tcp_ports.version, udp_ports.version):
+                            since = i + 1
+                            break
+        self.frames = frames
+        self.last_ts = last or None
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""
