@@ -72,6 +72,7 @@ class PcapReader(CaptureReader):
                     if nxt > end:
                         if incl > _MAX_RECORD:
                             self.truncated = f"record header of frame {frames + 1} is corrupt (length {incl})"
+                            self.bytes_read += off  # the complete records before it were read
                             return
                         break
                     frames += 1

@@ -1,0 +1,274 @@
+"""The batch prefilter ([analyzer.capture.prefilter]): the same packets as the per-frame select.
+
+A classic pcap is read through `PcapReader.batches` and numpy; any other reader frame by frame. The
+two must agree packet for packet and on everything the reader counts, whatever the frames' layout,
+wherever a batch ends, and while the consumer learns and forgets ports between packets.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer.capture import pcap
+from analyzer.capture.decode import Packet, PacketDecoder, Selector
+from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.prefilter import PortSet
+from analyzer.capture.source import open_capture
+from analyzer.limits import Limits
+from analyzer.pipeline import Pipeline
+from tests.conftest import CAPTURES, SAMPLES, needs_shared
+
+# -- PortSet ------------------------------------------------------------------------------------
+
+
+def test_port_set_counts_every_change_and_only_changes() -> None:
+    s = PortSet({135})
+    steps: list[tuple[Callable[[], object], bool]] = [
+        (lambda: s.add(445), True),
+        (lambda: s.add(445), False),  # already there: nothing to look at again
+        (lambda: s.discard(1), False),
+        (lambda: s.discard(445), True),
+        (lambda: s.update({1, 2}), True),
+        (lambda: s.update({1}), False),
+        (lambda: s.remove(1), True),
+        (lambda: s.__ior__({7}), True),
+        (lambda: s.__isub__({7}), True),
+        (lambda: s.__ixor__({9}), True),
+        (lambda: s.__iand__({9, 135}), True),
+        (lambda: s.symmetric_difference_update({10}), True),
+        (lambda: s.difference_update({10}), True),
+        (lambda: s.intersection_update({9}), True),
+        (lambda: s.pop(), True),
+        (lambda: s.clear(), True),
+    ]
+    for step, changes in steps:
+        before = s.version
+        step()
+        assert (s.version != before) == changes, step
+    t = PortSet()
+    t |= {135, 593}  # what the pipeline does: the set stays a PortSet
+    assert isinstance(t, PortSet) and t == {135, 593} and t.version == 1
+
+
+# -- frames of every layout the prefilter must tell apart --------------------------------------
+
+PORTS = [135, 445, 593, 1025, 4789, 6081, 49152, 50000]
+FIRST = [5, 0x52, 4, 0x16, 0x00, 0x47]
+
+
+def _ipv4(proto: int, l4: bytes, *, ihl: int = 5, frag: int = 0, total: int | None = None) -> bytes:
+    opts = b"\x01" * ((ihl - 5) * 4)
+    length = 20 + len(opts) + len(l4) if total is None else total
+    head = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, length, 1, frag, 64, proto, 0, b"\x0a\0\0\x01", b"\x0a\0\0\x02")
+    return head + opts + l4
+
+
+def _tcp(sport: int, dport: int, payload: bytes, doff: int = 5, flags: int = 0x18) -> bytes:
+    return (
+        struct.pack("!HHIIBBHHH", sport, dport, 1000, 2000, doff << 4, flags, 8192, 0, 0)
+        + b"\0" * ((doff - 5) * 4)
+        + payload
+    )
+
+
+def _udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def _payload(draw: st.DrawFn) -> bytes:
+    n = draw(st.sampled_from([0, 0, 1, 2, 3, 10, 80, 100]))
+    if not n:
+        return b""
+    body = bytes(draw(st.lists(st.integers(0, 255), min_size=n - 1, max_size=n - 1)))
+    return bytes([draw(st.sampled_from(FIRST))]) + body
+
+
+@st.composite
+def frame(draw: st.DrawFn) -> bytes:
+    """One Ethernet frame: mostly the common layout, then everything that must take the slow path."""
+    sport, dport = draw(st.sampled_from(PORTS)), draw(st.sampled_from(PORTS))
+    pay = _payload(draw)
+    kind = draw(
+        st.sampled_from(["tcp", "tcp", "tcp", "udp", "udp", "opts", "frag", "vlan", "ipv6", "short", "total", "arp"])
+    )
+    eth = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
+    if kind == "tcp":
+        ip = _ipv4(6, _tcp(sport, dport, pay, doff=draw(st.sampled_from([5, 5, 8, 15]))))
+    elif kind == "udp":
+        ip = _ipv4(17, _udp(sport, dport, pay))
+    elif kind == "opts":
+        ip = _ipv4(draw(st.sampled_from([6, 17])), _tcp(sport, dport, pay), ihl=6)
+    elif kind == "frag":
+        ip = _ipv4(6, _tcp(sport, dport, pay), frag=draw(st.sampled_from([0x2000, 0x0001, 0x4000])))
+    elif kind == "vlan":
+        return eth + b"\x81\x00\x00\x0a\x08\x00" + _ipv4(6, _tcp(sport, dport, pay))
+    elif kind == "ipv6":
+        l4 = _tcp(sport, dport, pay)
+        six = struct.pack("!IHBB16s16s", 0x60000000, len(l4), 6, 64, b"\xfe\x80" + b"\0" * 14, b"\xfe\x80" + b"\1" * 14)
+        return eth + b"\x86\xdd" + six + l4
+    elif kind == "short":
+        return (eth + b"\x08\x00" + _ipv4(6, _tcp(sport, dport, pay)))[: draw(st.integers(0, 60))]
+    elif kind == "total":  # an IPv4 total length shorter or longer than the frame, or 0 (TSO)
+        l4 = _tcp(sport, dport, pay) if draw(st.booleans()) else _udp(sport, dport, pay)
+        proto = 6 if len(l4) >= 20 and l4[12] & 0xF0 else 17
+        ip = _ipv4(proto, l4, total=draw(st.sampled_from([0, 20, 28, 40, 45, 2000])))
+    else:
+        return eth + b"\x08\x06" + b"\0" * 28
+    padding = b"\0" * draw(st.sampled_from([0, 0, 6]))  # Ethernet pads short frames
+    return eth + b"\x08\x00" + ip + padding
+
+
+def _pcap(frames: list[tuple[int, int, bytes]], tail: bytes, link: int = 1) -> bytes:
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, link)
+    for sec, frac, data in frames:
+        out += struct.pack("<IIII", sec, frac, len(data), len(data)) + data
+    return out + tail
+
+
+def _probe(first: frozenset[int]) -> Callable[[bytes, int, int], bool]:
+    """A probe that accepts a payload starting with a byte of `first` (the selector's promise)
+    whose second byte is even: both outcomes happen."""
+
+    def probe(buf: bytes, start: int, end: int) -> bool:
+        return end - start >= 2 and buf[start] in first and not buf[start + 1] & 1
+
+    return probe
+
+
+def _consume(sel: Selector, pkt: Packet) -> None:
+    """What a pipeline does between packets: learn a port (0x01 PORT) or forget one (0x02 PORT)."""
+    p = pkt.payload
+    if len(p) >= 4 and p[1] in (1, 2):
+        ports = sel.tcp_ports if p[0] % 2 else sel.udp_ports
+        port = PORTS[p[2] % len(PORTS)]
+        if p[1] == 1:
+            ports.add(port)
+        else:
+            ports.discard(port)
+
+
+def _selected(path: Path, batched: bool, udp_first: bool) -> tuple[list[Any], tuple[Any, ...]]:
+    sel = Selector()
+    sel.tcp_ports |= {135}
+    sel.udp_ports |= {135}
+    sel.tcp_probe_first = frozenset({5, 0x52})
+    if udp_first:
+        sel.udp_probe_first = frozenset({4})
+    sel.tcp_probe = _probe(sel.tcp_probe_first)
+    sel.udp_probe = _probe(sel.udp_probe_first)
+    dec = PacketDecoder(sel, Defragmenter(Limits()))
+    reader = open_capture(str(path))
+    source: Any = reader if batched else iter(reader)  # a bare iterator has no batches: frame by frame
+    out = []
+    for item in dec.select(source, lambda: None):
+        out.append(item)
+        _consume(sel, item[2])
+    reader.close()
+    counted = (
+        reader.frames,
+        reader.bytes_read,
+        reader.truncated,
+        reader.notes(),
+        dec.frames,
+        dec.first_ts,
+        dec.last_ts,
+    )
+    return out, counted
+
+
+TAILS = [
+    b"",
+    b"\x01\x02\x03",  # a cut record header
+    struct.pack("<IIII", 5, 0, 100, 100) + b"x" * 30,  # a record cut in its data
+    struct.pack("<IIII", 5, 0, 1 << 25, 1 << 25) + b"x" * 30,  # a corrupt length
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from([0, 5, 999_999, 1_000_000, 4_000_000_000]), frame()),
+        max_size=60,
+    ),
+    tail=st.sampled_from(TAILS),
+    batch=st.sampled_from([16, 50, 100, 300, 4096, 1 << 22]),
+    link=st.sampled_from([1, 1, 1, 101]),
+    udp_first=st.booleans(),
+)
+def test_batches_select_what_frame_by_frame_selects(
+    tmp_path_factory: pytest.TempPathFactory,
+    frames: list[tuple[int, int, bytes]],
+    tail: bytes,
+    batch: int,
+    link: int,
+    udp_first: bool,
+) -> None:
+    path = tmp_path_factory.mktemp("pf") / "x.pcap"
+    # Link type 101 (raw IP) takes the frames without their Ethernet header.
+    recs = [(sec, frac, data[14:] if link == 101 else data) for sec, frac, data in frames]
+    path.write_bytes(_pcap(recs, tail, link))
+    saved = pcap._BATCH
+    pcap._BATCH = batch  # small batches: records cut by a batch's end, batches of one record
+    try:
+        fast = _selected(path, True, udp_first)
+    finally:
+        pcap._BATCH = saved
+    slow = _selected(path, False, udp_first)
+    assert fast == slow
+
+
+def test_the_batch_path_is_taken_and_learns_ports_mid_batch(tmp_path: Path) -> None:
+    """A port learned from one packet selects the next frames of the same batch on that port."""
+    eth = b"\x00" * 12 + b"\x08\x00"
+    learn = eth + _ipv4(6, _tcp(50000, 135, bytes([1, 1, 3, 0])))  # odd first byte: learn TCP PORTS[3]
+    later = eth + _ipv4(6, _tcp(40000, PORTS[3], b""))
+    before = eth + _ipv4(6, _tcp(40001, PORTS[3], b""))
+    path = tmp_path / "l.pcap"
+    path.write_bytes(_pcap([(1, 0, before), (2, 0, learn), (3, 0, later)], b""))
+    reader = open_capture(str(path))
+    assert hasattr(reader, "batches")
+    got, _ = _selected(path, True, False)
+    assert [frame for frame, _ts, _pkt in got] == [2, 3]
+
+
+def _records(path: Path, batched: bool) -> dict[str, list[Any]]:
+    p = Pipeline(strict=True)
+    reader = open_capture(str(path))
+    if not batched:
+        reader.batches = None  # type: ignore[attr-defined]
+    p.add_reader(reader, path.name, str(path))
+    r = p.records
+    tables = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations", "captures")
+    out = {t: list(getattr(r, t)) for t in tables}
+    r.close()
+    return out
+
+
+def _pcaps(root: Path) -> Iterator[Path]:
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.read_bytes()[:4] in pcap.MAGICS:
+            yield p
+
+
+def test_samples_give_the_same_records_either_way() -> None:
+    paths = list(_pcaps(SAMPLES))
+    assert len(paths) > 10
+    for path in paths:
+        assert _records(path, True) == _records(path, False), path.name
+
+
+@needs_shared
+def test_shared_captures_give_the_same_records_either_way() -> None:
+    paths = list(_pcaps(CAPTURES))
+    assert paths
+    rnd = random.Random(14)
+    for path in rnd.sample(paths, min(len(paths), 40)):
+        assert _records(path, True) == _records(path, False), path.name
