@@ -10,16 +10,23 @@ kept in bench/data/, which git ignores), then runs, alternately and --repeat tim
 and prints both median wall times, their ratio, and each one's peak resident memory (from wait4).
 It checks that the analyzer found every bind and every EPM-announced endpoint of the generator's truth
 file, and exits non-zero if not. Times are only compared as a ratio: absolute times on a shared
-machine drift. Usage:
+machine drift.
 
-    python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE]
-    python bench/run.py --jobs [--repeat 3]
+`--capture 1g` (issue 14, one core) makes or reuses the 1.1 GB seed-2 capture (--seed 2 --size 1G) and
+adds to the same alternation the floors no reader of the file can beat: `cat` (the file read once)
+and libpcap keeping the RPC services' ports (`tcpdump -r F -w /dev/null 'tcp port 135 or ...'`, the
+"BPF floor"). It prints each one's median wall time, CPU time (user + system) and peak memory, and the
+analyzer's ratios to tshark and to the BPF floor, in wall and in CPU time: on a machine other jobs
+share, wall times stretch with the load and the CPU times are the steadier figure.
 
 --jobs measures every core instead: `analyze --jobs 1` against `analyze --jobs 2` (wall time and the
 ratio, and that both wrote the same bytes) on (a) a directory of 8 independent captures made by the
 generator with seeds 11-18 (bench/data/independent8/) and (b) the 200 MB capture split into 8 rotated
 files with `editcap -c` (bench/data/rotated8/), next to tshark over the same files and the BPF floor
-(tcpdump reading them with the RPC port filter) measured in the same run.
+(tcpdump reading them with the RPC port filter) measured in the same run. Usage:
+
+    python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g]
+    python bench/run.py --jobs [--repeat 3]
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,12 +43,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 GENERATOR = SHARED / "bench" / "make_bench_pcap.py"
 DATA = ROOT / "bench" / "data"
 TSHARK_FILTER = "dcerpc.cn_bind_to_uuid || epm"
+# Capture aliases: name -> (size, seed) of the generator's run; these also measure the floors.
+ALIASES = {"1g": ("1G", 2)}
+# The BPF floor of issue 14: libpcap reading the file and keeping the RPC services' well-known ports.
+BPF_FILTER = "tcp port 135 or tcp port 445 or tcp port 139 or tcp port 593 or udp port 135"
 
 
 def measure(cmd: list[str]) -> tuple[float, float]:
@@ -66,6 +79,70 @@ def make_capture(size: str, seed: int) -> Path:
             [sys.executable, str(GENERATOR), "-o", str(cap), "--size", size, "--seed", str(seed)], check=True
         )
     return cap
+
+
+def resolve_capture(given: str | None, size: str, seed: int) -> Path:
+    """The capture to measure: a file, an alias of ALIASES (made once), or the --size/--seed one."""
+    if given is None:
+        return make_capture(size, seed)
+    if given.lower() in ALIASES:
+        return make_capture(*ALIASES[given.lower()])
+    return Path(given)
+
+
+# -- one core (issue 14): the analyzer next to cat, the BPF floor and tshark ----------------------
+
+
+class Run(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # user + system seconds, the process and the children it waited for
+    peak: float  # MiB
+
+
+def measure_run(cmd: list[str]) -> Run:
+    """Wall, CPU and peak memory of one command. The peak comes from GNU time where it is installed:
+    wait4's figure for a child forked from this Python includes the RSS it inherited (some 10 MiB),
+    more than cat or tcpdump ever use."""
+    gnu_time = shutil.which("time", path="/usr/bin:/bin")
+    if gnu_time is None:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        wall = time.perf_counter() - start
+        if proc.returncode:
+            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)  # cumulative: a fallback
+    with tempfile.NamedTemporaryFile("r") as out:
+        wall, _peak = measure([gnu_time, "-f", "%U %S %M", "-o", out.name, *cmd])
+        user, system, peak_kib = out.read().split()[-3:]
+    return Run(wall, float(user) + float(system), int(peak_kib) / 1024)
+
+
+def one_core(cap: Path, repeat: int, ours_cmd: list[str], theirs_cmd: list[str]) -> None:
+    """Measure the four jobs alternately `repeat` times and print medians, peaks and ratios."""
+    tcpdump = shutil.which("tcpdump")
+    if tcpdump is None:
+        raise SystemExit("tcpdump not found: apt-get install -y tcpdump")
+    jobs = {
+        "cat": ["cat", str(cap)],
+        "BPF floor": [tcpdump, "-r", str(cap), "-w", os.devnull, BPF_FILTER],
+        "tshark": theirs_cmd,
+        "rpc-analyzer": ours_cmd,
+    }
+    runs: dict[str, list[Run]] = {k: [] for k in jobs}
+    for _ in range(repeat):
+        for label, cmd in jobs.items():
+            runs[label].append(measure_run(cmd))
+    print(f"capture: {cap.name}, {cap.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} cores; medians of {repeat}")
+    med: dict[str, Run] = {}
+    for label, measured in runs.items():
+        wall = statistics.median(r.wall for r in measured)
+        cpu = statistics.median(r.cpu for r in measured)
+        m = med[label] = Run(wall, cpu, max(r.peak for r in measured))
+        print(f"{label + ':':<14}{m.wall:7.2f} s wall {m.cpu:7.2f} s CPU  peak {m.peak:6.0f} MiB")
+    ours, tshark, floor = med["rpc-analyzer"], med["tshark"], med["BPF floor"]
+    print(f"ratio:        {ours.wall / tshark.wall:.3f} x tshark's time ({ours.cpu / tshark.cpu:.3f} in CPU time)")
+    print(f"ratio:        {ours.wall / floor.wall:.1f} x the BPF floor's time ({ours.cpu / floor.cpu:.1f} in CPU time)")
 
 
 def check_truth(cap: Path, out: Path) -> list[str]:
@@ -190,7 +267,7 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
 
 def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str) -> None:
     bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat)
-    rotated = make_rotated(args.capture or make_capture(args.size, args.seed))
+    rotated = make_rotated(resolve_capture(args.capture, args.size, args.seed))
     bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat)
 
 
@@ -199,7 +276,11 @@ def main() -> None:
     ap.add_argument("--size", default="200M")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--capture", type=Path, help="use this capture (and its .truth.json) instead of making one")
+    ap.add_argument(
+        "--capture",
+        help="use this capture (and its .truth.json) instead of making one; '1g' makes or reuses the 1.1 GB "
+        "seed-2 capture and measures cat and the BPF floor as well",
+    )
     ap.add_argument("--jobs", action="store_true", help="measure --jobs 1 against --jobs 2 (see above)")
     args = ap.parse_args()
 
@@ -210,7 +291,8 @@ def main() -> None:
     if args.jobs:
         main_jobs(args, analyzer, tshark)
         return
-    cap = args.capture or make_capture(args.size, args.seed)
+    floors = args.capture is not None and args.capture.lower() in ALIASES
+    cap = resolve_capture(args.capture, args.size, args.seed)
     size_mb = cap.stat().st_size / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
@@ -234,6 +316,10 @@ def main() -> None:
         with cap.open("rb") as fh:
             while fh.read(1 << 24):
                 pass
+        if floors:
+            one_core(cap, args.repeat, ours_cmd, theirs_cmd)
+            require_truth(check_truth(cap, out))
+            return
         ours, theirs = [], []
         for _ in range(args.repeat):
             ours.append(measure(ours_cmd))
@@ -247,6 +333,10 @@ def main() -> None:
     print(f"rpc-analyzer: {o_wall:.2f} s (median of {args.repeat}), peak {o_rss:.0f} MiB")
     print(f"tshark:       {t_wall:.2f} s (median of {args.repeat}), peak {t_rss:.0f} MiB")
     print(f"ratio:        {o_wall / t_wall:.3f} x tshark's time, {o_rss / t_rss:.3f} x its memory")
+    require_truth(missing)
+
+
+def require_truth(missing: list[str]) -> None:
     if missing:
         print("\n".join(missing[:20]), file=sys.stderr)
         raise SystemExit(f"{len(missing)} truth records not found")
