@@ -205,6 +205,8 @@ class PacketDecoder:
         decode = self.decode
         frames = 0
         last = 0
+        versions = (tcp_ports.version, udp_ports.version)
+        tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
         for batch in batches:
             f, base = prefilter.fields(batch, tcp_first, udp_first)
             frame0 = batch.frame0
@@ -220,8 +222,10 @@ class PacketDecoder:
             n = frames - frame0
             since = 0
             while since < n:  # once, and again from the next frame whenever a port set changes
-                versions = (tcp_ports.version, udp_ports.version)
-                todo = prefilter.candidates(f, base, tcp_ports, udp_ports, since)
+                if versions != (tcp_ports.version, udp_ports.version):
+                    versions = (tcp_ports.version, udp_ports.version)
+                    tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
+                todo = prefilter.candidates(f, base, tcp_table, udp_table, since)
                 since = n
                 for i, kind, sport, dport, maybe, pay, stop, start, end, ts in prefilter.rows(batch, f, todo):
                     # The exact tests of `decode` for the common layout, without its calls; it does the rest.

@@ -168,17 +168,20 @@ def fields(
     return Fields(kind, sport, dport, pay, stop, maybe), base
 
 
+def port_table(ports: Iterable[int]) -> npt.NDArray[np.bool_]:
+    """A 65,536-entry lookup: is this port in ports? (Cheaper per batch than np.isin.)"""
+    t = np.zeros(1 << 16, dtype=np.bool_)
+    t[[p for p in ports if 0 <= p < 1 << 16]] = True
+    return t
+
+
 def candidates(
-    f: Fields, base: npt.NDArray[np.bool_], tcp_ports: Iterable[int], udp_ports: Iterable[int], since: int
+    f: Fields, base: npt.NDArray[np.bool_], tcp: npt.NDArray[np.bool_], udp: npt.NDArray[np.bool_], since: int
 ) -> Ints:
     """Indices, from `since` on, of the frames the per-frame test must see: those `fields` left in,
-    and those of the common layout with a port in the sets as they are now."""
+    and those of the common layout with a port in the sets (as `port_table`s) as they are now."""
     kind, sp, dp = f.kind[since:], f.sport[since:], f.dport[since:]
-    tp = np.fromiter(tcp_ports, dtype=np.int64)
-    up = np.fromiter(udp_ports, dtype=np.int64)
-    want = base[since:] | ((kind == 6) & (np.isin(sp, tp) | np.isin(dp, tp)))
-    if len(up):
-        want |= (kind == 17) & (np.isin(sp, up) | np.isin(dp, up))
+    want = base[since:] | ((kind == 6) & (tcp[sp] | tcp[dp])) | ((kind == 17) & (udp[sp] | udp[dp]))
     out: Ints = np.flatnonzero(want) + since
     return out
 
@@ -193,4 +196,4 @@ def rows(batch: Batch, f: Fields, at: Ints) -> Iterable[Row]:
     return zip(at.tolist(), *(c[at].tolist() for c in cols[1:]), strict=True)
 
 
-__all__ = ["Batch", "Fields", "PortSet", "candidates", "fields", "rows", "table"]
+__all__ = ["Batch", "Fields", "PortSet", "candidates", "fields", "port_table", "rows", "table"]
