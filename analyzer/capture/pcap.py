@@ -60,7 +60,10 @@ class PcapReader(CaptureReader):
         buf = b""
         try:
             while True:
-                chunk = f.read(_CHUNK)
+                # A record cut by the last buffer's end is completed with a read of just its missing
+                # bytes (see pcapng): joining a whole chunk to it would copy the chunk.
+                left = len(buf)
+                chunk = f.read(_CHUNK if not left else 16 - left if left < 16 else 16 + unpack(buf, 0)[2] - left)
                 if not chunk:
                     break
                 buf = buf + chunk if buf else chunk

@@ -23,6 +23,10 @@ SPB = 3
 EPB = 6
 # Smallest total length of each block type that carries fixed fields (header and trailer included).
 _MIN_BLOCK = {EPB: 32, OPB: 32, SPB: 16, IDB: 20}
+# Precompiled per byte order: the block header, and an enhanced packet block's fixed fields.
+_HEAD = {e: struct.Struct(e + "II").unpack_from for e in "<>"}
+_EPB = {e: struct.Struct(e + "IIIII").unpack_from for e in "<>"}
+_u32le = struct.Struct("<I").unpack_from
 _OPT_IF_TSRESOL = 9
 _OPT_IF_TSOFFSET = 14
 
@@ -85,7 +89,7 @@ class PcapngReader(CaptureReader):
             end = len(buf)
             blen = 0
             if off + 12 <= end:
-                btype = struct.unpack_from("<I", buf, off)[0]  # SHB's type reads the same both ways
+                btype = _u32le(buf, off)[0]  # SHB's type reads the same both ways
                 if btype == SHB:
                     magic = buf[off + 8 : off + 12]
                     if magic == b"\x4d\x3c\x2b\x1a":
@@ -96,16 +100,20 @@ class PcapngReader(CaptureReader):
                         self.truncated = f"section header after frame {self.frames} has a bad byte-order magic"
                         return
                 e = self._endian
-                btype, blen = struct.unpack_from(e + "II", buf, off)
+                btype, blen = _HEAD[e](buf, off)
                 if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
                     self.truncated = f"block after frame {self.frames} has an impossible length {blen}"
                     return
             if blen == 0 or off + blen > end:
                 if eof:
                     break
-                chunk = f.read(_CHUNK)
+                # A block cut by the buffer's end is completed with a read of just its missing bytes
+                # (or of its header's): joining a whole new chunk to it would copy the chunk, which
+                # costs more than reading it. The next read then starts a fresh chunk, uncopied.
+                left = end - off
+                chunk = f.read((blen or 12) - left if left else _CHUNK)
                 self.bytes_read += off
-                buf = buf[off:] + chunk
+                buf = buf[off:] + chunk if left else chunk
                 off = 0
                 eof = not chunk
                 continue
@@ -115,9 +123,19 @@ class PcapngReader(CaptureReader):
                 self.truncated = f"block of type {btype} after frame {self.frames} is too short ({blen} bytes)"
                 return
             if btype == EPB:
-                iface, hi, lo, caplen, _orig = struct.unpack_from(e + "IIIII", buf, body)
+                iface, hi, lo, caplen, _orig = _EPB[e](buf, body)
                 start = body + 20
-                frame = self._frame(iface, (hi << 32) | lo, buf, start, min(start + caplen, bend))
+                stop = start + caplen if start + caplen < bend else bend
+                interfaces = self._interfaces
+                if iface < len(interfaces):  # the common case inline; `_frame` says the same, slower
+                    link, mult, div, tsoff, _snap = interfaces[iface]
+                    ts = (((hi << 32) | lo) * mult // div if div != 1 else ((hi << 32) | lo) * mult) + tsoff
+                    if 0 <= ts <= MAX_TS_NS:
+                        self.frames += 1
+                        yield ts, link, buf, start, stop
+                        off += blen
+                        continue
+                frame = self._frame(iface, (hi << 32) | lo, buf, start, stop)
                 if frame is None:
                     return
                 yield frame
