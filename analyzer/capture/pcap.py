@@ -123,13 +123,13 @@ class PcapReader(CaptureReader):
                 mark(off)
                 off = nxt
             if offs:
-                yield self._batch(buf, np.array(offs, dtype=np.int64), u4)
+                yield self._batch(buf, np.array(offs, dtype=np.int64), off, u4)
                 self.bytes_read += off
             if off < end:
                 tail = self._complete(buf[off:])
                 if tail is None:
                     return
-                yield self._batch(tail, np.zeros(1, dtype=np.int64), u4)
+                yield self._batch(tail, np.zeros(1, dtype=np.int64), len(tail), u4)
                 self.bytes_read += len(tail)
 
     def _complete(self, part: bytes) -> bytes | None:
@@ -150,14 +150,17 @@ class PcapReader(CaptureReader):
         self.truncated = f"file ends inside frame {self.frames + 1} ({len(part)} bytes left over)"
         return None
 
-    def _batch(self, buf: bytes, offs: Ints, u4: np.dtype[np.uint32]) -> Batch:
-        """The records at `offs` in buf as a Batch; frames counted, out-of-range times noted."""
+    def _batch(self, buf: bytes, offs: Ints, stop: int, u4: np.dtype[np.uint32]) -> Batch:
+        """The records at `offs` in buf, the last ending at `stop`, as a Batch; frames counted,
+        out-of-range times noted. Records are contiguous: each one ends where the next begins."""
         view = np.frombuffer(buf, dtype=np.uint8)
-        head = view[offs[:, None] + np.arange(12)].view(u4)  # (n, 3): seconds, fraction, included length
+        head = view[offs[:, None] + np.arange(8)].view(u4)  # (n, 2): seconds, fraction
         sec = head[:, 0].astype(np.int64)
         frac = head[:, 1].astype(np.int64)
         start = offs + 16
-        end = start + head[:, 2].astype(np.int64)
+        end = np.empty_like(offs)
+        end[:-1] = offs[1:]
+        end[-1] = stop
         lim = 1_000_000_000 // self._ts_mult
         ts = sec * 1_000_000_000 + frac * self._ts_mult
         bad = np.flatnonzero(frac >= lim)
