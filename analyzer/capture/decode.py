@@ -202,6 +202,7 @@ class PacketDecoder:
         tcp_first = prefilter.table(sel.tcp_probe_first)
         udp_first = prefilter.table(sel.udp_probe_first)
         probe, udp_probe = sel.tcp_probe, sel.udp_probe
+        vxlan, geneve = tunnel.UDP_VXLAN, tunnel.UDP_GENEVE
         decode = self.decode
         frames = 0
         last = 0
@@ -233,7 +234,7 @@ class PacketDecoder:
                         if sport not in tcp_ports and dport not in tcp_ports:
                             if not maybe or not probe(buf, pay, stop):
                                 continue
-                    elif kind == 17 and dport != 4789 and dport != 6081:  # not VXLAN, Geneve (see `_l4`)
+                    elif kind == 17 and dport != vxlan and dport != geneve:  # tunnels: see `_l4`
                         if sport not in udp_ports and dport not in udp_ports:
                             if not maybe or not udp_probe(buf, pay, stop):
                                 continue

@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
+
 Ints = npt.NDArray[np.int64]
 
 
@@ -131,7 +133,7 @@ class Fields(NamedTuple):
     maybe: npt.NDArray[np.bool_]
 
 
-_UDP_TUNNEL_PORTS = (4789, 6081)  # tunnel.UDP_VXLAN, tunnel.UDP_GENEVE: always decoded
+_UDP_TUNNEL_PORTS = (UDP_VXLAN, UDP_GENEVE)  # always decoded: the packet inside decides
 
 
 def fields(
