@@ -272,3 +272,94 @@ def test_shared_captures_give_the_same_records_either_way() -> None:
     rnd = random.Random(14)
     for path in rnd.sample(paths, min(len(paths), 40)):
         assert _records(path, True) == _records(path, False), path.name
+
+
+# -- pcapng: batches against a plain reading of the format ----------------------------------------
+
+MAX_TS = (1 << 63) - 1
+
+
+def _ng_block(btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def _ng_idb(link: int, tsresol: int, tsoffset: int) -> bytes:
+    opts = struct.pack("<HHB3x", 9, 1, tsresol)
+    if tsoffset:
+        opts += struct.pack("<HHq", 14, 8, tsoffset)
+    return _ng_block(1, struct.pack("<HHI", link, 0, 0) + opts + struct.pack("<HH", 0, 0))
+
+
+def _scale(tsresol: int) -> tuple[int, int]:
+    """pcapng if_tsresol: 10**-n or 2**-n seconds per tick, as (multiplier, divisor) to nanoseconds."""
+    if tsresol & 0x80:
+        return 10**9, 1 << (tsresol & 0x7F)
+    return (10 ** (9 - tsresol), 1) if tsresol <= 9 else (1, 10 ** (tsresol - 9))
+
+
+@st.composite
+def pcapng_file(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
+    """A pcapng file, the (ts, link, frame) a plain reading of it gives, and how many frames it has
+    before an enhanced packet block names an interface never described (the file ends there)."""
+    out = _ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    ifaces: list[tuple[int, int, int, int]] = []
+    want: list[tuple[int, int, bytes]] = []
+    for _ in range(draw(st.integers(0, 40))):
+        kind = draw(st.sampled_from(["epb"] * 8 + ["idb", "spb", "opb", "other", "unknown"]))
+        data = draw(frame())
+        if kind == "idb" or (kind in ("epb", "spb", "opb") and not ifaces):
+            link = draw(st.sampled_from([1, 1, 101]))
+            tsresol = draw(st.sampled_from([6, 6, 9, 3, 0x80 | 20]))
+            tsoffset = draw(st.sampled_from([0, 0, 1, -2_000_000_000, 1 << 40]))
+            out += _ng_idb(link, tsresol, tsoffset)
+            ifaces.append((link, *_scale(tsresol), tsoffset * 10**9))
+            continue
+        if kind == "other":
+            out += _ng_block(0xBAD, b"\1\2\3\4")
+            continue
+        iface = len(ifaces) if kind == "unknown" else draw(st.integers(0, len(ifaces) - 1))
+        ticks = draw(st.sampled_from([0, 1_700_000_000_000_000, 1 << 62, (1 << 64) - 1]))
+        if kind == "spb":
+            out += _ng_block(3, struct.pack("<I", len(data)) + data)
+            want.append((0, ifaces[0][0], data))
+            continue
+        hi, lo = ticks >> 32, ticks & 0xFFFFFFFF
+        caplen = len(data)
+        if draw(st.integers(0, 5)) == 0:  # a captured length past the block: the block's end bounds it
+            caplen += 100
+            data += b"\0" * (-len(data) % 4)
+        if kind == "opb":
+            out += _ng_block(2, struct.pack("<HHIIII", iface, 0, hi, lo, caplen, caplen) + data)
+        else:
+            out += _ng_block(6, struct.pack("<IIIII", iface, hi, lo, caplen, caplen) + data)
+        if iface >= len(ifaces):
+            return out, want, len(want)
+        link, mult, div, off = ifaces[iface]
+        ts = ticks * mult // div + off
+        want.append((ts if 0 <= ts <= MAX_TS else 0, link, data))
+    return out, want, len(want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=pcapng_file(), chunk=st.sampled_from([12, 40, 200, 1 << 20]), udp_first=st.booleans())
+def test_pcapng_batches_read_the_format_and_select_like_frame_by_frame(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[bytes, list[tuple[int, int, bytes]], int],
+    chunk: int,
+    udp_first: bool,
+) -> None:
+    from analyzer.capture import pcapng
+
+    data, want, count = case
+    path = tmp_path_factory.mktemp("ng") / "x.pcapng"
+    path.write_bytes(data)
+    saved = pcapng._CHUNK
+    pcapng._CHUNK = chunk  # small reads: blocks cut by a buffer's end
+    try:
+        reader = open_capture(str(path))
+        got = [(ts, link, bytes(buf[s:e])) for ts, link, buf, s, e in reader]
+        assert got == want and reader.frames == count
+        assert _selected(path, True, udp_first) == _selected(path, False, udp_first)
+    finally:
+        pcapng._CHUNK = saved

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from itertools import pairwise, repeat
 from typing import BinaryIO
 
+import numpy as np
+
+from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import MAX_TS_NS, CaptureReader, RawFrame
 
 _CHUNK = 1 << 20
@@ -58,6 +62,7 @@ class PcapngReader(CaptureReader):
         # Per interface of the current section: (link_type, ts_mult, ts_div, ts_offset_ns, snaplen)
         self._interfaces: list[tuple[int, int, int, int, int]] = []
         self._tsresol: list[int] = []  # per interface: the if_tsresol byte, for the violation text
+        self._stopped = False  # a frame named an interface never described: the file ends there
 
     def _interface(self, body: bytes, e: str) -> tuple[int, int, int, int, int]:
         link, _res, snaplen = struct.unpack_from(e + "HHI", body, 0)  # the caller checked len(body) >= 8
@@ -80,6 +85,17 @@ class PcapngReader(CaptureReader):
         return link, mult, div, tsoffset * 1_000_000_000, snaplen
 
     def __iter__(self) -> Iterator[RawFrame]:
+        for b in self.batches():
+            yield from zip(b.ts.tolist(), repeat(b.link), repeat(b.buf), b.start.tolist(), b.end.tolist())
+
+    def batches(self) -> Iterator[Batch]:
+        """The frames in batches (see `prefilter`), read a buffer ahead of the consumer.
+
+        Runs of enhanced packet blocks are walked with one unpack each and their fields read with
+        numpy (`_enhanced`); every other block, and one that is not a plain enhanced packet block
+        fitting the buffer, takes the block-by-block path below (a frame it yields is a batch of
+        one).
+        """
         f = self._file
         buf = self._pending
         self._pending = b""
@@ -87,6 +103,19 @@ class PcapngReader(CaptureReader):
         eof = False
         while True:
             end = len(buf)
+            head = _HEAD[self._endian]
+            run: list[int] = []
+            mark = run.append
+            while off + 12 <= end:  # the common case: enhanced packet blocks that fit
+                btype, blen = head(buf, off)
+                if btype != EPB or blen < 32 or blen % 4 or blen > _MAX_BLOCK or off + blen > end:
+                    break
+                mark(off)
+                off += blen
+            if run:
+                yield from self._enhanced(buf, np.array(run, dtype=np.int64), off)
+                if self._stopped:
+                    return
             blen = 0
             if off + 12 <= end:
                 btype = _u32le(buf, off)[0]  # SHB's type reads the same both ways
@@ -122,24 +151,8 @@ class PcapngReader(CaptureReader):
             if blen < _MIN_BLOCK.get(btype, 12):
                 self.truncated = f"block of type {btype} after frame {self.frames} is too short ({blen} bytes)"
                 return
-            if btype == EPB:
-                iface, hi, lo, caplen, _orig = _EPB[e](buf, body)
-                start = body + 20
-                stop = start + caplen if start + caplen < bend else bend
-                interfaces = self._interfaces
-                if iface < len(interfaces):  # the common case inline; `_frame` says the same, slower
-                    link, mult, div, tsoff, _snap = interfaces[iface]
-                    ts = (((hi << 32) | lo) * mult // div if div != 1 else ((hi << 32) | lo) * mult) + tsoff
-                    if 0 <= ts <= MAX_TS_NS:
-                        self.frames += 1
-                        yield ts, link, buf, start, stop
-                        off += blen
-                        continue
-                frame = self._frame(iface, (hi << 32) | lo, buf, start, stop)
-                if frame is None:
-                    return
-                yield frame
-            elif btype == SPB:
+            frame: RawFrame | None = None
+            if btype == SPB:
                 if not self._interfaces:
                     self.truncated = f"simple packet block after frame {self.frames} precedes any interface"
                     return
@@ -149,23 +162,79 @@ class PcapngReader(CaptureReader):
                 start = body + 4
                 self.frames += 1
                 # A simple packet block has no timestamp (pcapng 4.4); 0 says "unknown".
-                yield 0, link, buf, start, min(start + caplen, bend)
-            elif btype == OPB:
-                iface, _drops, hi, lo, caplen, _orig = struct.unpack_from(e + "HHIIII", buf, body)
+                frame = 0, link, buf, start, min(start + caplen, bend)
+            elif btype in (OPB, EPB):  # an EPB here is one the walk above could not take
+                if btype == OPB:
+                    iface, _drops, hi, lo, caplen, _orig = struct.unpack_from(e + "HHIIII", buf, body)
+                else:
+                    iface, hi, lo, caplen, _orig = _EPB[e](buf, body)
                 start = body + 20
                 frame = self._frame(iface, (hi << 32) | lo, buf, start, min(start + caplen, bend))
                 if frame is None:
                     return
-                yield frame
             elif btype == SHB:
                 self._interfaces = []
                 self._tsresol = []
             elif btype == IDB:
                 self._interfaces.append(self._interface(buf[body:bend], e))
+            if frame is not None:
+                yield _single(frame, self.frames - 1)
             off += blen
         self.bytes_read += off
         if off < len(buf):
             self.truncated = f"file ends inside a block after frame {self.frames} ({len(buf) - off} bytes left over)"
+
+    def _enhanced(self, buf: bytes, offs: Ints, stop: int) -> Iterator[Batch]:
+        """The contiguous enhanced packet blocks at `offs` in buf (the last ending at `stop`) as
+        batches, one per run of a link type. A block naming an interface never described ends the
+        file there (`_stopped`), as `_frame` says."""
+        view = np.frombuffer(buf, dtype=np.uint8)
+        fields = view[offs[:, None] + np.arange(8, 24)].view(np.dtype(self._endian + "u4")).astype(np.int64)
+        iface, caplen = fields[:, 0], fields[:, 3]  # then the time's high and low words
+        bend = np.empty_like(offs)  # each block ends where the next begins, less its trailing length
+        bend[:-1] = offs[1:] - 4
+        bend[-1] = stop - 4
+        start = offs + 28
+        end = np.minimum(start + caplen, bend)
+        unknown = np.flatnonzero(iface >= len(self._interfaces))
+        n = int(unknown[0]) if len(unknown) else len(offs)
+        ts = self._times(iface[:n], fields[:n, 1], fields[:n, 2])
+        links = np.array([i[0] for i in self._interfaces], dtype=np.int64)[iface[:n]] if n else iface[:0]
+        cuts = [0, *(np.flatnonzero(links[1:] != links[:-1]) + 1).tolist(), n]
+        for a, b in pairwise(cuts):
+            if b > a:
+                frame0 = self.frames
+                self.frames += b - a
+                yield Batch(buf, int(links[a]), frame0, start[a:b], end[a:b], ts[a:b])
+        if n < len(offs):
+            self._frame(int(iface[n]), 0, buf, 0, 0)  # says why the file ends here
+            self._stopped = True
+
+    def _times(self, iface: Ints, hi: Ints, lo: Ints) -> Ints:
+        """Nanosecond times of frames self.frames + 1, ...: as `_frame` computes them, with numpy
+        where the arithmetic cannot leave int64 (the usual decimal resolutions, times in range),
+        one by one in Python's integers otherwise (and for a time out of range, which is noted)."""
+        ts = np.zeros(len(iface), dtype=np.int64)
+        slow = np.ones(len(iface), dtype=np.bool_)
+        ticks = (hi << 32) | lo  # right where hi < 2**31, the only rows it is used for
+        for i in np.unique(iface).tolist():
+            _link, mult, div, tsoff, _snap = self._interfaces[i]
+            limit = (MAX_TS_NS - max(tsoff, 0)) // mult  # ticks * mult + tsoff <= MAX_TS_NS
+            if div != 1 or limit < 0 or tsoff < -MAX_TS_NS:  # numpy's int64 cannot hold these sums
+                continue
+            ok = (iface == i) & (hi < 1 << 31) & (ticks <= limit)
+            ts[ok] = ticks[ok] * mult + tsoff
+            slow[ok] = ts[ok] < 0  # a negative if_tsoffset: out of range, said below
+        for j in np.flatnonzero(slow).tolist():
+            _link, mult, div, tsoff, _snap = self._interfaces[int(iface[j])]
+            exact = (int(hi[j]) << 32) | int(lo[j])
+            t = (exact * mult // div if div != 1 else exact * mult) + tsoff
+            if not 0 <= t <= MAX_TS_NS:
+                tsresol = self._tsresol[int(iface[j])]
+                raw = f"{exact} ticks at if_tsresol {tsresol:#04x}, if_tsoffset {tsoff // 1_000_000_000} s"
+                t = self._bad_time(self.frames + j + 1, raw)
+            ts[j] = t
+        return ts
 
     def _frame(self, iface: int, ticks: int, buf: bytes, start: int, end: int) -> RawFrame | None:
         if iface >= len(self._interfaces):
@@ -178,3 +247,16 @@ class PcapngReader(CaptureReader):
             raw = f"{ticks} ticks at if_tsresol {self._tsresol[iface]:#04x}, if_tsoffset {tsoff // 1_000_000_000} s"
             ts = self._bad_time(self.frames, raw)
         return ts, link, buf, start, end
+
+
+def _single(frame: RawFrame, frame0: int) -> Batch:
+    """One frame as a batch of its own."""
+    ts, link, buf, start, end = frame
+    return Batch(
+        buf,
+        link,
+        frame0,
+        np.array([start], dtype=np.int64),
+        np.array([end], dtype=np.int64),
+        np.array([ts], dtype=np.int64),
+    )
