@@ -6,8 +6,8 @@ the frame is `buf[start:end]`, sliced by the consumer only if it wants it; `ts_n
 time (out of range in the file: `reader.notes()` says so). Only regular files are opened (`source`);
 gzip is undone incrementally and bounded (`gzipstream`). `PacketDecoder` turns a raw frame into a
 `Packet` (TCP segment or UDP datagram), through any tunnel (`tunnel`), only when the selector wants it;
-a classic pcap comes in batches (`PcapReader.batches`) whose frames numpy drops wholesale (`prefilter`),
-the same packets as frame by frame.
+pcap and pcapng files come in batches (`batches()` of their readers) whose frames numpy drops
+wholesale (`prefilter`), the same packets as frame by frame.
 
 It imports only errors and limits from the analyzer: nothing of tcp, dcerpc, stubs or above (the
 selector's probes and ports are handed in by the pipeline).

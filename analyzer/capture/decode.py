@@ -151,7 +151,7 @@ class PacketDecoder:
         called every 65,536 frames.
         """
         batches = getattr(records, "batches", None)
-        if batches is not None:  # a reader with a fast path (classic pcap)
+        if batches is not None:  # a reader with a fast path (pcap, pcapng)
             yield from self._select_batches(batches(), progress)
             return
         ports = self._tcp_ports

@@ -2,7 +2,8 @@
 
 Format: IETF draft-ietf-opsawg-pcapng. Enhanced (6), simple (3) and obsolete (2) packet blocks are
 frames; section headers (0x0A0D0D0A) reset the interface table; every other block is skipped.
-dpkt's reader honours only the first interface, which is why this one exists.
+dpkt's reader honours only the first interface, which is why this one exists. The reader works in
+batches (`batches()`, for the prefilter); iterating it yields their frames one by one.
 """
 
 from __future__ import annotations
