@@ -92,10 +92,10 @@ class PcapngReader(CaptureReader):
     def batches(self) -> Iterator[Batch]:
         """The frames in batches (see `prefilter`), read a buffer ahead of the consumer.
 
-        Runs of enhanced packet blocks are walked with one unpack each and their fields read with
-        numpy (`_enhanced`); every other block, and one that is not a plain enhanced packet block
-        fitting the buffer, takes the block-by-block path below (a frame it yields is a batch of
-        one).
+        Runs of enhanced packet blocks are walked with one unpack each (`_run`) and their fields read
+        with numpy (`_enhanced`); every other block, and one that is not a plain enhanced packet
+        block fitting the buffer, is read on its own (`_header`, `_block`; a frame it holds is a
+        batch of one). A fault ends the file there, `truncated` saying why.
         """
         f = self._file
         buf = self._pending
@@ -104,36 +104,14 @@ class PcapngReader(CaptureReader):
         eof = False
         while True:
             end = len(buf)
-            head = _HEAD[self._endian]
-            run: list[int] = []
-            mark = run.append
-            while off + 12 <= end:  # the common case: enhanced packet blocks that fit
-                btype, blen = head(buf, off)
-                if btype != EPB or blen < 32 or blen % 4 or blen > _MAX_BLOCK or off + blen > end:
-                    break
-                mark(off)
-                off += blen
+            run, off = self._run(buf, off, end)
             if run:
                 yield from self._enhanced(buf, np.array(run, dtype=np.int64), off)
                 if self._stopped:
                     return
-            blen = 0
-            if off + 12 <= end:
-                btype = _u32le(buf, off)[0]  # SHB's type reads the same both ways
-                if btype == SHB:
-                    magic = buf[off + 8 : off + 12]
-                    if magic == b"\x4d\x3c\x2b\x1a":
-                        self._endian = "<"
-                    elif magic == b"\x1a\x2b\x3c\x4d":
-                        self._endian = ">"
-                    else:
-                        self.truncated = f"section header after frame {self.frames} has a bad byte-order magic"
-                        return
-                e = self._endian
-                btype, blen = _HEAD[e](buf, off)
-                if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
-                    self.truncated = f"block after frame {self.frames} has an impossible length {blen}"
-                    return
+            blen = self._header(buf, off, end)
+            if blen < 0:
+                return
             if blen == 0 or off + blen > end:
                 if eof:
                     break
@@ -147,43 +125,88 @@ class PcapngReader(CaptureReader):
                 off = 0
                 eof = not chunk
                 continue
-            body = off + 8
-            bend = off + blen - 4
-            if blen < _MIN_BLOCK.get(btype, 12):
-                self.truncated = f"block of type {btype} after frame {self.frames} is too short ({blen} bytes)"
+            frame = self._block(buf, off, blen)
+            if frame is False:
                 return
-            frame: RawFrame | None = None
-            if btype == SPB:
-                if not self._interfaces:
-                    self.truncated = f"simple packet block after frame {self.frames} precedes any interface"
-                    return
-                orig = struct.unpack_from(e + "I", buf, body)[0]
-                link, _m, _d, _o, snaplen = self._interfaces[0]
-                caplen = min(orig, snaplen) if snaplen else orig
-                start = body + 4
-                self.frames += 1
-                # A simple packet block has no timestamp (pcapng 4.4); 0 says "unknown".
-                frame = 0, link, buf, start, min(start + caplen, bend)
-            elif btype in (OPB, EPB):  # an EPB here is one the walk above could not take
-                if btype == OPB:
-                    iface, _drops, hi, lo, caplen, _orig = struct.unpack_from(e + "HHIIII", buf, body)
-                else:
-                    iface, hi, lo, caplen, _orig = _EPB[e](buf, body)
-                start = body + 20
-                frame = self._frame(iface, (hi << 32) | lo, buf, start, min(start + caplen, bend))
-                if frame is None:
-                    return
-            elif btype == SHB:
-                self._interfaces = []
-                self._tsresol = []
-            elif btype == IDB:
-                self._interfaces.append(self._interface(buf[body:bend], e))
-            if frame is not None:
+            if isinstance(frame, tuple):
                 yield _single(frame, self.frames - 1)
             off += blen
         self.bytes_read += off
         if off < len(buf):
             self.truncated = f"file ends inside a block after frame {self.frames} ({len(buf) - off} bytes left over)"
+
+    def _run(self, buf: bytes, off: int, end: int) -> tuple[list[int], int]:
+        """(offsets, end) of the enhanced packet blocks from `off` on that are well formed and fit the
+        buffer: the common case, one unpack a block."""
+        head = _HEAD[self._endian]
+        run: list[int] = []
+        mark = run.append
+        while off + 12 <= end:
+            btype, blen = head(buf, off)
+            if btype != EPB or blen < 32 or blen % 4 or blen > _MAX_BLOCK or off + blen > end:
+                break
+            mark(off)
+            off += blen
+        return run, off
+
+    def _header(self, buf: bytes, off: int, end: int) -> int:
+        """The length of the block at `off` (its section header's byte order taken first), 0 when the
+        buffer does not hold its header yet, -1 when the file ends there (an impossible one)."""
+        if off + 12 > end:
+            return 0
+        if _u32le(buf, off)[0] == SHB:  # SHB's type reads the same both ways
+            magic = buf[off + 8 : off + 12]
+            if magic == b"\x4d\x3c\x2b\x1a":
+                self._endian = "<"
+            elif magic == b"\x1a\x2b\x3c\x4d":
+                self._endian = ">"
+            else:
+                return self._stop(f"section header after frame {self.frames} has a bad byte-order magic")
+        blen: int = _HEAD[self._endian](buf, off)[1]
+        if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
+            return self._stop(f"block after frame {self.frames} has an impossible length {blen}")
+        return blen
+
+    def _block(self, buf: bytes, off: int, blen: int) -> RawFrame | bool:
+        """The frame of the whole block at `off` if it holds one, else True (go on) or False (the file
+        ends there); interfaces and sections kept."""
+        e = self._endian
+        btype = _HEAD[e](buf, off)[0]
+        body = off + 8
+        bend = off + blen - 4
+        if blen < _MIN_BLOCK.get(btype, 12):
+            self._stop(f"block of type {btype} after frame {self.frames} is too short ({blen} bytes)")
+            return False
+        if btype == SPB:
+            if not self._interfaces:
+                self._stop(f"simple packet block after frame {self.frames} precedes any interface")
+                return False
+            orig = struct.unpack_from(e + "I", buf, body)[0]
+            link, _m, _d, _o, snaplen = self._interfaces[0]
+            caplen = min(orig, snaplen) if snaplen else orig
+            start = body + 4
+            self.frames += 1
+            # A simple packet block has no timestamp (pcapng 4.4); 0 says "unknown".
+            return 0, link, buf, start, min(start + caplen, bend)
+        if btype in (OPB, EPB):  # an EPB here is one `_run` could not take
+            if btype == OPB:
+                iface, _drops, hi, lo, caplen, _orig = struct.unpack_from(e + "HHIIII", buf, body)
+            else:
+                iface, hi, lo, caplen, _orig = _EPB[e](buf, body)
+            start = body + 20
+            frame = self._frame(iface, (hi << 32) | lo, buf, start, min(start + caplen, bend))
+            return False if frame is None else frame
+        if btype == SHB:
+            self._interfaces = []
+            self._tsresol = []
+        elif btype == IDB:
+            self._interfaces.append(self._interface(buf[body:bend], e))
+        return True
+
+    def _stop(self, why: str) -> int:
+        """End the file here, saying why; -1, for `_header`."""
+        self.truncated = why
+        return -1
 
     def _enhanced(self, buf: bytes, offs: Ints, stop: int) -> Iterator[Batch]:
         """The contiguous enhanced packet blocks at `offs` in buf (the last ending at `stop`) as
