@@ -218,9 +218,15 @@ def test_batches_select_what_frame_by_frame_selects(
     saved = pcap._BATCH
     pcap._BATCH = batch  # small batches: records cut by a batch's end, batches of one record
     try:
+        reader = open_capture(str(path))
+        got = [(ts, lt, bytes(buf[s:e])) for ts, lt, buf, s, e in reader]
         fast = _selected(path, True, udp_first)
     finally:
         pcap._BATCH = saved
+    # The format read plainly: every whole record, its time (0 when the fraction is out of range).
+    assert got == [(sec * 10**9 + frac * 1000 if frac < 10**6 else 0, link, data) for sec, frac, data in recs]
+    assert reader.frames == len(recs) and (reader.truncated is None) == (tail == b"")
+    assert reader.bytes_read == 24 + sum(16 + len(data) for _s, _f, data in recs)
     slow = _selected(path, False, udp_first)
     assert fast == slow
 
@@ -239,12 +245,25 @@ def test_the_batch_path_is_taken_and_learns_ports_mid_batch(tmp_path: Path) -> N
     assert [frame for frame, _ts, _pkt in got] == [2, 3]
 
 
+class _FrameByFrame:
+    """A reader seen without its batches: the decoder takes its frames one by one."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._reader)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "batches":
+            raise AttributeError(name)
+        return getattr(self._reader, name)
+
+
 def _records(path: Path, batched: bool) -> dict[str, list[Any]]:
     p = Pipeline(strict=True)
     reader = open_capture(str(path))
-    if not batched:
-        reader.batches = None  # type: ignore[attr-defined]
-    p.add_reader(reader, path.name, str(path))
+    p.add_reader(reader if batched else _FrameByFrame(reader), path.name, str(path))  # type: ignore[arg-type]
     r = p.records
     tables = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations", "captures")
     out = {t: list(getattr(r, t)) for t in tables}

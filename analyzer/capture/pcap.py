@@ -1,15 +1,15 @@
 """Classic libpcap files: microsecond and nanosecond magic, either byte order.
 
 Format: https://www.tcpdump.org/manpages/pcap-savefile.5.html (24-byte file header, then 16-byte
-record headers). Records are parsed straight out of large read buffers, without per-record objects
-beyond the yielded tuple. `batches()` is the fast path (see `prefilter`): it only walks the record
-lengths in Python and hands each buffer over with its records' bounds and times as numpy arrays.
+record headers). Records are read in batches of 4 MiB buffers (`batches()`, for the prefilter): only
+the record lengths are walked in Python; bounds and times come as numpy arrays.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from itertools import repeat
 from typing import BinaryIO
 
 import numpy as np
@@ -17,7 +17,6 @@ import numpy as np
 from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import CaptureReader, RawFrame
 
-_CHUNK = 1 << 20
 _BATCH = 1 << 22  # bytes per batch: numpy's per-call cost is paid per batch, not per record
 # A record this long cannot be a packet (the largest snaplen in use is 256 KiB): the file is corrupt.
 _MAX_RECORD = 1 << 24
@@ -49,57 +48,12 @@ class PcapReader(CaptureReader):
         self.bytes_read = 24
 
     def __iter__(self) -> Iterator[RawFrame]:
-        f = self._file
-        unpack = struct.Struct(self._endian + "IIII").unpack_from
-        mult = self._ts_mult
-        # The fraction is below one second (10**6 us or 10**9 ns); seconds are unsigned 32-bit, so
-        # the sum always fits the tables' range: the fraction is the only field to check.
-        lim = 1_000_000_000 // mult
-        link = self._link_type
-        frames = self.frames  # counted in a local: this loop runs once per packet
-        buf = b""
-        try:
-            while True:
-                # A record cut by the last buffer's end is completed with a read of just its missing
-                # bytes (see pcapng): joining a whole chunk to it would copy the chunk.
-                left = len(buf)
-                chunk = f.read(_CHUNK if not left else 16 - left if left < 16 else 16 + unpack(buf, 0)[2] - left)
-                if not chunk:
-                    break
-                buf = buf + chunk if buf else chunk
-                off = 0
-                end = len(buf)
-                while off + 16 <= end:
-                    sec, frac, incl, _orig = unpack(buf, off)
-                    nxt = off + 16 + incl
-                    if nxt > end:
-                        if incl > _MAX_RECORD:
-                            self.truncated = f"record header of frame {frames + 1} is corrupt (length {incl})"
-                            self.bytes_read += off  # the complete records before it were read
-                            return
-                        break
-                    frames += 1
-                    if frac < lim:
-                        yield sec * 1_000_000_000 + frac * mult, link, buf, off + 16, nxt
-                    else:
-                        yield (
-                            self._bad_time(frames, f"fraction field {frac} is not below {lim}"),
-                            link,
-                            buf,
-                            off + 16,
-                            nxt,
-                        )
-                    off = nxt
-                self.bytes_read += off
-                self.frames = frames
-                buf = buf[off:]
-            if buf:
-                self.truncated = f"file ends inside frame {frames + 1} ({len(buf)} bytes left over)"
-        finally:
-            self.frames = frames
+        for b in self.batches():
+            yield from zip(b.ts.tolist(), repeat(b.link), repeat(b.buf), b.start.tolist(), b.end.tolist())
 
     def batches(self) -> Iterator[Batch]:
-        """The records in batches, counted and checked as `__iter__` does them, frame for frame.
+        """The records in batches (see `prefilter`), read a buffer ahead of the consumer; iterating
+        the reader yields their frames one by one.
 
         Each buffer is read whole from the file and never joined with the next one (joining costs
         more than walking the records): a record cut by the buffer's end is completed with a read of
