@@ -9,8 +9,8 @@ gzip is undone incrementally and bounded (`gzipstream`). `PacketDecoder` turns a
 pcap and pcapng files come in batches (`batches()` of their readers) whose frames numpy drops
 wholesale (`prefilter`), the same packets as frame by frame.
 
-It imports only errors and limits from the analyzer: nothing of tcp, dcerpc, stubs or above (the
-selector's probes and ports are handed in by the pipeline).
+It imports only errors and limits from the analyzer; it must not import tcp, dcerpc, stubs or anything
+above them (the selector's probes and ports are handed in by the pipeline).
 """
 
 from analyzer.capture.decode import Packet, PacketDecoder, Selector
