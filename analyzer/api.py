@@ -216,13 +216,13 @@ class AnalysisResult:
         puts every call in dce_rpc.log instead of only those Zeek would log). Then manifest.json
         (version, `arguments`, inputs with size and SHA-256, times, files written). Returns the paths
         of the tables (or logs). `partitioned` (with fmt `parquet`): each table a dataset of one part
-        per capture session (`analyzer.partitioned.write_partitioned`), the views files beside them."""
+        per capture session (`analyzer.report.partitioned.write_partitioned`), the views files beside them."""
         if fmt in ZEEK_FORMATS:
             from analyzer.zeek.logs import write_zeek_logs
 
             written = write_zeek_logs(self, out_dir, fmt, all_calls)
         elif partitioned and fmt == "parquet":
-            from analyzer.partitioned import write_partitioned
+            from analyzer.report.partitioned import write_partitioned
 
             written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
             written += write_tables({}, out_dir, fmt, self.view_items())
@@ -261,8 +261,8 @@ def analyze(
     Files that cannot be read do not raise: they appear in `captures` with their `error`, and in
     `errors`. Everything read before a truncated file's cut is kept. `rules`: your own findings rule
     files (see analyzer.findings.rules), read after the shipped ones when `findings` is first read.
-    `jobs`: worker processes reading the capture sessions (`analyzer.multicore`; 1: this process
-    alone); `client`: a `distributed.Client`, whose cluster reads them instead (`analyzer.distributed`;
+    `jobs`: worker processes reading the capture sessions (`analyzer.parallel.multicore`; 1: this process
+    alone); `client`: a `distributed.Client`, whose cluster reads them instead (`analyzer.parallel.distributed`;
     its workers must reach the same paths). Either way the records are the ones a single process makes.
 
         >>> result = analyze(["samples/pcaps"])          # doctest: +SKIP
@@ -274,11 +274,11 @@ def analyze(
     started = utc_now()
     names = [str(p) for p in paths]
     if client is not None:
-        from analyzer.distributed import run_on_cluster
+        from analyzer.parallel.distributed import run_on_cluster
 
         records = run_on_cluster(names, limits, client, progress)
     else:
-        from analyzer.multicore import run
+        from analyzer.parallel.multicore import run
 
         records = run(names, limits, jobs, lambda: nullcontext(progress))
     result = from_records(records, started)

@@ -3,7 +3,8 @@
 Data flows up this list: packets are read (`capture`), reassembled (`tcp`), framed and decoded (`dcerpc`,
 `stubs`), carried over SMB pipes (`smb`) and the transports named by their protocol sequence (`transports`),
 driven by the run (`pipeline`), turned into tables (`report`), judged (`findings`), exported for other tools
-(`interop`), offered as a Python API (`api`) and a command line (`cli`). A module may import only from its own
+(`interop`), spread over cores or a cluster (`parallel`), offered as a Python API (`api`) and a command
+line (`cli`). A module may import only from its own
 layer or a lower one; lazy imports (inside functions) and `if TYPE_CHECKING:` imports count as well. `dcerpc`
 gets the stub decoders injected: it must not import `analyzer.stubs`.
 
@@ -35,7 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "analyzer.ntlm",
         ),
     ),
-    ("capture", ("analyzer.capture", "analyzer.session")),
+    ("capture", ("analyzer.capture",)),
     ("tcp", ("analyzer.tcp",)),
     ("dcerpc", ("analyzer.dcerpc",)),
     ("stubs", ("analyzer.stubs",)),
@@ -43,23 +44,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("transports", ("analyzer.transports",)),
     (
         "pipeline",
-        (
-            "analyzer.pipeline",
-            "analyzer.records",
-            "analyzer.readback",
-            "analyzer.violation_log",
-            "analyzer.naming",
-            "analyzer.packets",
-            "analyzer.parallel",
-            "analyzer.units",
-            "analyzer.merge",
-            "analyzer.multicore",
-            "analyzer.distributed",
-        ),
+        ("analyzer.pipeline", "analyzer.records", "analyzer.readback", "analyzer.violation_log", "analyzer.packets"),
     ),
-    ("report", ("analyzer.report", "analyzer.localise", "analyzer.flowid", "analyzer.partitioned")),
+    ("report", ("analyzer.report",)),
     ("findings", ("analyzer.findings",)),
     ("interop", ("analyzer.zeek", "analyzer.firewall")),
+    ("parallel", ("analyzer.parallel",)),
     ("api", ("analyzer", "analyzer.api", "analyzer.live")),
     ("cli", ("analyzer.cli", "analyzer.__main__")),
 )

@@ -184,16 +184,17 @@ class ConnectionRecord:
     first_ts: int
     last_frame: int
     last_ts: int
-    epm_capture: str | None  # the capture holding the EPM response that announced this server port
-    epm_frame: int | None  # that response's frame
-    epm_client_ip: str | None
-    epm_delay_s: float | None  # seconds from that answer to this connection's first packet
     packets: int
     client_bytes: int
     server_bytes: int
     pdus: int
-    gaps: int
     end: str  # fin | rst | idle | evicted | capture_end | close (a pipe's SMB CLOSE)
+    gaps: int = 0  # holes in the TCP byte stream (a pipe or a UDP conversation has none of its own)
+    # Only a TCP connection the endpoint mapper announced has these:
+    epm_capture: str | None = None  # the capture holding the EPM response that announced this server port
+    epm_frame: int | None = None  # that response's frame
+    epm_client_ip: str | None = None
+    epm_delay_s: float | None = None  # seconds from that answer to this connection's first packet
     detail: str | None = None  # what else is known: RPC-over-HTTP channel and RTS PDUs, SMB session, ...
     midstream: bool | None = None  # its first PDU was not a bind: the conversation began before the capture
 

@@ -27,6 +27,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any, Generic, TypeVar
 
 from analyzer.book import EndpointBook
+from analyzer.capture.session import FrameMap
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import (
     AttemptRecord,
@@ -40,7 +41,6 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.readback import ReadBack
-from analyzer.session import FrameMap
 from analyzer.violation_log import ViolationLog
 
 BATCH_ROWS = 4096  # records buffered per kind before a batch is written

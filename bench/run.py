@@ -188,7 +188,7 @@ def check_truth(cap: Path, out: Path) -> list[str]:
 BPF_FILTER = "tcp port 135 or tcp port 445 or tcp port 139 or tcp port 593 or udp port 135"
 # The reading phase alone (records, no tables, findings or files), to separate it from the serial rest.
 READ_ONLY = (
-    "import sys; from analyzer.limits import DEFAULT_LIMITS; from analyzer.multicore import run; "
+    "import sys; from analyzer.limits import DEFAULT_LIMITS; from analyzer.parallel.multicore import run; "
     "run(sys.argv[2:], DEFAULT_LIMITS, int(sys.argv[1]))"
 )
 INDEPENDENT = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]  # no digits: 8 sessions

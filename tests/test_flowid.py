@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import analyzer
-from analyzer.flowid import community_id, connection_uid
+from analyzer.report.flowid import community_id, connection_uid
 from tests.conftest import SAMPLES
 
 

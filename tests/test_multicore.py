@@ -1,7 +1,7 @@
 """Every core and a Dask cluster: the same records as the serial run, whatever reads the sessions.
 
-A run's sessions are read in worker processes (`analyzer.multicore`) or on a `distributed.LocalCluster`
-(`analyzer.distributed`) and merged (`analyzer.merge`); these tests compare every kind of record, in
+A run's sessions are read in worker processes (`analyzer.parallel.multicore`) or on a `distributed.LocalCluster`
+(`analyzer.parallel.distributed`) and merged (`analyzer.parallel.merge`); these tests compare every kind of record, in
 order, and every table with the serial run's (`jobs=1`), on small inputs: the repository's samples,
 captures made by the benchmark generator with different seeds, and a capture cut in two so that the
 second part's connection is identified only by the first part's endpoint-mapper answer.
@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 import analyzer
-from analyzer import merge, multicore, units
 from analyzer.cli import main
 from analyzer.limits import DEFAULT_LIMITS
+from analyzer.parallel import merge, multicore, units
 from analyzer.pipeline import Pipeline
 from analyzer.records import Records
 from tests.conftest import SAMPLES, SHARED, needs_shared
@@ -126,7 +126,7 @@ def test_analyze_jobs_writes_the_same_files(tmp_path: Path) -> None:
 
 def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    from analyzer.partitioned import read_table
+    from analyzer.report.partitioned import read_table
 
     inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
     serial = analyzer.analyze(inputs)
@@ -157,7 +157,7 @@ def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Pa
 
 
 def unit_of(result: analyzer.AnalysisResult) -> dict[str, int]:
-    from analyzer.partitioned import units
+    from analyzer.report.partitioned import units
 
     return units(result.records)
 

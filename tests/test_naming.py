@@ -1,5 +1,5 @@
 """Late naming: interfaces of unbound conversations from what the whole run learned
-([analyzer.naming], [analyzer.book])."""
+([analyzer.report.naming], [analyzer.book])."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading captures in a forked child ([analyzer.parallel]): the same records as in-process."""
+"""Reading captures in a forked child ([analyzer.parallel.child]): the same records as in-process."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from analyzer import parallel
 from analyzer.limits import DEFAULT_LIMITS
+from analyzer.parallel import child as parallel
 from analyzer.pipeline import Pipeline
 from tests.conftest import SAMPLES
 

@@ -66,7 +66,9 @@ def test_records_round_trip_through_batches_on_disk(monkeypatch: pytest.MonkeyPa
 def test_a_value_outside_its_arrow_type_is_kept_anyway(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rec_mod, "BATCH_ROWS", 2)
     r = Records()
-    huge = ConnectionRecord(_flow(1), "port135", 1, 2**70, 2, 2**70, None, None, None, None, 1, 0, 0, 0, 0, "fin")
+    huge = ConnectionRecord(
+        _flow(1), "port135", 1, 2**70, 2, 2**70, packets=1, client_bytes=0, server_bytes=0, pdus=0, end="fin"
+    )
     r.connections.extend([huge, huge])
     assert list(r.connections) == [huge, huge]
 

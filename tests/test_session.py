@@ -1,5 +1,5 @@
-"""One capture session across files: splits and sensors give the whole file's records ([analyzer.session],
-[analyzer.localise])."""
+"""One capture session across files: splits and sensors give the whole file's records ([analyzer.capture.session],
+[analyzer.capture.localise])."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import analyzer
-from analyzer.session import FrameMap, sessions
+from analyzer.capture.session import FrameMap, sessions
 from tests.conftest import SHARED, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,12 +58,12 @@ def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Reco
     """The records: on the cluster of --scheduler, else in --jobs worker processes (every core by
     default), else in a forked child while `warm_up` runs here."""
     from analyzer.limits import DEFAULT_LIMITS
-    from analyzer.parallel import read_in_child
+    from analyzer.parallel.child import read_in_child
 
     meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
     if meta.get(SCHEDULER):
         return _on_cluster(paths, quiet, warm_up, meta[SCHEDULER], meta.get(NAMES))
-    from analyzer.multicore import default_jobs, run
+    from analyzer.parallel.multicore import default_jobs, run
 
     return run(
         paths,
@@ -79,7 +79,7 @@ def _on_cluster(paths: list[str], quiet: bool, warm_up: Callable[[], None], addr
     try:
         from distributed import Client
 
-        from analyzer.distributed import run_on_cluster
+        from analyzer.parallel.distributed import run_on_cluster
     except ImportError:
         err("--scheduler needs the distributed package: pip install 'rpc-analyzer[cluster]'")
         sys.exit(EXIT_INPUT_ERROR)

@@ -1,7 +1,7 @@
 """The file loop: a capture's frames through the packet decoder to its conversations.
 
 For one file (`add_file`, `add_reader`) or one session of files read as one stream (`add_session`,
-see `analyzer.session`): open the reader, make the capture's `Conversations`, pass every selected
+see `analyzer.capture.session`): open the reader, make the capture's `Conversations`, pass every selected
 packet to the conversation it belongs to (reporting, not raising, what goes wrong inside), sweep
 idle connections every `_EXPIRE_EVERY` selected packets, close everything at the end, and write the
 capture's `captures` row and its file-level violations (link types skipped, truncation, reader
@@ -18,12 +18,12 @@ from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, PacketDecod
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
 from analyzer.capture.reader import CaptureReader, RawFrame
+from analyzer.capture.session import FrameMap, Member, SessionFrames
 from analyzer.capture.source import display_name, open_capture
 from analyzer.errors import CaptureError
 from analyzer.model import CaptureSummary, Violation
 from analyzer.pipeline.conversations import Conversations
 from analyzer.pipeline.flow_table import FlowKey
-from analyzer.session import FrameMap, Member, SessionFrames
 
 if TYPE_CHECKING:
     from analyzer.pipeline.state import Run
@@ -88,7 +88,7 @@ class FileLoop:
 
     def add_session(self, members: list[Member], progress: Tick | None = None) -> list[CaptureSummary]:
         """Analyse the files of one capture session as one stream: nothing is closed at a file
-        boundary. Records name the session's first file until `analyzer.localise` maps their frames
+        boundary. Records name the session's first file until `analyzer.capture.localise` maps their frames
         back to the file (and frame in it) where each fell."""
         fmap = FrameMap(members[0].name)
         source = SessionFrames(members, fmap)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from analyzer.bounded import fewer_collections
 from analyzer.capture.reader import CaptureReader
+from analyzer.capture.session import Member, expand_globs, sessions
 from analyzer.capture.source import expand_paths
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import CaptureSummary
@@ -22,7 +23,6 @@ from analyzer.pipeline.files import FileLoop, Tick
 from analyzer.pipeline.flow_table import FlowKey
 from analyzer.pipeline.state import Run
 from analyzer.records import Records
-from analyzer.session import Member, expand_globs, sessions
 
 # progress(bytes of the input consumed so far, files finished so far)
 Progress = Callable[[int, int], None]
@@ -60,7 +60,7 @@ class Pipeline:
 
     def run(self, paths: Iterable[str], progress: Progress | None = None) -> Records:
         """Analyse files, directories and globs; files of one capture session (see
-        `analyzer.session`) are read as one stream. `progress` gets the bytes consumed so far."""
+        `analyzer.capture.session`) are read as one stream. `progress` gets the bytes consumed so far."""
         files = [p for p, _explicit in expand_paths(expand_globs(paths))]
         done = index = 0
         with fewer_collections():  # flows leave cyclic garbage: see analyzer.bounded

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.capture.localise import localise
 from analyzer.dcerpc.epm import EPM_OPERATIONS
-from analyzer.flowid import flow_ids
-from analyzer.localise import localise
 from analyzer.model import (
     BY_MIDSTREAM,
     AttemptRecord,
@@ -31,13 +30,14 @@ from analyzer.model import (
     Flow,
     Violation,
 )
-from analyzer.naming import LateNames
 from analyzer.records import Records
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, convert, frame, schema
+from analyzer.report.flowid import flow_ids
 from analyzer.report.hosts import HOSTS, hosts_frame
 from analyzer.report.lists import join
 from analyzer.report.memory import release, use_system_pool
 from analyzer.report.names import Names
+from analyzer.report.naming import LateNames
 from analyzer.report.order import in_order
 
 CHUNK_ROWS = 4096  # records converted to one frame at a time: a chunk's objects are all that is transient
@@ -75,7 +75,7 @@ def _seen(flow: Any = lambda r: r.flow) -> list[Column[Any, Names]]:
 
 
 def _ids(flow: Any = lambda r: r.flow) -> list[Column[Any, Names]]:
-    """The flow identifiers other tools pivot on (see `analyzer.flowid`)."""
+    """The flow identifiers other tools pivot on (see `analyzer.report.flowid`)."""
     return [
         Column("uid", STR, lambda r, n: flow_ids(flow(r))[0]),
         Column("community_id", STR, lambda r, n: flow_ids(flow(r))[1]),
@@ -345,7 +345,7 @@ def chunks(
     columns: Sequence[Column[Any, Any]], rows: Iterable[Any], context: Any, table: str, records: Records
 ) -> Iterator[pd.DataFrame]:
     """The rows as typed frames of at most `CHUNK_ROWS` rows, in record order, named by file and
-    local frame (multi-file sessions, `analyzer.localise`)."""
+    local frame (multi-file sessions, `analyzer.capture.localise`)."""
     for batch in _batches(rows):
         yield localise(convert(columns, batch, context), table, records.frame_maps)
 

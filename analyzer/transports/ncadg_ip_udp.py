@@ -72,15 +72,10 @@ class UdpConversation:
             first_ts=self.first_ts,
             last_frame=self.last_frame,
             last_ts=self.last_ts,
-            epm_capture=None,
-            epm_frame=None,
-            epm_client_ip=None,
-            epm_delay_s=None,
             packets=self.packets,
             client_bytes=self.client_bytes,
             server_bytes=self.server_bytes,
             pdus=self.packets,
-            gaps=0,
             end=end,
         )
 

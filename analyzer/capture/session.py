@@ -10,7 +10,7 @@ does, ties kept in file order.
 
 Frames are numbered through the session (1, 2, ... across files); a `FrameMap` turns a session frame
 number back into the file and the frame within it, so that every record names the file and frame
-where it completed (`analyzer.localise` applies it when records become tables).
+where it completed (`analyzer.capture.localise` applies it when records become tables).
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint
 from analyzer.limits import Limits
 from analyzer.model import NCACN_IP_TCP, NCADG_IP_UDP
+from analyzer.parallel.units import Census, SerialState, SessionResult
 from analyzer.pipeline.classify import ip_text
 from analyzer.pipeline.state import Run
 from analyzer.records import Records
-from analyzer.units import Census, SerialState, SessionResult
 from analyzer.violation_log import LIVE_AGGREGATES
 
 Redo = Callable[[int, SerialState], SessionResult]

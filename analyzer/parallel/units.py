@@ -1,10 +1,10 @@
 """The unit of work of a parallel run: one capture session, analysed in a worker from a fresh state.
 
-A serial run reads its sessions (see `analyzer.session`) one after the other with one `Pipeline`, and
+A serial run reads its sessions (see `analyzer.capture.session`) one after the other with one `Pipeline`, and
 two things carry from one session to the next: the selector's ports (every port learned from an EPM
 answer, a bind_ack secondary address or a heuristic conversation stays selected) and the endpoint
 book. A worker cannot know what earlier sessions will learn, so it starts fresh and returns, with the
-records, what the merge (`analyzer.merge`) needs to prove that the fresh run equals the serial one:
+records, what the merge (`analyzer.parallel.merge`) needs to prove that the fresh run equals the serial one:
 
 - `census` (`Census`): every TCP/UDP conversation its frames carry, with its first frame, and the
   ports of every payload the selector's probe was asked about. Whatever earlier sessions left behind
@@ -32,6 +32,7 @@ from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PacketDecoder, Probe, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.reader import RawFrame
+from analyzer.capture.session import FrameMap, Member
 from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
 from analyzer.limits import Limits
 from analyzer.model import (
@@ -48,7 +49,6 @@ from analyzer.pipeline.conversations import Conversations
 from analyzer.pipeline.files import FileLoop
 from analyzer.pipeline.state import Run
 from analyzer.records import BATCH_ROWS, Records
-from analyzer.session import FrameMap, Member
 
 _PLAIN = b"\x08\x00\x45"  # Ethernet type IPv4, IPv4 header without options
 _TUNNEL_PORTS = frozenset((UDP_VXLAN, UDP_GENEVE))

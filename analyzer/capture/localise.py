@@ -1,6 +1,6 @@
 """Session frame numbers back to files: the last step of building the tables of a multi-file run.
 
-A capture session (`analyzer.session`) numbers its frames through all its files and its records name
+A capture session (`analyzer.capture.session`) numbers its frames through all its files and its records name
 the session's first file. Here each row's `capture` becomes the file its frame fell in (for
 connections, the file of `first_frame`; `epm_capture` the file of `epm_frame`), and every frame column
 the frame number within its own file, as Wireshark shows it when that file is opened alone.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analyzer.session import FrameMap
+from analyzer.capture.session import FrameMap
 
 # table -> (the frame column that says the row's file, every frame column)
 FRAME_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -1,7 +1,7 @@
 """Beyond one machine: a run's capture sessions read on a Dask cluster (`distributed`), and its tables
 written as partitioned Parquet datasets.
 
-`run_on_cluster(paths, limits, client)` sends the units of work `analyzer.multicore` runs in local
+`run_on_cluster(paths, limits, client)` sends the units of work `analyzer.parallel.multicore` runs in local
 processes (`units.analyse_session`: one capture session each, the largest first) to the cluster's
 workers, and merges their results exactly as the local run does (`merge.merge`, which has a worker
 read again from the serial state any session that state could reach). The records are the serial
@@ -9,7 +9,7 @@ run's. What travels back is the records themselves (`units.SessionRecords`, in m
 needs no directory shared with the client, only the capture files at the same paths, and the same
 version of rpc-analyzer (with the same name overrides: `names_file` is loaded on each worker).
 
-The tables of such a run are written as partitioned Parquet datasets by `analyzer.partitioned`.
+The tables of such a run are written as partitioned Parquet datasets by `analyzer.report.partitioned`.
 
 Layering: the pipeline's level (a file loop over a cluster); no pandas here.
 """
@@ -21,13 +21,13 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from analyzer.capture.session import Member
 from analyzer.limits import Limits
-from analyzer.merge import merge, mergeable
-from analyzer.multicore import Tally, plan
+from analyzer.parallel.merge import merge, mergeable
+from analyzer.parallel.multicore import Tally, plan
+from analyzer.parallel.units import SerialState, SessionResult, analyse_session, redo_session, session_bytes
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
-from analyzer.session import Member
-from analyzer.units import SerialState, SessionResult, analyse_session, redo_session, session_bytes
 
 _POLL_S = 0.2  # how often the client looks at the workers' progress
 _loaded_names: set[str] = set()  # name override files loaded in this (worker) process

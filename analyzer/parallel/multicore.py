@@ -1,7 +1,7 @@
 """Every core of one machine: the capture sessions of a run read in worker processes, then merged.
 
 `run(paths, limits, jobs)` makes the records `Pipeline(limits).run(paths)` makes, in the same order:
-each session (`analyzer.session`: a file, or the files of one rotated series) is read by a worker from
+each session (`analyzer.capture.session`: a file, or the files of one rotated series) is read by a worker from
 a fresh state (`units.analyse_session`), the largest first; `merge.merge` then walks the results in
 the serial order, has a worker read again from the serial state the sessions that state could have
 changed (`units.redo_session`), and appends the records. With one job, one session, or a worker pool
@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from analyzer.capture.session import Member, expand_globs, sessions
 from analyzer.capture.source import expand_paths
 from analyzer.limits import Limits
-from analyzer.merge import merge, mergeable
-from analyzer.parallel import ProgressFactory
+from analyzer.parallel.child import ProgressFactory
+from analyzer.parallel.merge import merge, mergeable
+from analyzer.parallel.units import SerialState, SessionResult, Tick, analyse_session, redo_session, session_bytes
 from analyzer.pipeline import Pipeline, Progress
 from analyzer.records import Records
-from analyzer.session import Member, expand_globs, sessions
-from analyzer.units import SerialState, SessionResult, Tick, analyse_session, redo_session, session_bytes
 
 _POLL_S = 0.1  # how often the parent looks at the progress queue while workers read
 
