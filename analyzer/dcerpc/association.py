@@ -46,8 +46,7 @@ from analyzer.dcerpc.pdu import (
     SyntaxId,
 )
 from analyzer.limits import Limits
-from analyzer.model import Flow
-from analyzer.model import RecordSink as RecordSink  # moved: to analyzer.model (the sink protocol)
+from analyzer.model import Flow, RecordSink
 from analyzer.ntlm import NtlmIdentity, ntlm_identity
 
 # Where a call's interface came from ([MS-RPCE] has the bind; the rest are inferences).

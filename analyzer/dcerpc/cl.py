@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.cl_call import Call, Half
 from analyzer.dcerpc.cl_pdu import CL_FLAG_MAYBE, ClHeader, parse_cl_header
-from analyzer.dcerpc.cl_pdu import cl_probe as cl_probe  # moved: to cl_pdu; pipeline.py (core) imports it here
 from analyzer.dcerpc.constants import ACK, CL_CANCEL, FACK, FAULT, PING, REJECT, REQUEST, RESPONSE
 from analyzer.dcerpc.decoding import Decoded, NoDecoder, StubDecoder, Stubs
 from analyzer.dcerpc.wire import Malformed

@@ -9,7 +9,7 @@ flows are followed. The file loop makes one capture's `Conversations` from it at
 from __future__ import annotations
 
 from analyzer.capture.decode import Selector
-from analyzer.dcerpc.cl import cl_probe
+from analyzer.dcerpc.cl_pdu import cl_probe
 from analyzer.limits import Limits
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, TCP_PROBE_FIRST, FlowFilter, tcp_probe
 from analyzer.pipeline.learn import EndpointLearner
