@@ -18,6 +18,7 @@ from analyzer.report import views
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
+from analyzer.report.source import Frames, Source
 from analyzer.report.tables import ATTEMPTS, CHUNK_ROWS, SCHEMAS, Builder, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
@@ -88,7 +89,13 @@ class AnalysisResult:
 
     @cached_property
     def hosts(self) -> pd.DataFrame:
-        return hosts_frame(self.binds, self.calls, self.endpoints, self.connections)
+        return hosts_frame(self.source)
+
+    @cached_property
+    def source(self) -> Source:
+        """The base tables as the views, the per-host table and the findings read them (`report.source`):
+        `attempts` in its compact form unless the table itself was already asked for."""
+        return Frames(lambda name: self.attempts_table() if name == "attempts" else getattr(self, name))
 
     def _table(self, name: str) -> Iterator[pd.DataFrame]:
         """A base table to write, made when the writer comes to it: whole, since the views and the
@@ -122,17 +129,17 @@ class AnalysisResult:
     def endpoint_inventory(self) -> pd.DataFrame:
         """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
         used, with `status` announced-only, announced-and-used or used-without-announcement."""
-        return views.endpoint_inventory(self.endpoints, self.binds, self.calls)
+        return views.endpoint_inventory(self.source)
 
     @cached_property
     def timeline(self) -> pd.DataFrame:
         """Binds, calls, faults and bytes per minute, client -> server pair and interface."""
-        return views.timeline(self.binds, self.calls)
+        return views.timeline(self.source)
 
     @cached_property
     def matrix(self) -> pd.DataFrame:
         """Client x server x interface: where, how often and as whom each service was negotiated."""
-        return views.matrix(self.binds, self.calls)
+        return views.matrix(self.source)
 
     @cached_property
     def findings(self) -> pd.DataFrame:
@@ -141,9 +148,7 @@ class AnalysisResult:
         from analyzer import findings
 
         rules = findings.load_rules(self.rule_files)
-        return findings.compute(
-            self.calls, self.binds, self.endpoints, self.connections, self.violations, self.attempts_table(), rules
-        )
+        return findings.compute(self.source, rules)
 
     def add_findings(self, extra: pd.DataFrame) -> None:
         """Add the rows of another producer of findings (Sigma matches, same columns) to `findings`."""
@@ -170,9 +175,7 @@ class AnalysisResult:
     @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
-        return views.data_quality(
-            self.captures, self.connections, self.violations, self.binds, self.calls, self.attempts_table()
-        )
+        return views.data_quality(self.source)
 
     def view_items(self) -> list[NamedFrame]:
         """The views as (name, what makes the DataFrame, schema), in the order they are written, then

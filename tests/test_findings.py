@@ -22,7 +22,8 @@ from analyzer import findings
 from analyzer.findings.conditions import evaluate, parse_conditions
 from analyzer.findings.rules import RuleError, load_rules
 from analyzer.report.columns import frame
-from analyzer.report.tables import BINDS, CALLS, CONNECTIONS, ENDPOINTS, VIOLATIONS
+from analyzer.report.source import Frames
+from analyzer.report.tables import BINDS, CALLS
 from tests.conftest import ROOT, SHARED, needs_shared
 from tests.findings_expected import (
     Expected,
@@ -58,15 +59,8 @@ def calls(*rows: dict[str, Any]) -> pd.DataFrame:
 def run(
     c: pd.DataFrame, binds: pd.DataFrame | None = None, attempts: pd.DataFrame | None = None, **kw: Any
 ) -> pd.DataFrame:
-    return findings.compute(
-        c,
-        binds if binds is not None else frame(BINDS, {}),
-        frame(ENDPOINTS, {}),
-        frame(CONNECTIONS, {}),
-        frame(VIOLATIONS, {}),
-        attempts,
-        **kw,
-    )
+    given = {"calls": c, "binds": binds, "attempts": attempts}
+    return findings.compute(Frames({t: df for t, df in given.items() if df is not None}), **kw)
 
 
 def svc(op: str, opnum: int, **kw: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from analyzer.api import from_records
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline
 from analyzer.records import Records
+from analyzer.report.source import Frames
 from tests.conftest import ROOT
 
 _spec = importlib.util.spec_from_file_location("bench_floods", ROOT / "bench" / "floods.py")
@@ -191,9 +192,9 @@ def test_compact_attempts_are_the_table_and_give_the_same_findings(tmp_path: Pat
     assert dict(table.dtypes.astype(str)) == {k: str(pd.Series(dtype=v).dtype) for k, v in ATTEMPTS.items()}
     assert len(table) == n
     pd.testing.assert_frame_equal(compact.astype(ATTEMPTS), table)
-    args = (result.calls, result.binds, result.endpoints, result.connections, result.violations)
-    from_compact, from_table = findings.compute(*args, compact), findings.compute(*args, table)
+    base = {t: getattr(result, t) for t in ("calls", "binds", "endpoints", "connections", "violations", "captures")}
+    compact_source, table_source = Frames({**base, "attempts": compact}), Frames({**base, "attempts": table})
+    from_compact, from_table = findings.compute(compact_source), findings.compute(table_source)
     assert set(from_table["technique"]) == {"port135_scan"} and len(from_table) == 3
     pd.testing.assert_frame_equal(from_compact, from_table)
-    quality = (result.captures, result.connections, result.violations, result.binds, result.calls)
-    pd.testing.assert_frame_equal(views.data_quality(*quality, compact), views.data_quality(*quality, table))
+    pd.testing.assert_frame_equal(views.data_quality(compact_source), views.data_quality(table_source))

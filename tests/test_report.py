@@ -10,8 +10,9 @@ import pandas as pd
 
 import analyzer
 from analyzer.records import Records
+from analyzer.report.hosts import build
 from analyzer.report.output import neutralise
-from analyzer.report.tables import SCHEMAS, build
+from analyzer.report.tables import SCHEMAS
 from tests.conftest import SAMPLES
 
 REQUIRED = {

@@ -21,6 +21,7 @@ from analyzer.cli import main
 from analyzer.limits import Limits
 from analyzer.records import Records
 from analyzer.report import views
+from analyzer.report.source import Frames
 from analyzer.report.tables import SCHEMAS
 from analyzer.report.text import hosts_text, inventory_text
 from tests.conftest import (
@@ -139,7 +140,7 @@ def test_pipes_match_without_case_and_netbios_towers_belong_to_the_epm_server() 
         "\\\\SRV",
     ]
     tower = tower.astype(SCHEMAS["endpoints"])
-    inv = views.endpoint_inventory(tower, res.binds, res.calls)
+    inv = views.endpoint_inventory(Frames({"endpoints": tower, "binds": res.binds, "calls": res.calls}))
     svcctl = row(inv, interface_name="svcctl")
     assert svcctl["status"] == views.ANNOUNCED_AND_USED
     assert svcctl["server"] == "10.0.0.10" and svcctl["endpoint"] == "\\pipe\\SVCCTL"

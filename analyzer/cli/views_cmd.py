@@ -88,8 +88,8 @@ def hosts(captures: tuple[str, ...], role: str | None, fmt: str, quiet: bool, na
     load_names(names_file)
     result = echo.read_captures(captures, quiet)
     if fmt == "csv":
-        from analyzer.report.hosts import HOSTS
         from analyzer.report.output import csv_text
+        from analyzer.report.tables import HOSTS
 
         table = result.hosts if role is None else result.hosts[result.hosts["role"] == role]
         echo.echo_csv(csv_text(table, HOSTS))

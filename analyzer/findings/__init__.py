@@ -17,21 +17,20 @@ from analyzer.findings.context import build_context
 from analyzer.findings.engine import run_rules
 from analyzer.findings.rules import Rule, RuleError, load_rules
 from analyzer.findings.schema import FINDINGS, empty
+from analyzer.report.source import Source
 
 __all__ = ["FINDINGS", "Rule", "RuleError", "compute", "empty", "load_rules"]
 
 
-def compute(
-    calls: pd.DataFrame,
-    binds: pd.DataFrame,
-    endpoints: pd.DataFrame,
-    connections: pd.DataFrame,
-    violations: pd.DataFrame,
-    attempts: pd.DataFrame | None = None,
-    rules: list[Rule] | None = None,
-) -> pd.DataFrame:
-    """The findings of the tables of one run, most severe first (the shipped rules when `rules` is not
-    given; `load_rules(files)` adds the user's). `attempts` may be missing or empty."""
+def compute(source: Source, rules: list[Rule] | None = None) -> pd.DataFrame:
+    """The findings of the tables of one run (read through `source`, see `report.source`), most severe
+    first (the shipped rules when `rules` is not given; `load_rules(files)` adds the user's)."""
+    calls, binds, endpoints = source.frame("calls"), source.frame("binds"), source.frame("endpoints")
+    connections, violations, attempts = (
+        source.frame("connections"),
+        source.frame("violations"),
+        source.frame("attempts"),
+    )
     if rules is None:
         rules = load_rules()
     if calls.empty and binds.empty and endpoints.empty and (attempts is None or attempts.empty):

@@ -5,34 +5,11 @@ from __future__ import annotations
 import pandas as pd
 
 from analyzer import registry
-from analyzer.report.columns import INT, STR, TIME, frame
+from analyzer.records import Records
+from analyzer.report.columns import frame
 from analyzer.report.lists import joined, joined_columns, port_ranges
-
-HOSTS: dict[str, str] = {
-    "host": STR,
-    "role": STR,
-    "captures": STR,
-    "interfaces": STR,
-    "interface_uuids": STR,
-    "specs": STR,
-    "transports": STR,
-    "ports": STR,
-    "dynamic_ports": STR,
-    "pipes": STR,
-    "peers": STR,
-    "peer_count": INT,
-    "connections": INT,
-    "binds": INT,
-    "accepted": INT,
-    "rejected": INT,
-    "calls": INT,
-    "faults": INT,
-    "epm_endpoints": INT,
-    "auth_levels": STR,
-    "users": STR,
-    "first_seen": TIME,
-    "last_seen": TIME,
-}
+from analyzer.report.source import Frames, Source
+from analyzer.report.tables import HOSTS, Builder, Tables
 
 
 def _spec(uuid: object) -> str | None:
@@ -46,15 +23,14 @@ def _spec(uuid: object) -> str | None:
 _CONNECTION_COLUMNS = ["capture", "transport", "server_port", "pipe_name", "first_ts", "last_ts"]
 
 
-def hosts_frame(
-    binds: pd.DataFrame, calls: pd.DataFrame, endpoints: pd.DataFrame, connections: pd.DataFrame
-) -> pd.DataFrame:
+def hosts_frame(source: Source) -> pd.DataFrame:
     """Per host and role: the services it offered (server) or negotiated (client).
 
     Built from group-bys over the other tables: connections give the conversations, ports, peers and
     times; binds the context items and their answers; calls the calls, faults and identities.
     Interfaces are those accepted in a bind or used by a call.
     """
+    binds, calls, endpoints, connections = (source.frame(t) for t in ("binds", "calls", "endpoints", "connections"))
     if connections.empty:
         return frame(HOSTS, {})
     # Only the columns read below: the role loop renames (copies) what it is given, twice.
@@ -141,3 +117,11 @@ def _lists(conn: pd.DataFrame, used: pd.DataFrame, peer: str) -> pd.DataFrame:
     )
     lists: pd.DataFrame = where.join(interfaces)
     return lists
+
+
+def build(records: Records) -> Tables:
+    """All tables from the records of one run, each sorted by its `ORDER`."""
+    b = Builder(records)
+    base = {t: b.frame(t) for t in ("binds", "endpoints", "calls", "connections", "violations", "captures")}
+    hosts = hosts_frame(Frames(base))
+    return Tables(**base, hosts=hosts)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from analyzer.capture.localise import localise
@@ -32,8 +31,8 @@ from analyzer.model import (
 )
 from analyzer.records import Records
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, convert, frame, schema
+from analyzer.report.compact import Compact
 from analyzer.report.flowid import flow_ids
-from analyzer.report.hosts import HOSTS, hosts_frame
 from analyzer.report.lists import join
 from analyzer.report.memory import release, use_system_pool
 from analyzer.report.names import Names
@@ -305,6 +304,33 @@ ATTEMPTS = schema(ATTEMPT_COLUMNS)
 VIOLATIONS = schema(VIOLATION_COLUMNS)
 CAPTURES = schema(CAPTURE_COLUMNS)
 
+# The per-host table (`report.hosts`): for each host as server and as client, what it offered or used.
+HOSTS: dict[str, str] = {
+    "host": STR,
+    "role": STR,
+    "captures": STR,
+    "interfaces": STR,
+    "interface_uuids": STR,
+    "specs": STR,
+    "transports": STR,
+    "ports": STR,
+    "dynamic_ports": STR,
+    "pipes": STR,
+    "peers": STR,
+    "peer_count": INT,
+    "connections": INT,
+    "binds": INT,
+    "accepted": INT,
+    "rejected": INT,
+    "calls": INT,
+    "faults": INT,
+    "epm_endpoints": INT,
+    "auth_levels": STR,
+    "users": STR,
+    "first_seen": TIME,
+    "last_seen": TIME,
+}
+
 SCHEMAS: dict[str, Schema] = {
     "binds": BINDS,
     "endpoints": ENDPOINTS,
@@ -423,13 +449,13 @@ class Builder:
 
     def frame(self, table: str, compact: bool = False) -> pd.DataFrame:
         """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes. `compact`: its
-        text columns categorical (see `_Compact`), for the views and findings to read a million-row
+        text columns categorical (see `report.compact`), for the views and findings to read a million-row
         table (the `attempts` of a SYN flood) without holding every cell's text; `astype(schema)`
         gives back the table itself."""
         columns, rows, context = self._source(table)
         pieces = (df for df in chunks(columns, rows, context, table, self.records) if not df.empty)
         if compact:
-            made = _Compact()
+            made = Compact()
             for piece in pieces:
                 made.add(piece)
             df = made.frame() if made.parts else frame(schema(columns), {})
@@ -443,36 +469,6 @@ class Builder:
         if keys and not in_order(df, keys):
             df = df.sort_values(keys, kind="stable", ignore_index=True)
         release()  # what building it freed (see report.memory)
-        return df
-
-
-class _Compact:
-    """Chunks gathered into one frame whose text columns are categoricals with sorted categories (so
-    sorting by them is sorting by the text): each chunk's text is factorised as it comes, so a text
-    cell costs its code, not its bytes, and no chunk's text is kept."""
-
-    def __init__(self) -> None:
-        self.parts: list[dict[str, Any]] = []
-
-    def add(self, chunk: pd.DataFrame) -> None:
-        self.parts.append(
-            {
-                str(col): pd.factorize(values, use_na_sentinel=True) if values.dtype == STR else values
-                for col, values in chunk.items()
-            }
-        )
-
-    def frame(self) -> pd.DataFrame:
-        data: dict[str, Any] = {}
-        for col, first in self.parts[0].items():
-            if not isinstance(first, tuple):
-                data[col] = pd.concat([p[col] for p in self.parts], ignore_index=True)
-                continue
-            factored: list[tuple[np.ndarray, Any]] = [p[col] for p in self.parts]
-            at = pd.Index(sorted({v for _, uniques in factored for v in uniques}), dtype=object)
-            codes = [np.where(c < 0, -1, at.get_indexer(u)[np.maximum(c, 0)]) if len(u) else c for c, u in factored]
-            data[col] = pd.Categorical.from_codes(np.concatenate(codes), categories=at)
-        df: pd.DataFrame = pd.DataFrame(data)
         return df
 
 
@@ -490,11 +486,3 @@ class Tables:
 
     def items(self) -> list[tuple[str, pd.DataFrame]]:
         return [(name, getattr(self, name)) for name in SCHEMAS]
-
-
-def build(records: Records) -> Tables:
-    """All tables from the records of one run, each sorted by its `ORDER`."""
-    b = Builder(records)
-    binds, endpoints, calls, connections = (b.frame(t) for t in ("binds", "endpoints", "calls", "connections"))
-    hosts = hosts_frame(binds, calls, endpoints, connections)
-    return Tables(binds, endpoints, calls, connections, hosts, b.frame("violations"), b.frame("captures"))

@@ -7,6 +7,7 @@ import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
 from analyzer.report.lists import joined, joined_columns
+from analyzer.report.source import Source
 from analyzer.report.views.shape import REJECTED, fill_keys, identity, shape, sorted_view, unfill_keys
 
 TIMELINE: dict[str, str] = {
@@ -93,13 +94,14 @@ def _activity(binds: pd.DataFrame, calls: pd.DataFrame, keys: list[str]) -> pd.D
     return fill_keys(long, [k for k in keys if k != "minute"])
 
 
-def timeline(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+def timeline(source: Source) -> pd.DataFrame:
     """RPC activity per minute, per client -> server pair and interface.
 
     Answers "what happened when": which host used which service on which other host in each minute,
     with the operations called, for incident notes. Every bind context item and every call lands in
     exactly one row, so the counts add up to the binds and calls tables.
     """
+    binds, calls = source.frame("binds"), source.frame("calls")
     if binds.empty and calls.empty:
         return shape(pd.DataFrame(), TIMELINE)
     keys = ["minute", "client_ip", "server_ip", "interface_uuid", "interface_name"]
@@ -119,13 +121,14 @@ def timeline(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     return shape(sorted_view(out, ["minute", "client_ip", "server_ip", "interface_name", "interface_uuid"]), TIMELINE)
 
 
-def matrix(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+def matrix(source: Source) -> pd.DataFrame:
     """Client x server x interface: who negotiated which RPC service with whom.
 
     One row per (client, server, interface) with where (ports or pipes, transports), how often
     (connections, context items bound, accepted and rejected, calls and faults, operations) and with
     what identity (auth levels, DOMAIN\\user). Rejected items count too: an attempt is an answer.
     """
+    binds, calls = source.frame("binds"), source.frame("calls")
     if binds.empty and calls.empty:
         return shape(pd.DataFrame(), MATRIX)
     keys = ["client_ip", "server_ip", "interface_uuid", "interface_name"]

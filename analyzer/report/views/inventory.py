@@ -7,6 +7,7 @@ import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
 from analyzer.report.lists import joined_columns
+from analyzer.report.source import Source
 from analyzer.report.views.shape import fill_keys, is_ip, shape, sorted_view, spec, unfill_keys
 
 ANNOUNCED_ONLY = "announced-only"
@@ -42,7 +43,7 @@ ENDPOINT_INVENTORY: dict[str, str] = {
 }
 
 
-def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+def endpoint_inventory(source: Source) -> pd.DataFrame:
     """What each server's endpoint mapper offers and which of it was used: a passive `rpcdump`.
 
     One row per (server, interface UUID, protocol, endpoint). The server is the address the tower
@@ -54,6 +55,7 @@ def endpoint_inventory(endpoints: pd.DataFrame, binds: pd.DataFrame, calls: pd.D
     seeing it advertised" (the last is normal for the endpoint mapper itself and for well-known pipes,
     and worth a look on a dynamic port).
     """
+    endpoints, binds, calls = source.frame("endpoints"), source.frame("binds"), source.frame("calls")
     if endpoints.empty and binds.empty and calls.empty:
         return shape(pd.DataFrame(), ENDPOINT_INVENTORY)
     announced = _announced(endpoints)

@@ -9,6 +9,7 @@ import pandas as pd
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
 from analyzer.report.lists import joined
+from analyzer.report.source import Source
 from analyzer.report.views.shape import plural, records, shape, sorted_view
 
 DATA_QUALITY: dict[str, str] = {
@@ -119,14 +120,7 @@ def _attempt_targets(attempts: pd.DataFrame) -> pd.Series:
     return series
 
 
-def data_quality(
-    captures: pd.DataFrame,
-    connections: pd.DataFrame,
-    violations: pd.DataFrame,
-    binds: pd.DataFrame,
-    calls: pd.DataFrame,
-    attempts: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+def data_quality(source: Source) -> pd.DataFrame:
     """What the capture did not show, per capture and per connection.
 
     One row per capture (`scope` capture, stream empty) and one per DCE/RPC connection (`scope`
@@ -136,6 +130,12 @@ def data_quality(
     `summary` says it in a few words ("complete" when nothing is missing), so a reader knows what the
     other tables cannot say.
     """
+    captures, connections, violations = (
+        source.frame("captures"),
+        source.frame("connections"),
+        source.frame("violations"),
+    )
+    binds, calls, attempts = source.frame("binds"), source.frame("calls"), source.frame("attempts")
     if captures.empty and connections.empty:
         return shape(pd.DataFrame(), DATA_QUALITY)
     bk, ck, vk = _conn_key(binds), _conn_key(calls), _conn_key(violations)
