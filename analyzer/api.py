@@ -15,11 +15,12 @@ from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.pipeline import Progress
 from analyzer.records import Records
 from analyzer.report import views
+from analyzer.report.attempts import ATTEMPTS
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
 from analyzer.report.source import Frames, Source
-from analyzer.report.tables import ATTEMPTS, CHUNK_ROWS, SCHEMAS, Builder, Tables
+from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Builder, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 

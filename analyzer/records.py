@@ -233,6 +233,83 @@ class Spool(ReadBack[R]):
         return f"<Spool {self.kind}: {self._count} records, {len(self._files)} batches on disk>"
 
 
+class RowSpool(Spool[R]):
+    """A spool of a flat record class (no `Flow`, no tuple field) whose rows wait to be written as
+    plain tuples in field order: a flood of small rows (the attempts of a SYN flood, a million of
+    them) builds no object per row on its way to disk. `add(*fields)` is the producer's path,
+    `append` still takes a record; reading back gives records (`__iter__`), or the rows as Arrow
+    record batches for a table built column by column (`batches`)."""
+
+    def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
+        super().__init__(run, kind, cls)
+        assert not any(self._codec.is_flow) and not self._codec.tuples, "flat records only"
+        self._rows: list[tuple[Any, ...]] = []
+        self._names = tuple(self._codec.names)
+
+    def add(self, *row: Any) -> None:
+        """One row, its fields in the record's order."""
+        self._rows.append(row)
+        self._count += 1
+        if len(self._rows) >= BATCH_ROWS:
+            self.flush()
+
+    def append(self, rec: R) -> None:
+        self.add(*(getattr(rec, n) for n in self._names))
+
+    def _batch(self, pa: Any) -> Any:
+        """The buffered rows as one Arrow record batch (raises when a value does not fit its type)."""
+        schema = self._codec.schema
+        columns = zip(*self._rows, strict=True)
+        arrays = [pa.array(c, type=t) for c, t in zip(columns, schema.types, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        pa = _pa()
+        path = self._run.new_file(self.kind)
+        try:
+            batch = self._batch(pa)
+        except (pa.ArrowInvalid, OverflowError, TypeError):  # a value out of its column's range
+            path += ".pickle"
+            with open(path, "wb") as out:
+                pickle.dump(self._records(self._rows), out, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            path += ".arrow"
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+        self._files.append(path)
+        self._rows = []
+
+    def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[R]:
+        cls: Any = self._codec.cls
+        return [cls(*row) for row in rows]
+
+    def __iter__(self) -> Iterator[R]:
+        buffered = self._records(self._rows)
+        yield from super().__iter__()
+        yield from buffered
+
+    def batches(self) -> Iterator[Any]:
+        """The rows in order as Arrow record batches, or, for a batch that did not fit its Arrow
+        types (written as a pickle), as a list of records."""
+        pa: Any = _pa() if self._files or self._rows else None
+        for path in self._files:
+            if path.endswith(".pickle"):
+                with open(path, "rb") as inp:
+                    yield pickle.load(inp)
+                continue
+            with pa.OSFile(path, "rb") as source:  # read, not mapped: a batch may outlive the file
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i)
+        if self._rows:
+            try:
+                yield self._batch(pa)
+            except (pa.ArrowInvalid, OverflowError, TypeError):
+                yield self._records(self._rows)
+
+
 class Records:
     """Everything an analysis produced, in the order it was produced: one `Spool` per kind
     (violations through their `ViolationLog`). `captures` (one summary per input file) stays in
@@ -248,7 +325,7 @@ class Records:
         self.violations = ViolationLog(Spool(self._run, "violations", Violation), limits)
         self.captures: list[CaptureSummary] = []
         # TCP connection attempts that never carried a PDU (a port scan makes many: spooled too).
-        self.attempts: Spool[AttemptRecord] = Spool(self._run, "attempts", AttemptRecord)
+        self.attempts: RowSpool[AttemptRecord] = RowSpool(self._run, "attempts", AttemptRecord)
         # What the run learned about endpoints, for naming conversations when records become tables.
         self.book = EndpointBook(limits.max_learned_endpoints)
         # Capture sessions of several files: session frame numbers back to (file, frame in it).

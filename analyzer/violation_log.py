@@ -47,8 +47,15 @@ class _Aggregate:
         self.count += v.count
         for f in (v.frame, v.last_frame):
             if f is not None:
-                self.first = f if self.first is None else min(self.first, f)
-                self.last = f if self.last is None else max(self.last, f)
+                self.seen(f)
+
+    def seen(self, frame: int) -> None:
+        if self.first is None or self.last is None:
+            self.first = self.last = frame
+        elif frame < self.first:
+            self.first = frame
+        elif frame > self.last:
+            self.last = frame
 
     def row(self) -> Violation | None:
         if self.sample is None:
@@ -77,10 +84,11 @@ class ViolationLog(ReadBack[Violation]):
         self._listed = limits.max_violations_listed
         self._live: OrderedDict[_Key, _Aggregate] = OrderedDict()
 
-    def append(self, v: Violation) -> None:
-        cap = v.what in CAP_CODES
-        stream = None if v.what in CAPTURE_CAP_CODES else v.stream
-        key = (v.capture, stream, v.layer, v.what)
+    def _aggregate(self, capture: str, stream: int | None, layer: str, what: str) -> _Aggregate:
+        """The live aggregate of this kind and connection, now the most recently active."""
+        if what in CAPTURE_CAP_CODES:
+            stream = None
+        key = (capture, stream, layer, what)
         agg = self._live.get(key)
         if agg is None:
             agg = self._live[key] = _Aggregate(stream)
@@ -88,11 +96,25 @@ class ViolationLog(ReadBack[Violation]):
                 self._write(self._live.popitem(last=False)[1])
         else:
             self._live.move_to_end(key)
-        if not cap and agg.listed < self._listed:
+        return agg
+
+    def append(self, v: Violation) -> None:
+        agg = self._aggregate(v.capture, v.stream, v.layer, v.what)
+        if v.what not in CAP_CODES and agg.listed < self._listed:
             agg.listed += 1
             self._spool.append(v if v.last_frame is not None else replace(v, last_frame=v.frame))
         else:
             agg.add(v)
+
+    def cap(self, capture: str, stream: int | None, layer: str, what: str, frame: int | None, detail: str) -> None:
+        """One hit of a cap (`what` in `CAP_CODES`): what `append` does with its violation, without
+        making one unless it becomes the row's sample. A flood hits a cap once per packet."""
+        agg = self._aggregate(capture, stream, layer, what)
+        if agg.sample is None:
+            agg.sample = Violation(capture, frame, stream, layer, what, detail)
+        agg.count += 1
+        if frame is not None:
+            agg.seen(frame)
 
     @property
     def held(self) -> int:

@@ -174,7 +174,8 @@ def test_compact_attempts_are_the_table_and_give_the_same_findings(tmp_path: Pat
 
     from analyzer import findings
     from analyzer.report import views
-    from analyzer.report.tables import ATTEMPTS, CHUNK_ROWS
+    from analyzer.report.attempts import ATTEMPTS
+    from analyzer.report.tables import CHUNK_ROWS
 
     def scan(out: BinaryIO, n: int) -> None:  # three clients, each SYNs port 135 on twelve servers
         w = floods.PcapWriter(out)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import traceback
 from typing import Protocol
 
+from analyzer.limits import CAP_CODES
 from analyzer.model import (
-    AttemptRecord,
     BindRecord,
     CallRecord,
     ConnectionRecord,
@@ -59,8 +59,12 @@ class Collector:
     def connection(self, rec: ConnectionRecord) -> None:
         self._run.records.connections.append(rec)
 
-    def attempt(self, rec: AttemptRecord) -> None:
-        self._run.records.attempts.append(rec)
+    def attempt(
+        self, frame: int, ts: int, client_ip: str, client_port: int, server_ip: str, server_port: int, outcome: str
+    ) -> None:
+        """An attempts row: the fields of an `AttemptRecord` after its capture, spooled as a tuple (a
+        SYN flood makes a million of them)."""
+        self._run.records.attempts.add(self.capture, frame, ts, client_ip, client_port, server_ip, server_port, outcome)
 
     def violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
         """A violation of a conversation (its stream named), or of the capture when `flow` is None."""
@@ -68,8 +72,11 @@ class Collector:
 
     def stream_violation(self, stream: int, frame: int | None, layer: str, what: str, detail: str) -> None:
         """A violation of the conversation numbered `stream` (-1: of none, the capture's)."""
-        row = Violation(self.capture, frame, stream if stream >= 0 else None, layer, what, detail)
-        self._run.records.violations.append(row)
+        log = self._run.records.violations
+        if what in CAP_CODES:  # aggregated at once: a flood hits a cap per packet
+            log.cap(self.capture, stream if stream >= 0 else None, layer, what, frame, detail)
+        else:
+            log.append(Violation(self.capture, frame, stream if stream >= 0 else None, layer, what, detail))
 
     def counted(self, frame: int | None, layer: str, what: str, detail: str, count: int) -> None:
         """A capture-level violation that stands for `count` occurrences."""

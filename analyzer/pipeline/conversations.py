@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, TypeGuard
 
 from analyzer.capture.decode import Packet
-from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM, AttemptRecord
+from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM
 from analyzer.pipeline.classify import PROBE_BUDGET, WELL_KNOWN, Classifier, ip_text
 from analyzer.pipeline.collector import Collector
 from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, SynOnly, Undecided
@@ -164,11 +164,11 @@ class Conversations:
         record = conn.close(end)
         if conn.flow.transport == SMB_TRANSPORT:  # not a conversation itself; a scan of 445 or 139 is attempts
             if conn.client_isn is not None and not (conn.client_bytes or conn.server_bytes):
-                self.collector.attempt(conn.attempt())
+                self._attempt(conn)
         elif record.pdus:
             self.collector.connection(record)
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
-            self.collector.attempt(conn.attempt())
+            self._attempt(conn)
         # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
         self._pipes_closed()
         if key is not None:
@@ -176,13 +176,17 @@ class Conversations:
             if tombstone:
                 self.put(key, Tombstone(conn.client, ts))
 
+    def _attempt(self, conn: TcpConnection) -> None:
+        f = conn.flow
+        self.collector.attempt(
+            conn.first_frame, conn.first_ts, f.client_ip, f.client_port, f.server_ip, f.server_port, conn.outcome()
+        )
+
     def _syn_only_ended(self, key: FlowKey | None, s: SynOnly) -> None:
         """A connection that never showed more than its SYN ended (evicted, idle, end of capture):
         an attempts row, as a connection that carried nothing gives."""
         (c_addr, c_port), (s_addr, s_port) = s.client, s.server
-        capture = self.collector.capture
-        row = AttemptRecord(capture, s.frame, s.last_ts, ip_text(c_addr), c_port, ip_text(s_addr), s_port, "syn_only")
-        self.collector.attempt(row)
+        self.collector.attempt(s.frame, s.last_ts, ip_text(c_addr), c_port, ip_text(s_addr), s_port, "syn_only")
         self._pipes_closed()
         if key is not None:
             self.forget(key, s)

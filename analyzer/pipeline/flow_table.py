@@ -95,7 +95,8 @@ class FlowTable:
 
     def put(self, key: FlowKey, entry: Entry) -> tuple[FlowKey, Entry] | None:
         """Insert; the least recently seen entry when the cap was passed, already forgotten."""
-        self._by_pair[key] = self._by_pair[reverse(key)] = entry
+        src, sport, dst, dport = key
+        self._by_pair[key] = self._by_pair[dst, dport, src, sport] = entry
         evicted = self._lru.put(id(entry), (key, entry))
         if evicted is None:
             return None
@@ -108,9 +109,13 @@ class FlowTable:
         self._lru.pop(id(entry), None)
 
     def _unpair(self, key: FlowKey, entry: Entry) -> None:
-        for k in (key, reverse(key)):
-            if self._by_pair.get(k) is entry:
-                del self._by_pair[k]
+        by_pair = self._by_pair
+        src, sport, dst, dport = key
+        if by_pair.get(key) is entry:
+            del by_pair[key]
+        back = (dst, dport, src, sport)
+        if by_pair.get(back) is entry:
+            del by_pair[back]
 
     def oldest(self) -> tuple[FlowKey, Entry] | None:
         """The least recently seen entry (for idle expiry), or None when empty."""

@@ -20,7 +20,6 @@ from analyzer.capture.localise import localise
 from analyzer.dcerpc.epm import EPM_OPERATIONS
 from analyzer.model import (
     BY_MIDSTREAM,
-    AttemptRecord,
     BindRecord,
     CallRecord,
     CaptureSummary,
@@ -30,6 +29,7 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.records import Records
+from analyzer.report.attempts import ATTEMPT_COLUMNS, attempt_chunks
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, convert, frame, schema
 from analyzer.report.compact import Compact
 from analyzer.report.flowid import flow_ids
@@ -259,18 +259,6 @@ CONNECTION_COLUMNS: list[Column[_ConnRow, Names]] = [
     *_ids(_conn_flow),
 ]
 
-# TCP connection attempts to RPC ports that never became DCE/RPC conversations (issue 9 contract).
-ATTEMPT_COLUMNS: list[Column[AttemptRecord, None]] = [
-    Column("capture", STR, lambda a, _: a.capture),
-    Column("frame", INT, lambda a, _: a.frame),
-    Column("ts", TIME, lambda a, _: a.ts),
-    Column("client_ip", STR, lambda a, _: a.client_ip),
-    Column("client_port", INT, lambda a, _: a.client_port),
-    Column("server_ip", STR, lambda a, _: a.server_ip),
-    Column("server_port", INT, lambda a, _: a.server_port),
-    Column("outcome", STR, lambda a, _: a.outcome),
-]
-
 VIOLATION_COLUMNS: list[Column[Violation, None]] = [
     Column("capture", STR, lambda v, _: v.capture),
     Column("frame", INT, lambda v, _: v.frame),
@@ -300,7 +288,6 @@ BINDS = schema(BIND_COLUMNS)
 ENDPOINTS = schema(ENDPOINT_COLUMNS)
 CALLS = schema(CALL_COLUMNS)
 CONNECTIONS = schema(CONNECTION_COLUMNS)
-ATTEMPTS = schema(ATTEMPT_COLUMNS)
 VIOLATIONS = schema(VIOLATION_COLUMNS)
 CAPTURES = schema(CAPTURE_COLUMNS)
 
@@ -453,7 +440,10 @@ class Builder:
         table (the `attempts` of a SYN flood) without holding every cell's text; `astype(schema)`
         gives back the table itself."""
         columns, rows, context = self._source(table)
-        pieces = (df for df in chunks(columns, rows, context, table, self.records) if not df.empty)
+        made = (
+            attempt_chunks(self.records) if table == "attempts" else chunks(columns, rows, context, table, self.records)
+        )
+        pieces = (df for df in made if not df.empty)
         if compact:
             made = Compact()
             for piece in pieces:

@@ -20,7 +20,7 @@ from typing import Protocol
 from analyzer.book import Announcement
 from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.limits import Limits
-from analyzer.model import AttemptRecord, ConnectionRecord, Flow, RecordSink
+from analyzer.model import ConnectionRecord, Flow, RecordSink
 from analyzer.tcp.reassembly import TcpHalf
 
 
@@ -214,16 +214,11 @@ class TcpConnection:
             midstream=p.midstream() if p else None,
         )
 
-    def attempt(self) -> AttemptRecord:
-        """The attempts row of a connection to an RPC port that carried no PDU."""
-        f = self.flow
+    def outcome(self) -> str:
+        """The attempts outcome of a connection to an RPC port that carried no PDU."""
         if self.client_bytes or self.server_bytes or (self.server_packets and not self.reset):
-            outcome = "no_pdu"
-        else:
-            outcome = "rejected" if self.reset else "syn_only"
-        return AttemptRecord(
-            f.capture, self.first_frame, self.first_ts, f.client_ip, f.client_port, f.server_ip, f.server_port, outcome
-        )
+            return "no_pdu"
+        return "rejected" if self.reset else "syn_only"
 
 
 class Tombstone:

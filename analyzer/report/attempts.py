@@ -1,0 +1,60 @@
+"""The `attempts` table: TCP connection attempts to RPC ports that never became DCE/RPC conversations.
+
+Declared once, as its columns (`report.columns.Column`), like every base table. A port scan or a
+SYN flood makes one row per SYN, a million of them, so the table is not built record by record:
+the spool (`records.RowSpool`) hands back its Arrow record batches and each becomes a typed chunk
+column by column (`attempt_chunks`), with the dtypes and values `columns.convert` gives the same
+rows (a batch the spool had to keep as records, a value out of its Arrow type, still goes that way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyzer.capture.localise import localise
+from analyzer.model import AttemptRecord
+from analyzer.records import Records
+from analyzer.report.columns import _MAX_TS_NS, INT, STR, TIME, Column, convert, schema
+
+# The issue 9 contract: one row per attempt, outcome syn_only, rejected or no_pdu.
+ATTEMPT_COLUMNS: list[Column[AttemptRecord, None]] = [
+    Column("capture", STR, lambda a, _: a.capture),
+    Column("frame", INT, lambda a, _: a.frame),
+    Column("ts", TIME, lambda a, _: a.ts),
+    Column("client_ip", STR, lambda a, _: a.client_ip),
+    Column("client_port", INT, lambda a, _: a.client_port),
+    Column("server_ip", STR, lambda a, _: a.server_ip),
+    Column("server_port", INT, lambda a, _: a.server_port),
+    Column("outcome", STR, lambda a, _: a.outcome),
+]
+ATTEMPTS = schema(ATTEMPT_COLUMNS)
+
+
+def _column(values: Any, dtype: str) -> Any:
+    """One Arrow column as the pandas array `columns.frame` makes of the same values."""
+    if dtype == STR:
+        return pd.array(values.to_pandas(types_mapper=pd.ArrowDtype).array, dtype=STR)
+    ints = values.fill_null(0).to_numpy()
+    if dtype == INT:
+        return pd.arrays.IntegerArray(ints, values.is_null().to_numpy(zero_copy_only=False))
+    # TIME: 0 is the unknown time, and anything outside datetime64[ns] is unknown too (as in `frame`)
+    unknown = values.is_null().to_numpy(zero_copy_only=False) | (ints <= 0) | (ints > _MAX_TS_NS)
+    return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, ints), unknown), unit="ns", utc=True)
+
+
+def _arrow_frame(batch: Any) -> pd.DataFrame:
+    data = {name: _column(batch.column(name), dtype) for name, dtype in ATTEMPTS.items()}
+    df: pd.DataFrame = pd.DataFrame(data, columns=list(ATTEMPTS))
+    return df
+
+
+def attempt_chunks(records: Records) -> Iterator[pd.DataFrame]:
+    """The attempts table's rows in record order, one typed frame per spooled batch, named by file
+    and local frame (`capture.localise`)."""
+    for batch in records.attempts.batches():
+        df = convert(ATTEMPT_COLUMNS, batch, None) if isinstance(batch, list) else _arrow_frame(batch)
+        yield localise(df, "attempts", records.frame_maps)
