@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from analyzer.report import csv_rows
 from analyzer.report.columns import STR, TIME, frame
 from analyzer.report.tables import CHUNK_ROWS, SCHEMAS
 
@@ -60,6 +61,10 @@ def _as_text(df: pd.DataFrame, schema: dict[str, str], spreadsheet_safe: bool) -
 
 
 def _write_csv(df: pd.DataFrame, schema: dict[str, str], target: IO[str], header: bool = True) -> None:
+    plain = csv_rows.rows(df, schema, ",", LINE_TERMINATOR)  # the same bytes, column by column (a flood's rows)
+    if plain is not None:
+        target.write((",".join(schema) + LINE_TERMINATOR if header else "") + plain)
+        return
     _as_text(df, schema, True).to_csv(
         target, index=False, header=header, lineterminator=LINE_TERMINATOR, float_format="%.6f"
     )

@@ -1,0 +1,96 @@
+"""CSV rows made column by column with Arrow compute: the bytes `output` writes with pandas, for the
+plain pieces of the tables that can be millions of rows (the attempts of a SYN flood).
+
+pandas' `to_csv` turns every cell into a Python string and through the `csv` module (about 2 us a
+row of the attempts table, plus the text copy the writer makes for times and the formula check);
+here each column becomes Arrow text at once and the rows are joined in Arrow. A piece is made here
+only when the result is certainly the same: its columns are text, integers and times (RFC 3339 UTC,
+microseconds, as `output.ISO_FORMAT`), and no text cell would be quoted or neutralised (it holds
+the separator, a quote, a CR or an LF, or starts with =, +, -, @, tab or CR). Otherwise `rows` gives
+None and the caller writes the piece the pandas way.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyzer.report.columns import INT, STR, TIME
+
+# What makes the csv writer quote a cell (RFC 4180 and the CRLF terminator) or the writer put a `'`
+# before it (`output.neutralise`): either means the pandas way.
+_NOT_PLAIN = r'[,"\r\n]|^[=+\-@\t]'
+
+
+def _pc() -> Any:
+    import pyarrow.compute as pc
+
+    return pc
+
+
+def _text(values: pd.Series) -> Any:
+    """A text column as Arrow strings, or None when a cell is not plain. A categorical column (the
+    compact tables) is checked on its categories, each once."""
+    import pyarrow as pa
+
+    pc = _pc()
+    arr = pa.array(values)
+    plain = arr.dictionary if isinstance(arr, pa.DictionaryArray) else arr
+    if not (pa.types.is_string(plain.type) or pa.types.is_large_string(plain.type)):
+        return None
+    if pc.any(pc.match_substring_regex(plain, _NOT_PLAIN)).as_py():
+        return None
+    return pc.cast(arr, pa.string())
+
+
+def _column(values: pd.Series, dtype: str) -> Any:
+    """One column's cells as Arrow text (None where missing), or None when it is not plain."""
+    import pyarrow as pa
+
+    pc = _pc()
+    if dtype == STR:
+        return _text(values)
+    if dtype == INT and str(values.dtype) == INT:
+        return pc.cast(pa.array(values, type=pa.int64()), pa.string())
+    if dtype == TIME and str(values.dtype) == TIME:
+        return _iso(values)
+    return None
+
+
+_DIGITS = [f"{i:03d}" for i in range(1000)]
+
+
+def _iso(values: pd.Series) -> Any:
+    """Times as `output.ISO_FORMAT` writes them (%f truncates to the microsecond): each distinct
+    second formatted once, the microseconds as two three-digit lookups."""
+    import pyarrow as pa
+
+    missing = values.isna().to_numpy()
+    ns = np.where(missing, 0, values.array.asi8)  # after 1970: `columns.frame` made the rest unknown
+    seconds, which = np.unique(ns // 1_000_000_000, return_inverse=True)
+    us = ns // 1000 % 1_000_000
+    utc = datetime.timezone.utc
+    second = pa.array(
+        [datetime.datetime.fromtimestamp(s, utc).strftime("%Y-%m-%dT%H:%M:%S.") for s in seconds.tolist()]
+    )
+    milli, micro = pa.array(_DIGITS), pa.array([d + "Z" for d in _DIGITS])
+    text = _pc().binary_join_element_wise(second.take(which), milli.take(us // 1000), micro.take(us % 1000), "")
+    return _pc().if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
+
+
+def rows(df: pd.DataFrame, schema: dict[str, str], sep: str, end: str) -> str | None:
+    """The piece's rows (no header) as CSV text, each ending in `end`; None when the piece is not
+    plain enough to be sure of the bytes (see the module docstring)."""
+    if df.empty or list(df.columns) != list(schema):
+        return None
+    cells = []
+    for name, dtype in schema.items():
+        column = _column(df[name], dtype)
+        if column is None:
+            return None
+        cells.append(_pc().fill_null(column, ""))
+    joined = _pc().binary_join_element_wise(*cells, sep)
+    return end.join(joined.to_pylist()) + end
