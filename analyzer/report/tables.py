@@ -440,10 +440,10 @@ class Builder:
         table (the `attempts` of a SYN flood) without holding every cell's text; `astype(schema)`
         gives back the table itself."""
         columns, rows, context = self._source(table)
-        made = (
+        typed = (
             attempt_chunks(self.records) if table == "attempts" else chunks(columns, rows, context, table, self.records)
         )
-        pieces = (df for df in made if not df.empty)
+        pieces = (df for df in typed if not df.empty)
         if compact:
             made = Compact()
             for piece in pieces:
