@@ -256,6 +256,23 @@ class RowSpool(Spool[R]):
     def append(self, rec: R) -> None:
         self.add(*(getattr(rec, n) for n in self._names))
 
+    def add_columns(self, columns: list[Any]) -> None:
+        """Rows given as columns (lists or Arrow arrays, in field order), after those added before:
+        written as one batch at once."""
+        self.flush()
+        pa = _pa()
+        schema = self._codec.schema
+        arrays = [
+            c.cast(t) if isinstance(c, pa.Array) else pa.array(c, type=t)
+            for c, t in zip(columns, schema.types, strict=True)
+        ]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        path = self._run.new_file(self.kind) + ".arrow"
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            writer.write_batch(batch)
+        self._files.append(path)
+        self._count += batch.num_rows
+
     def _batch(self, pa: Any) -> Any:
         """The buffered rows as one Arrow record batch (raises when a value does not fit its type)."""
         schema = self._codec.schema

@@ -116,6 +116,15 @@ class ViolationLog(ReadBack[Violation]):
         if frame is not None:
             agg.seen(frame)
 
+    def cap_hits(self, capture: str, stream: int | None, layer: str, what: str, frames: list[int], detail: str) -> None:
+        """`cap` once per frame of `frames` (in order; the first makes the sample), all at once."""
+        agg = self._aggregate(capture, stream, layer, what)
+        if agg.sample is None:
+            agg.sample = Violation(capture, frames[0], stream, layer, what, detail)
+        agg.count += len(frames)
+        agg.seen(min(frames))
+        agg.seen(max(frames))
+
     @property
     def held(self) -> int:
         """(kind, connection) aggregates live now: a parallel run checks that its sessions' total stays

@@ -39,7 +39,11 @@ def test_rows_are_the_pandas_bytes_or_none(rows: list[tuple[object, ...]], categ
     want = _pandas_way(df.astype(SCHEMA))
     if got is not None:
         assert got == want
-    plain = all(v is None or not any(c in v for c in ',"\r\n') and v[:1] not in tuple("=+-@\t") for r in rows for v in (r[0], r[3]))
+    plain = all(
+        v is None or (not any(c in v for c in ',"\r\n') and v[:1] not in tuple("=+-@\t"))
+        for r in rows
+        for v in (r[0], r[3])
+    )
     assert (got is not None) == plain  # made here exactly when no cell needs quoting or neutralising
 
 

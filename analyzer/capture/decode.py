@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from analyzer.capture import prefilter, tunnel
+from analyzer.capture import prefilter, syns, tunnel
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.prefilter import Batch, PortSet
 from analyzer.capture.reader import RawFrame
@@ -134,6 +134,10 @@ class PacketDecoder:
         self._tcp_ports = selector.tcp_ports
         self.defrag = defragmenter
         self._depth = 0  # tunnel headers unwrapped around the packet being decoded
+        # Runs of plain SYNs to these ports (a 65,536-entry table) go to `syn_sink`, when one is set, instead
+        # of being decoded one by one (see `capture.syns`); it says how many it took.
+        self.syn_sink: Callable[[syns.SynRun], int] | None = None
+        self.syn_ports = prefilter.port_table(())
         # What `select` saw.
         self.frames = 0
         self.first_ts: int | None = None
@@ -228,24 +232,55 @@ class PacketDecoder:
                     tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
                 todo = prefilter.candidates(f, base, tcp_table, udp_table, since)
                 since = n
-                for i, kind, sport, dport, maybe, pay, stop, start, end, ts in prefilter.rows(batch, f, todo):
-                    # The exact tests of `decode` for the common layout, without its calls; it does the rest.
-                    if kind == 6:
-                        if sport not in tcp_ports and dport not in tcp_ports:
-                            if not maybe or not probe(buf, pay, stop):
-                                continue
-                    elif kind == 17 and dport != vxlan and dport != geneve:  # tunnels: see `_l4`
-                        if sport not in udp_ports and dport not in udp_ports:
-                            if not maybe or not udp_probe(buf, pay, stop):
-                                continue
-                    pkt = decode(link, buf, start, end, frame0 + i + 1, ts)
-                    if pkt is not None:
-                        yield frame0 + i + 1, ts, pkt
-                        if versions != (tcp_ports.version, udp_ports.version):
-                            since = i + 1
-                            break
+                for at, bulk in self._stretches(batch, f, todo):
+                    if bulk:  # plain SYNs, to the sink; the frames after the last it took are looked at again
+                        since = self._to_sink(batch, at, versions, n)
+                    else:
+                        for i, kind, sport, dport, maybe, pay, stop, start, end, ts in prefilter.rows(batch, f, at):
+                            # The exact tests of `decode` for the common layout, without its calls; it does the rest.
+                            if kind == 6:
+                                if sport not in tcp_ports and dport not in tcp_ports:
+                                    if not maybe or not probe(buf, pay, stop):
+                                        continue
+                            elif kind == 17 and dport != vxlan and dport != geneve:  # tunnels: see `_l4`
+                                if sport not in udp_ports and dport not in udp_ports:
+                                    if not maybe or not udp_probe(buf, pay, stop):
+                                        continue
+                            pkt = decode(link, buf, start, end, frame0 + i + 1, ts)
+                            if pkt is not None:
+                                yield frame0 + i + 1, ts, pkt
+                                if versions != (tcp_ports.version, udp_ports.version):
+                                    since = i + 1
+                                    break
+                    if since < n:
+                        break
         self.frames = frames
         self.last_ts = last or None
+
+    def _to_sink(self, batch: Batch, at: prefilter.Ints, versions: tuple[int, int], n: int) -> int:
+        """Hand plain SYNs to the sink: where to look again from (`n`: nowhere, all taken and no port
+        set changed)."""
+        assert self.syn_sink is not None
+        took = self.syn_sink(syns.syn_run(batch, at))
+        sel = self.selector
+        if took < len(at) or versions != (sel.tcp_ports.version, sel.udp_ports.version):
+            return int(at[took - 1]) + 1
+        return n
+
+    def _stretches(self, batch: Batch, f: prefilter.Fields, todo: prefilter.Ints) -> list[tuple[prefilter.Ints, bool]]:
+        """`todo` cut into consecutive parts, each with whether it is a run of plain SYNs for `syn_sink`."""
+        if self.syn_sink is None or len(todo) < syns.MIN_RUN:
+            return [(todo, False)]
+        out: list[tuple[prefilter.Ints, bool]] = []
+        at = 0
+        for lo, hi in syns.runs(syns.plain(batch, f, todo, self.syn_ports)):
+            if lo > at:
+                out.append((todo[at:lo], False))
+            out.append((todo[lo:hi], True))
+            at = hi
+        if at < len(todo):
+            out.append((todo[at:], False))
+        return out
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import traceback
 from typing import Protocol
 
+from analyzer.capture.syns import SynRun, dotted
 from analyzer.limits import CAP_CODES
 from analyzer.model import (
     BindRecord,
@@ -65,6 +66,27 @@ class Collector:
         """An attempts row: the fields of an `AttemptRecord` after its capture, spooled as a tuple (a
         SYN flood makes a million of them)."""
         self._run.records.attempts.add(self.capture, frame, ts, client_ip, client_port, server_ip, server_port, outcome)
+
+    def syn_only_attempts(self, run: SynRun, a: int, b: int) -> None:
+        """The syn_only attempts rows of SYNs a..b-1 of a run (`capture.syns`), as one batch of columns."""
+        n = b - a
+        self._run.records.attempts.add_columns(
+            [
+                [self.capture] * n,
+                run.frames[a:b],
+                run.ts[a:b],
+                dotted(run.src_octets[a:b]),
+                run.sport[a:b],
+                dotted(run.dst_octets[a:b]),
+                run.dport[a:b],
+                ["syn_only"] * n,
+            ]
+        )
+
+    def cap_hits(self, stream: int, frames: list[int], what: str, detail: str) -> None:
+        """A cap hit once per frame of `frames` (each as `stream_violation` would say it)."""
+        log = self._run.records.violations
+        log.cap_hits(self.capture, stream if stream >= 0 else None, "limits", what, frames, detail)
 
     def violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
         """A violation of a conversation (its stream named), or of the capture when `flow` is None."""

@@ -108,11 +108,12 @@ class Conversations:
         evicted = self.table.put(key, entry)
         if _keeps_port(entry):
             self._port_users[entry.flow.server_port] += 1
-        if evicted is None:
-            return
-        _key, old = evicted
+        if evicted is not None:
+            self.evicted(evicted[1], f"{len(self.table) + 1} live flows")
+
+    def evicted(self, old: Entry, detail: str) -> None:
+        """An entry the flow table let go past `max_tcp_flows`: finished, and the cap said (`detail`)."""
         if isinstance(old, TcpConnection | SynOnly):
-            detail = f"{len(self.table) + 1} live flows"
             if isinstance(old, TcpConnection):
                 self._left(old)
                 self.collector.violation(old.flow, old.last_frame, "limits", "cap_tcp_flows", detail)
@@ -170,7 +171,7 @@ class Conversations:
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
             self._attempt(conn)
         # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
-        self._pipes_closed()
+        self.pipes_closed()
         if key is not None:
             self.forget(key, conn)
             if tombstone:
@@ -187,11 +188,11 @@ class Conversations:
         an attempts row, as a connection that carried nothing gives."""
         (c_addr, c_port), (s_addr, s_port) = s.client, s.server
         self.collector.attempt(s.frame, s.last_ts, ip_text(c_addr), c_port, ip_text(s_addr), s_port, "syn_only")
-        self._pipes_closed()
+        self.pipes_closed()
         if key is not None:
             self.forget(key, s)
 
-    def _pipes_closed(self) -> None:
+    def pipes_closed(self) -> None:
         """The rows of the pipes closed since a connection last closed (kept in that order)."""
         for record in self.pipes.closed:
             self.collector.connection(record)

@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, PacketDecoder
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
+from analyzer.capture.prefilter import port_table
 from analyzer.capture.reader import CaptureReader, RawFrame
 from analyzer.capture.session import FrameMap, Member, SessionFrames
 from analyzer.capture.source import display_name, open_capture
+from analyzer.capture.syns import SynRun
 from analyzer.errors import CaptureError
 from analyzer.model import CaptureSummary, Violation
 from analyzer.pipeline.conversations import Conversations
 from analyzer.pipeline.flow_table import FlowKey
+from analyzer.pipeline.syn_runs import KINDS, open_syns
 
 if TYPE_CHECKING:
     from analyzer.pipeline.state import Run
@@ -119,9 +122,15 @@ class FileLoop:
     def _select(
         self, conv: Conversations, decoder: PacketDecoder, frames: Iterable[RawFrame], tick: Callable[[], None] | None
     ) -> None:
-        """The per-packet loop: every selected packet to its transport, internal errors reported."""
+        """The per-packet loop: every selected packet to its transport, internal errors reported; runs
+        of plain SYNs to the well-known ports opened in bulk (`pipeline.syn_runs`), unless a filter
+        decides which flows are followed."""
         strict = self.run.strict
-        for selected, (frame, ts, pkt) in enumerate(decoder.select(frames, tick), 1):
+        self._selected = 0
+        if self.run.follow is None:
+            decoder.syn_ports = port_table(KINDS)
+            decoder.syn_sink = lambda run: self._syns(conv, run)
+        for frame, ts, pkt in decoder.select(frames, tick):
             try:
                 if pkt.proto == PROTO_TCP:
                     conv.tcp(pkt, frame, ts)
@@ -131,8 +140,30 @@ class FileLoop:
                 if strict:
                     raise
                 conv.collector.internal_error(frame, e)
-            if not selected % _EXPIRE_EVERY:
+            self._selected += 1
+            if not self._selected % _EXPIRE_EVERY:
                 conv.expire(ts)
+
+    def _syns(self, conv: Conversations, run: SynRun) -> int:
+        """A run of plain SYNs: taken as the packets they are (counted, swept after the same ones),
+        until the selector's ports change; how many were taken."""
+        done = 0
+        while done < len(run.frames):
+            sweep_in = _EXPIRE_EVERY - self._selected % _EXPIRE_EVERY
+            try:
+                took, changed = open_syns(conv, run, done, sweep_in, _EXPIRE_EVERY)
+            except Exception as e:  # a bug: reported, and the rest of the run skipped
+                if self.run.strict:
+                    raise
+                conv.collector.internal_error(run.frames[done], e)
+                return len(run.frames)
+            done += took
+            self._selected += took
+            if not self._selected % _EXPIRE_EVERY:  # the sweeps passed within closed nothing
+                conv.expire(run.ts[done - 1])
+            if changed:
+                break
+        return done
 
     def _summary(
         self, name: str, path: str, reader: CaptureReader, first_ts: int | None, last_ts: int | None, error: str | None

@@ -13,6 +13,7 @@ and the `max_tcp_flows` cap. An entry is one of:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import NamedTuple
 
 from analyzer.book import Announcement
@@ -116,6 +117,24 @@ class FlowTable:
         back = (dst, dport, src, sport)
         if by_pair.get(back) is entry:
             del by_pair[back]
+
+    def __contains__(self, key: FlowKey) -> bool:
+        """Is there an entry for these addresses and ports, either way?"""
+        return key in self._by_pair
+
+    @property
+    def cap(self) -> int:
+        return self._lru.cap
+
+    def nth_oldest(self, n: int) -> Entry:
+        """The entry with n entries seen less recently than it (0: the oldest)."""
+        return next(islice(self._lru.values(), n, None))[1]
+
+    def pop_oldest(self) -> Entry:
+        """Forget the least recently seen entry (what `put` does past the cap) and return it."""
+        _id, (key, entry) = self._lru.popitem(last=False)
+        self._unpair(key, entry)
+        return entry
 
     def oldest(self) -> tuple[FlowKey, Entry] | None:
         """The least recently seen entry (for idle expiry), or None when empty."""

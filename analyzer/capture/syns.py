@@ -1,0 +1,104 @@
+"""Plain SYNs found in a batch: runs of connection openings a SYN flood or a port scan is made of.
+
+A plain SYN is a frame of the prefilter's common layout (Ethernet II, IPv4 without options, not a
+fragment, TCP: `prefilter.fields`) with SYN set and ACK, FIN and RST clear (RFC 9293 3.1), no
+payload, a whole TCP header inside the IP packet, to a port of `ports` from one that is not. The
+decoder (`PacketDecoder._select_batches`) hands consecutive candidates of this kind, `MIN_RUN` or
+more of them, to its `syn_sink` as one `SynRun` instead of decoding each into a `Packet`: the
+pipeline then opens their flows in bulk (`analyzer.pipeline.conversations`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from analyzer.capture.prefilter import Batch, Fields, Ints
+
+MIN_RUN = 64  # fewer plain SYNs in a row go the per-packet way: bulk only pays for many
+_SYN, _ACK_FIN_RST = 0x02, 0x14
+
+
+class SynRun(NamedTuple):
+    """Consecutive plain SYNs, as Python values per frame, and their addresses' octets (for text
+    made in bulk). `Packet(PROTO_TCP, src[i], dst[i], sport[i], dport[i], seq[i], ack[i], flags[i], b"")`
+    is what decoding frame `frames[i]` gives."""
+
+    frames: list[int]
+    ts: list[int]
+    src: list[bytes]
+    dst: list[bytes]
+    sport: list[int]
+    dport: list[int]
+    seq: list[int]
+    ack: list[int]
+    flags: list[int]
+    src_octets: npt.NDArray[np.uint8]  # (n, 4)
+    dst_octets: npt.NDArray[np.uint8]
+
+
+def _be32(view: npt.NDArray[np.uint8], at: Ints) -> Ints:
+    v = view[at[:, None] + np.arange(4)].astype(np.int64)
+    out: Ints = (v[:, 0] << 24) | (v[:, 1] << 16) | (v[:, 2] << 8) | v[:, 3]
+    return out
+
+
+def plain(batch: Batch, f: Fields, at: Ints, ports: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Which frames at `at` are plain SYNs to a port where `ports` (a 65,536-entry table) is set."""
+    view = np.frombuffer(batch.buf, dtype=np.uint8)
+    d = batch.start[at]
+    tcp = f.kind[at] == 6
+    flags = view[np.where(tcp, d + 47, 0)]
+    sport, dport = f.sport[at], f.dport[at]
+    whole = d + 54 <= f.stop[at]  # the decoder needs the 20 bytes of a TCP header
+    empty = f.pay[at] >= f.stop[at]
+    mask: npt.NDArray[np.bool_] = (
+        tcp & whole & empty & (flags & (_SYN | _ACK_FIN_RST) == _SYN) & ports[dport] & ~ports[sport]
+    )
+    return mask
+
+
+def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(first, end) of every stretch of at least MIN_RUN set values."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= MIN_RUN]
+
+
+def syn_run(batch: Batch, at: Ints) -> SynRun:
+    """The SYNs of the frames at `at` (all plain)."""
+    view = np.frombuffer(batch.buf, dtype=np.uint8)
+    d = batch.start[at]
+    buf = batch.buf
+    starts = d.tolist()
+    src_octets = view[(d + 26)[:, None] + np.arange(4)]
+    dst_octets = view[(d + 30)[:, None] + np.arange(4)]
+    be16 = (view[(d + 34)[:, None] + np.arange(4)].astype(np.int64)).reshape(-1, 2, 2)
+    ports = (be16[:, :, 0] << 8) | be16[:, :, 1]
+    return SynRun(
+        frames=(at + batch.frame0 + 1).tolist(),
+        ts=batch.ts[at].tolist(),
+        src=[buf[s + 26 : s + 30] for s in starts],
+        dst=[buf[s + 30 : s + 34] for s in starts],
+        sport=ports[:, 0].tolist(),
+        dport=ports[:, 1].tolist(),
+        seq=_be32(view, d + 38).tolist(),
+        ack=_be32(view, d + 42).tolist(),
+        flags=view[d + 47].tolist(),
+        src_octets=src_octets,
+        dst_octets=dst_octets,
+    )
+
+
+_OCTETS = [str(i) for i in range(256)]
+
+
+def dotted(octets: npt.NDArray[np.uint8]) -> Any:
+    """IPv4 addresses ((n, 4) octets) as the dotted-quad text `socket.inet_ntop` gives, an Arrow array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.array(_OCTETS)
+    parts = [table.take(pa.array(octets[:, i])) for i in range(4)]
+    return pc.binary_join_element_wise(*parts, ".")

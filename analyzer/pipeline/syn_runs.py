@@ -1,0 +1,126 @@
+"""Runs of plain SYNs (`analyzer.capture.syns`) opened in bulk: a SYN flood at numpy's pace.
+
+One by one, each SYN of a flood to a well-known RPC port becomes a `SynOnly` entry of the flow
+table (`Conversations.tcp` -> `Classifier.start`), and past `max_tcp_flows` each new entry evicts
+the least recently seen one, whose SYN-only attempt is written and the cap counted. `open_syns`
+gives the same records, in the same order, and leaves the same table, for a run of SYNs that each
+open a new flow, without an entry for the SYNs that would have been evicted within the run:
+
+- of the run's k new flows and the table's n entries, the n + k - cap (at most) evicted are the
+  table's oldest, in its order, then the run's first k - cap (the transients): nothing else is
+  written in between, so the table's are evicted one by one as `put` would, then the transients'
+  attempts rows and cap hits are written in bulk, and the run's last entries are put;
+- the idle sweep the file loop runs every `every` packets is done at the same packets: a sweep
+  that would close nothing (the table's oldest entry at that point is not idle) is skipped, and the
+  run stops at one that would, for the loop to sweep;
+- a SYN of a flow already in the table, or seen earlier in the run, goes the per-packet way;
+- an eviction that changes the selector's ports (a connection's last bytes taught the run a port)
+  stops the run after the SYN that caused it, for the decoder to look at the next frames again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analyzer.capture.decode import PROTO_TCP, Packet
+from analyzer.capture.syns import SynRun
+from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
+from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
+from analyzer.pipeline.flow_table import SynOnly
+
+if TYPE_CHECKING:
+    from analyzer.pipeline.conversations import Conversations
+
+# How `Classifier.new_tcp` starts a connection to each well-known port: (kind, identified_by).
+KINDS: dict[int, tuple[str, str]] = {
+    EPM_PORT: ("co", BY_PORT135),
+    HTTP_PORT: ("http", BY_PORT593),
+    **{port: ("smb", BY_SMB) for port in SMB_PORTS},
+}
+BULK_ATTEMPTS = 512  # transients written as one Arrow batch from this many on (fewer: row by row)
+
+
+def _versions(conv: Conversations) -> tuple[int, int]:
+    sel = conv.selector
+    return sel.tcp_ports.version, sel.udp_ports.version
+
+
+def _packet(run: SynRun, i: int) -> Packet:
+    """The packet the decoder would have made of SYN i."""
+    return Packet(
+        PROTO_TCP, run.src[i], run.dst[i], run.sport[i], run.dport[i], run.seq[i], run.ack[i], run.flags[i], b""
+    )
+
+
+def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: int) -> tuple[int, bool]:
+    """SYNs from `lo` on, the next idle sweep due after `sweep_in` of them (then every `every`): how
+    many were taken (at least one), and whether the selector's ports changed."""
+    versions = _versions(conv)
+    hi = _new_flows(conv, run, lo)
+    if hi == lo:  # a flow the table knows: the per-packet way
+        conv.tcp(_packet(run, lo), run.frames[lo], run.ts[lo])
+        return 1, _versions(conv) != versions
+    hi = _until_sweep(conv, run, lo, hi, sweep_in, every)
+    table = conv.table
+    n, cap, k = len(table), table.cap, hi - lo
+    detail = f"{cap + 1} live flows"  # what `put` says: the table is full when it evicts
+    for x in range(min(n, max(0, n + k - cap))):
+        conv.evicted(table.pop_oldest(), detail)
+        if _versions(conv) != versions:  # evicted by SYN number cap - n + x: the run stops after it
+            end = lo + cap - n + x + 1
+            _enter(conv, run, lo, end)
+            return end - lo, True
+    transients = max(0, k - cap)
+    if transients:
+        _transients(conv, run, lo, lo + transients, detail)
+    _enter(conv, run, lo + transients, hi)
+    return k, False
+
+
+def _new_flows(conv: Conversations, run: SynRun, lo: int) -> int:
+    """The end of the SYNs from `lo` that each open a flow the table does not hold."""
+    table = conv.table
+    seen: set[tuple[bytes, int, bytes, int]] = set()
+    for i, key in enumerate(zip(run.src[lo:], run.sport[lo:], run.dst[lo:], run.dport[lo:], strict=True), lo):
+        if key in table or key in seen:
+            return i
+        seen.add(key)
+    return len(run.frames)
+
+
+def _until_sweep(conv: Conversations, run: SynRun, lo: int, hi: int, sweep_in: int, every: int) -> int:
+    """The end of the SYNs from `lo` (before `hi`) after which no sweep would close anything: the
+    sweep after SYN p looks at the oldest entry the table would then hold."""
+    table = conv.table
+    n, cap = len(table), table.cap
+    idle = int(conv.limits.tcp_idle_timeout_s * 1_000_000_000)
+    for p in range(lo + sweep_in - 1, hi, every):
+        oldest = max(0, n + (p - lo + 1) - cap)  # its place in table-then-run order
+        last_ts = table.nth_oldest(oldest).last_ts if oldest < n else run.ts[lo + oldest - n]
+        if last_ts < run.ts[p] - idle:
+            return p + 1
+    return hi
+
+
+def _enter(conv: Conversations, run: SynRun, a: int, b: int) -> None:
+    """SYNs a..b-1 as the `SynOnly` entries `Classifier.start` makes (the table has room for them)."""
+    for i in range(a, b):
+        kind, by = KINDS[run.dport[i]]
+        stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation
+        client, server = (run.src[i], run.sport[i]), (run.dst[i], run.dport[i])
+        entry = SynOnly(_packet(run, i), run.frames[i], run.ts[i], stream, kind, by, client, server, None)
+        conv.put((*client, *server), entry)
+
+
+def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
+    """SYNs a..b-1, put and evicted within the run: each a cap hit and a syn_only attempts row (and
+    the first writes the rows of the pipes closed meanwhile, as `Conversations.syn_only_ended` does)."""
+    streams = [-1 if KINDS[run.dport[i]][0] == "smb" else conv.next_stream() for i in range(a, b)]
+    conv.collector.cap_hits(streams[0], run.frames[a:b], "cap_tcp_flows", detail)
+    if b - a >= BULK_ATTEMPTS:
+        conv.collector.syn_only_attempts(run, a, b)
+    else:
+        for i in range(a, b):
+            client, server = ip_text(run.src[i]), ip_text(run.dst[i])
+            conv.collector.attempt(run.frames[i], run.ts[i], client, run.sport[i], server, run.dport[i], "syn_only")
+    conv.pipes_closed()

@@ -1,0 +1,114 @@
+"""Runs of plain SYNs opened in bulk (`pipeline.syn_runs`) give the records the per-packet way gives,
+in the same order: floods and scans to every well-known port, mixed with retransmitted SYNs, answered
+SYNs, conversations evicted from a full table, SYNs with ECN flags and idle sweeps that close
+entries in the middle of a run. A flow filter turns the bulk path off, so one capture is read both ways."""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.limits import Limits
+from analyzer.pipeline import Pipeline
+from tests.test_floods import floods
+
+KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations")
+
+
+def _bind_ack(port: int) -> bytes:
+    """A bind_ack whose secondary address names `port` ([C706] 12.6.4.4)."""
+    sec = f"{port}\0".encode()
+    body = struct.pack("<HHIH", 4280, 4280, 0x1234, len(sec)) + sec
+    body += b"\0" * (-len(body) % 4)
+    body += struct.pack("<BBHHH", 1, 0, 0, 0, 0) + floods._syntax(floods.NDR, 2)
+    return floods.co_header(12, 1, len(body)) + body
+
+
+def _scenario(path: Path, seed: int, events: int = 120) -> None:
+    rng = random.Random(seed)
+    with open(path, "wb") as out:
+        w = floods.PcapWriter(out)
+        recent: list[Any] = []
+        client = 0
+        for _ in range(events):
+            what = rng.random()
+            if what < 0.55:  # a run of SYNs from new clients
+                port = rng.choice((135, 135, 445, 139, 593))
+                for _ in range(rng.choice((3, 70, 200, 600))):
+                    addr, cport = floods._client(client)
+                    client += 1
+                    c = floods.Conn(w, addr, cport, floods.SERVER, port)
+                    c.syn()
+                    recent = [*recent, c][-50:]
+            elif what < 0.65 and recent:  # a SYN retransmitted, or answered
+                c = rng.choice(recent)
+                if rng.random() < 0.5:
+                    c.syn()
+                else:
+                    w.tcp(c.s, c.sp, c.c, c.cp, c.sseq - 1, c.cseq, floods.SYN_ACK, b"")
+            elif what < 0.8:  # a conversation with a bind, left open
+                addr, cport = floods._client(client)
+                client += 1
+                c = floods.Conn(w, addr, cport, floods.SERVER, 135)
+                c.handshake()
+                c.send(floods.bind_pdu(1, floods.EPM, 3))
+                if rng.random() < 0.5:
+                    c.send(floods.bind_ack_pdu(1), from_client=False)
+            elif what < 0.85:  # a bind_ack past a hole: read when the connection is evicted, it teaches a port
+                addr, cport = floods._client(client)
+                client += 1
+                c = floods.Conn(w, addr, cport, floods.SERVER, 135)
+                c.handshake()
+                c.send(floods.bind_pdu(1, floods.EPM, 3))
+                c.sseq += 100
+                c.send(_bind_ack(49000 + rng.randrange(1000)), from_client=False)
+            elif what < 0.9:  # SYNs with ECE and CWR set, as ECN-capable clients send them
+                for _ in range(rng.choice((2, 80))):
+                    addr, cport = floods._client(client)
+                    client += 1
+                    w.tcp(addr, cport, floods.SERVER, 135, 999, 0, 0xC2, b"")
+            else:  # silence: the next sweep closes what went idle
+                w.t += rng.choice((500_000, 3_000_000))
+
+
+def _records(path: Path, limits: Limits, bulk: bool) -> dict[str, list[Any]]:
+    follow = None if bulk else (lambda key: True)  # a filter turns the bulk path off
+    records = Pipeline(limits, strict=True, follow=follow).run([str(path)])
+    return {kind: list(getattr(records, kind)) for kind in KINDS}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bulk_syns_give_the_records_of_one_by_one(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if seed % 2:  # idle sweeps every few packets: many fall inside runs, some where entries went idle
+        monkeypatch.setattr("analyzer.pipeline.files._EXPIRE_EVERY", 37)
+    path = tmp_path / "scenario.pcap"
+    _scenario(path, seed)
+    limits = Limits(max_tcp_flows=[40, 150, 1000][seed % 3], tcp_idle_timeout_s=1.0)
+    bulk, single = _records(path, limits, True), _records(path, limits, False)
+    assert len(bulk["attempts"]) > 1000  # the runs were there
+    for kind in KINDS:
+        assert bulk[kind] == single[kind], kind
+
+
+def test_a_syn_flood_goes_the_bulk_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood's SYNs reach the sink as runs, not as packets one by one."""
+    from analyzer.pipeline import syn_runs
+
+    taken: list[int] = []
+    real = syn_runs.open_syns
+
+    def spy(conv: Any, run: Any, lo: int, sweep_in: int, every: int) -> tuple[int, bool]:
+        took, changed = real(conv, run, lo, sweep_in, every)
+        taken.append(took)
+        return took, changed
+
+    monkeypatch.setattr("analyzer.pipeline.files.open_syns", spy)
+    path = tmp_path / "syn.pcap"
+    with open(path, "wb") as out:
+        floods.syn_flood(out, 5000)
+    records = Pipeline(Limits(max_tcp_flows=100), strict=True).run([str(path)])
+    assert len(records.attempts) == 5000 and sum(taken) == 5000 and max(taken) > 1000
