@@ -199,3 +199,30 @@ def test_compact_attempts_are_the_table_and_give_the_same_findings(tmp_path: Pat
     assert set(from_table["technique"]) == {"port135_scan"} and len(from_table) == 3
     pd.testing.assert_frame_equal(from_compact, from_table)
     pd.testing.assert_frame_equal(views.data_quality(compact_source), views.data_quality(table_source))
+
+
+def test_lean_compact_attempts_are_the_compact_table(tmp_path: Path) -> None:
+    """The compact attempts made straight from the spool's Arrow batches are those the typed chunks
+    give (categories, codes, dtypes, order), over batches written row by row and in bulk."""
+    import pandas as pd
+
+    from analyzer.report.attempts import attempt_chunks, compact_attempts
+    from analyzer.report.compact import Compact
+
+    def mixed(out: BinaryIO, n: int) -> None:  # a flood to 135 (bulk), then a scan of 445 and 593
+        w = floods.PcapWriter(out)
+        for i in range(n):
+            floods.Conn(w, *floods._client(i), floods.SERVER, 135).syn()
+        for i in range(300):
+            floods.Conn(w, bytes([10, 9, 1, i % 7]), 2000 + i, bytes([10, 0, 2, i % 5]), (445, 593)[i % 2]).syn()
+
+    path = tmp_path / "mixed.pcap"
+    with open(path, "wb") as out:
+        mixed(out, 3000)
+    records = Pipeline(Limits(max_tcp_flows=100), strict=True).run([str(path)])
+    lean = compact_attempts(records)
+    made = Compact()
+    for chunk in attempt_chunks(records):
+        made.add(chunk)
+    assert lean is not None and len(lean) == 3300
+    pd.testing.assert_frame_equal(lean, made.frame())

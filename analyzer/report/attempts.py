@@ -58,3 +58,51 @@ def attempt_chunks(records: Records) -> Iterator[pd.DataFrame]:
     for batch in records.attempts.batches():
         df = convert(ATTEMPT_COLUMNS, batch, None) if isinstance(batch, list) else _arrow_frame(batch)
         yield localise(df, "attempts", records.frame_maps)
+
+
+def compact_attempts(records: Records) -> pd.DataFrame | None:
+    """The attempts table in record order with its text columns categorical (sorted categories, as
+    `tables._Compact` makes them), built straight from the spool's Arrow batches: numbers written
+    into arrays of the table's length, text kept as dictionary codes, so a million rows cost about
+    their final size while building. None when the batches cannot be read this way (a session of
+    several files, whose frames are renumbered per file; a batch kept as records; a missing value):
+    the caller then goes through the typed chunks."""
+    n = len(records.attempts)
+    if records.frame_maps or not n:
+        return None
+    import pyarrow.compute as pc
+
+    numbers = {name: np.empty(n, dtype=np.int64) for name, dtype in ATTEMPTS.items() if dtype != STR}
+    texts: dict[str, list[tuple[Any, list[str]]]] = {name: [] for name, dtype in ATTEMPTS.items() if dtype == STR}
+    at = 0
+    for batch in records.attempts.batches():
+        if isinstance(batch, list) or any(col.null_count for col in batch.columns) or at + batch.num_rows > n:
+            return None
+        for name, values in numbers.items():
+            values[at : at + batch.num_rows] = batch.column(name).to_numpy()
+        for name, parts in texts.items():
+            encoded = pc.dictionary_encode(batch.column(name))
+            parts.append((encoded.indices.to_numpy().copy(), encoded.dictionary.to_pylist()))
+        at += batch.num_rows
+    if at != n:
+        return None
+    data = {
+        name: _text(texts[name]) if dtype == STR else _number(numbers[name], dtype) for name, dtype in ATTEMPTS.items()
+    }
+    df: pd.DataFrame = pd.DataFrame(data, columns=list(ATTEMPTS))
+    return df
+
+
+def _text(parts: list[tuple[Any, list[str]]]) -> pd.Categorical:
+    """A text column's batches (dictionary codes, dictionary) as one categorical, categories sorted."""
+    categories = pd.Index(sorted({v for _, uniques in parts for v in uniques}), dtype=object)
+    small = np.min_scalar_type(-len(categories))  # the codes' dtype a Categorical picks
+    codes = [categories.get_indexer(uniques).astype(small)[indices] for indices, uniques in parts]
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=categories)
+
+
+def _number(values: Any, dtype: str) -> Any:
+    if dtype == INT:
+        return pd.arrays.IntegerArray(values, np.zeros(len(values), dtype=bool))
+    unknown = (values <= 0) | (values > _MAX_TS_NS)  # TIME, as `_column` makes it
+    return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, values), unknown), unit="ns", utc=True)

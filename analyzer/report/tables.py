@@ -29,7 +29,7 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.records import Records
-from analyzer.report.attempts import ATTEMPT_COLUMNS, attempt_chunks
+from analyzer.report.attempts import ATTEMPT_COLUMNS, attempt_chunks, compact_attempts
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, convert, frame, schema
 from analyzer.report.compact import Compact
 from analyzer.report.flowid import flow_ids
@@ -444,7 +444,9 @@ class Builder:
             attempt_chunks(self.records) if table == "attempts" else chunks(columns, rows, context, table, self.records)
         )
         pieces = (df for df in typed if not df.empty)
-        if compact:
+        if compact and table == "attempts" and (lean := compact_attempts(self.records)) is not None:
+            df = lean
+        elif compact:
             made = Compact()
             for piece in pieces:
                 made.add(piece)
