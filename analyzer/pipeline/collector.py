@@ -9,7 +9,7 @@ kept: an EPM answer's towers (`endpoint`) and an accepted bind_ack's secondary a
 from __future__ import annotations
 
 import traceback
-from typing import Protocol
+from typing import Any, Protocol
 
 from analyzer.capture.syns import SynRun, dotted
 from analyzer.limits import CAP_CODES
@@ -69,19 +69,22 @@ class Collector:
 
     def syn_only_attempts(self, run: SynRun, a: int, b: int) -> None:
         """The syn_only attempts rows of SYNs a..b-1 of a run (`capture.syns`), as one batch of columns."""
-        n = b - a
-        self._run.records.attempts.add_columns(
-            [
-                [self.capture] * n,
-                run.frames[a:b],
-                run.ts[a:b],
-                dotted(run.src_octets[a:b]),
-                run.sport[a:b],
-                dotted(run.dst_octets[a:b]),
-                run.dport[a:b],
-                ["syn_only"] * n,
-            ]
-        )
+        src, dst = dotted(run.src_octets[a:b]), dotted(run.dst_octets[a:b])
+        self.attempt_columns(run.frames[a:b], run.ts[a:b], src, run.sport[a:b], dst, run.dport[a:b])
+
+    def attempt_columns(
+        self,
+        frames: list[int],
+        ts: list[int],
+        client_ip: Any,
+        client_port: list[int],
+        server_ip: Any,
+        server_port: list[int],
+    ) -> None:
+        """syn_only attempts rows given as columns (of `attempt`'s fields), written as one batch."""
+        n = len(frames)
+        columns = [[self.capture] * n, frames, ts, client_ip, client_port, server_ip, server_port, ["syn_only"] * n]
+        self._run.records.attempts.add_columns(columns)
 
     def cap_hits(self, stream: int, frames: list[int], what: str, detail: str) -> None:
         """A cap hit once per frame of `frames` (each as `stream_violation` would say it)."""

@@ -105,6 +105,14 @@ class FlowTable:
         self._unpair(old_key, old)
         return old_key, old
 
+    def put_many(self, keys: list[FlowKey], entries: list[Entry]) -> None:
+        """Insert entries for keys the table does not hold, in order, when it has room for all of
+        them (a run of SYNs, `pipeline.syn_runs`): `put` without its per-entry steps."""
+        assert len(self._lru) + len(entries) <= self._lru.cap
+        self._by_pair.update(zip(keys, entries, strict=True))
+        self._by_pair.update(zip((reverse(k) for k in keys), entries, strict=True))
+        self._lru.update(zip(map(id, entries), zip(keys, entries, strict=True), strict=True))
+
     def forget(self, key: FlowKey, entry: Entry) -> None:
         self._unpair(key, entry)
         self._lru.pop(id(entry), None)
@@ -118,9 +126,19 @@ class FlowTable:
         if by_pair.get(back) is entry:
             del by_pair[back]
 
-    def __contains__(self, key: FlowKey) -> bool:
-        """Is there an entry for these addresses and ports, either way?"""
-        return key in self._by_pair
+    def new_keys(self, keys: list[FlowKey]) -> int:
+        """How many of `keys`, from the first, are each held neither by the table nor earlier in
+        `keys` (looked up without a Python call per key: a run of SYNs has tens of thousands)."""
+        held = list(map(self._by_pair.__contains__, keys))
+        end = held.index(True) if True in held else len(keys)
+        if len(set(keys[:end])) == end:
+            return end
+        seen: set[FlowKey] = set()
+        for i, key in enumerate(keys[:end]):
+            if key in seen:
+                return i
+            seen.add(key)
+        return end
 
     @property
     def cap(self) -> int:

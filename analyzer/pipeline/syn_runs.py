@@ -20,13 +20,14 @@ open a new flow, without an entry for the SYNs that would have been evicted with
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from analyzer.capture.decode import PROTO_TCP, Packet
 from analyzer.capture.syns import SynRun
 from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
-from analyzer.pipeline.flow_table import SynOnly
+from analyzer.pipeline.flow_table import Entry, SynOnly
 
 if TYPE_CHECKING:
     from analyzer.pipeline.conversations import Conversations
@@ -64,12 +65,11 @@ def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: i
     table = conv.table
     n, cap, k = len(table), table.cap, hi - lo
     detail = f"{cap + 1} live flows"  # what `put` says: the table is full when it evicts
-    for x in range(min(n, max(0, n + k - cap))):
-        conv.evicted(table.pop_oldest(), detail)
-        if _versions(conv) != versions:  # evicted by SYN number cap - n + x: the run stops after it
-            end = lo + cap - n + x + 1
-            _enter(conv, run, lo, end)
-            return end - lo, True
+    stopped = _evict(conv, min(n, max(0, n + k - cap)), detail, versions)
+    if stopped is not None:  # evicted by SYN number cap - n + x: the run stops after it
+        end = lo + cap - n + stopped + 1
+        _enter(conv, run, lo, end)
+        return end - lo, True
     transients = max(0, k - cap)
     if transients:
         _transients(conv, run, lo, lo + transients, detail)
@@ -79,13 +79,8 @@ def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: i
 
 def _new_flows(conv: Conversations, run: SynRun, lo: int) -> int:
     """The end of the SYNs from `lo` that each open a flow the table does not hold."""
-    table = conv.table
-    seen: set[tuple[bytes, int, bytes, int]] = set()
-    for i, key in enumerate(zip(run.src[lo:], run.sport[lo:], run.dst[lo:], run.dport[lo:], strict=True), lo):
-        if key in table or key in seen:
-            return i
-        seen.add(key)
-    return len(run.frames)
+    keys = list(zip(run.src[lo:], run.sport[lo:], run.dst[lo:], run.dport[lo:], strict=True))
+    return lo + conv.table.new_keys(keys)
 
 
 def _until_sweep(conv: Conversations, run: SynRun, lo: int, hi: int, sweep_in: int, every: int) -> int:
@@ -102,14 +97,61 @@ def _until_sweep(conv: Conversations, run: SynRun, lo: int, hi: int, sweep_in: i
     return hi
 
 
+def _evict(conv: Conversations, count: int, detail: str, versions: tuple[int, int]) -> int | None:
+    """Evict the table's `count` oldest entries as `put` would one by one, the SYN-only ones in bulk;
+    the number of the eviction after which the selector's ports changed, if one did (then no more)."""
+    table = conv.table
+    syn_only: list[SynOnly] = []
+    for x in range(count):
+        old = table.pop_oldest()
+        if isinstance(old, SynOnly):
+            syn_only.append(old)
+            continue
+        _syn_only_evicted(conv, syn_only, detail)
+        syn_only = []
+        conv.evicted(old, detail)
+        if _versions(conv) != versions:
+            return x
+    _syn_only_evicted(conv, syn_only, detail)
+    return None
+
+
+def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) -> None:
+    """`Conversations.evicted` for SYN-only entries, in order: a cap hit and an attempts row each."""
+    if not entries:
+        return
+    frames = [s.frame for s in entries]
+    collector = conv.collector
+    collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
+    clients, servers = [(ip_text(a), p) for a, p in (s.client for s in entries)], [s.server for s in entries]
+    server_ips = [ip_text(addr) for addr, _port in servers]
+    if len(entries) >= BULK_ATTEMPTS:
+        ts, client_ports, server_ports = (
+            [s.last_ts for s in entries],
+            [p for _a, p in clients],
+            [p for _a, p in servers],
+        )
+        collector.attempt_columns(frames, ts, [a for a, _p in clients], client_ports, server_ips, server_ports)
+    else:
+        for s, (c_ip, c_port), s_ip in zip(entries, clients, server_ips, strict=True):
+            collector.attempt(s.frame, s.last_ts, c_ip, c_port, s_ip, s.server[1], "syn_only")
+    conv.pipes_closed()
+
+
 def _enter(conv: Conversations, run: SynRun, a: int, b: int) -> None:
-    """SYNs a..b-1 as the `SynOnly` entries `Classifier.start` makes (the table has room for them)."""
-    for i in range(a, b):
-        kind, by = KINDS[run.dport[i]]
-        stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation
-        client, server = (run.src[i], run.sport[i]), (run.dst[i], run.dport[i])
-        entry = SynOnly(_packet(run, i), run.frames[i], run.ts[i], stream, kind, by, client, server, None)
-        conv.put((*client, *server), entry)
+    """SYNs a..b-1 as the `SynOnly` entries `Classifier.start` makes, put in one step (the table has
+    room for them). Tuples are made as `NamedTuple._make` makes them, without a call per field."""
+    src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
+    kinds = [KINDS[port] for port in dport]
+    streams = [-1 if kind == "smb" else conv.next_stream() for kind, _by in kinds]  # SMB: not a conversation
+    fields = (repeat(PROTO_TCP), src, dst, sport, dport, run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""))
+    packets = map(tuple.__new__, repeat(Packet), zip(*fields, strict=False))  # with repeats
+    clients, servers = zip(src, sport, strict=True), zip(dst, dport, strict=True)
+    made = zip(
+        packets, run.frames[a:b], run.ts[a:b], streams, *zip(*kinds, strict=True), clients, servers, repeat(None)
+    )
+    entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
+    conv.table.put_many(list(zip(src, sport, dst, dport, strict=True)), entries)
 
 
 def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
