@@ -15,7 +15,7 @@ from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.pipeline import Progress
 from analyzer.records import Records
 from analyzer.report import views
-from analyzer.report.attempts import ATTEMPTS
+from analyzer.report.attempts import ATTEMPTS, typed
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
@@ -171,7 +171,7 @@ class AnalysisResult:
         """The `attempts` table to write, a slice at a time in its own dtypes."""
         table = self.attempts_table()
         for start in range(0, max(len(table), 1), CHUNK_ROWS):
-            yield table.iloc[start : start + CHUNK_ROWS].astype(ATTEMPTS)
+            yield typed(table.iloc[start : start + CHUNK_ROWS])
 
     @cached_property
     def data_quality(self) -> pd.DataFrame:

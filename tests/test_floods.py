@@ -174,7 +174,7 @@ def test_compact_attempts_are_the_table_and_give_the_same_findings(tmp_path: Pat
 
     from analyzer import findings
     from analyzer.report import views
-    from analyzer.report.attempts import ATTEMPTS
+    from analyzer.report.attempts import ATTEMPTS, typed
     from analyzer.report.tables import CHUNK_ROWS
 
     def scan(out: BinaryIO, n: int) -> None:  # three clients, each SYNs port 135 on twelve servers
@@ -193,6 +193,9 @@ def test_compact_attempts_are_the_table_and_give_the_same_findings(tmp_path: Pat
     assert dict(table.dtypes.astype(str)) == {k: str(pd.Series(dtype=v).dtype) for k, v in ATTEMPTS.items()}
     assert len(table) == n
     pd.testing.assert_frame_equal(compact.astype(ATTEMPTS), table)
+    for start in (0, CHUNK_ROWS, 2 * CHUNK_ROWS):  # the writer's slices, typed the quick way
+        piece = compact.iloc[start : start + CHUNK_ROWS]
+        pd.testing.assert_frame_equal(typed(piece), piece.astype(ATTEMPTS))
     base = {t: getattr(result, t) for t in ("calls", "binds", "endpoints", "connections", "violations", "captures")}
     compact_source, table_source = Frames({**base, "attempts": compact}), Frames({**base, "attempts": table})
     from_compact, from_table = findings.compute(compact_source), findings.compute(table_source)

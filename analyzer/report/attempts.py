@@ -10,7 +10,7 @@ rows (a batch the spool had to keep as records, a value out of its Arrow type, s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -106,3 +106,18 @@ def _number(values: Any, dtype: str) -> Any:
         return pd.arrays.IntegerArray(values, np.zeros(len(values), dtype=bool))
     unknown = (values <= 0) | (values > _MAX_TS_NS)  # TIME, as `_column` makes it
     return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, values), unknown), unit="ns", utc=True)
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """A slice of the attempts, compact or not, in the table's own dtypes: `astype(ATTEMPTS)`, with
+    categorical text taken from its categories made text once (pandas' astype makes each cell's)."""
+    out: dict[str, Any] = {}
+    for name, dtype in ATTEMPTS.items():
+        col = df[name]
+        if isinstance(col.dtype, pd.CategoricalDtype) and dtype == STR:
+            text: Any = pd.array(list(col.cat.categories), dtype=cast(Any, STR))
+            out[name] = text.take(col.cat.codes.to_numpy(), allow_fill=True)  # code -1: missing
+        else:
+            out[name] = col.astype(cast(Any, dtype)).array
+    typed_df: pd.DataFrame = pd.DataFrame(out, index=df.index, columns=list(ATTEMPTS))
+    return typed_df
