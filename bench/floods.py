@@ -10,8 +10,8 @@ Each flood of issue 13 is written with `struct` (scapy would take minutes for a 
     bogus      a .pcap.gz of 16-byte bogus PDUs on one connection (4.2 M PDUs, 67 MB before gzip)
 
 then `rpc-analyzer analyze FILE -o OUT -q` runs on it, and on a normal capture of the same
-(uncompressed) size made by ../shared/bench/make_bench_pcap.py, and the wall time, peak resident
-memory (wait4, the process and its forked reader) and the row counts of violations.csv are
+(uncompressed) size made by ../shared/bench/make_bench_pcap.py, and the wall time, CPU time (user +
+sys) and peak resident memory (wait4, the process and its forked reader) and the row counts of violations.csv are
 printed. The target: peak RSS at most 200 MiB for each, time within 3x of the normal capture's.
 Files are kept in bench/data/floods/ (ignored by git). Usage:
 
@@ -230,8 +230,9 @@ def build(name: str, scale: float, directory: Path = DATA) -> Path:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one child process and the children it waited for."""
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds (user + sys), peak RSS in MiB) of one child process and the
+    children it waited for (the forked reader)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -239,7 +240,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"analyzer failed ({os.waitstatus_to_exitcode(status)}): {err.strip()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def normal_capture(size: int) -> Path | None:
@@ -286,11 +287,11 @@ _BOOT = (
 )
 
 
-def run_one(path: Path, env: dict[str, str]) -> tuple[float, float, Counter[str]]:
+def run_one(path: Path, env: dict[str, str]) -> tuple[float, float, float, Counter[str]]:
     out = Path(tempfile.mkdtemp(prefix="floods-out-"))
     try:
-        wall, peak = measure([sys.executable, "-c", _BOOT, "analyze", str(path), "-o", str(out), "-q"], env)
-        return wall, peak, violation_rows(out)
+        wall, cpu, peak = measure([sys.executable, "-c", _BOOT, "analyze", str(path), "-o", str(out), "-q"], env)
+        return wall, cpu, peak, violation_rows(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -303,17 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-normal", action="store_true", help="skip the normal captures of the same size")
     args = ap.parse_args(argv)
     env = dict(os.environ, FLOODS_TREE=str(args.tree.resolve()))
-    print(
-        f"{'flood':8} {'file MB':>8} {'time s':>8} {'peak MiB':>9} {'normal s':>9} {'normal MiB':>10}  violations rows"
-    )
+    head = ("flood", "file MB", "time s", "cpu s", "peak MiB", "normal s", "cpu s", "MiB")
+    print("{:8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}  violations rows".format(*head))
+    nan = float("nan")
     for name in args.only.split(","):
         path = build(name, args.scale)
         size = uncompressed_size(path)
-        wall, peak, rows = run_one(path, env)
+        wall, cpu, peak, rows = run_one(path, env)
         normal = None if args.no_normal else normal_capture(size)
-        n_wall, n_peak = run_one(normal, env)[:2] if normal is not None else (float("nan"), float("nan"))
+        n_wall, n_cpu, n_peak = run_one(normal, env)[:3] if normal is not None else (nan, nan, nan)
         top = ", ".join(f"{w} {c}" for w, c in rows.most_common(3))
-        print(f"{name:8} {size / 1e6:8.1f} {wall:8.1f} {peak:9.0f} {n_wall:9.1f} {n_peak:10.0f}  {top}", flush=True)
+        figures = f"{wall:7.1f} {cpu:7.1f} {peak:8.0f} {n_wall:8.1f} {n_cpu:7.1f} {n_peak:6.0f}"
+        print(f"{name:8} {size / 1e6:8.1f} {figures}  {top}", flush=True)
     return 0
 
 
