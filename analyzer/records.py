@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import typing
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields, is_dataclass
 from typing import Any, Generic, TypeVar
 
@@ -193,22 +193,26 @@ class Spool(ReadBack[R]):
 
     def flush(self) -> None:
         """Write the buffered records as one batch."""
-        if not self._buffer:
-            return
+        if self._buffer:
+            self._write(lambda pa: self._codec.encode(self._buffer), lambda: self._buffer)
+            self._buffer = []
+
+    def _write(self, encode: Callable[[Any], Any], records: Callable[[], list[R]]) -> None:
+        """One batch file: the Arrow batch `encode` makes, or a pickle of the `records` should a value
+        not fit its Arrow type."""
         pa = _pa()
         path = self._run.new_file(self.kind)
         try:
-            batch = self._codec.encode(self._buffer)
+            batch = encode(pa)
         except (pa.ArrowInvalid, OverflowError, TypeError):  # a value out of its column's range
             path += ".pickle"
             with open(path, "wb") as out:
-                pickle.dump(self._buffer, out, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(records(), out, protocol=pickle.HIGHEST_PROTOCOL)
         else:
             path += ".arrow"
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
                 writer.write_batch(batch)
         self._files.append(path)
-        self._buffer = []
 
     def __len__(self) -> int:
         return self._count
@@ -260,18 +264,17 @@ class RowSpool(Spool[R]):
         """Rows given as columns (lists or Arrow arrays, in field order), after those added before:
         written as one batch at once."""
         self.flush()
-        pa = _pa()
-        schema = self._codec.schema
-        arrays = [
-            c.cast(t) if isinstance(c, pa.Array) else pa.array(c, type=t)
-            for c, t in zip(columns, schema.types, strict=True)
-        ]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-        path = self._run.new_file(self.kind) + ".arrow"
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            writer.write_batch(batch)
-        self._files.append(path)
-        self._count += batch.num_rows
+
+        def encode(pa: Any) -> Any:
+            types = self._codec.schema.types
+            arrays = [
+                c.cast(t) if isinstance(c, pa.Array) else pa.array(c, type=t)
+                for c, t in zip(columns, types, strict=True)
+            ]
+            return pa.RecordBatch.from_arrays(arrays, schema=self._codec.schema)
+
+        self._write(encode, lambda: self._records(zip(*(list(c) for c in columns), strict=True)))
+        self._count += len(columns[0])
 
     def _batch(self, pa: Any) -> Any:
         """The buffered rows as one Arrow record batch (raises when a value does not fit its type)."""
@@ -281,22 +284,9 @@ class RowSpool(Spool[R]):
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def flush(self) -> None:
-        if not self._rows:
-            return
-        pa = _pa()
-        path = self._run.new_file(self.kind)
-        try:
-            batch = self._batch(pa)
-        except (pa.ArrowInvalid, OverflowError, TypeError):  # a value out of its column's range
-            path += ".pickle"
-            with open(path, "wb") as out:
-                pickle.dump(self._records(self._rows), out, protocol=pickle.HIGHEST_PROTOCOL)
-        else:
-            path += ".arrow"
-            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
-                writer.write_batch(batch)
-        self._files.append(path)
-        self._rows = []
+        if self._rows:
+            self._write(self._batch, lambda: self._records(self._rows))
+            self._rows = []
 
     def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[R]:
         cls: Any = self._codec.cls
