@@ -1,7 +1,7 @@
 """Where the views, the per-host table and the findings read the base tables: a `Source`.
 
 A Source gives one base table (binds, endpoints, calls, connections, violations, captures, attempts:
-`report.tables.SCHEMAS` and `ATTEMPTS`) in either of two ways:
+`report.tables.SCHEMAS` and `report.attempts.ATTEMPTS`) in either of two ways:
 
 - `chunks(table, columns)`: the table in its `report.order.ORDER`, as frames of at most `CHUNK_ROWS`
   rows holding only `columns` (all when None); no frame for a table without rows. A reader that
@@ -22,8 +22,9 @@ from typing import Protocol
 
 import pandas as pd
 
+from analyzer.report.attempts import ATTEMPTS
 from analyzer.report.columns import frame as typed_frame
-from analyzer.report.tables import ATTEMPTS, CHUNK_ROWS, SCHEMAS
+from analyzer.report.tables import CHUNK_ROWS, SCHEMAS
 
 TABLES: dict[str, dict[str, str]] = {**SCHEMAS, "attempts": ATTEMPTS}
 
