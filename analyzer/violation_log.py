@@ -106,10 +106,14 @@ class ViolationLog(ReadBack[Violation]):
         else:
             agg.add(v)
 
-    def cap(self, capture: str, stream: int | None, layer: str, what: str, frame: int | None, detail: str) -> None:
-        """One hit of a cap (`what` in `CAP_CODES`): what `append` does with its violation, without
-        making one unless it becomes the row's sample. A flood hits a cap once per packet."""
+    def event(self, capture: str, stream: int | None, layer: str, what: str, frame: int | None, detail: str) -> None:
+        """`append(Violation(capture, frame, stream, layer, what, detail))`, the violation made only
+        when it is listed or becomes a row's sample: a flood reports one per packet or PDU."""
         agg = self._aggregate(capture, stream, layer, what)
+        if what not in CAP_CODES and agg.listed < self._listed:
+            agg.listed += 1
+            self._spool.append(Violation(capture, frame, stream, layer, what, detail, last_frame=frame))
+            return
         if agg.sample is None:
             agg.sample = Violation(capture, frame, stream, layer, what, detail)
         agg.count += 1
@@ -117,7 +121,7 @@ class ViolationLog(ReadBack[Violation]):
             agg.seen(frame)
 
     def cap_hits(self, capture: str, stream: int | None, layer: str, what: str, frames: list[int], detail: str) -> None:
-        """`cap` once per frame of `frames` (in order; the first makes the sample), all at once."""
+        """`event` of a cap (`what` in `CAP_CODES`) once per frame of `frames`, in order, all at once."""
         agg = self._aggregate(capture, stream, layer, what)
         if agg.sample is None:
             agg.sample = Violation(capture, frames[0], stream, layer, what, detail)

@@ -12,7 +12,6 @@ import traceback
 from typing import Any, Protocol
 
 from analyzer.capture.syns import SynRun, dotted
-from analyzer.limits import CAP_CODES
 from analyzer.model import (
     BindRecord,
     CallRecord,
@@ -97,11 +96,8 @@ class Collector:
 
     def stream_violation(self, stream: int, frame: int | None, layer: str, what: str, detail: str) -> None:
         """A violation of the conversation numbered `stream` (-1: of none, the capture's)."""
-        log = self._run.records.violations
-        if what in CAP_CODES:  # aggregated at once: a flood hits a cap per packet
-            log.cap(self.capture, stream if stream >= 0 else None, layer, what, frame, detail)
-        else:
-            log.append(Violation(self.capture, frame, stream if stream >= 0 else None, layer, what, detail))
+        # Aggregated as it comes, no object made unless it is listed: a flood has one per packet or PDU.
+        self._run.records.violations.event(self.capture, stream if stream >= 0 else None, layer, what, frame, detail)
 
     def counted(self, frame: int | None, layer: str, what: str, detail: str, count: int) -> None:
         """A capture-level violation that stands for `count` occurrences."""
