@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
-from functools import cached_property
+from functools import cached_property, partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import pandas as pd
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.pipeline import Progress
 from analyzer.records import Records
-from analyzer.report import views
+from analyzer.report import csv_rows, views
 from analyzer.report.attempts import ATTEMPTS, typed
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
@@ -167,11 +167,13 @@ class AnalysisResult:
     def _attempts_compact(self) -> pd.DataFrame:
         return self._builder.frame("attempts", compact=True)
 
-    def _attempt_slices(self) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write, a slice at a time in its own dtypes."""
+    def _attempt_slices(self, csv: bool = False) -> Iterator[pd.DataFrame]:
+        """The `attempts` table to write, a slice at a time in its own dtypes; for CSV, a compact
+        slice `report.csv_rows` writes as it is (the same bytes) is not cast first."""
         table = self.attempts_table()
         for start in range(0, max(len(table), 1), CHUNK_ROWS):
-            yield typed(table.iloc[start : start + CHUNK_ROWS])
+            piece = table.iloc[start : start + CHUNK_ROWS]
+            yield piece if csv and csv_rows.plain(piece, ATTEMPTS) else typed(piece)
 
     @cached_property
     def data_quality(self) -> pd.DataFrame:
@@ -233,7 +235,11 @@ class AnalysisResult:
         else:
             # The base tables first, then the views, which read them.
             base = {name: self._table(name) for name in SCHEMAS}
-            attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)  # after the views
+            attempts: NamedFrame = (
+                "attempts",
+                partial(self._attempt_slices, csv=fmt == "csv"),
+                ATTEMPTS,
+            )  # after the views
             written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
         write_manifest(
             out_dir,

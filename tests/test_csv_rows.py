@@ -36,6 +36,7 @@ def test_rows_are_the_pandas_bytes_or_none(rows: list[tuple[object, ...]], categ
     if categorical:
         df = df.astype({"capture": "category", "ip": "category"})
     got = csv_rows.rows(df, SCHEMA, ",", "\r\n")
+    assert csv_rows.plain(df, SCHEMA) == (got is not None)
     want = _pandas_way(df.astype(SCHEMA))
     if got is not None:
         assert got == want

@@ -262,6 +262,7 @@ class PacketDecoder:
         set changed)."""
         assert self.syn_sink is not None
         took = self.syn_sink(syns.syn_run(batch, at))
+        assert took > 0, "a sink takes at least one SYN of a run"
         sel = self.selector
         if took < len(at) or versions != (sel.tcp_ports.version, sel.udp_ports.version):
             return int(at[took - 1]) + 1

@@ -178,6 +178,7 @@ class Conversations:
                 self.put(key, Tombstone(conn.client, ts))
 
     def _attempt(self, conn: TcpConnection) -> None:
+        """The attempts row of a closed connection that carried no PDU."""
         f = conn.flow
         self.collector.attempt(
             conn.first_frame, conn.first_ts, f.client_ip, f.client_port, f.server_ip, f.server_port, conn.outcome()

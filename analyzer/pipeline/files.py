@@ -53,6 +53,7 @@ class FileLoop:
         # The TCP connections still followed when the last capture ended (before they were closed):
         # for a caller that cuts a capture into pieces and must know which flows cross a cut.
         self.open_at_end: list[FlowKey] = []
+        self._selected = 0  # packets selected in the capture being read (SYNs of a run counted one by one)
 
     def add_file(self, path: str, name: str | None = None, progress: Tick | None = None) -> CaptureSummary:
         """Analyse one capture. A file that cannot be read gives a summary with `error` set."""

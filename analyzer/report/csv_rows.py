@@ -81,6 +81,21 @@ def _iso(values: pd.Series) -> Any:
     return _pc().if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
 
 
+def plain(df: pd.DataFrame, schema: dict[str, str]) -> bool:
+    """Would `rows` make this piece (its columns those of `schema`, of those dtypes, and no text
+    cell to quote or neutralise)? A categorical column is judged by its categories."""
+    if df.empty or list(df.columns) != list(schema):
+        return False
+    for name, dtype in schema.items():
+        values = df[name]
+        if dtype == STR:
+            if _text(values) is None:
+                return False
+        elif dtype not in (INT, TIME) or str(values.dtype) != dtype:
+            return False
+    return True
+
+
 def rows(df: pd.DataFrame, schema: dict[str, str], sep: str, end: str) -> str | None:
     """The piece's rows (no header) as CSV text, each ending in `end`; None when the piece is not
     plain enough to be sure of the bytes (see the module docstring)."""
