@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analyzer.findings.context import build_context
 from analyzer.findings.engine import run_rules
 from analyzer.findings.rules import Rule, RuleError, load_rules
 from analyzer.findings.schema import FINDINGS, empty
@@ -23,17 +22,8 @@ __all__ = ["FINDINGS", "Rule", "RuleError", "compute", "empty", "load_rules"]
 
 
 def compute(source: Source, rules: list[Rule] | None = None) -> pd.DataFrame:
-    """The findings of the tables of one run (read through `source`, see `report.source`), most severe
-    first (the shipped rules when `rules` is not given; `load_rules(files)` adds the user's)."""
-    calls, binds, endpoints = source.frame("calls"), source.frame("binds"), source.frame("endpoints")
-    connections, violations, attempts = (
-        source.frame("connections"),
-        source.frame("violations"),
-        source.frame("attempts"),
-    )
-    if rules is None:
-        rules = load_rules()
-    if calls.empty and binds.empty and endpoints.empty and (attempts is None or attempts.empty):
-        return empty()
-    ctx = build_context(calls, binds, endpoints, connections, violations, attempts)
-    return run_rules(rules, ctx)
+    """The findings of the tables of one run (read through `source` a chunk at a time, see
+    `report.source` and `engine`), most severe first (the shipped rules when `rules` is not given;
+    `load_rules(files)` adds the user's)."""
+    out = run_rules(load_rules() if rules is None else rules, source)
+    return empty() if out is None else out

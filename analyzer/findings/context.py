@@ -1,5 +1,5 @@
-"""What rules need to know besides one row: the rows of each source in one shape, and which hosts act as
-domain controllers, learnt from the traffic itself.
+"""What rules need to know besides one row: each source's rows in one shape, and which hosts act as
+domain controllers, learnt from the traffic itself. Both are made a chunk at a time (`report.source`).
 
 Domain controllers (per capture): hosts that answer drsuapi or netlogon (an accepted bind or an answered
 call as server), hosts whose endpoint mapper announces drsuapi or netlogon, hosts the connection-attempt
@@ -8,17 +8,15 @@ traffic itself is not seen), and drsuapi clients that authenticate as a computer
 with the Kerberos provider itself (auth type 16), as domain controllers replicating do (DCSync tools,
 impacket and mimikatz, negotiate with SPNEGO or use NTLM; a tool that chose auth type 16 would pass as
 a DC). That separates DC-to-DC replication from DCSync (DRSGetNCChanges from a host that is not a DC).
+`DomainControllers` holds the (capture, ip) pairs only: bounded by hosts, not by rows.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analyzer.findings.conditions import missing_series
-from analyzer.findings.rules import SOURCES
 from analyzer.report.zeek_names import PIPE_COLUMN
 
 DC_INTERFACES = ("drsuapi", "netlogon")
@@ -26,6 +24,20 @@ KERBEROS_PORT = 88
 REPLICATION_AUTH = "kerberos"  # [MS-RPCE] 2.2.1.1.7 RPC_C_AUTHN_GSS_KERBEROS, as DCs replicate
 # The columns every source offers to rules and findings (missing where the source has no such thing).
 COMMON = ("capture", "frame", "ts", "client_ip", "server_ip", "interface_name", "operation", "identity", "arguments")
+ROLES = ("client_role", "server_role")  # computed once the domain controllers are known
+# Each DC clue: the table, the columns it reads.
+DC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "calls": ("capture", "interface_name", "status", "user", "auth_type", "client_ip", "server_ip"),
+    "binds": ("capture", "interface_name", "ack_result", "server_ip"),
+    "endpoints": ("capture", "interface_name", "epm_server_ip"),
+    "attempts": ("capture", "server_port", "server_ip"),
+}
+# Where the shaped sources' columns come from, when not from a column of the same name.
+RENAMED = {"endpoints": {"server_ip": "epm_server_ip", "operation": "epm_operation"}}
+# The violations' addresses and time are their connection's (a violation has no time of its own: its
+# connection's start places it in a burst).
+CONNECTION_COLUMNS = ("client_ip", "server_ip", "server_port", PIPE_COLUMN, "first_ts")
+JOINED = {"client_ip", "server_ip", "server_port", PIPE_COLUMN, "ts"}
 
 
 def identity(df: pd.DataFrame) -> pd.Series:
@@ -40,85 +52,70 @@ def identity(df: pd.DataFrame) -> pd.Series:
     return out
 
 
-def domain_controllers(
-    calls: pd.DataFrame, binds: pd.DataFrame, endpoints: pd.DataFrame, attempts: pd.DataFrame | None
-) -> set[tuple[str, str]]:
-    """(capture, ip) of every host the traffic shows acting as a domain controller."""
-    dcs: set[tuple[str, str]] = set()
+class DomainControllers:
+    """(capture, ip) of every host the traffic shows acting as a domain controller, added a chunk of
+    a table at a time (`add`); `pairs` once every table went by."""
 
-    def add(df: pd.DataFrame, col: str) -> None:
-        dcs.update(zip(df["capture"].tolist(), df[col].tolist(), strict=True))
+    def __init__(self) -> None:
+        self.pairs: set[tuple[str, str]] = set()
 
-    c = calls[calls["interface_name"].isin(DC_INTERFACES)]
-    add(c[c["status"].notna()], "server_ip")
-    drs = c["interface_name"] == "drsuapi"
-    machine = c["user"].astype("string").str.endswith("$", na=False) & drs
-    add(c[machine], "client_ip")
-    # replication between DCs binds with the Kerberos provider itself (auth type 16); tools and members
-    # negotiate (SPNEGO) or use NTLM
-    add(c[drs & (c["auth_type"] == REPLICATION_AUTH)], "client_ip")
-    b = binds[binds["interface_name"].isin(DC_INTERFACES)]
-    add(b[b["ack_result"] == "acceptance"], "server_ip")
-    add(endpoints[endpoints["interface_name"].isin(DC_INTERFACES)], "epm_server_ip")
-    if attempts is not None and not attempts.empty and "server_port" in attempts.columns:
-        add(attempts[attempts["server_port"] == KERBEROS_PORT], "server_ip")
-    return {(cap, ip) for cap, ip in dcs if isinstance(ip, str)}
+    def _take(self, df: pd.DataFrame, col: str) -> None:
+        self.pairs.update(
+            (cap, ip) for cap, ip in zip(df["capture"].tolist(), df[col].tolist(), strict=True) if isinstance(ip, str)
+        )
+
+    def add(self, table: str, df: pd.DataFrame) -> None:
+        """The clues in one chunk of `table` (its DC_COLUMNS at least)."""
+        if table == "attempts":
+            if "server_port" in df.columns:
+                self._take(df[(df["server_port"] == KERBEROS_PORT).fillna(False).astype(bool)], "server_ip")
+            return
+        c = df[df["interface_name"].isin(DC_INTERFACES)]
+        if c.empty:
+            return
+        if table == "endpoints":
+            self._take(c, "epm_server_ip")
+        elif table == "binds":
+            self._take(c[c["ack_result"] == "acceptance"], "server_ip")
+        else:
+            self._take(c[c["status"].notna()], "server_ip")
+            drs = c["interface_name"] == "drsuapi"
+            machine = c["user"].astype("string").str.endswith("$", na=False) & drs
+            self._take(c[machine], "client_ip")
+            # replication between DCs binds with the Kerberos provider itself (auth type 16); tools and
+            # members negotiate (SPNEGO) or use NTLM
+            self._take(c[drs & (c["auth_type"] == REPLICATION_AUTH).fillna(False).astype(bool)], "client_ip")
 
 
-@dataclass
-class Context:
-    """The rows of every source, shaped for rules, and the domain controllers."""
-
-    sources: dict[str, pd.DataFrame]
-    dcs: set[tuple[str, str]]
-
-
-def _role(df: pd.DataFrame, col: str, dcs: set[tuple[str, str]]) -> pd.Series:
-    """`dc` where (capture, df[col]) is a domain controller, else `host`; column-wise (a million
-    attempts would otherwise be two million Python strings here)."""
-    is_dc = pd.Series(False, index=df.index)
-    if col in df.columns:
-        by_capture: dict[str, list[str]] = {}
-        for cap, ip in dcs:
-            by_capture.setdefault(cap, []).append(ip)
+def with_roles(df: pd.DataFrame, dcs: set[tuple[str, str]]) -> pd.DataFrame:
+    """df with client_role and server_role: `dc` where (capture, ip) is a domain controller, else
+    `host`; column-wise (a million rows would otherwise be two million Python strings here)."""
+    out: pd.DataFrame = df.copy(deep=False)
+    by_capture: dict[str, list[str]] = {}
+    for cap, ip in dcs:
+        by_capture.setdefault(cap, []).append(ip)
+    for role, col in zip(ROLES, ("client_ip", "server_ip"), strict=True):
+        is_dc = pd.Series(False, index=df.index)
         for cap, ips in by_capture.items():
             is_dc |= (df["capture"] == cap).fillna(False).astype(bool) & df[col].isin(ips)
-    role: pd.Series = pd.Series(np.where(is_dc.to_numpy(dtype=bool), "dc", "host"), index=df.index, dtype="string")
-    return role
+        out[role] = pd.Series(np.where(is_dc.to_numpy(dtype=bool), "dc", "host"), index=df.index, dtype="string")
+    return out
 
 
-def _shaped(df: pd.DataFrame, dcs: set[tuple[str, str]]) -> pd.DataFrame:
-    # shallow: copy-on-write (pandas 3) keeps the table itself as it is, and a million-row source is
-    # not copied to add five columns
-    out = df.copy(deep=False)
+def shaped(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """One chunk of a source in the rules' shape: endpoints with the EPM server as server_ip and the EPM
+    operation as operation, attempts with their time as a time, `identity`, and every COMMON column
+    (missing where the source has none). Violations come joined with their connections already."""
+    out = df.copy(deep=False)  # shallow: copy-on-write keeps the chunk itself as it is
+    if table == "endpoints":
+        out = out.rename(columns={"epm_server_ip": "server_ip"})
+        if "epm_operation" in out.columns:
+            out["operation"] = out["epm_operation"]
+    elif table == "attempts" and "ts" in out.columns:
+        out["ts"] = pd.to_datetime(out["ts"], utc=True)
     out["identity"] = identity(out)
     for col in COMMON:
         if col not in out.columns:
             out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
-    out["client_role"] = _role(out, "client_ip", dcs)
-    out["server_role"] = _role(out, "server_ip", dcs)
-    shaped: pd.DataFrame = out.reset_index(drop=True)
-    return shaped
-
-
-def build_context(
-    calls: pd.DataFrame,
-    binds: pd.DataFrame,
-    endpoints: pd.DataFrame,
-    connections: pd.DataFrame,
-    violations: pd.DataFrame,
-    attempts: pd.DataFrame | None = None,
-) -> Context:
-    """Every source in one shape: calls and binds as they are; endpoints with the EPM server as
-    server_ip and the EPM operation as operation; violations with their connection's addresses."""
-    dcs = domain_controllers(calls, binds, endpoints, attempts)
-    eps = endpoints.rename(columns={"epm_server_ip": "server_ip"}).assign(operation=endpoints["epm_operation"])
-    where = connections[["capture", "stream", "client_ip", "server_ip", "server_port", PIPE_COLUMN, "first_ts"]]
-    # a violation has no time of its own: its connection's start places it in a burst
-    viol = violations.merge(where.rename(columns={"first_ts": "ts"}), on=["capture", "stream"], how="left")
-    att = attempts if attempts is not None else pd.DataFrame(columns=["capture", "frame", "ts"])
-    if "ts" in att.columns and not att.empty:
-        att = att.assign(ts=pd.to_datetime(att["ts"], utc=True))
-    frames = {"calls": calls, "binds": binds, "endpoints": eps, "attempts": att, "violations": viol}
-    assert set(frames) == set(SOURCES)
-    return Context({name: _shaped(df, dcs) for name, df in frames.items()}, dcs)
+    reset: pd.DataFrame = out.reset_index(drop=True)
+    return reset

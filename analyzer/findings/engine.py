@@ -1,6 +1,17 @@
-"""Rules -> findings: select each rule's rows, group them, cut the groups into bursts, keep the bursts
-that satisfy the rule, and describe each as one findings row; then merge the rows that report the same
-technique between the same hosts in overlapping time.
+"""Rules -> findings, in one pass over each source's chunks (`report.source`).
+
+Each source (calls, binds, endpoints, attempts, violations) is read once, a chunk at a time, holding
+only the columns its rules need (`select.Plan`). Per chunk the key columns are indexed once and each
+rule takes its rows (`select.Selector`); those rows go to the rule's stream (`stream.RuleStream`),
+which cuts them into groups and bursts and keeps each burst's evidence aggregated. The domain
+controllers are learnt from the same chunks (`context.DomainControllers`); rules that ask for a
+host's role (`client_role=host`) keep their selected rows until every table went by, then are
+selected again with the roles. Violations are joined with the connections they happened on, read
+for those connections only.
+
+Then, in rule file order, each rule's bursts that satisfy `after` (a technique already found for the
+same hosts) become findings, and findings that report the same technique between the same hosts in
+overlapping time merge into one.
 
 A burst is a run of a group's rows (ordered by time) with no gap longer than the rule's window_s: the
 way the public thresholds are stated ("20 in 2 minutes", "10 hosts in 5 minutes").
@@ -8,213 +19,155 @@ way the public thresholds are stated ("20 in 2 minutes", "10 hosts in 5 minutes"
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import pairwise
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analyzer.findings.conditions import evaluate, field_series
-from analyzer.findings.context import Context
-from analyzer.findings.rules import CONFIDENCES, SEVERITIES, Rule
+from analyzer.findings.context import ROLES, DomainControllers, shaped, with_roles
+from analyzer.findings.evidence import MAX_ARGUMENT, MAX_FRAMES, Rows, listed
+from analyzer.findings.rules import CONFIDENCES, SEVERITIES, SOURCES, Rule
 from analyzer.findings.schema import FINDINGS, frame
+from analyzer.findings.select import KeyIndex, Plan, Selector
+from analyzer.findings.stream import Emitted, RuleStream
+from analyzer.report.source import Source, empty_table
+from analyzer.report.tables import CHUNK_ROWS
 
-MAX_FRAMES = 25  # evidence frames listed per finding (calls says how many rows there were)
-MAX_LISTED = 5  # distinct values listed in a text column (hosts, operations, users, arguments)
-MAX_ARGUMENT = 300  # characters of the decisive argument
 MERGE_GAP_S = 300.0  # findings of one technique and host pair this close are one finding
-_ITERATED_ROWS = 100_000  # a rule's rows up to which its groups come from iterating the group-by
-_NA_KEY = "\x00"  # group keys may be missing; pandas drops missing keys
+ROLE_TABLES = ("calls", "binds", "endpoints", "attempts")  # where domain controllers show
 
 
-def _matches(values: pd.Series, wanted: Iterable[str]) -> pd.Series:
-    text = values.astype("string").str.lower()
-    mask = pd.Series(False, index=values.index)
-    for w in wanted:
-        mask |= text.str.startswith(w[:-1], na=False) if w.endswith("*") else (text == w).fillna(False)
-    out: pd.Series = mask.astype(bool)
+def _stream_key(capture: Any, stream: Any) -> tuple[str, int | None]:
+    """A violation's or connection's (capture, stream), missing as None (NA compares to nothing)."""
+    return str(capture), None if stream is None or stream is pd.NA else int(stream)
+
+
+def _connections(source: Source) -> pd.DataFrame:
+    """The connections the violations happened on: their addresses, pipe and start (as `ts`)."""
+    streams: set[tuple[str, int | None]] = set()
+    for chunk in source.chunks("violations", ["capture", "stream"]):
+        streams.update(map(_stream_key, chunk["capture"].tolist(), chunk["stream"].tolist()))
+    columns = Plan.connection_columns()
+    kept = [empty_table("connections", columns)]
+    for chunk in source.chunks("connections", columns) if streams else ():
+        keys = map(_stream_key, chunk["capture"].tolist(), chunk["stream"].tolist())
+        hit = np.fromiter((k in streams for k in keys), dtype=bool, count=len(chunk))
+        if hit.any():
+            kept.append(chunk[hit].astype({"capture": object}))
+    where: pd.DataFrame = pd.concat(kept, ignore_index=True).astype({"capture": object})
+    out: pd.DataFrame = where.rename(columns={"first_ts": "ts"})
     return out
 
 
-def select(df: pd.DataFrame, rule: Rule) -> pd.Series:
-    """The rows a rule looks at: its interface, any of its operations (of any step), its conditions."""
-    mask = pd.Series(True, index=df.index)
-    if rule.interface:
-        by_name = _matches(df["interface_name"], rule.interface)
-        by_uuid = _matches(df["interface_uuid"], rule.interface) if "interface_uuid" in df.columns else by_name
-        mask &= by_name | by_uuid
-    if rule.operations:
-        ops = [o for step in rule.operations for o in step]
-        hit = _matches(df["operation"], ops)
-        if "opnum" in df.columns:
-            hit |= _matches(df["opnum"].astype("string"), ops)
-        mask &= hit
-    if mask.any() and rule.when:
-        sub = df[mask]
-        mask.loc[sub.index] = evaluate(sub, rule.when)
-    out: pd.Series = mask.astype(bool)
-    return out
+def _chunks(source: Source, table: str, plan: Plan) -> Iterator[pd.DataFrame]:
+    """A source's chunks with the columns its rules need; violations joined with their connections."""
+    columns = plan.columns[table]
+    if table != "violations":
+        yield from source.chunks(table, columns)
+        return
+    where: pd.DataFrame | None = None
+    for chunk in source.chunks("violations", columns):
+        if where is None:
+            where = _connections(source)
+        yield chunk.astype({"capture": object}).merge(where, on=["capture", "stream"], how="left")
 
 
-def bursts(rows: pd.DataFrame, window_s: float) -> list[pd.DataFrame]:
-    """Rows (sorted by ts) cut wherever more than window_s passes between two of them; an unknown time
-    never cuts. Slices, not a group-by: this runs once per rule and host pair, and a group-by per call
-    was most of the findings' time on a large capture."""
-    if len(rows) < 2:
-        return [rows]
-    gaps = rows["ts"].diff().dt.total_seconds().to_numpy(dtype=float, na_value=0.0)
-    cuts = np.flatnonzero(gaps > window_s).tolist()
-    edges = [0, *cuts, len(rows)]
-    return [rows.iloc[a:b] for a, b in pairwise(edges)]
+class _Run:
+    """The rules' streams over every source, the rows kept for role rules, the domain controllers."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.plan = Plan.of(rules)
+        self.order = self.plan.ordered  # the selectors in rule file order
+        self.streams = {id(s): RuleStream(s.rule) for s in self.order}
+        self.kept: dict[int, list[pd.DataFrame]] = {}
+        self.dcs = DomainControllers() if any(s.deferred for s in self.order) else None
+        self.rows = 0  # rows of the tables that can raise findings (calls, binds, endpoints, attempts)
+
+    def source_pass(self, source: Source, table: str, only: list[Selector] | None = None) -> None:
+        """One pass over a source: each chunk to its rules' streams (or kept: role rules and `only`)."""
+        selectors = only if only is not None else self.plan.selectors[table]
+        if not selectors and (table not in ROLE_TABLES or only is not None):
+            return
+        for chunk in _chunks(source, table, self.plan):
+            if only is None and table in ROLE_TABLES:
+                self.rows += len(chunk)
+                if self.dcs is not None:
+                    self.dcs.add(table, chunk)
+            if not selectors:
+                continue
+            df = shaped(table, chunk)
+            index, has = KeyIndex(df), set(df.columns)
+            for sel in selectors:
+                mask = sel.mask(df, index)
+                if not mask.any():
+                    continue
+                rows = df[mask] if not mask.all() else df
+                if sel.deferred or only is not None:
+                    self.kept.setdefault(id(sel), []).append(rows)
+                    continue
+                stream = self.streams[id(sel)]
+                if not stream.disordered:
+                    stream.feed(Rows(rows, sel.rule), has)
+
+    def sorted_pass(self, sel: Selector, rows: pd.DataFrame | None) -> None:
+        """A rule's rows (all of them) in time order, as the whole-table engine sorted them."""
+        stream = self.streams[id(sel)] = RuleStream(sel.rule)
+        if rows is None or rows.empty:
+            return
+        if not rows["ts"].is_monotonic_increasing:
+            rows = rows.sort_values("ts", kind="stable")
+        has = set(rows.columns) - set(ROLES)
+        for start in range(0, len(rows), CHUNK_ROWS):
+            stream.feed(Rows(rows.iloc[start : start + CHUNK_ROWS], sel.rule), has)
+
+    def kept_rows(self, sel: Selector) -> pd.DataFrame | None:
+        parts = self.kept.pop(id(sel), [])
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    def run(self, source: Source) -> list[dict[str, Any]] | None:
+        """Every source once (again for a rule whose rows came out of time order); None when no table
+        that can raise findings has rows."""
+        for table in SOURCES:
+            self.source_pass(source, table)
+            again = [s for s in self.plan.selectors[table] if self.streams[id(s)].disordered]
+            if again:
+                self.source_pass(source, table, again)
+                for sel in again:
+                    self.sorted_pass(sel, self.kept_rows(sel))
+        if not self.rows:
+            return None
+        for sel in (s for s in self.order if s.deferred):
+            rows = self.kept_rows(sel)
+            if rows is not None and self.dcs is not None:
+                rows = with_roles(rows, self.dcs.pairs)
+                rows = rows[sel.again().mask(rows, KeyIndex(rows))].reset_index(drop=True)
+            self.sorted_pass(sel, rows)
+        return self.findings()
+
+    def findings(self) -> list[dict[str, Any]]:
+        """In rule file order, each rule's bursts whose `after` holds (a rule sees the findings before it)."""
+        found: list[dict[str, Any]] = []
+        for sel in self.order:
+            out: list[dict[str, Any]] = []
+            for e in self.streams[id(sel)].finish():
+                if _after_ok(sel.rule, e, [*found, *out]):
+                    out.append(e.row)
+            found.extend(out)
+        return found
 
 
-def _step_rows(burst: pd.DataFrame, rule: Rule) -> pd.DataFrame | None:
-    """The rows of a burst that make the rule's steps happen in order; None when they do not."""
-    ops = burst["operation"].astype("string").str.lower().tolist()
-    opnums = burst["opnum"].astype("string").tolist() if "opnum" in burst.columns else [None] * len(ops)
-    step, keep = 0, []
-    for i, (op, num) in enumerate(zip(ops, opnums, strict=True)):
-        for s in range(min(step + 1, len(rule.operations))):
-            alts = rule.operations[s]
-            if any(op == a or num == a or (a.endswith("*") and str(op).startswith(a[:-1])) for a in alts):
-                keep.append(i)
-                step = max(step, s + 1)
-                break
-    return burst.iloc[keep] if step == len(rule.operations) else None
-
-
-def _holds(burst: pd.DataFrame, rule: Rule) -> bool:
-    for t in rule.threshold:
-        n = len(burst) if t.measure == "count" else field_series(burst, t.measure).nunique(dropna=True)
-        if n >= t.minimum:
-            return True
-    return False
-
-
-def listed(values: Iterable[Any], limit: int = MAX_LISTED) -> str | None:
-    seen: list[str] = []
-    for v in values:
-        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            continue
-        s = str(v)
-        if s and s not in seen:
-            seen.append(s)
-    if not seen:
-        return None
-    more = len(seen) - limit
-    return ";".join(seen[:limit]) + (f";(+{more} more)" if more > 0 else "")
-
-
-class _Format(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def _finding(rule: Rule, ev: pd.DataFrame) -> dict[str, Any]:
-    frames = sorted({int(f) for f in ev["frame"].dropna().tolist()})
-    arg = listed(field_series(ev, rule.argument).tolist(), 3)
-    if arg is not None and len(arg) > MAX_ARGUMENT:
-        arg = arg[: MAX_ARGUMENT - 3] + "..."
-    row = {
-        "capture": ev["capture"].iloc[0],
-        "first_frame": frames[0] if frames else None,
-        "frames": ";".join(map(str, frames[:MAX_FRAMES])) + (";..." if len(frames) > MAX_FRAMES else ""),
-        "first_ts": ev["ts"].min(),
-        "last_ts": ev["ts"].max(),
-        "technique": rule.technique,
-        "attack_id": rule.attack_id or None,
-        "tactic": rule.tactic or None,
-        "title": rule.title,
-        "severity": rule.severity,
-        "confidence": rule.confidence,
-        "client_ip": listed(ev["client_ip"].tolist()),
-        "server_ip": listed(ev["server_ip"].tolist()),
-        "interface_name": listed(ev["interface_name"].tolist()),
-        "operation": listed(ev["operation"].tolist(), 8),
-        "user": listed(ev["identity"].tolist()),
-        "argument": arg,
-        "calls": len(ev),
-    }
-    values = _Format(
-        calls=str(len(ev)),
-        clients=str(ev["client_ip"].nunique()),
-        servers=str(ev["server_ip"].nunique()),
-        client=str(row["client_ip"]),
-        server=str(row["server_ip"]),
-        operations=str(row["operation"]),
-        argument=str(arg or "not readable"),
-        statuses=str(listed(ev["status"].tolist()) if "status" in ev.columns else None),
-        returns=str(listed(ev["return_status"].tolist()) if "return_status" in ev.columns else None),
-        seconds=f"{(row['last_ts'] - row['first_ts']).total_seconds():.1f}",
-        rule=rule.id,
-    )
-    row["detail"] = (rule.detail or rule.title).format_map(values) + f" (rule {rule.id})"
-    return row
-
-
-def _after_ok(rule: Rule, ev: pd.DataFrame, found: list[dict[str, Any]]) -> bool:
+def _after_ok(rule: Rule, e: Emitted, found: list[dict[str, Any]]) -> bool:
     if rule.after is None:
         return True
-    cap, last = ev["capture"].iloc[0], ev["ts"].max()
-    pairs = set(zip(ev["client_ip"].tolist(), ev["server_ip"].tolist(), strict=True))
+    cap, last = e.row["capture"], e.row["last_ts"]
     return any(
         f["technique"] == rule.after
         and f["capture"] == cap
         and f["first_ts"] <= last
-        and any(c in str(f["client_ip"]).split(";") and s in str(f["server_ip"]).split(";") for c, s in pairs)
+        and any(c in str(f["client_ip"]).split(";") and s in str(f["server_ip"]).split(";") for c, s in e.pairs)
         for f in found
     )
-
-
-def _group_key(values: pd.Series) -> pd.Series:
-    """A column as a group key: text, a missing value as _NA_KEY (pandas drops missing keys)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):  # a compact table's text: its codes group it
-        if not values.hasnans:
-            return values
-        return values.cat.add_categories([_NA_KEY]).fillna(_NA_KEY)
-    text = values.astype("string")
-    return text.fillna(_NA_KEY) if text.hasnans else text
-
-
-def _groups(keyed: pd.DataFrame, grouped: Any) -> Iterator[pd.DataFrame]:
-    """A rule's groups in key order. A large source (a flood) or a compact one is taken a group at a
-    time, since iterating the group-by would first copy it whole, sorted by group; a small one is
-    iterated, which is faster with many groups. Compact keys are categories, ordered by their text here."""
-    compact = any(isinstance(t, pd.CategoricalDtype) for t in keyed.dtypes)
-    if len(keyed) <= _ITERATED_ROWS and not compact:
-        yield from (group for _, group in grouped)
-        return
-    where = grouped.indices
-    for key in sorted(where):
-        yield keyed.take(where[key])
-
-
-def run_rule(rule: Rule, df: pd.DataFrame, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The findings of one rule over its source's rows (`found`: earlier findings, for `after`)."""
-    if df.empty:
-        return []
-    mask = select(df, rule)
-    # every row selected (a flood of one kind): the source itself, not a copy of it
-    rows = df if bool(mask.all()) else df[mask]
-    if rows.empty:
-        return []
-    keys = ["capture", *rule.group]
-    keyed = rows.assign(**{f"_k{i}": _group_key(field_series(rows, k)) for i, k in enumerate(keys)})
-    if not keyed["ts"].is_monotonic_increasing:  # sorting what is in order already copies every column
-        keyed = keyed.sort_values("ts", kind="stable")
-    out: list[dict[str, Any]] = []
-    grouped = keyed.groupby([f"_k{i}" for i in range(len(keys))], sort=True, observed=True)
-    for group in _groups(keyed, grouped):
-        for burst in bursts(group, rule.window_s):
-            ev: pd.DataFrame | None = burst
-            if rule.kind == "sequence":
-                ev = _step_rows(burst, rule)
-            elif rule.kind == "count" and not _holds(burst, rule):
-                ev = None
-            if ev is not None and not ev.empty and _after_ok(rule, ev, [*found, *out]):
-                out.append(_finding(rule, ev))
-    return out
 
 
 def _joined_arguments(a: str | None, b: str | None) -> str | None:
@@ -257,13 +210,13 @@ def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def run_rules(rules: list[Rule], ctx: Context) -> pd.DataFrame:
-    """Every rule over its source, in file order (a rule with `after` sees the findings before it)."""
-    found: list[dict[str, Any]] = []
-    for rule in rules:
-        found.extend(run_rule(rule, ctx.sources[rule.source], found))
-    merged = _merge(found)
-    df = frame(merged)
+def run_rules(rules: list[Rule], source: Source) -> pd.DataFrame | None:
+    """Every rule over the source's tables, most severe first; None when no table that can raise
+    findings (calls, binds, endpoints, attempts) has rows."""
+    found = _Run(rules).run(source)
+    if found is None:
+        return None
+    df = frame(_merge(found))
     if df.empty:
         return df
     rank = df["severity"].map({s: -i for i, s in enumerate(SEVERITIES)})

@@ -21,13 +21,15 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from analyzer.findings.context import identity
-from analyzer.findings.engine import MAX_ARGUMENT, MAX_LISTED, bursts, listed
+from analyzer.findings.evidence import MAX_ARGUMENT, MAX_LISTED, listed
 from analyzer.findings.schema import FINDINGS, empty, frame
 from analyzer.report import zeek_names
 
@@ -173,6 +175,17 @@ def _argument(rows: pd.DataFrame) -> str | None:
         return None
     text = listed(rows["arguments"].tolist(), 3)
     return text if text is None or len(text) <= MAX_ARGUMENT else text[: MAX_ARGUMENT - 3] + "..."
+
+
+def bursts(rows: pd.DataFrame, window_s: float) -> list[pd.DataFrame]:
+    """Rows (sorted by ts) cut wherever more than window_s passes between two of them; an unknown time
+    never cuts (the rule engine's bursts, `findings.stream`, over a match's rows)."""
+    if len(rows) < 2:
+        return [rows]
+    gaps = rows["ts"].diff().dt.total_seconds().to_numpy(dtype=float, na_value=0.0)
+    cuts = np.flatnonzero(gaps > window_s).tolist()
+    edges = [0, *cuts, len(rows)]
+    return [rows.iloc[a:b] for a, b in pairwise(edges)]
 
 
 def _rows(c: Converted, ev: pd.DataFrame) -> list[dict[str, Any]]:
