@@ -132,7 +132,7 @@ class Evidence:
         if not self.n:
             self.capture = rows.capture[idx[0]]
         self.n += len(idx)
-        frames = {f for f in (rows.frame[i] for i in idx) if not missing(f)}
+        frames = {int(f) for f in (rows.frame[i] for i in idx) if not missing(f)}
         self.frames = heapq.nsmallest(MAX_FRAMES + 1, frames.union(self.frames))
         times = [t for t in (rows.ts[i] for i in idx) if t is not None]
         if times:

@@ -27,6 +27,13 @@ from analyzer.findings.rules import Rule
 _NS = 1_000_000_000
 
 
+def _seconds(ns: int) -> float:
+    """A gap in seconds exactly as pandas' `total_seconds` gives it (whole seconds plus the rest), so
+    that a gap of exactly window_s cuts where the whole-table engine cut."""
+    whole, rest = divmod(ns, _NS)
+    return whole + rest / _NS
+
+
 @dataclass
 class _Group:
     ev: Evidence
@@ -69,7 +76,7 @@ class RuleStream:
                 if g.unknown or (g.top is not None and t < g.top):
                     self.disordered = True
                     return
-                if g.prev is not None and (t - g.prev) / _NS > window:
+                if g.prev is not None and _seconds(t - g.prev) > window:
                     self._add(g, rows, pending.pop(key, []))
                     self._close(key, g)
                 g.top = t
