@@ -24,6 +24,7 @@ KERBEROS_PORT = 88
 REPLICATION_AUTH = "kerberos"  # [MS-RPCE] 2.2.1.1.7 RPC_C_AUTHN_GSS_KERBEROS, as DCs replicate
 # The columns every source offers to rules and findings (missing where the source has no such thing).
 COMMON = ("capture", "frame", "ts", "client_ip", "server_ip", "interface_name", "operation", "identity", "arguments")
+WHERE = ("capture", "frame", "ts", "client_ip", "server_ip")
 ROLES = ("client_role", "server_role")  # computed once the domain controllers are known
 # Each DC clue: the table, the columns it reads.
 DC_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -104,17 +105,19 @@ def with_roles(df: pd.DataFrame, dcs: set[tuple[str, str]]) -> pd.DataFrame:
 
 def shaped(table: str, df: pd.DataFrame) -> pd.DataFrame:
     """One chunk of a source in the rules' shape: endpoints with the EPM server as server_ip and the EPM
-    operation as operation, attempts with their time as a time, `identity`, and every COMMON column
-    (missing where the source has none). Violations come joined with their connections already."""
+    operation as operation, attempts with their time as a time, `identity` where there is a user.
+    Violations come joined with their connections already."""
     out = df.copy(deep=False)  # shallow: copy-on-write keeps the chunk itself as it is
     if table == "endpoints":
         out = out.rename(columns={"epm_server_ip": "server_ip"})
         if "epm_operation" in out.columns:
             out["operation"] = out["epm_operation"]
-    elif table == "attempts" and "ts" in out.columns:
+    elif table == "attempts" and "ts" in out.columns and not isinstance(out["ts"].dtype, pd.DatetimeTZDtype):
         out["ts"] = pd.to_datetime(out["ts"], utc=True)
-    out["identity"] = identity(out)
-    for col in COMMON:
+    if "user" in out.columns:
+        out["identity"] = identity(out)
+    # Where each row is; the other COMMON columns a source lacks read as missing (`field_series`).
+    for col in WHERE:
         if col not in out.columns:
             out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
     reset: pd.DataFrame = out.reset_index(drop=True)

@@ -57,32 +57,55 @@ def _ns(values: pd.Series) -> list[int | None]:
     """A time column as integer nanoseconds, None where unknown."""
     arr: Any = pd.to_datetime(values, utc=True).array
     arr = arr.as_unit("ns")
-    return [None if m else int(v) for v, m in zip(arr.asi8.tolist(), arr.isna().tolist(), strict=True)]
+    ns: list[int | None] = arr.asi8.tolist()
+    if arr.isna().any():
+        ns = [None if m else v for v, m in zip(ns, arr.isna().tolist(), strict=True)]
+    return ns
+
+
+def _plain(values: pd.Series) -> list[Any]:
+    """A column's values as a list, every kind of missing as None."""
+    if not values.hasnans:
+        out: list[Any] = values.tolist()
+        return out
+    return [None if m else v for v, m in zip(values.tolist(), values.isna().tolist(), strict=True)]
+
+
+def _texts(values: list[Any]) -> list[str]:
+    """A group key column as text, missing as NA_KEY (converted once per distinct value)."""
+    text = {v: NA_KEY if missing(v) else str(v) for v in dict.fromkeys(values)}
+    return list(map(text.__getitem__, values))
+
+
+def picked(values: list[Any], idx: list[int]) -> list[Any]:
+    """values[idx]: a slice when idx is a run (a chunk's rows of one group often are)."""
+    if idx[-1] - idx[0] + 1 == len(idx):
+        return values[idx[0] : idx[-1] + 1]
+    return [values[i] for i in idx]
 
 
 class Rows:
-    """A rule's selected rows of one chunk: each column it reads as a list, the group keys as text
-    tuples, the times in nanoseconds."""
+    """A rule's selected rows of one chunk: each column it reads as a list (missing as None), the
+    group keys as text tuples, the times in nanoseconds."""
 
     def __init__(self, df: pd.DataFrame, rule: Rule) -> None:
         self.n = len(df)
         self.capture = df["capture"].tolist()
-        self.frame = df["frame"].tolist()
+        self.frame = _plain(df["frame"])
         self.ts = _ns(df["ts"])
-        cols: dict[str, list[Any]] = {c: df[c].tolist() for c in set(SHOWN.values()) - {"_argument"} if c in df.columns}
-        cols["_argument"] = field_series(df, rule.argument).tolist()
+        shown = set(SHOWN.values()) - {"_argument"}
+        cols = {c: _plain(df[c]) for c in shown if c in df.columns}
+        cols["_argument"] = _plain(field_series(df, rule.argument))
         for t in rule.threshold:
             if t.measure != "count" and t.measure not in cols:
-                cols[t.measure] = field_series(df, t.measure).tolist()
+                cols[t.measure] = _plain(field_series(df, t.measure))
         self.columns = cols
-        keys = [self.capture, *(field_series(df, k).tolist() for k in rule.group)]
-        self.keys = list(zip(*([NA_KEY if missing(v) else str(v) for v in k] for k in keys), strict=True))
+        keys = [_texts(self.capture), *(_texts(field_series(df, k).tolist()) for k in rule.group)]
+        self.keys: list[tuple[str, ...]] = list(zip(*keys, strict=True))
         if rule.kind == "sequence":
-            ops = df["operation"].astype("string").str.lower().tolist()
-            nums = df["opnum"].astype("string").tolist() if "opnum" in df.columns else [None] * self.n
-            self.steps = [
-                (None if missing(o) else o, None if missing(n) else n) for o, n in zip(ops, nums, strict=True)
-            ]
+            ops = _plain(df["operation"].astype("string").str.lower())
+            nums = _plain(df["opnum"].astype("string")) if "opnum" in df.columns else [None] * self.n
+            self.steps = list(zip(ops, nums, strict=True))
 
 
 @dataclass
@@ -93,9 +116,10 @@ class Distinct:
     seen: dict[str, None] = field(default_factory=dict)
     empty: bool = False
 
-    def add(self, values: Iterable[Any]) -> None:
-        for v in dict.fromkeys(values):
-            if missing(v):
+    def add(self, distinct: Iterable[Any]) -> None:
+        """Distinct values, in order (missing as None)."""
+        for v in distinct:
+            if v is None:
                 continue
             s = str(v)
             if s:
@@ -125,6 +149,11 @@ class Evidence:
     pairs: set[tuple[Any, Any]] = field(default_factory=set)
     step: int = 0
 
+    @property
+    def measures(self) -> set[str]:
+        """The columns a count threshold counts the distinct values of."""
+        return {t.measure for t in self.rule.threshold if t.measure != "count"}
+
     def add(self, rows: Rows, idx: list[int]) -> None:
         """Rows idx of `rows` (in burst order)."""
         if not idx:
@@ -132,21 +161,28 @@ class Evidence:
         if not self.n:
             self.capture = rows.capture[idx[0]]
         self.n += len(idx)
-        frames = {int(f) for f in (rows.frame[i] for i in idx) if not missing(f)}
-        self.frames = heapq.nsmallest(MAX_FRAMES + 1, frames.union(self.frames))
-        times = [t for t in (rows.ts[i] for i in idx) if t is not None]
+        frames = set(picked(rows.frame, idx))
+        frames.discard(None)
+        if len(self.frames) <= MAX_FRAMES or min(frames, default=self.frames[-1]) < self.frames[-1]:
+            self.frames = heapq.nsmallest(MAX_FRAMES + 1, {int(f) for f in frames}.union(self.frames))
+        times = [t for t in picked(rows.ts, idx) if t is not None]
         if times:
             lo, hi = min(times), max(times)
             self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
             self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
+        measures = self.measures
         for name, col in rows.columns.items():
-            values = [col[i] for i in idx]
-            self.shown.setdefault(name, Distinct()).add(values)
-            if name in self.distinct or any(t.measure == name for t in self.rule.threshold):
-                self.distinct.setdefault(name, set()).update(v for v in values if not missing(v))
+            distinct = dict.fromkeys(picked(col, idx))
+            self.shown.setdefault(name, Distinct()).add(distinct)
+            if name in measures:
+                self.distinct.setdefault(name, set()).update(distinct)
+                self.distinct[name].discard(None)
         if self.rule.after is not None:
             client, server = rows.columns.get("client_ip"), rows.columns.get("server_ip")
-            self.pairs.update((client[i] if client else None, server[i] if server else None) for i in idx)
+            none = [None] * len(idx)
+            self.pairs.update(
+                zip(picked(client, idx) if client else none, picked(server, idx) if server else none, strict=True)
+            )
 
     def holds(self) -> bool:
         """A count rule's threshold (any of them) over the burst."""

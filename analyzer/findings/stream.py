@@ -19,7 +19,10 @@ that made it ([C706] has nothing to say here; the steps are the rule's).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
+
+import numpy as np
 
 from analyzer.findings.evidence import Evidence, Rows, finding
 from analyzer.findings.rules import Rule
@@ -28,18 +31,32 @@ _NS = 1_000_000_000
 
 
 def _seconds(ns: int) -> float:
-    """A gap in seconds exactly as pandas' `total_seconds` gives it (whole seconds plus the rest), so
-    that a gap of exactly window_s cuts where the whole-table engine cut."""
+    """A gap in seconds exactly as pandas' `total_seconds` gives it (whole seconds plus the rest)."""
     whole, rest = divmod(ns, _NS)
     return whole + rest / _NS
 
 
+def cut_ns(window_s: float) -> int | None:
+    """The shortest gap in nanoseconds that cuts a burst (its seconds > window_s, computed as the
+    whole-table engine computed them, so a gap of exactly window_s cuts where it cut); None: none can."""
+    lo, hi = 0, 1 << 63  # gaps between int64 nanosecond times are below 2**63
+    if not _seconds(hi) > window_s:
+        return None
+    while lo < hi:  # _seconds is non-decreasing
+        mid = (lo + hi) // 2
+        if _seconds(mid) > window_s:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 @dataclass
 class _Group:
+    key: tuple[str, ...]
     ev: Evidence
-    prev: int | None = None  # the time of the group's last row (None: unknown)
-    top: int | None = None  # the latest known time seen
-    unknown: bool = False  # a row of unknown time was seen
+    top: int | None = None  # the latest known time seen (its last row's, while in time order)
+    unknown: bool = False  # a row of unknown time was seen (only such rows may follow)
     bursts: int = 0
 
 
@@ -62,30 +79,66 @@ class RuleStream:
     groups: dict[tuple[str, ...], _Group] = field(default_factory=dict)
     emitted: list[Emitted] = field(default_factory=list)
     disordered: bool = False
+    cut: int | None = None
+
+    def __post_init__(self) -> None:
+        self.cut = cut_ns(self.rule.window_s)
 
     def feed(self, rows: Rows, has: set[str]) -> None:
         """The rule's selected rows of one chunk, in table order."""
         self.has = has
-        window = self.rule.window_s
-        pending: dict[tuple[str, ...], list[int]] = {}
+        if rows.n and rows.keys.count(rows.keys[0]) == rows.n and None not in rows.ts:
+            self._feed_one(rows)
+            return
+        if not rows.n:
+            return
+        cut = self.cut
+        last = rows.keys[0]
+        g = self._group(last)
+        pending: dict[tuple[str, ...], list[int]] = {last: []}
+        run = pending[last]
         for i, (key, t) in enumerate(zip(rows.keys, rows.ts, strict=True)):
-            g = self.groups.get(key)
-            if g is None:
-                g = self.groups[key] = _Group(Evidence(self.rule))
-            if t is not None:
-                if g.unknown or (g.top is not None and t < g.top):
-                    self.disordered = True
-                    return
-                if g.prev is not None and _seconds(t - g.prev) > window:
-                    self._add(g, rows, pending.pop(key, []))
-                    self._close(key, g)
-                g.top = t
-            else:
+            if key != last:  # a chunk's rows of one group often come together
+                g = self._group(key)
+                run = pending.setdefault(key, [])
+                last = key
+            if t is None:
                 g.unknown = True
-            g.prev = t
-            pending.setdefault(key, []).append(i)
+            elif g.unknown or (g.top is not None and t < g.top):
+                self.disordered = True
+                return
+            else:
+                if g.top is not None and cut is not None and t - g.top >= cut:
+                    self._add(g, rows, run)
+                    self._close(g)
+                    run = pending[key] = []
+                g.top = t
+            run.append(i)
         for key, idx in pending.items():
             self._add(self.groups[key], rows, idx)
+
+    def _feed_one(self, rows: Rows) -> None:
+        """`feed` for a chunk whose rows are all of one group and all of known time (a flood from one
+        client is): its cuts found column-wise."""
+        g = self._group(rows.keys[0])
+        ts = np.array(rows.ts, dtype=np.int64)
+        gaps = np.diff(ts, prepend=ts[0] if g.top is None else g.top)
+        if g.unknown or (gaps < 0).any():
+            self.disordered = True
+            return
+        cuts = [] if self.cut is None else np.flatnonzero(gaps >= self.cut).tolist()
+        first = bool(cuts) and cuts[0] == 0  # the first row is far from the group's last one
+        for j, (a, b) in enumerate(pairwise([0, *cuts[first:], rows.n])):
+            if j or (first and g.top is not None):
+                self._close(g)
+            self._add(g, rows, list(range(a, b)))
+        g.top = int(ts[-1])
+
+    def _group(self, key: tuple[str, ...]) -> _Group:
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = _Group(key, Evidence(self.rule))
+        return g
 
     def _add(self, g: _Group, rows: Rows, idx: list[int]) -> None:
         if self.rule.kind == "sequence":
@@ -104,7 +157,7 @@ class RuleStream:
                     break
         return keep
 
-    def _close(self, key: tuple[str, ...], g: _Group) -> None:
+    def _close(self, g: _Group) -> None:
         ev, rule = g.ev, self.rule
         qualifies = ev.n > 0 and (
             (rule.kind == "count" and ev.holds())
@@ -112,13 +165,13 @@ class RuleStream:
             or rule.kind == "call"
         )
         if qualifies:
-            self.emitted.append(Emitted(key, g.bursts, finding(ev, self.has), ev.pairs))
+            self.emitted.append(Emitted(g.key, g.bursts, finding(ev, self.has), ev.pairs))
         g.bursts += 1
         g.ev = Evidence(rule)
 
     def finish(self) -> list[Emitted]:
         """Close every open burst; the emitted bursts in group-key order, then burst order."""
-        for key, g in self.groups.items():
-            self._close(key, g)
+        for g in self.groups.values():
+            self._close(g)
         self.groups.clear()
         return sorted(self.emitted, key=lambda e: (e.key, e.number))
