@@ -69,11 +69,14 @@ class DomainControllers:
         """The clues in one chunk of `table` (its DC_COLUMNS at least)."""
         if table == "attempts":
             if "server_port" in df.columns:
-                self._take(df[(df["server_port"] == KERBEROS_PORT).fillna(False).astype(bool)], "server_ip")
+                kerberos = (df["server_port"] == KERBEROS_PORT).to_numpy(dtype=bool, na_value=False)
+                if kerberos.any():
+                    self._take(df[kerberos], "server_ip")
             return
-        c = df[df["interface_name"].isin(DC_INTERFACES)]
-        if c.empty:
+        dc = df["interface_name"].isin(DC_INTERFACES).to_numpy(dtype=bool)
+        if not dc.any():
             return
+        c = df[dc]
         if table == "endpoints":
             self._take(c, "epm_server_ip")
         elif table == "binds":

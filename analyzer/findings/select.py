@@ -67,11 +67,23 @@ class KeyIndex:
     def __init__(self, df: pd.DataFrame) -> None:
         self.df = df
         self._columns: dict[str, tuple[np.ndarray, list[Any]] | None] = {}
+        self._orders: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def column(self, name: str) -> tuple[np.ndarray, list[Any]] | None:
         if name not in self._columns:
             self._columns[name] = self._factorise(name)
         return self._columns[name]
+
+    def first(self, name: str, codes: np.ndarray) -> np.ndarray:
+        """The first row holding each of `codes` (-1: a missing value) in column `name`."""
+        column = self.column(name)
+        assert column is not None
+        if name not in self._orders:
+            order = np.argsort(column[0], kind="stable")
+            self._orders[name] = (order, column[0][order])
+        order, ordered = self._orders[name]
+        out: np.ndarray = order[np.searchsorted(ordered, codes, side="left")]
+        return out
 
     def _factorise(self, name: str) -> tuple[np.ndarray, list[Any]] | None:
         if name not in self.df.columns:
@@ -129,10 +141,33 @@ class Selector:
             if "opnum" in df.columns:
                 hit |= self.operations.mask(index.column("opnum"), n)
             mask &= hit
-        if self.conditions and mask.any():
-            where = np.flatnonzero(mask)
-            mask[where] = evaluate(df.iloc[where], self.conditions).to_numpy(dtype=bool)
+        for cond in self.conditions:
+            if not mask.any():
+                break
+            mask &= _holds(cond, df, index, mask)
         return mask
+
+
+def _holds(cond: Condition, df: pd.DataFrame, index: KeyIndex, mask: np.ndarray) -> np.ndarray:
+    """Where one condition holds, among the rows of `mask`. A condition on one column (or on one
+    decoded argument) depends on that column's value only: it is evaluated once per distinct value
+    there (on the first row holding it) and read back through the codes; one that compares two
+    columns is evaluated row by row."""
+    refs = any(v.startswith("$") for v in cond.values)
+    column = "arguments_json" if cond.field.startswith("arg.") else cond.field
+    keyed = index.column(column) if not refs and column in df.columns else None
+    if keyed is None:
+        where = np.flatnonzero(mask)
+        out = np.zeros(len(df), dtype=bool)
+        out[where] = evaluate(df.iloc[where], (cond,)).to_numpy(dtype=bool)
+        return out
+    codes = keyed[0]
+    wanted = np.unique(codes[mask])
+    first = index.first(column, wanted)
+    ok = np.zeros(len(keyed[1]) + 1, dtype=bool)  # the last entry: a missing value (code -1)
+    ok[wanted] = evaluate(df.iloc[first], (cond,)).to_numpy(dtype=bool)
+    out: np.ndarray = ok[codes]
+    return out
 
 
 def _mentions_roles(c: Condition) -> bool:
