@@ -100,8 +100,11 @@ class Rows:
             if t.measure != "count" and t.measure not in cols:
                 cols[t.measure] = _plain(field_series(df, t.measure))
         self.columns = cols
-        keys = [_texts(self.capture), *(_texts(field_series(df, k).tolist()) for k in rule.group)]
-        self.keys: list[tuple[str, ...]] = list(zip(*keys, strict=True))
+        keys = [df["capture"], *(field_series(df, k) for k in rule.group)]
+        if self.n and all(k.nunique(dropna=False) == 1 for k in keys):  # one group (a flood's chunk)
+            self.keys = [tuple(_texts([k.iloc[0]])[0] for k in keys)] * self.n
+        else:
+            self.keys = list(zip(*(_texts(k.tolist()) for k in keys), strict=True))
         if rule.kind == "sequence":
             ops = _plain(df["operation"].astype("string").str.lower())
             nums = _plain(df["opnum"].astype("string")) if "opnum" in df.columns else [None] * self.n

@@ -113,6 +113,7 @@ class Selector:
     operations: Wanted | None = None
     conditions: tuple[Condition, ...] = ()
     deferred: bool = False
+    known: dict[Condition, dict[Any, bool]] = field(default_factory=dict)  # per condition: value -> holds
 
     @classmethod
     def of(cls, rule: Rule) -> Selector:
@@ -144,15 +145,18 @@ class Selector:
         for cond in self.conditions:
             if not mask.any():
                 break
-            mask &= _holds(cond, df, index, mask)
+            mask &= _holds(cond, df, index, mask, self.known.setdefault(cond, {}))
         return mask
 
 
-def _holds(cond: Condition, df: pd.DataFrame, index: KeyIndex, mask: np.ndarray) -> np.ndarray:
+_NA = object()  # a missing value, as a key of the values a condition was decided for
+
+
+def _holds(cond: Condition, df: pd.DataFrame, index: KeyIndex, mask: np.ndarray, known: dict[Any, bool]) -> np.ndarray:
     """Where one condition holds, among the rows of `mask`. A condition on one column (or on one
     decoded argument) depends on that column's value only: it is evaluated once per distinct value
-    there (on the first row holding it) and read back through the codes; one that compares two
-    columns is evaluated row by row."""
+    (on the first row holding it, remembered in `known` across chunks) and read back through the
+    codes; one that compares two columns is evaluated row by row."""
     refs = any(v.startswith("$") for v in cond.values)
     column = "arguments_json" if cond.field.startswith("arg.") else cond.field
     keyed = index.column(column) if not refs and column in df.columns else None
@@ -161,11 +165,15 @@ def _holds(cond: Condition, df: pd.DataFrame, index: KeyIndex, mask: np.ndarray)
         out = np.zeros(len(df), dtype=bool)
         out[where] = evaluate(df.iloc[where], (cond,)).to_numpy(dtype=bool)
         return out
-    codes = keyed[0]
-    wanted = np.unique(codes[mask])
-    first = index.first(column, wanted)
-    ok = np.zeros(len(keyed[1]) + 1, dtype=bool)  # the last entry: a missing value (code -1)
-    ok[wanted] = evaluate(df.iloc[first], (cond,)).to_numpy(dtype=bool)
+    codes, uniques = keyed
+    wanted = np.unique(codes[mask]).tolist()
+    values = [uniques[c] if c >= 0 else _NA for c in wanted]
+    new = [c for c, v in zip(wanted, values, strict=True) if v not in known]
+    if new:
+        decided = evaluate(df.iloc[index.first(column, np.array(new))], (cond,)).tolist()
+        known.update(zip((uniques[c] if c >= 0 else _NA for c in new), decided, strict=True))
+    ok = np.zeros(len(uniques) + 1, dtype=bool)  # the last entry: a missing value (code -1)
+    ok[wanted] = [known[v] for v in values]
     out: np.ndarray = ok[codes]
     return out
 
