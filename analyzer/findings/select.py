@@ -162,9 +162,9 @@ def _holds(cond: Condition, df: pd.DataFrame, index: KeyIndex, mask: np.ndarray,
     keyed = index.column(column) if not refs and column in df.columns else None
     if keyed is None:
         where = np.flatnonzero(mask)
-        out = np.zeros(len(df), dtype=bool)
-        out[where] = evaluate(df.iloc[where], (cond,)).to_numpy(dtype=bool)
-        return out
+        rows = np.zeros(len(df), dtype=bool)
+        rows[where] = evaluate(df.iloc[where], (cond,)).to_numpy(dtype=bool)
+        return rows
     codes, uniques = keyed
     wanted = np.unique(codes[mask]).tolist()
     values = [uniques[c] if c >= 0 else _NA for c in wanted]
