@@ -1,9 +1,12 @@
 """Findings: which of the observed RPC activity was an attack, reconnaissance or a risky admin action.
 
-Rules are data (`rules.tsv`, plus the user's `--rules FILE`); `engine.py` applies them to the tables
-and `context.py` supplies what they need beyond one row (domain controllers, one shape for every
-source). The result is the `findings` table (columns: `schema.FINDINGS`), one row per technique,
-client, server and burst of activity. Sigma rules are another producer of the same rows (`sigma.py`).
+Rules are data (`rules.tsv`, plus the user's `--rules FILE`); `engine.py` applies them to the tables in
+one pass over each source's chunks: `select.py` says which columns each source must give and which
+rows each rule takes, `stream.py` cuts a rule's rows into groups and bursts, `evidence.py` aggregates
+a burst into its findings row, and `context.py` supplies what rules need beyond one row (domain
+controllers, one shape for every source). The result is the `findings` table (columns:
+`schema.FINDINGS`), one row per technique, client, server and burst of activity. Sigma rules are
+another producer of the same rows (`sigma.py`).
 
 It reads tables and the name registry only: it must not import the pipeline, the transports, the
 parsers below them, the API or the command line.

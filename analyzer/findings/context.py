@@ -22,7 +22,7 @@ from analyzer.report.zeek_names import PIPE_COLUMN
 DC_INTERFACES = ("drsuapi", "netlogon")
 KERBEROS_PORT = 88
 REPLICATION_AUTH = "kerberos"  # [MS-RPCE] 2.2.1.1.7 RPC_C_AUTHN_GSS_KERBEROS, as DCs replicate
-# The columns every source offers to rules and findings (missing where the source has no such thing).
+# The columns every rule reads from its source (read as missing where the source has no such thing).
 COMMON = ("capture", "frame", "ts", "client_ip", "server_ip", "interface_name", "operation", "identity", "arguments")
 WHERE = ("capture", "frame", "ts", "client_ip", "server_ip")
 ROLES = ("client_role", "server_role")  # computed once the domain controllers are known
