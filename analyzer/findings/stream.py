@@ -10,10 +10,10 @@ its findings row (and for a rule with `after`, its client/server pairs).
 
 A row earlier than one already seen in its group (or a known time after an unknown one) means this
 capture is not in time order: the stream then says `disordered`, and the engine gives the rule its
-rows again sorted by time (`engine._sorted_pass`), as the whole-table engine sorted them.
+rows again sorted by time (`engine._Run.sorted_pass`), as the whole-table engine sorted them.
 
-Sequence rules (`operations` a list of steps) keep, per open burst, the step reached and the rows
-that made it ([C706] has nothing to say here; the steps are the rule's).
+Sequence rules (`operations` a list of steps) keep, per open burst, the step reached; only the rows
+that advance or repeat a step reached go into the burst's evidence.
 """
 
 from __future__ import annotations
