@@ -142,6 +142,9 @@ class PacketDecoder:
         self.frames = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
+        # Shown every batch before it is filtered (a parallel run's census of the conversations,
+        # `analyzer.parallel.units`): what the batch holds, not what the selector keeps.
+        self.on_batch: Callable[[Batch], None] | None = None
 
     def select(
         self, records: Iterable[RawFrame], progress: Callable[[], None] | None = None
@@ -212,7 +215,10 @@ class PacketDecoder:
         last = 0
         versions = (tcp_ports.version, udp_ports.version)
         tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
+        on_batch = self.on_batch
         for batch in batches:
+            if on_batch is not None:
+                on_batch(batch)
             f, base = prefilter.fields(batch, tcp_first, udp_first)
             frame0 = batch.frame0
             if self.first_ts is None:

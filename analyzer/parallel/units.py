@@ -27,10 +27,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from analyzer.book import EndpointBook
 from analyzer.bounded import fewer_collections
 from analyzer.capture.decode import PacketDecoder, Probe, Selector
 from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.prefilter import Batch
 from analyzer.capture.reader import RawFrame
 from analyzer.capture.session import FrameMap, Member
 from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
@@ -51,6 +54,7 @@ from analyzer.pipeline.state import Run
 from analyzer.records import BATCH_ROWS, Records
 
 _PLAIN = b"\x08\x00\x45"  # Ethernet type IPv4, IPv4 header without options
+_KEY = np.arange(26, 38)  # where a plain frame's addresses and ports are: the census key
 _TUNNEL_PORTS = frozenset((UDP_VXLAN, UDP_GENEVE))
 
 # A worker's progress: (bytes of this session read so far).
@@ -65,9 +69,10 @@ class Census:
     """What a session's frames could show a pipeline whose selector carried more ports.
 
     - `flows`: every TCP or UDP conversation, as the bytes of its source and destination address and
-      port, with its first frame. A plain Ethernet + IPv4 frame (nearly all) costs a slice; every other
-      one is decoded as the pipeline would decode it (VLAN, IPv6, tunnels, fragments), with a selector
-      that keeps everything.
+      port, with its first frame. Plain Ethernet + IPv4 frames (nearly all) are keyed by a slice: from
+      the batched reader's batches (`batch`, called by the decoder before it filters one) with numpy,
+      else one by one (`frames`); every other frame is decoded as the pipeline would decode it (VLAN,
+      IPv6, tunnels, fragments), with a selector that keeps everything.
     - `probed`: the port bytes of every TCP payload the selector's probe was asked about: payloads
       starting like DCE/RPC on ports the selector did not hold (several candidates when the TCP header
       length is ambiguous: a superset).
@@ -91,6 +96,33 @@ class Census:
             else:
                 other(rec, frame)
             yield rec
+
+    def batch(self, b: Batch) -> None:
+        """A batch's frames noted (`PacketDecoder.on_batch`): the same notes as `frames`, the plain
+        frames' keys gathered and deduplicated with numpy (the first frame of each kept)."""
+        n = len(b.start)
+        start = b.start
+        plain = np.zeros(n, dtype=np.bool_)
+        if b.link == 1 and len(b.buf) >= 38:
+            view = np.frombuffer(b.buf, dtype=np.uint8)
+            fits = start + 38 <= len(view)  # a key cut by the buffer's end: the per-frame test below
+            at = np.where(fits, start, 0)
+            plain = fits & (view[at + 12] == _PLAIN[0]) & (view[at + 13] == _PLAIN[1]) & (view[at + 14] == _PLAIN[2])
+            idx = np.flatnonzero(plain)
+            if len(idx):
+                keys = view[start[idx, None] + _KEY].view(np.dtype((np.void, 12))).ravel()
+                unique, first = np.unique(keys, return_index=True)
+                note, frame0 = self.flows.setdefault, b.frame0 + 1
+                for key, i in zip(unique.tolist(), idx[first].tolist(), strict=True):
+                    note(key, frame0 + i)
+        buf, link, frame0 = b.buf, b.link, b.frame0 + 1
+        for i in np.flatnonzero(~plain).tolist():
+            s = int(start[i])
+            rec = (int(b.ts[i]), link, buf, s, int(b.end[i]))
+            if link == 1 and buf[s + 12 : s + 15] == _PLAIN:
+                self.flows.setdefault(buf[s + 26 : s + 38], frame0 + i)
+            else:
+                self._other(rec, frame0 + i)
 
     def _other(self, rec: RawFrame, frame: int) -> None:
         if self._decoder is None:
@@ -136,7 +168,11 @@ class _CensusLoop(FileLoop):
     def _select(
         self, conv: Conversations, decoder: PacketDecoder, frames: Iterable[RawFrame], tick: Callable[[], None] | None
     ) -> None:
-        super()._select(conv, decoder, self._census.frames(frames), tick)
+        if hasattr(frames, "batches"):  # the batched reader: the census sees each batch whole
+            decoder.on_batch = self._census.batch
+        else:
+            frames = self._census.frames(frames)
+        super()._select(conv, decoder, frames, tick)
 
 
 @dataclass

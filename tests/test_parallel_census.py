@@ -1,0 +1,67 @@
+"""The census of a parallel run (`analyzer.parallel.units.Census`): taken from the batched reader's
+batches (`PacketDecoder.on_batch`) it notes the same conversations, with the same first frames, as
+taken frame by frame, and the worker's records are those of a plain pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analyzer.capture.session import Member
+from analyzer.capture.source import open_capture
+from analyzer.limits import DEFAULT_LIMITS
+from analyzer.parallel import units
+from analyzer.pipeline import Pipeline
+from tests.conftest import CAPTURES, SAMPLES, needs_shared
+
+
+def _census_both_ways(path: Path) -> tuple[units.Census, units.Census] | None:
+    reader = open_capture(str(path), path.name, DEFAULT_LIMITS)
+    if not hasattr(reader, "batches"):
+        reader.close()
+        return None
+    batched = units.Census(DEFAULT_LIMITS)
+    for batch in reader.batches():
+        batched.batch(batch)
+    reader.close()
+    framed = units.Census(DEFAULT_LIMITS)
+    reader = open_capture(str(path), path.name, DEFAULT_LIMITS)
+    for _frame in framed.frames(reader):
+        pass
+    reader.close()
+    return batched, framed
+
+
+def _compare(paths: list[Path]) -> int:
+    compared = 0
+    for path in paths:
+        both = _census_both_ways(path)
+        if both is not None:
+            batched, framed = both
+            assert batched.flows == framed.flows, path.name
+            assert batched.complete == framed.complete, path.name
+            compared += 1
+    return compared
+
+
+def test_batched_census_equals_frame_by_frame_census_on_the_samples() -> None:
+    assert _compare(sorted(SAMPLES.glob("*.pcap*"))) >= 10
+
+
+@needs_shared
+def test_batched_census_equals_frame_by_frame_census_on_the_shared_captures() -> None:
+    paths = sorted(p for p in CAPTURES.rglob("*") if p.is_file() and p.suffix in (".pcap", ".pcapng", ".cap"))
+    assert _compare(paths) >= 50
+
+
+@pytest.mark.parametrize("name", ["epm_map_session.pcap", "smb2_pipes.pcap", "cl_udp.pcap"])
+def test_a_worker_with_its_census_makes_the_plain_pipeline_records(name: str) -> None:
+    path = str(SAMPLES / name)
+    member = Member(path, name, None, None)
+    result = units.analyse_session(1, [member], DEFAULT_LIMITS)  # index 1: a census is taken
+    assert result.census is not None and result.census.flows
+    plain = Pipeline(DEFAULT_LIMITS).run([path])
+    got = result.records
+    assert list(got.binds) == list(plain.binds) and list(got.calls) == list(plain.calls)
+    assert list(got.connections) == list(plain.connections) and got.captures == plain.captures
