@@ -191,6 +191,19 @@ class Spool(ReadBack[R]):
         for rec in recs:
             self.append(rec)
 
+    def adopt(self, other: Spool[R]) -> None:
+        """Append another spool's records of the same kind without reading them: its batch files move
+        into this run's directory (a parallel run's merge takes over its workers' spools), then its
+        buffer is appended."""
+        self.flush()  # what is buffered here comes first
+        for path in other._files:
+            moved = self._run.new_file(self.kind) + os.path.splitext(path)[1]
+            os.replace(path, moved)
+            self._files.append(moved)
+        self._count += len(other) - len(other._buffer)
+        buffered, other._files, other._buffer, other._count = other._buffer, [], [], 0
+        self.extend(buffered)
+
     def flush(self) -> None:
         """Write the buffered records as one batch."""
         if self._buffer:

@@ -226,13 +226,17 @@ def advance(state: SerialState, r: SessionResult, base: SerialState) -> SerialSt
 
 def append(merged: Records, r: SessionResult) -> None:
     """Session r's records after those merged so far, in the order they were made."""
+    spools = isinstance(r.records, Records)  # a spool handed over on disk: its batch files are adopted
     for kind in _KINDS:
-        getattr(merged, kind).extend(getattr(r.records, kind))
-    merged.violations.extend(r.records.violations)
+        if spools:
+            getattr(merged, kind).adopt(getattr(r.records, kind))
+        else:
+            getattr(merged, kind).extend(getattr(r.records, kind))
+    merged.violations.extend(r.records.violations)  # through the merged log, which aggregates
     merged.captures.extend(r.records.captures)
     merged.frame_maps.update(r.records.frame_maps)
     if isinstance(r.records, Records):
-        r.records.close()  # a spool handed over on disk: its directory goes
+        r.records.close()  # its directory goes, with what was not adopted
 
 
 def merge(results: list[SessionResult], limits: Limits, redo: Redo) -> Records:
