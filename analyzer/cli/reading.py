@@ -54,6 +54,23 @@ def read_captures(
     return result
 
 
+def _jobs(paths: list[str]) -> int:
+    """The worker processes of this command: --jobs, else every core once the input is big enough."""
+    from analyzer.parallel.multicore import default_jobs
+
+    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
+    jobs: int = meta.get(JOBS) or default_jobs(paths)
+    return jobs
+
+
+def findings_ahead(result: AnalysisResult) -> None:
+    """With more than one job (and no cluster), the findings computed in a forked process while this
+    one builds and writes the tables (`AnalysisResult.findings_ahead`). Call it once the rules are set."""
+    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
+    if not meta.get(SCHEDULER) and _jobs([c.path for c in result.records.captures]) > 1:
+        result.findings_ahead()
+
+
 def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Records:
     """The records: on the cluster of --scheduler, else in --jobs worker processes (every core by
     default), else in a forked child while `warm_up` runs here."""
@@ -63,12 +80,12 @@ def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Reco
     meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
     if meta.get(SCHEDULER):
         return _on_cluster(paths, quiet, warm_up, meta[SCHEDULER], meta.get(NAMES))
-    from analyzer.parallel.multicore import default_jobs, run
+    from analyzer.parallel.multicore import run
 
     return run(
         paths,
         DEFAULT_LIMITS,
-        meta.get(JOBS) or default_jobs(paths),
+        _jobs(paths),
         lambda: progress_bar(paths, quiet),
         warm_up,
         serial=lambda: read_in_child(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), warm_up),
