@@ -19,11 +19,12 @@ and libpcap keeping the RPC services' ports (`tcpdump -r F -w /dev/null 'tcp por
 analyzer's ratios to tshark and to the BPF floor, in wall and in CPU time: on a machine other jobs
 share, wall times stretch with the load and the CPU times are the steadier figure.
 
---jobs measures every core instead: `analyze --jobs 1` against `analyze --jobs 2` (wall time and the
-ratio, and that both wrote the same bytes) on (a) a directory of 8 independent captures made by the
-generator with seeds 11-18 (bench/data/independent8/) and (b) the 200 MB capture split into 8 rotated
-files with `editcap -c` (bench/data/rotated8/), next to tshark over the same files and the BPF floor
-(tcpdump reading them with the RPC port filter) measured in the same run. Usage:
+--jobs measures every core instead: `analyze --jobs 1` against `analyze --jobs 2`, alternately (median
+wall and CPU time, the ratio of the wall times, and that both wrote the same bytes) on (a) a directory
+of 8 independent captures made by the generator with seeds 11-18 (bench/data/independent8/) and (b)
+the 200 MB capture split into 8 rotated files with `editcap -c` (bench/data/rotated8/), next to tshark
+over the same files and the BPF floor (tcpdump reading them with the RPC port filter) measured in the
+same run. Usage:
 
     python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g]
     python bench/run.py --jobs [--repeat 3]
@@ -185,7 +186,6 @@ def check_truth(cap: Path, out: Path) -> list[str]:
 
 # -- every core (--jobs) --------------------------------------------------------------------------
 
-BPF_FILTER = "tcp port 135 or tcp port 445 or tcp port 139 or tcp port 593 or udp port 135"
 # The reading phase alone (records, no tables, findings or files), to separate it from the serial rest.
 READ_ONLY = (
     "import sys; from analyzer.limits import DEFAULT_LIMITS; from analyzer.parallel.multicore import run; "
@@ -229,20 +229,32 @@ def _median_wall(cmds: list[list[str]], repeat: int) -> float:
     return statistics.median(sum(measure(c)[0] for c in cmds) for _ in range(repeat))
 
 
+def _alternated(cmds: dict[str, list[str]], repeat: int) -> dict[str, Run]:
+    """Each command `repeat` times, alternately (a drift in the machine's load hits each alike): the
+    median wall and CPU time (the process and every worker it waited for) and the highest peak."""
+    runs: dict[str, list[Run]] = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for label, cmd in cmds.items():
+            runs[label].append(measure_run(cmd))
+    return {
+        k: Run(statistics.median(r.wall for r in v), statistics.median(r.cpu for r in v), max(r.peak for r in v))
+        for k, v in runs.items()
+    }
+
+
 def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: int) -> None:
     """Serial against --jobs 2 on these files, with tshark and the BPF floor over the same files."""
     tcpdump = shutil.which("tcpdump")
     with tempfile.TemporaryDirectory() as tmp:
         outs = {j: Path(tmp) / f"jobs{j}" for j in ("1", "2")}
-        walls = {}
         for c in caps:  # warm the page cache
             c.read_bytes()
-        for j, out in outs.items():
-            walls[j] = _median_wall([[analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", j]], repeat)
+        cmds = {j: [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", j] for j, out in outs.items()}
+        runs = _alternated(cmds, repeat)
         same = all(
             (outs["1"] / f.name).read_bytes() == f.read_bytes() for f in sorted(outs["2"].glob("*.csv"))
         ) and len(list(outs["1"].glob("*.csv"))) == len(list(outs["2"].glob("*.csv")))
-    reads = {j: _median_wall([[sys.executable, "-c", READ_ONLY, j, *map(str, caps)]], repeat) for j in ("1", "2")}
+    reads = _alternated({j: [sys.executable, "-c", READ_ONLY, j, *map(str, caps)] for j in ("1", "2")}, repeat)
     t_wall = _median_wall(
         [[tshark, "-r", str(c), "-Y", TSHARK_FILTER, "-T", "fields", "-e", "frame.number"] for c in caps], 1
     )
@@ -252,14 +264,19 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
         else float("nan")
     )
     mb = sum(c.stat().st_size for c in caps) / 1e6
-    print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores")
-    print(f"  --jobs 1: {walls['1']:.2f} s   --jobs 2: {walls['2']:.2f} s   ratio {walls['1'] / walls['2']:.2f}x")
+    one, two = runs["1"], runs["2"]
+    print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(
-        f"  reading only (records, no tables): {reads['1']:.2f} s and {reads['2']:.2f} s, "
-        f"ratio {reads['1'] / reads['2']:.2f}x"
+        f"  --jobs 1: {one.wall:.2f} s ({one.cpu:.2f} s CPU)   --jobs 2: {two.wall:.2f} s ({two.cpu:.2f} s CPU)"
+        f"   ratio {one.wall / two.wall:.2f}x   peak {one.peak:.0f} / {two.peak:.0f} MiB"
     )
-    print(f"  tshark:   {t_wall:.2f} s ({walls['2'] / t_wall:.3f}x tshark's time with --jobs 2)")
-    print(f"  BPF floor (tcpdump): {floor:.2f} s ({walls['2'] / floor:.1f}x the floor with --jobs 2)")
+    r1, r2 = reads["1"], reads["2"]
+    print(
+        f"  reading only (records, no tables): {r1.wall:.2f} s ({r1.cpu:.2f} s CPU) and {r2.wall:.2f} s "
+        f"({r2.cpu:.2f} s CPU), ratio {r1.wall / r2.wall:.2f}x"
+    )
+    print(f"  tshark:   {t_wall:.2f} s ({two.wall / t_wall:.3f}x tshark's time with --jobs 2)")
+    print(f"  BPF floor (tcpdump): {floor:.2f} s ({two.wall / floor:.1f}x the floor with --jobs 2)")
     print(f"  CSVs byte-identical between --jobs 1 and --jobs 2: {'yes' if same else 'NO'}")
     if not same:
         raise SystemExit(f"{name}: --jobs 2 wrote different tables")
