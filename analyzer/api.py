@@ -151,11 +151,15 @@ class AnalysisResult:
 
     def findings_ahead(self) -> None:
         """Start computing `findings` in a forked process (`analyzer.parallel.ahead`), picked up when
-        `findings` is first read: another core finds while this one builds and writes the tables.
-        Call it once the rule files are set."""
+        `findings` is first read: another core finds while this one writes the tables and the views.
+        The base tables the rules read are built first, here, where the writer needs them anyway: the
+        child shares them instead of building its own. Call it once the rule files are set."""
         if "findings" not in self.__dict__ and "_findings_ahead" not in self.__dict__:
             from analyzer.parallel.ahead import in_child
 
+            for name in ("calls", "binds", "endpoints", "connections", "violations"):
+                getattr(self, name)
+            self.attempts_table()
             self.__dict__["_findings_ahead"] = in_child(self._findings)
 
     def _findings(self) -> pd.DataFrame:

@@ -4,8 +4,8 @@ Once the captures are read, a run's remaining work is the tables, the views, the
 files, all in one process: with the reading on every core, that part is what an `analyze` on two cores
 waits for (Amdahl). Its largest piece that nothing else waits on is the findings (57 rules over the
 base tables; their result is small, bounded by techniques, hosts and bursts). `in_child(make)` forks:
-the child runs `make()` (building, from the records on disk, the tables it needs) and sends the
-pickled result back; the parent meanwhile builds and writes the rest and collects it when it needs it.
+the child runs `make()` (on what the parent had built, shared copy on write, and the records on disk)
+and sends the pickled result back; the parent meanwhile writes the rest and collects it when needed.
 
 The child shares the parent's memory as it was at the fork (copy on write) and the records' run
 directory (read only); it leaves with `os._exit`, so that nothing of the parent's cleanup (the run
