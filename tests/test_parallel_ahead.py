@@ -45,6 +45,8 @@ def test_findings_ahead_equal_the_findings_computed_here() -> None:
     there = analyzer.analyze(WITH_FINDINGS)
     there.findings_ahead()
     assert "_findings_ahead" in there.__dict__  # started, not yet picked up
+    built = {"calls", "binds", "endpoints", "connections", "violations"}
+    assert built <= there.__dict__.keys()  # here, before the fork: the child shares them
     assert len(here.findings) >= 3 and there.findings.equals(here.findings)
     assert "_findings_ahead" not in there.__dict__
 
