@@ -159,7 +159,8 @@ class PacketDecoder:
         """
         batches = getattr(records, "batches", None)
         if batches is not None:  # a reader with a fast path (pcap, pcapng)
-            yield from self._select_batches(batches(), progress)
+            shown = batches() if self.on_batch is None else _shown(batches(), self.on_batch)
+            yield from self._select_batches(shown, progress)
             return
         ports = self._tcp_ports
         probe = self.selector.tcp_probe
@@ -215,10 +216,7 @@ class PacketDecoder:
         last = 0
         versions = (tcp_ports.version, udp_ports.version)
         tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
-        on_batch = self.on_batch
         for batch in batches:
-            if on_batch is not None:
-                on_batch(batch)
             f, base = prefilter.fields(batch, tcp_first, udp_first)
             frame0 = batch.frame0
             if self.first_ts is None:
@@ -443,6 +441,13 @@ class PacketDecoder:
         src = abuf[aoff : aoff + alen]
         dst = abuf[aoff + alen : aoff + 2 * alen]
         return Packet(proto, src, dst, sport, dport, seq, ack, flags, payload)
+
+
+def _shown(batches: Iterable[Batch], show: Callable[[Batch], None]) -> Iterator[Batch]:
+    """The batches, each shown to `show` before the decoder filters it (`PacketDecoder.on_batch`)."""
+    for batch in batches:
+        show(batch)
+        yield batch
 
 
 def _ethernet(buf: bytes, start: int, end: int) -> tuple[int, int]:
