@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from functools import cached_property, partial
 from os import PathLike
@@ -19,8 +19,9 @@ from analyzer.report.attempts import ATTEMPTS, typed
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
-from analyzer.report.source import Frames, Source
-from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Builder, Tables
+from analyzer.report.source import Source
+from analyzer.report.spooled import Spooled
+from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 
@@ -28,8 +29,9 @@ from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 class AnalysisResult:
     """What a run found. Every table is a DataFrame with explicit dtypes (see `report.tables.SCHEMAS`
     and the column dictionary in the README); a table with no rows still has its columns. Each is
-    built from the records the first time it is read (`write` writes each a slice at a time, so its
-    text copy is never whole).
+    built from the records the first time it is read as an attribute. `write` and the views read the
+    tables through `source` instead (`report.spooled`): a chunk at a time from the spooled records,
+    so a flood's tables are not held whole unless one of them was asked for.
 
     Attributes:
         binds: one row per presentation-context item of every bind and alter_context.
@@ -61,47 +63,43 @@ class AnalysisResult:
         self.rule_files = rule_files  # the user's findings rules, read after the shipped ones
 
     @cached_property
-    def _builder(self) -> Builder:
-        return Builder(self.records)
+    def _spooled(self) -> Spooled:
+        return Spooled(self.records)
 
     @cached_property
     def binds(self) -> pd.DataFrame:
-        return self._builder.frame("binds")
+        return self._spooled.table("binds")
 
     @cached_property
     def endpoints(self) -> pd.DataFrame:
-        return self._builder.frame("endpoints")
+        return self._spooled.table("endpoints")
 
     @cached_property
     def calls(self) -> pd.DataFrame:
-        return self._builder.frame("calls")
+        return self._spooled.table("calls")
 
     @cached_property
     def connections(self) -> pd.DataFrame:
-        return self._builder.frame("connections")
+        return self._spooled.table("connections")
 
     @cached_property
     def violations(self) -> pd.DataFrame:
-        return self._builder.frame("violations")
+        return self._spooled.table("violations")
 
     @cached_property
     def captures(self) -> pd.DataFrame:
-        return self._builder.frame("captures")
+        return self._spooled.table("captures")
 
     @cached_property
     def hosts(self) -> pd.DataFrame:
         return hosts_frame(self.source)
 
-    @cached_property
+    @property
     def source(self) -> Source:
         """The base tables as the views, the per-host table and the findings read them (`report.source`):
-        `attempts` in its compact form unless the table itself was already asked for."""
-        return Frames(lambda name: self.attempts_table() if name == "attempts" else getattr(self, name))
-
-    def _table(self, name: str) -> Iterator[pd.DataFrame]:
-        """A base table to write, made when the writer comes to it: whole, since the views and the
-        findings read every base table anyway; the writer writes it a slice at a time."""
-        yield getattr(self, name)
+        a table already built for the API is read from its DataFrame, any other from the spool
+        (`report.spooled`), a chunk at a time, never whole unless a reader asks for it whole."""
+        return _ResultSource(self.__dict__, self._spooled)
 
     def __repr__(self) -> str:
         """One line: the tables and their row counts (the DataFrames themselves are attributes)."""
@@ -124,7 +122,7 @@ class AnalysisResult:
     def attempts(self) -> pd.DataFrame:
         """One row per TCP connection attempt to an RPC port that never became a DCE/RPC conversation
         (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
-        return self._builder.frame("attempts")
+        return self._spooled.table("attempts")
 
     @cached_property
     def endpoint_inventory(self) -> pd.DataFrame:
@@ -174,15 +172,10 @@ class AnalysisResult:
             self.__dict__["findings"] = pd.concat([self.findings, extra], ignore_index=True)
 
     def attempts_table(self) -> pd.DataFrame:
-        """The `attempts` rows as the views, findings and writer read them: the table itself once it was
+        """The `attempts` rows as the views and findings read them whole: the table itself once it was
         asked for, else its compact form (text columns categorical, same rows and values): a SYN
         flood's million rows without a million cells of text each."""
-        table = self.__dict__.get("attempts")
-        return self._attempts_compact if table is None else table
-
-    @cached_property
-    def _attempts_compact(self) -> pd.DataFrame:
-        return self._builder.frame("attempts", compact=True)
+        return self.source.frame("attempts")
 
     def _attempt_slices(self, csv: bool = False) -> Iterator[pd.DataFrame]:
         """The `attempts` table to write, a slice at a time in its own dtypes; for CSV, a compact
@@ -250,14 +243,12 @@ class AnalysisResult:
             written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
             written += write_tables({}, out_dir, fmt, self.view_items())
         else:
-            # The base tables first, then the views, which read them.
-            base = {name: self._table(name) for name in SCHEMAS}
-            attempts: NamedFrame = (
-                "attempts",
-                partial(self._attempt_slices, csv=fmt == "csv"),
-                ATTEMPTS,
-            )  # after the views
+            # The base tables first, streamed from where the views read them, then the views.
+            source = self.source
+            base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
+            attempts: NamedFrame = ("attempts", partial(self._attempt_slices, csv=fmt == "csv"), ATTEMPTS)
             written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
+            self._spooled.forget()  # the big tables whole readers needed are written: not kept after
         write_manifest(
             out_dir,
             (c.path for c in self.records.captures),
@@ -268,6 +259,33 @@ class AnalysisResult:
             digests=self.input_digests,
         )
         return written
+
+
+class _ResultSource:
+    """The Source of an AnalysisResult: a base table the API already built (in `built`, the result's
+    attributes) from that DataFrame, any other from the spool."""
+
+    def __init__(self, built: Mapping[str, Any], spooled: Spooled) -> None:
+        self._built, self._spooled = built, spooled
+
+    def _frame(self, table: str) -> pd.DataFrame | None:
+        df = self._built.get(table)
+        return df if isinstance(df, pd.DataFrame) else None
+
+    def chunks(self, table: str, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+        df = self._frame(table)
+        if df is None:
+            yield from self._spooled.chunks(table, columns)
+            return
+        df = df if columns is None else df[list(columns)]
+        for start in range(0, len(df), CHUNK_ROWS):
+            yield df.iloc[start : start + CHUNK_ROWS]
+
+    def frame(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        df = self._frame(table)
+        if df is None:
+            return self._spooled.frame(table, columns)
+        return df if columns is None else df[list(columns)]
 
 
 def from_records(records: Records, started: str | None = None) -> AnalysisResult:

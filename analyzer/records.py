@@ -43,8 +43,11 @@ from analyzer.model import (
 from analyzer.readback import ReadBack
 from analyzer.violation_log import ViolationLog
 
+if typing.TYPE_CHECKING:
+    import numpy as np
+
 BATCH_ROWS = 4096  # records buffered per kind before a batch is written
-FLOW_CACHE = 65_536  # flows shared between the records read back, at most
+FLOW_CACHE = 4096  # flows shared between the records read back, at most: a batch's
 
 R = TypeVar("R")
 
@@ -118,6 +121,20 @@ class _Codec(Generic[R]):
             yield cls(*values)
 
 
+def _fields_of(records: list[Any], names: list[str]) -> dict[str, list[Any]]:
+    """`Spool.fields` of records in memory (the buffer, a pickled batch)."""
+    out: dict[str, list[Any]] = {}
+    for name in names:
+        record_field, _, flow_field = name.partition(".")
+        values = [getattr(r, record_field) for r in records]
+        out[name] = [getattr(v, flow_field) for v in values] if flow_field else values
+    return out
+
+
+def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str]) -> list[Any]:
+    return [pa.array(fields[n]) for n in names]
+
+
 def _arrow_type(hint: Any) -> Any:
     """The Arrow type of a record field: int, str, bool, float (optional or not), tuple[str, ...]."""
     pa = _pa()
@@ -171,13 +188,16 @@ class Spool(ReadBack[R]):
 
     `append` buffers; every `BATCH_ROWS` records the buffer is written as one Arrow IPC file (or,
     should a value not fit its Arrow type, a pickle). Iterating reads the files back in order, then
-    the buffer. Indexing reads everything and is meant for tests and small runs."""
+    the buffer. The report layer also reads some fields alone (`fields`: sort keys, counts, without
+    making records) and the records at given positions (`take`: a table's rows in its order when
+    the records were not made in it). Indexing reads everything and is meant for tests and small runs."""
 
     def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
         self._run = run
         self.kind = kind
         self._codec = _Codec(cls)
         self._files: list[str] = []
+        self._sizes: list[int] = []  # records per file, for reading a record by its position
         self._buffer: list[R] = []
         self._count = 0
 
@@ -207,10 +227,10 @@ class Spool(ReadBack[R]):
     def flush(self) -> None:
         """Write the buffered records as one batch."""
         if self._buffer:
-            self._write(lambda pa: self._codec.encode(self._buffer), lambda: self._buffer)
+            self._write(lambda pa: self._codec.encode(self._buffer), lambda: self._buffer, len(self._buffer))
             self._buffer = []
 
-    def _write(self, encode: Callable[[Any], Any], records: Callable[[], list[R]]) -> None:
+    def _write(self, encode: Callable[[Any], Any], records: Callable[[], list[R]], rows: int) -> None:
         """One batch file: the Arrow batch `encode` makes, or a pickle of the `records` should a value
         not fit its Arrow type."""
         pa = _pa()
@@ -226,6 +246,7 @@ class Spool(ReadBack[R]):
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
                 writer.write_batch(batch)
         self._files.append(path)
+        self._sizes.append(rows)
 
     def __len__(self) -> int:
         return self._count
@@ -245,6 +266,75 @@ class Spool(ReadBack[R]):
                 for i in range(reader.num_record_batches):
                     yield from self._codec.decode(reader.get_batch(i), flows)
         yield from list(self._buffer)
+
+    def _buffered(self) -> list[R]:
+        """The records not written yet."""
+        return self._buffer
+
+    def fields(self, names: list[str]) -> Iterator[dict[str, list[Any]]]:
+        """Only some fields (`flow.capture` for a flow's field), as lists of values, a batch at a time in
+        record order: what sorting keys are made of, read without making a record."""
+        pa: Any = _pa() if self._files else None
+        for path in self._files:
+            if path.endswith(".pickle"):
+                with open(path, "rb") as inp:
+                    yield _fields_of(pickle.load(inp), names)
+                continue
+            with pa.memory_map(path) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i).select(names).to_pydict()
+        buffered = self._buffered()
+        if buffered:
+            yield _fields_of(buffered, names)
+
+    def arrow_fields(self, names: list[str]) -> Iterator[list[Any]]:
+        """`fields`, each batch as one pyarrow array per field (no Python object per value)."""
+        pa: Any = _pa()
+        for path in self._files:
+            if path.endswith(".pickle"):
+                with open(path, "rb") as inp:
+                    yield _arrays(pa, _fields_of(pickle.load(inp), names), names)
+                continue
+            with pa.memory_map(path) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    yield [batch.column(n) for n in names]
+        buffered = self._buffered()
+        if buffered:
+            yield _arrays(pa, _fields_of(buffered, names), names)
+
+    def take(self, positions: np.ndarray) -> list[R]:
+        """The records at these positions (0 is the first made), in the order given: each batch file
+        holding some is read once, and only those records are made."""
+        import numpy as np
+
+        starts = np.cumsum([0, *self._sizes])  # the last start is where the buffer's records begin
+        where = np.searchsorted(starts, positions, side="right") - 1
+        out: list[Any] = [None] * len(positions)
+        flows: dict[tuple[Any, ...], Flow] = {}
+        for f in np.unique(where).tolist():
+            picked = np.flatnonzero(where == f)
+            local = (positions[picked] - starts[f]).tolist()
+            for i, rec in zip(picked.tolist(), self._read(f, local, flows), strict=True):
+                out[i] = rec
+        return out
+
+    def _read(self, f: int, rows: list[int], flows: dict[tuple[Any, ...], Flow]) -> Iterable[R]:
+        """Records `rows` (positions within it) of batch file `f`; the buffer when `f` is past the files."""
+        if f >= len(self._files):
+            buffered = self._buffered()
+            return [buffered[i] for i in rows]
+        path = self._files[f]
+        if path.endswith(".pickle"):
+            with open(path, "rb") as inp:
+                recs = pickle.load(inp)
+            return [recs[i] for i in rows]
+        pa = _pa()
+        with pa.memory_map(path) as source:
+            table = pa.ipc.open_file(source).read_all()
+            return list(self._codec.decode(table.take(rows).combine_chunks().to_batches()[0], flows))
 
     def __repr__(self) -> str:
         return f"<Spool {self.kind}: {self._count} records, {len(self._files)} batches on disk>"
@@ -286,7 +376,7 @@ class RowSpool(Spool[R]):
             ]
             return pa.RecordBatch.from_arrays(arrays, schema=self._codec.schema)
 
-        self._write(encode, lambda: self._records(zip(*(list(c) for c in columns), strict=True)))
+        self._write(encode, lambda: self._records(zip(*(list(c) for c in columns), strict=True)), len(columns[0]))
         self._count += len(columns[0])
 
     def _batch(self, pa: Any) -> Any:
@@ -298,8 +388,11 @@ class RowSpool(Spool[R]):
 
     def flush(self) -> None:
         if self._rows:
-            self._write(self._batch, lambda: self._records(self._rows))
+            self._write(self._batch, lambda: self._records(self._rows), len(self._rows))
             self._rows = []
+
+    def _buffered(self) -> list[R]:
+        return self._records(self._rows)
 
     def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[R]:
         cls: Any = self._codec.cls
@@ -342,7 +435,8 @@ class Records:
         self.calls: Spool[CallRecord] = Spool(self._run, "calls", CallRecord)
         self.connections: Spool[ConnectionRecord] = Spool(self._run, "connections", ConnectionRecord)
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
-        self.violations = ViolationLog(Spool(self._run, "violations", Violation), limits)
+        self._violation_rows: Spool[Violation] = Spool(self._run, "violations", Violation)
+        self.violations = ViolationLog(self._violation_rows, limits)
         self.captures: list[CaptureSummary] = []
         # TCP connection attempts that never carried a PDU (a port scan makes many: spooled too).
         self.attempts: RowSpool[AttemptRecord] = RowSpool(self._run, "attempts", AttemptRecord)
@@ -359,6 +453,14 @@ class Records:
         self.violations.flush()
         for spool in self._spools():
             spool.flush()
+
+    def spool(self, kind: str) -> Spool[Any]:
+        """The spool of one kind (binds, ..., attempts, violations) once the run is over: for the
+        violations, what is still aggregated is written out first, so the spool holds every row."""
+        if kind != "violations":
+            return getattr(self, kind)  # type: ignore[no-any-return]
+        self.violations.flush()
+        return self._violation_rows
 
     def close(self) -> None:
         """Remove the run directory: the records cannot be read after this."""

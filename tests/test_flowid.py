@@ -6,6 +6,8 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import analyzer
 from analyzer.report.flowid import community_id, connection_uid
@@ -21,6 +23,31 @@ def test_published_vectors() -> None:
         assert community_id(*args) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
     assert community_id("udp", "192.168.1.52", 54585, "8.8.8.8", 53) == "1:d/FP5EW3wiY1vCndhwleRRKHowQ="
     assert community_id("tcp", "not-an-address", 1, "10.0.0.1", 2) is None
+
+
+_ADDRESSES = st.one_of(
+    st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str), st.sampled_from(["10.0.0.1", "nope", ""])
+)
+_PORTS = st.one_of(st.integers(-2, 70000), st.sampled_from([0, 135, 65535]), st.none())
+
+
+@given(st.sampled_from(["tcp", "udp"]), _ADDRESSES, _PORTS, _ADDRESSES, _PORTS)
+def test_community_id_is_the_packages(proto: str, src: str, sport: int, dst: str, dport: int) -> None:
+    """Our Community ID (written out for speed, see `flowid.community_id`) is the `communityid`
+    package's, for any addresses and ports, including equal addresses, mixed families and bad input."""
+    assert community_id.__wrapped__(proto, src, sport, dst, dport) == _package(proto, src, sport, dst, dport)
+    assert community_id.__wrapped__(proto, src, sport, src, dport) == _package(proto, src, sport, src, dport)
+
+
+def _package(proto: str, src: str, sport: int, dst: str, dport: int) -> str | None:
+    import communityid
+
+    make = communityid.FlowTuple.make_udp if proto == "udp" else communityid.FlowTuple.make_tcp
+    try:
+        value: str | None = communityid.CommunityID(seed=0, use_base64=True).calc(make(src, dst, sport, dport))
+    except (ValueError, TypeError, communityid.FlowTupleError):
+        value = None
+    return value
 
 
 def test_uid_changes_with_what_names_the_connection() -> None:

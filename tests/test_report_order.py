@@ -43,3 +43,27 @@ def test_missing_keys_sort_last_as_in_sort_values() -> None:
 def test_equal_keys_are_in_order_whatever_else_differs() -> None:
     df = frame({**SCHEMA, "n": INT}, {"capture": ["a"] * 3, "frame": [7] * 3, "ctx_id": [1] * 3, "n": [3, 1, 2]})
     assert in_order(df, KEYS)
+
+
+def test_sort_keys_gathered_from_arrow_batches_give_the_frames_order() -> None:
+    """`SortKeys` (the spool's key columns, batch by batch) orders rows as `sort_order` of the frame
+    does: text by value, missing last, equal keys in the order given; a batch may be all missing."""
+    import pyarrow as pa
+
+    from analyzer.report.order import SortKeys, arrays_order, sort_order
+
+    for seed in range(20):
+        df = _table(rnd_rows := 1 + seed * 7, seed)
+        keys = SortKeys([True, False, False])
+        for start in range(0, rnd_rows, 5):
+            part = df.iloc[start : start + 5]
+            keys.add([pa.array(part[k].astype(object).where(part[k].notna(), None).tolist()) for k in KEYS])
+        keys.add([pa.array([None, None]), pa.array([None, None]), pa.array([None, None])])
+        whole = pd.concat([df, frame(SCHEMA, {k: [None, None] for k in KEYS})], ignore_index=True)
+        got, expected = arrays_order(keys.arrays()), sort_order(whole, KEYS)
+        assert (got is None) == (expected is None), seed
+        if got is not None and expected is not None:
+            assert got.tolist() == expected.tolist(), seed
+            assert (
+                whole.iloc[got].reset_index(drop=True).equals(whole.sort_values(KEYS, kind="stable", ignore_index=True))
+            )

@@ -382,3 +382,54 @@ def test_every_ignored_operation_is_a_name_of_its_endpoint() -> None:
     for endpoint, ops in zeek_names.IGNORED_OPERATIONS.items():
         names = {zeek_names.operation_name(uuids[endpoint], n) for n in range(128)}
         assert ops <= names, (endpoint, ops - names)
+
+
+def test_a_log_written_a_chunk_at_a_time_is_the_whole_log(tmp_path: Path) -> None:
+    from analyzer.zeek.log import write_log
+
+    fields = (("ts", "time"), ("uid", "string"), ("n", "count"))
+    df = pd.DataFrame(
+        {
+            "ts": pd.to_datetime([1_700_000_000_123_456_789, None, 1_700_000_001_000_000_000], utc=True),
+            "uid": pd.array(["C1", "-", None], dtype="string"),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+        }
+    )
+    for fmt in ("zeek", "zeek-json"):
+        path = write_log(tmp_path, f"x-{fmt}", fields, (df.iloc[i : i + 1] for i in range(3)), fmt)
+        assert path is not None
+        streamed = [ln for ln in path.read_text().splitlines() if not ln.startswith(("#open", "#close"))]
+        whole = log_text("x-" + fmt, fields, df.astype(object).itertuples(index=False, name=None), fmt)
+        assert streamed == [ln for ln in whole.splitlines() if not ln.startswith(("#open", "#close"))]
+    assert write_log(tmp_path, "empty", fields, iter([df.iloc[:0]])) is None
+    assert not (tmp_path / "empty.log").exists()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(1, 2**62)),
+            st.one_of(st.none(), st.text(max_size=5), st.sampled_from(["-", "(empty)", "#x", "a\tb", "\\"])),
+            st.one_of(st.none(), st.integers(0, 2**40)),
+            st.one_of(st.none(), st.floats(allow_nan=False, width=64)),
+            st.one_of(st.none(), st.booleans()),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_tsv_lines_column_wise_are_the_row_by_row_lines(rows: list[tuple[object, ...]]) -> None:
+    from analyzer.zeek.log import tsv_lines
+
+    fields = (("ts", "time"), ("name", "string"), ("n", "count"), ("rtt", "interval"), ("ok", "bool"))
+    df = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(pd.array([r[0] for r in rows], dtype="Int64"), unit="ns", utc=True),
+            "name": pd.array([r[1] for r in rows], dtype="string"),
+            "n": pd.array([r[2] for r in rows], dtype="Int64"),
+            "rtt": pd.array([r[3] for r in rows], dtype="Float64"),
+            "ok": pd.array([r[4] for r in rows], dtype="boolean"),
+        }
+    )
+    expected = [tsv_line(r, fields) for r in df.astype(object).itertuples(index=False, name=None)]
+    assert tsv_lines(df, fields) == expected

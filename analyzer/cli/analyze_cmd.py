@@ -152,7 +152,8 @@ def _tell(result: AnalysisResult, written: list[Path], before: set[str], out_dir
     if fmt.startswith("zeek"):
         if not quiet:
             logs = ", ".join(p.name for p in written) or "no log (no DCE/RPC call or bind)"
-            click.echo(f"{len(result.calls)} calls, {len(result.binds)} binds -> {printable(out_dir)}: {logs}")
+            calls, binds = len(result.records.calls), len(result.records.binds)  # a row per record: no table built
+            click.echo(f"{calls} calls, {binds} binds -> {printable(out_dir)}: {logs}")
     elif not quiet:
         from analyzer.report.summary import print_summary
 

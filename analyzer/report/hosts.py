@@ -9,7 +9,8 @@ from analyzer.records import Records
 from analyzer.report.columns import frame
 from analyzer.report.lists import joined, joined_columns, port_ranges
 from analyzer.report.source import Frames, Source
-from analyzer.report.tables import HOSTS, Builder, Tables
+from analyzer.report.spooled import Spooled
+from analyzer.report.tables import HOSTS, Tables
 
 
 def _spec(uuid: object) -> str | None:
@@ -121,7 +122,7 @@ def _lists(conn: pd.DataFrame, used: pd.DataFrame, peer: str) -> pd.DataFrame:
 
 def build(records: Records) -> Tables:
     """All tables from the records of one run, each sorted by its `ORDER`."""
-    b = Builder(records)
-    base = {t: b.frame(t) for t in ("binds", "endpoints", "calls", "connections", "violations", "captures")}
+    b = Spooled(records)
+    base = {t: b.table(t) for t in ("binds", "endpoints", "calls", "connections", "violations", "captures")}
     hosts = hosts_frame(Frames(base))
     return Tables(**base, hosts=hosts)

@@ -13,6 +13,9 @@ Either way each column has its `SCHEMAS` dtype, except that a text column may co
 compact form a big table is read in): a reader gives the same answer both ways.
 
 `Frames` is the Source over whole DataFrames: the API's tables once built, or frames a test made.
+`report.spooled.Spooled` is the one over a run's spooled records, which never holds a big table whole
+unless a reader asks for it whole; `AnalysisResult.source` reads a table the API already built
+from its DataFrame and any other from the spool.
 """
 
 from __future__ import annotations

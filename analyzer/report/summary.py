@@ -17,26 +17,29 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from analyzer.report.source import Source
 from analyzer.report.terminal import plain_text
 
 
 class RunTables(Protocol):
-    """What the summary reads: the base tables and the findings (an `analyzer.AnalysisResult`)."""
+    """What the summary reads: the base tables through a `report.source.Source` (only the columns it
+    counts, so a flood's tables are not built whole for it) and the findings (an `analyzer.AnalysisResult`)."""
 
     @property
-    def captures(self) -> pd.DataFrame: ...
-    @property
-    def binds(self) -> pd.DataFrame: ...
-    @property
-    def calls(self) -> pd.DataFrame: ...
-    @property
-    def endpoints(self) -> pd.DataFrame: ...
-    @property
-    def connections(self) -> pd.DataFrame: ...
-    @property
-    def violations(self) -> pd.DataFrame: ...
+    def source(self) -> Source: ...
     @property
     def findings(self) -> pd.DataFrame: ...
+
+
+# The columns of each base table the summary counts or lists.
+_WHERE = ["capture", "server_ip", "pipe_name", "server_port", "interface_name", "client_ip"]
+_READ = {
+    "binds": [*_WHERE, "ack_result"],
+    "calls": [*_WHERE, "opnum"],
+    "endpoints": ["capture", "port"],
+    "connections": ["capture"],
+    "violations": ["capture", "occurrences"],
+}
 
 
 # Wide enough for any row of these tables; rich only uses what the content needs.
@@ -108,11 +111,8 @@ def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Co
 
 def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console | None = None) -> None:
     console = console or _console()
-    caps = result.captures
-    binds = result.binds
-    calls = result.calls
-    eps = result.endpoints
-    conns = result.connections
+    caps = result.source.frame("captures")
+    binds, calls, eps, conns, violations = (result.source.frame(t, c) for t, c in _READ.items())
 
     t = Table(title="Captures", title_justify="left", show_edge=False)
     for col in ("capture", "frames", "RPC conns", "binds", "EPM towers", "calls", "violations", "status"):
@@ -132,7 +132,7 @@ def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console |
             str(count(binds)),
             str(count(eps)),
             str(count(calls)),
-            str(int(result.violations.loc[result.violations["capture"] == name, "occurrences"].sum())),
+            str(int(violations.loc[violations["capture"] == name, "occurrences"].sum())),
             plain_text(status),
         )
     console.print(t)
@@ -149,7 +149,7 @@ def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console |
             console.print(plain_text(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}"))
     _print_findings(result.findings, out_dir, fmt, console)
     n_ports = eps["port"].notna().sum() if not eps.empty else 0
-    n_violations = int(result.violations["occurrences"].sum())  # a row may stand for many
+    n_violations = int(violations["occurrences"].sum())  # a row may stand for many
     console.print(
         plain_text(
             f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "

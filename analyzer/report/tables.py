@@ -2,21 +2,23 @@
 
 A declaration gives each column's name, dtype and value (got from a record and the run's memoised
 `Names`), so the schema and the row conversion cannot drift apart. Names (interfaces, operations,
-statuses, auth) are looked up here, once per distinct key, from the registry. Rows are converted in
-chunks of `CHUNK_ROWS` records as the spool reads them back (so what is transient is one chunk's
-objects); a table is sorted by its `ORDER` unless it is in that order already.
+statuses, auth) are looked up here, once per distinct key, from the registry. `Builder.declaration`
+says what each table is made of (its columns, its records, what a chunk of them becomes as rows:
+late-named calls, connections with their totals); `report.spooled` reads the tables through it, in
+chunks of `CHUNK_ROWS` records, each table in its `ORDER`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from analyzer.capture.localise import localise
 from analyzer.dcerpc.epm import EPM_OPERATIONS
 from analyzer.model import (
     BY_MIDSTREAM,
@@ -28,16 +30,14 @@ from analyzer.model import (
     Flow,
     Violation,
 )
-from analyzer.records import Records
-from analyzer.report.attempts import ATTEMPT_COLUMNS, attempt_chunks, compact_attempts
-from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, convert, frame, schema
-from analyzer.report.compact import Compact
+from analyzer.records import Records, Spool
+from analyzer.report.attempts import ATTEMPT_COLUMNS
+from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, Column, Schema, frame, schema
+from analyzer.report.connstats import NOTHING, ConnStats, ConnTotals
 from analyzer.report.flowid import flow_ids
-from analyzer.report.lists import join
-from analyzer.report.memory import release, use_system_pool
+from analyzer.report.memory import use_system_pool
 from analyzer.report.names import Names
 from analyzer.report.naming import LateNames
-from analyzer.report.order import in_order
 
 CHUNK_ROWS = 4096  # records converted to one frame at a time: a chunk's objects are all that is transient
 
@@ -191,28 +191,6 @@ CALL_COLUMNS: list[Column[CallRecord, Names]] = [
 ]
 
 
-class ConnStats:
-    """What a connection's binds, calls and violations add to its row."""
-
-    __slots__ = ("binds", "calls", "faults", "interfaces", "violations")
-
-    def __init__(self) -> None:
-        self.binds = self.calls = self.faults = self.violations = 0
-        # One name as a 1-tuple, more as a set: a flood of connections holds one of these each.
-        self.interfaces: tuple[str | None] | set[str | None] | None = None
-
-    def interface(self, name: str | None) -> None:
-        names = self.interfaces
-        if names is None:
-            self.interfaces = (name,)
-        elif isinstance(names, tuple):
-            if name != names[0]:
-                self.interfaces = {names[0], name}
-        else:
-            names.add(name)
-
-
-_NOTHING = ConnStats()
 _ConnRow = tuple[ConnectionRecord, ConnStats]
 
 
@@ -250,7 +228,7 @@ CONNECTION_COLUMNS: list[Column[_ConnRow, Names]] = [
     Column("binds", INT, lambda r, n: r[1].binds),
     Column("calls", INT, lambda r, n: r[1].calls),
     Column("faults", INT, lambda r, n: r[1].faults),
-    Column("interfaces", STR, lambda r, n: join(r[1].interfaces or ())),
+    Column("interfaces", STR, lambda r, n: r[1].interfaces),
     Column("gaps", INT, lambda r, n: r[0].gaps),
     Column("violations", INT, lambda r, n: r[1].violations),
     Column("end", STR, lambda r, n: r[0].end),
@@ -343,55 +321,47 @@ def empty(name: str) -> pd.DataFrame:
     return frame(SCHEMAS[name], {})
 
 
-def _batches(rows: Iterable[Any], size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+# What late naming can change in a row (`report.naming`): a reader of none of these columns skips it.
+_LATE_CALL = {"interface_uuid", "interface_version", "interface_name", "interface_source", "operation", "attack"}
+_LATE_CONNECTION = {"epm_capture", "epm_frame", "epm_client_ip", "epm_delay_s"}
+_TOTALS = {"binds", "calls", "faults", "interfaces", "violations"}  # a connection's ConnTotals
 
 
-def chunks(
-    columns: Sequence[Column[Any, Any]], rows: Iterable[Any], context: Any, table: str, records: Records
-) -> Iterator[pd.DataFrame]:
-    """The rows as typed frames of at most `CHUNK_ROWS` rows, in record order, named by file and
-    local frame (multi-file sessions, `analyzer.capture.localise`)."""
-    for batch in _batches(rows):
-        yield localise(convert(columns, batch, context), table, records.frame_maps)
+@dataclass(frozen=True)
+class Declaration:
+    """How one table is made: its columns, the records it comes from (a `records.Spool`, or a list),
+    what a chunk of them becomes as rows for the columns read (`rows(records, columns)`), and the
+    context its getters are given."""
+
+    columns: Sequence[Column[Any, Any]]
+    records: Any
+    rows: Callable[[list[Any], set[str]], list[Any]]
+    context: Any
 
 
-def connection_stats(records: Records, names: Names, late: LateNames) -> dict[tuple[str, int], ConnStats]:
-    """Per (capture, stream): its binds, calls, faults, violations and the interfaces it used."""
-    per: dict[tuple[str, int], ConnStats] = {}
+def _same(recs: list[Any], _columns: set[str]) -> list[Any]:
+    return recs
 
-    def stats(capture: str, stream: int) -> ConnStats:
-        s = per.get((capture, stream))
-        if s is None:
-            s = per[(capture, stream)] = ConnStats()
-        return s
 
-    for b in records.binds:
-        s = stats(b.flow.capture, b.flow.stream)
-        s.binds += 1
-        if b.ack_result in ("acceptance", "none"):
-            s.interface(names.interface(b.interface_uuid, b.if_major))
-    for c in map(late.call, records.calls):
-        s = stats(c.flow.capture, c.flow.stream)
-        s.calls += 1
-        s.faults += c.fault_status is not None
-        if c.interface_uuid is not None:
-            s.interface(names.interface(c.interface_uuid, c.if_major))
-    for viol in records.violations:
-        if viol.stream is not None:
-            stats(viol.capture, viol.stream).violations += viol.count
-    return per
+def _positions(spool: Spool[Any], fields: list[str], keep: Callable[..., bool]) -> np.ndarray:
+    """Positions of the records whose `fields` satisfy `keep`, read from the fields alone."""
+    out, at = array("q"), 0
+    for batch in spool.fields(fields):
+        for row in zip(*(batch[f] for f in fields), strict=True):
+            if keep(*row):
+                out.append(at)
+            at += 1
+    return np.frombuffer(out, dtype=np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
+def _taken(spool: Spool[Any], positions: np.ndarray) -> Iterator[Any]:
+    for start in range(0, len(positions), CHUNK_ROWS):
+        yield from spool.take(positions[start : start + CHUNK_ROWS])
 
 
 class Builder:
-    """The tables of one run's records: the memoised names and the late naming they share."""
+    """The tables of one run's records: each table's `Declaration`, and the memoised names and late
+    naming its rows share. `report.spooled.Spooled` reads the tables through it."""
 
     def __init__(self, records: Records) -> None:
         self.records = records
@@ -403,65 +373,50 @@ class Builder:
         """Interfaces of conversations whose bind was not seen, from what the whole run learned (only
         calls and connections need it). Late naming looks only at accepted alter_context items and at
         the connections a lookup can concern (midstream ones, those with a call on an unnamed
-        context), so only those are handed to it: a flood of binds or connections holds nothing here."""
-        records = self.records
-        alters = (b for b in records.binds if b.pdu_type == "alter_context")
-        unnamed = {(c.flow.capture, c.flow.stream) for c in records.calls if c.interface_uuid is None}
-        conns = (
-            c
-            for c in records.connections
-            if c.identified_by == BY_MIDSTREAM or (c.flow.capture, c.flow.stream) in unnamed
-        )
-        return LateNames(records.book, alters, conns)
-
-    def _connection_rows(self) -> Iterator[_ConnRow]:
-        per = connection_stats(self.records, self.names, self.late)
-        for conn in map(self.late.connection, self.records.connections):
-            yield conn, per.get((conn.flow.capture, conn.flow.stream), _NOTHING)
-
-    def _source(self, table: str) -> tuple[Sequence[Column[Any, Any]], Iterable[Any], Any]:
-        """A table's declaration, its rows (records, late-named where that applies) and their context."""
+        context), so only those records are made, found from their fields: a flood of binds or
+        connections costs a pass over a few columns here."""
         r = self.records
-        sources: dict[str, tuple[Sequence[Column[Any, Any]], Any, Any]] = {
-            "binds": (BIND_COLUMNS, lambda: r.binds, self.names),
-            "endpoints": (ENDPOINT_COLUMNS, lambda: r.endpoints, self.names),
-            "calls": (CALL_COLUMNS, lambda: map(self.late.call, r.calls), self.names),
-            "connections": (CONNECTION_COLUMNS, self._connection_rows, self.names),
-            "violations": (VIOLATION_COLUMNS, lambda: r.violations, None),
-            "attempts": (ATTEMPT_COLUMNS, lambda: r.attempts, None),
-            "captures": (CAPTURE_COLUMNS, lambda: r.captures, None),
-        }
-        columns, rows, context = sources[table]
-        return columns, rows(), context
-
-    def frame(self, table: str, compact: bool = False) -> pd.DataFrame:
-        """The whole table, in its `ORDER`; an empty one keeps its columns and dtypes. `compact`: its
-        text columns categorical (see `report.compact`), for the views and findings to read a million-row
-        table (the `attempts` of a SYN flood) without holding every cell's text; `astype(schema)`
-        gives back the table itself."""
-        columns, rows, context = self._source(table)
-        typed = (
-            attempt_chunks(self.records) if table == "attempts" else chunks(columns, rows, context, table, self.records)
+        binds, calls, conns = r.spool("binds"), r.spool("calls"), r.spool("connections")
+        alters = _positions(binds, ["pdu_type"], lambda t: t == "alter_context")
+        unnamed: set[tuple[str, int]] = set()
+        for batch in calls.fields(["flow.capture", "flow.stream", "interface_uuid"]):
+            keys = zip(batch["flow.capture"], batch["flow.stream"], batch["interface_uuid"], strict=True)
+            unnamed.update((capture, stream) for capture, stream, uuid in keys if uuid is None)
+        wanted = _positions(
+            conns,
+            ["identified_by", "flow.capture", "flow.stream"],
+            lambda by, capture, stream: by == BY_MIDSTREAM or (capture, stream) in unnamed,
         )
-        pieces = (df for df in typed if not df.empty)
-        if compact and table == "attempts" and (lean := compact_attempts(self.records)) is not None:
-            df = lean
-        elif compact:
-            made = Compact()
-            for piece in pieces:
-                made.add(piece)
-            df = made.frame() if made.parts else frame(schema(columns), {})
-        else:
-            parts = list(pieces)
-            if not parts:
-                return frame(schema(columns), {})
-            df = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-            del parts
-        keys = ORDER.get(table)
-        if keys and not in_order(df, keys):
-            df = df.sort_values(keys, kind="stable", ignore_index=True)
-        release()  # what building it freed (see report.memory)
-        return df
+        return LateNames(r.book, _taken(binds, alters), _taken(conns, wanted))
+
+    @cached_property
+    def totals(self) -> ConnTotals:
+        return ConnTotals(self.records, self.names, self.late)
+
+    def _calls(self, calls: list[CallRecord], columns: set[str]) -> list[Any]:
+        return list(map(self.late.call, calls)) if columns & _LATE_CALL else calls
+
+    def _connections(self, conns: list[ConnectionRecord], columns: set[str]) -> list[Any]:
+        if columns & _LATE_CONNECTION:
+            conns = list(map(self.late.connection, conns))
+        stats = self.totals.rows(conns) if columns & _TOTALS else [NOTHING] * len(conns)
+        return list(zip(conns, stats, strict=True))
+
+    def declaration(self, table: str) -> Declaration:
+        """How `table` is made (see `Declaration`)."""
+        r, names = self.records, self.names
+        if table == "captures":
+            return Declaration(CAPTURE_COLUMNS, r.captures, _same, None)
+        made: dict[str, tuple[Sequence[Column[Any, Any]], Any, Any]] = {
+            "binds": (BIND_COLUMNS, _same, names),
+            "endpoints": (ENDPOINT_COLUMNS, _same, names),
+            "calls": (CALL_COLUMNS, self._calls, names),
+            "connections": (CONNECTION_COLUMNS, self._connections, names),
+            "violations": (VIOLATION_COLUMNS, _same, None),
+            "attempts": (ATTEMPT_COLUMNS, _same, None),
+        }
+        columns, rows, context = made[table]
+        return Declaration(columns, r.spool(table), rows, context)
 
 
 @dataclass

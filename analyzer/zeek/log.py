@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -85,12 +85,7 @@ def _tsv_value(value: Any, kind: str) -> str:
     if kind.startswith("set[") or kind.startswith("vector["):
         items = list(value) if not isinstance(value, str) else [v for v in value.split(SET_SEPARATOR) if v]
         return SET_SEPARATOR.join(escape(str(v)).replace(",", "\\x2c") for v in items) if items else EMPTY
-    text = escape(str(value))
-    if text == "":
-        return EMPTY
-    if text in (UNSET, EMPTY):
-        return f"\\x{ord(text[0]):02x}" + text[1:]
-    return text
+    return _text(value)
 
 
 def tsv_line(values: Sequence[Any], fields: Sequence[Field]) -> str:
@@ -141,28 +136,97 @@ def header(path_name: str, fields: Sequence[Field], opened: float) -> list[str]:
     ]
 
 
-def log_text(path_name: str, fields: Sequence[Field], rows: Iterable[Sequence[Any]], fmt: str = "zeek") -> str:
-    """The whole log as text; '' when there are no rows."""
+def _lines(rows: Iterable[Sequence[Any]], fields: Sequence[Field], fmt: str) -> list[str]:
+    return [tsv_line(r, fields) if fmt == "zeek" else json_line(r, fields) for r in rows]
+
+
+def _check(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"unknown Zeek log format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def log_text(path_name: str, fields: Sequence[Field], rows: Iterable[Sequence[Any]], fmt: str = "zeek") -> str:
+    """The whole log as text; '' when there are no rows."""
+    _check(fmt)
     opened = time.time()
-    lines = [tsv_line(r, fields) if fmt == "zeek" else json_line(r, fields) for r in rows]
+    lines = _lines(rows, fields, fmt)
     if not lines:
         return ""
     if fmt == "zeek":
-        lines = [*header(path_name, fields, opened), *lines, f"#close{SEPARATOR}{time.strftime(_OPEN_FORMAT)}"]
+        lines = [*header(path_name, fields, opened), *lines, _close()]
     return "\n".join(lines) + "\n"
 
 
+def _close() -> str:
+    return f"#close{SEPARATOR}{time.strftime(_OPEN_FORMAT)}"
+
+
+def tsv_lines(df: pd.DataFrame, fields: Sequence[Field]) -> list[str]:
+    """The record lines of a frame (its columns named as the fields), each column made text at once:
+    the same lines as `tsv_line` row by row, in a third of the time (no dispatch on the type per cell)."""
+    columns = [_tsv_column(df[name], kind) for name, kind in fields]
+    lines = [SEPARATOR.join(cells) for cells in zip(*columns, strict=True)]
+    return ["\\x23" + line[1:] if line.startswith("#") else line for line in lines]
+
+
+def _tsv_column(col: pd.Series, kind: str) -> list[str]:
+    """One column's cells as `_tsv_value` makes them."""
+    array = col.array
+    if kind == "time" and isinstance(array, pd.arrays.DatetimeArray):
+        us = (array.as_unit("ns").asi8 + 500) // 1000
+        missing = array.isna().tolist()
+        return [
+            UNSET if m else f"{u // 1_000_000}.{u % 1_000_000:06d}" for u, m in zip(us.tolist(), missing, strict=True)
+        ]
+    values = col.astype(object).tolist()
+    if kind in ("interval", "double"):
+        return [UNSET if _missing(v) else f"{float(v):.6f}" for v in values]
+    if kind in ("port", "count", "int"):
+        return [UNSET if _missing(v) else str(int(v)) for v in values]
+    if kind == "string":
+        return [UNSET if _missing(v) else _text(v) for v in values]
+    return [_tsv_value(v, kind) for v in values]
+
+
+def _text(value: Any) -> str:
+    text = escape(str(value))
+    if text == "":
+        return EMPTY
+    if text in (UNSET, EMPTY):
+        return f"\\x{ord(text[0]):02x}" + text[1:]
+    return text
+
+
 def write_log(
-    out_dir: str | Path, path_name: str, fields: Sequence[Field], df: pd.DataFrame, fmt: str = "zeek"
+    out_dir: str | Path,
+    path_name: str,
+    fields: Sequence[Field],
+    df: pd.DataFrame | Iterable[pd.DataFrame],
+    fmt: str = "zeek",
 ) -> Path | None:
-    """Write df (its columns named as the fields) to <out_dir>/<path_name>.log; None when df is empty."""
+    """Write df (its columns named as the fields; or its rows as a stream of such frames, written a
+    frame at a time) to <out_dir>/<path_name>.log; None when there are no rows (no file, as Zeek)."""
+    _check(fmt)
     names = [name for name, _k in fields]
-    rows = df[names].astype(object).itertuples(index=False, name=None)
-    text = log_text(path_name, fields, rows, fmt)
-    if not text:
-        return None
     out = Path(out_dir) / f"{path_name}.log"
-    out.write_text(text, encoding="utf-8")
-    return out
+    opened = time.time()
+    f: IO[str] | None = None
+    try:
+        for chunk in [df] if isinstance(df, pd.DataFrame) else df:
+            if chunk.empty:
+                continue
+            if fmt == "zeek":
+                lines = tsv_lines(chunk, fields)
+            else:
+                lines = _lines(chunk[names].astype(object).itertuples(index=False, name=None), fields, fmt)
+            if f is None:
+                f = out.open("w", encoding="utf-8")  # closed below, also on error
+                if fmt == "zeek":
+                    f.write("\n".join(header(path_name, fields, opened)) + "\n")
+            f.write("\n".join(lines) + "\n")
+        if f is not None and fmt == "zeek":
+            f.write(_close() + "\n")
+    finally:
+        if f is not None:
+            f.close()
+    return out if f is not None else None

@@ -255,23 +255,90 @@ def findings_frame(
     return df[cols], fields
 
 
+# What dce_rpc.log reads of a call (`report.zeek_names.dce_rpc_view`), and what a named pipe of a bind.
+_VIEW_COLUMNS = [
+    "capture",
+    "stream",
+    "frame",
+    "ts",
+    "uid",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "transport",
+    "rtt_s",
+    "response_frame",
+    "interface_uuid",
+    "interface_source",
+    "opnum",
+    "status",
+]
+_ACK_COLUMNS = ["capture", "stream", "ack_frame", "sec_addr"]
+
+
+def _acks(source: Any) -> pd.DataFrame:
+    """The bind_acks that can name a call's pipe (`zeek_names._named_pipes`): those with a secondary
+    address, on conversations that have calls. A flood of binds without calls keeps nothing here."""
+    calls = {
+        (c, s)
+        for chunk in source.chunks("calls", ["capture", "stream"])
+        for c, s in zip(chunk["capture"], chunk["stream"], strict=True)
+    }
+    kept = []
+    for chunk in source.chunks("binds", _ACK_COLUMNS):
+        with_addr = chunk[chunk["sec_addr"].notna() & chunk["ack_frame"].notna()]
+        keys = zip(with_addr["capture"], with_addr["stream"], strict=True)
+        kept.append(with_addr[[key in calls for key in keys]])
+    acks: pd.DataFrame = pd.concat(kept, ignore_index=True) if kept else source.frame("binds", _ACK_COLUMNS)
+    return acks
+
+
+def _logged_calls(source: Any, acks: pd.DataFrame, all_calls: bool) -> pd.DataFrame:
+    """The calls dce_rpc.log shows (only the columns it reads): it sorts them by when they were answered."""
+    kept = []
+    for chunk in source.chunks("calls", _VIEW_COLUMNS):
+        kept.append(chunk if all_calls else chunk[zeek_calls(chunk, acks)["zeek_skipped"].isna().to_numpy()])
+    logged: pd.DataFrame = pd.concat(kept, ignore_index=True) if kept else source.frame("calls", _VIEW_COLUMNS)
+    return logged
+
+
+def _first_frames(source: Any, findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The calls and binds at the findings' first frames (capture, frame, uid): what their uid comes from."""
+    if not {"capture", "first_frame"} <= set(findings.columns):
+        wanted: set[tuple[Any, Any]] = set()
+    else:
+        wanted = set(zip(findings["capture"], findings["first_frame"], strict=True))
+    out = []
+    for table in ("calls", "binds"):
+        kept = [
+            chunk[[k in wanted for k in zip(chunk["capture"], chunk["frame"], strict=True)]]
+            for chunk in source.chunks(table, ["capture", "frame", "uid"])
+        ]
+        out.append(pd.concat(kept, ignore_index=True) if kept else source.frame(table, ["capture", "frame", "uid"]))
+    return out[0], out[1]
+
+
 def write_zeek_logs(
     result: Any, out_dir: str | PathLike[str], fmt: str = "zeek", all_calls: bool = False
 ) -> list[Path]:
     """Write the Zeek-format logs of an AnalysisResult into out_dir; the paths written (a log with no
-    rows is not written, as Zeek does). `all_calls` puts every call in dce_rpc.log (not Zeek's rule)."""
+    rows is not written, as Zeek does). `all_calls` puts every call in dce_rpc.log (not Zeek's rule).
+    The tables are read from the result's `source` a chunk at a time; what is held whole is what the
+    joins need (bind_acks with a pipe name, the calls dce_rpc.log sorts by their answers)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    calls, binds = result.calls, result.binds
-    logs: list[tuple[str, Sequence[Field], pd.DataFrame]] = [
-        ("dce_rpc", DCE_RPC_FIELDS, dce_rpc_view(calls, binds, all_calls)),
-        ("dce_rpc_ext", EXT_FIELDS, ext_frame(calls, binds)),
-        ("dce_rpc_bind", BIND_FIELDS, bind_frame(binds)),
-        ("dce_rpc_conn", CONN_FIELDS, conn_frame(result.connections)),
+    source = result.source
+    acks = _acks(source)
+    logs: list[tuple[str, Sequence[Field], Any]] = [
+        ("dce_rpc", DCE_RPC_FIELDS, [dce_rpc_view(_logged_calls(source, acks, all_calls), acks, True)]),
+        ("dce_rpc_ext", EXT_FIELDS, (ext_frame(chunk, acks) for chunk in source.chunks("calls"))),
+        ("dce_rpc_bind", BIND_FIELDS, (bind_frame(chunk) for chunk in source.chunks("binds"))),
+        ("dce_rpc_conn", CONN_FIELDS, (conn_frame(chunk) for chunk in source.chunks("connections"))),
     ]
+    written = [write_log(out, name, fields, frames, fmt) for name, fields, frames in logs]
     findings = getattr(result, "findings", None)
     if isinstance(findings, pd.DataFrame) and not findings.empty:
-        frame, fields = findings_frame(findings, calls, binds)
-        logs.append(("rpc_findings", fields, frame))
-    written = [write_log(out, name, fields, df, fmt) for name, fields, df in logs]
+        frame, fields = findings_frame(findings, *_first_frames(source, findings))
+        written.append(write_log(out, "rpc_findings", fields, frame, fmt))
     return [p for p in written if p is not None]
