@@ -144,23 +144,6 @@ class AnalysisResult:
     def findings(self) -> pd.DataFrame:
         """Attacks, reconnaissance and risky admin actions found by the rules (see analyzer.findings), most
         severe first: one row per technique, client, server and burst of activity."""
-        ahead = self.__dict__.pop("_findings_ahead", None)
-        return self._findings() if ahead is None else ahead()
-
-    def findings_ahead(self) -> None:
-        """Start computing `findings` in a forked process (`analyzer.parallel.ahead`), picked up when
-        `findings` is first read: another core finds while this one writes the tables and the views.
-        The base tables the rules read are built first, here, where the writer needs them anyway: the
-        child shares them instead of building its own. Call it once the rule files are set."""
-        if "findings" not in self.__dict__ and "_findings_ahead" not in self.__dict__:
-            from analyzer.parallel.ahead import in_child
-
-            for name in ("calls", "binds", "endpoints", "connections", "violations"):
-                getattr(self, name)
-            self.attempts_table()
-            self.__dict__["_findings_ahead"] = in_child(self._findings)
-
-    def _findings(self) -> pd.DataFrame:
         from analyzer import findings
 
         rules = findings.load_rules(self.rule_files)

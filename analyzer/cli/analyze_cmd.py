@@ -32,7 +32,6 @@ from analyzer.cli.options import (
     rules_option,
     sigma_option,
 )
-from analyzer.cli.reading import findings_ahead
 from analyzer.report.terminal import printable
 
 if TYPE_CHECKING:
@@ -110,7 +109,6 @@ def analyze(
     result.started = started
     result.input_digests = hashing[0]() if hashing else None
     result.rule_files = rules_files
-    findings_ahead(result)  # on another core while the tables are written, with --jobs > 1
     if sigma_rules is not None:
         add_sigma(result, sigma_rules)
     params = {"command": "analyze", "captures": list(captures), "out": out_dir, "format": fmt}

@@ -110,9 +110,8 @@ def jobs_options(f: F) -> F:
         expose_value=False,
         callback=_remember(JOBS),
         help="Worker processes reading the captures, one capture session each [default: every core, from "
-        "16 MB of input in files of 4 MB on average]; 1 reads them in this process. With more than one, "
-        "analyze also computes the findings in another process while it writes the tables. The records and "
-        "the files are the same either way.",
+        "16 MB of input in files of 4 MB on average]; 1 reads them in this process. The records and the "
+        "files are the same either way.",
     )(f)
 
 

@@ -63,14 +63,6 @@ def _jobs(paths: list[str]) -> int:
     return jobs
 
 
-def findings_ahead(result: AnalysisResult) -> None:
-    """With more than one job (and no cluster), the findings computed in a forked process while this
-    one builds and writes the tables (`AnalysisResult.findings_ahead`). Call it once the rules are set."""
-    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
-    if not meta.get(SCHEDULER) and _jobs([c.path for c in result.records.captures]) > 1:
-        result.findings_ahead()
-
-
 def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Records:
     """The records: on the cluster of --scheduler, else in --jobs worker processes (every core by
     default), else in a forked child while `warm_up` runs here."""

@@ -1,11 +1,10 @@
-"""Every core and a Dask cluster: the captures read with the serial run's records, and the findings
-beside the tables.
+"""Every core and a Dask cluster: the captures read with the serial run's records.
 
 Owns: `child` (reading in a forked child while the parent loads pandas), `units` (a capture session
 read by a worker from a fresh state, with the census of what it saw), `merge` (the results walked in
 the serial order, re-reading any session that state carried from an earlier one could have changed),
 `multicore` (the forked worker pool and one progress total), `distributed` (the same units on Dask
-distributed), `ahead` (a result, the findings, computed in a forked child while the parent writes).
+distributed).
 It sits above the pipeline and the report layers it drives; it must not import the API or the command
 line, which call it.
 """
