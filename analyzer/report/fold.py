@@ -14,14 +14,13 @@ the same values come out).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from analyzer.report.columns import TIME
-from analyzer.report.lists import list_order
 
 _NAT = np.iinfo(np.int64).min  # how NaT is held in a datetime64 column's integers
 MINUTE_NS = 60_000_000_000
@@ -46,21 +45,6 @@ def cells(chunk: pd.DataFrame, column: str) -> list[Any]:
 def columns(chunk: pd.DataFrame, names: Sequence[str]) -> list[list[Any]]:
     """`cells` of each named column, in order (to zip)."""
     return [cells(chunk, n) for n in names]
-
-
-def add(values: set[str], value: Any) -> None:
-    """Keep a value for a `;`-joined list: missing and empty text are not listed."""
-    if value is not None:
-        text = value if isinstance(value, str) else str(value)
-        if text:
-            values.add(text)
-
-
-def joined(values: Iterable[str] | None) -> str | None:
-    """Distinct values sorted by `list_order`, `;`-joined; missing when there are none."""
-    if not values:
-        return None
-    return ";".join(sorted(values, key=list_order))
 
 
 def earliest(a: int | None, b: int | None) -> int | None:

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from analyzer.records import Records
-from analyzer.report.fold import add, columns, earliest, joined, latest, table
-from analyzer.report.lists import port_ranges
+from analyzer.report.fold import columns, earliest, latest, table
+from analyzer.report.lists import add, joined, port_ranges
 from analyzer.report.source import Frames, Source
 from analyzer.report.tables import HOSTS, Builder, Tables
 from analyzer.report.views.shape import REJECTED, spec

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import add, columns, earliest, joined, latest, sort_rows, table
+from analyzer.report.fold import columns, earliest, latest, sort_rows, table
+from analyzer.report.lists import add, joined
 from analyzer.report.source import Source
 from analyzer.report.views.shape import is_ip, spec
 

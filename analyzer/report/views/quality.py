@@ -16,7 +16,8 @@ import pandas as pd
 
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
-from analyzer.report.fold import add, columns, joined, table
+from analyzer.report.fold import columns, table
+from analyzer.report.lists import add, joined
 from analyzer.report.source import Source
 from analyzer.report.views.shape import plural
 
