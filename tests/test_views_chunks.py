@@ -176,7 +176,7 @@ def generated(seed: int, n: int = 80) -> dict[str, pd.DataFrame]:
         "server_port": pick(rng, ports, n),
         "frame": pick(rng, [1, 2, None], n),
     }
-    caps = {
+    caps: dict[str, list[Any]] = {
         "capture": ["a.pcap", "b.pcap", "c.pcap"],
         "error": [None, "bad magic", None],
         "truncated": [False, True, None],
