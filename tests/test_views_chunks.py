@@ -16,6 +16,7 @@ import analyzer
 import analyzer.report.source as source_module
 from analyzer.report import views
 from analyzer.report.columns import STR, frame
+from analyzer.report.figures import VIOLATIONS_SHOWN, figures
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.source import TABLES, Frames, Source
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
@@ -264,3 +265,20 @@ def test_first_sighting_is_the_earliest_row_wherever_its_chunk(monkeypatch: pyte
         assert entry["first_seen"] == pd.Timestamp(t0 + 10**9, unit="ns", tz="UTC")
         assert entry["last_seen"] == pd.Timestamp(t0 + 3 * 10**9, unit="ns", tz="UTC")
         assert entry["epm_frames"] == 3 and entry["status"] == views.ANNOUNCED_ONLY
+
+
+def test_report_figures_fold_alike_in_any_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HTML report's figures (`report.figures`): counts and the first violations, whatever the chunks."""
+    tables = generated(3, n=300)
+    monkeypatch.setattr(source_module, "CHUNK_ROWS", 7)
+    fig = figures(Frames(categorical(tables)))
+    calls, violations = tables["calls"], tables["violations"]
+    assert fig.rows["calls"] == 300 and fig.rows["violations"] == 300
+    assert fig.faults == calls["fault_code"].notna().sum()
+    assert fig.encrypted == calls["encrypted"].fillna(False).astype(bool).sum()
+    assert fig.occurrences == violations["occurrences"].sum()
+    pd.testing.assert_frame_equal(fig.violations, violations.head(VIOLATIONS_SHOWN).reset_index(drop=True))
+    conns = tables["connections"]
+    ip = conns[conns["transport"] != "ncacn_np"]
+    assert fig.dynamic_connections == (ip["server_port"] >= 1024).fillna(False).sum()
+    assert sum(fig.per_port.values()) == len(ip)
