@@ -32,11 +32,9 @@ from analyzer.report import tables, views  # noqa: E402
 from analyzer.report.hosts import hosts_frame  # noqa: E402
 from analyzer.report.source import Frames, Source  # noqa: E402
 
+# Each view by its name, and the per-host table.
 VIEWS: dict[str, Callable[[Source], pd.DataFrame]] = {
-    "endpoint_inventory": views.endpoint_inventory,
-    "timeline": views.timeline,
-    "matrix": views.matrix,
-    "data_quality": views.data_quality,
+    **{name: getattr(views, name) for name in views.VIEW_SCHEMAS},
     "hosts": hosts_frame,
 }
 

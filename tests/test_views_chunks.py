@@ -21,11 +21,9 @@ from analyzer.report.hosts import hosts_frame
 from analyzer.report.source import TABLES, Frames, Source
 from tests.conftest import CAPTURES, SAMPLES, needs_shared
 
+# Each view by its name, and the per-host table.
 VIEWS: dict[str, Callable[[Source], pd.DataFrame]] = {
-    "endpoint_inventory": views.endpoint_inventory,
-    "timeline": views.timeline,
-    "matrix": views.matrix,
-    "data_quality": views.data_quality,
+    **{name: getattr(views, name) for name in views.VIEW_SCHEMAS},
     "hosts": hosts_frame,
 }
 BASE = ["binds", "endpoints", "calls", "connections", "violations", "captures", "attempts"]
