@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.records import Records
-from analyzer.report.fold import columns, earliest, latest, table
+from analyzer.report.fold import columns, table
 from analyzer.report.lists import add, joined, port_ranges
 from analyzer.report.source import Frames, Source
 from analyzer.report.tables import HOSTS, Builder, Tables
@@ -21,32 +21,32 @@ from analyzer.report.views.shape import REJECTED, spec
 
 _ROLES = (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip"))
 _DYNAMIC = 1024  # ports from here up are listed as ranges in dynamic_ports
-# The host's listed columns, in the order `_Host.lists` holds them.
-_LISTED = ["captures", "transports", "ports", "pipes", "peers", "interfaces", "interface_uuids", "specs"]
+# The host's listed columns of text, in the order `_Host.lists` holds them (ports and peers are apart).
+_LISTED = ["captures", "transports", "pipes", "interfaces", "interface_uuids", "specs"]
 _COUNTED = ["connections", "binds", "accepted", "rejected", "calls", "faults", "epm_endpoints"]
 
 
 class _Host:
     """What one host in one role has added up so far."""
 
-    __slots__ = ("auth_levels", "counts", "dynamic", "first", "last", "lists", "peer_values", "users")
+    __slots__ = ("auth_levels", "counts", "first", "last", "lists", "peers", "ports", "users")
 
     def __init__(self) -> None:
         self.counts = [0] * len(_COUNTED)
         self.first: int | None = None
         self.last: int | None = None
         self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
-        self.peer_values: set[str] = set()  # every peer, to count them (the list leaves out empty text)
-        self.dynamic: set[int] = set()
+        self.peers: set[str] = set()  # every peer, to count them (the list leaves out empty text)
+        self.ports: set[int] = set()
         self.auth_levels: set[str] = set()
         self.users: set[str] = set()
 
     def interface(self, name: str | None, uuid: str | None) -> None:
         """An interface it used: accepted in a bind or named by a call."""
-        add(self.lists[5], name)
-        add(self.lists[6], uuid)
+        add(self.lists[3], name)
+        add(self.lists[4], uuid)
         if uuid is not None:
-            add(self.lists[7], spec(uuid))
+            add(self.lists[5], spec(uuid))
 
 
 _Hosts = dict[tuple[str, str | None], _Host]
@@ -94,7 +94,8 @@ def hosts_frame(source: Source) -> pd.DataFrame:
 
 
 def _connections(per: _Hosts, cols: list[list[Any]]) -> None:
-    """One chunk of connections into both of their hosts."""
+    """One chunk of connections into both of their hosts. The hot loop of a flood of connections: each
+    list value is checked inline (text is listed when it is not missing or empty, as `lists.add` does)."""
     for server, client, capture, transport, port, pipe, first, last in zip(*cols, strict=True):
         for role, me, peer in (("server", server, client), ("client", client, server)):
             if me is None:
@@ -103,15 +104,21 @@ def _connections(per: _Hosts, cols: list[list[Any]]) -> None:
             if host is None:
                 host = per[(role, me)] = _Host()
             host.counts[0] += 1
-            host.first, host.last = earliest(host.first, first), latest(host.last, last)
-            lists = host.lists
-            for values, v in zip(lists[:4], (capture, transport, port, pipe), strict=True):
-                add(values, v)
+            if first is not None and (host.first is None or first < host.first):
+                host.first = first
+            if last is not None and (host.last is None or last > host.last):
+                host.last = last
+            captures, transports, pipes = host.lists[:3]
+            if capture:
+                captures.add(capture)
+            if transport:
+                transports.add(transport)
+            if pipe:
+                pipes.add(pipe)
+            if port is not None:
+                host.ports.add(port)
             if peer is not None:
-                host.peer_values.add(peer)
-                add(lists[4], peer)
-            if port is not None and port >= _DYNAMIC:
-                host.dynamic.add(port)
+                host.peers.add(peer)
 
 
 def _both(per: _Hosts, server: str | None, client: str | None) -> list[_Host]:
@@ -129,8 +136,10 @@ def _rows(per: _Hosts) -> pd.DataFrame:
             data[col].append(joined(values))
         for col, n in zip(_COUNTED, host.counts, strict=True):
             data[col].append(n)
-        data["peer_count"].append(len(host.peer_values))
-        data["dynamic_ports"].append(port_ranges(host.dynamic))
+        data["ports"].append(joined({str(p) for p in host.ports}))
+        data["peers"].append(joined({p for p in host.peers if p}))
+        data["peer_count"].append(len(host.peers))
+        data["dynamic_ports"].append(port_ranges(p for p in host.ports if p >= _DYNAMIC))
         data["auth_levels"].append(joined(host.auth_levels))
         data["users"].append(joined(host.users))
         data["first_seen"].append(host.first)

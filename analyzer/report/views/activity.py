@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import MINUTE_NS, columns, earliest, latest, sort_rows, table
+from analyzer.report.fold import MINUTE_NS, columns, sort_rows, table
 from analyzer.report.lists import add, joined
 from analyzer.report.source import Source
 from analyzer.report.views.shape import REJECTED
@@ -112,18 +112,23 @@ class _Pair:
         self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
         self.streams: dict[str, set[int]] = {}
 
-    def seen(self, ts: int | None, capture: str | None, stream: int | None, where: Any, rest: tuple[Any, ...]) -> None:
-        """A bind item or a call: its time, connection and listed values (transport, then `where`,
-        then operation, auth level, user and attack technique)."""
-        self.first, self.last = earliest(self.first, ts), latest(self.last, ts)
+    def seen(self, ts: int | None, capture: str | None, stream: int | None, listed: tuple[Any, ...]) -> None:
+        """A bind item or a call: its time, connection and listed values (in `_LISTED` order). The hot
+        loop of a flood of binds: the time and each value are checked inline (text is listed when it is
+        not missing or empty, as `lists.add` does)."""
+        if ts is not None:
+            if self.first is None or ts < self.first:
+                self.first = ts
+            if self.last is None or ts > self.last:
+                self.last = ts
         if capture is not None and stream is not None:
-            self.streams.setdefault(capture, set()).add(stream)
-        transport, *more = rest
-        lists = self.lists
-        add(lists[0], transport)
-        add(lists[1], where)
-        for values, v in zip(lists[2:], more, strict=True):
-            add(values, v)
+            streams = self.streams.get(capture)
+            if streams is None:
+                streams = self.streams[capture] = set()
+            streams.add(stream)
+        for values, v in zip(self.lists, listed, strict=True):
+            if v:
+                values.add(v)
 
 
 # The matrix's listed columns, in the order `_Pair.lists` holds them.
@@ -154,7 +159,7 @@ def matrix(source: Source) -> pd.DataFrame:
             p.counts[0] += 1
             p.counts[1] += ack == "acceptance"
             p.counts[2] += ack in REJECTED
-            p.seen(ts, cap, stream, _where(pipe, port), (transport, None, auth, None, None))
+            p.seen(ts, cap, stream, (transport, _where(pipe, port), None, auth, None, None))
     call_columns = [*_PAIR, *_WHERE, "fault_code", "operation", "user", "domain", "attack"]
     for chunk in source.chunks("calls", call_columns):
         for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, fault, op, user, domain, attack in zip(
@@ -164,13 +169,13 @@ def matrix(source: Source) -> pd.DataFrame:
             p.counts[3] += 1
             p.counts[4] += fault is not None
             who = user if domain is None else None if user is None else f"{domain}\\{user}"
-            p.seen(ts, cap, stream, _where(pipe, port), (transport, op, auth, who, attack))
+            p.seen(ts, cap, stream, (transport, _where(pipe, port), op, auth, who, attack))
     return table(MATRIX, sort_rows(_matrix_rows(per), ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
 
 
-def _where(pipe: str | None, port: int | None) -> Any:
-    """Where a bind or call was made: its pipe, else its server port."""
-    return pipe if pipe is not None else port
+def _where(pipe: str | None, port: int | None) -> str | None:
+    """Where a bind or call was made: its pipe, else its server port (as text)."""
+    return pipe if pipe is not None else None if port is None else str(port)
 
 
 def _matrix_rows(per: dict[tuple[Any, ...], _Pair]) -> dict[str, list[Any]]:
