@@ -19,7 +19,6 @@ from analyzer.report.source import Frames, Source
 from analyzer.report.tables import HOSTS, Builder, Tables
 from analyzer.report.views.shape import REJECTED, spec
 
-_ROLES = (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip"))
 _DYNAMIC = 1024  # ports from here up are listed as ranges in dynamic_ports
 # The host's listed columns of text, in the order `_Host.lists` holds them (ports and peers are apart).
 _LISTED = ["captures", "transports", "pipes", "interfaces", "interface_uuids", "specs"]
