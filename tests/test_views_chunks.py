@@ -280,3 +280,13 @@ def test_report_figures_fold_alike_in_any_chunk_size(monkeypatch: pytest.MonkeyP
     ip = conns[conns["transport"] != "ncacn_np"]
     assert fig.dynamic_connections == (ip["server_port"] >= 1024).fillna(False).sum()
     assert sum(fig.per_port.values()) == len(ip)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_data_quality_rows_are_by_capture_then_stream(seed: int) -> None:
+    """Connections out of their table's order still give rows by capture, then stream (capture rows first)."""
+    dq = views.data_quality(Frames(generated(seed)))
+    by = dq.sort_values(["capture", "stream"], kind="stable", na_position="first", ignore_index=True)
+    pd.testing.assert_frame_equal(dq, by)
+    firsts = dq.groupby("capture", sort=False)["scope"].first()
+    assert set(firsts) == {"capture"}

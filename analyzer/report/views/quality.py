@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.limits import cap_fields
@@ -243,10 +244,21 @@ def data_quality(source: Source) -> pd.DataFrame:
     if captures.empty and not parts:
         return table(DATA_QUALITY, {})
     rows = pd.concat([captures, *parts], ignore_index=True) if parts else captures
+    parts.clear()  # a flood's connection rows are most of the view: hold them once
+    if _in_order(rows):  # the capture rows, then the connections in their table's order: mostly
+        return rows
     ordered: pd.DataFrame = rows.sort_values(
         ["capture", "stream"], kind="stable", na_position="first", ignore_index=True
     )
     return ordered
+
+
+def _in_order(rows: pd.DataFrame) -> bool:
+    """Whether the rows are already by capture, then stream, missing first (as the sort would put them)."""
+    captures, _ = pd.factorize(rows["capture"], sort=True)  # a missing capture is -1: first
+    streams = rows["stream"].to_numpy(dtype="int64", na_value=np.iinfo(np.int64).min)
+    later, same = np.diff(captures) > 0, np.diff(captures) == 0
+    return bool(np.all(later | (same & (np.diff(streams) >= 0))))
 
 
 # What a connection's row shows of it (the rest it gets from its counters).
