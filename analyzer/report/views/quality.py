@@ -116,6 +116,7 @@ _COUNTERS = [
 # What a capture row adds up from its connection rows (its violations and caps come from the table).
 _SUMMED = ["binds_unanswered", "calls_without_bind", "calls_unanswered", "encrypted_calls", "unknown_interfaces"]
 _SUMMED_ALSO = ["gaps", "midstream"]
+_SUMMED_AT = [_COUNTERS.index(c) for c in _SUMMED]  # each summed counter's place among the counters
 _Conn = tuple[str, int]
 _Counts = dict[_Conn, list[int]]
 
@@ -264,29 +265,44 @@ def _in_order(rows: pd.DataFrame) -> bool:
 # What a connection's row shows of it (the rest it gets from its counters).
 _CONNECTION = ["capture", "stream", "transport", "client_ip", "client_port", "server_ip", "server_port"]
 _CONNECTION_MORE = ["pipe_name", "end", "gaps", "midstream"]
+_ALL_CONNECTION = [*_CONNECTION, *_CONNECTION_MORE]
 
 
 def _connection_rows(
     chunk: pd.DataFrame, per: _Counts, kinds: dict[_Conn, set[str]], sums: dict[str, list[int]]
 ) -> pd.DataFrame:
-    """One chunk of connections as their rows; what each adds to its capture's row goes into `sums`."""
-    data: dict[str, list[Any]] = {c: [] for c in DATA_QUALITY}
-    names = [*_CONNECTION, *_CONNECTION_MORE]
+    """One chunk of connections as their rows; what each adds to its capture's row goes into `sums`.
+
+    The connection's own columns pass through as the chunk's lists; per row only its counters, kinds
+    and summary are made, the summary once per distinct combination of what it says in the chunk (a
+    flood's connections mostly say the same)."""
+    data = dict(zip(_ALL_CONNECTION, columns(chunk, _ALL_CONNECTION), strict=True))
+    data["scope"] = ["connection"] * len(data["capture"])
+    data["midstream"] = [int(bool(m)) for m in data["midstream"]]
+    counted: list[list[int]] = [[] for _ in _COUNTERS]
+    data["violation_kinds"], data["summary"] = [], []
     nothing = [0] * len(_COUNTERS)
-    for values in zip(*columns(chunk, names), strict=True):
-        row = dict(zip(names, values, strict=True))
-        row["scope"] = "connection"
-        row["midstream"] = int(bool(row["midstream"]))
-        key = (row["capture"], row["stream"])
-        row.update(zip(_COUNTERS, per.get(key, nothing), strict=True))
-        row["violation_kinds"] = joined(kinds.get(key))
-        row["summary"] = _summary(row)
-        for col in data:
-            data[col].append(row.get(col))
-        if row["capture"] is not None:
-            total = sums.get(row["capture"]) or sums.setdefault(row["capture"], [0] * 7)
-            for i, col in enumerate([*_SUMMED, *_SUMMED_ALSO]):
-                total[i] += row[col] or 0
+    said: dict[tuple[Any, ...], str] = {}
+    for capture, stream, transport, end, gaps, midstream in zip(
+        *(data[c] for c in ("capture", "stream", "transport", "end", "gaps", "midstream")), strict=True
+    ):
+        counts = per.get((capture, stream), nothing)
+        for values, n in zip(counted, counts, strict=True):
+            values.append(n)
+        kinds_text = joined(kinds.get((capture, stream)))
+        data["violation_kinds"].append(kinds_text)
+        what = (transport, end, gaps, midstream, kinds_text, *counts)
+        summary = said.get(what)
+        if summary is None:
+            row = {"scope": "connection", "transport": transport, "end": end, "gaps": gaps, "midstream": midstream}
+            row.update(zip(_COUNTERS, counts, strict=True), violation_kinds=kinds_text)
+            summary = said[what] = _summary(row)
+        data["summary"].append(summary)
+        if capture is not None:
+            total = sums.get(capture) or sums.setdefault(capture, [0] * 7)
+            for i, n in enumerate([*(counts[at] for at in _SUMMED_AT), gaps or 0, midstream]):
+                total[i] += n
+    data.update(zip(_COUNTERS, counted, strict=True))
     return table(DATA_QUALITY, data)
 
 
