@@ -194,7 +194,7 @@ class AnalysisResult:
         from analyzer.report.html import render
 
         shown = {name: getattr(self, name) for name in (*views.VIEW_SCHEMAS, "findings")}
-        return render(self.tables, shown, title, include_local)
+        return render(self.source, self.hosts, shown, title, include_local)
 
     @property
     def errors(self) -> list[str]:

@@ -1,123 +1,150 @@
-"""The per-host table: for each host as server and as client, a group-by over the base tables."""
+"""The per-host table: for each host as server and as client, folded from the base tables' chunks.
+
+Connections make the hosts (a host is in a role when a connection has it there) and give their
+conversations, ports, peers and times; binds add the context items and their answers, calls the
+calls, faults and identities, endpoint-mapper towers the endpoints a server's mapper announced. Each
+host keeps counts, first and last seen, and the distinct values of its lists (bounded by its peers,
+ports, pipes and interfaces: what its row lists anyway), never a table (`report.fold`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
-from analyzer import registry
 from analyzer.records import Records
-from analyzer.report.columns import frame
-from analyzer.report.lists import joined, joined_columns, port_ranges
+from analyzer.report.fold import columns, table
+from analyzer.report.lists import add, joined, port_ranges
 from analyzer.report.source import Frames, Source
 from analyzer.report.spooled import Spooled
 from analyzer.report.tables import HOSTS, Tables
+from analyzer.report.views.shape import REJECTED, spec
+
+_DYNAMIC = 1024  # ports from here up are listed as ranges in dynamic_ports
+# The host's listed columns of text, in the order `_Host.lists` holds them (ports and peers are apart).
+_LISTED = ["captures", "transports", "pipes", "interfaces", "interface_uuids", "specs"]
+_COUNTED = ["connections", "binds", "accepted", "rejected", "calls", "faults", "epm_endpoints"]
 
 
-def _spec(uuid: object) -> str | None:
-    if not isinstance(uuid, str):
-        return None
-    info = registry.interface_info(uuid)
-    return info.spec if info is not None else None
+class _Host:
+    """What one host in one role has added up so far."""
+
+    __slots__ = ("auth_levels", "counts", "first", "last", "lists", "peers", "ports", "users")
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(_COUNTED)
+        self.first: int | None = None
+        self.last: int | None = None
+        self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
+        self.peers: set[str] = set()  # every peer, to count them (the list leaves out empty text)
+        self.ports: set[int] = set()
+        self.auth_levels: set[str] = set()
+        self.users: set[str] = set()
+
+    def interface(self, name: str | None, uuid: str | None) -> None:
+        """An interface it used: accepted in a bind or named by a call."""
+        add(self.lists[3], name)
+        add(self.lists[4], uuid)
+        if uuid is not None:
+            add(self.lists[5], spec(uuid))
 
 
-# What the per-host rows read of a connection, beside its two addresses.
-_CONNECTION_COLUMNS = ["capture", "transport", "server_port", "pipe_name", "first_ts", "last_ts"]
+_Hosts = dict[tuple[str, str | None], _Host]
+_CONNECTION_COLUMNS = ["server_ip", "client_ip", "capture", "transport", "server_port", "pipe_name"]
 
 
 def hosts_frame(source: Source) -> pd.DataFrame:
     """Per host and role: the services it offered (server) or negotiated (client).
 
-    Built from group-bys over the other tables: connections give the conversations, ports, peers and
-    times; binds the context items and their answers; calls the calls, faults and identities.
-    Interfaces are those accepted in a bind or used by a call.
+    Connections give the conversations, ports, peers and times; binds the context items and their
+    answers; calls the calls, faults and identities. Interfaces are those accepted in a bind or used
+    by a call.
     """
-    binds, calls, endpoints, connections = (source.frame(t) for t in ("binds", "calls", "endpoints", "connections"))
-    if connections.empty:
-        return frame(HOSTS, {})
-    # Only the columns read below: the role loop renames (copies) what it is given, twice.
-    ends, used = ["server_ip", "client_ip"], ["interface_name", "interface_uuid", "auth_level"]
-    binds, connections = binds[[*ends, *used, "ack_result"]], connections[[*ends, *_CONNECTION_COLUMNS]]
-    rejected = binds["ack_result"].isin(["user_rejection", "provider_rejection", "nak"])
-    who = calls["user"].where(calls["domain"].isna(), calls["domain"] + "\\" + calls["user"])
-    calls = calls[[*ends, *used]].assign(identity=who, faulted=calls["fault_code"].notna())
-    binds = binds.assign(accepted=binds["ack_result"] == "acceptance", rejected=rejected)
-    parts = []
-    for role, me, peer in (("server", "server_ip", "client_ip"), ("client", "client_ip", "server_ip")):
-        parts.append(_role(role, me, peer, connections, binds, calls, endpoints).reset_index())
-    df = pd.concat(parts, ignore_index=True)
-    for col in ("binds", "accepted", "rejected", "calls", "faults", "epm_endpoints"):
-        df[col] = df[col].fillna(0) if col in df else 0
-    df = df.reindex(columns=list(HOSTS))
-    for col, dtype in HOSTS.items():
-        df[col] = df[col].astype(dtype)
-    hosts: pd.DataFrame = df.sort_values(["host", "role"], ignore_index=True)
-    return hosts
+    per: _Hosts = {}
+    for chunk in source.chunks("connections", [*_CONNECTION_COLUMNS, "first_ts", "last_ts"]):
+        _connections(per, columns(chunk, [*_CONNECTION_COLUMNS, "first_ts", "last_ts"]))
+    if not per:
+        return table(HOSTS, {})
+    bind_columns = ["server_ip", "client_ip", "interface_name", "interface_uuid", "auth_level", "ack_result"]
+    for chunk in source.chunks("binds", bind_columns):
+        for server, client, name, uuid, auth, ack in zip(*columns(chunk, bind_columns), strict=True):
+            for host in _both(per, server, client):
+                host.counts[1] += 1
+                host.counts[2] += ack == "acceptance"
+                host.counts[3] += ack in REJECTED
+                add(host.auth_levels, auth)
+                if ack == "acceptance":
+                    host.interface(name, uuid)
+    call_columns = [*bind_columns[:5], "user", "domain", "fault_code"]
+    for chunk in source.chunks("calls", call_columns):
+        for server, client, name, uuid, auth, user, domain, fault in zip(*columns(chunk, call_columns), strict=True):
+            who = user if domain is None else None if user is None else f"{domain}\\{user}"
+            for host in _both(per, server, client):
+                host.counts[4] += 1
+                host.counts[5] += fault is not None
+                add(host.auth_levels, auth)
+                add(host.users, who)
+                host.interface(name, uuid)
+    for chunk in source.chunks("endpoints", ["epm_server_ip"]):
+        for server in columns(chunk, ["epm_server_ip"])[0]:
+            served = per.get(("server", server))
+            if served is not None:
+                served.counts[6] += 1
+    return _rows(per)
 
 
-def _role(
-    role: str,
-    me: str,
-    peer: str,
-    connections: pd.DataFrame,
-    binds: pd.DataFrame,
-    calls: pd.DataFrame,
-    endpoints: pd.DataFrame,
-) -> pd.DataFrame:
-    """The hosts in one role (`me` is their address column, `peer` the other side's), one row each."""
-    conn = connections.rename(columns={me: "host"})
-    b = binds.rename(columns={me: "host"})
-    c = calls.rename(columns={me: "host"})
-    used = pd.concat(
-        [
-            b.loc[b["accepted"], ["host", "interface_name", "interface_uuid"]],
-            c[["host", "interface_name", "interface_uuid"]],
-        ]
-    )
-    g = conn.groupby("host")
-    out = pd.DataFrame(
-        {
-            "connections": g.size(),
-            "peer_count": g[peer].nunique(),
-            "first_seen": g["first_ts"].min(),
-            "last_seen": g["last_ts"].max(),
-        }
-    )
-    out["role"] = role
-    out = out.join(_lists(conn, used, peer))
-    dyn = conn[conn["server_port"] >= 1024].groupby("host")["server_port"].agg(port_ranges)
-    out["dynamic_ports"] = dyn.astype("string")
-    levels = pd.concat([b[["host", "auth_level"]], c[["host", "auth_level"]]])
-    out["auth_levels"] = joined(levels, "host", "auth_level")
-    bg = b.groupby("host")
-    out["binds"] = bg.size()
-    out["accepted"] = bg["accepted"].sum()
-    out["rejected"] = bg["rejected"].sum()
-    cg = c.groupby("host")
-    out["calls"] = cg.size()
-    out["faults"] = cg["faulted"].sum()
-    out["users"] = joined(c, "host", "identity")
-    if role == "server" and not endpoints.empty:
-        out["epm_endpoints"] = endpoints.groupby("epm_server_ip").size()
-    result: pd.DataFrame = out
-    return result
+def _connections(per: _Hosts, cols: list[list[Any]]) -> None:
+    """One chunk of connections into both of their hosts. The hot loop of a flood of connections: each
+    list value is checked inline (text is listed when it is not missing or empty, as `lists.add` does)."""
+    for server, client, capture, transport, port, pipe, first, last in zip(*cols, strict=True):
+        for role, me, peer in (("server", server, client), ("client", client, server)):
+            if me is None:
+                continue
+            host = per.get((role, me))
+            if host is None:
+                host = per[(role, me)] = _Host()
+            host.counts[0] += 1
+            if first is not None and (host.first is None or first < host.first):
+                host.first = first
+            if last is not None and (host.last is None or last > host.last):
+                host.last = last
+            captures, transports, pipes = host.lists[:3]
+            if capture:
+                captures.add(capture)
+            if transport:
+                transports.add(transport)
+            if pipe:
+                pipes.add(pipe)
+            if port is not None:
+                host.ports.add(port)
+            if peer is not None:
+                host.peers.add(peer)
 
 
-def _lists(conn: pd.DataFrame, used: pd.DataFrame, peer: str) -> pd.DataFrame:
-    """Per host: its captures, transports, ports, pipes and peers; the interfaces it used and their specs."""
-    conn_text = conn.assign(server_port=conn["server_port"].astype("Int64").astype("string"))
-    where = joined_columns(
-        conn_text,
-        "host",
-        {"captures": "capture", "transports": "transport", "ports": "server_port", "pipes": "pipe_name", "peers": peer},
-    )
-    specs = {u: _spec(u) for u in used["interface_uuid"].dropna().unique()}
-    interfaces = joined_columns(
-        used.assign(spec=used["interface_uuid"].map(specs)),
-        "host",
-        {"interfaces": "interface_name", "interface_uuids": "interface_uuid", "specs": "spec"},
-    )
-    lists: pd.DataFrame = where.join(interfaces)
-    return lists
+def _both(per: _Hosts, server: str | None, client: str | None) -> list[_Host]:
+    """The server's and the client's rows of a bind or call, where connections made them."""
+    return [h for h in (per.get(("server", server)), per.get(("client", client))) if h is not None]
+
+
+def _rows(per: _Hosts) -> pd.DataFrame:
+    """The hosts' rows, by host then role."""
+    data: dict[str, list[Any]] = {c: [] for c in HOSTS}
+    for (role, me), host in sorted(per.items(), key=lambda item: (item[0][1], item[0][0])):
+        data["host"].append(me)
+        data["role"].append(role)
+        for col, values in zip(_LISTED, host.lists, strict=True):
+            data[col].append(joined(values))
+        for col, n in zip(_COUNTED, host.counts, strict=True):
+            data[col].append(n)
+        data["ports"].append(joined({str(p) for p in host.ports}))
+        data["peers"].append(joined({p for p in host.peers if p}))
+        data["peer_count"].append(len(host.peers))
+        data["dynamic_ports"].append(port_ranges(p for p in host.ports if p >= _DYNAMIC))
+        data["auth_levels"].append(joined(host.auth_levels))
+        data["users"].append(joined(host.users))
+        data["first_seen"].append(host.first)
+        data["last_seen"].append(host.last)
+    return table(HOSTS, data)
 
 
 def build(records: Records) -> Tables:

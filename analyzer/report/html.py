@@ -23,50 +23,16 @@ import pandas as pd
 
 from analyzer.report import views
 from analyzer.report.columns import FLOAT, INT, STR
+from analyzer.report.figures import VIOLATIONS_SHOWN, Figures, figures
 from analyzer.report.plots import cell_colours, dynamic_endpoints, heatmap_grid, ports_png, timeline_png
-from analyzer.report.tables import SCHEMAS, Tables
+from analyzer.report.source import Source
+from analyzer.report.style import CSP, CSS
+from analyzer.report.tables import SCHEMAS
 from analyzer.report.terminal import printable
 from analyzer.version import __version__
 
 _LONG = 40  # characters: a longer text cell wraps instead of widening its column
 MAX_ROWS = 500  # per table: a report that does not open is no report; the CSVs hold everything
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem 2rem; color: #1d2330;
-       background: #fff; line-height: 1.35; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; }
-h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 2px solid #d8dde6; padding-bottom: .2rem; }
-p.lead, p.note { color: #4a5263; margin: .3rem 0 .8rem; }
-nav a { margin-right: .9rem; color: #2456a6; text-decoration: none; }
-dl.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .5rem; }
-dl.figures div { background: #f3f5f9; border-radius: 6px; padding: .5rem .7rem; }
-dl.figures dt { font-size: .8rem; color: #4a5263; }
-dl.figures dd { margin: 0; font-size: 1.3rem; font-weight: 600; }
-.scroll { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; font-size: .8rem; margin: .4rem 0 1rem; }
-th, td { border: 1px solid #d8dde6; padding: .2rem .45rem; vertical-align: top; text-align: left; }
-th { background: #eef1f6; position: sticky; top: 0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td { white-space: nowrap; }
-td.wrap { white-space: normal; min-width: 8rem; max-width: 22rem; overflow-wrap: break-word; }
-table.heatmap td { min-width: 2.2rem; }
-table.heatmap th.col { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
-table.heatmap td.empty { background: #fff; }
-tr:nth-child(even) td { background: #fafbfd; }
-td.status-announced-only { color: #6b7280; }
-td.status-announced-and-used { color: #0a6b2d; font-weight: 600; }
-td.status-used-without-announcement { color: #9a4b00; font-weight: 600; }
-td.quality-complete { color: #0a6b2d; }
-td.severity-critical, td.severity-high { color: #a40000; font-weight: 600; }
-td.severity-medium { color: #9a4b00; font-weight: 600; }
-figure { margin: .5rem 0 1.5rem; }
-figure img { max-width: 100%; height: auto; border: 1px solid #d8dde6; }
-figcaption { font-size: .85rem; color: #4a5263; }
-footer { margin-top: 3rem; font-size: .8rem; color: #6b7280; }
-"""
-
-# No network, no script: images only from data: URLs, styles only inline.
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
 def _text(value: object) -> str:
@@ -94,8 +60,10 @@ def _table(
     headers: dict[str, str] | None = None,
     css_class: dict[str, str] | None = None,
     max_rows: int = MAX_ROWS,
+    total: int | None = None,
 ) -> str:
-    """An HTML table of df's columns; numbers right-aligned; at most max_rows rows, with a note past it."""
+    """An HTML table of df's columns; numbers right-aligned; at most max_rows rows, with a note past it
+    (`total`: the rows df is the first of, when it is not all of them)."""
     if df.empty:
         return '<p class="note">Nothing to show.</p>'
     headers = headers or {}
@@ -128,8 +96,9 @@ def _table(
             out.append(f"<td{cls}>{_text(v)}</td>")
         out.append("</tr>")
     out.append("</tbody></table></div>")
-    if len(df) > max_rows:
-        out.append(f'<p class="note">First {max_rows} of {len(df)} rows; the CSV files hold them all.</p>')
+    total = len(df) if total is None else total
+    if total > max_rows:
+        out.append(f'<p class="note">First {max_rows} of {total} rows; the CSV files hold them all.</p>')
     return "".join(out)
 
 
@@ -156,7 +125,6 @@ def _img(src: str, alt: str, caption: str) -> str:
     )
 
 
-# Bar widths the timeline may use, finest first: (pandas frequency, minutes, label).
 def heatmap_table(grid: pd.DataFrame) -> str:
     """The heat map as an HTML table: interfaces across, hosts down, each cell its count on its colour."""
     if grid.empty:
@@ -178,7 +146,7 @@ def heatmap_table(grid: pd.DataFrame) -> str:
     return "".join(out)
 
 
-def _ports_section(inventory: pd.DataFrame, connections: pd.DataFrame, src: str) -> str:
+def _ports_section(inventory: pd.DataFrame, src: str) -> str:
     caption = (
         "Ports 1024 and above per server: connections made to each (x: none), coloured by the inventory "
         "status, labelled with the interfaces behind the port (endpoint_inventory.csv)."
@@ -272,9 +240,9 @@ def findings_section(findings: pd.DataFrame) -> str:
     )
 
 
-def _summary_section(tables: Tables) -> str:
+def _summary_section(fig: Figures, hosts: pd.DataFrame) -> str:
     """What was read: the figures of the run and one row per capture file."""
-    caps, binds, calls, conns = tables.captures, tables.binds, tables.calls, tables.connections
+    caps = fig.captures
     first, last = caps["first_ts"].min(), caps["last_ts"].max()
     span = f"from {_text(first)} to {_text(last)}" if not pd.isna(first) else "no packets read"
     summary = _figures(
@@ -282,15 +250,15 @@ def _summary_section(tables: Tables) -> str:
             ("captures", len(caps)),
             ("unreadable", int(caps["error"].notna().sum())),
             ("frames", int(caps["frames"].fillna(0).sum())),
-            ("RPC connections", len(conns)),
-            ("hosts", tables.hosts["host"].nunique()),
-            ("context items bound", len(binds)),
-            ("accepted", int((binds["ack_result"] == "acceptance").sum())),
-            ("EPM towers", len(tables.endpoints)),
-            ("calls", len(calls)),
-            ("faults", int(calls["fault_code"].notna().sum())),
-            ("encrypted calls", int(calls["encrypted"].fillna(False).astype(bool).sum())),
-            ("violations", int(tables.violations["occurrences"].sum())),  # a row may stand for many
+            ("RPC connections", fig.rows["connections"]),
+            ("hosts", hosts["host"].nunique()),
+            ("context items bound", fig.rows["binds"]),
+            ("accepted", fig.accepted),
+            ("EPM towers", fig.rows["endpoints"]),
+            ("calls", fig.rows["calls"]),
+            ("faults", fig.faults),
+            ("encrypted calls", fig.encrypted),
+            ("violations", fig.occurrences),  # a row may stand for many
         ]
     )
     cap_cols = ["capture", "format", "link_types", "frames", "bytes", "first_ts", "last_ts", "truncated", "error"]
@@ -406,34 +374,42 @@ def _quality_section(dq: pd.DataFrame) -> str:
     )
 
 
+def _violations_section(fig: Figures) -> str:
+    """The first violations; the CSV files hold them all."""
+    schema = SCHEMAS["violations"]
+    rows = _table(fig.violations, list(schema), schema, max_rows=VIOLATIONS_SHOWN, total=fig.rows["violations"])
+    return _section("violations", "Violations", rows)
+
+
 def render(
-    tables: Tables, views_: Mapping[str, pd.DataFrame], title: str = "RPC traffic report", include_local: bool = False
+    source: Source,
+    hosts: pd.DataFrame,
+    views_: Mapping[str, pd.DataFrame],
+    title: str = "RPC traffic report",
+    include_local: bool = False,
 ) -> str:
-    """The report as one HTML document (a str); write it with UTF-8, from the base tables and the views
-    (`endpoint_inventory`, `timeline`, `matrix`, `data_quality` and `findings`). The endpoint inventory
-    leaves out ncalrpc (local) endpoints unless include_local."""
+    """The report as one HTML document (a str); write it with UTF-8, from the base tables (their figures,
+    folded from `source`: `report.figures`), the per-host table and the views (`endpoint_inventory`,
+    `timeline`, `matrix`, `data_quality` and `findings`). The endpoint inventory leaves out ncalrpc
+    (local) endpoints unless include_local."""
     import matplotlib as mpl
 
-    conns, all_inv, matrix, violations = (
-        tables.connections,
-        views_["endpoint_inventory"],
-        views_["matrix"],
-        tables.violations,
-    )
+    fig = figures(source)
+    all_inv, matrix = views_["endpoint_inventory"], views_["matrix"]
     inv = views.network_endpoints(all_inv, include_local)
     with mpl.rc_context({"font.size": 9}):
         timeline_src = timeline_png(views_["timeline"])
-        ports_src = ports_png(inv, conns)
+        ports_src = ports_png(inv, fig.per_port, fig.dynamic_connections)
     sections = [
         findings_section(views_["findings"]),
-        _summary_section(tables),
+        _summary_section(fig, hosts),
         _section(
             "services",
             "Services negotiated between hosts",
             _note("One row per client, server and interface: where, how often and as whom (matrix.csv)."),
             _table(matrix, _MATRIX_COLUMNS, views.MATRIX),
         ),
-        *_host_sections(tables.hosts),
+        *_host_sections(hosts),
         _inventory_section(inv, len(all_inv) - len(inv)),
         _section(
             "timeline",
@@ -453,14 +429,10 @@ def render(
         _section(
             "ports",
             "Dynamic ports",
-            _ports_section(inv, conns, ports_src),
+            _ports_section(inv, ports_src),
         ),
         _quality_section(views_["data_quality"]),
-        _section(
-            "violations",
-            "Violations",
-            _table(violations, list(SCHEMAS["violations"]), SCHEMAS["violations"], max_rows=200),
-        ),
+        _violations_section(fig),
     ]
     return _document(title, sections)
 
@@ -486,9 +458,9 @@ def _document(title: str, sections: list[str]) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_text(title)}</title><style>{_CSS}</style></head>\n<body>"
+        f"<title>{_text(title)}</title><style>{CSS}</style></head>\n<body>"
         f"<header><h1>{_text(title)}</h1><nav>{nav}</nav></header>\n<main>"
         + "\n".join(sections)
         + f"</main>\n<footer>Made by rpc-analyzer {escape(__version__)} from the captures listed above.</footer>"

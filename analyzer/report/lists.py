@@ -1,16 +1,14 @@
-"""`;`-joined lists in table cells: how their values are ordered, port ranges, and the per-key
-joins the hosts table and the views are made of."""
+"""`;`-joined lists in table cells: how their values are ordered, port ranges, and the per-key sets
+the hosts table and the views keep while they fold chunks (`add`, then `joined`)."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
-
-from analyzer.report.columns import STR
 
 
 def join(values: Iterable[Any]) -> str | None:
@@ -53,44 +51,17 @@ def port_ranges(ports: Iterable[Any]) -> str | None:
     return ";".join(f"{lo}-{hi}" if lo != hi else f"{lo}" for lo, hi in runs)
 
 
-def joined_columns(df: pd.DataFrame, keys: str | list[str], cols: dict[str, str], sep: str = ";") -> pd.DataFrame:
-    """Per key (one column or several): for each output column, the distinct non-missing, non-empty
-    values of its source column, sorted by `list_order` and sep-joined. `cols` maps output column -> source column.
-
-    Plain Python in one pass over the rows: a group-by that joins per group costs a Python call per
-    group and column anyway, and building one index for all columns is what makes it cheap."""
-    keys = [keys] if isinstance(keys, str) else keys
-    key_cols = [df[k].tolist() for k in keys]
-    sources = {out: df[src].tolist() for out, src in cols.items()}
-    values: dict[Any, dict[str, set[str]]] = {}
-    na = pd.NA
-    for i in range(len(df)):
-        k = key_cols[0][i] if len(keys) == 1 else tuple(c[i] for c in key_cols)
-        sets = values.get(k)
-        if sets is None:
-            sets = values[k] = {out: set() for out in cols}
-        for out, vals in sources.items():
-            v = vals[i]
-            if v is not None and v is not na and v == v:
-                text = str(v)
-                if text:
-                    sets[out].add(text)
-    index = (
-        pd.MultiIndex.from_tuples(list(values), names=keys)
-        if len(keys) > 1 and values
-        else pd.Index(list(values), name=keys[0] if len(keys) == 1 else None)
-    )
-    data = {
-        out: pd.array(
-            [sep.join(sorted(sets[out], key=list_order)) or None for sets in values.values()], dtype=cast(Any, STR)
-        )
-        for out in cols
-    }
-    table: pd.DataFrame = pd.DataFrame(data, index=index, columns=list(cols))
-    return table
+def add(values: set[str], value: Any) -> None:
+    """Keep a value for a `;`-joined list (a view's or host's per-key set): missing and empty text are
+    not listed."""
+    if value is not None:
+        text = value if isinstance(value, str) else str(value)
+        if text:
+            values.add(text)
 
 
-def joined(df: pd.DataFrame, keys: str | list[str], col: str, sep: str = ";") -> pd.Series:
-    """`joined_columns` for one column."""
-    out: pd.Series = joined_columns(df, keys, {col: col}, sep)[col]
-    return out
+def joined(values: set[str] | None) -> str | None:
+    """A per-key set (`add`) as its cell: sorted by `list_order`, `;`-joined; missing when empty."""
+    if not values:
+        return None
+    return ";".join(sorted(values, key=list_order))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -158,18 +158,13 @@ def dynamic_endpoints(inventory: pd.DataFrame) -> pd.DataFrame:
     return kept
 
 
-def dynamic_connections(connections: pd.DataFrame) -> int:
-    """Connections (TCP, UDP, HTTP; not pipes) to a server port of 1024 or above."""
-    ip = connections[connections["transport"] != "ncacn_np"]
-    return int((ip["server_port"] >= 1024).fillna(False).sum())
-
-
-def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
+def ports_png(inventory: pd.DataFrame, per_port: Mapping[tuple[str | None, int | None], int], dynamic: int) -> str:
     """Dynamic ports (1024 and above): one bar per server and port, as long as the connections made to
     it, coloured by what the endpoint inventory says (announced and used, used without announcement,
-    announced only); labelled with the interfaces behind it."""
+    announced only); labelled with the interfaces behind it. `per_port`: the connections (not pipes) per
+    server and port; `dynamic`: how many of them are to a port of 1024 or above."""
     ported = dynamic_endpoints(inventory)
-    if ported.empty or dynamic_connections(connections) == 0:
+    if ported.empty or dynamic == 0:
         return ""  # an axis of "-0.045 to 0.045 connections" says nothing: the section says why instead
     rank = {s: i for i, s in enumerate(views.STATUSES)}
     groups = []
@@ -183,7 +178,6 @@ def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
         )
         names = ", ".join(sorted({str(n) for n in g["interface_name"].dropna()}))
         groups.append((str(server), int(cast(Any, port)), status, names))
-    conns = connections[connections["transport"] != "ncacn_np"].groupby(["server_ip", "server_port"]).size()
     server_rank = {srv: i for i, srv in enumerate(dict.fromkeys(g[0] for g in groups))}
     groups = sorted(groups, key=lambda g: (server_rank[g[0]], g[1]))[:MAX_HEAT]
     fig = _figure(10, max(2.5, 1.2 + 0.28 * len(groups)))
@@ -191,7 +185,7 @@ def ports_png(inventory: pd.DataFrame, connections: pd.DataFrame) -> str:
     labels, widths, colours = [], [], []
     for server, port, status, names in groups:
         labels.append(_label(f"{server}:{port}  {names}", 60))
-        widths.append(int(conns.get((server, port), 0)))
+        widths.append(int(per_port.get((server, port), 0)))
         colours.append(_PORT_COLOURS[status])
     y = list(range(len(groups)))
     ax.barh(y, widths, color=colours)

@@ -1,5 +1,9 @@
 """The short summary the CLI prints after a run: what was read, what was found, where it went.
 
+Its figures are folded from the base tables' chunks (`report.source`, `report.fold`): rows per capture
+and per table, and per server, port or pipe and interface the clients, binds and calls; so a flood's
+million rows cost their counters, never a whole table.
+
 Every cell reaches rich as a `Text` (see analyzer.report.terminal), so a pipe or file name is printed as it
 is, never read as markup. On a terminal the tables fit its width; piped or redirected, nothing is
 squeezed to rich's default of 80 columns: the console is as wide as the longest line needs.
@@ -11,35 +15,24 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePath
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from analyzer.report.fold import columns
 from analyzer.report.source import Source
 from analyzer.report.terminal import plain_text
 
 
 class RunTables(Protocol):
-    """What the summary reads: the base tables through a `report.source.Source` (only the columns it
-    counts, so a flood's tables are not built whole for it) and the findings (an `analyzer.AnalysisResult`)."""
+    """What the summary reads: the base tables (as a Source) and the findings (an `analyzer.AnalysisResult`)."""
 
     @property
     def source(self) -> Source: ...
     @property
     def findings(self) -> pd.DataFrame: ...
-
-
-# The columns of each base table the summary counts or lists.
-_WHERE = ["capture", "server_ip", "pipe_name", "server_port", "interface_name", "client_ip"]
-_READ = {
-    "binds": [*_WHERE, "ack_result"],
-    "calls": [*_WHERE, "opnum"],
-    "endpoints": ["capture", "port"],
-    "connections": ["capture"],
-    "violations": ["capture", "occurrences"],
-}
 
 
 # Wide enough for any row of these tables; rich only uses what the content needs.
@@ -73,27 +66,52 @@ def _console() -> Console:
     return console
 
 
-def _services(binds: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
-    """Per server, port or pipe, and interface: clients, binds, accepted items, calls."""
-    keys = ["server_ip", "where", "interface_name"]
+def _services(source: Source) -> list[tuple[Any, ...]]:
+    """Per server, port or pipe, and interface (all known): clients, binds, accepted items, calls;
+    the most bound first, then the most called, then by server, port or pipe and interface."""
+    per: dict[tuple[str, str, str], list[Any]] = {}  # binds, accepted, calls, bind clients, call clients
+    names = ["server_ip", "pipe_name", "server_port", "interface_name", "client_ip"]
+    for table in ("binds", "calls"):
+        read = [*names, "ack_result"] if table == "binds" else names
+        for chunk in source.chunks(table, read):
+            for server, pipe, port, name, client, *ack in zip(*columns(chunk, read), strict=True):
+                where = pipe if pipe is not None else None if port is None else str(port)
+                if server is None or where is None or name is None:
+                    continue
+                counts = per.get((server, where, name))
+                if counts is None:
+                    counts = per[(server, where, name)] = [0, 0, 0, set(), set()]
+                clients = counts[3 if ack else 4]
+                if client is not None:
+                    clients.add(client)
+                if ack:
+                    counts[0] += 1
+                    counts[1] += ack[0] == "acceptance"
+                else:
+                    counts[2] += 1
+    rows = [(*key, max(len(c[3]), len(c[4])), c[0], c[1], c[2]) for key, c in sorted(per.items())]
+    return sorted(rows, key=lambda r: (-r[4], -r[6]))
 
-    def keyed(df: pd.DataFrame) -> pd.DataFrame:
-        out = df.assign(where=df["pipe_name"].fillna(df["server_port"].astype("string")))
-        kept: pd.DataFrame = out[out["interface_name"].notna()]
-        return kept
 
-    b, c = keyed(binds), keyed(calls)
-    per_bind = b.groupby(keys).agg(
-        clients=("client_ip", "nunique"),
-        binds=("ack_result", "size"),
-        accepted=("ack_result", lambda r: int((r == "acceptance").sum())),
-    )
-    per_call = c.groupby(keys).agg(calls=("opnum", "size"), call_clients=("client_ip", "nunique"))
-    both = per_bind.join(per_call, how="outer").fillna(0)
-    both["clients"] = both[["clients", "call_clients"]].max(axis=1)
-    both = both.drop(columns="call_clients").astype(int)
-    ranked: pd.DataFrame = both.sort_values(["binds", "calls"], ascending=False).reset_index()
-    return ranked
+def _counts(source: Source) -> tuple[dict[str, Counter[Any]], int, int]:
+    """Per table, its rows per capture (violations: their occurrences, as a row may stand for many, and
+    the total under None); and the towers with a port."""
+    per: dict[str, Counter[Any]] = {}
+    ported = 0
+    for table in ("connections", "binds", "endpoints", "calls"):
+        counted = per[table] = Counter()
+        for chunk in source.chunks(table, ["capture", "port"] if table == "endpoints" else ["capture"]):
+            counted.update(columns(chunk, ["capture"])[0])
+            if table == "endpoints":
+                ported += int(chunk["port"].notna().sum())
+    occurrences: Counter[Any] = Counter()
+    total = 0
+    for chunk in source.chunks("violations", ["capture", "occurrences"]):
+        for capture, n in zip(*columns(chunk, ["capture", "occurrences"]), strict=True):
+            occurrences[capture] += n or 0
+            total += n or 0
+    per["violations"] = occurrences
+    return per, ported, total
 
 
 def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Console) -> None:
@@ -112,7 +130,7 @@ def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Co
 def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console | None = None) -> None:
     console = console or _console()
     caps = result.source.frame("captures")
-    binds, calls, eps, conns, violations = (result.source.frame(t, c) for t, c in _READ.items())
+    per, n_ports, n_violations = _counts(result.source)
 
     t = Table(title="Captures", title_justify="left", show_edge=False)
     for col in ("capture", "frames", "RPC conns", "binds", "EPM towers", "calls", "violations", "status"):
@@ -120,39 +138,31 @@ def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console |
     shown = display_names(caps["capture"].astype(str))
     for _, c in caps.iterrows():
         name = c["capture"]
-
-        def count(df: object, name: str = name) -> int:
-            return int((df["capture"] == name).sum())  # type: ignore[index]
-
         status = f"error: {c['error']}" if not pd.isna(c["error"]) else "truncated" if bool(c["truncated"]) else "ok"
         t.add_row(
             plain_text(shown[str(name)]),
             str(c["frames"]),
-            str(count(conns)),
-            str(count(binds)),
-            str(count(eps)),
-            str(count(calls)),
-            str(int(violations.loc[violations["capture"] == name, "occurrences"].sum())),
+            *(str(per[table][name]) for table in ("connections", "binds", "endpoints", "calls", "violations")),
             plain_text(status),
         )
     console.print(t)
 
-    services = _services(binds, calls)
-    if not services.empty:
+    services = _services(result.source)
+    if services:
         s = Table(title="Services negotiated", title_justify="left", show_edge=False)
         for col in ("server", "port/pipe", "interface", "clients", "binds", "accepted", "calls"):
             s.add_column(col, justify="right" if col in ("clients", "binds", "accepted", "calls") else "left")
-        for row in services.head(25).itertuples(index=False):
+        for row in services[:25]:
             s.add_row(*(plain_text(v) for v in row))
         console.print(s)
         if len(services) > 25:
             console.print(plain_text(f"... and {len(services) - 25} more: see hosts.{fmt} and binds.{fmt}"))
     _print_findings(result.findings, out_dir, fmt, console)
-    n_ports = eps["port"].notna().sum() if not eps.empty else 0
-    n_violations = int(violations["occurrences"].sum())  # a row may stand for many
+    rows = {table: sum(counted.values()) for table, counted in per.items() if table != "violations"}
     console.print(
         plain_text(
-            f"{len(binds)} context items bound, {len(eps)} EPM towers ({n_ports} with ports), {len(calls)} calls, "
-            f"{len(conns)} RPC connections, {n_violations} violations -> {out_dir}/*.{fmt}"
+            f"{rows['binds']} context items bound, {rows['endpoints']} EPM towers ({n_ports} with ports), "
+            f"{rows['calls']} calls, {rows['connections']} RPC connections, {n_violations} violations -> "
+            f"{out_dir}/*.{fmt}"
         )
     )

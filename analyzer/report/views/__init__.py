@@ -1,8 +1,11 @@
 """Views for analysts: the base tables (`report.tables`) regrouped to answer one question each.
 
-Pure functions from DataFrames to DataFrames; nothing here reads records or files. Each view has an
-explicit schema in `VIEW_SCHEMAS` (column -> dtype, the vocabulary of `report.columns`), a stable
-column order and row order, and comes back empty-but-shaped when there is nothing to show.
+Each view is a function of a `report.source.Source`: it reads the base tables it needs chunk by chunk,
+only their columns it needs, and folds them (`report.fold`) into its result, which is bounded by its
+keys (hosts, pairs, interfaces, minutes, connections), never by a table's rows. Nothing here reads
+records or files. Each view has an explicit schema in `VIEW_SCHEMAS` (column -> dtype, the vocabulary
+of `report.columns`), a stable column order and row order, and comes back empty-but-shaped when there
+is nothing to show.
 
 - `endpoint_inventory` (inventory.py): per server, what `portqry -e 135` or `rpcdump` would have
   listed, rebuilt passively from endpoint-mapper answers and from the binds and calls actually seen,
@@ -14,13 +17,15 @@ column order and row order, and comes back empty-but-shaped when there is nothin
   violations, caps hit, calls without a bind, encrypted stubs, unknown interfaces), so a reader
   knows what the other tables cannot say.
 
-The package works on DataFrames only: it must not import records, the pipeline, the API or the CLI.
+The package works on Sources and DataFrames only: it must not import records, the pipeline, the API
+or the CLI.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from analyzer.report.fold import table
 from analyzer.report.views.activity import MATRIX, TIMELINE, matrix, timeline
 from analyzer.report.views.inventory import (
     ANNOUNCED_AND_USED,
@@ -33,7 +38,6 @@ from analyzer.report.views.inventory import (
     network_endpoints,
 )
 from analyzer.report.views.quality import DATA_QUALITY, data_quality
-from analyzer.report.views.shape import shape
 
 __all__ = [
     "ANNOUNCED_AND_USED",
@@ -61,10 +65,7 @@ VIEW_SCHEMAS: dict[str, dict[str, str]] = {
     "data_quality": DATA_QUALITY,
 }
 
-# Group keys may be missing (a call whose interface is unknown, a tower without an endpoint). pandas
-# drops or mangles missing keys in some group-by paths, so keys are filled with a value no address,
-
 
 def empty_view(name: str) -> pd.DataFrame:
     """The view `name` with no rows: its columns, in order, with their dtypes."""
-    return shape(pd.DataFrame(), VIEW_SCHEMAS[name])
+    return table(VIEW_SCHEMAS[name], {})

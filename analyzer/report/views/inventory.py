@@ -1,14 +1,24 @@
 """The endpoint inventory: per server, what `portqry -e 135` or `rpcdump` would have listed, rebuilt
-passively from endpoint-mapper answers and from the binds and calls seen."""
+passively from endpoint-mapper answers and from the binds and calls seen.
+
+Folded from the endpoints, binds and calls chunks (`report.fold`): each entry keeps its counts, first
+and last seen, the first sighting's endpoint, port, pipe, capture and frame (the earliest by time,
+capture and frame, as a stable sort would put it), and its listed values as sets: versions, names,
+hosts, annotations and object UUIDs (bounded by what the towers naming the entry say), its EPM
+servers, the EPM answers naming it (capture and frame: bounded by those answers) and its clients."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.lists import joined_columns
+from analyzer.report.fold import columns, earliest, latest, sort_rows, table
+from analyzer.report.lists import add, joined
 from analyzer.report.source import Source
-from analyzer.report.views.shape import fill_keys, is_ip, shape, sorted_view, spec, unfill_keys
+from analyzer.report.views.shape import is_ip, spec
 
 ANNOUNCED_ONLY = "announced-only"
 ANNOUNCED_AND_USED = "announced-and-used"
@@ -42,6 +52,58 @@ ENDPOINT_INVENTORY: dict[str, str] = {
     "first_frame": INT,
 }
 
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
+# The entry's listed columns, in the order `_Entry.lists` holds them.
+_LISTED = ["interface_version", "interface_name", "host", "annotation", "object_uuids", "epm_servers"]
+# The columns whose first sighting an entry keeps, in the order `_Entry.firsts` holds them.
+_FIRSTS = ["endpoint", "port", "pipe_name", "first_capture", "first_frame"]
+
+
+class _Entry:
+    """One (server, interface UUID, protocol, endpoint) entry as far as it is folded."""
+
+    __slots__ = ("announced", "binds", "calls", "clients", "epm_frames", "first", "firsts", "last", "lists", "since")
+
+    def __init__(self) -> None:
+        self.announced = False
+        self.binds = self.calls = 0
+        self.first: int | None = None
+        self.last: int | None = None
+        self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
+        self.clients: set[str] = set()
+        self.epm_frames: set[tuple[str, int]] = set()
+        # Per first-sighting column: its first non-missing value and where that row sorts.
+        self.firsts: list[Any] = [None] * len(_FIRSTS)
+        self.since: list[tuple[Any, ...] | None] = [None] * len(_FIRSTS)
+
+    def sighting(self, ts: int | None, capture: str | None, frame: int | None, values: tuple[Any, ...]) -> None:
+        """A row's time and the values of the first-sighting columns (endpoint, port, pipe, capture,
+        frame): each kept when it is the earliest non-missing one (rows come in the order a stable sort
+        breaks ties by, so an equal place keeps the value already there)."""
+        self.first, self.last = earliest(self.first, ts), latest(self.last, ts)
+        at = (ts is None, ts or 0, capture is None, capture or "", frame is None, frame or 0)
+        since, firsts = self.since, self.firsts
+        for i, v in enumerate(values):
+            if v is not None:
+                now = since[i]
+                if now is None or at < now:
+                    since[i], firsts[i] = at, v
+
+
+_Entries = dict[tuple[Any, ...], _Entry]
+
+
+def _entry(per: _Entries, server: Any, uuid: Any, protocol: Any, endpoint: Any) -> _Entry:
+    """The entry of a row. Pipe names are case-insensitive (\\PIPE\\lsass and \\pipe\\lsass are one
+    pipe), and so is the endpoint of a row without a protocol."""
+    if endpoint is not None and (protocol is None or protocol == "ncacn_np"):
+        endpoint = endpoint.lower()
+    key = (server, uuid, protocol, endpoint)
+    e = per.get(key)
+    if e is None:
+        e = per[key] = _Entry()
+    return e
+
 
 def endpoint_inventory(source: Source) -> pd.DataFrame:
     """What each server's endpoint mapper offers and which of it was used: a passive `rpcdump`.
@@ -55,132 +117,97 @@ def endpoint_inventory(source: Source) -> pd.DataFrame:
     seeing it advertised" (the last is normal for the endpoint mapper itself and for well-known pipes,
     and worth a look on a dynamic port).
     """
-    endpoints, binds, calls = source.frame("endpoints"), source.frame("binds"), source.frame("calls")
-    if endpoints.empty and binds.empty and calls.empty:
-        return shape(pd.DataFrame(), ENDPOINT_INVENTORY)
-    announced = _announced(endpoints)
-    parts = [announced, *_used(binds, calls)]
-    # Every part has a subset of the announcement's columns; empty parts are left out of the concat.
-    rows = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
-    rows = rows.reindex(columns=announced.columns)
-    if rows.empty:
-        return shape(pd.DataFrame(), ENDPOINT_INVENTORY)
-    return _entries(rows)
+    per: _Entries = {}
+    _announced(per, source)
+    _used(per, source)
+    if not per:
+        return table(ENDPOINT_INVENTORY, {})
+    return _entries(per)
 
 
-def _announced(endpoints: pd.DataFrame) -> pd.DataFrame:
-    """One row per tower naming an interface: where the endpoint mapper said it lives."""
-    ann = endpoints[endpoints["interface_uuid"].notna()]
-    ann_server = ann["host"].where(ann["host"].map(is_ip), ann["epm_server_ip"])
-    announced: pd.DataFrame = pd.DataFrame(
-        {
-            "server": ann_server,
-            "host": ann["host"].fillna(ann_server),
-            "interface_uuid": ann["interface_uuid"],
-            "interface_version": ann["interface_version"],
-            "interface_name": ann["interface_name"],
-            "protocol": ann["protocol"],
-            "endpoint": ann["endpoint"],
-            "port": ann["port"],
-            "pipe_name": ann["pipe_name"],
-            "annotation": ann["annotation"],
-            "object_uuid": ann["object_uuid"].mask(ann["object_uuid"] == "00000000-0000-0000-0000-000000000000"),
-            "epm_server": ann["epm_server_ip"],
-            "epm_frame": ann["capture"] + "#" + ann["frame"].astype("string"),
-            "client": pd.Series(pd.NA, index=ann.index, dtype="string"),
-            "capture": ann["capture"],
-            "frame": ann["frame"],
-            "ts": ann["ts"],
-            "announced": True,
-            "bind": 0,
-            "call": 0,
-        }
-    )
-    return announced
+_TOWER = ["host", "epm_server_ip", "interface_uuid", "interface_version", "interface_name", "protocol"]
+_TOWER_MORE = ["endpoint", "port", "pipe_name", "annotation", "object_uuid", "capture", "frame", "ts"]
 
 
-def _used(binds: pd.DataFrame, calls: pd.DataFrame) -> list[pd.DataFrame]:
-    """One row per accepted bind item, then one per call on a known interface: where it was used."""
-    parts = []
-    accepted = binds[binds["ack_result"] == "acceptance"]
-    used_calls = calls[calls["interface_uuid"].notna()]
-    for df, is_bind in ((accepted, 1), (used_calls, 0)):
-        np_ = df["transport"] == "ncacn_np"
-        parts.append(
-            pd.DataFrame(
-                {
-                    "server": df["server_ip"],
-                    "interface_uuid": df["interface_uuid"],
-                    "interface_version": df["interface_version"],
-                    "interface_name": df["interface_name"],
-                    "protocol": df["transport"],
-                    "endpoint": df["pipe_name"].where(np_, df["server_port"].astype("string")),
-                    "port": df["server_port"].mask(np_),
-                    "pipe_name": df["pipe_name"],
-                    "client": df["client_ip"],
-                    "capture": df["capture"],
-                    "frame": df["frame"],
-                    "ts": df["ts"],
-                    "announced": False,
-                    "bind": is_bind,
-                    "call": 1 - is_bind,
-                }
-            )
-        )
-    return parts
+def _announced(per: _Entries, source: Source) -> None:
+    """Each tower naming an interface: where the endpoint mapper said it lives."""
+    for chunk in source.chunks("endpoints", [*_TOWER, *_TOWER_MORE]):
+        for host, epm, uuid, version, name, protocol, endpoint, port, pipe, annotation, obj, cap, frame, ts in zip(
+            *columns(chunk, [*_TOWER, *_TOWER_MORE]), strict=True
+        ):
+            if uuid is None:
+                continue
+            server = host if is_ip(host) else epm
+            e = _entry(per, server, uuid, protocol, endpoint)
+            e.announced = True
+            e.sighting(ts, cap, frame, (endpoint, port, pipe, cap, frame))
+            obj = None if obj == _NIL_UUID else obj
+            for values, v in zip(
+                e.lists, (version, name, server if host is None else host, annotation, obj, epm), strict=True
+            ):
+                add(values, v)
+            if cap is not None and frame is not None:
+                e.epm_frames.add((cap, frame))
 
 
-def _entries(rows: pd.DataFrame) -> pd.DataFrame:
-    """The announcements and uses grouped into entries, each with its status and string binding."""
-    # Pipe names are case-insensitive (\PIPE\lsass and \pipe\lsass are one pipe); ports are text here.
-    rows["endpoint_key"] = rows["endpoint"].astype("string").where(rows["protocol"] != "ncacn_np")
-    rows["endpoint_key"] = rows["endpoint_key"].fillna(rows["endpoint"].astype("string").str.lower())
-    keys = ["server", "interface_uuid", "protocol", "endpoint_key"]
-    rows = fill_keys(rows, keys).sort_values(["ts", "capture", "frame"], kind="stable")
-    g = rows.groupby(keys, sort=False)
-    out = g.agg(
-        endpoint=("endpoint", "first"),
-        port=("port", "first"),
-        pipe_name=("pipe_name", "first"),
-        announced=("announced", "any"),
-        binds=("bind", "sum"),
-        calls=("call", "sum"),
-        client_count=("client", "nunique"),
-        first_seen=("ts", "min"),
-        last_seen=("ts", "max"),
-        first_capture=("capture", "first"),
-        first_frame=("frame", "first"),
-    )
-    out["epm_frames"] = g["epm_frame"].nunique()
-    texts = joined_columns(
-        rows,
-        keys,
-        {
-            "interface_version": "interface_version",
-            "interface_name": "interface_name",
-            "host": "host",
-            "annotation": "annotation",
-            "object_uuids": "object_uuid",
-            "epm_servers": "epm_server",
-            "clients": "client",
-        },
-    )
-    out = out.join(texts)
-    out = unfill_keys(out.reset_index(), keys)
-    # The host a tower named (a NetBIOS name, say) wins over the address a client reached.
-    out["host"] = out["host"].fillna(out["server"])
-    used = (out["binds"] + out["calls"]) > 0
-    out["status"] = ANNOUNCED_ONLY
-    out.loc[used & out["announced"], "status"] = ANNOUNCED_AND_USED
-    out.loc[used & ~out["announced"], "status"] = USED_WITHOUT_ANNOUNCEMENT
-    out["spec"] = out["interface_uuid"].map(lambda u: spec(u) if isinstance(u, str) else None)
-    out["string_binding"] = [
-        _string_binding(p, h, e) for p, h, e in zip(out["protocol"], out["host"], out["endpoint"], strict=True)
-    ]
-    return shape(
-        sorted_view(out, ["server", "protocol", "port", "endpoint", "interface_name", "interface_uuid"]),
-        ENDPOINT_INVENTORY,
-    )
+_USE = ["server_ip", "interface_uuid", "interface_version", "interface_name", "transport", "pipe_name"]
+_USE_MORE = ["server_port", "client_ip", "capture", "frame", "ts"]
+
+
+def _uses(source: Source) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """Every accepted bind item (1), then every call on a known interface (0), as its `_USE` and
+    `_USE_MORE` values."""
+    for chunk in source.chunks("binds", [*_USE, *_USE_MORE, "ack_result"]):
+        for row in zip(*columns(chunk, [*_USE, *_USE_MORE, "ack_result"]), strict=True):
+            if row[-1] == "acceptance":
+                yield 1, row[:-1]
+    for chunk in source.chunks("calls", [*_USE, *_USE_MORE]):
+        for row in zip(*columns(chunk, [*_USE, *_USE_MORE]), strict=True):
+            if row[1] is not None:
+                yield 0, row
+
+
+def _used(per: _Entries, source: Source) -> None:
+    """Each accepted bind item and each call on a known interface: where it was used, on the pipe for
+    ncacn_np, on the server port otherwise."""
+    for is_bind, (server, uuid, version, name, transport, pipe, port, client, cap, frame, ts) in _uses(source):
+        on_pipe = transport == "ncacn_np"
+        endpoint = pipe if on_pipe else None if port is None else str(port)
+        e = _entry(per, server, uuid, transport, endpoint)
+        e.binds += is_bind
+        e.calls += 1 - is_bind
+        # A port is a port only where the transport is known and is not a pipe.
+        e.sighting(ts, cap, frame, (endpoint, None if transport is None or on_pipe else port, pipe, cap, frame))
+        add(e.lists[0], version)
+        add(e.lists[1], name)
+        if client is not None:
+            e.clients.add(client)
+
+
+def _entries(per: _Entries) -> pd.DataFrame:
+    """The entries' rows, each with its status and string binding, in the inventory's order."""
+    data: dict[str, list[Any]] = {c: [] for c in ENDPOINT_INVENTORY}
+    for (server, uuid, protocol, _endpoint), e in per.items():
+        for col, v in (("server", server), ("interface_uuid", uuid), ("protocol", protocol)):
+            data[col].append(v)
+        for col, v in zip(_FIRSTS, e.firsts, strict=True):
+            data[col].append(v)
+        for col, values in zip(_LISTED, e.lists, strict=True):
+            data[col].append(joined(values))
+        # The host a tower named (a NetBIOS name, say) wins over the address a client reached.
+        host = data["host"][-1] = server if data["host"][-1] is None else data["host"][-1]
+        used = e.binds + e.calls > 0
+        status = ANNOUNCED_ONLY if not used else ANNOUNCED_AND_USED if e.announced else USED_WITHOUT_ANNOUNCEMENT
+        data["status"].append(status)
+        data["spec"].append(spec(uuid) if isinstance(uuid, str) else None)
+        data["string_binding"].append(_string_binding(protocol, host, data["endpoint"][-1]))
+        data["epm_frames"].append(len(e.epm_frames))
+        data["clients"].append(joined({c for c in e.clients if c}))
+        data["client_count"].append(len(e.clients))
+        for col, v in (("binds", e.binds), ("calls", e.calls), ("first_seen", e.first), ("last_seen", e.last)):
+            data[col].append(v)
+    order = ["server", "protocol", "port", "endpoint", "interface_name", "interface_uuid"]
+    return table(ENDPOINT_INVENTORY, sort_rows(data, order))
 
 
 def _string_binding(protocol: object, host: object, endpoint: object) -> str | None:

@@ -1,16 +1,26 @@
-"""The data-quality view: per capture and per connection, what the capture did not show."""
+"""The data-quality view: per capture and per connection, what the capture did not show.
+
+Folded from chunks (`report.fold`): binds, calls and violations first, into counters per connection
+(capture and stream) that has something to count, and into per-capture violation counts, kinds and
+attempted targets (bounded by the kinds and the server:port pairs seen); then the connections, one
+chunk at a time, each becoming its row (with its counters and summary) in a typed frame of that chunk.
+The connection rows are the view's output, so what is held is the output, the counters of the
+connections that have any, and one chunk."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
-from analyzer.report.lists import joined
+from analyzer.report.fold import columns, table
+from analyzer.report.lists import add, joined
 from analyzer.report.source import Source
-from analyzer.report.views.shape import plural, records, shape, sorted_view
+from analyzer.report.views.shape import plural
 
 DATA_QUALITY: dict[str, str] = {
     "capture": STR,
@@ -44,17 +54,6 @@ DATA_QUALITY: dict[str, str] = {
 
 # How a connection ended when its end was not in the capture (connectionless transports have no end).
 _UNSEEN_END = {"idle": "expired idle", "evicted": "evicted by the flow cap", "capture_end": "open at capture end"}
-
-
-def _conn_key(df: pd.DataFrame) -> pd.Series:
-    """capture#stream: one text key per connection (stream numbers restart in every capture)."""
-    key: pd.Series = df["capture"].astype("string") + "#" + df["stream"].astype("Int64").astype("string")
-    return key
-
-
-def _count_by(key: pd.Series, mask: pd.Series) -> pd.Series:
-    counted: pd.Series = key[mask.fillna(False).astype(bool)].value_counts()
-    return counted
 
 
 def _summary(row: dict[str, Any]) -> str:
@@ -104,20 +103,121 @@ def _missed(row: dict[str, Any]) -> list[str]:
 
 _TARGETS_MAX = 8  # server:port pairs named per capture
 
+# Per-connection counters, in the order `_Counts` lists hold them.
+_COUNTERS = [
+    "binds_unanswered",
+    "calls_without_bind",
+    "calls_unanswered",
+    "encrypted_calls",
+    "caps_hit",
+    "violations",
+    "unknown_interfaces",
+]
+# What a capture row adds up from its connection rows (its violations and caps come from the table).
+_SUMMED = ["binds_unanswered", "calls_without_bind", "calls_unanswered", "encrypted_calls", "unknown_interfaces"]
+_SUMMED_ALSO = ["gaps", "midstream"]
+_SUMMED_AT = [_COUNTERS.index(c) for c in _SUMMED]  # each summed counter's place among the counters
+_Conn = tuple[str, int]
+_Counts = dict[_Conn, list[int]]
 
-def _attempt_targets(attempts: pd.DataFrame) -> pd.Series:
-    """Per capture: the servers and ports attempted, most attempted first ("10.0.0.5:135 x3, ...")."""
-    if attempts.empty:
-        return pd.Series(dtype="string")
-    target = attempts["server_ip"].astype("string") + ":" + attempts["server_port"].astype("string")
-    counts = target.groupby(attempts["capture"]).value_counts()
-    out: dict[str, str] = {}
-    for cap, group in counts.groupby(level=0):
-        items = [f"{t} x{n}" if n > 1 else str(t) for (_c, t), n in group.head(_TARGETS_MAX).items()]
-        more = len(group) - _TARGETS_MAX
-        out[str(cap)] = ", ".join(items) + (f", {more} more" if more > 0 else "")
-    series: pd.Series = pd.Series(out, dtype="string")
-    return series
+
+def _counts(per: _Counts, capture: str | None, stream: int | None) -> list[int] | None:
+    """The counters of a connection (made when first counted); None without a capture and stream."""
+    if capture is None or stream is None:
+        return None
+    key = (capture, stream)
+    counts = per.get(key)
+    if counts is None:
+        counts = per[key] = [0] * len(_COUNTERS)
+    return counts
+
+
+def _unknown(name: str | None) -> bool:
+    return name is not None and name.startswith("unknown-")
+
+
+def _binds_and_calls(source: Source, per: _Counts) -> None:
+    """Bind items nobody answered, calls without their bind, unanswered or encrypted, and unknown
+    interfaces, per connection."""
+    bind_columns = ["capture", "stream", "ack_result", "interface_name"]
+    for chunk in source.chunks("binds", bind_columns):
+        for capture, stream, ack, name in zip(*columns(chunk, bind_columns), strict=True):
+            unknown = _unknown(name)
+            if ack == "none" or unknown:
+                counts = _counts(per, capture, stream)
+                if counts is not None:
+                    counts[0] += ack == "none"
+                    counts[6] += unknown
+    call_columns = ["capture", "stream", "interface_source", "status", "encrypted", "interface_name"]
+    for chunk in source.chunks("calls", call_columns):
+        for capture, stream, source_, status, encrypted, name in zip(*columns(chunk, call_columns), strict=True):
+            # Connectionless calls name their interface in every header: they have no bind to miss.
+            without = source_ not in ("bind", "header")
+            unknown = _unknown(name)
+            if without or status is None or encrypted or unknown:
+                counts = _counts(per, capture, stream)
+                if counts is not None:
+                    counts[1] += without
+                    counts[2] += status is None
+                    counts[3] += encrypted is True
+                    counts[6] += unknown
+
+
+class _File:
+    """What a capture's row counts beside its connections': its violations (a row may stand for
+    several occurrences), caps hit, violation kinds, flows not followed, and connection attempts."""
+
+    __slots__ = ("attempts", "caps", "kinds", "targets", "unfollowed", "violations")
+
+    def __init__(self) -> None:
+        self.violations = self.caps = self.unfollowed = self.attempts = 0
+        self.kinds: set[str] = set()
+        self.targets: Counter[tuple[str, int]] = Counter()
+
+
+def _violations(source: Source, per: _Counts, kinds: dict[_Conn, set[str]], files: dict[str, _File]) -> None:
+    """Violations and caps hit (caps are the Limits fields' codes), per connection and per capture."""
+    caps = set(cap_fields().values())
+    names = ["capture", "stream", "what", "occurrences"]
+    for chunk in source.chunks("violations", names):
+        for capture, stream, what, occurrences in zip(*columns(chunk, names), strict=True):
+            weight = 1 if occurrences is None else occurrences
+            is_cap = what in caps
+            counts = _counts(per, capture, stream)
+            if counts is not None:
+                counts[4] += weight if is_cap else 0
+                counts[5] += weight
+                add(kinds.setdefault((capture, stream), set()), what)
+            if capture is not None:
+                f = files.get(capture) or files.setdefault(capture, _File())
+                f.violations += weight
+                f.caps += weight if is_cap else 0
+                f.unfollowed += weight if what == "unconfirmed_conversation" else 0
+                add(f.kinds, what)
+
+
+def _attempts(source: Source, files: dict[str, _File]) -> None:
+    """Connection attempts per capture, and how often each server and port was attempted."""
+    names = ["capture", "server_ip", "server_port"]
+    for chunk in source.chunks("attempts", names):
+        capture, server, port = columns(chunk, names)
+        for (cap, ip, p), n in Counter(zip(capture, server, port, strict=True)).items():
+            if cap is None:
+                continue
+            f = files.get(cap) or files.setdefault(cap, _File())
+            f.attempts += n
+            if ip is not None and p is not None:
+                f.targets[(ip, p)] += n
+
+
+def _targets(targets: Counter[tuple[str, int]]) -> str | None:
+    """The servers and ports attempted, most attempted first ("10.0.0.5:135 x3, ...")."""
+    if not targets:
+        return None
+    ranked = targets.most_common()
+    items = [f"{ip}:{port} x{n}" if n > 1 else f"{ip}:{port}" for (ip, port), n in ranked[:_TARGETS_MAX]]
+    more = len(ranked) - _TARGETS_MAX
+    return ", ".join(items) + (f", {more} more" if more > 0 else "")
 
 
 def data_quality(source: Source) -> pd.DataFrame:
@@ -130,76 +230,94 @@ def data_quality(source: Source) -> pd.DataFrame:
     `summary` says it in a few words ("complete" when nothing is missing), so a reader knows what the
     other tables cannot say.
     """
-    captures, connections, violations = (
-        source.frame("captures"),
-        source.frame("connections"),
-        source.frame("violations"),
+    per: _Counts = {}
+    kinds: dict[_Conn, set[str]] = {}
+    files: dict[str, _File] = {}
+    _binds_and_calls(source, per)
+    _violations(source, per, kinds, files)
+    _attempts(source, files)
+    sums: dict[str, list[int]] = {}
+    parts = [
+        _connection_rows(chunk, per, kinds, sums)
+        for chunk in source.chunks("connections", [*_CONNECTION, *_CONNECTION_MORE])
+    ]
+    captures = _capture_rows(source, files, sums)
+    if captures.empty and not parts:
+        return table(DATA_QUALITY, {})
+    rows = pd.concat([captures, *parts], ignore_index=True) if parts else captures
+    parts.clear()  # a flood's connection rows are most of the view: hold them once
+    if _in_order(rows):  # the capture rows, then the connections in their table's order: mostly
+        return rows
+    ordered: pd.DataFrame = rows.sort_values(
+        ["capture", "stream"], kind="stable", na_position="first", ignore_index=True
     )
-    binds, calls, attempts = source.frame("binds"), source.frame("calls"), source.frame("attempts")
-    if captures.empty and connections.empty:
-        return shape(pd.DataFrame(), DATA_QUALITY)
-    bk, ck, vk = _conn_key(binds), _conn_key(calls), _conn_key(violations)
-    # A violations row may stand for several occurrences (its count); caps are the Limits fields' codes.
-    is_cap = violations["what"].isin(list(cap_fields().values())).fillna(False).astype(bool)
-    weight = violations["occurrences"].fillna(1).astype("int64")
-    per: dict[str, pd.Series] = {
-        "binds_unanswered": _count_by(bk, binds["ack_result"] == "none"),
-        # Connectionless calls name their interface in every header: they have no bind to miss.
-        "calls_without_bind": _count_by(ck, ~calls["interface_source"].isin(["bind", "header"])),
-        "calls_unanswered": _count_by(ck, calls["status"].isna()),
-        "encrypted_calls": _count_by(ck, calls["encrypted"]),
-        "caps_hit": weight[is_cap & vk.notna()].groupby(vk[is_cap & vk.notna()]).sum(),
-        "violations": weight[vk.notna()].groupby(vk[vk.notna()]).sum(),
-        "unknown_interfaces": pd.concat(
-            [
-                bk[binds["interface_name"].str.startswith("unknown-").fillna(False).astype(bool)],
-                ck[calls["interface_name"].str.startswith("unknown-").fillna(False).astype(bool)],
-            ]
-        ).value_counts(),
-    }
-    # The connection columns the view shows (its own counts are made below): a copy of only those.
-    conn = connections[[c for c in connections.columns if c in DATA_QUALITY]].assign(scope="connection")
-    if "midstream" in conn:
-        conn["midstream"] = conn["midstream"].fillna(False).astype("int64")
-    key = _conn_key(conn)
-    for col, counts in per.items():
-        conn[col] = key.map(counts).fillna(0).astype("int64")
-    kinds = violations.assign(key=vk).dropna(subset=["key"])
-    conn["violation_kinds"] = key.map(joined(kinds, ["key"], "what"))
-
-    counted = [*per, "gaps", *(["midstream"] if "midstream" in conn else [])]
-    cap = _capture_rows(captures, conn, counted, violations, weight, is_cap, attempts)
-
-    rows = shape(pd.concat([df for df in (cap, conn) if not df.empty], ignore_index=True), DATA_QUALITY)
-    rows["summary"] = pd.array([_summary(r) for r in records(rows)], dtype="string")
-    return shape(sorted_view(rows, ["capture", "stream"]), DATA_QUALITY)
+    return ordered
 
 
-def _capture_rows(
-    captures: pd.DataFrame,
-    conn: pd.DataFrame,
-    counted: list[str],
-    violations: pd.DataFrame,
-    weight: pd.Series,
-    is_cap: pd.Series,
-    attempts: pd.DataFrame | None,
+def _in_order(rows: pd.DataFrame) -> bool:
+    """Whether the rows are already by capture, then stream, missing first (as the sort would put them)."""
+    captures, _ = pd.factorize(rows["capture"], sort=True)  # a missing capture is -1: first
+    streams = rows["stream"].to_numpy(dtype="int64", na_value=np.iinfo(np.int64).min)
+    later, same = np.diff(captures) > 0, np.diff(captures) == 0
+    return bool(np.all(later | (same & (np.diff(streams) >= 0))))
+
+
+# What a connection's row shows of it (the rest it gets from its counters).
+_CONNECTION = ["capture", "stream", "transport", "client_ip", "client_port", "server_ip", "server_port"]
+_CONNECTION_MORE = ["pipe_name", "end", "gaps", "midstream"]
+_ALL_CONNECTION = [*_CONNECTION, *_CONNECTION_MORE]
+
+
+def _connection_rows(
+    chunk: pd.DataFrame, per: _Counts, kinds: dict[_Conn, set[str]], sums: dict[str, list[int]]
 ) -> pd.DataFrame:
-    """One row per capture: its connections' counts added up, plus the file-level violations of no
-    connection, the flows not followed and the connection attempts."""
-    # A capture's counts add up its connections', plus the file-level violations of no connection.
-    by_cap = conn.groupby("capture")[counted].sum()
-    cap: pd.DataFrame = captures[["capture", "error", "truncated"]].assign(scope="capture")
-    for col in counted:
-        cap[col] = cap["capture"].map(by_cap[col]).fillna(0).astype("int64")
-    cap["violations"] = cap["capture"].map(weight.groupby(violations["capture"]).sum()).fillna(0).astype("int64")
-    cap["caps_hit"] = (
-        cap["capture"].map(weight[is_cap].groupby(violations["capture"][is_cap]).sum()).fillna(0).astype("int64")
-    )
-    cap["violation_kinds"] = cap["capture"].map(joined(violations, ["capture"], "what"))
-    unconfirmed = violations["what"] == "unconfirmed_conversation"
-    unfollowed = weight[unconfirmed].groupby(violations.loc[unconfirmed, "capture"]).sum()
-    cap["unfollowed"] = cap["capture"].map(unfollowed).fillna(0).astype("int64")
-    if attempts is not None:
-        cap["attempts"] = cap["capture"].map(attempts.groupby("capture").size()).fillna(0).astype("int64")
-        cap["attempt_targets"] = cap["capture"].map(_attempt_targets(attempts))
-    return cap
+    """One chunk of connections as their rows; what each adds to its capture's row goes into `sums`.
+
+    The connection's own columns pass through as the chunk's lists; per row only its counters, kinds
+    and summary are made, the summary once per distinct combination of what it says in the chunk (a
+    flood's connections mostly say the same)."""
+    data = dict(zip(_ALL_CONNECTION, columns(chunk, _ALL_CONNECTION), strict=True))
+    data["scope"] = ["connection"] * len(data["capture"])
+    data["midstream"] = [int(bool(m)) for m in data["midstream"]]
+    counted: list[list[int]] = [[] for _ in _COUNTERS]
+    data["violation_kinds"], data["summary"] = [], []
+    nothing = [0] * len(_COUNTERS)
+    said: dict[tuple[Any, ...], str] = {}
+    for capture, stream, transport, end, gaps, midstream in zip(
+        *(data[c] for c in ("capture", "stream", "transport", "end", "gaps", "midstream")), strict=True
+    ):
+        counts = per.get((capture, stream), nothing)
+        for values, n in zip(counted, counts, strict=True):
+            values.append(n)
+        kinds_text = joined(kinds.get((capture, stream)))
+        data["violation_kinds"].append(kinds_text)
+        what = (transport, end, gaps, midstream, kinds_text, *counts)
+        summary = said.get(what)
+        if summary is None:
+            row = {"scope": "connection", "transport": transport, "end": end, "gaps": gaps, "midstream": midstream}
+            row.update(zip(_COUNTERS, counts, strict=True), violation_kinds=kinds_text)
+            summary = said[what] = _summary(row)
+        data["summary"].append(summary)
+        if capture is not None:
+            total = sums.get(capture) or sums.setdefault(capture, [0] * 7)
+            for i, n in enumerate([*(counts[at] for at in _SUMMED_AT), gaps or 0, midstream]):
+                total[i] += n
+    data.update(zip(_COUNTERS, counted, strict=True))
+    return table(DATA_QUALITY, data)
+
+
+def _capture_rows(source: Source, files: dict[str, _File], sums: dict[str, list[int]]) -> pd.DataFrame:
+    """One row per capture: its connections' counts added up, its violations (those of no connection
+    too), the flows not followed and the connection attempts."""
+    data: dict[str, list[Any]] = {c: [] for c in DATA_QUALITY}
+    for chunk in source.chunks("captures", ["capture", "error", "truncated"]):
+        for capture, error, truncated in zip(*columns(chunk, ["capture", "error", "truncated"]), strict=True):
+            f = files.get(capture) or _File()
+            row: dict[str, Any] = {"capture": capture, "error": error, "truncated": truncated, "scope": "capture"}
+            row.update(zip([*_SUMMED, *_SUMMED_ALSO], sums.get(capture) or [0] * 7, strict=True))
+            row.update(violations=f.violations, caps_hit=f.caps, violation_kinds=joined(f.kinds))
+            row.update(unfollowed=f.unfollowed, attempts=f.attempts, attempt_targets=_targets(f.targets))
+            row["summary"] = _summary(row)
+            for col in data:
+                data[col].append(row.get(col))
+    return table(DATA_QUALITY, data)

@@ -1,0 +1,67 @@
+"""What the HTML report reads of the base tables, folded from a `Source`'s chunks: the captures (one
+row per file), row counts, the run's figures, the non-pipe connections per server and port (for the
+dynamic-ports plot; bounded by the servers' ports), and the first violations (the report shows a few
+hundred; the CSVs hold them all). No whole binds, calls or connections frame is held."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analyzer.report.fold import columns
+from analyzer.report.source import Source, empty_table
+from analyzer.report.tables import SCHEMAS
+
+VIOLATIONS_SHOWN = 200  # violations rows in the report
+
+Port = tuple[str | None, int | None]
+
+
+@dataclass
+class Figures:
+    """The report's figures of one run (see the module docstring)."""
+
+    captures: pd.DataFrame
+    rows: Counter[str] = field(default_factory=Counter)  # per table
+    accepted: int = 0  # bind items accepted
+    faults: int = 0
+    encrypted: int = 0  # calls with an encrypted stub
+    occurrences: int = 0  # violations, a row standing for its occurrences
+    per_port: Counter[Port] = field(default_factory=Counter)  # non-pipe connections per server and port
+    violations: pd.DataFrame = field(default_factory=lambda: empty_table("violations"))  # the first rows
+
+    @property
+    def dynamic_connections(self) -> int:
+        """Connections (TCP, UDP, HTTP; not pipes) to a server port of 1024 or above."""
+        return sum(n for (_, port), n in self.per_port.items() if port is not None and port >= 1024)
+
+
+def figures(source: Source) -> Figures:
+    """The figures of the run behind `source`."""
+    fig = Figures(source.frame("captures"))
+    rows = fig.rows
+    for chunk in source.chunks("connections", ["transport", "server_ip", "server_port"]):
+        rows["connections"] += len(chunk)
+        for transport, server, port in zip(*columns(chunk, ["transport", "server_ip", "server_port"]), strict=True):
+            if transport is not None and transport != "ncacn_np":  # a transport, and not a pipe
+                fig.per_port[(server, port)] += 1
+    for chunk in source.chunks("binds", ["ack_result"]):
+        rows["binds"] += len(chunk)
+        fig.accepted += int((chunk["ack_result"] == "acceptance").sum())
+    for chunk in source.chunks("calls", ["fault_code", "encrypted"]):
+        rows["calls"] += len(chunk)
+        fig.faults += int(chunk["fault_code"].notna().sum())
+        fig.encrypted += int(chunk["encrypted"].fillna(False).astype(bool).sum())
+    for chunk in source.chunks("endpoints", ["capture"]):
+        rows["endpoints"] += len(chunk)
+    shown: list[pd.DataFrame] = []
+    for chunk in source.chunks("violations"):
+        rows["violations"] += len(chunk)
+        fig.occurrences += int(chunk["occurrences"].sum())
+        if sum(map(len, shown)) < VIOLATIONS_SHOWN:
+            shown.append(chunk.head(VIOLATIONS_SHOWN).astype(SCHEMAS["violations"]))
+    if shown:
+        fig.violations = pd.concat(shown, ignore_index=True).head(VIOLATIONS_SHOWN)
+    return fig

@@ -1,0 +1,95 @@
+"""Partial aggregation over `Source` chunks: what the views and the per-host table are folded with.
+
+A view reads a base table chunk by chunk (`Source.chunks`, only the columns it needs) and folds each
+chunk into its own per-key state (counts and sums add, first and last seen take min and max, lists
+keep their distinct values), so what it holds is its result and one chunk, never the table.
+
+The fold is plain Python over each chunk's columns as lists: the tables behind a view are small on
+real captures (thousands of rows, where pandas' fixed cost per group-by, join and cast is most of the
+time), and a flood's rows are one dict look-up each. Values come as Python objects with missing as
+None, times as integer nanoseconds since the epoch (so a chunk's text may be categorical or not:
+the same values come out).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from analyzer.report.columns import TIME
+
+_NAT = np.iinfo(np.int64).min  # how NaT is held in a datetime64 column's integers
+MINUTE_NS = 60_000_000_000
+# Columns ordered as addresses (10.0.0.5 before 10.0.0.10; missing after every address and name).
+IP_COLUMNS = frozenset({"server", "client_ip", "server_ip", "host"})
+
+
+def cells(chunk: pd.DataFrame, column: str) -> list[Any]:
+    """One column of a chunk as Python values, missing as None; a time as its nanoseconds."""
+    s = chunk[column]
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or s.dtype.kind == "M":
+        ns = pd.DatetimeIndex(s).as_unit("ns").asi8
+        values: list[Any] = ns.tolist()
+        if (ns == _NAT).any():
+            values = [None if v == _NAT else v for v in values]
+        return values
+    typed: Any = s  # the stubs do not let na_value be None, which is what a fold wants
+    out: list[Any] = typed.to_numpy(dtype=object, na_value=None).tolist()
+    return out
+
+
+def columns(chunk: pd.DataFrame, names: Sequence[str]) -> list[list[Any]]:
+    """`cells` of each named column, in order (to zip)."""
+    return [cells(chunk, n) for n in names]
+
+
+def earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None or a <= b else b
+
+
+def latest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None or a >= b else b
+
+
+def ip_key(value: object) -> str:
+    """Where an address sorts: IPv4, then IPv6, in numeric order, then names, then missing."""
+    if not isinstance(value, str):
+        return "3"
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return "2" + value
+    return f"{ip.version - 4:d}{int(ip):039d}"
+
+
+def sort_rows(data: dict[str, list[Any]], by: list[str]) -> dict[str, list[Any]]:
+    """The rows (columns of equal length) in the stable order of `by`: addresses as `ip_key` orders
+    them, any other column with missing values first (the views' row order)."""
+    keyed: list[list[Any]] = []
+    for col in by:
+        values = data[col]
+        if col in IP_COLUMNS:
+            memo = {v: ip_key(v) for v in set(values)}
+            keyed.append([memo[v] for v in values])
+        else:
+            keyed.append([(0, 0) if v is None else (1, v) for v in values])
+    order = sorted(range(len(data[by[0]])), key=lambda i: tuple(k[i] for k in keyed))
+    return {col: [values[i] for i in order] for col, values in data.items()}
+
+
+def table(schema: dict[str, str], data: dict[str, list[Any]]) -> pd.DataFrame:
+    """The view's frame: exactly the schema's columns, in order, with its dtypes (times from nanoseconds)."""
+    n = len(next(iter(data.values()))) if data else 0
+    out: dict[str, Any] = {}
+    for col, dtype in schema.items():
+        values = data.get(col, [None] * n)
+        if dtype == TIME:
+            out[col] = pd.to_datetime(pd.array(values, dtype="Int64"), unit="ns", utc=True)
+        else:
+            out[col] = pd.array(values, dtype=cast(Any, dtype))
+    df: pd.DataFrame = pd.DataFrame(out, columns=list(schema))
+    return df
