@@ -220,8 +220,9 @@ class Spool(ReadBack[R]):
             moved = self._run.new_file(self.kind) + os.path.splitext(path)[1]
             os.replace(path, moved)
             self._files.append(moved)
+        self._sizes.extend(other._sizes)  # `take` finds a record's file by these
         self._count += len(other) - len(other._buffer)
-        buffered, other._files, other._buffer, other._count = other._buffer, [], [], 0
+        buffered, other._files, other._sizes, other._buffer, other._count = other._buffer, [], [], [], 0
         self.extend(buffered)
 
     def flush(self) -> None:
