@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline, Progress
-from analyzer.records import Records
+from analyzer.records import Records, without_pandas
 
 ProgressFactory = Callable[[], AbstractContextManager[Progress | None]]
 
@@ -44,6 +44,7 @@ def read_in_child(
         code = 0
         made: Records | None = None
         try:
+            without_pandas()  # the parent imports it meanwhile; the spool's pyarrow need not here
             with os.fdopen(w, "wb") as out:
                 made = _run(paths, limits, progress)
                 # The records' batches stay in their run directory, which the unpickled copy owns.
