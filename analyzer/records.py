@@ -353,10 +353,15 @@ class RowSpool(Spool[R]):
 class Records:
     """Everything an analysis produced, in the order it was produced: one `Spool` per kind
     (violations through their `ViolationLog`). `captures` (one summary per input file) stays in
-    memory. Close it, or let it be collected, to remove its run directory."""
+    memory. Close it, or let it be collected, to remove its run directory.
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    `datagrams`: spool a `DatagramRecord` for every connectionless PDU. Off by default: no table
+    reads them (the calls and endpoints of connectionless conversations are spooled either way);
+    the connectionless tracker's tests turn it on."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, datagrams: bool = False) -> None:
         self._run = _RunDir()
+        self.keep_datagrams = datagrams
         self.binds: Spool[BindRecord] = Spool(self._run, "binds", BindRecord)
         self.endpoints: Spool[EndpointRecord] = Spool(self._run, "endpoints", EndpointRecord)
         self.calls: Spool[CallRecord] = Spool(self._run, "calls", CallRecord)

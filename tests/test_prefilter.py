@@ -261,7 +261,7 @@ class _FrameByFrame:
 
 
 def _records(path: Path, batched: bool) -> dict[str, list[Any]]:
-    p = Pipeline(strict=True)
+    p = Pipeline(strict=True, datagrams=True)
     reader = open_capture(str(path))
     p.add_reader(reader if batched else _FrameByFrame(reader), path.name, str(path))  # type: ignore[arg-type]
     r = p.records

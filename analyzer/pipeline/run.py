@@ -30,10 +30,17 @@ Progress = Callable[[int, int], None]
 
 class Pipeline:
     """Runs captures through the layers and collects records. Use `run()` or `add_file()`.
-    `follow`, when given, decides which new TCP flows are followed (see `classify.FlowFilter`)."""
+    `follow`, when given, decides which new TCP flows are followed (see `classify.FlowFilter`);
+    `datagrams` spools a record per connectionless PDU (off: no table reads them, see `Records`)."""
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, strict: bool = False, follow: FlowFilter | None = None) -> None:
-        self._run = Run(limits, strict, follow)
+    def __init__(
+        self,
+        limits: Limits = DEFAULT_LIMITS,
+        strict: bool = False,
+        follow: FlowFilter | None = None,
+        datagrams: bool = False,
+    ) -> None:
+        self._run = Run(limits, strict, follow, datagrams)
         self._files = FileLoop(self._run)
 
     @property

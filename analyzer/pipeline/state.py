@@ -19,11 +19,11 @@ from analyzer.records import Records
 class Run:
     """What lives across files: limits, selector, learned endpoints, records."""
 
-    def __init__(self, limits: Limits, strict: bool, follow: FlowFilter | None = None) -> None:
+    def __init__(self, limits: Limits, strict: bool, follow: FlowFilter | None = None, datagrams: bool = False) -> None:
         self.limits = limits
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
         self.follow = follow  # decides whether a new TCP flow is followed (None: every one)
-        self.records = Records(limits)
+        self.records = Records(limits, datagrams)  # datagrams: spool DatagramRecords (see Records)
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
         self.selector.tcp_probe = tcp_probe
