@@ -375,6 +375,8 @@ class Records:
         self.book = EndpointBook(limits.max_learned_endpoints)
         # Capture sessions of several files: session frame numbers back to (file, frame in it).
         self.frame_maps: dict[str, FrameMap] = {}
+        # path -> SHA-256 of the input files hashed as they were read (`Pipeline(digests=True)`).
+        self.digests: dict[str, str] = {}
 
     def _spools(self) -> list[Spool[Any]]:
         return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams, self.attempts]

@@ -31,7 +31,8 @@ Progress = Callable[[int, int], None]
 class Pipeline:
     """Runs captures through the layers and collects records. Use `run()` or `add_file()`.
     `follow`, when given, decides which new TCP flows are followed (see `classify.FlowFilter`);
-    `datagrams` spools a record per connectionless PDU (off: no table reads them, see `Records`)."""
+    `datagrams` spools a record per connectionless PDU (off: no table reads them, see `Records`);
+    `digests` takes each input file's SHA-256 as it is read, into `records.digests` (for manifest.json)."""
 
     def __init__(
         self,
@@ -39,8 +40,9 @@ class Pipeline:
         strict: bool = False,
         follow: FlowFilter | None = None,
         datagrams: bool = False,
+        digests: bool = False,
     ) -> None:
-        self._run = Run(limits, strict, follow, datagrams)
+        self._run = Run(limits, strict, follow, datagrams, digests)
         self._files = FileLoop(self._run)
 
     @property

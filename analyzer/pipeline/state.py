@@ -19,10 +19,18 @@ from analyzer.records import Records
 class Run:
     """What lives across files: limits, selector, learned endpoints, records."""
 
-    def __init__(self, limits: Limits, strict: bool, follow: FlowFilter | None = None, datagrams: bool = False) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        strict: bool,
+        follow: FlowFilter | None = None,
+        datagrams: bool = False,
+        digests: bool = False,
+    ) -> None:
         self.limits = limits
         self.strict = strict  # re-raise internal errors (tests) instead of reporting them
         self.follow = follow  # decides whether a new TCP flow is followed (None: every one)
+        self.digests = digests  # hash each input file as it is read, into records.digests
         self.records = Records(limits, datagrams)  # datagrams: spool DatagramRecords (see Records)
         self.selector = Selector()
         self.selector.tcp_ports |= {EPM_PORT, HTTP_PORT, *SMB_PORTS}
