@@ -382,3 +382,33 @@ def test_pcapng_batches_read_the_format_and_select_like_frame_by_frame(
         assert _selected(path, True, udp_first) == _selected(path, False, udp_first)
     finally:
         pcapng._CHUNK = saved
+
+
+# -- the pcap record walk: C and Python -----------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 300), max_size=40),
+    cut=st.integers(0, 400),
+    little=st.booleans(),
+    junk=st.binary(max_size=20),
+)
+def test_the_c_record_walk_finds_what_the_python_walk_finds(
+    lengths: list[int], cut: int, little: bool, junk: bytes
+) -> None:
+    """Whole records, a record cut by the buffer's end, a header cut, a huge length: the same offsets
+    and the same stop, in either byte order."""
+    if pcap.c_walk is None:
+        pytest.skip("the C walk is not built here")
+    order = "<" if little else ">"
+    buf = b"".join(struct.pack(order + "IIII", 1, 2, n, n) + bytes(n) for n in lengths)
+    buf = buf[: len(buf) - cut] if cut < len(buf) else buf
+    buf += struct.pack(order + "IIII", 1, 2, 0xFFFFFFFF, 0) + junk  # a corrupt length ends the walk
+    reader = pcap.PcapReader.__new__(pcap.PcapReader)
+    reader._endian = order
+    c_offs, c_stop = reader._walk(buf)
+    py_offs, py_stop = reader._walk(buf, use_c=False)
+    assert c_offs.tolist() == py_offs.tolist() and c_stop == py_stop
+    for short in (b"", buf[:15]):
+        assert reader._walk(short)[1] == 0 and not len(reader._walk(short)[0])

@@ -1,14 +1,15 @@
 """Classic libpcap files: microsecond and nanosecond magic, either byte order.
 
 Format: https://www.tcpdump.org/manpages/pcap-savefile.5.html (24-byte file header, then 16-byte
-record headers). Records are read in batches of 4 MiB buffers (`batches()`, for the prefilter): only
-the record lengths are walked in Python; bounds and times come as numpy arrays.
+record headers). Records are read in batches of 4 MiB buffers (`batches()`, for the prefilter): the
+record lengths are walked in C (`_walk`, built with the package) or, where it was not built, in
+Python; bounds and times come as numpy arrays.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import BinaryIO
 
@@ -16,6 +17,13 @@ import numpy as np
 
 from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import CaptureReader, RawFrame
+
+CWalk = Callable[[bytes, bool], tuple[bytes, int]]
+c_walk: CWalk | None
+try:
+    from analyzer.capture._walk import walk as c_walk
+except ImportError:  # not built (no compiler at install): the Python walk below, same records
+    c_walk = None
 
 _BATCH = 1 << 22  # bytes per batch: numpy's per-call cost is paid per batch, not per record
 # A record this long cannot be a packet (the largest snaplen in use is 256 KiB): the file is corrupt.
@@ -60,31 +68,40 @@ class PcapReader(CaptureReader):
         its own and comes as a batch of one.
         """
         f = self._file
-        walk = struct.Struct(self._endian + "I").unpack_from
         u4 = np.dtype(self._endian + "u4")
         while True:
             buf = f.read(_BATCH)
             if not buf:
                 return
-            offs: list[int] = []
-            mark = offs.append
-            off = 0
-            end = len(buf)
-            while off + 16 <= end:
-                nxt = off + 16 + walk(buf, off + 8)[0]
-                if nxt > end:
-                    break
-                mark(off)
-                off = nxt
-            if offs:
-                yield self._batch(buf, np.array(offs, dtype=np.int64), off, u4)
+            offs, off = self._walk(buf)
+            if len(offs):
+                yield self._batch(buf, offs, off, u4)
                 self.bytes_read += off
+            end = len(buf)
             if off < end:
                 tail = self._complete(buf[off:])
                 if tail is None:
                     return
                 yield self._batch(tail, np.zeros(1, dtype=np.int64), len(tail), u4)
                 self.bytes_read += len(tail)
+
+    def _walk(self, buf: bytes, use_c: bool = True) -> tuple[Ints, int]:
+        """(offsets of the records that end inside buf, where the last one ends): in C when built."""
+        if c_walk is not None and use_c:
+            raw, stop = c_walk(buf, self._endian == "<")
+            return np.frombuffer(raw, dtype=np.int64), stop
+        walk = struct.Struct(self._endian + "I").unpack_from
+        offs: list[int] = []
+        mark = offs.append
+        off = 0
+        end = len(buf)
+        while off + 16 <= end:
+            nxt = off + 16 + walk(buf, off + 8)[0]
+            if nxt > end:
+                break
+            mark(off)
+            off = nxt
+        return np.array(offs, dtype=np.int64), off
 
     def _complete(self, part: bytes) -> bytes | None:
         """The record that starts with `part` (cut by the end of a read buffer), read to its end, or
