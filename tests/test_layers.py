@@ -36,7 +36,7 @@ class Import:
 
 def module_names(root: Path = PACKAGE) -> dict[str, Path]:
     """Dotted name -> file of every module of the package (`analyzer.smb` is analyzer/smb/__init__.py);
-    a compiled module is its stub (analyzer/capture/_walk.pyi)."""
+    a compiled module is its stub (analyzer/capture/_batch.pyi)."""
     out: dict[str, Path] = {}
     stubs = [p for p in root.rglob("*.pyi") if not p.with_suffix(".py").exists()]
     for path in sorted([*root.rglob("*.py"), *stubs]):

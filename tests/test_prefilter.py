@@ -7,17 +7,19 @@ wherever a batch ends, and while the consumer learns and forgets ports between p
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.capture import pcap
+from analyzer.capture import pcap, prefilter
 from analyzer.capture.decode import Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.prefilter import PortSet
@@ -412,3 +414,22 @@ def test_the_c_record_walk_finds_what_the_python_walk_finds(
     assert c_offs.tolist() == py_offs.tolist() and c_stop == py_stop
     for short in (b"", buf[:15]):
         assert reader._walk(short)[1] == 0 and not len(reader._walk(short)[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames=st.lists(frame(), min_size=1, max_size=30), pad=st.binary(max_size=60))
+def test_the_c_fields_are_the_numpy_fields(frames: list[bytes], pad: bytes) -> None:
+    """Every array of every frame, whatever its layout (the common one or not, short, cut, padded)."""
+    if prefilter.c_fields is None:
+        pytest.skip("the C fields are not built here")
+    buf = pad + b"".join(frames) + bytes(48)
+    ends = list(itertools.accumulate((len(f) for f in frames), initial=len(pad)))
+    start, end = np.array(ends[:-1], dtype=np.int64), np.array(ends[1:], dtype=np.int64)
+    batch = prefilter.Batch(buf, 1, 0, start, end, np.zeros(len(frames), dtype=np.int64))
+    tcp_first, udp_first = prefilter.table({5, 0x52}), prefilter.table(range(0, 256, 3))
+    (c, c_base), (py, py_base) = (
+        prefilter.fields(batch, tcp_first, udp_first),
+        prefilter.numpy_fields(batch, tcp_first, udp_first),
+    )
+    assert [a.tolist() for a in c] == [a.tolist() for a in py] and c_base.tolist() == py_base.tolist()
+    assert [a.dtype for a in c] == [a.dtype for a in py] and c_base.dtype == py_base.dtype

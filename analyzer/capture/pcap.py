@@ -2,7 +2,7 @@
 
 Format: https://www.tcpdump.org/manpages/pcap-savefile.5.html (24-byte file header, then 16-byte
 record headers). Records are read in batches of 4 MiB buffers (`batches()`, for the prefilter): the
-record lengths are walked in C (`_walk`, built with the package) or, where it was not built, in
+record lengths are walked in C (`_batch`, built with the package) or, where it was not built, in
 Python; bounds and times come as numpy arrays.
 """
 
@@ -18,10 +18,9 @@ import numpy as np
 from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import CaptureReader, RawFrame
 
-CWalk = Callable[[bytes, bool], tuple[bytes, int]]
-c_walk: CWalk | None
+c_walk: Callable[[bytes, bool], tuple[bytes, int]] | None
 try:
-    from analyzer.capture._walk import walk as c_walk
+    from analyzer.capture._batch import walk as c_walk
 except ImportError:  # not built (no compiler at install): the Python walk below, same records
     c_walk = None
 

@@ -1,0 +1,6 @@
+from typing_extensions import Buffer
+
+def walk(buf: Buffer, little: bool, /) -> tuple[bytes, int]: ...
+def fields(
+    buf: Buffer, start: Buffer, end: Buffer, tcp_first: Buffer, udp_first: Buffer, /
+) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]: ...
