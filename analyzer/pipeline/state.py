@@ -9,7 +9,7 @@ flows are followed. The file loop makes one capture's `Conversations` from it at
 from __future__ import annotations
 
 from analyzer.capture.decode import Selector
-from analyzer.dcerpc.cl_pdu import cl_probe
+from analyzer.dcerpc.cl_pdu import CL_VERSION, cl_probe
 from analyzer.limits import Limits
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, TCP_PROBE_FIRST, FlowFilter, tcp_probe
 from analyzer.pipeline.learn import EndpointLearner
@@ -38,4 +38,5 @@ class Run:
         self.selector.tcp_probe_first = TCP_PROBE_FIRST
         self.selector.udp_ports.add(EPM_PORT)
         self.selector.udp_probe = cl_probe
+        self.selector.udp_probe_first = frozenset({CL_VERSION})  # cl_probe's first test: no call for the rest
         self.learner = EndpointLearner(self.records.book, self.selector)
