@@ -17,6 +17,7 @@ to the copy that is unpickled.
 from __future__ import annotations
 
 import importlib.abc
+import operator
 import os
 import pickle
 import shutil
@@ -89,6 +90,10 @@ class _Codec(Generic[R]):
         self.flow_fields = [f.name for f in fields(Flow)]
         self.is_flow = [hints[n] is Flow for n in self.names]
         self.tuples = {n for n in self.names if typing.get_origin(hints[n]) is tuple}
+        # Every field of a record (and of a flow) in one call: rows, then turned into columns.
+        assert len(self.names) > 1 and len(self.flow_fields) > 1  # attrgetter of one name gives no tuple
+        self._row = operator.attrgetter(*self.names)
+        self._flow_row = operator.attrgetter(*self.flow_fields)
         self._hints = hints
         self._schema: Any = None
 
@@ -111,11 +116,10 @@ class _Codec(Generic[R]):
     def encode(self, records: list[R]) -> Any:
         """An Arrow record batch of the records."""
         pa = _pa()
-        columns: list[list[Any]] = []
-        for name, is_flow in zip(self.names, self.is_flow, strict=True):
-            values = [getattr(r, name) for r in records]
+        columns: list[tuple[Any, ...]] = []
+        for values, is_flow in zip(zip(*map(self._row, records), strict=True), self.is_flow, strict=True):
             if is_flow:
-                columns += [[getattr(v, f) for v in values] for f in self.flow_fields]
+                columns += zip(*map(self._flow_row, values), strict=True)
             else:
                 columns.append(values)
         return pa.RecordBatch.from_arrays(
