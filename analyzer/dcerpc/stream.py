@@ -68,14 +68,18 @@ class CoStream:
                 break  # a bad header, the cap, a PDU that goes on: `_parse` deals with it
             raw = data if frag_len == n and type(data) is bytes else bytes(data[pos : pos + frag_len])
             pos += frag_len
-            self.pdus += 1
-            try:
-                pdu = parse_co_pdu(raw)
-            except Malformed as e:
-                self._on_violation(frame, e.what, e.detail)
-                continue
-            self._on_pdu(pdu, frame, ts, frame)
+            self._emit(raw, frame, ts, frame)
         return data[pos:] if pos else data
+
+    def _emit(self, raw: bytes, frame: int, ts: int, first_frame: int) -> None:
+        """One framed PDU, completed by `frame`: parsed and handed on, or a violation."""
+        self.pdus += 1
+        try:
+            pdu = parse_co_pdu(raw)
+        except Malformed as e:
+            self._on_violation(frame, e.what, e.detail)
+            return
+        self._on_pdu(pdu, frame, ts, first_frame)
 
     def gap(self, missing: int, frame: int, ts: int) -> None:
         """Bytes were lost: whatever was buffered cannot be completed."""
@@ -156,11 +160,4 @@ class CoStream:
             if len(buf) < frag_len:
                 return
             raw = bytes(buf[:frag_len])
-            done_frame, done_ts, first_frame = self._consume(frag_len)
-            self.pdus += 1
-            try:
-                pdu = parse_co_pdu(raw)
-            except Malformed as e:
-                self._on_violation(done_frame, e.what, e.detail)
-                continue
-            self._on_pdu(pdu, done_frame, done_ts, first_frame)
+            self._emit(raw, *self._consume(frag_len))
