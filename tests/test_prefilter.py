@@ -404,16 +404,17 @@ def test_the_c_record_walk_finds_what_the_python_walk_finds(
     if pcap.c_walk is None:
         pytest.skip("the C walk is not built here")
     order = "<" if little else ">"
-    buf = b"".join(struct.pack(order + "IIII", 1, 2, n, n) + bytes(n) for n in lengths)
+    buf = b"".join(struct.pack(order + "IIII", 1 + i, 2 + i, n, n) + bytes(n) for i, n in enumerate(lengths))
     buf = buf[: len(buf) - cut] if cut < len(buf) else buf
     buf += struct.pack(order + "IIII", 1, 2, 0xFFFFFFFF, 0) + junk  # a corrupt length ends the walk
     reader = pcap.PcapReader.__new__(pcap.PcapReader)
     reader._endian = order
-    c_offs, c_stop = reader._walk(buf)
-    py_offs, py_stop = reader._walk(buf, use_c=False)
-    assert c_offs.tolist() == py_offs.tolist() and c_stop == py_stop
+    c_walk, py_walk = reader._walk(buf), reader._walk(buf, use_c=False)
+    assert [a.tolist() for a in c_walk[:3]] == [a.tolist() for a in py_walk[:3]] and c_walk[3] == py_walk[3]
+    times = [struct.unpack_from(order + "II", buf, off) for off in c_walk[0].tolist()]  # seconds, fraction
+    assert list(zip(c_walk[1].tolist(), c_walk[2].tolist(), strict=True)) == times
     for short in (b"", buf[:15]):
-        assert reader._walk(short)[1] == 0 and not len(reader._walk(short)[0])
+        assert reader._walk(short)[3] == 0 and not len(reader._walk(short)[0])
 
 
 @settings(max_examples=200, deadline=None)

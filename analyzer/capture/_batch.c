@@ -11,14 +11,20 @@
  * milliseconds. analyzer/capture/pcap.py keeps the same walk in Python for when this module is
  * not built; tests/test_prefilter.py checks that both give the same answer.
  *
- * walk(buf, little) -> (offsets, stop): offsets holds, as native int64 values, the offset of
- * every record that ends inside buf, in order, starting at offset 0; stop is where the walk
- * stopped (the end of the last whole record). The buffer is only read.
+ * walk(buf, little) -> (offsets, seconds, fractions, stop): offsets holds, as native int64 values,
+ * the offset of every record that ends inside buf, in order, starting at offset 0; seconds and
+ * fractions the first two fields of each one's header (its time), as int64 too; stop is where the
+ * walk stopped (the end of the last whole record). The buffer is only read.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+static inline uint32_t u32(const unsigned char *h, int little) {
+    return little ? ((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24)
+                  : ((uint32_t)h[3] | (uint32_t)h[2] << 8 | (uint32_t)h[1] << 16 | (uint32_t)h[0] << 24);
+}
 
 static PyObject *walk(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -28,29 +34,42 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     const unsigned char *p = (const unsigned char *)view.buf;
     Py_ssize_t end = view.len;
     Py_ssize_t most = end / 16; /* a record is at least its header */
-    PyObject *out = PyBytes_FromStringAndSize(NULL, most * (Py_ssize_t)sizeof(int64_t));
-    if (out == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
+    PyObject *out[3];
+    for (int i = 0; i < 3; i++) {
+        out[i] = PyBytes_FromStringAndSize(NULL, most * (Py_ssize_t)sizeof(int64_t));
+        if (out[i] == NULL) {
+            for (int j = 0; j < i; j++)
+                Py_DECREF(out[j]);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
     }
-    int64_t *offs = (int64_t *)PyBytes_AS_STRING(out);
+    int64_t *offs = (int64_t *)PyBytes_AS_STRING(out[0]), *sec = (int64_t *)PyBytes_AS_STRING(out[1]);
+    int64_t *frac = (int64_t *)PyBytes_AS_STRING(out[2]);
     Py_ssize_t n = 0, off = 0;
     Py_BEGIN_ALLOW_THREADS
     while (off + 16 <= end) {
-        const unsigned char *h = p + off + 8;
-        uint32_t incl = little ? ((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24)
-                               : ((uint32_t)h[3] | (uint32_t)h[2] << 8 | (uint32_t)h[1] << 16 | (uint32_t)h[0] << 24);
-        Py_ssize_t next = off + 16 + (Py_ssize_t)incl;
+        const unsigned char *h = p + off;
+        Py_ssize_t next = off + 16 + (Py_ssize_t)u32(h + 8, little);
         if (next > end)
             break;
-        offs[n++] = (int64_t)off;
+        offs[n] = (int64_t)off;
+        sec[n] = (int64_t)u32(h, little);
+        frac[n] = (int64_t)u32(h + 4, little);
+        n++;
         off = next;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (_PyBytes_Resize(&out, n * (Py_ssize_t)sizeof(int64_t)) < 0)
-        return NULL;
-    return Py_BuildValue("(Nn)", out, off);
+    for (int i = 0; i < 3; i++) {
+        if (_PyBytes_Resize(&out[i], n * (Py_ssize_t)sizeof(int64_t)) < 0) {
+            for (int j = 0; j < 3; j++)
+                if (j != i)
+                    Py_XDECREF(out[j]);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(NNNn)", out[0], out[1], out[2], off);
 }
 
 /* The prefilter's fields (analyzer/capture/prefilter.py `fields`, which says what each one is):
@@ -135,7 +154,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"walk", walk, METH_VARARGS, "walk(buf, little) -> (int64 offsets as bytes, stop): the pcap records in buf."},
+    {"walk", walk, METH_VARARGS, "walk(buf, little) -> (offsets, seconds, fractions, stop): the pcap records in buf."},
     {"fields", fields, METH_VARARGS, "fields(buf, start, end, tcp_first, udp_first) -> the prefilter's fields as bytes."},
     {NULL, NULL, 0, NULL},
 };
