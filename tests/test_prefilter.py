@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.capture import pcap, prefilter
+from analyzer.capture import pcap, pcapng, prefilter
 from analyzer.capture.decode import Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.prefilter import PortSet
@@ -434,3 +434,22 @@ def test_the_c_fields_are_the_numpy_fields(frames: list[bytes], pad: bytes) -> N
     )
     assert [a.tolist() for a in c] == [a.tolist() for a in py] and c_base.tolist() == py_base.tolist()
     assert [a.dtype for a in c] == [a.dtype for a in py] and c_base.dtype == py_base.dtype
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=pcapng_file(), cut=st.integers(0, 64), junk=st.binary(max_size=16))
+def test_the_c_epb_run_finds_what_the_python_run_finds(
+    case: tuple[bytes, list[tuple[int, int, bytes]], int], cut: int, junk: bytes
+) -> None:
+    """From every block boundary and any 4-byte offset, in either byte order, the buffer cut anywhere."""
+    if pcapng.c_epb_run is None:
+        pytest.skip("the C walk is not built here")
+    data = case[0]
+    data = data[: len(data) - cut] + junk if cut < len(data) else junk
+    reader = pcapng.PcapngReader.__new__(pcapng.PcapngReader)
+    for order in "<>":
+        reader._endian = order
+        for off in range(0, len(data) + 8, 4):
+            c_run, c_stop = reader._run(data, off, len(data))
+            py_run, py_stop = reader._run(data, off, len(data), use_c=False)
+            assert c_run.tolist() == py_run.tolist() and c_stop == py_stop and c_run.dtype == py_run.dtype

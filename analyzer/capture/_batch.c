@@ -1,5 +1,5 @@
-/* The two per-record loops of the batched reader in C: the pcap record walk, and the prefilter's
- * fields. Both have a Python (numpy) twin used when this module is not built; tests hold the two
+/* The per-record loops of the batched readers in C: the pcap record walk (and pcapng's run of
+ * enhanced packet blocks), and the prefilter's fields. Both have a Python (numpy) twin used when this module is not built; tests hold the two
  * to the same answers.
  *
  * The pcap record walk: where each record of a buffer starts.
@@ -70,6 +70,46 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         }
     }
     return Py_BuildValue("(NNNn)", out[0], out[1], out[2], off);
+}
+
+/* The pcapng twin of the walk (analyzer/capture/pcapng.py `_run`): epb_run(buf, off, little,
+ * max_block) -> (offsets, stop), the enhanced packet blocks (type 6) from off on that are well
+ * formed (at least 32 bytes, a multiple of 4, at most max_block) and fit buf, up to the first
+ * block that is not one. */
+static PyObject *epb_run(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t off, max_block;
+    int little;
+    if (!PyArg_ParseTuple(args, "y*npn", &view, &off, &little, &max_block))
+        return NULL;
+    const unsigned char *p = (const unsigned char *)view.buf;
+    Py_ssize_t end = view.len;
+    if (off < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "epb_run: a negative offset");
+        return NULL;
+    }
+    Py_ssize_t most = off < end ? (end - off) / 32 : 0;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, most * (Py_ssize_t)sizeof(int64_t));
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int64_t *offs = (int64_t *)PyBytes_AS_STRING(out);
+    Py_ssize_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (off + 12 <= end) {
+        uint32_t btype = u32(p + off, little), blen = u32(p + off + 4, little);
+        if (btype != 6 || blen < 32 || blen % 4 || (Py_ssize_t)blen > max_block || off + (Py_ssize_t)blen > end)
+            break;
+        offs[n++] = (int64_t)off;
+        off += blen;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (_PyBytes_Resize(&out, n * (Py_ssize_t)sizeof(int64_t)) < 0)
+        return NULL;
+    return Py_BuildValue("(Nn)", out, off);
 }
 
 /* The prefilter's fields (analyzer/capture/prefilter.py `fields`, which says what each one is):
@@ -155,6 +195,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, "walk(buf, little) -> (offsets, seconds, fractions, stop): the pcap records in buf."},
+    {"epb_run", epb_run, METH_VARARGS, "epb_run(buf, off, little, max_block) -> (offsets, stop): pcapng EPBs."},
     {"fields", fields, METH_VARARGS, "fields(buf, start, end, tcp_first, udp_first) -> the prefilter's fields as bytes."},
     {NULL, NULL, 0, NULL},
 };
