@@ -71,7 +71,7 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 def without_pandas() -> None:
     """For a process that only reads captures and then ends (the forked reader, a worker): make
     pandas unimportable there, unless it is already loaded. `pa.array` imports pandas on its first
-    call only to ask whether the list it is given is a pandas object: half a second of CPU that a
+    call only to ask whether the list it is given is a pandas object: 0.13 to 0.2 s of CPU that a
     process building no table need not spend (pyarrow then takes pandas to be absent). Never in a
     process that goes on to build tables: pyarrow remembers the answer."""
     if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
