@@ -184,8 +184,8 @@ class PacketFeed:
 
 
 # Run-wide state a Records may carry besides its record lists (what the run learned about endpoints,
-# frame maps of multi-file sessions): the next interval's Records shares it.
-_SHARED_STATE = ("book", "frame_maps")
+# frame maps of multi-file sessions, whether datagrams are spooled): the next interval's Records shares it.
+_SHARED_STATE = ("book", "frame_maps", "keep_datagrams")
 
 
 def _swap(pipeline: Pipeline) -> Records:

@@ -16,9 +16,12 @@ to the copy that is unpickled.
 
 from __future__ import annotations
 
+import importlib.abc
+import operator
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import typing
 import weakref
@@ -60,6 +63,24 @@ def _pa() -> Any:
     return pyarrow
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """An import finder that refuses pandas (see `without_pandas`)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"{fullname} is not imported by a capture reader", name=fullname)
+
+
+def without_pandas() -> None:
+    """For a process that only reads captures and then ends (the forked reader, a worker): make
+    pandas unimportable there, unless it is already loaded. `pa.array` imports pandas on its first
+    call only to ask whether the list it is given is a pandas object: 0.13 to 0.2 s of CPU that a
+    process building no table need not spend (pyarrow then takes pandas to be absent). Never in a
+    process that goes on to build tables: pyarrow remembers the answer."""
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+
+
 class _Codec(Generic[R]):
     """A record class as Arrow columns and back: scalar fields as they are, a `Flow` as one column
     per field (`flow.capture`, ...), a tuple of strings as a list column."""
@@ -72,6 +93,10 @@ class _Codec(Generic[R]):
         self.flow_fields = [f.name for f in fields(Flow)]
         self.is_flow = [hints[n] is Flow for n in self.names]
         self.tuples = {n for n in self.names if typing.get_origin(hints[n]) is tuple}
+        # Every field of a record (and of a flow) in one call: rows, then turned into columns.
+        assert len(self.names) > 1 and len(self.flow_fields) > 1  # attrgetter of one name gives no tuple
+        self._row = operator.attrgetter(*self.names)
+        self._flow_row = operator.attrgetter(*self.flow_fields)
         self._hints = hints
         self._schema: Any = None
 
@@ -94,11 +119,10 @@ class _Codec(Generic[R]):
     def encode(self, records: list[R]) -> Any:
         """An Arrow record batch of the records."""
         pa = _pa()
-        columns: list[list[Any]] = []
-        for name, is_flow in zip(self.names, self.is_flow, strict=True):
-            values = [getattr(r, name) for r in records]
+        columns: list[tuple[Any, ...]] = []
+        for values, is_flow in zip(zip(*map(self._row, records), strict=True), self.is_flow, strict=True):
             if is_flow:
-                columns += [[getattr(v, f) for v in values] for f in self.flow_fields]
+                columns += zip(*map(self._flow_row, values), strict=True)
             else:
                 columns.append(values)
         return pa.RecordBatch.from_arrays(
@@ -427,10 +451,15 @@ class RowSpool(Spool[R]):
 class Records:
     """Everything an analysis produced, in the order it was produced: one `Spool` per kind
     (violations through their `ViolationLog`). `captures` (one summary per input file) stays in
-    memory. Close it, or let it be collected, to remove its run directory."""
+    memory. Close it, or let it be collected, to remove its run directory.
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    `datagrams`: spool a `DatagramRecord` for every connectionless PDU. Off by default: no table
+    reads them (the calls and endpoints of connectionless conversations are spooled either way);
+    the connectionless tracker's tests turn it on."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, datagrams: bool = False) -> None:
         self._run = _RunDir()
+        self.keep_datagrams = datagrams
         self.binds: Spool[BindRecord] = Spool(self._run, "binds", BindRecord)
         self.endpoints: Spool[EndpointRecord] = Spool(self._run, "endpoints", EndpointRecord)
         self.calls: Spool[CallRecord] = Spool(self._run, "calls", CallRecord)
@@ -445,6 +474,8 @@ class Records:
         self.book = EndpointBook(limits.max_learned_endpoints)
         # Capture sessions of several files: session frame numbers back to (file, frame in it).
         self.frame_maps: dict[str, FrameMap] = {}
+        # path -> SHA-256 of the input files hashed as they were read (`Pipeline(digests=True)`).
+        self.digests: dict[str, str] = {}
 
     def _spools(self) -> list[Spool[Any]]:
         return [self.binds, self.endpoints, self.calls, self.connections, self.datagrams, self.attempts]

@@ -35,9 +35,11 @@ class Import:
 
 
 def module_names(root: Path = PACKAGE) -> dict[str, Path]:
-    """Dotted name -> file of every module of the package (`analyzer.smb` is analyzer/smb/__init__.py)."""
+    """Dotted name -> file of every module of the package (`analyzer.smb` is analyzer/smb/__init__.py);
+    a compiled module is its stub (analyzer/capture/_batch.pyi)."""
     out: dict[str, Path] = {}
-    for path in sorted(root.rglob("*.py")):
+    stubs = [p for p in root.rglob("*.pyi") if not p.with_suffix(".py").exists()]
+    for path in sorted([*root.rglob("*.py"), *stubs]):
         parts = [root.name, *path.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()

@@ -9,6 +9,7 @@ second part's connection is identified only by the first part's endpoint-mapper 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shutil
 import subprocess
@@ -80,7 +81,11 @@ def test_samples_in_two_workers_are_the_serial_records() -> None:
 def test_independent_captures_in_two_workers_are_the_serial_records(independent: Path) -> None:
     serial = analyzer.analyze([independent])
     assert len(serial.captures) == 4 and len(serial.binds) > 0
-    assert_same_result(serial, analyzer.analyze([independent], jobs=2))
+    parallel = analyzer.analyze([independent], jobs=2)
+    assert_same_result(serial, parallel)
+    # The workers hashed each input as they read it, for manifest.json: no file is read twice.
+    files = sorted(independent.glob("*.pcap"))
+    assert parallel.records.digests == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def test_a_session_the_earlier_ones_reach_is_read_again(cut_in_two: Path, monkeypatch: pytest.MonkeyPatch) -> None:

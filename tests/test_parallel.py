@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,7 @@ from analyzer.parallel import child as parallel
 from analyzer.pipeline import Pipeline
 from tests.conftest import SAMPLES
 
+ROOT = Path(__file__).resolve().parents[1]
 PATHS = [str(SAMPLES / n) for n in ("epm_map_session.pcap", "smb2_pipes.pcap", "cl_udp.pcap", "truncated.pcap")]
 
 
@@ -51,3 +55,32 @@ def test_without_fork_it_reads_in_process(monkeypatch: pytest.MonkeyPatch) -> No
     order = []
     records = parallel.read_in_child(PATHS, DEFAULT_LIMITS, _no_progress, lambda: order.append("warm"))
     assert order == ["warm"] and records.binds
+
+
+def test_the_child_reads_and_nothing_runs_in_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran = []
+    real = parallel._run
+
+    def spy(paths: list[str], limits: object, progress: object) -> object:
+        ran.append(os.getpid())  # appended in the child's memory when it runs there
+        return real(paths, limits, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parallel, "_run", spy)
+    records = parallel.read_in_child(PATHS, DEFAULT_LIMITS, _no_progress, lambda: None)
+    assert records.binds and ran == []  # no fallback: the child's records came through
+
+
+def test_a_reader_process_spools_records_without_importing_pandas() -> None:
+    code = (
+        "import pickle, sys\n"
+        "from analyzer.records import without_pandas\n"
+        "without_pandas()\n"
+        "from analyzer.pipeline import Pipeline\n"
+        f"records = Pipeline().run({PATHS!r})\n"
+        "records.binds.flush()\n"
+        "assert records.binds._files[0].endswith('.arrow'), records.binds._files\n"
+        "pickle.dumps(records)\n"
+        "print('pandas' in sys.modules, len(records.binds))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", str(len(Pipeline(DEFAULT_LIMITS).run(PATHS).binds))]

@@ -331,3 +331,14 @@ def test_a_port_held_while_judging_is_let_go_unless_a_followed_connection_uses_i
             conv.tcp(Packet(PROTO_TCP, c, s, 50001, 40000, 1, 1, ACK, bind(1, [(0, SVCCTL, 2, [NDR])])), 2, 10**9)
         conv.expire(601 * 10**9)  # the undecided one goes idle
         assert (40000 in run_.selector.tcp_ports) == followed
+
+
+def test_datagram_records_are_spooled_only_when_asked_for() -> None:
+    from analyzer.pipeline import Pipeline
+    from tests.conftest import SAMPLES
+
+    path = [str(SAMPLES / "cl_udp.pcap")]
+    default, asked = Pipeline().run(path), Pipeline(datagrams=True).run(path)
+    assert not default.datagrams and len(asked.datagrams) > 2  # one per connectionless PDU, when asked
+    assert list(default.calls) == list(asked.calls) and default.calls  # the calls come either way
+    assert list(default.endpoints) == list(asked.endpoints)

@@ -7,17 +7,19 @@ wherever a batch ends, and while the consumer learns and forgets ports between p
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.capture import pcap
+from analyzer.capture import pcap, pcapng, prefilter
 from analyzer.capture.decode import Packet, PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.prefilter import PortSet
@@ -261,7 +263,7 @@ class _FrameByFrame:
 
 
 def _records(path: Path, batched: bool) -> dict[str, list[Any]]:
-    p = Pipeline(strict=True)
+    p = Pipeline(strict=True, datagrams=True)
     reader = open_capture(str(path))
     p.add_reader(reader if batched else _FrameByFrame(reader), path.name, str(path))  # type: ignore[arg-type]
     r = p.records
@@ -382,3 +384,72 @@ def test_pcapng_batches_read_the_format_and_select_like_frame_by_frame(
         assert _selected(path, True, udp_first) == _selected(path, False, udp_first)
     finally:
         pcapng._CHUNK = saved
+
+
+# -- the pcap record walk: C and Python -----------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 300), max_size=40),
+    cut=st.integers(0, 400),
+    little=st.booleans(),
+    junk=st.binary(max_size=20),
+)
+def test_the_c_record_walk_finds_what_the_python_walk_finds(
+    lengths: list[int], cut: int, little: bool, junk: bytes
+) -> None:
+    """Whole records, a record cut by the buffer's end, a header cut, a huge length: the same offsets
+    and the same stop, in either byte order."""
+    if pcap.c_walk is None:
+        pytest.skip("the C walk is not built here")
+    order = "<" if little else ">"
+    buf = b"".join(struct.pack(order + "IIII", 1 + i, 2 + i, n, n) + bytes(n) for i, n in enumerate(lengths))
+    buf = buf[: len(buf) - cut] if cut < len(buf) else buf
+    buf += struct.pack(order + "IIII", 1, 2, 0xFFFFFFFF, 0) + junk  # a corrupt length ends the walk
+    reader = pcap.PcapReader.__new__(pcap.PcapReader)
+    reader._endian = order
+    c_walk, py_walk = reader._walk(buf), reader._walk(buf, use_c=False)
+    assert [a.tolist() for a in c_walk[:3]] == [a.tolist() for a in py_walk[:3]] and c_walk[3] == py_walk[3]
+    times = [struct.unpack_from(order + "II", buf, off) for off in c_walk[0].tolist()]  # seconds, fraction
+    assert list(zip(c_walk[1].tolist(), c_walk[2].tolist(), strict=True)) == times
+    for short in (b"", buf[:15]):
+        assert reader._walk(short)[3] == 0 and not len(reader._walk(short)[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames=st.lists(frame(), min_size=1, max_size=30), pad=st.binary(max_size=60))
+def test_the_c_fields_are_the_numpy_fields(frames: list[bytes], pad: bytes) -> None:
+    """Every array of every frame, whatever its layout (the common one or not, short, cut, padded)."""
+    if prefilter.c_fields is None:
+        pytest.skip("the C fields are not built here")
+    buf = pad + b"".join(frames) + bytes(48)
+    ends = list(itertools.accumulate((len(f) for f in frames), initial=len(pad)))
+    start, end = np.array(ends[:-1], dtype=np.int64), np.array(ends[1:], dtype=np.int64)
+    batch = prefilter.Batch(buf, 1, 0, start, end, np.zeros(len(frames), dtype=np.int64))
+    tcp_first, udp_first = prefilter.table({5, 0x52}), prefilter.table(range(0, 256, 3))
+    (c, c_base), (py, py_base) = (
+        prefilter.fields(batch, tcp_first, udp_first),
+        prefilter.numpy_fields(batch, tcp_first, udp_first),
+    )
+    assert [a.tolist() for a in c] == [a.tolist() for a in py] and c_base.tolist() == py_base.tolist()
+    assert [a.dtype for a in c] == [a.dtype for a in py] and c_base.dtype == py_base.dtype
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=pcapng_file(), cut=st.integers(0, 64), junk=st.binary(max_size=16))
+def test_the_c_epb_run_finds_what_the_python_run_finds(
+    case: tuple[bytes, list[tuple[int, int, bytes]], int], cut: int, junk: bytes
+) -> None:
+    """From every block boundary and any 4-byte offset, in either byte order, the buffer cut anywhere."""
+    if pcapng.c_epb_run is None:
+        pytest.skip("the C walk is not built here")
+    data = case[0]
+    data = data[: len(data) - cut] + junk if cut < len(data) else junk
+    reader = pcapng.PcapngReader.__new__(pcapng.PcapngReader)
+    for order in "<>":
+        reader._endian = order
+        for off in range(0, len(data) + 8, 4):
+            c_run, c_stop = reader._run(data, off, len(data))
+            py_run, py_stop = reader._run(data, off, len(data), use_c=False)
+            assert c_run.tolist() == py_run.tolist() and c_stop == py_stop and c_run.dtype == py_run.dtype

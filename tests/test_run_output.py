@@ -12,9 +12,11 @@ from click.testing import CliRunner
 
 import analyzer
 from analyzer.capture.digest import sha256_file
+from analyzer.capture.source import open_capture
 from analyzer.cli import main
-from analyzer.report.manifest import hash_in_background
+from analyzer.report.manifest import hash_inputs
 from tests.conftest import SAMPLES
+from tests.test_hostile_files import netmon
 
 EPM = SAMPLES / "epm_map_session.pcap"
 GZ = SAMPLES / "gzip_session.pcap.gz"
@@ -41,11 +43,54 @@ def test_sha256_is_streamed_in_blocks(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(range(256)) * 20_000)  # 5 MB: several blocks
     assert sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()
-    wait = hash_in_background([str(big), str(tmp_path / "missing"), str(big)])
-    digests = wait()
+    digests = hash_inputs([str(big), str(tmp_path / "missing"), str(big)])
     assert list(digests) == [str(big), str(tmp_path / "missing")]  # each file once
     assert digests[str(big)] == {"path": str(big), "size": 5_120_000, "sha256": sha256_file(big)}
     assert digests[str(tmp_path / "missing")]["sha256"] is None and digests[str(tmp_path / "missing")]["error"]
+
+
+def _read_through(path: Path) -> str | None:
+    reader = open_capture(str(path), hashed=True)
+    for _frame in reader:
+        pass
+    assert reader.sha256 is None  # known once closed
+    reader.close()
+    return reader.sha256
+
+
+def test_a_reader_hashes_the_file_as_stored_while_reading_it(tmp_path: Path) -> None:
+    big = tmp_path / "big.pcap"  # several of the reader's buffers, and of the hashing thread's blocks
+    data = EPM.read_bytes()
+    big.write_bytes(data + data[24:] * (9_000_000 // len(data)))
+    for path in (EPM, GZ, SAMPLES / "two_interfaces.pcapng", big):
+        assert _read_through(path) == hashlib.sha256(path.read_bytes()).hexdigest(), path.name
+    assert open_capture(str(EPM)).sha256 is None  # not asked for
+    nm = tmp_path / "frames.cap"  # NetMon reads its frame table, at the end, first: a gap
+    nm.write_bytes(netmon([bytes(60 + i) for i in range(40)]))
+    assert _read_through(nm) is None  # the manifest hashes it itself
+
+
+def test_the_manifest_hashes_what_the_reader_did_not(tmp_path: Path) -> None:
+    nm = tmp_path / "frames.cap"
+    nm.write_bytes(netmon([bytes(60 + i) for i in range(40)]))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["analyze", "-q", str(EPM), str(nm), "-o", str(out)])
+    assert res.exit_code == 0, res.output + res.stderr
+    inputs = json.loads((out / "manifest.json").read_text())["inputs"]
+    assert [i["sha256"] for i in inputs] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in (EPM, nm)]
+
+
+def test_a_file_read_only_in_part_has_no_digest_from_its_reader(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    data = EPM.read_bytes()
+    cut.write_bytes(data[:24] + b"\xff" * 16 + bytes(9_000_000))  # a corrupt record header: reading stops there
+    reader = open_capture(str(cut), hashed=True)
+    list(reader)
+    reader.close()
+    assert reader.truncated and reader.sha256 is None  # the manifest hashes it itself
+    small = tmp_path / "small.pcap"  # read whole in one buffer, though cut after that: the digest stands
+    small.write_bytes(data[:24] + b"\xff" * 16)
+    assert _read_through(small) == hashlib.sha256(small.read_bytes()).hexdigest()
 
 
 def test_another_runs_files_are_named_in_a_warning(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def manifest(path: Path) -> dict[str, Any]:
 
 @cache
 def records(name: str) -> Records:
-    return run([PCAPS / name])
+    return run([PCAPS / name], datagrams=True)  # the connectionless PDUs are checked too
 
 
 def _pipe(name: str | None) -> str | None:

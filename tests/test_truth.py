@@ -35,7 +35,7 @@ def tables(path: Path) -> analyzer.AnalysisResult:
     from analyzer.api import from_records
     from analyzer.pipeline import Pipeline
 
-    return from_records(Pipeline(strict=True).run([str(path)]))
+    return from_records(Pipeline(strict=True, datagrams=True).run([str(path)]))  # datagrams: for the CL truth
 
 
 def _rows(df: object) -> list[dict[str, object]]:

@@ -209,11 +209,9 @@ class PacketDecoder:
         tcp_ports, udp_ports = sel.tcp_ports, sel.udp_ports
         tcp_first = prefilter.table(sel.tcp_probe_first)
         udp_first = prefilter.table(sel.udp_probe_first)
-        probe, udp_probe = sel.tcp_probe, sel.udp_probe
-        vxlan, geneve = tunnel.UDP_VXLAN, tunnel.UDP_GENEVE
-        decode = self.decode
-        frames = 0
-        last = 0
+        probe, udp_probe, vxlan, geneve = sel.tcp_probe, sel.udp_probe, tunnel.UDP_VXLAN, tunnel.UDP_GENEVE
+        decode, plain = self.decode, _plain
+        frames = last = 0
         versions = (tcp_ports.version, udp_ports.version)
         tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
         for batch in batches:
@@ -241,16 +239,19 @@ class PacketDecoder:
                         since = self._to_sink(batch, at, versions, n)
                     else:
                         for i, kind, sport, dport, maybe, pay, stop, start, end, ts in prefilter.rows(batch, f, at):
-                            # The exact tests of `decode` for the common layout, without its calls; it does the rest.
+                            # `decode`'s tests and packet for the common layout, without its calls.
                             if kind == 6:
                                 if sport not in tcp_ports and dport not in tcp_ports:
                                     if not maybe or not probe(buf, pay, stop):
                                         continue
+                                pkt = plain(6, buf, start, pay, stop, sport, dport)
                             elif kind == 17 and dport != vxlan and dport != geneve:  # tunnels: see `_l4`
                                 if sport not in udp_ports and dport not in udp_ports:
                                     if not maybe or not udp_probe(buf, pay, stop):
                                         continue
-                            pkt = decode(link, buf, start, end, frame0 + i + 1, ts)
+                                pkt = plain(17, buf, start, pay, stop, sport, dport)
+                            else:
+                                pkt = decode(link, buf, start, end, frame0 + i + 1, ts)
                             if pkt is not None:
                                 yield frame0 + i + 1, ts, pkt
                                 if versions != (tcp_ports.version, udp_ports.version):
@@ -448,6 +449,33 @@ def _shown(batches: Iterable[Batch], show: Callable[[Batch], None]) -> Iterator[
     for batch in batches:
         show(batch)
         yield batch
+
+
+def _plain(kind: int, buf: bytes, start: int, pay: int, stop: int, sport: int, dport: int) -> Packet | None:
+    """What `decode` returns for a wanted frame of the batch prefilter's common layout (Ethernet,
+    IPv4 with a 20-byte header, not a fragment; `kind` 6 TCP or 17 UDP, not to a tunnel port),
+    built from the fields the batch read: `stop` is the end the IPv4 total length leaves."""
+    if kind == PROTO_TCP:
+        if start + 54 > stop:  # the TCP header does not fit in the IP datagram
+            return None
+        seq, ack = _tcp_seq_ack(buf, start + 38)
+        payload = buf[pay:stop] if pay < stop else b""
+        return Packet(
+            PROTO_TCP,
+            buf[start + 26 : start + 30],
+            buf[start + 30 : start + 34],
+            sport,
+            dport,
+            seq,
+            ack,
+            buf[start + 47],
+            payload,
+        )
+    if start + 42 > stop:
+        return None
+    return Packet(
+        PROTO_UDP, buf[start + 26 : start + 30], buf[start + 30 : start + 34], sport, dport, 0, 0, 0, buf[pay:stop]
+    )
 
 
 def _ethernet(buf: bytes, start: int, end: int) -> tuple[int, int]:

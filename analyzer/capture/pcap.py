@@ -1,14 +1,15 @@
 """Classic libpcap files: microsecond and nanosecond magic, either byte order.
 
 Format: https://www.tcpdump.org/manpages/pcap-savefile.5.html (24-byte file header, then 16-byte
-record headers). Records are read in batches of 4 MiB buffers (`batches()`, for the prefilter): only
-the record lengths are walked in Python; bounds and times come as numpy arrays.
+record headers). Records are read in batches of 4 MiB buffers (`batches()`, for the prefilter): the
+record lengths are walked in C (`_batch`, built with the package) or, where it was not built, in
+Python; bounds and times come as numpy arrays.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import BinaryIO
 
@@ -16,6 +17,12 @@ import numpy as np
 
 from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import CaptureReader, RawFrame
+
+c_walk: Callable[[bytes, bool], tuple[bytes, bytes, bytes, int]] | None
+try:
+    from analyzer.capture._batch import walk as c_walk
+except ImportError:  # not built (no compiler at install): the Python walk below, same records
+    c_walk = None
 
 _BATCH = 1 << 22  # bytes per batch: numpy's per-call cost is paid per batch, not per record
 # A record this long cannot be a packet (the largest snaplen in use is 256 KiB): the file is corrupt.
@@ -60,31 +67,48 @@ class PcapReader(CaptureReader):
         its own and comes as a batch of one.
         """
         f = self._file
-        walk = struct.Struct(self._endian + "I").unpack_from
-        u4 = np.dtype(self._endian + "u4")
         while True:
             buf = f.read(_BATCH)
             if not buf:
                 return
-            offs: list[int] = []
-            mark = offs.append
-            off = 0
-            end = len(buf)
-            while off + 16 <= end:
-                nxt = off + 16 + walk(buf, off + 8)[0]
-                if nxt > end:
-                    break
-                mark(off)
-                off = nxt
-            if offs:
-                yield self._batch(buf, np.array(offs, dtype=np.int64), off, u4)
+            walked = self._walk(buf)
+            off = walked[3]
+            if len(walked[0]):
+                yield self._batch(buf, *walked)
                 self.bytes_read += off
-            if off < end:
+            if off < len(buf):
                 tail = self._complete(buf[off:])
                 if tail is None:
                     return
-                yield self._batch(tail, np.zeros(1, dtype=np.int64), len(tail), u4)
+                yield self._batch(tail, *self._walk(tail))  # exactly one record
                 self.bytes_read += len(tail)
+
+    def _walk(self, buf: bytes, use_c: bool = True) -> tuple[Ints, Ints, Ints, int]:
+        """(offsets of the records that end inside buf, their seconds and fractions, where the last
+        one ends): in C when built."""
+        if c_walk is not None and use_c:
+            raw, secs, fracs, stop = c_walk(buf, self._endian == "<")
+            ints = np.int64
+            return (
+                np.frombuffer(raw, dtype=ints),
+                np.frombuffer(secs, dtype=ints),
+                np.frombuffer(fracs, dtype=ints),
+                stop,
+            )
+        walk = struct.Struct(self._endian + "I").unpack_from
+        offs: list[int] = []
+        mark = offs.append
+        off = 0
+        end = len(buf)
+        while off + 16 <= end:
+            nxt = off + 16 + walk(buf, off + 8)[0]
+            if nxt > end:
+                break
+            mark(off)
+            off = nxt
+        at = np.array(offs, dtype=np.int64)
+        head = np.frombuffer(buf, dtype=np.uint8)[at[:, None] + np.arange(8)].view(self._endian + "u4")
+        return at, head[:, 0].astype(np.int64), head[:, 1].astype(np.int64), off  # (n, 2): seconds, fraction
 
     def _complete(self, part: bytes) -> bytes | None:
         """The record that starts with `part` (cut by the end of a read buffer), read to its end, or
@@ -104,13 +128,10 @@ class PcapReader(CaptureReader):
         self.truncated = f"file ends inside frame {self.frames + 1} ({len(part)} bytes left over)"
         return None
 
-    def _batch(self, buf: bytes, offs: Ints, stop: int, u4: np.dtype[np.uint32]) -> Batch:
-        """The records at `offs` in buf, the last ending at `stop`, as a Batch; frames counted,
-        out-of-range times noted. Records are contiguous: each one ends where the next begins."""
-        view = np.frombuffer(buf, dtype=np.uint8)
-        head = view[offs[:, None] + np.arange(8)].view(u4)  # (n, 2): seconds, fraction
-        sec = head[:, 0].astype(np.int64)
-        frac = head[:, 1].astype(np.int64)
+    def _batch(self, buf: bytes, offs: Ints, sec: Ints, frac: Ints, stop: int) -> Batch:
+        """The records at `offs` in buf (their headers' seconds and fractions), the last ending at
+        `stop`, as a Batch; frames counted, out-of-range times noted. Records are contiguous: each
+        one ends where the next begins."""
         start = offs + 16
         end = np.empty_like(offs)
         end[:-1] = offs[1:]

@@ -9,7 +9,7 @@ batches (`batches()`, for the prefilter); iterating it yields their frames one b
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise, repeat
 from typing import BinaryIO
 
@@ -17,6 +17,12 @@ import numpy as np
 
 from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import MAX_TS_NS, CaptureReader, RawFrame
+
+c_epb_run: Callable[[bytes, int, bool, int], tuple[bytes, int]] | None
+try:
+    from analyzer.capture._batch import epb_run as c_epb_run
+except ImportError:  # not built (no compiler at install): the Python walk in `_run`, the same blocks
+    c_epb_run = None
 
 _CHUNK = 1 << 20
 _MAX_BLOCK = 1 << 26
@@ -105,8 +111,8 @@ class PcapngReader(CaptureReader):
         while True:
             end = len(buf)
             run, off = self._run(buf, off, end)
-            if run:
-                yield from self._enhanced(buf, np.array(run, dtype=np.int64), off)
+            if len(run):
+                yield from self._enhanced(buf, run, off)
                 if self._stopped:
                     return
             blen = self._header(buf, off, end)
@@ -135,9 +141,12 @@ class PcapngReader(CaptureReader):
         if off < len(buf):
             self.truncated = f"file ends inside a block after frame {self.frames} ({len(buf) - off} bytes left over)"
 
-    def _run(self, buf: bytes, off: int, end: int) -> tuple[list[int], int]:
+    def _run(self, buf: bytes, off: int, end: int, use_c: bool = True) -> tuple[Ints, int]:
         """(offsets, end) of the enhanced packet blocks from `off` on that are well formed and fit the
-        buffer: the common case, one unpack a block."""
+        buffer: the common case, walked in C when built, else one unpack a block."""
+        if c_epb_run is not None and use_c and end == len(buf):
+            raw, stop = c_epb_run(buf, off, self._endian == "<", _MAX_BLOCK)
+            return np.frombuffer(raw, dtype=np.int64), stop
         head = _HEAD[self._endian]
         run: list[int] = []
         mark = run.append
@@ -147,7 +156,7 @@ class PcapngReader(CaptureReader):
                 break
             mark(off)
             off += blen
-        return run, off
+        return np.array(run, dtype=np.int64), off
 
     def _header(self, buf: bytes, off: int, end: int) -> int:
         """The length of the block at `off` (its section header's byte order taken first), 0 when the

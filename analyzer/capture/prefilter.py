@@ -15,11 +15,14 @@ checked against the sets as they are at that frame, the probe called, then `deco
 result is the same packet for packet. Ports are learned while a batch is being read: a `PortSet`
 counts its changes, and after each packet the candidates left in the batch are widened by the
 frames of any port added meanwhile (a port removed needs nothing: the per-frame test drops them).
+
+The fields are read in C (`_batch.fields`, built with the package) or, where it was not built, by
+`numpy_fields`: the same arrays either way (tests/test_prefilter.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
@@ -29,6 +32,11 @@ import numpy.typing as npt
 from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
 
 Ints = npt.NDArray[np.int64]
+c_fields: Callable[..., tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]] | None
+try:
+    from analyzer.capture._batch import fields as c_fields
+except ImportError:  # not built (no compiler at install): numpy_fields, the same arrays
+    c_fields = None
 
 
 class Batch(NamedTuple):
@@ -137,17 +145,30 @@ _UDP_TUNNEL_PORTS = (UDP_VXLAN, UDP_GENEVE)  # always decoded: the packet inside
 
 
 def fields(
-    batch: Batch, tcp_first: npt.NDArray[np.bool_], udp_first: npt.NDArray[np.bool_]
+    batch: Batch, tcp_first: npt.NDArray[np.bool_], udp_first: npt.NDArray[np.bool_], use_c: bool = True
 ) -> tuple[Fields, npt.NDArray[np.bool_]]:
     """The frames' fields, and which frames are candidates whatever the port sets hold."""
-    view = np.frombuffer(batch.buf, dtype=np.uint8)
-    start, end = batch.start, batch.end
-    n = len(start)
+    n = len(batch.start)
     # Only Ethernet has the common layout; fields are read at a fixed offset up to 48 bytes in, so a
     # buffer shorter than that (a record alone in its batch) is left to the per-frame test as well.
-    if batch.link != 1 or len(view) < 48:
+    if batch.link != 1 or len(batch.buf) < 48:
         zero = np.zeros(n, dtype=np.int64)
         return Fields(zero, zero, zero, zero, zero, np.zeros(n, dtype=np.bool_)), np.ones(n, dtype=np.bool_)
+    if c_fields is None or not use_c:
+        return numpy_fields(batch, tcp_first, udp_first)
+    start, end = (np.ascontiguousarray(a, dtype=np.int64) for a in (batch.start, batch.end))
+    out = c_fields(batch.buf, start.data, end.data, np.ascontiguousarray(tcp_first).data, udp_first.data)
+    kind, sport, dport, pay, stop = (np.frombuffer(b, dtype=np.int64) for b in out[:5])
+    maybe, base = (np.frombuffer(b, dtype=np.bool_) for b in out[5:])
+    return Fields(kind, sport, dport, pay, stop, maybe), base
+
+
+def numpy_fields(
+    batch: Batch, tcp_first: npt.NDArray[np.bool_], udp_first: npt.NDArray[np.bool_]
+) -> tuple[Fields, npt.NDArray[np.bool_]]:
+    """`fields` in numpy, for an Ethernet batch of at least 48 bytes."""
+    view = np.frombuffer(batch.buf, dtype=np.uint8)
+    start, end = batch.start, batch.end
     size = end - start
     d = np.where(size >= 42, start, 0)  # a safe index for frames too short to read
     etype = _be16(view, d + 12)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn
 from analyzer.errors import CaptureError
 
 if TYPE_CHECKING:
+    from analyzer.capture.digest import HashingFile
     from analyzer.capture.gzipstream import GzipStream
 
 # (ts_ns, link_type, buf, start, end): the frame's bytes are buf[start:end]. ts_ns 0 means "unknown".
@@ -42,6 +43,7 @@ class CaptureReader:
         # The file as stored (compressed, for a .gz): its position is the reader's progress.
         self.raw: BinaryIO = f
         self.gzip: GzipStream | None = None  # the decompressor, for a .gz: it knows whether it was cut
+        self.hashed: HashingFile | None = None  # the stored file, when hashed as it is read
         self.bad_times = 0  # frames whose timestamp is out of range (their time is unknown)
         self._first_bad_time: tuple[int, str] | None = None
 
@@ -89,6 +91,12 @@ class CaptureReader:
 
     def _fail(self, reason: str) -> NoReturn:
         raise CaptureError(self.name, reason)
+
+    @property
+    def sha256(self) -> str | None:
+        """The stored file's SHA-256 when it was hashed as read (`open_capture(hashed=True)`), read
+        to its end and closed; else None."""
+        return self.hashed.sha256 if self.hashed is not None else None
 
     def position(self) -> int:
         """Bytes of the stored file consumed so far (for progress bars)."""

@@ -119,10 +119,12 @@ class SessionFrames:
     """The frames of a session's files as one stream, numbered through the session. Readers are
     opened one at a time while the files follow one another; when they overlap, all the remaining
     files are opened and merged by timestamp. `readers` are the readers opened so far (for their
-    counters); `errors` the files that could not be opened or read, with why."""
+    counters); `errors` the files that could not be opened or read, with why. `hashed`: each file's
+    SHA-256 is taken as it is read (see `open_capture`)."""
 
-    def __init__(self, members: list[Member], fmap: FrameMap) -> None:
+    def __init__(self, members: list[Member], fmap: FrameMap, hashed: bool = False) -> None:
         self.members = members
+        self.hashed = hashed
         self.fmap = fmap
         self.readers: dict[int, CaptureReader] = {}
         self.errors: dict[int, str] = {}
@@ -133,7 +135,7 @@ class SessionFrames:
     def _open(self, i: int) -> Iterator[RawFrame] | None:
         m = self.members[i]
         try:
-            reader = self.readers[i] = open_capture(m.path, m.name)
+            reader = self.readers[i] = open_capture(m.path, m.name, hashed=self.hashed)
         except CaptureError as e:
             self.errors[i] = e.reason
             return None

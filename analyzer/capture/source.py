@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from analyzer.capture.digest import HashingFile
 from analyzer.capture.gzipstream import GzipStream
 from analyzer.capture.netmon import NetmonReader
 from analyzer.capture.pcap import MAGICS as PCAP_MAGICS
@@ -95,10 +96,17 @@ def _open_regular(path: str) -> BinaryIO:
         raise
 
 
-def _open_raw(path: str, limits: Limits) -> tuple[BinaryIO, BinaryIO, GzipStream | None]:
-    """(decompressed stream, underlying file, the gzip stream if any): the second tells how far the
-    read has got."""
+Opened = tuple[BinaryIO, BinaryIO, GzipStream | None, HashingFile | None]
+
+
+def _open_raw(path: str, limits: Limits, hashed: bool) -> Opened:
+    """(decompressed stream, underlying file, the gzip stream if any, the hashing file if `hashed`):
+    the second tells how far the read has got, and is the fourth when there is one."""
     raw = _open_regular(path)
+    hashing = None
+    if hashed:
+        hashing = HashingFile(raw)
+        raw = cast(BinaryIO, hashing)
     try:
         head = raw.read(2)
         raw.seek(0)
@@ -107,8 +115,8 @@ def _open_raw(path: str, limits: Limits) -> tuple[BinaryIO, BinaryIO, GzipStream
         raise CaptureError(path, f"cannot read: {e.strerror or e}") from None
     if head == _GZIP_MAGIC:
         gz = GzipStream(raw, limits.max_gzip_ratio, limits.gzip_ratio_floor_bytes)
-        return cast(BinaryIO, gz), raw, gz
-    return raw, raw, None
+        return cast(BinaryIO, gz), raw, gz, hashing
+    return raw, raw, None, hashing
 
 
 def _spool(gz: GzipStream) -> BinaryIO:
@@ -121,10 +129,13 @@ def _spool(gz: GzipStream) -> BinaryIO:
     return cast(BinaryIO, tmp)
 
 
-def open_capture(path: str, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> CaptureReader:
-    """A reader for the capture at `path`, or CaptureError saying in one line why there is none."""
+def open_capture(
+    path: str, name: str | None = None, limits: Limits = DEFAULT_LIMITS, hashed: bool = False
+) -> CaptureReader:
+    """A reader for the capture at `path`, or CaptureError saying in one line why there is none.
+    `hashed`: the file's SHA-256 is taken as it is read (the reader's `sha256`, once closed)."""
     name = name or path
-    f, raw, gz = _open_raw(path, limits)
+    f, raw, gz, hashing = _open_raw(path, limits, hashed)
     try:
         head = f.read(4)
     except (OSError, zlib.error) as e:  # zlib.error: belt and braces, GzipStream reports corrupt data itself
@@ -165,6 +176,7 @@ def open_capture(path: str, name: str | None = None, limits: Limits = DEFAULT_LI
         raise CaptureError(path, f"cannot read: {e}") from None
     reader.raw = raw
     reader.gzip = gz
+    reader.hashed = hashing
     return reader
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,17 +97,16 @@ def analyze(
     load_names(names_file)
     load_rules(rules_files)
     sigma_rules = load_sigma(sigma_paths)
-    from analyzer.report.manifest import Digests, foreign_files, hash_in_background, utc_now
+    from analyzer.report.manifest import foreign_files, read_digests, utc_now
 
     started = utc_now()
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         err(f"{out_dir}: not a directory")
         sys.exit(EXIT_USAGE)
     before = foreign_files(out_dir)
-    hashing: list[Callable[[], Digests]] = []
-    result = echo.read_captures(captures, quiet, lambda paths: hashing.append(hash_in_background(paths)))
+    result = echo.read_captures(captures, quiet)
     result.started = started
-    result.input_digests = hashing[0]() if hashing else None
+    result.input_digests = read_digests(result.records.digests)  # hashed as read; the manifest hashes the rest
     result.rule_files = rules_files
     if sigma_rules is not None:
         add_sigma(result, sigma_rules)

@@ -49,9 +49,37 @@ class CoStream:
     def data(self, data: bytes, frame: int, ts: int) -> None:
         if not data:
             return
+        if self._synced and not self._buf:
+            data = self._whole(data, frame, ts)
+            if not data:
+                return
         self._buf += data
         self._chunks.append((len(self._buf), frame, ts))
         self._parse(frame)
+
+    def _whole(self, data: bytes, frame: int, ts: int) -> bytes:
+        """The common case, nothing buffered and in step: the PDUs that lie whole in `data` are
+        parsed straight from it, as `_parse` would parse them (each completed by this frame);
+        returns the rest (the start of a PDU, or what `_parse` must judge)."""
+        pos, n, cap = 0, len(data), self._limits.max_pdu_bytes
+        while n - pos >= CO_HEADER_LEN:
+            frag_len = plausible_co_header(data, pos)
+            if not frag_len or frag_len > cap or n - pos < frag_len:
+                break  # a bad header, the cap, a PDU that goes on: `_parse` deals with it
+            raw = data if frag_len == n and type(data) is bytes else bytes(data[pos : pos + frag_len])
+            pos += frag_len
+            self._emit(raw, frame, ts, frame)
+        return data[pos:] if pos else data
+
+    def _emit(self, raw: bytes, frame: int, ts: int, first_frame: int) -> None:
+        """One framed PDU, completed by `frame`: parsed and handed on, or a violation."""
+        self.pdus += 1
+        try:
+            pdu = parse_co_pdu(raw)
+        except Malformed as e:
+            self._on_violation(frame, e.what, e.detail)
+            return
+        self._on_pdu(pdu, frame, ts, first_frame)
 
     def gap(self, missing: int, frame: int, ts: int) -> None:
         """Bytes were lost: whatever was buffered cannot be completed."""
@@ -132,11 +160,4 @@ class CoStream:
             if len(buf) < frag_len:
                 return
             raw = bytes(buf[:frag_len])
-            done_frame, done_ts, first_frame = self._consume(frag_len)
-            self.pdus += 1
-            try:
-                pdu = parse_co_pdu(raw)
-            except Malformed as e:
-                self._on_violation(done_frame, e.what, e.detail)
-                continue
-            self._on_pdu(pdu, done_frame, done_ts, first_frame)
+            self._emit(raw, *self._consume(frag_len))

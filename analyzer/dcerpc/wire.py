@@ -10,6 +10,10 @@ import struct
 
 _LE_UUID = struct.Struct("<IHH")
 _BE_UUID = struct.Struct(">IHH")
+# The texts of UUIDs read so far, per byte order: interfaces and transfer syntaxes repeat in every
+# bind, so most are looked up rather than formatted. Bounded: past the cap, new ones are formatted.
+_TEXTS: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})  # [big-endian, little-endian]
+_TEXTS_MAX = 4096
 
 
 class Malformed(Exception):
@@ -26,9 +30,16 @@ def uuid_at(data: bytes, off: int, little: bool = True) -> str:
     the data representation's byte order ([C706] Appendix A, uuid_t on the wire)."""
     if off + 16 > len(data):
         raise Malformed("short_uuid", f"need 16 bytes at offset {off}, have {max(0, len(data) - off)}")
-    a, b, c = (_LE_UUID if little else _BE_UUID).unpack_from(data, off)
-    rest = data[off + 8 : off + 16].hex()
-    return f"{a:08x}-{b:04x}-{c:04x}-{rest[:4]}-{rest[4:]}"
+    raw = bytes(data[off : off + 16]) if off >= 0 else bytes(data[off:][:16])
+    texts = _TEXTS[little]
+    text = texts.get(raw)
+    if text is None:
+        a, b, c = (_LE_UUID if little else _BE_UUID).unpack_from(raw)
+        rest = raw[8:].hex()
+        text = f"{a:08x}-{b:04x}-{c:04x}-{rest[:4]}-{rest[4:]}"
+        if len(texts) < _TEXTS_MAX:
+            texts[raw] = text
+    return text
 
 
 def need(data: bytes, off: int, n: int, what: str) -> None:

@@ -3,9 +3,10 @@
 A run has two costly parts that do not depend on each other until the end: reading the captures
 (pure Python, one core) and importing pandas and the name registry (about half a second, also one
 core). `read_in_child` forks: the child runs the pipeline and sends back the pickled records (their
-batches stay on disk, in a run directory the parent then owns); the
-parent meanwhile runs `warm_up` and then unpickles. Where fork is not available, or the child
-fails, the pipeline runs in this process instead, so the result never depends on the path taken.
+batches stay on disk, in a run directory the parent then owns); the parent meanwhile runs `warm_up`
+and then unpickles. The child takes each input's SHA-256 as it reads it (`records.digests`, for
+manifest.json), so no file is read twice. Where fork is not available, or the child fails, the
+pipeline runs in this process instead, so the result never depends on the path taken.
 The child owns the progress display while it reads.
 """
 
@@ -19,14 +20,14 @@ from contextlib import AbstractContextManager
 
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline, Progress
-from analyzer.records import Records
+from analyzer.records import Records, without_pandas
 
 ProgressFactory = Callable[[], AbstractContextManager[Progress | None]]
 
 
 def _run(paths: list[str], limits: Limits, progress: ProgressFactory) -> Records:
     with progress() as tick:
-        return Pipeline(limits).run(paths, tick)
+        return Pipeline(limits, digests=True).run(paths, tick)
 
 
 def read_in_child(
@@ -44,6 +45,7 @@ def read_in_child(
         code = 0
         made: Records | None = None
         try:
+            without_pandas()  # the parent imports it meanwhile; the spool's pyarrow need not here
             with os.fdopen(w, "wb") as out:
                 made = _run(paths, limits, progress)
                 # The records' batches stay in their run directory, which the unpickled copy owns.

@@ -235,6 +235,7 @@ def append(merged: Records, r: SessionResult) -> None:
     merged.violations.extend(r.records.violations)  # through the merged log, which aggregates
     merged.captures.extend(r.records.captures)
     merged.frame_maps.update(r.records.frame_maps)
+    merged.digests.update(r.records.digests)
     if isinstance(r.records, Records):
         r.records.close()  # its directory goes, with what was not adopted
 

@@ -190,6 +190,7 @@ class SessionRecords:
     captures: list[CaptureSummary]
     frame_maps: dict[str, FrameMap]
     book: EndpointBook
+    digests: dict[str, str] = field(default_factory=dict)  # the inputs' SHA-256, taken as they were read
 
     @classmethod
     def of(cls, records: Records) -> SessionRecords:
@@ -205,6 +206,7 @@ class SessionRecords:
             records.captures,
             records.frame_maps,
             records.book,
+            records.digests,
         )
         records.close()
         return out
@@ -267,7 +269,7 @@ def analyse_session(
 ) -> SessionResult:
     """Session `index` from a fresh state, with its census (see the module docstring); `portable`:
     the records as lists (for a worker on another machine, see `_result`)."""
-    run = Run(limits, strict=False)
+    run = Run(limits, strict=False, digests=True)  # digests: each input hashed as it is read
     # The first session starts from the fresh state in the serial run too: it needs no census.
     census = Census(limits) if index > 0 else None
     if census is not None:
@@ -285,7 +287,7 @@ def redo_session(
     portable: bool = False,
 ) -> SessionResult:
     """Session `index` from the serial run's state at its start: exactly what the serial run makes."""
-    run = Run(limits, strict=False)
+    run = Run(limits, strict=False, digests=True)
     run.selector.tcp_ports |= state.tcp_ports
     run.selector.udp_ports |= state.udp_ports
     run.records.book = run.learner.book = state.book

@@ -50,7 +50,9 @@ class Collector:
         self._run.records.calls.append(rec)
 
     def datagram(self, rec: DatagramRecord) -> None:
-        self._run.records.datagrams.append(rec)
+        records = self._run.records
+        if records.keep_datagrams:  # opt-in: no table reads them (see Records)
+            records.datagrams.append(rec)
 
     def endpoint(self, rec: EndpointRecord) -> None:
         self._run.records.endpoints.append(rec)

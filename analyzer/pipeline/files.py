@@ -59,12 +59,19 @@ class FileLoop:
         """Analyse one capture. A file that cannot be read gives a summary with `error` set."""
         name = name or display_name(path)
         try:
-            reader = open_capture(path, name, self.run.limits)
+            reader = open_capture(path, name, self.run.limits, hashed=self.run.digests)
         except CaptureError as e:
             summary = CaptureSummary(name, path, None, "", 0, 0, None, None, False, e.reason)
             self.run.records.captures.append(summary)
             return summary
-        return self.add_reader(reader, name, path, progress)
+        summary = self.add_reader(reader, name, path, progress)
+        self._digest(path, reader)
+        return summary
+
+    def _digest(self, path: str, reader: CaptureReader) -> None:
+        """The file's SHA-256 into the records, if it was taken (read to the end, see `open_capture`)."""
+        if reader.sha256 is not None:
+            self.run.records.digests[path] = reader.sha256
 
     def add_reader(self, reader: CaptureReader, name: str, path: str, progress: Tick | None = None) -> CaptureSummary:
         """Analyse the frames of one reader (a file's, or any packet source's, see `analyzer.packets`)
@@ -95,7 +102,7 @@ class FileLoop:
         boundary. Records name the session's first file until `analyzer.capture.localise` maps their frames
         back to the file (and frame in it) where each fell."""
         fmap = FrameMap(members[0].name)
-        source = SessionFrames(members, fmap)
+        source = SessionFrames(members, fmap, hashed=self.run.digests)
         conv = self.conversations = Conversations(self.run, fmap.session)
         decoder = PacketDecoder(self.run.selector, Defragmenter(self.run.limits))
         tick = None if progress is None else (lambda: progress(source.position()))
@@ -115,6 +122,7 @@ class FileLoop:
             else:
                 first, last, error = source.first_ts.get(i), source.last_ts.get(i), source.errors.get(i)
                 summary = self._summary(m.name, m.path, reader, first, last, error)
+                self._digest(m.path, reader)
             records.captures.append(summary)
             out.append(summary)
         self._defrag_notes(conv, decoder.defrag)

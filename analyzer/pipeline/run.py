@@ -30,10 +30,19 @@ Progress = Callable[[int, int], None]
 
 class Pipeline:
     """Runs captures through the layers and collects records. Use `run()` or `add_file()`.
-    `follow`, when given, decides which new TCP flows are followed (see `classify.FlowFilter`)."""
+    `follow`, when given, decides which new TCP flows are followed (see `classify.FlowFilter`);
+    `datagrams` spools a record per connectionless PDU (off: no table reads them, see `Records`);
+    `digests` takes each input file's SHA-256 as it is read, into `records.digests` (for manifest.json)."""
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, strict: bool = False, follow: FlowFilter | None = None) -> None:
-        self._run = Run(limits, strict, follow)
+    def __init__(
+        self,
+        limits: Limits = DEFAULT_LIMITS,
+        strict: bool = False,
+        follow: FlowFilter | None = None,
+        datagrams: bool = False,
+        digests: bool = False,
+    ) -> None:
+        self._run = Run(limits, strict, follow, datagrams, digests)
         self._files = FileLoop(self._run)
 
     @property

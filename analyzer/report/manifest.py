@@ -1,19 +1,19 @@
 """manifest.json: what run wrote an output directory, so its tables can be trusted to belong together.
 
-The manifest names the tool version, the arguments, every input with its size and SHA-256 (read in
-1 MiB blocks: memory stays flat whatever the capture's size), when the run started and ended, and
-the files it wrote. Before writing, `foreign_files` lists what the directory already holds that a run
-writes (tables, views, a manifest); after writing, what of it this run did not overwrite is another
-run's, and the command line warns about it by name. Nothing is deleted: the directory may be the
-analyst's own, and the warning plus the manifest tell which files are current.
+The manifest names the tool version, the arguments, every input with its size and SHA-256 (taken by
+the reader as it read the file, else read here in 1 MiB blocks: memory stays flat whatever the
+capture's size), when the run started and ended, and the files it wrote. Before writing,
+`foreign_files` lists what the directory already holds that a run writes (tables, views, a
+manifest); after writing, what of it this run did not overwrite is another run's, and the command
+line warns about it by name. Nothing is deleted: the directory may be the analyst's own, and the
+warning plus the manifest tell which files are current.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -48,19 +48,16 @@ def hash_inputs(paths: Iterable[str]) -> Digests:
     return {p: _input(p) for p in dict.fromkeys(paths)}
 
 
-def hash_in_background(paths: Iterable[str]) -> Callable[[], Digests]:
-    """Start hashing paths on a thread (hashlib releases the GIL, so it uses the core the capture
-    reader does not); the returned function waits for the digests. Start it after any fork."""
-    paths = list(paths)
+def read_digests(hashed: Mapping[str, str]) -> Digests:
+    """path -> its manifest entry, for the inputs whose SHA-256 the reader took as it read them
+    (`Records.digests`); `write_manifest` hashes the others itself."""
     out: Digests = {}
-    thread = threading.Thread(target=lambda: out.update(hash_inputs(paths)), name="sha256", daemon=True)
-    thread.start()
-
-    def wait() -> Digests:
-        thread.join()
-        return out
-
-    return wait
+    for path, sha256 in hashed.items():
+        try:
+            out[path] = {"path": path, "size": os.stat(path).st_size, "sha256": sha256}
+        except OSError:  # gone since it was read: the manifest's own read says so
+            continue
+    return out
 
 
 def foreign_files(out_dir: str | os.PathLike[str]) -> set[str]:
