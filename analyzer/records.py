@@ -16,12 +16,10 @@ to the copy that is unpickled.
 
 from __future__ import annotations
 
-import importlib.abc
 import operator
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 import typing
 import weakref
@@ -61,24 +59,6 @@ def _pa() -> Any:
     import pyarrow
 
     return pyarrow
-
-
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """An import finder that refuses pandas (see `without_pandas`)."""
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
-        if fullname == "pandas" or fullname.startswith("pandas."):
-            raise ModuleNotFoundError(f"{fullname} is not imported by a capture reader", name=fullname)
-
-
-def without_pandas() -> None:
-    """For a process that only reads captures and then ends (the forked reader, a worker): make
-    pandas unimportable there, unless it is already loaded. `pa.array` imports pandas on its first
-    call only to ask whether the list it is given is a pandas object: 0.13 to 0.2 s of CPU that a
-    process building no table need not spend (pyarrow then takes pandas to be absent). Never in a
-    process that goes on to build tables: pyarrow remembers the answer."""
-    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
 
 
 class _Codec(Generic[R]):

@@ -73,7 +73,7 @@ def test_the_child_reads_and_nothing_runs_in_the_parent(monkeypatch: pytest.Monk
 def test_a_reader_process_spools_records_without_importing_pandas() -> None:
     code = (
         "import pickle, sys\n"
-        "from analyzer.records import without_pandas\n"
+        "from analyzer.parallel.child import without_pandas\n"
         "without_pandas()\n"
         "from analyzer.pipeline import Pipeline\n"
         f"records = Pipeline().run({PATHS!r})\n"

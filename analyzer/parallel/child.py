@@ -12,17 +12,37 @@ The child owns the progress display while it reads.
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import pickle
 import sys
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from typing import Any
 
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline, Progress
-from analyzer.records import Records, without_pandas
+from analyzer.records import Records
 
 ProgressFactory = Callable[[], AbstractContextManager[Progress | None]]
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """An import finder that refuses pandas (see `without_pandas`)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"{fullname} is not imported by a capture reader", name=fullname)
+
+
+def without_pandas() -> None:
+    """For a process that only reads captures and then ends (the forked reader, a worker): make
+    pandas unimportable there, unless it is already loaded. `pa.array` imports pandas on its first
+    call only to ask whether the list it is given is a pandas object: 0.13 to 0.2 s of CPU that a
+    process building no table need not spend (pyarrow then takes pandas to be absent). Never in a
+    process that goes on to build tables: pyarrow remembers the answer."""
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
 
 
 def _run(paths: list[str], limits: Limits, progress: ProgressFactory) -> Records:
