@@ -18,7 +18,7 @@ import pandas as pd
 from analyzer.capture.localise import localise
 from analyzer.model import AttemptRecord
 from analyzer.records import Records
-from analyzer.report.columns import _MAX_TS_NS, INT, STR, TIME, Column, convert, schema
+from analyzer.report.columns import INT, MAX_TS_NS, STR, TIME, Column, convert, schema
 
 # The issue 9 contract: one row per attempt, outcome syn_only, rejected or no_pdu.
 ATTEMPT_COLUMNS: list[Column[AttemptRecord, None]] = [
@@ -42,7 +42,7 @@ def _column(values: Any, dtype: str) -> Any:
     if dtype == INT:
         return pd.arrays.IntegerArray(ints, values.is_null().to_numpy(zero_copy_only=False))
     # TIME: 0 is the unknown time, and anything outside datetime64[ns] is unknown too (as in `frame`)
-    unknown = values.is_null().to_numpy(zero_copy_only=False) | (ints <= 0) | (ints > _MAX_TS_NS)
+    unknown = values.is_null().to_numpy(zero_copy_only=False) | (ints <= 0) | (ints > MAX_TS_NS)
     return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, ints), unknown), unit="ns", utc=True)
 
 
@@ -104,7 +104,7 @@ def _text(parts: list[tuple[Any, list[str]]]) -> pd.Categorical:
 def _number(values: Any, dtype: str) -> Any:
     if dtype == INT:
         return pd.arrays.IntegerArray(values, np.zeros(len(values), dtype=bool))
-    unknown = (values <= 0) | (values > _MAX_TS_NS)  # TIME, as `_column` makes it
+    unknown = (values <= 0) | (values > MAX_TS_NS)  # TIME, as `_column` makes it
     return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, values), unknown), unit="ns", utc=True)
 
 

@@ -21,7 +21,7 @@ INT = "Int64"
 FLOAT = "Float64"
 BOOL = "boolean"
 TIME = "datetime64[ns, UTC]"
-_MAX_TS_NS = (1 << 63) - 1  # the last nanosecond datetime64[ns] holds (analyzer.capture.reader.MAX_TS_NS)
+MAX_TS_NS = (1 << 63) - 1  # the last nanosecond datetime64[ns] holds (analyzer.capture.reader.MAX_TS_NS)
 
 Schema = dict[str, str]
 R = TypeVar("R")
@@ -56,7 +56,7 @@ def frame(schema: Schema, columns: dict[str, list[Any]]) -> pd.DataFrame:
         if dtype == TIME:
             # 0 is the unknown time; the capture layer range-checks every time it reads, and anything
             # outside int64 here too becomes unknown rather than an OverflowError (issue 13).
-            times = [v if v and 0 < v <= _MAX_TS_NS else None for v in values]
+            times = [v if v and 0 < v <= MAX_TS_NS else None for v in values]
             data[col] = pd.to_datetime(pd.array(times, dtype="Int64"), unit="ns", utc=True)
         else:
             data[col] = pd.array(values, dtype=cast(Any, dtype))
