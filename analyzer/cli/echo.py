@@ -6,7 +6,6 @@ captures, so that tests can replace it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -17,13 +16,11 @@ if TYPE_CHECKING:
     from analyzer.api import AnalysisResult
 
 
-def read_captures(
-    captures: tuple[str, ...], quiet: bool, while_reading: Callable[[list[str]], None] | None = None
-) -> AnalysisResult:
+def read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
     """The analysis of the captures for a command (see `reading.read_captures`)."""
     from analyzer.cli.reading import read_captures
 
-    return read_captures(captures, quiet, while_reading)
+    return read_captures(captures, quiet)
 
 
 def stdout_is_terminal() -> bool:

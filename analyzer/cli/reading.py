@@ -17,11 +17,8 @@ if TYPE_CHECKING:
     from analyzer.records import Records
 
 
-def read_captures(
-    captures: tuple[str, ...], quiet: bool, while_reading: Callable[[list[str]], None] | None = None
-) -> AnalysisResult:
-    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file.
-    `while_reading(paths)` is called in this process while a child (or workers) read them."""
+def read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
+    """Analyse the captures for a reporting command: exit 3 when there is no file, one line per bad file."""
     from analyzer.capture.source import expand_paths
 
     files = expand_paths(captures)
@@ -42,8 +39,6 @@ def read_captures(
 
         registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
         del api
-        if while_reading is not None:
-            while_reading(paths)
 
     records = _records(paths, quiet, warm_up)
     from analyzer.api import from_records
