@@ -50,6 +50,7 @@ NETBIOS_PORT = 139
 WELL_KNOWN = frozenset({EPM_PORT, HTTP_PORT, *SMB_PORTS})
 _EPM_PORTS, _HTTP_PORTS = frozenset({EPM_PORT}), frozenset({HTTP_PORT})
 _SYN_ACK_FIN_RST = SYN | ACK | FIN | RST
+_TRANSPORTS = {"http": NCACN_HTTP, "smb": SMB_TRANSPORT}  # by kind; co is NCACN_IP_TCP
 PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 
 TCP_PROBE_FIRST = frozenset({5, 0x52})  # rpc_vers 5 of a bind; "R" of RPC_IN_DATA / RPC_OUT_DATA
@@ -133,6 +134,7 @@ class Classifier:
         self._learner = learner
         self._follow = follow
         self._undecided_max = conv.limits.max_undecided_bytes
+        self._makers: dict[str, Callable[[TcpConnection], Payload]] = {"http": self._http, "smb": self._smb}
 
     def new_tcp(self, key: FlowKey, pkt: Packet, frame: int, ts: int) -> None:
         """A packet of a connection not in the flow table: which transport follows it, if any."""
@@ -288,15 +290,13 @@ class Classifier:
 
     def follow_syn(self, key: FlowKey, s: SynOnly) -> TcpConnection:
         """A `SynOnly` connection's next packet: follow it from its SYN, in its place in the table."""
-        conv = self._conv
-        conv.table.forget(key, s)
         tcp = self._connection(s.stream, s.kind, s.identified_by, s.client, s.server, s.announced, s.frame, s.last_ts)
-        conv.table.put(key, tcp)
+        self._conv.table.replace(key, s, tcp)
         tcp.packet(s.syn, True, s.frame, s.last_ts)
         return tcp
 
     def flow(self, stream: int, kind: str, client: tuple[bytes, int], server: tuple[bytes, int], ts: int) -> Flow:
-        transport = {"http": NCACN_HTTP, "smb": SMB_TRANSPORT}.get(kind, NCACN_IP_TCP)
+        transport = _TRANSPORTS.get(kind, NCACN_IP_TCP)
         c_ip, s_ip = ip_text(client[0]), ip_text(server[0])
         return Flow(self._conv.collector.capture, stream, transport, c_ip, client[1], s_ip, server[1], None, ts)
 
@@ -311,7 +311,7 @@ class Classifier:
         frame: int,
         ts: int,
     ) -> TcpConnection:
-        make = {"http": self._http, "smb": self._smb}.get(kind, self._co)
+        make = self._makers.get(kind, self._co)
         flow = self.flow(stream, kind, client, server, ts)
         return TcpConnection(flow, client, by, self._conv.collector, self._conv.limits, frame, ts, make, announced)
 

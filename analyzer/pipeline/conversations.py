@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, TypeGuard
 
-from analyzer.capture.decode import Packet
+from analyzer.capture.decode import ACK, SYN, Packet
 from analyzer.model import BY_HEURISTIC, BY_MIDSTREAM
 from analyzer.pipeline.classify import PROBE_BUDGET, WELL_KNOWN, Classifier, ip_text
 from analyzer.pipeline.collector import Collector
@@ -29,6 +29,8 @@ from analyzer.transports.ncadg_ip_udp import UdpTransport
 
 if TYPE_CHECKING:
     from analyzer.pipeline.state import Run
+
+_SYN_ACK = SYN | ACK
 
 
 def _keeps_port(entry: Entry) -> TypeGuard[TcpConnection]:
@@ -44,6 +46,7 @@ class Conversations:
         self._book = run.learner.book
         self.collector = Collector(run, capture, run.learner)
         self.table = FlowTable(run.limits.max_tcp_flows)
+        self._lookup, self._touch = self.table.lookup, self.table.touching
         self._streams = 0
         self.pipes = PipeTable(self.collector, run.limits, self.next_stream)
         self.vcs = VirtualConnections(self.collector, run.limits)
@@ -65,36 +68,37 @@ class Conversations:
 
     def tcp(self, pkt: Packet, frame: int, ts: int) -> None:
         key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
-        entry = self.table.get(key)
-        if entry is not None:
-            if isinstance(entry, TcpConnection):
-                from_client = (pkt.src, pkt.sport) == entry.client
-                if not (from_client and entry.is_new_connection(pkt)):
-                    entry.packet(pkt, from_client, frame, ts)
-                    self.table.touch(entry)
-                    if entry.finished:
-                        self.close(entry, "rst" if entry.reset else "fin", ts)
-                    return
-                self.close(entry, "rst" if entry.reset else "fin", ts)
-            elif isinstance(entry, SynOnly):
-                self.classifier.follow_syn(self.table.key_of(entry) or key, entry)
-                self.tcp(pkt, frame, ts)
+        entry = self._lookup(key)
+        if entry is None:
+            self.classifier.new_tcp(key, pkt, frame, ts)
+            return
+        # Every entry is of one of the five classes, none subclassed: `type() is`, cheaper than isinstance.
+        if type(entry) is SynOnly:  # its second packet: followed from its SYN, in its place
+            entry = self.classifier.follow_syn(self.table.key_of(entry) or key, entry)
+        if type(entry) is TcpConnection:
+            from_client = (pkt.src, pkt.sport) == entry.client
+            if not (from_client and pkt.flags & _SYN_ACK == SYN and entry.is_new_connection(pkt)):
+                entry.packet(pkt, from_client, frame, ts)
+                self._touch(id(entry))
+                if entry.finished:
+                    self.close(entry, "rst" if entry.reset else "fin", ts)
                 return
-            elif isinstance(entry, Candidate):
-                self.classifier.candidate(key, entry, pkt, frame, ts)
+            self.close(entry, "rst" if entry.reset else "fin", ts)
+        elif type(entry) is Candidate:
+            self.classifier.candidate(key, entry, pkt, frame, ts)
+            return
+        elif type(entry) is Tombstone:
+            entry.last_ts = ts
+            if entry.swallows(pkt):
                 return
-            elif isinstance(entry, Tombstone):
-                entry.last_ts = ts
-                if entry.swallows(pkt):
-                    return
-                self.forget(key, entry)
-            else:
-                entry.last_ts = ts
-                if pkt.payload and (entry.client is not None or entry.probes < PROBE_BUDGET):
-                    self.classifier.judge(key, entry, pkt, frame, ts)
-                elif self.classifier.keeps(entry):
-                    entry.packets.append((pkt, frame, ts))  # an ACK or FIN the flow will need
-                return
+            self.forget(key, entry)
+        else:
+            entry.last_ts = ts
+            if pkt.payload and (entry.client is not None or entry.probes < PROBE_BUDGET):
+                self.classifier.judge(key, entry, pkt, frame, ts)
+            elif self.classifier.keeps(entry):
+                entry.packets.append((pkt, frame, ts))  # an ACK or FIN the flow will need
+            return
         self.classifier.new_tcp(key, pkt, frame, ts)
 
     def udp(self, pkt: Packet, frame: int, ts: int) -> None:
@@ -171,11 +175,14 @@ class Conversations:
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
             self._attempt(conn)
         # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
-        self.pipes_closed()
+        if self.pipes.closed:
+            self.pipes_closed()
         if key is not None:
-            self.forget(key, conn)
-            if tombstone:
-                self.put(key, Tombstone(conn.client, ts))
+            self._left(conn)
+            if tombstone:  # `forget` then `put`, in one step (a followed connection holds no port of its own)
+                self.table.replace(key, conn, Tombstone(conn.client, ts))
+            else:
+                self.table.forget(key, conn)
 
     def _attempt(self, conn: TcpConnection) -> None:
         """The attempts row of a closed connection that carried no PDU."""

@@ -12,7 +12,7 @@ and the `max_tcp_flows` cap. An entry is one of:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import NamedTuple
 
@@ -77,6 +77,16 @@ class FlowTable:
         self._by_pair: dict[FlowKey, Entry] = {}
         self._lru: LruDict[int, tuple[FlowKey, Entry]] = LruDict(cap)
 
+    @property
+    def lookup(self) -> Callable[[FlowKey], Entry | None]:
+        """`get` without a call of its own, for the per-packet path."""
+        return self._by_pair.get
+
+    @property
+    def touching(self) -> Callable[[int], None]:
+        """`touch` of an entry's id, without a call of its own, for the per-packet path."""
+        return self._lru.move_to_end
+
     def __len__(self) -> int:
         return len(self._lru)
 
@@ -112,6 +122,15 @@ class FlowTable:
         self._by_pair.update(zip(keys, entries, strict=True))
         self._by_pair.update(zip((reverse(k) for k in keys), entries, strict=True))
         self._lru.update(zip(map(id, entries), zip(keys, entries, strict=True), strict=True))
+
+    def replace(self, key: FlowKey, old: Entry, new: Entry) -> None:
+        """Put `new` where `old` was held under `key`, as the most recently seen: `forget` then `put`
+        in one step (a connection followed from its SYN, a closed one's tombstone), never evicting."""
+        src, sport, dst, dport = key
+        self._by_pair[key] = self._by_pair[dst, dport, src, sport] = new
+        lru = self._lru
+        del lru[id(old)]
+        lru[id(new)] = (key, new)
 
     def forget(self, key: FlowKey, entry: Entry) -> None:
         self._unpair(key, entry)
@@ -167,5 +186,5 @@ class FlowTable:
         return (key for key, entry in self._lru.values() if isinstance(entry, TcpConnection | SynOnly))
 
     def clear(self) -> None:
-        self._by_pair = {}
+        self._by_pair.clear()  # the same dict: `lookup` is its bound `get`
         self._lru.clear()

@@ -141,27 +141,30 @@ class TcpConnection:
         return self.reset or (self.c2s.finished and self.s2c.finished)
 
     def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
+        _proto, _src, _dst, _sport, _dport, seq, ack, flags, payload = pkt  # one step, not an attribute each
         self.packets += 1
-        self.server_packets += not from_client
         self.last_frame = frame
         self.last_ts = ts
-        half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
-        flags = pkt.flags
-        seq = pkt.seq
+        if from_client:
+            half, other = self.c2s, self.s2c
+        else:
+            self.server_packets += 1
+            half, other = self.s2c, self.c2s
         if flags & SYN:
             half.syn(seq)
             if from_client and not flags & ACK:
                 self.client_isn = seq
             seq = (seq + 1) & 0xFFFFFFFF
         if flags & ACK:
-            other.peer_ack(pkt.ack, frame, ts)
-        if pkt.payload:
+            other.peer_ack(ack, frame, ts)
+        if payload:
             if from_client:
-                self.client_bytes += len(pkt.payload)
+                self.client_bytes += len(payload)
             else:
-                self.server_bytes += len(pkt.payload)
-        if pkt.payload or flags & FIN:
-            half.segment(seq, pkt.payload, bool(flags & FIN), frame, ts)
+                self.server_bytes += len(payload)
+            half.segment(seq, payload, bool(flags & FIN), frame, ts)
+        elif flags & FIN:
+            half.segment(seq, payload, True, frame, ts)
         if flags & RST:
             self.reset = True
 

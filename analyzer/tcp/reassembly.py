@@ -76,13 +76,6 @@ class TcpHalf:
         self.cap_hits = 0
         self.given_up: str | None = None  # while a cap forces a hole: its violation code
 
-    def _offset(self, seq: int) -> int:
-        """Stream offset of a sequence number, unwrapped around the next expected byte."""
-        d = (seq - self._base32 - self._next) & _MASK
-        if d >= _HALF:
-            d -= 1 << 32
-        return self._next + d
-
     def syn(self, seq: int) -> None:
         """A SYN: the stream starts at seq + 1 (a retransmitted SYN changes nothing)."""
         if not self.started:
@@ -94,11 +87,17 @@ class TcpHalf:
         if not self.started:
             self.started = True
             self._base32 = seq & _MASK
-        off = self._offset(seq)
+        nxt = self._next
+        d = (seq - self._base32 - nxt) & _MASK  # the stream offset of seq, unwrapped around the next expected byte
+        off = nxt + d if d < _HALF else nxt + d - (1 << 32)
         if fin:
             self._fin_off = off + len(payload)
         if payload:
-            self._add(off, payload, frame, ts)
+            if off == nxt and not self._ooo:  # in order with nothing buffered (the common case): `_add`'s end
+                self._next = nxt + len(payload)
+                self._sink.data(payload, frame, ts)
+            else:
+                self._add(off, payload, frame, ts)
         if self._fin_off >= 0 and self._next >= self._fin_off and not self.finished:
             self.finished = True
 
@@ -106,7 +105,9 @@ class TcpHalf:
         """The other direction acknowledged up to `ack`: bytes before it were sent."""
         if not self.started:
             return
-        off = self._offset(ack)
+        nxt = self._next
+        d = (ack - self._base32 - nxt) & _MASK  # the offset of ack, as in `segment` (inline: nearly every packet)
+        off = nxt + d if d < _HALF else nxt + d - (1 << 32)
         if off > self._peer_acked:
             self._peer_acked = off
             # A hole the receiver has acknowledged will never be filled by this capture.
