@@ -1,4 +1,4 @@
-"""Records: the product of the analysis, as frozen dataclasses.
+"""Records: the product of the analysis, as dataclasses frozen to the type checker (see `record`).
 
 Every record says where it came from (capture file, frame, timestamp, the `Flow` it belongs to).
 Wire names for wire fields (`call_id`, `ctx_id`, `opnum`), plain names for derived ones.
@@ -11,8 +11,19 @@ Timestamps are integer nanoseconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:  # only the type checker reads it (typing has it from Python 3.11 on)
+
+    def dataclass_transform(**_kwargs: Any) -> Callable[[_T], _T]:
+        return lambda f: f
+
+
+_T = TypeVar("_T")
 
 # Transports, as the endpoint mapper and [MS-RPCE] 2.1.1 name them.
 NCACN_IP_TCP = "ncacn_ip_tcp"
@@ -30,7 +41,17 @@ BY_SMB = "smb"  # a named pipe opened over SMB
 BY_MIDSTREAM = "midstream"  # joined late: a well-formed PDU confirmed by the next one or its answer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_T]) -> type[_T]:
+    """A record class: a dataclass with slots, compared and hashed by its fields, and frozen to the
+    type checker (mypy rejects an assignment to a field), but not at run time. A frozen dataclass
+    sets each field through `object.__setattr__`, which made it six times dearer to build (3.4 us
+    against 0.5 us for a Flow): one of the larger costs of a connection under a flood, where every
+    connection, bind, call and PDU is a record."""
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
+
+@record
 class Flow:
     """One transport conversation that carried DCE/RPC (a TCP connection, a pipe, a UDP pair).
 
@@ -50,7 +71,7 @@ class Flow:
     opened_ts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BindRecord:
     """One presentation-context item of a bind or alter_context, with its answer ([C706] 12.6.4.3-6)."""
 
@@ -78,7 +99,7 @@ class BindRecord:
     identified_by: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EndpointRecord:
     """One protocol tower in an endpoint-mapper response ([C706] Appendix L, [MS-RPCE] 2.2.1.2)."""
 
@@ -106,7 +127,7 @@ class EndpointRecord:
     entry_handle: str | None = None  # the response's context handle (an ept_lookup enumeration), None when nil
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallRecord:
     """One request and what answered it: response, fault or nothing ([C706] 12.6.4.9-11)."""
 
@@ -145,7 +166,7 @@ class CallRecord:
     arguments_json: str | None = None  # every decoded request and response value, a JSON object
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DatagramRecord:
     """One connectionless DCE/RPC PDU ([C706] 12.5.3.1), whatever its type: request, response,
     fault, ping, working, nocall, reject, ack, cl_cancel, fack, cancel_ack."""
@@ -174,7 +195,7 @@ class DatagramRecord:
     status: int | None  # fault / reject status
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConnectionRecord:
     """One DCE/RPC transport conversation: how it was identified and what it carried."""
 
@@ -199,7 +220,7 @@ class ConnectionRecord:
     midstream: bool | None = None  # its first PDU was not a bind: the conversation began before the capture
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Violation:
     """Something malformed, inconsistent or capped: reported, then parsing carries on."""
 
@@ -216,7 +237,7 @@ class Violation:
     last_frame: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptRecord:
     """A TCP connection attempt to an RPC port that never became a DCE/RPC conversation: only a SYN
     (`syn_only`), answered by a reset (`rejected`), or closed without a PDU (`no_pdu`)."""
@@ -231,7 +252,7 @@ class AttemptRecord:
     outcome: str  # syn_only | rejected | no_pdu
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CaptureSummary:
     """One input file: what was read and whether it was read to the end."""
 

@@ -92,7 +92,7 @@ class Conversations:
             if entry.swallows(pkt):
                 return
             self.forget(key, entry)
-        else:
+        elif type(entry) is Undecided:  # the fifth kind (a SynOnly became a TcpConnection above)
             entry.last_ts = ts
             if pkt.payload and (entry.client is not None or entry.probes < PROBE_BUDGET):
                 self.classifier.judge(key, entry, pkt, frame, ts)
