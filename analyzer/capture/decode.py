@@ -451,6 +451,9 @@ def _shown(batches: Iterable[Batch], show: Callable[[Batch], None]) -> Iterator[
         yield batch
 
 
+_new_packet = tuple.__new__  # a Packet from its fields in one call, without the NamedTuple's own __new__ frame
+
+
 def _plain(kind: int, buf: bytes, start: int, pay: int, stop: int, sport: int, dport: int) -> Packet | None:
     """What `decode` returns for a wanted frame of the batch prefilter's common layout (Ethernet,
     IPv4 with a 20-byte header, not a fragment; `kind` 6 TCP or 17 UDP, not to a tunnel port),
@@ -460,22 +463,12 @@ def _plain(kind: int, buf: bytes, start: int, pay: int, stop: int, sport: int, d
             return None
         seq, ack = _tcp_seq_ack(buf, start + 38)
         payload = buf[pay:stop] if pay < stop else b""
-        return Packet(
-            PROTO_TCP,
-            buf[start + 26 : start + 30],
-            buf[start + 30 : start + 34],
-            sport,
-            dport,
-            seq,
-            ack,
-            buf[start + 47],
-            payload,
-        )
+        src, dst = buf[start + 26 : start + 30], buf[start + 30 : start + 34]
+        return _new_packet(Packet, (PROTO_TCP, src, dst, sport, dport, seq, ack, buf[start + 47], payload))
     if start + 42 > stop:
         return None
-    return Packet(
-        PROTO_UDP, buf[start + 26 : start + 30], buf[start + 30 : start + 34], sport, dport, 0, 0, 0, buf[pay:stop]
-    )
+    src, dst = buf[start + 26 : start + 30], buf[start + 30 : start + 34]
+    return _new_packet(Packet, (PROTO_UDP, src, dst, sport, dport, 0, 0, 0, buf[pay:stop]))
 
 
 def _ethernet(buf: bytes, start: int, end: int) -> tuple[int, int]:

@@ -139,18 +139,19 @@ class FileLoop:
         if self.run.follow is None:
             decoder.syn_ports = port_table(KINDS)
             decoder.syn_sink = lambda run: self._syns(conv, run)
+        tcp, udp, every = conv.tcp, conv.udp, _EXPIRE_EVERY  # looked up once, not per packet
         for frame, ts, pkt in decoder.select(frames, tick):
             try:
                 if pkt.proto == PROTO_TCP:
-                    conv.tcp(pkt, frame, ts)
+                    tcp(pkt, frame, ts)
                 else:
-                    conv.udp(pkt, frame, ts)
+                    udp(pkt, frame, ts)
             except Exception as e:  # a bug, not bad input: report it and carry on
                 if strict:
                     raise
                 conv.collector.internal_error(frame, e)
             self._selected += 1
-            if not self._selected % _EXPIRE_EVERY:
+            if not self._selected % every:
                 conv.expire(ts)
 
     def _syns(self, conv: Conversations, run: SynRun) -> int:

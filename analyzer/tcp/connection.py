@@ -45,6 +45,9 @@ class Payload(Protocol):
         """Did the conversation begin before the capture? None without PDUs."""
 
 
+_NOT_ANNOUNCED = (None, None, None, None)  # a ConnectionRecord's epm_* fields, when no EPM answer announced it
+
+
 class _Direction:
     """A `TcpHalf`'s sink: one direction's bytes and holes, to its connection."""
 
@@ -196,26 +199,33 @@ class TcpConnection:
     def record(self, end: str) -> ConnectionRecord:
         """The connections row (kept as one field list: the record's)."""
         a, p = self.announced, self.payload
+        if p is None:
+            pdus, detail, midstream = 0, None, None
+        else:
+            pdus, detail, midstream = p.pdus(), p.detail(), p.midstream()
+        # Positional, in the record's field order: a call with 18 keywords cost more than the record.
         return ConnectionRecord(
-            flow=self.flow,
-            identified_by=self.identified_by,
-            first_frame=self.first_frame,
-            first_ts=self.first_ts,
-            last_frame=self.last_frame,
-            last_ts=self.last_ts,
-            epm_capture=a.capture if a else None,
-            epm_frame=a.frame if a else None,
-            epm_client_ip=(a.client_ip or "") if a else None,
-            epm_delay_s=round((self.first_ts - a.ts) / 1e9, 6) if a and a.ts and self.first_ts else None,
-            packets=self.packets,
-            client_bytes=self.client_bytes,
-            server_bytes=self.server_bytes,
-            pdus=p.pdus() if p else 0,
-            gaps=self.c2s.gaps + self.s2c.gaps,
-            end=end,
-            detail=p.detail() if p else None,
-            midstream=p.midstream() if p else None,
+            self.flow,
+            self.identified_by,
+            self.first_frame,
+            self.first_ts,
+            self.last_frame,
+            self.last_ts,
+            self.packets,
+            self.client_bytes,
+            self.server_bytes,
+            pdus,
+            end,
+            self.c2s.gaps + self.s2c.gaps,
+            *(_NOT_ANNOUNCED if a is None else self._announced_fields(a)),
+            detail,
+            midstream,
         )
+
+    def _announced_fields(self, a: Announcement) -> tuple[str | None, int | None, str | None, float | None]:
+        """epm_capture, epm_frame, epm_client_ip, epm_delay_s of a connection the EPM announced."""
+        delay = round((self.first_ts - a.ts) / 1e9, 6) if a.ts and self.first_ts else None
+        return a.capture, a.frame, a.client_ip or "", delay
 
     def outcome(self) -> str:
         """The attempts outcome of a connection to an RPC port that carried no PDU."""

@@ -51,10 +51,12 @@ class CoConnection:
         self, flow: Flow, identified_by: str, sink: RecordSink, limits: Limits, announced: Announcement | None
     ) -> None:
         self.assoc = Association(flow, identified_by, sink, limits, epm_hint(announced), decoder=stub_decoder(limits))
-        self._streams = {
-            side: CoStream(partial(self.assoc.pdu, side), partial(framing_violation, sink, flow, side), limits)
-            for side in (True, False)
-        }
+        pdu = self.assoc.pdu
+        # Indexed by from_client (False 0, True 1): a tuple, built without a comprehension's call.
+        self._streams = (
+            CoStream(partial(pdu, False), partial(framing_violation, sink, flow, False), limits),
+            CoStream(partial(pdu, True), partial(framing_violation, sink, flow, True), limits),
+        )
 
     def data(self, from_client: bool, data: bytes, frame: int, ts: int) -> None:
         self._streams[from_client].data(data, frame, ts)
@@ -64,8 +66,9 @@ class CoConnection:
 
     def close(self) -> None:
         self.assoc.close()
-        for stream in self._streams.values():
-            stream.detach()
+        server, client = self._streams
+        client.detach()
+        server.detach()
 
     def pdus(self) -> int:
         return self._streams[True].pdus + self._streams[False].pdus
