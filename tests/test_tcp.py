@@ -146,3 +146,18 @@ def test_any_segmentation_order_and_duplication_gives_the_same_bytes(data: bytes
     h.flush(len(segs) + 1, 0)
     assert s.bytes == data
     assert not s.gaps
+
+
+def test_in_order_segments_are_delivered_each_with_its_frame_and_wait_behind_a_buffered_one() -> None:
+    """An in-order segment with nothing buffered is delivered at once; once a segment waits ahead
+    of a hole, the next in-order one fills the hole and both come out, each with its own frame."""
+    h, s = half()
+    h.syn(0xFFFFFFF0)  # the stream wraps past 2**32 within its first bytes
+    h.segment(0xFFFFFFF1, b"a" * 8, False, 1, 0)
+    h.segment(0xFFFFFFF9, b"b" * 8, False, 2, 0)
+    h.segment(0x00000005, b"d" * 4, False, 3, 0)  # ahead of the hole of 4 bytes
+    assert s.chunks == [(b"a" * 8, 1), (b"b" * 8, 2)]
+    h.segment(0x00000001, b"c" * 4, False, 4, 0)
+    assert s.chunks[2:] == [(b"c" * 4, 4), (b"d" * 4, 3)]
+    h.segment(0x00000009, b"e", True, 5, 0)
+    assert s.chunks[-1] == (b"e", 5) and h.finished and not s.gaps

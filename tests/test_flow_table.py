@@ -1,0 +1,68 @@
+"""The flow table's LRU and address pairs ([analyzer.pipeline.flow_table])."""
+
+from __future__ import annotations
+
+import pickle
+
+from analyzer.model import Flow
+from analyzer.pipeline.flow_table import FlowTable, Undecided, reverse
+from analyzer.tcp.connection import Tombstone
+
+
+def _key(i: int) -> tuple[bytes, int, bytes, int]:
+    return bytes([10, 0, 0, i]), 1024 + i, bytes([10, 0, 0, 200]), 135
+
+
+def _state(table: FlowTable) -> tuple[list[tuple[object, int]], dict[object, int]]:
+    """The table's entries oldest first, and each key's (both directions') entry, by identity."""
+    order = [(key, id(entry)) for key, entry in table.entries()]
+    pairs = {}
+    for key, _entry in table.entries():
+        for k in (key, reverse(key)):
+            found = table.get(k)
+            pairs[k] = -1 if found is None else id(found)
+    return order, pairs
+
+
+def test_replace_is_forget_then_put() -> None:
+    """`replace` leaves the table as `forget` then `put` do: the new entry under both directions of
+    the key, as the most recently seen, the others in their order, nothing evicted."""
+    entries = [Undecided(i) for i in range(4)]
+    a, b = FlowTable(4), FlowTable(4)
+    for t in (a, b):
+        for i, e in enumerate(entries):
+            t.put(_key(i), e)
+    new = Tombstone((bytes([10, 0, 0, 1]), 1025), 99)
+    a.forget(_key(1), entries[1])
+    assert a.put(_key(1), new) is None
+    b.replace(_key(1), entries[1], new)
+    assert _state(a) == _state(b)
+    assert [key for key, _ in b.entries()] == [_key(0), _key(2), _key(3), _key(1)]
+    assert b.get(reverse(_key(1))) is new and len(b) == 4
+
+
+def test_lookup_and_touching_follow_the_table_after_clear() -> None:
+    """The bound look-ups the per-packet path keeps stay the table's own after `clear`."""
+    t = FlowTable(3)
+    lookup, touching = t.lookup, t.touching
+    e0, e1 = Undecided(0), Undecided(1)
+    t.put(_key(0), e0)
+    t.put(_key(1), e1)
+    touching(id(e0))
+    assert [k for k, _ in t.entries()] == [_key(1), _key(0)]
+    t.clear()
+    assert lookup(_key(0)) is None
+    t.put(_key(2), e1)
+    assert lookup(reverse(_key(2))) is e1
+
+
+def test_records_compare_hash_and_pickle_by_their_fields() -> None:
+    """Records (`analyzer.model.record`) are equal and hash alike when their fields are, keep no
+    per-instance dict, and survive a pickle (the forked reader's handover)."""
+    f1 = Flow("c", 1, "ncacn_ip_tcp", "10.0.0.1", 1025, "10.0.0.2", 135, None, 5)
+    f2 = Flow("c", 1, "ncacn_ip_tcp", "10.0.0.1", 1025, "10.0.0.2", 135, None, 5)
+    assert f1 == f2 and hash(f1) == hash(f2) and f1 is not f2
+    assert f1 != Flow("c", 2, "ncacn_ip_tcp", "10.0.0.1", 1025, "10.0.0.2", 135, None, 5)
+    assert not hasattr(f1, "__dict__")
+    assert pickle.loads(pickle.dumps(f1)) == f1
+    assert len({f1, f2}) == 1
