@@ -51,6 +51,7 @@ WELL_KNOWN = frozenset({EPM_PORT, HTTP_PORT, *SMB_PORTS})
 _EPM_PORTS, _HTTP_PORTS = frozenset({EPM_PORT}), frozenset({HTTP_PORT})
 _SYN_ACK_FIN_RST = SYN | ACK | FIN | RST
 _TRANSPORTS = {"http": NCACN_HTTP, "smb": SMB_TRANSPORT}  # by kind; co is NCACN_IP_TCP
+_new_tuple = tuple.__new__  # a NamedTuple from its fields without its own __new__ frame (one per SYN)
 PROBE_BUDGET = 8  # payload segments probed for a bind before a flow is ignored
 
 TCP_PROBE_FIRST = frozenset({5, 0x52})  # rpc_vers 5 of a bind; "R" of RPC_IN_DATA / RPC_OUT_DATA
@@ -277,7 +278,7 @@ class Classifier:
         stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation (its pipes are)
         pkt0, frame0, ts0 = packets[0]
         if len(packets) == 1 and pkt0.flags & _SYN_ACK_FIN_RST == SYN and (pkt0.src, pkt0.sport) == client:
-            conv.put(key, SynOnly(pkt0, frame0, ts0, stream, kind, by, client, server, announced))
+            conv.put(key, _new_tuple(SynOnly, (pkt0, frame0, ts0, stream, kind, by, client, server, announced)))
             return
         tcp = self._connection(stream, kind, by, client, server, announced, frame0, ts0)
         if by in (BY_HEURISTIC, BY_MIDSTREAM):

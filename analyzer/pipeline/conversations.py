@@ -112,7 +112,8 @@ class Conversations:
         evicted = self.table.put(key, entry)
         if _keeps_port(entry):
             self._port_users[entry.flow.server_port] += 1
-        if evicted is not None:
+        # A tombstone evicted leaves nothing to finish or say (the commonest case under a flood).
+        if evicted is not None and type(evicted[1]) is not Tombstone:
             self.evicted(evicted[1], f"{len(self.table) + 1} live flows")
 
     def evicted(self, old: Entry, detail: str) -> None:
