@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from analyzer.bounded import no_collections
 from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, PacketDecoder
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import LINK_NONE
@@ -156,12 +157,14 @@ class FileLoop:
 
     def _syns(self, conv: Conversations, run: SynRun) -> int:
         """A run of plain SYNs: taken as the packets they are (counted, swept after the same ones),
-        until the selector's ports change; how many were taken."""
+        until the selector's ports change; how many were taken. The cyclic collector waits while a
+        run is opened (see `analyzer.bounded.no_collections`)."""
         done = 0
         while done < len(run.frames):
             sweep_in = _EXPIRE_EVERY - self._selected % _EXPIRE_EVERY
             try:
-                took, changed = open_syns(conv, run, done, sweep_in, _EXPIRE_EVERY)
+                with no_collections():
+                    took, changed = open_syns(conv, run, done, sweep_in, _EXPIRE_EVERY)
             except Exception as e:  # a bug: reported, and the rest of the run skipped
                 if self.run.strict:
                     raise

@@ -115,12 +115,16 @@ class FlowTable:
         self._unpair(old_key, old)
         return old_key, old
 
-    def put_many(self, keys: list[FlowKey], entries: list[Entry]) -> None:
-        """Insert entries for keys the table does not hold, in order, when it has room for all of
-        them (a run of SYNs, `pipeline.syn_runs`): `put` without its per-entry steps."""
+    def put_many(
+        self, src: list[bytes], sport: list[int], dst: list[bytes], dport: list[int], entries: list[Entry]
+    ) -> None:
+        """Insert entries for the keys (src, sport, dst, dport) the table does not hold, in order,
+        when it has room for all of them (a run of SYNs, `pipeline.syn_runs`): `put` without its
+        per-entry steps, the keys both ways made from the columns (no call per key)."""
         assert len(self._lru) + len(entries) <= self._lru.cap
+        keys = list(zip(src, sport, dst, dport, strict=True))
         self._by_pair.update(zip(keys, entries, strict=True))
-        self._by_pair.update(zip((reverse(k) for k in keys), entries, strict=True))
+        self._by_pair.update(zip(zip(dst, dport, src, sport, strict=True), entries, strict=True))
         self._lru.update(zip(map(id, entries), zip(keys, entries, strict=True), strict=True))
 
     def replace(self, key: FlowKey, old: Entry, new: Entry) -> None:

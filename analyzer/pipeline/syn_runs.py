@@ -151,7 +151,7 @@ def _enter(conv: Conversations, run: SynRun, a: int, b: int) -> None:
         packets, run.frames[a:b], run.ts[a:b], streams, *zip(*kinds, strict=True), clients, servers, repeat(None)
     )
     entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
-    conv.table.put_many(list(zip(src, sport, dst, dport, strict=True)), entries)
+    conv.table.put_many(src, sport, dst, dport, entries)
 
 
 def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
