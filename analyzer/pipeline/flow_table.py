@@ -133,7 +133,7 @@ class FlowTable:
         src, sport, dst, dport = key
         self._by_pair[key] = self._by_pair[dst, dport, src, sport] = new
         lru = self._lru
-        del lru[id(old)]
+        lru.pop(id(old), None)  # as `forget`: tolerant of an entry already gone
         lru[id(new)] = (key, new)
 
     def forget(self, key: FlowKey, entry: Entry) -> None:
