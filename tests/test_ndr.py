@@ -13,19 +13,8 @@ from hypothesis import strategies as st
 from analyzer import stubs
 from analyzer.dcerpc.decoding import Stubs
 from analyzer.dcerpc.ndr import NdrReader
-from analyzer.dcerpc.ndr_types import (
-    GUID,
-    SID,
-    U16,
-    U32,
-    UNICODE_STRING,
-    WSTR,
-    Array,
-    Ptr,
-    Struct,
-    Union,
-    read_param,
-)
+from analyzer.dcerpc.ndr_dtyp import SID, UNICODE_STRING
+from analyzer.dcerpc.ndr_types import GUID, U16, U32, WSTR, Array, Ptr, Struct, Union, read_param
 from analyzer.dcerpc.wire import Malformed
 from analyzer.stubs.registry import StubState, safe_text
 
