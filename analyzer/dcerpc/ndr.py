@@ -20,7 +20,7 @@ from analyzer.dcerpc.wire import Malformed, uuid_at
 from analyzer.limits import DEFAULT_LIMITS
 
 # Reads one aligned integer of a given format and byte order: (reader, what) -> value.
-Scalar = Callable[["NdrReader", str], int]
+Scalar = Callable[..., int]
 
 
 class NdrReader:
@@ -164,16 +164,19 @@ def decode_text(raw: bytes, wide: bool, little: bool = True) -> str:
 
 def scalar(fmt: str, little: bool) -> Scalar:
     """The reader of one integer ([C706] 14.2.2: aligned to its size, relative to the stub) in one
-    byte order, with its `struct` format compiled once: the stub decoders read millions of them."""
+    byte order, with its `struct` format compiled once: the stub decoders read millions of them.
+    `take(reader, what)`, `what` the violation code of a short stub; it is also the compiled reader
+    of an integer type (`analyzer.dcerpc.ndr_types`), called `take(reader, queue)`: then the default."""
     unpack = struct.Struct(("<" if little else ">") + fmt).unpack_from
     size = struct.calcsize(fmt)
 
-    def take(r: NdrReader, what: str = "short_stub") -> int:
+    def take(r: NdrReader, what: Any = "short_stub") -> int:
         data = r.data
         off = r.off
         off += -off % size
         if off + size > len(data):
             r.off = off
+            what = what if isinstance(what, str) else "short_stub"  # a compiled reader passes its queue
             raise Malformed(what, f"stub ends at {len(data)}, need {size} bytes at {off}")
         r.off = off + size
         value: int = unpack(data, off)[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.dcerpc.ndr import NdrReader
-from analyzer.dcerpc.ndr_types import U16, Custom, NdrType, Ptr, Queue, Reader, Struct, counter, skip
+from analyzer.dcerpc.ndr_types import U16, Custom, Integer, Ptr, Queue, Reader, Struct, counter
 
 
 def _sid(r: NdrReader, q: Queue) -> str:
@@ -38,14 +38,14 @@ def ustring_text(v: Any) -> Any:
     return v
 
 
-class _IntPtr(NdrType):
+class _IntPtr(Integer):
     """__int3264 (DWORD_PTR, ULONG_PTR): 32 bits in NDR 2.0, 64 in NDR64 ([MS-RPCE] 2.2.5.3.4.1)."""
 
     def align(self, ndr64: bool) -> int:
         return 8 if ndr64 else 4
 
     def compile(self, little: bool, ndr64: bool) -> Reader:
-        return skip(counter(little, ndr64))
+        return counter(little, ndr64)  # takes (reader, queue) as well as (reader)
 
 
 INT_PTR = _IntPtr()

@@ -16,7 +16,7 @@ counts and enums ([MS-RPCE] 2.2.5.3). Unions are non-encapsulated: discriminant,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from analyzer.dcerpc.ndr import SCALARS, NdrReader, decode_text
 from analyzer.dcerpc.wire import Malformed
@@ -151,7 +151,7 @@ def _slot(t: NdrType, little: bool, ndr64: bool) -> tuple[Reader | None, Store |
     return t.reader(little, ndr64), None
 
 
-def skip(fn: Callable[..., Any]) -> Reader:
+def _skip(fn: Callable[..., Any]) -> Reader:
     """A reader that calls `fn(r)` (the reader's own method) and ignores the queue."""
 
     def read(r: NdrReader, q: Queue) -> Any:
@@ -160,7 +160,15 @@ def skip(fn: Callable[..., Any]) -> Reader:
     return read
 
 
-class Int(NdrType):
+class Integer(NdrType):
+    """An integer type: its compiled reader is an `analyzer.dcerpc.ndr.scalar`, which reads a
+    top-level parameter as it is (no queue, nothing to drain)."""
+
+    def _compile_param(self, little: bool, ndr64: bool) -> Param:
+        return cast(Param, self.reader(little, ndr64))  # a scalar: (reader) alone reads it
+
+
+class Int(Integer):
     """A fixed-size integer: u8, u16, u32, i32, u64 (hyper)."""
 
     def __init__(self, size: int, signed: bool = False) -> None:
@@ -173,17 +181,17 @@ class Int(NdrType):
 
     def compile(self, little: bool, ndr64: bool) -> Reader:
         fmt = {1: "B", 2: "H", 8: "Q"}.get(self.size, "i" if self.signed else "I")
-        return skip(SCALARS[fmt, little])
+        return SCALARS[fmt, little]  # takes (reader, queue) as well as (reader)
 
 
-class Enum(NdrType):
+class Enum(Integer):
     """A C enum: 16 bits in NDR 2.0, 32 in NDR64."""
 
     def align(self, ndr64: bool) -> int:
         return 4 if ndr64 else 2
 
     def compile(self, little: bool, ndr64: bool) -> Reader:
-        return skip(SCALARS["I" if ndr64 else "H", little])
+        return SCALARS["I" if ndr64 else "H", little]
 
 
 class Guid(NdrType):
@@ -193,7 +201,7 @@ class Guid(NdrType):
         return 4
 
     def compile(self, little: bool, ndr64: bool) -> Reader:
-        return skip(NdrReader.uuid)
+        return _skip(NdrReader.uuid)
 
 
 class Handle(NdrType):
