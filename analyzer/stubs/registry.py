@@ -28,6 +28,7 @@ from analyzer.dcerpc.ndr_types import NdrType, Param
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import CAP_CODES, DEFAULT_LIMITS, Limits
 from analyzer.model import EndpointRecord, Flow
+from analyzer.stubs.memo import MEMO
 from analyzer.stubs.orpc import ORPCTHAT, ORPCTHIS
 
 Declared = tuple[str, NdrType]
@@ -175,17 +176,21 @@ class StubState:
     calls taught (a SAMR RID's account name), at most `Limits.max_context_handles`, oldest out;
     and the limits its stubs are read under (`Limits.max_ndr_*`)."""
 
-    __slots__ = ("_names", "limits")
+    __slots__ = ("_names", "consulted", "limits", "ndr_limits")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
+        self.ndr_limits = (limits.max_ndr_depth, limits.max_ndr_elements, limits.max_ndr_string_chars)
         self._names: BoundedDict[str, str] = BoundedDict(limits.max_context_handles)
+        self.consulted = False  # set when a name is asked for or taught: a decode that did depends on it
 
     def name(self, handle: Any) -> str | None:
+        self.consulted = True
         return self._names.get(handle) if isinstance(handle, str) else None
 
     def remember(self, handle: Any, name: str) -> bool:
         """Name a handle; True when that made the oldest name forgotten (the cap was hit)."""
+        self.consulted = True
         if not isinstance(handle, str) or not handle.strip("0"):
             return False
         return self._names.put(handle, name) is not None
@@ -284,7 +289,15 @@ class RegistryDecoder:
         return wants_answer(uuid)
 
     def decode(self, uuid: str | None, opnum: int, stubs: Stubs) -> Decoded | None:
-        return decode(uuid, opnum, stubs, self._state)
+        """Through the memo (`analyzer.stubs.memo`): a result that read no handle names is kept."""
+        state = self._state
+
+        def fresh() -> tuple[Decoded | None, bool]:
+            state.consulted = False
+            return decode(uuid, opnum, stubs, state), not state.consulted
+
+        found: Decoded | None = MEMO.decode(state.ndr_limits, uuid, opnum, stubs, fresh)
+        return found
 
     def decode_answer(self, uuid: str | None, stubs: Stubs) -> Decoded | None:
         return decode_answer(uuid, stubs)
