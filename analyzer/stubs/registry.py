@@ -16,6 +16,7 @@ operation that uses one (RStartServiceW) gets that name back as an argument.
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -410,7 +411,20 @@ def _capped(v: Any) -> Any:
 
 def json_text(values: Values) -> str:
     """Every decoded value (context handles and ORPC headers left out), as ASCII JSON."""
-    return _JSON.encode(_capped(values))
+    return _JSON(_capped(values))
 
 
-_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))  # made once: json.dumps makes one a call
+def _json_encoder() -> Callable[[Any], str]:
+    """`json.dumps(v, ensure_ascii=True, separators=(",", ":"))`, made once. `JSONEncoder.encode`
+    builds its C encoder again at every call, half the cost of encoding a call's few values; this
+    one is built once, without the circular-reference check (decoded values are trees, their depth
+    bounded by `max_ndr_depth`). Without the C accelerator, the standard encoder."""
+    standard = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return standard.encode
+    encode = make(None, standard.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda v: "".join(encode(v, 0))
+
+
+_JSON = _json_encoder()
