@@ -9,16 +9,15 @@ the key holds everything else it read: the interface, the opnum, every field of 
 byte orders, NDR64, the object UUID) and the NDR limits. Results are shared between the calls that
 hit, so nobody may change a `Decoded` once made (no one does: the state machines only read them).
 
-Bounded: at most `_ENTRIES` results of stubs of at most `_STUB_BYTES` bytes together, oldest out.
+Bounded: at most `_ENTRIES` results of stubs of at most `_STUB_BYTES` bytes together; when full, it
+forgets them all and starts again (one dict operation a call, where dropping the oldest costs five).
 An attacker who varies the bytes gets no hits: each call then pays one lookup and one insertion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from analyzer.bounded import BoundedDict
 from analyzer.dcerpc.decoding import Stubs
 
 _ENTRIES = 1024
@@ -32,22 +31,24 @@ class DecodeMemo:
 
     __slots__ = ("_results",)
 
-    def __init__(self, entries: int = _ENTRIES) -> None:
-        self._results: BoundedDict[Key, Any] = BoundedDict(entries)
+    def __init__(self) -> None:
+        self._results: dict[Key, Any] = {}
 
-    def decode(self, limits: Any, uuid: str | None, opnum: int, stubs: Stubs, decode: Callable[[], Any]) -> Any:
-        """The result of `decode()` for this key: remembered, or made (and remembered when `decode`
-        says, by returning `(result, pure)`, that it read nothing but its key)."""
+    @staticmethod
+    def key(limits: Any, uuid: str | None, opnum: int, stubs: Stubs) -> Key | None:
+        """The key of a call's result; None when its stubs are too large to keep."""
         if len(stubs.request or b"") + len(stubs.response or b"") > _STUB_BYTES:
-            return decode()[0]
-        key = (limits, uuid, opnum, stubs)
-        found = self._results.get(key)
-        if found is not None:
-            return found
-        result, pure = decode()
-        if pure and result is not None:
-            self._results.put(key, result)
-        return result
+            return None
+        return (limits, uuid, opnum, stubs)
+
+    def get(self, key: Key) -> Any:
+        return self._results.get(key)
+
+    def keep(self, key: Key, result: Any) -> None:
+        """Remember a result that read nothing but its key."""
+        if len(self._results) >= _ENTRIES:
+            self._results.clear()
+        self._results[key] = result
 
     def __len__(self) -> int:
         return len(self._results)

@@ -292,13 +292,16 @@ class RegistryDecoder:
     def decode(self, uuid: str | None, opnum: int, stubs: Stubs) -> Decoded | None:
         """Through the memo (`analyzer.stubs.memo`): a result that read no handle names is kept."""
         state = self._state
-
-        def fresh() -> tuple[Decoded | None, bool]:
-            state.consulted = False
-            return decode(uuid, opnum, stubs, state), not state.consulted
-
-        found: Decoded | None = MEMO.decode(state.ndr_limits, uuid, opnum, stubs, fresh)
-        return found
+        key = MEMO.key(state.ndr_limits, uuid, opnum, stubs)
+        if key is not None:
+            found: Decoded | None = MEMO.get(key)
+            if found is not None:
+                return found
+        state.consulted = False
+        out = decode(uuid, opnum, stubs, state)
+        if key is not None and out is not None and not state.consulted:
+            MEMO.keep(key, out)
+        return out
 
     def decode_answer(self, uuid: str | None, stubs: Stubs) -> Decoded | None:
         return decode_answer(uuid, stubs)
