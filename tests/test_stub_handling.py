@@ -237,3 +237,11 @@ def test_the_decode_memo_is_bounded() -> None:
     assert len(memo.MEMO) <= memo._ENTRIES
     big = Stubs(False, open_service("x" * memo._STUB_BYTES), True, None, True, None)
     assert d.decode(SVCCTL, 16, big) is not d.decode(SVCCTL, 16, big)  # too big to keep
+
+
+def test_a_stub_in_a_mutable_buffer_is_decoded_not_remembered() -> None:
+    from analyzer.dcerpc.decoding import Stubs
+
+    stub = Stubs(False, bytearray(open_service("Spooler")), True, None, True, None)  # type: ignore[arg-type]
+    out = stub_decoder(Limits()).decode(SVCCTL, 16, stub)
+    assert out is not None and out.arguments == "service_name=Spooler"

@@ -42,13 +42,19 @@ class DecodeMemo:
         return (limits, uuid, opnum, stubs)
 
     def get(self, key: Key) -> Any:
-        return self._results.get(key)
+        try:
+            return self._results.get(key)
+        except TypeError:  # a stub in a mutable buffer (a caller's bytearray) is not hashable
+            return None
 
     def keep(self, key: Key, result: Any) -> None:
         """Remember a result that read nothing but its key."""
         if len(self._results) >= _ENTRIES:
             self._results.clear()
-        self._results[key] = result
+        try:
+            self._results[key] = result
+        except TypeError:
+            pass
 
     def __len__(self) -> int:
         return len(self._results)
