@@ -16,6 +16,7 @@ An attacker who varies the bytes gets no hits: each call then pays one lookup an
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from analyzer.dcerpc.decoding import Stubs
@@ -51,10 +52,8 @@ class DecodeMemo:
         """Remember a result that read nothing but its key."""
         if len(self._results) >= _ENTRIES:
             self._results.clear()
-        try:
+        with contextlib.suppress(TypeError):  # unhashable, as in `get`
             self._results[key] = result
-        except TypeError:
-            pass
 
     def __len__(self) -> int:
         return len(self._results)
