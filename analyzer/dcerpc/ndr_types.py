@@ -3,14 +3,19 @@
 [C706] 14 lays out a stub as each parameter in turn; within a parameter, the fixed ("scalar") part
 of every constructed type first, then the data its embedded pointers point to, in the order the
 pointers appeared, each pointee's own pointees right after it ([C706] 14.3.12.1 "deferral",
-the order MIDL and Samba's pidl produce). `Ptr.read` therefore only reads the referent id and queues
-a thunk; `read_param` drains the queue after the parameter's scalars. A top-level [unique] pointer
+the order MIDL and Samba's pidl produce). A pointer's reader therefore only reads the referent id,
+leaves a placeholder in its container's slot and queues its pointee; a parameter's reader drains the
+queue after its scalars, each pointee filling its slot. A top-level [unique] pointer
 parameter is the same thing: referent id, then its pointee. A top-level [ref] pointer has no wire
 form: declare its pointee directly. Values come out as plain Python (int, str, list, dict, None),
 ready for JSON.
 
 Alignment: a constructed type aligns to its largest member ([C706] 14.2.2); NDR64 widens pointers,
 counts and enums ([MS-RPCE] 2.2.5.3). Unions are non-encapsulated: discriminant, then the arm.
+
+Types are declared once and read millions of times, so each compiles, the first time a stub meets
+it, into closures per byte order and NDR version (`NdrType.reader`, `store`, `param`) with its
+alignment, `struct` formats, members and arms resolved; the reads are `NdrReader`'s bounded ones.
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ class NdrType:
         return 1
 
     def pointers(self) -> bool:
-        """Whether a value of this type may hold pointers (then pointees are queued and read after
-        its scalars). A `Custom` reader never queues."""
+        """Whether a value of this type may hold declared pointers (pointees queued and read after
+        its scalars, into the value's own slots)."""
         return False
 
     def compile(self, little: bool, ndr64: bool) -> Reader:
@@ -84,9 +89,17 @@ class NdrType:
         return p
 
     def _compile_param(self, little: bool, ndr64: bool) -> Param:
-        if not self.pointers():  # nothing deferred: the value as read, no queue to drain
-            read, none = self.reader(little, ndr64), _NOTHING_QUEUED
-            return lambda r: read(r, none)
+        if not self.pointers():  # no slot to fill in: the value as read
+            read = self.reader(little, ndr64)
+
+            def value(r: NdrReader) -> Any:
+                q: Queue = []
+                v = read(r, q)
+                if q:  # a `Custom` reader may still have queued something
+                    drain(r, q)
+                return unbox(v) if r.boxed else v
+
+            return value
         store = self.store(little, ndr64)
 
         def param(r: NdrReader) -> Any:
@@ -98,9 +111,6 @@ class NdrType:
             return unbox(holder[0]) if r.boxed else holder[0]
 
         return param
-
-
-_NOTHING_QUEUED: Queue = []  # the queue of types without pointers: stays empty
 
 
 class _Box:
