@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from functools import cached_property, partial
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,8 @@ import pandas as pd
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.pipeline import Progress
 from analyzer.records import Records
-from analyzer.report import csv_rows, views
-from analyzer.report.attempts import ATTEMPTS, typed
+from analyzer.report import views
+from analyzer.report.attempts import ATTEMPTS
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
@@ -160,13 +160,10 @@ class AnalysisResult:
         flood's million rows without a million cells of text each."""
         return self.source.frame("attempts")
 
-    def _attempt_slices(self, csv: bool = False) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write, a slice at a time in its own dtypes; for CSV, a compact
-        slice `report.csv_rows` writes as it is (the same bytes) is not cast first."""
-        table = self.attempts_table()
-        for start in range(0, max(len(table), 1), CHUNK_ROWS):
-            piece = table.iloc[start : start + CHUNK_ROWS]
-            yield piece if csv and csv_rows.plain(piece, ATTEMPTS) else typed(piece)
+    def _attempt_slices(self) -> Iterator[pd.DataFrame]:
+        """The `attempts` table to write, a chunk at a time in its own dtypes, streamed from the spool
+        (`Source.chunks`): a SYN flood's million rows are never held whole, not even compact."""
+        yield from self.source.chunks("attempts")
 
     @cached_property
     def data_quality(self) -> pd.DataFrame:
@@ -229,7 +226,7 @@ class AnalysisResult:
             # The base tables first, streamed from where the views read them, then the views.
             source = self.source
             base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
-            attempts: NamedFrame = ("attempts", partial(self._attempt_slices, csv=fmt == "csv"), ATTEMPTS)
+            attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)
             written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
             self._spooled.forget()  # the big tables whole readers needed are written: not kept after
         write_manifest(

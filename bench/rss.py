@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Resident memory of a command and of every process it forks, sampled over time (issue 13).
+
+`wait4` (what bench/floods.py reports) gives the peak of the biggest process only; this says which
+process peaked and when: /proc/PID/status VmRSS of the command and its descendants every
+`--every` seconds, then per process its peak, the second of the run it was reached at, and its
+last sample; with `--timeline FILE`, every sample as `seconds pid rss_mib` lines. Linux only.
+
+    python bench/rss.py [--every 0.01] [--timeline out.txt] -- rpc-analyzer analyze F -o OUT -q
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--every", type=float, default=0.01, help="seconds between samples (default 0.01)")
+    ap.add_argument("--timeline", type=Path, help="write every sample to this file")
+    ap.add_argument("command", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    peaks: dict[int, tuple[int, float, int]] = {}  # pid -> (peak KiB, at s, last KiB)
+    samples: list[tuple[float, int, int]] = []
+    while proc.poll() is None:
+        now = time.perf_counter() - start
+        for pid in _descendants(proc.pid):
+            kib = _rss_kib(pid)
+            if kib is None:
+                continue
+            samples.append((now, pid, kib))
+            peak, at, _ = peaks.get(pid, (0, 0.0, 0))
+            peaks[pid] = (kib, now, kib) if kib > peak else (peak, at, kib)
+        time.sleep(args.every)
+    wall = time.perf_counter() - start
+    print(f"exit {proc.returncode}, {wall:.2f} s")
+    for pid, (peak, at, last) in sorted(peaks.items()):
+        role = "command" if pid == proc.pid else "child"
+        print(f"{role:8} pid {pid}: peak {peak / 1024:7.1f} MiB at {at:6.2f} s, last {last / 1024:7.1f} MiB")
+    if args.timeline:
+        with open(args.timeline, "w") as f:
+            f.writelines(f"{t:.3f} {pid} {kib / 1024:.1f}\n" for t, pid, kib in samples)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
