@@ -4,7 +4,9 @@
 `wait4` (what bench/floods.py reports) gives the peak of the biggest process only; this says which
 process peaked and when: /proc/PID/status VmRSS of the command and its descendants every
 `--every` seconds, then per process its peak, the second of the run it was reached at, and its
-last sample; with `--timeline FILE`, every sample as `seconds pid rss_mib` lines. Linux only.
+last sample (the peak split into heap, RssAnon, and mapped files, RssFile: shared libraries and
+memory-mapped spool batches); with `--timeline FILE`, every sample as `seconds pid rss_mib file_mib`
+lines. Linux only.
 
     python bench/rss.py [--every 0.01] [--timeline out.txt] -- rpc-analyzer analyze F -o OUT -q
 """
@@ -19,14 +21,17 @@ import time
 from pathlib import Path
 
 
-def _rss_kib(pid: int) -> int | None:
+def _rss_kib(pid: int) -> tuple[int, int] | None:
+    """(VmRSS, RssFile) in KiB: resident memory, and the part of it that is mapped files (shared
+    libraries, memory-mapped spool batches) rather than the heap."""
+    found: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+            if line.startswith(("VmRSS:", "RssFile:")):
+                found[line.split(":")[0]] = int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    return None
+    return (found["VmRSS"], found.get("RssFile", 0)) if "VmRSS" in found else None
 
 
 def _descendants(pid: int) -> list[int]:
@@ -51,26 +56,30 @@ def main(argv: list[str] | None = None) -> int:
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    peaks: dict[int, tuple[int, float, int]] = {}  # pid -> (peak KiB, at s, last KiB)
-    samples: list[tuple[float, int, int]] = []
+    peaks: dict[int, tuple[int, float, int, int]] = {}  # pid -> (peak KiB, at s, of it files KiB, last KiB)
+    samples: list[tuple[float, int, int, int]] = []
     while proc.poll() is None:
         now = time.perf_counter() - start
         for pid in _descendants(proc.pid):
-            kib = _rss_kib(pid)
-            if kib is None:
+            got = _rss_kib(pid)
+            if got is None:
                 continue
-            samples.append((now, pid, kib))
-            peak, at, _ = peaks.get(pid, (0, 0.0, 0))
-            peaks[pid] = (kib, now, kib) if kib > peak else (peak, at, kib)
+            kib, files = got
+            samples.append((now, pid, kib, files))
+            peak, at, at_files, _ = peaks.get(pid, (0, 0.0, 0, 0))
+            peaks[pid] = (kib, now, files, kib) if kib > peak else (peak, at, at_files, kib)
         time.sleep(args.every)
     wall = time.perf_counter() - start
     print(f"exit {proc.returncode}, {wall:.2f} s")
-    for pid, (peak, at, last) in sorted(peaks.items()):
+    for pid, (peak, at, files, last) in sorted(peaks.items()):
         role = "command" if pid == proc.pid else "child"
-        print(f"{role:8} pid {pid}: peak {peak / 1024:7.1f} MiB at {at:6.2f} s, last {last / 1024:7.1f} MiB")
+        print(
+            f"{role:8} pid {pid}: peak {peak / 1024:7.1f} MiB at {at:6.2f} s "
+            f"({(peak - files) / 1024:.1f} heap, {files / 1024:.1f} files), last {last / 1024:7.1f} MiB"
+        )
     if args.timeline:
         with open(args.timeline, "w") as f:
-            f.writelines(f"{t:.3f} {pid} {kib / 1024:.1f}\n" for t, pid, kib in samples)
+            f.writelines(f"{t:.3f} {pid} {kib / 1024:.1f} {files / 1024:.1f}\n" for t, pid, kib, files in samples)
     return 0
 
 
