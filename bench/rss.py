@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -47,6 +48,42 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+Sample = tuple[float, int, int, int]  # (seconds since start, pid, VmRSS KiB, RssFile KiB)
+
+
+class Peak:
+    """One process's peak: KiB resident, when (seconds since start), of it mapped files, the last sample."""
+
+    def __init__(self) -> None:
+        self.kib = self.files = self.last = 0
+        self.at = 0.0
+
+    def add(self, now: float, kib: int, files: int) -> None:
+        if kib > self.kib:
+            self.kib, self.at, self.files = kib, now, files
+        self.last = kib
+
+    def __str__(self) -> str:
+        heap, files = (self.kib - self.files) / 1024, self.files / 1024
+        return f"peak {self.kib / 1024:7.1f} MiB at {self.at:6.2f} s ({heap:.1f} heap, {files:.1f} files)"
+
+
+def sample(pid: int, every: float, running: Callable[[], bool], samples: list[Sample] | None = None) -> dict[int, Peak]:
+    """Each process's peak (`pid` and its descendants) while `running()`, sampled every `every` s."""
+    start = time.perf_counter()
+    peaks: dict[int, Peak] = {}
+    while running():
+        now = time.perf_counter() - start
+        for p in _descendants(pid):
+            got = _rss_kib(p)
+            if got is not None:
+                peaks.setdefault(p, Peak()).add(now, *got)
+                if samples is not None:
+                    samples.append((now, p, *got))
+        time.sleep(every)
+    return peaks
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--every", type=float, default=0.01, help="seconds between samples (default 0.01)")
@@ -56,27 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    peaks: dict[int, tuple[int, float, int, int]] = {}  # pid -> (peak KiB, at s, of it files KiB, last KiB)
-    samples: list[tuple[float, int, int, int]] = []
-    while proc.poll() is None:
-        now = time.perf_counter() - start
-        for pid in _descendants(proc.pid):
-            got = _rss_kib(pid)
-            if got is None:
-                continue
-            kib, files = got
-            samples.append((now, pid, kib, files))
-            peak, at, at_files, _ = peaks.get(pid, (0, 0.0, 0, 0))
-            peaks[pid] = (kib, now, files, kib) if kib > peak else (peak, at, at_files, kib)
-        time.sleep(args.every)
-    wall = time.perf_counter() - start
-    print(f"exit {proc.returncode}, {wall:.2f} s")
-    for pid, (peak, at, files, last) in sorted(peaks.items()):
-        role = "command" if pid == proc.pid else "child"
-        print(
-            f"{role:8} pid {pid}: peak {peak / 1024:7.1f} MiB at {at:6.2f} s "
-            f"({(peak - files) / 1024:.1f} heap, {files / 1024:.1f} files), last {last / 1024:7.1f} MiB"
-        )
+    samples: list[Sample] = []
+    peaks = sample(proc.pid, args.every, lambda: proc.poll() is None, samples)
+    print(f"exit {proc.returncode}, {time.perf_counter() - start:.2f} s")
+    for pid, peak in sorted(peaks.items()):
+        print(f"{'command' if pid == proc.pid else 'child':8} pid {pid}: {peak}, last {peak.last / 1024:7.1f} MiB")
     if args.timeline:
         with open(args.timeline, "w") as f:
             f.writelines(f"{t:.3f} {pid} {kib / 1024:.1f} {files / 1024:.1f}\n" for t, pid, kib, files in samples)
