@@ -19,7 +19,7 @@ from analyzer.report.attempts import ATTEMPTS
 from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
-from analyzer.report.source import Source
+from analyzer.report.source import Source, empty_table
 from analyzer.report.spooled import Spooled
 from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
@@ -161,9 +161,25 @@ class AnalysisResult:
         return self.source.frame("attempts")
 
     def _attempt_slices(self) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write, a chunk at a time in its own dtypes, streamed from the spool
-        (`Source.chunks`): a SYN flood's million rows are never held whole, not even compact."""
-        yield from self.source.chunks("attempts")
+        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`):
+        a SYN flood's million rows are never held whole, not even compact. The chunks follow the
+        spool's batches; they are cut again into slices of `CHUNK_ROWS` rows, so that a Parquet
+        file's row groups (`output.PARQUET_ROWS`, whole slices) are those of the table written whole."""
+        held: list[pd.DataFrame] = []
+        rows, written = 0, False
+        for chunk in self.source.chunks("attempts"):
+            while len(chunk):
+                take = CHUNK_ROWS - rows
+                held.append(chunk.iloc[:take])
+                rows += len(held[-1])
+                chunk = chunk.iloc[take:]
+                if rows == CHUNK_ROWS:
+                    yield pd.concat(held, ignore_index=True)
+                    held, rows, written = [], 0, True
+        if held:
+            yield pd.concat(held, ignore_index=True)
+        elif not written:  # no rows: one empty slice, as the empty table was written before
+            yield empty_table("attempts")
 
     @cached_property
     def data_quality(self) -> pd.DataFrame:
