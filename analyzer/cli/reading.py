@@ -53,20 +53,33 @@ def _jobs(paths: list[str]) -> int:
     """The worker processes of this command: --jobs, else every core once the input is big enough."""
     from analyzer.parallel.multicore import default_jobs
 
-    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
-    jobs: int = meta.get(JOBS) or default_jobs(paths)
+    jobs: int = _meta().get(JOBS) or default_jobs(paths)
     return jobs
+
+
+def _meta() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta if ctx is not None else {}
+
+
+def one_process() -> bool:
+    """Whether this command runs in one process: `--jobs 1` asked for one core. Without --jobs a run
+    that needs no workers still reads in a forked child while this process imports what the tables
+    need (two cores, the default: every core)."""
+    return bool(_meta().get(JOBS) == 1)
 
 
 def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Records:
     """The records: on the cluster of --scheduler, else in --jobs worker processes (every core by
-    default), else in a forked child while `warm_up` runs here."""
+    default), else in a forked child while `warm_up` runs here, or with `--jobs 1` in this process."""
     from analyzer.limits import DEFAULT_LIMITS
-    from analyzer.parallel.child import read_in_child
+    from analyzer.parallel.child import read_here, read_in_child
 
-    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
+    meta = _meta()
     if meta.get(SCHEDULER):
         return _on_cluster(paths, quiet, warm_up, meta[SCHEDULER], meta.get(NAMES))
+    if one_process():
+        return read_here(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), warm_up)
     from analyzer.parallel.multicore import run
 
     return run(
