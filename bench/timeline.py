@@ -51,7 +51,10 @@ def timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def patch(module: str, attr: str, phase: str) -> None:
-    mod = importlib.import_module(module)
+    wrap(importlib.import_module(module), attr, phase)
+
+
+def wrap(mod: Any, attr: str, phase: str) -> None:
     owner: Any = mod
     *path, last = attr.split(".")
     for p in path:
@@ -79,6 +82,9 @@ AFTER_API = [
     ("analyzer.api", "from_records", "from_records"),
     ("analyzer.api", "write_tables", "write_tables"),
     ("analyzer.api", "write_manifest", "manifest"),
+    ("analyzer.api", "hosts_frame", "hosts"),
+    ("analyzer.api", "beside", "fork(views)"),
+    ("analyzer.api", "AnalysisResult._write_items", "views(child)"),
 ]
 
 
@@ -100,7 +106,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         def exec_module(module: Any) -> None:
             real_exec(module)
             for _m, attr, phase in patches:
-                setattr(module, attr, timed(phase, getattr(module, attr)))
+                wrap(module, attr, phase)
 
         loader.exec_module = exec_module
         return spec

@@ -44,6 +44,7 @@ def read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
     from analyzer.api import from_records
 
     result = from_records(records)
+    result.cores = 1 if one_process() else _jobs(paths)  # a second core for the views, with --jobs 2 or more
     for line in result.errors:
         err(line)
     return result
