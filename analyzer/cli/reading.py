@@ -30,15 +30,16 @@ def read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
     warmed: list[bool] = []
 
     def warm_up() -> None:
-        """What the tables need, loaded while the captures are read: pandas and the name registry
-        (once, even when the workers fail and a child reads instead)."""
+        """What the tables need, loaded while the captures are read: pandas, the name registry and
+        the findings rules (once, even when the workers fail and a child reads instead)."""
         if warmed:
             return
         warmed.append(True)
-        from analyzer import api, registry
+        from analyzer import api, findings, registry
+        from analyzer.report import zeek_names
 
         registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
-        del api
+        del api, findings, zeek_names
 
     records = _records(paths, quiet, warm_up)
     from analyzer.api import from_records
