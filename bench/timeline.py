@@ -5,8 +5,9 @@
 
 wraps the run's phases (planning the sessions, the workers' sessions, the parent's imports, the
 merge, the tables and the manifest) with a timer that appends one line per phase to LOG
-(`pid phase start end cpu`, seconds since this script started; cpu is the process's user + system
-time spent in the phase), then prints the lines grouped by process. Forked workers inherit the
+(`pid phase start end cpu at`, seconds since this script started; cpu is the process's user + system
+time spent in the phase, at the process's CPU time when the phase started: a forked process counts
+from its fork), then prints the lines grouped by process. Forked workers inherit the
 wrappers. A measuring aid for issue 14, not part of the analyzer.
 """
 
@@ -33,9 +34,11 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-def _note(phase: str, start: float, end: float, cpu: float) -> None:
+def _note(phase: str, start: float, end: float, cpu: float, at: float | None = None) -> None:
+    """One phase: its wall start and end, its CPU, and the process's CPU when it started."""
+    at = _cpu() - cpu if at is None else at
     with open(LOG, "a") as fh:
-        fh.write(f"{os.getpid()} {phase.replace(' ', '_')} {start - T0:.3f} {end - T0:.3f} {cpu:.3f}\n")
+        fh.write(f"{os.getpid()} {phase.replace(' ', '_')} {start - T0:.3f} {end - T0:.3f} {cpu:.3f} {at:.3f}\n")
 
 
 def timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,8 +150,10 @@ def show() -> None:
         by_pid.setdefault(ln[0], []).append(ln)
     for pid, rows in by_pid.items():
         print(f"pid {pid}")
-        for _p, phase, s, e, cpu in sorted(rows, key=lambda r: float(r[2])):
-            print(f"  {phase:<18} {float(s):6.3f} -> {float(e):6.3f}  ({float(e) - float(s):5.3f} s wall, {cpu} s CPU)")
+        for _p, phase, s, e, cpu, at in sorted(rows, key=lambda r: float(r[2])):
+            wall = float(e) - float(s)
+            span = f"{float(s):6.3f} -> {float(e):6.3f}  ({wall:5.3f} s wall"
+            print(f"  {phase:<18} {span}, {cpu} s CPU; process CPU {at} s at start)")
 
 
 if __name__ == "__main__":
