@@ -33,7 +33,7 @@ from analyzer.capture.source import display_name, open_capture
 from analyzer.errors import CaptureError
 
 _DIGITS = re.compile(r"\d+")
-_GROUP = 4096  # frames at most in a batch made of frames that came one by one
+_GROUP = 4096  # frames at most in a batch made of frames that came one by one (`joined`)
 
 
 @dataclass
@@ -139,7 +139,8 @@ class SessionFrames:
 
     def _open(self, i: int) -> Iterator[Batch] | None:
         """File i's frames in batches numbered within the file (the reader's own batches where it
-        has them, else its frames grouped), a read error ending them; None if it cannot be opened."""
+        has them, else its frames joined into batches), a read error ending them; None if it
+        cannot be opened."""
         m = self.members[i]
         try:
             reader = self.readers[i] = open_capture(m.path, m.name, hashed=self.hashed)
@@ -149,7 +150,7 @@ class SessionFrames:
         batches = getattr(reader, "batches", None)
         if batches is not None:
             return self._guarded(i, batches())
-        return self._guarded(i, grouped(enumerate(iter(reader), 1)))
+        return self._guarded(i, joined(enumerate(iter(reader), 1)))
 
     def _guarded(self, i: int, it: Iterator[Batch]) -> Iterator[Batch]:
         """A file's batches; a read error ends that file (it is reported), not the session."""
@@ -192,7 +193,7 @@ class SessionFrames:
                     local += cut
                 if cut < size:  # this file runs past the next one's start: merge from here
                     rest = chain(frames_of(_part(b, cut, size, 0)), (f for b2 in batches for f in frames_of(b2)))
-                    yield from grouped(self._merge(i, local, rest))
+                    yield from joined(self._merge(i, local, rest))
                     return
 
     def _merge(self, i: int, local: int, rest: Iterator[RawFrame]) -> Iterator[tuple[int, RawFrame]]:
@@ -246,29 +247,28 @@ def _part(b: Batch, lo: int, hi: int, frame0: int) -> Batch:
     return Batch(b.buf, b.link, frame0, b.start[lo:hi], b.end[lo:hi], b.ts[lo:hi])
 
 
-def grouped(frames: Iterable[tuple[int, RawFrame]]) -> Iterator[Batch]:
-    """Numbered frames (consecutive numbers) as batches: each run of frames that share a buffer and a
-    link type, at most `_GROUP` of them. For the frames that come one by one: a reader without
-    batches (NetMon), files merged by timestamp."""
-    buf: bytes | None = None
-    link = frame0 = 0
-    starts: list[int] = []
-    ends: list[int] = []
+def joined(frames: Iterable[tuple[int, RawFrame]]) -> Iterator[Batch]:
+    """Numbered frames (consecutive numbers) as batches of at most `_GROUP` frames of one link type,
+    each batch's frames copied into one buffer of its own. For the frames that come one by one (a
+    reader without batches, NetMon; files merged by timestamp, whose consecutive frames come from
+    different buffers): a copy costs less than a batch per buffer, which interleaved sensors would
+    make a batch of one frame each (measured: 8.8 s of CPU against 1.4 s per frame, 236 MB)."""
+    parts: list[bytes] = []
     stamps: list[int] = []
-
-    def batch() -> Batch:
-        assert buf is not None
-        arrays = (np.array(v, dtype=np.int64) for v in (starts, ends, stamps))
-        return Batch(buf, link, frame0, *arrays)
-
-    for number, (ts, lk, b, start, end) in frames:
-        if b is not buf or lk != link or len(starts) >= _GROUP:
-            if starts:
-                yield batch()
-            buf, link, frame0 = b, lk, number - 1
-            starts, ends, stamps = [], [], []
-        starts.append(start)
-        ends.append(end)
+    link = frame0 = 0
+    for number, (ts, lk, buf, start, end) in frames:
+        if parts and (lk != link or len(parts) >= _GROUP):
+            yield _joined(parts, stamps, link, frame0)
+            parts, stamps = [], []
+        if not parts:
+            link, frame0 = lk, number - 1
+        parts.append(buf[start:end])
         stamps.append(ts)
-    if starts:
-        yield batch()
+    if parts:
+        yield _joined(parts, stamps, link, frame0)
+
+
+def _joined(parts: list[bytes], stamps: list[int], link: int, frame0: int) -> Batch:
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    end = np.cumsum(lengths)
+    return Batch(b"".join(parts), link, frame0, end - lengths, end, np.array(stamps, dtype=np.int64))
