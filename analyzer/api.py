@@ -259,16 +259,15 @@ class AnalysisResult:
             for name in SCHEMAS:
                 if name != "hosts" and self._spooled.rows(name) <= CACHE_ROWS:
                     self._spooled.frame(name)  # built once, here: the child inherits it
-        views = beside(partial(self._write_items, out_dir, fmt, there)) if there else None
-        source = self.source
-        base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
-        written = write_tables(base, out_dir, fmt)
-        here = [item for item in items if item not in there]
-        paths = dict(zip((name for name, _m, _s in here), write_tables({}, out_dir, fmt, here), strict=True))
-        if views is not None:
-            made, frames = views()
-            self.__dict__.update(frames)  # the views as if made here
-            paths.update(made)
+        with beside(partial(self._write_items, out_dir, fmt, there), fork=bool(there)) as views:
+            source = self.source
+            base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
+            written = write_tables(base, out_dir, fmt)
+            here = [item for item in items if item not in there]
+            paths = dict(zip((name for name, _m, _s in here), write_tables({}, out_dir, fmt, here), strict=True))
+            made, frames = views.result()
+        self.__dict__.update(frames)  # the views as if made here
+        paths.update(made)
         written += [paths[name] for name, _m, _s in items]
         attempts: NamedFrame = ("attempts", partial(self._attempt_slices, csv=fmt == "csv"), ATTEMPTS)
         return written + write_tables({}, out_dir, fmt, [attempts])

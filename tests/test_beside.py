@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,9 +24,19 @@ needs_fork = pytest.mark.skipif(not can_fork(), reason="needs fork and no other 
 
 @needs_fork
 def test_the_job_runs_in_a_child_and_its_result_comes_back() -> None:
-    wait = beside(lambda: (os.getpid(), list(range(5))))
-    pid, values = wait()
+    with beside(lambda: (os.getpid(), list(range(5)))) as other:
+        pid, values = other.result()
     assert pid != os.getpid() and values == [0, 1, 2, 3, 4]
+
+
+@needs_fork
+def test_a_child_whose_result_is_not_asked_for_is_stopped() -> None:
+    with pytest.raises(KeyError), beside(lambda: time.sleep(30)) as other:
+        child = other.pid
+        assert child is not None
+        raise KeyError("the parent fails")
+    with pytest.raises(ChildProcessError):  # reaped already
+        os.waitpid(child, os.WNOHANG)
 
 
 @needs_fork
@@ -37,12 +48,17 @@ def test_a_child_that_fails_leaves_the_job_to_the_parent() -> None:
             raise RuntimeError("the child fails")
         return 42
 
-    assert beside(job)() == 42
+    with beside(job) as other:
+        assert other.pid is not None
+        assert other.result() == 42
 
 
 def test_without_fork_the_job_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    with beside(os.getpid, fork=False) as other:
+        assert other.pid is None and other.result() == os.getpid()
     monkeypatch.setattr("analyzer.parallel.beside.can_fork", lambda: False)
-    assert beside(os.getpid)() == os.getpid()
+    with beside(os.getpid) as other:
+        assert other.pid is None and other.result() == os.getpid()
 
 
 @needs_fork
