@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from functools import cached_property
+from functools import cached_property, partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.parallel.beside import beside, can_fork
 from analyzer.pipeline import Progress
 from analyzer.records import Records
 from analyzer.report import views
@@ -20,10 +21,13 @@ from analyzer.report.hosts import hosts_frame
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
 from analyzer.report.source import Source, empty_table
-from analyzer.report.spooled import Spooled
+from analyzer.report.spooled import CACHE_ROWS, Spooled
 from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
+
+# The views `write` makes in a forked child when it may use a second core (see `_write_all`).
+_BESIDE = frozenset(("endpoint_inventory", "timeline", "matrix", "findings"))
 
 
 class AnalysisResult:
@@ -45,6 +49,9 @@ class AnalysisResult:
         started: when the analysis started (ISO 8601 UTC), for manifest.json.
         input_digests: the inputs' sizes and SHA-256 when already computed (the CLI hashes them
             while the captures are read), for manifest.json; hashed on write otherwise.
+        cores: the processes `write` may use (1, the default, or the run's `jobs`): with more than
+            one, most views and the findings are made and written in a forked child
+            (`analyzer.parallel.beside`) while this process writes the base tables.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
     `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
@@ -61,6 +68,7 @@ class AnalysisResult:
         self.started = started
         self.input_digests = input_digests
         self.rule_files = rule_files  # the user's findings rules, read after the shipped ones
+        self.cores = 1  # processes `write` may use: with 2, the views are written in a forked child
 
     @cached_property
     def _spooled(self) -> Spooled:
@@ -239,11 +247,7 @@ class AnalysisResult:
             written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
             written += write_tables({}, out_dir, fmt, self.view_items())
         else:
-            # The base tables first, streamed from where the views read them, then the views.
-            source = self.source
-            base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
-            attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)
-            written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
+            written = self._write_all(out_dir, fmt)
             self._spooled.forget()  # the big tables whole readers needed are written: not kept after
         write_manifest(
             out_dir,
@@ -255,6 +259,39 @@ class AnalysisResult:
             digests=self.input_digests,
         )
         return written
+
+    def _write_all(self, out_dir: str | PathLike[str], fmt: str) -> list[Path]:
+        """The base tables (streamed from where the views read them), the views and findings, then
+        attempts; the paths in that order. With `cores` > 1 the views but data_quality, and the
+        findings, are made and written in a forked child (`parallel.beside`) while this process
+        writes the base tables and data_quality (about half the work each on ordinary captures);
+        the small tables are built first, so both processes read them built."""
+        items = self.view_items()
+        there = [item for item in items if item[0] in _BESIDE] if self.cores > 1 and can_fork() else []
+        if there:
+            for name in SCHEMAS:
+                if name != "hosts" and self._spooled.rows(name) <= CACHE_ROWS:
+                    self._spooled.frame(name)  # built once, here: the child inherits it
+        with beside(partial(self._write_items, out_dir, fmt, there), fork=bool(there)) as views:
+            source = self.source
+            base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
+            written = write_tables(base, out_dir, fmt)
+            here = [item for item in items if item not in there]
+            paths = dict(zip((name for name, _m, _s in here), write_tables({}, out_dir, fmt, here), strict=True))
+            made, frames = views.result()
+        self.__dict__.update(frames)  # the views as if made here
+        paths.update(made)
+        written += [paths[name] for name, _m, _s in items]
+        attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)
+        return written + write_tables({}, out_dir, fmt, [attempts])
+
+    def _write_items(
+        self, out_dir: str | PathLike[str], fmt: str, items: list[NamedFrame]
+    ) -> tuple[dict[str, Path], dict[str, pd.DataFrame]]:
+        """Views written (see `view_items`): their paths and their frames, by name."""
+        names = [name for name, _make, _schema in items]
+        written = write_tables({}, out_dir, fmt, items)
+        return dict(zip(names, written, strict=True)), {name: getattr(self, name) for name in names}
 
 
 class _ResultSource:
@@ -324,6 +361,7 @@ def analyze(
         records = run(names, limits, jobs, lambda: nullcontext(progress))
     result = from_records(records, started)
     result.rule_files = tuple(str(r) for r in rules)
+    result.cores = jobs if client is None else 1
     return result
 
 

@@ -19,8 +19,10 @@ and libpcap keeping the RPC services' ports (`tcpdump -r F -w /dev/null 'tcp por
 analyzer's ratios to tshark and to the BPF floor, in wall and in CPU time: on a machine other jobs
 share, wall times stretch with the load and the CPU times are the steadier figure.
 
---jobs measures every core instead: `analyze --jobs 1` against `analyze --jobs 2`, alternately (median
-wall and CPU time, the ratio of the wall times, and that both wrote the same bytes) on (a) a directory
+--jobs measures every core instead: `analyze --jobs 1` (one process), the two-process reader of earlier
+rounds (the old `--jobs 1`: the captures read in a forked child while the parent imports, the tables
+in one process) and `analyze --jobs 2`, alternately (median wall and CPU time, the ratios of the wall
+times, and that all three wrote the same bytes) on (a) a directory
 of 8 independent captures made by the generator with seeds 11-18 (bench/data/independent8/) and (b)
 the 200 MB capture split into 8 rotated files with `editcap -c` (bench/data/rotated8/), next to tshark
 over the same files and the BPF floor (tcpdump reading them with the RPC port filter) measured in the
@@ -242,18 +244,28 @@ def _alternated(cmds: dict[str, list[str]], repeat: int) -> dict[str, Run]:
     }
 
 
+# The two-process `--jobs 1` of earlier rounds: the reader forked beside the parent's imports, the tables
+# in one process. Today's `--jobs 1` is one process; a run without --jobs that needs no workers does this.
+TWO_PROCESS_ONE_JOB = (
+    "import sys; from analyzer.cli import reading; reading.one_process = lambda: False; "
+    "from analyzer.cli.app import main; sys.argv[0] = 'rpc-analyzer'; main()"
+)
+
+
 def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: int) -> None:
-    """Serial against --jobs 2 on these files, with tshark and the BPF floor over the same files."""
+    """--jobs 1 (one process), the two-process reader of earlier rounds and --jobs 2 on these files,
+    alternately, with tshark and the BPF floor over the same files."""
     tcpdump = shutil.which("tcpdump")
     with tempfile.TemporaryDirectory() as tmp:
-        outs = {j: Path(tmp) / f"jobs{j}" for j in ("1", "2")}
+        outs = {j: Path(tmp) / f"jobs{j}" for j in ("1", "1+", "2")}
         for c in caps:  # warm the page cache
             c.read_bytes()
-        cmds = {j: [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", j] for j, out in outs.items()}
+        cmds = {
+            j: [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", j[0]] for j, out in outs.items()
+        }
+        cmds["1+"] = [sys.executable, "-c", TWO_PROCESS_ONE_JOB, *cmds["1+"][1:]]
         runs = _alternated(cmds, repeat)
-        same = all(
-            (outs["1"] / f.name).read_bytes() == f.read_bytes() for f in sorted(outs["2"].glob("*.csv"))
-        ) and len(list(outs["1"].glob("*.csv"))) == len(list(outs["2"].glob("*.csv")))
+        same = all(_same_csvs(outs["1"], outs[j]) for j in ("1+", "2"))
     reads = _alternated({j: [sys.executable, "-c", READ_ONLY, j, *map(str, caps)] for j in ("1", "2")}, repeat)
     t_wall = _median_wall(
         [[tshark, "-r", str(c), "-Y", TSHARK_FILTER, "-T", "fields", "-e", "frame.number"] for c in caps], 1
@@ -264,11 +276,15 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
         else float("nan")
     )
     mb = sum(c.stat().st_size for c in caps) / 1e6
-    one, two = runs["1"], runs["2"]
+    one, old, two = runs["1"], runs["1+"], runs["2"]
     print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(
-        f"  --jobs 1: {one.wall:.2f} s ({one.cpu:.2f} s CPU)   --jobs 2: {two.wall:.2f} s ({two.cpu:.2f} s CPU)"
-        f"   ratio {one.wall / two.wall:.2f}x   peak {one.peak:.0f} / {two.peak:.0f} MiB"
+        f"  --jobs 1 (one process): {one.wall:.2f} s ({one.cpu:.2f} s CPU)   two-process reader (the old --jobs 1): "
+        f"{old.wall:.2f} s ({old.cpu:.2f} s CPU)   --jobs 2: {two.wall:.2f} s ({two.cpu:.2f} s CPU)"
+    )
+    print(
+        f"  ratio --jobs 1 / --jobs 2: {one.wall / two.wall:.2f}x   old --jobs 1 / --jobs 2: {old.wall / two.wall:.2f}x"
+        f"   peak {one.peak:.0f} / {old.peak:.0f} / {two.peak:.0f} MiB"
     )
     r1, r2 = reads["1"], reads["2"]
     print(
@@ -277,9 +293,16 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
     )
     print(f"  tshark:   {t_wall:.2f} s ({two.wall / t_wall:.3f}x tshark's time with --jobs 2)")
     print(f"  BPF floor (tcpdump): {floor:.2f} s ({two.wall / floor:.1f}x the floor with --jobs 2)")
-    print(f"  CSVs byte-identical between --jobs 1 and --jobs 2: {'yes' if same else 'NO'}")
+    print(f"  CSVs byte-identical between the three runs: {'yes' if same else 'NO'}")
     if not same:
-        raise SystemExit(f"{name}: --jobs 2 wrote different tables")
+        raise SystemExit(f"{name}: the runs wrote different tables")
+
+
+def _same_csvs(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.glob("*.csv"))
+    return names == sorted(p.name for p in b.glob("*.csv")) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )
 
 
 def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str) -> None:

@@ -123,3 +123,69 @@ def test_a_cut_file_inside_a_session_is_reported_and_the_next_read(tmp_path: Pat
     assert not res.errors and len(res.connections) == 1
     trunc = res.violations[res.violations["what"] == "truncated"]
     assert list(trunc["capture"]) == [parts[1].as_posix()]
+
+
+def _file_frames(path: Path) -> list[tuple[int, bytes]]:
+    from analyzer.capture.source import open_capture
+
+    reader = open_capture(str(path), path.name)
+    try:
+        return [(ts, buf[s:e]) for ts, _link, buf, s, e in reader]
+    finally:
+        reader.close()
+
+
+def _session_frames(paths: list[Path]) -> tuple[list[tuple[int, int, bytes]], FrameMap]:
+    """(session frame number, ts, bytes) of every frame of the session's batches, and its frame map."""
+    from analyzer.capture.session import SessionFrames
+
+    (members,) = sessions([str(p) for p in paths])
+    fmap = FrameMap(members[0].name)
+    source = SessionFrames(members, fmap)
+    got = [
+        (b.frame0 + i + 1, int(b.ts[i]), b.buf[int(b.start[i]) : int(b.end[i])])
+        for b in source.batches()
+        for i in range(len(b.ts))
+    ]
+    source.close()
+    return got, fmap
+
+
+def test_a_series_comes_in_batches_numbered_through_the_session(tmp_path: Path) -> None:
+    """Files that follow one another: each file's frames in turn, numbered 1, 2, ... across files."""
+    parts = _split(SAMPLES / "tcp_segmentation.pcap", tmp_path / "parts", 7)
+    got, fmap = _session_frames(parts)
+    want = [f for p in parts for f in _file_frames(p)]
+    assert [(ts, d) for _n, ts, d in got] == want
+    assert [n for n, _ts, _d in got] == list(range(1, len(want) + 1))
+    assert fmap.locate(8) == (parts[1].as_posix(), 1)
+
+
+def test_overlapping_files_come_in_batches_merged_by_timestamp(tmp_path: Path) -> None:
+    """Two sensors: the batches hold the frames merged by timestamp (ties in file order), each once."""
+    from scapy.utils import rdpcap, wrpcap
+
+    pkts = rdpcap(str(SAMPLES / "epm_map_session.pcap"))
+    one, two = tmp_path / "sensor1.pcap", tmp_path / "sensor2.pcap"
+    wrpcap(str(one), pkts[0::2])
+    wrpcap(str(two), pkts[1::2])
+    got, _fmap = _session_frames([one, two])
+    tagged = [(ts, j, d) for j, p in enumerate((one, two)) for ts, d in _file_frames(p)]
+    want = [(ts, d) for ts, _j, d in sorted(tagged, key=lambda t: (t[0], t[1]))]
+    assert [(ts, d) for _n, ts, d in got] == want
+    assert [n for n, _ts, _d in got] == list(range(1, len(want) + 1))
+
+
+@needs_shared
+def test_a_netmon_series_comes_in_batches_too(tmp_path: Path) -> None:
+    """A reader without batches of its own (NetMon): its frames grouped into batches, the same frames."""
+    caps = sorted((SHARED / "captures").rglob("*.cap"))
+    assert caps
+    cap = caps[0]
+    series = [tmp_path / "nm1.cap", tmp_path / "nm2.cap"]
+    for s in series:  # two copies of one file: they overlap in time, so the merge groups them too
+        s.write_bytes(cap.read_bytes())
+    got, _fmap = _session_frames(series)
+    frames = _file_frames(cap)
+    assert len(got) == 2 * len(frames)
+    assert sorted((ts, d) for _n, ts, d in got) == sorted(frames + frames)

@@ -30,20 +30,22 @@ def read_captures(captures: tuple[str, ...], quiet: bool) -> AnalysisResult:
     warmed: list[bool] = []
 
     def warm_up() -> None:
-        """What the tables need, loaded while the captures are read: pandas and the name registry
-        (once, even when the workers fail and a child reads instead)."""
+        """What the tables need, loaded while the captures are read: pandas, the name registry and
+        the findings rules (once, even when the workers fail and a child reads instead)."""
         if warmed:
             return
         warmed.append(True)
-        from analyzer import api, registry
+        from analyzer import api, findings, registry
+        from analyzer.report import zeek_names
 
         registry.interface_name("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
-        del api
+        del api, findings, zeek_names
 
     records = _records(paths, quiet, warm_up)
     from analyzer.api import from_records
 
     result = from_records(records)
+    result.cores = 1 if one_process() else _jobs(paths)  # a second core for the views, with --jobs 2 or more
     for line in result.errors:
         err(line)
     return result
@@ -53,20 +55,33 @@ def _jobs(paths: list[str]) -> int:
     """The worker processes of this command: --jobs, else every core once the input is big enough."""
     from analyzer.parallel.multicore import default_jobs
 
-    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
-    jobs: int = meta.get(JOBS) or default_jobs(paths)
+    jobs: int = _meta().get(JOBS) or default_jobs(paths)
     return jobs
+
+
+def _meta() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta if ctx is not None else {}
+
+
+def one_process() -> bool:
+    """Whether this command runs in one process: `--jobs 1` asked for one core. Without --jobs a run
+    that needs no workers still reads in a forked child while this process imports what the tables
+    need (two cores, the default: every core)."""
+    return bool(_meta().get(JOBS) == 1)
 
 
 def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Records:
     """The records: on the cluster of --scheduler, else in --jobs worker processes (every core by
-    default), else in a forked child while `warm_up` runs here."""
+    default), else in a forked child while `warm_up` runs here, or with `--jobs 1` in this process."""
     from analyzer.limits import DEFAULT_LIMITS
-    from analyzer.parallel.child import read_in_child
+    from analyzer.parallel.child import read_here, read_in_child
 
-    meta: dict[str, Any] = click.get_current_context().meta if click.get_current_context(silent=True) else {}
+    meta = _meta()
     if meta.get(SCHEDULER):
         return _on_cluster(paths, quiet, warm_up, meta[SCHEDULER], meta.get(NAMES))
+    if one_process():
+        return read_here(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), warm_up)
     from analyzer.parallel.multicore import run
 
     return run(

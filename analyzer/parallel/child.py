@@ -6,7 +6,8 @@ core). `read_in_child` forks: the child runs the pipeline and sends back the pic
 batches stay on disk, in a run directory the parent then owns); the parent meanwhile runs `warm_up`
 and then unpickles. The child takes each input's SHA-256 as it reads it (`records.digests`, for
 manifest.json), so no file is read twice. Where fork is not available, or the child fails, the
-pipeline runs in this process instead, so the result never depends on the path taken.
+pipeline runs in this process instead (`read_here`, also what `--jobs 1` asks for: one process, one
+core), so the result never depends on the path taken.
 The child owns the progress display while it reads.
 """
 
@@ -50,14 +51,19 @@ def _run(paths: list[str], limits: Limits, progress: ProgressFactory) -> Records
         return Pipeline(limits, digests=True).run(paths, tick)
 
 
+def read_here(paths: Iterable[str], limits: Limits, progress: ProgressFactory, warm_up: Callable[[], None]) -> Records:
+    """The records of the captures, read in this process after `warm_up` (one process, one core)."""
+    warm_up()
+    return _run(list(paths), limits, progress)
+
+
 def read_in_child(
     paths: Iterable[str], limits: Limits, progress: ProgressFactory, warm_up: Callable[[], None]
 ) -> Records:
     """The records of the captures, read in a forked child while `warm_up` runs here."""
     paths = list(paths)
     if not hasattr(os, "fork"):
-        warm_up()
-        return _run(paths, limits, progress)
+        return read_here(paths, limits, progress, warm_up)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: read, send, leave without running the parent's cleanup

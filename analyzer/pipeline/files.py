@@ -108,7 +108,7 @@ class FileLoop:
         decoder = PacketDecoder(self.run.selector, Defragmenter(self.run.limits))
         tick = None if progress is None else (lambda: progress(source.position()))
         try:
-            self._select(conv, decoder, iter(source), tick)
+            self._select(conv, decoder, source, tick)  # its batches: the batched path
         finally:
             self.open_at_end = conv.open_keys()
             conv.close_all("capture_end")

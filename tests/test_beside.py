@@ -1,0 +1,81 @@
+"""The tables' second core (`analyzer.parallel.beside`): a job in a forked child, the same result.
+
+`AnalysisResult.write` with `cores=2` makes most views and the findings in a forked child while the
+parent writes the base tables; these tests check that the files are the same bytes, listed in the
+same order in manifest.json, and that the views the child made come back to the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyzer
+from analyzer.parallel.beside import beside, can_fork
+from tests.conftest import SAMPLES
+
+needs_fork = pytest.mark.skipif(not can_fork(), reason="needs fork and no other thread")
+
+
+@needs_fork
+def test_the_job_runs_in_a_child_and_its_result_comes_back() -> None:
+    with beside(lambda: (os.getpid(), list(range(5)))) as other:
+        pid, values = other.result()
+    assert pid != os.getpid() and values == [0, 1, 2, 3, 4]
+
+
+@needs_fork
+def test_a_child_whose_result_is_not_asked_for_is_stopped() -> None:
+    with pytest.raises(KeyError), beside(lambda: time.sleep(30)) as other:
+        child = other.pid
+        assert child is not None
+        raise KeyError("the parent fails")
+    with pytest.raises(ChildProcessError):  # reaped already
+        os.waitpid(child, os.WNOHANG)
+
+
+@needs_fork
+def test_a_child_that_fails_leaves_the_job_to_the_parent() -> None:
+    parent = os.getpid()
+
+    def job() -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return 42
+
+    with beside(job) as other:
+        assert other.pid is not None
+        assert other.result() == 42
+
+
+def test_without_fork_the_job_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    with beside(os.getpid, fork=False) as other:
+        assert other.pid is None and other.result() == os.getpid()
+    monkeypatch.setattr("analyzer.parallel.beside.can_fork", lambda: False)
+    with beside(os.getpid) as other:
+        assert other.pid is None and other.result() == os.getpid()
+
+
+@needs_fork
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_two_cores_write_the_same_files_as_one(tmp_path: Path, fmt: str) -> None:
+    outs = {}
+    results = {}
+    for cores in (1, 2):
+        res = analyzer.analyze([SAMPLES])
+        res.cores = cores
+        outs[cores] = res.write(tmp_path / str(cores), fmt)
+        results[cores] = res
+    assert [p.name for p in outs[1]] == [p.name for p in outs[2]]
+    assert "findings" in results[2].__dict__  # made by the child, sent back
+    for one, two in zip(outs[1], outs[2], strict=True):
+        assert one.read_bytes() == two.read_bytes(), one.name
+    manifests = [json.loads((tmp_path / str(c) / "manifest.json").read_text()) for c in (1, 2)]
+    assert manifests[0]["tables"] == manifests[1]["tables"]
+    for name in ("endpoint_inventory", "timeline", "matrix", "data_quality", "findings"):
+        pd.testing.assert_frame_equal(getattr(results[1], name), getattr(results[2], name))
