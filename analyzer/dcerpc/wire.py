@@ -45,3 +45,26 @@ def uuid_at(data: bytes, off: int, little: bool = True) -> str:
 def need(data: bytes, off: int, n: int, what: str) -> None:
     if off < 0 or off + n > len(data):
         raise Malformed(what, f"need {n} bytes at offset {off}, have {max(0, len(data) - off)}")
+
+
+def copies(data: bytes | bytearray, pos: int, unit: bytes) -> int:
+    """How many copies of `unit` lie back to back at data[pos:].
+
+    A flood repeats one PDU, so a framer judges a run of identical ones once. Galloping (1, 2, 4,
+    ... copies, then halving) keeps a run of k copies at O(log k) comparisons of O(k) bytes, each
+    `bytes.startswith` (memcmp), whatever follows the run."""
+    size = len(unit)
+    most = (len(data) - pos) // size if size else 0
+    if not most or not data.startswith(unit, pos):
+        return 0
+    have, probe = 1, 2
+    while probe <= most and data.startswith(unit * probe, pos):
+        have, probe = probe, probe * 2
+    lack = min(probe, most + 1)  # `have` copies are there, `lack` are not
+    while lack - have > 1:
+        mid = (have + lack) // 2
+        if data.startswith(unit * mid, pos):
+            have = mid
+        else:
+            lack = mid
+    return have
