@@ -49,7 +49,9 @@ class CoStream:
     def data(self, data: bytes, frame: int, ts: int) -> None:
         if not data:
             return
-        if self._synced and self._buf:
+        if not self._synced and not self._buf:
+            self._synced = self._starts(data)
+        elif self._synced and self._buf:
             data = self._complete(data, frame, ts)
         if self._synced and not self._buf:
             data = self._whole(data, frame, ts)
@@ -58,6 +60,13 @@ class CoStream:
         self._buf += data
         self._chunks.append((len(self._buf), frame, ts))
         self._parse(frame)
+
+    @staticmethod
+    def _starts(data: bytes) -> bool:
+        """Whether `_resync` would find a header at data[0], so skip nothing (a connection's first
+        segment): a plausible header, confirmed by the next one when that is in `data` too."""
+        frag_len = plausible_co_header(data)
+        return bool(frag_len) and (frag_len + CO_HEADER_LEN > len(data) or bool(plausible_co_header(data, frag_len)))
 
     def _complete(self, data: bytes, frame: int, ts: int) -> bytes:
         """In step with the start of a PDU buffered: when `data` holds the rest of it, that PDU is
