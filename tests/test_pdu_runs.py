@@ -1,5 +1,5 @@
 """Runs of identical malformed PDUs (a bogus-PDU flood) are judged once and reported as one event
-with its count (analyzer.dcerpc.stream, wire.copies): the violations, their counts and frames, and
+with its count (analyzer.dcerpc.stream, wire.co_run): the violations, their counts and frames, and
 the PDUs handed on are exactly those of judging every PDU alone."""
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from hypothesis import strategies as st
 
 from analyzer.dcerpc import stream as stream_mod
 from analyzer.dcerpc.stream import CoStream
-from analyzer.dcerpc.wire import copies
+from analyzer.dcerpc.wire import py_co_run
 from analyzer.limits import Limits
 from analyzer.model import Violation
 from analyzer.pipeline import Pipeline
 from tests.conftest import ROOT, split_points
+
+c_co_run: Any
+try:
+    from analyzer.capture._batch import co_run as c_co_run
+except ImportError:
+    c_co_run = None
 
 _spec = importlib.util.spec_from_file_location("bench_floods_runs", ROOT / "bench" / "floods.py")
 assert _spec is not None and _spec.loader is not None
@@ -30,21 +36,44 @@ sys.modules["bench_floods_runs"] = floods
 _spec.loader.exec_module(floods)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
-    unit=st.binary(min_size=1, max_size=5),
+    unit=st.binary(min_size=16, max_size=40),
     before=st.binary(max_size=6),
-    k=st.integers(0, 40),
-    after=st.binary(max_size=8),
+    ids=st.lists(st.binary(min_size=4, max_size=4), max_size=30),
+    after=st.binary(max_size=50),
+    flip=st.integers(0, 60),
 )
-def test_copies_counts_back_to_back_repeats(unit: bytes, before: bytes, k: int, after: bytes) -> None:
-    data = before + unit * k + after
-    pos = len(before)
-    naive = 0
-    while data[pos + naive * len(unit) :].startswith(unit):
-        naive += 1
-    assert copies(data, pos, unit) == naive >= k
-    assert copies(bytearray(data), pos, unit) == naive
+def test_co_run_counts_repeats_but_call_id(
+    unit: bytes, before: bytes, ids: list[bytes], after: bytes, flip: int
+) -> None:
+    """C and its Python twin agree with a naive count, with call_ids that differ and without,
+    and with a byte flipped somewhere in the run."""
+    copies = [unit[:12] + i + unit[16:] for i in ids]
+    data = bytearray(before + unit + b"".join(copies) + after)
+    if flip < len(data):
+        data[flip] ^= 0x55
+    data = bytes(data)
+    pos = len(before) + len(unit)
+    first = data[pos - len(unit) : pos]
+    naive, at = 0, pos
+    while at + len(unit) <= len(data):
+        nxt = data[at : at + len(unit)]
+        if nxt[:12] != first[:12] or nxt[16:] != first[16:]:
+            break
+        naive, at = naive + 1, at + len(unit)
+    assert py_co_run(data, pos, len(unit)) == naive
+    assert py_co_run(bytearray(data), pos, len(unit)) == naive
+    if c_co_run is not None:
+        assert c_co_run(data, pos, len(unit)) == naive
+        assert c_co_run(bytearray(data), pos, len(unit)) == naive
+
+
+def test_co_run_refuses_what_is_not_a_pdu_before_pos() -> None:
+    for run in [py_co_run, *([c_co_run] if c_co_run is not None else [])]:
+        for pos, size in ((8, 16), (20, 15), (40, 16)):
+            with pytest.raises(ValueError):
+                run(b"\5" * 32, pos, size)
 
 
 def _header(ptype: int, body: bytes, call_id: int = 1) -> bytes:
@@ -84,51 +113,69 @@ def _frame(chunks: list[bytes]) -> tuple[_Events, int]:
     return ev, s.pdus
 
 
+def _run_of(piece: bytes, k: int, vary: bool) -> bytes:
+    """k copies of a piece, each with its own call_id when `vary` (and the piece is a header)."""
+    if not vary or len(piece) < 16:
+        return piece * k
+    return b"".join(piece[:12] + struct.pack("<I", 7 + j) + piece[16:] for j in range(k))
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    runs=st.lists(st.tuples(st.integers(0, len(PIECES) - 1), st.integers(1, 30)), min_size=1, max_size=8),
+    runs=st.lists(
+        st.tuples(st.integers(0, len(PIECES) - 1), st.integers(1, 30), st.booleans()), min_size=1, max_size=8
+    ),
     cuts=st.integers(0, 12),
 )
-def test_runs_are_judged_as_every_pdu_alone(seed: int, runs: list[tuple[int, int]], cuts: int) -> None:
-    data = b"".join(PIECES[i] * k for i, k in runs)
+def test_runs_are_judged_as_every_pdu_alone(seed: int, runs: list[tuple[int, int, bool]], cuts: int) -> None:
+    """PDUs (good or not, the same or differing in call_id) in runs, cut anywhere: the PDUs, the
+    violations with their frames, and the count framed are those of judging each PDU alone, with
+    the C run and with its Python twin."""
+    data = b"".join(_run_of(PIECES[i], k, vary) for i, k, vary in runs)
     chunks = list(split_points(data, random.Random(seed), cuts))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stream_mod, "copies", lambda *_a: 0)  # every PDU judged alone
-        alone = _frame(chunks)
+        mp.setattr(stream_mod, "co_run", lambda *_a: 0)  # every PDU judged alone
+        alone, alone_pdus = _frame(chunks)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stream_mod, "co_run", py_co_run)
+        twin, twin_pdus = _frame(chunks)
     ev, pdus = _frame(chunks)
-    assert (ev.pdus, ev.violations, pdus) == (alone[0].pdus, alone[0].violations, alone[1])
+    assert (ev.pdus, ev.violations, pdus) == (alone.pdus, alone.violations, alone_pdus)
+    assert (twin.pdus, twin.violations, twin_pdus) == (alone.pdus, alone.violations, alone_pdus)
 
 
 def _rows(path: Path, limits: Limits, judged_alone: bool) -> list[Violation]:
     with pytest.MonkeyPatch.context() as mp:
         if judged_alone:
-            mp.setattr(stream_mod, "copies", lambda *_a: 0)
+            mp.setattr(stream_mod, "co_run", lambda *_a: 0)
         records = Pipeline(limits, strict=True).run([str(path)])
         rows = list(records.violations)
         records.finish()
     return rows
 
 
-def _misaligned_flood(path: Path, n: int, segment: int) -> None:
-    """The bogus flood cut into segments of `segment` bytes, PDUs straddling them."""
+def _cut_flood(path: Path, n: int, segment: int, vary: bool) -> None:
+    """The bogus flood cut into segments of `segment` bytes, PDUs straddling them, each with its
+    own call_id when `vary`."""
     with open(path, "wb") as out:
         w = floods.PcapWriter(out)
         c = floods.Conn(w, bytes([10, 7, 7, 7]), 50002, floods.SERVER, 135)
         c.handshake()
-        data = floods.co_header(0, 1, 0) * n
+        data = b"".join(floods.co_header(0, i if vary else 1, 0) for i in range(n))
         for pos in range(0, len(data), segment):
             c.send(data[pos : pos + segment])
 
 
-@pytest.mark.parametrize("segment", [0, 1000, 23])
-def test_bogus_flood_rows_equal_the_per_pdu_path(tmp_path: Path, segment: int) -> None:
-    """A scaled-down bogus flood, aligned to its segments or not: the same violation rows (listed
-    ones, then the summary with its count and first and last frames) as judging PDU by PDU."""
+@pytest.mark.parametrize(("segment", "vary"), [(0, False), (1392, True), (1000, False), (1000, True), (23, False)])
+def test_bogus_flood_rows_equal_the_per_pdu_path(tmp_path: Path, segment: int, vary: bool) -> None:
+    """A scaled-down bogus flood, aligned to its segments or not, one call_id or many: the same
+    violation rows (listed ones, then the summary with its count and first and last frames) as
+    judging PDU by PDU."""
     n = 3000
     path = tmp_path / "bogus.pcap"
     if segment:
-        _misaligned_flood(path, n, segment)
+        _cut_flood(path, n, segment, vary)
     else:
         with open(path, "wb") as out:
             floods.bogus_flood(out, n)
@@ -140,3 +187,18 @@ def test_bogus_flood_rows_equal_the_per_pdu_path(tmp_path: Path, segment: int) -
     summary = rows[-1]
     assert summary.what == "short_request" and summary.count == n - 25
     assert summary.frame is not None and summary.last_frame is not None and summary.frame < summary.last_frame
+
+
+def test_a_segment_of_one_bad_pdu_is_one_event() -> None:
+    """87 bogus requests in a segment, call_ids differing: one violation event counting 87, and
+    a good PDU after them is still handed on."""
+    calls: list[tuple[int, str, int]] = []
+    pdus: list[int] = []
+    s = CoStream(
+        lambda pdu, frame, ts, first: pdus.append(pdu.header.call_id),
+        lambda frame, what, detail, count: calls.append((frame, what, count)),
+        Limits(),
+    )
+    good = _header(0, struct.pack("<IHH", 4, 0, 1) + b"stub", call_id=99)
+    s.data(_run_of(PIECES[0], 87, vary=True) + good, 5, 50)
+    assert calls == [(5, "short_request", 87)] and pdus == [99] and s.pdus == 88

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from analyzer.dcerpc.constants import CO_HEADER_LEN
 from analyzer.dcerpc.pdu import CoPdu, parse_co_pdu, plausible_co_header
-from analyzer.dcerpc.wire import Malformed, copies
+from analyzer.dcerpc.wire import Malformed, co_run
 from analyzer.limits import Limits
 
 # (pdu, frame completing it, its timestamp, frame where it started)
@@ -90,8 +90,8 @@ class CoStream:
         parsed straight from it, as `_parse` would parse them (each completed by this frame);
         returns the rest (the start of a PDU, or what `_parse` must judge).
 
-        A malformed PDU followed by copies of itself (a flood) is judged once: the run is one
-        violation standing for all of them, as many PDUs framed."""
+        A malformed PDU followed by copies of itself, call_id aside (a flood), is judged once: the
+        run is one violation event standing for all of them (`wire.co_run`), as many PDUs framed."""
         pos, n, cap = 0, len(data), self._limits.max_pdu_bytes
         while n - pos >= CO_HEADER_LEN:
             frag_len = plausible_co_header(data, pos)
@@ -102,7 +102,7 @@ class CoStream:
             try:
                 pdu = parse_co_pdu(raw)
             except Malformed as e:
-                run = 1 + copies(data, pos, raw)  # identical bytes, identical verdict
+                run = 1 + co_run(data, pos, frag_len)  # the same bytes but call_id: the same verdict
                 pos += (run - 1) * frag_len
                 self.pdus += run
                 self._on_violation(frame, e.what, e.detail, run)

@@ -1,4 +1,4 @@
-"""Small helpers for reading wire structures: UUIDs and bounds-checked integers.
+"""Small helpers for reading wire structures: UUIDs, bounds-checked integers, runs of one PDU.
 
 `Malformed` is how parsers inside this package say "these bytes are not what the spec says";
 the stream layer turns it into a violation record. It never escapes the package.
@@ -7,6 +7,9 @@ the stream layer turns it into a violation record. It never escapes the package.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+
+from analyzer.dcerpc.constants import CO_HEADER_LEN
 
 _LE_UUID = struct.Struct("<IHH")
 _BE_UUID = struct.Struct(">IHH")
@@ -47,24 +50,26 @@ def need(data: bytes, off: int, n: int, what: str) -> None:
         raise Malformed(what, f"need {n} bytes at offset {off}, have {max(0, len(data) - off)}")
 
 
-def copies(data: bytes | bytearray, pos: int, unit: bytes) -> int:
-    """How many copies of `unit` lie back to back at data[pos:].
+def py_co_run(data: bytes | bytearray, pos: int, size: int) -> int:
+    """How many PDUs of `size` bytes lie back to back at data[pos:] that equal the one just before
+    them, data[pos - size:pos], in every byte but call_id (header bytes 12-15, [C706] 12.6.3.1).
 
-    A flood repeats one PDU, so a framer judges a run of identical ones once. Galloping (1, 2, 4,
-    ... copies, then halving) keeps a run of k copies at O(log k) comparisons of O(k) bytes, each
-    `bytes.startswith` (memcmp), whatever follows the run."""
-    size = len(unit)
-    most = (len(data) - pos) // size if size else 0
-    if not most or not data.startswith(unit, pos):
-        return 0
-    have, probe = 1, 2
-    while probe <= most and data.startswith(unit * probe, pos):
-        have, probe = probe, probe * 2
-    lack = min(probe, most + 1)  # `have` copies are there, `lack` are not
-    while lack - have > 1:
-        mid = (have + lack) // 2
-        if data.startswith(unit * mid, pos):
-            have = mid
-        else:
-            lack = mid
-    return have
+    No verdict on a PDU depends on its call_id (`pdu.parse_co_pdu` only reads it into the header),
+    so a framer judges a malformed PDU once and counts the run. `co_run` is this in C
+    (analyzer/capture/_batch.c), used when built; this is its twin, one step per PDU."""
+    if size < CO_HEADER_LEN or not size <= pos <= len(data):
+        raise ValueError("co_run: need 16 <= size <= pos <= len(buf)")
+    first = pos - size
+    head, body = bytes(data[first : first + 12]), bytes(data[first + CO_HEADER_LEN : pos])
+    n, end = 0, len(data)
+    while size <= end - pos and data.startswith(head, pos) and data.startswith(body, pos + CO_HEADER_LEN):
+        n += 1
+        pos += size
+    return n
+
+
+co_run: Callable[[bytes | bytearray, int, int], int]
+try:
+    from analyzer.capture._batch import co_run
+except ImportError:  # not built (no compiler at install): the same count in Python
+    co_run = py_co_run
