@@ -105,11 +105,13 @@ class _Events:
         self.violations.extend([(frame, what, detail)] * count)
 
 
-def _frame(chunks: list[bytes]) -> tuple[_Events, int]:
+def _frame(chunks: list[bytes], gaps: frozenset[int] = frozenset()) -> tuple[_Events, int]:
     ev = _Events()
     s = CoStream(ev.pdu, ev.violation, Limits())
     for frame, chunk in enumerate(chunks, 1):
         s.data(chunk, frame, frame * 10)
+        if frame in gaps:
+            s.gap(5, frame, frame * 10)
     return ev, s.pdus
 
 
@@ -127,22 +129,28 @@ def _run_of(piece: bytes, k: int, vary: bool) -> bytes:
         st.tuples(st.integers(0, len(PIECES) - 1), st.integers(1, 30), st.booleans()), min_size=1, max_size=8
     ),
     cuts=st.integers(0, 12),
+    gaps=st.frozensets(st.integers(1, 13), max_size=3),
 )
-def test_runs_are_judged_as_every_pdu_alone(seed: int, runs: list[tuple[int, int, bool]], cuts: int) -> None:
-    """PDUs (good or not, the same or differing in call_id) in runs, cut anywhere: the PDUs, the
-    violations with their frames, and the count framed are those of judging each PDU alone, with
-    the C run and with its Python twin."""
+def test_runs_are_judged_as_every_pdu_alone(
+    seed: int, runs: list[tuple[int, int, bool]], cuts: int, gaps: frozenset[int]
+) -> None:
+    """PDUs (good or not, the same or differing in call_id) in runs, cut anywhere, bytes lost here
+    and there: the PDUs with their frames, the violations with theirs, and the count framed are
+    those of the framer before runs, the whole-PDU path after a completed PDU and the in-step start
+    (each PDU judged alone, everything not in step buffered), with the C run and its Python twin."""
     data = b"".join(_run_of(PIECES[i], k, vary) for i, k, vary in runs)
     chunks = list(split_points(data, random.Random(seed), cuts))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stream_mod, "co_run", lambda *_a: 0)  # every PDU judged alone
-        alone, alone_pdus = _frame(chunks)
+        mp.setattr(stream_mod, "co_run", lambda *_a: 0)
+        mp.setattr(CoStream, "_complete", lambda self, data, frame, ts: data)
+        mp.setattr(CoStream, "_starts", staticmethod(lambda data: False))
+        before, before_pdus = _frame(chunks, gaps)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(stream_mod, "co_run", py_co_run)
-        twin, twin_pdus = _frame(chunks)
-    ev, pdus = _frame(chunks)
-    assert (ev.pdus, ev.violations, pdus) == (alone.pdus, alone.violations, alone_pdus)
-    assert (twin.pdus, twin.violations, twin_pdus) == (alone.pdus, alone.violations, alone_pdus)
+        twin, twin_pdus = _frame(chunks, gaps)
+    ev, pdus = _frame(chunks, gaps)
+    assert (ev.pdus, ev.violations, pdus) == (before.pdus, before.violations, before_pdus)
+    assert (twin.pdus, twin.violations, twin_pdus) == (before.pdus, before.violations, before_pdus)
 
 
 def _rows(path: Path, limits: Limits, judged_alone: bool) -> list[Violation]:

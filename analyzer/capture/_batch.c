@@ -200,7 +200,7 @@ done:
  * buf[pos - size:pos], in every byte but call_id (bytes 12-15 of the header, [C706] 12.6.3.1). A
  * PDU's verdict (malformed, and why) never depends on its call_id, so analyzer/dcerpc/stream.py
  * judges a malformed PDU once and counts its run: a flood of bad PDUs is one violation event per
- * segment, not millions of Python calls (about 3 us each). analyzer/dcerpc/wire.py keeps the same
+ * segment, not millions of Python calls (about 4 us each). analyzer/dcerpc/wire.py keeps the same
  * count in Python for when this module is not built; tests/test_pdu_runs.py holds the two equal.
  * The buffer is only read. */
 static PyObject *co_run(PyObject *self, PyObject *args) {
