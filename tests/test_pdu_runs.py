@@ -64,9 +64,11 @@ def test_co_run_counts_repeats_but_call_id(
         naive, at = naive + 1, at + len(unit)
     assert py_co_run(data, pos, len(unit)) == naive
     assert py_co_run(bytearray(data), pos, len(unit)) == naive
+    assert py_co_run(memoryview(data), pos, len(unit)) == naive
     if c_co_run is not None:
         assert c_co_run(data, pos, len(unit)) == naive
         assert c_co_run(bytearray(data), pos, len(unit)) == naive
+        assert c_co_run(memoryview(data), pos, len(unit)) == naive
 
 
 def test_co_run_refuses_what_is_not_a_pdu_before_pos() -> None:

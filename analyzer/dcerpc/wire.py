@@ -50,7 +50,7 @@ def need(data: bytes, off: int, n: int, what: str) -> None:
         raise Malformed(what, f"need {n} bytes at offset {off}, have {max(0, len(data) - off)}")
 
 
-def py_co_run(data: bytes | bytearray, pos: int, size: int) -> int:
+def py_co_run(data: bytes | bytearray | memoryview, pos: int, size: int) -> int:
     """How many PDUs of `size` bytes lie back to back at data[pos:] that equal the one just before
     them, data[pos - size:pos], in every byte but call_id (header bytes 12-15, [C706] 12.6.3.1).
 
@@ -59,16 +59,17 @@ def py_co_run(data: bytes | bytearray, pos: int, size: int) -> int:
     (analyzer/capture/_batch.c), used when built; this is its twin, one step per PDU."""
     if size < CO_HEADER_LEN or not size <= pos <= len(data):
         raise ValueError("co_run: need 16 <= size <= pos <= len(buf)")
+    view = memoryview(data)  # any buffer, as the C function takes; slices copy nothing
     first = pos - size
-    head, body = bytes(data[first : first + 12]), bytes(data[first + CO_HEADER_LEN : pos])
-    n, end = 0, len(data)
-    while size <= end - pos and data.startswith(head, pos) and data.startswith(body, pos + CO_HEADER_LEN):
+    head, body = view[first : first + 12], view[first + CO_HEADER_LEN : pos]
+    n, end = 0, len(view)
+    while size <= end - pos and view[pos : pos + 12] == head and view[pos + CO_HEADER_LEN : pos + size] == body:
         n += 1
         pos += size
     return n
 
 
-co_run: Callable[[bytes | bytearray, int, int], int]
+co_run: Callable[[bytes | bytearray | memoryview, int, int], int]
 try:
     from analyzer.capture._batch import co_run
 except ImportError:  # not built (no compiler at install): the same count in Python
