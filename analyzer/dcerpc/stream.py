@@ -5,6 +5,8 @@ go to a callback with the frame that completed them (the latest frame among thei
 frame where they started. A PDU is framed by frag_length in the byte order of its data
 representation. At the start of a stream and after a gap the framer looks for the next plausible
 header and reports the bytes it skipped; a malformed body is reported and the next PDU parsed.
+A run of malformed PDUs in one segment that differ at most in call_id (a flood) is judged once and
+reported as one violation with its count (`wire.co_run`): the same rows as judging each alone.
 """
 
 from __future__ import annotations
