@@ -106,17 +106,25 @@ class ViolationLog(ReadBack[Violation]):
         else:
             agg.add(v)
 
-    def event(self, capture: str, stream: int | None, layer: str, what: str, frame: int | None, detail: str) -> None:
-        """`append(Violation(capture, frame, stream, layer, what, detail))`, the violation made only
-        when it is listed or becomes a row's sample: a flood reports one per packet or PDU."""
+    def event(
+        self, capture: str, stream: int | None, layer: str, what: str, frame: int | None, detail: str, count: int = 1
+    ) -> None:
+        """`append(Violation(capture, frame, stream, layer, what, detail))` `count` times over, the
+        violation made only when it is listed or becomes a row's sample: a flood reports one per
+        packet or PDU, or one per run of identical ones (`dcerpc.stream`)."""
         agg = self._aggregate(capture, stream, layer, what)
         if what not in CAP_CODES and agg.listed < self._listed:
-            agg.listed += 1
-            self._spool.append(Violation(capture, frame, stream, layer, what, detail, last_frame=frame))
-            return
+            listed = min(count, self._listed - agg.listed)
+            agg.listed += listed
+            count -= listed
+            row = Violation(capture, frame, stream, layer, what, detail, last_frame=frame)
+            for _ in range(listed):
+                self._spool.append(row)
+            if not count:
+                return
         if agg.sample is None:
             agg.sample = Violation(capture, frame, stream, layer, what, detail)
-        agg.count += 1
+        agg.count += count
         if frame is not None:
             agg.seen(frame)
 

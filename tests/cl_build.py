@@ -158,9 +158,9 @@ class Sink:
         self.datagrams.append(rec)
         self.order.append(rec)
 
-    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
-        self.violations.append((flow, frame, layer, what, detail))
-        self.order.append((flow, frame, layer, what, detail))
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str, count: int = 1) -> None:
+        self.violations.extend([(flow, frame, layer, what, detail)] * count)
+        self.order.extend([(flow, frame, layer, what, detail)] * count)
 
     def whats(self) -> list[str]:
         return [v[3] for v in self.violations]

@@ -53,8 +53,8 @@ class Sink:
     def datagram(self, rec: Any) -> None:
         raise AssertionError("an association emits no datagram records")
 
-    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
-        self.violations.append((flow, frame, layer, what, detail))
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str, count: int = 1) -> None:
+        self.violations.extend([(flow, frame, layer, what, detail)] * count)
 
     def codes(self) -> list[str]:
         return [v[3] for v in self.violations]

@@ -159,8 +159,8 @@ class Events:
         h = pdu.header  # type: ignore[attr-defined]
         self.pdus.append((h.ptype, h.call_id, frame, first))
 
-    def violation(self, frame: int, what: str, detail: str) -> None:
-        self.violations.append(what)
+    def violation(self, frame: int, what: str, detail: str, count: int) -> None:
+        self.violations.extend([what] * count)
 
 
 def _stream() -> tuple[CoStream, Events]:

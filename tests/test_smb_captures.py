@@ -60,7 +60,7 @@ class _CaptureEvents:
                         out.binds.add(k)
                         out.bind_pipes[k] = out.names.get(key)
 
-            stream = out.streams[sk] = CoStream(on_pdu, lambda f, w, d: None, Limits())
+            stream = out.streams[sk] = CoStream(on_pdu, lambda f, w, d, n: None, Limits())
         stream.data(data, frame, ts)
 
     def pipe_close(self, key: PipeKey, frame: int, ts: int) -> None:

@@ -35,8 +35,8 @@ class Sink:
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)
 
-    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
-        self.violations.append((layer, what))
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str, count: int = 1) -> None:
+        self.violations.extend([(layer, what)] * count)
 
     def __getattr__(self, name: str) -> Any:
         return lambda *a, **k: None

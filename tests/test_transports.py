@@ -14,8 +14,8 @@ class _Sink:
     def __init__(self) -> None:
         self.violations: list[tuple[str, str]] = []
 
-    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str) -> None:
-        self.violations.append((what, detail))
+    def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str, count: int = 1) -> None:
+        self.violations.extend([(what, detail)] * count)
 
     def __getattr__(self, name: str) -> Any:  # bind, call, endpoint, datagram: nothing comes here
         raise AssertionError(name)

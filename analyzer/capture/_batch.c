@@ -1,6 +1,7 @@
 /* The per-record loops of the batched readers in C: the pcap record walk (and pcapng's run of
  * enhanced packet blocks), and the prefilter's fields. Both have a Python (numpy) twin used when this module is not built; tests hold the two
- * to the same answers.
+ * to the same answers. Also the DCE/RPC framer's run of repeated PDUs (co_run, at the end), with its
+ * Python twin in analyzer/dcerpc/wire.py.
  *
  * The pcap record walk: where each record of a buffer starts.
  *
@@ -193,10 +194,40 @@ done:
     return result;
 }
 
+/* co_run(buf, pos, size) -> n: the connection-oriented DCE/RPC framer's run of repeated PDUs.
+ *
+ * How many PDUs of `size` bytes lie back to back at buf[pos:] that equal the one just before them,
+ * buf[pos - size:pos], in every byte but call_id (bytes 12-15 of the header, [C706] 12.6.3.1). A
+ * PDU's verdict (malformed, and why) never depends on its call_id, so analyzer/dcerpc/stream.py
+ * judges a malformed PDU once and counts its run: a flood of bad PDUs is one violation event per
+ * segment, not millions of Python calls (about 4 us each). analyzer/dcerpc/wire.py keeps the same
+ * count in Python for when this module is not built; tests/test_pdu_runs.py holds the two equal.
+ * The buffer is only read. */
+static PyObject *co_run(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos, size, n = 0;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &pos, &size))
+        return NULL;
+    if (size < 16 || pos < size || pos > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "co_run: need 16 <= size <= pos <= len(buf)");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)view.buf, *first = p + pos - size;
+    Py_ssize_t end = view.len;
+    while (size <= end - pos && memcmp(p + pos, first, 12) == 0 && memcmp(p + pos + 16, first + 16, size - 16) == 0) {
+        n++;
+        pos += size;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, "walk(buf, little) -> (offsets, seconds, fractions, stop): the pcap records in buf."},
     {"epb_run", epb_run, METH_VARARGS, "epb_run(buf, off, little, max_block) -> (offsets, stop): pcapng EPBs."},
     {"fields", fields, METH_VARARGS, "fields(buf, start, end, tcp_first, udp_first) -> the prefilter's fields as bytes."},
+    {"co_run", co_run, METH_VARARGS, "co_run(buf, pos, size) -> how many copies (but call_id) of the PDU before pos follow."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,9 +1,13 @@
 """Connection-oriented DCE/RPC PDUs: header and bodies ([C706] 12.6.3-12.6.4, [MS-RPCE] 2.2.2).
 
-`parse_co_pdu` takes exactly one fragment (frag_length bytes) and returns a frozen PDU object,
+`parse_co_pdu` takes exactly one fragment (frag_length bytes) and returns an immutable PDU object,
 or raises `Malformed`. Integers follow the byte order of the data representation (drep[0] high
 nibble: 1 little-endian, 0 big-endian). Stubs are not copied: a PDU keeps its raw bytes and the
 offsets of its stub, so only the consumers that need a stub (the endpoint mapper) slice it.
+
+The PDU types are NamedTuples rather than frozen dataclasses: one is made per PDU and per part of
+it, and a NamedTuple is made in about a third of the time (measured: 0.25 against 0.9 us for the
+header's eight fields, a fifth of parsing a request).
 
 Field names are [C706]'s (pfc_flags, frag_length, max_xmit_frag, assoc_group_id, auth_value, ...),
 except where the analyzer's vocabulary is the tables': `ctx_id` for p_cont_id, `little` and
@@ -13,7 +17,7 @@ except where the analyzer's vocabulary is the tables': `ctx_id` for p_cont_id, `
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.dcerpc.constants import (
     ALTER_CONTEXT,
@@ -30,12 +34,27 @@ from analyzer.dcerpc.constants import (
 )
 from analyzer.dcerpc.wire import Malformed, need, uuid_at
 
-_HDR_LE = struct.Struct("<HHI")
-_HDR_BE = struct.Struct(">HHI")
+# Precompiled per byte order, [big-endian, little-endian] (indexed by `little`): a struct format
+# given as a string is looked up in struct's cache on every call.
+_HDR = (struct.Struct(">HHI"), struct.Struct("<HHI"))  # frag_length, auth_length, call_id
+_HEADER = (struct.Struct(">xBBB4xHHI"), struct.Struct("<xBBB4xHHI"))  # minor, ptype, flags, lengths, call_id
+_U32 = (struct.Struct(">I"), struct.Struct("<I"))
+_BIND = (struct.Struct(">HHIB"), struct.Struct("<HHIB"))  # max_xmit, max_recv, assoc_group, n_context_elem
+_CONTEXT = (struct.Struct(">HB"), struct.Struct("<HB"))  # p_cont_id, n_transfer_syn
+_BIND_ACK = (struct.Struct(">HHIH"), struct.Struct("<HHIH"))  # max_xmit, max_recv, assoc_group, sec_addr length
+_RESULT = (struct.Struct(">HH"), struct.Struct("<HH"))  # result, reason
+_REQUEST = (struct.Struct(">IHH"), struct.Struct("<IHH"))  # alloc_hint, p_cont_id, opnum
+_RESPONSE = (struct.Struct(">IHB"), struct.Struct("<IHB"))  # alloc_hint, p_cont_id, cancel_count
+_FAULT = (struct.Struct(">IHBxI"), struct.Struct("<IHBxI"))  # alloc_hint, p_cont_id, cancel_count, status
+_U16 = (struct.Struct(">H"), struct.Struct("<H"))
+# The syntax identifiers read so far, per byte order, by their 20 wire bytes: every bind names the
+# same few interfaces and transfer syntaxes, and a SyntaxId is immutable, so one object serves
+# them all. Bounded: past the cap, new ones are made each time.
+_SYNTAXES: tuple[dict[bytes, SyntaxId], dict[bytes, SyntaxId]] = ({}, {})
+_SYNTAXES_MAX = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class CoHeader:
+class CoHeader(NamedTuple):
     """The 16-byte common header ([C706] 12.6.3.1)."""
 
     ptype: int
@@ -48,8 +67,7 @@ class CoHeader:
     rpc_vers_minor: int
 
 
-@dataclass(frozen=True, slots=True)
-class AuthVerifier:
+class AuthVerifier(NamedTuple):
     """sec_trailer and auth value ([C706] 13.2.6.1, [MS-RPCE] 2.2.2.11)."""
 
     auth_type: int
@@ -59,8 +77,7 @@ class AuthVerifier:
     auth_value: bytes  # the security provider's token
 
 
-@dataclass(frozen=True, slots=True)
-class SyntaxId:
+class SyntaxId(NamedTuple):
     """p_syntax_id_t: an interface or transfer syntax UUID and version."""
 
     uuid: str
@@ -68,8 +85,7 @@ class SyntaxId:
     minor: int
 
 
-@dataclass(frozen=True, slots=True)
-class ContextItem:
+class ContextItem(NamedTuple):
     """p_cont_elem_t: one presentation context of a bind or alter_context."""
 
     ctx_id: int
@@ -77,8 +93,7 @@ class ContextItem:
     transfers: tuple[SyntaxId, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ContextResult:
+class ContextResult(NamedTuple):
     """p_result_t: the answer to one context item, in the same position."""
 
     result: int
@@ -86,8 +101,7 @@ class ContextResult:
     transfer_syntax: SyntaxId
 
 
-@dataclass(frozen=True, slots=True)
-class Bind:
+class Bind(NamedTuple):
     """bind (11) or alter_context (14): the same body ([C706] 12.6.4.3, 12.6.4.1)."""
 
     header: CoHeader
@@ -98,8 +112,7 @@ class Bind:
     auth: AuthVerifier | None
 
 
-@dataclass(frozen=True, slots=True)
-class BindAck:
+class BindAck(NamedTuple):
     """bind_ack (12) or alter_context_resp (15) ([C706] 12.6.4.4, 12.6.4.2)."""
 
     header: CoHeader
@@ -111,16 +124,14 @@ class BindAck:
     auth: AuthVerifier | None
 
 
-@dataclass(frozen=True, slots=True)
-class BindNak:
+class BindNak(NamedTuple):
     """bind_nak (13) ([C706] 12.6.4.5, [MS-RPCE] 2.2.2.5)."""
 
     header: CoHeader
     provider_reject_reason: int
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """request (0) ([C706] 12.6.4.9). The stub is raw[stub_start:stub_end]."""
 
     header: CoHeader
@@ -134,8 +145,7 @@ class Request:
     auth: AuthVerifier | None
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     """response (2) ([C706] 12.6.4.10)."""
 
     header: CoHeader
@@ -148,8 +158,7 @@ class Response:
     auth: AuthVerifier | None
 
 
-@dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(NamedTuple):
     """fault (3) ([C706] 12.6.4.7, [MS-RPCE] 2.2.2.9)."""
 
     header: CoHeader
@@ -160,8 +169,7 @@ class Fault:
     auth: AuthVerifier | None
 
 
-@dataclass(frozen=True, slots=True)
-class OtherPdu:
+class OtherPdu(NamedTuple):
     """auth3, shutdown, co_cancel, orphaned, rts: header and auth verifier only."""
 
     header: CoHeader
@@ -186,8 +194,7 @@ def plausible_co_header(data: bytes | bytearray, off: int = 0) -> int:
     d0 = data[off + 4]
     if d0 & 0xEE or data[off + 5] > 3 or data[off + 6] or data[off + 7]:
         return 0
-    fmt = _HDR_LE if d0 & 0x10 else _HDR_BE
-    frag_len, auth_len, _call = fmt.unpack_from(data, off + 8)
+    frag_len, auth_len, _call = _HDR[d0 & 0x10 == 0x10].unpack_from(data, off + 8)
     if frag_len < CO_HEADER_LEN or (auth_len and auth_len + SEC_TRAILER_LEN + CO_HEADER_LEN > frag_len):
         return 0
     return int(frag_len)
@@ -195,9 +202,10 @@ def plausible_co_header(data: bytes | bytearray, off: int = 0) -> int:
 
 def parse_header(data: bytes) -> CoHeader:
     need(data, 0, CO_HEADER_LEN, "short_header")
-    little = bool(data[4] & 0x10)
-    frag_len, auth_len, call_id = (_HDR_LE if little else _HDR_BE).unpack_from(data, 8)
-    return CoHeader(data[2], data[3], little, bool(data[4] & 0x0F), frag_len, auth_len, call_id, data[1])
+    d0 = data[4]
+    little = d0 & 0x10 == 0x10
+    minor, ptype, flags, frag_len, auth_len, call_id = _HEADER[little].unpack_from(data)
+    return CoHeader(ptype, flags, little, d0 & 0x0F != 0, frag_len, auth_len, call_id, minor)
 
 
 def _auth(data: bytes, h: CoHeader) -> tuple[AuthVerifier | None, int]:
@@ -208,32 +216,40 @@ def _auth(data: bytes, h: CoHeader) -> tuple[AuthVerifier | None, int]:
     if trailer < CO_HEADER_LEN:
         raise Malformed("bad_auth_length", f"auth_length {h.auth_length} does not fit frag_length {h.frag_length}")
     auth_type, level, pad, _res = data[trailer], data[trailer + 1], data[trailer + 2], data[trailer + 3]
-    ctx = struct.unpack_from("<I" if h.little else ">I", data, trailer + 4)[0]
+    ctx = _U32[h.little].unpack_from(data, trailer + 4)[0]
     body_end = trailer - pad if pad <= trailer - CO_HEADER_LEN else trailer
     return AuthVerifier(auth_type, level, pad, ctx, data[trailer + SEC_TRAILER_LEN :]), body_end
 
 
 def _syntax(data: bytes, off: int, little: bool) -> SyntaxId:
-    need(data, off, 20, "short_syntax_id")
-    version = struct.unpack_from("<I" if little else ">I", data, off + 16)[0]
-    return SyntaxId(uuid_at(data, off, little), version & 0xFFFF, version >> 16)
+    raw = data[off : off + 20]
+    known = _SYNTAXES[little]
+    syntax = known.get(raw)
+    if syntax is None:
+        need(data, off, 20, "short_syntax_id")
+        version = _U32[little].unpack_from(data, off + 16)[0]
+        syntax = SyntaxId(uuid_at(data, off, little), version & 0xFFFF, version >> 16)
+        if len(known) < _SYNTAXES_MAX:
+            known[raw] = syntax
+    return syntax
 
 
 def _bind(data: bytes, h: CoHeader) -> Bind:
-    e = "<" if h.little else ">"
+    little = h.little
     auth, body_end = _auth(data, h)
     need(data, 16, 12, "short_bind")
-    max_xmit, max_recv, group, n_ctx = struct.unpack_from(e + "HHIB", data, 16)
+    max_xmit, max_recv, group, n_ctx = _BIND[little].unpack_from(data, 16)
     off = 28
     items: list[ContextItem] = []
+    context = _CONTEXT[little]
     for _ in range(n_ctx):
         need(data, off, 24, "short_context_item")
-        ctx_id, n_ts = struct.unpack_from(e + "HB", data, off)
-        abstract = _syntax(data, off + 4, h.little)
+        ctx_id, n_ts = context.unpack_from(data, off)
+        abstract = _syntax(data, off + 4, little)
         off += 24
         transfers = []
         for _t in range(n_ts):
-            transfers.append(_syntax(data, off, h.little))
+            transfers.append(_syntax(data, off, little))
             off += 20
         items.append(ContextItem(ctx_id, abstract, tuple(transfers)))
     if off > body_end:
@@ -242,10 +258,10 @@ def _bind(data: bytes, h: CoHeader) -> Bind:
 
 
 def _bind_ack(data: bytes, h: CoHeader) -> BindAck:
-    e = "<" if h.little else ">"
+    little = h.little
     auth, _body_end = _auth(data, h)
     need(data, 16, 10, "short_bind_ack")
-    max_xmit, max_recv, group, addr_len = struct.unpack_from(e + "HHIH", data, 16)
+    max_xmit, max_recv, group, addr_len = _BIND_ACK[little].unpack_from(data, 16)
     off = 26
     need(data, off, addr_len, "short_sec_addr")
     sec_addr = data[off : off + addr_len].split(b"\0", 1)[0].decode("latin-1") if addr_len else None
@@ -255,19 +271,19 @@ def _bind_ack(data: bytes, h: CoHeader) -> BindAck:
     n_results = data[off]
     off += 4
     results = []
+    result_fmt = _RESULT[little]
     for _ in range(n_results):
         need(data, off, 24, "short_result")
-        result, reason = struct.unpack_from(e + "HH", data, off)
-        results.append(ContextResult(result, reason, _syntax(data, off + 4, h.little)))
+        result, reason = result_fmt.unpack_from(data, off)
+        results.append(ContextResult(result, reason, _syntax(data, off + 4, little)))
         off += 24
     return BindAck(h, max_xmit, max_recv, group, sec_addr, tuple(results), auth)
 
 
 def _request(data: bytes, h: CoHeader) -> Request:
-    e = "<" if h.little else ">"
     auth, body_end = _auth(data, h)
     need(data, 16, 8, "short_request")
-    alloc_hint, ctx_id, opnum = struct.unpack_from(e + "IHH", data, 16)
+    alloc_hint, ctx_id, opnum = _REQUEST[h.little].unpack_from(data, 16)
     off = 24
     obj = None
     if h.pfc_flags & PFC_OBJECT_UUID:
@@ -279,26 +295,24 @@ def _request(data: bytes, h: CoHeader) -> Request:
 
 
 def _response(data: bytes, h: CoHeader) -> Response:
-    e = "<" if h.little else ">"
     auth, body_end = _auth(data, h)
     need(data, 16, 8, "short_response")
-    alloc_hint, ctx_id, cancel = struct.unpack_from(e + "IHB", data, 16)
+    alloc_hint, ctx_id, cancel = _RESPONSE[h.little].unpack_from(data, 16)
     if body_end < 24:
         raise Malformed("short_response", "header fields run into the auth verifier")
     return Response(h, alloc_hint, ctx_id, cancel, data, 24, body_end, auth)
 
 
 def _fault(data: bytes, h: CoHeader) -> Fault:
-    e = "<" if h.little else ">"
     auth, _ = _auth(data, h)
     need(data, 16, 12, "short_fault")
-    alloc_hint, ctx_id, cancel, _res, status = struct.unpack_from(e + "IHBBI", data, 16)
+    alloc_hint, ctx_id, cancel, status = _FAULT[h.little].unpack_from(data, 16)
     return Fault(h, alloc_hint, ctx_id, cancel, status, auth)
 
 
 def _bind_nak(data: bytes, h: CoHeader) -> BindNak:
     need(data, 16, 2, "short_bind_nak")
-    return BindNak(h, struct.unpack_from("<H" if h.little else ">H", data, 16)[0])
+    return BindNak(h, _U16[h.little].unpack_from(data, 16)[0])
 
 
 def parse_co_pdu(data: bytes) -> CoPdu:

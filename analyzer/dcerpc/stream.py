@@ -5,6 +5,8 @@ go to a callback with the frame that completed them (the latest frame among thei
 frame where they started. A PDU is framed by frag_length in the byte order of its data
 representation. At the start of a stream and after a gap the framer looks for the next plausible
 header and reports the bytes it skipped; a malformed body is reported and the next PDU parsed.
+A run of malformed PDUs in one segment that differ at most in call_id (a flood) is judged once and
+reported as one violation with its count (`wire.co_run`): the same rows as judging each alone.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from collections.abc import Callable
 
 from analyzer.dcerpc.constants import CO_HEADER_LEN
 from analyzer.dcerpc.pdu import CoPdu, parse_co_pdu, plausible_co_header
-from analyzer.dcerpc.wire import Malformed
+from analyzer.dcerpc.wire import Malformed, co_run
 from analyzer.limits import Limits
 
 # (pdu, frame completing it, its timestamp, frame where it started)
 PduCallback = Callable[[CoPdu, int, int, int], None]
-# (frame, what, detail)
-ViolationCallback = Callable[[int, str, str], None]
+# (frame, what, detail, how many identical ones)
+ViolationCallback = Callable[[int, str, str, int], None]
 
 
 def _ignore(*_args: object) -> None:
@@ -49,6 +51,10 @@ class CoStream:
     def data(self, data: bytes, frame: int, ts: int) -> None:
         if not data:
             return
+        if not self._synced and not self._buf:
+            self._synced = self._starts(data)
+        elif self._synced and self._buf:
+            data = self._complete(data, frame, ts)
         if self._synced and not self._buf:
             data = self._whole(data, frame, ts)
             if not data:
@@ -57,10 +63,37 @@ class CoStream:
         self._chunks.append((len(self._buf), frame, ts))
         self._parse(frame)
 
+    @staticmethod
+    def _starts(data: bytes) -> bool:
+        """Whether `_resync` would find a header at data[0], so skip nothing (a connection's first
+        segment): a plausible header, confirmed by the next one when that is in `data` too."""
+        frag_len = plausible_co_header(data)
+        return bool(frag_len) and (frag_len + CO_HEADER_LEN > len(data) or bool(plausible_co_header(data, frag_len)))
+
+    def _complete(self, data: bytes, frame: int, ts: int) -> bytes:
+        """In step with the start of a PDU buffered: when `data` holds the rest of it, that PDU is
+        parsed as `_parse` would parse it and the bytes after it returned, for `_whole`; otherwise
+        (its header is not yet whole, or bad, or the PDU goes on) `data` as it is, for `_parse`."""
+        buf = self._buf
+        head = (
+            bytes(buf[:CO_HEADER_LEN]) if len(buf) >= CO_HEADER_LEN else bytes(buf) + data[: CO_HEADER_LEN - len(buf)]
+        )
+        frag_len = plausible_co_header(head)
+        rest = frag_len - len(buf)
+        if not frag_len or frag_len > self._limits.max_pdu_bytes or not 0 < rest <= len(data):
+            return data
+        buf += data[:rest]
+        self._chunks.append((len(buf), frame, ts))
+        self._parse(frame)
+        return data[rest:]
+
     def _whole(self, data: bytes, frame: int, ts: int) -> bytes:
         """The common case, nothing buffered and in step: the PDUs that lie whole in `data` are
         parsed straight from it, as `_parse` would parse them (each completed by this frame);
-        returns the rest (the start of a PDU, or what `_parse` must judge)."""
+        returns the rest (the start of a PDU, or what `_parse` must judge).
+
+        A malformed PDU followed by copies of itself, call_id aside (a flood), is judged once: the
+        run is one violation event standing for all of them (`wire.co_run`), as many PDUs framed."""
         pos, n, cap = 0, len(data), self._limits.max_pdu_bytes
         while n - pos >= CO_HEADER_LEN:
             frag_len = plausible_co_header(data, pos)
@@ -68,7 +101,16 @@ class CoStream:
                 break  # a bad header, the cap, a PDU that goes on: `_parse` deals with it
             raw = data if frag_len == n and type(data) is bytes else bytes(data[pos : pos + frag_len])
             pos += frag_len
-            self._emit(raw, frame, ts, frame)
+            try:
+                pdu = parse_co_pdu(raw)
+            except Malformed as e:
+                run = 1 + co_run(data, pos, frag_len)  # the same bytes but call_id: the same verdict
+                pos += (run - 1) * frag_len
+                self.pdus += run
+                self._on_violation(frame, e.what, e.detail, run)
+                continue
+            self.pdus += 1
+            self._on_pdu(pdu, frame, ts, frame)
         return data[pos:] if pos else data
 
     def _emit(self, raw: bytes, frame: int, ts: int, first_frame: int) -> None:
@@ -77,7 +119,7 @@ class CoStream:
         try:
             pdu = parse_co_pdu(raw)
         except Malformed as e:
-            self._on_violation(frame, e.what, e.detail)
+            self._on_violation(frame, e.what, e.detail, 1)
             return
         self._on_pdu(pdu, frame, ts, first_frame)
 
@@ -85,7 +127,7 @@ class CoStream:
         """Bytes were lost: whatever was buffered cannot be completed."""
         if self._buf:
             self._on_violation(
-                frame, "pdu_lost_in_gap", f"{len(self._buf)} buffered bytes of an incomplete PDU dropped"
+                frame, "pdu_lost_in_gap", f"{len(self._buf)} buffered bytes of an incomplete PDU dropped", 1
             )
             self._consume(len(self._buf))
         self._synced = False
@@ -128,7 +170,7 @@ class CoStream:
                 # Confirm with the following header when it is already buffered.
                 if nxt + CO_HEADER_LEN > len(buf) or plausible_co_header(buf, nxt):
                     if pos:
-                        self._on_violation(frame, "resync", f"skipped {pos} bytes to the next DCE/RPC header")
+                        self._on_violation(frame, "resync", f"skipped {pos} bytes to the next DCE/RPC header", 1)
                         self._consume(pos)
                     self._synced = True
                     return True
@@ -136,7 +178,7 @@ class CoStream:
         # Keep the tail that could start a header; drop the rest.
         drop = len(buf) - (CO_HEADER_LEN - 1) if pos < 0 else pos
         if drop > 0:
-            self._on_violation(frame, "resync", f"skipped {drop} bytes with no DCE/RPC header")
+            self._on_violation(frame, "resync", f"skipped {drop} bytes with no DCE/RPC header", 1)
             self._consume(drop)
         return False
 
@@ -149,11 +191,11 @@ class CoStream:
                 return
             frag_len = plausible_co_header(buf, 0)
             if not frag_len:
-                self._on_violation(frame, "bad_header", f"implausible DCE/RPC header {bytes(buf[:16]).hex()}")
+                self._on_violation(frame, "bad_header", f"implausible DCE/RPC header {bytes(buf[:16]).hex()}", 1)
                 self._synced = False
                 continue
             if frag_len > self._limits.max_pdu_bytes:
-                self._on_violation(frame, "cap_pdu_bytes", f"frag_length {frag_len} over the cap")
+                self._on_violation(frame, "cap_pdu_bytes", f"frag_length {frag_len} over the cap", 1)
                 self._synced = False
                 self._consume(1)
                 continue

@@ -92,14 +92,20 @@ class Collector:
         log = self._run.records.violations
         log.cap_hits(self.capture, stream if stream >= 0 else None, "limits", what, frames, detail)
 
-    def violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None:
-        """A violation of a conversation (its stream named), or of the capture when `flow` is None."""
-        self.stream_violation(-1 if flow is None else flow.stream, frame, layer, what, detail)
+    def violation(
+        self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str, count: int = 1
+    ) -> None:
+        """A violation of a conversation (its stream named), or of the capture when `flow` is None;
+        `count` identical ones at once (a run of identical bad PDUs)."""
+        self.stream_violation(-1 if flow is None else flow.stream, frame, layer, what, detail, count)
 
-    def stream_violation(self, stream: int, frame: int | None, layer: str, what: str, detail: str) -> None:
+    def stream_violation(
+        self, stream: int, frame: int | None, layer: str, what: str, detail: str, count: int = 1
+    ) -> None:
         """A violation of the conversation numbered `stream` (-1: of none, the capture's)."""
         # Aggregated as it comes, no object made unless it is listed: a flood has one per packet or PDU.
-        self._run.records.violations.event(self.capture, stream if stream >= 0 else None, layer, what, frame, detail)
+        log = self._run.records.violations
+        log.event(self.capture, stream if stream >= 0 else None, layer, what, frame, detail, count)
 
     def counted(self, frame: int | None, layer: str, what: str, detail: str, count: int) -> None:
         """A capture-level violation that stands for `count` occurrences."""

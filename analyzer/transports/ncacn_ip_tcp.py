@@ -37,9 +37,11 @@ def began_before(assoc: Association | None) -> bool | None:
     return assoc.first_ptype != BIND
 
 
-def framing_violation(sink: RecordSink, flow: Flow, from_client: bool, frame: int, what: str, detail: str) -> None:
-    """A framer's complaint, said of the direction it came from."""
-    sink.violation(flow, frame, "dcerpc", what, ("client: " if from_client else "server: ") + detail)
+def framing_violation(
+    sink: RecordSink, flow: Flow, from_client: bool, frame: int, what: str, detail: str, count: int = 1
+) -> None:
+    """A framer's complaint (`count` times over), said of the direction it came from."""
+    sink.violation(flow, frame, "dcerpc", what, ("client: " if from_client else "server: ") + detail, count)
 
 
 class CoConnection:

@@ -150,12 +150,12 @@ class Pipe:
         assoc = self.assoc or self._confirm()
         assoc.pdu(from_client, pdu, frame, ts, first_frame, self.flow_on(self.via))
 
-    def _violation(self, from_client: bool, frame: int, what: str, detail: str) -> None:
+    def _violation(self, from_client: bool, frame: int, what: str, detail: str, count: int = 1) -> None:
         detail = ("client: " if from_client else "server: ") + detail
         if self.assoc is not None:
-            self.table.sink.violation(self.flow_on(self.via), frame, "dcerpc", what, detail)
-        elif len(self._held) < self._HELD_VIOLATIONS:
-            self._held.append((frame, what, detail))
+            self.table.sink.violation(self.flow_on(self.via), frame, "dcerpc", what, detail, count)
+        else:
+            self._held.extend([(frame, what, detail)] * min(count, self._HELD_VIOLATIONS - len(self._held)))
 
     def close(self, end: str) -> ConnectionRecord | None:
         """End of the pipe: its connections.csv row, or None when it never carried DCE/RPC."""

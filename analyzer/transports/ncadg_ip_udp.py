@@ -27,7 +27,9 @@ class UdpSink(RecordSink, Protocol):
 
     capture: str
 
-    def violation(self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str) -> None: ...
+    def violation(
+        self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str, count: int = 1
+    ) -> None: ...
 
     def connection(self, rec: ConnectionRecord) -> None: ...
 
