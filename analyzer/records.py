@@ -135,8 +135,15 @@ def _fields_of(records: list[Any], names: list[str]) -> dict[str, list[Any]]:
     return out
 
 
-def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str]) -> list[Any]:
-    return [pa.array(fields[n]) for n in names]
+def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str], schema: Any) -> list[Any]:
+    """`fields` as Arrow arrays of their schema's types (inferred for a value that does not fit)."""
+    out = []
+    for n in names:
+        try:
+            out.append(pa.array(fields[n], type=schema.field(n).type))
+        except (pa.ArrowInvalid, OverflowError, TypeError):
+            out.append(pa.array(fields[n]))
+    return out
 
 
 def _arrow_type(hint: Any) -> Any:
@@ -303,7 +310,10 @@ class Spool(ReadBack[R]):
         """`fields`, each batch as one pyarrow array per field (no Python object per value)."""
         pa: Any = _pa()
         for piece in self.batches():
-            yield _arrays(pa, _fields_of(piece, names), names) if isinstance(piece, list) else piece.select(names).columns
+            if isinstance(piece, list):
+                yield _arrays(pa, _fields_of(piece, names), names, self._codec.schema)
+            else:
+                yield piece.select(names).columns
 
     def records_of(self, piece: Any) -> list[R]:
         """A piece of `batches` or `take_batch` as records (a list stays as it is)."""
