@@ -346,7 +346,7 @@ class Spool(ReadBack[R]):
             parts.append((self._piece(pa, f), positions[picked] - starts[f]))
             order.append(picked)
         if not parts:
-            return self._codec.encode([])
+            return pa.RecordBatch.from_pylist([], schema=self._codec.schema)
         if any(isinstance(piece, list) for piece, _ in parts):
             out: list[Any] = [None] * len(positions)
             for (piece, local), picked in zip(parts, order, strict=True):
