@@ -60,3 +60,26 @@ def test_a_written_table_is_the_same_either_way(tmp_path: object) -> None:
     path = output.write_frame(df, SCHEMA, f"{tmp_path}/t.csv")
     header = ",".join(SCHEMA) + "\r\n"
     assert path.read_bytes().decode() == header + _pandas_way(df)
+
+
+NUMBERS = {"rtt_s": "Float64", "encrypted": "boolean", "calls": "Int64"}
+_FLOAT = st.one_of(
+    st.none(), st.sampled_from([0.0, -0.0, 0.5, 1e-7, 5e-7, 123456.0000005]), st.floats(allow_nan=True, width=64)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_FLOAT, st.one_of(st.none(), st.booleans()), st.integers(0, 9)), min_size=1, max_size=12))
+def test_fractions_and_flags_are_the_csv_writers_bytes(rows: list[tuple[object, ...]]) -> None:
+    """Fractions (six decimals, each distinct value formatted once; -0.0, NaN, infinities) and flags
+    made column by column are what the csv module writes of the same cells (`output._cells`)."""
+    import csv
+
+    df = frame(NUMBERS, {name: [r[i] for r in rows] for i, name in enumerate(NUMBERS)})
+    got = csv_rows.rows(df, NUMBERS, ",", "\r\n")
+    assert got is not None and csv_rows.plain(df, NUMBERS)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(
+        zip(*(output._cells(df[c], dtype) for c, dtype in NUMBERS.items()), strict=True)
+    )
+    assert got == buf.getvalue()

@@ -1,13 +1,15 @@
 """CSV rows made column by column with Arrow compute: the bytes `output` writes with pandas, for the
-plain pieces of the tables that can be millions of rows (the attempts of a SYN flood).
+plain pieces of the tables that can be millions of rows (the attempts of a SYN flood, the binds,
+calls and connections of a flood of them).
 
 pandas' `to_csv` turns every cell into a Python string and through the `csv` module (about 2 us a
 row of the attempts table, plus the text copy the writer makes for times and the formula check);
 here each column becomes Arrow text at once and the rows are joined in Arrow. A piece is made here
-only when the result is certainly the same: its columns are text, integers and times (RFC 3339 UTC,
-microseconds, as `output.ISO_FORMAT`), and no text cell would be quoted or neutralised (it holds
-the separator, a quote, a CR or an LF, or starts with =, +, -, @, tab or CR). Otherwise `rows` gives
-None and the caller writes the piece the pandas way.
+only when the result is certainly the same: its columns are text, integers, times (RFC 3339 UTC,
+microseconds, as `output.ISO_FORMAT`), fractions (six decimals, `f"{v:.6f}"`: each distinct value
+formatted once by Python itself) and flags (`True`, `False`), and no text cell would be quoted or
+neutralised (it holds the separator, a quote, a CR or an LF, or starts with =, +, -, @, tab or CR).
+Otherwise `rows` gives None and the caller writes the piece the pandas way.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.report.columns import INT, STR, TIME
+from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME
 
 # What makes the csv writer quote a cell (RFC 4180 and the CRLF terminator) or the writer put a `'`
 # before it (`output.neutralise`): either means the pandas way.
@@ -57,7 +59,31 @@ def _column(values: pd.Series, dtype: str) -> Any:
         return pc.cast(pa.array(values, type=pa.int64()), pa.string())
     if dtype == TIME and str(values.dtype) == TIME:
         return _iso(values)
+    if dtype == FLOAT and str(values.dtype) == FLOAT:
+        return _fixed(values)
+    if dtype == BOOL and str(values.dtype) == BOOL:
+        return _flags(values)
     return None
+
+
+def _fixed(values: pd.Series) -> Any:
+    """Fractions as `output` writes them, `f"{v:.6f}"` (missing and NaN empty), each distinct value
+    (by its bits: -0.0 is not 0.0) formatted once."""
+    import pyarrow as pa
+
+    floats = values.to_numpy(dtype="float64", na_value=np.nan)
+    missing = np.isnan(floats)
+    bits, which = np.unique(np.where(missing, 0.0, floats).view(np.int64), return_inverse=True)
+    text = pa.array([f"{v:.6f}" for v in bits.view(np.float64).tolist()], type=pa.string())
+    return _pc().if_else(pa.array(missing), pa.scalar(None, pa.string()), text.take(pa.array(which.ravel())))
+
+
+def _flags(values: pd.Series) -> Any:
+    """Flags as the csv module writes Python's bools: `True`, `False` (missing empty)."""
+    import pyarrow as pa
+
+    flags = pa.array(values.array, type=pa.bool_())
+    return _pc().if_else(flags, pa.scalar("True"), pa.scalar("False"))
 
 
 _DIGITS = [f"{i:03d}" for i in range(1000)]
@@ -91,7 +117,7 @@ def plain(df: pd.DataFrame, schema: dict[str, str]) -> bool:
         if dtype == STR:
             if _text(values) is None:
                 return False
-        elif dtype not in (INT, TIME) or str(values.dtype) != dtype:
+        elif dtype not in (INT, TIME, FLOAT, BOOL) or str(values.dtype) != dtype:
             return False
     return True
 
