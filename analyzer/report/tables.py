@@ -55,11 +55,12 @@ def _path(path: str) -> Callable[[Any], Any]:
     return lambda r: getattr(r, head)
 
 
-def _field(name: str, dtype: str, path: str, of: Callable[[Any], Any] = _itself) -> Column[Any, Any]:
-    """A column that is a record's field (`path`; `of` finds the record in a row): in a chunk, the
-    field's Arrow array as it is."""
-    value = _path(path)
-    return Column(name, dtype, lambda r, n: value(of(r)), lambda b, n: b[path])
+def _field(name: str, dtype: str, path: str | None = None, of: Callable[[Any], Any] = _itself) -> Column[Any, Any]:
+    """A column that is a record's field (`path`, the column's name when None; `of` finds the record
+    in a row): in a chunk, the field's Arrow array as it is."""
+    field = path or name
+    value = _path(field)
+    return Column(name, dtype, lambda r, n: value(of(r)), lambda b, n: b[field])
 
 
 def _derived(
@@ -93,8 +94,8 @@ def _seen() -> list[Column[Any, Names]]:
     """capture, frame and time of a record, then its flow."""
     return [
         _field("capture", STR, "flow.capture"),
-        _field("frame", INT, "frame"),
-        _field("ts", TIME, "ts"),
+        _field("frame", INT),
+        _field("ts", TIME),
         *_flow_columns(),
     ]
 
@@ -148,31 +149,31 @@ def _syntaxes_vector(b: Batch, n: Names) -> Any:
 
 BIND_COLUMNS: list[Column[BindRecord, Names]] = [
     *_seen(),
-    _field("pdu_type", STR, "pdu_type"),
-    _field("call_id", INT, "call_id"),
-    _field("ctx_id", INT, "ctx_id"),
-    _field("interface_uuid", STR, "interface_uuid"),
+    _field("pdu_type", STR),
+    _field("call_id", INT),
+    _field("ctx_id", INT),
+    _field("interface_uuid", STR),
     _version_column(),
     _interface_name(),
     Column("transfer_syntax", STR, _syntaxes, _syntaxes_vector),
-    _field("ack_result", STR, "ack_result"),
-    _field("ack_reason", STR, "ack_reason"),
-    _field("ack_frame", INT, "ack_frame"),
+    _field("ack_result", STR),
+    _field("ack_reason", STR),
+    _field("ack_frame", INT),
     _derived("ack_transfer_syntax", STR, lambda n, t: n.syntax(t), "ack_transfer_syntax"),
-    _field("sec_addr", STR, "sec_addr"),
-    _field("max_xmit_frag", INT, "max_xmit_frag"),
-    _field("max_recv_frag", INT, "max_recv_frag"),
+    _field("sec_addr", STR),
+    _field("max_xmit_frag", INT),
+    _field("max_recv_frag", INT),
     _derived("assoc_group", STR, lambda n, g: f"0x{g:08x}", "assoc_group"),
     _derived("auth_type", STR, lambda n, t: n.auth_type(t), "auth_type"),
     _derived("auth_level", STR, lambda n, level: n.auth_level(level), "auth_level"),
-    _field("identified_by", STR, "identified_by"),
+    _field("identified_by", STR),
     *_ids(),
 ]
 
 ENDPOINT_COLUMNS: list[Column[EndpointRecord, Names]] = [
     _field("capture", STR, "flow.capture"),
-    _field("frame", INT, "frame"),
-    _field("ts", TIME, "ts"),
+    _field("frame", INT),
+    _field("ts", TIME),
     _field("epm_server_ip", STR, "flow.server_ip"),
     _field("epm_server_port", INT, "flow.server_port"),
     _field("client_ip", STR, "flow.client_ip"),
@@ -180,26 +181,26 @@ ENDPOINT_COLUMNS: list[Column[EndpointRecord, Names]] = [
     _field("transport", STR, "flow.transport"),
     _field("epm_pipe", STR, "flow.pipe"),
     _field("stream", INT, "flow.stream"),
-    _field("call_id", INT, "call_id"),
-    _field("epm_opnum", INT, "epm_opnum"),
+    _field("call_id", INT),
+    _field("epm_opnum", INT),
     _derived("epm_operation", STR, lambda n, op: EPM_OPERATIONS.get(op), "epm_opnum"),
-    _field("request_frame", INT, "request_frame"),
-    _field("tower_index", INT, "tower_index"),
-    _field("object_uuid", STR, "object_uuid"),
-    _field("interface_uuid", STR, "interface_uuid"),
+    _field("request_frame", INT),
+    _field("tower_index", INT),
+    _field("object_uuid", STR),
+    _field("interface_uuid", STR),
     _version_column(),
     _interface_name(),
     _derived("transfer_syntax", STR, lambda n, t: n.syntax(t), "transfer_syntax"),
-    _field("protocol", STR, "protocol"),
-    _field("port", INT, "port"),
-    _field("host", STR, "host"),
-    _field("announced_host", STR, "announced_host"),
+    _field("protocol", STR),
+    _field("port", INT),
+    _field("host", STR),
+    _field("announced_host", STR),
     _field("pipe_name", STR, "pipe"),
-    _field("endpoint", STR, "endpoint"),
-    _field("annotation", STR, "annotation"),
-    _field("floors", STR, "floors"),
+    _field("endpoint", STR),
+    _field("annotation", STR),
+    _field("floors", STR),
     _derived("status", STR, lambda n, code: n.status(code), "status"),
-    _field("entry_handle", STR, "entry_handle"),
+    _field("entry_handle", STR),
 ]
 
 # An operation's declared return type -> the registry's status kind (analyzer.stubs.registry).
@@ -227,36 +228,36 @@ def _rtt_vector(b: Batch, n: Names) -> Any:
 
 CALL_COLUMNS: list[Column[CallRecord, Names]] = [
     *_seen(),
-    _field("call_id", INT, "call_id"),
-    _field("ctx_id", INT, "ctx_id"),
-    _field("interface_uuid", STR, "interface_uuid"),
+    _field("call_id", INT),
+    _field("ctx_id", INT),
+    _field("interface_uuid", STR),
     _version_column(),
     _interface_name(),
-    _field("interface_source", STR, "interface_source"),
-    _field("opnum", INT, "opnum"),
+    _field("interface_source", STR),
+    _field("opnum", INT),
     _derived("operation", STR, lambda n, u, m, op: n.operation(u, m, op), "interface_uuid", "if_major", "opnum"),
-    _field("object_uuid", STR, "object_uuid"),
-    _field("request_bytes", INT, "request_bytes"),
-    _field("request_fragments", INT, "request_fragments"),
-    _field("response_frame", INT, "response_frame"),
-    _field("response_bytes", INT, "response_bytes"),
-    _field("response_fragments", INT, "response_fragments"),
+    _field("object_uuid", STR),
+    _field("request_bytes", INT),
+    _field("request_fragments", INT),
+    _field("response_frame", INT),
+    _field("response_bytes", INT),
+    _field("response_fragments", INT),
     _derived("status", STR, _call_status, "fault_status", "answered"),
     _derived("fault_code", STR, lambda n, f: f"0x{f:08x}" if f is not None else None, "fault_status"),
     _derived("return_status", STR, lambda n, s, k: n.status(s, _KINDS.get(k or "")), "return_status", "return_kind"),
     Column("rtt_s", FLOAT, lambda c, n: _rtt(c), _rtt_vector),
     _derived("auth_type", STR, lambda n, t: n.auth_type(t), "auth_type"),
     _derived("auth_level", STR, lambda n, level: n.auth_level(level), "auth_level"),
-    _field("user", STR, "user"),
-    _field("domain", STR, "domain"),
-    _field("workstation", STR, "workstation"),
-    _field("encrypted", BOOL, "encrypted"),
-    _field("first_frame", INT, "first_frame"),
-    _field("activity_uuid", STR, "activity_uuid"),
-    _field("seqnum", INT, "seqnum"),
+    _field("user", STR),
+    _field("domain", STR),
+    _field("workstation", STR),
+    _field("encrypted", BOOL),
+    _field("first_frame", INT),
+    _field("activity_uuid", STR),
+    _field("seqnum", INT),
     _field("return_code", INT, "return_status"),
-    _field("arguments", STR, "arguments"),
-    _field("arguments_json", STR, "arguments_json"),
+    _field("arguments", STR),
+    _field("arguments_json", STR),
     _derived("attack", STR, lambda n, u, m, op: n.attack(u, m, op), "interface_uuid", "if_major", "opnum"),
     *_ids(),
 ]
@@ -277,7 +278,7 @@ def _record(row: _ConnRow) -> ConnectionRecord:
     return row[0]
 
 
-def _conn(name: str, dtype: str, path: str) -> Column[_ConnRow, Names]:
+def _conn(name: str, dtype: str, path: str | None = None) -> Column[_ConnRow, Names]:
     return _field(name, dtype, path, _record)
 
 
@@ -295,29 +296,29 @@ CONNECTION_COLUMNS: list[Column[_ConnRow, Names]] = [
     _conn("server_ip", STR, "flow.server_ip"),
     _conn("server_port", INT, "flow.server_port"),
     _conn("pipe_name", STR, "flow.pipe"),
-    _conn("identified_by", STR, "identified_by"),
-    _conn("first_frame", INT, "first_frame"),
-    _conn("first_ts", TIME, "first_ts"),
-    _conn("last_frame", INT, "last_frame"),
-    _conn("last_ts", TIME, "last_ts"),
+    _conn("identified_by", STR),
+    _conn("first_frame", INT),
+    _conn("first_ts", TIME),
+    _conn("last_frame", INT),
+    _conn("last_ts", TIME),
     Column("duration_s", FLOAT, lambda r, n: _duration(r[0]), _duration_vector),
-    _conn("epm_capture", STR, "epm_capture"),
-    _conn("epm_frame", INT, "epm_frame"),
-    _conn("epm_client_ip", STR, "epm_client_ip"),
-    _conn("epm_delay_s", FLOAT, "epm_delay_s"),
-    _conn("packets", INT, "packets"),
-    _conn("client_bytes", INT, "client_bytes"),
-    _conn("server_bytes", INT, "server_bytes"),
-    _conn("pdus", INT, "pdus"),
+    _conn("epm_capture", STR),
+    _conn("epm_frame", INT),
+    _conn("epm_client_ip", STR),
+    _conn("epm_delay_s", FLOAT),
+    _conn("packets", INT),
+    _conn("client_bytes", INT),
+    _conn("server_bytes", INT),
+    _conn("pdus", INT),
     _total("binds", INT),
     _total("calls", INT),
     _total("faults", INT),
     _total("interfaces", STR),
-    _conn("gaps", INT, "gaps"),
+    _conn("gaps", INT),
     _total("violations", INT),
-    _conn("end", STR, "end"),
-    _conn("detail", STR, "detail"),
-    _conn("midstream", BOOL, "midstream"),
+    _conn("end", STR),
+    _conn("detail", STR),
+    _conn("midstream", BOOL),
     *_ids(_record),
 ]
 
@@ -327,12 +328,12 @@ def _last_frame(b: Batch, _: None) -> Any:
 
 
 VIOLATION_COLUMNS: list[Column[Violation, None]] = [
-    _field("capture", STR, "capture"),
-    _field("frame", INT, "frame"),
-    _field("stream", INT, "stream"),
-    _field("layer", STR, "layer"),
-    _field("what", STR, "what"),
-    _field("detail", STR, "detail"),
+    _field("capture", STR),
+    _field("frame", INT),
+    _field("stream", INT),
+    _field("layer", STR),
+    _field("what", STR),
+    _field("detail", STR),
     _field("occurrences", INT, "count"),
     _field("first_frame", INT, "frame"),
     Column("last_frame", INT, lambda v, _: v.last_frame if v.last_frame is not None else v.frame, _last_frame),
