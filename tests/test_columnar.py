@@ -30,6 +30,7 @@ from analyzer.records import Records
 from analyzer.report import spooled as spooled_mod
 from analyzer.report.builder import Builder
 from analyzer.report.columns import convert
+from analyzer.report.source import TABLES
 from analyzer.report.spooled import Spooled
 
 EPM = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
@@ -228,6 +229,7 @@ def test_the_columnar_tables_are_the_tables_built_row_by_row(
     for table in (*SPOOLS, "violations"):
         columnar, row_by_row = _each_way(records, table)
         pd.testing.assert_frame_equal(columnar, row_by_row, check_exact=True, obj=table)
+        assert {c: str(t) for c, t in columnar.dtypes.items()} == TABLES[table], "the tables' dtypes"
 
 
 def test_late_naming_reaches_the_columns_of_a_batch() -> None:
