@@ -334,30 +334,41 @@ class Spool(ReadBack[R]):
 
     def take_batch(self, positions: np.ndarray) -> Any:
         """The records at these positions, in the order given, as one Arrow record batch (each batch
-        file holding some is read once, and no record is made); as a list of records when one of
-        them is in a batch that did not fit its Arrow types."""
+        file holding some is mapped once and only those rows are copied out; no record is made); as
+        a list of records when one of them is in a batch that did not fit its Arrow types."""
         import numpy as np
 
         where, starts = self._where(positions)
         pa: Any = _pa()
-        files, parts, order = np.unique(where).tolist(), [], []
-        for f in files:
+        parts, order = [], []
+        for f in np.unique(where).tolist():
             picked = np.flatnonzero(where == f)
-            parts.append((self._piece(pa, f), positions[picked] - starts[f]))
+            parts.append(self._rows_of(pa, f, positions[picked] - starts[f]))
             order.append(picked)
         if not parts:
             return pa.RecordBatch.from_pylist([], schema=self._codec.schema)
-        if any(isinstance(piece, list) for piece, _ in parts):
+        if any(isinstance(part, list) for part in parts):
             out: list[Any] = [None] * len(positions)
-            for (piece, local), picked in zip(parts, order, strict=True):
-                recs = self.records_of(piece)
-                for i, at in zip(picked.tolist(), local.tolist(), strict=True):
-                    out[i] = recs[at]
+            for part, picked in zip(parts, order, strict=True):
+                for i, rec in zip(picked.tolist(), self.records_of(part), strict=True):
+                    out[i] = rec
             return out
-        gathered = pa.Table.from_batches([piece.take(pa.array(local)) for piece, local in parts])
+        gathered = pa.Table.from_batches(parts)
         back = np.empty(len(positions), dtype=np.int64)  # gathered file by file: back to the order given
         back[np.concatenate(order)] = np.arange(len(positions))
         return gathered.take(pa.array(back)).combine_chunks().to_batches()[0]
+
+    def _rows_of(self, pa: Any, f: int, rows: np.ndarray) -> Any:
+        """Rows `rows` (positions within it) of batch file `f` (past the files: the buffer), copied
+        out of the mapped file as an Arrow batch, or as records (a pickle, an unfit buffer)."""
+        if f < len(self._files) and not self._files[f].endswith(".pickle"):
+            with pa.memory_map(self._files[f]) as source:
+                table = pa.ipc.open_file(source).read_all()
+                return table.take(pa.array(rows)).combine_chunks().to_batches()[0]
+        piece = self._piece(pa, f)
+        if isinstance(piece, list):
+            return [piece[i] for i in rows.tolist()]
+        return piece.take(pa.array(rows))
 
     def __repr__(self) -> str:
         return f"<Spool {self.kind}: {self._count} records, {len(self._files)} batches on disk>"
