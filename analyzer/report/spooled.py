@@ -1,18 +1,20 @@
 """The spool-backed `Source`: the base tables read straight from a run's spooled records.
 
-`Spooled(records).chunks(table, columns)` reads the table's records back from the spool
-(`records.Spool`) a chunk of `CHUNK_ROWS` at a time, converts only the requested columns (their
-`Column` getters, `report.tables`), names multi-file sessions by file (`capture.localise`) and
-yields the chunk: the whole table is never held, whatever its size.
+`Spooled(records).chunks(table, columns)` reads the table's rows from the spool's Arrow batches
+(`records.Spool.batches`) a chunk of `CHUNK_ROWS` at a time, computes only the requested columns
+from the batch's columns (`report.builder.Declaration.frame`: no record made per row), names
+multi-file sessions by file (`capture.localise`) and yields the chunk: the whole table is never
+held, whatever its size.
 
 Order. Records are mostly made in their table's `ORDER` (a bind when its ack is seen, an attempt as
 its flow ends); calls are recorded when answered and connections when they end, so those are not
 always. Before the first read of a table its sort keys alone are gathered, from the spooled fields
-(`Spool.fields`; with multi-file sessions, from the converted and localised key columns), in the
-compact form (`report.compact`: a text key costs its code). Already in order (the usual case): the
-records stream as they were made. Otherwise the stable permutation of the keys (8 bytes a row) is
-kept, and each chunk is the records at its positions (`Spool.take`, which reads each batch file
-holding some of them once). The result is the rows `sort_values(ORDER, kind="stable")` would give.
+(`Spool.arrow_fields`; with multi-file sessions, from the converted and localised key columns), in
+the compact form (`report.compact`: a text key costs its code). Already in order (the usual case):
+the batches stream as they were made, regrouped into chunks of exactly `CHUNK_ROWS` (the Parquet
+writer's row groups depend on it). Otherwise the stable permutation of the keys (8 bytes a row) is
+kept, and each chunk is the rows at its positions (`Spool.take_batch`, which maps each batch file
+holding some of them once and copies out only those). The result is the rows `sort_values(ORDER, kind="stable")` would give.
 
 Small tables (at most `CACHE_ROWS` rows: every table of an ordinary capture) are built whole once
 and kept: the views, the per-host table, the findings and the writer all read them, and each read
