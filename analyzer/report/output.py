@@ -31,7 +31,7 @@ from analyzer.report.columns import STR, TIME, frame
 from analyzer.report.csv_rows import HAS_FORMULA, neutralise
 from analyzer.report.tables import CHUNK_ROWS, SCHEMAS
 
-# A table: a whole frame, or its rows as a stream of frames in order (`report.tables.Builder.stream`).
+# A table: a whole frame, or its rows as a stream of frames in order (`report.spooled.Spooled.chunks`).
 TableData = pd.DataFrame | Iterable[pd.DataFrame]
 # A table to write beside the base ones: (file name without extension, frame or what makes it, its schema).
 NamedFrame = tuple[str, TableData | Callable[[], TableData], dict[str, str]]
