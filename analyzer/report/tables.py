@@ -100,22 +100,30 @@ def _seen() -> list[Column[Any, Names]]:
     ]
 
 
-# What names a connection for its flow ids: the transport protocol, both addresses and ports, its opening.
-_FLOW_ID = ("flow.transport", "flow.client_ip", "flow.client_port", "flow.server_ip", "flow.server_port")
+# What names a connection for its flow ids: the transport protocol, both addresses and ports, its opening
+# (the Community ID leaves the opening out; sharing the fields, a chunk groups its rows by flow once).
+_FLOW_ID = (
+    "flow.transport",
+    "flow.client_ip",
+    "flow.client_port",
+    "flow.server_ip",
+    "flow.server_port",
+    "flow.opened_ts",
+)
 
 
 def _uid(n: Any, transport: str, cip: str, cport: int, sip: str, sport: int, opened: int) -> str:
     return connection_uid(transport_protocol(transport), cip, cport, sip, sport, opened)
 
 
-def _community(n: Any, transport: str, cip: str, cport: int, sip: str, sport: int) -> str | None:
+def _community(n: Any, transport: str, cip: str, cport: int, sip: str, sport: int, _opened: int) -> str | None:
     return community_id(transport_protocol(transport), cip, cport, sip, sport)
 
 
 def _ids(of: Callable[[Any], Any] = _itself) -> list[Column[Any, Names]]:
     """The flow identifiers other tools pivot on (see `analyzer.report.flowid`)."""
     return [
-        _derived("uid", STR, _uid, *_FLOW_ID, "flow.opened_ts", of=of),
+        _derived("uid", STR, _uid, *_FLOW_ID, of=of),
         _derived("community_id", STR, _community, *_FLOW_ID, of=of),
     ]
 
