@@ -14,7 +14,8 @@ the compact form (`report.compact`: a text key costs its code). Already in order
 the batches stream as they were made, regrouped into chunks of exactly `CHUNK_ROWS` (the Parquet
 writer's row groups depend on it). Otherwise the stable permutation of the keys (8 bytes a row) is
 kept, and each chunk is the rows at its positions (`Spool.take_batch`, which maps each batch file
-holding some of them once and copies out only those). The result is the rows `sort_values(ORDER, kind="stable")` would give.
+holding some of them once and copies out only those). The result is the rows
+`sort_values(ORDER, kind="stable")` would give.
 
 Small tables (at most `CACHE_ROWS` rows: every table of an ordinary capture) are built whole once
 and kept: the views, the per-host table, the findings and the writer all read them, and each read
