@@ -298,7 +298,9 @@ class Spool(ReadBack[R]):
             with open(path, "rb") as inp:
                 return pickle.load(inp)
         with pa.OSFile(path, "rb") as source:
-            return pa.ipc.open_file(source).read_all().combine_chunks().to_batches()[0]
+            table = pa.ipc.open_file(source).read_all().combine_chunks()
+        batches = table.to_batches()  # none for a file of no rows (`RowSpool.add_columns` of none)
+        return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
     def fields(self, names: list[str]) -> Iterator[dict[str, list[Any]]]:
         """Only some fields (`flow.capture` for a flow's field), as lists of values, a batch at a time in
