@@ -3,8 +3,8 @@
 A run's records are its output, so holding them in memory would make memory grow with the capture
 instead of with its live state. `Records` keeps, per kind, one `Spool`: it buffers `BATCH_ROWS`
 records, then writes them as one Arrow IPC file in a temporary run directory, and reads them back,
-in the order they were made, each time it is iterated. Records in, records out: the report layer
-(and any resolution step at read-back) sees the same dataclasses it always did.
+in the order they were made, each time it is iterated: as the dataclasses they were, or as the Arrow
+batches themselves, which the report layer builds its tables from column by column.
 
 Violations go through a `violation_log.ViolationLog` first, which aggregates them per kind and
 connection so that a flood is summarised, not listed.
@@ -135,8 +135,15 @@ def _fields_of(records: list[Any], names: list[str]) -> dict[str, list[Any]]:
     return out
 
 
-def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str]) -> list[Any]:
-    return [pa.array(fields[n]) for n in names]
+def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str], schema: Any) -> list[Any]:
+    """`fields` as Arrow arrays of their schema's types (inferred for a value that does not fit)."""
+    out = []
+    for n in names:
+        try:
+            out.append(pa.array(fields[n], type=schema.field(n).type))
+        except (pa.ArrowInvalid, OverflowError, TypeError):
+            out.append(pa.array(fields[n]))
+    return out
 
 
 def _arrow_type(hint: Any) -> Any:
@@ -192,9 +199,10 @@ class Spool(ReadBack[R]):
 
     `append` buffers; every `BATCH_ROWS` records the buffer is written as one Arrow IPC file (or,
     should a value not fit its Arrow type, a pickle). Iterating reads the files back in order, then
-    the buffer. The report layer also reads some fields alone (`fields`: sort keys, counts, without
-    making records) and the records at given positions (`take`: a table's rows in its order when
-    the records were not made in it). Indexing reads everything and is meant for tests and small runs."""
+    the buffer. The report layer builds its tables from the Arrow batches themselves (`batches`,
+    and `take_batch` for the rows at given positions: a table's rows in its order when the records
+    were not made in it), without a record per row; it also reads some fields alone (`fields`,
+    `arrow_fields`: sort keys, counts). Indexing reads everything and is meant for tests and small runs."""
 
     def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
         self._run = run
@@ -258,88 +266,111 @@ class Spool(ReadBack[R]):
 
     def __iter__(self) -> Iterator[R]:
         flows: dict[tuple[Any, ...], Flow] = {}  # one Flow object per conversation, as when made
-        pa: Any = _pa() if self._files else None
-        for path in self._files:
+        for piece in self.batches():
             if len(flows) > FLOW_CACHE:
                 flows.clear()
-            if path.endswith(".pickle"):
-                with open(path, "rb") as inp:
-                    yield from pickle.load(inp)
-                continue
-            with pa.memory_map(path) as source:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    yield from self._codec.decode(reader.get_batch(i), flows)
-        yield from list(self._buffer)
+            yield from piece if isinstance(piece, list) else self._codec.decode(piece, flows)
 
-    def _buffered(self) -> list[R]:
-        """The records not written yet."""
-        return self._buffer
+    def _buffer_batch(self, pa: Any) -> Any:
+        """The records not written yet as one Arrow batch, or as records should a value not fit."""
+        try:
+            return self._codec.encode(self._buffer)
+        except (pa.ArrowInvalid, OverflowError, TypeError):
+            return list(self._buffer)
+
+    def batches(self) -> Iterator[Any]:
+        """Every record in order, a batch at a time: an Arrow record batch (one column per field,
+        `flow.capture` for a flow's field), or, for a batch that did not fit its Arrow types
+        (written as a pickle), a list of records. What tables are built from column by column."""
+        pa: Any = _pa() if self._files or self._count else None
+        for f in range(len(self._files)):
+            yield self._piece(pa, f)
+        if self._count > sum(self._sizes):  # some still buffered
+            yield self._buffer_batch(pa)
+
+    def _piece(self, pa: Any, f: int) -> Any:
+        """Batch file `f` (the buffer when `f` is past the files) as `batches` gives it. Read, not
+        mapped: what is made of a batch may outlive its file."""
+        if f >= len(self._files):
+            return self._buffer_batch(pa)
+        path = self._files[f]
+        if path.endswith(".pickle"):
+            with open(path, "rb") as inp:
+                return pickle.load(inp)
+        with pa.OSFile(path, "rb") as source:
+            table = pa.ipc.open_file(source).read_all().combine_chunks()
+        batches = table.to_batches()  # none for a file of no rows (`RowSpool.add_columns` of none)
+        return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
     def fields(self, names: list[str]) -> Iterator[dict[str, list[Any]]]:
         """Only some fields (`flow.capture` for a flow's field), as lists of values, a batch at a time in
         record order: what sorting keys are made of, read without making a record."""
-        pa: Any = _pa() if self._files else None
-        for path in self._files:
-            if path.endswith(".pickle"):
-                with open(path, "rb") as inp:
-                    yield _fields_of(pickle.load(inp), names)
-                continue
-            with pa.memory_map(path) as source:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    yield reader.get_batch(i).select(names).to_pydict()
-        buffered = self._buffered()
-        if buffered:
-            yield _fields_of(buffered, names)
+        for piece in self.batches():
+            yield _fields_of(piece, names) if isinstance(piece, list) else piece.select(names).to_pydict()
 
     def arrow_fields(self, names: list[str]) -> Iterator[list[Any]]:
         """`fields`, each batch as one pyarrow array per field (no Python object per value)."""
         pa: Any = _pa()
-        for path in self._files:
-            if path.endswith(".pickle"):
-                with open(path, "rb") as inp:
-                    yield _arrays(pa, _fields_of(pickle.load(inp), names), names)
-                continue
-            with pa.memory_map(path) as source:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    batch = reader.get_batch(i)
-                    yield [batch.column(n) for n in names]
-        buffered = self._buffered()
-        if buffered:
-            yield _arrays(pa, _fields_of(buffered, names), names)
+        for piece in self.batches():
+            if isinstance(piece, list):
+                yield _arrays(pa, _fields_of(piece, names), names, self._codec.schema)
+            else:
+                yield piece.select(names).columns
+
+    def records_of(self, piece: Any) -> list[R]:
+        """A piece of `batches` or `take_batch` as records (a list stays as it is)."""
+        return piece if isinstance(piece, list) else list(self._codec.decode(piece, {}))
+
+    def _where(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The batch file of each position (past the files: the buffer) and where each file starts."""
+        import numpy as np
+
+        starts = np.cumsum([0, *self._sizes])  # the last start is where the buffer's records begin
+        return np.searchsorted(starts, positions, side="right") - 1, starts
 
     def take(self, positions: np.ndarray) -> list[R]:
         """The records at these positions (0 is the first made), in the order given: each batch file
         holding some is read once, and only those records are made."""
+        piece = self.take_batch(positions)
+        return self.records_of(piece)
+
+    def take_batch(self, positions: np.ndarray) -> Any:
+        """The records at these positions, in the order given, as one Arrow record batch (each batch
+        file holding some is mapped once and only those rows are copied out; no record is made); as
+        a list of records when one of them is in a batch that did not fit its Arrow types."""
         import numpy as np
 
-        starts = np.cumsum([0, *self._sizes])  # the last start is where the buffer's records begin
-        where = np.searchsorted(starts, positions, side="right") - 1
-        out: list[Any] = [None] * len(positions)
-        flows: dict[tuple[Any, ...], Flow] = {}
+        where, starts = self._where(positions)
+        pa: Any = _pa()
+        parts, order = [], []
         for f in np.unique(where).tolist():
             picked = np.flatnonzero(where == f)
-            local = (positions[picked] - starts[f]).tolist()
-            for i, rec in zip(picked.tolist(), self._read(f, local, flows), strict=True):
-                out[i] = rec
-        return out
+            parts.append(self._rows_of(pa, f, positions[picked] - starts[f]))
+            order.append(picked)
+        if not parts:
+            return pa.RecordBatch.from_pylist([], schema=self._codec.schema)
+        if any(isinstance(part, list) for part in parts):
+            out: list[Any] = [None] * len(positions)
+            for part, picked in zip(parts, order, strict=True):
+                for i, rec in zip(picked.tolist(), self.records_of(part), strict=True):
+                    out[i] = rec
+            return out
+        gathered = pa.Table.from_batches(parts)
+        back = np.empty(len(positions), dtype=np.int64)  # gathered file by file: back to the order given
+        back[np.concatenate(order)] = np.arange(len(positions))
+        return gathered.take(pa.array(back)).combine_chunks().to_batches()[0]
 
-    def _read(self, f: int, rows: list[int], flows: dict[tuple[Any, ...], Flow]) -> Iterable[R]:
-        """Records `rows` (positions within it) of batch file `f`; the buffer when `f` is past the files."""
-        if f >= len(self._files):
-            buffered = self._buffered()
-            return [buffered[i] for i in rows]
-        path = self._files[f]
-        if path.endswith(".pickle"):
-            with open(path, "rb") as inp:
-                recs = pickle.load(inp)
-            return [recs[i] for i in rows]
-        pa = _pa()
-        with pa.memory_map(path) as source:
-            table = pa.ipc.open_file(source).read_all()
-            return list(self._codec.decode(table.take(rows).combine_chunks().to_batches()[0], flows))
+    def _rows_of(self, pa: Any, f: int, rows: np.ndarray) -> Any:
+        """Rows `rows` (positions within it) of batch file `f` (past the files: the buffer), copied
+        out of the mapped file as an Arrow batch, or as records (a pickle, an unfit buffer)."""
+        if f < len(self._files) and not self._files[f].endswith(".pickle"):
+            with pa.memory_map(self._files[f]) as source:
+                table = pa.ipc.open_file(source).read_all()
+                return table.take(pa.array(rows)).combine_chunks().to_batches()[0]
+        piece = self._piece(pa, f)
+        if isinstance(piece, list):
+            return [piece[i] for i in rows.tolist()]
+        return piece.take(pa.array(rows))
 
     def __repr__(self) -> str:
         return f"<Spool {self.kind}: {self._count} records, {len(self._files)} batches on disk>"
@@ -396,36 +427,15 @@ class RowSpool(Spool[R]):
             self._write(self._batch, lambda: self._records(self._rows), len(self._rows))
             self._rows = []
 
-    def _buffered(self) -> list[R]:
-        return self._records(self._rows)
-
     def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[R]:
         cls: Any = self._codec.cls
         return [cls(*row) for row in rows]
 
-    def __iter__(self) -> Iterator[R]:
-        buffered = self._records(self._rows)
-        yield from super().__iter__()
-        yield from buffered
-
-    def batches(self) -> Iterator[Any]:
-        """The rows in order as Arrow record batches, or, for a batch that did not fit its Arrow
-        types (written as a pickle), as a list of records."""
-        pa: Any = _pa() if self._files or self._rows else None
-        for path in self._files:
-            if path.endswith(".pickle"):
-                with open(path, "rb") as inp:
-                    yield pickle.load(inp)
-                continue
-            with pa.OSFile(path, "rb") as source:  # read, not mapped: a batch may outlive the file
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    yield reader.get_batch(i)
-        if self._rows:
-            try:
-                yield self._batch(pa)
-            except (pa.ArrowInvalid, OverflowError, TypeError):
-                yield self._records(self._rows)
+    def _buffer_batch(self, pa: Any) -> Any:
+        try:
+            return self._batch(pa)
+        except (pa.ArrowInvalid, OverflowError, TypeError):
+            return self._records(self._rows)
 
 
 class Records:

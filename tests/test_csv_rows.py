@@ -1,6 +1,7 @@
-"""The CSV rows made column by column (`report.csv_rows`) are the bytes the pandas way writes, or
-the piece goes the pandas way: for any text (separators, quotes, line breaks, formula starts,
-unicode, empty, missing), any integer and any time, whole or categorical."""
+"""The CSV rows made column by column (`report.csv_rows`) are the bytes the pandas way and the csv
+module write: for any text (separators, quotes, line breaks, formula starts, unicode, empty,
+missing), whole or categorical, any integer, time, fraction and flag; a piece of other dtypes goes
+the csv module's way."""
 
 from __future__ import annotations
 
@@ -29,23 +30,35 @@ def _pandas_way(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+def _csv_module_way(df: pd.DataFrame, schema: dict[str, str]) -> str:
+    """What `output` writes of a piece through the csv module (its cells, `output._cells`)."""
+    import csv
+
+    buf = io.StringIO()
+    cells = (output._cells(df[c], dtype) for c, dtype in schema.items())
+    csv.writer(buf, lineterminator="\r\n").writerows(zip(*cells, strict=True))
+    return buf.getvalue()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_ROW, min_size=1, max_size=12), st.booleans())
-def test_rows_are_the_pandas_bytes_or_none(rows: list[tuple[object, ...]], categorical: bool) -> None:
+def test_rows_are_the_pandas_bytes(rows: list[tuple[object, ...]], categorical: bool) -> None:
+    """Any text (quoted, neutralised or neither), whole or categorical, integers and times: the
+    bytes pandas' to_csv and the csv module write of the same piece."""
     df = frame(SCHEMA, {name: [r[i] for r in rows] for i, name in enumerate(SCHEMA)})
     if categorical:
         df = df.astype({"capture": "category", "ip": "category"})
     got = csv_rows.rows(df, SCHEMA, ",", "\r\n")
-    assert csv_rows.plain(df, SCHEMA) == (got is not None)
-    want = _pandas_way(df.astype(SCHEMA))
-    if got is not None:
-        assert got == want
-    plain = all(
-        v is None or (not any(c in v for c in ',"\r\n') and v[:1] not in tuple("=+-@\t"))
-        for r in rows
-        for v in (r[0], r[3])
-    )
-    assert (got is not None) == plain  # made here exactly when no cell needs quoting or neutralising
+    assert csv_rows.plain(df, SCHEMA) and got is not None
+    assert got == _pandas_way(df.astype(SCHEMA)) == _csv_module_way(df.astype(SCHEMA), SCHEMA)
+
+
+def test_a_piece_of_other_dtypes_or_one_column_goes_the_csv_module_way() -> None:
+    one = {"capture": "string"}
+    assert csv_rows.rows(frame(one, {"capture": ["", None]}), one, ",", "\r\n") is None  # "" would be '""'
+    other = {"a": "string", "b": "object"}
+    df = pd.DataFrame({"a": pd.array(["x"], dtype="string"), "b": [object()]})
+    assert csv_rows.rows(df, other, ",", "\r\n") is None
 
 
 def test_a_written_table_is_the_same_either_way(tmp_path: object) -> None:
@@ -60,3 +73,20 @@ def test_a_written_table_is_the_same_either_way(tmp_path: object) -> None:
     path = output.write_frame(df, SCHEMA, f"{tmp_path}/t.csv")
     header = ",".join(SCHEMA) + "\r\n"
     assert path.read_bytes().decode() == header + _pandas_way(df)
+
+
+NUMBERS = {"rtt_s": "Float64", "encrypted": "boolean", "calls": "Int64"}
+_FLOAT = st.one_of(
+    st.none(), st.sampled_from([0.0, -0.0, 0.5, 1e-7, 5e-7, 123456.0000005]), st.floats(allow_nan=True, width=64)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_FLOAT, st.one_of(st.none(), st.booleans()), st.integers(0, 9)), min_size=1, max_size=12))
+def test_fractions_and_flags_are_the_csv_writers_bytes(rows: list[tuple[object, ...]]) -> None:
+    """Fractions (six decimals, each distinct value formatted once; -0.0, NaN, infinities) and flags
+    made column by column are what the csv module writes of the same cells (`output._cells`)."""
+    df = frame(NUMBERS, {name: [r[i] for r in rows] for i, name in enumerate(NUMBERS)})
+    got = csv_rows.rows(df, NUMBERS, ",", "\r\n")
+    assert got is not None and csv_rows.plain(df, NUMBERS)
+    assert got == _csv_module_way(df, NUMBERS)

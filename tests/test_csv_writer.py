@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME, frame
-from analyzer.report.output import ISO_FORMAT, LINE_TERMINATOR, csv_text, neutralise
+from analyzer.report.csv_rows import neutralise
+from analyzer.report.output import ISO_FORMAT, LINE_TERMINATOR, csv_text
 
 SCHEMA = {"text": STR, "count": INT, "seconds": FLOAT, "flag": BOOL, "ts": TIME}
 _TEXT = st.one_of(

@@ -14,7 +14,8 @@ import pytest
 
 import analyzer
 from analyzer.report.columns import STR
-from analyzer.report.output import LINE_TERMINATOR, csv_text, neutralise, write_frame
+from analyzer.report.csv_rows import neutralise
+from analyzer.report.output import LINE_TERMINATOR, csv_text, write_frame
 from analyzer.report.tables import SCHEMAS
 from analyzer.report.views import VIEW_SCHEMAS
 

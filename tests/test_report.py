@@ -10,8 +10,8 @@ import pandas as pd
 
 import analyzer
 from analyzer.records import Records
+from analyzer.report.csv_rows import neutralise
 from analyzer.report.hosts import build
-from analyzer.report.output import neutralise
 from analyzer.report.tables import SCHEMAS
 from tests.conftest import SAMPLES
 

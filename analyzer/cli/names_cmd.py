@@ -50,7 +50,8 @@ def names(query: str | None, fmt: str, names_file: str | None) -> None:
         import dataclasses
         import io
 
-        from analyzer.report.output import LINE_TERMINATOR, neutralise
+        from analyzer.report.csv_rows import neutralise
+        from analyzer.report.output import LINE_TERMINATOR
 
         fields = [f.name for f in dataclasses.fields(q.NameRow)]
         buf = io.StringIO()

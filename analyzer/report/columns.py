@@ -1,8 +1,9 @@
 """The vocabulary of table columns: dtypes, one declaration per column, and typed frames.
 
-A table is declared once, as a sequence of `Column`s: its name, its dtype and how a row's value is
-got from what the table is built from (a record and the run's memoised names). The schema (column ->
-dtype, in order) and the row conversion both come from that one declaration (`schema`, `convert`).
+A table is declared once, as a sequence of `Column`s: its name, its dtype, and its values got two
+ways from the same declaration: for a chunk of records as Arrow columns (`vector`, the common path:
+`report.vector.columnar`), and for one record (`get`: records held in memory, a spooled batch
+that did not fit its Arrow types; `convert`). The schema (column -> dtype, in order) comes from it too.
 
 Dtypes: text columns are pandas "string", integers nullable "Int64", fractions "Float64", flags
 "boolean", times "datetime64[ns, UTC]". Missing is <NA>/NaT, never an empty string.
@@ -30,11 +31,14 @@ C = TypeVar("C")
 
 @dataclass(frozen=True, slots=True)
 class Column(Generic[R, C]):
-    """One column of a table: its name, its dtype, and its value for a row (`get(row, context)`)."""
+    """One column of a table: its name, its dtype, its value for a row (`get(row, context)`) and its
+    values for a chunk of rows as Arrow columns (`vector(batch, context)`, a `report.vector.Batch`;
+    None for a table only ever built from records in memory)."""
 
     name: str
     dtype: str
     get: Callable[[R, C], Any]
+    vector: Callable[[Any, C], Any] | None = None
 
 
 def schema(columns: Sequence[Column[Any, Any]]) -> Schema:

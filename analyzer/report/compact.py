@@ -1,5 +1,5 @@
 """The compact form of a big table: its text columns categorical, so a million rows of a flood cost their
-codes, not a million cells of text each (`report.tables.Builder.frame(compact=True)`)."""
+codes, not a million cells of text each (`report.spooled.Spooled.table(compact=True)`)."""
 
 from __future__ import annotations
 

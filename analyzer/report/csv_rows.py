@@ -1,28 +1,39 @@
 """CSV rows made column by column with Arrow compute: the bytes `output` writes with pandas, for the
-plain pieces of the tables that can be millions of rows (the attempts of a SYN flood).
+plain pieces of the tables that can be millions of rows (the attempts of a SYN flood, the binds,
+calls and connections of a flood of them).
 
 pandas' `to_csv` turns every cell into a Python string and through the `csv` module (about 2 us a
 row of the attempts table, plus the text copy the writer makes for times and the formula check);
 here each column becomes Arrow text at once and the rows are joined in Arrow. A piece is made here
-only when the result is certainly the same: its columns are text, integers and times (RFC 3339 UTC,
-microseconds, as `output.ISO_FORMAT`), and no text cell would be quoted or neutralised (it holds
-the separator, a quote, a CR or an LF, or starts with =, +, -, @, tab or CR). Otherwise `rows` gives
-None and the caller writes the piece the pandas way.
+when its columns are of the dtypes made here: text (neutralised where a spreadsheet could read a
+formula, by `neutralise` itself on those cells alone, and quoted as RFC 4180 and the csv module
+quote: a cell holding the separator, a quote, a CR or an LF), integers, times (RFC 3339 UTC,
+microseconds, as `output.ISO_FORMAT`), fractions (six decimals, `f"{v:.6f}"`: each distinct value
+formatted once by Python itself) and flags (`True`, `False`). Otherwise `rows` gives None and the
+caller writes the piece through the csv module. Property tests hold both ways byte-equal.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analyzer.report.columns import INT, STR, TIME
+from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME
 
-# What makes the csv writer quote a cell (RFC 4180 and the CRLF terminator) or the writer put a `'`
-# before it (`output.neutralise`): either means the pandas way.
-_NOT_PLAIN = r'[,"\r\n]|^[=+\-@\t]'
+# Where a spreadsheet starts reading a formula: at the start of the cell or of any line inside it.
+_FORMULA_START = r"(?<![^\r\n])(?=[=+\-@\t\r])"
+HAS_FORMULA = r"(?:^|[\r\n])[=+\-@\t\r]"  # Python's re and Arrow's RE2 read it alike
+FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def neutralise(value: str) -> str:
+    """A cell safe to open in a spreadsheet: a `'` before every formula start, in the cell and after
+    each line break inside it."""
+    return re.sub(_FORMULA_START, "'", value)
 
 
 def _pc() -> Any:
@@ -31,33 +42,83 @@ def _pc() -> Any:
     return pc
 
 
-def _text(values: pd.Series) -> Any:
-    """A text column as Arrow strings, or None when a cell is not plain. A categorical column (the
-    compact tables) is checked on its categories, each once."""
+def _text(values: pd.Series, sep: str = ",") -> Any:
+    """A text column as the cells the csv module writes (`output._cells`, then RFC 4180 quoting):
+    neutralised where a formula may start (by `neutralise` itself, on those cells alone), quoted where
+    a cell holds the separator, a quote, a CR or an LF. A categorical column (the compact tables) is
+    made on its categories, each once. None when the column is not text."""
+    import pyarrow as pa
+
+    arr = pa.array(values)
+    dictionary = isinstance(arr, pa.DictionaryArray)
+    text = arr.dictionary if dictionary else arr
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        return None
+    text = _quoted(_neutralised(text), sep)
+    return _pc().cast(text.take(arr.indices) if dictionary else text, pa.string())
+
+
+def _neutralised(text: Any) -> Any:
     import pyarrow as pa
 
     pc = _pc()
-    arr = pa.array(values)
-    plain = arr.dictionary if isinstance(arr, pa.DictionaryArray) else arr
-    if not (pa.types.is_string(plain.type) or pa.types.is_large_string(plain.type)):
-        return None
-    if pc.any(pc.match_substring_regex(plain, _NOT_PLAIN)).as_py():
-        return None
-    return pc.cast(arr, pa.string())
+    formula = pc.fill_null(pc.match_substring_regex(text, HAS_FORMULA), False)
+    if not pc.any(formula).as_py():
+        return text
+    fixed = [neutralise(v) for v in text.filter(formula).to_pylist()]
+    return pc.replace_with_mask(text, formula, pa.array(fixed, type=text.type))
 
 
-def _column(values: pd.Series, dtype: str) -> Any:
-    """One column's cells as Arrow text (None where missing), or None when it is not plain."""
+def _quoted(text: Any, sep: str) -> Any:
+    """RFC 4180 as the csv module writes it with a CRLF terminator: a cell holding the separator, a
+    quote, a CR or an LF in quotes, its quotes doubled."""
+    pc = _pc()
+    quote = pc.match_substring_regex(text, "[" + re.escape(sep) + '"\r\n]')
+    if not pc.any(quote).as_py():
+        return text
+    import pyarrow as pa
+
+    mark = pa.scalar('"', text.type)
+    doubled = pc.replace_substring(text, '"', '""')
+    return pc.if_else(quote, pc.binary_join_element_wise(mark, doubled, mark, pa.scalar("", text.type)), text)
+
+
+def _column(values: pd.Series, dtype: str, sep: str = ",") -> Any:
+    """One column's cells as Arrow text (None where missing), or None when its dtype is not one made here."""
     import pyarrow as pa
 
     pc = _pc()
     if dtype == STR:
-        return _text(values)
+        return _text(values, sep)
     if dtype == INT and str(values.dtype) == INT:
         return pc.cast(pa.array(values, type=pa.int64()), pa.string())
     if dtype == TIME and str(values.dtype) == TIME:
         return _iso(values)
+    if dtype == FLOAT and str(values.dtype) == FLOAT:
+        return _fixed(values)
+    if dtype == BOOL and str(values.dtype) == BOOL:
+        return _flags(values)
     return None
+
+
+def _fixed(values: pd.Series) -> Any:
+    """Fractions as `output` writes them, `f"{v:.6f}"` (missing and NaN empty), each distinct value
+    (by its bits: -0.0 is not 0.0) formatted once."""
+    import pyarrow as pa
+
+    floats = values.to_numpy(dtype="float64", na_value=np.nan)
+    missing = np.isnan(floats)
+    bits, which = np.unique(np.where(missing, 0.0, floats).view(np.int64), return_inverse=True)
+    text = pa.array([f"{v:.6f}" for v in bits.view(np.float64).tolist()], type=pa.string())
+    return _pc().if_else(pa.array(missing), pa.scalar(None, pa.string()), text.take(pa.array(which.ravel())))
+
+
+def _flags(values: pd.Series) -> Any:
+    """Flags as the csv module writes Python's bools: `True`, `False` (missing empty)."""
+    import pyarrow as pa
+
+    flags = pa.array(values.array, type=pa.bool_())
+    return _pc().if_else(flags, pa.scalar("True"), pa.scalar("False"))
 
 
 _DIGITS = [f"{i:03d}" for i in range(1000)]
@@ -82,28 +143,28 @@ def _iso(values: pd.Series) -> Any:
 
 
 def plain(df: pd.DataFrame, schema: dict[str, str]) -> bool:
-    """Would `rows` make this piece (its columns those of `schema`, of those dtypes, and no text
-    cell to quote or neutralise)? A categorical column is judged by its categories."""
-    if df.empty or list(df.columns) != list(schema):
+    """Would `rows` make this piece (its columns those of `schema`, of dtypes made here)?"""
+    if df.empty or list(df.columns) != list(schema) or len(schema) < 2:
         return False
     for name, dtype in schema.items():
         values = df[name]
         if dtype == STR:
-            if _text(values) is None:
+            if not (values.dtype == STR or isinstance(values.dtype, pd.CategoricalDtype)):
                 return False
-        elif dtype not in (INT, TIME) or str(values.dtype) != dtype:
+        elif dtype not in (INT, TIME, FLOAT, BOOL) or str(values.dtype) != dtype:
             return False
     return True
 
 
 def rows(df: pd.DataFrame, schema: dict[str, str], sep: str, end: str) -> str | None:
-    """The piece's rows (no header) as CSV text, each ending in `end`; None when the piece is not
-    plain enough to be sure of the bytes (see the module docstring)."""
-    if df.empty or list(df.columns) != list(schema):
+    """The piece's rows (no header) as CSV text, each ending in `end`; None when a column's dtype is
+    not one made here (see the module docstring), or for a table of one column (the csv module
+    writes an empty cell there as `""`)."""
+    if not plain(df, schema):
         return None
     cells = []
     for name, dtype in schema.items():
-        column = _column(df[name], dtype)
+        column = _column(df[name], dtype, sep)
         if column is None:
             return None
         cells.append(_pc().fill_null(column, ""))

@@ -28,9 +28,10 @@ import pandas as pd
 
 from analyzer.report import csv_rows
 from analyzer.report.columns import STR, TIME, frame
+from analyzer.report.csv_rows import HAS_FORMULA, neutralise
 from analyzer.report.tables import CHUNK_ROWS, SCHEMAS
 
-# A table: a whole frame, or its rows as a stream of frames in order (`report.tables.Builder.stream`).
+# A table: a whole frame, or its rows as a stream of frames in order (`report.spooled.Spooled.chunks`).
 TableData = pd.DataFrame | Iterable[pd.DataFrame]
 # A table to write beside the base ones: (file name without extension, frame or what makes it, its schema).
 NamedFrame = tuple[str, TableData | Callable[[], TableData], dict[str, str]]
@@ -38,16 +39,6 @@ NamedFrame = tuple[str, TableData | Callable[[], TableData], dict[str, str]]
 FORMATS = ("csv", "jsonl", "parquet")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 LINE_TERMINATOR = "\r\n"  # RFC 4180; also makes the csv writer quote every cell holding a CR or an LF
-# Where a spreadsheet starts reading a formula: at the start of the cell or of any line inside it.
-_FORMULA_START = r"(?<![^\r\n])(?=[=+\-@\t\r])"
-_HAS_FORMULA = r"(?:^|[\r\n])[=+\-@\t\r]"
-_STARTS = frozenset("=+-@\t\r")
-
-
-def neutralise(value: str) -> str:
-    """A cell safe to open in a spreadsheet: a `'` before every formula start, in the cell and after
-    each line break inside it."""
-    return re.sub(_FORMULA_START, "'", value)
 
 
 def _as_text(df: pd.DataFrame, schema: dict[str, str], spreadsheet_safe: bool) -> pd.DataFrame:
@@ -56,7 +47,7 @@ def _as_text(df: pd.DataFrame, schema: dict[str, str], spreadsheet_safe: bool) -
         if dtype == TIME:
             out[col] = out[col].dt.strftime(ISO_FORMAT).astype(STR)
         elif dtype == STR and spreadsheet_safe:
-            mask = out[col].str.contains(_HAS_FORMULA, na=False, regex=True)
+            mask = out[col].str.contains(HAS_FORMULA, na=False, regex=True)
             if mask.any():
                 out.loc[mask, col] = out.loc[mask, col].map(neutralise)
     result: pd.DataFrame = out
@@ -99,7 +90,9 @@ def _cells(col: pd.Series, kind: str | None) -> list[Any]:
 
 def _needs_quote_check(value: str) -> bool:
     """Whether a cell may hold a formula start: at its start, or anywhere after a line break."""
-    return value[0] in _STARTS or (("\r" in value or "\n" in value) and re.search(_HAS_FORMULA, value) is not None)
+    return value[0] in csv_rows.FORMULA_STARTS or (
+        ("\r" in value or "\n" in value) and re.search(HAS_FORMULA, value) is not None
+    )
 
 
 def csv_text(df: pd.DataFrame, schema: dict[str, str]) -> str:

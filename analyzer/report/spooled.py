@@ -1,18 +1,21 @@
 """The spool-backed `Source`: the base tables read straight from a run's spooled records.
 
-`Spooled(records).chunks(table, columns)` reads the table's records back from the spool
-(`records.Spool`) a chunk of `CHUNK_ROWS` at a time, converts only the requested columns (their
-`Column` getters, `report.tables`), names multi-file sessions by file (`capture.localise`) and
-yields the chunk: the whole table is never held, whatever its size.
+`Spooled(records).chunks(table, columns)` reads the table's rows from the spool's Arrow batches
+(`records.Spool.batches`) a chunk of `CHUNK_ROWS` at a time, computes only the requested columns
+from the batch's columns (`report.builder.Declaration.frame`: no record made per row), names
+multi-file sessions by file (`capture.localise`) and yields the chunk: the whole table is never
+held, whatever its size.
 
 Order. Records are mostly made in their table's `ORDER` (a bind when its ack is seen, an attempt as
 its flow ends); calls are recorded when answered and connections when they end, so those are not
 always. Before the first read of a table its sort keys alone are gathered, from the spooled fields
-(`Spool.fields`; with multi-file sessions, from the converted and localised key columns), in the
-compact form (`report.compact`: a text key costs its code). Already in order (the usual case): the
-records stream as they were made. Otherwise the stable permutation of the keys (8 bytes a row) is
-kept, and each chunk is the records at its positions (`Spool.take`, which reads each batch file
-holding some of them once). The result is the rows `sort_values(ORDER, kind="stable")` would give.
+(`Spool.arrow_fields`; with multi-file sessions, from the converted and localised key columns), in
+the compact form (`report.compact`: a text key costs its code). Already in order (the usual case):
+the batches stream as they were made, regrouped into chunks of exactly `CHUNK_ROWS` (the Parquet
+writer's row groups depend on it). Otherwise the stable permutation of the keys (8 bytes a row) is
+kept, and each chunk is the rows at its positions (`Spool.take_batch`, which maps each batch file
+holding some of them once and copies out only those). The result is the rows
+`sort_values(ORDER, kind="stable")` would give.
 
 Small tables (at most `CACHE_ROWS` rows: every table of an ordinary capture) are built whole once
 and kept: the views, the per-host table, the findings and the writer all read them, and each read
@@ -25,7 +28,7 @@ from `frame`, whatever its size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,12 +37,13 @@ import pandas as pd
 from analyzer.capture.localise import FRAME_COLUMNS, localise
 from analyzer.records import Records, Spool
 from analyzer.report.attempts import attempt_chunks, compact_attempts, typed
-from analyzer.report.columns import STR, convert
+from analyzer.report.builder import Builder
+from analyzer.report.columns import STR
 from analyzer.report.compact import Compact
 from analyzer.report.memory import release
 from analyzer.report.order import SortKeys, arrays_order, in_order, sort_order
 from analyzer.report.source import TABLES, empty_table
-from analyzer.report.tables import CHUNK_ROWS, ORDER, Builder
+from analyzer.report.tables import CHUNK_ROWS, ORDER
 
 CACHE_ROWS = 4 * CHUNK_ROWS  # a table this small is built once and kept whole
 
@@ -140,7 +144,7 @@ class Spooled:
         already: for a few thousand rows one sort is cheaper than gathering keys and taking records."""
         decl = self.builder.declaration(table)
         names = {c.name for c in decl.columns}
-        df = convert(decl.columns, decl.rows(list(decl.records), names), decl.context)
+        df = decl.frame(_whole(decl.records), names)
         df = localise(df, table, self.records.frame_maps)
         keys = ORDER.get(table)
         if keys and not in_order(df, keys):
@@ -157,10 +161,9 @@ class Spooled:
                     yield batch.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)[wanted]
             return
         read = set(wanted) | self._localise_needs(table)
-        getters = [c for c in decl.columns if c.name in read]
         maps = self.records.frame_maps
-        for recs in self._record_chunks(table, decl.records):
-            df = convert(getters, decl.rows(recs, read), decl.context)
+        for piece in self._pieces(table, decl.records):
+            df = decl.frame(piece, read)
             if maps:
                 df = localise(df, table, maps)
             yield df if list(df.columns) == wanted else df[wanted]
@@ -172,15 +175,16 @@ class Spooled:
         by, frames = FRAME_COLUMNS[table]
         return {"capture", by, *frames, *_LOCALISE_EXTRA.get(table, ())}
 
-    def _record_chunks(self, table: str, records: Any) -> Iterator[list[Any]]:
-        """The table's records in ORDER, `CHUNK_ROWS` at a time."""
+    def _pieces(self, table: str, records: Any) -> Iterator[Any]:
+        """The table's records in ORDER, `CHUNK_ROWS` at a time: Arrow record batches (a list of
+        records for records in memory, or for a chunk holding one the spool kept as records)."""
         order = self._order(table, records)
         if order is None:
-            yield from _batched(records)
+            yield from _chunked(records)
             return
         for start in range(0, len(order), CHUNK_ROWS):
             at = order[start : start + CHUNK_ROWS]
-            yield records.take(at) if isinstance(records, Spool) else [records[i] for i in at.tolist()]
+            yield records.take_batch(at) if isinstance(records, Spool) else [records[i] for i in at.tolist()]
 
     def _order(self, table: str, records: Any) -> np.ndarray | None:
         """The stable permutation that puts the records in ORDER (None: they are in it), memoised."""
@@ -206,22 +210,50 @@ class Spooled:
     def _convert_in_record_order(self, table: str, records: Any, keys: list[str]) -> Iterator[pd.DataFrame]:
         decl = self.builder.declaration(table)
         read = set(keys) | self._localise_needs(table)
-        getters = [c for c in decl.columns if c.name in read]
-        for chunk in _batched(records):
-            df = convert(getters, decl.rows(chunk, read), decl.context)
-            yield localise(df, table, self.records.frame_maps)[keys]
+        for piece in _chunked(records):
+            yield localise(decl.frame(piece, read), table, self.records.frame_maps)[keys]
 
 
-def _batched(records: Iterable[Any]) -> Iterator[list[Any]]:
-    """Records in lists of at most `CHUNK_ROWS`, in their order."""
-    chunk: list[Any] = []
-    for rec in records:
-        chunk.append(rec)
-        if len(chunk) >= CHUNK_ROWS:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _chunked(records: Any) -> Iterator[Any]:
+    """A spool's records in record order as pieces of exactly `CHUNK_ROWS` (the last: the rest), each
+    an Arrow record batch, or a list of records where the spool kept some as records (a list of
+    records in memory: lists)."""
+    if not isinstance(records, Spool):
+        for start in range(0, len(records), CHUNK_ROWS):
+            yield records[start : start + CHUNK_ROWS]
+        return
+    held: list[Any] = []
+    size = 0
+    for piece in records.batches():
+        rows, at = len(piece) if isinstance(piece, list) else piece.num_rows, 0
+        while at < rows:
+            n = min(CHUNK_ROWS - size, rows - at)
+            held.append(piece[at : at + n] if isinstance(piece, list) else piece.slice(at, n))
+            size, at = size + n, at + n
+            if size == CHUNK_ROWS:
+                yield _joined(records, held)
+                held, size = [], 0
+    if held:
+        yield _joined(records, held)
+
+
+def _joined(spool: Spool[Any], pieces: list[Any]) -> Any:
+    """Consecutive pieces of a spool's batches as one: an Arrow batch, or records if one is."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if any(isinstance(p, list) for p in pieces):
+        return [rec for p in pieces for rec in spool.records_of(p)]
+    import pyarrow as pa
+
+    return pa.concat_batches(pieces)
+
+
+def _whole(records: Any) -> Any:
+    """Every record of a small table as one piece (see `_chunked`)."""
+    if not isinstance(records, Spool):
+        return list(records)
+    pieces = list(records.batches())
+    return _joined(records, pieces) if pieces else records.records_of([])
 
 
 def _concat(parts: list[pd.DataFrame], table: str, columns: Sequence[str] | None) -> pd.DataFrame:

@@ -9,7 +9,7 @@ object, which it prints as it is. Nothing here knows about tables or records.
 
 Every text rendering goes through `printable`: the CLI, `text.py`, `endpoints_text.py`, the findings
 text and the HTML report (which HTML-escapes after it). Two outputs escape differently on purpose:
-`output.neutralise` guards CSV cells against spreadsheet formulas (a file, not a terminal), and
+`csv_rows.neutralise` guards CSV cells against spreadsheet formulas (a file, not a terminal), and
 `zeek.log.escape` follows Zeek's own `\\xNN` rule so that our logs read like Zeek's.
 """
 
