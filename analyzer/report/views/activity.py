@@ -15,6 +15,7 @@ import pandas as pd
 from analyzer.report.columns import INT, STR, TIME
 from analyzer.report.fold import MINUTE_NS, columns, sort_rows, table
 from analyzer.report.lists import add, joined
+from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.views.shape import REJECTED
 
@@ -57,22 +58,28 @@ MATRIX: dict[str, str] = {
 _PAIR = ["client_ip", "server_ip", "interface_uuid", "interface_name"]
 
 
-def timeline(source: Source) -> pd.DataFrame:
-    """RPC activity per minute, per client -> server pair and interface.
+_BIND_TIMES = ["ts", *_PAIR]
+_CALL_TIMES = ["ts", *_PAIR, "fault_code", "request_bytes", "response_bytes", "operation"]
 
-    Answers "what happened when": which host used which service on which other host in each minute,
-    with the operations called, for incident notes. Every bind context item and every call of a known
-    time lands in exactly one row, so the counts add up to the binds and calls tables.
-    """
-    # Per (minute, client, server, uuid, name): [binds, calls, faults, request bytes, response bytes, operations].
-    per: dict[tuple[Any, ...], list[Any]] = {}
-    for chunk in source.chunks("binds", ["ts", *_PAIR]):
-        for ts, *pair in zip(*columns(chunk, ["ts", *_PAIR]), strict=True):
-            if ts is not None:
-                _minute(per, ts, pair)[0] += 1
-    call_columns = ["ts", *_PAIR, "fault_code", "request_bytes", "response_bytes", "operation"]
-    for chunk in source.chunks("calls", call_columns):
-        for ts, c, s, u, n, fault, req, resp, op in zip(*columns(chunk, call_columns), strict=True):
+
+class Timeline:
+    """The timeline as a fold (`report.passes`): per (minute, client, server, uuid, name) its binds,
+    calls, faults, request and response bytes, and operations."""
+
+    def __init__(self) -> None:
+        self.per: dict[tuple[Any, ...], list[Any]] = {}
+
+    def wants(self, table: str) -> list[str] | None:
+        return _BIND_TIMES if table == "binds" else _CALL_TIMES if table == "calls" else None
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        per = self.per
+        if table == "binds":
+            for ts, *pair in zip(*columns(chunk, _BIND_TIMES), strict=True):
+                if ts is not None:
+                    _minute(per, ts, pair)[0] += 1
+            return
+        for ts, c, s, u, n, fault, req, resp, op in zip(*columns(chunk, _CALL_TIMES), strict=True):
             if ts is None:
                 continue
             st = _minute(per, ts, [c, s, u, n])
@@ -81,14 +88,31 @@ def timeline(source: Source) -> pd.DataFrame:
             st[3] += req or 0
             st[4] += resp or 0
             add(st[5], op)
-    names = ["minute", *_PAIR, "binds", "calls", "faults", "request_bytes", "response_bytes"]
-    data: dict[str, list[Any]] = {n: [] for n in [*names, "operations"]}
-    for key, st in per.items():
-        for n, v in zip(names, (*key, *st[:5]), strict=True):
-            data[n].append(v)
-        data["operations"].append(joined(st[5]))
-    ordered = sort_rows(data, ["minute", "client_ip", "server_ip", "interface_name", "interface_uuid"])
-    return table(TIMELINE, ordered)
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        names = ["minute", *_PAIR, "binds", "calls", "faults", "request_bytes", "response_bytes"]
+        data: dict[str, list[Any]] = {n: [] for n in [*names, "operations"]}
+        for key, st in self.per.items():
+            for n, v in zip(names, (*key, *st[:5]), strict=True):
+                data[n].append(v)
+            data["operations"].append(joined(st[5]))
+        ordered = sort_rows(data, ["minute", "client_ip", "server_ip", "interface_name", "interface_uuid"])
+        return table(TIMELINE, ordered)
+
+
+def timeline(source: Source) -> pd.DataFrame:
+    """RPC activity per minute, per client -> server pair and interface.
+
+    Answers "what happened when": which host used which service on which other host in each minute,
+    with the operations called, for incident notes. Every bind context item and every call of a known
+    time lands in exactly one row, so the counts add up to the binds and calls tables.
+    """
+    view = Timeline()
+    fold(source, view)
+    return view.result()
 
 
 def _minute(per: dict[tuple[Any, ...], list[Any]], ts: int, pair: list[Any]) -> list[Any]:
@@ -136,6 +160,54 @@ _LISTED = ["transports", "endpoints", "operations", "auth_levels", "users", "att
 _WHERE = ["ts", "capture", "stream", "pipe_name", "server_port", "transport", "auth_level"]
 
 
+_BIND_WHERE = [*_PAIR, *_WHERE, "ack_result"]
+_CALL_WHERE = [*_PAIR, *_WHERE, "fault_code", "operation", "user", "domain", "attack"]
+
+
+class Matrix:
+    """The matrix as a fold (`report.passes`): a `_Pair` per (client, server, uuid, name)."""
+
+    def __init__(self) -> None:
+        self.per: dict[tuple[Any, ...], _Pair] = {}
+
+    def wants(self, table: str) -> list[str] | None:
+        return _BIND_WHERE if table == "binds" else _CALL_WHERE if table == "calls" else None
+
+    def _pair(self, key: tuple[Any, ...]) -> _Pair:
+        p = self.per.get(key)
+        if p is None:
+            p = self.per[key] = _Pair()
+        return p
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        pair = self._pair
+        if table == "binds":
+            for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, ack in zip(
+                *columns(chunk, _BIND_WHERE), strict=True
+            ):
+                p = pair((c, s, u, n))
+                p.counts[0] += 1
+                p.counts[1] += ack == "acceptance"
+                p.counts[2] += ack in REJECTED
+                p.seen(ts, cap, stream, (transport, _where(pipe, port), None, auth, None, None))
+            return
+        for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, fault, op, user, domain, attack in zip(
+            *columns(chunk, _CALL_WHERE), strict=True
+        ):
+            p = pair((c, s, u, n))
+            p.counts[3] += 1
+            p.counts[4] += fault is not None
+            who = user if domain is None else None if user is None else f"{domain}\\{user}"
+            p.seen(ts, cap, stream, (transport, _where(pipe, port), op, auth, who, attack))
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        rows = _matrix_rows(self.per)
+        return table(MATRIX, sort_rows(rows, ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
+
+
 def matrix(source: Source) -> pd.DataFrame:
     """Client x server x interface: who negotiated which RPC service with whom.
 
@@ -143,34 +215,9 @@ def matrix(source: Source) -> pd.DataFrame:
     (connections, context items bound, accepted and rejected, calls and faults, operations) and with
     what identity (auth levels, DOMAIN\\user). Rejected items count too: an attempt is an answer.
     """
-    per: dict[tuple[Any, ...], _Pair] = {}
-
-    def pair(key: tuple[Any, ...]) -> _Pair:
-        p = per.get(key)
-        if p is None:
-            p = per[key] = _Pair()
-        return p
-
-    for chunk in source.chunks("binds", [*_PAIR, *_WHERE, "ack_result"]):
-        for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, ack in zip(
-            *columns(chunk, [*_PAIR, *_WHERE, "ack_result"]), strict=True
-        ):
-            p = pair((c, s, u, n))
-            p.counts[0] += 1
-            p.counts[1] += ack == "acceptance"
-            p.counts[2] += ack in REJECTED
-            p.seen(ts, cap, stream, (transport, _where(pipe, port), None, auth, None, None))
-    call_columns = [*_PAIR, *_WHERE, "fault_code", "operation", "user", "domain", "attack"]
-    for chunk in source.chunks("calls", call_columns):
-        for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, fault, op, user, domain, attack in zip(
-            *columns(chunk, call_columns), strict=True
-        ):
-            p = pair((c, s, u, n))
-            p.counts[3] += 1
-            p.counts[4] += fault is not None
-            who = user if domain is None else None if user is None else f"{domain}\\{user}"
-            p.seen(ts, cap, stream, (transport, _where(pipe, port), op, auth, who, attack))
-    return table(MATRIX, sort_rows(_matrix_rows(per), ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
+    view = Matrix()
+    fold(source, view)
+    return view.result()
 
 
 def _where(pipe: str | None, port: int | None) -> str | None:
