@@ -16,12 +16,14 @@ from analyzer.pipeline import Progress
 from analyzer.records import Records
 from analyzer.report import csv_rows, views
 from analyzer.report.attempts import ATTEMPTS, typed
-from analyzer.report.hosts import hosts_frame
+from analyzer.report.counts import RunCounts
+from analyzer.report.hosts import Hosts
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
+from analyzer.report.passes import PASS_ORDER, Pass
 from analyzer.report.source import Source
 from analyzer.report.spooled import Spooled
-from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Tables
+from analyzer.report.tables import CHUNK_ROWS, HOSTS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 
@@ -90,9 +92,28 @@ class AnalysisResult:
     def captures(self) -> pd.DataFrame:
         return self._spooled.table("captures")
 
-    @cached_property
+    @property
     def hosts(self) -> pd.DataFrame:
-        return hosts_frame(self.source)
+        return self._folded("hosts")  # type: ignore[no-any-return]
+
+    @property
+    def counts(self) -> RunCounts:
+        """What the run summary counts (`report.counts`): rows per capture and table, services."""
+        return self._folded("counts")  # type: ignore[no-any-return]
+
+    def _folded(self, name: str) -> Any:
+        """A reader's result (`READERS`), made by a pass of its own unless a pass made it already."""
+        if name not in self.__dict__:
+            self._pass([name]).finish()
+        return self.__dict__[name]
+
+    def _pass(self, names: Iterable[str]) -> Pass:
+        """One pass over the base tables (`report.passes`) for the named readers not made yet, each
+        kept as an attribute when the pass finishes."""
+        made = self.__dict__
+        return Pass(
+            self.source, [_Kept(name, _reader(name, self.rule_files), made) for name in names if name not in made]
+        )
 
     @property
     def source(self) -> Source:
@@ -124,30 +145,27 @@ class AnalysisResult:
         (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
         return self._spooled.table("attempts")
 
-    @cached_property
+    @property
     def endpoint_inventory(self) -> pd.DataFrame:
         """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
         used, with `status` announced-only, announced-and-used or used-without-announcement."""
-        return views.endpoint_inventory(self.source)
+        return self._folded("endpoint_inventory")  # type: ignore[no-any-return]
 
-    @cached_property
+    @property
     def timeline(self) -> pd.DataFrame:
         """Binds, calls, faults and bytes per minute, client -> server pair and interface."""
-        return views.timeline(self.source)
+        return self._folded("timeline")  # type: ignore[no-any-return]
 
-    @cached_property
+    @property
     def matrix(self) -> pd.DataFrame:
         """Client x server x interface: where, how often and as whom each service was negotiated."""
-        return views.matrix(self.source)
+        return self._folded("matrix")  # type: ignore[no-any-return]
 
-    @cached_property
+    @property
     def findings(self) -> pd.DataFrame:
         """Attacks, reconnaissance and risky admin actions found by the rules (see analyzer.findings), most
         severe first: one row per technique, client, server and burst of activity."""
-        from analyzer import findings
-
-        rules = findings.load_rules(self.rule_files)
-        return findings.compute(self.source, rules)
+        return self._folded("findings")  # type: ignore[no-any-return]
 
     def add_findings(self, extra: pd.DataFrame) -> None:
         """Add the rows of another producer of findings (Sigma matches, same columns) to `findings`."""
@@ -168,10 +186,10 @@ class AnalysisResult:
             piece = table.iloc[start : start + CHUNK_ROWS]
             yield piece if csv and csv_rows.plain(piece, ATTEMPTS) else typed(piece)
 
-    @cached_property
+    @property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
-        return views.data_quality(self.source)
+        return self._folded("data_quality")  # type: ignore[no-any-return]
 
     def view_items(self) -> list[NamedFrame]:
         """The views as (name, what makes the DataFrame, schema), in the order they are written, then
@@ -193,8 +211,9 @@ class AnalysisResult:
         ncalrpc (local) endpoints are left out of its inventory unless include_local."""
         from analyzer.report.html import render
 
+        self._pass([*READERS, "figures"]).finish()  # every reader the report shows, in one pass
         shown = {name: getattr(self, name) for name in (*views.VIEW_SCHEMAS, "findings")}
-        return render(self.source, self.hosts, shown, title, include_local)
+        return render(self._folded("figures"), self.hosts, shown, title, include_local)
 
     @property
     def errors(self) -> list[str]:
@@ -223,14 +242,25 @@ class AnalysisResult:
         elif partitioned and fmt == "parquet":
             from analyzer.report.partitioned import write_partitioned
 
+            self._pass(READERS).finish()
             written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
             written += write_tables({}, out_dir, fmt, self.view_items())
         else:
-            # The base tables first, streamed from where the views read them, then the views.
-            source = self.source
-            base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
+            # One pass over each base table: the writer takes every chunk, and every reader not made
+            # yet (`READERS`) folds it. The tables come in the pass's order, then the per-host table,
+            # the views and the findings the pass made, and the attempts.
+            sweep = self._pass(READERS)
+            base = {name: sweep.chunks(name, everything=True) for name in PASS_ORDER if name in SCHEMAS}
+
+            def hosts() -> pd.DataFrame:
+                sweep.finish()
+                return self.hosts
+
             attempts: NamedFrame = ("attempts", partial(self._attempt_slices, csv=fmt == "csv"), ATTEMPTS)
-            written = write_tables(base, out_dir, fmt, [*self.view_items(), attempts])
+            extra: list[NamedFrame] = [("hosts", hosts, HOSTS), *self.view_items(), attempts]
+            written = write_tables(base, out_dir, fmt, extra)
+            order = [*SCHEMAS, *(name for name, _, _ in extra)]
+            written.sort(key=lambda path: order.index(path.stem))  # listed as ever: the tables, then the rest
             self._spooled.forget()  # the big tables whole readers needed are written: not kept after
         write_manifest(
             out_dir,
@@ -242,6 +272,44 @@ class AnalysisResult:
             digests=self.input_digests,
         )
         return written
+
+
+# The readers one pass over the base tables feeds (`report.passes`), by the attribute each makes.
+READERS = ("hosts", *views.VIEW_SCHEMAS, "findings", "counts")
+
+
+def _reader(name: str, rule_files: tuple[str, ...]) -> Any:
+    """The fold that makes the reader `name` (`READERS`, or `figures` for the HTML report)."""
+    if name == "hosts":
+        return Hosts()
+    if name == "counts":
+        return RunCounts()
+    if name == "figures":
+        from analyzer.report.figures import FiguresFold
+
+        return FiguresFold()
+    if name == "findings":
+        from analyzer import findings
+
+        return findings.Findings(findings.load_rules(rule_files))
+    return views.FOLDS[name]()
+
+
+class _Kept:
+    """A reader's fold whose result is kept in `made` (the result's attributes) under its name."""
+
+    def __init__(self, name: str, fold: Any, made: dict[str, Any]) -> None:
+        self.name, self.fold, self.made = name, fold, made
+
+    def wants(self, table: str) -> Sequence[str] | None:
+        return self.fold.wants(table)  # type: ignore[no-any-return]
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        self.fold.add(table, chunk)
+
+    def done(self, source: Source) -> None:
+        self.fold.done(source)
+        self.made[self.name] = self.fold.result()
 
 
 class _ResultSource:

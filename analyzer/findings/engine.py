@@ -28,10 +28,9 @@ import pandas as pd
 from analyzer.findings.context import ROLES, DomainControllers, shaped, with_roles
 from analyzer.findings.evidence import MAX_ARGUMENT, MAX_FRAMES, Rows, listed
 from analyzer.findings.rules import CONFIDENCES, SEVERITIES, SOURCES, Rule
-from analyzer.findings.schema import FINDINGS, frame
+from analyzer.findings.schema import FINDINGS, empty, frame
 from analyzer.findings.select import KeyIndex, Plan, Selector
 from analyzer.findings.stream import Emitted, RuleStream
-from analyzer.report.passes import fold
 from analyzer.report.source import Source, empty_table
 from analyzer.report.tables import CHUNK_ROWS
 
@@ -257,11 +256,11 @@ class Findings:
             self.violations, self.where = [], []
         self.found = self.run.finish(source)
 
-    def result(self) -> pd.DataFrame | None:
-        """Every rule over the source's tables, most severe first; None when no table that can raise
-        findings (calls, binds, endpoints, attempts) has rows."""
+    def result(self) -> pd.DataFrame:
+        """Every rule over the source's tables, most severe first; no rows either when no table that
+        can raise findings (calls, binds, endpoints, attempts) has rows."""
         if self.found is None:
-            return None
+            return empty()
         df = frame(_merge(self.found))
         if df.empty:
             return df
@@ -269,10 +268,3 @@ class Findings:
         order = df.assign(_r=rank).sort_values(["_r", "capture", "first_ts", "first_frame"], kind="stable")
         out: pd.DataFrame = order.drop(columns="_r").reset_index(drop=True)[list(FINDINGS)]
         return out
-
-
-def run_rules(rules: list[Rule], source: Source) -> pd.DataFrame | None:
-    """Every rule over the source's tables in one pass (see `Findings.result`)."""
-    found = Findings(rules)
-    fold(source, found)
-    return found.result()
