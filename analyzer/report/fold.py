@@ -93,3 +93,70 @@ def table(schema: dict[str, str], data: dict[str, list[Any]]) -> pd.DataFrame:
             out[col] = pd.array(values, dtype=cast(Any, dtype))
     df: pd.DataFrame = pd.DataFrame(out, columns=list(schema))
     return df
+
+
+class Grouped:
+    """A chunk's rows grouped by their distinct values of `keys` (missing is a value like any other),
+    for a fold to add up a group at a time instead of a row at a time: a flood's chunk of thousands of
+    rows alike is a group or two. Groups are numbered in the order their first rows come (so a fold
+    meets them in table order), and their sizes, counts, sums, minima and maxima are made column-wise.
+
+    Measured on the binds flood (40 k connections, 40 k bind items), the per-row loops of the per-host
+    table and the matrix were 0.14 s and 0.07 s of CPU; per group they are a few milliseconds."""
+
+    def __init__(self, chunk: pd.DataFrame, keys: Sequence[str]) -> None:
+        self.chunk = chunk
+        codes = np.zeros(len(chunk), dtype=np.int64)
+        for key in keys:  # combined a column at a time, renumbered each time: never overflows
+            more, uniques = pd.factorize(chunk[key], use_na_sentinel=True)
+            codes = pd.factorize(codes * (len(uniques) + 1) + (more + 1))[0]
+        self.codes: np.ndarray = codes
+        self.first: np.ndarray = np.unique(codes, return_index=True)[1]  # by code: first-come order
+        self.n = len(self.first)
+
+    def values(self, names: Sequence[str]) -> list[list[Any]]:
+        """Each named column's value in each group (at its first row), as `cells` gives them."""
+        return columns(self.chunk.iloc[self.first], names)
+
+    def rows(self, names: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Each group's values of the named columns, as a tuple (`values` zipped)."""
+        return list(zip(*self.values(names), strict=True))
+
+    def sizes(self) -> list[int]:
+        sizes: list[int] = np.bincount(self.codes, minlength=self.n).tolist()
+        return sizes
+
+    def counts(self, mask: np.ndarray) -> list[int]:
+        """Per group, its rows where `mask` holds."""
+        counted: list[int] = np.bincount(self.codes[mask], minlength=self.n).tolist()
+        return counted
+
+    def sums(self, column: str) -> list[int]:
+        """Per group, the sum of an integer column (missing as 0)."""
+        values = self.chunk[column].to_numpy(dtype=np.int64, na_value=0)
+        out = np.zeros(self.n, dtype=np.int64)
+        np.add.at(out, self.codes, values)
+        summed: list[int] = out.tolist()
+        return summed
+
+    def earliest(self, column: str) -> list[int | None]:
+        """Per group, the earliest time of a time column in nanoseconds (None: none known)."""
+        ns = _ns(self.chunk[column])
+        out = np.full(self.n, _MAX, dtype=np.int64)
+        np.minimum.at(out, self.codes, np.where(ns == _NAT, _MAX, ns))
+        return [None if v == _MAX else v for v in out.tolist()]
+
+    def latest(self, column: str) -> list[int | None]:
+        """Per group, the latest time of a time column in nanoseconds (None: none known)."""
+        out = np.full(self.n, _NAT, dtype=np.int64)
+        np.maximum.at(out, self.codes, _ns(self.chunk[column]))
+        return [None if v == _NAT else v for v in out.tolist()]
+
+
+_MAX = np.iinfo(np.int64).max
+
+
+def _ns(s: pd.Series) -> np.ndarray:
+    """A time column's nanoseconds, NaT as `_NAT`."""
+    ns: np.ndarray = pd.DatetimeIndex(s).as_unit("ns").asi8
+    return ns

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.records import Records
-from analyzer.report.fold import columns, table
+from analyzer.report.fold import Grouped, earliest, latest, table
 from analyzer.report.lists import add, joined, port_ranges
 from analyzer.report.passes import fold
 from analyzer.report.source import Frames, Source
@@ -77,16 +77,17 @@ class Hosts:
         return _READS.get(table)
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
-        cols = columns(chunk, _READS[table])
+        """A chunk added up a group of rows alike at a time (`fold.Grouped`)."""
         if table == "connections":
-            _connections(self.per, self.made, cols)
+            _connections(self.per, self.made, chunk)
         elif table == "binds":
-            _binds(self.per, cols)
+            _binds(self.per, chunk)
         elif table == "calls":
-            _calls(self.per, cols)
+            _calls(self.per, chunk)
         else:
-            for server in cols[0]:
-                _host(self.per, "server", server).counts[6] += 1
+            g = Grouped(chunk, ["epm_server_ip"])
+            for n, server in zip(g.sizes(), g.values(["epm_server_ip"])[0], strict=True):
+                _host(self.per, "server", server).counts[6] += n
 
     def done(self, source: Source) -> None:
         pass
@@ -114,51 +115,48 @@ def _host(per: _Hosts, role: str, me: str | None) -> _Host:
     return host
 
 
-def _binds(per: _Hosts, cols: list[list[Any]]) -> None:
-    for server, client, name, uuid, auth, ack in zip(*cols, strict=True):
+def _binds(per: _Hosts, chunk: pd.DataFrame) -> None:
+    g = Grouped(chunk, _BIND_COLUMNS)
+    for n, (server, client, name, uuid, auth, ack) in zip(g.sizes(), g.rows(_BIND_COLUMNS), strict=True):
         for host in (_host(per, "server", server), _host(per, "client", client)):
-            host.counts[1] += 1
-            host.counts[2] += ack == "acceptance"
-            host.counts[3] += ack in REJECTED
+            host.counts[1] += n
+            host.counts[2] += n if ack == "acceptance" else 0
+            host.counts[3] += n if ack in REJECTED else 0
             add(host.auth_levels, auth)
             if ack == "acceptance":
                 host.interface(name, uuid)
 
 
-def _calls(per: _Hosts, cols: list[list[Any]]) -> None:
-    for server, client, name, uuid, auth, user, domain, fault in zip(*cols, strict=True):
+def _calls(per: _Hosts, chunk: pd.DataFrame) -> None:
+    keys = _CALL_COLUMNS[:-1]  # the fault is counted, not grouped by
+    g = Grouped(chunk, keys)
+    faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
+    for n, f, (server, client, name, uuid, auth, user, domain) in zip(g.sizes(), faults, g.rows(keys), strict=True):
         who = user if domain is None else None if user is None else f"{domain}\\{user}"
         for host in (_host(per, "server", server), _host(per, "client", client)):
-            host.counts[4] += 1
-            host.counts[5] += fault is not None
+            host.counts[4] += n
+            host.counts[5] += f
             add(host.auth_levels, auth)
             add(host.users, who)
             host.interface(name, uuid)
 
 
-def _connections(per: _Hosts, made: set[tuple[str, str | None]], cols: list[list[Any]]) -> None:
-    """One chunk of connections into both of their hosts. The hot loop of a flood of connections: each
-    list value is checked inline (text is listed when it is not missing or empty, as `lists.add` does)."""
-    for server, client, capture, transport, port, pipe, first, last in zip(*cols, strict=True):
+def _connections(per: _Hosts, made: set[tuple[str, str | None]], chunk: pd.DataFrame) -> None:
+    """One chunk of connections into both of their hosts, a group of connections alike (but for
+    their times) at a time."""
+    g = Grouped(chunk, _CONNECTION_COLUMNS)
+    groups = zip(g.sizes(), g.earliest("first_ts"), g.latest("last_ts"), g.rows(_CONNECTION_COLUMNS), strict=True)
+    for n, first, last, (server, client, capture, transport, port, pipe) in groups:
         for role, me, peer in (("server", server, client), ("client", client, server)):
             if me is None:
                 continue
-            host = per.get((role, me))
-            if host is None:
-                host = per[(role, me)] = _Host()
+            host = _host(per, role, me)
             made.add((role, me))
-            host.counts[0] += 1
-            if first is not None and (host.first is None or first < host.first):
-                host.first = first
-            if last is not None and (host.last is None or last > host.last):
-                host.last = last
-            captures, transports, pipes = host.lists[:3]
-            if capture:
-                captures.add(capture)
-            if transport:
-                transports.add(transport)
-            if pipe:
-                pipes.add(pipe)
+            host.counts[0] += n
+            host.first, host.last = earliest(host.first, first), latest(host.last, last)
+            add(host.lists[0], capture)
+            add(host.lists[1], transport)
+            add(host.lists[2], pipe)
             if port is not None:
                 host.ports.add(port)
             if peer is not None:
