@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any, cast
 
 import numpy as np
@@ -139,6 +140,19 @@ class Grouped:
         summed: list[int] = out.tolist()
         return summed
 
+    def distinct(self, column: str) -> list[np.ndarray]:
+        """Per group, the distinct known values of an integer column, sorted (int64)."""
+        known = self.chunk[column].notna().to_numpy(dtype=bool)
+        values = self.chunk[column].to_numpy(dtype=np.int64, na_value=0)[known]
+        codes = self.codes[known]
+        order = np.lexsort((values, codes))
+        values, codes = values[order], codes[order]
+        new = np.ones(len(values), dtype=bool)
+        new[1:] = (values[1:] != values[:-1]) | (codes[1:] != codes[:-1])
+        values, codes = values[new], codes[new]
+        bounds = np.searchsorted(codes, np.arange(self.n + 1)).tolist()
+        return [values[a:b] for a, b in pairwise(bounds)]
+
     def earliest(self, column: str) -> list[int | None]:
         """Per group, the earliest time of a time column in nanoseconds (None: none known)."""
         ns = _ns(self.chunk[column])
@@ -154,6 +168,13 @@ class Grouped:
 
 
 _MAX = np.iinfo(np.int64).max
+
+
+def minutes(s: pd.Series) -> np.ndarray:
+    """A time column of known times as the minute each falls in, in nanoseconds (`MINUTE_NS` steps)."""
+    ns = _ns(s)
+    minute: np.ndarray = ns - ns % MINUTE_NS
+    return minute
 
 
 def _ns(s: pd.Series) -> np.ndarray:

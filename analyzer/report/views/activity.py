@@ -1,19 +1,22 @@
 """Activity views: the timeline (RPC activity per minute, host pair and interface) and the matrix
 (client x server x interface: who negotiated which service with whom, where and how often).
 
-Both are folded from the binds and calls chunks (`report.fold`): per key, counts and byte sums add,
+Both are folded from the binds and calls chunks (`report.fold`), a group of rows alike at a time
+(`fold.Grouped`): per key, counts and byte sums add,
 first and last seen take min and max, and the listed values (operations, transports, endpoints, auth
 levels, users, attack techniques) are kept as sets, bounded by the distinct values of each key. The
-matrix also keeps the connections of each key (stream numbers per capture) to count them."""
+matrix also keeps the connections of each key (stream numbers per capture, as sorted int64 arrays:
+a binds flood's 200 k connections are 1.6 MB, not a set of 200 k objects) to count them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import MINUTE_NS, columns, sort_rows, table
+from analyzer.report.fold import Grouped, earliest, latest, minutes, sort_rows, table
 from analyzer.report.lists import add, joined
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
@@ -73,20 +76,26 @@ class Timeline:
         return _BIND_TIMES if table == "binds" else _CALL_TIMES if table == "calls" else None
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
-        per = self.per
-        if table == "binds":
-            for ts, *pair in zip(*columns(chunk, _BIND_TIMES), strict=True):
-                if ts is not None:
-                    _minute(per, ts, pair)[0] += 1
+        """A chunk added up per minute and key (`fold.Grouped`); rows of unknown time are left out."""
+        known = chunk[chunk["ts"].notna().to_numpy(dtype=bool)]
+        if known.empty:
             return
-        for ts, c, s, u, n, fault, req, resp, op in zip(*columns(chunk, _CALL_TIMES), strict=True):
-            if ts is None:
-                continue
-            st = _minute(per, ts, [c, s, u, n])
-            st[1] += 1
-            st[2] += fault is not None
-            st[3] += req or 0
-            st[4] += resp or 0
+        timed = known.assign(ts=minutes(known["ts"]))
+        if table == "binds":
+            g = Grouped(timed, _BIND_TIMES)
+            for n, (minute, *pair) in zip(g.sizes(), g.rows(_BIND_TIMES), strict=True):
+                _minute(self.per, minute, pair)[0] += n
+            return
+        keys = [*_BIND_TIMES, "operation"]
+        g = Grouped(timed, keys)
+        faults = g.counts(timed["fault_code"].notna().to_numpy(dtype=bool))
+        sums = zip(g.sums("request_bytes"), g.sums("response_bytes"), strict=True)
+        for n, f, (req, resp), (minute, c, s, u, name, op) in zip(g.sizes(), faults, sums, g.rows(keys), strict=True):
+            st = _minute(self.per, minute, [c, s, u, name])
+            st[1] += n
+            st[2] += f
+            st[3] += req
+            st[4] += resp
             add(st[5], op)
 
     def done(self, source: Source) -> None:
@@ -115,8 +124,8 @@ def timeline(source: Source) -> pd.DataFrame:
     return view.result()
 
 
-def _minute(per: dict[tuple[Any, ...], list[Any]], ts: int, pair: list[Any]) -> list[Any]:
-    key = (ts - ts % MINUTE_NS, *pair)
+def _minute(per: dict[tuple[Any, ...], list[Any]], minute: int, pair: list[Any]) -> list[Any]:
+    key = (minute, *pair)
     st = per.get(key)
     if st is None:
         st = per[key] = [0, 0, 0, 0, 0, set()]
@@ -134,25 +143,20 @@ class _Pair:
         self.first: int | None = None
         self.last: int | None = None
         self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
-        self.streams: dict[str, set[int]] = {}
+        # Per capture, its distinct stream numbers, sorted: 8 bytes a connection, not a set's object.
+        self.streams: dict[str, np.ndarray] = {}
 
-    def seen(self, ts: int | None, capture: str | None, stream: int | None, listed: tuple[Any, ...]) -> None:
-        """A bind item or a call: its time, connection and listed values (in `_LISTED` order). The hot
-        loop of a flood of binds: the time and each value are checked inline (text is listed when it is
-        not missing or empty, as `lists.add` does)."""
-        if ts is not None:
-            if self.first is None or ts < self.first:
-                self.first = ts
-            if self.last is None or ts > self.last:
-                self.last = ts
-        if capture is not None and stream is not None:
-            streams = self.streams.get(capture)
-            if streams is None:
-                streams = self.streams[capture] = set()
-            streams.add(stream)
+    def seen(
+        self, first: int | None, last: int | None, capture: str | None, streams: np.ndarray, listed: tuple[Any, ...]
+    ) -> None:
+        """Bind items or calls alike: their first and last times, connections (stream numbers) and
+        listed values (in `_LISTED` order)."""
+        self.first, self.last = earliest(self.first, first), latest(self.last, last)
+        if capture is not None and len(streams):
+            held = self.streams.get(capture)
+            self.streams[capture] = streams if held is None else np.union1d(held, streams)
         for values, v in zip(self.lists, listed, strict=True):
-            if v:
-                values.add(v)
+            add(values, v)
 
 
 # The matrix's listed columns, in the order `_Pair.lists` holds them.
@@ -162,6 +166,9 @@ _WHERE = ["ts", "capture", "stream", "pipe_name", "server_port", "transport", "a
 
 _BIND_WHERE = [*_PAIR, *_WHERE, "ack_result"]
 _CALL_WHERE = [*_PAIR, *_WHERE, "fault_code", "operation", "user", "domain", "attack"]
+# What rows of a group share (their times, streams and faults are added up column-wise).
+_BIND_KEYS = [c for c in _BIND_WHERE if c not in ("ts", "stream")]
+_CALL_KEYS = [c for c in _CALL_WHERE if c not in ("ts", "stream", "fault_code")]
 
 
 class Matrix:
@@ -180,25 +187,29 @@ class Matrix:
         return p
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
-        pair = self._pair
+        """A chunk added up a group of rows alike (but for their times and connections) at a time."""
+        keys = _BIND_KEYS if table == "binds" else _CALL_KEYS
+        g = Grouped(chunk, keys)
+        sizes, rows = g.sizes(), g.rows(keys)
+        times = zip(g.earliest("ts"), g.latest("ts"), g.distinct("stream"), strict=True)
         if table == "binds":
-            for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, ack in zip(
-                *columns(chunk, _BIND_WHERE), strict=True
+            for n, (first, last, streams), (c, s, u, name, cap, pipe, port, transport, auth, ack) in zip(
+                sizes, times, rows, strict=True
             ):
-                p = pair((c, s, u, n))
-                p.counts[0] += 1
-                p.counts[1] += ack == "acceptance"
-                p.counts[2] += ack in REJECTED
-                p.seen(ts, cap, stream, (transport, _where(pipe, port), None, auth, None, None))
+                p = self._pair((c, s, u, name))
+                p.counts[0] += n
+                p.counts[1] += n if ack == "acceptance" else 0
+                p.counts[2] += n if ack in REJECTED else 0
+                p.seen(first, last, cap, streams, (transport, _where(pipe, port), None, auth, None, None))
             return
-        for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, fault, op, user, domain, attack in zip(
-            *columns(chunk, _CALL_WHERE), strict=True
-        ):
-            p = pair((c, s, u, n))
-            p.counts[3] += 1
-            p.counts[4] += fault is not None
+        faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
+        for n, f, (first, last, streams), row in zip(sizes, faults, times, rows, strict=True):
+            c, s, u, name, cap, pipe, port, transport, auth, op, user, domain, attack = row
+            p = self._pair((c, s, u, name))
+            p.counts[3] += n
+            p.counts[4] += f
             who = user if domain is None else None if user is None else f"{domain}\\{user}"
-            p.seen(ts, cap, stream, (transport, _where(pipe, port), op, auth, who, attack))
+            p.seen(first, last, cap, streams, (transport, _where(pipe, port), op, auth, who, attack))
 
     def done(self, source: Source) -> None:
         pass
@@ -231,7 +242,7 @@ def _matrix_rows(per: dict[tuple[Any, ...], _Pair]) -> dict[str, list[Any]]:
     for key, p in per.items():
         for n, v in zip([*_PAIR, *counted], (*key, *p.counts), strict=True):
             data[n].append(v)
-        data["connections"].append(sum(len(s) for s in p.streams.values()))
+        data["connections"].append(sum(len(streams) for streams in p.streams.values()))
         data["first_seen"].append(p.first)
         data["last_seen"].append(p.last)
         for n, values in zip(_LISTED, p.lists, strict=True):
