@@ -96,6 +96,17 @@ def table(schema: dict[str, str], data: dict[str, list[Any]]) -> pd.DataFrame:
     return df
 
 
+def typed(schema: dict[str, str], data: dict[str, Any], n: int) -> pd.DataFrame:
+    """`table` for columns already made column-wise (arrays, pandas arrays): each given column cast
+    to the schema's dtype, any other all missing; `n` rows."""
+    out: dict[str, Any] = {}
+    for col, dtype in schema.items():
+        values = data.get(col)
+        out[col] = pd.array([None] * n if values is None else values, dtype=cast(Any, dtype))
+    df: pd.DataFrame = pd.DataFrame(out, columns=list(schema))
+    return df
+
+
 class Grouped:
     """A chunk's rows grouped by their distinct values of `keys` (missing is a value like any other),
     for a fold to add up a group at a time instead of a row at a time: a flood's chunk of thousands of

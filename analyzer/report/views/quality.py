@@ -17,7 +17,7 @@ import pandas as pd
 
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
-from analyzer.report.fold import columns, table
+from analyzer.report.fold import Grouped, columns, table, typed
 from analyzer.report.lists import add, joined
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
@@ -317,34 +317,47 @@ def _connection_rows(
     The connection's own columns pass through as the chunk's lists; per row only its counters, kinds
     and summary are made, the summary once per distinct combination of what it says in the chunk (a
     flood's connections mostly say the same)."""
-    data = dict(zip(_ALL_CONNECTION, columns(chunk, _ALL_CONNECTION), strict=True))
-    data["scope"] = ["connection"] * len(data["capture"])
-    data["midstream"] = [int(bool(m)) for m in data["midstream"]]
-    counted: list[list[int]] = [[] for _ in _COUNTERS]
-    data["violation_kinds"], data["summary"] = [], []
-    nothing = [0] * len(_COUNTERS)
-    said: dict[tuple[Any, ...], str] = {}
-    for capture, stream, transport, end, gaps, midstream in zip(
-        *(data[c] for c in ("capture", "stream", "transport", "end", "gaps", "midstream")), strict=True
-    ):
-        counts = per.get((capture, stream), nothing)
-        for values, n in zip(counted, counts, strict=True):
-            values.append(n)
-        kinds_text = joined(kinds.get((capture, stream)))
-        data["violation_kinds"].append(kinds_text)
-        what = (transport, end, gaps, midstream, kinds_text, *counts)
-        summary = said.get(what)
-        if summary is None:
-            row = {"scope": "connection", "transport": transport, "end": end, "gaps": gaps, "midstream": midstream}
-            row.update(zip(_COUNTERS, counts, strict=True), violation_kinds=kinds_text)
-            summary = said[what] = _summary(row)
-        data["summary"].append(summary)
-        if capture is not None:
-            total = sums.get(capture) or sums.setdefault(capture, [0] * 7)
-            for i, n in enumerate([*(counts[at] for at in _SUMMED_AT), gaps or 0, midstream]):
-                total[i] += n
-    data.update(zip(_COUNTERS, counted, strict=True))
-    return table(DATA_QUALITY, data)
+    n = len(chunk)
+    keys = list(zip(*columns(chunk, ["capture", "stream"]), strict=True))
+    counted = np.zeros((len(_COUNTERS), n), dtype=np.int64)
+    kinds_text = np.full(n, None, dtype=object)
+    for i in [i for i, k in enumerate(keys) if k in per or k in kinds]:  # most of a flood's have nothing
+        counted[:, i] = per.get(keys[i], 0)
+        kinds_text[i] = joined(kinds.get(keys[i]))
+    midstream = chunk["midstream"].to_numpy(dtype=bool, na_value=False).astype(np.int64)
+    said = pd.DataFrame(
+        {"transport": chunk["transport"].array, "end": chunk["end"].array, "gaps": chunk["gaps"].array}
+        | {"midstream": midstream, "violation_kinds": kinds_text}
+        | {c: counted[i] for i, c in enumerate(_COUNTERS)}
+    )
+    said_by = Grouped(said, list(said.columns))
+    summaries = np.array([_connection_summary(w) for w in said_by.rows(list(said.columns))], dtype=object)
+    out: dict[str, Any] = {c: chunk[c].array for c in _ALL_CONNECTION if c != "midstream"}
+    out |= {"scope": np.full(n, "connection", dtype=object), "midstream": midstream, "violation_kinds": kinds_text}
+    out |= {c: counted[i] for i, c in enumerate(_COUNTERS)} | {"summary": summaries[said_by.codes]}
+    gaps = chunk["gaps"].to_numpy(dtype=np.int64, na_value=0)
+    _add_sums(sums, chunk["capture"], [*(counted[at] for at in _SUMMED_AT), gaps, midstream])
+    return typed(DATA_QUALITY, out, n)
+
+
+def _connection_summary(what: tuple[Any, ...]) -> str:
+    """The summary of a connection that says `what` (transport, end, gaps, midstream, kinds, counters)."""
+    transport, end, gaps, midstream, kinds_text, *counts = what
+    row = {"scope": "connection", "transport": transport, "end": end, "gaps": gaps, "midstream": midstream}
+    row.update(zip(_COUNTERS, counts, strict=True), violation_kinds=kinds_text)
+    return _summary(row)
+
+
+def _add_sums(sums: dict[str, list[int]], capture: pd.Series, values: list[np.ndarray]) -> None:
+    """What the chunk's connections add to their captures' rows (`values`: per summed column, a
+    value per connection), column-wise per capture."""
+    codes, captures = pd.factorize(capture, use_na_sentinel=True)
+    known = codes >= 0
+    for i, column in enumerate(values):
+        added = np.zeros(len(captures), dtype=np.int64)
+        np.add.at(added, codes[known], column[known])
+        for cap, total in zip(captures, added.tolist(), strict=True):
+            (sums.get(cap) or sums.setdefault(cap, [0] * 7))[i] += total
 
 
 def _capture_rows(chunks: list[pd.DataFrame], files: dict[str, _File], sums: dict[str, list[int]]) -> pd.DataFrame:
