@@ -164,6 +164,25 @@ class Grouped:
         bounds = np.searchsorted(codes, np.arange(self.n + 1)).tolist()
         return [values[a:b] for a, b in pairwise(bounds)]
 
+    def earliest_rows(self, ts: str, frame: str) -> pd.DataFrame:
+        """Per group, its earliest row by time, then frame (missing after known), the first such in
+        table order: where a stable sort would put the group's first row."""
+        t = _ns(self.chunk[ts])
+        f = self.chunk[frame]
+        order = np.lexsort(
+            (
+                np.arange(len(t)),
+                f.to_numpy(dtype=np.int64, na_value=0),
+                f.isna().to_numpy(dtype=bool),
+                t,
+                t == _NAT,
+                self.codes,
+            )
+        )
+        starts = np.flatnonzero(np.diff(self.codes[order], prepend=-1) != 0)
+        rows: pd.DataFrame = self.chunk.iloc[order[starts]]
+        return rows
+
     def earliest(self, column: str) -> list[int | None]:
         """Per group, the earliest time of a time column in nanoseconds (None: none known)."""
         ns = _ns(self.chunk[column])

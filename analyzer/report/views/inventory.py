@@ -9,13 +9,12 @@ servers, the EPM answers naming it (capture and frame: bounded by those answers)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import columns, earliest, latest, sort_rows, table
+from analyzer.report.fold import Grouped, columns, earliest, latest, sort_rows, table
 from analyzer.report.lists import add, joined
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
@@ -133,14 +132,12 @@ class Inventory:
         return _READS.get(table)
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
-        cols = columns(chunk, _READS[table])
         if table == "endpoints":
-            _announced(self.per, cols)
+            _announced(self.per, columns(chunk, _READS[table]))
         elif table == "binds":
-            rows = [row[:-1] for row in zip(*cols, strict=True) if row[-1] == "acceptance"]
-            _used(self.per, 1, rows)
+            _used(self.per, 1, chunk[(chunk["ack_result"] == "acceptance").to_numpy(dtype=bool, na_value=False)])
         else:
-            _used(self.per, 0, [row for row in zip(*cols, strict=True) if row[1] is not None])
+            _used(self.per, 0, chunk[chunk["interface_uuid"].notna().to_numpy(dtype=bool)])
 
     def done(self, source: Source) -> None:
         pass
@@ -186,18 +183,31 @@ def _announced(per: _Entries, cols: list[list[Any]]) -> None:
             e.epm_frames.add((cap, frame))
 
 
-def _used(per: _Entries, is_bind: int, rows: Iterable[tuple[Any, ...]]) -> None:
+_ALIKE = [*_USE, *_USE_MORE[:-2]]  # what the rows of a group share: all but their frame and time
+
+
+def _used(per: _Entries, is_bind: int, chunk: pd.DataFrame) -> None:
     """Accepted bind items (`is_bind` 1) or calls on a known interface (0): where each was used, on
-    the pipe for ncacn_np, on the server port otherwise."""
-    for server, uuid, version, name, transport, pipe, port, client, cap, frame, ts in rows:
+    the pipe for ncacn_np, on the server port otherwise. A group of rows alike (`fold.Grouped`) at a
+    time: its first sighting is its earliest row (rows of one frame that tie are of one connection,
+    so they name the same endpoint, port and pipe) and its last seen its latest time."""
+    if chunk.empty:
+        return
+    # A row without a frame is a first sighting of all but its frame: such rows are grouped apart.
+    g = Grouped(chunk, _ALIKE if chunk["frame"].notna().all() else [*_ALIKE, "frame"])
+    firsts = g.earliest_rows("ts", "frame")
+    frames, times = columns(firsts, ["frame", "ts"])
+    for n, row, frame, ts, last in zip(g.sizes(), g.rows(_ALIKE), frames, times, g.latest("ts"), strict=True):
+        server, uuid, version, name, transport, pipe, port, client, cap = row
         on_pipe = transport == "ncacn_np"
         endpoint = pipe if on_pipe else None if port is None else str(port)
         e = _entry(per, server, uuid, transport, endpoint)
-        e.binds += is_bind
-        e.calls += 1 - is_bind
+        e.binds += n * is_bind
+        e.calls += n * (1 - is_bind)
         # A port is a port only where the transport is known and is not a pipe.
         port = None if transport is None or on_pipe else port
         e.sighting(ts, cap, frame, 2 - is_bind, (endpoint, port, pipe, cap, frame))
+        e.last = latest(e.last, last)
         add(e.lists[0], version)
         add(e.lists[1], name)
         if client is not None:
