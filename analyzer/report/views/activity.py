@@ -132,6 +132,36 @@ def _minute(per: dict[tuple[Any, ...], list[Any]], minute: int, pair: list[Any])
     return st
 
 
+class _Streams:
+    """The distinct connections (stream numbers) of one capture a matrix key was seen on: 8 bytes a
+    connection in int64 arrays, not a set of objects. What is added is merged into the sorted distinct
+    numbers once it outgrows them (so merging costs O(n log n) over the run, not per chunk)."""
+
+    __slots__ = ("merged", "parts", "pending")
+
+    def __init__(self) -> None:
+        self.merged = np.empty(0, dtype=np.int64)
+        self.parts: list[np.ndarray] = []
+        self.pending = 0
+
+    def add(self, streams: np.ndarray) -> None:
+        self.parts.append(streams)
+        self.pending += len(streams)
+        if self.pending > max(len(self.merged), 4096):
+            self._merge()
+
+    def _merge(self) -> None:
+        both = np.concatenate([self.merged, *self.parts])
+        both.sort()
+        self.merged = both[np.diff(both, prepend=both[:1] - 1) != 0] if len(both) else both
+        self.parts, self.pending = [], 0
+
+    def count(self) -> int:
+        if self.parts:
+            self._merge()
+        return len(self.merged)
+
+
 class _Pair:
     """What the matrix keeps of one (client, server, interface): counts, times, listed values, and the
     connections seen (their streams per capture, to count them)."""
@@ -143,8 +173,7 @@ class _Pair:
         self.first: int | None = None
         self.last: int | None = None
         self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
-        # Per capture, its distinct stream numbers, sorted: 8 bytes a connection, not a set's object.
-        self.streams: dict[str, np.ndarray] = {}
+        self.streams: dict[str, _Streams] = {}  # per capture
 
     def seen(
         self, first: int | None, last: int | None, capture: str | None, streams: np.ndarray, listed: tuple[Any, ...]
@@ -153,8 +182,8 @@ class _Pair:
         listed values (in `_LISTED` order)."""
         self.first, self.last = earliest(self.first, first), latest(self.last, last)
         if capture is not None and len(streams):
-            held = self.streams.get(capture)
-            self.streams[capture] = streams if held is None else np.union1d(held, streams)
+            held = self.streams.get(capture) or self.streams.setdefault(capture, _Streams())
+            held.add(streams)
         for values, v in zip(self.lists, listed, strict=True):
             add(values, v)
 
@@ -242,7 +271,7 @@ def _matrix_rows(per: dict[tuple[Any, ...], _Pair]) -> dict[str, list[Any]]:
     for key, p in per.items():
         for n, v in zip([*_PAIR, *counted], (*key, *p.counts), strict=True):
             data[n].append(v)
-        data["connections"].append(sum(len(streams) for streams in p.streams.values()))
+        data["connections"].append(sum(streams.count() for streams in p.streams.values()))
         data["first_seen"].append(p.first)
         data["last_seen"].append(p.last)
         for n, values in zip(_LISTED, p.lists, strict=True):
