@@ -49,7 +49,10 @@ class AnalysisResult:
             while the captures are read), for manifest.json; hashed on write otherwise.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
-    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
+    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`; so are `hosts` and
+    the summary's `counts`. Each is a fold of one pass over the base tables (`report.passes`): read
+    alone, it makes a pass of its own; `write` makes one pass for the writer and every one of them
+    not made yet, and `html` one for all it shows, so each base table is read from the spool once.
     """
 
     def __init__(
