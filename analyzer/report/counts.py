@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.report.fold import columns
+from analyzer.report.fold import Grouped, columns
 from analyzer.report.source import Source, empty_table
 
 _SERVICE = ["server_ip", "pipe_name", "server_port", "interface_name", "client_ip"]
@@ -56,9 +56,11 @@ class RunCounts:
             self._service(table, chunk)
 
     def _service(self, table: str, chunk: pd.DataFrame) -> None:
+        """A chunk's binds or calls per service, a group of rows alike at a time (`fold.Grouped`)."""
         per = self._services
         read = [*_SERVICE, "ack_result"] if table == "binds" else _SERVICE
-        for server, pipe, port, name, client, *ack in zip(*columns(chunk, read), strict=True):
+        g = Grouped(chunk, read)
+        for n, (server, pipe, port, name, client, *ack) in zip(g.sizes(), g.rows(read), strict=True):
             where = pipe if pipe is not None else None if port is None else str(port)
             if server is None or where is None or name is None:
                 continue
@@ -69,10 +71,10 @@ class RunCounts:
             if client is not None:
                 clients.add(client)
             if ack:
-                counts[0] += 1
-                counts[1] += ack[0] == "acceptance"
+                counts[0] += n
+                counts[1] += n if ack[0] == "acceptance" else 0
             else:
-                counts[2] += 1
+                counts[2] += n
 
     def done(self, source: Source) -> None:
         pass
