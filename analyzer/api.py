@@ -95,11 +95,11 @@ class AnalysisResult:
     def captures(self) -> pd.DataFrame:
         return self._spooled.table("captures")
 
-    @property
+    @cached_property
     def hosts(self) -> pd.DataFrame:
         return self._folded("hosts")  # type: ignore[no-any-return]
 
-    @property
+    @cached_property
     def counts(self) -> RunCounts:
         """What the run summary counts (`report.counts`): rows per capture and table, services."""
         return self._folded("counts")  # type: ignore[no-any-return]
@@ -148,23 +148,23 @@ class AnalysisResult:
         (outcome syn_only, rejected or no_pdu): port scans and refused connections."""
         return self._spooled.table("attempts")
 
-    @property
+    @cached_property
     def endpoint_inventory(self) -> pd.DataFrame:
         """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
         used, with `status` announced-only, announced-and-used or used-without-announcement."""
         return self._folded("endpoint_inventory")  # type: ignore[no-any-return]
 
-    @property
+    @cached_property
     def timeline(self) -> pd.DataFrame:
         """Binds, calls, faults and bytes per minute, client -> server pair and interface."""
         return self._folded("timeline")  # type: ignore[no-any-return]
 
-    @property
+    @cached_property
     def matrix(self) -> pd.DataFrame:
         """Client x server x interface: where, how often and as whom each service was negotiated."""
         return self._folded("matrix")  # type: ignore[no-any-return]
 
-    @property
+    @cached_property
     def findings(self) -> pd.DataFrame:
         """Attacks, reconnaissance and risky admin actions found by the rules (see analyzer.findings), most
         severe first: one row per technique, client, server and burst of activity."""
@@ -189,7 +189,7 @@ class AnalysisResult:
             piece = table.iloc[start : start + CHUNK_ROWS]
             yield piece if csv and csv_rows.plain(piece, ATTEMPTS) else typed(piece)
 
-    @property
+    @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
         return self._folded("data_quality")  # type: ignore[no-any-return]
