@@ -1,14 +1,17 @@
 """Partial aggregation over `Source` chunks: what the views and the per-host table are folded with.
 
-A view reads a base table chunk by chunk (`Source.chunks`, only the columns it needs) and folds each
-chunk into its own per-key state (counts and sums add, first and last seen take min and max, lists
-keep their distinct values), so what it holds is its result and one chunk, never the table.
+A view takes a base table chunk by chunk (in the one pass over the tables, `report.passes`, only the
+columns it needs) and folds each chunk into its own per-key state (counts and sums add, first and
+last seen take min and max, lists keep their distinct values), so what it holds is its result and one
+chunk, never the table.
 
-The fold is plain Python over each chunk's columns as lists: the tables behind a view are small on
-real captures (thousands of rows, where pandas' fixed cost per group-by, join and cast is most of the
-time), and a flood's rows are one dict look-up each. Values come as Python objects with missing as
-None, times as integer nanoseconds since the epoch (so a chunk's text may be categorical or not:
-the same values come out).
+A chunk is first cut into groups of rows alike in the columns a fold keys and lists by (`Grouped`:
+pandas' factorize per column, numpy for the sizes, counts, sums, minima and maxima per group), and the
+fold's Python runs once per group, not once per row: a flood's chunk of thousands of rows alike is a
+group or two, and a real capture's chunk costs a few factorizes more than a loop over its rows (no
+group-by, join or cast of a whole frame, whose fixed cost of about a millisecond each dominated on
+tables of a few thousand rows). Values come as Python objects with missing as None, times as integer
+nanoseconds since the epoch (so a chunk's text may be categorical or not: the same values come out).
 """
 
 from __future__ import annotations
