@@ -245,8 +245,9 @@ class AnalysisResult:
         elif partitioned and fmt == "parquet":
             from analyzer.report.partitioned import write_partitioned
 
-            self._pass(READERS).finish()
-            written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
+            whole = [(name, getattr(self, name)) for name in (*PASS_ORDER[:-1], "attempts")]  # built once
+            self._pass(READERS).finish()  # every reader in one pass over those frames
+            written = write_partitioned([*self.tables.items(), whole[-1]], self.records, out_dir)
             written += write_tables({}, out_dir, fmt, self.view_items())
         else:
             # One pass over each base table: the writer takes every chunk, and every reader not made
