@@ -106,3 +106,30 @@ def test_writing_reads_each_base_table_once(tmp_path: Path, monkeypatch: pytest.
     for name in ("hosts", "data_quality", "matrix", "endpoint_inventory"):
         written = pd.read_csv(tmp_path / "out" / f"{name}.csv", dtype=str, keep_default_na=False)
         assert len(written) == len(getattr(alone, name)), name
+
+
+def test_grouped_adds_up_each_group_as_its_rows_would() -> None:
+    """`fold.Grouped` against a loop over the rows: groups in first-come order, missing a key value
+    like any other, sizes, counts, sums, times, distinct streams and the earliest row (time, then
+    frame, missing after known, first in table order on a tie)."""
+    from analyzer.report.fold import Grouped
+
+    ns = [5, None, 3, 3, None, 7, 3]
+    df = pd.DataFrame(
+        {
+            "k": pd.array(["a", None, "a", "b", None, "b", "a"], dtype="string"),
+            "n": pd.array([1, 2, None, 4, 5, 6, 7], dtype="Int64"),
+            "ts": pd.to_datetime(pd.array(ns, dtype="Int64"), unit="ns", utc=True),
+            "frame": pd.array([10, 11, None, 13, 14, 15, 9], dtype="Int64"),
+        }
+    )
+    g = Grouped(df, ["k"])
+    assert g.values(["k"]) == [["a", None, "b"]] and g.sizes() == [3, 2, 2]
+    assert g.counts(df["n"].notna().to_numpy(dtype=bool)) == [2, 2, 2]
+    assert g.sums("n") == [8, 7, 10]
+    assert g.earliest("ts") == [3, None, 3] and g.latest("ts") == [5, None, 7]
+    assert [list(v) for v in g.distinct("n")] == [[1, 7], [2, 5], [4, 6]]
+    first = g.earliest_rows("ts", "frame")
+    # "a": times 5, 3, 3 -> the two at 3 by frame: 9 before the missing one; None: both unknown
+    # times, frame 11 first; "b": time 3 before 7
+    assert first["frame"].tolist() == [9, 11, 13]
