@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from functools import cached_property, partial
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,14 @@ import pandas as pd
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.pipeline import Progress
 from analyzer.records import Records
-from analyzer.report import csv_rows, views
-from analyzer.report.attempts import ATTEMPTS, typed
+from analyzer.report import views
+from analyzer.report.attempts import ATTEMPTS
 from analyzer.report.counts import RunCounts
 from analyzer.report.hosts import Hosts
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
 from analyzer.report.passes import PASS_ORDER, Pass
-from analyzer.report.source import Source
+from analyzer.report.source import Source, empty_table
 from analyzer.report.spooled import Spooled
 from analyzer.report.tables import CHUNK_ROWS, HOSTS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
@@ -181,13 +181,26 @@ class AnalysisResult:
         flood's million rows without a million cells of text each."""
         return self.source.frame("attempts")
 
-    def _attempt_slices(self, csv: bool = False) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write, a slice at a time in its own dtypes; for CSV, a compact
-        slice `report.csv_rows` writes as it is (the same bytes) is not cast first."""
-        table = self.attempts_table()
-        for start in range(0, max(len(table), 1), CHUNK_ROWS):
-            piece = table.iloc[start : start + CHUNK_ROWS]
-            yield piece if csv and csv_rows.plain(piece, ATTEMPTS) else typed(piece)
+    def _attempt_slices(self) -> Iterator[pd.DataFrame]:
+        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`):
+        a SYN flood's million rows are never held whole, not even compact. The chunks follow the
+        spool's batches; they are cut again into slices of `CHUNK_ROWS` rows, so that a Parquet
+        file's row groups (`output.PARQUET_ROWS`, whole slices) are those of the table written whole."""
+        held: list[pd.DataFrame] = []
+        rows, written = 0, False
+        for chunk in self.source.chunks("attempts"):
+            while len(chunk):
+                take = CHUNK_ROWS - rows
+                held.append(chunk.iloc[:take])
+                rows += len(held[-1])
+                chunk = chunk.iloc[take:]
+                if rows == CHUNK_ROWS:
+                    yield pd.concat(held, ignore_index=True)
+                    held, rows, written = [], 0, True
+        if held:
+            yield pd.concat(held, ignore_index=True)
+        elif not written:  # no rows: one empty slice, as the empty table was written before
+            yield empty_table("attempts")
 
     @cached_property
     def data_quality(self) -> pd.DataFrame:
@@ -260,7 +273,7 @@ class AnalysisResult:
                 sweep.finish()
                 return self.hosts
 
-            attempts: NamedFrame = ("attempts", partial(self._attempt_slices, csv=fmt == "csv"), ATTEMPTS)
+            attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)
             extra: list[NamedFrame] = [("hosts", hosts, HOSTS), *self.view_items(), attempts]
             written = write_tables(base, out_dir, fmt, extra)
             order = [*SCHEMAS, *(name for name, _, _ in extra)]

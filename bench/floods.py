@@ -11,8 +11,9 @@ Each flood of issue 13 is written with `struct` (scapy would take minutes for a 
 
 then `rpc-analyzer analyze FILE -o OUT -q` runs on it, and on a normal capture of the same
 (uncompressed) size made by ../shared/bench/make_bench_pcap.py, and the wall time, CPU time (user +
-sys) and peak resident memory (wait4, the process and its forked reader) and the row counts of violations.csv are
-printed. The target: peak RSS at most 200 MiB for each, time within 3x of the normal capture's.
+sys) and peak resident memory (wait4: the biggest of the process and its forked reader; then, sampled
+from /proc by bench/rss.py, the parent's and the biggest forked process's own) and the row counts of
+violations.csv are printed. The target: peak RSS at most 200 MiB for each, time within 3x of the normal capture's.
 Files are kept in bench/data/floods/ (ignored by git). Usage:
 
     python bench/floods.py [--scale 1.0] [--only syn,binds] [--tree DIR] [--no-normal]
@@ -32,14 +33,18 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import rss  # noqa: E402  (bench/rss.py, beside this file)
+
 GENERATOR = ROOT.parent / "shared" / "bench" / "make_bench_pcap.py"
 DATA = ROOT / "bench" / "data" / "floods"
 
@@ -230,17 +235,28 @@ def build(name: str, scale: float, directory: Path = DATA) -> Path:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, float, float]:
     """(wall seconds, CPU seconds (user + sys), peak RSS in MiB) of one child process and the
-    children it waited for (the forked reader)."""
+    children it waited for (the forked reader), from wait4; then the peaks of the command itself
+    and of the biggest process it forked (the reader, a worker), sampled from /proc (`bench/rss.py`;
+    NaN where /proc is not there)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    done = threading.Event()
+    peaks: dict[int, Any] = {}
+    sampler = threading.Thread(target=lambda: peaks.update(rss.sample(proc.pid, 0.01, lambda: not done.is_set())))
+    sampler.start()
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"analyzer failed ({os.waitstatus_to_exitcode(status)}): {err.strip()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    nan = float("nan")
+    parent = peaks[proc.pid].kib / 1024 if proc.pid in peaks else nan
+    forked = max((p.kib / 1024 for pid, p in peaks.items() if pid != proc.pid), default=nan)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, parent, forked
 
 
 def normal_capture(size: int) -> Path | None:
@@ -287,11 +303,12 @@ _BOOT = (
 )
 
 
-def run_one(path: Path, env: dict[str, str]) -> tuple[float, float, float, Counter[str]]:
+def run_one(path: Path, env: dict[str, str]) -> tuple[tuple[float, ...], Counter[str]]:
+    """`measure` of one run on `path`, and the rows of its violations.csv by `what`."""
     out = Path(tempfile.mkdtemp(prefix="floods-out-"))
     try:
-        wall, cpu, peak = measure([sys.executable, "-c", _BOOT, "analyze", str(path), "-o", str(out), "-q"], env)
-        return wall, cpu, peak, violation_rows(out)
+        figures = measure([sys.executable, "-c", _BOOT, "analyze", str(path), "-o", str(out), "-q"], env)
+        return figures, violation_rows(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -304,17 +321,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-normal", action="store_true", help="skip the normal captures of the same size")
     args = ap.parse_args(argv)
     env = dict(os.environ, FLOODS_TREE=str(args.tree.resolve()))
-    head = ("flood", "file MB", "time s", "cpu s", "peak MiB", "normal s", "cpu s", "MiB")
-    print("{:8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}  violations rows".format(*head))
+    head = ("flood", "file MB", "time s", "cpu s", "peak MiB", "parent", "forked", "normal s", "cpu s", "MiB")
+    print("{:8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>7} {:>6}  violations rows".format(*head))
     nan = float("nan")
     for name in args.only.split(","):
         path = build(name, args.scale)
         size = uncompressed_size(path)
-        wall, cpu, peak, rows = run_one(path, env)
+        (wall, cpu, peak, parent, forked), rows = run_one(path, env)
         normal = None if args.no_normal else normal_capture(size)
-        n_wall, n_cpu, n_peak = run_one(normal, env)[:3] if normal is not None else (nan, nan, nan)
+        n_wall, n_cpu, n_peak = run_one(normal, env)[0][:3] if normal is not None else (nan, nan, nan)
         top = ", ".join(f"{w} {c}" for w, c in rows.most_common(3))
-        figures = f"{wall:7.1f} {cpu:7.1f} {peak:8.0f} {n_wall:8.1f} {n_cpu:7.1f} {n_peak:6.0f}"
+        figures = (
+            f"{wall:7.1f} {cpu:7.1f} {peak:8.0f} {parent:6.0f} {forked:6.0f} {n_wall:8.1f} {n_cpu:7.1f} {n_peak:6.0f}"
+        )
         print(f"{name:8} {size / 1e6:8.1f} {figures}  {top}", flush=True)
     return 0
 

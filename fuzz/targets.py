@@ -21,6 +21,7 @@ from analyzer.capture.pcapng import PcapngReader
 from analyzer.dcerpc import epm
 from analyzer.dcerpc.association import Association
 from analyzer.dcerpc.cl import ClTracker
+from analyzer.dcerpc.decoding import Stubs
 from analyzer.dcerpc.pdu import CoPdu
 from analyzer.dcerpc.stream import CoStream
 from analyzer.dcerpc.wire import Malformed
@@ -76,7 +77,7 @@ def stub_decoders(data: bytes) -> None:
     uuid, opnum = _OPS[data[0] % len(_OPS)]
     flags, body = data[1], data[2:]
     half = len(body) // 2
-    kept = stubs.Stubs(
+    kept = Stubs(
         ndr64=bool(flags & 1),
         request=body[:half],
         request_little=not flags & 2,

@@ -56,6 +56,18 @@ def test_unknown_floor_ids_are_kept() -> None:
     assert t.protocol == "unknown(0b,42)" and t.port is None
 
 
+def test_towers_are_parsed_once_per_octets_and_the_memo_is_bounded() -> None:
+    raw = tower(SAMR, 1, "tcp", 49667, "10.0.0.9")
+    assert epm.parse_tower(raw) is epm.parse_tower(bytes(raw))  # parsed once, then looked up
+    for port in range(epm._TOWERS_MAX + 100):
+        assert epm.parse_tower(tower(SAMR, 1, "tcp", port, "10.0.0.9")).port == port
+    assert len(epm._TOWERS) <= epm._TOWERS_MAX
+    with pytest.raises(Malformed):  # a bad tower is never remembered as a good one
+        epm.parse_tower(raw[:-3])
+    with pytest.raises(Malformed):
+        epm.parse_tower(raw[:-3])
+
+
 def test_map_request_and_response() -> None:
     _obj, t = epm.parse_map_request(map_request(SVCCTL, 2), True)
     assert t is not None and t.interface_uuid == SVCCTL

@@ -229,3 +229,49 @@ def test_lean_compact_attempts_are_the_compact_table(tmp_path: Path) -> None:
         made.add(chunk)
     assert lean is not None and len(lean) == 3300
     pd.testing.assert_frame_equal(lean, made.frame())
+
+
+def test_writer_streams_attempts_without_the_whole_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`write` takes the attempts a chunk at a time from the spool: no compact frame of the whole
+    table is made (a million SYNs held that, 75 MiB, for the writer alone), and the file's bytes are
+    those of the table written whole. Several chunks, text and numbers."""
+    from analyzer.report import spooled
+    from analyzer.report.attempts import ATTEMPTS
+    from analyzer.report.output import write_frame
+    from analyzer.report.tables import CHUNK_ROWS
+
+    n = 2 * CHUNK_ROWS + 100
+    records = Pipeline(Limits(), strict=True).run([str(_write(tmp_path, floods.syn_flood, n))])
+    records.finish()
+    whole = from_records(records).attempts
+    assert len(whole) == n
+    expected = write_frame(whole, ATTEMPTS, tmp_path / "whole.csv").read_bytes()
+
+    def whole_table(*_: Any, **__: Any) -> None:
+        raise AssertionError("the attempts were built whole for the writer")
+
+    monkeypatch.setattr(spooled, "compact_attempts", whole_table)
+    monkeypatch.setattr(spooled.Compact, "frame", whole_table)
+    result = from_records(records)
+    result.write(tmp_path / "out")
+    assert (tmp_path / "out" / "attempts.csv").read_bytes() == expected
+
+
+def test_writer_slices_attempts_as_the_whole_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spool batches of 1,000 rows, written as slices of CHUNK_ROWS all the same: a Parquet file's
+    row groups (here one per slice) are those of the whole table cut into slices. A table too big
+    to be kept whole (`spooled.CACHE_ROWS`), so it streams a batch at a time."""
+    from analyzer.report import output, spooled
+    from analyzer.report.attempts import ATTEMPTS
+    from analyzer.report.tables import CHUNK_ROWS
+
+    monkeypatch.setattr(rec_mod, "BATCH_ROWS", 1000)
+    monkeypatch.setattr(output, "PARQUET_ROWS", CHUNK_ROWS)
+    n = spooled.CACHE_ROWS + 100
+    records = Pipeline(Limits(), strict=True).run([str(_write(tmp_path, floods.syn_flood, n))])
+    records.finish()
+    whole = from_records(records).attempts
+    slices = (whole.iloc[at : at + CHUNK_ROWS] for at in range(0, n, CHUNK_ROWS))
+    expected = output.write_frame(slices, ATTEMPTS, tmp_path / "whole.parquet", "parquet").read_bytes()
+    from_records(records).write(tmp_path / "out", "parquet")
+    assert (tmp_path / "out" / "attempts.parquet").read_bytes() == expected

@@ -13,19 +13,8 @@ from hypothesis import strategies as st
 from analyzer import stubs
 from analyzer.dcerpc.decoding import Stubs
 from analyzer.dcerpc.ndr import NdrReader
-from analyzer.dcerpc.ndr_types import (
-    GUID,
-    SID,
-    U16,
-    U32,
-    UNICODE_STRING,
-    WSTR,
-    Array,
-    Ptr,
-    Struct,
-    Union,
-    read_param,
-)
+from analyzer.dcerpc.ndr_dtyp import SID, UNICODE_STRING
+from analyzer.dcerpc.ndr_types import GUID, U16, U32, WSTR, Array, Ptr, Struct, Union, read_param
 from analyzer.dcerpc.wire import Malformed
 from analyzer.stubs.registry import StubState, safe_text
 
@@ -198,3 +187,21 @@ def test_safe_text_never_lets_control_or_bidi_characters_through(text: str) -> N
     out = safe_text(text, 100)
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0x202A <= ord(c) <= 0x202E for c in out)
     assert out[:1] not in ("=", "+", "-", "@")
+
+
+_JSONABLE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.dictionaries(st.text(max_size=8), _JSONABLE, max_size=6))
+def test_arguments_json_is_what_json_dumps_writes(values: dict[str, object]) -> None:
+    """The encoder made once (analyzer.stubs.registry._json_encoder) writes json.dumps' bytes."""
+    import json
+
+    from analyzer.stubs.registry import _capped, json_text
+
+    assert json_text(values) == json.dumps(_capped(values), ensure_ascii=True, separators=(",", ":"))

@@ -195,3 +195,53 @@ def test_context_handle_names_are_capped_oldest_out() -> None:
         None,
         "service_name=Dnscache",
     ]
+
+
+def test_a_repeated_stub_still_gets_each_associations_handle_name() -> None:
+    """The decode memo (analyzer.stubs.memo) keeps no result that read a handle name: the same
+    RStartServiceW bytes on two associations name each one's own service."""
+    names = []
+    for service in ("Spooler", "Dnscache"):
+        c = Conversation()
+        c.send(True, request(2, 16, open_service(service)))
+        c.send(False, response(2, H2 + struct.pack("<I", 0)))
+        c.send(True, request(3, 19, start_service(H2)))
+        names.append(c.close().calls[1].arguments)
+    assert names == ["service_name=Spooler", "service_name=Dnscache"]
+
+
+def test_repeated_stubs_are_decoded_once_per_ndr_limits() -> None:
+    from analyzer.dcerpc.decoding import Stubs
+    from analyzer.stubs import decode
+    from analyzer.stubs.registry import StubState
+
+    stub = Stubs(False, open_service("Spooler"), True, None, True, None)
+    default, capped = stub_decoder(Limits()), stub_decoder(Limits(max_ndr_string_chars=3))
+    first = default.decode(SVCCTL, 16, stub)
+    assert first is not None and default.decode(SVCCTL, 16, stub) is first  # remembered
+    fresh = decode(SVCCTL, 16, stub, StubState())
+    assert fresh is not None and (first.arguments, first.violations) == (fresh.arguments, fresh.violations)
+    other = capped.decode(SVCCTL, 16, stub)  # other limits: decoded anew, and capped
+    assert other is not None and other.violations == [
+        ("stub", "cap_ndr_string_chars", "request: string of 8 characters")
+    ]
+
+
+def test_the_decode_memo_is_bounded() -> None:
+    from analyzer.dcerpc.decoding import Stubs
+    from analyzer.stubs import memo
+
+    d = stub_decoder(Limits())
+    for i in range(memo._ENTRIES + 300):
+        d.decode(SVCCTL, 16, Stubs(False, open_service(f"svc{i}"), True, None, True, None))
+    assert len(memo.MEMO) <= memo._ENTRIES
+    big = Stubs(False, open_service("x" * memo._STUB_BYTES), True, None, True, None)
+    assert d.decode(SVCCTL, 16, big) is not d.decode(SVCCTL, 16, big)  # too big to keep
+
+
+def test_a_stub_in_a_mutable_buffer_is_decoded_not_remembered() -> None:
+    from analyzer.dcerpc.decoding import Stubs
+
+    stub = Stubs(False, bytearray(open_service("Spooler")), True, None, True, None)  # type: ignore[arg-type]
+    out = stub_decoder(Limits()).decode(SVCCTL, 16, stub)
+    assert out is not None and out.arguments == "service_name=Spooler"

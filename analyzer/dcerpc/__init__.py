@@ -8,7 +8,8 @@ Owns, in data-flow order:
 - connectionless: `cl_pdu` (header and probe, [C706] 12.5), `cl_call` (a call and its fragments),
   `cl` (the tracker, [C706] 10);
 - `decoding`: the seam through which both hand finished calls' stubs to an injected decoder;
-- NDR and the endpoint mapper's grammar for the stub decoders: `ndr`, `ndr_types`, `epm`.
+- NDR and the endpoint mapper's grammar for the stub decoders: `ndr` (the bounded reader), `ndr_types`
+  (declarative types, compiled once into readers), `ndr_dtyp` (RPC_SID, RPC_UNICODE_STRING), `epm`.
 
 Must not import: `analyzer.stubs` (the decoders are injected through `decoding.StubDecoder`),
 `smb`, the transports, the pipeline, the report layer, or anything doing I/O. It may import

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from analyzer.model import EndpointRecord, Flow
 
@@ -33,9 +33,9 @@ class Want:
 NOTHING = Want(False, False, False)
 
 
-@dataclass(frozen=True, slots=True)
-class Stubs:
-    """A finished call's kept stubs (None when not kept or not whole)."""
+class Stubs(NamedTuple):
+    """A finished call's kept stubs (None when not kept or not whole). A named tuple: one is made
+    per decoded call, at half the cost of a frozen dataclass, and it hashes as fast as a tuple."""
 
     ndr64: bool
     request: bytes | None

@@ -130,8 +130,25 @@ def _text(rhs: bytes) -> str:
     return rhs.split(b"\0", 1)[0].decode("latin-1")
 
 
+# Towers parsed so far, by their octets: clients ask the endpoint mapper for the same few interfaces
+# and servers answer with the same towers, so most are looked up rather than parsed (a Tower is
+# immutable). Bounded: past the cap, or for a longer tower, new ones are parsed every time.
+_TOWERS: dict[bytes, Tower] = {}
+_TOWERS_MAX = 1024
+_TOWER_KEPT_BYTES = 256
+
+
 def parse_tower(octets: bytes) -> Tower:
     """Floors of a tower octet string ([C706] Appendix L)."""
+    tower = _TOWERS.get(octets)
+    if tower is None:
+        tower = _parse_tower(octets)
+        if len(_TOWERS) < _TOWERS_MAX and len(octets) <= _TOWER_KEPT_BYTES:
+            _TOWERS[bytes(octets)] = tower
+    return tower
+
+
+def _parse_tower(octets: bytes) -> Tower:
     if len(octets) < 2:
         raise Malformed("short_tower", f"tower of {len(octets)} bytes")
     count = struct.unpack_from("<H", octets, 0)[0]

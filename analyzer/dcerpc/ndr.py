@@ -13,13 +13,29 @@ The declarative types built on it live in `analyzer.dcerpc.ndr_types`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from analyzer.dcerpc.wire import Malformed, uuid_at
 from analyzer.limits import DEFAULT_LIMITS
 
+# Reads one aligned integer of a given format and byte order: (reader, what) -> value.
+Scalar = Callable[..., int]
+
 
 class NdrReader:
-    __slots__ = ("_e", "data", "depth", "elements", "full_refs", "max_depth", "max_string_chars", "ndr64", "off")
+    __slots__ = (
+        "_e",
+        "boxed",
+        "data",
+        "depth",
+        "elements",
+        "full_refs",
+        "max_depth",
+        "max_string_chars",
+        "ndr64",
+        "off",
+    )
 
     def __init__(
         self,
@@ -39,7 +55,8 @@ class NdrReader:
         self.max_depth = max_depth
         self.elements = max_elements  # what is left of the element budget
         self.max_string_chars = max_string_chars
-        self.full_refs: dict[int, object] = {}  # full pointers: referent id -> referent ([C706] 14.3.12.3)
+        self.full_refs: dict[int, Any] = {}  # full pointers: referent id -> referent ([C706] 14.3.12.3)
+        self.boxed = False  # a full pointer's shared referent was read: values hold boxes to undo
 
     @property
     def little(self) -> bool:
@@ -53,12 +70,7 @@ class NdrReader:
         self.off += -self.off % n
 
     def _take(self, fmt: str, size: int, what: str) -> int:
-        self.align(size)
-        if self.off + size > len(self.data):
-            raise Malformed(what, f"stub ends at {len(self.data)}, need {size} bytes at {self.off}")
-        value: int = struct.unpack_from(self._e + fmt, self.data, self.off)[0]
-        self.off += size
-        return value
+        return SCALARS[fmt, self._e == "<"](self, what)
 
     def u8(self, what: str = "short_stub") -> int:
         return self._take("B", 1, what)
@@ -147,5 +159,31 @@ class NdrReader:
 
 def decode_text(raw: bytes, wide: bool, little: bool = True) -> str:
     """Wire characters as text, up to the first NUL; never fails (bad UTF-16 is replaced)."""
-    codec = ("utf-16-le" if little else "utf-16-be") if wide else "latin-1"
-    return raw.decode(codec, errors="replace").split("\0", 1)[0]
+    return raw.decode(_CODECS[wide, little], errors="replace").partition("\0")[0]
+
+
+def scalar(fmt: str, little: bool) -> Scalar:
+    """The reader of one integer ([C706] 14.2.2: aligned to its size, relative to the stub) in one
+    byte order, with its `struct` format compiled once: the stub decoders read millions of them.
+    `take(reader, what)`, `what` the violation code of a short stub; it is also the compiled reader
+    of an integer type (`analyzer.dcerpc.ndr_types`), called `take(reader, queue)`: then the default."""
+    unpack = struct.Struct(("<" if little else ">") + fmt).unpack_from
+    size = struct.calcsize(fmt)
+
+    def take(r: NdrReader, what: Any = "short_stub") -> int:
+        data = r.data
+        off = r.off
+        off += -off % size
+        if off + size > len(data):
+            r.off = off
+            what = what if isinstance(what, str) else "short_stub"  # a compiled reader passes its queue
+            raise Malformed(what, f"stub ends at {len(data)}, need {size} bytes at {off}")
+        r.off = off + size
+        value: int = unpack(data, off)[0]
+        return value
+
+    return take
+
+
+SCALARS: dict[tuple[str, bool], Scalar] = {(f, le): scalar(f, le) for f in "BHIiQ" for le in (True, False)}
+_CODECS = {(True, True): "utf-16-le", (True, False): "utf-16-be", (False, True): "latin-1", (False, False): "latin-1"}

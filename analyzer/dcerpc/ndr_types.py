@@ -3,44 +3,127 @@
 [C706] 14 lays out a stub as each parameter in turn; within a parameter, the fixed ("scalar") part
 of every constructed type first, then the data its embedded pointers point to, in the order the
 pointers appeared, each pointee's own pointees right after it ([C706] 14.3.12.1 "deferral",
-the order MIDL and Samba's pidl produce). `Ptr.read` therefore only reads the referent id and queues
-a thunk; `read_param` drains the queue after the parameter's scalars. A top-level [unique] pointer
+the order MIDL and Samba's pidl produce). A pointer's reader therefore only reads the referent id,
+leaves a placeholder in its container's slot and queues its pointee; a parameter's reader drains the
+queue after its scalars, each pointee filling its slot. A top-level [unique] pointer
 parameter is the same thing: referent id, then its pointee. A top-level [ref] pointer has no wire
 form: declare its pointee directly. Values come out as plain Python (int, str, list, dict, None),
 ready for JSON.
 
 Alignment: a constructed type aligns to its largest member ([C706] 14.2.2); NDR64 widens pointers,
 counts and enums ([MS-RPCE] 2.2.5.3). Unions are non-encapsulated: discriminant, then the arm.
+
+Types are declared once and read millions of times, so each compiles, the first time a stub meets
+it, into closures per byte order and NDR version (`NdrType.reader`, `store`, `param`) with its
+alignment, `struct` formats, members and arms resolved; the reads are `NdrReader`'s bounded ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from analyzer.dcerpc.ndr import NdrReader
+from analyzer.dcerpc.ndr import SCALARS, NdrReader, decode_text
 from analyzer.dcerpc.wire import Malformed
 
-Queue = list[Callable[[], None]]
+# The deferred pointees of a parameter, in wire order: (how to read and store one, where, key).
+Queue = list[tuple[Callable[..., None], Any, Any]]
+# A compiled reader: consumes a type's scalar part and queues its pointees; returns its value.
+Reader = Callable[[NdrReader, Queue], Any]
+# A compiled pointer (or pointee) reader: reads into `into[key]` (a dict, a list or a box).
+Store = Callable[[NdrReader, Queue, Any, Any], None]
+# A whole top-level parameter: its scalars, then everything it points to.
+Param = Callable[[NdrReader], Any]
+
+
+def counter(little: bool, ndr64: bool) -> Callable[..., int]:
+    """Counts and referent ids: u32 in NDR, u64 in NDR64 ([MS-RPCE] 2.2.5.3)."""
+    return SCALARS["Q" if ndr64 else "I", little]
 
 
 class NdrType:
-    """One NDR type. `read` consumes its scalar part and queues its pointees on `q`."""
+    """One NDR type. Declared once, read per call by readers compiled for each byte order and
+    NDR version (`reader`, `store`, `param`): the type tree, alignments and `struct` formats are
+    resolved when a stub first meets the type, not at every call."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, bool, bool], Any] = {}
 
     def align(self, ndr64: bool) -> int:
         return 1
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
+    def pointers(self) -> bool:
+        """Whether a value of this type may hold declared pointers (pointees queued and read after
+        its scalars, into the value's own slots)."""
+        return False
+
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        """Build the reader of this type's value (its pointees queued)."""
         raise NotImplementedError
+
+    def compile_store(self, little: bool, ndr64: bool) -> Store:
+        read = self.reader(little, ndr64)
+
+        def store(r: NdrReader, q: Queue, into: Any, key: Any) -> None:
+            into[key] = read(r, q)
+
+        return store
+
+    def _cached(self, kind: str, little: bool, ndr64: bool, make: Callable[[bool, bool], Any]) -> Any:
+        fn = self._compiled.get((kind, little, ndr64))
+        if fn is None:
+            fn = self._compiled[kind, little, ndr64] = make(little, ndr64)
+        return fn
+
+    def reader(self, little: bool, ndr64: bool) -> Reader:
+        r: Reader = self._cached("read", little, ndr64, self.compile)
+        return r
+
+    def store(self, little: bool, ndr64: bool) -> Store:
+        """Read a value into `into[key]`; a pointer leaves a placeholder there and queues its pointee."""
+        s: Store = self._cached("store", little, ndr64, self.compile_store)
+        return s
+
+    def param(self, little: bool, ndr64: bool) -> Param:
+        p: Param = self._cached("param", little, ndr64, self._compile_param)
+        return p
+
+    def _compile_param(self, little: bool, ndr64: bool) -> Param:
+        if not self.pointers():  # no slot to fill in: the value as read
+            read = self.reader(little, ndr64)
+
+            def value(r: NdrReader) -> Any:
+                q: Queue = []
+                v = read(r, q)
+                if q:  # a `Custom` reader may still have queued something
+                    drain(r, q)
+                return unbox(v) if r.boxed else v
+
+            return value
+        store = self.store(little, ndr64)
+
+        def param(r: NdrReader) -> Any:
+            q: Queue = []
+            holder: list[Any] = [None]
+            store(r, q, holder, 0)
+            if q:
+                drain(r, q)
+            return unbox(holder[0]) if r.boxed else holder[0]
+
+        return param
 
 
 class _Box:
-    """A pointer's referent, filled in when the deferred data is read."""
+    """A full pointer's referent ([C706] 14.3.12.3), shared by every pointer with its referent
+    id, filled in when the deferred data is read; `unbox` replaces it by its value."""
 
     __slots__ = ("value",)
 
     def __init__(self) -> None:
         self.value: Any = None
+
+    def __setitem__(self, _key: Any, value: Any) -> None:
+        self.value = value
 
 
 def unbox(v: Any) -> Any:
@@ -55,48 +138,70 @@ def unbox(v: Any) -> Any:
 
 
 def drain(r: NdrReader, q: Queue) -> None:
-    """Read the queued pointees in order (each thunk reads its own pointees before returning)."""
-    for thunk in q:
-        thunk()
-    q.clear()
+    """Read the queued pointees in order, each one's own pointees right after it ([C706] 14.3.12.1)."""
+    for store, into, key in q:
+        r.enter()
+        sub: Queue = []
+        store(r, sub, into, key)
+        if sub:
+            drain(r, sub)
+        r.leave()
 
 
 def read_param(r: NdrReader, t: NdrType) -> Any:
     """One top-level parameter: its scalars, then everything it points to."""
-    q: Queue = []
-    v = t.read(r, q)
-    drain(r, q)
-    return unbox(v)
+    return t.param(r.little, r.ndr64)(r)
 
 
-class Int(NdrType):
+def _slot(t: NdrType, little: bool, ndr64: bool) -> tuple[Reader | None, Store | None]:
+    """How a container reads one member: by value, or (a pointer) stored in place, so the
+    pointee fills the container's own slot when it is read and no box is left to undo."""
+    if isinstance(t, Ptr):
+        return None, t.store(little, ndr64)
+    return t.reader(little, ndr64), None
+
+
+def _skip(fn: Callable[..., Any]) -> Reader:
+    """A reader that calls `fn(r)` (the reader's own method) and ignores the queue."""
+
+    def read(r: NdrReader, q: Queue) -> Any:
+        return fn(r)
+
+    return read
+
+
+class Integer(NdrType):
+    """An integer type: its compiled reader is an `analyzer.dcerpc.ndr.scalar`, which reads a
+    top-level parameter as it is (no queue, nothing to drain)."""
+
+    def _compile_param(self, little: bool, ndr64: bool) -> Param:
+        return cast(Param, self.reader(little, ndr64))  # a scalar: (reader) alone reads it
+
+
+class Int(Integer):
     """A fixed-size integer: u8, u16, u32, i32, u64 (hyper)."""
 
     def __init__(self, size: int, signed: bool = False) -> None:
+        super().__init__()
         self.size = size
         self.signed = signed
 
     def align(self, ndr64: bool) -> int:
         return self.size
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        if self.size == 1:
-            return r.u8()
-        if self.size == 2:
-            return r.u16()
-        if self.size == 8:
-            return r.u64()
-        return r.i32() if self.signed else r.u32()
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        fmt = {1: "B", 2: "H", 8: "Q"}.get(self.size, "i" if self.signed else "I")
+        return SCALARS[fmt, little]  # takes (reader, queue) as well as (reader)
 
 
-class Enum(NdrType):
+class Enum(Integer):
     """A C enum: 16 bits in NDR 2.0, 32 in NDR64."""
 
     def align(self, ndr64: bool) -> int:
         return 4 if ndr64 else 2
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        return r.enum()
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        return SCALARS["I" if ndr64 else "H", little]
 
 
 class Guid(NdrType):
@@ -105,8 +210,8 @@ class Guid(NdrType):
     def align(self, ndr64: bool) -> int:
         return 4
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        return r.uuid()
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        return _skip(NdrReader.uuid)
 
 
 class Handle(NdrType):
@@ -115,36 +220,58 @@ class Handle(NdrType):
     def align(self, ndr64: bool) -> int:
         return 4
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        return r.context_handle().hex()
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        def read(r: NdrReader, q: Queue) -> Any:
+            return r.context_handle().hex()
+
+        return read
 
 
 class Bytes(NdrType):
     """A fixed array of bytes (e.g. NETLOGON_CREDENTIAL, 8 bytes): hex text."""
 
     def __init__(self, n: int, align: int = 1) -> None:
+        super().__init__()
         self.n = n
         self._align = align
 
     def align(self, ndr64: bool) -> int:
         return self._align
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        r.align(self._align)
-        return r.raw(self.n).hex()
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        n, align = self.n, self._align
+
+        def read(r: NdrReader, q: Queue) -> Any:
+            r.off += -r.off % align
+            return r.raw(n).hex()
+
+        return read
 
 
 class String(NdrType):
-    """A conformant varying string ([string] wchar_t* or char* pointee)."""
+    """A conformant varying string ([string] wchar_t* or char* pointee, [C706] 14.3.4.2)."""
 
     def __init__(self, wide: bool = True) -> None:
+        super().__init__()
         self.wide = wide
 
     def align(self, ndr64: bool) -> int:
         return 8 if ndr64 else 4
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        return r.string(self.wide)
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        count, wide = counter(little, ndr64), self.wide
+        size = 2 if wide else 1
+
+        def read(r: NdrReader, q: Queue) -> Any:  # NdrReader.string, its steps inlined
+            count(r, "short_string")  # maximum count
+            count(r, "short_string")  # offset: the characters before it are absent
+            actual = count(r, "short_string")
+            r.budget(actual, size, "short_string")
+            if actual > r.max_string_chars:
+                raise Malformed("cap_ndr_string_chars", f"string of {actual} characters")
+            return decode_text(r.raw(actual * size, "short_string"), wide, little)
+
+        return read
 
 
 class Ptr(NdrType):
@@ -153,32 +280,55 @@ class Ptr(NdrType):
     data is not repeated ([C706] 14.3.12.3)."""
 
     def __init__(self, target: NdrType, full: bool = False) -> None:
+        super().__init__()
         self.target = target
         self.full = full
 
     def align(self, ndr64: bool) -> int:
         return 8 if ndr64 else 4
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        ref = r.pointer()
-        if ref == 0:
-            return None
-        if self.full and ref in r.full_refs:
-            return r.full_refs[ref]
-        box = _Box()
+    def pointers(self) -> bool:
+        return True
+
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        """By value (only where no container holds the pointer): a box, unboxed at the end."""
+        store = self.store(little, ndr64)
+
+        def read(r: NdrReader, q: Queue) -> Any:
+            box = _Box()
+            store(r, q, box, None)
+            r.boxed = True
+            return box
+
+        return read
+
+    def compile_store(self, little: bool, ndr64: bool) -> Store:
+        pointer, target = counter(little, ndr64), self.target.store(little, ndr64)
         if self.full:
-            r.full_refs[ref] = box
-        target = self.target
+            return self._full(pointer, target)
 
-        def pointee() -> None:
-            r.enter()
-            sub: Queue = []
-            box.value = target.read(r, sub)
-            drain(r, sub)
-            r.leave()
+        def store(r: NdrReader, q: Queue, into: Any, key: Any) -> None:
+            into[key] = None  # the slot keeps its place; a non-null pointee fills it when read
+            if pointer(r):
+                q.append((target, into, key))
 
-        q.append(pointee)
-        return box
+        return store
+
+    @staticmethod
+    def _full(pointer: Callable[..., int], target: Store) -> Store:
+        def store(r: NdrReader, q: Queue, into: Any, key: Any) -> None:
+            ref = pointer(r)
+            if ref == 0:
+                into[key] = None
+                return
+            box = r.full_refs.get(ref)
+            if box is None:
+                box = r.full_refs[ref] = _Box()
+                q.append((target, box, None))
+            into[key] = box
+            r.boxed = True
+
+        return store
 
 
 class Struct(NdrType):
@@ -186,6 +336,7 @@ class Struct(NdrType):
     conformant array has its maximum count hoisted in front of the structure ([C706] 14.3.7.1)."""
 
     def __init__(self, *fields: tuple[str, NdrType]) -> None:
+        super().__init__()
         self.fields = fields
         last = fields[-1][1] if fields else None
         self.conformant = isinstance(last, Array) and last.conformant
@@ -194,19 +345,32 @@ class Struct(NdrType):
         a = max((t.align(ndr64) for _n, t in self.fields), default=1)
         return max(a, 8 if ndr64 else 4) if self.conformant else a
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        hoisted = r.count() if self.conformant else None
-        r.align(self.align(r.ndr64))
-        out: dict[str, Any] = {}
-        for i, (name, t) in enumerate(self.fields):
-            if hoisted is not None and i == len(self.fields) - 1:
-                assert isinstance(t, Array)
-                out[name] = t.elements(r, q, hoisted)
-            else:
-                out[name] = t.read(r, q)
-        if r.ndr64:
-            r.align(self.align(True))  # NDR64 pads a structure to its alignment ([MS-RPCE] 2.2.5.3.4.1)
-        return out
+    def pointers(self) -> bool:
+        return any(t.pointers() for _n, t in self.fields)
+
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        align, count = self.align(ndr64), counter(little, ndr64)
+        fixed = self.fields[:-1] if self.conformant else self.fields
+        members = tuple((name, *_slot(t, little, ndr64)) for name, t in fixed)
+        last_name, last = self.fields[-1] if self.conformant else ("", None)
+        elements = last.compile_elements(little, ndr64) if isinstance(last, Array) else None
+
+        def read(r: NdrReader, q: Queue) -> Any:
+            hoisted = count(r) if elements is not None else 0
+            r.off += -r.off % align
+            out: dict[str, Any] = {}
+            for name, value, store in members:
+                if store is None:
+                    out[name] = value(r, q)  # type: ignore[misc]  # one of the two is set
+                else:
+                    store(r, q, out, name)
+            if elements is not None:
+                out[last_name] = elements(r, q, hoisted)
+            if ndr64:
+                r.off += -r.off % align  # NDR64 pads a structure to its alignment ([MS-RPCE] 2.2.5.3.4.1)
+            return out
+
+        return read
 
 
 class Array(NdrType):
@@ -214,6 +378,7 @@ class Array(NdrType):
     count), both (conformant varying), or fixed (`fixed` elements, nothing on the wire)."""
 
     def __init__(self, element: NdrType, conformant: bool = True, varying: bool = False, fixed: int = 0) -> None:
+        super().__init__()
         self.element = element
         self.conformant = conformant and not fixed
         self.varying = varying
@@ -224,20 +389,36 @@ class Array(NdrType):
         a = self.element.align(ndr64)
         return max(a, 8 if ndr64 else 4) if self.conformant or self.varying else a
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        n = self.fixed
-        if self.conformant:
-            n = r.count("short_array")
-        return self.elements(r, q, n)
+    def pointers(self) -> bool:
+        return self.element.pointers()
 
-    def elements(self, r: NdrReader, q: Queue, n: int) -> Any:
-        if self.varying:
-            n = r.varying(1, "short_array")
-        if self.octets:
-            return r.raw(n, "short_array").hex()
-        r.budget(n, 1, "bad_array_count")
-        r.align(self.element.align(r.ndr64))
-        return [self.element.read(r, q) for _ in range(n)]
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        elements, fixed = self.compile_elements(little, ndr64), self.fixed
+        if not self.conformant:
+            return lambda r, q: elements(r, q, fixed)
+        count = counter(little, ndr64)
+        return lambda r, q: elements(r, q, count(r, "short_array"))
+
+    def compile_elements(self, little: bool, ndr64: bool) -> Callable[[NdrReader, Queue, int], Any]:
+        """The elements once their maximum count `n` is known (read here, or hoisted by a structure)."""
+        varying, octets, align = self.varying, self.octets, self.element.align(ndr64)
+        value, store = _slot(self.element, little, ndr64)
+
+        def elements(r: NdrReader, q: Queue, n: int) -> Any:
+            if varying:
+                n = r.varying(1, "short_array")
+            if octets:
+                return r.raw(n, "short_array").hex()
+            r.budget(n, 1, "bad_array_count")
+            r.off += -r.off % align
+            if store is None:
+                return [value(r, q) for _ in range(n)]  # type: ignore[misc]  # one of the two is set
+            out: list[Any] = [None] * n  # budgeted: n fits in the stub
+            for i in range(n):
+                store(r, q, out, i)
+            return out
+
+        return elements
 
 
 class Union(NdrType):
@@ -247,6 +428,7 @@ class Union(NdrType):
     {"level": d, "value": v}. An arm that is not declared stops the decoding (a `Malformed`)."""
 
     def __init__(self, switch: NdrType, arms: dict[int, NdrType | None], default: NdrType | None = None) -> None:
+        super().__init__()
         self.switch = switch
         self.arms = arms
         self.default = default
@@ -257,52 +439,53 @@ class Union(NdrType):
     def _arm_align(self, ndr64: bool) -> int:
         return max([1, *(t.align(ndr64) for t in self.arms.values() if t is not None)])
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        if r.ndr64:  # NDR64 aligns the union as a whole, discriminant included ([MS-RPCE] 2.2.5.3.4.3)
-            r.align(self.align(True))
-        level = self.switch.read(r, q)
-        if level in self.arms:
-            arm = self.arms[level]
-        elif self.default is not None:
-            arm = self.default
-        else:
-            raise Malformed("unknown_union_arm", f"no arm for discriminant {level}")
-        if arm is None:
-            return {"level": level}
-        r.align(arm.align(r.ndr64))  # the chosen arm's own alignment (what MIDL sends, e.g. wireVARIANT)
-        v = arm.read(r, q)
-        return {"level": level, "value": v}
+    def pointers(self) -> bool:
+        return any(t.pointers() for t in (*self.arms.values(), self.default) if t is not None)
+
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        def arm(t: NdrType | None) -> tuple[int, Reader | None, Store | None] | None:
+            return None if t is None else (t.align(ndr64), *_slot(t, little, ndr64))
+
+        switch, align = self.switch.reader(little, ndr64), self.align(True)
+        arms = {level: arm(t) for level, t in self.arms.items()}
+        default = arm(self.default)
+
+        def read(r: NdrReader, q: Queue) -> Any:
+            if ndr64:  # NDR64 aligns the union as a whole, discriminant included ([MS-RPCE] 2.2.5.3.4.3)
+                r.off += -r.off % align
+            level = switch(r, q)
+            if level in arms:
+                chosen = arms[level]
+            elif default is not None:
+                chosen = default
+            else:
+                raise Malformed("unknown_union_arm", f"no arm for discriminant {level}")
+            if chosen is None:
+                return {"level": level}
+            a, value, store = chosen
+            r.off += -r.off % a  # the chosen arm's own alignment (what MIDL sends, e.g. wireVARIANT)
+            if store is None:
+                return {"level": level, "value": value(r, q)}  # type: ignore[misc]  # one of the two is set
+            out = {"level": level}
+            store(r, q, out, "value")
+            return out
+
+        return read
 
 
 class Custom(NdrType):
     """A type read by a function (for wire forms that are not plain NDR, e.g. RPC_SID text)."""
 
     def __init__(self, fn: Callable[[NdrReader, Queue], Any], align: int = 4) -> None:
+        super().__init__()
         self.fn = fn
         self._align = align
 
     def align(self, ndr64: bool) -> int:
         return self._align
 
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        return self.fn(r, q)
-
-
-def _sid(r: NdrReader, q: Queue) -> str:
-    """RPC_SID ([MS-DTYP] 2.4.2.3): a conformant structure, shown as S-1-5-21-... text."""
-    _count = r.count("short_sid")
-    revision = r.u8("short_sid")
-    n = r.u8("short_sid")
-    authority = int.from_bytes(r.raw(6, "short_sid"), "big")
-    r.budget(n, 4, "bad_sid")
-    subs = [r.u32("short_sid") for _ in range(n)]
-    return "-".join(["S", str(revision), str(authority), *map(str, subs)])
-
-
-def _unicode_string_buffer(r: NdrReader, q: Queue) -> str:
-    """The [size_is(MaximumLength/2), length_is(Length/2)] WCHAR buffer of RPC_UNICODE_STRING."""
-    _max = r.count("short_string")
-    return r.varying_string(True)
+    def compile(self, little: bool, ndr64: bool) -> Reader:
+        return self.fn
 
 
 U8 = Int(1)
@@ -314,38 +497,4 @@ GUID = Guid()
 HANDLE = Handle()
 WSTR = String(True)
 ASTR = String(False)
-SID = Custom(_sid, 4)
-# RPC_UNICODE_STRING ([MS-DTYP] 2.3.10): Length, MaximumLength, pointer to the characters.
-UNICODE_STRING = Struct(("length", U16), ("maximum_length", U16), ("buffer", Ptr(Custom(_unicode_string_buffer))))
-
-
-def unique(t: NdrType) -> Ptr:
-    """A [unique] pointer: a top-level parameter or an embedded field."""
-    return Ptr(t)
-
-
-def ustring_text(v: Any) -> Any:
-    """The text of a decoded RPC_UNICODE_STRING (a dict), else the value itself."""
-    if isinstance(v, dict) and "buffer" in v:
-        return v["buffer"]
-    return v
-
-
-def read_params(r: NdrReader, params: Sequence[tuple[str, NdrType]], out: dict[str, Any]) -> None:
-    """Read parameters in order into `out`; on `Malformed` what was read so far stays in `out`."""
-    for name, t in params:
-        out[name] = read_param(r, t)
-
-
-class _IntPtr(NdrType):
-    """__int3264 (DWORD_PTR, ULONG_PTR): 32 bits in NDR 2.0, 64 in NDR64 ([MS-RPCE] 2.2.5.3.4.1)."""
-
-    def align(self, ndr64: bool) -> int:
-        return 8 if ndr64 else 4
-
-    def read(self, r: NdrReader, q: Queue) -> Any:
-        return r.count()
-
-
-INT_PTR = _IntPtr()
 BYTES = Array(U8)  # [size_is(n)] byte[]: hex text

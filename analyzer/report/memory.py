@@ -11,7 +11,6 @@ to return free pages (`malloc_trim`, where there is one) after each whole table 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from functools import cache
 from typing import Any
@@ -29,9 +28,10 @@ def use_system_pool() -> None:
 
 @cache
 def _trim() -> Any:
-    name = ctypes.util.find_library("c")
+    """glibc's malloc_trim from the C library already loaded (`CDLL(None)`): `ctypes.util.find_library`
+    would fork `ldconfig` or a compiler to look for it, a process the size of this one for a moment."""
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
     except OSError:
         return None
 

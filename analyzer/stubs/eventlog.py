@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.dcerpc.ndr_types import HANDLE, U8, U16, U32, UNICODE_STRING, WSTR, Array, Ptr, Struct, ustring_text
+from analyzer.dcerpc.ndr_dtyp import UNICODE_STRING, ustring_text
+from analyzer.dcerpc.ndr_types import HANDLE, U8, U16, U32, WSTR, Array, Ptr, Struct
 from analyzer.stubs.registry import NTSTATUS, Values, family
 
 F = family("82273fdc-e32a-18c3-3f78-827929dc23ea", "eventlog", NTSTATUS)

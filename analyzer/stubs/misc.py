@@ -4,22 +4,8 @@ and the file-server VSS agent ([MS-FSRVP] 3.1.4), the last two used for authenti
 
 from __future__ import annotations
 
-from analyzer.dcerpc.ndr_types import (
-    ASTR,
-    BYTES,
-    GUID,
-    I32,
-    U8,
-    U16,
-    U32,
-    UNICODE_STRING,
-    WSTR,
-    Array,
-    Ptr,
-    Struct,
-    Union,
-    ustring_text,
-)
+from analyzer.dcerpc.ndr_dtyp import UNICODE_STRING, ustring_text
+from analyzer.dcerpc.ndr_types import ASTR, BYTES, GUID, I32, U8, U16, U32, WSTR, Array, Ptr, Struct, Union
 from analyzer.stubs.registry import HRESULT, RPC_STATUS, Values, family
 
 BKRP = family("3dde7c30-165d-11d1-ab8f-00805f14db40", "BackupKey")

@@ -8,20 +8,8 @@ machine account ([MS-NRPC] 3.5.4.4.5).
 
 from __future__ import annotations
 
-from analyzer.dcerpc.ndr_types import (
-    U8,
-    U16,
-    U32,
-    UNICODE_STRING,
-    WSTR,
-    Array,
-    Bytes,
-    Enum,
-    Ptr,
-    Struct,
-    Union,
-    ustring_text,
-)
+from analyzer.dcerpc.ndr_dtyp import UNICODE_STRING, ustring_text
+from analyzer.dcerpc.ndr_types import U8, U16, U32, WSTR, Array, Bytes, Enum, Ptr, Struct, Union
 from analyzer.stubs.registry import NTSTATUS, WIN32, Values, family
 
 # Operations returning NET_API_STATUS rather than NTSTATUS ([MS-NRPC] 3.5.4 and 3.4.5).

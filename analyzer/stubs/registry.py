@@ -16,6 +16,7 @@ operation that uses one (RStartServiceW) gets that name back as an argument.
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +25,14 @@ from analyzer.bounded import BoundedDict
 from analyzer.dcerpc import epm
 from analyzer.dcerpc.decoding import NOTHING, Stubs, Want
 from analyzer.dcerpc.ndr import NdrReader
-from analyzer.dcerpc.ndr_types import NdrType, read_param
+from analyzer.dcerpc.ndr_types import NdrType, Param
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import CAP_CODES, DEFAULT_LIMITS, Limits
 from analyzer.model import EndpointRecord, Flow
+from analyzer.stubs.memo import MEMO
 from analyzer.stubs.orpc import ORPCTHAT, ORPCTHIS
 
-Param = tuple[str, NdrType]
+Declared = tuple[str, NdrType]
 Values = dict[str, Any]
 # A response read by hand (the endpoint mapper): stub reader -> (values, product, return code).
 ResponseFn = Callable[[NdrReader], tuple[Values, Any, int | None]]
@@ -55,8 +57,8 @@ class Operation:
     interface: str
     opnum: int
     name: str
-    request: tuple[Param, ...] | None
-    response: tuple[Param, ...] | ResponseFn | None
+    request: tuple[Declared, ...] | None
+    response: tuple[Declared, ...] | ResponseFn | None
     returns: str | None
     show: tuple[str, ...]
     orpc: bool
@@ -64,6 +66,21 @@ class Operation:
     opens: Callable[[Values, str | None], Any] | None
     names: str | None
     learns: Callable[[Values], Iterable[tuple[str, str]]] | None = None
+    want: Want = NOTHING  # what of its stubs to keep (from the declaration, see `wants`)
+    # Its parameters compiled per (response, little-endian, NDR64): (name, reader) in wire order,
+    # the ORPC header first for a DCOM interface. At most eight, made when first met.
+    plans: dict[tuple[bool, bool, bool], tuple[tuple[str, Param], ...]] = field(default_factory=dict, compare=False)
+
+    def plan(self, response: bool, little: bool, ndr64: bool) -> tuple[tuple[str, Param], ...]:
+        """How to read one direction's stub: its parameters' compiled readers (`NdrType.param`)."""
+        key = (response, little, ndr64)
+        plan = self.plans.get(key)
+        if plan is None:
+            params = self.response if response else self.request
+            assert isinstance(params, tuple)  # a hand-written response reader has no plan
+            head = (("_orpcthat", ORPCTHAT) if response else ("_orpcthis", ORPCTHIS),) if self.orpc else ()
+            plan = self.plans[key] = tuple((name, t.param(little, ndr64)) for name, t in head + params)
+        return plan
 
 
 @dataclass(slots=True)
@@ -84,8 +101,8 @@ class Family:
         self,
         opnum: int,
         name: str,
-        request: Sequence[Param] | None = None,
-        response: Sequence[Param] | ResponseFn | None = None,
+        request: Sequence[Declared] | None = None,
+        response: Sequence[Declared] | ResponseFn | None = None,
         *,
         show: Sequence[str] = (),
         returns: str | None = "",
@@ -99,19 +116,10 @@ class Family:
         resp = response if response is None or callable(response) else tuple(response)
         if returns == "":
             returns = None if opnum in self.void else self.kinds.get(opnum, self.returns)
+        req = tuple(request) if request is not None else None
+        want = Want(req is not None, resp is not None, returns is not None)
         op = Operation(
-            self.uuid,
-            opnum,
-            name,
-            tuple(request) if request is not None else None,
-            resp,
-            returns,
-            tuple(show),
-            self.orpc,
-            derive,
-            opens,
-            names,
-            learns,
+            self.uuid, opnum, name, req, resp, returns, tuple(show), self.orpc, derive, opens, names, learns, want
         )
         key = (self.uuid, opnum)
         if key in OPERATIONS:
@@ -148,14 +156,14 @@ def _returns(fam: Family | None, op: Operation | None, opnum: int) -> str | None
 
 
 _ANSWER_ONLY = Want(request=False, response=True, tail=True)  # an answer before its request
+_TAIL_ONLY = Want(request=False, response=False, tail=True)  # an undeclared operation's return value
 
 
 def wants(uuid: str | None, opnum: int) -> Want:
     op = OPERATIONS.get((uuid or "", opnum))
-    returns = _returns(FAMILIES.get(uuid or ""), op, opnum)
-    if op is None:
-        return Want(False, False, True) if returns else NOTHING
-    return Want(op.request is not None, op.response is not None, returns is not None)
+    if op is not None:
+        return op.want
+    return _TAIL_ONLY if _returns(FAMILIES.get(uuid or ""), None, opnum) else NOTHING
 
 
 def wants_answer(uuid: str | None) -> Want:
@@ -169,17 +177,21 @@ class StubState:
     calls taught (a SAMR RID's account name), at most `Limits.max_context_handles`, oldest out;
     and the limits its stubs are read under (`Limits.max_ndr_*`)."""
 
-    __slots__ = ("_names", "limits")
+    __slots__ = ("_names", "consulted", "limits", "ndr_limits")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
+        self.ndr_limits = (limits.max_ndr_depth, limits.max_ndr_elements, limits.max_ndr_string_chars)
         self._names: BoundedDict[str, str] = BoundedDict(limits.max_context_handles)
+        self.consulted = False  # set when a name is asked for or taught: a decode that did depends on it
 
     def name(self, handle: Any) -> str | None:
+        self.consulted = True
         return self._names.get(handle) if isinstance(handle, str) else None
 
     def remember(self, handle: Any, name: str) -> bool:
         """Name a handle; True when that made the oldest name forgotten (the cap was hit)."""
+        self.consulted = True
         if not isinstance(handle, str) or not handle.strip("0"):
             return False
         return self._names.put(handle, name) is not None
@@ -234,11 +246,16 @@ def decode(uuid: str | None, opnum: int, stubs: Stubs, state: StubState, strict:
         if strict:
             raise
         out.violations.append(("stub", "decoder_error", f"{type(e).__name__}: {e}"[:200]))
-    prefix = fam.prefix if fam is not None else "stub"
-    out.violations = [
-        (prefix, what if what in CAP_CODES else f"{prefix}_{what}", f"{side}: {detail}" if prefix == "stub" else detail)
-        for side, what, detail in out.violations
-    ]
+    if out.violations:
+        prefix = fam.prefix if fam is not None else "stub"
+        out.violations = [
+            (
+                prefix,
+                what if what in CAP_CODES else f"{prefix}_{what}",
+                f"{side}: {detail}" if prefix == "stub" else detail,
+            )
+            for side, what, detail in out.violations
+        ]
     if values:
         out.arguments = short_text(values, op.show if op is not None else ())
         out.arguments_json = json_text(values)
@@ -273,7 +290,18 @@ class RegistryDecoder:
         return wants_answer(uuid)
 
     def decode(self, uuid: str | None, opnum: int, stubs: Stubs) -> Decoded | None:
-        return decode(uuid, opnum, stubs, self._state)
+        """Through the memo (`analyzer.stubs.memo`): a result that read no handle names is kept."""
+        state = self._state
+        key = MEMO.key(state.ndr_limits, uuid, opnum, stubs)
+        if key is not None:
+            found: Decoded | None = MEMO.get(key)
+            if found is not None:
+                return found
+        state.consulted = False
+        out = decode(uuid, opnum, stubs, state)
+        if key is not None and out is not None and not state.consulted:
+            MEMO.keep(key, out)
+        return out
 
     def decode_answer(self, uuid: str | None, stubs: Stubs) -> Decoded | None:
         return decode_answer(uuid, stubs)
@@ -282,8 +310,7 @@ class RegistryDecoder:
 def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, out: Decoded) -> None:
     if op.request is not None and stubs.request:  # an empty stub is nothing to decode
         r = state.reader(stubs.request, stubs.request_little, stubs.ndr64)
-        params = ((("_orpcthis", ORPCTHIS),) if op.orpc else ()) + op.request
-        _read(r, params, values, out, "request")
+        _read(r, op.plan(False, stubs.request_little, stubs.ndr64), values, out, "request")
     if op.names is not None and op.names not in values:
         name = state.name(values.get("_handle"))
         if name is not None:
@@ -298,8 +325,7 @@ def _decode_op(op: Operation, stubs: Stubs, state: StubState, values: Values, ou
             except Malformed as e:
                 out.violations.append(("response", e.what, e.detail))
         else:
-            params = ((("_orpcthat", ORPCTHAT),) if op.orpc else ()) + op.response
-            _read(r, params, response, out, "response")
+            _read(r, op.plan(True, stubs.response_little, stubs.ndr64), response, out, "response")
     # What earlier calls taught (see `learns`) and the object the call is on, for `opens`,
     # `derive` and `learns`; both leave the values before they are shown.
     values["_recall"] = state.name
@@ -324,10 +350,10 @@ def _remember(state: StubState, key: Any, name: str, out: Decoded) -> None:
         out.violations.append(("response", "cap_context_handles", detail))
 
 
-def _read(r: NdrReader, params: Sequence[Param], into: Values, out: Decoded, direction: str) -> None:
+def _read(r: NdrReader, plan: Sequence[tuple[str, Param]], into: Values, out: Decoded, direction: str) -> None:
     try:
-        for name, t in params:
-            into[name] = read_param(r, t)
+        for name, param in plan:
+            into[name] = param(r)
     except Malformed as e:
         out.violations.append((direction, e.what, e.detail))
 
@@ -367,25 +393,41 @@ def short_text(values: Values, keys: Sequence[str]) -> str | None:
     parts = []
     for k in keys:
         v = values.get(k)
-        if v is None or v == "" or v == [] or v == {}:
+        if v is None or (not v and isinstance(v, str | list | dict)):  # nothing decoded to show
             continue
         parts.append(f"{k}={safe_text(_show(v), _MAX_SHOWN, cell=False)}")
     return "; ".join(parts) or None  # starts with a key: never a formula
 
 
+_PLAIN = frozenset({int, bool, float, type(None)})  # values that are never capped: not looked into
+
+
 def _capped(v: Any) -> Any:
-    if isinstance(v, str) and len(v) > _MAX_TEXT:
-        return v[:_MAX_TEXT] + f"...[+{len(v) - _MAX_TEXT} chars]"
+    if isinstance(v, str):
+        return v if len(v) <= _MAX_TEXT else v[:_MAX_TEXT] + f"...[+{len(v) - _MAX_TEXT} chars]"
     if isinstance(v, dict):
-        return {k: _capped(x) for k, x in v.items() if not k.startswith("_")}
+        return {k: x if type(x) in _PLAIN else _capped(x) for k, x in v.items() if k[:1] != "_"}
     if isinstance(v, list):
-        return [_capped(x) for x in v]
+        return [x if type(x) in _PLAIN else _capped(x) for x in v]
     return v
 
 
 def json_text(values: Values) -> str:
     """Every decoded value (context handles and ORPC headers left out), as ASCII JSON."""
-    return _JSON.encode(_capped(values))
+    return _JSON(_capped(values))
 
 
-_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))  # made once: json.dumps makes one a call
+def _json_encoder() -> Callable[[Any], str]:
+    """`json.dumps(v, ensure_ascii=True, separators=(",", ":"))`, made once. `JSONEncoder.encode`
+    builds its C encoder again at every call, half the cost of encoding a call's few values; this
+    one is built once, without the circular-reference check (decoded values are trees, their depth
+    bounded by `max_ndr_depth`). Without the C accelerator, the standard encoder."""
+    standard = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return standard.encode
+    encode = make(None, standard.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda v: "".join(encode(v, 0))
+
+
+_JSON = _json_encoder()

@@ -8,19 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.dcerpc.ndr_types import (
-    HANDLE,
-    SID,
-    U16,
-    U32,
-    UNICODE_STRING,
-    WSTR,
-    Array,
-    Enum,
-    Ptr,
-    Struct,
-    ustring_text,
-)
+from analyzer.dcerpc.ndr_dtyp import SID, UNICODE_STRING, ustring_text
+from analyzer.dcerpc.ndr_types import HANDLE, U16, U32, WSTR, Array, Enum, Ptr, Struct
 from analyzer.stubs.registry import NTSTATUS, Values, family
 
 F = family("12345778-1234-abcd-ef00-0123456789ac", "samr", NTSTATUS)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from analyzer.dcerpc.ndr_types import GUID, INT_PTR, U8, U32, WSTR, Array, Ptr, Struct
+from analyzer.dcerpc.ndr_dtyp import INT_PTR
+from analyzer.dcerpc.ndr_types import GUID, U8, U32, WSTR, Array, Ptr, Struct
 from analyzer.stubs.registry import HRESULT, Values, family
 
 ATSVC = family("1ff70682-0a51-30e8-076d-740be8cee98b", "atsvc")

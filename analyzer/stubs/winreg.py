@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.dcerpc.ndr_types import BYTES, HANDLE, U8, U16, U32, UNICODE_STRING, Ptr, Struct, ustring_text
+from analyzer.dcerpc.ndr_dtyp import UNICODE_STRING, ustring_text
+from analyzer.dcerpc.ndr_types import BYTES, HANDLE, U8, U16, U32, Ptr, Struct
 from analyzer.stubs.registry import Values, family
 
 F = family("338cd001-2244-31f1-aaaa-900038001003", "winreg")
