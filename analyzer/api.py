@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from functools import cached_property
+from functools import cached_property, partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -181,14 +181,15 @@ class AnalysisResult:
         flood's million rows without a million cells of text each."""
         return self.source.frame("attempts")
 
-    def _attempt_slices(self) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`):
+    def _attempt_slices(self, chunks: Iterable[pd.DataFrame] | None = None) -> Iterator[pd.DataFrame]:
+        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`,
+        or the `chunks` of a pass that feeds the readers too):
         a SYN flood's million rows are never held whole, not even compact. The chunks follow the
         spool's batches; they are cut again into slices of `CHUNK_ROWS` rows, so that a Parquet
         file's row groups (`output.PARQUET_ROWS`, whole slices) are those of the table written whole."""
         held: list[pd.DataFrame] = []
         rows, written = 0, False
-        for chunk in self.source.chunks("attempts"):
+        for chunk in self.source.chunks("attempts") if chunks is None else chunks:
             while len(chunk):
                 take = CHUNK_ROWS - rows
                 held.append(chunk.iloc[:take])
@@ -273,10 +274,11 @@ class AnalysisResult:
                 sweep.finish()
                 return self.hosts
 
-            attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)
-            extra: list[NamedFrame] = [("hosts", hosts, HOSTS), *self.view_items(), attempts]
+            # the attempts first of the rest: the pass's last table, which data_quality and the findings read
+            slices = partial(self._attempt_slices, sweep.chunks("attempts", everything=True))
+            extra: list[NamedFrame] = [("attempts", slices, ATTEMPTS), ("hosts", hosts, HOSTS), *self.view_items()]
             written = write_tables(base, out_dir, fmt, extra)
-            order = [*SCHEMAS, *(name for name, _, _ in extra)]
+            order = [*SCHEMAS, *(name for name, _, _ in extra[2:]), "attempts"]
             written.sort(key=lambda path: order.index(path.stem))  # listed as ever: the tables, then the rest
             self._spooled.forget()  # the big tables whole readers needed are written: not kept after
         write_manifest(
