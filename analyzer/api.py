@@ -17,12 +17,14 @@ from analyzer.pipeline import Progress
 from analyzer.records import Records
 from analyzer.report import views
 from analyzer.report.attempts import ATTEMPTS
-from analyzer.report.hosts import hosts_frame
+from analyzer.report.counts import RunCounts
+from analyzer.report.hosts import Hosts
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, write_tables
+from analyzer.report.passes import PASS_ORDER, Pass
 from analyzer.report.source import Source, empty_table
 from analyzer.report.spooled import CACHE_ROWS, Spooled
-from analyzer.report.tables import CHUNK_ROWS, SCHEMAS, Tables
+from analyzer.report.tables import CHUNK_ROWS, HOSTS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
 from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 
@@ -54,7 +56,10 @@ class AnalysisResult:
             (`analyzer.parallel.beside`) while this process writes the base tables.
 
     The views (see `views.VIEW_SCHEMAS`) are computed from the tables the first time they are read:
-    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`.
+    `endpoint_inventory`, `timeline`, `matrix`, `data_quality`, and `findings`; so are `hosts` and
+    the summary's `counts`. Each is a fold of one pass over the base tables (`report.passes`): read
+    alone, it makes a pass of its own; `write` makes one pass for the writer and every one of them
+    not made yet, and `html` one for all it shows, so each base table is read from the spool once.
     """
 
     def __init__(
@@ -100,7 +105,26 @@ class AnalysisResult:
 
     @cached_property
     def hosts(self) -> pd.DataFrame:
-        return hosts_frame(self.source)
+        return self._folded("hosts")  # type: ignore[no-any-return]
+
+    @cached_property
+    def counts(self) -> RunCounts:
+        """What the run summary counts (`report.counts`): rows per capture and table, services."""
+        return self._folded("counts")  # type: ignore[no-any-return]
+
+    def _folded(self, name: str) -> Any:
+        """A reader's result (`READERS`), made by a pass of its own unless a pass made it already."""
+        if name not in self.__dict__:
+            self._pass([name]).finish()
+        return self.__dict__[name]
+
+    def _pass(self, names: Iterable[str]) -> Pass:
+        """One pass over the base tables (`report.passes`) for the named readers not made yet, each
+        kept as an attribute when the pass finishes."""
+        made = self.__dict__
+        return Pass(
+            self.source, [_Kept(name, _reader(name, self.rule_files), made) for name in names if name not in made]
+        )
 
     @property
     def source(self) -> Source:
@@ -136,26 +160,23 @@ class AnalysisResult:
     def endpoint_inventory(self) -> pd.DataFrame:
         """Per server, interface, protocol and endpoint: what its endpoint mapper announced and what was
         used, with `status` announced-only, announced-and-used or used-without-announcement."""
-        return views.endpoint_inventory(self.source)
+        return self._folded("endpoint_inventory")  # type: ignore[no-any-return]
 
     @cached_property
     def timeline(self) -> pd.DataFrame:
         """Binds, calls, faults and bytes per minute, client -> server pair and interface."""
-        return views.timeline(self.source)
+        return self._folded("timeline")  # type: ignore[no-any-return]
 
     @cached_property
     def matrix(self) -> pd.DataFrame:
         """Client x server x interface: where, how often and as whom each service was negotiated."""
-        return views.matrix(self.source)
+        return self._folded("matrix")  # type: ignore[no-any-return]
 
     @cached_property
     def findings(self) -> pd.DataFrame:
         """Attacks, reconnaissance and risky admin actions found by the rules (see analyzer.findings), most
         severe first: one row per technique, client, server and burst of activity."""
-        from analyzer import findings
-
-        rules = findings.load_rules(self.rule_files)
-        return findings.compute(self.source, rules)
+        return self._folded("findings")  # type: ignore[no-any-return]
 
     def add_findings(self, extra: pd.DataFrame) -> None:
         """Add the rows of another producer of findings (Sigma matches, same columns) to `findings`."""
@@ -168,14 +189,15 @@ class AnalysisResult:
         flood's million rows without a million cells of text each."""
         return self.source.frame("attempts")
 
-    def _attempt_slices(self) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`):
+    def _attempt_slices(self, chunks: Iterable[pd.DataFrame] | None = None) -> Iterator[pd.DataFrame]:
+        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`,
+        or the `chunks` of a pass that feeds the readers too):
         a SYN flood's million rows are never held whole, not even compact. The chunks follow the
         spool's batches; they are cut again into slices of `CHUNK_ROWS` rows, so that a Parquet
         file's row groups (`output.PARQUET_ROWS`, whole slices) are those of the table written whole."""
         held: list[pd.DataFrame] = []
         rows, written = 0, False
-        for chunk in self.source.chunks("attempts"):
+        for chunk in self.source.chunks("attempts") if chunks is None else chunks:
             while len(chunk):
                 take = CHUNK_ROWS - rows
                 held.append(chunk.iloc[:take])
@@ -192,7 +214,7 @@ class AnalysisResult:
     @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
-        return views.data_quality(self.source)
+        return self._folded("data_quality")  # type: ignore[no-any-return]
 
     def view_items(self) -> list[NamedFrame]:
         """The views as (name, what makes the DataFrame, schema), in the order they are written, then
@@ -214,8 +236,9 @@ class AnalysisResult:
         ncalrpc (local) endpoints are left out of its inventory unless include_local."""
         from analyzer.report.html import render
 
+        self._pass([*READERS, "figures"]).finish()  # every reader the report shows, in one pass
         shown = {name: getattr(self, name) for name in (*views.VIEW_SCHEMAS, "findings")}
-        return render(self.source, self.hosts, shown, title, include_local)
+        return render(self._folded("figures"), self.hosts, shown, title, include_local)
 
     @property
     def errors(self) -> list[str]:
@@ -244,7 +267,9 @@ class AnalysisResult:
         elif partitioned and fmt == "parquet":
             from analyzer.report.partitioned import write_partitioned
 
-            written = write_partitioned([*self.tables.items(), ("attempts", self.attempts)], self.records, out_dir)
+            whole = [(name, getattr(self, name)) for name in (*PASS_ORDER[:-1], "attempts")]  # built once
+            self._pass(READERS).finish()  # every reader in one pass over those frames
+            written = write_partitioned([*self.tables.items(), whole[-1]], self.records, out_dir)
             written += write_tables({}, out_dir, fmt, self.view_items())
         else:
             written = self._write_all(out_dir, fmt)
@@ -261,37 +286,85 @@ class AnalysisResult:
         return written
 
     def _write_all(self, out_dir: str | PathLike[str], fmt: str) -> list[Path]:
-        """The base tables (streamed from where the views read them), the views and findings, then
-        attempts; the paths in that order. With `cores` > 1 the views but data_quality, and the
-        findings, are made and written in a forked child (`parallel.beside`) while this process
-        writes the base tables and data_quality (about half the work each on ordinary captures);
-        the small tables are built first, so both processes read them built."""
+        """The base tables, the per-host table, the views and findings, then attempts; the paths in
+        that order. One pass over each base table (`report.passes`): the writer takes every chunk, and
+        every reader not made yet (`READERS`) folds it. With `cores` > 1 the views but data_quality,
+        and the findings, are made (in one pass of their own) and written in a forked child
+        (`parallel.beside`) while this process makes its pass; the small tables are built first, so
+        both processes read them built."""
         items = self.view_items()
         there = [item for item in items if item[0] in _BESIDE] if self.cores > 1 and can_fork() else []
         if there:
             for name in SCHEMAS:
                 if name != "hosts" and self._spooled.rows(name) <= CACHE_ROWS:
                     self._spooled.frame(name)  # built once, here: the child inherits it
-        with beside(partial(self._write_items, out_dir, fmt, there), fork=bool(there)) as views:
-            source = self.source
-            base = {name: self.hosts if name == "hosts" else source.chunks(name) for name in SCHEMAS}
-            written = write_tables(base, out_dir, fmt)
+        away = {name for name, _make, _schema in there}
+        with beside(partial(self._write_items, out_dir, fmt, there), fork=bool(there)) as views_there:
+            sweep = self._pass(name for name in READERS if name not in away)
+            base = {name: sweep.chunks(name, everything=True) for name in PASS_ORDER if name in SCHEMAS}
+
+            def hosts() -> pd.DataFrame:
+                sweep.finish()
+                return self.hosts
+
+            # the attempts first of the rest: the pass's last table, which data_quality and the findings read
+            slices = partial(self._attempt_slices, sweep.chunks("attempts", everything=True))
             here = [item for item in items if item not in there]
-            paths = dict(zip((name for name, _m, _s in here), write_tables({}, out_dir, fmt, here), strict=True))
-            made, frames = views.result()
+            extra: list[NamedFrame] = [("attempts", slices, ATTEMPTS), ("hosts", hosts, HOSTS), *here]
+            written = write_tables(base, out_dir, fmt, extra)
+            made, frames = views_there.result()
         self.__dict__.update(frames)  # the views as if made here
-        paths.update(made)
-        written += [paths[name] for name, _m, _s in items]
-        attempts: NamedFrame = ("attempts", self._attempt_slices, ATTEMPTS)
-        return written + write_tables({}, out_dir, fmt, [attempts])
+        written += list(made.values())
+        order = [*SCHEMAS, *(name for name, _make, _schema in items), "attempts"]
+        written.sort(key=lambda path: order.index(path.stem))  # listed as ever: the tables, then the rest
+        return written
 
     def _write_items(
         self, out_dir: str | PathLike[str], fmt: str, items: list[NamedFrame]
     ) -> tuple[dict[str, Path], dict[str, pd.DataFrame]]:
         """Views written (see `view_items`): their paths and their frames, by name."""
         names = [name for name, _make, _schema in items]
+        self._pass(names).finish()  # every one of them from one pass over the base tables
         written = write_tables({}, out_dir, fmt, items)
         return dict(zip(names, written, strict=True)), {name: getattr(self, name) for name in names}
+
+
+# The readers one pass over the base tables feeds (`report.passes`), by the attribute each makes.
+READERS = ("hosts", *views.VIEW_SCHEMAS, "findings", "counts")
+
+
+def _reader(name: str, rule_files: tuple[str, ...]) -> Any:
+    """The fold that makes the reader `name` (`READERS`, or `figures` for the HTML report)."""
+    if name == "hosts":
+        return Hosts()
+    if name == "counts":
+        return RunCounts()
+    if name == "figures":
+        from analyzer.report.figures import FiguresFold
+
+        return FiguresFold()
+    if name == "findings":
+        from analyzer import findings
+
+        return findings.Findings(findings.load_rules(rule_files))
+    return views.FOLDS[name]()
+
+
+class _Kept:
+    """A reader's fold whose result is kept in `made` (the result's attributes) under its name."""
+
+    def __init__(self, name: str, fold: Any, made: dict[str, Any]) -> None:
+        self.name, self.fold, self.made = name, fold, made
+
+    def wants(self, table: str) -> Sequence[str] | None:
+        return self.fold.wants(table)  # type: ignore[no-any-return]
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        self.fold.add(table, chunk)
+
+    def done(self, source: Source) -> None:
+        self.fold.done(source)
+        self.made[self.name] = self.fold.result()
 
 
 class _ResultSource:

@@ -85,7 +85,7 @@ def test_capture_layer_is_the_only_one_that_reads_files() -> None:
 def test_the_report_layer_imports_nothing_above_it() -> None:
     """`report/` reads records and the registry; the layers that use it (findings, Zeek writers, the
     API, the CLI) and the pipeline that feeds it are never imported from it, lazily or not: so
-    `render()` takes a Source of the base tables and the views, not an `AnalysisResult`, and there is
+    `render()` takes the base tables' figures and the views, not an `AnalysisResult`, and there is
     no api <-> html cycle."""
     above = ("analyzer.api", "analyzer.cli", "analyzer.findings", "analyzer.zeek", "analyzer.pipeline")
     checked = 0

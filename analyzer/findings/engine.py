@@ -28,7 +28,7 @@ import pandas as pd
 from analyzer.findings.context import ROLES, DomainControllers, shaped, with_roles
 from analyzer.findings.evidence import MAX_ARGUMENT, MAX_FRAMES, Rows, listed
 from analyzer.findings.rules import CONFIDENCES, SEVERITIES, SOURCES, Rule
-from analyzer.findings.schema import FINDINGS, frame
+from analyzer.findings.schema import FINDINGS, empty, frame
 from analyzer.findings.select import KeyIndex, Plan, Selector
 from analyzer.findings.stream import Emitted, RuleStream
 from analyzer.report.source import Source, empty_table
@@ -85,30 +85,36 @@ class _Run:
         self.rows = 0  # rows of the tables that can raise findings (calls, binds, endpoints, attempts)
 
     def source_pass(self, source: Source, table: str, only: list[Selector] | None = None) -> None:
-        """One pass over a source: each chunk to its rules' streams (or kept: role rules and `only`)."""
-        selectors = only if only is not None else self.plan.selectors[table]
-        if not selectors and (table not in ROLE_TABLES or only is not None):
-            return
+        """One pass over a source read again (`only`: the rules whose rows came out of time order)."""
         for chunk in _chunks(source, table, self.plan):
-            if only is None and table in ROLE_TABLES:
-                self.rows += len(chunk)
-                if self.dcs is not None:
-                    self.dcs.add(table, chunk)
-            if not selectors:
+            self.take(table, chunk, only)
+
+    def reads(self, table: str) -> bool:
+        """Whether the first pass reads this source: for its rules, or for the domain controllers."""
+        return bool(self.plan.selectors[table]) or table in ROLE_TABLES
+
+    def take(self, table: str, chunk: pd.DataFrame, only: list[Selector] | None = None) -> None:
+        """One chunk of a source to its rules' streams (or kept: role rules and `only`)."""
+        selectors = only if only is not None else self.plan.selectors[table]
+        if only is None and table in ROLE_TABLES:
+            self.rows += len(chunk)
+            if self.dcs is not None:
+                self.dcs.add(table, chunk)
+        if not selectors:
+            return
+        df = shaped(table, chunk)
+        index, has = KeyIndex(df), set(df.columns)
+        for sel in selectors:
+            mask = sel.mask(df, index)
+            if not mask.any():
                 continue
-            df = shaped(table, chunk)
-            index, has = KeyIndex(df), set(df.columns)
-            for sel in selectors:
-                mask = sel.mask(df, index)
-                if not mask.any():
-                    continue
-                rows = df[mask] if not mask.all() else df
-                if sel.deferred or only is not None:
-                    self.kept.setdefault(id(sel), []).append(rows)
-                    continue
-                stream = self.streams[id(sel)]
-                if not stream.disordered:
-                    stream.feed(Rows(rows, sel.rule), has)
+            rows = df[mask] if not mask.all() else df
+            if sel.deferred or only is not None:
+                self.kept.setdefault(id(sel), []).append(rows)
+                continue
+            stream = self.streams[id(sel)]
+            if not stream.disordered:
+                stream.feed(Rows(rows, sel.rule), has)
 
     def sorted_pass(self, sel: Selector, rows: pd.DataFrame | None) -> None:
         """A rule's rows (all of them) in time order, as the whole-table engine sorted them."""
@@ -125,11 +131,10 @@ class _Run:
         parts = self.kept.pop(id(sel), [])
         return pd.concat(parts, ignore_index=True) if parts else None
 
-    def run(self, source: Source) -> list[dict[str, Any]] | None:
-        """Every source once (again for a rule whose rows came out of time order); None when no table
-        that can raise findings has rows."""
+    def finish(self, source: Source) -> list[dict[str, Any]] | None:
+        """After the first pass: each source again for a rule whose rows came out of time order, then
+        the role rules; None when no table that can raise findings has rows."""
         for table in SOURCES:
-            self.source_pass(source, table)
             again = [s for s in self.plan.selectors[table] if self.streams[id(s)].disordered]
             if again:
                 self.source_pass(source, table, again)
@@ -210,16 +215,56 @@ def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def run_rules(rules: list[Rule], source: Source) -> pd.DataFrame | None:
-    """Every rule over the source's tables, most severe first; None when no table that can raise
-    findings (calls, binds, endpoints, attempts) has rows."""
-    found = _Run(rules).run(source)
-    if found is None:
-        return None
-    df = frame(_merge(found))
-    if df.empty:
-        return df
-    rank = df["severity"].map({s: -i for i, s in enumerate(SEVERITIES)})
-    order = df.assign(_r=rank).sort_values(["_r", "capture", "first_ts", "first_frame"], kind="stable")
-    out: pd.DataFrame = order.drop(columns="_r").reset_index(drop=True)[list(FINDINGS)]
-    return out
+class Findings:
+    """The rules as a fold (`report.passes`, whose order it counts on): each source's chunks go to
+    the rules as they go by; the violations are kept (one row per cap and connection, not per event)
+    until the connections they happened on went by, then joined with them and given to the rules."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.run = _Run(rules)
+        self.violations: list[pd.DataFrame] = []
+        self.streams: set[tuple[str, int | None]] = set()
+        self.where = [empty_table("connections", Plan.connection_columns())]
+        self.found: list[dict[str, Any]] | None = None
+
+    def wants(self, table: str) -> list[str] | None:
+        if table == "connections":  # only where violations happened (none: no connection is looked up)
+            return Plan.connection_columns() if self.violations else None
+        if table not in SOURCES or not self.run.reads(table):
+            return None
+        return self.run.plan.columns[table]
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        if table == "violations":
+            self.violations.append(chunk)
+            self.streams.update(map(_stream_key, chunk["capture"].tolist(), chunk["stream"].tolist()))
+        elif table == "connections":
+            keys = map(_stream_key, chunk["capture"].tolist(), chunk["stream"].tolist())
+            hit = np.fromiter((k in self.streams for k in keys), dtype=bool, count=len(chunk))
+            if hit.any():
+                self.where.append(chunk[hit].astype({"capture": object}))
+        else:
+            self.run.take(table, chunk)
+
+    def done(self, source: Source) -> None:
+        if self.violations:
+            where = pd.concat(self.where, ignore_index=True).astype({"capture": object})
+            where = where.rename(columns={"first_ts": "ts"})
+            for chunk in self.violations:
+                joined = chunk.astype({"capture": object}).merge(where, on=["capture", "stream"], how="left")
+                self.run.take("violations", joined)
+            self.violations, self.where = [], []
+        self.found = self.run.finish(source)
+
+    def result(self) -> pd.DataFrame:
+        """Every rule over the source's tables, most severe first; no rows either when no table that
+        can raise findings (calls, binds, endpoints, attempts) has rows."""
+        if self.found is None:
+            return empty()
+        df = frame(_merge(self.found))
+        if df.empty:
+            return df
+        rank = df["severity"].map({s: -i for i, s in enumerate(SEVERITIES)})
+        order = df.assign(_r=rank).sort_values(["_r", "capture", "first_ts", "first_frame"], kind="stable")
+        out: pd.DataFrame = order.drop(columns="_r").reset_index(drop=True)[list(FINDINGS)]
+        return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analyzer.report.fold import columns
+from analyzer.report.passes import fold
 from analyzer.report.source import Source, empty_table
 from analyzer.report.tables import SCHEMAS
 
@@ -38,30 +39,60 @@ class Figures:
         return sum(n for (_, port), n in self.per_port.items() if port is not None and port >= 1024)
 
 
+_READS: dict[str, list[str]] = {
+    "connections": ["transport", "server_ip", "server_port"],
+    "binds": ["ack_result"],
+    "calls": ["fault_code", "encrypted"],
+    "endpoints": ["capture"],
+    "violations": list(SCHEMAS["violations"]),
+    "captures": list(SCHEMAS["captures"]),
+}
+
+
+class FiguresFold:
+    """The figures as a fold of the one pass over the base tables (`report.passes`)."""
+
+    def __init__(self) -> None:
+        self.fig = Figures(empty_table("captures"))
+        self._captures: list[pd.DataFrame] = []
+        self._shown: list[pd.DataFrame] = []
+
+    def wants(self, table: str) -> list[str] | None:
+        return _READS.get(table)
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        fig = self.fig
+        if table == "captures":
+            self._captures.append(chunk)
+            return
+        fig.rows[table] += len(chunk)
+        if table == "connections":
+            for transport, server, port in zip(*columns(chunk, _READS["connections"]), strict=True):
+                if transport is not None and transport != "ncacn_np":  # a transport, and not a pipe
+                    fig.per_port[(server, port)] += 1
+        elif table == "binds":
+            fig.accepted += int((chunk["ack_result"] == "acceptance").sum())
+        elif table == "calls":
+            fig.faults += int(chunk["fault_code"].notna().sum())
+            fig.encrypted += int(chunk["encrypted"].fillna(False).astype(bool).sum())
+        elif table == "violations":
+            fig.occurrences += int(chunk["occurrences"].sum())
+            if sum(map(len, self._shown)) < VIOLATIONS_SHOWN:
+                self._shown.append(chunk.head(VIOLATIONS_SHOWN).astype(SCHEMAS["violations"]))
+
+    def done(self, source: Source) -> None:
+        fig = self.fig
+        if self._captures:
+            fig.captures = pd.concat(self._captures, ignore_index=True)
+        if self._shown:
+            fig.violations = pd.concat(self._shown, ignore_index=True).head(VIOLATIONS_SHOWN)
+
+    def result(self) -> Figures:
+        return self.fig
+
+
 def figures(source: Source) -> Figures:
     """The figures of the run behind `source`."""
-    fig = Figures(source.frame("captures"))
-    rows = fig.rows
-    for chunk in source.chunks("connections", ["transport", "server_ip", "server_port"]):
-        rows["connections"] += len(chunk)
-        for transport, server, port in zip(*columns(chunk, ["transport", "server_ip", "server_port"]), strict=True):
-            if transport is not None and transport != "ncacn_np":  # a transport, and not a pipe
-                fig.per_port[(server, port)] += 1
-    for chunk in source.chunks("binds", ["ack_result"]):
-        rows["binds"] += len(chunk)
-        fig.accepted += int((chunk["ack_result"] == "acceptance").sum())
-    for chunk in source.chunks("calls", ["fault_code", "encrypted"]):
-        rows["calls"] += len(chunk)
-        fig.faults += int(chunk["fault_code"].notna().sum())
-        fig.encrypted += int(chunk["encrypted"].fillna(False).astype(bool).sum())
-    for chunk in source.chunks("endpoints", ["capture"]):
-        rows["endpoints"] += len(chunk)
-    shown: list[pd.DataFrame] = []
-    for chunk in source.chunks("violations"):
-        rows["violations"] += len(chunk)
-        fig.occurrences += int(chunk["occurrences"].sum())
-        if sum(map(len, shown)) < VIOLATIONS_SHOWN:
-            shown.append(chunk.head(VIOLATIONS_SHOWN).astype(SCHEMAS["violations"]))
-    if shown:
-        fig.violations = pd.concat(shown, ignore_index=True).head(VIOLATIONS_SHOWN)
-    return fig
+    made = FiguresFold()
+    fold(source, made)
+    return made.fig

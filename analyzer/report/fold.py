@@ -1,20 +1,24 @@
 """Partial aggregation over `Source` chunks: what the views and the per-host table are folded with.
 
-A view reads a base table chunk by chunk (`Source.chunks`, only the columns it needs) and folds each
-chunk into its own per-key state (counts and sums add, first and last seen take min and max, lists
-keep their distinct values), so what it holds is its result and one chunk, never the table.
+A view takes a base table chunk by chunk (in the one pass over the tables, `report.passes`, only the
+columns it needs) and folds each chunk into its own per-key state (counts and sums add, first and
+last seen take min and max, lists keep their distinct values), so what it holds is its result and one
+chunk, never the table.
 
-The fold is plain Python over each chunk's columns as lists: the tables behind a view are small on
-real captures (thousands of rows, where pandas' fixed cost per group-by, join and cast is most of the
-time), and a flood's rows are one dict look-up each. Values come as Python objects with missing as
-None, times as integer nanoseconds since the epoch (so a chunk's text may be categorical or not:
-the same values come out).
+A chunk is first cut into groups of rows alike in the columns a fold keys and lists by (`Grouped`:
+pandas' factorize per column, numpy for the sizes, counts, sums, minima and maxima per group), and the
+fold's Python runs once per group, not once per row: a flood's chunk of thousands of rows alike is a
+group or two, and a real capture's chunk costs a few factorizes more than a loop over its rows (no
+group-by, join or cast of a whole frame, whose fixed cost of about a millisecond each dominated on
+tables of a few thousand rows). Values come as Python objects with missing as None, times as integer
+nanoseconds since the epoch (so a chunk's text may be categorical or not: the same values come out).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any, cast
 
 import numpy as np
@@ -93,3 +97,120 @@ def table(schema: dict[str, str], data: dict[str, list[Any]]) -> pd.DataFrame:
             out[col] = pd.array(values, dtype=cast(Any, dtype))
     df: pd.DataFrame = pd.DataFrame(out, columns=list(schema))
     return df
+
+
+def typed(schema: dict[str, str], data: dict[str, Any], n: int) -> pd.DataFrame:
+    """`table` for columns already made column-wise (arrays, pandas arrays): each given column cast
+    to the schema's dtype, any other all missing; `n` rows."""
+    out: dict[str, Any] = {}
+    for col, dtype in schema.items():
+        values = data.get(col)
+        out[col] = pd.array([None] * n if values is None else values, dtype=cast(Any, dtype))
+    df: pd.DataFrame = pd.DataFrame(out, columns=list(schema))
+    return df
+
+
+class Grouped:
+    """A chunk's rows grouped by their distinct values of `keys` (missing is a value like any other),
+    for a fold to add up a group at a time instead of a row at a time: a flood's chunk of thousands of
+    rows alike is a group or two. Groups are numbered in the order their first rows come (so a fold
+    meets them in table order), and their sizes, counts, sums, minima and maxima are made column-wise.
+
+    Measured on the binds flood (40 k connections, 40 k bind items), the per-row loops of the per-host
+    table and the matrix were 0.14 s and 0.07 s of CPU; per group they are a few milliseconds."""
+
+    def __init__(self, chunk: pd.DataFrame, keys: Sequence[str]) -> None:
+        self.chunk = chunk
+        codes = np.zeros(len(chunk), dtype=np.int64)
+        for key in keys:  # combined a column at a time, renumbered each time: never overflows
+            more, uniques = pd.factorize(chunk[key], use_na_sentinel=True)
+            codes = pd.factorize(codes * (len(uniques) + 1) + (more + 1))[0]
+        self.codes: np.ndarray = codes
+        self.first: np.ndarray = np.unique(codes, return_index=True)[1]  # by code: first-come order
+        self.n = len(self.first)
+
+    def values(self, names: Sequence[str]) -> list[list[Any]]:
+        """Each named column's value in each group (at its first row), as `cells` gives them."""
+        return columns(self.chunk.iloc[self.first], names)
+
+    def rows(self, names: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Each group's values of the named columns, as a tuple (`values` zipped)."""
+        return list(zip(*self.values(names), strict=True))
+
+    def sizes(self) -> list[int]:
+        sizes: list[int] = np.bincount(self.codes, minlength=self.n).tolist()
+        return sizes
+
+    def counts(self, mask: np.ndarray) -> list[int]:
+        """Per group, its rows where `mask` holds."""
+        counted: list[int] = np.bincount(self.codes[mask], minlength=self.n).tolist()
+        return counted
+
+    def sums(self, column: str) -> list[int]:
+        """Per group, the sum of an integer column (missing as 0)."""
+        values = self.chunk[column].to_numpy(dtype=np.int64, na_value=0)
+        out = np.zeros(self.n, dtype=np.int64)
+        np.add.at(out, self.codes, values)
+        summed: list[int] = out.tolist()
+        return summed
+
+    def distinct(self, column: str) -> list[np.ndarray]:
+        """Per group, the distinct known values of an integer column, sorted (int64)."""
+        known = self.chunk[column].notna().to_numpy(dtype=bool)
+        values = self.chunk[column].to_numpy(dtype=np.int64, na_value=0)[known]
+        codes = self.codes[known]
+        order = np.lexsort((values, codes))
+        values, codes = values[order], codes[order]
+        new = np.ones(len(values), dtype=bool)
+        new[1:] = (values[1:] != values[:-1]) | (codes[1:] != codes[:-1])
+        values, codes = values[new], codes[new]
+        bounds = np.searchsorted(codes, np.arange(self.n + 1)).tolist()
+        return [values[a:b] for a, b in pairwise(bounds)]
+
+    def earliest_rows(self, ts: str, frame: str) -> pd.DataFrame:
+        """Per group, its earliest row by time, then frame (missing after known), the first such in
+        table order: where a stable sort would put the group's first row."""
+        t = _ns(self.chunk[ts])
+        f = self.chunk[frame]
+        order = np.lexsort(
+            (
+                np.arange(len(t)),
+                f.to_numpy(dtype=np.int64, na_value=0),
+                f.isna().to_numpy(dtype=bool),
+                t,
+                t == _NAT,
+                self.codes,
+            )
+        )
+        starts = np.flatnonzero(np.diff(self.codes[order], prepend=-1) != 0)
+        rows: pd.DataFrame = self.chunk.iloc[order[starts]]
+        return rows
+
+    def earliest(self, column: str) -> list[int | None]:
+        """Per group, the earliest time of a time column in nanoseconds (None: none known)."""
+        ns = _ns(self.chunk[column])
+        out = np.full(self.n, _MAX, dtype=np.int64)
+        np.minimum.at(out, self.codes, np.where(ns == _NAT, _MAX, ns))
+        return [None if v == _MAX else v for v in out.tolist()]
+
+    def latest(self, column: str) -> list[int | None]:
+        """Per group, the latest time of a time column in nanoseconds (None: none known)."""
+        out = np.full(self.n, _NAT, dtype=np.int64)
+        np.maximum.at(out, self.codes, _ns(self.chunk[column]))
+        return [None if v == _NAT else v for v in out.tolist()]
+
+
+_MAX = np.iinfo(np.int64).max
+
+
+def minutes(s: pd.Series) -> np.ndarray:
+    """A time column of known times as the minute each falls in, in nanoseconds (`MINUTE_NS` steps)."""
+    ns = _ns(s)
+    minute: np.ndarray = ns - ns % MINUTE_NS
+    return minute
+
+
+def _ns(s: pd.Series) -> np.ndarray:
+    """A time column's nanoseconds, NaT as `_NAT`."""
+    ns: np.ndarray = pd.DatetimeIndex(s).as_unit("ns").asi8
+    return ns

@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from analyzer.records import Records
-from analyzer.report.fold import columns, table
+from analyzer.report.fold import Grouped, earliest, latest, table
 from analyzer.report.lists import add, joined, port_ranges
+from analyzer.report.passes import fold
 from analyzer.report.source import Frames, Source
 from analyzer.report.spooled import Spooled
 from analyzer.report.tables import HOSTS, Tables
@@ -53,6 +54,48 @@ _Hosts = dict[tuple[str, str | None], _Host]
 _CONNECTION_COLUMNS = ["server_ip", "client_ip", "capture", "transport", "server_port", "pipe_name"]
 
 
+_BIND_COLUMNS = ["server_ip", "client_ip", "interface_name", "interface_uuid", "auth_level", "ack_result"]
+_CALL_COLUMNS = [*_BIND_COLUMNS[:5], "user", "domain", "fault_code"]
+_READS = {
+    "binds": _BIND_COLUMNS,
+    "calls": _CALL_COLUMNS,
+    "endpoints": ["epm_server_ip"],
+    "connections": [*_CONNECTION_COLUMNS, "first_ts", "last_ts"],
+}
+
+
+class Hosts:
+    """The per-host table as a fold (`report.passes`). The binds, calls and endpoints come before the
+    connections that make the hosts, so each (role, host) they name is added up as they go by, and
+    kept at the end only when a connection has that host in that role (bounded by the hosts)."""
+
+    def __init__(self) -> None:
+        self.per: _Hosts = {}
+        self.made: set[tuple[str, str | None]] = set()  # the (role, host) pairs connections made
+
+    def wants(self, table: str) -> list[str] | None:
+        return _READS.get(table)
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        """A chunk added up a group of rows alike at a time (`fold.Grouped`)."""
+        if table == "connections":
+            _connections(self.per, self.made, chunk)
+        elif table == "binds":
+            _binds(self.per, chunk)
+        elif table == "calls":
+            _calls(self.per, chunk)
+        else:
+            g = Grouped(chunk, ["epm_server_ip"])
+            for n, server in zip(g.sizes(), g.values(["epm_server_ip"])[0], strict=True):
+                _host(self.per, "server", server).counts[6] += n
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        return _rows({key: host for key, host in self.per.items() if key in self.made})
+
+
 def hosts_frame(source: Source) -> pd.DataFrame:
     """Per host and role: the services it offered (server) or negotiated (client).
 
@@ -60,70 +103,64 @@ def hosts_frame(source: Source) -> pd.DataFrame:
     answers; calls the calls, faults and identities. Interfaces are those accepted in a bind or used
     by a call.
     """
-    per: _Hosts = {}
-    for chunk in source.chunks("connections", [*_CONNECTION_COLUMNS, "first_ts", "last_ts"]):
-        _connections(per, columns(chunk, [*_CONNECTION_COLUMNS, "first_ts", "last_ts"]))
-    if not per:
-        return table(HOSTS, {})
-    bind_columns = ["server_ip", "client_ip", "interface_name", "interface_uuid", "auth_level", "ack_result"]
-    for chunk in source.chunks("binds", bind_columns):
-        for server, client, name, uuid, auth, ack in zip(*columns(chunk, bind_columns), strict=True):
-            for host in _both(per, server, client):
-                host.counts[1] += 1
-                host.counts[2] += ack == "acceptance"
-                host.counts[3] += ack in REJECTED
-                add(host.auth_levels, auth)
-                if ack == "acceptance":
-                    host.interface(name, uuid)
-    call_columns = [*bind_columns[:5], "user", "domain", "fault_code"]
-    for chunk in source.chunks("calls", call_columns):
-        for server, client, name, uuid, auth, user, domain, fault in zip(*columns(chunk, call_columns), strict=True):
-            who = user if domain is None else None if user is None else f"{domain}\\{user}"
-            for host in _both(per, server, client):
-                host.counts[4] += 1
-                host.counts[5] += fault is not None
-                add(host.auth_levels, auth)
-                add(host.users, who)
+    hosts = Hosts()
+    fold(source, hosts)
+    return hosts.result()
+
+
+def _host(per: _Hosts, role: str, me: str | None) -> _Host:
+    host = per.get((role, me))
+    if host is None:
+        host = per[(role, me)] = _Host()
+    return host
+
+
+def _binds(per: _Hosts, chunk: pd.DataFrame) -> None:
+    g = Grouped(chunk, _BIND_COLUMNS)
+    for n, (server, client, name, uuid, auth, ack) in zip(g.sizes(), g.rows(_BIND_COLUMNS), strict=True):
+        for host in (_host(per, "server", server), _host(per, "client", client)):
+            host.counts[1] += n
+            host.counts[2] += n if ack == "acceptance" else 0
+            host.counts[3] += n if ack in REJECTED else 0
+            add(host.auth_levels, auth)
+            if ack == "acceptance":
                 host.interface(name, uuid)
-    for chunk in source.chunks("endpoints", ["epm_server_ip"]):
-        for server in columns(chunk, ["epm_server_ip"])[0]:
-            served = per.get(("server", server))
-            if served is not None:
-                served.counts[6] += 1
-    return _rows(per)
 
 
-def _connections(per: _Hosts, cols: list[list[Any]]) -> None:
-    """One chunk of connections into both of their hosts. The hot loop of a flood of connections: each
-    list value is checked inline (text is listed when it is not missing or empty, as `lists.add` does)."""
-    for server, client, capture, transport, port, pipe, first, last in zip(*cols, strict=True):
+def _calls(per: _Hosts, chunk: pd.DataFrame) -> None:
+    keys = _CALL_COLUMNS[:-1]  # the fault is counted, not grouped by
+    g = Grouped(chunk, keys)
+    faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
+    for n, f, (server, client, name, uuid, auth, user, domain) in zip(g.sizes(), faults, g.rows(keys), strict=True):
+        who = user if domain is None else None if user is None else f"{domain}\\{user}"
+        for host in (_host(per, "server", server), _host(per, "client", client)):
+            host.counts[4] += n
+            host.counts[5] += f
+            add(host.auth_levels, auth)
+            add(host.users, who)
+            host.interface(name, uuid)
+
+
+def _connections(per: _Hosts, made: set[tuple[str, str | None]], chunk: pd.DataFrame) -> None:
+    """One chunk of connections into both of their hosts, a group of connections alike (but for
+    their times) at a time."""
+    g = Grouped(chunk, _CONNECTION_COLUMNS)
+    groups = zip(g.sizes(), g.earliest("first_ts"), g.latest("last_ts"), g.rows(_CONNECTION_COLUMNS), strict=True)
+    for n, first, last, (server, client, capture, transport, port, pipe) in groups:
         for role, me, peer in (("server", server, client), ("client", client, server)):
             if me is None:
                 continue
-            host = per.get((role, me))
-            if host is None:
-                host = per[(role, me)] = _Host()
-            host.counts[0] += 1
-            if first is not None and (host.first is None or first < host.first):
-                host.first = first
-            if last is not None and (host.last is None or last > host.last):
-                host.last = last
-            captures, transports, pipes = host.lists[:3]
-            if capture:
-                captures.add(capture)
-            if transport:
-                transports.add(transport)
-            if pipe:
-                pipes.add(pipe)
+            host = _host(per, role, me)
+            made.add((role, me))
+            host.counts[0] += n
+            host.first, host.last = earliest(host.first, first), latest(host.last, last)
+            add(host.lists[0], capture)
+            add(host.lists[1], transport)
+            add(host.lists[2], pipe)
             if port is not None:
                 host.ports.add(port)
             if peer is not None:
                 host.peers.add(peer)
-
-
-def _both(per: _Hosts, server: str | None, client: str | None) -> list[_Host]:
-    """The server's and the client's rows of a bind or call, where connections made them."""
-    return [h for h in (per.get(("server", server)), per.get(("client", client))) if h is not None]
 
 
 def _rows(per: _Hosts) -> pd.DataFrame:

@@ -23,9 +23,8 @@ import pandas as pd
 
 from analyzer.report import views
 from analyzer.report.columns import FLOAT, INT, STR
-from analyzer.report.figures import VIOLATIONS_SHOWN, Figures, figures
+from analyzer.report.figures import VIOLATIONS_SHOWN, Figures
 from analyzer.report.plots import cell_colours, dynamic_endpoints, heatmap_grid, ports_png, timeline_png
-from analyzer.report.source import Source
 from analyzer.report.style import CSP, CSS
 from analyzer.report.tables import SCHEMAS
 from analyzer.report.terminal import printable
@@ -382,19 +381,18 @@ def _violations_section(fig: Figures) -> str:
 
 
 def render(
-    source: Source,
+    fig: Figures,
     hosts: pd.DataFrame,
     views_: Mapping[str, pd.DataFrame],
     title: str = "RPC traffic report",
     include_local: bool = False,
 ) -> str:
-    """The report as one HTML document (a str); write it with UTF-8, from the base tables (their figures,
-    folded from `source`: `report.figures`), the per-host table and the views (`endpoint_inventory`,
+    """The report as one HTML document (a str); write it with UTF-8, from the base tables' figures
+    (`report.figures`, folded in the one pass over them), the per-host table and the views (`endpoint_inventory`,
     `timeline`, `matrix`, `data_quality` and `findings`). The endpoint inventory leaves out ncalrpc
     (local) endpoints unless include_local."""
     import matplotlib as mpl
 
-    fig = figures(source)
     all_inv, matrix = views_["endpoint_inventory"], views_["matrix"]
     inv = views.network_endpoints(all_inv, include_local)
     with mpl.rc_context({"font.size": 9}):

@@ -1,8 +1,8 @@
 """The short summary the CLI prints after a run: what was read, what was found, where it went.
 
-Its figures are folded from the base tables' chunks (`report.source`, `report.fold`): rows per capture
-and per table, and per server, port or pipe and interface the clients, binds and calls; so a flood's
-million rows cost their counters, never a whole table.
+Its figures are the run's `report.counts`, folded in the one pass over the base tables
+(`report.passes`): rows per capture and per table, and per server, port or pipe and interface the
+clients, binds and calls; so a flood's million rows cost their counters, never a whole table.
 
 Every cell reaches rich as a `Text` (see analyzer.report.terminal), so a pipe or file name is printed as it
 is, never read as markup. On a terminal the tables fit its width; piped or redirected, nothing is
@@ -15,22 +15,22 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePath
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.report.fold import columns
-from analyzer.report.source import Source
+from analyzer.report.counts import RunCounts
 from analyzer.report.terminal import plain_text
 
 
 class RunTables(Protocol):
-    """What the summary reads: the base tables (as a Source) and the findings (an `analyzer.AnalysisResult`)."""
+    """What the summary reads: the run's counts (`report.counts`) and the findings (an
+    `analyzer.AnalysisResult`)."""
 
     @property
-    def source(self) -> Source: ...
+    def counts(self) -> RunCounts: ...
     @property
     def findings(self) -> pd.DataFrame: ...
 
@@ -66,54 +66,6 @@ def _console() -> Console:
     return console
 
 
-def _services(source: Source) -> list[tuple[Any, ...]]:
-    """Per server, port or pipe, and interface (all known): clients, binds, accepted items, calls;
-    the most bound first, then the most called, then by server, port or pipe and interface."""
-    per: dict[tuple[str, str, str], list[Any]] = {}  # binds, accepted, calls, bind clients, call clients
-    names = ["server_ip", "pipe_name", "server_port", "interface_name", "client_ip"]
-    for table in ("binds", "calls"):
-        read = [*names, "ack_result"] if table == "binds" else names
-        for chunk in source.chunks(table, read):
-            for server, pipe, port, name, client, *ack in zip(*columns(chunk, read), strict=True):
-                where = pipe if pipe is not None else None if port is None else str(port)
-                if server is None or where is None or name is None:
-                    continue
-                counts = per.get((server, where, name))
-                if counts is None:
-                    counts = per[(server, where, name)] = [0, 0, 0, set(), set()]
-                clients = counts[3 if ack else 4]
-                if client is not None:
-                    clients.add(client)
-                if ack:
-                    counts[0] += 1
-                    counts[1] += ack[0] == "acceptance"
-                else:
-                    counts[2] += 1
-    rows = [(*key, max(len(c[3]), len(c[4])), c[0], c[1], c[2]) for key, c in sorted(per.items())]
-    return sorted(rows, key=lambda r: (-r[4], -r[6]))
-
-
-def _counts(source: Source) -> tuple[dict[str, Counter[Any]], int, int]:
-    """Per table, its rows per capture (violations: their occurrences, as a row may stand for many, and
-    the total under None); and the towers with a port."""
-    per: dict[str, Counter[Any]] = {}
-    ported = 0
-    for table in ("connections", "binds", "endpoints", "calls"):
-        counted = per[table] = Counter()
-        for chunk in source.chunks(table, ["capture", "port"] if table == "endpoints" else ["capture"]):
-            counted.update(columns(chunk, ["capture"])[0])
-            if table == "endpoints":
-                ported += int(chunk["port"].notna().sum())
-    occurrences: Counter[Any] = Counter()
-    total = 0
-    for chunk in source.chunks("violations", ["capture", "occurrences"]):
-        for capture, n in zip(*columns(chunk, ["capture", "occurrences"]), strict=True):
-            occurrences[capture] += n or 0
-            total += n or 0
-    per["violations"] = occurrences
-    return per, ported, total
-
-
 def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Console) -> None:
     """The findings count by severity, and the most severe few (`rpc-analyzer findings` shows them all)."""
     if findings.empty:
@@ -129,8 +81,8 @@ def _print_findings(findings: pd.DataFrame, out_dir: Path, fmt: str, console: Co
 
 def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console | None = None) -> None:
     console = console or _console()
-    caps = result.source.frame("captures")
-    per, n_ports, n_violations = _counts(result.source)
+    counted = result.counts
+    caps, per = counted.captures, counted.per
 
     t = Table(title="Captures", title_justify="left", show_edge=False)
     for col in ("capture", "frames", "RPC conns", "binds", "EPM towers", "calls", "violations", "status"):
@@ -147,7 +99,7 @@ def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console |
         )
     console.print(t)
 
-    services = _services(result.source)
+    services = counted.services()
     if services:
         s = Table(title="Services negotiated", title_justify="left", show_edge=False)
         for col in ("server", "port/pipe", "interface", "clients", "binds", "accepted", "calls"):
@@ -161,8 +113,8 @@ def print_summary(result: RunTables, out_dir: Path, fmt: str, console: Console |
     rows = {table: sum(counted.values()) for table, counted in per.items() if table != "violations"}
     console.print(
         plain_text(
-            f"{rows['binds']} context items bound, {rows['endpoints']} EPM towers ({n_ports} with ports), "
-            f"{rows['calls']} calls, {rows['connections']} RPC connections, {n_violations} violations -> "
+            f"{rows['binds']} context items bound, {rows['endpoints']} EPM towers ({counted.ported} with ports), "
+            f"{rows['calls']} calls, {rows['connections']} RPC connections, {counted.occurrences} violations -> "
             f"{out_dir}/*.{fmt}"
         )
     )

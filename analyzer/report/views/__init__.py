@@ -1,7 +1,8 @@
 """Views for analysts: the base tables (`report.tables`) regrouped to answer one question each.
 
-Each view is a function of a `report.source.Source`: it reads the base tables it needs chunk by chunk,
-only their columns it needs, and folds them (`report.fold`) into its result, which is bounded by its
+Each view is a function of a `report.source.Source`, and a fold (`FOLDS`) of the one pass over the
+base tables that feeds every reader (`report.passes`): it takes the chunks of the base tables it
+needs, only their columns it needs, and folds them (`report.fold`) into its result, which is bounded by its
 keys (hosts, pairs, interfaces, minutes, connections), never by a table's rows. Nothing here reads
 records or files. Each view has an explicit schema in `VIEW_SCHEMAS` (column -> dtype, the vocabulary
 of `report.columns`), a stable column order and row order, and comes back empty-but-shaped when there
@@ -26,7 +27,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analyzer.report.fold import table
-from analyzer.report.views.activity import MATRIX, TIMELINE, matrix, timeline
+from analyzer.report.views.activity import MATRIX, TIMELINE, Matrix, Timeline, matrix, timeline
 from analyzer.report.views.inventory import (
     ANNOUNCED_AND_USED,
     ANNOUNCED_ONLY,
@@ -34,16 +35,18 @@ from analyzer.report.views.inventory import (
     LOCAL_PROTOCOL,
     STATUSES,
     USED_WITHOUT_ANNOUNCEMENT,
+    Inventory,
     endpoint_inventory,
     network_endpoints,
 )
-from analyzer.report.views.quality import DATA_QUALITY, data_quality
+from analyzer.report.views.quality import DATA_QUALITY, DataQuality, data_quality
 
 __all__ = [
     "ANNOUNCED_AND_USED",
     "ANNOUNCED_ONLY",
     "DATA_QUALITY",
     "ENDPOINT_INVENTORY",
+    "FOLDS",
     "LOCAL_PROTOCOL",
     "MATRIX",
     "STATUSES",
@@ -63,6 +66,15 @@ VIEW_SCHEMAS: dict[str, dict[str, str]] = {
     "timeline": TIMELINE,
     "matrix": MATRIX,
     "data_quality": DATA_QUALITY,
+}
+
+
+# Each view as a fold of the one pass over the base tables (`report.passes`): what makes it, by name.
+FOLDS: dict[str, type[Inventory | Timeline | Matrix | DataQuality]] = {
+    "endpoint_inventory": Inventory,
+    "timeline": Timeline,
+    "matrix": Matrix,
+    "data_quality": DataQuality,
 }
 
 

@@ -1,20 +1,24 @@
 """Activity views: the timeline (RPC activity per minute, host pair and interface) and the matrix
 (client x server x interface: who negotiated which service with whom, where and how often).
 
-Both are folded from the binds and calls chunks (`report.fold`): per key, counts and byte sums add,
+Both are folded from the binds and calls chunks (`report.fold`), a group of rows alike at a time
+(`fold.Grouped`): per key, counts and byte sums add,
 first and last seen take min and max, and the listed values (operations, transports, endpoints, auth
 levels, users, attack techniques) are kept as sets, bounded by the distinct values of each key. The
-matrix also keeps the connections of each key (stream numbers per capture) to count them."""
+matrix also keeps the connections of each key (stream numbers per capture, as sorted int64 arrays:
+a binds flood's 200 k connections are 1.6 MB, not a set of 200 k objects) to count them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import MINUTE_NS, columns, sort_rows, table
+from analyzer.report.fold import Grouped, earliest, latest, minutes, sort_rows, table
 from analyzer.report.lists import add, joined
+from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.views.shape import REJECTED
 
@@ -57,6 +61,57 @@ MATRIX: dict[str, str] = {
 _PAIR = ["client_ip", "server_ip", "interface_uuid", "interface_name"]
 
 
+_BIND_TIMES = ["ts", *_PAIR]
+_CALL_TIMES = ["ts", *_PAIR, "fault_code", "request_bytes", "response_bytes", "operation"]
+
+
+class Timeline:
+    """The timeline as a fold (`report.passes`): per (minute, client, server, uuid, name) its binds,
+    calls, faults, request and response bytes, and operations."""
+
+    def __init__(self) -> None:
+        self.per: dict[tuple[Any, ...], list[Any]] = {}
+
+    def wants(self, table: str) -> list[str] | None:
+        return _BIND_TIMES if table == "binds" else _CALL_TIMES if table == "calls" else None
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        """A chunk added up per minute and key (`fold.Grouped`); rows of unknown time are left out."""
+        known = chunk[chunk["ts"].notna().to_numpy(dtype=bool)]
+        if known.empty:
+            return
+        timed = known.assign(ts=minutes(known["ts"]))
+        if table == "binds":
+            g = Grouped(timed, _BIND_TIMES)
+            for n, (minute, *pair) in zip(g.sizes(), g.rows(_BIND_TIMES), strict=True):
+                _minute(self.per, minute, pair)[0] += n
+            return
+        keys = [*_BIND_TIMES, "operation"]
+        g = Grouped(timed, keys)
+        faults = g.counts(timed["fault_code"].notna().to_numpy(dtype=bool))
+        sums = zip(g.sums("request_bytes"), g.sums("response_bytes"), strict=True)
+        for n, f, (req, resp), (minute, c, s, u, name, op) in zip(g.sizes(), faults, sums, g.rows(keys), strict=True):
+            st = _minute(self.per, minute, [c, s, u, name])
+            st[1] += n
+            st[2] += f
+            st[3] += req
+            st[4] += resp
+            add(st[5], op)
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        names = ["minute", *_PAIR, "binds", "calls", "faults", "request_bytes", "response_bytes"]
+        data: dict[str, list[Any]] = {n: [] for n in [*names, "operations"]}
+        for key, st in self.per.items():
+            for n, v in zip(names, (*key, *st[:5]), strict=True):
+                data[n].append(v)
+            data["operations"].append(joined(st[5]))
+        ordered = sort_rows(data, ["minute", "client_ip", "server_ip", "interface_name", "interface_uuid"])
+        return table(TIMELINE, ordered)
+
+
 def timeline(source: Source) -> pd.DataFrame:
     """RPC activity per minute, per client -> server pair and interface.
 
@@ -64,39 +119,47 @@ def timeline(source: Source) -> pd.DataFrame:
     with the operations called, for incident notes. Every bind context item and every call of a known
     time lands in exactly one row, so the counts add up to the binds and calls tables.
     """
-    # Per (minute, client, server, uuid, name): [binds, calls, faults, request bytes, response bytes, operations].
-    per: dict[tuple[Any, ...], list[Any]] = {}
-    for chunk in source.chunks("binds", ["ts", *_PAIR]):
-        for ts, *pair in zip(*columns(chunk, ["ts", *_PAIR]), strict=True):
-            if ts is not None:
-                _minute(per, ts, pair)[0] += 1
-    call_columns = ["ts", *_PAIR, "fault_code", "request_bytes", "response_bytes", "operation"]
-    for chunk in source.chunks("calls", call_columns):
-        for ts, c, s, u, n, fault, req, resp, op in zip(*columns(chunk, call_columns), strict=True):
-            if ts is None:
-                continue
-            st = _minute(per, ts, [c, s, u, n])
-            st[1] += 1
-            st[2] += fault is not None
-            st[3] += req or 0
-            st[4] += resp or 0
-            add(st[5], op)
-    names = ["minute", *_PAIR, "binds", "calls", "faults", "request_bytes", "response_bytes"]
-    data: dict[str, list[Any]] = {n: [] for n in [*names, "operations"]}
-    for key, st in per.items():
-        for n, v in zip(names, (*key, *st[:5]), strict=True):
-            data[n].append(v)
-        data["operations"].append(joined(st[5]))
-    ordered = sort_rows(data, ["minute", "client_ip", "server_ip", "interface_name", "interface_uuid"])
-    return table(TIMELINE, ordered)
+    view = Timeline()
+    fold(source, view)
+    return view.result()
 
 
-def _minute(per: dict[tuple[Any, ...], list[Any]], ts: int, pair: list[Any]) -> list[Any]:
-    key = (ts - ts % MINUTE_NS, *pair)
+def _minute(per: dict[tuple[Any, ...], list[Any]], minute: int, pair: list[Any]) -> list[Any]:
+    key = (minute, *pair)
     st = per.get(key)
     if st is None:
         st = per[key] = [0, 0, 0, 0, 0, set()]
     return st
+
+
+class _Streams:
+    """The distinct connections (stream numbers) of one capture a matrix key was seen on: 8 bytes a
+    connection in int64 arrays, not a set of objects. What is added is merged into the sorted distinct
+    numbers once it outgrows them (so merging costs O(n log n) over the run, not per chunk)."""
+
+    __slots__ = ("merged", "parts", "pending")
+
+    def __init__(self) -> None:
+        self.merged = np.empty(0, dtype=np.int64)
+        self.parts: list[np.ndarray] = []
+        self.pending = 0
+
+    def add(self, streams: np.ndarray) -> None:
+        self.parts.append(streams)
+        self.pending += len(streams)
+        if self.pending > max(len(self.merged), 4096):
+            self._merge()
+
+    def _merge(self) -> None:
+        both = np.concatenate([self.merged, *self.parts])
+        both.sort()
+        self.merged = both[np.diff(both, prepend=both[:1] - 1) != 0] if len(both) else both
+        self.parts, self.pending = [], 0
+
+    def count(self) -> int:
+        if self.parts:
+            self._merge()
+        return len(self.merged)
 
 
 class _Pair:
@@ -110,30 +173,79 @@ class _Pair:
         self.first: int | None = None
         self.last: int | None = None
         self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
-        self.streams: dict[str, set[int]] = {}
+        self.streams: dict[str, _Streams] = {}  # per capture
 
-    def seen(self, ts: int | None, capture: str | None, stream: int | None, listed: tuple[Any, ...]) -> None:
-        """A bind item or a call: its time, connection and listed values (in `_LISTED` order). The hot
-        loop of a flood of binds: the time and each value are checked inline (text is listed when it is
-        not missing or empty, as `lists.add` does)."""
-        if ts is not None:
-            if self.first is None or ts < self.first:
-                self.first = ts
-            if self.last is None or ts > self.last:
-                self.last = ts
-        if capture is not None and stream is not None:
-            streams = self.streams.get(capture)
-            if streams is None:
-                streams = self.streams[capture] = set()
-            streams.add(stream)
+    def seen(
+        self, first: int | None, last: int | None, capture: str | None, streams: np.ndarray, listed: tuple[Any, ...]
+    ) -> None:
+        """Bind items or calls alike: their first and last times, connections (stream numbers) and
+        listed values (in `_LISTED` order)."""
+        self.first, self.last = earliest(self.first, first), latest(self.last, last)
+        if capture is not None and len(streams):
+            held = self.streams.get(capture) or self.streams.setdefault(capture, _Streams())
+            held.add(streams)
         for values, v in zip(self.lists, listed, strict=True):
-            if v:
-                values.add(v)
+            add(values, v)
 
 
 # The matrix's listed columns, in the order `_Pair.lists` holds them.
 _LISTED = ["transports", "endpoints", "operations", "auth_levels", "users", "attack"]
 _WHERE = ["ts", "capture", "stream", "pipe_name", "server_port", "transport", "auth_level"]
+
+
+_BIND_WHERE = [*_PAIR, *_WHERE, "ack_result"]
+_CALL_WHERE = [*_PAIR, *_WHERE, "fault_code", "operation", "user", "domain", "attack"]
+# What rows of a group share (their times, streams and faults are added up column-wise).
+_BIND_KEYS = [c for c in _BIND_WHERE if c not in ("ts", "stream")]
+_CALL_KEYS = [c for c in _CALL_WHERE if c not in ("ts", "stream", "fault_code")]
+
+
+class Matrix:
+    """The matrix as a fold (`report.passes`): a `_Pair` per (client, server, uuid, name)."""
+
+    def __init__(self) -> None:
+        self.per: dict[tuple[Any, ...], _Pair] = {}
+
+    def wants(self, table: str) -> list[str] | None:
+        return _BIND_WHERE if table == "binds" else _CALL_WHERE if table == "calls" else None
+
+    def _pair(self, key: tuple[Any, ...]) -> _Pair:
+        p = self.per.get(key)
+        if p is None:
+            p = self.per[key] = _Pair()
+        return p
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        """A chunk added up a group of rows alike (but for their times and connections) at a time."""
+        keys = _BIND_KEYS if table == "binds" else _CALL_KEYS
+        g = Grouped(chunk, keys)
+        sizes, rows = g.sizes(), g.rows(keys)
+        times = zip(g.earliest("ts"), g.latest("ts"), g.distinct("stream"), strict=True)
+        if table == "binds":
+            for n, (first, last, streams), (c, s, u, name, cap, pipe, port, transport, auth, ack) in zip(
+                sizes, times, rows, strict=True
+            ):
+                p = self._pair((c, s, u, name))
+                p.counts[0] += n
+                p.counts[1] += n if ack == "acceptance" else 0
+                p.counts[2] += n if ack in REJECTED else 0
+                p.seen(first, last, cap, streams, (transport, _where(pipe, port), None, auth, None, None))
+            return
+        faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
+        for n, f, (first, last, streams), row in zip(sizes, faults, times, rows, strict=True):
+            c, s, u, name, cap, pipe, port, transport, auth, op, user, domain, attack = row
+            p = self._pair((c, s, u, name))
+            p.counts[3] += n
+            p.counts[4] += f
+            who = user if domain is None else None if user is None else f"{domain}\\{user}"
+            p.seen(first, last, cap, streams, (transport, _where(pipe, port), op, auth, who, attack))
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        rows = _matrix_rows(self.per)
+        return table(MATRIX, sort_rows(rows, ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
 
 
 def matrix(source: Source) -> pd.DataFrame:
@@ -143,34 +255,9 @@ def matrix(source: Source) -> pd.DataFrame:
     (connections, context items bound, accepted and rejected, calls and faults, operations) and with
     what identity (auth levels, DOMAIN\\user). Rejected items count too: an attempt is an answer.
     """
-    per: dict[tuple[Any, ...], _Pair] = {}
-
-    def pair(key: tuple[Any, ...]) -> _Pair:
-        p = per.get(key)
-        if p is None:
-            p = per[key] = _Pair()
-        return p
-
-    for chunk in source.chunks("binds", [*_PAIR, *_WHERE, "ack_result"]):
-        for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, ack in zip(
-            *columns(chunk, [*_PAIR, *_WHERE, "ack_result"]), strict=True
-        ):
-            p = pair((c, s, u, n))
-            p.counts[0] += 1
-            p.counts[1] += ack == "acceptance"
-            p.counts[2] += ack in REJECTED
-            p.seen(ts, cap, stream, (transport, _where(pipe, port), None, auth, None, None))
-    call_columns = [*_PAIR, *_WHERE, "fault_code", "operation", "user", "domain", "attack"]
-    for chunk in source.chunks("calls", call_columns):
-        for c, s, u, n, ts, cap, stream, pipe, port, transport, auth, fault, op, user, domain, attack in zip(
-            *columns(chunk, call_columns), strict=True
-        ):
-            p = pair((c, s, u, n))
-            p.counts[3] += 1
-            p.counts[4] += fault is not None
-            who = user if domain is None else None if user is None else f"{domain}\\{user}"
-            p.seen(ts, cap, stream, (transport, _where(pipe, port), op, auth, who, attack))
-    return table(MATRIX, sort_rows(_matrix_rows(per), ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
+    view = Matrix()
+    fold(source, view)
+    return view.result()
 
 
 def _where(pipe: str | None, port: int | None) -> str | None:
@@ -184,7 +271,7 @@ def _matrix_rows(per: dict[tuple[Any, ...], _Pair]) -> dict[str, list[Any]]:
     for key, p in per.items():
         for n, v in zip([*_PAIR, *counted], (*key, *p.counts), strict=True):
             data[n].append(v)
-        data["connections"].append(sum(len(s) for s in p.streams.values()))
+        data["connections"].append(sum(streams.count() for streams in p.streams.values()))
         data["first_seen"].append(p.first)
         data["last_seen"].append(p.last)
         for n, values in zip(_LISTED, p.lists, strict=True):

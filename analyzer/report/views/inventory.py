@@ -9,14 +9,14 @@ servers, the EPM answers naming it (capture and frame: bounded by those answers)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import columns, earliest, latest, sort_rows, table
+from analyzer.report.fold import Grouped, columns, earliest, latest, sort_rows, table
 from analyzer.report.lists import add, joined
+from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.views.shape import is_ip, spec
 
@@ -76,12 +76,16 @@ class _Entry:
         self.firsts: list[Any] = [None] * len(_FIRSTS)
         self.since: list[tuple[Any, ...] | None] = [None] * len(_FIRSTS)
 
-    def sighting(self, ts: int | None, capture: str | None, frame: int | None, values: tuple[Any, ...]) -> None:
+    def sighting(
+        self, ts: int | None, capture: str | None, frame: int | None, rank: int, values: tuple[Any, ...]
+    ) -> None:
         """A row's time and the values of the first-sighting columns (endpoint, port, pipe, capture,
-        frame): each kept when it is the earliest non-missing one (rows come in the order a stable sort
-        breaks ties by, so an equal place keeps the value already there)."""
+        frame): each kept when it is the earliest non-missing one. Ties are broken as a stable sort of
+        the towers, then the bind items, then the calls would break them: by `rank`, the row's table
+        (0 endpoints, 1 binds, 2 calls), then by the order rows of one table come in, so an equal place
+        keeps the value already there."""
         self.first, self.last = earliest(self.first, ts), latest(self.last, ts)
-        at = (ts is None, ts or 0, capture is None, capture or "", frame is None, frame or 0)
+        at = (ts is None, ts or 0, capture is None, capture or "", frame is None, frame or 0, rank)
         since, firsts = self.since, self.firsts
         for i, v in enumerate(values):
             if v is not None:
@@ -105,6 +109,43 @@ def _entry(per: _Entries, server: Any, uuid: Any, protocol: Any, endpoint: Any) 
     return e
 
 
+_TOWER = ["host", "epm_server_ip", "interface_uuid", "interface_version", "interface_name", "protocol"]
+_TOWER_MORE = ["endpoint", "port", "pipe_name", "annotation", "object_uuid", "capture", "frame", "ts"]
+_USE = ["server_ip", "interface_uuid", "interface_version", "interface_name", "transport", "pipe_name"]
+_USE_MORE = ["server_port", "client_ip", "capture", "frame", "ts"]
+_READS = {
+    "endpoints": [*_TOWER, *_TOWER_MORE],
+    "binds": [*_USE, *_USE_MORE, "ack_result"],
+    "calls": [*_USE, *_USE_MORE],
+}
+_RANK = {"endpoints": 0, "binds": 1, "calls": 2}  # how a stable sort of the three would break ties
+
+
+class Inventory:
+    """The endpoint inventory as a fold (`report.passes`): an `_Entry` per (server, interface UUID,
+    protocol, endpoint), from the towers (announced) and the accepted bind items and calls (used)."""
+
+    def __init__(self) -> None:
+        self.per: _Entries = {}
+
+    def wants(self, table: str) -> list[str] | None:
+        return _READS.get(table)
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        if table == "endpoints":
+            _announced(self.per, columns(chunk, _READS[table]))
+        elif table == "binds":
+            _used(self.per, 1, chunk[(chunk["ack_result"] == "acceptance").to_numpy(dtype=bool, na_value=False)])
+        else:
+            _used(self.per, 0, chunk[chunk["interface_uuid"].notna().to_numpy(dtype=bool)])
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        return _entries(self.per) if self.per else table(ENDPOINT_INVENTORY, {})
+
+
 def endpoint_inventory(source: Source) -> pd.DataFrame:
     """What each server's endpoint mapper offers and which of it was used: a passive `rpcdump`.
 
@@ -117,67 +158,56 @@ def endpoint_inventory(source: Source) -> pd.DataFrame:
     seeing it advertised" (the last is normal for the endpoint mapper itself and for well-known pipes,
     and worth a look on a dynamic port).
     """
-    per: _Entries = {}
-    _announced(per, source)
-    _used(per, source)
-    if not per:
-        return table(ENDPOINT_INVENTORY, {})
-    return _entries(per)
+    view = Inventory()
+    fold(source, view)
+    return view.result()
 
 
-_TOWER = ["host", "epm_server_ip", "interface_uuid", "interface_version", "interface_name", "protocol"]
-_TOWER_MORE = ["endpoint", "port", "pipe_name", "annotation", "object_uuid", "capture", "frame", "ts"]
-
-
-def _announced(per: _Entries, source: Source) -> None:
+def _announced(per: _Entries, cols: list[list[Any]]) -> None:
     """Each tower naming an interface: where the endpoint mapper said it lives."""
-    for chunk in source.chunks("endpoints", [*_TOWER, *_TOWER_MORE]):
-        for host, epm, uuid, version, name, protocol, endpoint, port, pipe, annotation, obj, cap, frame, ts in zip(
-            *columns(chunk, [*_TOWER, *_TOWER_MORE]), strict=True
+    for host, epm, uuid, version, name, protocol, endpoint, port, pipe, annotation, obj, cap, frame, ts in zip(
+        *cols, strict=True
+    ):
+        if uuid is None:
+            continue
+        server = host if is_ip(host) else epm
+        e = _entry(per, server, uuid, protocol, endpoint)
+        e.announced = True
+        e.sighting(ts, cap, frame, 0, (endpoint, port, pipe, cap, frame))
+        obj = None if obj == _NIL_UUID else obj
+        for values, v in zip(
+            e.lists, (version, name, server if host is None else host, annotation, obj, epm), strict=True
         ):
-            if uuid is None:
-                continue
-            server = host if is_ip(host) else epm
-            e = _entry(per, server, uuid, protocol, endpoint)
-            e.announced = True
-            e.sighting(ts, cap, frame, (endpoint, port, pipe, cap, frame))
-            obj = None if obj == _NIL_UUID else obj
-            for values, v in zip(
-                e.lists, (version, name, server if host is None else host, annotation, obj, epm), strict=True
-            ):
-                add(values, v)
-            if cap is not None and frame is not None:
-                e.epm_frames.add((cap, frame))
+            add(values, v)
+        if cap is not None and frame is not None:
+            e.epm_frames.add((cap, frame))
 
 
-_USE = ["server_ip", "interface_uuid", "interface_version", "interface_name", "transport", "pipe_name"]
-_USE_MORE = ["server_port", "client_ip", "capture", "frame", "ts"]
+_ALIKE = [*_USE, *_USE_MORE[:-2]]  # what the rows of a group share: all but their frame and time
 
 
-def _uses(source: Source) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    """Every accepted bind item (1), then every call on a known interface (0), as its `_USE` and
-    `_USE_MORE` values."""
-    for chunk in source.chunks("binds", [*_USE, *_USE_MORE, "ack_result"]):
-        for row in zip(*columns(chunk, [*_USE, *_USE_MORE, "ack_result"]), strict=True):
-            if row[-1] == "acceptance":
-                yield 1, row[:-1]
-    for chunk in source.chunks("calls", [*_USE, *_USE_MORE]):
-        for row in zip(*columns(chunk, [*_USE, *_USE_MORE]), strict=True):
-            if row[1] is not None:
-                yield 0, row
-
-
-def _used(per: _Entries, source: Source) -> None:
-    """Each accepted bind item and each call on a known interface: where it was used, on the pipe for
-    ncacn_np, on the server port otherwise."""
-    for is_bind, (server, uuid, version, name, transport, pipe, port, client, cap, frame, ts) in _uses(source):
+def _used(per: _Entries, is_bind: int, chunk: pd.DataFrame) -> None:
+    """Accepted bind items (`is_bind` 1) or calls on a known interface (0): where each was used, on
+    the pipe for ncacn_np, on the server port otherwise. A group of rows alike (`fold.Grouped`) at a
+    time: its first sighting is its earliest row (rows of one frame that tie are of one connection,
+    so they name the same endpoint, port and pipe) and its last seen its latest time."""
+    if chunk.empty:
+        return
+    # A row without a frame is a first sighting of all but its frame: such rows are grouped apart.
+    g = Grouped(chunk, _ALIKE if chunk["frame"].notna().all() else [*_ALIKE, "frame"])
+    firsts = g.earliest_rows("ts", "frame")
+    frames, times = columns(firsts, ["frame", "ts"])
+    for n, row, frame, ts, last in zip(g.sizes(), g.rows(_ALIKE), frames, times, g.latest("ts"), strict=True):
+        server, uuid, version, name, transport, pipe, port, client, cap = row
         on_pipe = transport == "ncacn_np"
         endpoint = pipe if on_pipe else None if port is None else str(port)
         e = _entry(per, server, uuid, transport, endpoint)
-        e.binds += is_bind
-        e.calls += 1 - is_bind
+        e.binds += n * is_bind
+        e.calls += n * (1 - is_bind)
         # A port is a port only where the transport is known and is not a pipe.
-        e.sighting(ts, cap, frame, (endpoint, None if transport is None or on_pipe else port, pipe, cap, frame))
+        port = None if transport is None or on_pipe else port
+        e.sighting(ts, cap, frame, 2 - is_bind, (endpoint, port, pipe, cap, frame))
+        e.last = latest(e.last, last)
         add(e.lists[0], version)
         add(e.lists[1], name)
         if client is not None:

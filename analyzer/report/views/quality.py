@@ -17,8 +17,9 @@ import pandas as pd
 
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
-from analyzer.report.fold import columns, table
+from analyzer.report.fold import Grouped, columns, table, typed
 from analyzer.report.lists import add, joined
+from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.views.shape import plural
 
@@ -136,31 +137,34 @@ def _unknown(name: str | None) -> bool:
     return name is not None and name.startswith("unknown-")
 
 
-def _binds_and_calls(source: Source, per: _Counts) -> None:
-    """Bind items nobody answered, calls without their bind, unanswered or encrypted, and unknown
-    interfaces, per connection."""
-    bind_columns = ["capture", "stream", "ack_result", "interface_name"]
-    for chunk in source.chunks("binds", bind_columns):
-        for capture, stream, ack, name in zip(*columns(chunk, bind_columns), strict=True):
-            unknown = _unknown(name)
-            if ack == "none" or unknown:
-                counts = _counts(per, capture, stream)
-                if counts is not None:
-                    counts[0] += ack == "none"
-                    counts[6] += unknown
-    call_columns = ["capture", "stream", "interface_source", "status", "encrypted", "interface_name"]
-    for chunk in source.chunks("calls", call_columns):
-        for capture, stream, source_, status, encrypted, name in zip(*columns(chunk, call_columns), strict=True):
-            # Connectionless calls name their interface in every header: they have no bind to miss.
-            without = source_ not in ("bind", "header")
-            unknown = _unknown(name)
-            if without or status is None or encrypted or unknown:
-                counts = _counts(per, capture, stream)
-                if counts is not None:
-                    counts[1] += without
-                    counts[2] += status is None
-                    counts[3] += encrypted is True
-                    counts[6] += unknown
+_BIND_COLUMNS = ["capture", "stream", "ack_result", "interface_name"]
+_CALL_COLUMNS = ["capture", "stream", "interface_source", "status", "encrypted", "interface_name"]
+
+
+def _binds(chunk: pd.DataFrame, per: _Counts) -> None:
+    """Bind items nobody answered and unknown interfaces, per connection."""
+    for capture, stream, ack, name in zip(*columns(chunk, _BIND_COLUMNS), strict=True):
+        unknown = _unknown(name)
+        if ack == "none" or unknown:
+            counts = _counts(per, capture, stream)
+            if counts is not None:
+                counts[0] += ack == "none"
+                counts[6] += unknown
+
+
+def _calls(chunk: pd.DataFrame, per: _Counts) -> None:
+    """Calls without their bind, unanswered or encrypted, and unknown interfaces, per connection."""
+    for capture, stream, source_, status, encrypted, name in zip(*columns(chunk, _CALL_COLUMNS), strict=True):
+        # Connectionless calls name their interface in every header: they have no bind to miss.
+        without = source_ not in ("bind", "header")
+        unknown = _unknown(name)
+        if without or status is None or encrypted or unknown:
+            counts = _counts(per, capture, stream)
+            if counts is not None:
+                counts[1] += without
+                counts[2] += status is None
+                counts[3] += encrypted is True
+                counts[6] += unknown
 
 
 class _File:
@@ -175,39 +179,39 @@ class _File:
         self.targets: Counter[tuple[str, int]] = Counter()
 
 
-def _violations(source: Source, per: _Counts, kinds: dict[_Conn, set[str]], files: dict[str, _File]) -> None:
+_VIOLATION_COLUMNS = ["capture", "stream", "what", "occurrences"]
+_ATTEMPT_COLUMNS = ["capture", "server_ip", "server_port"]
+
+
+def _violations(chunk: pd.DataFrame, per: _Counts, kinds: dict[_Conn, set[str]], files: dict[str, _File]) -> None:
     """Violations and caps hit (caps are the Limits fields' codes), per connection and per capture."""
     caps = set(cap_fields().values())
-    names = ["capture", "stream", "what", "occurrences"]
-    for chunk in source.chunks("violations", names):
-        for capture, stream, what, occurrences in zip(*columns(chunk, names), strict=True):
-            weight = 1 if occurrences is None else occurrences
-            is_cap = what in caps
-            counts = _counts(per, capture, stream)
-            if counts is not None:
-                counts[4] += weight if is_cap else 0
-                counts[5] += weight
-                add(kinds.setdefault((capture, stream), set()), what)
-            if capture is not None:
-                f = files.get(capture) or files.setdefault(capture, _File())
-                f.violations += weight
-                f.caps += weight if is_cap else 0
-                f.unfollowed += weight if what == "unconfirmed_conversation" else 0
-                add(f.kinds, what)
+    for capture, stream, what, occurrences in zip(*columns(chunk, _VIOLATION_COLUMNS), strict=True):
+        weight = 1 if occurrences is None else occurrences
+        is_cap = what in caps
+        counts = _counts(per, capture, stream)
+        if counts is not None:
+            counts[4] += weight if is_cap else 0
+            counts[5] += weight
+            add(kinds.setdefault((capture, stream), set()), what)
+        if capture is not None:
+            f = files.get(capture) or files.setdefault(capture, _File())
+            f.violations += weight
+            f.caps += weight if is_cap else 0
+            f.unfollowed += weight if what == "unconfirmed_conversation" else 0
+            add(f.kinds, what)
 
 
-def _attempts(source: Source, files: dict[str, _File]) -> None:
+def _attempts(chunk: pd.DataFrame, files: dict[str, _File]) -> None:
     """Connection attempts per capture, and how often each server and port was attempted."""
-    names = ["capture", "server_ip", "server_port"]
-    for chunk in source.chunks("attempts", names):
-        capture, server, port = columns(chunk, names)
-        for (cap, ip, p), n in Counter(zip(capture, server, port, strict=True)).items():
-            if cap is None:
-                continue
-            f = files.get(cap) or files.setdefault(cap, _File())
-            f.attempts += n
-            if ip is not None and p is not None:
-                f.targets[(ip, p)] += n
+    capture, server, port = columns(chunk, _ATTEMPT_COLUMNS)
+    for (cap, ip, p), n in Counter(zip(capture, server, port, strict=True)).items():
+        if cap is None:
+            continue
+        f = files.get(cap) or files.setdefault(cap, _File())
+        f.attempts += n
+        if ip is not None and p is not None:
+            f.targets[(ip, p)] += n
 
 
 def _targets(targets: Counter[tuple[str, int]]) -> str | None:
@@ -220,6 +224,54 @@ def _targets(targets: Counter[tuple[str, int]]) -> str | None:
     return ", ".join(items) + (f", {more} more" if more > 0 else "")
 
 
+class DataQuality:
+    """The data-quality view as a fold (`report.passes`, whose order it counts on): the binds, calls
+    and violations into counters per connection, then each chunk of connections into its rows as it
+    goes by; the captures' rows at the end, when the attempts went by too."""
+
+    def __init__(self) -> None:
+        self.per: _Counts = {}
+        self.kinds: dict[_Conn, set[str]] = {}
+        self.files: dict[str, _File] = {}
+        self.sums: dict[str, list[int]] = {}
+        self.parts: list[pd.DataFrame] = []
+        self.captures: list[pd.DataFrame] = []
+
+    def wants(self, table: str) -> list[str] | None:
+        return _READS.get(table)
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        if table == "binds":
+            _binds(chunk, self.per)
+        elif table == "calls":
+            _calls(chunk, self.per)
+        elif table == "violations":
+            _violations(chunk, self.per, self.kinds, self.files)
+        elif table == "attempts":
+            _attempts(chunk, self.files)
+        elif table == "connections":
+            self.parts.append(_connection_rows(chunk, self.per, self.kinds, self.sums))
+        else:
+            self.captures.append(chunk)
+
+    def done(self, source: Source) -> None:
+        pass
+
+    def result(self) -> pd.DataFrame:
+        captures = _capture_rows(self.captures, self.files, self.sums)
+        parts = self.parts
+        if captures.empty and not parts:
+            return table(DATA_QUALITY, {})
+        rows = pd.concat([captures, *parts], ignore_index=True) if parts else captures
+        parts.clear()  # a flood's connection rows are most of the view: hold them once
+        if _in_order(rows):  # the capture rows, then the connections in their table's order: mostly
+            return rows
+        ordered: pd.DataFrame = rows.sort_values(
+            ["capture", "stream"], kind="stable", na_position="first", ignore_index=True
+        )
+        return ordered
+
+
 def data_quality(source: Source) -> pd.DataFrame:
     """What the capture did not show, per capture and per connection.
 
@@ -230,28 +282,9 @@ def data_quality(source: Source) -> pd.DataFrame:
     `summary` says it in a few words ("complete" when nothing is missing), so a reader knows what the
     other tables cannot say.
     """
-    per: _Counts = {}
-    kinds: dict[_Conn, set[str]] = {}
-    files: dict[str, _File] = {}
-    _binds_and_calls(source, per)
-    _violations(source, per, kinds, files)
-    _attempts(source, files)
-    sums: dict[str, list[int]] = {}
-    parts = [
-        _connection_rows(chunk, per, kinds, sums)
-        for chunk in source.chunks("connections", [*_CONNECTION, *_CONNECTION_MORE])
-    ]
-    captures = _capture_rows(source, files, sums)
-    if captures.empty and not parts:
-        return table(DATA_QUALITY, {})
-    rows = pd.concat([captures, *parts], ignore_index=True) if parts else captures
-    parts.clear()  # a flood's connection rows are most of the view: hold them once
-    if _in_order(rows):  # the capture rows, then the connections in their table's order: mostly
-        return rows
-    ordered: pd.DataFrame = rows.sort_values(
-        ["capture", "stream"], kind="stable", na_position="first", ignore_index=True
-    )
-    return ordered
+    view = DataQuality()
+    fold(source, view)
+    return view.result()
 
 
 def _in_order(rows: pd.DataFrame) -> bool:
@@ -266,6 +299,14 @@ def _in_order(rows: pd.DataFrame) -> bool:
 _CONNECTION = ["capture", "stream", "transport", "client_ip", "client_port", "server_ip", "server_port"]
 _CONNECTION_MORE = ["pipe_name", "end", "gaps", "midstream"]
 _ALL_CONNECTION = [*_CONNECTION, *_CONNECTION_MORE]
+_READS = {
+    "binds": _BIND_COLUMNS,
+    "calls": _CALL_COLUMNS,
+    "violations": _VIOLATION_COLUMNS,
+    "attempts": _ATTEMPT_COLUMNS,
+    "connections": _ALL_CONNECTION,
+    "captures": ["capture", "error", "truncated"],
+}
 
 
 def _connection_rows(
@@ -276,41 +317,54 @@ def _connection_rows(
     The connection's own columns pass through as the chunk's lists; per row only its counters, kinds
     and summary are made, the summary once per distinct combination of what it says in the chunk (a
     flood's connections mostly say the same)."""
-    data = dict(zip(_ALL_CONNECTION, columns(chunk, _ALL_CONNECTION), strict=True))
-    data["scope"] = ["connection"] * len(data["capture"])
-    data["midstream"] = [int(bool(m)) for m in data["midstream"]]
-    counted: list[list[int]] = [[] for _ in _COUNTERS]
-    data["violation_kinds"], data["summary"] = [], []
-    nothing = [0] * len(_COUNTERS)
-    said: dict[tuple[Any, ...], str] = {}
-    for capture, stream, transport, end, gaps, midstream in zip(
-        *(data[c] for c in ("capture", "stream", "transport", "end", "gaps", "midstream")), strict=True
-    ):
-        counts = per.get((capture, stream), nothing)
-        for values, n in zip(counted, counts, strict=True):
-            values.append(n)
-        kinds_text = joined(kinds.get((capture, stream)))
-        data["violation_kinds"].append(kinds_text)
-        what = (transport, end, gaps, midstream, kinds_text, *counts)
-        summary = said.get(what)
-        if summary is None:
-            row = {"scope": "connection", "transport": transport, "end": end, "gaps": gaps, "midstream": midstream}
-            row.update(zip(_COUNTERS, counts, strict=True), violation_kinds=kinds_text)
-            summary = said[what] = _summary(row)
-        data["summary"].append(summary)
-        if capture is not None:
-            total = sums.get(capture) or sums.setdefault(capture, [0] * 7)
-            for i, n in enumerate([*(counts[at] for at in _SUMMED_AT), gaps or 0, midstream]):
-                total[i] += n
-    data.update(zip(_COUNTERS, counted, strict=True))
-    return table(DATA_QUALITY, data)
+    n = len(chunk)
+    keys = list(zip(*columns(chunk, ["capture", "stream"]), strict=True))
+    counted = np.zeros((len(_COUNTERS), n), dtype=np.int64)
+    kinds_text = np.full(n, None, dtype=object)
+    for i in [i for i, k in enumerate(keys) if k in per or k in kinds]:  # most of a flood's have nothing
+        counted[:, i] = per.get(keys[i], 0)
+        kinds_text[i] = joined(kinds.get(keys[i]))
+    midstream = chunk["midstream"].to_numpy(dtype=bool, na_value=False).astype(np.int64)
+    said = pd.DataFrame(
+        {"transport": chunk["transport"].array, "end": chunk["end"].array, "gaps": chunk["gaps"].array}
+        | {"midstream": midstream, "violation_kinds": kinds_text}
+        | {c: counted[i] for i, c in enumerate(_COUNTERS)}
+    )
+    said_by = Grouped(said, list(said.columns))
+    summaries = np.array([_connection_summary(w) for w in said_by.rows(list(said.columns))], dtype=object)
+    out: dict[str, Any] = {c: chunk[c].array for c in _ALL_CONNECTION if c != "midstream"}
+    out |= {"scope": np.full(n, "connection", dtype=object), "midstream": midstream, "violation_kinds": kinds_text}
+    out |= {c: counted[i] for i, c in enumerate(_COUNTERS)} | {"summary": summaries[said_by.codes]}
+    gaps = chunk["gaps"].to_numpy(dtype=np.int64, na_value=0)
+    _add_sums(sums, chunk["capture"], [*(counted[at] for at in _SUMMED_AT), gaps, midstream])
+    return typed(DATA_QUALITY, out, n)
 
 
-def _capture_rows(source: Source, files: dict[str, _File], sums: dict[str, list[int]]) -> pd.DataFrame:
+def _connection_summary(what: tuple[Any, ...]) -> str:
+    """The summary of a connection that says `what` (transport, end, gaps, midstream, kinds, counters)."""
+    transport, end, gaps, midstream, kinds_text, *counts = what
+    row = {"scope": "connection", "transport": transport, "end": end, "gaps": gaps, "midstream": midstream}
+    row.update(zip(_COUNTERS, counts, strict=True), violation_kinds=kinds_text)
+    return _summary(row)
+
+
+def _add_sums(sums: dict[str, list[int]], capture: pd.Series, values: list[np.ndarray]) -> None:
+    """What the chunk's connections add to their captures' rows (`values`: per summed column, a
+    value per connection), column-wise per capture."""
+    codes, captures = pd.factorize(capture, use_na_sentinel=True)
+    known = codes >= 0
+    for i, column in enumerate(values):
+        added = np.zeros(len(captures), dtype=np.int64)
+        np.add.at(added, codes[known], column[known])
+        for cap, total in zip(captures, added.tolist(), strict=True):
+            (sums.get(cap) or sums.setdefault(cap, [0] * 7))[i] += total
+
+
+def _capture_rows(chunks: list[pd.DataFrame], files: dict[str, _File], sums: dict[str, list[int]]) -> pd.DataFrame:
     """One row per capture: its connections' counts added up, its violations (those of no connection
     too), the flows not followed and the connection attempts."""
     data: dict[str, list[Any]] = {c: [] for c in DATA_QUALITY}
-    for chunk in source.chunks("captures", ["capture", "error", "truncated"]):
+    for chunk in chunks:
         for capture, error, truncated in zip(*columns(chunk, ["capture", "error", "truncated"]), strict=True):
             f = files.get(capture) or _File()
             row: dict[str, Any] = {"capture": capture, "error": error, "truncated": truncated, "scope": "capture"}
