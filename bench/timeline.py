@@ -85,7 +85,7 @@ AFTER_API = [
     ("analyzer.api", "from_records", "from_records"),
     ("analyzer.api", "write_tables", "write_tables"),
     ("analyzer.api", "write_manifest", "manifest"),
-    ("analyzer.api", "hosts_frame", "hosts"),
+    ("analyzer.api", "Pass.finish", "readers(pass end)"),
     ("analyzer.api", "beside", "fork(views)"),
     ("analyzer.api", "AnalysisResult._write_items", "views(child)"),
 ]
