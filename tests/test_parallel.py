@@ -84,3 +84,19 @@ def test_a_reader_process_spools_records_without_importing_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", str(len(Pipeline(DEFAULT_LIMITS).run(PATHS).binds))]
+
+
+def test_a_worker_reads_a_session_without_importing_pandas() -> None:
+    code = (
+        "import concurrent.futures as cf, multiprocessing, sys\n"
+        "from analyzer.limits import DEFAULT_LIMITS\n"
+        "from analyzer.parallel import multicore, units\n"
+        "def read(paths):\n"
+        "    r = units.analyse_session(1, multicore.plan(paths)[0], DEFAULT_LIMITS)\n"
+        "    return 'pandas' in sys.modules, len(r.records.binds)\n"
+        "ctx = multiprocessing.get_context('fork')\n"
+        "with cf.ProcessPoolExecutor(1, ctx, initializer=multicore._start_worker, initargs=(None,)) as pool:\n"
+        f"    print(*pool.submit(read, {PATHS[:1]!r}).result())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", str(len(Pipeline(DEFAULT_LIMITS).run(PATHS[:1]).binds))]

@@ -25,7 +25,7 @@ from typing import Any
 from analyzer.capture.session import Member, expand_globs, sessions
 from analyzer.capture.source import expand_paths
 from analyzer.limits import Limits
-from analyzer.parallel.child import ProgressFactory
+from analyzer.parallel.child import ProgressFactory, without_pandas
 from analyzer.parallel.merge import merge, mergeable
 from analyzer.parallel.units import SerialState, SessionResult, Tick, analyse_session, redo_session, session_bytes
 from analyzer.pipeline import Pipeline, Progress
@@ -66,8 +66,12 @@ def plan(paths: Iterable[str]) -> list[list[Member]]:
 
 
 def _start_worker(q: Any) -> None:
+    """A worker's start: its progress queue, and no pandas (a worker builds no table; pyarrow's first
+    `pa.array` would import it, 0.2 s of CPU in every worker: most of what made two reading workers
+    cost more than one process reading the same files, see README "Every core")."""
     global _queue
     _queue = q
+    without_pandas()
 
 
 def _tick(index: int) -> Tick | None:
