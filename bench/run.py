@@ -26,7 +26,8 @@ times, and that all three wrote the same bytes) on (a) a directory
 of 8 independent captures made by the generator with seeds 11-18 (bench/data/independent8/) and (b)
 the 200 MB capture split into 8 rotated files with `editcap -c` (bench/data/rotated8/), next to tshark
 over the same files and the BPF floor (tcpdump reading them with the RPC port filter) measured in the
-same run. Usage:
+same run. The --jobs runs load the analyzer from bytecode caches, as an installed package does
+(`with_bytecode`). Usage:
 
     python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g]
     python bench/run.py --jobs [--repeat 3]
@@ -189,9 +190,12 @@ def check_truth(cap: Path, out: Path) -> list[str]:
 # -- every core (--jobs) --------------------------------------------------------------------------
 
 # The reading phase alone (records, no tables, findings or files), to separate it from the serial rest.
+# Each input hashed as it is read either way, as `analyze` does (the workers always hash; a serial
+# baseline that did not would be 0.2 s of CPU cheaper on these inputs for no reason of parallelism).
 READ_ONLY = (
     "import sys; from analyzer.limits import DEFAULT_LIMITS; from analyzer.parallel.multicore import run; "
-    "run(sys.argv[2:], DEFAULT_LIMITS, int(sys.argv[1]))"
+    "from analyzer.pipeline import Pipeline; paths = sys.argv[2:]; "
+    "run(paths, DEFAULT_LIMITS, int(sys.argv[1]), serial=lambda: Pipeline(DEFAULT_LIMITS, digests=True).run(paths))"
 )
 INDEPENDENT = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]  # no digits: 8 sessions
 
@@ -305,7 +309,21 @@ def _same_csvs(a: Path, b: Path) -> bool:
     )
 
 
+def with_bytecode(analyzer: str) -> None:
+    """Let the measured runs load the analyzer's modules from bytecode caches, as an installed package
+    does (pip compiles them): with PYTHONDONTWRITEBYTECODE set (as in this project's sessions) and an
+    editable install, every run compiled some 100 modules from source, 0.3 s of CPU, all of it
+    before the first frame is read, in the one process of --jobs 1 as in the parent of --jobs 2.
+    The caches go to a directory of their own (PYTHONPYCACHEPREFIX), written by one unmeasured run."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "rpc-analyzer-bench-pycache")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([analyzer, "analyze", str(SHARED / "captures"), "-o", tmp, "-q"], check=False)
+    print(f"bytecode caches in {os.environ['PYTHONPYCACHEPREFIX']} (PYTHONDONTWRITEBYTECODE unset for the runs)")
+
+
 def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str) -> None:
+    with_bytecode(analyzer)
     bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat)
     rotated = make_rotated(resolve_capture(args.capture, args.size, args.seed))
     bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat)
