@@ -177,8 +177,13 @@ def test_one_progress_across_the_workers(cut_in_two: Path) -> None:
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(seen))
 
 
-def test_big_sessions_hand_their_spool_over(cut_in_two: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(units, "BATCH_ROWS", 1)  # every session with a record counts as big
+def test_sessions_hand_their_spool_over_on_one_machine_and_lists_to_another(cut_in_two: Path) -> None:
+    members = multicore.plan([str(SAMPLES / "epm_map_session.pcap")])[0]
+    local = units.analyse_session(1, members, DEFAULT_LIMITS)
+    portable = units.analyse_session(1, members, DEFAULT_LIMITS, portable=True)
+    assert isinstance(local.records, Records) and isinstance(portable.records, units.SessionRecords)
+    assert list(local.records.binds) == portable.records.binds and portable.records.binds
+    local.records.close()
     inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
     assert_same_result(analyzer.analyze(inputs), analyzer.analyze(inputs, jobs=2))
 
