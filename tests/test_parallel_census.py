@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.capture.session import Member
 from analyzer.capture.source import open_capture
@@ -65,3 +68,14 @@ def test_a_worker_with_its_census_makes_the_plain_pipeline_records(name: str) ->
     got = result.records
     assert list(got.binds) == list(plain.binds) and list(got.calls) == list(plain.calls)
     assert list(got.connections) == list(plain.connections) and got.captures == plain.captures
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=300), st.data())
+def test_first_of_each_is_numpys_unique_of_the_keys_as_bytes(picks: list[int], data: st.DataObject) -> None:
+    # a few distinct keys (some sharing their first 8 bytes), picked in any order, repeated
+    distinct = [data.draw(st.binary(min_size=12, max_size=12)) for _ in range(3)]
+    distinct += [distinct[0][:8] + distinct[1][8:], distinct[1][:8] + distinct[0][8:], bytes(12)]
+    keys = np.frombuffer(b"".join(distinct[i] for i in picks), dtype=np.uint8).reshape(-1, 12)
+    _unique, first = np.unique(keys.view(np.dtype((np.void, 12))).ravel(), return_index=True)
+    assert units.first_of_each(keys).tolist() == first.tolist()

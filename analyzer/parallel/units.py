@@ -55,7 +55,7 @@ from analyzer.records import Records
 
 _PLAIN = b"\x08\x00\x45"  # Ethernet type IPv4, IPv4 header without options
 _KEY = np.arange(26, 38)  # where a plain frame's addresses and ports are: the census key
-_TUNNEL_PORTS = frozenset((UDP_VXLAN, UDP_GENEVE))
+_TUNNEL_PORT_BYTES = frozenset(p.to_bytes(2, "big") for p in (UDP_VXLAN, UDP_GENEVE))  # a key's last two bytes
 
 # A worker's progress: (bytes of this session read so far).
 Tick = Callable[[int], None]
@@ -110,8 +110,9 @@ class Census:
             plain = fits & (view[at + 12] == _PLAIN[0]) & (view[at + 13] == _PLAIN[1]) & (view[at + 14] == _PLAIN[2])
             idx = np.flatnonzero(plain)
             if len(idx):
-                keys = view[start[idx, None] + _KEY].view(np.dtype((np.void, 12))).ravel()
-                unique, first = np.unique(keys, return_index=True)
+                keys = view[start[idx, None] + _KEY]
+                first = first_of_each(keys)
+                unique = keys[first].view(np.dtype((np.void, 12))).ravel()
                 note, frame0 = self.flows.setdefault, b.frame0 + 1
                 for key, i in zip(unique.tolist(), idx[first].tolist(), strict=True):
                     note(key, frame0 + i)
@@ -154,7 +155,24 @@ class Census:
 
     @property
     def complete(self) -> bool:
-        return not any(len(k) == 12 and int.from_bytes(k[10:], "big") in _TUNNEL_PORTS for k in self.flows)
+        return not any(len(k) == 12 and k[10:] in _TUNNEL_PORT_BYTES for k in self.flows)
+
+
+def first_of_each(keys: np.ndarray) -> np.ndarray:
+    """The row of the first occurrence of each distinct row of `keys` (uint8, 12 columns: two IPv4
+    addresses and two ports), in the rows' byte order: `np.unique(keys as 12-byte voids,
+    return_index=True)[1]`, but sorted as two integers (bytes 0-7, 8-11, big-endian, so that their
+    order is the bytes' order) by a stable `lexsort`, whose first row of each run of equal keys is
+    the earliest: half the time of comparing 12-byte voids, the larger part of the census."""
+    hi = keys[:, :8].view(">u8").ravel()
+    lo = keys[:, 8:].view(">u4").ravel()
+    order = np.lexsort((lo, hi))
+    hi, lo = hi[order], lo[order]
+    new = np.empty(len(order), dtype=np.bool_)
+    new[:1] = True
+    np.not_equal(hi[1:], hi[:-1], out=new[1:])
+    new[1:] |= lo[1:] != lo[:-1]
+    return order[new]
 
 
 class _CensusLoop(FileLoop):
