@@ -22,6 +22,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Prefetching. The walks are pointer chases through a buffer the read just filled: each record's
+ * header says where the next one is, and inside the pipeline (whose work between two reads evicts
+ * the buffer's lines) each one was a cache miss, 0.15-0.18 s for the 1.27 million records of the
+ * 1.1 GB capture. The records are dense, so the lines PREFETCH bytes ahead of the walk are asked for
+ * as it goes: 0.09 s. `fields` likewise asks for the frame FIELDS_AHEAD on (0.07 -> 0.05 s). A
+ * prefetch never faults and changes no result. */
+#define PREFETCH 4096
+#define FIELDS_AHEAD 8
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_LINE(addr) __builtin_prefetch(addr)
+#else
+#define PREFETCH_LINE(addr) ((void)0)
+#endif
+
+/* Ask for the lines of p[*ahead, min(until, end)) not asked for yet. */
+static inline void prefetch_to(const unsigned char *p, Py_ssize_t *ahead, Py_ssize_t until, Py_ssize_t end) {
+    if (until > end)
+        until = end;
+    for (; *ahead < until; *ahead += 64)
+        PREFETCH_LINE(p + *ahead);
+}
+
 static inline uint32_t u32(const unsigned char *h, int little) {
     return little ? ((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24)
                   : ((uint32_t)h[3] | (uint32_t)h[2] << 8 | (uint32_t)h[1] << 16 | (uint32_t)h[0] << 24);
@@ -49,8 +71,10 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     int64_t *frac = (int64_t *)PyBytes_AS_STRING(out[2]);
     Py_ssize_t n = 0, off = 0;
     Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t ahead = 0;
     while (off + 16 <= end) {
         const unsigned char *h = p + off;
+        prefetch_to(p, &ahead, off + PREFETCH, end);
         Py_ssize_t next = off + 16 + (Py_ssize_t)u32(h + 8, little);
         if (next > end)
             break;
@@ -97,9 +121,10 @@ static PyObject *epb_run(PyObject *self, PyObject *args) {
         return NULL;
     }
     int64_t *offs = (int64_t *)PyBytes_AS_STRING(out);
-    Py_ssize_t n = 0;
+    Py_ssize_t n = 0, ahead = off;
     Py_BEGIN_ALLOW_THREADS
     while (off + 12 <= end) {
+        prefetch_to(p, &ahead, off + PREFETCH, end);
         uint32_t btype = u32(p + off, little), blen = u32(p + off + 4, little);
         if (btype != 6 || blen < 32 || blen % 4 || (Py_ssize_t)blen > max_block || off + (Py_ssize_t)blen > end)
             break;
@@ -156,6 +181,8 @@ static PyObject *fields(PyObject *self, PyObject *args) {
             bad = 1;
             break;
         }
+        if (i + FIELDS_AHEAD < n && start[i + FIELDS_AHEAD] >= 0 && start[i + FIELDS_AHEAD] < len)
+            PREFETCH_LINE(v + start[i + FIELDS_AHEAD]);
         int64_t d = size >= 42 ? st : 0;
         int ip4 = size >= 42 && be16(v, d + 12) == 0x0800 && v[d + 14] == 0x45 && (be16(v, d + 20) & 0x3FFF) == 0;
         int64_t proto = v[d + 23];
