@@ -386,6 +386,44 @@ def test_pcapng_batches_read_the_format_and_select_like_frame_by_frame(
         pcapng._CHUNK = saved
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    ifaces=st.lists(
+        st.tuples(st.sampled_from([6, 9, 3, 0x80 | 20]), st.sampled_from([0, 1, -2_000_000_000, 1 << 40])),
+        min_size=1,
+        max_size=3,
+    ),
+    rows=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from([0, 1_700_000_000_000_000, 1 << 62, (1 << 64) - 1])),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_pcapng_batch_times_are_the_per_frame_times(
+    tmp_path_factory: pytest.TempPathFactory, ifaces: list[tuple[int, int]], rows: list[tuple[int, int]]
+) -> None:
+    """`_times` (numpy, with its whole-array path for a batch of one interface all in range) gives
+    each frame the time `_frame` gives it, one by one."""
+    path = tmp_path_factory.mktemp("ngt") / "t.pcapng"
+    shb = _ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    path.write_bytes(shb + b"".join(_ng_idb(1, res, off) for res, off in ifaces))
+    batched = open_capture(str(path))
+    one = open_capture(str(path))
+    assert isinstance(batched, pcapng.PcapngReader) and isinstance(one, pcapng.PcapngReader)
+    list(batched.batches())  # the interfaces read
+    list(one.batches())
+    rows = [(i % len(ifaces), ticks) for i, ticks in rows]
+    iface = np.array([i for i, _ in rows], dtype=np.int64)
+    ticks = [t for _, t in rows]
+    hi = np.array([t >> 32 for t in ticks], dtype=np.int64)
+    lo = np.array([t & 0xFFFFFFFF for t in ticks], dtype=np.int64)
+    got = batched._times(iface, hi, lo).tolist()
+    want = [frame[0] for i, t in rows if (frame := one._frame(i, t, b"", 0, 0)) is not None]
+    assert got == want and batched.bad_times == one.bad_times
+    batched.close()
+    one.close()
+
+
 # -- the pcap record walk: C and Python -----------------------------------------------------------
 
 

@@ -250,12 +250,20 @@ class PcapngReader(CaptureReader):
         ts = np.zeros(len(iface), dtype=np.int64)
         slow = np.ones(len(iface), dtype=np.bool_)
         ticks = (hi << 32) | lo  # right where hi < 2**31, the only rows it is used for
-        for i in np.unique(iface).tolist():
+        # Most files have one interface: no np.unique (a sort) then, and no masking by interface.
+        one = len(iface) > 0 and bool((iface == iface[0]).all())
+        for i in [int(iface[0])] if one else np.unique(iface).tolist():
             _link, mult, div, tsoff, _snap = self._interfaces[i]
             limit = (MAX_TS_NS - max(tsoff, 0)) // mult  # ticks * mult + tsoff <= MAX_TS_NS
             if div != 1 or limit < 0 or tsoff < -MAX_TS_NS:  # numpy's int64 cannot hold these sums
                 continue
-            ok = (iface == i) & (hi < 1 << 31) & (ticks <= limit)
+            ok = (hi < 1 << 31) & (ticks <= limit)
+            if not one:
+                ok &= iface == i
+            if one and ok.all():  # every row: whole arrays, not the boolean gathers and scatters
+                ts = ticks * mult + tsoff
+                slow = ts < 0
+                continue
             ts[ok] = ticks[ok] * mult + tsoff
             slow[ok] = ts[ok] < 0  # a negative if_tsoffset: out of range, said below
         for j in np.flatnonzero(slow).tolist():
