@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.capture.decode import PROTO_TCP, PacketDecoder, Selector
+from analyzer.capture.gzipstream import GzipStream
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.source import expand_paths, open_capture
 from analyzer.errors import CaptureError
@@ -277,3 +281,35 @@ def test_corrupt_pcapng_blocks_end_the_file_cleanly(tmp_path: Path) -> None:
     got = [bytes(buf[s:e]) for _ts, _link, buf, s, e in r]
     assert got == [b"first", b"second"]
     assert r.truncated is not None and "too short" in r.truncated
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.lists(st.binary(max_size=3000), min_size=1, max_size=3),
+    repeat=st.integers(1, 400),
+    cut=st.integers(0, 64),
+    reads=st.lists(st.integers(-1, 70_000), min_size=1, max_size=40),
+)
+def test_gzip_stream_hands_out_the_bytes_zlib_gives_whatever_the_read_sizes(
+    members: list[bytes], repeat: int, cut: int, reads: list[int]
+) -> None:
+    """Reads of any sizes (all that is left, none, less or more than zlib's pieces) give the
+    decompressed bytes in order, member after member; a file cut short gives a prefix of them."""
+    plain = [m * repeat for m in members]
+    data = b"".join(gzip.compress(m, compresslevel=1) for m in plain)
+    if cut:
+        data = data[:-cut]
+    whole = b"".join(plain)
+    stream = GzipStream(io.BytesIO(data), max_ratio=1 << 30, floor=1 << 40)
+    got = bytearray()
+    for n in reads:
+        piece = stream.read(n)
+        assert n < 0 or len(piece) <= n
+        got += piece
+        assert stream.tell() == len(got)
+    got += stream.read()
+    if cut:
+        assert whole.startswith(bytes(got))
+    else:
+        assert bytes(got) == whole
+    assert stream.read(10) == b""
