@@ -488,6 +488,9 @@ def test_the_c_epb_run_finds_what_the_python_run_finds(
     for order in "<>":
         reader._endian = order
         for off in range(0, len(data) + 8, 4):
-            c_run, c_stop = reader._run(data, off, len(data))
-            py_run, py_stop = reader._run(data, off, len(data), use_c=False)
+            c_run, c_heads, c_stop = reader._run(data, off, len(data))
+            py_run, py_heads, py_stop = reader._run(data, off, len(data), use_c=False)
             assert c_run.tolist() == py_run.tolist() and c_stop == py_stop and c_run.dtype == py_run.dtype
+            assert c_heads.tolist() == py_heads.tolist() and c_heads.shape == (len(c_run), 4)
+            for at, head in zip(c_run.tolist(), c_heads.tolist(), strict=True):  # iface, ts high, low, caplen
+                assert head == list(struct.unpack_from(order + "IIII", data, at + 8))

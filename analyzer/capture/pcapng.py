@@ -18,7 +18,7 @@ import numpy as np
 from analyzer.capture.prefilter import Batch, Ints
 from analyzer.capture.reader import MAX_TS_NS, CaptureReader, RawFrame
 
-c_epb_run: Callable[[bytes, int, bool, int], tuple[bytes, int]] | None
+c_epb_run: Callable[[bytes, int, bool, int], tuple[bytes, bytes, int]] | None
 try:
     from analyzer.capture._batch import epb_run as c_epb_run
 except ImportError:  # not built (no compiler at install): the Python walk in `_run`, the same blocks
@@ -110,9 +110,9 @@ class PcapngReader(CaptureReader):
         eof = False
         while True:
             end = len(buf)
-            run, off = self._run(buf, off, end)
+            run, heads, off = self._run(buf, off, end)
             if len(run):
-                yield from self._enhanced(buf, run, off)
+                yield from self._enhanced(buf, run, heads, off)
                 if self._stopped:
                     return
             blen = self._header(buf, off, end)
@@ -141,12 +141,13 @@ class PcapngReader(CaptureReader):
         if off < len(buf):
             self.truncated = f"file ends inside a block after frame {self.frames} ({len(buf) - off} bytes left over)"
 
-    def _run(self, buf: bytes, off: int, end: int, use_c: bool = True) -> tuple[Ints, int]:
-        """(offsets, end) of the enhanced packet blocks from `off` on that are well formed and fit the
-        buffer: the common case, walked in C when built, else one unpack a block."""
+    def _run(self, buf: bytes, off: int, end: int, use_c: bool = True) -> tuple[Ints, Ints, int]:
+        """(offsets, heads, end) of the enhanced packet blocks from `off` on that are well formed and
+        fit the buffer: the common case, walked in C when built, else one unpack a block. heads has a
+        row a block: its interface id, timestamp (upper, lower) and captured length."""
         if c_epb_run is not None and use_c and end == len(buf):
-            raw, stop = c_epb_run(buf, off, self._endian == "<", _MAX_BLOCK)
-            return np.frombuffer(raw, dtype=np.int64), stop
+            raw, heads, stop = c_epb_run(buf, off, self._endian == "<", _MAX_BLOCK)
+            return np.frombuffer(raw, dtype=np.int64), np.frombuffer(heads, dtype=np.int64).reshape(-1, 4), stop
         head = _HEAD[self._endian]
         run: list[int] = []
         mark = run.append
@@ -156,7 +157,10 @@ class PcapngReader(CaptureReader):
                 break
             mark(off)
             off += blen
-        return np.array(run, dtype=np.int64), off
+        offs = np.array(run, dtype=np.int64)
+        view = np.frombuffer(buf, dtype=np.uint8)
+        heads = view[offs[:, None] + np.arange(8, 24)].view(np.dtype(self._endian + "u4")).astype(np.int64)
+        return offs, heads.reshape(-1, 4), off
 
     def _header(self, buf: bytes, off: int, end: int) -> int:
         """The length of the block at `off` (its section header's byte order taken first), 0 when the
@@ -217,12 +221,10 @@ class PcapngReader(CaptureReader):
         self.truncated = why
         return -1
 
-    def _enhanced(self, buf: bytes, offs: Ints, stop: int) -> Iterator[Batch]:
-        """The contiguous enhanced packet blocks at `offs` in buf (the last ending at `stop`) as
-        batches, one per run of a link type. A block naming an interface never described ends the
-        file there (`_stopped`), as `_frame` says."""
-        view = np.frombuffer(buf, dtype=np.uint8)
-        fields = view[offs[:, None] + np.arange(8, 24)].view(np.dtype(self._endian + "u4")).astype(np.int64)
+    def _enhanced(self, buf: bytes, offs: Ints, fields: Ints, stop: int) -> Iterator[Batch]:
+        """The contiguous enhanced packet blocks at `offs` in buf (the last ending at `stop`; their
+        heads' `fields`, from `_run`) as batches, one per run of a link type. A block naming an
+        interface never described ends the file there (`_stopped`), as `_frame` says."""
         iface, caplen = fields[:, 0], fields[:, 3]  # then the time's high and low words
         bend = np.empty_like(offs)  # each block ends where the next begins, less its trailing length
         bend[:-1] = offs[1:] - 4
