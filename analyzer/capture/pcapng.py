@@ -24,7 +24,9 @@ try:
 except ImportError:  # not built (no compiler at install): the Python walk in `_run`, the same blocks
     c_epb_run = None
 
-_CHUNK = 1 << 20
+# Bytes per read, as pcap's: fewer batches, and fewer blocks cut by a buffer's end (each then a batch
+# of its own); 1 MiB before (the pipeline on the 200 MB capture as pcapng 0.32-0.34 s, now 0.29-0.31).
+_CHUNK = 1 << 22
 _MAX_BLOCK = 1 << 26
 
 SHB = 0x0A0D0D0A
