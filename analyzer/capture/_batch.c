@@ -138,16 +138,33 @@ static PyObject *epb_run(PyObject *self, PyObject *args) {
         return NULL;
     }
     int64_t *offs = (int64_t *)PyBytes_AS_STRING(out), *head = (int64_t *)PyBytes_AS_STRING(heads);
+    Py_ssize_t at = first, filled = 0;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t at = first;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (; filled < n; filled++) {
+        /* Checked again: a mutable buffer could have changed since the first pass (bytes cannot). */
+        if (at + 32 > end)
+            break;
+        Py_ssize_t blen = (Py_ssize_t)u32(p + at + 4, little);
+        if (blen < 32 || at + blen > end)
+            break;
         for (int k = 0; k < 4; k++) /* inside the block: it is at least 32 bytes */
-            head[4 * i + k] = (int64_t)u32(p + at + 8 + 4 * k, little);
-        offs[i] = (int64_t)at;
-        at += (Py_ssize_t)u32(p + at + 4, little);
+            head[4 * filled + k] = (int64_t)u32(p + at + 8 + 4 * k, little);
+        offs[filled] = (int64_t)at;
+        at += blen;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
+    if (filled < n) {
+        off = at;
+        if (_PyBytes_Resize(&out, filled * (Py_ssize_t)sizeof(int64_t)) < 0) {
+            Py_DECREF(heads);
+            return NULL;
+        }
+        if (_PyBytes_Resize(&heads, 4 * filled * (Py_ssize_t)sizeof(int64_t)) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
     return Py_BuildValue("(NNn)", out, heads, off);
 }
 
