@@ -12,6 +12,12 @@ from analyzer.dcerpc.pdu import AuthVerifier, SyntaxId
 from analyzer.model import CallRecord, Flow
 from analyzer.ntlm import NtlmIdentity
 
+# The fields of a record left empty together (see `Call.record`).
+_UNANSWERED = (None, None, None, None)  # response_frame, response_ts, response_bytes, response_fragments
+_NO_AUTH = (None, None, None)  # auth_type, auth_level, auth_context_id
+_NOBODY = (None, None, None)  # user, domain, workstation
+_NOT_DECODED = (None, None, None, None)  # return_status, return_kind, arguments, arguments_json
+
 
 class Call:
     """A call in progress: request fragments, then response fragments."""
@@ -101,36 +107,46 @@ class Call:
         ran under, `versioned` whether its interface version is known (not for a pipe's guess)."""
         answered = self.resp_done or self.resp_frags > 0
         iface = self.iface
+        if iface is None:
+            uuid = major = minor = None
+        else:
+            uuid = iface.uuid
+            major, minor = (iface.major, iface.minor) if versioned else (None, None)
+        if answered:
+            resp = (self.resp_frame, self.resp_ts, self.resp_bytes if self.fault is None else None, self.resp_frags)
+        else:
+            resp = _UNANSWERED
+        who_fields = _NOBODY if who is None else (who.user, who.domain, who.workstation)
+        auth_fields = _NO_AUTH if auth is None else (auth.auth_type, auth.auth_level, auth.auth_context_id)
+        decoded_fields = (
+            _NOT_DECODED
+            if decoded is None
+            else (decoded.return_code, decoded.return_kind, decoded.arguments, decoded.arguments_json)
+        )
+        # Positional, in `CallRecord`'s field order: a record per call, and keywords made it twice as
+        # dear (2.4 against 1.3 us measured; the connectionless calls still name theirs).
         return CallRecord(
-            flow=self.flow,
-            frame=self.frame,
-            ts=self.ts,
-            first_frame=self.first_frame,
-            call_id=self.call_id,
-            ctx_id=self.ctx_id,
-            interface_uuid=iface.uuid if iface else None,
-            if_major=iface.major if iface and versioned else None,
-            if_minor=iface.minor if iface and versioned else None,
-            interface_source=self.iface_source,
-            opnum=self.opnum,
-            object_uuid=self.object_uuid,
-            request_bytes=self.req_bytes,
-            request_fragments=self.req_frags,
-            response_frame=self.resp_frame if answered else None,
-            response_ts=self.resp_ts if answered else None,
-            response_bytes=self.resp_bytes if answered and self.fault is None else None,
-            response_fragments=self.resp_frags if answered else None,
-            fault_status=self.fault,
-            answered=answered,
-            auth_type=auth.auth_type if auth else None,
-            auth_level=auth.auth_level if auth else None,
-            auth_context_id=auth.auth_context_id if auth else None,
-            user=who.user if who else None,
-            domain=who.domain if who else None,
-            workstation=who.workstation if who else None,
-            encrypted=sealed,
-            return_status=decoded.return_code if decoded else None,
-            return_kind=decoded.return_kind if decoded else None,
-            arguments=decoded.arguments if decoded else None,
-            arguments_json=decoded.arguments_json if decoded else None,
+            self.flow,
+            self.frame,
+            self.ts,
+            self.first_frame,
+            self.call_id,
+            self.ctx_id,
+            uuid,
+            major,
+            minor,
+            self.iface_source,
+            self.opnum,
+            self.object_uuid,
+            self.req_bytes,
+            self.req_frags,
+            *resp,
+            self.fault,
+            answered,
+            *auth_fields,
+            *who_fields,
+            sealed,
+            None,  # activity_uuid: connectionless only
+            None,  # seqnum: connectionless only
+            *decoded_fields,
         )
