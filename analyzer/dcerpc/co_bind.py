@@ -51,29 +51,33 @@ def bind_records(
     auth_level = bind.auth.auth_level if bind.auth else None
     sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
     ack_group = ack.assoc_group_id if isinstance(ack, BindAck) else None
+    h = bind.header
+    # Positional, in `BindRecord`'s field order: keywords made a record twice as dear (a bind flood
+    # makes one per connection).
     for i, item in enumerate(bind.contexts):
         result, reason, accepted_syntax = _answer(ack, i)
+        abstract = item.abstract
         yield BindRecord(
-            flow=flow,
-            frame=frame,
-            ts=ts,
-            pdu_type=pdu_type,
-            call_id=bind.header.call_id,
-            ctx_id=item.ctx_id,
-            interface_uuid=item.abstract.uuid,
-            if_major=item.abstract.major,
-            if_minor=item.abstract.minor,
-            transfer_syntaxes=tuple(t.uuid for t in item.transfers),
-            ack_result=result,
-            ack_reason=reason,
-            ack_frame=ack_frame,
-            ack_transfer_syntax=accepted_syntax,
-            sec_addr=sec_addr,
-            max_xmit_frag=bind.max_xmit_frag,
-            max_recv_frag=bind.max_recv_frag,
-            assoc_group=bind.assoc_group_id,
-            ack_assoc_group=ack_group,
-            auth_type=auth_type,
-            auth_level=auth_level,
-            identified_by=identified_by,
+            flow,
+            frame,
+            ts,
+            pdu_type,
+            h.call_id,
+            item.ctx_id,
+            abstract.uuid,
+            abstract.major,
+            abstract.minor,
+            tuple([t.uuid for t in item.transfers]),
+            result,
+            reason,
+            ack_frame,
+            accepted_syntax,
+            sec_addr,
+            bind.max_xmit_frag,
+            bind.max_recv_frag,
+            bind.assoc_group_id,
+            ack_group,
+            auth_type,
+            auth_level,
+            identified_by,
         )

@@ -36,7 +36,10 @@ from analyzer.dcerpc.wire import Malformed, need, uuid_at
 
 # Precompiled per byte order, [big-endian, little-endian] (indexed by `little`): a struct format
 # given as a string is looked up in struct's cache on every call.
-_HDR = (struct.Struct(">HHI"), struct.Struct("<HHI"))  # frag_length, auth_length, call_id
+_START = struct.Struct("<BBBxBBH")  # rpc_vers, rpc_vers_minor, ptype, packed_drep[0], [1], [2:4]
+_LENGTHS = (struct.Struct(">HH"), struct.Struct("<HH"))  # frag_length, auth_length
+# The packet types of [C706] 12.6.4 and [MS-RPCE] 2.2.2 (rts, 20): not 1, nor 4-10 (connectionless only).
+_KNOWN_PTYPES = bytes(pt <= 20 and pt != 1 and not 4 <= pt <= 10 for pt in range(256))
 _HEADER = (struct.Struct(">xBBB4xHHI"), struct.Struct("<xBBB4xHHI"))  # minor, ptype, flags, lengths, call_id
 _U32 = (struct.Struct(">I"), struct.Struct("<I"))
 _BIND = (struct.Struct(">HHIB"), struct.Struct("<HHIB"))  # max_xmit, max_recv, assoc_group, n_context_elem
@@ -45,6 +48,11 @@ _BIND_ACK = (struct.Struct(">HHIH"), struct.Struct("<HHIH"))  # max_xmit, max_re
 _RESULT = (struct.Struct(">HH"), struct.Struct("<HH"))  # result, reason
 _REQUEST = (struct.Struct(">IHH"), struct.Struct("<IHH"))  # alloc_hint, p_cont_id, opnum
 _RESPONSE = (struct.Struct(">IHB"), struct.Struct("<IHB"))  # alloc_hint, p_cont_id, cancel_count
+# The header and the fixed body of a request or a response in one unpack (`parse_co_pdu`'s fast path).
+_CALL_PDUS = {
+    REQUEST: (struct.Struct(">xBBB4xHHIIHH"), struct.Struct("<xBBB4xHHIIHH")),  # ... alloc_hint, p_cont_id, opnum
+    RESPONSE: (struct.Struct(">xBBB4xHHIIHB"), struct.Struct("<xBBB4xHHIIHB")),  # ... p_cont_id, cancel_count
+}
 _FAULT = (struct.Struct(">IHBxI"), struct.Struct("<IHBxI"))  # alloc_hint, p_cont_id, cancel_count, status
 _U16 = (struct.Struct(">H"), struct.Struct("<H"))
 # The syntax identifiers read so far, per byte order, by their 20 wire bytes: every bind names the
@@ -52,6 +60,14 @@ _U16 = (struct.Struct(">H"), struct.Struct("<H"))
 # them all. Bounded: past the cap, new ones are made each time.
 _SYNTAXES: tuple[dict[bytes, SyntaxId], dict[bytes, SyntaxId]] = ({}, {})
 _SYNTAXES_MAX = 4096
+# The bodies of binds and bind_acks read so far (all but header and auth verifier), by their bytes:
+# a client binds the same contexts on every connection, and a bind flood repeats one bind. Immutable,
+# so shared. Only bodies of at most _BODY_BYTES (whole PDUs, for bind_acks), and at most _BODIES_MAX
+# of each: when full they are all forgotten (a flood of distinct ones pays one insertion each).
+_BIND_BODIES: dict[tuple[bool, bytes], tuple[int, int, int, tuple[ContextItem, ...]]] = {}
+_ACK_BODIES: dict[tuple[bool, bytes], tuple[int, int, int, str | None, tuple[ContextResult, ...]]] = {}
+_BODIES_MAX = 1024
+_BODY_BYTES = 1024
 
 
 class CoHeader(NamedTuple):
@@ -188,13 +204,12 @@ def plausible_co_header(data: bytes | bytearray, off: int = 0) -> int:
     """
     if len(data) - off < CO_HEADER_LEN:
         return 0
-    pt = data[off + 2]
-    if data[off] != 5 or data[off + 1] > 1 or pt > 20 or pt == 1 or 4 <= pt <= 10:
+    # One unpack of the first eight bytes and a table of the packet types: every framed PDU is
+    # judged here, and indexing byte by byte took half as long again.
+    vers, minor, pt, d0, d1, d23 = _START.unpack_from(data, off)
+    if vers != 5 or minor > 1 or not _KNOWN_PTYPES[pt] or d0 & 0xEE or d1 > 3 or d23:
         return 0
-    d0 = data[off + 4]
-    if d0 & 0xEE or data[off + 5] > 3 or data[off + 6] or data[off + 7]:
-        return 0
-    frag_len, auth_len, _call = _HDR[d0 & 0x10 == 0x10].unpack_from(data, off + 8)
+    frag_len, auth_len = _LENGTHS[d0 & 0x10 == 0x10].unpack_from(data, off + 8)
     if frag_len < CO_HEADER_LEN or (auth_len and auth_len + SEC_TRAILER_LEN + CO_HEADER_LEN > frag_len):
         return 0
     return int(frag_len)
@@ -235,8 +250,22 @@ def _syntax(data: bytes, off: int, little: bool) -> SyntaxId:
 
 
 def _bind(data: bytes, h: CoHeader) -> Bind:
-    little = h.little
     auth, body_end = _auth(data, h)
+    # What a body that parsed read lies in data[16:body_end]: those bytes and the byte order are
+    # the whole key (a malformed one is judged each time, and not kept).
+    key = (h.little, data[16:body_end]) if body_end <= _BODY_BYTES else None
+    body = _BIND_BODIES.get(key) if key is not None else None
+    if body is None:
+        body = _bind_body(data, h.little, body_end)
+        if key is not None:
+            if len(_BIND_BODIES) >= _BODIES_MAX:
+                _BIND_BODIES.clear()
+            _BIND_BODIES[key] = body
+    return Bind(h, *body, auth)
+
+
+def _bind_body(data: bytes, little: bool, body_end: int) -> tuple[int, int, int, tuple[ContextItem, ...]]:
+    """(max_xmit_frag, max_recv_frag, assoc_group_id, context items) of a bind or alter_context."""
     need(data, 16, 12, "short_bind")
     max_xmit, max_recv, group, n_ctx = _BIND[little].unpack_from(data, 16)
     off = 28
@@ -254,12 +283,26 @@ def _bind(data: bytes, h: CoHeader) -> Bind:
         items.append(ContextItem(ctx_id, abstract, tuple(transfers)))
     if off > body_end:
         raise Malformed("bad_context_list", f"context list runs {off - body_end} bytes into the auth verifier")
-    return Bind(h, max_xmit, max_recv, group, tuple(items), auth)
+    return max_xmit, max_recv, group, tuple(items)
 
 
 def _bind_ack(data: bytes, h: CoHeader) -> BindAck:
-    little = h.little
     auth, _body_end = _auth(data, h)
+    # The body is read up to the end of the PDU (the result list may be anywhere before it): the key
+    # is every byte after the header.
+    key = (h.little, data[16:]) if len(data) <= _BODY_BYTES else None
+    body = _ACK_BODIES.get(key) if key is not None else None
+    if body is None:
+        body = _bind_ack_body(data, h.little)
+        if key is not None:
+            if len(_ACK_BODIES) >= _BODIES_MAX:
+                _ACK_BODIES.clear()
+            _ACK_BODIES[key] = body
+    return BindAck(h, *body, auth)
+
+
+def _bind_ack_body(data: bytes, little: bool) -> tuple[int, int, int, str | None, tuple[ContextResult, ...]]:
+    """(max_xmit_frag, max_recv_frag, assoc_group_id, sec_addr, results) of a bind_ack or alter_context_resp."""
     need(data, 16, 10, "short_bind_ack")
     max_xmit, max_recv, group, addr_len = _BIND_ACK[little].unpack_from(data, 16)
     off = 26
@@ -277,7 +320,7 @@ def _bind_ack(data: bytes, h: CoHeader) -> BindAck:
         result, reason = result_fmt.unpack_from(data, off)
         results.append(ContextResult(result, reason, _syntax(data, off + 4, little)))
         off += 24
-    return BindAck(h, max_xmit, max_recv, group, sec_addr, tuple(results), auth)
+    return max_xmit, max_recv, group, sec_addr, tuple(results)
 
 
 def _request(data: bytes, h: CoHeader) -> Request:
@@ -316,8 +359,28 @@ def _bind_nak(data: bytes, h: CoHeader) -> BindNak:
 
 
 def parse_co_pdu(data: bytes) -> CoPdu:
-    """One complete fragment -> PDU object; `Malformed` when its body does not parse."""
-    h = parse_header(data)
+    """One complete fragment -> PDU object; `Malformed` when its body does not parse.
+
+    Requests and responses (most PDUs) are read in one step, header and fixed body together; with
+    an auth verifier or an object UUID they go on the general way, as every other type does."""
+    fixed = _CALL_PDUS.get(data[2]) if len(data) >= 24 else None
+    if fixed is None:
+        return _parse_co_pdu(data, parse_header(data))
+    d0 = data[4]
+    little = d0 & 0x10 == 0x10
+    minor, ptype, flags, frag_len, auth_len, call_id, alloc_hint, ctx_id, last = fixed[little].unpack_from(data)
+    h = CoHeader(ptype, flags, little, d0 & 0x0F != 0, frag_len, auth_len, call_id, minor)
+    if auth_len or frag_len != len(data):
+        return _parse_co_pdu(data, h)
+    if ptype == RESPONSE:
+        return Response(h, alloc_hint, ctx_id, last, data, 24, frag_len, None)
+    if flags & PFC_OBJECT_UUID:
+        return _request(data, h)
+    return Request(h, alloc_hint, ctx_id, last, None, data, 24, frag_len, None)
+
+
+def _parse_co_pdu(data: bytes, h: CoHeader) -> CoPdu:
+    """`parse_co_pdu` given the header: every check, every type."""
     if h.frag_length != len(data):
         raise Malformed("bad_frag_length", f"frag_length {h.frag_length} but {len(data)} bytes given")
     pt = h.ptype
