@@ -6,11 +6,11 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import analyzer
-from analyzer.report.flowid import community_id, connection_uid
+from analyzer.report.flowid import community_id, community_ids, connection_uid, uids
 from tests.conftest import SAMPLES
 
 
@@ -48,6 +48,39 @@ def _package(proto: str, src: str, sport: int, dst: str, dport: int) -> str | No
     except (ValueError, TypeError, communityid.FlowTupleError):
         value = None
     return value
+
+
+_FLOWS = st.lists(
+    st.tuples(
+        st.sampled_from(["tcp", "udp", "sctp"]),
+        _ADDRESSES,
+        _PORTS,
+        _ADDRESSES,
+        _PORTS,
+        st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1_700_000_000_000_000_000]), st.none()),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(deadline=None)
+@given(_FLOWS)
+def test_bulk_flow_ids_are_the_one_flow_ones(flows: list[tuple[str, str, int, str, int, int]]) -> None:
+    """`uids` and `community_ids` (a chunk's distinct flows at once, for speed) give what
+    `connection_uid` and `community_id` give each flow, None included, in order."""
+    columns = [list(c) for c in zip(*flows, strict=True)]
+    assert uids(*columns).to_pylist() == [connection_uid(*f) for f in flows]
+    assert community_ids(*columns[:5]).to_pylist() == [community_id.__wrapped__(*f[:5]) for f in flows]
+
+
+def test_bulk_uid_digits() -> None:
+    """The bulk base62 at its edges: a uid of every length, from the largest 96-bit value down."""
+    from analyzer.report.flowid import _base62, _base62_many
+
+    values = [0, 1, 61, 62, 3843, 3844, 2**32 - 1, 2**32, 2**64, 62**16 - 1, 62**16, 2**96 - 1]
+    packed = b"".join(v.to_bytes(12, "big") for v in values)
+    assert _base62_many(packed, 12) == [_base62(v) for v in values]
 
 
 def test_uid_changes_with_what_names_the_connection() -> None:

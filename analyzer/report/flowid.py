@@ -9,6 +9,13 @@ traffic read from a renamed or merged file does too. It does not equal the uid Z
 `community_id` is the Community ID flow hash v1 (https://github.com/corelight/community-id-spec), seed
 0 (the tests check it against the `communityid` package): the value Zeek's conn.log (with the
 community-id package), Suricata's EVE and Elastic carry for the same flow, whichever side is named first.
+
+`uids` and `community_ids` compute the same for many flows at once (the distinct flows of a chunk of
+table rows, `report.vector.Batch.distinct_columns`): the hashes one flow at a time, the text made of
+them for all together with numpy (base62) and one `b64encode` (base64). A flood's every connection is
+a distinct flow, and row by row the text cost as much as the hashes (5.6 and 4.3 us a flow for the
+uid and the Community ID, against 1.3 and 1.2 us in bulk); the one-flow functions stay the reference
+the tests hold the bulk ones to.
 """
 
 from __future__ import annotations
@@ -17,15 +24,23 @@ import base64
 import hashlib
 import socket
 import struct
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer.model import NCADG_IP_UDP, Flow
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _UID_BITS = 96  # Zeek's uids are 96-bit values rendered in base62 too
+_UID_DIGITS = 17  # base62 digits of a 96-bit value: 62**17 > 2**96
 
 
 _PAIRS = [a + b for a in _BASE62 for b in _BASE62]  # two digits at a time: half the divisions
+_PAIR_CODES = np.frombuffer("".join(_PAIRS).encode(), dtype="S2")  # the same, for numpy
 
 
 def _base62(n: int) -> str:
@@ -46,6 +61,40 @@ def connection_uid(proto: str, orig_h: str, orig_p: int, resp_h: str, resp_p: in
     key = f"{proto}|{orig_h}|{orig_p}|{resp_h}|{resp_p}|{opened_ts}".encode()
     value = int.from_bytes(hashlib.sha256(key).digest()[: _UID_BITS // 8], "big")
     return "C" + _base62(value)
+
+
+def uids(
+    protos: Sequence[str],
+    orig_h: Sequence[str],
+    orig_p: Sequence[int],
+    resp_h: Sequence[str],
+    resp_p: Sequence[int],
+    opened_ts: Sequence[int],
+) -> Any:
+    """`connection_uid` of each flow given as columns, as an Arrow string array."""
+    sha256 = hashlib.sha256
+    cut = _UID_BITS // 8
+    flows = zip(protos, orig_h, orig_p, resp_h, resp_p, opened_ts, strict=True)
+    digests = b"".join([sha256(f"{p}|{a}|{b}|{c}|{d}|{t}".encode()).digest()[:cut] for p, a, b, c, d, t in flows])
+    return pa.array(["C" + text for text in _base62_many(digests, cut)], type=pa.string())
+
+
+def _base62_many(values: bytes, width: int) -> list[str]:
+    """`_base62` of each big-endian number of `width` bytes (a multiple of 4) in `values`: long
+    division of all of them at once by 62**2 (two digits a step, as `_base62`), on 32-bit limbs held
+    in 64-bit integers (a remainder below 3844 shifted over a limb stays below 2**44)."""
+    limbs = np.frombuffer(values, dtype=">u4").reshape(-1, width // 4).astype(np.uint64)
+    places = -(-_UID_DIGITS // 2)
+    pairs = np.empty((len(limbs), places), dtype=np.uint16)
+    shift, base = np.uint64(32), np.uint64(3844)
+    for place in range(places - 1, -1, -1):
+        rest = np.zeros(len(limbs), dtype=np.uint64)
+        for j in range(limbs.shape[1]):
+            limbs[:, j], rest = np.divmod((rest << shift) | limbs[:, j], base)
+        pairs[:, place] = rest
+    text = _PAIR_CODES[pairs].tobytes().decode("ascii")
+    step = 2 * places
+    return [text[i : i + step].lstrip("0") or "0" for i in range(0, len(text), step)]
 
 
 _PROTOCOLS = {"tcp": 6, "udp": 17}
@@ -83,6 +132,55 @@ def community_id(proto: str, src_ip: str, src_port: int, dst_ip: str, dst_port: 
         src, dst, sport, dport = dst, src, dport, sport
     data = b"\0\0" + src + dst + bytes((number, 0)) + struct.pack("!HH", sport, dport)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
+
+
+# A row whose Community ID is None: zeros in the base64 run, then made null. No SHA-1 digest is all
+# zeros (that would be a preimage of zero), so no real row is taken for one.
+_NO_DIGEST = bytes(21)
+_NO_ID = "1:" + base64.b64encode(bytes(20)).decode("ascii")
+_PORTS = frozenset(range(65536))
+
+
+def community_ids(
+    protos: Sequence[str],
+    src_ip: Sequence[str],
+    src_port: Sequence[Any],
+    dst_ip: Sequence[str],
+    dst_port: Sequence[Any],
+) -> Any:
+    """`community_id` of each flow given as columns, as an Arrow string array (null where it is None).
+    Each SHA-1 digest (20 bytes) is padded to 21 so that it is 28 base64 characters of its own in one
+    `b64encode` of all of them: the padding byte's bits are the last character's alone, which becomes
+    the "=" the 20 bytes would have ended with."""
+    packed: dict[str, bytes | None] = {}
+    sha1, pack = hashlib.sha1, struct.Struct("!HH").pack
+    digests = []
+    valid = True
+    for proto, s_ip, s_port, d_ip, d_port in zip(protos, src_ip, src_port, dst_ip, dst_port, strict=True):
+        src = packed[s_ip] if s_ip in packed else packed.setdefault(s_ip, _packed(s_ip))
+        dst = packed[d_ip] if d_ip in packed else packed.setdefault(d_ip, _packed(d_ip))
+        number = _PROTOCOLS.get(proto)
+        ports = (s_port, d_port) if type(s_port) is int and type(d_port) is int else _ports(s_port, d_port)
+        if src is None or dst is None or number is None or ports is None or not _PORTS.issuperset(ports):
+            digests.append(_NO_DIGEST)
+            valid = False
+            continue
+        sport, dport = ports
+        if (dst, dport) < (src, sport):
+            src, dst, sport, dport = dst, src, dport, sport
+        digests.append(sha1(b"\0\0" + src + dst + bytes((number, 0)) + pack(sport, dport)).digest() + b"\0")
+    text = base64.b64encode(b"".join(digests)).decode("ascii")
+    ids = pa.array(["1:" + text[i : i + 27] + "=" for i in range(0, len(text), 28)], type=pa.string())
+    return ids if valid else pc.if_else(pc.equal(ids, _NO_ID), pa.scalar(None, pa.string()), ids)
+
+
+def _ports(src_port: Any, dst_port: Any) -> tuple[int, int] | None:
+    """Both ports as integers (as `community_id` takes them), or None when one is not a number."""
+    try:
+        sport, dport = int(src_port), int(dst_port)
+    except (TypeError, ValueError):
+        return None
+    return sport, dport
 
 
 @lru_cache(maxsize=4096)  # as community_id's
