@@ -278,7 +278,10 @@ class Classifier:
         stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation (its pipes are)
         pkt0, frame0, ts0 = packets[0]
         if len(packets) == 1 and pkt0.flags & _SYN_ACK_FIN_RST == SYN and (pkt0.src, pkt0.sport) == client:
-            conv.put(key, _new_tuple(SynOnly, (pkt0, frame0, ts0, stream, kind, by, client, server, announced)))
+            _proto, src, dst, sport, dport, seq, ack, flags, payload = pkt0
+            syn_key = (src, sport, dst, dport)
+            fields = (syn_key, seq, ack, flags, payload, frame0, ts0, stream, kind, by, announced)
+            conv.put(syn_key, _new_tuple(SynOnly, fields))
             return
         tcp = self._connection(stream, kind, by, client, server, announced, frame0, ts0)
         if by in (BY_HEURISTIC, BY_MIDSTREAM):
@@ -289,10 +292,10 @@ class Classifier:
         if tcp.finished:
             conv.close(tcp, "rst" if tcp.reset else "fin", packets[-1][2])
 
-    def follow_syn(self, key: FlowKey, s: SynOnly) -> TcpConnection:
+    def follow_syn(self, s: SynOnly) -> TcpConnection:
         """A `SynOnly` connection's next packet: follow it from its SYN, in its place in the table."""
         tcp = self._connection(s.stream, s.kind, s.identified_by, s.client, s.server, s.announced, s.frame, s.last_ts)
-        self._conv.table.replace(key, s, tcp)
+        self._conv.table.replace(s.key, s, tcp)
         tcp.packet(s.syn, True, s.frame, s.last_ts)
         return tcp
 

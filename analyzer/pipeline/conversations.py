@@ -74,7 +74,7 @@ class Conversations:
             return
         # Every entry is of one of the five classes, none subclassed: `type() is`, cheaper than isinstance.
         if type(entry) is SynOnly:  # its second packet: followed from its SYN, in its place
-            entry = self.classifier.follow_syn(self.table.key_of(entry) or key, entry)
+            entry = self.classifier.follow_syn(entry)
         if type(entry) is TcpConnection:
             from_client = (pkt.src, pkt.sport) == entry.client
             if not (from_client and pkt.flags & _SYN_ACK == SYN and entry.is_new_connection(pkt)):
@@ -195,7 +195,7 @@ class Conversations:
     def _syn_only_ended(self, key: FlowKey | None, s: SynOnly) -> None:
         """A connection that never showed more than its SYN ended (evicted, idle, end of capture):
         an attempts row, as a connection that carried nothing gives."""
-        (c_addr, c_port), (s_addr, s_port) = s.client, s.server
+        c_addr, c_port, s_addr, s_port = s.key
         self.collector.attempt(s.frame, s.last_ts, ip_text(c_addr), c_port, ip_text(s_addr), s_port, "syn_only")
         self.pipes_closed()
         if key is not None:

@@ -123,35 +123,28 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
     frames = [s.frame for s in entries]
     collector = conv.collector
     collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
-    clients, servers = [(ip_text(a), p) for a, p in (s.client for s in entries)], [s.server for s in entries]
-    server_ips = [ip_text(addr) for addr, _port in servers]
+    c_addr, c_port, s_addr, s_port = (list(side) for side in zip(*(s.key for s in entries), strict=True))
+    c_ips, s_ips = [ip_text(a) for a in c_addr], [ip_text(a) for a in s_addr]
     if len(entries) >= BULK_ATTEMPTS:
-        ts, client_ports, server_ports = (
-            [s.last_ts for s in entries],
-            [p for _a, p in clients],
-            [p for _a, p in servers],
-        )
-        collector.attempt_columns(frames, ts, [a for a, _p in clients], client_ports, server_ips, server_ports)
+        collector.attempt_columns(frames, [s.last_ts for s in entries], c_ips, c_port, s_ips, s_port)
     else:
-        for s, (c_ip, c_port), s_ip in zip(entries, clients, server_ips, strict=True):
-            collector.attempt(s.frame, s.last_ts, c_ip, c_port, s_ip, s.server[1], "syn_only")
+        for s, c_ip, cp, s_ip, sp in zip(entries, c_ips, c_port, s_ips, s_port, strict=True):
+            collector.attempt(s.frame, s.last_ts, c_ip, cp, s_ip, sp, "syn_only")
     conv.pipes_closed()
 
 
 def _enter(conv: Conversations, run: SynRun, a: int, b: int) -> None:
     """SYNs a..b-1 as the `SynOnly` entries `Classifier.start` makes, put in one step (the table has
-    room for them). Tuples are made as `NamedTuple._make` makes them, without a call per field."""
+    room for them). Tuples are made as `NamedTuple._make` makes them, without a call per field; an
+    entry's key is the table's."""
     src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
     kinds = [KINDS[port] for port in dport]
     streams = [-1 if kind == "smb" else conv.next_stream() for kind, _by in kinds]  # SMB: not a conversation
-    fields = (repeat(PROTO_TCP), src, dst, sport, dport, run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""))
-    packets = map(tuple.__new__, repeat(Packet), zip(*fields, strict=False))  # with repeats
-    clients, servers = zip(src, sport, strict=True), zip(dst, dport, strict=True)
-    made = zip(
-        packets, run.frames[a:b], run.ts[a:b], streams, *zip(*kinds, strict=True), clients, servers, repeat(None)
-    )
+    keys = list(zip(src, sport, dst, dport, strict=True))
+    syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
+    made = zip(keys, *syns, streams, *zip(*kinds, strict=True), repeat(None), strict=False)  # with repeats
     entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
-    conv.table.put_many(src, sport, dst, dport, entries)
+    conv.table.put_many(keys, zip(dst, dport, src, sport, strict=True), entries)
 
 
 def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
