@@ -73,6 +73,25 @@ def test_a_value_outside_its_arrow_type_is_kept_anyway(monkeypatch: pytest.Monke
     assert list(r.connections) == [huge, huge]
 
 
+def test_attempt_columns_read_back_as_added_rows() -> None:
+    """Rows given as columns (a SYN run's attempts; a column of one repeated value made in one step)
+    read back as the same rows added one by one."""
+    rows = [("c.pcap", i, 10 + i, f"10.0.0.{i % 3}", 1024 + i, "10.0.0.9", 135, "syn_only") for i in range(6)]
+    by_rows, by_columns = Records(), Records()
+    for row in rows:
+        by_rows.attempts.add(*row)
+    by_columns.attempts.add_columns([list(c) for c in zip(*rows, strict=True)])
+    by_columns.attempts.add_columns([["c.pcap"], [99], [1], ["a"], [1], ["b"], [2], ["syn_only"]])
+    by_rows.attempts.add("c.pcap", 99, 1, "a", 1, "b", 2, "syn_only")
+    by_rows.attempts.flush()
+    assert list(by_columns.attempts) == list(by_rows.attempts)
+    batch = next(iter(by_columns.attempts.batches()))
+    assert batch.schema == next(iter(by_rows.attempts.batches())).schema
+    assert batch.column("server_ip").to_pylist() == ["10.0.0.9"] * 6
+    by_rows.close()
+    by_columns.close()
+
+
 def test_run_directory_is_removed_on_close_and_when_collected() -> None:
     r = Records()
     r.binds.append(_bind(1))
