@@ -27,7 +27,7 @@ from analyzer.capture.decode import PROTO_TCP, Packet
 from analyzer.capture.syns import SynRun
 from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
-from analyzer.pipeline.flow_table import Entry, SynOnly
+from analyzer.pipeline.flow_table import Entry, FlowKey, SynOnly
 
 if TYPE_CHECKING:
     from analyzer.pipeline.conversations import Conversations
@@ -57,7 +57,7 @@ def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: i
     """SYNs from `lo` on, the next idle sweep due after `sweep_in` of them (then every `every`): how
     many were taken (at least one), and whether the selector's ports changed."""
     versions = _versions(conv)
-    hi = _new_flows(conv, run, lo)
+    hi, keys = _new_flows(conv, run, lo)
     if hi == lo:  # a flow the table knows: the per-packet way
         conv.tcp(_packet(run, lo), run.frames[lo], run.ts[lo])
         return 1, _versions(conv) != versions
@@ -68,19 +68,20 @@ def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: i
     stopped = _evict(conv, min(n, max(0, n + k - cap)), detail, versions)
     if stopped is not None:  # evicted by SYN number cap - n + x: the run stops after it
         end = lo + cap - n + stopped + 1
-        _enter(conv, run, lo, end)
+        _enter(conv, run, lo, end, keys[: end - lo])
         return end - lo, True
     transients = max(0, k - cap)
     if transients:
         _transients(conv, run, lo, lo + transients, detail)
-    _enter(conv, run, lo + transients, hi)
+    _enter(conv, run, lo + transients, hi, keys[transients:k])
     return k, False
 
 
-def _new_flows(conv: Conversations, run: SynRun, lo: int) -> int:
-    """The end of the SYNs from `lo` that each open a flow the table does not hold."""
+def _new_flows(conv: Conversations, run: SynRun, lo: int) -> tuple[int, list[FlowKey]]:
+    """The end of the SYNs from `lo` that each open a flow the table does not hold, and the flow
+    keys of the SYNs from `lo` (made once: the entries put hold them)."""
     keys = list(zip(run.src[lo:], run.sport[lo:], run.dst[lo:], run.dport[lo:], strict=True))
-    return lo + conv.table.new_keys(keys)
+    return lo + conv.table.new_keys(keys), keys
 
 
 def _until_sweep(conv: Conversations, run: SynRun, lo: int, hi: int, sweep_in: int, every: int) -> int:
@@ -133,14 +134,13 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
     conv.pipes_closed()
 
 
-def _enter(conv: Conversations, run: SynRun, a: int, b: int) -> None:
+def _enter(conv: Conversations, run: SynRun, a: int, b: int, keys: list[FlowKey]) -> None:
     """SYNs a..b-1 as the `SynOnly` entries `Classifier.start` makes, put in one step (the table has
     room for them). Tuples are made as `NamedTuple._make` makes them, without a call per field; an
-    entry's key is the table's."""
+    entry's key is the table's (`keys`: those of SYNs a..b-1)."""
     src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
     kinds = [KINDS[port] for port in dport]
     streams = [-1 if kind == "smb" else conv.next_stream() for kind, _by in kinds]  # SMB: not a conversation
-    keys = list(zip(src, sport, dst, dport, strict=True))
     syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
     made = zip(keys, *syns, streams, *zip(*kinds, strict=True), repeat(None), strict=False)  # with repeats
     entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
