@@ -136,9 +136,10 @@ def community_id(proto: str, src_ip: str, src_port: int, dst_ip: str, dst_port: 
 
 # A row whose Community ID is None: zeros in the base64 run, then made null. No SHA-1 digest is all
 # zeros (that would be a preimage of zero), so no real row is taken for one.
-_NO_DIGEST = bytes(21)
+_NO_DIGEST = bytes(20)
 _NO_ID = "1:" + base64.b64encode(bytes(20)).decode("ascii")
-_PORTS = frozenset(range(65536))
+# The hashed bytes of a flow whose addresses are of one family, in one step: seed, addresses, protocol, 0, ports.
+_SAME_FAMILY = {n: struct.Struct(f"!2x{n}s{n}sBxHH").pack for n in (4, 16)}
 
 
 def community_ids(
@@ -149,9 +150,9 @@ def community_ids(
     dst_port: Sequence[Any],
 ) -> Any:
     """`community_id` of each flow given as columns, as an Arrow string array (null where it is None).
-    Each SHA-1 digest (20 bytes) is padded to 21 so that it is 28 base64 characters of its own in one
-    `b64encode` of all of them: the padding byte's bits are the last character's alone, which becomes
-    the "=" the 20 bytes would have ended with."""
+    Each SHA-1 digest (20 bytes) is followed by a zero byte so that it is 28 base64 characters of its
+    own in one `b64encode` of all of them: that byte's bits are the last character's alone, which
+    becomes the "=" the 20 bytes would have ended with."""
     packed: dict[str, bytes | None] = {}
     sha1, pack = hashlib.sha1, struct.Struct("!HH").pack
     digests = []
@@ -161,15 +162,25 @@ def community_ids(
         dst = packed[d_ip] if d_ip in packed else packed.setdefault(d_ip, _packed(d_ip))
         number = _PROTOCOLS.get(proto)
         ports = (s_port, d_port) if type(s_port) is int and type(d_port) is int else _ports(s_port, d_port)
-        if src is None or dst is None or number is None or ports is None or not _PORTS.issuperset(ports):
+        if src is None or dst is None or number is None or ports is None:
             digests.append(_NO_DIGEST)
             valid = False
             continue
         sport, dport = ports
-        if (dst, dport) < (src, sport):
+        if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
+            digests.append(_NO_DIGEST)
+            valid = False
+            continue
+        if dst < src or (dst == src and dport < sport):  # the smaller endpoint first, as `community_id`
             src, dst, sport, dport = dst, src, dport, sport
-        digests.append(sha1(b"\0\0" + src + dst + bytes((number, 0)) + pack(sport, dport)).digest() + b"\0")
-    text = base64.b64encode(b"".join(digests)).decode("ascii")
+        same = _SAME_FAMILY.get(len(src)) if len(src) == len(dst) else None
+        data = (
+            same(src, dst, number, sport, dport)
+            if same
+            else b"\0\0" + src + dst + bytes((number, 0)) + pack(sport, dport)
+        )
+        digests.append(sha1(data).digest())
+    text = base64.b64encode(b"\0".join(digests) + b"\0").decode("ascii")
     ids = pa.array(["1:" + text[i : i + 27] + "=" for i in range(0, len(text), 28)], type=pa.string())
     return ids if valid else pc.if_else(pc.equal(ids, _NO_ID), pa.scalar(None, pa.string()), ids)
 
