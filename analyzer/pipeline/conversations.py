@@ -61,6 +61,12 @@ class Conversations:
         self._streams += 1
         return n
 
+    def next_streams(self, count: int) -> int:
+        """The first of `count` stream numbers taken at once (a run of SYNs, `pipeline.syn_runs`)."""
+        n = self._streams
+        self._streams += count
+        return n
+
     def _udp_announced(self, ip: str, port: int) -> bool:
         return ("udp", ip, port) in self._book
 

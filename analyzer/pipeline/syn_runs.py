@@ -140,17 +140,27 @@ def _enter(conv: Conversations, run: SynRun, a: int, b: int, keys: list[FlowKey]
     entry's key is the table's (`keys`: those of SYNs a..b-1)."""
     src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
     kinds = [KINDS[port] for port in dport]
-    streams = [-1 if kind == "smb" else conv.next_stream() for kind, _by in kinds]  # SMB: not a conversation
+    streams = _streams(conv, [kind for kind, _by in kinds])
     syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
     made = zip(keys, *syns, streams, *zip(*kinds, strict=True), repeat(None), strict=False)  # with repeats
     entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
     conv.table.put_many(keys, zip(dst, dport, src, sport, strict=True), entries)
 
 
+def _streams(conv: Conversations, kinds: list[str]) -> list[int]:
+    """The stream numbers `Classifier.start` gives connections of these kinds, one after the other:
+    the next number each, -1 for SMB (not a conversation: its pipes are). Taken at once when none
+    is SMB (a flood to 135)."""
+    if "smb" not in kinds:
+        first = conv.next_streams(len(kinds))
+        return list(range(first, first + len(kinds)))
+    return [-1 if kind == "smb" else conv.next_stream() for kind in kinds]
+
+
 def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
     """SYNs a..b-1, put and evicted within the run: each a cap hit and a syn_only attempts row (and
     the first writes the rows of the pipes closed meanwhile, as `Conversations.syn_only_ended` does)."""
-    streams = [-1 if KINDS[run.dport[i]][0] == "smb" else conv.next_stream() for i in range(a, b)]
+    streams = _streams(conv, [KINDS[port][0] for port in run.dport[a:b]])
     conv.collector.cap_hits(streams[0], run.frames[a:b], "cap_tcp_flows", detail)
     if b - a >= BULK_ATTEMPTS:
         conv.collector.syn_only_attempts(run, a, b)
