@@ -156,13 +156,18 @@ class FlowTable:
         self._lru.pop(id(entry), None)
 
     def _unpair(self, key: FlowKey, entry: Entry) -> None:
+        """Both directions' keys of `entry` let go, where they are still its. Popped, and put back in
+        the rare case another entry holds one: one hash of the key where a look-up then a deletion
+        took two (a flood evicts an entry per SYN; the order of `_by_pair` is never read)."""
         by_pair = self._by_pair
         src, sport, dst, dport = key
-        if by_pair.get(key) is entry:
-            del by_pair[key]
+        held = by_pair.pop(key, None)
+        if held is not None and held is not entry:
+            by_pair[key] = held
         back = (dst, dport, src, sport)
-        if by_pair.get(back) is entry:
-            del by_pair[back]
+        held = by_pair.pop(back, None)
+        if held is not None and held is not entry:
+            by_pair[back] = held
 
     def new_keys(self, keys: list[FlowKey]) -> int:
         """How many of `keys`, from the first, are each held neither by the table nor earlier in
