@@ -147,14 +147,11 @@ def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str], schema: Any
 
 
 def _column(pa: Any, values: Any, arrow_type: Any) -> Any:
-    """A column given as a list or an Arrow array, as an Arrow array of its type. A list of one
-    value over and over (a SYN flood's capture, outcome and server) is that value repeated: Arrow
-    converts each element of a list, and a million strings took 40 ms a column."""
+    """A column (list or Arrow array) as an Arrow array; one string over and over (a SYN run's) repeated."""
     if isinstance(values, pa.Array):
         return values.cast(arrow_type)
-    if values and isinstance(values[0], str) and values[-1] == values[0] and values.count(values[0]) == len(values):
-        return pa.repeat(pa.scalar(values[0], arrow_type), len(values))
-    return pa.array(values, type=arrow_type)
+    same = values and isinstance(values[0], str) and values[-1] == values[0] and values.count(values[0]) == len(values)
+    return pa.repeat(pa.scalar(values[0], arrow_type), len(values)) if same else pa.array(values, type=arrow_type)
 
 
 def _arrow_type(hint: Any) -> Any:
@@ -411,13 +408,11 @@ class RowSpool(Spool[R]):
         self.add(*(getattr(rec, n) for n in self._names))
 
     def add_columns(self, columns: list[Any]) -> None:
-        """Rows given as columns (lists or Arrow arrays, in field order), after those added before:
-        written as one batch at once."""
+        """Rows given as columns (lists or Arrow arrays, in field order): one batch, after the rows before."""
         self.flush()
 
         def encode(pa: Any) -> Any:
-            types = self._codec.schema.types
-            arrays = [_column(pa, c, t) for c, t in zip(columns, types, strict=True)]
+            arrays = [_column(pa, c, t) for c, t in zip(columns, self._codec.schema.types, strict=True)]
             return pa.RecordBatch.from_arrays(arrays, schema=self._codec.schema)
 
         self._write(encode, lambda: self._records(zip(*(list(c) for c in columns), strict=True)), len(columns[0]))
