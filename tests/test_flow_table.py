@@ -66,3 +66,25 @@ def test_records_compare_hash_and_pickle_by_their_fields() -> None:
     assert not hasattr(f1, "__dict__")
     assert pickle.loads(pickle.dumps(f1)) == f1
     assert len({f1, f2}) == 1
+
+
+def test_a_syn_only_entry_gives_back_its_syn() -> None:
+    """A connection seen only as its SYN keeps the SYN as fields and its sides as its key: what it
+    gives back is the packet the decoder made, a SYN carrying data (TCP Fast Open) included, and the
+    table holds it under both directions; unpaired, the other entry under a key stays."""
+    from analyzer.capture.decode import PROTO_TCP, SYN, Packet
+    from analyzer.pipeline.flow_table import SynOnly
+
+    src, sport, dst, dport = _key(3)
+    for payload in (b"", b"\x05\x00\x0b"):
+        pkt = Packet(PROTO_TCP, src, dst, sport, dport, 7, 0, SYN | 0x40, payload)
+        s = SynOnly(_key(3), 7, 0, SYN | 0x40, payload, 12, 34, 0, "co", "port135", None)
+        assert s.syn == pkt
+        assert (s.client, s.server) == ((src, sport), (dst, dport))
+    table = FlowTable(4)
+    table.put(s.key, s)
+    assert table.get(s.key) is s and table.get(reverse(s.key)) is s
+    other = Undecided(1)
+    table._by_pair[reverse(s.key)] = other  # another entry took one direction's key
+    table.forget(s.key, s)
+    assert table.get(s.key) is None and table.get(reverse(s.key)) is other
