@@ -13,9 +13,9 @@ community-id package), Suricata's EVE and Elastic carry for the same flow, which
 `uids` and `community_ids` compute the same for many flows at once (the distinct flows of a chunk of
 table rows, `report.vector.Batch.distinct_columns`): the hashes one flow at a time, the text made of
 them for all together with numpy (base62) and one `b64encode` (base64). A flood's every connection is
-a distinct flow, and row by row the text cost as much as the hashes (5.6 and 4.3 us a flow for the
-uid and the Community ID, against 1.3 and 1.2 us in bulk); the one-flow functions stay the reference
-the tests hold the bulk ones to.
+a distinct flow, and row by row the calls and the text cost as much as the hashes: both ids of the
+80,000 binds and connections rows of 40,000 connections took 0.56 s so, 0.26 s in bulk. The one-flow
+functions stay the reference the tests hold the bulk ones to.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ def community_id(proto: str, src_ip: str, src_port: int, dst_ip: str, dst_port: 
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
 
 
-# A row whose Community ID is None: zeros in the base64 run, then made null. No SHA-1 digest is all
-# zeros (that would be a preimage of zero), so no real row is taken for one.
+# A row whose Community ID is None: zeros in the base64 run, then made null. A real flow's digest of
+# all zeros would be a SHA-1 preimage of zero, so no real row is taken for one.
 _NO_DIGEST = bytes(20)
 _NO_ID = "1:" + base64.b64encode(bytes(20)).decode("ascii")
 # The hashed bytes of a flow whose addresses are of one family, in one step: seed, addresses, protocol, 0, ports.
