@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from functools import cached_property, partial
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -20,7 +20,7 @@ from analyzer.report.attempts import ATTEMPTS
 from analyzer.report.counts import RunCounts
 from analyzer.report.hosts import Hosts
 from analyzer.report.manifest import utc_now, write_manifest
-from analyzer.report.output import NamedFrame, write_tables
+from analyzer.report.output import NamedFrame, TableData, write_tables
 from analyzer.report.passes import PASS_ORDER, Pass
 from analyzer.report.source import Source, empty_table
 from analyzer.report.spooled import CACHE_ROWS, Spooled
@@ -74,6 +74,7 @@ class AnalysisResult:
         self.input_digests = input_digests
         self.rule_files = rule_files  # the user's findings rules, read after the shipped ones
         self.cores = 1  # processes `write` may use: with 2, the views are written in a forked child
+        self._streamed: dict[str, _Streams] = {}  # finished folds whose rows the writer streams (`_Kept`)
 
     @cached_property
     def _spooled(self) -> Spooled:
@@ -114,17 +115,23 @@ class AnalysisResult:
 
     def _folded(self, name: str) -> Any:
         """A reader's result (`READERS`), made by a pass of its own unless a pass made it already."""
-        if name not in self.__dict__:
+        if name not in self.__dict__ and name not in self._streamed:
             self._pass([name]).finish()
-        return self.__dict__[name]
+        streamed = self._streamed.pop(name, None)
+        return self.__dict__[name] if streamed is None else streamed.result()
+
+    def _rows(self, name: str) -> TableData:
+        """A view's rows for a writer: a piece at a time from a fold that streams them (`_streamed`:
+        data_quality's rows, spilled to disk), no frame made; any other view's frame."""
+        streamed = self._streamed.get(name)
+        return getattr(self, name) if streamed is None else streamed.stream()
 
     def _pass(self, names: Iterable[str]) -> Pass:
         """One pass over the base tables (`report.passes`) for the named readers not made yet, each
-        kept as an attribute when the pass finishes."""
-        made = self.__dict__
-        return Pass(
-            self.source, [_Kept(name, _reader(name, self.rule_files), made) for name in names if name not in made]
-        )
+        kept as an attribute when the pass finishes (or, a fold that streams its rows, in `_streamed`)."""
+        made, streamed = self.__dict__, self._streamed
+        todo = [name for name in names if name not in made and name not in streamed]
+        return Pass(self.source, [_Kept(name, _reader(name, self.rule_files), made, streamed) for name in todo])
 
     @property
     def source(self) -> Source:
@@ -221,8 +228,8 @@ class AnalysisResult:
         the findings."""
         from analyzer.findings import FINDINGS
 
-        def view(name: str) -> Callable[[], pd.DataFrame]:
-            return lambda: getattr(self, name)
+        def view(name: str) -> Callable[[], TableData]:
+            return lambda: self._rows(name)
 
         items: list[NamedFrame] = [(name, view(name), schema) for name, schema in views.VIEW_SCHEMAS.items()]
         return [*items, ("findings", view("findings"), FINDINGS)]
@@ -350,11 +357,21 @@ def _reader(name: str, rule_files: tuple[str, ...]) -> Any:
     return views.FOLDS[name]()
 
 
-class _Kept:
-    """A reader's fold whose result is kept in `made` (the result's attributes) under its name."""
+class _Streams(Protocol):
+    """A finished fold that gives its rows whole (`result`) or as a writer takes them (`stream`)."""
 
-    def __init__(self, name: str, fold: Any, made: dict[str, Any]) -> None:
-        self.name, self.fold, self.made = name, fold, made
+    def result(self) -> pd.DataFrame: ...
+
+    def stream(self) -> TableData: ...
+
+
+class _Kept:
+    """A reader's fold whose result is kept in `made` (the result's attributes) under its name; a fold
+    that can stream its rows (`stream()`, data_quality) is kept itself, in `streamed`, instead: the
+    writer streams its rows, reading the attribute makes its frame."""
+
+    def __init__(self, name: str, fold: Any, made: dict[str, Any], streamed: dict[str, _Streams]) -> None:
+        self.name, self.fold, self.made, self.streamed = name, fold, made, streamed
 
     def wants(self, table: str) -> Sequence[str] | None:
         return self.fold.wants(table)  # type: ignore[no-any-return]
@@ -364,7 +381,10 @@ class _Kept:
 
     def done(self, source: Source) -> None:
         self.fold.done(source)
-        self.made[self.name] = self.fold.result()
+        if hasattr(self.fold, "stream"):
+            self.streamed[self.name] = self.fold
+        else:
+            self.made[self.name] = self.fold.result()
 
 
 class _ResultSource:

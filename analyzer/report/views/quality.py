@@ -9,7 +9,10 @@ connections that have any, and one chunk."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ from analyzer.report.fold import Grouped, columns, table, typed
 from analyzer.report.lists import add, joined
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
+from analyzer.report.spill import Spill
 from analyzer.report.views.shape import plural
 
 DATA_QUALITY: dict[str, str] = {
@@ -234,7 +238,9 @@ class DataQuality:
         self.kinds: dict[_Conn, set[str]] = {}
         self.files: dict[str, _File] = {}
         self.sums: dict[str, list[int]] = {}
-        self.parts: list[pd.DataFrame] = []
+        self.spilled = Spill()  # the connections' rows, on disk until written (`report.spill`)
+        self.last: _Key | None = None  # the last connection row's sort key so far
+        self.in_order = True  # whether the connections' rows came by capture, then stream
         self.captures: list[pd.DataFrame] = []
 
     def wants(self, table: str) -> list[str] | None:
@@ -250,26 +256,76 @@ class DataQuality:
         elif table == "attempts":
             _attempts(chunk, self.files)
         elif table == "connections":
-            self.parts.append(_connection_rows(chunk, self.per, self.kinds, self.sums))
+            self._spill(_connection_rows(chunk, self.per, self.kinds, self.sums))
         else:
             self.captures.append(chunk)
+
+    def _spill(self, rows: pd.DataFrame) -> None:
+        keys = _keys(rows)
+        if keys:
+            self.in_order = self.in_order and (self.last is None or self.last <= keys[0]) and _sorted(keys)
+            self.last = keys[-1]
+        self.spilled.add(rows)
 
     def done(self, source: Source) -> None:
         pass
 
     def result(self) -> pd.DataFrame:
+        """The view whole: the capture rows and the connection rows, by capture, then stream."""
         captures = _capture_rows(self.captures, self.files, self.sums)
-        parts = self.parts
-        if captures.empty and not parts:
+        if captures.empty and not self.spilled.rows:
             return table(DATA_QUALITY, {})
-        rows = pd.concat([captures, *parts], ignore_index=True) if parts else captures
-        parts.clear()  # a flood's connection rows are most of the view: hold them once
+        rows = pd.concat([captures, *self.spilled.frames()], ignore_index=True)
         if _in_order(rows):  # the capture rows, then the connections in their table's order: mostly
             return rows
         ordered: pd.DataFrame = rows.sort_values(
             ["capture", "stream"], kind="stable", na_position="first", ignore_index=True
         )
         return ordered
+
+    def stream(self) -> pd.DataFrame | Iterator[pd.DataFrame]:
+        """The rows of `result()`, for a writer: in its order, a piece at a time when there are
+        connection rows (read back from the spill, each capture's row put just before its first
+        connection's), so a flood's rows are never held whole; the frame itself when there are none,
+        or when the connections did not come in order (no spooled run's do)."""
+        if not self.in_order or not self.spilled.rows:
+            return self.result()
+        captures = _capture_rows(self.captures, self.files, self.sums)
+        captures = captures.sort_values("capture", kind="stable", na_position="first", ignore_index=True)
+        return _merged(captures, self.spilled.frames())
+
+
+_Key = tuple[tuple[int, Any], tuple[int, Any]]  # (capture, stream), missing before any value
+
+
+def _keys(rows: pd.DataFrame) -> list[_Key]:
+    """Each row's place in the view's order: by capture, then stream, missing first (as `result` sorts)."""
+    return [
+        ((0, "") if c is None else (1, c), (0, 0) if s is None else (1, s))
+        for c, s in zip(*columns(rows, ["capture", "stream"]), strict=True)
+    ]
+
+
+def _sorted(keys: list[_Key]) -> bool:
+    return all(a <= b for a, b in pairwise(keys))
+
+
+def _merged(captures: pd.DataFrame, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The capture rows (sorted) and the connection rows (in order, a frame at a time) as one stream in
+    the order of a stable sort of the two, capture rows first: each capture row goes just before the
+    first connection row not before it."""
+    pending, at = _keys(captures), 0
+    for frame in frames:
+        keys, start = _keys(frame), 0
+        while at < len(pending) and (cut := bisect_left(keys, pending[at], lo=start)) < len(keys):
+            yield from _nonempty(frame.iloc[start:cut], captures.iloc[at : at + 1])
+            start, at = cut, at + 1
+        yield from _nonempty(frame.iloc[start:])
+    yield from _nonempty(captures.iloc[at:])
+
+
+def _nonempty(*frames: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    yield from (f for f in frames if len(f))
 
 
 def data_quality(source: Source) -> pd.DataFrame:
