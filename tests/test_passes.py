@@ -129,7 +129,8 @@ def test_grouped_adds_up_each_group_as_its_rows_would() -> None:
     assert g.counts(df["n"].notna().to_numpy(dtype=bool)) == [2, 2, 2]
     assert g.sums("n") == [8, 7, 10]
     assert g.earliest("ts") == [3, None, 3] and g.latest("ts") == [5, None, 7]
-    assert [list(v) for v in g.distinct("n")] == [[1, 7], [2, 5], [4, 6]]
+    groups, values = g.distinct_pairs("n")
+    assert list(zip(groups.tolist(), values.tolist(), strict=True)) == [(0, 1), (0, 7), (1, 2), (1, 5), (2, 4), (2, 6)]
     first = g.earliest_rows("ts", "frame")
     # "a": times 5, 3, 3 -> the two at 3 by frame: 9 before the missing one; None: both unknown
     # times, frame 11 first; "b": time 3 before 7

@@ -2,24 +2,31 @@
 kind, and the streamed ways of writing give the rows and bytes of the whole ones.
 
 - data_quality's connection rows go to a `report.spill.Spill` as they are made and are written from it
-  (`DataQuality.stream`): the same rows, in the same order, as `result()`."""
+  (`DataQuality.stream`): the same rows, in the same order, as `result()`.
+- the matrix's per-key lists are held compactly (`lists.put`) and its connections as one set of
+  (key, capture, stream) columns (`activity._Connections`): the same cells as sets per key."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import analyzer
 import analyzer.report.source as source_module
 from analyzer.report import views
 from analyzer.report.columns import frame
+from analyzer.report.lists import Listed, add, joined, put
 from analyzer.report.passes import fold
 from analyzer.report.source import TABLES, Frames
 from analyzer.report.spill import Spill
+from analyzer.report.views.activity import _Connections
 from analyzer.report.views.quality import DataQuality
 from tests.conftest import SAMPLES
 from tests.test_views_chunks import generated
@@ -152,3 +159,35 @@ def test_writing_streams_data_quality(tmp_path: Path, monkeypatch: pytest.Monkey
     for fmt in ("csv", "jsonl"):
         expected = write_frame(whole, views.DATA_QUALITY, tmp_path / f"whole.{fmt}", fmt)
         assert (tmp_path / fmt / f"data_quality.{fmt}").read_bytes() == expected.read_bytes(), fmt
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "b", "10.0.0.5", "135", "10.0.0.10"]), st.integers(0, 3)))
+)
+def test_a_compact_list_is_the_set_it_stands_for(values: list[object]) -> None:
+    """`put` (None, one text, or a set) lists what `add` into a set lists."""
+    held: Listed = None
+    into: set[str] = set()
+    for v in values:
+        held = put(held, v)
+        add(into, v)
+    assert joined(held) == joined(into)
+    assert not isinstance(held, set) or len(held) > 1  # a set only for two values or more
+
+
+def test_matrix_connections_are_the_distinct_streams_per_key() -> None:
+    """`_Connections` gathers its blocks as they outgrow what is distinct: the counts are those of a set
+    per key of (capture, stream), whatever the blocks and their repeats."""
+    rng = np.random.default_rng(7)
+    held, truth = _Connections(), [set() for _ in range(50)]
+    names = ["a.pcap", "b.pcap", None]
+    for _ in range(60):  # 60 blocks of 5,000 rows: gathered several times on the way
+        keys = rng.integers(0, 50, 5_000)
+        caps = [names[i] for i in rng.integers(0, 3, 5_000)]
+        streams = rng.integers(0, 3_000, 5_000)
+        held.add(keys, np.array([held.capture(c) for c in caps], dtype=np.int64), streams)
+        for k, c, s in zip(keys.tolist(), caps, streams.tolist(), strict=True):
+            if c is not None:
+                truth[k].add((c, s))
+    assert held.distinct > 0  # gathered before the end
+    assert held.counts(52) == [len(t) for t in truth] + [0, 0]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
 from analyzer.report.fold import Grouped, earliest, latest, minutes, sort_rows, table
-from analyzer.report.lists import add, joined
+from analyzer.report.lists import Listed, joined, put
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.views.shape import REJECTED
@@ -96,7 +96,7 @@ class Timeline:
             st[2] += f
             st[3] += req
             st[4] += resp
-            add(st[5], op)
+            st[5] = put(st[5], op)
 
     def done(self, source: Source) -> None:
         pass
@@ -128,64 +128,72 @@ def _minute(per: dict[tuple[Any, ...], list[Any]], minute: int, pair: list[Any])
     key = (minute, *pair)
     st = per.get(key)
     if st is None:
-        st = per[key] = [0, 0, 0, 0, 0, set()]
+        st = per[key] = [0, 0, 0, 0, 0, None]  # binds, calls, faults, bytes each way, operations (`Listed`)
     return st
 
 
-class _Streams:
-    """The distinct connections (stream numbers) of one capture a matrix key was seen on: 8 bytes a
-    connection in int64 arrays, not a set of objects. What is added is merged into the sorted distinct
-    numbers once it outgrows them (so merging costs O(n log n) over the run, not per chunk)."""
-
-    __slots__ = ("merged", "parts", "pending")
+class _Connections:
+    """The distinct (matrix key, capture, stream) the matrix's rows were seen on, to count each key's
+    connections: three int64 columns gathered a chunk at a time and made distinct whenever what came
+    since outgrows what is distinct (so that costs O(n log n) over the run). 24 bytes a connection of
+    a key, and nothing per key: the matrix of a 10 GB capture has 18,700 keys, and a set or an array
+    per key and capture (about 100 bytes of header each) held 20 MiB there."""
 
     def __init__(self) -> None:
-        self.merged = np.empty(0, dtype=np.int64)
-        self.parts: list[np.ndarray] = []
-        self.pending = 0
+        self.captures: dict[str, int] = {}  # each capture's number in the columns
+        self.held: list[np.ndarray] = []  # blocks of (key, capture, stream) columns, shape (3, n)
+        self.rows = self.distinct = 0
 
-    def add(self, streams: np.ndarray) -> None:
-        self.parts.append(streams)
-        self.pending += len(streams)
-        if self.pending > max(len(self.merged), 4096):
-            self._merge()
+    def capture(self, name: str | None) -> int:
+        """The capture's number (-1: none, whose rows count no connection)."""
+        return -1 if name is None else self.captures.setdefault(name, len(self.captures))
 
-    def _merge(self) -> None:
-        both = np.concatenate([self.merged, *self.parts])
-        both.sort()
-        self.merged = both[np.diff(both, prepend=both[:1] - 1) != 0] if len(both) else both
-        self.parts, self.pending = [], 0
+    def add(self, keys: np.ndarray, captures: np.ndarray, streams: np.ndarray) -> None:
+        """Rows seen on these (key, capture, stream): any number of times each, in any order."""
+        known = captures >= 0
+        block = np.stack([keys[known], captures[known], streams[known]])
+        self.held.append(block)
+        self.rows += block.shape[1]
+        if self.rows - self.distinct > max(self.distinct, 65536):
+            self._gather()
 
-    def count(self) -> int:
-        if self.parts:
-            self._merge()
-        return len(self.merged)
+    def _gather(self) -> None:
+        both = np.concatenate(self.held, axis=1) if len(self.held) > 1 else self.held[0]
+        both = both[:, np.lexsort(both[::-1])]
+        new = np.ones(both.shape[1], dtype=bool)
+        new[1:] = (both[:, 1:] != both[:, :-1]).any(axis=0)
+        self.held = [both[:, new]]
+        self.rows = self.distinct = int(new.sum())
+
+    def counts(self, keys: int) -> list[int]:
+        """Per key (numbered from 0 up to `keys`), its distinct connections."""
+        if not self.held:
+            return [0] * keys
+        self._gather()
+        counted: list[int] = np.bincount(self.held[0][0], minlength=keys).tolist()
+        return counted
 
 
 class _Pair:
-    """What the matrix keeps of one (client, server, interface): counts, times, listed values, and the
-    connections seen (their streams per capture, to count them)."""
+    """What the matrix keeps of one (client, server, interface): its number (in `_Connections`),
+    counts, times and listed values."""
 
-    __slots__ = ("counts", "first", "last", "lists", "streams")
+    __slots__ = ("counts", "first", "last", "lists", "number")
 
-    def __init__(self) -> None:
+    def __init__(self, number: int) -> None:
+        self.number = number
         self.counts = [0, 0, 0, 0, 0]  # binds, accepted, rejected, calls, faults
         self.first: int | None = None
         self.last: int | None = None
-        self.lists: tuple[set[str], ...] = tuple(set() for _ in _LISTED)
-        self.streams: dict[str, _Streams] = {}  # per capture
+        self.lists: list[Listed] = [None] * len(_LISTED)
 
-    def seen(
-        self, first: int | None, last: int | None, capture: str | None, streams: np.ndarray, listed: tuple[Any, ...]
-    ) -> None:
-        """Bind items or calls alike: their first and last times, connections (stream numbers) and
-        listed values (in `_LISTED` order)."""
+    def seen(self, first: int | None, last: int | None, listed: tuple[Any, ...]) -> None:
+        """Bind items or calls alike: their first and last times and listed values (in `_LISTED` order)."""
         self.first, self.last = earliest(self.first, first), latest(self.last, last)
-        if capture is not None and len(streams):
-            held = self.streams.get(capture) or self.streams.setdefault(capture, _Streams())
-            held.add(streams)
-        for values, v in zip(self.lists, listed, strict=True):
-            add(values, v)
+        lists = self.lists
+        for i, v in enumerate(listed):
+            if v is not None:
+                lists[i] = put(lists[i], v)
 
 
 # The matrix's listed columns, in the order `_Pair.lists` holds them.
@@ -201,10 +209,12 @@ _CALL_KEYS = [c for c in _CALL_WHERE if c not in ("ts", "stream", "fault_code")]
 
 
 class Matrix:
-    """The matrix as a fold (`report.passes`): a `_Pair` per (client, server, uuid, name)."""
+    """The matrix as a fold (`report.passes`): a `_Pair` per (client, server, uuid, name), and the
+    connections each was seen on (`_Connections`)."""
 
     def __init__(self) -> None:
         self.per: dict[tuple[Any, ...], _Pair] = {}
+        self.connections = _Connections()
 
     def wants(self, table: str) -> list[str] | None:
         return _BIND_WHERE if table == "binds" else _CALL_WHERE if table == "calls" else None
@@ -212,39 +222,49 @@ class Matrix:
     def _pair(self, key: tuple[Any, ...]) -> _Pair:
         p = self.per.get(key)
         if p is None:
-            p = self.per[key] = _Pair()
+            p = self.per[key] = _Pair(len(self.per))
         return p
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
         """A chunk added up a group of rows alike (but for their times and connections) at a time."""
         keys = _BIND_KEYS if table == "binds" else _CALL_KEYS
         g = Grouped(chunk, keys)
-        sizes, rows = g.sizes(), g.rows(keys)
-        times = zip(g.earliest("ts"), g.latest("ts"), g.distinct("stream"), strict=True)
+        sizes, rows, times = g.sizes(), g.rows(keys), zip(g.earliest("ts"), g.latest("ts"), strict=True)
+        pairs: list[_Pair] = []
         if table == "binds":
-            for n, (first, last, streams), (c, s, u, name, cap, pipe, port, transport, auth, ack) in zip(
+            for n, (first, last), (c, s, u, name, _cap, pipe, port, transport, auth, ack) in zip(
                 sizes, times, rows, strict=True
             ):
                 p = self._pair((c, s, u, name))
                 p.counts[0] += n
                 p.counts[1] += n if ack == "acceptance" else 0
                 p.counts[2] += n if ack in REJECTED else 0
-                p.seen(first, last, cap, streams, (transport, _where(pipe, port), None, auth, None, None))
-            return
-        faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
-        for n, f, (first, last, streams), row in zip(sizes, faults, times, rows, strict=True):
-            c, s, u, name, cap, pipe, port, transport, auth, op, user, domain, attack = row
-            p = self._pair((c, s, u, name))
-            p.counts[3] += n
-            p.counts[4] += f
-            who = user if domain is None else None if user is None else f"{domain}\\{user}"
-            p.seen(first, last, cap, streams, (transport, _where(pipe, port), op, auth, who, attack))
+                p.seen(first, last, (transport, _where(pipe, port), None, auth, None, None))
+                pairs.append(p)
+        else:
+            faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
+            for n, f, (first, last), row in zip(sizes, faults, times, rows, strict=True):
+                c, s, u, name, _cap, pipe, port, transport, auth, op, user, domain, attack = row
+                p = self._pair((c, s, u, name))
+                p.counts[3] += n
+                p.counts[4] += f
+                who = user if domain is None else None if user is None else f"{domain}\\{user}"
+                p.seen(first, last, (transport, _where(pipe, port), op, auth, who, attack))
+                pairs.append(p)
+        self._connections(g, pairs, [row[4] for row in rows])
+
+    def _connections(self, g: Grouped, pairs: list[_Pair], captures: list[str | None]) -> None:
+        """The chunk's (key, capture, stream) to `_Connections`: each group's pair and capture."""
+        groups, streams = g.distinct_pairs("stream")
+        numbers = np.array([p.number for p in pairs], dtype=np.int64)
+        caps = np.array([self.connections.capture(c) for c in captures], dtype=np.int64)
+        self.connections.add(numbers[groups], caps[groups], streams)
 
     def done(self, source: Source) -> None:
         pass
 
     def result(self) -> pd.DataFrame:
-        rows = _matrix_rows(self.per)
+        rows = _matrix_rows(self.per, self.connections)
         return table(MATRIX, sort_rows(rows, ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
 
 
@@ -265,13 +285,14 @@ def _where(pipe: str | None, port: int | None) -> str | None:
     return pipe if pipe is not None else None if port is None else str(port)
 
 
-def _matrix_rows(per: dict[tuple[Any, ...], _Pair]) -> dict[str, list[Any]]:
+def _matrix_rows(per: dict[tuple[Any, ...], _Pair], held: _Connections) -> dict[str, list[Any]]:
     counted = ["binds", "accepted", "rejected", "calls", "faults"]
     data: dict[str, list[Any]] = {n: [] for n in [*_PAIR, *counted, "connections", "first_seen", "last_seen", *_LISTED]}
+    connections = held.counts(len(per))
     for key, p in per.items():
         for n, v in zip([*_PAIR, *counted], (*key, *p.counts), strict=True):
             data[n].append(v)
-        data["connections"].append(sum(streams.count() for streams in p.streams.values()))
+        data["connections"].append(connections[p.number])
         data["first_seen"].append(p.first)
         data["last_seen"].append(p.last)
         for n, values in zip(_LISTED, p.lists, strict=True):
