@@ -385,6 +385,7 @@ class _Kept:
             self.streamed[self.name] = self.fold
         else:
             self.made[self.name] = self.fold.result()
+        self.fold = None  # its state freed now, before the next fold's result is made beside it
 
 
 class _ResultSource:

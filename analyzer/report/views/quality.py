@@ -268,7 +268,7 @@ class DataQuality:
         self.spilled.add(rows)
 
     def done(self, source: Source) -> None:
-        pass
+        self.per, self.kinds = {}, {}  # every connection went by: their counters are in its rows now
 
     def result(self) -> pd.DataFrame:
         """The view whole: the capture rows and the connection rows, by capture, then stream."""
