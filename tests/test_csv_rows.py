@@ -53,6 +53,31 @@ def test_rows_are_the_pandas_bytes(rows: list[tuple[object, ...]], categorical: 
     assert got == _pandas_way(df.astype(SCHEMA)) == _csv_module_way(df.astype(SCHEMA), SCHEMA)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ROW, min_size=2, max_size=12), st.data())
+def test_a_slice_is_made_from_its_own_cells(rows: list[tuple[object, ...]], data: st.DataObject) -> None:
+    """A piece cut out of a bigger frame (an Arrow slice, its bytes among others'): the byte check
+    that skips quoting and neutralising (`csv_rows._may_need`) reads the slice's cells alone, and
+    gives the csv module's bytes."""
+    df = frame(SCHEMA, {name: [r[i] for r in rows] for i, name in enumerate(SCHEMA)})
+    start = data.draw(st.integers(0, len(rows) - 1))
+    end = data.draw(st.integers(start + 1, len(rows)))
+    piece = df.iloc[start:end]
+    assert csv_rows.rows(piece, SCHEMA, ",", "\r\n") == _csv_module_way(piece, SCHEMA)
+
+
+def test_the_byte_check_sees_what_needs_work() -> None:
+    import pyarrow as pa
+
+    need = csv_rows._may_need
+    assert need(pa.array(["10.0.0.1", None, ""]), ",") == (False, False)
+    assert need(pa.array(["a", "=x"]), ",") == (True, False)
+    assert need(pa.array(["a", "b\n+c"]), ",") == (True, True)
+    assert need(pa.array(['say "hi"']), ",") == (False, True)
+    assert need(pa.array(["a,b", "=x"]).slice(0, 1), ",") == (False, True), "the slice's cells only"
+    assert need(pa.array(["=x", "a"]).slice(1), ",") == (False, False)
+
+
 def test_a_piece_of_other_dtypes_or_one_column_goes_the_csv_module_way() -> None:
     one = {"capture": "string"}
     assert csv_rows.rows(frame(one, {"capture": ["", None]}), one, ",", "\r\n") is None  # "" would be '""'

@@ -16,6 +16,7 @@ caller writes the piece through the csv module. Property tests hold both ways by
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Any
 
@@ -54,8 +55,48 @@ def _text(values: pd.Series, sep: str = ",") -> Any:
     text = arr.dictionary if dictionary else arr
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         return None
-    text = _quoted(_neutralised(text), sep)
+    formula, quote = _may_need(text, sep)
+    if formula:
+        text = _neutralised(text)
+    if quote:
+        text = _quoted(text, sep)
     return _pc().cast(text.take(arr.indices) if dictionary else text, pa.string())
+
+
+@functools.lru_cache(maxsize=8)
+def _lookup(chars: str) -> np.ndarray:
+    """Which bytes are among `chars` (ASCII), as a table of 256 flags."""
+    table = np.zeros(256, dtype=bool)
+    table[list(chars.encode("ascii"))] = True
+    return table
+
+
+_STARTS = _lookup("".join(FORMULA_STARTS))
+_BREAKS = _lookup("\r\n")
+
+
+def _may_need(text: Any, sep: str) -> tuple[bool, bool]:
+    """Whether any cell may need neutralising, and whether any may need quoting, read from the
+    array's UTF-8 bytes by numpy (a few microseconds for a chunk's column, where the regular
+    expressions of `_neutralised` and `_quoted` took 0.15 ms each and almost never matched). Exact
+    enough to skip them: no quote, separator, CR or LF in any cell, and no formula character at the
+    start of one, and neither step changes a thing; otherwise they decide cell by cell."""
+    if not sep.isascii() or len(sep) != 1:
+        return True, True
+    if not len(text):
+        return False, False
+    import pyarrow as pa
+
+    wide = pa.types.is_large_string(text.type)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if not len(data):
+        return False, False
+    quotes = _lookup('"\r\n' + sep)
+    starts = offsets[:-1][offsets[1:] > offsets[:-1]] - offsets[0]  # the first byte of each non-empty cell
+    broken = bool(_BREAKS[data].any())
+    return broken or bool(_STARTS[data[starts]].any()), bool(quotes[data].any())
 
 
 def _neutralised(text: Any) -> Any:
