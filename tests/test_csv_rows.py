@@ -78,6 +78,14 @@ def test_the_byte_check_sees_what_needs_work() -> None:
     assert need(pa.array(["=x", "a"]).slice(1), ",") == (False, False)
 
 
+def test_a_concatenated_frame_is_the_csv_module_bytes() -> None:
+    """Concatenated frames hold chunked Arrow columns: made like any other, a formula in a later
+    chunk neutralised (the masks of `_neutralised` take one array)."""
+    parts = [frame(SCHEMA, {"capture": [c], "frame": [1], "ts": [1], "ip": ["10.0.0.1"]}) for c in ("a", "=b", "c,d")]
+    df = pd.concat(parts, ignore_index=True)
+    assert csv_rows.rows(df, SCHEMA, ",", "\r\n") == _csv_module_way(df, SCHEMA)
+
+
 def test_a_piece_of_other_dtypes_or_one_column_goes_the_csv_module_way() -> None:
     one = {"capture": "string"}
     assert csv_rows.rows(frame(one, {"capture": ["", None]}), one, ",", "\r\n") is None  # "" would be '""'

@@ -51,6 +51,8 @@ def _text(values: pd.Series, sep: str = ",") -> Any:
     import pyarrow as pa
 
     arr = pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):  # a frame concatenated from others: one array, as the steps below take
+        arr = arr.combine_chunks()
     dictionary = isinstance(arr, pa.DictionaryArray)
     text = arr.dictionary if dictionary else arr
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
@@ -81,12 +83,12 @@ def _may_need(text: Any, sep: str) -> tuple[bool, bool]:
     expressions of `_neutralised` and `_quoted` took 0.15 ms each and almost never matched). Exact
     enough to skip them: no quote, separator, CR or LF in any cell, and no formula character at the
     start of one, and neither step changes a thing; otherwise they decide cell by cell."""
+    import pyarrow as pa
+
     if not sep.isascii() or len(sep) != 1:
         return True, True
     if not len(text):
         return False, False
-    import pyarrow as pa
-
     wide = pa.types.is_large_string(text.type)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32)
     offsets = offsets[text.offset : text.offset + len(text) + 1]
