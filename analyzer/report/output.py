@@ -26,7 +26,7 @@ from typing import IO, Any, cast
 import numpy as np
 import pandas as pd
 
-from analyzer.report import csv_rows
+from analyzer.report import csv_rows, json_rows
 from analyzer.report.columns import STR, TIME, frame
 from analyzer.report.csv_rows import HAS_FORMULA, neutralise
 from analyzer.report.tables import CHUNK_ROWS, SCHEMAS
@@ -132,7 +132,12 @@ def write_frame(df: TableData, schema: dict[str, str], path: str | PathLike[str]
         with open(out, "w", encoding="utf-8", newline="") as f:
             for piece in _pieces(df):
                 if not piece.empty:
-                    f.write(_as_text(piece, schema, False).to_json(orient="records", lines=True))
+                    made = json_rows.lines(piece, schema)  # the same bytes, column by column
+                    f.write(
+                        made
+                        if made is not None
+                        else _as_text(piece, schema, False).to_json(orient="records", lines=True)
+                    )
     else:
         _write_parquet(df, schema, out)
     return out
