@@ -16,7 +16,6 @@ caller writes the piece through the csv module. Property tests hold both ways by
 from __future__ import annotations
 
 import datetime
-import functools
 import re
 from typing import Any
 
@@ -65,40 +64,39 @@ def _text(values: pd.Series, sep: str = ",") -> Any:
     return _pc().cast(text.take(arr.indices) if dictionary else text, pa.string())
 
 
-@functools.lru_cache(maxsize=8)
-def _lookup(chars: str) -> np.ndarray:
-    """Which bytes are among `chars` (ASCII), as a table of 256 flags."""
-    table = np.zeros(256, dtype=bool)
-    table[list(chars.encode("ascii"))] = True
-    return table
-
-
-_STARTS = _lookup("".join(FORMULA_STARTS))
-_BREAKS = _lookup("\r\n")
+_STARTS = np.zeros(256, dtype=bool)  # which bytes start a formula (`FORMULA_STARTS`, all ASCII)
+_STARTS[list("".join(FORMULA_STARTS).encode("ascii"))] = True
 
 
 def _may_need(text: Any, sep: str) -> tuple[bool, bool]:
     """Whether any cell may need neutralising, and whether any may need quoting, read from the
-    array's UTF-8 bytes by numpy (a few microseconds for a chunk's column, where the regular
-    expressions of `_neutralised` and `_quoted` took 0.15 ms each and almost never matched). Exact
+    array's UTF-8 bytes (a tenth of the time of one of the regular expressions of `_neutralised`
+    and `_quoted` on a chunk's column, which almost never match). Exact
     enough to skip them: no quote, separator, CR or LF in any cell, and no formula character at the
     start of one, and neither step changes a thing; otherwise they decide cell by cell."""
-    import pyarrow as pa
-
     if not sep.isascii() or len(sep) != 1:
         return True, True
     if not len(text):
         return False, False
+    cells, starts = cell_bytes(text)
+    if not cells:
+        return False, False
+    broken = b"\r" in cells or b"\n" in cells  # `in` on bytes is memchr: no table lookup per byte
+    quote = broken or b'"' in cells or sep.encode() in cells
+    return broken or bool(_STARTS[np.frombuffer(cells, dtype=np.uint8)[starts]].any()), quote
+
+
+def cell_bytes(text: Any) -> tuple[bytes, np.ndarray]:
+    """The UTF-8 bytes of a text array's cells, one after the other (an Arrow slice: its own cells
+    only), and where each non-empty cell starts among them."""
+    import pyarrow as pa
+
     wide = pa.types.is_large_string(text.type)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32)
     offsets = offsets[text.offset : text.offset + len(text) + 1]
-    data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
-    if not len(data):
-        return False, False
-    quotes = _lookup('"\r\n' + sep)
-    starts = offsets[:-1][offsets[1:] > offsets[:-1]] - offsets[0]  # the first byte of each non-empty cell
-    broken = bool(_BREAKS[data].any())
-    return broken or bool(_STARTS[data[starts]].any()), bool(quotes[data].any())
+    low, high = int(offsets[0]), int(offsets[-1])
+    cells = memoryview(text.buffers()[2])[low:high].tobytes() if high > low else b""
+    return cells, offsets[:-1][offsets[1:] > offsets[:-1]] - low
 
 
 def _neutralised(text: Any) -> Any:
@@ -136,7 +134,7 @@ def _column(values: pd.Series, dtype: str, sep: str = ",") -> Any:
     if dtype == INT and str(values.dtype) == INT:
         return pc.cast(pa.array(values, type=pa.int64()), pa.string())
     if dtype == TIME and str(values.dtype) == TIME:
-        return _iso(values)
+        return iso_times(values)
     if dtype == FLOAT and str(values.dtype) == FLOAT:
         return _fixed(values)
     if dtype == BOOL and str(values.dtype) == BOOL:
@@ -167,7 +165,7 @@ def _flags(values: pd.Series) -> Any:
 _DIGITS = [f"{i:03d}" for i in range(1000)]
 
 
-def _iso(values: pd.Series) -> Any:
+def iso_times(values: pd.Series) -> Any:
     """Times as `output.ISO_FORMAT` writes them (%f truncates to the microsecond): each distinct
     second formatted once, the microseconds as two three-digit lookups."""
     import pyarrow as pa

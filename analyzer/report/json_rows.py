@@ -6,7 +6,7 @@ pandas' JSON writer (its own ujson) formats each cell in C but first boxes the f
 flood's tables that and the `strftime` of every time were most of writing JSON lines. Here each
 column becomes the Arrow text of its cells (`"name":value`) at once and the rows are joined in
 Arrow: integers in decimal, flags `true`/`false`, missing `null`, times as `output.ISO_FORMAT`
-(`csv_rows._iso`, each distinct second formatted once) in quotes. Text that needs no escaping
+(`csv_rows.iso_times`, each distinct second formatted once) in quotes. Text that needs no escaping
 (printable ASCII but `"`, `\\` and `/`, which ujson escapes) is quoted as it is; any other text
 and every fraction is formatted by pandas' own writer, once per distinct value of the piece (ujson
 has its own ways: `\\/`, `\\u00e9`, `0.0000001`, `1e+20`, `-0.0` as `0.0`), so the bytes are its.
@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME
-from analyzer.report.csv_rows import _iso
+from analyzer.report.csv_rows import cell_bytes, iso_times
 
 _NEEDS_ESCAPE = r'[^\x20-\x7e]|["\\/]'  # what ujson writes other than as it is (\x7f is written raw too)
+_PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\/')  # the bytes of text written as it is
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # one string of a JSON array, as ujson writes it
 
 
@@ -48,9 +49,9 @@ def _quoted(values: Any) -> Any:
     if isinstance(arr, pa.DictionaryArray):
         return pc.fill_null(_quoted(arr.dictionary).take(arr.indices), "null")
     arr = pc.cast(arr, pa.string())
-    escape = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_ESCAPE), False)
     made = pc.binary_join_element_wise('"', arr, '"', "")
-    if pc.any(escape).as_py():
+    if len(arr) and cell_bytes(arr)[0].translate(None, _PLAIN):  # a byte ujson escapes: find the cells
+        escape = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_ESCAPE), False)
         odd = arr.filter(escape)
         distinct = odd.unique()
         written = pa.array(_pandas_text(distinct.to_pylist()), type=pa.string())
@@ -85,7 +86,7 @@ def _cells(values: pd.Series, dtype: str) -> Any:
     if dtype == FLOAT:
         return _fractions(values)
     if dtype == TIME:
-        return pc.fill_null(pc.binary_join_element_wise('"', _iso(values), '"', ""), "null")
+        return pc.fill_null(pc.binary_join_element_wise('"', iso_times(values), '"', ""), "null")
     return None
 
 
