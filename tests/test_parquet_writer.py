@@ -1,5 +1,6 @@
-"""The Parquet writer holds a row group's chunks as Arrow tables (`report.output._RowGroup`) and
-writes the bytes of holding the frames and converting them whole (what it did before)."""
+"""A table streamed to Parquet as chunks (`report.output._write_parquet`) is written in the bytes of
+its frames gathered into row groups of `PARQUET_ROWS` and converted whole, and a table shorter than
+one row group in the bytes of `to_parquet` of the whole frame."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from tests.conftest import SAMPLES, run
 
 
 def _row_groups_of_frames(chunks: list[pd.DataFrame], rows: int, path: Path) -> bytes:
-    """The Parquet bytes of the chunks gathered into row groups of `rows` as frames, each converted
-    whole: what `output._write_parquet` wrote before it held the chunks as Arrow."""
+    """The Parquet bytes of the chunks gathered into row groups of `rows` as frames, each converted whole."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -35,12 +35,8 @@ def _row_groups_of_frames(chunks: list[pd.DataFrame], rows: int, path: Path) -> 
 
 
 @pytest.mark.parametrize("group", [10, 10_000])
-def test_chunks_held_as_arrow_write_the_bytes_of_frames(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: int
-) -> None:
-    """Chunks held as Arrow tables for a row group (`output._RowGroup`): the bytes of holding the
-    frames and converting them whole, for row groups of several chunks and for a table of fewer
-    rows than one (the bytes of `to_parquet` of the whole frame); a categorical stream too."""
+def test_streamed_chunks_write_the_bytes_of_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: int) -> None:
+    """Row groups of several chunks, and a table of fewer rows than one; a categorical stream too."""
     from analyzer.report import output
 
     monkeypatch.setattr(output, "PARQUET_ROWS", group)

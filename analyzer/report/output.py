@@ -147,69 +147,34 @@ PARQUET_ROWS = 65_536  # rows per row group of a table written from a stream of 
 
 
 def _write_parquet(df: TableData, schema: dict[str, str], out: Path) -> None:
-    """A table of at most `PARQUET_ROWS` rows written at once (the bytes of writing the frame whole
-    with pandas' `to_parquet`); a longer one as row groups of `PARQUET_ROWS`, each gathered from the
-    chunks, with pandas' metadata so the frame reads back typed. Each chunk becomes Arrow as it
-    comes (`pa.Table.from_pandas`, what `to_parquet` calls), so what is held for a row group is its
-    Arrow columns alone, not the frames, their concatenation and its Arrow copy as well (binds_40000
-    with `--format parquet`: 202 MiB at the parent's peak, 40 MiB more than with CSV). A stream
-    with categorical columns (whose Arrow dictionaries differ from chunk to chunk) is held as
-    frames and converted whole, as before, and so is one with object columns."""
+    """A table of at most `PARQUET_ROWS` rows written at once (the bytes of writing the frame whole);
+    a longer one as row groups of `PARQUET_ROWS`, each gathered from the chunks, with pandas' metadata
+    so the frame reads back typed."""
     if isinstance(df, pd.DataFrame):
         df.to_parquet(out, index=False)
         return
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer: Any = None
-    held = _RowGroup()
+    held: list[pd.DataFrame] = []
     try:
         for piece in df:
-            held.add(piece)
-            if held.rows >= PARQUET_ROWS:
-                table = held.table()
+            held.append(piece)
+            if sum(map(len, held)) >= PARQUET_ROWS:
+                table = pa.Table.from_pandas(pd.concat(held, ignore_index=True), preserve_index=False)
                 writer = writer or pq.ParquetWriter(out, table.schema)
                 writer.write_table(table.cast(writer.schema))
-                held = _RowGroup()
-        if writer is None:  # every row held: one table, as the frame whole
-            pq.write_table(held.table() if held.parts else _arrow(frame(schema, {})), out, compression="snappy")
-        elif held.rows:
-            writer.write_table(held.table().cast(writer.schema))
+                held = []
+        if writer is None:  # every row held: one frame, as whole
+            whole = pd.concat(held, ignore_index=True) if held else frame(schema, {})
+            whole.to_parquet(out, index=False)
+        elif held:
+            rest = pa.Table.from_pandas(pd.concat(held, ignore_index=True), preserve_index=False)
+            writer.write_table(rest.cast(writer.schema))
     finally:
         if writer is not None:
             writer.close()
-
-
-def _arrow(df: pd.DataFrame) -> Any:
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(df, preserve_index=False)
-
-
-class _RowGroup:
-    """The chunks of one Parquet row group, each as Arrow once it came (frames where a column is
-    categorical or of objects): `table()` is the Arrow table `from_pandas` makes of their
-    concatenation."""
-
-    def __init__(self) -> None:
-        self.parts: list[Any] = []
-        self.rows = 0
-        self._frames = False
-
-    def add(self, piece: pd.DataFrame) -> None:
-        if not self.parts:
-            # categorical and object columns: their Arrow types depend on the values of the chunk
-            self._frames = any(
-                isinstance(dtype, pd.CategoricalDtype) or dtype is np.dtype(object) for dtype in piece.dtypes
-            )
-        self.parts.append(piece if self._frames else _arrow(piece))
-        self.rows += len(piece)
-
-    def table(self) -> Any:
-        import pyarrow as pa
-
-        if self._frames:
-            return _arrow(pd.concat(self.parts, ignore_index=True))
-        return pa.concat_tables(self.parts).combine_chunks()
 
 
 def write_tables(
