@@ -26,8 +26,9 @@ times, and that all three wrote the same bytes) on (a) a directory
 of 8 independent captures made by the generator with seeds 11-18 (bench/data/independent8/) and (b)
 the 200 MB capture split into 8 rotated files with `editcap -c` (bench/data/rotated8/), next to tshark
 over the same files and the BPF floor (tcpdump reading them with the RPC port filter) measured in the
-same run. The --jobs runs load the analyzer from bytecode caches, as an installed package does
-(`with_bytecode`). Usage:
+same run. Every measured run loads the analyzer from bytecode caches, as an installed package does
+(`with_bytecode`; before round 6 the one-core runs compiled the modules from source each time, about
+0.3 s of CPU, because this project's sessions set PYTHONDONTWRITEBYTECODE). Usage:
 
     python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g]
     python bench/run.py --jobs [--repeat 3]
@@ -323,7 +324,6 @@ def with_bytecode(analyzer: str) -> None:
 
 
 def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str) -> None:
-    with_bytecode(analyzer)
     bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat)
     rotated = make_rotated(resolve_capture(args.capture, args.size, args.seed))
     bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat)
@@ -346,6 +346,7 @@ def main() -> None:
     if tshark is None:
         raise SystemExit("tshark not found: apt-get install -y tshark")
     analyzer = shutil.which("rpc-analyzer") or str(Path(sys.executable).with_name("rpc-analyzer"))
+    with_bytecode(analyzer)
     if args.jobs:
         main_jobs(args, analyzer, tshark)
         return
