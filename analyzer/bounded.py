@@ -31,6 +31,11 @@ class BoundedDict(dict[K, V]):
     def put(self, key: K, value: V) -> tuple[K, V] | None:
         """Insert as the newest entry; the evicted (oldest) entry when the cap was passed, else None."""
         self.pop(key, None)
+        return self.put_new(key, value)
+
+    def put_new(self, key: K, value: V) -> tuple[K, V] | None:
+        """`put` of a key the dict does not hold (no pop first): a table that grows by an entry a
+        PDU (the pending calls under a flood of unanswered requests) pays only the insert."""
         self[key] = value
         if len(self) > self.cap:
             old = next(iter(self))

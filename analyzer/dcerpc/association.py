@@ -255,13 +255,10 @@ class Association:
             call.want = self._decoder.wants(call.iface.uuid if call.iface else None, call.opnum)
             if call.want.request:
                 call.req_stub = bytearray()
-            calls = self._calls
-            calls[h.call_id] = call  # not there: `put` without its pop (a pending flood inserts a call a PDU)
-            if len(calls) > calls.cap:
-                oldest = calls.pop(next(iter(calls)))
-                detail = f"{len(calls)} calls awaiting answers"
-                self._sink.violation(self.flow, frame, "dcerpc", "cap_pending_calls", detail)
-                self._finish(oldest)
+            evicted = self._calls.put_new(h.call_id, call)  # not held: popped above, or never there
+            if evicted is not None:
+                self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
+                self._finish(evicted[1])
         n = pdu.stub_end - pdu.stub_start
         call.req_bytes += n
         call.req_frags += 1
