@@ -122,12 +122,10 @@ def community_id(proto: str, src_ip: str, src_port: int, dst_ip: str, dst_port: 
     number = _PROTOCOLS.get(proto)
     if src is None or dst is None or number is None:
         return None
-    try:
-        sport, dport = int(src_port), int(dst_port)
-    except (TypeError, ValueError):
+    ports = _ports(src_port, dst_port)
+    if ports is None or not _in_range(*ports):
         return None
-    if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
-        return None
+    sport, dport = ports
     if (dst, dport) < (src, sport):
         src, dst, sport, dport = dst, src, dport, sport
     data = b"\0\0" + src + dst + bytes((number, 0)) + struct.pack("!HH", sport, dport)
@@ -162,15 +160,11 @@ def community_ids(
         dst = packed[d_ip] if d_ip in packed else packed.setdefault(d_ip, _packed(d_ip))
         number = _PROTOCOLS.get(proto)
         ports = (s_port, d_port) if type(s_port) is int and type(d_port) is int else _ports(s_port, d_port)
-        if src is None or dst is None or number is None or ports is None:
+        if src is None or dst is None or number is None or ports is None or not _in_range(*ports):
             digests.append(_NO_DIGEST)
             valid = False
             continue
         sport, dport = ports
-        if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
-            digests.append(_NO_DIGEST)
-            valid = False
-            continue
         if dst < src or (dst == src and dport < sport):  # the smaller endpoint first, as `community_id`
             src, dst, sport, dport = dst, src, dport, sport
         same = _SAME_FAMILY.get(len(src)) if len(src) == len(dst) else None
@@ -183,6 +177,10 @@ def community_ids(
     text = base64.b64encode(b"\0".join(digests) + b"\0").decode("ascii")
     ids = pa.array(["1:" + text[i : i + 27] + "=" for i in range(0, len(text), 28)], type=pa.string())
     return ids if valid else pc.if_else(pc.equal(ids, _NO_ID), pa.scalar(None, pa.string()), ids)
+
+
+def _in_range(sport: int, dport: int) -> bool:
+    return 0 <= sport <= 65535 and 0 <= dport <= 65535
 
 
 def _ports(src_port: Any, dst_port: Any) -> tuple[int, int] | None:
