@@ -25,7 +25,7 @@ from analyzer.limits import DEFAULT_LIMITS
 from analyzer.parallel import merge, multicore, units
 from analyzer.pipeline import Pipeline
 from analyzer.records import Records
-from tests.conftest import SAMPLES, SHARED, needs_shared
+from tests.conftest import ROOT, SAMPLES, SHARED, needs_shared
 
 KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations")
 GENERATOR = SHARED / "bench" / "make_bench_pcap.py"
@@ -130,7 +130,22 @@ def test_analyze_jobs_writes_the_same_files(tmp_path: Path) -> None:
 
 
 def test_a_local_cluster_reads_the_serial_records(cut_in_two: Path, tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+    """The cluster runs in a child interpreter: distributed leaves threads behind it (its event loop,
+    its thread pools), and a later test in this process that forks (tests/test_beside.py) would find
+    them and be refused the fork, as `parallel.beside.can_fork` must refuse it."""
+    pytest.importorskip("distributed")
+    body = "import sys; from pathlib import Path; from tests.test_multicore import on_a_local_cluster as t; "
+    body += "t(Path(sys.argv[1]), Path(sys.argv[2]))"
+    child = [sys.executable, "-c", body, str(cut_in_two), str(tmp_path)]
+    done = subprocess.run(child, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def on_a_local_cluster(cut_in_two: Path, tmp_path: Path) -> None:
+    """The same records as the serial run, from a `distributed.LocalCluster` of two worker processes,
+    by `analyze(client=...)` and by the command line's `--scheduler`; the partitioned Parquet dataset."""
+    import distributed
+
     from analyzer.report.partitioned import read_table
 
     inputs = [cut_in_two, SAMPLES / "cl_udp.pcap", SAMPLES / "smb2_pipes.pcap"]
