@@ -1,5 +1,5 @@
 """`python -m analyzer` runs the command line, like `rpc-analyzer`."""
 
-from analyzer.cli import main
+from analyzer.cli.app import run
 
-main(prog_name="rpc-analyzer")
+run()

@@ -1,6 +1,12 @@
-"""The command group: `rpc-analyzer` itself, its version and its help."""
+"""The command group: `rpc-analyzer` itself, its version and its help; and `run`, the console
+script, which leaves the process without tearing the interpreter down."""
 
 from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
 
 import click
 
@@ -29,3 +35,33 @@ def main() -> None:
       rpc-analyzer sigma sigma/rules/network/zeek/ capture.pcapng
       rpc-analyzer names svcctl
     """
+
+
+def run() -> None:
+    """The `rpc-analyzer` console script and `python -m analyzer`: the command, then `leave`."""
+    try:
+        main.main(prog_name="rpc-analyzer")  # click's standalone mode: always ends in SystemExit
+    except SystemExit as e:
+        leave(e.code)
+        raise
+
+
+def leave(code: object) -> None:
+    """End the process with exit status `code` (an int or None, as `sys.exit` takes) once the
+    `atexit` handlers have run (the run directories' removal among them) and stdout and stderr are
+    flushed, skipping the interpreter's teardown: freeing every module's objects one by one after a
+    run that loaded pandas and pyarrow cost 0.12 to 0.2 s of CPU and wall time at the end of every
+    run (measured on the 200 MB capture), for memory the kernel frees at once. Everything the
+    commands write is closed by then. Returns (the caller then raises as usual) where the quick way
+    would lose something: a code that is text (printed by the normal exit), other threads still
+    running (the normal exit waits for them), or output that cannot be flushed (a closed pipe,
+    reported by the normal exit)."""
+    if not (code is None or isinstance(code, int)) or threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code or 0)
