@@ -189,3 +189,54 @@ def test_a_netmon_series_comes_in_batches_too(tmp_path: Path) -> None:
     frames = _file_frames(cap)
     assert len(got) == 2 * len(frames)
     assert sorted((ts, d) for _n, ts, d in got) == sorted(frames + frames)
+
+
+def _first_frame(path: Path, peek: bool) -> tuple[int, int, bytes] | str:
+    """(time, link type, bytes) of the file's first frame as its reader gives it, or why there is none."""
+    from analyzer.capture.source import open_capture
+    from analyzer.errors import CaptureError
+
+    try:
+        reader = open_capture(str(path), peek=peek)
+    except CaptureError as e:
+        return e.reason
+    try:
+        ts, link, buf, start, end = next(iter(reader))
+        return ts, link, buf[start:end]
+    except (StopIteration, OSError, EOFError, CaptureError) as e:
+        return type(e).__name__
+    finally:
+        reader.close()
+
+
+def _files() -> list[Path]:
+    found = sorted(p for p in SAMPLES.rglob("*") if p.is_file())
+    captures = SHARED / "captures"
+    return found + (sorted(p for p in captures.rglob("*") if p.is_file()) if captures.is_dir() else [])
+
+
+def test_a_peek_reads_the_first_frame_every_full_read_does() -> None:
+    """`open_capture(peek=True)` (the session plan's first small read) gives each sample's and shared
+    capture's first frame exactly as the full reader does, or fails the same way."""
+    files = _files()
+    assert len(files) > 20
+    for path in files:
+        assert _first_frame(path, True) == _first_frame(path, False), path
+
+
+@pytest.mark.parametrize("first_len", [10, 65_000, 65_536 - 40, 65_536 - 39, 200_000])
+@pytest.mark.parametrize("cut", ["none", "second", "first"])
+def test_a_peek_completes_a_first_frame_longer_than_its_read(tmp_path: Path, first_len: int, cut: str) -> None:
+    """A first record that runs past the peek's first read (`source.PEEK_BYTES`), whole or cut short
+    by the file's end: the same frame, or the same failure, as the full read."""
+    import struct
+
+    record = struct.pack("<IIII", 1_700_000_000, 5, first_len, first_len) + b"\x00" * first_len
+    second = struct.pack("<IIII", 1_700_000_001, 6, 60, 60) + b"\x01" * 60
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262_144, 1) + record + second
+    keep = {"none": len(data), "second": len(data) - 30, "first": 24 + 16 + first_len // 2}[cut]
+    path = tmp_path / "big_first.pcap"
+    path.write_bytes(data[:keep])
+    assert _first_frame(path, True) == _first_frame(path, False)
+    planned = sessions([str(path), str(tmp_path / "absent.pcap")])
+    assert planned[0][0].first_ts == (None if cut == "first" else 1_700_000_000 * 10**9 + 5000)

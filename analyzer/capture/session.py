@@ -86,7 +86,7 @@ def _series(path: str) -> str:
 def _peek(path: str) -> Member:
     name = display_name(path)
     try:
-        reader = open_capture(path, name)
+        reader = open_capture(path, name, peek=True)
     except CaptureError:
         return Member(path, name, None, None)
     try:
