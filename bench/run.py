@@ -30,8 +30,12 @@ same run. Every measured run loads the analyzer from bytecode caches, as an inst
 (`with_bytecode`; before round 6 the one-core runs compiled the modules from source each time, about
 0.3 s of CPU, because this project's sessions set PYTHONDONTWRITEBYTECODE). Usage:
 
-    python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g]
-    python bench/run.py --jobs [--repeat 3]
+    python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g] [--tree DIR]
+    python bench/run.py --jobs [--repeat 3] [--tree DIR]
+
+--tree DIR adds another checkout's analyzer (DIR/.venv/bin/rpc-analyzer, e.g. ../main) to the same
+alternation as a baseline, and checks that it wrote the same CSVs: a before/after measured in the
+same minutes, which on a shared machine is the only comparison that holds.
 """
 
 from __future__ import annotations
@@ -123,8 +127,9 @@ def measure_run(cmd: list[str]) -> Run:
     return Run(wall, float(user) + float(system), int(peak_kib) / 1024)
 
 
-def one_core(cap: Path, repeat: int, ours_cmd: list[str], theirs_cmd: list[str]) -> None:
-    """Measure the four jobs alternately `repeat` times and print medians, peaks and ratios."""
+def one_core(cap: Path, repeat: int, ours_cmd: list[str], theirs_cmd: list[str], base_cmd: list[str] | None) -> None:
+    """Measure the four jobs (five with a --tree baseline) alternately `repeat` times and print
+    medians, peaks and ratios."""
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None:
         raise SystemExit("tcpdump not found: apt-get install -y tcpdump")
@@ -134,6 +139,8 @@ def one_core(cap: Path, repeat: int, ours_cmd: list[str], theirs_cmd: list[str])
         "tshark": theirs_cmd,
         "rpc-analyzer": ours_cmd,
     }
+    if base_cmd is not None:
+        jobs["baseline"] = base_cmd
     runs: dict[str, list[Run]] = {k: [] for k in jobs}
     for _ in range(repeat):
         for label, cmd in jobs.items():
@@ -145,9 +152,14 @@ def one_core(cap: Path, repeat: int, ours_cmd: list[str], theirs_cmd: list[str])
         cpu = statistics.median(r.cpu for r in measured)
         m = med[label] = Run(wall, cpu, max(r.peak for r in measured))
         print(f"{label + ':':<14}{m.wall:7.2f} s wall {m.cpu:7.2f} s CPU  peak {m.peak:6.0f} MiB")
-    ours, tshark, floor = med["rpc-analyzer"], med["tshark"], med["BPF floor"]
-    print(f"ratio:        {ours.wall / tshark.wall:.3f} x tshark's time ({ours.cpu / tshark.cpu:.3f} in CPU time)")
-    print(f"ratio:        {ours.wall / floor.wall:.1f} x the BPF floor's time ({ours.cpu / floor.cpu:.1f} in CPU time)")
+    for label in ("rpc-analyzer", "baseline")[: len(jobs) - 3]:
+        ours, tshark, floor = med[label], med["tshark"], med["BPF floor"]
+        print(f"{label}:")
+        print(f"  ratio:      {ours.wall / tshark.wall:.3f} x tshark's time ({ours.cpu / tshark.cpu:.3f} in CPU time)")
+        print(
+            f"  ratio:      {ours.wall / floor.wall:.1f} x the BPF floor's time "
+            f"({ours.cpu / floor.cpu:.1f} in CPU time)"
+        )
 
 
 def check_truth(cap: Path, out: Path) -> list[str]:
@@ -253,24 +265,27 @@ def _alternated(cmds: dict[str, list[str]], repeat: int) -> dict[str, Run]:
 # in one process. Today's `--jobs 1` is one process; a run without --jobs that needs no workers does this.
 TWO_PROCESS_ONE_JOB = (
     "import sys; from analyzer.cli import reading; reading.one_process = lambda: False; "
-    "from analyzer.cli.app import main; sys.argv[0] = 'rpc-analyzer'; main()"
+    "from analyzer.cli.app import run; sys.argv[0] = 'rpc-analyzer'; run()"
 )
 
 
-def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: int) -> None:
+def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: int, base: str | None) -> None:
     """--jobs 1 (one process), the two-process reader of earlier rounds and --jobs 2 on these files,
-    alternately, with tshark and the BPF floor over the same files."""
+    alternately, with tshark and the BPF floor over the same files; with a baseline (`--tree`), its
+    --jobs 1 and --jobs 2 in the same alternation."""
     tcpdump = shutil.which("tcpdump")
     with tempfile.TemporaryDirectory() as tmp:
-        outs = {j: Path(tmp) / f"jobs{j}" for j in ("1", "1+", "2")}
+        labels = ("1", "1+", "2", "b1", "b2") if base else ("1", "1+", "2")
+        outs = {j: Path(tmp) / f"jobs{j}" for j in labels}
         for c in caps:  # warm the page cache
             c.read_bytes()
         cmds = {
-            j: [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", j[0]] for j, out in outs.items()
+            j: _jobs_cmd(base if j[0] == "b" and base else analyzer, caps, out, j.strip("b+"))
+            for j, out in outs.items()
         }
         cmds["1+"] = [sys.executable, "-c", TWO_PROCESS_ONE_JOB, *cmds["1+"][1:]]
         runs = _alternated(cmds, repeat)
-        same = all(_same_csvs(outs["1"], outs[j]) for j in ("1+", "2"))
+        same = all(_same_csvs(outs["1"], outs[j]) for j in labels[1:])
     reads = _alternated({j: [sys.executable, "-c", READ_ONLY, j, *map(str, caps)] for j in ("1", "2")}, repeat)
     t_wall = _median_wall(
         [[tshark, "-r", str(c), "-Y", TSHARK_FILTER, "-T", "fields", "-e", "frame.number"] for c in caps], 1
@@ -298,9 +313,19 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
     )
     print(f"  tshark:   {t_wall:.2f} s ({two.wall / t_wall:.3f}x tshark's time with --jobs 2)")
     print(f"  BPF floor (tcpdump): {floor:.2f} s ({two.wall / floor:.1f}x the floor with --jobs 2)")
-    print(f"  CSVs byte-identical between the three runs: {'yes' if same else 'NO'}")
+    if base:
+        b1, b2 = runs["b1"], runs["b2"]
+        print(
+            f"  baseline {base}: --jobs 1 {b1.wall:.2f} s ({b1.cpu:.2f} s CPU)   --jobs 2 {b2.wall:.2f} s "
+            f"({b2.cpu:.2f} s CPU)   ratio {b1.wall / b2.wall:.2f}x"
+        )
+    print(f"  CSVs byte-identical between the {len(outs)} runs: {'yes' if same else 'NO'}")
     if not same:
         raise SystemExit(f"{name}: the runs wrote different tables")
+
+
+def _jobs_cmd(analyzer: str, caps: list[Path], out: Path, jobs: str) -> list[str]:
+    return [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", jobs]
 
 
 def _same_csvs(a: Path, b: Path) -> bool:
@@ -323,10 +348,21 @@ def with_bytecode(analyzer: str) -> None:
     print(f"bytecode caches in {os.environ['PYTHONPYCACHEPREFIX']} (PYTHONDONTWRITEBYTECODE unset for the runs)")
 
 
-def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str) -> None:
-    bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat)
+def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str, base: str | None) -> None:
+    bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat, base)
     rotated = make_rotated(resolve_capture(args.capture, args.size, args.seed))
-    bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat)
+    bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat, base)
+
+
+def baseline(tree: str | None) -> str | None:
+    """The analyzer of another checkout (`--tree DIR`: DIR/.venv/bin/rpc-analyzer), run alternately
+    with this one as a baseline: a before/after in the same minutes, on the same files."""
+    if tree is None:
+        return None
+    exe = Path(tree).resolve() / ".venv" / "bin" / "rpc-analyzer"
+    if not exe.exists():
+        raise SystemExit(f"--tree {tree}: no {exe} (make its virtualenv as the README says)")
+    return str(exe)
 
 
 def main() -> None:
@@ -340,15 +376,22 @@ def main() -> None:
         "seed-2 capture and measures cat and the BPF floor as well",
     )
     ap.add_argument("--jobs", action="store_true", help="measure --jobs 1 against --jobs 2 (see above)")
+    ap.add_argument(
+        "--tree",
+        help="another checkout (DIR/.venv/bin/rpc-analyzer) measured alternately as a baseline, e.g. --tree ../main",
+    )
     args = ap.parse_args()
+    base = baseline(args.tree)
 
     tshark = shutil.which("tshark")
     if tshark is None:
         raise SystemExit("tshark not found: apt-get install -y tshark")
     analyzer = shutil.which("rpc-analyzer") or str(Path(sys.executable).with_name("rpc-analyzer"))
     with_bytecode(analyzer)
+    if base is not None:
+        with_bytecode(base)
     if args.jobs:
-        main_jobs(args, analyzer, tshark)
+        main_jobs(args, analyzer, tshark, base)
         return
     floors = args.capture is not None and args.capture.lower() in ALIASES
     cap = resolve_capture(args.capture, args.size, args.seed)
@@ -375,15 +418,22 @@ def main() -> None:
         with cap.open("rb") as fh:
             while fh.read(1 << 24):
                 pass
+        base_cmd = None if base is None else [base, "analyze", str(cap), "-o", str(Path(tmp) / "base"), "-q"]
         if floors:
-            one_core(cap, args.repeat, ours_cmd, theirs_cmd)
+            one_core(cap, args.repeat, ours_cmd, theirs_cmd, base_cmd)
             require_truth(check_truth(cap, out))
+            if base_cmd is not None and not _same_csvs(out, Path(tmp) / "base"):
+                raise SystemExit("the baseline wrote different tables")
             return
-        ours, theirs = [], []
+        ours, theirs, based = [], [], []
         for _ in range(args.repeat):
             ours.append(measure(ours_cmd))
             theirs.append(measure(theirs_cmd))
+            if base_cmd is not None:
+                based.append(measure(base_cmd))
         missing = check_truth(cap, out)
+        if base_cmd is not None and not _same_csvs(out, Path(tmp) / "base"):
+            raise SystemExit("the baseline wrote different tables")
     o_wall = statistics.median(w for w, _ in ours)
     t_wall = statistics.median(w for w, _ in theirs)
     o_rss = max(m for _, m in ours)
@@ -392,6 +442,9 @@ def main() -> None:
     print(f"rpc-analyzer: {o_wall:.2f} s (median of {args.repeat}), peak {o_rss:.0f} MiB")
     print(f"tshark:       {t_wall:.2f} s (median of {args.repeat}), peak {t_rss:.0f} MiB")
     print(f"ratio:        {o_wall / t_wall:.3f} x tshark's time, {o_rss / t_rss:.3f} x its memory")
+    if based:
+        b_wall = statistics.median(w for w, _ in based)
+        print(f"baseline:     {b_wall:.2f} s (median of {args.repeat}), {b_wall / t_wall:.3f} x tshark's time")
     require_truth(missing)
 
 

@@ -65,6 +65,20 @@ def wrap(mod: Any, attr: str, phase: str) -> None:
     setattr(owner, last, timed(phase, getattr(owner, last)))
 
 
+def _thread_timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A thread's whole life as one phase, its CPU that thread's alone (`time.thread_time`)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start, c0 = time.time(), time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _note(phase, start, time.time(), time.thread_time() - c0, 0.0)
+
+    return wrapper
+
+
 def _records_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(paths: Any, quiet: Any, warm_up: Callable[[], None]) -> Any:
@@ -80,6 +94,9 @@ PATCHES = [
     ("analyzer.parallel.multicore", "merge", "merge"),
     ("analyzer.parallel.child", "_run", "read(child)"),
     ("analyzer.pipeline", "Pipeline.run", "pipeline.run"),
+    ("analyzer.parallel.child", "pickle.dump", "pickled(send)"),
+    ("analyzer.parallel.child", "pickle.load", "pickled(wait)"),
+    ("analyzer.parallel.multicore", "_collect", "workers(wait)"),
 ]
 AFTER_API = [
     ("analyzer.api", "from_records", "from_records"),
@@ -128,18 +145,20 @@ def main() -> None:
     for module, attr, phase in PATCHES:
         patch(module, attr, phase)
     reading._records = _records_wrapper(reading._records)
+    digest = importlib.import_module("analyzer.capture.digest")
+    digest.Sha256Stream._work = _thread_timed("sha256(thread)", digest.Sha256Stream._work)
     sys.meta_path.insert(0, _AfterImport("analyzer.api", AFTER_API))
     pid = os.getpid()
 
     def at_end() -> None:
         if os.getpid() == pid:
             _note("exit", time.time(), time.time(), _cpu())
+            show()
 
-    atexit.register(at_end)
+    atexit.register(at_end)  # run by the script's quick exit (`cli.app.leave`) as by a normal one
     sys.argv = ["rpc-analyzer", *args]
     with contextlib.suppress(SystemExit):
-        app.main()
-    show()
+        app.run()
 
 
 def show() -> None:
