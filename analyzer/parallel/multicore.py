@@ -25,7 +25,7 @@ from typing import Any
 from analyzer.capture.session import Member, expand_globs, sessions
 from analyzer.capture.source import expand_paths
 from analyzer.limits import Limits
-from analyzer.parallel.child import ProgressFactory, without_pandas
+from analyzer.parallel.child import ProgressFactory, keep_heap, without_pandas
 from analyzer.parallel.merge import merge, mergeable
 from analyzer.parallel.units import SerialState, SessionResult, Tick, analyse_session, redo_session, session_bytes
 from analyzer.pipeline import Pipeline, Progress
@@ -66,12 +66,14 @@ def plan(paths: Iterable[str]) -> list[list[Member]]:
 
 
 def _start_worker(q: Any) -> None:
-    """A worker's start: its progress queue, and no pandas (a worker builds no table; pyarrow's first
+    """A worker's start: its progress queue, no pandas (a worker builds no table; pyarrow's first
     `pa.array` would import it, 0.2 s of CPU in every worker: most of what made two reading workers
-    cost more than one process reading the same files, see README "Every core")."""
+    cost more than one process reading the same files, see README "Every core"), and a C heap that
+    keeps its freed memory (`child.keep_heap`)."""
     global _queue
     _queue = q
     without_pandas()
+    keep_heap()
 
 
 def _tick(index: int) -> Tick | None:
@@ -180,6 +182,7 @@ def _parallel(
     benchmark captures with two workers: 2.79 s of CPU in all against 3.02 s, medians of 5
     alternated runs at a load of 8)."""
     import pyarrow  # noqa: F401  - before the fork, once: each worker imported it for its first spool batch
+
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
     with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(q,)) as pool:
