@@ -52,6 +52,24 @@ _MMAP_AT = 32 << 20  # blocks this large or larger are mapped on their own (glib
 _TRIM_AT = 128 << 20  # free memory at the heap's top kept, up to this much
 
 
+def _find_mallopt() -> Callable[[int, int], int] | None:
+    """glibc's `mallopt`, looked up once, when this module is imported: in the parent, before any
+    fork. Looked up in a forked child, the dynamic loader's lock could be held by a thread of the
+    parent that the fork did not copy (an embedding program's), and the lookup would wait forever."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        found: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    return found
+
+
+_MALLOPT = _find_mallopt()
+
+
 def keep_heap() -> None:
     """For a process that only reads captures and then ends: glibc's malloc keeps freed memory
     instead of giving it back to the kernel at once. The reader's 4 MiB buffers are handed to the
@@ -63,16 +81,9 @@ def keep_heap() -> None:
     Setting the trim threshold turns glibc's adaptive mmap threshold off, so that is set too, at the
     adaptive one's ceiling. Not where the process goes on to build tables (held memory would stay
     held). Elsewhere than glibc on Linux (musl ignores it), nothing is done."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_AT)
-    mallopt(_M_TRIM_THRESHOLD, _TRIM_AT)
+    if _MALLOPT is not None:
+        _MALLOPT(_M_MMAP_THRESHOLD, _MMAP_AT)
+        _MALLOPT(_M_TRIM_THRESHOLD, _TRIM_AT)
 
 
 def _run(paths: list[str], limits: Limits, progress: ProgressFactory) -> Records:
