@@ -4,4 +4,9 @@ and prefilter.py do the same in Python and numpy (the same records, slower)."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("analyzer.capture._batch", ["analyzer/capture/_batch.c"], optional=True)])
+setup(
+    ext_modules=[
+        Extension("analyzer.capture._batch", ["analyzer/capture/_batch.c"], optional=True),
+        Extension("analyzer.report._flowid", ["analyzer/report/_flowid.c"], libraries=["crypto"], optional=True),
+    ]
+)

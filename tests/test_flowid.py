@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import Any
 
+import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analyzer
@@ -72,6 +74,58 @@ def test_bulk_flow_ids_are_the_one_flow_ones(flows: list[tuple[str, str, int, st
     columns = [list(c) for c in zip(*flows, strict=True)]
     assert uids(*columns).to_pylist() == [connection_uid(*f) for f in flows]
     assert community_ids(*columns[:5]).to_pylist() == [community_id.__wrapped__(*f[:5]) for f in flows]
+
+
+_TRANSPORTS = st.sampled_from(["ncacn_ip_tcp", "ncadg_ip_udp", "ncacn_np", "ncacn_http"])
+_ARROW_FLOWS = st.lists(
+    st.tuples(
+        st.one_of(_TRANSPORTS, st.none()),
+        st.one_of(_ADDRESSES, st.none(), st.sampled_from(["10.0.0.1\x00", "::ffff:1.2.3.4", "1.2.3.4 "])),
+        st.one_of(st.integers(-(2**63), 2**63 - 1), _PORTS),
+        st.one_of(_ADDRESSES, st.none(), st.text(max_size=70)),
+        _PORTS,
+        st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1_700_000_000_000_000_000]), st.none()),
+    ),
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize("in_c", [True, False])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # set once, the same each input
+@given(flows=_ARROW_FLOWS, start=st.integers(0, 5))
+def test_flow_id_arrays_are_the_one_flow_ones(
+    flows: list[tuple[str | None, str | None, int | None, str | None, int | None, int | None]],
+    start: int,
+    in_c: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`uid_array` and `community_id_array` (what the tables call: in C from Arrow buffers where
+    analyzer/report/_flowid.c is built, else through the bulk Python) give what `connection_uid` and
+    `community_id` give each flow, missing values and bad addresses included, for a sliced array too."""
+    from analyzer.report import flowid
+
+    if in_c and flowid.compiled is None:
+        pytest.skip("analyzer/report/_flowid.c is not built")
+    if not in_c:
+        monkeypatch.setattr(flowid, "compiled", None)
+    padding = [("ncacn_ip_tcp", "10.9.9.9", 1, "10.9.9.8", 2, 3)] * start  # sliced off: an array's offset
+    types = [pa.string(), pa.string(), pa.int64(), pa.string(), pa.int64(), pa.int64()]
+    columns = [pa.array([f[k] for f in padding + flows], type=t).slice(start) for k, t in enumerate(types)]
+    protos = [flowid.transport_protocol(f[0]) for f in flows]  # type: ignore[arg-type]
+    one: Any = connection_uid  # given None where a field is missing, as the records may hold
+    assert flowid.uid_array(*columns).to_pylist() == [one(p, *f[1:]) for p, f in zip(protos, flows, strict=True)]
+    assert flowid.community_id_array(*columns[:5]).to_pylist() == [
+        community_id.__wrapped__(p, *f[1:5]) for p, f in zip(protos, flows, strict=True)
+    ]
+
+
+def test_flow_id_arrays_of_missing_columns() -> None:
+    """A chunk whose flow fields are all missing (Arrow null arrays): the ids of None, in C too."""
+    from analyzer.report import flowid
+
+    nulls = [pa.nulls(3)] * 6
+    assert flowid.uid_array(*nulls).to_pylist() == [connection_uid("tcp", None, None, None, None, None)] * 3  # type: ignore[arg-type]
+    assert flowid.community_id_array(*nulls[:5]).to_pylist() == [None] * 3
 
 
 def test_bulk_uid_digits() -> None:

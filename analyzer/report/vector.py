@@ -55,19 +55,20 @@ class Batch:
         """`fn` of each row's values of `names` (None where missing), as an Arrow array for a column
         of `dtype`: called once per distinct combination of values."""
 
-        def each(*values: list[Any]) -> Any:
-            return pa.array([fn(*row) for row in zip(*values, strict=True)], type=_ARROW[dtype])
+        def each(*values: Any) -> Any:
+            rows = zip(*(v.to_pylist() for v in values), strict=True)
+            return pa.array([fn(*row) for row in rows], type=_ARROW[dtype])
 
         return self.distinct_columns(each, names, dtype)
 
     def distinct_columns(self, fn: Callable[..., Any], names: Sequence[str], dtype: str) -> Any:
-        """`distinct` for an `fn` that takes the distinct combinations all at once, as a list per
-        field, and gives an Arrow array of their values (a flow id computed in bulk)."""
+        """`distinct` for an `fn` that takes the distinct combinations all at once, as an Arrow
+        array per field, and gives an Arrow array of their values (a flow id computed in bulk)."""
         if not self.rows:
             return pa.array([], type=_ARROW[dtype])
         first, inverse = self._group(tuple(names))
         at = pa.array(first)
-        made = fn(*(self._columns[name].take(at).to_pylist() for name in names))
+        made = fn(*(self._columns[name].take(at) for name in names))
         return made.take(pa.array(inverse))
 
 
