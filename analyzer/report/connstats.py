@@ -143,10 +143,16 @@ class ConnTotals:
         keys, codes = keys[distinct], codes[distinct]
         self._used, starts, sizes = np.unique(keys, return_index=True, return_counts=True)
         by_code = {code: name for name, code in self._names.items()}
-        sets: dict[tuple[int, ...], int] = {}
+        sets: list[tuple[int, ...]] = []
         self._set = np.empty(len(self._used), dtype=np.int64)
-        for i, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
-            self._set[i] = sets.setdefault(tuple(codes[start : start + size].tolist()), len(sets))
+        # The connections with as many names alike: their codes a row each of one matrix, whose
+        # distinct rows are their distinct sets (a flood's 200,000 connections: numpy, no loop).
+        for size in np.unique(sizes).tolist():
+            rows = np.flatnonzero(sizes == size)
+            matrix = codes[starts[rows][:, None] + np.arange(size)]
+            distinct, inverse = np.unique(matrix, axis=0, return_inverse=True)
+            self._set[rows] = inverse.ravel() + len(sets)
+            sets += [tuple(members) for members in distinct.tolist()]
         self._joined = [join(by_code[c] for c in members) for members in sets]
 
     def arrays(self, capture: Any, stream: Any) -> dict[str, Any]:
