@@ -8,5 +8,6 @@ setup(
     ext_modules=[
         Extension("analyzer.capture._batch", ["analyzer/capture/_batch.c"], optional=True),
         Extension("analyzer.report._flowid", ["analyzer/report/_flowid.c"], libraries=["crypto"], optional=True),
+        Extension("analyzer.report._csv", ["analyzer/report/_csv.c"], optional=True),
     ]
 )

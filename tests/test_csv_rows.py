@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,56 @@ def test_fractions_and_flags_are_the_csv_writers_bytes(rows: list[tuple[object, 
     got = csv_rows.rows(df, NUMBERS, ",", "\r\n")
     assert got is not None and csv_rows.plain(df, NUMBERS)
     assert got == _csv_module_way(df, NUMBERS)
+
+
+ALL_KINDS = {**SCHEMA, **NUMBERS}
+_INT = st.one_of(st.none(), st.integers(-(1 << 63), (1 << 63) - 1))
+_TIMES = st.one_of(_TS, st.sampled_from([86_399_999_999_999, 951_782_400_000_000_000, 4_107_542_399_999_999_999]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_TEXT, _INT, _TIMES, _TEXT, _FLOAT, st.one_of(st.none(), st.booleans()), _INT), max_size=12),
+    st.booleans(),
+    st.sampled_from([",", ";", "\t", "|"]),
+)
+def test_rows_joined_in_c_are_the_arrow_ones(rows: list[tuple[object, ...]], categorical: bool, sep: str) -> None:
+    """The rows joined in C (analyzer/report/_csv.c: numbers, times, flags formatted there, text
+    copied) are the bytes of the Arrow compute way they replace and of the csv module, for every
+    kind of column at once: leap days and the last microsecond of a day, any separator."""
+    if csv_rows.compiled is None:
+        pytest.skip("analyzer/report/_csv.c is not built")
+    df = frame(ALL_KINDS, {name: [r[i] for r in rows] for i, name in enumerate(ALL_KINDS)})
+    if categorical:
+        df = df.astype({"capture": "category"})
+    if df.empty:
+        assert csv_rows.rows(df, ALL_KINDS, sep, "\r\n") is None
+        return
+    got = csv_rows.rows(df, ALL_KINDS, sep, "\r\n")
+    compiled, csv_rows.compiled = csv_rows.compiled, None
+    try:
+        arrow = csv_rows.rows(df, ALL_KINDS, sep, "\r\n")
+    finally:
+        csv_rows.compiled = compiled
+    assert got is not None and got == arrow
+    if sep == ",":
+        assert got == _csv_module_way(df.astype(ALL_KINDS), ALL_KINDS)
+
+
+def test_c_rows_refuse_what_they_cannot_read() -> None:
+    """Buffers that do not hold the rows they claim raise, never read past their end."""
+    import numpy as np
+
+    c = csv_rows.compiled
+    if c is None:
+        pytest.skip("analyzer/report/_csv.c is not built")
+    ok = np.ones(2, dtype=np.uint8)
+    with pytest.raises(ValueError):
+        c.rows([("text", np.array([0, 5, 99], dtype=np.int32), b"hello", ok)], 2, b",", b"\n")
+    with pytest.raises(ValueError):
+        c.rows([("int", np.zeros(1, dtype=np.int64), ok)], 2, b",", b"\n")
+    with pytest.raises(ValueError):
+        c.rows([("nothing", b"", ok)], 2, b",", b"\n")
+    assert (
+        c.rows([("int", np.array([-(2**63), 7], dtype=np.int64), ok)], 2, b",", b"\n") == b"-9223372036854775808\n7\n"
+    )

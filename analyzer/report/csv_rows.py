@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import datetime
 import re
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analyzer.report.buffers import text_buffers
 from analyzer.report.columns import BOOL, FLOAT, INT, STR, TIME
 
 # Where a spreadsheet starts reading a formula: at the start of the cell or of any line inside it.
@@ -42,11 +44,12 @@ def _pc() -> Any:
     return pc
 
 
-def _text(values: pd.Series, sep: str = ",") -> Any:
+def _text(values: pd.Series, sep: str = ",", wide: bool = False) -> Any:
     """A text column as the cells the csv module writes (`output._cells`, then RFC 4180 quoting):
     neutralised where a formula may start (by `neutralise` itself, on those cells alone), quoted where
     a cell holds the separator, a quote, a CR or an LF. A categorical column (the compact tables) is
-    made on its categories, each once. None when the column is not text."""
+    made on its categories, each once. None when the column is not text. `wide`: large_string text
+    (as pandas holds it) comes back as it is, else as Arrow string."""
     import pyarrow as pa
 
     arr = pa.array(values)
@@ -61,7 +64,8 @@ def _text(values: pd.Series, sep: str = ",") -> Any:
         text = _neutralised(text)
     if quote:
         text = _quoted(text, sep)
-    return _pc().cast(text.take(arr.indices) if dictionary else text, pa.string())
+    made = text.take(arr.indices) if dictionary else text
+    return made if wide and made.type == pa.large_string() else _pc().cast(made, pa.string())
 
 
 _STARTS = np.zeros(256, dtype=bool)  # which bytes start a formula (`FORMULA_STARTS`, all ASCII)
@@ -185,29 +189,72 @@ def iso_times(values: pd.Series) -> Any:
 
 def plain(df: pd.DataFrame, schema: dict[str, str]) -> bool:
     """Would `rows` make this piece (its columns those of `schema`, of dtypes made here)?"""
+    return _plain_columns(df, schema) is not None
+
+
+def _plain_columns(df: pd.DataFrame, schema: dict[str, str]) -> list[pd.Series] | None:
+    """The piece's columns in `schema`'s order when `rows` makes it, else None (each column got
+    once: a frame's `[]` costs about 20 us, a tenth of making a column of a 4,096-row piece)."""
     if df.empty or list(df.columns) != list(schema) or len(schema) < 2:
-        return False
-    for name, dtype in schema.items():
-        values = df[name]
+        return None
+    columns = [values for _, values in df.items()]
+    for values, dtype in zip(columns, schema.values(), strict=True):
+        kind = str(values.dtype)
         if dtype == STR:
-            if not (values.dtype == STR or isinstance(values.dtype, pd.CategoricalDtype)):
-                return False
-        elif dtype not in (INT, TIME, FLOAT, BOOL) or str(values.dtype) != dtype:
-            return False
-    return True
+            if not isinstance(values.dtype, pd.StringDtype | pd.CategoricalDtype):  # `== STR`: any StringDtype
+                return None
+        elif dtype not in (INT, TIME, FLOAT, BOOL) or kind != dtype:
+            return None
+    return columns
 
 
 def rows(df: pd.DataFrame, schema: dict[str, str], sep: str, end: str) -> str | None:
     """The piece's rows (no header) as CSV text, each ending in `end`; None when a column's dtype is
     not one made here (see the module docstring), or for a table of one column (the csv module
-    writes an empty cell there as `""`)."""
-    if not plain(df, schema):
+    writes an empty cell there as `""`). Joined in C where analyzer/report/_csv.c is built."""
+    columns = _plain_columns(df, schema)
+    if columns is None:
         return None
+    dtypes = list(schema.values())
+    if compiled is not None:
+        specs = [_spec(values, dtype, sep) for values, dtype in zip(columns, dtypes, strict=True)]
+        if all(spec is not None for spec in specs):
+            made: bytes = compiled.rows(specs, len(df), sep.encode(), end.encode())
+            return made.decode("utf-8")
     cells = []
-    for name, dtype in schema.items():
-        column = _column(df[name], dtype, sep)
+    for values, dtype in zip(columns, dtypes, strict=True):
+        column = _column(values, dtype, sep)
         if column is None:
             return None
         cells.append(_pc().fill_null(column, ""))
     joined = _pc().binary_join_element_wise(*cells, sep)
     return end.join(joined.to_pylist()) + end
+
+
+compiled: ModuleType | None
+try:  # the rows joined in C (optional: setup.py builds it where it can; else Arrow compute, above)
+    from analyzer.report import _csv as compiled
+except ImportError:  # not built (no compiler at install)
+    compiled = None
+
+
+def _spec(values: pd.Series, dtype: str, sep: str) -> tuple[Any, ...] | None:
+    """One column as analyzer/report/_csv.c takes it (see there): text made here (neutralised and
+    quoted, fractions formatted), numbers, times and flags as they are; None when not made here."""
+    import pyarrow as pa
+
+    kind = str(values.dtype)
+    if dtype == STR or (dtype == FLOAT and kind == FLOAT):
+        text = _text(values, sep, wide=True) if dtype == STR else _fixed(values)
+        if text is None:
+            return None
+        return ("large_text" if text.type == pa.large_string() else "text", *text_buffers(text, large=True))
+    if dtype != kind or dtype not in (INT, TIME, BOOL):
+        return None
+    missing = np.asarray(values.isna().to_numpy(), dtype=bool)
+    known = (~missing).view(np.uint8)
+    if dtype == TIME:  # nanoseconds (NaT where missing): `columns.frame` made anything unknown NaT
+        return ("time", np.ascontiguousarray(values.array.asi8, dtype=np.int64), known)
+    if dtype == BOOL:
+        return ("flag", values.to_numpy(dtype=np.uint8, na_value=0), known)
+    return ("int", values.to_numpy(dtype=np.int64, na_value=0), known)

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.model import NCADG_IP_UDP, Flow
+from analyzer.report.buffers import number_buffers, text_buffers
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _UID_BITS = 96  # Zeek's uids are 96-bit values rendered in base62 too
@@ -214,31 +215,6 @@ except ImportError:  # not built (no compiler or no libcrypto at install): `uids
 IN_C = compiled is not None  # the ids of many flows computed in C (`uid_array`, `community_id_array`)
 
 
-def _text_buffers(values: Any) -> tuple[Any, Any, np.ndarray]:
-    """A text column as `_flowid` takes it: int32 offsets, UTF-8 data, a validity byte per row."""
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    arr = pc.cast(arr, pa.string())
-    n = len(arr)
-    buffers = arr.buffers()
-    if arr.null_count == n:  # no cell at all (a null array cast to text may have no offsets)
-        return np.zeros(n + 1, dtype=np.int32), b"", np.zeros(n, dtype=np.uint8)
-    offsets = np.frombuffer(buffers[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
-    data = buffers[2] if buffers[2] is not None else b""
-    return np.ascontiguousarray(offsets), data, _valid(arr)
-
-
-def _number_buffers(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A number column as `_flowid` takes it: int64 values (0 where missing), a validity byte per row."""
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    arr = pc.cast(arr, pa.int64())
-    numbers = np.ascontiguousarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return numbers, _valid(arr)
-
-
-def _valid(arr: Any) -> np.ndarray:
-    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.uint8)
-
-
 def _udp(transport: Any) -> np.ndarray:
     """Per row, 1 where the transport is connectionless (`transport_protocol`: udp), else 0."""
     return np.asarray(pc.equal(transport, NCADG_IP_UDP).fill_null(False).to_numpy(zero_copy_only=False), np.uint8)
@@ -255,11 +231,11 @@ def uid_array(transport: Any, client_ip: Any, client_port: Any, server_ip: Any, 
         return uids(protos, *(c.to_pylist() for c in columns))
     offsets, data = compiled.uids(
         _udp(transport),
-        _text_buffers(client_ip),
-        _number_buffers(client_port),
-        _text_buffers(server_ip),
-        _number_buffers(server_port),
-        _number_buffers(opened),
+        text_buffers(client_ip),
+        number_buffers(client_port),
+        text_buffers(server_ip),
+        number_buffers(server_port),
+        number_buffers(opened),
     )
     return pa.StringArray.from_buffers(len(transport), pa.py_buffer(offsets), pa.py_buffer(data))
 
@@ -273,10 +249,10 @@ def community_id_array(transport: Any, src_ip: Any, src_port: Any, dst_ip: Any, 
         return community_ids(protos, *(c.to_pylist() for c in (src_ip, src_port, dst_ip, dst_port)))
     offsets, data, validity = compiled.community_ids(
         _udp(transport),
-        _text_buffers(src_ip),
-        _number_buffers(src_port),
-        _text_buffers(dst_ip),
-        _number_buffers(dst_port),
+        text_buffers(src_ip),
+        number_buffers(src_port),
+        text_buffers(dst_ip),
+        number_buffers(dst_port),
     )
     n = len(transport)
     made = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(validity))
