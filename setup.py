@@ -1,6 +1,8 @@
-"""The one compiled part: the batched reader's per-record loops (analyzer/capture/_batch.c: the pcap
-record walk and the prefilter's fields). Optional: where it cannot be built, analyzer/capture/pcap.py
-and prefilter.py do the same in Python and numpy (the same records, slower)."""
+"""The compiled parts, each optional, each with a Python twin that runs where it cannot be built (the
+same output, slower): the batched reader's per-record loops (analyzer/capture/_batch.c: the pcap
+record walk and the prefilter's fields; twins in capture/pcap.py and prefilter.py), and on the table
+side the flow ids (analyzer/report/_flowid.c, linked to OpenSSL's libcrypto; twin in report/flowid.py)
+and the CSV rows (analyzer/report/_csv.c; twin in report/csv_rows.py)."""
 
 from setuptools import Extension, setup
 
