@@ -135,3 +135,28 @@ def test_grouped_adds_up_each_group_as_its_rows_would() -> None:
     # "a": times 5, 3, 3 -> the two at 3 by frame: 9 before the missing one; None: both unknown
     # times, frame 11 first; "b": time 3 before 7
     assert first["frame"].tolist() == [9, 11, 13]
+
+
+def test_a_folds_frame_is_the_chunks_columns() -> None:
+    """What a fold is handed (made from the chunk's arrays, `passes.columns_of`) is `chunk[cols]`:
+    the same values, dtypes (text, categorical, nullable numbers, times, plain numpy, objects) and
+    index, for a chunk that is a slice of a bigger frame too."""
+    import numpy as np
+
+    from analyzer.report.passes import columns_of
+
+    whole = pd.DataFrame(
+        {
+            "text": pd.array(["a", None, "c", "d"], dtype="string"),
+            "kind": pd.Categorical(["x", "y", None, "x"]),
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "ts": pd.to_datetime(pd.array([1, None, 3, 4], dtype="Int64"), unit="ns", utc=True),
+            "plain": np.arange(4),
+            "any": [object(), None, 1, "x"],
+        }
+    )
+    for chunk in (whole, whole.iloc[1:3]):
+        arrays = columns_of(chunk)
+        for cols in (["n", "text"], ["ts"], ["any", "plain", "kind"]):
+            made = pd.DataFrame({c: arrays[c] for c in cols}, index=chunk.index, copy=False)
+            pd.testing.assert_frame_equal(made, chunk[cols])
