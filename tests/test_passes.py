@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import analyzer
 from analyzer.api import READERS
@@ -135,6 +137,29 @@ def test_grouped_adds_up_each_group_as_its_rows_would() -> None:
     # "a": times 5, 3, 3 -> the two at 3 by frame: 9 before the missing one; None: both unknown
     # times, frame 11 first; "b": time 3 before 7
     assert first["frame"].tolist() == [9, 11, 13]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(*[st.sampled_from(["a", "b", "", None])] * 3, st.sampled_from([1, 2, None])), max_size=30))
+def test_grouped_numbers_groups_as_a_row_loop_would(rows: list[tuple[object, ...]]) -> None:
+    """`fold.Grouped`'s groups (text keys by Arrow's dictionary encoding, others by pandas) are the
+    distinct key tuples in first-come order, missing a value like any other: for keys given many
+    times over too, whose combined codes must be renumbered before they could overflow."""
+    from analyzer.report import fold
+
+    df = pd.DataFrame(
+        {
+            "a": pd.array([r[0] for r in rows], dtype="string"),
+            "b": pd.array([r[1] for r in rows], dtype="string"),
+            "c": pd.Categorical([r[2] for r in rows]),
+            "n": pd.array([r[3] for r in rows], dtype="Int64"),
+        }
+    )
+    for keys in (["a"], ["a", "b", "c", "n"], ["a", "b", "c", "n"] * 40):
+        seen: dict[tuple[object, ...], int] = {}
+        expected = [seen.setdefault(tuple(r[k] for k in (0, 1, 2, 3)[: min(len(keys), 4)]), len(seen)) for r in rows]
+        g = fold.Grouped(df, keys)
+        assert g.codes.tolist() == expected and g.n == len(seen)
 
 
 def test_a_folds_frame_is_the_chunks_columns() -> None:
