@@ -19,6 +19,8 @@ from analyzer.capture.localise import localise
 from analyzer.model import AttemptRecord
 from analyzer.records import Records
 from analyzer.report.columns import INT, MAX_TS_NS, STR, TIME, Column, convert, schema
+from analyzer.report.vector import typed as typed_column
+from analyzer.report.vector import utc_times
 
 # The issue 9 contract: one row per attempt, outcome syn_only, rejected or no_pdu.
 ATTEMPT_COLUMNS: list[Column[AttemptRecord, None]] = [
@@ -37,13 +39,13 @@ ATTEMPTS = schema(ATTEMPT_COLUMNS)
 def _column(values: Any, dtype: str) -> Any:
     """One Arrow column as the pandas array `columns.frame` makes of the same values."""
     if dtype == STR:
-        return pd.array(values.to_pandas(types_mapper=pd.ArrowDtype).array, dtype=STR)
+        return typed_column(values, STR)
     ints = values.fill_null(0).to_numpy()
     if dtype == INT:
         return pd.arrays.IntegerArray(ints, values.is_null().to_numpy(zero_copy_only=False))
     # TIME: 0 is the unknown time, and anything outside datetime64[ns] is unknown too (as in `frame`)
     unknown = values.is_null().to_numpy(zero_copy_only=False) | (ints <= 0) | (ints > MAX_TS_NS)
-    return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, ints), unknown), unit="ns", utc=True)
+    return utc_times(ints, unknown)
 
 
 def _arrow_frame(batch: Any) -> pd.DataFrame:
@@ -104,8 +106,7 @@ def _text(parts: list[tuple[Any, list[str]]]) -> pd.Categorical:
 def _number(values: Any, dtype: str) -> Any:
     if dtype == INT:
         return pd.arrays.IntegerArray(values, np.zeros(len(values), dtype=bool))
-    unknown = (values <= 0) | (values > MAX_TS_NS)  # TIME, as `_column` makes it
-    return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, values), unknown), unit="ns", utc=True)
+    return utc_times(values, (values <= 0) | (values > MAX_TS_NS))  # TIME, as `_column` makes it
 
 
 def typed(df: pd.DataFrame) -> pd.DataFrame:

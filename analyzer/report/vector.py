@@ -127,8 +127,9 @@ def typed(values: Any, dtype: str) -> Any:
         return values
     if values.type == pa.null():
         values = pa.nulls(len(values), _ARROW[dtype])
-    if dtype == STR:
-        return pd.array(pc.cast(values, pa.large_string()), dtype=STR)
+    if dtype == STR:  # pandas' own Arrow text (large_string, which it casts to): a third of pd.array's time
+        text = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        return pd.arrays.ArrowStringArray(text if pa.types.is_large_string(text.type) else pc.cast(text, pa.string()))
     missing = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     if dtype == BOOL:
         return pd.arrays.BooleanArray(np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False)), missing)
@@ -139,8 +140,17 @@ def typed(values: Any, dtype: str) -> Any:
         return pd.arrays.IntegerArray(whole, missing)
     assert dtype == TIME
     # 0 is the unknown time, and anything outside datetime64[ns] is unknown too (as in `columns.frame`)
-    unknown = missing | (whole <= 0) | (whole > MAX_TS_NS)
-    return pd.to_datetime(pd.arrays.IntegerArray(np.where(unknown, 0, whole), unknown), unit="ns", utc=True)
+    return utc_times(whole, missing | (whole <= 0) | (whole > MAX_TS_NS))
+
+
+_NAT = np.iinfo(np.int64).min  # NaT's integer in a datetime64 array
+
+
+def utc_times(ns: np.ndarray, unknown: np.ndarray) -> pd.arrays.DatetimeArray:
+    """Nanoseconds since the epoch as a UTC time column, NaT where `unknown`: what `pd.to_datetime(
+    ..., unit="ns", utc=True)` makes of them, by a view of the integers (a fifth of its time)."""
+    times: pd.arrays.DatetimeArray = pd.DatetimeIndex(np.where(unknown, _NAT, ns).view("M8[ns]"), tz="UTC").array
+    return times
 
 
 _ARROW = {STR: pa.string(), INT: pa.int64(), FLOAT: pa.float64(), BOOL: pa.bool_(), TIME: pa.int64()}
