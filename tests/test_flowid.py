@@ -92,22 +92,25 @@ _ARROW_FLOWS = st.lists(
 
 @pytest.mark.parametrize("in_c", [True, False])
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # set once, the same each input
-@given(flows=_ARROW_FLOWS, start=st.integers(0, 5))
+@given(flows=_ARROW_FLOWS, start=st.integers(0, 5), repeat=st.integers(1, 3))
 def test_flow_id_arrays_are_the_one_flow_ones(
     flows: list[tuple[str | None, str | None, int | None, str | None, int | None, int | None]],
     start: int,
+    repeat: int,
     in_c: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`uid_array` and `community_id_array` (what the tables call: in C from Arrow buffers where
     analyzer/report/_flowid.c is built, else through the bulk Python) give what `connection_uid` and
-    `community_id` give each flow, missing values and bad addresses included, for a sliced array too."""
+    `community_id` give each flow, missing values and bad addresses included, for a sliced array
+    too, and for runs of rows of one flow."""
     from analyzer.report import flowid
 
     if in_c and flowid.compiled is None:
         pytest.skip("analyzer/report/_flowid.c is not built")
     if not in_c:
         monkeypatch.setattr(flowid, "compiled", None)
+    flows = [f for f in flows for _ in range(repeat)]  # runs of one flow: C copies a run's first id
     padding = [("ncacn_ip_tcp", "10.9.9.9", 1, "10.9.9.8", 2, 3)] * start  # sliced off: an array's offset
     types = [pa.string(), pa.string(), pa.int64(), pa.string(), pa.int64(), pa.int64()]
     columns = [pa.array([f[k] for f in padding + flows], type=t).slice(start) for k, t in enumerate(types)]

@@ -9,7 +9,8 @@
  * buffers and the ids are written into the buffers of an Arrow string array: no Python object per
  * row. The hashes are OpenSSL's (libcrypto, which Python's hashlib itself uses), through the
  * low-level SHA1/SHA256 calls: the one-shot and EVP ones fetch the algorithm or allocate a context
- * per call, which costs more than hashing 40 bytes.
+ * per call, which costs more than hashing 40 bytes. A row whose flow is the row before's (the calls
+ * of one connection come in runs) takes that row's id, not a hash of its own.
  *
  * A column comes as buffers: text as (offsets: int32 per row + 1, data: UTF-8 bytes, valid: a byte
  * per row), a number as (values: int64 per row, valid: a byte per row), and the transport as one
@@ -126,6 +127,35 @@ static Py_ssize_t put_number(char *key, Py_ssize_t at, Py_ssize_t room, const Co
     return made < 0 || at + made >= room ? -1 : at + made;
 }
 
+/* Whether row i's cells in these columns (text ones at `texts`, a bit per column) are row i - 1's:
+ * the calls of one connection come in runs, and a run's ids are its first row's (copied, not
+ * hashed again). */
+static int same_as_previous(const Column *cols, int n, unsigned texts, Py_ssize_t i) {
+    for (int k = 0; k < n; k++) {
+        const Column *c = &cols[k];
+        if (c->ok[i] != c->ok[i - 1])
+            return 0;
+        if (!c->ok[i])
+            continue;
+        if (texts >> k & 1) {
+            int32_t len = c->off[i + 1] - c->off[i];
+            if (len != c->off[i] - c->off[i - 1] ||
+                memcmp((const char *)c->data.buf + c->off[i], (const char *)c->data.buf + c->off[i - 1], (size_t)len))
+                return 0;
+        } else if (c->num[i] != c->num[i - 1])
+            return 0;
+    }
+    return 1;
+}
+
+/* Row i's id is row i - 1's: its bytes copied (the output holds row i - 1's at its last offsets). */
+static void repeat_previous(Output *o, Py_ssize_t i) {
+    int32_t len = o->off[i] - o->off[i - 1];
+    memcpy(o->text + o->used, o->text + o->off[i - 1], (size_t)len);
+    o->used += len;
+    o->off[i + 1] = (int32_t)o->used;
+}
+
 static const char BASE62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 #define UID_WIDTH 18 /* "C" and at most 17 base62 digits of a 96-bit value */
 
@@ -194,6 +224,10 @@ static PyObject *uids(PyObject *self, PyObject *args) {
     char small[256];
     for (Py_ssize_t i = 0; ok && i < n; i++) {
         /* room: "proto|", both addresses, four separators, three numbers of at most 20 characters */
+        if (i && is_udp[i] == is_udp[i - 1] && same_as_previous(cols, 5, 0x5, i)) {
+            repeat_previous(&o, i);
+            continue;
+        }
         Py_ssize_t room = 4 + 4 + 3 * 20 + text_length(&cols[0], i) + text_length(&cols[2], i) + 1;
         char *key = room <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc((size_t)room);
         if (!key) {
@@ -323,6 +357,12 @@ static PyObject *community_ids(PyObject *self, PyObject *args) {
         unsigned char *bits = (unsigned char *)PyBytes_AS_STRING(validity);
         memset(bits, 0, (size_t)((n + 7) / 8));
         for (Py_ssize_t i = 0; i < n; i++) {
+            if (i && is_udp[i] == is_udp[i - 1] && same_as_previous(cols, 4, 0x5, i)) {
+                repeat_previous(&o, i); /* a row with no id repeats no bytes, and its bit stays 0 */
+                if (bits[(i - 1) >> 3] >> ((i - 1) & 7) & 1)
+                    bits[i >> 3] |= (unsigned char)(1u << (i & 7));
+                continue;
+            }
             if (community(cols, is_udp[i], i, o.text + o.used)) {
                 o.used += COMMUNITY_WIDTH;
                 bits[i >> 3] |= (unsigned char)(1u << (i & 7));
