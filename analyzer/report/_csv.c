@@ -12,6 +12,9 @@
  * UTF-8). A column is a tuple, its first item its kind:
  *   ("text", offsets: int32 per row + 1, data: UTF-8 bytes, valid: a byte per row)
  *   ("large_text", offsets: int64 per row + 1, data, valid)   (Arrow's large_string, as pandas holds text)
+ *   either with a fifth item, a one-byte separator: its cells quoted here as RFC 4180 and the csv
+ *   module quote them (a cell holding that byte, a quote, a CR or an LF in quotes, its quotes doubled;
+ *   csv_rows._quoted did it with four Arrow kernels on the column)
  *   ("int", values: int64 per row, valid)         decimal
  *   ("time", nanoseconds: int64 per row, valid)   YYYY-MM-DDTHH:MM:SS.ffffffZ, UTC, microseconds
  *                                                 truncated (as strftime's %f of a datetime)
@@ -32,6 +35,7 @@ typedef struct {
     const int64_t *off64; /* large_text */
     const int64_t *num;
     const unsigned char *flag, *ok;
+    int quote; /* text: the separator byte whose cells are quoted here (-1: none) */
 } Column;
 
 static void release(Column *c) {
@@ -58,8 +62,13 @@ static int parse(PyObject *spec, Py_ssize_t n, Column *c) {
     int large = strcmp(kind, "large_text") == 0;
     if (large || strcmp(kind, "text") == 0) {
         c->kind = TEXT;
-        if (!PyArg_ParseTuple(spec, "sy*y*y*", &kind, &c->a, &c->b, &c->valid))
+        c->quote = -1;
+        if (!PyArg_ParseTuple(spec, "sy*y*y*|i", &kind, &c->a, &c->b, &c->valid, &c->quote))
             return 0;
+        if (c->quote > 255) {
+            PyErr_SetString(PyExc_ValueError, "a one-byte separator to quote by");
+            return 0;
+        }
         Py_ssize_t width = large ? (Py_ssize_t)sizeof(int64_t) : (Py_ssize_t)sizeof(int32_t);
         if (c->a.len < (n + 1) * width) {
             PyErr_SetString(PyExc_ValueError, "a text column shorter than its rows");
@@ -179,12 +188,28 @@ static char *put_time(char *out, int64_t ns) {
     return out + TIME_WIDTH;
 }
 
+/* How many quotes a text cell holds, or -1 when it needs no quoting (see the module comment). */
+static Py_ssize_t quotes_in(const Column *c, Py_ssize_t i) {
+    const unsigned char *p = (const unsigned char *)c->b.buf + start(c, i), *end = (const unsigned char *)c->b.buf + start(c, i + 1);
+    Py_ssize_t quotes = 0;
+    int needs = 0;
+    for (; p < end; p++) {
+        if (*p == '"')
+            quotes++;
+        else if (*p == '\r' || *p == '\n' || *p == c->quote)
+            needs = 1;
+    }
+    return needs || quotes ? quotes : -1;
+}
+
 static Py_ssize_t cell_width(const Column *c, Py_ssize_t i) {
     if (!c->ok[i])
         return 0;
     switch (c->kind) {
-    case TEXT:
-        return (Py_ssize_t)(start(c, i + 1) - start(c, i));
+    case TEXT: {
+        Py_ssize_t quotes = c->quote >= 0 ? quotes_in(c, i) : -1;
+        return (Py_ssize_t)(start(c, i + 1) - start(c, i)) + (quotes >= 0 ? quotes + 2 : 0);
+    }
     case INT:
         return int_width(c->num[i]);
     case TIME:
@@ -200,8 +225,19 @@ static char *put_cell(char *out, const Column *c, Py_ssize_t i) {
     switch (c->kind) {
     case TEXT: {
         Py_ssize_t len = (Py_ssize_t)(start(c, i + 1) - start(c, i));
-        memcpy(out, (const char *)c->b.buf + start(c, i), (size_t)len);
-        return out + len;
+        const char *cell = (const char *)c->b.buf + start(c, i);
+        if (c->quote < 0 || quotes_in(c, i) < 0) {
+            memcpy(out, cell, (size_t)len);
+            return out + len;
+        }
+        *out++ = '"';
+        for (Py_ssize_t k = 0; k < len; k++) {
+            if (cell[k] == '"')
+                *out++ = '"';
+            *out++ = cell[k];
+        }
+        *out++ = '"';
+        return out;
     }
     case INT:
         return put_int(out, c->num[i]);

@@ -50,6 +50,14 @@ def _text(values: pd.Series, sep: str = ",", wide: bool = False) -> Any:
     a cell holds the separator, a quote, a CR or an LF. A categorical column (the compact tables) is
     made on its categories, each once. None when the column is not text. `wide`: large_string text
     (as pandas holds it) comes back as it is, else as Arrow string."""
+    made = _text_cells(values, sep, wide, False)
+    return None if made is None else made[0]
+
+
+def _text_cells(values: pd.Series, sep: str, wide: bool, quote_later: bool) -> tuple[Any, bool] | None:
+    """`_text`, and whether its cells still need quoting: with `quote_later`, the quoting is left to
+    the caller (analyzer/report/_csv.c quotes as it writes) and the flag says whether any cell may
+    need it."""
     import pyarrow as pa
 
     arr = pa.array(values)
@@ -62,10 +70,11 @@ def _text(values: pd.Series, sep: str = ",", wide: bool = False) -> Any:
     formula, quote = _may_need(text, sep)
     if formula:
         text = _neutralised(text)
-    if quote:
+    if quote and not quote_later:
         text = _quoted(text, sep)
     made = text.take(arr.indices) if dictionary else text
-    return made if wide and made.type == pa.large_string() else _pc().cast(made, pa.string())
+    made = made if wide and made.type == pa.large_string() else _pc().cast(made, pa.string())
+    return made, quote and quote_later
 
 
 _STARTS = np.zeros(256, dtype=bool)  # which bytes start a formula (`FORMULA_STARTS`, all ASCII)
@@ -244,11 +253,16 @@ def _spec(values: pd.Series, dtype: str, sep: str) -> tuple[Any, ...] | None:
     import pyarrow as pa
 
     kind = str(values.dtype)
-    if dtype == STR or (dtype == FLOAT and kind == FLOAT):
-        text = _text(values, sep, wide=True) if dtype == STR else _fixed(values)
-        if text is None:
+    if dtype == FLOAT and kind == FLOAT:
+        return ("text", *text_buffers(_fixed(values)))
+    if dtype == STR:
+        one_byte = len(sep.encode()) == 1  # C quotes by one byte; any other separator: `_quoted`
+        made = _text_cells(values, sep, True, one_byte)
+        if made is None:
             return None
-        return ("large_text" if text.type == pa.large_string() else "text", *text_buffers(text, large=True))
+        text, quote = made
+        buffers = ("large_text" if text.type == pa.large_string() else "text", *text_buffers(text, large=True))
+        return (*buffers, sep.encode()[0]) if quote else buffers
     if dtype != kind or dtype not in (INT, TIME, BOOL):
         return None
     missing = np.asarray(values.isna().to_numpy(), dtype=bool)
