@@ -101,30 +101,23 @@ static int output(Output *o, Py_ssize_t n, Py_ssize_t width) {
     return 1;
 }
 
-/* Appends a cell's text (as the f-string writes it) to the key; the room left is checked. */
-static Py_ssize_t put_text(char *key, Py_ssize_t at, Py_ssize_t room, const Column *c, Py_ssize_t i) {
-    if (!c->ok[i]) {
-        if (at + 4 > room)
-            return -1;
-        memcpy(key + at, "None", 4);
-        return at + 4;
-    }
-    Py_ssize_t len = c->off[i + 1] - c->off[i];
-    if (at + len > room)
+/* Appends bytes to the key; -1 when they do not fit in its room. */
+static Py_ssize_t put(char *key, Py_ssize_t at, Py_ssize_t room, const char *bytes, Py_ssize_t len) {
+    if (at < 0 || at + len > room)
         return -1;
-    memcpy(key + at, (const char *)c->data.buf + c->off[i], (size_t)len);
+    memcpy(key + at, bytes, (size_t)len);
     return at + len;
 }
 
-static Py_ssize_t put_number(char *key, Py_ssize_t at, Py_ssize_t room, const Column *c, Py_ssize_t i) {
-    if (!c->ok[i]) {
-        if (at + 4 > room)
-            return -1;
-        memcpy(key + at, "None", 4);
-        return at + 4;
-    }
-    int made = snprintf(key + at, (size_t)(room - at), "%lld", (long long)c->num[i]);
-    return made < 0 || at + made >= room ? -1 : at + made;
+/* Appends a cell as the f-string writes it ("None" when missing): text as it is, a number in decimal. */
+static Py_ssize_t put_cell(char *key, Py_ssize_t at, Py_ssize_t room, const Column *c, Py_ssize_t i, int text) {
+    if (!c->ok[i])
+        return put(key, at, room, "None", 4);
+    if (text)
+        return put(key, at, room, (const char *)c->data.buf + c->off[i], c->off[i + 1] - c->off[i]);
+    char digits[24];
+    int made = snprintf(digits, sizeof digits, "%lld", (long long)c->num[i]);
+    return made < 0 ? -1 : put(key, at, room, digits, made);
 }
 
 /* Whether row i's cells in these columns (text ones at `texts`, a bit per column) are row i - 1's:
@@ -201,7 +194,7 @@ static Py_ssize_t flow_key(char *key, Py_ssize_t room, int udp, const Column *co
                 return -1;
             key[at++] = '|';
         }
-        at = k == 0 || k == 2 ? put_text(key, at, room, &cols[k], i) : put_number(key, at, room, &cols[k], i);
+        at = put_cell(key, at, room, &cols[k], i, k == 0 || k == 2);
     }
     return at;
 }
