@@ -265,10 +265,10 @@ def _spec(values: pd.Series, dtype: str, sep: str) -> tuple[Any, ...] | None:
         return (*buffers, sep.encode()[0]) if quote else buffers
     if dtype != kind or dtype not in (INT, TIME, BOOL):
         return None
-    missing = np.asarray(values.isna().to_numpy(), dtype=bool)
-    known = (~missing).view(np.uint8)
+    array: Any = values.array  # the pandas array's own isna and to_numpy: a tenth of the Series' cost
+    known = (~np.asarray(array.isna(), dtype=bool)).view(np.uint8)
     if dtype == TIME:  # nanoseconds (NaT where missing): `columns.frame` made anything unknown NaT
-        return ("time", np.ascontiguousarray(values.array.asi8, dtype=np.int64), known)
+        return ("time", np.ascontiguousarray(array.asi8, dtype=np.int64), known)
     if dtype == BOOL:
-        return ("flag", values.to_numpy(dtype=np.uint8, na_value=0), known)
-    return ("int", values.to_numpy(dtype=np.int64, na_value=0), known)
+        return ("flag", np.asarray(array.to_numpy(dtype=bool, na_value=False)).view(np.uint8), known)
+    return ("int", np.ascontiguousarray(array.to_numpy(dtype=np.int64, na_value=0)), known)
