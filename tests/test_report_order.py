@@ -67,3 +67,29 @@ def test_sort_keys_gathered_from_arrow_batches_give_the_frames_order() -> None:
             assert (
                 whole.iloc[got].reset_index(drop=True).equals(whole.sort_values(KEYS, kind="stable", ignore_index=True))
             )
+
+
+def test_the_batch_by_batch_order_check_agrees_with_a_stable_sort() -> None:
+    """`OrderCheck` (batches checked one at a time, only the last row's keys kept) says in order
+    exactly when `sort_order` of the whole does: within a batch and across a batch's edge, text by
+    value, missing last; a batch may be all missing or empty."""
+    import pyarrow as pa
+
+    from analyzer.report.order import OrderCheck, sort_order
+
+    def arrays(part: pd.DataFrame) -> list[pa.Array]:
+        return [pa.array(part[k].astype(object).where(part[k].notna(), None).tolist()) for k in KEYS]
+
+    for seed in range(60):
+        df = _table(1 + seed * 5, seed)
+        if seed % 2:  # sorted, so that the in-order answer is tested as often as the other
+            df = df.sort_values(KEYS, kind="stable", ignore_index=True)
+        tail = frame(SCHEMA, {k: [None, None] for k in KEYS}) if seed % 3 == 0 else df.iloc[:0]
+        whole = pd.concat([df, tail], ignore_index=True)
+        check, step = OrderCheck([True, False, False]), 1 + seed % 7
+        for start in range(0, len(df), step):
+            check.add(arrays(df.iloc[start : start + step]))
+        check.add(arrays(df.iloc[:0]))
+        if len(tail):
+            check.add([pa.array([None, None])] * 3)
+        assert check.in_order == (sort_order(whole, KEYS) is None), seed

@@ -87,6 +87,48 @@ class SortKeys:
         return out
 
 
+class OrderCheck:
+    """Whether batches of Arrow key arrays (as `SortKeys.add` takes them) come in the keys' stable
+    order, checked a batch at a time and nothing kept but the last row's keys: a table in order (the
+    usual case; a million SYNs' attempts) is found so without gathering its keys (for a million rows,
+    with their ranks and the concatenation, 32 MiB at once). Each batch is ranked on its own (text by
+    its values' sorted order, missing last, as `SortKeys` ranks the whole), and its first row is
+    compared with the previous batch's last."""
+
+    def __init__(self, text: list[bool]) -> None:
+        self._text = text
+        self._last: tuple[tuple[int, Any], ...] | None = None  # the last row's keys: (missing, value)
+        self.in_order = True
+
+    def add(self, columns: list[Any]) -> bool:
+        """One batch (a pyarrow array per key); whether every row so far is in order."""
+        if self.in_order and len(columns[0]):
+            arrays = [_batch_ranks(arr, text) for arr, text in zip(columns, self._text, strict=True)]
+            first, last = (tuple(_edge(arr[at].as_py()) for arr in columns) for at in (0, len(columns[0]) - 1))
+            self.in_order = (self._last is None or self._last <= first) and _in_order(arrays)
+            self._last = last
+        return self.in_order
+
+
+def _edge(value: Any) -> tuple[int, Any]:
+    """A key's value as it compares across batches: missing after every value."""
+    return (1, 0) if value is None else (0, value)
+
+
+def _batch_ranks(arr: Any, text: bool) -> np.ndarray:
+    """One batch's key as int64 ranks within the batch (text by its values' sorted order), missing last."""
+    if pa_null(arr):
+        return np.full(len(arr), _BIG, dtype=np.int64)
+    if not text:
+        return np.asarray(arr.fill_null(_BIG).to_numpy(zero_copy_only=False), dtype=np.int64)
+    encoded = arr.dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    rank = np.empty(len(values) + 1, dtype=np.int64)
+    rank[sorted(range(len(values)), key=values.__getitem__)] = np.arange(len(values))
+    rank[-1] = _BIG
+    return rank[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)]
+
+
 def pa_null(arr: Any) -> bool:
     """Whether a pyarrow array is of the null type (every value missing, no type inferred)."""
     import pyarrow as pa

@@ -8,9 +8,11 @@ held, whatever its size.
 
 Order. Records are mostly made in their table's `ORDER` (a bind when its ack is seen, an attempt as
 its flow ends); calls are recorded when answered and connections when they end, so those are not
-always. Before the first read of a table its sort keys alone are gathered, from the spooled fields
-(`Spool.arrow_fields`; with multi-file sessions, from the converted and localised key columns), in
-the compact form (`report.compact`: a text key costs its code). Already in order (the usual case):
+always. Before the first read of a table its sort keys alone are read, from the spooled fields
+(`Spool.arrow_fields`), and checked a batch at a time (`report.order.OrderCheck`: nothing held);
+only for a table found out of order are they read again and gathered (with multi-file sessions,
+always: from the converted and localised key columns, in the compact form, `report.compact`: a
+text key costs its code). Already in order (the usual case):
 the batches stream as they were made, regrouped into chunks of exactly `CHUNK_ROWS` (the Parquet
 writer's row groups depend on it). Otherwise the stable permutation of the keys (8 bytes a row) is
 kept, and each chunk is the rows at its positions (`Spool.take_batch`, which maps each batch file
@@ -41,7 +43,7 @@ from analyzer.report.builder import Builder
 from analyzer.report.columns import STR
 from analyzer.report.compact import Compact
 from analyzer.report.memory import release
-from analyzer.report.order import SortKeys, arrays_order, in_order, sort_order
+from analyzer.report.order import OrderCheck, SortKeys, arrays_order, in_order, sort_order
 from analyzer.report.source import TABLES, empty_table
 from analyzer.report.tables import CHUNK_ROWS, ORDER
 
@@ -203,9 +205,12 @@ class Spooled:
             for chunk in self._convert_in_record_order(table, records, keys):
                 made.add(chunk)
             return sort_order(made.frame() if made.parts else empty_table(table, keys), keys)
-        fields, schema = _KEY_FIELDS[table], TABLES[table]
-        gathered = SortKeys([schema[k] == STR for k in keys])
-        for batch in records.arrow_fields([fields[k] for k in keys]):
+        names, text = [_KEY_FIELDS[table][k] for k in keys], [TABLES[table][k] == STR for k in keys]
+        check = OrderCheck(text)
+        if all(check.add(batch) for batch in records.arrow_fields(names)):
+            return None  # in order (the usual case): no key was kept
+        gathered = SortKeys(text)  # out of order: every key, read again from the first batch
+        for batch in records.arrow_fields(names):
             gathered.add(batch)
         return arrays_order(gathered.arrays())
 
