@@ -126,7 +126,8 @@ def _batch_ranks(arr: Any, text: bool) -> np.ndarray:
     rank = np.empty(len(values) + 1, dtype=np.int64)
     rank[sorted(range(len(values)), key=values.__getitem__)] = np.arange(len(values))
     rank[-1] = _BIG
-    return rank[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)]
+    ranks: np.ndarray = rank[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)]
+    return ranks
 
 
 def pa_null(arr: Any) -> bool:
