@@ -22,7 +22,7 @@ from analyzer.report.hosts import Hosts
 from analyzer.report.manifest import utc_now, write_manifest
 from analyzer.report.output import NamedFrame, TableData, write_tables
 from analyzer.report.passes import PASS_ORDER, Pass
-from analyzer.report.source import Source, empty_table
+from analyzer.report.source import Source
 from analyzer.report.spooled import CACHE_ROWS, Spooled
 from analyzer.report.tables import CHUNK_ROWS, HOSTS, SCHEMAS, Tables
 from analyzer.report.text import hosts_text
@@ -196,28 +196,6 @@ class AnalysisResult:
         flood's million rows without a million cells of text each."""
         return self.source.frame("attempts")
 
-    def _attempt_slices(self, chunks: Iterable[pd.DataFrame] | None = None) -> Iterator[pd.DataFrame]:
-        """The `attempts` table to write in its own dtypes, streamed from the spool (`Source.chunks`,
-        or the `chunks` of a pass that feeds the readers too):
-        a SYN flood's million rows are never held whole, not even compact. The chunks follow the
-        spool's batches; they are cut again into slices of `CHUNK_ROWS` rows, so that a Parquet
-        file's row groups (`output.PARQUET_ROWS`, whole slices) are those of the table written whole."""
-        held: list[pd.DataFrame] = []
-        rows, written = 0, False
-        for chunk in self.source.chunks("attempts") if chunks is None else chunks:
-            while len(chunk):
-                take = CHUNK_ROWS - rows
-                held.append(chunk.iloc[:take])
-                rows += len(held[-1])
-                chunk = chunk.iloc[take:]
-                if rows == CHUNK_ROWS:
-                    yield pd.concat(held, ignore_index=True)
-                    held, rows, written = [], 0, True
-        if held:
-            yield pd.concat(held, ignore_index=True)
-        elif not written:  # no rows: one empty slice, as the empty table was written before
-            yield empty_table("attempts")
-
     @cached_property
     def data_quality(self) -> pd.DataFrame:
         """Per capture and per connection: what the capture did not show, with a short summary."""
@@ -314,10 +292,11 @@ class AnalysisResult:
                 sweep.finish()
                 return self.hosts
 
-            # the attempts first of the rest: the pass's last table, which data_quality and the findings read
-            slices = partial(self._attempt_slices, sweep.chunks("attempts", everything=True))
+            # the attempts first of the rest: the pass's last table, which data_quality and the findings
+            # read; streamed, in its own dtypes, a million SYNs' rows never held whole, not even compact
+            attempts = partial(sweep.chunks, "attempts", everything=True)
             here = [item for item in items if item not in there]
-            extra: list[NamedFrame] = [("attempts", slices, ATTEMPTS), ("hosts", hosts, HOSTS), *here]
+            extra: list[NamedFrame] = [("attempts", attempts, ATTEMPTS), ("hosts", hosts, HOSTS), *here]
             written = write_tables(base, out_dir, fmt, extra)
             made, frames = views_there.result()
         self.__dict__.update(frames)  # the views as if made here

@@ -256,7 +256,7 @@ def test_late_naming_reaches_the_columns_of_a_batch() -> None:
 
 def test_chunks_keep_their_size_across_batch_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch files of 3 records (and a buffer of 2) streamed as chunks of 4: every chunk but the last
-    is full, as when the records were gathered one by one (row groups of Parquet depend on it)."""
+    is full, as when the records were gathered one by one."""
     from tests.test_records import _bind
 
     monkeypatch.setattr(rec_mod, "BATCH_ROWS", 3)

@@ -257,10 +257,12 @@ def test_writer_streams_attempts_without_the_whole_table(tmp_path: Path, monkeyp
     assert (tmp_path / "out" / "attempts.csv").read_bytes() == expected
 
 
-def test_writer_slices_attempts_as_the_whole_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Spool batches of 1,000 rows, written as slices of CHUNK_ROWS all the same: a Parquet file's
-    row groups (here one per slice) are those of the whole table cut into slices. A table too big
-    to be kept whole (`spooled.CACHE_ROWS`), so it streams a batch at a time."""
+def test_streamed_attempts_write_the_parquet_bytes_of_the_whole_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spool batches of 1,000 rows, streamed as they come (each cut into chunks of at most
+    CHUNK_ROWS): the Parquet file's row groups (here of CHUNK_ROWS) are those of the whole table. A
+    table too big to be kept whole (`spooled.CACHE_ROWS`), so it streams a batch at a time."""
     from analyzer.report import output, spooled
     from analyzer.report.attempts import ATTEMPTS
     from analyzer.report.tables import CHUNK_ROWS
@@ -271,7 +273,6 @@ def test_writer_slices_attempts_as_the_whole_table(tmp_path: Path, monkeypatch: 
     records = Pipeline(Limits(), strict=True).run([str(_write(tmp_path, floods.syn_flood, n))])
     records.finish()
     whole = from_records(records).attempts
-    slices = (whole.iloc[at : at + CHUNK_ROWS] for at in range(0, n, CHUNK_ROWS))
-    expected = output.write_frame(slices, ATTEMPTS, tmp_path / "whole.parquet", "parquet").read_bytes()
+    expected = output.write_frame(whole, ATTEMPTS, tmp_path / "whole.parquet", "parquet").read_bytes()
     from_records(records).write(tmp_path / "out", "parquet")
     assert (tmp_path / "out" / "attempts.parquet").read_bytes() == expected

@@ -147,35 +147,42 @@ def write_frame(df: TableData, schema: dict[str, str], path: str | PathLike[str]
     return out
 
 
-PARQUET_ROWS = 65_536  # rows per row group of a table written from a stream of chunks
+# Rows per row group: four chunks. pyarrow's writer holds a row group's Arrow columns and its encoded
+# pages until the group ends; measured on the bind flood's 200,000-row binds table, 65,536-row groups
+# (converted from frames) added 157 MiB to the process at their peak, 16,384-row groups gathered as
+# Arrow 32 MiB, for a file the same size within 0.5 %.
+PARQUET_ROWS = 16_384
 
 
 def _write_parquet(df: TableData, schema: dict[str, str], out: Path) -> None:
-    """A table of at most `PARQUET_ROWS` rows written at once (the bytes of writing the frame whole);
-    a longer one as row groups of `PARQUET_ROWS`, each gathered from the chunks, with pandas' metadata
-    so the frame reads back typed."""
-    if isinstance(df, pd.DataFrame):
-        df.to_parquet(out, index=False)
-        return
+    """A table (a frame, sliced, or a stream of frames) as row groups of exactly `PARQUET_ROWS` rows
+    (the last: the rest), each piece converted to Arrow as it comes (`Table.from_pandas`, with pandas'
+    metadata, so the file reads back typed) and held as Arrow until its group is written: what is
+    held is one row group, whatever the table's length. A table of no rows is its schema's empty frame."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer: Any = None
-    held: list[pd.DataFrame] = []
+    held: list[Any] = []
+    rows = 0
     try:
-        for piece in df:
-            held.append(piece)
-            if sum(map(len, held)) >= PARQUET_ROWS:
-                table = pa.Table.from_pandas(pd.concat(held, ignore_index=True), preserve_index=False)
-                writer = writer or pq.ParquetWriter(out, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                held = []
-        if writer is None:  # every row held: one frame, as whole
-            whole = pd.concat(held, ignore_index=True) if held else frame(schema, {})
-            whole.to_parquet(out, index=False)
-        elif held:
-            rest = pa.Table.from_pandas(pd.concat(held, ignore_index=True), preserve_index=False)
-            writer.write_table(rest.cast(writer.schema))
+        for piece in _pieces(df):
+            if not len(piece):
+                continue
+            table = pa.Table.from_pandas(piece, preserve_index=False)
+            writer = writer or pq.ParquetWriter(out, table.schema)
+            held.append(table.cast(writer.schema))
+            rows += len(piece)
+            while rows >= PARQUET_ROWS:
+                group = pa.concat_tables(held)
+                writer.write_table(group.slice(0, PARQUET_ROWS))
+                held, rows = [group.slice(PARQUET_ROWS)], rows - PARQUET_ROWS
+        if writer is None:  # no rows at all
+            empty = pa.Table.from_pandas(frame(schema, {}), preserve_index=False)
+            writer = pq.ParquetWriter(out, empty.schema)
+            writer.write_table(empty)
+        elif rows:
+            writer.write_table(pa.concat_tables(held))
     finally:
         if writer is not None:
             writer.close()

@@ -11,12 +11,11 @@ its flow ends); calls are recorded when answered and connections when they end, 
 always. Before the first read of a table its sort keys alone are read, from the spooled fields
 (`Spool.arrow_fields`), and checked a batch at a time (`report.order.OrderCheck`: nothing held);
 only for a table found out of order are they read again and gathered (with multi-file sessions,
-always: from the converted and localised key columns, in the compact form, `report.compact`: a
-text key costs its code). Already in order (the usual case):
-the batches stream as they were made, regrouped into chunks of exactly `CHUNK_ROWS` (the Parquet
-writer's row groups depend on it). Otherwise the stable permutation of the keys (8 bytes a row) is
-kept, and each chunk is the rows at its positions (`Spool.take_batch`, which maps each batch file
-holding some of them once and copies out only those). The result is the rows
+always: from the converted and localised key columns, in the compact form, `report.compact`: a text
+key costs its code). Already in order (the usual case): the batches stream as they were made,
+regrouped into chunks of exactly `CHUNK_ROWS`. Otherwise the stable permutation of the keys (8 bytes
+a row) is kept, and each chunk is the rows at its positions (`Spool.take_batch`, which maps each
+batch file holding some of them once and copies out only those). The result is the rows
 `sort_values(ORDER, kind="stable")` would give.
 
 Small tables (at most `CACHE_ROWS` rows: every table of an ordinary capture) are built whole once
