@@ -191,30 +191,3 @@ def test_matrix_connections_are_the_distinct_streams_per_key() -> None:
                 truth[k].add((c, s))
     assert held.distinct > 0  # gathered before the end
     assert held.counts(52) == [len(t) for t in truth] + [0, 0]
-
-
-def test_streams_give_the_freed_heap_back_every_few_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`released_every` passes the items through unchanged and calls `release` after every `every` of
-    them; a table streamed from the spool and a spill read back do so every `RELEASE_CHUNKS` chunks."""
-    from analyzer.report import memory, spooled
-    from analyzer.report.spooled import Spooled
-    from tests.conftest import run
-
-    calls: list[int] = []
-    monkeypatch.setattr(memory, "release", lambda: calls.append(1))
-    assert list(memory.released_every(range(20), 8)) == list(range(20))
-    assert len(calls) == 2
-    monkeypatch.setattr(spooled, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(spooled, "CACHE_ROWS", 0)
-    records = run(sorted(SAMPLES.glob("*.pcap*")))
-    records.finish()
-    calls.clear()
-    chunks = list(Spooled(records).chunks("binds"))
-    assert len(chunks) >= 2 * memory.RELEASE_CHUNKS
-    assert len(calls) == len(chunks) // memory.RELEASE_CHUNKS
-    spill = Spill()
-    for chunk in chunks:
-        spill.add(chunk)
-    calls.clear()
-    back = list(spill.frames())
-    assert len(back) == len(chunks) and len(calls) == len(chunks) // memory.RELEASE_CHUNKS

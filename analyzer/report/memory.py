@@ -5,22 +5,15 @@ are transient. Two allocators hold on to what was freed: pyarrow's default pool 
 pages for reuse, and glibc's malloc keeps freed heap below its top. Measured on a SYN flood of 1 M
 attempts, those were 270 MiB of resident memory around a 37 MiB table. So the tables use Arrow's
 system pool (unless the user chose one with ARROW_DEFAULT_MEMORY_POOL) and `release()` asks glibc
-to return free pages (`malloc_trim`, where there is one) after each whole table or view is made,
-and every `RELEASE_CHUNKS` chunks of a table streamed from the spool (`released_every`).
+to return free pages (`malloc_trim`, where there is one) after each whole table or view is made.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterable, Iterator
 from functools import cache
-from typing import Any, TypeVar
-
-T = TypeVar("T")
-
-# Chunks of a stream between two `release()` calls (`released_every`): eight chunks are 32,768 rows.
-RELEASE_CHUNKS = 8
+from typing import Any
 
 
 @cache
@@ -48,16 +41,3 @@ def release() -> None:
     trim = _trim()
     if trim is not None:
         trim(0)
-
-
-def released_every(items: Iterable[T], every: int = RELEASE_CHUNKS) -> Iterator[T]:
-    """The items as they come, `release()` called after every `every` of them has been used (when the
-    consumer asks for the next). Writing a long table frees as much as it allocates, chunk after
-    chunk, but glibc does not reuse all of it: the holes the transient buffers leave between what
-    lives on (the folds' state) do not fit the next chunk's buffers, so the heap grows. Measured on
-    the bind flood's 200,000-row binds table written as Parquet in one process: the process grew
-    by 40 MiB while writing it, 35 of them free heap that `malloc_trim` gave back."""
-    for n, item in enumerate(items, 1):
-        yield item
-        if n % every == 0:
-            release()

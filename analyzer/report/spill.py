@@ -17,8 +17,6 @@ from typing import IO, Any
 
 import pandas as pd
 
-from analyzer.report.memory import released_every
-
 
 class Spill:
     """Frames written to a temporary file as they come, read back in order (see the module docstring)."""
@@ -47,11 +45,7 @@ class Spill:
         self.rows += len(df)
 
     def frames(self) -> Iterator[pd.DataFrame]:
-        """Every frame added, in order, each as it was given (same columns and dtypes, a fresh index);
-        the heap they freed given back every few frames (`report.memory.released_every`)."""
-        return released_every(self._frames())
-
-    def _frames(self) -> Iterator[pd.DataFrame]:
+        """Every frame added, in order, each as it was given (same columns and dtypes, a fresh index)."""
         import pyarrow as pa
 
         for at, size in self._parts:

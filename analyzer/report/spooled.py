@@ -41,7 +41,7 @@ from analyzer.report.attempts import attempt_chunks, compact_attempts, typed
 from analyzer.report.builder import Builder
 from analyzer.report.columns import STR
 from analyzer.report.compact import Compact
-from analyzer.report.memory import release, released_every
+from analyzer.report.memory import release
 from analyzer.report.order import OrderCheck, SortKeys, arrays_order, in_order, sort_order
 from analyzer.report.source import TABLES, empty_table
 from analyzer.report.tables import CHUNK_ROWS, ORDER
@@ -153,11 +153,7 @@ class Spooled:
         return df
 
     def _stream(self, table: str, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
-        """The table's rows in ORDER, converted a chunk at a time (only `columns`, all when None), the
-        heap the chunks freed given back every few chunks (`report.memory.released_every`)."""
-        return released_every(self._converted(table, columns))
-
-    def _converted(self, table: str, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+        """The table's rows in ORDER, converted a chunk at a time (only `columns`, all when None)."""
         decl = self.builder.declaration(table)
         wanted = list(columns) if columns is not None else [c.name for c in decl.columns]
         if table == "attempts" and self._order(table, decl.records) is None:  # typed from Arrow batches
