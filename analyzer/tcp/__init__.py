@@ -7,6 +7,6 @@ Must not import: `analyzer.dcerpc`, `analyzer.stubs`, `analyzer.smb`, `analyzer.
 `analyzer.pipeline` or anything above them (the transport a connection feeds is given to it).
 """
 
-from analyzer.tcp.reassembly import StreamSink, TcpHalf
+from analyzer.tcp.reassembly import Receiver, StreamSink, TcpHalf
 
-__all__ = ["StreamSink", "TcpHalf"]
+__all__ = ["Receiver", "StreamSink", "TcpHalf"]

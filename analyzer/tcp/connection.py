@@ -21,7 +21,7 @@ from analyzer.book import Announcement
 from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.limits import Limits
 from analyzer.model import ConnectionRecord, Flow, RecordSink
-from analyzer.tcp.reassembly import TcpHalf
+from analyzer.tcp.reassembly import Receiver, TcpHalf
 
 
 class Payload(Protocol):
@@ -31,6 +31,10 @@ class Payload(Protocol):
     def data(self, from_client: bool, data: bytes, frame: int, ts: int) -> None: ...
 
     def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None: ...
+
+    def receiver(self, from_client: bool) -> Receiver:
+        """What `data(from_client, ...)` calls, for one direction: its reassembly then hands the
+        in-order bytes straight to it, one call where the layers took three."""
 
     def close(self) -> None:
         """The connection ended: finish what is pending."""
@@ -43,6 +47,10 @@ class Payload(Protocol):
 
     def midstream(self) -> bool | None:
         """Did the conversation begin before the capture? None without PDUs."""
+
+
+def _drop(data: bytes, frame: int, ts: int) -> None:
+    """Where the bytes of a closed connection would go (none arrive: it has left the flow table)."""
 
 
 _NOT_ANNOUNCED = (None, None, None, None)  # a ConnectionRecord's epm_* fields, when no EPM answer announced it
@@ -127,8 +135,11 @@ class TcpConnection:
         self.s2c = TcpHalf(self._s_dir, limits)
 
     def start(self) -> Payload:
-        """The transport, made when the first byte or hole is delivered."""
+        """The transport, made when the first byte or hole is delivered; from then on each
+        direction's in-order bytes go straight to it (not through its `_Direction`)."""
         payload = self.payload = self._make(self)
+        self.c2s.deliver = payload.receiver(True)
+        self.s2c.deliver = payload.receiver(False)
         return payload
 
     def is_new_connection(self, pkt: Packet) -> bool:
@@ -194,6 +205,7 @@ class TcpConnection:
             # collector, which under a flood of short connections held about as much garbage as
             # there was live state. Cut, a closed connection is freed at once.
             self._c_dir.conn = self._s_dir.conn = None
+            self.c2s.deliver = self.s2c.deliver = _drop
         return self.record(end)
 
     def record(self, end: str) -> ConnectionRecord:

@@ -14,12 +14,16 @@ so the consumer can say which frame completed each PDU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from analyzer.limits import Limits
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
+
+
+Receiver = Callable[[bytes, int, int], None]  # (in-order bytes, frame, ts)
 
 
 class StreamSink(Protocol):
@@ -49,6 +53,7 @@ class TcpHalf:
         "_peer_acked",
         "_sink",
         "cap_hits",
+        "deliver",
         "finished",
         "gaps",
         "given_up",
@@ -60,6 +65,9 @@ class TcpHalf:
 
     def __init__(self, sink: StreamSink, limits: Limits) -> None:
         self._sink = sink
+        # Where in-order bytes go: the sink's `data`, until its owner points it at the reader of the
+        # bytes itself (a call per segment saved, `TcpConnection.start`).
+        self.deliver: Receiver = sink.data
         self._limits = limits
         self.started = False
         self._base32 = 0  # sequence number (mod 2**32) of stream offset 0
@@ -95,7 +103,7 @@ class TcpHalf:
         if payload:
             if off == nxt and not self._ooo:  # in order with nothing buffered (the common case): `_add`'s end
                 self._next = nxt + len(payload)
-                self._sink.data(payload, frame, ts)
+                self.deliver(payload, frame, ts)
             else:
                 self._add(off, payload, frame, ts)
         if self._fin_off >= 0 and self._next >= self._fin_off and not self.finished:
@@ -156,7 +164,7 @@ class TcpHalf:
 
     def _deliver(self, data: bytes, frame: int, ts: int) -> None:
         self._next += len(data)
-        self._sink.data(data, frame, ts)
+        self.deliver(data, frame, ts)
 
     def _drain(self) -> None:
         """Deliver buffered segments that are now contiguous, each with the frame it arrived in:

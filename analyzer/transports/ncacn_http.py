@@ -31,7 +31,7 @@ from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.model import Flow, RecordSink
 from analyzer.stubs import stub_decoder
-from analyzer.tcp import StreamSink
+from analyzer.tcp import Receiver, StreamSink
 from analyzer.transports.ncacn_ip_tcp import began_before, epm_hint, framing_violation
 
 V1_BANNER = b"ncacn_http/1.0"
@@ -206,6 +206,9 @@ class HttpConnection:
 
     def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None:
         self._pre[from_client].gap(missing, frame, ts)
+
+    def receiver(self, from_client: bool) -> Receiver:
+        return self._pre[from_client].data
 
     def _capped(self, from_client: bool, frame: int, what: str, detail: str) -> None:
         self.sink.violation(self.flow, frame, "limits", what, ("client: " if from_client else "server: ") + detail)

@@ -19,6 +19,7 @@ from analyzer.dcerpc.stream import CoStream
 from analyzer.limits import Limits
 from analyzer.model import Flow, RecordSink
 from analyzer.stubs import stub_decoder
+from analyzer.tcp import Receiver
 
 
 def epm_hint(announced: Announcement | None) -> InterfaceHint | None:
@@ -65,6 +66,9 @@ class CoConnection:
 
     def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None:
         self._streams[from_client].gap(missing, frame, ts)
+
+    def receiver(self, from_client: bool) -> Receiver:
+        return self._streams[from_client].data
 
     def close(self) -> None:
         self.assoc.close()

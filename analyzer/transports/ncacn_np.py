@@ -31,6 +31,7 @@ from analyzer.ntlm import NtlmIdentity
 from analyzer.smb import SmbConnection
 from analyzer.smb.events import PipeKey
 from analyzer.stubs import stub_decoder
+from analyzer.tcp import Receiver
 
 _serials = itertools.count(1)
 SMB_TRANSPORT = "smb"  # the transport of an SMB TCP connection's own Flow (never a table row)
@@ -272,6 +273,9 @@ class NpConnection:
         self.gap = self.smb.gap
 
     # -- the TCP connection's events ------------------------------------------------------------
+
+    def receiver(self, from_client: bool) -> Receiver:
+        return partial(self.smb.data, from_client)
 
     def close(self) -> None:
         self.smb.close()
