@@ -296,7 +296,10 @@ class Classifier:
         """A `SynOnly` connection's next packet: follow it from its SYN, in its place in the table."""
         tcp = self._connection(s.stream, s.kind, s.identified_by, s.client, s.server, s.announced, s.frame, s.last_ts)
         self._conv.table.replace(s.key, s, tcp)
-        tcp.packet(s.syn, True, s.frame, s.last_ts)
+        if s.payload:  # a SYN with data: the whole way
+            tcp.packet(s.syn, True, s.frame, s.last_ts)
+        else:  # its flags are SYN alone (`start` makes a SynOnly of no other)
+            tcp.client_syn(s.seq, s.frame, s.last_ts)
         return tcp
 
     def flow(self, stream: int, kind: str, client: tuple[bytes, int], server: tuple[bytes, int], ts: int) -> Flow:

@@ -150,6 +150,15 @@ class TcpConnection:
             return True
         return self.client_isn is not None and pkt.seq != self.client_isn
 
+    def client_syn(self, seq: int, frame: int, ts: int) -> None:
+        """The client's first SYN, without payload and without ACK, FIN or RST: what `packet` does
+        with it, without its tests (a connection followed from a `SynOnly` entry)."""
+        self.packets += 1
+        self.last_frame = frame
+        self.last_ts = ts
+        self.c2s.syn(seq)
+        self.client_isn = seq
+
     @property
     def finished(self) -> bool:
         return self.reset or (self.c2s.finished and self.s2c.finished)
