@@ -1,7 +1,7 @@
 """Raw frame -> TCP segment or UDP datagram, for the packets the RPC layers want, and only those.
 
 Link layers: Ethernet (with 802.1Q / 802.1ad QinQ tags), Linux cooked SLL and SLL2, raw IPv4/IPv6,
-BSD null/loopback. Network: IPv4 (fragments reassembled, see `ipfrag`) and IPv6 (extension headers
+BSD null/loopback (see `link`). Network: IPv4 (fragments reassembled, see `ipfrag`) and IPv6 (extension headers
 skipped, fragments reassembled). Transport: TCP and UDP headers. Tunnels (see `tunnel`): GRE (plain,
 WCCP redirect, ERSPAN I/II/III), VXLAN on UDP 4789 and Geneve on UDP 6081 are unwrapped and the packet
 they carry is decoded like a bare one, with its own (inner) addresses; the outer headers only lead there.
@@ -12,6 +12,7 @@ building anything. A `Packet` exists only for packets the `Selector` accepts:
 - TCP or UDP packets with a port in `tcp_ports` / `udp_ports` (135, 445, ..., ports learned from
   the endpoint mapper): every such packet, with or without payload, so connection state is seen;
 - other packets whose payload the selector's probe accepts (a DCE/RPC bind on an unknown port).
+On batches, the packets of the common layout are built in C (`_packets.build`, see `_built`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy.typing as npt
 
 from analyzer.capture import prefilter, syns, tunnel
 from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.link import ETH_IPV4, ETH_IPV6, LINKTYPE_ETHERNET, VLAN_TAGS, ethernet, link_layer
 from analyzer.capture.prefilter import Batch, PortSet
 from analyzer.capture.reader import RawFrame
 
@@ -44,41 +46,9 @@ SYN = 0x02
 RST = 0x04
 ACK = 0x10
 
-# Link types (https://www.tcpdump.org/linktypes.html)
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_RAW_OPENBSD = 14
-LINKTYPE_RAW_ALT = 12
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-SUPPORTED_LINK_TYPES = frozenset(
-    {
-        LINKTYPE_NULL,
-        LINKTYPE_ETHERNET,
-        LINKTYPE_RAW,
-        LINKTYPE_RAW_OPENBSD,
-        LINKTYPE_RAW_ALT,
-        LINKTYPE_LOOP,
-        LINKTYPE_LINUX_SLL,
-        LINKTYPE_IPV4,
-        LINKTYPE_IPV6,
-        LINKTYPE_LINUX_SLL2,
-    }
-)
-
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
 ETH_FRAME = tunnel.ETH_FRAME
 # Tunnels inside tunnels are followed this deep; a hostile nest of headers stops here.
 _MAX_TUNNEL_DEPTH = 4
-_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
-# BSD address families for IPv6 differ between systems (FreeBSD 28, OpenBSD/NetBSD 24, macOS 30).
-_AF_INET = 2
-_AF_INET6 = (10, 24, 28, 30)
 
 _IPV6_EXT_HEADERS = frozenset({0, 43, 60, 51, 135, 139, 140})
 _IPV6_FRAGMENT = 44
@@ -216,8 +186,7 @@ class PacketDecoder:
         tcp_ports, udp_ports = sel.tcp_ports, sel.udp_ports
         tcp_first = prefilter.table(sel.tcp_probe_first)
         udp_first = prefilter.table(sel.udp_probe_first)
-        probe, udp_probe, vxlan, geneve = sel.tcp_probe, sel.udp_probe, tunnel.UDP_VXLAN, tunnel.UDP_GENEVE
-        decode, plain, built = self.decode, _plain, _built
+        built = _built
         frames = last = 0
         versions = (tcp_ports.version, udp_ports.version)
         tcp_table, udp_table = prefilter.port_table(tcp_ports), prefilter.port_table(udp_ports)
@@ -248,25 +217,15 @@ class PacketDecoder:
                         for item in built(batch, f, at, tcp_table, udp_table):
                             if len(item) == 3:  # a packet of the common layout with a port in its set
                                 yield item
-                                i = item[0] - frame0 - 1
-                            else:
-                                i, kind, sport, dport, maybe, pay, stop, start, end, ts = item
-                                # `decode`'s tests and packet for the common layout, without its calls.
-                                if kind == 6:
-                                    if sport not in tcp_ports and dport not in tcp_ports:
-                                        if not maybe or not probe(buf, pay, stop):
-                                            continue
-                                    pkt = plain(6, buf, start, pay, stop, sport, dport)
-                                elif kind == 17 and dport != vxlan and dport != geneve:  # tunnels: see `_l4`
-                                    if sport not in udp_ports and dport not in udp_ports:
-                                        if not maybe or not udp_probe(buf, pay, stop):
-                                            continue
-                                    pkt = plain(17, buf, start, pay, stop, sport, dport)
-                                else:
-                                    pkt = decode(link, buf, start, end, frame0 + i + 1, ts)
-                                if pkt is None:
-                                    continue
-                                yield frame0 + i + 1, ts, pkt
+                                if versions != (tcp_ports.version, udp_ports.version):
+                                    since = item[0] - frame0
+                                    break
+                                continue
+                            i, ts = item[0], item[9]
+                            pkt = self._row(item, buf, link, frame0)
+                            if pkt is None:
+                                continue
+                            yield frame0 + i + 1, ts, pkt
                             if versions != (tcp_ports.version, udp_ports.version):
                                 since = i + 1
                                 break
@@ -274,6 +233,23 @@ class PacketDecoder:
                         break
         self.frames = frames
         self.last_ts = last or None
+
+    def _row(self, row: prefilter.Row, buf: bytes, link: int, frame0: int) -> Packet | None:
+        """The packet of a candidate `_built` left as its row, if the selector wants it: `decode`'s
+        tests and packet for the common layout, without its calls, else `decode`."""
+        i, kind, sport, dport, maybe, pay, stop, start, end, ts = row
+        sel = self.selector
+        if kind == 6:
+            if sport not in sel.tcp_ports and dport not in sel.tcp_ports:
+                if not maybe or not sel.tcp_probe(buf, pay, stop):
+                    return None
+            return _plain(6, buf, start, pay, stop, sport, dport)
+        if kind == 17 and dport != tunnel.UDP_VXLAN and dport != tunnel.UDP_GENEVE:  # tunnels: see `_l4`
+            if sport not in sel.udp_ports and dport not in sel.udp_ports:
+                if not maybe or not sel.udp_probe(buf, pay, stop):
+                    return None
+            return _plain(17, buf, start, pay, stop, sport, dport)
+        return self.decode(link, buf, start, end, frame0 + i + 1, ts)
 
     def _to_sink(self, batch: Batch, at: prefilter.Ints, versions: tuple[int, int], n: int) -> int:
         """Hand plain SYNs to the sink: where to look again from (`n`: nowhere, all taken and no port
@@ -303,16 +279,16 @@ class PacketDecoder:
 
     def decode(self, link: int, buf: bytes, start: int, end: int, frame: int, ts: int) -> Packet | None:
         """The packet in buf[start:end] if the selector wants it, else None."""
-        if link == LINKTYPE_ETHERNET:  # inline (see `_ethernet`): most frames are Ethernet
+        if link == LINKTYPE_ETHERNET:  # inline (see `link.ethernet`): most frames are Ethernet
             if end - start < 14:
                 return None
             etype = (buf[start + 12] << 8) | buf[start + 13]
             ip = start + 14
-            while etype in _VLAN_TAGS and ip + 4 <= end:
+            while etype in VLAN_TAGS and ip + 4 <= end:
                 etype = (buf[ip + 2] << 8) | buf[ip + 3]
                 ip += 4
         else:
-            etype, ip = self._link(link, buf, start, end)
+            etype, ip = link_layer(link, buf, start, end)
         if etype == ETH_IPV4:
             return self._ipv4(buf, ip, end, frame, ts)
         if etype == ETH_IPV6:
@@ -327,7 +303,7 @@ class PacketDecoder:
         self._depth += 1
         try:
             if kind == ETH_FRAME:
-                kind, off = _ethernet(buf, off, end)
+                kind, off = ethernet(buf, off, end)
             if kind == ETH_IPV4:
                 return self._ipv4(buf, off, end, frame, ts)
             if kind == ETH_IPV6:
@@ -335,35 +311,6 @@ class PacketDecoder:
             return None
         finally:
             self._depth -= 1
-
-    def _link(self, link: int, buf: bytes, start: int, end: int) -> tuple[int, int]:
-        """(ethertype, offset of the network header) for the link types other than Ethernet."""
-        if link in (LINKTYPE_RAW, LINKTYPE_RAW_ALT, LINKTYPE_RAW_OPENBSD, LINKTYPE_IPV4, LINKTYPE_IPV6):
-            if start >= end:
-                return 0, start
-            version = buf[start] >> 4
-            return (ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0), start
-        if link == LINKTYPE_LINUX_SLL:
-            if end - start < 16:
-                return 0, start
-            return _u16(buf, start + 14)[0], start + 16
-        if link == LINKTYPE_LINUX_SLL2:
-            if end - start < 20:
-                return 0, start
-            return _u16(buf, start)[0], start + 20
-        if link in (LINKTYPE_NULL, LINKTYPE_LOOP):
-            if end - start < 4:
-                return 0, start
-            # NULL stores the family in the writer's byte order, LOOP in network order: try both.
-            fam = int.from_bytes(buf[start : start + 4], "little")
-            if fam > 0xFFFF:
-                fam = int.from_bytes(buf[start : start + 4], "big")
-            if fam == _AF_INET:
-                return ETH_IPV4, start + 4
-            if fam in _AF_INET6:
-                return ETH_IPV6, start + 4
-            return 0, start
-        return 0, start
 
     def _ipv4(self, buf: bytes, ip: int, end: int, frame: int, ts: int) -> Packet | None:
         if ip + 20 > end:
@@ -525,15 +472,3 @@ def _built_here(
         elif (pkt := _plain(kind, buf, start, pay, stop, sport, dport)) is not None:
             out.append((frame0 + i + 1, ts, pkt))
     return out
-
-
-def _ethernet(buf: bytes, start: int, end: int) -> tuple[int, int]:
-    """(ethertype, offset of the network header) of an Ethernet II frame, past any 802.1Q/802.1ad tags."""
-    if end - start < 14:
-        return 0, start
-    etype = (buf[start + 12] << 8) | buf[start + 13]
-    ip = start + 14
-    while etype in _VLAN_TAGS and ip + 4 <= end:
-        etype = (buf[ip + 2] << 8) | buf[ip + 3]
-        ip += 4
-    return etype, ip

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from analyzer.bounded import no_collections
-from analyzer.capture.decode import PROTO_TCP, SUPPORTED_LINK_TYPES, PacketDecoder
+from analyzer.capture.decode import PROTO_TCP, PacketDecoder
 from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.link import SUPPORTED_LINK_TYPES
 from analyzer.capture.netmon import LINK_NONE
 from analyzer.capture.prefilter import port_table
 from analyzer.capture.reader import CaptureReader, RawFrame
