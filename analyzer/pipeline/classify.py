@@ -142,7 +142,9 @@ class Classifier:
         if self._follow is not None and not self._follow(key):
             return
         _src, sport, _dst, dport = key
-        if dport == EPM_PORT or sport == EPM_PORT:
+        if dport == EPM_PORT and pkt.flags & _SYN_ACK_FIN_RST == SYN:  # a client's SYN to the EPM (as `start` takes it)
+            self._syn_only(key, pkt, frame, ts, "co", BY_PORT135, None)
+        elif dport == EPM_PORT or sport == EPM_PORT:
             client, server = _sides(key, _EPM_PORTS)
             self.start(key, "co", BY_PORT135, client, server, None, [(pkt, frame, ts)])
         elif dport in SMB_PORTS or sport in SMB_PORTS:
@@ -275,14 +277,11 @@ class Classifier:
         """Follow a conversation (`kind` co, http or smb) from the packets kept for it. A connection
         seen so far as its client's SYN alone is kept as a `SynOnly` tuple until its next packet."""
         conv = self._conv
-        stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation (its pipes are)
         pkt0, frame0, ts0 = packets[0]
         if len(packets) == 1 and pkt0.flags & _SYN_ACK_FIN_RST == SYN and (pkt0.src, pkt0.sport) == client:
-            _proto, src, dst, sport, dport, seq, ack, flags, payload = pkt0
-            syn_key = (src, sport, dst, dport)
-            fields = (syn_key, seq, ack, flags, payload, frame0, ts0, stream, kind, by, announced)
-            conv.put(syn_key, _new_tuple(SynOnly, fields))
+            self._syn_only((pkt0.src, pkt0.sport, pkt0.dst, pkt0.dport), pkt0, frame0, ts0, kind, by, announced)
             return
+        stream = -1 if kind == "smb" else conv.next_stream()  # an SMB connection is not a conversation (its pipes are)
         tcp = self._connection(stream, kind, by, client, server, announced, frame0, ts0)
         if by in (BY_HEURISTIC, BY_MIDSTREAM):
             conv.selector.tcp_ports.add(server[1])
@@ -291,6 +290,16 @@ class Classifier:
             tcp.packet(pkt, (pkt.src, pkt.sport) == client, frame, ts)
         if tcp.finished:
             conv.close(tcp, "rst" if tcp.reset else "fin", packets[-1][2])
+
+    def _syn_only(
+        self, key: FlowKey, pkt: Packet, frame: int, ts: int, kind: str, by: str, announced: Announcement | None
+    ) -> None:
+        """A connection to follow seen so far as its client's SYN alone (`key` its packet's): a
+        `SynOnly` entry, with its stream number, until its next packet."""
+        stream = -1 if kind == "smb" else self._conv.next_stream()
+        _proto, _src, _dst, _sport, _dport, seq, ack, flags, payload = pkt
+        fields = (key, seq, ack, flags, payload, frame, ts, stream, kind, by, announced)
+        self._conv.put(key, _new_tuple(SynOnly, fields))
 
     def follow_syn(self, s: SynOnly) -> TcpConnection:
         """A `SynOnly` connection's next packet: follow it from its SYN, in its place in the table."""

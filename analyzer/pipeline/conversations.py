@@ -73,32 +73,42 @@ class Conversations:
     # -- packets in -----------------------------------------------------------------------------
 
     def tcp(self, pkt: Packet, frame: int, ts: int) -> None:
-        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        _proto, src, dst, sport, dport, _seq, _ack, flags, _payload = pkt  # one step, not an attribute each
+        key = (src, sport, dst, dport)
         entry = self._lookup(key)
         if entry is None:
             self.classifier.new_tcp(key, pkt, frame, ts)
             return
-        # Every entry is of one of the five classes, none subclassed: `type() is`, cheaper than isinstance.
-        if type(entry) is SynOnly:  # its second packet: followed from its SYN, in its place
-            entry = self.classifier.follow_syn(entry)
-        if type(entry) is TcpConnection:
-            from_client = (pkt.src, pkt.sport) == entry.client
-            if not (from_client and pkt.flags & _SYN_ACK == SYN and entry.is_new_connection(pkt)):
-                entry.packet(pkt, from_client, frame, ts)
-                self._touch(id(entry))
-                if entry.finished:
-                    self.close(entry, "rst" if entry.reset else "fin", ts)
+        # Every entry is of one of the five classes, none subclassed: `type() is`, cheaper than isinstance,
+        # and a followed connection (nearly every packet) is told by the first test.
+        if type(entry) is not TcpConnection:
+            if type(entry) is not SynOnly:
+                self._unfollowed(key, entry, pkt, frame, ts)
                 return
-            self.close(entry, "rst" if entry.reset else "fin", ts)
-        elif type(entry) is Candidate:
+            entry = self.classifier.follow_syn(entry)  # its second packet: followed from its SYN, in its place
+        client = entry.client
+        from_client = src == client[0] and sport == client[1]
+        if flags & _SYN_ACK != SYN or not from_client or not entry.is_new_connection(pkt):
+            entry.packet(pkt, from_client, frame, ts)
+            self._touch(id(entry))
+            if entry.reset or (entry.c2s.finished and entry.s2c.finished):  # `finished`, without its call
+                self.close(entry, "rst" if entry.reset else "fin", ts)
+            return
+        self.close(entry, "rst" if entry.reset else "fin", ts)  # a new connection on the same addresses
+        self.classifier.new_tcp(key, pkt, frame, ts)
+
+    def _unfollowed(self, key: FlowKey, entry: Entry, pkt: Packet, frame: int, ts: int) -> None:
+        """A packet of an entry that is not a followed connection: a candidate, a tombstone or an
+        undecided conversation."""
+        if type(entry) is Candidate:
             self.classifier.candidate(key, entry, pkt, frame, ts)
             return
-        elif type(entry) is Tombstone:
+        if type(entry) is Tombstone:
             entry.last_ts = ts
             if entry.swallows(pkt):
                 return
             self.forget(key, entry)
-        elif type(entry) is Undecided:  # the fifth kind (a SynOnly became a TcpConnection above)
+        elif type(entry) is Undecided:
             entry.last_ts = ts
             if pkt.payload and (entry.client is not None or entry.probes < PROBE_BUDGET):
                 self.classifier.judge(key, entry, pkt, frame, ts)
