@@ -88,18 +88,21 @@ def test_the_c_step_refuses_what_it_cannot_read() -> None:
 def test_without_the_c_step_the_decoder_selects_the_same_packets(
     tmp_path_factory: pytest.TempPathFactory, frames: list[tuple[int, int, bytes]], udp_first: bool
 ) -> None:
-    """Ports learned and forgotten between packets (`_selected`), small batches: C or not, the same."""
+    """Ports learned and forgotten between packets (`_selected`), small batches: C or not, in one
+    call per stretch or in many, the same."""
     path = tmp_path_factory.mktemp("pb") / "x.pcap"
     path.write_bytes(_pcap(frames, b""))
-    saved, built = pcap._BATCH, decode.c_build
+    saved, built, chunk = pcap._BATCH, decode.c_build, decode._CHUNK
     pcap._BATCH = 300
     try:
         with_c = _selected(path, True, udp_first)
+        decode._CHUNK = 2  # stretches cut into many calls, a port learned in any of them
+        in_pieces = _selected(path, True, udp_first)
         decode.c_build = None
         without = _selected(path, True, udp_first)
     finally:
-        pcap._BATCH, decode.c_build = saved, built
-    assert with_c == without
+        pcap._BATCH, decode.c_build, decode._CHUNK = saved, built, chunk
+    assert with_c == without == in_pieces
 
 
 def test_the_decoder_takes_the_c_step_when_it_is_built(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -214,20 +214,23 @@ class PacketDecoder:
                     if bulk:  # plain SYNs, to the sink; the frames after the last it took are looked at again
                         since = self._to_sink(batch, at, versions, n)
                     else:
-                        for item in built(batch, f, at, tcp_table, udp_table):
-                            if len(item) == 3:  # a packet of the common layout with a port in its set
-                                yield item
+                        for lo in range(0, len(at), _CHUNK):  # a bounded number of packets made at once
+                            for item in built(batch, f, at[lo : lo + _CHUNK], tcp_table, udp_table):
+                                if len(item) == 3:  # a packet of the common layout with a port in its set
+                                    yield item
+                                    if versions != (tcp_ports.version, udp_ports.version):
+                                        since = item[0] - frame0
+                                        break
+                                    continue
+                                i, ts = item[0], item[9]
+                                pkt = self._row(item, buf, link, frame0)
+                                if pkt is None:
+                                    continue
+                                yield frame0 + i + 1, ts, pkt
                                 if versions != (tcp_ports.version, udp_ports.version):
-                                    since = item[0] - frame0
+                                    since = i + 1
                                     break
-                                continue
-                            i, ts = item[0], item[9]
-                            pkt = self._row(item, buf, link, frame0)
-                            if pkt is None:
-                                continue
-                            yield frame0 + i + 1, ts, pkt
-                            if versions != (tcp_ports.version, udp_ports.version):
-                                since = i + 1
+                            if since < n:
                                 break
                     if since < n:
                         break
@@ -433,6 +436,7 @@ def _plain(kind: int, buf: bytes, start: int, pay: int, stop: int, sport: int, d
 
 Built = tuple[int, int, Packet]  # (frame, ts, packet)
 _Table = npt.NDArray[np.bool_]  # prefilter.port_table: a byte per port
+_CHUNK = 1024  # candidates made packets in one `_built` call: the packets waiting meanwhile stay few
 
 
 def _built(
