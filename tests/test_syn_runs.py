@@ -10,10 +10,19 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from analyzer.capture.decode import PacketDecoder, Selector
+from analyzer.capture.ipfrag import Defragmenter
+from analyzer.capture.source import open_capture
+from analyzer.capture.syns import dotted, syn_run
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline
+from analyzer.pipeline.classify import ip_text
+from analyzer.pipeline.syn_runs import _packet
 from tests.test_floods import floods
 
 KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations")
@@ -112,3 +121,39 @@ def test_a_syn_flood_goes_the_bulk_way(tmp_path: Path, monkeypatch: pytest.Monke
         floods.syn_flood(out, 5000)
     records = Pipeline(Limits(max_tcp_flows=100), strict=True).run([str(path)])
     assert len(records.attempts) == 5000 and sum(taken) == 5000 and max(taken) > 1000
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    syns=st.lists(
+        st.tuples(
+            st.binary(min_size=4, max_size=4),  # addresses with zero octets anywhere, trailing ones too
+            st.integers(0, 65535),
+            st.binary(min_size=4, max_size=4),
+            st.integers(0, 0xFFFFFFFF),
+            st.sampled_from([0x02, 0xC2, 0x0A]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_run_holds_the_packets_the_decoder_makes(
+    tmp_path_factory: pytest.TempPathFactory, syns: list[tuple[bytes, int, bytes, int, int]]
+) -> None:
+    """Each SYN of a `SynRun` (its fields read with numpy) is the `Packet` decoding its frame gives."""
+    path = tmp_path_factory.mktemp("run") / "syns.pcap"
+    with open(path, "wb") as out:
+        w = floods.PcapWriter(out)
+        for src, sport, dst, seq, flags in syns:
+            w.tcp(src, sport, dst, 135, seq, 7, flags, b"")
+    decoded = [(frame, ts, pkt) for frame, ts, pkt in _decoder().select(open_capture(str(path)))]
+    batch = next(iter(open_capture(str(path)).batches()))
+    run = syn_run(batch, np.arange(len(syns), dtype=np.int64))
+    assert [(run.frames[i], run.ts[i], _packet(run, i)) for i in range(len(syns))] == decoded
+    assert [ip_text(a) for a in run.src] == dotted(run.src_octets).to_pylist()
+
+
+def _decoder() -> PacketDecoder:
+    sel = Selector()
+    sel.tcp_ports |= {135}
+    return PacketDecoder(sel, Defragmenter(Limits()))

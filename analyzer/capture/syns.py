@@ -39,9 +39,22 @@ class SynRun(NamedTuple):
     dst_octets: npt.NDArray[np.uint8]
 
 
-def _be32(view: npt.NDArray[np.uint8], at: Ints) -> Ints:
-    v = view[at[:, None] + np.arange(4)].astype(np.int64)
-    out: Ints = (v[:, 0] << 24) | (v[:, 1] << 16) | (v[:, 2] << 8) | v[:, 3]
+def _gather(view: npt.NDArray[np.uint8], at: Ints, size: int) -> npt.NDArray[np.uint8]:
+    """The `size` bytes at each offset of `at`, as one contiguous (n, size) array."""
+    return np.ascontiguousarray(view[at[:, None] + np.arange(size)])
+
+
+def _words(view: npt.NDArray[np.uint8], at: Ints, dtype: str) -> list[int]:
+    """The big-endian word (`dtype` ">u2" or ">u4") at each offset of `at`, as Python ints."""
+    size = np.dtype(dtype).itemsize
+    words: list[int] = _gather(view, at, size).view(dtype).ravel().tolist()
+    return words
+
+
+def _addresses(octets: npt.NDArray[np.uint8]) -> list[bytes]:
+    """Each row of (n, 4) octets as its 4 bytes: a void view's items are bytes, made without a
+    Python slice each (a bytes dtype would drop trailing zero octets)."""
+    out: list[bytes] = octets.view("V4").ravel().tolist()
     return out
 
 
@@ -70,21 +83,16 @@ def syn_run(batch: Batch, at: Ints) -> SynRun:
     """The SYNs of the frames at `at` (all plain)."""
     view = np.frombuffer(batch.buf, dtype=np.uint8)
     d = batch.start[at]
-    buf = batch.buf
-    starts = d.tolist()
-    src_octets = view[(d + 26)[:, None] + np.arange(4)]
-    dst_octets = view[(d + 30)[:, None] + np.arange(4)]
-    be16 = (view[(d + 34)[:, None] + np.arange(4)].astype(np.int64)).reshape(-1, 2, 2)
-    ports = (be16[:, :, 0] << 8) | be16[:, :, 1]
+    src_octets, dst_octets = _gather(view, d + 26, 4), _gather(view, d + 30, 4)
     return SynRun(
         frames=(at + batch.frame0 + 1).tolist(),
         ts=batch.ts[at].tolist(),
-        src=[buf[s + 26 : s + 30] for s in starts],
-        dst=[buf[s + 30 : s + 34] for s in starts],
-        sport=ports[:, 0].tolist(),
-        dport=ports[:, 1].tolist(),
-        seq=_be32(view, d + 38).tolist(),
-        ack=_be32(view, d + 42).tolist(),
+        src=_addresses(src_octets),
+        dst=_addresses(dst_octets),
+        sport=_words(view, d + 34, ">u2"),
+        dport=_words(view, d + 36, ">u2"),
+        seq=_words(view, d + 38, ">u4"),
+        ack=_words(view, d + 42, ">u4"),
         flags=view[d + 47].tolist(),
         src_octets=src_octets,
         dst_octets=dst_octets,
