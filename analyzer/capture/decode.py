@@ -135,10 +135,15 @@ class PacketDecoder:
         called every 65,536 frames.
         """
         batches = getattr(records, "batches", None)
-        if batches is not None:  # a reader with a fast path (pcap, pcapng)
+        if batches is not None:  # a reader with a fast path (pcap, pcapng): its generator itself, no hop per packet
             shown = batches() if self.on_batch is None else _shown(batches(), self.on_batch)
-            yield from self._select_batches(shown, progress)
-            return
+            return self._select_batches(shown, progress)
+        return self._select_frames(records, progress)
+
+    def _select_frames(
+        self, records: Iterable[RawFrame], progress: Callable[[], None] | None
+    ) -> Iterator[tuple[int, int, Packet]]:
+        """`select` frame by frame (a reader without batches: NetMon, a session, a bare iterator)."""
         ports = self._tcp_ports
         probe = self.selector.tcp_probe
         first_bytes = self.selector.tcp_probe_first
