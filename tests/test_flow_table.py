@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pickle
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from analyzer.model import Flow
-from analyzer.pipeline.flow_table import FlowTable, Undecided, reverse
+from analyzer.pipeline.flow_table import Entry, FlowTable, SynOnly, Undecided, reverse
 from analyzer.tcp.connection import Tombstone
 
 
@@ -88,3 +91,33 @@ def test_a_syn_only_entry_gives_back_its_syn() -> None:
     table._by_pair[reverse(s.key)] = other  # another entry took one direction's key
     table.forget(s.key, s)
     assert table.get(s.key) is None and table.get(reverse(s.key)) is other
+
+
+def _syn_only(i: int) -> SynOnly:
+    return SynOnly(_key(i), i, 0, 0x02, b"", i, i, i, "co", "port135", None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["syn", "syn", "syn", "undecided"]), min_size=1, max_size=12),
+    limit=st.integers(0, 14),
+    shared=st.booleans(),
+)
+def test_popping_syn_only_entries_in_bulk_is_popping_the_oldest_one_by_one(
+    kinds: list[str], limit: int, shared: bool
+) -> None:
+    """`pop_syn_only` leaves the table as `pop_oldest` does for each SynOnly entry at its head, up to
+    `limit`, and gives them in that order; a key another entry holds stays held by it."""
+    a, b = FlowTable(20), FlowTable(20)
+    entries: list[Entry] = [_syn_only(i) if kind == "syn" else Undecided(i) for i, kind in enumerate(kinds)]
+    for t in (a, b):
+        for i, e in enumerate(entries):
+            t.put(_key(i), e)
+        if shared:  # one direction of the oldest entry's key taken over by a later entry
+            t._by_pair[reverse(_key(0))] = entries[-1]
+    bulk = a.pop_syn_only(limit)
+    one_by_one: list[Entry] = []
+    while len(one_by_one) < limit and len(b) and type(b.nth_oldest(0)) is SynOnly:
+        one_by_one.append(b.pop_oldest())
+    assert [id(e) for e in bulk] == [id(e) for e in one_by_one]
+    assert _state(a) == _state(b) and a._by_pair == b._by_pair

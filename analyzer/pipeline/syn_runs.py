@@ -103,16 +103,20 @@ def _evict(conv: Conversations, count: int, detail: str, versions: tuple[int, in
     the number of the eviction after which the selector's ports changed, if one did (then no more)."""
     table = conv.table
     syn_only: list[SynOnly] = []
-    for x in range(count):
-        old = table.pop_oldest()
-        if isinstance(old, SynOnly):
-            syn_only.append(old)
+    x = 0
+    while x < count:
+        oldest = table.pop_syn_only(count - x)  # the SynOnly entries at the head, in bulk
+        if oldest:
+            syn_only += oldest
+            x += len(oldest)
             continue
+        old = table.pop_oldest()
         _syn_only_evicted(conv, syn_only, detail)
         syn_only = []
         conv.evicted(old, detail)
         if _versions(conv) != versions:
             return x
+        x += 1
     _syn_only_evicted(conv, syn_only, detail)
     return None
 
