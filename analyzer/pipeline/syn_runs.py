@@ -21,6 +21,7 @@ open a new flow, without an entry for the SYNs that would have been evicted with
 from __future__ import annotations
 
 from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from analyzer.capture.decode import PROTO_TCP, Packet
@@ -38,6 +39,7 @@ KINDS: dict[int, tuple[str, str]] = {
     HTTP_PORT: ("http", BY_PORT593),
     **{port: ("smb", BY_SMB) for port in SMB_PORTS},
 }
+_KEY, _FRAME, _LAST_TS = (attrgetter(name) for name in ("key", "frame", "last_ts"))  # of a SynOnly
 BULK_ATTEMPTS = 512  # transients written as one Arrow batch from this many on (fewer: row by row)
 
 
@@ -125,13 +127,13 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
     """`Conversations.evicted` for SYN-only entries, in order: a cap hit and an attempts row each."""
     if not entries:
         return
-    frames = [s.frame for s in entries]
+    frames = list(map(_FRAME, entries))  # the fields by C-level getters, not a Python step each
     collector = conv.collector
     collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
-    c_addr, c_port, s_addr, s_port = (list(side) for side in zip(*(s.key for s in entries), strict=True))
-    c_ips, s_ips = [ip_text(a) for a in c_addr], [ip_text(a) for a in s_addr]
+    c_addr, c_port, s_addr, s_port = (list(side) for side in zip(*map(_KEY, entries), strict=True))
+    c_ips, s_ips = list(map(ip_text, c_addr)), list(map(ip_text, s_addr))
     if len(entries) >= BULK_ATTEMPTS:
-        collector.attempt_columns(frames, [s.last_ts for s in entries], c_ips, c_port, s_ips, s_port)
+        collector.attempt_columns(frames, list(map(_LAST_TS, entries)), c_ips, c_port, s_ips, s_port)
     else:
         for s, c_ip, cp, s_ip, sp in zip(entries, c_ips, c_port, s_ips, s_port, strict=True):
             collector.attempt(s.frame, s.last_ts, c_ip, cp, s_ip, sp, "syn_only")
