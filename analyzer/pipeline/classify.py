@@ -303,12 +303,14 @@ class Classifier:
 
     def follow_syn(self, s: SynOnly) -> TcpConnection:
         """A `SynOnly` connection's next packet: follow it from its SYN, in its place in the table."""
-        tcp = self._connection(s.stream, s.kind, s.identified_by, s.client, s.server, s.announced, s.frame, s.last_ts)
-        self._conv.table.replace(s.key, s, tcp)
-        if s.payload:  # a SYN with data: the whole way
-            tcp.packet(s.syn, True, s.frame, s.last_ts)
+        key, seq, _ack, _flags, payload, frame, ts, stream, kind, by, announced = s  # one step, not a field each
+        c_addr, c_port, s_addr, s_port = key
+        tcp = self._connection(stream, kind, by, (c_addr, c_port), (s_addr, s_port), announced, frame, ts)
+        self._conv.table.replace(key, s, tcp)
+        if payload:  # a SYN with data: the whole way
+            tcp.packet(s.syn, True, frame, ts)
         else:  # its flags are SYN alone (`start` makes a SynOnly of no other)
-            tcp.client_syn(s.seq, s.frame, s.last_ts)
+            tcp.client_syn(seq, frame, ts)
         return tcp
 
     def flow(self, stream: int, kind: str, client: tuple[bytes, int], server: tuple[bytes, int], ts: int) -> Flow:

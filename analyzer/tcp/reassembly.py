@@ -97,17 +97,24 @@ class TcpHalf:
             self._base32 = seq & _MASK
         nxt = self._next
         d = (seq - self._base32 - nxt) & _MASK  # the stream offset of seq, unwrapped around the next expected byte
-        off = nxt + d if d < _HALF else nxt + d - (1 << 32)
+        if not d and payload and not fin and not self._ooo:  # in order, nothing buffered (the common case)
+            self._next = nxt + len(payload)
+            self.deliver(payload, frame, ts)  # `_add`'s end
+        else:
+            self._segment(nxt + d if d < _HALF else nxt + d - (1 << 32), payload, fin, frame, ts)
+        if self._fin_off >= 0 and self._next >= self._fin_off and not self.finished:
+            self.finished = True
+
+    def _segment(self, off: int, payload: bytes, fin: bool, frame: int, ts: int) -> None:
+        """A segment at stream offset `off` other than an in-order one with nothing buffered."""
         if fin:
             self._fin_off = off + len(payload)
         if payload:
-            if off == nxt and not self._ooo:  # in order with nothing buffered (the common case): `_add`'s end
-                self._next = nxt + len(payload)
+            if off == self._next and not self._ooo:
+                self._next = off + len(payload)
                 self.deliver(payload, frame, ts)
             else:
                 self._add(off, payload, frame, ts)
-        if self._fin_off >= 0 and self._next >= self._fin_off and not self.finished:
-            self.finished = True
 
     def peer_ack(self, ack: int, frame: int, ts: int) -> None:
         """The other direction acknowledged up to `ack`: bytes before it were sent."""
