@@ -41,6 +41,7 @@ KINDS: dict[int, tuple[str, str]] = {
 }
 _KEY, _FRAME, _LAST_TS = (attrgetter(name) for name in ("key", "frame", "last_ts"))  # of a SynOnly
 BULK_ATTEMPTS = 512  # transients written as one Arrow batch from this many on (fewer: row by row)
+_EVICT_AT_ONCE = 4096  # SynOnly entries evicted per bulk step: the lists it makes stay small
 
 
 def _versions(conv: Conversations) -> tuple[int, int]:
@@ -107,7 +108,7 @@ def _evict(conv: Conversations, count: int, detail: str, versions: tuple[int, in
     syn_only: list[SynOnly] = []
     x = 0
     while x < count:
-        oldest = table.pop_syn_only(count - x)  # the SynOnly entries at the head, in bulk
+        oldest = table.pop_syn_only(min(count - x, _EVICT_AT_ONCE))  # the SynOnly entries at the head, in bulk
         if oldest:
             syn_only += oldest
             x += len(oldest)
