@@ -57,7 +57,8 @@ _NOT_ANNOUNCED = (None, None, None, None)  # a ConnectionRecord's epm_* fields, 
 
 
 class _Direction:
-    """A `TcpHalf`'s sink: one direction's bytes and holes, to its connection."""
+    """A `TcpHalf`'s sink: one direction's holes, and its bytes until the transport exists (the first
+    byte makes it; from then on the half delivers straight to the transport's reader)."""
 
     __slots__ = ("conn", "from_client")
 
