@@ -7,7 +7,8 @@ time (out of range in the file: `reader.notes()` says so). Only regular files ar
 gzip is undone incrementally and bounded (`gzipstream`). `PacketDecoder` turns a raw frame into a
 `Packet` (TCP segment or UDP datagram), through any tunnel (`tunnel`), only when the selector wants it;
 pcap and pcapng files come in batches (`batches()` of their readers) whose frames numpy drops
-wholesale (`prefilter`), the same packets as frame by frame.
+wholesale (`prefilter`), the same packets as frame by frame; the link layers are `link`. The
+optional C parts (`_batch`, `_packets`) each have a Python twin.
 
 It imports only errors and limits from the analyzer; it must not import tcp, dcerpc, stubs or anything
 above them (the selector's probes and ports are handed in by the pipeline).

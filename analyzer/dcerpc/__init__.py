@@ -2,7 +2,8 @@
 
 Owns, in data-flow order:
 - `wire`, `constants`: bounds-checked reads, UUIDs, the spec's numbers;
-- connection-oriented: `probe` (is this stream DCE/RPC?), `stream` (framing by frag_length),
+- connection-oriented: `probe` (is this stream DCE/RPC?), `stream` (framing by frag_length; its
+  header test in C, `_framing`, where built),
   `pdu` (header and bodies, [C706] 12.6), `auth` (NTLMSSP names in verifiers), `association`
   (contexts, pairing, security contexts) with `co_bind` and `co_call` (their records);
 - connectionless: `cl_pdu` (header and probe, [C706] 12.5), `cl_call` (a call and its fragments),
