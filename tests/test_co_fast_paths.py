@@ -5,11 +5,14 @@ pending-call table's insertion ([C706] 12.6.3-12.6.4)."""
 from __future__ import annotations
 
 import struct
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analyzer.bounded import BoundedDict, FifoDict
+from analyzer.dcerpc import association as association_module
 from analyzer.dcerpc import pdu as pdu_module
 from analyzer.dcerpc.association import Association
 from analyzer.dcerpc.constants import CO_HEADER_LEN, SEC_TRAILER_LEN
@@ -17,7 +20,7 @@ from analyzer.dcerpc.pdu import CoPdu, _parse_co_pdu, parse_co_pdu, parse_header
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
 from analyzer.model import BindRecord, CallRecord, EndpointRecord, Flow
-from tests.co_build import bind_ack_body, bind_body, pdu, request_body
+from tests.co_build import bind_ack_body, bind_body, pdu, request_body, response_body
 from tests.conftest import NDR, SVCCTL
 
 FLOW = Flow("c", 0, "ncacn_ip_tcp", "10.0.0.2", 50000, "10.0.0.1", 49700)
@@ -179,3 +182,51 @@ def test_pending_calls_past_the_cap_leave_oldest_first(cap: int) -> None:
     assert [c.call_id for c in sink.calls[len(expect) :]] == live  # the rest at the end, oldest first
     assert len(evictions) == evicted > 0
     assert all(d == f"{cap} calls awaiting answers" for _f, _w, d in evictions)
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["put", "put_new", "pop", "get"]), st.integers(0, 9)), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 6), _OPS)
+def test_fifo_dict_behaves_as_the_bounded_dict(cap: int, ops: list[tuple[str, int]]) -> None:
+    """The table the pending calls move to at their cap: the same evictions, entries and order."""
+    plain: BoundedDict[int, int] = BoundedDict(cap)
+    fifo: FifoDict[int, int] = FifoDict(cap)
+    for step, (op, key) in enumerate(ops):
+        if op == "put_new" and key in plain:
+            op = "put"  # put_new is only for a key not held
+        if op in ("put", "put_new"):
+            assert getattr(plain, op)(key, step) == getattr(fifo, op)(key, step)
+        elif op == "pop":
+            assert plain.pop(key, None) == fifo.pop(key, None)
+        else:
+            assert plain.get(key) == fifo.get(key)
+        assert list(plain.items()) == list(fifo.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.lists(st.tuples(st.booleans(), st.integers(1, 8), st.booleans()), max_size=40))
+def test_pending_calls_alike_whether_the_full_table_moves_or_not(cap: int, steps: list[tuple[bool, int, bool]]) -> None:
+    """Requests and answers in any order, at a small cap: the same rows and violations with the
+    full table moved to a `FifoDict` (as it is) as with the plain `BoundedDict` kept throughout."""
+
+    def run() -> tuple[list[CallRecord], list[tuple[int | None, str, str]]]:
+        sink = _Sink()
+        assoc = Association(FLOW, "port", sink, Limits(max_pending_calls=cap))  # type: ignore[arg-type]
+        for frame, (request, call_id, last) in enumerate(steps, 1):
+            flags = 3 if last else 1
+            body = request_body(0, b"ab") if request else response_body(b"cd")
+            assoc.pdu(request, parse_co_pdu(pdu(0 if request else 2, call_id, body, flags=flags)), frame, frame, frame)
+        assoc.close()
+        return sink.calls, sink.violations
+
+    def bounded(cap: int, entries: dict[int, object]) -> BoundedDict[int, object]:
+        table: BoundedDict[int, object] = BoundedDict(cap)
+        table.update(entries)
+        return table
+
+    moved = run()
+    with patch.object(association_module, "FifoDict", bounded):
+        kept = run()
+    assert moved == kept

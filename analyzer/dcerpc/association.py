@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.bounded import BoundedDict
+from analyzer.bounded import BoundedDict, FifoDict
 from analyzer.dcerpc.co_bind import bind_records
 from analyzer.dcerpc.co_call import Call
 from analyzer.dcerpc.constants import (
@@ -101,7 +101,7 @@ class Association:
         pending, early = max(1, limits.max_pending_calls), max(1, limits.max_early_answers)
         self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = BoundedDict(pending)
         self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int]] = BoundedDict(early)
-        self._calls: BoundedDict[int, Call] = BoundedDict(pending)
+        self._calls: BoundedDict[int, Call] | FifoDict[int, Call] = BoundedDict(pending)
         self._early_answers: BoundedDict[int, Call] = BoundedDict(early)
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
         # auth_context_id -> who: the names NTLMSSP AUTHENTICATE messages gave each security context.
@@ -257,8 +257,7 @@ class Association:
                 call.req_stub = bytearray()
             evicted = self._calls.put_new(h.call_id, call)  # not held: popped above, or never there
             if evicted is not None:
-                self._violation(frame, "cap_pending_calls", f"{len(self._calls)} calls awaiting answers")
-                self._finish(evicted[1])
+                self._calls_full(frame, evicted[1])
         n = pdu.stub_end - pdu.stub_start
         call.req_bytes += n
         call.req_frags += 1
@@ -273,6 +272,16 @@ class Association:
             early = self._early_answers.pop(h.call_id, None)
             if early is not None:
                 self._merge_answer(call, early)
+
+    def _calls_full(self, frame: int, oldest: Call) -> None:
+        """The pending calls passed their cap: the oldest is given up on, reported unanswered. Past
+        the cap the table stays full (a flood of requests nobody answers), so it moves to a
+        `FifoDict`, which finds its oldest entry in constant time."""
+        if type(self._calls) is BoundedDict:
+            self._calls = FifoDict(self._calls.cap, self._calls)
+        detail = f"{len(self._calls)} calls awaiting answers"
+        self._sink.violation(self.flow, frame, "dcerpc", "cap_pending_calls", detail)
+        self._finish(oldest)
 
     def _keep(self, stub: bytearray, pdu: Request | Response, frame: int, side: str) -> bytearray | None:
         """Append a fragment's stub to what a call keeps for decoding; None once over a cap: the

@@ -96,8 +96,10 @@ class Collector:
         self, flow: Flow | None, frame: int | None, layer: str, what: str, detail: str, count: int = 1
     ) -> None:
         """A violation of a conversation (its stream named), or of the capture when `flow` is None;
-        `count` identical ones at once (a run of identical bad PDUs)."""
-        self.stream_violation(-1 if flow is None else flow.stream, frame, layer, what, detail, count)
+        `count` identical ones at once (a run of identical bad PDUs). `stream_violation` written out:
+        a cap hit per PDU under a flood comes this way."""
+        stream = None if flow is None or flow.stream < 0 else flow.stream
+        self._run.records.violations.event(self.capture, stream, layer, what, frame, detail, count)
 
     def stream_violation(
         self, stream: int, frame: int | None, layer: str, what: str, detail: str, count: int = 1
