@@ -13,7 +13,7 @@ import gc
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -25,7 +25,8 @@ class BoundedDict(dict[K, V]):
     __slots__ = ("cap",)
 
     def __init__(self, cap: int) -> None:
-        super().__init__()
+        # No dict.__init__: made empty already, and an association makes several (a bind flood,
+        # one per connection).
         self.cap = cap
 
     def put(self, key: K, value: V) -> tuple[K, V] | None:
@@ -41,6 +42,22 @@ class BoundedDict(dict[K, V]):
             old = next(iter(self))
             return old, self.pop(old)
         return None
+
+
+class _Vacant(BoundedDict[Any, Any]):
+    """`VACANT`: no entry, and none can be put."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError("VACANT holds nothing: make the table first")
+
+
+# The table of a state machine that has not needed it yet: read (get, pop with a default, in,
+# values, len) as an empty table, and replaced by a real one at its first entry. A connection of
+# one bind and its answer never pends a call nor waits for an early answer, and making those tables
+# empty cost a tenth of its association.
+VACANT: BoundedDict[Any, Any] = _Vacant(0)
 
 
 class FifoDict(OrderedDict[K, V]):

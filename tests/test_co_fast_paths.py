@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.bounded import BoundedDict, FifoDict
+from analyzer.bounded import VACANT, BoundedDict, FifoDict
 from analyzer.dcerpc import association as association_module
 from analyzer.dcerpc import pdu as pdu_module
 from analyzer.dcerpc.association import Association
@@ -230,3 +230,23 @@ def test_pending_calls_alike_whether_the_full_table_moves_or_not(cap: int, steps
     with patch.object(association_module, "FifoDict", bounded):
         kept = run()
     assert moved == kept
+
+
+def test_tables_are_made_at_their_first_entry() -> None:
+    """A bind and its answer make the pending-bind table only; the first request the call table.
+    The shared empty table takes no entry."""
+    with pytest.raises(TypeError):
+        VACANT.put(1, 1)
+    assert not VACANT
+    sink = _Sink()
+    assoc = Association(FLOW, "port", sink, Limits())  # type: ignore[arg-type]
+    tables = ("_binds", "_early_acks", "_calls", "_early_answers", "_identities")
+    assert all(getattr(assoc, t) is VACANT for t in tables)
+    assoc.pdu(True, parse_co_pdu(pdu(11, 1, bind_body([(0, SVCCTL, 2, [NDR])]))), 1, 1, 1)
+    assoc.pdu(False, parse_co_pdu(pdu(12, 1, bind_ack_body([(0, 0, NDR)]))), 2, 2, 2)
+    assert [t for t in tables if getattr(assoc, t) is not VACANT] == ["_binds"]
+    assoc.pdu(True, parse_co_pdu(pdu(0, 2, request_body(0, b""))), 3, 3, 3)
+    assoc.pdu(False, parse_co_pdu(pdu(2, 3, response_body(b""))), 4, 4, 4)  # answers a call not seen
+    assert [t for t in tables if getattr(assoc, t) is not VACANT] == ["_binds", "_calls", "_early_answers"]
+    assoc.close()
+    assert len(sink.calls) == 1 and not VACANT

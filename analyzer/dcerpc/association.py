@@ -18,8 +18,9 @@ What the stubs mean is not its business: it keeps what the injected `StubDecoder
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from analyzer.bounded import BoundedDict, FifoDict
+from analyzer.bounded import VACANT, BoundedDict, FifoDict
 from analyzer.dcerpc.co_bind import bind_records
 from analyzer.dcerpc.co_call import Call
 from analyzer.dcerpc.constants import (
@@ -66,6 +67,11 @@ class InterfaceHint:
     source: str
 
 
+def _table(cap: int) -> BoundedDict[int, Any]:
+    """A table of pending binds, calls or early answers, made at its first entry."""
+    return BoundedDict(max(1, cap))
+
+
 class _Context:
     __slots__ = ("abstract", "accepted", "ndr64")
 
@@ -97,15 +103,15 @@ class Association:
         self._limits = limits
         self._contexts: dict[int, _Context] = {}
         # Binds and calls awaiting their answers, answers awaiting their questions: oldest out (even
-        # at a cap of 0 the one at hand is held, until the next).
-        pending, early = max(1, limits.max_pending_calls), max(1, limits.max_early_answers)
-        self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = BoundedDict(pending)
-        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int]] = BoundedDict(early)
-        self._calls: BoundedDict[int, Call] | FifoDict[int, Call] = BoundedDict(pending)
-        self._early_answers: BoundedDict[int, Call] = BoundedDict(early)
+        # at a cap of 0 the one at hand is held, until the next). Each `VACANT` until its first
+        # entry (`_table`): most connections need only some of them.
+        self._binds: BoundedDict[int, tuple[Bind, int, int, Flow]] = VACANT
+        self._early_acks: BoundedDict[int, tuple[BindAck | BindNak, int]] = VACANT
+        self._calls: BoundedDict[int, Call] | FifoDict[int, Call] = VACANT
+        self._early_answers: BoundedDict[int, Call] = VACANT
         self._held = 0  # stub bytes kept by this association's calls: counted up, recounted at the cap
         # auth_context_id -> who: the names NTLMSSP AUTHENTICATE messages gave each security context.
-        self._identities: BoundedDict[int, NtlmIdentity] = BoundedDict(limits.max_security_contexts)
+        self._identities: BoundedDict[int, NtlmIdentity] = VACANT
         # Identity of the transport (SMB session user) for calls without their own authentication.
         self.transport_identity: NtlmIdentity | None = None
         # The security context the binds set up: at connect level requests carry no verifier of their
@@ -162,7 +168,11 @@ class Association:
             self._learn_identity(pdu.auth, frame)
             self._bind_auth = pdu.auth
         for item in pdu.contexts:
-            ndr64 = bool(item.transfers) and all(t.uuid == NDR64_UUID for t in item.transfers)
+            transfers = item.transfers
+            if len(transfers) == 1:  # the usual offer: no generator for it
+                ndr64 = transfers[0].uuid == NDR64_UUID
+            else:
+                ndr64 = bool(transfers) and all(t.uuid == NDR64_UUID for t in transfers)
             old = self._contexts.get(item.ctx_id)
             if old is None or not old.accepted or old.abstract != item.abstract:
                 self._contexts[item.ctx_id] = _Context(item.abstract, ndr64)
@@ -175,6 +185,8 @@ class Association:
         stale = self._binds.pop(call_id, None)
         if stale is not None:
             self._emit_binds(*stale, None, None)
+        if self._binds is VACANT:
+            self._binds = _table(self._limits.max_pending_calls)
         evicted = self._binds.put(call_id, (pdu, frame, ts, flow))
         if evicted is not None:
             self._emit_binds(*evicted[1], None, None)
@@ -185,6 +197,8 @@ class Association:
             self._learn_identity(pdu.auth, frame)
         pending = self._binds.pop(call_id, None)
         if pending is None:
+            if self._early_acks is VACANT:
+                self._early_acks = _table(self._limits.max_early_answers)
             gone = self._early_acks.put(call_id, (pdu, frame))
             if gone is not None:
                 detail = f"bind answer call_id {gone[0]} given up waiting for its bind"
@@ -220,7 +234,11 @@ class Association:
 
     def _learn_identity(self, auth: AuthVerifier, frame: int) -> None:
         who = ntlm_identity(auth.auth_value)
-        if who is not None and self._identities.put(auth.auth_context_id, who) is not None:
+        if who is None:
+            return
+        if self._identities is VACANT:
+            self._identities = BoundedDict(self._limits.max_security_contexts)
+        if self._identities.put(auth.auth_context_id, who) is not None:
             detail = f"more than {self._identities.cap} security contexts named: the oldest forgotten"
             self._violation(frame, "cap_security_contexts", detail)
 
@@ -255,6 +273,8 @@ class Association:
             call.want = self._decoder.wants(call.iface.uuid if call.iface else None, call.opnum)
             if call.want.request:
                 call.req_stub = bytearray()
+            if self._calls is VACANT:
+                self._calls = _table(self._limits.max_pending_calls)
             evicted = self._calls.put_new(h.call_id, call)  # not held: popped above, or never there
             if evicted is not None:
                 self._calls_full(frame, evicted[1])
@@ -323,6 +343,8 @@ class Association:
                 early.want = self._decoder.wants_answer(early.iface.uuid)
                 if early.want.response:
                     early.resp_stub = bytearray()
+            if self._early_answers is VACANT:
+                self._early_answers = _table(self._limits.max_early_answers)
             gone = self._early_answers.put(call_id, early)
             if gone is not None:
                 self._violation(frame, "cap_early_answers", f"{len(self._early_answers)} answers wait for requests")

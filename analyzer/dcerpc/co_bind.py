@@ -8,8 +8,6 @@ rejects the whole bind; no answer at all leaves every item `none`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from analyzer.dcerpc.constants import (
     ACK_RESULTS,
     ALTER_CONTEXT,
@@ -20,6 +18,8 @@ from analyzer.dcerpc.constants import (
 from analyzer.dcerpc.pdu import Bind, BindAck, BindNak
 from analyzer.model import BindRecord, Flow
 
+_ACCEPTANCE = ACK_RESULTS[0]
+
 
 def _answer(ack: BindAck | BindNak | None, i: int) -> tuple[str, str | None, str | None]:
     """(result, reason, accepted transfer syntax) of the i-th context item."""
@@ -28,6 +28,8 @@ def _answer(ack: BindAck | BindNak | None, i: int) -> tuple[str, str | None, str
     if ack is None or i >= len(ack.results):
         return "none", None, None
     r = ack.results[i]
+    if r.result == 0:  # the usual answer: nothing to look up
+        return _ACCEPTANCE, None, r.transfer_syntax.uuid
     reason: str | None = None
     if r.result == 3:  # negotiate_ack: the reason field carries the accepted feature bits
         reason = "|".join(n for bit, n in BTFN_FEATURES.items() if r.reason & bit) or None
@@ -44,8 +46,9 @@ def bind_records(
     ack: BindAck | BindNak | None,
     ack_frame: int | None,
     identified_by: str,
-) -> Iterator[BindRecord]:
-    """One record per context item of `bind`, answered by `ack` (None: no answer was seen)."""
+) -> list[BindRecord]:
+    """One record per context item of `bind`, answered by `ack` (None: no answer was seen). A list,
+    not a generator: most binds offer one item, and a generator cost a fifth of making its record."""
     pdu_type = "alter_context" if bind.header.ptype == ALTER_CONTEXT else "bind"
     auth_type = bind.auth.auth_type if bind.auth else None
     auth_level = bind.auth.auth_level if bind.auth else None
@@ -54,10 +57,11 @@ def bind_records(
     h = bind.header
     # Positional, in `BindRecord`'s field order: keywords made a record twice as dear (a bind flood
     # makes one per connection).
+    out = []
     for i, item in enumerate(bind.contexts):
         result, reason, accepted_syntax = _answer(ack, i)
         abstract = item.abstract
-        yield BindRecord(
+        rec = BindRecord(
             flow,
             frame,
             ts,
@@ -81,3 +85,5 @@ def bind_records(
             auth_level,
             identified_by,
         )
+        out.append(rec)
+    return out

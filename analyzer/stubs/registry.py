@@ -278,10 +278,12 @@ class RegistryDecoder:
     """The `StubDecoder` the state machines are given: the registry, and the `StubState` of the
     one association (or capture's connectionless calls) it serves."""
 
-    __slots__ = ("_state",)
+    __slots__ = ("_limits", "_state")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
-        self._state = StubState(limits)
+        self._limits = limits
+        # Made for the first call decoded: an association of binds alone (a bind flood's) has none.
+        self._state: StubState | None = None
 
     def wants(self, uuid: str | None, opnum: int) -> Want:
         return wants(uuid, opnum)
@@ -292,6 +294,8 @@ class RegistryDecoder:
     def decode(self, uuid: str | None, opnum: int, stubs: Stubs) -> Decoded | None:
         """Through the memo (`analyzer.stubs.memo`): a result that read no handle names is kept."""
         state = self._state
+        if state is None:
+            state = self._state = StubState(self._limits)
         key = MEMO.key(state.ndr_limits, uuid, opnum, stubs)
         if key is not None:
             found: Decoded | None = MEMO.get(key)
