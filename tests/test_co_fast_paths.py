@@ -131,6 +131,20 @@ def test_remembered_bodies_stay_bounded() -> None:
     for i in range(pdu_module._BODIES_MAX + 10):
         parse_co_pdu(pdu(11, 1, bind_body([(i & 0xFFFF, SVCCTL, i >> 16, [NDR])])))
     assert 0 < len(pdu_module._BIND_BODIES) <= pdu_module._BODIES_MAX
+    assert 0 < len(pdu_module._WHOLE) <= pdu_module._BODIES_MAX
+
+
+@settings(max_examples=300, deadline=None)
+@given(_pdus())
+def test_a_remembered_pdu_is_the_one_its_bytes_read_as(raw: bytes) -> None:
+    """Any PDU twice (the second time a bind or an answer to one comes from `_WHOLE`): the same
+    outcome as reading it the general way, and nothing malformed remembered."""
+    if len(raw) < CO_HEADER_LEN:
+        return
+    first, second = _outcome(parse_co_pdu, raw), _outcome(parse_co_pdu, raw)
+    assert first == second == _outcome(_general, raw)
+    if type(first) is tuple and raw in pdu_module._WHOLE:  # (what, detail): malformed
+        pytest.fail("a malformed PDU was remembered")
 
 
 class _Sink:

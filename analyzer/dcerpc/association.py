@@ -223,7 +223,11 @@ class Association:
     def _settle(self, bind: Bind, ack: BindAck) -> None:
         """Contexts the answer accepted become usable (with the transfer syntax it chose); those it
         rejected are forgotten, unless an earlier bind had them accepted ([C706] 12.6.4.4)."""
-        for item, r in zip(bind.contexts, ack.results, strict=False):  # an answer may list fewer
+        contexts, results = bind.contexts, ack.results
+        # By position, as far as both go (an answer may list fewer): zip given `strict` took twice
+        # as long as this loop, and a bind flood settles one bind per connection.
+        for i in range(min(len(contexts), len(results))):
+            item, r = contexts[i], results[i]
             ctx = self._contexts.get(item.ctx_id)
             if ctx is not None and ctx.abstract == item.abstract:
                 if r.result == 0:

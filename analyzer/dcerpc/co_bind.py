@@ -61,6 +61,9 @@ def bind_records(
     for i, item in enumerate(bind.contexts):
         result, reason, accepted_syntax = _answer(ack, i)
         abstract = item.abstract
+        transfers = item.transfers
+        # One transfer syntax is the usual offer: its tuple without a comprehension's call.
+        uuids = (transfers[0].uuid,) if len(transfers) == 1 else tuple([t.uuid for t in transfers])
         rec = BindRecord(
             flow,
             frame,
@@ -71,7 +74,7 @@ def bind_records(
             abstract.uuid,
             abstract.major,
             abstract.minor,
-            tuple([t.uuid for t in item.transfers]),
+            uuids,
             result,
             reason,
             ack_frame,

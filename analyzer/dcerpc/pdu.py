@@ -68,6 +68,11 @@ _BIND_BODIES: dict[tuple[bool, bytes], tuple[int, int, int, tuple[ContextItem, .
 _ACK_BODIES: dict[tuple[bool, bytes], tuple[int, int, int, str | None, tuple[ContextResult, ...]]] = {}
 _BODIES_MAX = 1024
 _BODY_BYTES = 1024
+# Whole binds, alter_contexts and their answers read so far, by every byte: a flood repeats one
+# PDU byte for byte, and so do the clients that bind the same way on each connection (call_id
+# included). Immutable, so shared; bounded as the bodies are.
+_WHOLE: dict[bytes, CoPdu] = {}
+_WHOLE_TYPES = frozenset((BIND, BIND_ACK, ALTER_CONTEXT, ALTER_CONTEXT_RESP))
 
 
 class CoHeader(NamedTuple):
@@ -362,9 +367,12 @@ def parse_co_pdu(data: bytes) -> CoPdu:
     """One complete fragment -> PDU object; `Malformed` when its body does not parse.
 
     Requests and responses (most PDUs) are read in one step, header and fixed body together; with
-    an auth verifier or an object UUID they go on the general way, as every other type does."""
+    an auth verifier or an object UUID they go on the general way, as every other type does. Binds
+    and their answers already read from the same bytes are not read again (`_WHOLE`)."""
     fixed = _CALL_PDUS.get(data[2]) if len(data) >= 24 else None
     if fixed is None:
+        if CO_HEADER_LEN <= len(data) <= _BODY_BYTES and data[2] in _WHOLE_TYPES and type(data) is bytes:
+            return _remembered(data)
         return _parse_co_pdu(data, parse_header(data))
     d0 = data[4]
     little = d0 & 0x10 == 0x10
@@ -377,6 +385,17 @@ def parse_co_pdu(data: bytes) -> CoPdu:
     if flags & PFC_OBJECT_UUID:
         return _request(data, h)
     return Request(h, alloc_hint, ctx_id, last, None, data, 24, frag_len, None)
+
+
+def _remembered(data: bytes) -> CoPdu:
+    """A bind, alter_context or answer as read before from the same bytes (`_WHOLE`), else read."""
+    pdu = _WHOLE.get(data)
+    if pdu is None:
+        pdu = _parse_co_pdu(data, parse_header(data))  # a malformed one raises, and is not kept
+        if len(_WHOLE) >= _BODIES_MAX:
+            _WHOLE.clear()
+        _WHOLE[data] = pdu
+    return pdu
 
 
 def _parse_co_pdu(data: bytes, h: CoHeader) -> CoPdu:
