@@ -268,15 +268,11 @@ class Association:
             self._finish(self._calls.pop(h.call_id))
             call = None
         if call is None:
-            call = Call(h.call_id, pdu.ctx_id, first_frame, ts, flow)
-            call.opnum = pdu.opnum
-            call.object_uuid = pdu.object_uuid
-            call.req_little = h.little
-            call.auth = pdu.auth
+            call = Call(h.call_id, pdu.ctx_id, first_frame, ts, flow, pdu.opnum, pdu.object_uuid, h.little, pdu.auth)
             self._resolve(call)
-            call.want = self._decoder.wants(call.iface.uuid if call.iface else None, call.opnum)
-            if call.want.request:
-                call.req_stub = bytearray()
+            want = call.want = self._decoder.wants(call.iface.uuid if call.iface else None, pdu.opnum)
+            if want.request:
+                call.req_stub = b""
             if self._calls is VACANT:
                 self._calls = _table(self._limits.max_pending_calls)
             evicted = self._calls.put_new(h.call_id, call)  # not held: popped above, or never there
@@ -307,9 +303,13 @@ class Association:
         self._sink.violation(self.flow, frame, "dcerpc", "cap_pending_calls", detail)
         self._finish(oldest)
 
-    def _keep(self, stub: bytearray, pdu: Request | Response, frame: int, side: str) -> bytearray | None:
+    def _keep(
+        self, stub: bytes | bytearray, pdu: Request | Response, frame: int, side: str
+    ) -> bytes | bytearray | None:
         """Append a fragment's stub to what a call keeps for decoding; None once over a cap: the
-        call's own (`max_call_stub_bytes`) or all pending calls' together (`max_held_stub_bytes`)."""
+        call's own (`max_call_stub_bytes`) or all pending calls' together (`max_held_stub_bytes`).
+        The first fragment's stub is kept as the bytes it is (most calls have one fragment, and
+        their stub is then copied once, not three times); a second makes it a buffer."""
         n = pdu.stub_end - pdu.stub_start
         if len(stub) + n > self._limits.max_call_stub_bytes:
             self._violation(frame, "cap_call_stub_bytes", f"call_id {pdu.header.call_id} {side} stub not kept")
@@ -318,7 +318,12 @@ class Association:
             detail = f"call_id {pdu.header.call_id} {side} stub not kept: {self._held} bytes kept by pending calls"
             self._violation(frame, "cap_held_stub_bytes", detail)
             return None
-        stub += pdu.raw[pdu.stub_start : pdu.stub_end]
+        piece = pdu.raw[pdu.stub_start : pdu.stub_end]
+        if not stub:
+            return piece
+        if type(stub) is bytes:
+            stub = bytearray(stub)
+        stub += piece
         return stub
 
     def _room(self, n: int) -> bool:
@@ -346,7 +351,7 @@ class Association:
             if early.iface is not None:
                 early.want = self._decoder.wants_answer(early.iface.uuid)
                 if early.want.response:
-                    early.resp_stub = bytearray()
+                    early.resp_stub = b""
             if self._early_answers is VACANT:
                 self._early_answers = _table(self._limits.max_early_answers)
             gone = self._early_answers.put(call_id, early)
@@ -361,7 +366,7 @@ class Association:
         if call.resp_frags == 0:
             call.resp_little = h.little
             if call.want.response and call.resp_stub is None:
-                call.resp_stub = bytearray()
+                call.resp_stub = b""
         n = pdu.stub_end - pdu.stub_start
         if call.want.tail:
             call.resp_tail = (call.resp_tail + pdu.raw[max(pdu.stub_start, pdu.stub_end - 4) : pdu.stub_end])[-4:]

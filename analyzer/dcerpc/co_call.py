@@ -46,21 +46,36 @@ class Call:
         "want",
     )
 
-    def __init__(self, call_id: int, ctx_id: int, frame: int, ts: int, flow: Flow) -> None:
+    def __init__(
+        self,
+        call_id: int,
+        ctx_id: int,
+        frame: int,
+        ts: int,
+        flow: Flow,
+        opnum: int = -1,
+        object_uuid: str | None = None,
+        req_little: bool = True,
+        auth: AuthVerifier | None = None,
+    ) -> None:
+        """A call begun by a request (its opnum, object, byte order and verifier given) or by an
+        answer captured first (the request's fields unknown until it comes)."""
         self.call_id = call_id
         self.flow = flow
         self.ctx_id = ctx_id
-        self.opnum = -1
-        self.object_uuid: str | None = None
+        self.opnum = opnum
+        self.object_uuid = object_uuid
         self.first_frame = frame
         self.frame = frame
         self.ts = ts
         self.req_bytes = 0
         self.req_frags = 0
         self.req_done = False
-        self.req_little = True
-        self.req_stub: bytearray | None = None
-        self.auth: AuthVerifier | None = None
+        self.req_little = req_little
+        # What of the stubs is kept: None when not wanted (or given up at a cap), else the bytes of
+        # one fragment or a buffer of several (`Association._keep`).
+        self.req_stub: bytes | bytearray | None = None
+        self.auth = auth
         self.iface: SyntaxId | None = None
         self.iface_source = ""  # bind | epm | pipe | unknown: set by the association
         self.ndr64 = False
@@ -70,7 +85,7 @@ class Call:
         self.resp_frame: int | None = None
         self.resp_ts: int | None = None
         self.resp_little = True
-        self.resp_stub: bytearray | None = None
+        self.resp_stub: bytes | bytearray | None = None
         self.resp_tail = b""  # the response stub's last bytes: the return value ([MS-RPCE] 2.2.5)
         self.fault: int | None = None
         self.want = NOTHING  # what of the stubs the decoders need
