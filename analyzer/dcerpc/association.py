@@ -131,13 +131,15 @@ class Association:
         via = flow or self.flow
         if self.first_ptype is None:
             self.first_ptype = pdu.header.ptype
-        if isinstance(pdu, Request):
+        # By exact type (the PDU types are final NamedTuples): a bind_ack passed four isinstance
+        # checks, one of them on a union.
+        if type(pdu) is Request:
             self._request(pdu, frame, ts, first_frame, via)
-        elif isinstance(pdu, Response):
+        elif type(pdu) is Response:
             self._response(pdu, frame, ts, via)
-        elif isinstance(pdu, Bind):
+        elif type(pdu) is Bind:
             self._bind(pdu, frame, ts, via)
-        elif isinstance(pdu, BindAck | BindNak):
+        elif type(pdu) is BindAck or type(pdu) is BindNak:
             self._ack(pdu, frame)
         elif isinstance(pdu, Fault):
             self._fault(pdu, frame, ts, via)
