@@ -316,7 +316,10 @@ class Association:
         if len(stub) + n > self._limits.max_call_stub_bytes:
             self._violation(frame, "cap_call_stub_bytes", f"call_id {pdu.header.call_id} {side} stub not kept")
             return None
-        if not self._room(n):
+        # May n more bytes be kept? The running count only grows (finished calls are not
+        # subtracted), so at the cap it is recounted from the calls still pending.
+        self._held += n
+        if self._held > self._limits.max_held_stub_bytes and not self._recount(n):
             detail = f"call_id {pdu.header.call_id} {side} stub not kept: {self._held} bytes kept by pending calls"
             self._violation(frame, "cap_held_stub_bytes", detail)
             return None
@@ -328,12 +331,8 @@ class Association:
         stub += piece
         return stub
 
-    def _room(self, n: int) -> bool:
-        """May n more stub bytes be kept? The running count only grows (finished calls are not
-        subtracted), so at the cap it is recounted from the calls still pending."""
-        self._held += n
-        if self._held <= self._limits.max_held_stub_bytes:
-            return True
+    def _recount(self, n: int) -> bool:
+        """The stub bytes the pending calls keep, recounted (with n more): within the cap?"""
         self._held = n + sum(
             len(c.req_stub or b"") + len(c.resp_stub or b"")
             for calls in (self._calls, self._early_answers)

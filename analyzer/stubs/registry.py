@@ -285,11 +285,9 @@ class RegistryDecoder:
         # Made for the first call decoded: an association of binds alone (a bind flood's) has none.
         self._state: StubState | None = None
 
-    def wants(self, uuid: str | None, opnum: int) -> Want:
-        return wants(uuid, opnum)
-
-    def wants_answer(self, uuid: str | None) -> Want:
-        return wants_answer(uuid)
+    # The module's functions themselves, no method around them: `wants` is asked once a call.
+    wants = staticmethod(wants)
+    wants_answer = staticmethod(wants_answer)
 
     def decode(self, uuid: str | None, opnum: int, stubs: Stubs) -> Decoded | None:
         """Through the memo (`analyzer.stubs.memo`): a result that read no handle names is kept."""
