@@ -149,18 +149,23 @@ class Association:
 
     def close(self) -> None:
         """End of the association: binds without answer and calls without response are reported."""
-        for call_id in list(self._binds):
-            bind, frame, ts, flow = self._binds.pop(call_id)
-            self._emit_binds(bind, frame, ts, flow, None, None)
-        for call in list(self._calls.values()):
-            self._finish(call)
-        self._calls.clear()
-        for call in self._early_answers.values():
-            self._orphan_answer(call)
-        self._early_answers.clear()
-        for ack, frame in self._early_acks.values():
-            self._violation(frame, "ack_without_bind", f"{type(ack).__name__} call_id {ack.header.call_id}")
-        self._early_acks.clear()
+        # Each table only when it holds something: most connections end with all of them empty.
+        if self._binds:
+            for call_id in list(self._binds):
+                bind, frame, ts, flow = self._binds.pop(call_id)
+                self._emit_binds(bind, frame, ts, flow, None, None)
+        if self._calls:
+            for call in list(self._calls.values()):
+                self._finish(call)
+            self._calls.clear()
+        if self._early_answers:
+            for call in self._early_answers.values():
+                self._orphan_answer(call)
+            self._early_answers.clear()
+        if self._early_acks:
+            for ack, frame in self._early_acks.values():
+                self._violation(frame, "ack_without_bind", f"{type(ack).__name__} call_id {ack.header.call_id}")
+            self._early_acks.clear()
 
     # -- binds ----------------------------------------------------------------------------------
 
