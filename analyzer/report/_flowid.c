@@ -101,6 +101,16 @@ static int output(Output *o, Py_ssize_t n, Py_ssize_t width) {
     return 1;
 }
 
+/* Releases what uids and community_ids hold at their end: the output's buffers (built has taken
+ * its own references to them when it succeeded), the k input columns and the UDP flags. */
+static void finish(Output *o, Column *cols, int k, Py_buffer *udp) {
+    Py_XDECREF(o->offsets);
+    Py_XDECREF(o->data);
+    for (int j = 0; j < k; j++)
+        release(&cols[j]);
+    PyBuffer_Release(udp);
+}
+
 /* Appends bytes to the key; -1 when they do not fit in its room. */
 static Py_ssize_t put(char *key, Py_ssize_t at, Py_ssize_t room, const char *bytes, Py_ssize_t len) {
     if (at < 0 || at + len > room)
@@ -246,11 +256,7 @@ static PyObject *uids(PyObject *self, PyObject *args) {
     }
     if (ok)
         result = built(&o, NULL);
-    Py_XDECREF(o.offsets);
-    Py_XDECREF(o.data);
-    for (int k = 0; k < 5; k++)
-        release(&cols[k]);
-    PyBuffer_Release(&udp);
+    finish(&o, cols, 5, &udp);
     return result;
 }
 
@@ -365,11 +371,7 @@ static PyObject *community_ids(PyObject *self, PyObject *args) {
         result = built(&o, validity);
     }
     Py_XDECREF(validity);
-    Py_XDECREF(o.offsets);
-    Py_XDECREF(o.data);
-    for (int k = 0; k < 4; k++)
-        release(&cols[k]);
-    PyBuffer_Release(&udp);
+    finish(&o, cols, 4, &udp);
     return result;
 }
 
