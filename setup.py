@@ -4,7 +4,8 @@ record walk and the prefilter's fields; twins in capture/pcap.py and prefilter.p
 per-packet step (analyzer/capture/_packets.c: the packets of a batch's candidates; twin in
 capture/decode.py), the DCE/RPC framer's header test (analyzer/dcerpc/_framing.c; twin in
 dcerpc/pdu.py), and on the table side the flow ids (analyzer/report/_flowid.c, linked to OpenSSL's
-libcrypto; twin in report/flowid.py) and the CSV rows (analyzer/report/_csv.c; twin in report/csv_rows.py)."""
+libcrypto; twin in report/flowid.py) and the CSV rows (analyzer/report/_csv.c; twin in report/csv_rows.py);
+and on the TCP path the reassembly of each direction (analyzer/tcp/_tcp.c; twin in tcp/reassembly.py)."""
 
 from setuptools import Extension, setup
 
@@ -15,5 +16,6 @@ setup(
         Extension("analyzer.dcerpc._framing", ["analyzer/dcerpc/_framing.c"], optional=True),
         Extension("analyzer.report._flowid", ["analyzer/report/_flowid.c"], libraries=["crypto"], optional=True),
         Extension("analyzer.report._csv", ["analyzer/report/_csv.c"], optional=True),
+        Extension("analyzer.tcp._tcp", ["analyzer/tcp/_tcp.c"], optional=True),
     ]
 )

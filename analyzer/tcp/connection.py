@@ -21,7 +21,8 @@ from analyzer.book import Announcement
 from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
 from analyzer.limits import Limits
 from analyzer.model import ConnectionRecord, Flow, RecordSink
-from analyzer.tcp.reassembly import Receiver, TcpHalf
+from analyzer.tcp import TcpHalf
+from analyzer.tcp.reassembly import Receiver
 
 
 class Payload(Protocol):

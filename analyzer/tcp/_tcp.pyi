@@ -1,0 +1,19 @@
+from analyzer.limits import Limits
+from analyzer.tcp.reassembly import Receiver, StreamSink
+
+class TcpHalf:
+    deliver: Receiver
+    started: bool
+    finished: bool
+    retransmitted: int
+    gaps: int
+    missing: int
+    ooo_segments: int
+    cap_hits: int
+    @property
+    def given_up(self) -> str | None: ...
+    def __init__(self, sink: StreamSink, limits: Limits) -> None: ...
+    def syn(self, seq: int, /) -> None: ...
+    def segment(self, seq: int, payload: bytes, fin: bool, frame: int, ts: int, /) -> None: ...
+    def peer_ack(self, ack: int, frame: int, ts: int, /) -> None: ...
+    def flush(self, frame: int, ts: int, /) -> None: ...
