@@ -154,3 +154,80 @@ class _NullSink:
 def test_the_package_uses_the_c_half_when_built() -> None:
     """Not a silent fallback: connections reassemble with the compiled half where it was built."""
     assert analyzer.tcp.TcpHalf is (reassembly.TcpHalf if _tcp is None else _tcp.TcpHalf)
+
+
+# -- one connection's packets (analyzer/tcp/core.py and its C twin) ------------------------------
+
+CONN_FIELDS = ("packets", "server_packets", "client_bytes", "server_bytes", "client_isn", "reset", "finished")
+CONN_FIELDS += ("last_frame", "last_ts")
+
+
+def _connection(core: Any, half: Any, limits: Limits) -> tuple[Any, Record, Record]:
+    class Conn(core):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+    conn = Conn()
+    c_sink, s_sink = Record(0), Record(0)
+    conn.client = (b"\x0a\x00\x00\x02", 50000)
+    conn.c2s, conn.s2c = half(c_sink, limits), half(s_sink, limits)
+    c_sink.half, s_sink.half = conn.c2s, conn.s2c
+    conn.packets = conn.server_packets = conn.client_bytes = conn.server_bytes = 0
+    conn.client_isn, conn.reset, conn.last_frame, conn.last_ts = None, False, 0, 0
+    return conn, c_sink, s_sink
+
+
+packet_op = st.tuples(
+    st.booleans(),  # from the client
+    st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x19, 0x04, 0x14, 0x01, 0x00, 0x03, 0x06]),  # flags
+    st.integers(-20, 90),  # seq, relative to that side's ISN
+    st.integers(-20, 90),  # ack, relative to the other side's ISN
+    st.integers(0, 25),  # payload length
+    st.integers(0, 255),  # its first byte
+)
+
+
+def drive(core: Any, half: Any, isns: tuple[int, int], limits: Limits, ops: list[tuple[Any, ...]]) -> list[Any]:
+    from analyzer.capture.decode import PROTO_TCP, Packet
+
+    conn, c_sink, s_sink = _connection(core, half, limits)
+    c, s = conn.client, (b"\x0a\x00\x00\x01", 135)
+    trace: list[Any] = []
+    for frame, (from_client, flags, seq, ack, n, fill) in enumerate(ops, 1):
+        mine, theirs = isns if from_client else isns[::-1]
+        src, dst = (c, s) if from_client else (s, c)
+        payload = bytes((fill + i) & 0xFF for i in range(n))
+        seq32, ack32 = (mine + seq) & 0xFFFFFFFF, (theirs + ack) & 0xFFFFFFFF
+        pkt = Packet(PROTO_TCP, src[0], dst[0], src[1], dst[1], seq32, ack32, flags, payload)
+        if frame == 1 and flags == 0x02 and from_client and not n:
+            conn.client_syn(pkt.seq, frame, frame * 10)
+        else:
+            conn.packet(pkt, from_client, frame, frame * 10)
+        halves = tuple(tuple(getattr(h, k) for k in COUNTERS) for h in (conn.c2s, conn.s2c))
+        trace.append((tuple(getattr(conn, k) for k in CONN_FIELDS), halves, list(c_sink.events), list(s_sink.events)))
+        c_sink.events.clear()
+        s_sink.events.clear()
+    return trace
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(
+    ops=st.lists(packet_op, max_size=30),
+    isns=st.tuples(st.integers(0, 2**32 - 1), st.integers(2**32 - 60, 2**32 - 1)),
+    max_segs=st.integers(0, 4),
+)
+def test_the_c_connection_core_follows_packets_as_the_python_one(
+    ops: list[tuple[Any, ...]], isns: tuple[int, int], max_segs: int
+) -> None:
+    from analyzer.tcp import core
+
+    limits = Limits(max_ooo_bytes=60, max_ooo_segments=max_segs)
+    want = drive(core.ConnectionCore, reassembly.TcpHalf, isns, limits, ops)
+    assert drive(_tcp.ConnectionCore, _tcp.TcpHalf, isns, limits, ops) == want
+    assert drive(_tcp.ConnectionCore, reassembly.TcpHalf, isns, limits, ops) == want  # its halves in Python
+
+
+def test_connections_use_the_c_core_when_built() -> None:
+    from analyzer.tcp import connection, core
+
+    assert connection.ConnectionCore is (core.ConnectionCore if _tcp is None else _tcp.ConnectionCore)

@@ -482,6 +482,266 @@ static PyTypeObject HalfType = {
     .tp_getset = half_getset,
 };
 
+/* -- one connection's packets: `ConnectionCore` ------------------------------------------------
+ *
+ * The twin of analyzer/tcp/core.py's: the per-packet step of a followed connection (RFC 9293 3.1
+ * header flags; 3.10.7 segment arrival, as a passive observer sees it): the packet and byte
+ * counters, the last frame and time, the client's ISN, the SYN (the stream starts after it), the
+ * acknowledgement handed to the other direction's half, the payload and FIN to this direction's,
+ * and RST. `TcpConnection` (analyzer/tcp/connection.py) is a Python subclass keeping the rest. Its
+ * halves are C `TcpHalf`s (called without a Python call), or any object with their methods. */
+
+#define SYN 0x02
+#define RST 0x04
+#define ACK 0x10
+#define FIN 0x01
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *client; /* (address, port) of the side that sent the first SYN */
+    PyObject *c2s, *s2c;
+    PyObject *client_isn; /* NULL for None */
+    PyObject *last_frame, *last_ts;
+    long long packets, server_packets, client_bytes, server_bytes;
+    char reset;
+} CoreObject;
+
+static PyTypeObject CoreType;
+static PyObject *str_syn, *str_segment, *str_peer_ack, *str_finished;
+
+static int any_syn(PyObject *half, uint32_t seq) {
+    if (Py_IS_TYPE(half, &HalfType)) {
+        half_syn((HalfObject *)half, seq);
+        return 0;
+    }
+    PyObject *n = PyLong_FromUnsignedLong(seq);
+    PyObject *r = n ? PyObject_CallMethodOneArg(half, str_syn, n) : NULL;
+    Py_XDECREF(n);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int any_peer_ack(PyObject *half, uint32_t ack, PyObject *frame, PyObject *ts) {
+    if (Py_IS_TYPE(half, &HalfType))
+        return half_peer_ack((HalfObject *)half, ack, frame, ts);
+    PyObject *n = PyLong_FromUnsignedLong(ack);
+    if (n == NULL)
+        return -1;
+    PyObject *args[4] = {half, n, frame, ts};
+    PyObject *r = PyObject_VectorcallMethod(str_peer_ack, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(n);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int any_segment(PyObject *half, uint32_t seq, PyObject *payload, int fin, PyObject *frame, PyObject *ts) {
+    if (Py_IS_TYPE(half, &HalfType))
+        return half_segment((HalfObject *)half, seq, payload, fin, frame, ts);
+    PyObject *n = PyLong_FromUnsignedLong(seq);
+    if (n == NULL)
+        return -1;
+    PyObject *args[6] = {half, n, payload, fin ? Py_True : Py_False, frame, ts};
+    PyObject *r = PyObject_VectorcallMethod(str_segment, args, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(n);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int any_finished(PyObject *half) {
+    if (Py_IS_TYPE(half, &HalfType))
+        return ((HalfObject *)half)->finished;
+    PyObject *v = PyObject_GetAttr(half, str_finished);
+    int f = v ? PyObject_IsTrue(v) : -1;
+    Py_XDECREF(v);
+    return f;
+}
+
+/* reset or both directions finished: the connection is over (-1 on an error). */
+static int core_finished(CoreObject *c) {
+    if (c->reset)
+        return 1;
+    if (c->c2s == NULL || c->s2c == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "TcpConnection: no halves");
+        return -1;
+    }
+    int f = any_finished(c->c2s);
+    return f <= 0 ? f : any_finished(c->s2c);
+}
+
+static inline void set_obj(PyObject **slot, PyObject *v) {
+    Py_INCREF(v);
+    Py_XSETREF(*slot, v);
+}
+
+/* `packet`, from the packet's fields (a `Packet`: proto, src, dst, sport, dport, seq, ack, flags, payload). */
+static int core_packet(CoreObject *c, PyObject *pkt, int from_client, PyObject *frame, PyObject *ts) {
+    if (!PyTuple_Check(pkt) || PyTuple_GET_SIZE(pkt) != 9) {
+        PyErr_SetString(PyExc_TypeError, "packet: a Packet of nine fields");
+        return -1;
+    }
+    PyObject *seq_o = PyTuple_GET_ITEM(pkt, 5), *payload = PyTuple_GET_ITEM(pkt, 8);
+    long flags = PyLong_AsLong(PyTuple_GET_ITEM(pkt, 7));
+    if (flags == -1 && PyErr_Occurred())
+        return -1;
+    c->packets++;
+    set_obj(&c->last_frame, frame);
+    set_obj(&c->last_ts, ts);
+    PyObject *half = from_client ? c->c2s : c->s2c, *other = from_client ? c->s2c : c->c2s;
+    if (!from_client)
+        c->server_packets++;
+    if (half == NULL || other == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "TcpConnection: no halves");
+        return -1;
+    }
+    Py_INCREF(half); /* a callback may replace them */
+    Py_INCREF(other);
+    int rc = -1;
+    uint32_t seq, ack;
+    if (u32(seq_o, &seq) < 0)
+        goto done;
+    if (flags & SYN) {
+        if (any_syn(half, seq) < 0)
+            goto done;
+        if (from_client && !(flags & ACK))
+            set_obj(&c->client_isn, seq_o);
+        seq += 1;
+    }
+    if (flags & ACK) {
+        if (u32(PyTuple_GET_ITEM(pkt, 6), &ack) < 0 || any_peer_ack(other, ack, frame, ts) < 0)
+            goto done;
+    }
+    Py_ssize_t len = PyBytes_CheckExact(payload) ? PyBytes_GET_SIZE(payload) : PyObject_Size(payload);
+    if (len < 0)
+        goto done;
+    if (len) {
+        if (from_client)
+            c->client_bytes += len;
+        else
+            c->server_bytes += len;
+        if (any_segment(half, seq, payload, (flags & FIN) != 0, frame, ts) < 0)
+            goto done;
+    } else if (flags & FIN) {
+        if (any_segment(half, seq, payload, 1, frame, ts) < 0)
+            goto done;
+    }
+    if (flags & RST)
+        c->reset = 1;
+    rc = 0;
+done:
+    Py_DECREF(half);
+    Py_DECREF(other);
+    return rc;
+}
+
+static PyObject *py_core_packet(CoreObject *c, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_nargs("packet", nargs, 4) < 0)
+        return NULL;
+    int from_client = PyObject_IsTrue(args[1]);
+    if (from_client < 0 || core_packet(c, args[0], from_client, args[2], args[3]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_client_syn(CoreObject *c, PyObject *const *args, Py_ssize_t nargs) {
+    uint32_t seq;
+    if (check_nargs("client_syn", nargs, 3) < 0 || u32(args[0], &seq) < 0)
+        return NULL;
+    c->packets++;
+    set_obj(&c->last_frame, args[1]);
+    set_obj(&c->last_ts, args[2]);
+    if (c->c2s == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "TcpConnection: no halves");
+        return NULL;
+    }
+    PyObject *half = c->c2s;
+    Py_INCREF(half);
+    int rc = any_syn(half, seq);
+    Py_DECREF(half);
+    if (rc < 0)
+        return NULL;
+    set_obj(&c->client_isn, args[0]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_finished(CoreObject *c, void *closure) {
+    int f = core_finished(c);
+    if (f < 0)
+        return NULL;
+    return PyBool_FromLong(f);
+}
+
+static PyObject *core_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    return type->tp_alloc(type, 0); /* the subclass's __init__ sets the fields */
+}
+
+static int core_traverse(CoreObject *c, visitproc visit, void *arg) {
+    Py_VISIT(c->client);
+    Py_VISIT(c->c2s);
+    Py_VISIT(c->s2c);
+    Py_VISIT(c->client_isn);
+    Py_VISIT(c->last_frame);
+    Py_VISIT(c->last_ts);
+    return 0;
+}
+
+static int core_clear(CoreObject *c) {
+    Py_CLEAR(c->client);
+    Py_CLEAR(c->c2s);
+    Py_CLEAR(c->s2c);
+    Py_CLEAR(c->client_isn);
+    Py_CLEAR(c->last_frame);
+    Py_CLEAR(c->last_ts);
+    return 0;
+}
+
+static void core_dealloc(CoreObject *c) {
+    PyObject_GC_UnTrack(c);
+    core_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyMethodDef core_methods[] = {
+    {"packet", (PyCFunction)(void (*)(void))py_core_packet, METH_FASTCALL,
+     "packet(pkt, from_client, frame, ts): one segment of the connection, either way."},
+    {"client_syn", (PyCFunction)(void (*)(void))py_client_syn, METH_FASTCALL,
+     "client_syn(seq, frame, ts): the client's first SYN alone (no payload, ACK, FIN or RST)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef core_members[] = {
+    {"client", T_OBJECT_EX, offsetof(CoreObject, client), 0, NULL},
+    {"c2s", T_OBJECT_EX, offsetof(CoreObject, c2s), 0, NULL},
+    {"s2c", T_OBJECT_EX, offsetof(CoreObject, s2c), 0, NULL},
+    {"client_isn", T_OBJECT, offsetof(CoreObject, client_isn), 0, NULL},
+    {"last_frame", T_OBJECT_EX, offsetof(CoreObject, last_frame), 0, NULL},
+    {"last_ts", T_OBJECT_EX, offsetof(CoreObject, last_ts), 0, NULL},
+    {"packets", T_LONGLONG, offsetof(CoreObject, packets), 0, NULL},
+    {"server_packets", T_LONGLONG, offsetof(CoreObject, server_packets), 0, NULL},
+    {"client_bytes", T_LONGLONG, offsetof(CoreObject, client_bytes), 0, NULL},
+    {"server_bytes", T_LONGLONG, offsetof(CoreObject, server_bytes), 0, NULL},
+    {"reset", T_BOOL, offsetof(CoreObject, reset), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef core_getset[] = {
+    {"finished", (getter)get_finished, NULL, "Reset, or both directions ended.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "analyzer.tcp._tcp.ConnectionCore",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The per-packet part of a TCP connection (the twin of analyzer.tcp.core.ConnectionCore).",
+    .tp_new = core_new,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_traverse = (traverseproc)core_traverse,
+    .tp_clear = (inquiry)core_clear,
+    .tp_methods = core_methods,
+    .tp_members = core_members,
+    .tp_getset = core_getset,
+};
+
 /* -- the module ------------------------------------------------------------------------------ */
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tcp",
@@ -493,16 +753,18 @@ PyMODINIT_FUNC PyInit__tcp(void) {
         !(str_max_ooo_bytes = PyUnicode_InternFromString("max_ooo_bytes")) ||
         !(str_max_ooo_segments = PyUnicode_InternFromString("max_ooo_segments")) ||
         !(str_cap_bytes = PyUnicode_InternFromString("cap_ooo_bytes")) ||
-        !(str_cap_segments = PyUnicode_InternFromString("cap_ooo_segments")))
+        !(str_cap_segments = PyUnicode_InternFromString("cap_ooo_segments")) ||
+        !(str_syn = PyUnicode_InternFromString("syn")) || !(str_segment = PyUnicode_InternFromString("segment")) ||
+        !(str_peer_ack = PyUnicode_InternFromString("peer_ack")) ||
+        !(str_finished = PyUnicode_InternFromString("finished")))
         return NULL;
-    if (PyType_Ready(&HalfType) < 0)
+    if (PyType_Ready(&HalfType) < 0 || PyType_Ready(&CoreType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    Py_INCREF(&HalfType);
-    if (PyModule_AddObject(m, "TcpHalf", (PyObject *)&HalfType) < 0) {
-        Py_DECREF(&HalfType);
+    if (PyModule_AddObjectRef(m, "TcpHalf", (PyObject *)&HalfType) < 0 ||
+        PyModule_AddObjectRef(m, "ConnectionCore", (PyObject *)&CoreType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,3 +1,4 @@
+from analyzer.capture.decode import Packet
 from analyzer.limits import Limits
 from analyzer.tcp.reassembly import Receiver, StreamSink
 
@@ -17,3 +18,20 @@ class TcpHalf:
     def segment(self, seq: int, payload: bytes, fin: bool, frame: int, ts: int, /) -> None: ...
     def peer_ack(self, ack: int, frame: int, ts: int, /) -> None: ...
     def flush(self, frame: int, ts: int, /) -> None: ...
+
+class ConnectionCore:
+    c2s: TcpHalf
+    s2c: TcpHalf
+    client: tuple[bytes, int]
+    client_isn: int | None
+    last_frame: int
+    last_ts: int
+    packets: int
+    server_packets: int
+    client_bytes: int
+    server_bytes: int
+    reset: bool
+    @property
+    def finished(self) -> bool: ...
+    def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int, /) -> None: ...
+    def client_syn(self, seq: int, frame: int, ts: int, /) -> None: ...

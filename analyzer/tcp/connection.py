@@ -18,11 +18,16 @@ from collections.abc import Callable
 from typing import Protocol
 
 from analyzer.book import Announcement
-from analyzer.capture.decode import ACK, FIN, RST, SYN, Packet
+from analyzer.capture.decode import ACK, SYN, Packet
 from analyzer.limits import Limits
 from analyzer.model import ConnectionRecord, Flow, RecordSink
 from analyzer.tcp import TcpHalf
 from analyzer.tcp.reassembly import Receiver
+
+try:  # the per-packet step in C (analyzer/tcp/_tcp.c): flags, counters and both halves without a Python frame
+    from analyzer.tcp._tcp import ConnectionCore
+except ImportError:  # not built: the Python twin, the same results
+    from analyzer.tcp.core import ConnectionCore  # type: ignore[assignment]
 
 
 class Payload(Protocol):
@@ -78,31 +83,21 @@ class _Direction:
             conn.gap(self.from_client, missing, frame, ts)
 
 
-class TcpConnection:
-    """One TCP connection that is followed: reassembly of both directions, its transport, its row."""
+class TcpConnection(ConnectionCore):
+    """One TCP connection that is followed: reassembly of both directions, its transport, its row.
+    Its packets go to `ConnectionCore.packet` (counters, flags, both halves: analyzer/tcp/core.py)."""
 
     __slots__ = (
         "_c_dir",
         "_make",
         "_s_dir",
         "announced",
-        "c2s",
-        "client",
-        "client_bytes",
-        "client_isn",
         "closed",
         "first_frame",
         "first_ts",
         "flow",
         "identified_by",
-        "last_frame",
-        "last_ts",
-        "packets",
         "payload",
-        "reset",
-        "s2c",
-        "server_bytes",
-        "server_packets",
         "sink",
     )
 
@@ -126,7 +121,7 @@ class TcpConnection:
         self.first_frame = self.last_frame = frame
         self.first_ts = self.last_ts = ts
         self.packets = self.server_packets = self.client_bytes = self.server_bytes = 0
-        self.client_isn: int | None = None
+        self.client_isn = None
         self.reset = False
         self.closed = False
         self._make = make_payload
@@ -151,47 +146,6 @@ class TcpConnection:
         if self.reset or (self.c2s.finished and self.s2c.finished):
             return True
         return self.client_isn is not None and pkt.seq != self.client_isn
-
-    def client_syn(self, seq: int, frame: int, ts: int) -> None:
-        """The client's first SYN, without payload and without ACK, FIN or RST: what `packet` does
-        with it, without its tests (a connection followed from a `SynOnly` entry)."""
-        self.packets += 1
-        self.last_frame = frame
-        self.last_ts = ts
-        self.c2s.syn(seq)
-        self.client_isn = seq
-
-    @property
-    def finished(self) -> bool:
-        return self.reset or (self.c2s.finished and self.s2c.finished)
-
-    def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
-        _proto, _src, _dst, _sport, _dport, seq, ack, flags, payload = pkt  # one step, not an attribute each
-        self.packets += 1
-        self.last_frame = frame
-        self.last_ts = ts
-        if from_client:
-            half, other = self.c2s, self.s2c
-        else:
-            self.server_packets += 1
-            half, other = self.s2c, self.c2s
-        if flags & SYN:
-            half.syn(seq)
-            if from_client and not flags & ACK:
-                self.client_isn = seq
-            seq = (seq + 1) & 0xFFFFFFFF
-        if flags & ACK:
-            other.peer_ack(ack, frame, ts)
-        if payload:
-            if from_client:
-                self.client_bytes += len(payload)
-            else:
-                self.server_bytes += len(payload)
-            half.segment(seq, payload, bool(flags & FIN), frame, ts)
-        elif flags & FIN:
-            half.segment(seq, payload, True, frame, ts)
-        if flags & RST:
-            self.reset = True
 
     def gap(self, from_client: bool, missing: int, frame: int, ts: int) -> None:
         """A hole in one direction: report it (a cap when the bytes were captured), then pass it on."""
