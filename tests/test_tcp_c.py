@@ -176,7 +176,7 @@ def _connection(core: Any, half: Any, limits: Limits) -> tuple[Any, Record, Reco
     return conn, c_sink, s_sink
 
 
-packet_op = st.tuples(
+PACKET_FIELDS = (
     st.booleans(),  # from the client
     st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x19, 0x04, 0x14, 0x01, 0x00, 0x03, 0x06]),  # flags
     st.integers(-20, 90),  # seq, relative to that side's ISN
@@ -184,6 +184,7 @@ packet_op = st.tuples(
     st.integers(0, 25),  # payload length
     st.integers(0, 255),  # its first byte
 )
+packet_op = st.tuples(*PACKET_FIELDS)
 
 
 def drive(core: Any, half: Any, isns: tuple[int, int], limits: Limits, ops: list[tuple[Any, ...]]) -> list[Any]:
@@ -231,3 +232,115 @@ def test_connections_use_the_c_core_when_built() -> None:
     from analyzer.tcp import connection, core
 
     assert connection.ConnectionCore is (core.ConnectionCore if _tcp is None else _tcp.ConnectionCore)
+
+
+# -- a capture's TCP packets: `Follow` against `Conversations._tcp` ---------------------------------
+
+
+class World:
+    """What `Conversations._tcp` touches, made for one run: a flow table of two followed connections
+    (the second one's client the other side), an entry that is not followed, and a flow not in it;
+    every look-up, touch, hand-over to `_other` and close logged."""
+
+    C, S = (b"\x0a\x00\x00\x02", 50000), (b"\x0a\x00\x00\x01", 135)
+    FLOWS = ((C, S), ((C[0], 50001), S), ((C[0], 50002), S), ((C[0], 50003), S))
+
+    def __init__(self, core: Any, half: Any) -> None:
+        limits = Limits(max_ooo_bytes=40, max_ooo_segments=2)
+        self.log: list[Any] = []
+        self.table: dict[Any, Any] = {}
+        self.conns: list[Any] = []
+        self.sinks: list[Record] = []
+        for i, (a, b) in enumerate(self.FLOWS[:3]):
+            if i < 2:
+                conn, c_sink, s_sink = _connection(core, half, limits)
+                conn.client = a if i == 0 else b
+                self.conns.append(conn)
+                self.sinks += [c_sink, s_sink]
+                entry: Any = conn
+            else:
+                entry = ("not followed", i)
+            self.table[(a[0], a[1], b[0], b[1])] = self.table[(b[0], b[1], a[0], a[1])] = entry
+        self.names = {id(e): n for n, e in enumerate([*self.conns, self.table[self._key(2)]])}
+
+    def _key(self, i: int) -> Any:
+        a, b = self.FLOWS[i]
+        return (a[0], a[1], b[0], b[1])
+
+    def _name(self, entry: Any) -> Any:
+        return None if entry is None else self.names[id(entry)]
+
+    def _lookup(self, key: Any) -> Any:
+        self.log.append(("lookup", key))
+        return self.table.get(key)
+
+    def _touch(self, ident: int) -> None:
+        self.log.append(("touch", self.names[ident]))
+
+    def _other(self, key: Any, entry: Any, pkt: Any, frame: int, ts: int) -> None:
+        self.log.append(("other", key, self._name(entry), pkt, frame, ts))
+
+    def close(self, conn: Any, end: str, ts: int) -> None:
+        self.log.append(("close", self._name(conn), end, ts))
+        for k in [k for k, e in self.table.items() if e is conn]:
+            del self.table[k]
+
+    def state(self) -> Any:
+        conns = [tuple(getattr(c, k) for k in CONN_FIELDS) for c in self.conns]
+        halves = [tuple(getattr(h, k) for k in COUNTERS) for c in self.conns for h in (c.c2s, c.s2c)]
+        events = [list(s.events) for s in self.sinks]
+        for s in self.sinks:
+            s.events.clear()
+        log, self.log = self.log, []
+        return conns, halves, events, log
+
+
+tcp_op = st.tuples(st.integers(0, 3), *PACKET_FIELDS)  # which flow, then the packet's fields
+
+
+def follow_run(c_path: bool, ops: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    from analyzer.capture.decode import PROTO_TCP, Packet
+    from analyzer.pipeline import conversations
+    from analyzer.tcp import core
+
+    w = World(_tcp.ConnectionCore, _tcp.TcpHalf) if c_path else World(core.ConnectionCore, reassembly.TcpHalf)
+    cls = type(w.conns[0])
+    if c_path:
+        tcp: Any = _tcp.Follow(w._lookup, w._touch, cls, w._other, w.close)
+    else:
+        monkeypatch.setattr(conversations, "TcpConnection", cls)
+
+        def tcp(pkt: Any, frame: int, ts: int) -> None:
+            conversations.Conversations._tcp(w, pkt, frame, ts)  # type: ignore[arg-type]
+
+    trace = []
+    for frame, (flow, from_a, flags, seq, ack, n, fill) in enumerate(ops, 1):
+        a, b = World.FLOWS[flow]
+        src, dst = (a, b) if from_a else (b, a)
+        payload = bytes((fill + i) & 0xFF for i in range(n))
+        pkt = Packet(PROTO_TCP, src[0], dst[0], src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, payload)
+        tcp(pkt, frame, frame * 10)
+        trace.append(w.state())
+    return trace
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(ops=st.lists(tcp_op, max_size=30))
+def test_follow_dispatches_as_conversations_tcp(ops: list[tuple[Any, ...]]) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        want = follow_run(False, ops, mp)
+    with pytest.MonkeyPatch.context() as mp:
+        assert follow_run(True, ops, mp) == want
+
+
+@needs_c
+def test_follow_refuses_a_class_that_is_not_a_connection_core() -> None:
+    with pytest.raises(TypeError):
+        _tcp.Follow(dict.get, print, dict, print, print)  # type: ignore[arg-type]
+
+
+def test_conversations_follow_in_c_when_built() -> None:
+    from analyzer.pipeline import conversations
+
+    assert conversations.Follow is (None if _tcp is None else _tcp.Follow)

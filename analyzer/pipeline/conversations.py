@@ -14,6 +14,7 @@ connection), and leaves a tombstone.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeGuard
 
 from analyzer.capture.decode import ACK, SYN, Packet
@@ -26,6 +27,11 @@ from analyzer.tcp.connection import TcpConnection, Tombstone
 from analyzer.transports.ncacn_http import VirtualConnections
 from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
 from analyzer.transports.ncadg_ip_udp import UdpTransport
+
+try:  # a followed connection's packet in C (analyzer/tcp/_tcp.c): `_tcp`'s twin
+    from analyzer.tcp._tcp import Follow
+except ImportError:  # not built: `_tcp`
+    Follow = None  # type: ignore[assignment, misc]
 
 if TYPE_CHECKING:
     from analyzer.pipeline.state import Run
@@ -47,6 +53,10 @@ class Conversations:
         self.collector = Collector(run, capture, run.learner)
         self.table = FlowTable(run.limits.max_tcp_flows)
         self._lookup, self._touch = self.table.lookup, self.table.touching
+        # A TCP packet in: a followed connection's (nearly every one) in C where built, the rest in `_other`.
+        self.tcp: Callable[[Packet, int, int], None] = (
+            self._tcp if Follow is None else Follow(self._lookup, self._touch, TcpConnection, self._other, self.close)
+        )
         self._streams = 0
         self.pipes = PipeTable(self.collector, run.limits, self.next_stream)
         self.vcs = VirtualConnections(self.collector, run.limits)
@@ -72,30 +82,50 @@ class Conversations:
 
     # -- packets in -----------------------------------------------------------------------------
 
-    def tcp(self, pkt: Packet, frame: int, ts: int) -> None:
+    def _tcp(self, pkt: Packet, frame: int, ts: int) -> None:
+        """A TCP packet (`tcp`, where analyzer/tcp/_tcp.c's `Follow` is not built: its twin)."""
         _proto, src, dst, sport, dport, _seq, _ack, flags, _payload = pkt  # one step, not an attribute each
         key = (src, sport, dst, dport)
         entry = self._lookup(key)
+        # Every entry is of one of the five classes, none subclassed: `type() is`, cheaper than isinstance,
+        # and a followed connection (nearly every packet) is told by the first test.
+        if type(entry) is TcpConnection:
+            client = entry.client
+            from_client = src == client[0] and sport == client[1]
+            if flags & _SYN_ACK != SYN or not from_client:  # `_followed`, inline
+                entry.packet(pkt, from_client, frame, ts)
+                self._touch(id(entry))
+                if entry.reset or (entry.c2s.finished and entry.s2c.finished):  # `finished`, without its call
+                    self.close(entry, "rst" if entry.reset else "fin", ts)
+                return
+        self._other(key, entry, pkt, frame, ts)
+
+    def _other(self, key: FlowKey, entry: Entry | None, pkt: Packet, frame: int, ts: int) -> None:
+        """A TCP packet that is not one of a followed connection's, or is its client's SYN (`entry` is
+        what `key`, the packet's, looked up): a new flow, an entry not followed, the second packet of a
+        `SynOnly` entry, or a SYN that may start a new connection on the same addresses and ports."""
         if entry is None:
             self.classifier.new_tcp(key, pkt, frame, ts)
             return
-        # Every entry is of one of the five classes, none subclassed: `type() is`, cheaper than isinstance,
-        # and a followed connection (nearly every packet) is told by the first test.
         if type(entry) is not TcpConnection:
             if type(entry) is not SynOnly:
                 self._unfollowed(key, entry, pkt, frame, ts)
                 return
             entry = self.classifier.follow_syn(entry)  # its second packet: followed from its SYN, in its place
         client = entry.client
-        from_client = src == client[0] and sport == client[1]
-        if flags & _SYN_ACK != SYN or not from_client or not entry.is_new_connection(pkt):
-            entry.packet(pkt, from_client, frame, ts)
-            self._touch(id(entry))
-            if entry.reset or (entry.c2s.finished and entry.s2c.finished):  # `finished`, without its call
-                self.close(entry, "rst" if entry.reset else "fin", ts)
+        from_client = pkt.src == client[0] and pkt.sport == client[1]
+        if pkt.flags & _SYN_ACK != SYN or not from_client or not entry.is_new_connection(pkt):
+            self._followed(entry, pkt, from_client, frame, ts)
             return
         self.close(entry, "rst" if entry.reset else "fin", ts)  # a new connection on the same addresses
         self.classifier.new_tcp(key, pkt, frame, ts)
+
+    def _followed(self, entry: TcpConnection, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
+        """A packet of a followed connection: to it; the connection closed if it ended."""
+        entry.packet(pkt, from_client, frame, ts)
+        self._touch(id(entry))
+        if entry.reset or (entry.c2s.finished and entry.s2c.finished):
+            self.close(entry, "rst" if entry.reset else "fin", ts)
 
     def _unfollowed(self, key: FlowKey, entry: Entry, pkt: Packet, frame: int, ts: int) -> None:
         """A packet of an entry that is not a followed connection: a candidate, a tombstone or an

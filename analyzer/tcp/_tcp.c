@@ -742,6 +742,166 @@ static PyTypeObject CoreType = {
     .tp_getset = core_getset,
 };
 
+/* -- a capture's TCP packets: `Follow` --------------------------------------------------------
+ *
+ * The twin of `Conversations.tcp` (analyzer/pipeline/conversations.py) for the packet of a followed
+ * connection, nearly every TCP packet: the flow table's look-up by (src, sport, dst, dport), the
+ * direction, `ConnectionCore.packet`, the table's touch, and the close of a connection that ended.
+ * Anything else (a new flow, an entry not followed, a client's SYN on a followed connection) goes
+ * to `other(key, entry, pkt, frame, ts)`, the Python rest of that method, with what was looked up.
+ *
+ * Follow(lookup, touch, connection, other, close): `lookup(key)` the table's entry or None,
+ * `touch(id(entry))`, `connection` the followed connection's class (a `ConnectionCore` subclass:
+ * an entry of exactly that class is followed), `close(conn, end, ts)`. Called (pkt, frame, ts). */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *lookup, *touch, *connection, *other, *close;
+    vectorcallfunc vectorcall;
+} FollowObject;
+
+static PyObject *str_rst, *str_fin;
+
+static PyObject *follow_call(FollowObject *f, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if ((kwnames && PyTuple_GET_SIZE(kwnames)) || check_nargs("tcp", nargs, 3) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "tcp(pkt, frame, ts): no keywords");
+        return NULL;
+    }
+    PyObject *pkt = args[0], *frame = args[1], *ts = args[2];
+    if (!PyTuple_Check(pkt) || PyTuple_GET_SIZE(pkt) != 9) {
+        PyErr_SetString(PyExc_TypeError, "tcp: a Packet of nine fields");
+        return NULL;
+    }
+    PyObject *src = PyTuple_GET_ITEM(pkt, 1), *sport = PyTuple_GET_ITEM(pkt, 3);
+    long flags = PyLong_AsLong(PyTuple_GET_ITEM(pkt, 7));
+    if (flags == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *key = PyTuple_Pack(4, src, sport, PyTuple_GET_ITEM(pkt, 2), PyTuple_GET_ITEM(pkt, 4));
+    if (key == NULL)
+        return NULL;
+    PyObject *entry = PyObject_Vectorcall(f->lookup, &key, 1, NULL);
+    PyObject *result = NULL;
+    if (entry == NULL)
+        goto done;
+    int from_client = 0;
+    if ((PyObject *)Py_TYPE(entry) == f->connection) {
+        PyObject *client = ((CoreObject *)entry)->client;
+        if (client == NULL || !PyTuple_Check(client) || PyTuple_GET_SIZE(client) != 2) {
+            PyErr_SetString(PyExc_TypeError, "tcp: a connection's client is (address, port)");
+            goto done;
+        }
+        from_client = PyObject_RichCompareBool(src, PyTuple_GET_ITEM(client, 0), Py_EQ);
+        if (from_client > 0)
+            from_client = PyObject_RichCompareBool(sport, PyTuple_GET_ITEM(client, 1), Py_EQ);
+        if (from_client < 0)
+            goto done;
+    }
+    if ((PyObject *)Py_TYPE(entry) != f->connection || ((flags & (SYN | ACK)) == SYN && from_client)) {
+        PyObject *call[5] = {key, entry, pkt, frame, ts};
+        result = PyObject_Vectorcall(f->other, call, 5, NULL);
+        goto done;
+    }
+    CoreObject *c = (CoreObject *)entry;
+    if (core_packet(c, pkt, from_client, frame, ts) < 0)
+        goto done;
+    PyObject *id = PyLong_FromVoidPtr(entry);
+    if (id == NULL)
+        goto done;
+    PyObject *touched = PyObject_Vectorcall(f->touch, &id, 1, NULL);
+    Py_DECREF(id);
+    if (touched == NULL)
+        goto done;
+    Py_DECREF(touched);
+    int ended = core_finished(c);
+    if (ended < 0)
+        goto done;
+    if (ended) {
+        PyObject *call[3] = {entry, c->reset ? str_rst : str_fin, ts};
+        result = PyObject_Vectorcall(f->close, call, 3, NULL);
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_DECREF(key);
+    Py_XDECREF(entry);
+    return result;
+}
+
+static PyObject *follow_vectorcall_guard(FollowObject *f, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+static PyObject *follow_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"lookup", "touch", "connection", "other", "close", NULL};
+    PyObject *lookup, *touch, *connection, *other, *close;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OO:Follow", kwlist, &lookup, &touch, &PyType_Type, &connection,
+                                     &other, &close))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)connection, &CoreType)) {
+        PyErr_SetString(PyExc_TypeError, "Follow: the connection class must subclass ConnectionCore");
+        return NULL;
+    }
+    FollowObject *f = (FollowObject *)type->tp_alloc(type, 0);
+    if (f == NULL)
+        return NULL;
+    f->lookup = Py_NewRef(lookup);
+    f->touch = Py_NewRef(touch);
+    f->connection = Py_NewRef(connection);
+    f->other = Py_NewRef(other);
+    f->close = Py_NewRef(close);
+    f->vectorcall = (vectorcallfunc)follow_vectorcall_guard;
+    return (PyObject *)f;
+}
+
+static int follow_traverse(FollowObject *f, visitproc visit, void *arg) {
+    Py_VISIT(f->lookup);
+    Py_VISIT(f->touch);
+    Py_VISIT(f->connection);
+    Py_VISIT(f->other);
+    Py_VISIT(f->close);
+    return 0;
+}
+
+static int follow_clear(FollowObject *f) {
+    Py_CLEAR(f->lookup);
+    Py_CLEAR(f->touch);
+    Py_CLEAR(f->connection);
+    Py_CLEAR(f->other);
+    Py_CLEAR(f->close);
+    return 0;
+}
+
+static void follow_dealloc(FollowObject *f) {
+    PyObject_GC_UnTrack(f);
+    follow_clear(f);
+    Py_TYPE(f)->tp_free((PyObject *)f);
+}
+
+static PyObject *follow_vectorcall_guard(FollowObject *f, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    if (f->lookup == NULL) { /* cleared by the collector */
+        PyErr_SetString(PyExc_RuntimeError, "Follow: cleared");
+        return NULL;
+    }
+    Py_INCREF(f); /* a callback may drop the last other reference to it */
+    PyObject *r = follow_call(f, args, nargsf, kwnames);
+    Py_DECREF(f);
+    return r;
+}
+
+static PyTypeObject FollowType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "analyzer.tcp._tcp.Follow",
+    .tp_basicsize = sizeof(FollowObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Follow(lookup, touch, connection, other, close): a capture's TCP packets, called (pkt, frame, ts).",
+    .tp_new = follow_new,
+    .tp_dealloc = (destructor)follow_dealloc,
+    .tp_traverse = (traverseproc)follow_traverse,
+    .tp_clear = (inquiry)follow_clear,
+    .tp_vectorcall_offset = offsetof(FollowObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
 /* -- the module ------------------------------------------------------------------------------ */
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tcp",
@@ -756,15 +916,17 @@ PyMODINIT_FUNC PyInit__tcp(void) {
         !(str_cap_segments = PyUnicode_InternFromString("cap_ooo_segments")) ||
         !(str_syn = PyUnicode_InternFromString("syn")) || !(str_segment = PyUnicode_InternFromString("segment")) ||
         !(str_peer_ack = PyUnicode_InternFromString("peer_ack")) ||
-        !(str_finished = PyUnicode_InternFromString("finished")))
+        !(str_finished = PyUnicode_InternFromString("finished")) || !(str_rst = PyUnicode_InternFromString("rst")) ||
+        !(str_fin = PyUnicode_InternFromString("fin")))
         return NULL;
-    if (PyType_Ready(&HalfType) < 0 || PyType_Ready(&CoreType) < 0)
+    if (PyType_Ready(&HalfType) < 0 || PyType_Ready(&CoreType) < 0 || PyType_Ready(&FollowType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "TcpHalf", (PyObject *)&HalfType) < 0 ||
-        PyModule_AddObjectRef(m, "ConnectionCore", (PyObject *)&CoreType) < 0) {
+        PyModule_AddObjectRef(m, "ConnectionCore", (PyObject *)&CoreType) < 0 ||
+        PyModule_AddObjectRef(m, "Follow", (PyObject *)&FollowType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from analyzer.capture.decode import Packet
 from analyzer.limits import Limits
 from analyzer.tcp.reassembly import Receiver, StreamSink
@@ -35,3 +38,14 @@ class ConnectionCore:
     def finished(self) -> bool: ...
     def packet(self, pkt: Packet, from_client: bool, frame: int, ts: int, /) -> None: ...
     def client_syn(self, seq: int, frame: int, ts: int, /) -> None: ...
+
+class Follow:
+    def __init__(
+        self,
+        lookup: Callable[[tuple[bytes, int, bytes, int]], object],
+        touch: Callable[[int], None],
+        connection: type[ConnectionCore],
+        other: Callable[[tuple[bytes, int, bytes, int], Any, Packet, int, int], None],
+        close: Callable[[Any, str, int], None],
+    ) -> None: ...
+    def __call__(self, pkt: Packet, frame: int, ts: int, /) -> None: ...
