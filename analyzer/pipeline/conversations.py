@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 _SYN_ACK = SYN | ACK
 
 
+_KEEPS_PORT = (BY_HEURISTIC, BY_MIDSTREAM)  # how a followed connection was found when it keeps its port selected
+
+
 def _keeps_port(entry: Entry) -> TypeGuard[TcpConnection]:
-    return isinstance(entry, TcpConnection) and entry.identified_by in (BY_HEURISTIC, BY_MIDSTREAM)
+    return isinstance(entry, TcpConnection) and entry.identified_by in _KEEPS_PORT
 
 
 class Conversations:
@@ -92,7 +95,7 @@ class Conversations:
         if type(entry) is TcpConnection:
             client = entry.client
             from_client = src == client[0] and sport == client[1]
-            if flags & _SYN_ACK != SYN or not from_client:  # `_followed`, inline
+            if flags & _SYN_ACK != SYN or not from_client:  # as at the end of `_other`
                 entry.packet(pkt, from_client, frame, ts)
                 self._touch(id(entry))
                 if entry.reset or (entry.c2s.finished and entry.s2c.finished):  # `finished`, without its call
@@ -115,17 +118,13 @@ class Conversations:
         client = entry.client
         from_client = pkt.src == client[0] and pkt.sport == client[1]
         if pkt.flags & _SYN_ACK != SYN or not from_client or not entry.is_new_connection(pkt):
-            self._followed(entry, pkt, from_client, frame, ts)
+            entry.packet(pkt, from_client, frame, ts)
+            self._touch(id(entry))
+            if entry.reset or (entry.c2s.finished and entry.s2c.finished):
+                self.close(entry, "rst" if entry.reset else "fin", ts)
             return
         self.close(entry, "rst" if entry.reset else "fin", ts)  # a new connection on the same addresses
         self.classifier.new_tcp(key, pkt, frame, ts)
-
-    def _followed(self, entry: TcpConnection, pkt: Packet, from_client: bool, frame: int, ts: int) -> None:
-        """A packet of a followed connection: to it; the connection closed if it ended."""
-        entry.packet(pkt, from_client, frame, ts)
-        self._touch(id(entry))
-        if entry.reset or (entry.c2s.finished and entry.s2c.finished):
-            self.close(entry, "rst" if entry.reset else "fin", ts)
 
     def _unfollowed(self, key: FlowKey, entry: Entry, pkt: Packet, frame: int, ts: int) -> None:
         """A packet of an entry that is not a followed connection: a candidate, a tombstone or an
@@ -225,7 +224,8 @@ class Conversations:
         if self.pipes.closed:
             self.pipes_closed()
         if key is not None:
-            self._left(conn)
+            if conn.identified_by in _KEEPS_PORT:  # `_left`, inline (a connection closes once per flow)
+                self._port_users[conn.flow.server_port] -= 1
             if tombstone:  # `forget` then `put`, in one step (a followed connection holds no port of its own)
                 self.table.replace(key, conn, Tombstone(conn.client, ts))
             else:
