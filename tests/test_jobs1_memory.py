@@ -6,7 +6,8 @@ Arrow's system pool from the start, and then builds its tables as the two-proces
 - `analyze --jobs 1` imports no pandas while it reads, picks the system pool for Arrow's C++ too
   (`report.memory.system_pool_throughout`) and writes what the default run writes.
 - the views' rows are sorted a column at a time (`fold.sort_rows`): the order of all the keys at
-  once, with a few references per row alive rather than a key tuple per row and column."""
+  once, with a few references per row alive rather than a key tuple per row and column.
+- the timeline holds a key tuple and a row number per key, its counts in int64 columns."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analyzer.report.columns import frame
 from analyzer.report.fold import IP_COLUMNS, ip_key, sort_rows
+from analyzer.report.source import TABLES
+from analyzer.report.views.activity import Timeline
 from tests.conftest import SAMPLES
 
 
@@ -151,3 +155,49 @@ def test_sorting_a_view_makes_no_key_per_row_and_column() -> None:
     small, big = _sorting_peak(10_000), _sorting_peak(40_000)
     assert big < 100 * 40_000, big
     assert big < 5 * small + 200_000, (small, big)
+
+
+def _timeline_bytes(keys: int) -> float:
+    """Traced bytes a `Timeline` holds per key after folding `keys` distinct (minute, pair) keys, a
+    bind and a call each, 4,096 rows a chunk (a long capture's timeline: every minute a new key)."""
+    start_ns, minute_ns = 1_767_225_600_000_000_000, 60_000_000_000  # 2026-01-01, a minute
+    binds = frame(
+        TABLES["binds"],
+        {
+            "ts": [start_ns + i * minute_ns for i in range(keys)],
+            "client_ip": [f"10.1.0.{i % 200}" for i in range(keys)],
+            "server_ip": ["10.0.0.1"] * keys,
+            "interface_uuid": ["e3514235-4b06-11d1-ab04-00c04fc2dcd2"] * keys,
+            "interface_name": ["drsuapi"] * keys,
+        },
+    )
+    calls = frame(
+        TABLES["calls"],
+        {
+            **{c: list(binds[c]) for c in ("client_ip", "server_ip", "interface_uuid", "interface_name")},
+            "ts": [start_ns + i * minute_ns for i in range(keys)],
+            "request_bytes": [1_000 + i for i in range(keys)],
+            "response_bytes": [100_000 + i for i in range(keys)],
+            "operation": ["DRSGetNCChanges"] * keys,
+        },
+    )
+    view = Timeline()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for table, rows in (("binds", binds), ("calls", calls)):
+            for start in range(0, keys, 4096):
+                view.add(table, rows.iloc[start : start + 4096])
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(view.result()) == keys
+    return held / keys
+
+
+def test_the_timeline_holds_a_tuple_and_a_number_per_key() -> None:
+    """A key's counts are items of int64 columns, not a list of int objects: about 250 traced bytes a
+    key with its operations (340 as a list per key), and no more per key for 4x the keys."""
+    small, big = _timeline_bytes(5_000), _timeline_bytes(20_000)
+    assert big < 290, big
+    assert big < small * 1.25 + 20, (small, big)
