@@ -37,13 +37,30 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 
 
 def without_pandas() -> None:
-    """For a process that only reads captures and then ends (the forked reader, a worker): make
-    pandas unimportable there, unless it is already loaded. `pa.array` imports pandas on its first
-    call only to ask whether the list it is given is a pandas object: 0.13 to 0.2 s of CPU that a
-    process building no table need not spend (pyarrow then takes pandas to be absent). Never in a
-    process that goes on to build tables: pyarrow remembers the answer."""
+    """For a process while it only reads captures (the forked reader, a worker, and `--jobs 1` until
+    its reading ends): make pandas unimportable there, unless it is already loaded. `pa.array`
+    imports pandas on its first call only to ask whether the list it is given is a pandas object:
+    0.13 to 0.2 s of CPU that a process building no table need not spend, and about 50 MiB resident
+    beside the reading's own peak (pyarrow then takes pandas to be absent). A process that goes on
+    to build tables calls `with_pandas` when its reading ends."""
     if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
         sys.meta_path.insert(0, _NoPandas())
+
+
+def with_pandas() -> None:
+    """Undo `without_pandas`: pandas importable again, and pyarrow told it is there. pyarrow's pandas
+    shim remembers a failed import (its `have_pandas` stays false, and `pa.array` would take a pandas
+    Series for a plain sequence) until a call that needs pandas retries it: `_pandas_api.pd` is one,
+    made here once pandas may load. Nothing when the guard was not set."""
+    guards = [f for f in sys.meta_path if isinstance(f, _NoPandas)]
+    if not guards:
+        return
+    for guard in guards:
+        sys.meta_path.remove(guard)
+    if "pyarrow" in sys.modules:
+        import pyarrow
+
+        pyarrow.lib._pandas_api.pd  # noqa: B018  (the retried import is the point)
 
 
 # glibc's mallopt parameters (malloc.h) and the values a reading process sets.

@@ -75,16 +75,23 @@ def ip_key(value: object) -> str:
 
 def sort_rows(data: dict[str, list[Any]], by: list[str]) -> dict[str, list[Any]]:
     """The rows (columns of equal length) in the stable order of `by`: addresses as `ip_key` orders
-    them, any other column with missing values first (the views' row order)."""
-    keyed: list[list[Any]] = []
-    for col in by:
+    them, any other column with missing values first (the views' row order).
+
+    Sorted one column at a time, the last of `by` first: stable sorts compose into the order of
+    sorting by all of `by` at once, and only one column's keys are alive at a time, references to
+    its own values (an address's `ip_key` once per distinct address). A key tuple per row and
+    column, and one of them per row, were 12 MiB for the 10.8 GB capture's 25,700 timeline rows,
+    made at the end of the pass while the other folds still held their state (`--jobs 1`)."""
+    order = list(range(len(data[by[0]])))
+    for col in reversed(by):
         values = data[col]
         if col in IP_COLUMNS:
             memo = {v: ip_key(v) for v in set(values)}
-            keyed.append([memo[v] for v in values])
+            order.sort(key=lambda i: memo[values[i]])
         else:
-            keyed.append([(0, 0) if v is None else (1, v) for v in values])
-    order = sorted(range(len(data[by[0]])), key=lambda i: tuple(k[i] for k in keyed))
+            present = [i for i in order if values[i] is not None]
+            present.sort(key=values.__getitem__)
+            order = [i for i in order if values[i] is None] + present
     return {col: [values[i] for i in order] for col, values in data.items()}
 
 
