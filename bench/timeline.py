@@ -91,7 +91,7 @@ PATCHES = [
     ("analyzer.parallel.multicore", "plan", "plan"),
     ("analyzer.parallel.multicore", "analyse_session", "session(fresh)"),
     ("analyzer.parallel.multicore", "redo_session", "session(redo)"),
-    ("analyzer.parallel.multicore", "merge", "merge"),
+    ("analyzer.parallel.multicore", "Merger.add", "merge(session)"),
     ("analyzer.parallel.child", "_run", "read(child)"),
     ("analyzer.pipeline", "Pipeline.run", "pipeline.run"),
     ("analyzer.parallel.child", "pickle.dump", "pickled(send)"),

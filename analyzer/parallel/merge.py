@@ -27,10 +27,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint
+from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint, EndpointBook
 from analyzer.limits import Limits
-from analyzer.model import NCACN_IP_TCP, NCADG_IP_UDP
-from analyzer.parallel.units import Census, SerialState, SessionResult
+from analyzer.parallel.units import Census, SerialState, SessionResult, conversation_starts, same_port_binds
 from analyzer.pipeline.classify import ip_text
 from analyzer.pipeline.state import Run
 from analyzer.records import Records
@@ -47,6 +46,12 @@ def start_state(limits: Limits) -> SerialState:
     """The state of a fresh pipeline: the well-known ports and an empty book."""
     run = Run(limits, strict=False)
     return SerialState(set(run.selector.tcp_ports), set(run.selector.udp_ports), run.learner.book)
+
+
+def _fresh_copy(base: SerialState, limits: Limits) -> SerialState:
+    """Another start state like `base`, with a book of its own (a `Run` made once, not twice: its
+    spool's record codecs and its selector cost about 3 ms)."""
+    return SerialState(set(base.tcp_ports), set(base.udp_ports), EndpointBook(limits.max_learned_endpoints))
 
 
 def mergeable(results: list[SessionResult]) -> bool:
@@ -88,19 +93,9 @@ def _port_bytes(ports: set[int]) -> set[bytes]:
 
 
 def _starts(r: SessionResult) -> dict[tuple[str, int, str, int], int]:
-    """The first frame of every TCP conversation the fresh reading followed or counted as an attempt,
-    by (address, port, address, port) in both directions."""
-    ends = [
-        (c.flow.client_ip, c.flow.client_port, c.flow.server_ip, c.flow.server_port, c.first_frame)
-        for c in r.records.connections
-        if c.flow.transport != NCADG_IP_UDP
-    ]
-    ends += [(a.client_ip, a.client_port, a.server_ip, a.server_port, a.frame) for a in r.records.attempts]
-    starts: dict[tuple[str, int, str, int], int] = {}
-    for cip, cport, sip, sport, first in ends:
-        for k in ((cip, cport, sip, sport), (sip, sport, cip, cport)):
-            starts[k] = min(first, starts.get(k, first))
-    return starts
+    """The first frame of every TCP conversation the fresh reading followed or counted as an
+    attempt (`units.conversation_starts`), as the worker took it, else from the records."""
+    return r.starts if r.starts is not None else conversation_starts(r.records)
 
 
 def _probed(census: Census, carried: _Carried) -> bool:
@@ -161,14 +156,8 @@ def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialSt
 
 
 def _same_port_binds(r: SessionResult) -> set[tuple[str, int]]:
-    """(capture, frame) of the announcements learned from accepted binds whose secondary address is
-    the port they were made on: `EndpointLearner.bind_ack` learns those only for a server the book lacks."""
-    out = set()
-    for b in r.records.binds:
-        f = b.flow
-        if b.ack_result == "acceptance" and f.transport == NCACN_IP_TCP and b.sec_addr == str(f.server_port):
-            out.add((f.capture, b.ack_frame or b.frame))
-    return out
+    """`units.same_port_binds` of the session, as the worker took it, else from the records."""
+    return r.same_port if r.same_port is not None else same_port_binds(r.records)
 
 
 def _replay(r: SessionResult, state: SerialState, base: SerialState) -> list[tuple[Endpoint, Announcement]] | None:
@@ -240,19 +229,83 @@ def append(merged: Records, r: SessionResult) -> None:
         r.records.close()  # its directory goes, with what was not adopted
 
 
+class Merger:
+    """The merge done a session at a time, in session order, as the workers' results come in: the
+    parent merges what it has while the workers read the rest (`multicore`), instead of all of it
+    after the last one. `step(r)` takes session i's fresh result once sessions 0 to i-1 are merged
+    and merges it, or returns the serial state it must be read again from: then `redone(r)` takes
+    that reading (`add` does both, with `redo`). `records()` gives the merged records, or None when
+    the sessions cannot be merged (the checks of `mergeable`, made as they come: names seen twice,
+    too many live violation aggregates)."""
+
+    def __init__(self, limits: Limits, redo: Redo | None = None) -> None:
+        self.limits, self.redo = limits, redo
+        self.base = start_state(limits)
+        self.state = _fresh_copy(self.base, limits)
+        self.merged: Records | None = Records(limits)
+        self.added = 0  # the sessions taken so far (the next one's index)
+        self.waiting = False  # the last one taken is being read again
+        self._names: set[str] = set()
+        self._held = 0
+
+    def step(self, r: SessionResult) -> SerialState | None:
+        """Session `added`'s fresh result merged (None), or the state to read it again from."""
+        assert not self.waiting, "the session before is being read again"
+        self.added += 1
+        self._held += r.held
+        names = set(r.names)
+        if self.merged is None or self._names & names or len(names) < len(r.names) or self._held > LIVE_AGGREGATES:
+            self._drop(r)
+            return None
+        self._names |= names
+        after = advance(self.state, r, self.base) if exact(r, self.state, self.base, self.limits) else None
+        if after is None:
+            if isinstance(r.records, Records):
+                r.records.close()
+            self.waiting = True
+            return self.state
+        append(self.merged, r)
+        self.state = after
+        return None
+
+    def redone(self, r: SessionResult) -> None:
+        """The session `step` asked for, read again from the state it gave."""
+        self.waiting = False
+        if self.merged is None:
+            self._drop(r)
+            return
+        after = advance(self.state, r, self.base)
+        assert after is not None  # a redone session hands its own state over
+        append(self.merged, r)
+        self.state = after
+
+    def add(self, r: SessionResult) -> None:
+        """`step`, and the reading again it asks for done with `redo`."""
+        state = self.step(r)
+        if state is not None:
+            assert self.redo is not None
+            self.redone(self.redo(self.added - 1, state))
+
+    def _drop(self, r: SessionResult) -> None:
+        if isinstance(r.records, Records):
+            r.records.close()
+        if self.merged is not None:
+            self.merged.close()
+            self.merged = None
+
+    def records(self) -> Records | None:
+        merged = self.merged
+        if merged is not None:
+            merged.book = self.state.book
+        return merged
+
+
 def merge(results: list[SessionResult], limits: Limits, redo: Redo) -> Records:
     """The serial run's records from the sessions' results (in session order); `redo(i, state)`
     reads session i again from the serial state at its start. Call `mergeable` first."""
-    base = start_state(limits)
-    state = start_state(limits)
-    merged = Records(limits)
-    for i, r in enumerate(results):
-        after = advance(state, r, base) if exact(r, state, base, limits) else None
-        if after is None:
-            r = redo(i, state)
-            after = advance(state, r, base)
-            assert after is not None  # a redone session hands its own state over
-        append(merged, r)
-        state = after
-    merged.book = state.book
+    merger = Merger(limits, redo)
+    for r in results:
+        merger.add(r)
+    merged = merger.records()
+    assert merged is not None, "call mergeable first"
     return merged

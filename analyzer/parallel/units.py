@@ -39,6 +39,8 @@ from analyzer.capture.session import FrameMap, Member
 from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
 from analyzer.limits import Limits
 from analyzer.model import (
+    NCACN_IP_TCP,
+    NCADG_IP_UDP,
     AttemptRecord,
     BindRecord,
     CallRecord,
@@ -242,6 +244,10 @@ class SessionResult:
     held: int  # violation aggregates still live at the end
     redone: bool = False  # read from the serial run's state (its book includes the earlier sessions')
     names: list[str] = field(default_factory=list)
+    # What the merge reads of the records, taken here (`conversation_starts`, `same_port_binds`) while
+    # they are still in memory: the parent read the spools back for it, serially, after the workers.
+    starts: dict[tuple[str, int, str, int], int] | None = None
+    same_port: set[tuple[str, int]] | None = None
 
 
 @dataclass
@@ -251,6 +257,34 @@ class SerialState:
     tcp_ports: set[int]
     udp_ports: set[int]
     book: EndpointBook
+
+
+def conversation_starts(records: SessionRecords | Records) -> dict[tuple[str, int, str, int], int]:
+    """The first frame of every TCP conversation a reading followed or counted as an attempt, by
+    (address, port, address, port) in both directions (what `merge` compares with the census)."""
+    ends = [
+        (c.flow.client_ip, c.flow.client_port, c.flow.server_ip, c.flow.server_port, c.first_frame)
+        for c in records.connections
+        if c.flow.transport != NCADG_IP_UDP
+    ]
+    ends += [(a.client_ip, a.client_port, a.server_ip, a.server_port, a.frame) for a in records.attempts]
+    starts: dict[tuple[str, int, str, int], int] = {}
+    for cip, cport, sip, sport, first in ends:
+        for k in ((cip, cport, sip, sport), (sip, sport, cip, cport)):
+            starts[k] = min(first, starts.get(k, first))
+    return starts
+
+
+def same_port_binds(records: SessionRecords | Records) -> set[tuple[str, int]]:
+    """(capture, frame) of the announcements learned from accepted binds whose secondary address is
+    the port they were made on: `EndpointLearner.bind_ack` learns those only for a server the book
+    lacks, so the merge replays them only where the serial book lacked it."""
+    out = set()
+    for b in records.binds:
+        f = b.flow
+        if b.ack_result == "acceptance" and f.transport == NCACN_IP_TCP and b.sec_addr == str(f.server_port):
+            out.add((f.capture, b.ack_frame or b.frame))
+    return out
 
 
 def _read(run: Run, members: list[Member], census: Census | None, tick: Tick | None) -> None:
@@ -270,15 +304,21 @@ def _result(index: int, run: Run, census: Census | None, redone: bool, portable:
     and encoded again (the lists cost 0.1 s of CPU more on the 8 benchmark captures, half of it in
     the parent). `portable` (another machine, no shared disk): lists, in memory."""
     records = run.records
+    complete = census if census is not None and census.complete else None
+    fresh = not redone and index > 0  # the first session and a redone one are merged as they are
+    starts = conversation_starts(records) if fresh and complete is not None else None
+    same_port = same_port_binds(records) if fresh else None
     return SessionResult(
         index,
-        records if not portable else SessionRecords.of(records),
+        records if not portable else SessionRecords.of(records),  # (SessionRecords.of closes the spool)
         set(run.selector.tcp_ports),
         set(run.selector.udp_ports),
-        census if census is not None and census.complete else None,
+        complete,
         records.violations.held,
         redone,
         [c.capture for c in records.captures],
+        starts,
+        same_port,
     )
 
 
