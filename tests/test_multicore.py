@@ -96,10 +96,10 @@ def test_a_session_the_earlier_ones_reach_is_read_again(cut_in_two: Path, monkey
     redone: list[int] = []
 
     class Counting(merge.Merger):
-        def redone(self, r: units.SessionResult) -> None:
-            redone.append(self.added - 1)
-            assert r.redone and r.index == self.added - 1
-            super().redone(r)
+        def redone(self, token: int, r: units.SessionResult) -> None:
+            redone.append(r.index)
+            assert r.redone
+            super().redone(token, r)
 
     monkeypatch.setattr(multicore, "Merger", Counting)
     assert_same_result(serial, analyzer.analyze([cut_in_two], jobs=2))

@@ -128,22 +128,22 @@ class _Work:
     """The pool's tasks, given to it a few at a time: each session read fresh, in session order,
     and any read again (`redo`) as soon as the merge asks for it. At most `jobs + 1` tasks are in
     the pool at once (one waiting for each worker to free up: none idles), so a reading again
-    goes to the next free worker: it waits for the merge of every session before it and holds up
-    the merge of every one after. Given all at once, as before, the pool queued every fresh
-    session ahead of it (its call queue takes tasks as they are submitted, past cancelling)."""
+    goes to the next free worker: it holds up the merge of every session after it. Given all at
+    once, as before, the pool queued every fresh session ahead of it (its call queue takes tasks
+    as they are submitted, past cancelling)."""
 
     def __init__(self, pool: cf.ProcessPoolExecutor, jobs: int, groups: list[list[Member]], limits: Limits) -> None:
         self.pool, self.room, self.groups, self.limits = pool, jobs + 1, groups, limits
         self.todo = list(range(len(groups)))[::-1]  # fresh sessions not given yet, the next last
-        self.tasks: dict[cf.Future[SessionResult], tuple[bool, int]] = {}  # (read again?, session)
+        self.tasks: dict[cf.Future[SessionResult], int | None] = {}  # a reading again's token, None if fresh
 
     def top_up(self) -> None:
         while self.todo and len(self.tasks) < self.room:
             i = self.todo.pop()
-            self.tasks[self.pool.submit(_analyse, i, self.groups[i], self.limits)] = (False, i)
+            self.tasks[self.pool.submit(_analyse, i, self.groups[i], self.limits)] = None
 
-    def redo(self, i: int, state: SerialState) -> None:
-        self.tasks[self.pool.submit(_redo, i, self.groups[i], self.limits, state)] = (True, i)
+    def redo(self, token: int, i: int, state: SerialState) -> None:
+        self.tasks[self.pool.submit(_redo, i, self.groups[i], self.limits, state)] = token
 
 
 def _collect(work: _Work, q: Any, tally: Tally) -> Records | None:
@@ -153,23 +153,22 @@ def _collect(work: _Work, q: Any, tally: Tally) -> Records | None:
     last worker on the run's critical path, and a session read again (see `_Work`) waited for
     every fresh one."""
     merger = Merger(work.limits)
-    results: dict[int, SessionResult] = {}
     work.top_up()
     while work.tasks:
         finished, _running = cf.wait(list(work.tasks), timeout=_POLL_S, return_when=cf.FIRST_COMPLETED)
         for fut in finished:
-            redone, i = work.tasks.pop(fut)
-            if redone:
-                merger.redone(fut.result())
+            token = work.tasks.pop(fut)
+            if token is not None:
+                merger.redone(token, fut.result())
             else:
-                results[i] = fut.result()
-                tally.done(i)
-        while not merger.waiting and merger.added in results:
-            state = merger.step(results.pop(merger.added))
-            if state is not None:
-                work.redo(merger.added - 1, state)
+                r = fut.result()
+                merger.offer(r)
+                tally.done(r.index)
+        for token, i, state in merger.progress():
+            work.redo(token, i, state)
         work.top_up()
         tally.drain(q)
+    assert merger.added == len(work.groups), "every session merged"
     return merger.records()
 
 
