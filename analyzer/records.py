@@ -125,12 +125,6 @@ class _Codec(Generic[R]):
             yield cls(*values)
 
 
-def _codec_of(cls: type[R], made: dict[type, Any] = {}) -> _Codec[R]:  # noqa: B006 - the cache
-    """A record class's codec, made once per process (it holds nothing of a spool's): a `Records`
-    made seven, each reading its class's type hints, 2 ms; a parallel run makes one per session."""
-    return made.get(cls) or made.setdefault(cls, _Codec(cls))  # type: ignore[no-any-return]
-
-
 def _fields_of(records: list[Any], names: list[str]) -> dict[str, list[Any]]:
     """`Spool.fields` of records in memory (the buffer, a pickled batch)."""
     out: dict[str, list[Any]] = {}
@@ -221,7 +215,7 @@ class Spool(ReadBack[R]):
     def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
         self._run = run
         self.kind = kind
-        self._codec = _codec_of(cls)
+        self._codec = _Codec(cls)
         self._files: list[str] = []
         self._sizes: list[int] = []  # records per file, for reading a record by its position
         self._buffer: list[R] = []
