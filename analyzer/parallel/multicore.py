@@ -5,7 +5,8 @@ each session (`analyzer.capture.session`: a file, or the files of one rotated se
 a fresh state (`units.analyse_session`), in session order; `merge.Merger` walks the results in
 that order as they come (session i once 0 to i-1 are merged, while the workers read the rest),
 has a worker read again from the serial state, ahead of the fresh sessions still to read, each
-session that state could have changed (`units.redo_session`), and appends the records. With one
+session that state could have changed (`units.redo_session`; reading ahead, from the state the
+results before it predict), and appends the records. With one
 job, one session, or a worker pool that breaks, the run is the serial one, in this process.
 
 Workers are forked (they share the parent's loaded modules and name overrides) and report their
