@@ -17,5 +17,6 @@ setup(
         Extension("analyzer.report._flowid", ["analyzer/report/_flowid.c"], libraries=["crypto"], optional=True),
         Extension("analyzer.report._csv", ["analyzer/report/_csv.c"], optional=True),
         Extension("analyzer.tcp._tcp", ["analyzer/tcp/_tcp.c"], optional=True),
+        Extension("analyzer.parallel._census", ["analyzer/parallel/_census.c"], optional=True),
     ]
 )

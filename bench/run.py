@@ -26,12 +26,16 @@ times, and that all three wrote the same bytes) on (a) a directory
 of 8 independent captures made by the generator with seeds 11-18 (bench/data/independent8/) and (b)
 the 200 MB capture split into 8 rotated files with `editcap -c` (bench/data/rotated8/), next to tshark
 over the same files and the BPF floor (tcpdump reading them with the RPC port filter) measured in the
-same run. Every measured run loads the analyzer from bytecode caches, as an installed package does
-(`with_bytecode`; before round 6 the one-core runs compiled the modules from source each time, about
-0.3 s of CPU, because this project's sessions set PYTHONDONTWRITEBYTECODE). Usage:
+same run. `--large` adds (c), the shape of (a) at five times the size (8 independent captures of
+about 140 MB, seeds 21-28, 1.1 GB, bench/data/large8/): (a) and (b) take about a second, most of it
+a run's fixed and serial costs; (c) shows what the workers give once the reading dominates, as it
+does in an incident's tens of GB. Every measured run loads the analyzer from bytecode caches, as an
+installed package does (`with_bytecode`; before round 6 the one-core runs compiled the modules from
+source each time, about 0.3 s of CPU, because this project's sessions set PYTHONDONTWRITEBYTECODE).
+Usage:
 
     python bench/run.py [--size 200M] [--seed 1] [--repeat 3] [--capture FILE|1g] [--tree DIR]
-    python bench/run.py --jobs [--repeat 3] [--tree DIR]
+    python bench/run.py --jobs [--repeat 3] [--tree DIR] [--large]
 
 --tree DIR adds another checkout's analyzer (DIR/.venv/bin/rpc-analyzer, e.g. ../main) to the same
 alternation as a baseline, and checks that it wrote the same CSVs: a before/after measured in the
@@ -211,18 +215,22 @@ READ_ONLY = (
     "run(paths, DEFAULT_LIMITS, int(sys.argv[1]), serial=lambda: Pipeline(DEFAULT_LIMITS, digests=True).run(paths))"
 )
 INDEPENDENT = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]  # no digits: 8 sessions
+# (c), --large: the same shape as (a) at five times the size (seeds 21-28, about 140 MB each, 1.1 GB),
+# where the fixed costs of a run weigh less and the reading, which the workers share, more.
+LARGE = ["india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"]
 
 
-def make_independent() -> list[Path]:
-    """8 independent captures, seeds 11-18, about 25 MB each (made once)."""
-    d = DATA / "independent8"
+def make_independent(names: list[str] = INDEPENDENT, first_seed: int = 11, size: str = "14M") -> list[Path]:
+    """8 independent captures, seeds 11-18, about 25 MB each (made once); with `LARGE`, seeds 21-28
+    at --size 112M, about 140 MB each, in bench/data/large8/."""
+    d = DATA / ("independent8" if names is INDEPENDENT else "large8")
     d.mkdir(parents=True, exist_ok=True)
     caps = []
-    for seed, name in enumerate(INDEPENDENT, 11):
+    for seed, name in enumerate(names, first_seed):
         cap = d / f"{name}.pcap"
         if not cap.exists():
             print(f"making {cap} ...", file=sys.stderr)
-            cmd = [sys.executable, str(GENERATOR), "-o", str(cap), "--size", "14M", "--seed", str(seed)]
+            cmd = [sys.executable, str(GENERATOR), "-o", str(cap), "--size", size, "--seed", str(seed)]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         caps.append(cap)
     return caps
@@ -352,6 +360,9 @@ def main_jobs(args: argparse.Namespace, analyzer: str, tshark: str, base: str | 
     bench_jobs("(a) 8 independent captures", make_independent(), analyzer, tshark, args.repeat, base)
     rotated = make_rotated(resolve_capture(args.capture, args.size, args.seed))
     bench_jobs("(b) the capture in 8 rotated files", rotated, analyzer, tshark, args.repeat, base)
+    if args.large:
+        large = make_independent(LARGE, 21, "112M")
+        bench_jobs("(c) 8 independent captures, 1.1 GB", large, analyzer, tshark, args.repeat, base)
 
 
 def baseline(tree: str | None) -> str | None:
@@ -376,6 +387,11 @@ def main() -> None:
         "seed-2 capture and measures cat and the BPF floor as well",
     )
     ap.add_argument("--jobs", action="store_true", help="measure --jobs 1 against --jobs 2 (see above)")
+    ap.add_argument(
+        "--large",
+        action="store_true",
+        help="with --jobs, also (c): 8 independent captures of about 140 MB (1.1 GB, made once in bench/data/large8/)",
+    )
     ap.add_argument(
         "--tree",
         help="another checkout (DIR/.venv/bin/rpc-analyzer) measured alternately as a baseline, e.g. --tree ../main",

@@ -94,16 +94,14 @@ def test_a_session_the_earlier_ones_reach_is_read_again(cut_in_two: Path, monkey
     by = set(serial.connections.loc[serial.connections["capture"].str.endswith("use.pcap"), "identified_by"])
     assert by == {"epm"}
     redone: list[int] = []
-    real = merge.merge
 
-    def counting(results: list[units.SessionResult], limits: object, redo: merge.Redo) -> Records:
-        def counted(i: int, state: units.SerialState) -> units.SessionResult:
-            redone.append(i)
-            return redo(i, state)
+    class Counting(merge.Merger):
+        def redone(self, token: int, r: units.SessionResult) -> None:
+            redone.append(r.index)
+            assert r.redone
+            super().redone(token, r)
 
-        return real(results, DEFAULT_LIMITS, counted)
-
-    monkeypatch.setattr(multicore, "merge", counting)
+    monkeypatch.setattr(multicore, "Merger", Counting)
     assert_same_result(serial, analyzer.analyze([cut_in_two], jobs=2))
     assert redone == [1]
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analyzer.capture.prefilter import Batch
 from analyzer.capture.session import Member
 from analyzer.capture.source import open_capture
 from analyzer.limits import DEFAULT_LIMITS
@@ -50,6 +51,44 @@ def _compare(paths: list[Path]) -> int:
 
 def test_batched_census_equals_frame_by_frame_census_on_the_samples() -> None:
     assert _compare(sorted(SAMPLES.glob("*.pcap*"))) >= 10
+
+
+def test_the_numpy_twin_of_the_c_census_equals_frame_by_frame_census(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(units, "_c_census", None)
+    assert _compare(sorted(SAMPLES.glob("*.pcap*"))) >= 10
+
+
+_PLAIN_HEAD = b"\x00" * 12 + b"\x08\x00\x45"
+
+
+@pytest.mark.skipif(units._c_census is None, reason="the C census is not built: its twin runs")
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_c_census_notes_what_its_numpy_twin_notes(data: st.DataObject) -> None:
+    """Frames at any offset (overlapping, out of order, cut by the buffer's end), plain or not,
+    their keys drawn from a few (runs of one conversation, keys seen in an earlier batch)."""
+    keys = [data.draw(st.binary(min_size=12, max_size=12)) for _ in range(3)]
+    frames = []
+    for _ in range(data.draw(st.integers(0, 12))):
+        head = data.draw(st.sampled_from([_PLAIN_HEAD, b"\x00" * 12 + b"\x08\x00\x46", b"\x00" * 12 + b"\x81\x00\x45"]))
+        frames.append(head + bytes(11) + data.draw(st.sampled_from(keys)) + data.draw(st.binary(max_size=8)))
+    buf = b"".join(frames) + data.draw(st.binary(max_size=40))
+    starts, at = [], 0
+    for f in frames:
+        starts.append(at)
+        at += len(f)
+    starts += data.draw(st.lists(st.integers(0, max(len(buf) - 1, 0)), max_size=6))  # anywhere, even cut
+    start = np.array(data.draw(st.permutations(starts)), dtype=np.int64)
+    batch = Batch(buf, 1, data.draw(st.integers(0, 1000)), start, start + 1, np.zeros(len(start), dtype=np.int64))
+    seen = {keys[0]: 7}  # a key an earlier batch noted keeps its frame
+    twin, c = units.Census(DEFAULT_LIMITS), units.Census(DEFAULT_LIMITS)
+    twin.flows, c.flows = dict(seen), dict(seen)
+    if len(buf) < 38:
+        return
+    plain_twin = twin._plain_keys(batch)
+    plain_c = np.frombuffer(units._c_census(batch.buf, batch.start, batch.frame0, c.flows), dtype=np.bool_)
+    assert plain_c.tolist() == plain_twin.tolist()
+    assert c.flows == twin.flows
 
 
 @needs_shared

@@ -23,14 +23,14 @@ earlier than the workers did). Either way the records are the serial run's.
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint
+from analyzer.book import PER_ENDPOINT, SOURCE_SEC_ADDR, Announcement, Endpoint, EndpointBook
 from analyzer.limits import Limits
-from analyzer.model import NCACN_IP_TCP, NCADG_IP_UDP
-from analyzer.parallel.units import Census, SerialState, SessionResult
+from analyzer.parallel.units import Census, SerialState, SessionResult, conversation_starts, same_port_binds
 from analyzer.pipeline.classify import ip_text
 from analyzer.pipeline.state import Run
 from analyzer.records import Records
@@ -47,6 +47,12 @@ def start_state(limits: Limits) -> SerialState:
     """The state of a fresh pipeline: the well-known ports and an empty book."""
     run = Run(limits, strict=False)
     return SerialState(set(run.selector.tcp_ports), set(run.selector.udp_ports), run.learner.book)
+
+
+def _fresh_copy(base: SerialState, limits: Limits) -> SerialState:
+    """Another start state like `base`, with a book of its own (a `Run` made once, not twice: its
+    spool's record codecs and its selector cost about 3 ms)."""
+    return SerialState(set(base.tcp_ports), set(base.udp_ports), EndpointBook(limits.max_learned_endpoints))
 
 
 def mergeable(results: list[SessionResult]) -> bool:
@@ -88,19 +94,9 @@ def _port_bytes(ports: set[int]) -> set[bytes]:
 
 
 def _starts(r: SessionResult) -> dict[tuple[str, int, str, int], int]:
-    """The first frame of every TCP conversation the fresh reading followed or counted as an attempt,
-    by (address, port, address, port) in both directions."""
-    ends = [
-        (c.flow.client_ip, c.flow.client_port, c.flow.server_ip, c.flow.server_port, c.first_frame)
-        for c in r.records.connections
-        if c.flow.transport != NCADG_IP_UDP
-    ]
-    ends += [(a.client_ip, a.client_port, a.server_ip, a.server_port, a.frame) for a in r.records.attempts]
-    starts: dict[tuple[str, int, str, int], int] = {}
-    for cip, cport, sip, sport, first in ends:
-        for k in ((cip, cport, sip, sport), (sip, sport, cip, cport)):
-            starts[k] = min(first, starts.get(k, first))
-    return starts
+    """The first frame of every TCP conversation the fresh reading followed or counted as an
+    attempt (`units.conversation_starts`), as the worker took it, else from the records."""
+    return r.starts if r.starts is not None else conversation_starts(r.records)
 
 
 def _probed(census: Census, carried: _Carried) -> bool:
@@ -161,14 +157,8 @@ def _reaches(census: Census, r: SessionResult, carried: _Carried, base: SerialSt
 
 
 def _same_port_binds(r: SessionResult) -> set[tuple[str, int]]:
-    """(capture, frame) of the announcements learned from accepted binds whose secondary address is
-    the port they were made on: `EndpointLearner.bind_ack` learns those only for a server the book lacks."""
-    out = set()
-    for b in r.records.binds:
-        f = b.flow
-        if b.ack_result == "acceptance" and f.transport == NCACN_IP_TCP and b.sec_addr == str(f.server_port):
-            out.add((f.capture, b.ack_frame or b.frame))
-    return out
+    """`units.same_port_binds` of the session, as the worker took it, else from the records."""
+    return r.same_port if r.same_port is not None else same_port_binds(r.records)
 
 
 def _replay(r: SessionResult, state: SerialState, base: SerialState) -> list[tuple[Endpoint, Announcement]] | None:
@@ -240,19 +230,186 @@ def append(merged: Records, r: SessionResult) -> None:
         r.records.close()  # its directory goes, with what was not adopted
 
 
+def _copy(state: SerialState) -> SerialState:
+    """A state of its own (its book too), for reading ahead without touching the merge's."""
+    copied: SerialState = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    return copied
+
+
+def _same(a: SerialState, b: SerialState) -> bool:
+    """Whether two states are the same: ports, and the book's content in its order (pickled: a
+    difference that does not matter only costs a reading again, never a wrong merge)."""
+    return (
+        a.tcp_ports == b.tcp_ports
+        and a.udp_ports == b.udp_ports
+        and pickle.dumps(a.book, protocol=pickle.HIGHEST_PROTOCOL)
+        == pickle.dumps(b.book, protocol=pickle.HIGHEST_PROTOCOL)
+    )
+
+
+@dataclass
+class _Again:
+    """A reading again asked for: the state it starts from, and what it made once it has."""
+
+    start: SerialState
+    result: SessionResult | None = None
+
+
+class Merger:
+    """The merge done a session at a time, in session order, as the workers' results come in: the
+    parent merges what it has while the workers read the rest (`multicore`), instead of all of it
+    after the last one. `offer(r)` takes a fresh result (in any order), `redone(token, r)` a
+    reading again; `progress()` merges every session it can, in order, and returns the readings
+    again to start, each `(token, session, state)`.
+
+    A session that must be read again from the state the sessions before it leave holds up the
+    merge of every session after it until that reading is done, and a session after it that must
+    be read again too could only start from that state. So the merge reads ahead: past a session
+    being read again it carries on from the state the fresh result predicts (`advance` of it, as
+    if it were exact) and starts the readings again that prediction asks for, side by side. A
+    reading again is merged only if it started from the state the merge has when its turn comes
+    (`_same`), and a fresh result only if it is exact for that state: a wrong prediction costs a
+    reading again, never a wrong merge. On the 8 captures of 140 MB of `bench/run.py --large`,
+    each of the three readings again made the fresh records and the predicted state.
+
+    `records()` gives the merged records, or None when the sessions cannot be merged (the checks
+    of `mergeable`, made as the results come: names seen twice, too many live violation
+    aggregates; the rest of them are then dropped as they come)."""
+
+    def __init__(self, limits: Limits, redo: Redo | None = None) -> None:
+        self.limits, self.redo = limits, redo
+        self.base = start_state(limits)
+        self.state = _fresh_copy(self.base, limits)
+        self.merged: Records | None = Records(limits)
+        self.added = 0  # the sessions merged so far (the next one's index)
+        self.fresh: dict[int, SessionResult] = {}  # fresh results not merged yet, by session
+        self.again: dict[int, list[_Again]] = {}  # readings again asked for, by session
+        self._tokens: dict[int, tuple[int, _Again]] = {}  # readings again not done yet
+        self._token = 0
+        self._ahead: tuple[int, int, SerialState] | None = None  # (merged, next, state): the walk ahead
+        self._names: set[str] = set()
+        self._held = 0
+
+    def offer(self, r: SessionResult) -> None:
+        """A fresh result, with the checks of `mergeable` (which the results' order does not change)."""
+        self.fresh[r.index] = r
+        self._held += r.held
+        names = set(r.names)
+        if self._names & names or len(names) < len(r.names) or self._held > LIVE_AGGREGATES:
+            if self.merged is not None:
+                self.merged.close()
+                self.merged = None
+        self._names |= names
+
+    def redone(self, token: int, r: SessionResult) -> None:
+        i, again = self._tokens.pop(token)
+        if i < self.added:  # asked for ahead, and not needed after all
+            _close(r)
+            return
+        again.result = r
+
+    def progress(self) -> list[tuple[int, int, SerialState]]:
+        """Merge what can be merged; the readings again to start (see the class docstring)."""
+        asks: list[tuple[int, int, SerialState]] = []
+        while self.added in self.fresh:
+            i = self.added
+            r = self.fresh[i]
+            if self.merged is None:  # not mergeable: the run is read serially, nothing is kept
+                _close(self.fresh.pop(i))
+                self.added += 1
+                continue
+            after = advance(self.state, r, self.base) if exact(r, self.state, self.base, self.limits) else None
+            if after is not None:
+                self._merge(self.fresh.pop(i), after)
+                continue
+            again = next((a for a in self.again.get(i, []) if _same(a.start, self.state)), None)
+            if again is None:
+                asks.append(self._ask(i, _copy(self.state)))
+                break
+            if again.result is None:
+                break  # being read again from this state
+            redone = again.result
+            _close(self.fresh.pop(i))
+            after = advance(self.state, redone, self.base)
+            assert after is not None  # a redone session hands its own state over
+            self._merge(redone, after)
+        asks += self._read_ahead()
+        return asks
+
+    def _read_ahead(self) -> list[tuple[int, int, SerialState]]:
+        """The readings again the sessions after the first not merged would ask for, were every
+        fresh result before them exact: from the state those results predict. The walk resumes
+        where it stopped while the merge has not moved (each result is looked at once per move)."""
+        asks: list[tuple[int, int, SerialState]] = []
+        if self.added not in self.fresh or self.merged is None:
+            return asks
+        if self._ahead is None or self._ahead[0] != self.added:
+            self._ahead = (self.added, self.added, _copy(self.state))
+        _at, i, state = self._ahead
+        while i in self.fresh:
+            r = self.fresh[i]
+            if i > self.added and not exact(r, state, self.base, self.limits):
+                if not any(_same(a.start, state) for a in self.again.get(i, [])):
+                    asks.append(self._ask(i, _copy(state)))
+            predicted = advance(state, r, self.base)
+            if predicted is None:
+                break  # no prediction past it: the walk waits for the merge to get there
+            state = predicted
+            i += 1
+        self._ahead = (self.added, i, state)
+        return asks
+
+    def _ask(self, i: int, start: SerialState) -> tuple[int, int, SerialState]:
+        again = _Again(start)
+        self.again.setdefault(i, []).append(again)
+        self._token += 1
+        self._tokens[self._token] = (i, again)
+        return self._token, i, _copy(start)
+
+    def _merge(self, r: SessionResult, after: SerialState) -> None:
+        """Session `added` (fresh or read again) appended; the state moves on."""
+        i = self.added
+        self.added += 1
+        for again in self.again.pop(i, []):
+            if again.result is not None and again.result is not r:
+                _close(again.result)
+        if self.merged is None:
+            _close(r)
+        else:
+            append(self.merged, r)
+        self.state = after
+
+    def add(self, r: SessionResult) -> None:
+        """The next session's fresh result merged, a reading again it needs done with `redo`."""
+        self.offer(r)
+        while True:
+            asks = [a for a in self.progress() if a[1] == r.index]
+            if r.index < self.added:
+                return
+            assert self.redo is not None and asks
+            token, i, state = asks[0]
+            self.redone(token, self.redo(i, state))
+
+    def records(self) -> Records | None:
+        merged = self.merged
+        if merged is not None:
+            merged.book = self.state.book
+        for r in self.fresh.values():
+            _close(r)
+        return merged
+
+
+def _close(r: SessionResult) -> None:
+    if isinstance(r.records, Records):
+        r.records.close()
+
+
 def merge(results: list[SessionResult], limits: Limits, redo: Redo) -> Records:
     """The serial run's records from the sessions' results (in session order); `redo(i, state)`
     reads session i again from the serial state at its start. Call `mergeable` first."""
-    base = start_state(limits)
-    state = start_state(limits)
-    merged = Records(limits)
-    for i, r in enumerate(results):
-        after = advance(state, r, base) if exact(r, state, base, limits) else None
-        if after is None:
-            r = redo(i, state)
-            after = advance(state, r, base)
-            assert after is not None  # a redone session hands its own state over
-        append(merged, r)
-        state = after
-    merged.book = state.book
+    merger = Merger(limits, redo)
+    for r in results:
+        merger.add(r)
+    merged = merger.records()
+    assert merged is not None, "call mergeable first"
     return merged

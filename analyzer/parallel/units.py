@@ -39,6 +39,8 @@ from analyzer.capture.session import FrameMap, Member
 from analyzer.capture.tunnel import UDP_GENEVE, UDP_VXLAN
 from analyzer.limits import Limits
 from analyzer.model import (
+    NCACN_IP_TCP,
+    NCADG_IP_UDP,
     AttemptRecord,
     BindRecord,
     CallRecord,
@@ -56,6 +58,12 @@ from analyzer.records import Records
 _PLAIN = b"\x08\x00\x45"  # Ethernet type IPv4, IPv4 header without options
 _KEY = np.arange(26, 38)  # where a plain frame's addresses and ports are: the census key
 _TUNNEL_PORT_BYTES = frozenset(p.to_bytes(2, "big") for p in (UDP_VXLAN, UDP_GENEVE))  # a key's last two bytes
+
+_c_census: Callable[[bytes, np.ndarray, int, dict[bytes, int]], bytes] | None
+try:  # the census of a batch in C (optional, see setup.py); else `Census._plain_keys`
+    from analyzer.parallel._census import census as _c_census
+except ImportError:  # not built (no compiler at install): the numpy twin, the same notes
+    _c_census = None
 
 # A worker's progress: (bytes of this session read so far).
 Tick = Callable[[int], None]
@@ -99,23 +107,18 @@ class Census:
 
     def batch(self, b: Batch) -> None:
         """A batch's frames noted (`PacketDecoder.on_batch`): the same notes as `frames`, the plain
-        frames' keys gathered and deduplicated with numpy (the first frame of each kept)."""
-        n = len(b.start)
+        frames' keys noted in C (`_census`, about a quarter of a worker's reading in numpy on the
+        140 MB benchmark captures) or, where it is not built, gathered and deduplicated with numpy
+        (`_plain_keys`, the first frame of each kept)."""
         start = b.start
-        plain = np.zeros(n, dtype=np.bool_)
         if b.link == 1 and len(b.buf) >= 38:
-            view = np.frombuffer(b.buf, dtype=np.uint8)
-            fits = start + 38 <= len(view)  # a key cut by the buffer's end: the per-frame test below
-            at = np.where(fits, start, 0)
-            plain = fits & (view[at + 12] == _PLAIN[0]) & (view[at + 13] == _PLAIN[1]) & (view[at + 14] == _PLAIN[2])
-            idx = np.flatnonzero(plain)
-            if len(idx):
-                keys = view[start[idx, None] + _KEY]
-                first = first_of_each(keys)
-                unique = keys[first].view(np.dtype((np.void, 12))).ravel()
-                note, frame0 = self.flows.setdefault, b.frame0 + 1
-                for key, i in zip(unique.tolist(), idx[first].tolist(), strict=True):
-                    note(key, frame0 + i)
+            if _c_census is not None:
+                offsets = np.ascontiguousarray(start, dtype=np.int64)
+                plain = np.frombuffer(_c_census(b.buf, offsets, b.frame0, self.flows), dtype=np.bool_)
+            else:
+                plain = self._plain_keys(b)
+        else:
+            plain = np.zeros(len(start), dtype=np.bool_)
         buf, link, frame0 = b.buf, b.link, b.frame0 + 1
         for i in np.flatnonzero(~plain).tolist():
             s = int(start[i])
@@ -124,6 +127,26 @@ class Census:
                 self.flows.setdefault(buf[s + 26 : s + 38], frame0 + i)
             else:
                 self._other(rec, frame0 + i)
+
+    def _plain_keys(self, b: Batch) -> np.ndarray:
+        """The twin of `_census.census`: the batch's plain frames (whole keys inside the buffer,
+        Ethernet type IPv4, a five-word IPv4 header) noted, and which frames they were."""
+        start = b.start
+        view = np.frombuffer(b.buf, dtype=np.uint8)
+        fits = start + 38 <= len(view)  # a key cut by the buffer's end: the per-frame test in `batch`
+        at = np.where(fits, start, 0)
+        plain: np.ndarray = (
+            fits & (view[at + 12] == _PLAIN[0]) & (view[at + 13] == _PLAIN[1]) & (view[at + 14] == _PLAIN[2])
+        )
+        idx = np.flatnonzero(plain)
+        if len(idx):
+            keys = view[start[idx, None] + _KEY]
+            first = first_of_each(keys)
+            unique = keys[first].view(np.dtype((np.void, 12))).ravel()
+            note, frame0 = self.flows.setdefault, b.frame0 + 1
+            for key, i in zip(unique.tolist(), idx[first].tolist(), strict=True):
+                note(key, frame0 + i)
+        return plain
 
     def _other(self, rec: RawFrame, frame: int) -> None:
         if self._decoder is None:
@@ -242,6 +265,10 @@ class SessionResult:
     held: int  # violation aggregates still live at the end
     redone: bool = False  # read from the serial run's state (its book includes the earlier sessions')
     names: list[str] = field(default_factory=list)
+    # What the merge reads of the records, taken here (`conversation_starts`, `same_port_binds`) while
+    # they are still in memory: the parent read the spools back for it, serially, after the workers.
+    starts: dict[tuple[str, int, str, int], int] | None = None
+    same_port: set[tuple[str, int]] | None = None
 
 
 @dataclass
@@ -251,6 +278,34 @@ class SerialState:
     tcp_ports: set[int]
     udp_ports: set[int]
     book: EndpointBook
+
+
+def conversation_starts(records: SessionRecords | Records) -> dict[tuple[str, int, str, int], int]:
+    """The first frame of every TCP conversation a reading followed or counted as an attempt, by
+    (address, port, address, port) in both directions (what `merge` compares with the census)."""
+    ends = [
+        (c.flow.client_ip, c.flow.client_port, c.flow.server_ip, c.flow.server_port, c.first_frame)
+        for c in records.connections
+        if c.flow.transport != NCADG_IP_UDP
+    ]
+    ends += [(a.client_ip, a.client_port, a.server_ip, a.server_port, a.frame) for a in records.attempts]
+    starts: dict[tuple[str, int, str, int], int] = {}
+    for cip, cport, sip, sport, first in ends:
+        for k in ((cip, cport, sip, sport), (sip, sport, cip, cport)):
+            starts[k] = min(first, starts.get(k, first))
+    return starts
+
+
+def same_port_binds(records: SessionRecords | Records) -> set[tuple[str, int]]:
+    """(capture, frame) of the announcements learned from accepted binds whose secondary address is
+    the port they were made on: `EndpointLearner.bind_ack` learns those only for a server the book
+    lacks, so the merge replays them only where the serial book lacked it."""
+    out = set()
+    for b in records.binds:
+        f = b.flow
+        if b.ack_result == "acceptance" and f.transport == NCACN_IP_TCP and b.sec_addr == str(f.server_port):
+            out.add((f.capture, b.ack_frame or b.frame))
+    return out
 
 
 def _read(run: Run, members: list[Member], census: Census | None, tick: Tick | None) -> None:
@@ -270,15 +325,21 @@ def _result(index: int, run: Run, census: Census | None, redone: bool, portable:
     and encoded again (the lists cost 0.1 s of CPU more on the 8 benchmark captures, half of it in
     the parent). `portable` (another machine, no shared disk): lists, in memory."""
     records = run.records
+    complete = census if census is not None and census.complete else None
+    fresh = not redone and index > 0  # the first session and a redone one are merged as they are
+    starts = conversation_starts(records) if fresh and complete is not None else None
+    same_port = same_port_binds(records) if fresh else None
     return SessionResult(
         index,
-        records if not portable else SessionRecords.of(records),
+        records if not portable else SessionRecords.of(records),  # (SessionRecords.of closes the spool)
         set(run.selector.tcp_ports),
         set(run.selector.udp_ports),
-        census if census is not None and census.complete else None,
+        complete,
         records.violations.held,
         redone,
         [c.capture for c in records.captures],
+        starts,
+        same_port,
     )
 
 

@@ -1,0 +1,3 @@
+"""Types of the optional C census (analyzer/parallel/_census.c); its twin is `units.Census._plain_keys`."""
+
+def census(buf: bytes, start: object, frame0: int, flows: dict[bytes, int], /) -> bytes: ...
