@@ -7,6 +7,8 @@ it and reads them back checks the parser against someone else's reading of the s
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -228,3 +230,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True when the run was asked to regenerate the golden files (review them as a diff)."""
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="module")
+def cut_in_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """epm_map_session.pcap in two independent files: the EPM answer (frames 1-12),
+    then the connection to the port it announced (13-). Used by tests/test_multicore.py and
+    test_parallel_merge.py."""
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap not installed")
+    out = tmp_path_factory.mktemp("cut")
+    src = str(SAMPLES / "epm_map_session.pcap")
+    subprocess.run(["editcap", "-r", src, str(out / "announce.pcap"), "1-12"], check=True)
+    subprocess.run(["editcap", "-r", src, str(out / "use.pcap"), "13-1000"], check=True)
+    return out

@@ -60,19 +60,6 @@ def independent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def cut_in_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """epm_map_session.pcap in two independent files: the EPM answer (frames 1-12), then the
-    connection to the port it announced (13-)."""
-    if shutil.which("editcap") is None:
-        pytest.skip("editcap not installed")
-    out = tmp_path_factory.mktemp("cut")
-    src = str(SAMPLES / "epm_map_session.pcap")
-    subprocess.run(["editcap", "-r", src, str(out / "announce.pcap"), "1-12"], check=True)
-    subprocess.run(["editcap", "-r", src, str(out / "use.pcap"), "13-1000"], check=True)
-    return out
-
-
 def test_samples_in_two_workers_are_the_serial_records() -> None:
     assert_same_result(analyzer.analyze([SAMPLES]), analyzer.analyze([SAMPLES], jobs=2))
 

@@ -7,31 +7,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import pickle
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from analyzer.limits import DEFAULT_LIMITS
 from analyzer.parallel import merge, multicore, units
 from analyzer.pipeline import Pipeline
 from tests.conftest import SAMPLES
 from tests.test_multicore import assert_same_records
-
-
-@pytest.fixture(scope="module")
-def cut_in_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """epm_map_session.pcap in two files: the EPM answer, then the connection to the announced port
-    (the second is read again: the first one's book reaches it)."""
-    if shutil.which("editcap") is None:
-        pytest.skip("editcap not installed")
-    out = tmp_path_factory.mktemp("cut")
-    src = str(SAMPLES / "epm_map_session.pcap")
-    subprocess.run(["editcap", "-r", src, str(out / "announce.pcap"), "1-12"], check=True)
-    subprocess.run(["editcap", "-r", src, str(out / "use.pcap"), "13-1000"], check=True)
-    return out
 
 
 def test_progress_asks_for_a_reading_again_and_merges_it_once_done(cut_in_two: Path) -> None:
