@@ -5,7 +5,9 @@ per-packet step (analyzer/capture/_packets.c: the packets of a batch's candidate
 capture/decode.py), the DCE/RPC framer's header test (analyzer/dcerpc/_framing.c; twin in
 dcerpc/pdu.py), and on the table side the flow ids (analyzer/report/_flowid.c, linked to OpenSSL's
 libcrypto; twin in report/flowid.py) and the CSV rows (analyzer/report/_csv.c; twin in report/csv_rows.py);
-and on the TCP path the reassembly of each direction (analyzer/tcp/_tcp.c; twin in tcp/reassembly.py)."""
+on the TCP path the reassembly of each direction, the per-packet step and the dispatch of a followed
+connection (analyzer/tcp/_tcp.c; twins in tcp/reassembly.py, tcp/core.py and pipeline/conversations.py),
+and for `--jobs` the census of a batch (analyzer/parallel/_census.c; twin in parallel/units.py)."""
 
 from setuptools import Extension, setup
 
