@@ -22,6 +22,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from analyzer.report.memory import release
 from analyzer.report.source import TABLES, Source
 
 # The order the tables come up in (see the module docstring).
@@ -81,6 +82,7 @@ class Pass:
                 arrays = arrays if arrays is not None else columns_of(chunk)
                 fold.add(table, pd.DataFrame({c: arrays[c] for c in cols}, index=chunk.index, copy=False))
             yield chunk
+        release()  # the table's chunks are freed: their heap pages back before the next table's
 
     def finish(self) -> None:
         """Read the tables not read yet, then end every fold (once)."""
@@ -91,6 +93,7 @@ class Pass:
         self._finished = True
         for fold in self.folds:
             fold.done(self.source)
+            release()  # what making its result freed (the fold's state) back before the next one
 
 
 def columns_of(chunk: pd.DataFrame) -> dict[str, object]:

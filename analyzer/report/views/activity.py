@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.report.columns import INT, STR, TIME
-from analyzer.report.fold import Grouped, earliest, latest, minutes, sort_rows, table
+from analyzer.report.fold import Grouped, minutes, sort_rows, table
 from analyzer.report.lists import Listed, joined, put
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
@@ -60,6 +60,7 @@ MATRIX: dict[str, str] = {
 }
 
 _PAIR = ["client_ip", "server_ip", "interface_uuid", "interface_name"]
+_NONE = -(1 << 63)  # an unknown time in an int64 column of nanoseconds (NaT's integer)
 
 
 _BIND_TIMES = ["ts", *_PAIR]
@@ -187,21 +188,19 @@ class _Connections:
 
 
 class _Pair:
-    """What the matrix keeps of one (client, server, interface): its number (in `_Connections`),
-    counts, times and listed values."""
+    """What the matrix keeps of one (client, server, interface) as an object: its number (its row in
+    `Matrix.counts` and `Matrix.times`, and in `_Connections`) and its listed values. Its counts and
+    times are items of the matrix's int64 columns, not a list and int objects of its own: 18,700 keys
+    in the 10.8 GB capture's matrix, about 250 bytes each so (`tests/test_views_memory.py`)."""
 
-    __slots__ = ("counts", "first", "last", "lists", "number")
+    __slots__ = ("lists", "number")
 
     def __init__(self, number: int) -> None:
         self.number = number
-        self.counts = [0, 0, 0, 0, 0]  # binds, accepted, rejected, calls, faults
-        self.first: int | None = None
-        self.last: int | None = None
         self.lists: list[Listed] = [None] * len(_LISTED)
 
-    def seen(self, first: int | None, last: int | None, listed: tuple[Any, ...]) -> None:
-        """Bind items or calls alike: their first and last times and listed values (in `_LISTED` order)."""
-        self.first, self.last = earliest(self.first, first), latest(self.last, last)
+    def seen(self, listed: tuple[Any, ...]) -> None:
+        """Bind items or calls alike: their listed values (in `_LISTED` order)."""
         lists = self.lists
         for i, v in enumerate(listed):
             if v is not None:
@@ -227,6 +226,10 @@ class Matrix:
     def __init__(self) -> None:
         self.per: dict[tuple[Any, ...], _Pair] = {}
         self.connections = _Connections()
+        # binds, accepted, rejected, calls, faults: a column of int64 each, a row per key (`_Pair.number`)
+        self.counts = [array("q") for _ in range(5)]
+        # first and last seen in nanoseconds, `_NONE` while unknown
+        self.times = (array("q"), array("q"))
 
     def wants(self, table: str) -> list[str] | None:
         return _BIND_WHERE if table == "binds" else _CALL_WHERE if table == "calls" else None
@@ -235,7 +238,19 @@ class Matrix:
         p = self.per.get(key)
         if p is None:
             p = self.per[key] = _Pair(len(self.per))
+            for column in self.counts:
+                column.append(0)
+            for column in self.times:
+                column.append(_NONE)
         return p
+
+    def _seen(self, p: _Pair, first: int | None, last: int | None) -> None:
+        """The key's first and last seen widened to these times (None: unknown)."""
+        at, (firsts, lasts) = p.number, self.times
+        if first is not None and (firsts[at] == _NONE or first < firsts[at]):
+            firsts[at] = first
+        if last is not None and (lasts[at] == _NONE or last > lasts[at]):
+            lasts[at] = last
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
         """A chunk added up a group of rows alike (but for their times and connections) at a time."""
@@ -243,25 +258,28 @@ class Matrix:
         g = Grouped(chunk, keys)
         sizes, rows, times = g.sizes(), g.rows(keys), zip(g.earliest("ts"), g.latest("ts"), strict=True)
         pairs: list[_Pair] = []
+        binds, accepted, rejected, calls, faults = self.counts
         if table == "binds":
             for n, (first, last), (c, s, u, name, _cap, pipe, port, transport, auth, ack) in zip(
                 sizes, times, rows, strict=True
             ):
                 p = self._pair((c, s, u, name))
-                p.counts[0] += n
-                p.counts[1] += n if ack == "acceptance" else 0
-                p.counts[2] += n if ack in REJECTED else 0
-                p.seen(first, last, (transport, _where(pipe, port), None, auth, None, None))
+                binds[p.number] += n
+                accepted[p.number] += n if ack == "acceptance" else 0
+                rejected[p.number] += n if ack in REJECTED else 0
+                self._seen(p, first, last)
+                p.seen((transport, _where(pipe, port), None, auth, None, None))
                 pairs.append(p)
         else:
-            faults = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
-            for n, f, (first, last), row in zip(sizes, faults, times, rows, strict=True):
+            faulted = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
+            for n, f, (first, last), row in zip(sizes, faulted, times, rows, strict=True):
                 c, s, u, name, _cap, pipe, port, transport, auth, op, user, domain, attack = row
                 p = self._pair((c, s, u, name))
-                p.counts[3] += n
-                p.counts[4] += f
+                calls[p.number] += n
+                faults[p.number] += f
                 who = user if domain is None else None if user is None else f"{domain}\\{user}"
-                p.seen(first, last, (transport, _where(pipe, port), op, auth, who, attack))
+                self._seen(p, first, last)
+                p.seen((transport, _where(pipe, port), op, auth, who, attack))
                 pairs.append(p)
         self._connections(g, pairs, [row[4] for row in rows])
 
@@ -276,7 +294,7 @@ class Matrix:
         pass
 
     def result(self) -> pd.DataFrame:
-        rows = _matrix_rows(self.per, self.connections)
+        rows = _matrix_rows(self)
         return table(MATRIX, sort_rows(rows, ["server_ip", "client_ip", "interface_name", "interface_uuid"]))
 
 
@@ -297,16 +315,16 @@ def _where(pipe: str | None, port: int | None) -> str | None:
     return pipe if pipe is not None else None if port is None else str(port)
 
 
-def _matrix_rows(per: dict[tuple[Any, ...], _Pair], held: _Connections) -> dict[str, list[Any]]:
+def _matrix_rows(m: Matrix) -> dict[str, list[Any]]:
+    """The matrix's columns, a row per key in the order the keys came."""
     counted = ["binds", "accepted", "rejected", "calls", "faults"]
-    data: dict[str, list[Any]] = {n: [] for n in [*_PAIR, *counted, "connections", "first_seen", "last_seen", *_LISTED]}
-    connections = held.counts(len(per))
-    for key, p in per.items():
-        for n, v in zip([*_PAIR, *counted], (*key, *p.counts), strict=True):
+    data: dict[str, list[Any]] = {n: [] for n in _PAIR}
+    for key in m.per:
+        for n, v in zip(_PAIR, key, strict=True):
             data[n].append(v)
-        data["connections"].append(connections[p.number])
-        data["first_seen"].append(p.first)
-        data["last_seen"].append(p.last)
-        for n, values in zip(_LISTED, p.lists, strict=True):
-            data[n].append(joined(values))
+    data |= {n: column.tolist() for n, column in zip(counted, m.counts, strict=True)}
+    data["connections"] = m.connections.counts(len(m.per))
+    data["first_seen"], data["last_seen"] = ([None if v == _NONE else v for v in c] for c in m.times)
+    for i, n in enumerate(_LISTED):
+        data[n] = [joined(p.lists[i]) for p in m.per.values()]
     return data
