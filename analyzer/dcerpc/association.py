@@ -426,7 +426,7 @@ class Association:
         sealed = bool(auth and auth.auth_level == AUTH_LEVEL_PRIVACY)
         decoded = None if sealed or iface is None else self._decode(call, iface.uuid)
         versioned = call.iface_source != SOURCE_PIPE
-        self._sink.call(call.record(auth, who, sealed, versioned, decoded))
+        self._sink.call_row(call.row(auth, who, sealed, versioned, decoded))
         if decoded is not None:
             self._emit_endpoints(call, decoded)
 
