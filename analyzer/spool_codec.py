@@ -79,14 +79,14 @@ class _Codec(Generic[R]):
         """An Arrow record batch of rows (each a tuple of a record's fields, in field order): the
         batch `encode` makes of the records the rows stand for."""
         pa = _pa()
+        if not rows:
+            return pa.RecordBatch.from_pylist([], schema=self.schema)
         columns: list[Any] = []
         for values, is_flow in zip(zip(*rows, strict=True), self.is_flow, strict=True):
             if is_flow:
                 columns += [list(map(flow_field, values)) for flow_field in self._flow_fields]
             else:
                 columns.append(values)
-        if not rows:  # no rows, no columns from zip: empty ones
-            columns = [[] for _ in self.schema.types]
         return pa.RecordBatch.from_arrays(
             [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
         )
