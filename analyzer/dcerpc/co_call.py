@@ -96,15 +96,14 @@ class Call:
         """What was kept of the stubs, for the decoders: only whole directions, and the answer's
         only when it is a response (not a fault)."""
         answer = self.resp_done and self.fault is None
-        return Stubs(  # positional, in the field order: one a finished call
-            self.ndr64,
-            bytes(self.req_stub) if self.req_stub is not None and self.req_done else None,
-            self.req_little,
-            bytes(self.resp_stub) if self.resp_stub is not None and answer else None,
-            self.resp_little,
-            self.resp_tail if answer and self.want.tail else None,
-            self.object_uuid,
-        )
+        req, resp = self.req_stub, self.resp_stub
+        # A one-fragment stub is kept as the bytes it is (most are): only a buffer is copied.
+        if req is not None:
+            req = (req if type(req) is bytes else bytes(req)) if self.req_done else None
+        if resp is not None:
+            resp = (resp if type(resp) is bytes else bytes(resp)) if answer else None
+        tail = self.resp_tail if answer and self.want.tail else None
+        return Stubs(self.ndr64, req, self.req_little, resp, self.resp_little, tail, self.object_uuid)
 
     def record(
         self,
