@@ -44,7 +44,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("transports", ("analyzer.transports",)),
     (
         "pipeline",
-        ("analyzer.pipeline", "analyzer.records", "analyzer.readback", "analyzer.violation_log", "analyzer.packets"),
+        (
+            "analyzer.pipeline",
+            "analyzer.records",
+            "analyzer.spool_codec",
+            "analyzer.readback",
+            "analyzer.violation_log",
+            "analyzer.packets",
+        ),
     ),
     ("report", ("analyzer.report",)),
     ("findings", ("analyzer.findings",)),

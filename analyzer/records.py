@@ -16,7 +16,6 @@ to the copy that is unpickled.
 
 from __future__ import annotations
 
-import operator
 import os
 import pickle
 import shutil
@@ -24,8 +23,7 @@ import tempfile
 import typing
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import fields, is_dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from analyzer.book import EndpointBook
 from analyzer.capture.session import FrameMap
@@ -42,6 +40,7 @@ from analyzer.model import (
     Violation,
 )
 from analyzer.readback import ReadBack
+from analyzer.spool_codec import _arrays, _Codec, _column, _fields_of, _pa
 from analyzer.violation_log import ViolationLog
 
 if typing.TYPE_CHECKING:
@@ -51,117 +50,6 @@ BATCH_ROWS = 4096  # records buffered per kind before a batch is written
 FLOW_CACHE = 4096  # flows shared between the records read back, at most: a batch's
 
 R = TypeVar("R")
-
-
-def _pa() -> Any:
-    """pyarrow, imported when the first batch is written or read: a small run writes none, and
-    the forked reader then never pays for the import."""
-    import pyarrow
-
-    return pyarrow
-
-
-class _Codec(Generic[R]):
-    """A record class as Arrow columns and back: scalar fields as they are, a `Flow` as one column
-    per field (`flow.capture`, ...), a tuple of strings as a list column."""
-
-    def __init__(self, cls: type[R]) -> None:
-        assert is_dataclass(cls)
-        self.cls = cls
-        hints = typing.get_type_hints(cls)
-        self.names = [f.name for f in fields(cls)]
-        self.flow_fields = [f.name for f in fields(Flow)]
-        self.is_flow = [hints[n] is Flow for n in self.names]
-        self.tuples = {n for n in self.names if typing.get_origin(hints[n]) is tuple}
-        # A column at a time, a field of every record in one C loop: no row tuples to transpose (a third less).
-        self._fields = [operator.attrgetter(n) for n in self.names]
-        self._flow_fields = [operator.attrgetter(f) for f in self.flow_fields]
-        self._hints = hints
-        self._schema: Any = None
-
-    @property
-    def schema(self) -> Any:
-        """The Arrow schema, built on first use."""
-        if self._schema is None:
-            pa = _pa()
-            cols = []
-            for name in self.names:
-                hint = self._hints[name]
-                if hint is Flow:
-                    flow_hints = typing.get_type_hints(Flow)
-                    cols += [pa.field(f"{name}.{f}", _arrow_type(flow_hints[f])) for f in self.flow_fields]
-                else:
-                    cols.append(pa.field(name, _arrow_type(hint)))
-            self._schema = pa.schema(cols)
-        return self._schema
-
-    def encode(self, records: list[R]) -> Any:
-        """An Arrow record batch of the records."""
-        pa = _pa()
-        columns: list[list[Any]] = []
-        for field, is_flow in zip(self._fields, self.is_flow, strict=True):
-            values = list(map(field, records))
-            if is_flow:
-                columns += [list(map(flow_field, values)) for flow_field in self._flow_fields]
-            else:
-                columns.append(values)
-        return pa.RecordBatch.from_arrays(
-            [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
-        )
-
-    def decode(self, batch: Any, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:
-        data = batch.to_pydict()
-        parts: list[Iterable[Any]] = []
-        for name, is_flow in zip(self.names, self.is_flow, strict=True):
-            if is_flow:
-                keys = zip(*(data[f"{name}.{f}"] for f in self.flow_fields), strict=True)
-                parts.append(flows.get(k) or flows.setdefault(k, Flow(*k)) for k in keys)
-            elif name in self.tuples:
-                parts.append(tuple(v) for v in data[name])
-            else:
-                parts.append(data[name])
-        cls: Any = self.cls
-        for values in zip(*parts, strict=True):
-            yield cls(*values)
-
-
-def _fields_of(records: list[Any], names: list[str]) -> dict[str, list[Any]]:
-    """`Spool.fields` of records in memory (the buffer, a pickled batch)."""
-    out: dict[str, list[Any]] = {}
-    for name in names:
-        record_field, _, flow_field = name.partition(".")
-        values = [getattr(r, record_field) for r in records]
-        out[name] = [getattr(v, flow_field) for v in values] if flow_field else values
-    return out
-
-
-def _arrays(pa: Any, fields: dict[str, list[Any]], names: list[str], schema: Any) -> list[Any]:
-    """`fields` as Arrow arrays of their schema's types (inferred for a value that does not fit)."""
-    out = []
-    for n in names:
-        try:
-            out.append(pa.array(fields[n], type=schema.field(n).type))
-        except (pa.ArrowInvalid, OverflowError, TypeError):
-            out.append(pa.array(fields[n]))
-    return out
-
-
-def _column(pa: Any, values: Any, arrow_type: Any) -> Any:
-    """A column (list or Arrow array) as an Arrow array; one string over and over (a SYN run's) repeated."""
-    if isinstance(values, pa.Array):
-        return values.cast(arrow_type)
-    same = values and isinstance(values[0], str) and values[-1] == values[0] and values.count(values[0]) == len(values)
-    return pa.repeat(pa.scalar(values[0], arrow_type), len(values)) if same else pa.array(values, type=arrow_type)
-
-
-def _arrow_type(hint: Any) -> Any:
-    """The Arrow type of a record field: int, str, bool, float (optional or not), tuple[str, ...]."""
-    pa = _pa()
-    if typing.get_origin(hint) is tuple:
-        return pa.list_(pa.string())
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if args else hint
-    return {int: pa.int64(), str: pa.string(), bool: pa.bool_(), float: pa.float64()}[base]
 
 
 class _RunDir:
@@ -385,15 +273,16 @@ class Spool(ReadBack[R]):
 
 
 class RowSpool(Spool[R]):
-    """A spool of a flat record class (no `Flow`, no tuple field) whose rows wait to be written as
-    plain tuples in field order: a flood of small rows (the attempts of a SYN flood, a million of
-    them) builds no object per row on its way to disk. `add(*fields)` is the producer's path,
-    `append` still takes a record; reading back gives records (`__iter__`), or the rows as Arrow
-    record batches for a table built column by column (`batches`)."""
+    """A spool whose rows wait to be written as plain tuples in field order (a `Flow` field as the
+    flow itself, no tuple field): a flood of rows (the attempts of a SYN flood, a million of them;
+    the calls of a flood of requests) builds no record object per row on its way to disk.
+    `add(*fields)` and `add_row(fields)` are the producers' paths, `append` still takes a record;
+    reading back gives records (`__iter__`), or the rows as Arrow record batches for a table built
+    column by column (`batches`)."""
 
     def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
         super().__init__(run, kind, cls)
-        assert not any(self._codec.is_flow) and not self._codec.tuples, "flat records only"
+        assert not self._codec.tuples, "no tuple fields"
         self._rows: list[tuple[Any, ...]] = []
         self._names = tuple(self._codec.names)
 
@@ -404,8 +293,19 @@ class RowSpool(Spool[R]):
         if len(self._rows) >= BATCH_ROWS:
             self.flush()
 
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """`add`, the row given as the tuple it is (a call's, `co_call.Call.row`)."""
+        self._rows.append(row)
+        self._count += 1
+        if len(self._rows) >= BATCH_ROWS:
+            self.flush()
+
     def append(self, rec: R) -> None:
-        self.add(*(getattr(rec, n) for n in self._names))
+        self.add_row(tuple(getattr(rec, n) for n in self._names))
+
+    def adopt(self, other: Spool[R]) -> None:
+        other.flush()  # its rows as a batch file of its own, which moves with the others
+        super().adopt(other)
 
     def add_columns(self, columns: list[Any]) -> None:
         """Rows given as columns (lists or Arrow arrays, in field order): one batch, after the rows before."""
@@ -420,10 +320,7 @@ class RowSpool(Spool[R]):
 
     def _batch(self, pa: Any) -> Any:
         """The buffered rows as one Arrow record batch (raises when a value does not fit its type)."""
-        schema = self._codec.schema
-        columns = zip(*self._rows, strict=True)
-        arrays = [pa.array(c, type=t) for c, t in zip(columns, schema.types, strict=True)]
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        return self._codec.encode_rows(self._rows)
 
     def flush(self) -> None:
         if self._rows:
@@ -455,7 +352,8 @@ class Records:
         self.keep_datagrams = datagrams
         self.binds: Spool[BindRecord] = Spool(self._run, "binds", BindRecord)
         self.endpoints: Spool[EndpointRecord] = Spool(self._run, "endpoints", EndpointRecord)
-        self.calls: Spool[CallRecord] = Spool(self._run, "calls", CallRecord)
+        # Calls come as rows (`add_row`): a flood of requests makes one per request.
+        self.calls: RowSpool[CallRecord] = RowSpool(self._run, "calls", CallRecord)
         self.connections: Spool[ConnectionRecord] = Spool(self._run, "connections", ConnectionRecord)
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
         self._violation_rows: Spool[Violation] = Spool(self._run, "violations", Violation)

@@ -47,6 +47,9 @@ class Sink:
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)
 
+    def call_row(self, row: tuple[Any, ...]) -> None:
+        self.call(CallRecord(*row))
+
     def endpoint(self, rec: EndpointRecord) -> None:
         self.endpoints.append(rec)
 

@@ -5,6 +5,7 @@ pending-call table's insertion ([C706] 12.6.3-12.6.4)."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -157,6 +158,9 @@ class _Sink:
 
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)
+
+    def call_row(self, row: tuple[Any, ...]) -> None:
+        self.call(CallRecord(*row))
 
     def endpoint(self, rec: EndpointRecord) -> None:
         pass

@@ -35,6 +35,9 @@ class Sink:
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)
 
+    def call_row(self, row: tuple[Any, ...]) -> None:
+        self.call(CallRecord(*row))
+
     def violation(self, flow: Flow, frame: int | None, layer: str, what: str, detail: str, count: int = 1) -> None:
         self.violations.extend([(layer, what)] * count)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from analyzer.model import EndpointRecord, Flow
 
@@ -60,6 +60,12 @@ class Decoded(Protocol):
 
     @property
     def arguments_json(self) -> str | None: ...
+
+    @property
+    def product(self) -> Any:
+        """What the answer announced (the endpoint mapper's towers), None when nothing: a call
+        whose product is None has no endpoints, and `endpoints` need not be asked."""
+        ...
 
     @property
     def violations(self) -> Sequence[tuple[str, str, str]]:

@@ -49,6 +49,9 @@ class Collector:
     def call(self, rec: CallRecord) -> None:
         self._run.records.calls.append(rec)
 
+    def call_row(self, row: tuple[Any, ...]) -> None:
+        self._run.records.calls.add_row(row)
+
     def datagram(self, rec: DatagramRecord) -> None:
         records = self._run.records
         if records.keep_datagrams:  # opt-in: no table reads them (see Records)

@@ -294,11 +294,9 @@ class RegistryDecoder:
         state = self._state
         if state is None:
             state = self._state = StubState(self._limits)
-        key = MEMO.key(state.ndr_limits, uuid, opnum, stubs)
-        if key is not None:
-            found: Decoded | None = MEMO.get(key)
-            if found is not None:
-                return found
+        key, found = MEMO.find(state.ndr_limits, uuid, opnum, stubs)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
         state.consulted = False
         out = decode(uuid, opnum, stubs, state)
         if key is not None and out is not None and not state.consulted:
