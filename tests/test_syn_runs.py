@@ -21,7 +21,7 @@ from analyzer.capture.source import open_capture
 from analyzer.capture.syns import dotted, syn_run
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline
-from analyzer.pipeline.classify import ip_text
+from analyzer.pipeline.classify import ip_text, ip_texts
 from analyzer.pipeline.syn_runs import _packet
 from tests.test_floods import floods
 
@@ -157,3 +157,46 @@ def _decoder() -> PacketDecoder:
     sel = Selector()
     sel.tcp_ports |= {135}
     return PacketDecoder(sel, Defragmenter(Limits()))
+
+
+@settings(max_examples=50, deadline=None)
+@given(addrs=st.lists(st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16)), max_size=60))
+def test_ip_texts_is_ip_text_per_address(addrs: list[bytes]) -> None:
+    """The bulk address texts (once per distinct address) are the per-row ones, repeats included."""
+    addrs = addrs + addrs[: len(addrs) // 2]  # a flood repeats its addresses
+    assert ip_texts(addrs) == [ip_text(a) for a in addrs]
+
+
+def _one_by_one(conv: Any, entries: list[Any]) -> None:
+    """The end of the capture's SYN-only entries the way `_syn_only_ended` writes each."""
+    for s in entries:
+        conv._syn_only_ended(None, s)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_syn_only_entries_at_the_end_are_written_as_one_by_one(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`close_all` writes the SYN-only entries left in the table in bulk (`syn_only_ended`): the same
+    records in the same order as one by one, between the conversations still open there."""
+    path = tmp_path / "scenario.pcap"
+    _scenario(path, seed)
+    limits = Limits(max_tcp_flows=[5000, 700][seed % 2], tcp_idle_timeout_s=100.0)  # much is left at the end
+    from analyzer.pipeline import syn_runs
+
+    if seed % 2:  # the table is small: bulk from fewer entries on
+        monkeypatch.setattr(syn_runs, "BULK_ATTEMPTS", 100)
+    sizes: list[int] = []
+
+    def spy(conv: Any, entries: list[Any]) -> None:
+        sizes.append(len(entries))
+        syn_runs.syn_only_ended(conv, entries)
+
+    monkeypatch.setattr("analyzer.pipeline.conversations.syn_only_ended", spy)
+    bulk = _records(path, limits, True)
+    monkeypatch.setattr("analyzer.pipeline.conversations.syn_only_ended", _one_by_one)
+    single = _records(path, limits, True)
+    assert max(sizes) >= syn_runs.BULK_ATTEMPTS  # the bulk batch was written
+    assert len(bulk["attempts"]) > 1000 and bulk["connections"]
+    for kind in KINDS:
+        assert bulk[kind] == single[kind], kind

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from analyzer.capture.decode import PROTO_TCP, Packet
 from analyzer.capture.syns import SynRun
 from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
-from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
+from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text, ip_texts
 from analyzer.pipeline.flow_table import Entry, FlowKey, SynOnly
 
 if TYPE_CHECKING:
@@ -129,10 +129,24 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
     if not entries:
         return
     frames = list(map(_FRAME, entries))  # the fields by C-level getters, not a Python step each
+    conv.collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
+    _syn_only_attempts(conv, entries, frames)
+
+
+def syn_only_ended(conv: Conversations, entries: list[SynOnly]) -> None:
+    """`Conversations._syn_only_ended` for SYN-only entries still in the table at the end of the
+    capture, in table order: an attempts row each, in one batch from BULK_ATTEMPTS on. The entries are
+    not forgotten one by one: `close_all` clears the table after (and a SynOnly holds no port)."""
+    if entries:
+        _syn_only_attempts(conv, entries, list(map(_FRAME, entries)))
+
+
+def _syn_only_attempts(conv: Conversations, entries: list[SynOnly], frames: list[int]) -> None:
+    """The syn_only attempts rows of SYN-only entries (then the rows of the pipes closed meanwhile,
+    as `Conversations._syn_only_ended` writes them)."""
     collector = conv.collector
-    collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
     c_addr, c_port, s_addr, s_port = (list(side) for side in zip(*map(_KEY, entries), strict=True))
-    c_ips, s_ips = list(map(ip_text, c_addr)), list(map(ip_text, s_addr))
+    c_ips, s_ips = ip_texts(c_addr), ip_texts(s_addr)
     if len(entries) >= BULK_ATTEMPTS:
         collector.attempt_columns(frames, list(map(_LAST_TS, entries)), c_ips, c_port, s_ips, s_port)
     else:
