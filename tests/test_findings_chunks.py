@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from analyzer import findings
+from analyzer.findings.engine import HELD_ATTEMPTS
 from analyzer.report.source import TABLES, Frames
 from tests.conftest import needs_shared
 from tests.findings_expected import analysed
@@ -153,9 +154,11 @@ def _peak(n: int) -> int:
 
 def test_memory_is_per_key_not_per_row_under_a_scan_flood() -> None:
     """Eight times the attempts of one client and server: the engine's peak grows by much less than
-    the rows (one chunk and one open burst, not the table or a copy of it)."""
-    small, large = _peak(10_000), _peak(80_000)
-    per_row_of_large = 8 * 80_000  # one int64 column of the large table would cost this much
+    the rows (the attempts it holds, one chunk and one open burst, not the table or a copy of it).
+    Both runs hold HELD_ATTEMPTS rows at some point (the small one twice that)."""
+    n = 2 * HELD_ATTEMPTS
+    small, large = _peak(n), _peak(8 * n)
+    per_row_of_large = 8 * 8 * n  # one int64 column of the large table would cost this much
     assert large - small < per_row_of_large / 4, (small, large)
 
 

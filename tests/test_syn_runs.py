@@ -21,8 +21,12 @@ from analyzer.capture.source import open_capture
 from analyzer.capture.syns import dotted, syn_run
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline
-from analyzer.pipeline.classify import ip_text
+from analyzer.pipeline.classify import ip_text, ip_texts
+from analyzer.pipeline.conversations import Conversations
+from analyzer.pipeline.flow_table import SynOnly
+from analyzer.pipeline.midstream import Candidate
 from analyzer.pipeline.syn_runs import _packet
+from analyzer.tcp.connection import TcpConnection
 from tests.test_floods import floods
 
 KINDS = ("binds", "endpoints", "calls", "connections", "datagrams", "attempts", "violations")
@@ -157,3 +161,57 @@ def _decoder() -> PacketDecoder:
     sel = Selector()
     sel.tcp_ports |= {135}
     return PacketDecoder(sel, Defragmenter(Limits()))
+
+
+@settings(max_examples=50, deadline=None)
+@given(addrs=st.lists(st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16)), max_size=60))
+def test_ip_texts_is_ip_text_per_address(addrs: list[bytes]) -> None:
+    """The bulk address texts (once per distinct address) are the per-row ones, repeats included."""
+    addrs = addrs + addrs[: len(addrs) // 2]  # a flood repeats its addresses
+    assert ip_texts(addrs) == [ip_text(a) for a in addrs]
+
+
+def _close_all_one_by_one(self: Conversations, end: str) -> None:
+    """`Conversations.close_all` as it was before the bulk path: each SYN-only entry on its own."""
+    for key, entry in self.table.entries():
+        if isinstance(entry, TcpConnection):
+            self.close(entry, end, entry.last_ts, tombstone=False)
+        elif isinstance(entry, SynOnly):
+            self._syn_only_ended(key, entry)
+        elif isinstance(entry, Candidate):
+            self.forget(key, entry)
+            self.unconfirmed(entry, entry.packets[-1][1])
+    self.vcs.close_all()
+    for record in self.pipes.close_all(end):
+        self.collector.connection(record)
+    self.udp_transport.close(end)
+    self.table.clear()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_syn_only_entries_at_the_end_are_written_as_one_by_one(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`close_all` writes the SYN-only entries left in the table in bulk (`syn_only.syn_only_ended`):
+    the same records in the same order as one by one, between the conversations still open there."""
+    from analyzer.pipeline import syn_only
+
+    path = tmp_path / "scenario.pcap"
+    _scenario(path, seed)
+    limits = Limits(max_tcp_flows=[5000, 700][seed % 2], tcp_idle_timeout_s=100.0)  # much is left at the end
+    if seed % 2:  # the table is small: bulk from fewer entries on
+        monkeypatch.setattr(syn_only, "BULK_ATTEMPTS", 100)
+    sizes: list[int] = []
+
+    def spy(collector: Any, entries: list[Any]) -> None:
+        sizes.append(len(entries))
+        syn_only.syn_only_ended(collector, entries)
+
+    monkeypatch.setattr("analyzer.pipeline.conversations.syn_only_ended", spy)
+    bulk = _records(path, limits, True)
+    monkeypatch.setattr(Conversations, "close_all", _close_all_one_by_one)
+    single = _records(path, limits, True)
+    assert max(sizes) >= syn_only.BULK_ATTEMPTS  # the bulk batch was written
+    assert len(bulk["attempts"]) > 1000 and bulk["connections"]
+    for kind in KINDS:
+        assert bulk[kind] == single[kind], kind

@@ -35,6 +35,9 @@ from analyzer.report.source import Source, empty_table
 from analyzer.report.tables import CHUNK_ROWS
 
 MERGE_GAP_S = 300.0  # findings of one technique and host pair this close are one finding
+# Attempts rows held and given to the rules at once: a SYN flood's attempts table is a million rows,
+# and a chunk's fixed cost (shaping, selecting, the columns' arrays) is paid per this many, not per chunk.
+HELD_ATTEMPTS = 16_384
 ROLE_TABLES = ("calls", "binds", "endpoints", "attempts")  # where domain controllers show
 
 
@@ -226,6 +229,8 @@ class Findings:
         self.streams: set[tuple[str, int | None]] = set()
         self.where = [empty_table("connections", Plan.connection_columns())]
         self.found: list[dict[str, Any]] | None = None
+        self.held: list[pd.DataFrame] = []  # attempts chunks not yet given to the rules
+        self.held_rows = 0
 
     def wants(self, table: str) -> list[str] | None:
         if table == "connections":  # only where violations happened (none: no connection is looked up)
@@ -243,10 +248,23 @@ class Findings:
             hit = np.fromiter((k in self.streams for k in keys), dtype=bool, count=len(chunk))
             if hit.any():
                 self.where.append(chunk[hit].astype({"capture": object}))
+        elif table == "attempts":
+            self.held.append(chunk)
+            self.held_rows += len(chunk)
+            if self.held_rows >= HELD_ATTEMPTS:
+                self._attempts()
         else:
             self.run.take(table, chunk)
 
+    def _attempts(self) -> None:
+        """The attempts rows held, to the rules as one chunk (in table order)."""
+        if self.held:
+            held = self.held[0] if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
+            self.held, self.held_rows = [], 0
+            self.run.take("attempts", held)
+
     def done(self, source: Source) -> None:
+        self._attempts()
         if self.violations:
             where = pd.concat(self.where, ignore_index=True).astype({"capture": object})
             where = where.rename(columns={"first_ts": "ts"})

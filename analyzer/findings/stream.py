@@ -87,10 +87,13 @@ class RuleStream:
     def feed(self, rows: Rows, has: set[str]) -> None:
         """The rule's selected rows of one chunk, in table order."""
         self.has = has
-        if rows.n and rows.keys.count(rows.keys[0]) == rows.n and None not in rows.ts:
-            self._feed_one(rows)
-            return
         if not rows.n:
+            return
+        runs = rows.runs() if rows.ts_known.all() else None
+        if runs is not None:
+            for key, a, b in runs:
+                if not self._feed_run(rows, key, a, b):
+                    return
             return
         cut = self.cut
         last = rows.keys[0]
@@ -117,22 +120,26 @@ class RuleStream:
         for key, idx in pending.items():
             self._add(self.groups[key], rows, idx)
 
-    def _feed_one(self, rows: Rows) -> None:
-        """`feed` for a chunk whose rows are all of one group and all of known time (a flood from one
-        client is): its cuts found column-wise."""
-        g = self._group(rows.keys[0])
-        ts = np.array(rows.ts, dtype=np.int64)
+    def _feed_run(self, rows: Rows, key: tuple[str, ...], a: int, b: int) -> bool:
+        """`feed` for rows a..b-1, all of group `key` and of known time (a flood from one client is):
+        its cuts found column-wise. False when they are out of time order (`disordered`)."""
+        g = self._group(key)
+        ts = rows.ts_ns[a:b]
         gaps = np.diff(ts, prepend=ts[0] if g.top is None else g.top)
         if g.unknown or (gaps < 0).any():
             self.disordered = True
-            return
+            return False
         cuts = [] if self.cut is None else np.flatnonzero(gaps >= self.cut).tolist()
         first = bool(cuts) and cuts[0] == 0  # the first row is far from the group's last one
-        for j, (a, b) in enumerate(pairwise([0, *cuts[first:], rows.n])):
+        for j, (x, y) in enumerate(pairwise([0, *cuts[first:], b - a])):
             if j or (first and g.top is not None):
                 self._close(g)
-            self._add(g, rows, list(range(a, b)))
+            if self.rule.kind == "sequence":
+                self._add(g, rows, list(range(a + x, a + y)))
+            else:  # a run of one group's rows: aggregated column-wise
+                g.ev.add_range(rows, a + x, a + y)
         g.top = int(ts[-1])
+        return True
 
     def _group(self, key: tuple[str, ...]) -> _Group:
         g = self.groups.get(key)

@@ -98,6 +98,13 @@ def ip_text(addr: bytes, _cache: dict[bytes, str] = {}) -> str:  # noqa: B006 - 
     return text
 
 
+def ip_texts(addrs: list[bytes]) -> list[str]:
+    """`ip_text` of each address, made once per distinct address and read back without a Python call
+    per row (a SYN flood's rows share a few addresses: one per attacker and one per server)."""
+    text = {a: ip_text(a) for a in dict.fromkeys(addrs)}
+    return list(map(text.__getitem__, addrs))
+
+
 def _sides(key: FlowKey, server_ports: frozenset[int]) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
     """(client, server) of a connection to one of `server_ports`."""
     src, sport, dst, dport = key

@@ -23,6 +23,7 @@ from analyzer.pipeline.classify import PROBE_BUDGET, WELL_KNOWN, Classifier, ip_
 from analyzer.pipeline.collector import Collector
 from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, SynOnly, Undecided
 from analyzer.pipeline.midstream import Candidate
+from analyzer.pipeline.syn_only import syn_only_ended
 from analyzer.tcp.connection import TcpConnection, Tombstone
 from analyzer.transports.ncacn_http import VirtualConnections
 from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
@@ -247,6 +248,12 @@ class Conversations:
         if key is not None:
             self.forget(key, s)
 
+    def _syn_only_run(self, entries: list[SynOnly]) -> None:
+        """`_syn_only_ended` of each of a run of SYN-only entries at the end of the capture, in bulk."""
+        if entries:
+            syn_only_ended(self.collector, entries)
+            self.pipes_closed()
+
     def pipes_closed(self) -> None:
         """The rows of the pipes closed since a connection last closed (kept in that order)."""
         for record in self.pipes.closed:
@@ -287,14 +294,19 @@ class Conversations:
 
     def close_all(self, end: str) -> None:
         """End of the capture: every conversation is closed and its records written."""
+        syn_only: list[SynOnly] = []  # a run of SYN-only entries, written in bulk (a SYN flood's table is)
         for key, entry in self.table.entries():
+            if type(entry) is SynOnly:
+                syn_only.append(entry)
+                continue
+            self._syn_only_run(syn_only)  # before this entry's rows: the attempts keep table order
+            syn_only = []
             if isinstance(entry, TcpConnection):
                 self.close(entry, end, entry.last_ts, tombstone=False)
-            elif isinstance(entry, SynOnly):
-                self._syn_only_ended(key, entry)
             elif isinstance(entry, Candidate):
                 self.forget(key, entry)
                 self.unconfirmed(entry, entry.packets[-1][1])
+        self._syn_only_run(syn_only)
         self.vcs.close_all()
         for record in self.pipes.close_all(end):
             self.collector.connection(record)

@@ -21,7 +21,6 @@ open a new flow, without an entry for the SYNs that would have been evicted with
 from __future__ import annotations
 
 from itertools import repeat
-from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from analyzer.capture.decode import PROTO_TCP, Packet
@@ -29,6 +28,7 @@ from analyzer.capture.syns import SynRun
 from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
 from analyzer.pipeline.flow_table import Entry, FlowKey, SynOnly
+from analyzer.pipeline.syn_only import BULK_ATTEMPTS, frames_of, syn_only_attempts
 
 if TYPE_CHECKING:
     from analyzer.pipeline.conversations import Conversations
@@ -39,8 +39,6 @@ KINDS: dict[int, tuple[str, str]] = {
     HTTP_PORT: ("http", BY_PORT593),
     **{port: ("smb", BY_SMB) for port in SMB_PORTS},
 }
-_KEY, _FRAME, _LAST_TS = (attrgetter(name) for name in ("key", "frame", "last_ts"))  # of a SynOnly
-BULK_ATTEMPTS = 512  # transients written as one Arrow batch from this many on (fewer: row by row)
 _EVICT_AT_ONCE = 4096  # SynOnly entries evicted per bulk step: the lists it makes stay small
 
 
@@ -128,16 +126,9 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
     """`Conversations.evicted` for SYN-only entries, in order: a cap hit and an attempts row each."""
     if not entries:
         return
-    frames = list(map(_FRAME, entries))  # the fields by C-level getters, not a Python step each
-    collector = conv.collector
-    collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
-    c_addr, c_port, s_addr, s_port = (list(side) for side in zip(*map(_KEY, entries), strict=True))
-    c_ips, s_ips = list(map(ip_text, c_addr)), list(map(ip_text, s_addr))
-    if len(entries) >= BULK_ATTEMPTS:
-        collector.attempt_columns(frames, list(map(_LAST_TS, entries)), c_ips, c_port, s_ips, s_port)
-    else:
-        for s, c_ip, cp, s_ip, sp in zip(entries, c_ips, c_port, s_ips, s_port, strict=True):
-            collector.attempt(s.frame, s.last_ts, c_ip, cp, s_ip, sp, "syn_only")
+    frames = frames_of(entries)
+    conv.collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
+    syn_only_attempts(conv.collector, entries, frames)
     conv.pipes_closed()
 
 

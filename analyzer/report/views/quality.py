@@ -208,14 +208,33 @@ def _violations(chunk: pd.DataFrame, per: _Counts, kinds: dict[_Conn, set[str]],
 
 def _attempts(chunk: pd.DataFrame, files: dict[str, _File]) -> None:
     """Connection attempts per capture, and how often each server and port was attempted."""
-    capture, server, port = columns(chunk, _ATTEMPT_COLUMNS)
-    for (cap, ip, p), n in Counter(zip(capture, server, port, strict=True)).items():
+    for (cap, ip, p), n in _attempt_counts(chunk).items():
         if cap is None:
             continue
         f = files.get(cap) or files.setdefault(cap, _File())
         f.attempts += n
         if ip is not None and p is not None:
             f.targets[(ip, p)] += n
+
+
+def _attempt_counts(chunk: pd.DataFrame) -> Counter[tuple[Any, Any, Any]]:
+    """How many rows hold each (capture, server_ip, server_port), missing as None, in the order first
+    seen: `Counter` of the rows' triples, counted column-wise (a SYN flood's chunk is one triple)."""
+    codes, uniques = [], []
+    for name in _ATTEMPT_COLUMNS:
+        code, values = pd.factorize(chunk[name], use_na_sentinel=True)  # missing: -1, then 0 here
+        codes.append(code.astype(np.int64) + 1)
+        uniques.append([None, *values.tolist()])
+    _caps, servers, ports = (len(u) for u in uniques)
+    combined = (codes[0] * servers + codes[1]) * ports + codes[2]
+    triples, first, counts = np.unique(combined, return_index=True, return_counts=True)
+    out: Counter[tuple[Any, Any, Any]] = Counter()
+    for k in np.argsort(first, kind="stable").tolist():
+        c = int(triples[k])
+        out[uniques[0][c // (servers * ports)], uniques[1][c // ports % servers], uniques[2][c % ports]] += int(
+            counts[k]
+        )
+    return out
 
 
 def _targets(targets: Counter[tuple[str, int]]) -> str | None:

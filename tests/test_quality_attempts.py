@@ -1,0 +1,50 @@
+"""The data-quality view counts attempts column-wise (`quality._attempt_counts`): the same counts, in
+the same first-seen order (which `most_common` breaks ties by), as a `Counter` of the rows' triples
+read as Python values (`fold.columns`). Built inputs: missing values in every column, text columns as
+Arrow strings, Python objects or categories."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer.report.fold import columns
+from analyzer.report.views.quality import _ATTEMPT_COLUMNS, _attempt_counts
+
+CAPTURES = ["a.pcap", "b.pcap", None]
+SERVERS = ["10.0.0.1", "10.0.0.2", "10.0.0.10", None]
+PORTS = [135, 445, 49152, None]
+
+
+@st.composite
+def chunks(draw: Any) -> pd.DataFrame:
+    n = draw(st.integers(0, 80))
+    rows = draw(st.lists(st.tuples(*(st.sampled_from(v) for v in (CAPTURES, SERVERS, PORTS))), min_size=n, max_size=n))
+    cap, server, port = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+    kind = draw(st.sampled_from(["string", "object", "category"]))
+    df = pd.DataFrame({"capture": cap, "server_ip": server, "server_port": pd.array(port, dtype="Int64")})
+    return df if kind == "object" else df.astype({"capture": kind, "server_ip": kind})
+
+
+@settings(max_examples=80, deadline=None)
+@given(chunk=chunks())
+def test_attempt_counts_are_a_counter_of_the_rows(chunk: pd.DataFrame) -> None:
+    want = Counter(zip(*columns(chunk, _ATTEMPT_COLUMNS), strict=True))
+    got = _attempt_counts(chunk)
+    assert list(got.items()) == list(want.items())
+
+
+def test_a_flood_chunk_is_one_triple() -> None:
+    n = 4096
+    chunk = pd.DataFrame(
+        {
+            "capture": pd.array(["f.pcap"] * n, dtype="string"),
+            "server_ip": pd.array(["10.0.0.1"] * n, dtype="string"),
+            "server_port": pd.array([135] * n, dtype="Int64"),
+        }
+    )
+    assert _attempt_counts(chunk) == Counter({("f.pcap", "10.0.0.1", 135): n})
