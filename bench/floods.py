@@ -13,7 +13,8 @@ then `rpc-analyzer analyze FILE -o OUT -q` runs on it, and on a normal capture o
 (uncompressed) size made by ../shared/bench/make_bench_pcap.py, and the wall time, CPU time (user +
 sys) and peak resident memory (wait4: the biggest of the process and its forked reader; then, sampled
 from /proc by bench/rss.py, the parent's and the biggest forked process's own) and the row counts of
-violations.csv are printed. The target: peak RSS at most 200 MiB for each, time within 3x of the normal capture's.
+violations.csv are printed. The runs load the analyzer from bytecode caches, as an installed package
+does (`bytecode_env`). The target: peak RSS at most 200 MiB for each, time within 3x of the normal capture's.
 Files are kept in bench/data/floods/ (ignored by git). Usage:
 
     python bench/floods.py [--scale 1.0] [--only syn,binds] [--tree DIR] [--no-normal]
@@ -313,6 +314,21 @@ def run_one(path: Path, env: dict[str, str]) -> tuple[tuple[float, ...], Counter
         shutil.rmtree(out, ignore_errors=True)
 
 
+def bytecode_env(tree: Path) -> dict[str, str]:
+    """The runs' environment: the analyzer in `tree`, its modules loaded from bytecode caches as an
+    installed package's are. With PYTHONDONTWRITEBYTECODE set (as in this project's sessions) every run
+    compiled about 140 modules from source, some 0.45 s of CPU added to the flood and its normal capture
+    alike, which shrank their ratio; bench/run.py does the same (`with_bytecode`). The caches go to a
+    directory of their own, written by one unmeasured run on a bundled sample."""
+    env = dict(os.environ, FLOODS_TREE=str(tree.resolve()))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "rpc-analyzer-bench-pycache")
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = ROOT / "samples" / "pcaps"
+        subprocess.run([sys.executable, "-c", _BOOT, "analyze", str(sample), "-o", tmp, "-q"], env=env, check=False)
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the full size (default 1)")
@@ -320,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose analyzer runs")
     ap.add_argument("--no-normal", action="store_true", help="skip the normal captures of the same size")
     args = ap.parse_args(argv)
-    env = dict(os.environ, FLOODS_TREE=str(args.tree.resolve()))
+    env = bytecode_env(args.tree)
     head = ("flood", "file MB", "time s", "cpu s", "peak MiB", "parent", "forked", "normal s", "cpu s", "MiB")
     print("{:8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>7} {:>6}  violations rows".format(*head))
     nan = float("nan")
