@@ -63,26 +63,21 @@ class _Codec(Generic[R]):
 
     def encode(self, records: list[R]) -> Any:
         """An Arrow record batch of the records."""
-        pa = _pa()
-        columns: list[list[Any]] = []
-        for field, is_flow in zip(self._fields, self.is_flow, strict=True):
-            values = list(map(field, records))
-            if is_flow:
-                columns += [list(map(flow_field, values)) for flow_field in self._flow_fields]
-            else:
-                columns.append(values)
-        return pa.RecordBatch.from_arrays(
-            [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
-        )
+        return self._batch([list(map(field, records)) for field in self._fields])
 
     def encode_rows(self, rows: list[tuple[Any, ...]]) -> Any:
         """An Arrow record batch of rows (each a tuple of a record's fields, in field order): the
         batch `encode` makes of the records the rows stand for."""
-        pa = _pa()
         if not rows:
-            return pa.RecordBatch.from_pylist([], schema=self.schema)
+            return _pa().RecordBatch.from_pylist([], schema=self.schema)
+        return self._batch(list(zip(*rows, strict=True)))
+
+    def _batch(self, fields: list[Any]) -> Any:
+        """The batch of the records' fields, one sequence of values a field: a flow field is spread
+        over its columns."""
+        pa = _pa()
         columns: list[Any] = []
-        for values, is_flow in zip(zip(*rows, strict=True), self.is_flow, strict=True):
+        for values, is_flow in zip(fields, self.is_flow, strict=True):
             if is_flow:
                 columns += [list(map(flow_field, values)) for flow_field in self._flow_fields]
             else:
