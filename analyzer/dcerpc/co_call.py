@@ -2,7 +2,8 @@
 answer's, paired by call_id; what of its stubs is kept, and its row.
 
 The association (`association.Association`) decides which call a PDU belongs to and when a call
-is finished; this holds what a call collected and turns it into a `CallRecord`.
+is finished; this holds what a call collected and turns it into its row, in `CallRecord`'s field
+order.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from analyzer.dcerpc.decoding import NOTHING, Decoded, Stubs
 from analyzer.dcerpc.pdu import AuthVerifier, SyntaxId
-from analyzer.model import CallRecord, Flow
+from analyzer.model import Flow
 from analyzer.ntlm import NtlmIdentity
 
 
@@ -104,17 +105,6 @@ class Call:
             resp = (resp if type(resp) is bytes else bytes(resp)) if answer else None
         tail = self.resp_tail if answer and self.want.tail else None
         return Stubs(self.ndr64, req, self.req_little, resp, self.resp_little, tail, self.object_uuid)
-
-    def record(
-        self,
-        auth: AuthVerifier | None,
-        who: NtlmIdentity | None,
-        sealed: bool,
-        versioned: bool,
-        decoded: Decoded | None,
-    ) -> CallRecord:
-        """The call's record: `row` as the `CallRecord` it stands for."""
-        return CallRecord(*self.row(auth, who, sealed, versioned, decoded))
 
     def row(
         self,

@@ -45,14 +45,8 @@ class DecodeMemo:
     def find(self, limits: Any, uuid: str | None, opnum: int, stubs: Stubs) -> tuple[Key | None, Any]:
         """`key` and `get` in one step, the memo looked up once a call: (the key, or None when the
         stubs are too large to keep; the result kept under it, or None)."""
-        request, response = stubs.request, stubs.response
-        if (len(request) if request else 0) + (len(response) if response else 0) > _STUB_BYTES:
-            return None, None
-        key = (limits, uuid, opnum, stubs)
-        try:
-            return key, self._results.get(key)
-        except TypeError:  # a stub in a mutable buffer (a caller's bytearray) is not hashable
-            return key, None
+        key = self.key(limits, uuid, opnum, stubs)
+        return (None, None) if key is None else (key, self.get(key))
 
     def get(self, key: Key) -> Any:
         try:
