@@ -188,3 +188,51 @@ def test_violations_are_placed_by_their_connection() -> None:
     row = f.iloc[0]
     assert (row["client_ip"], row["server_ip"], row["calls"], row["frames"]) == ("10.0.0.9", "10.0.0.66", 3, "3;5;7")
     assert row["first_ts"] == pd.Timestamp(T0, unit="ns", tz="UTC")
+
+
+def _lookups(clients: int, late: bool) -> pd.DataFrame:
+    """Per client, 5 account lookups in 4 s (a finding: 5 in 30 s) if its number is even, else 3 (none),
+    the clients 100 s apart; `late`: one more lookup of the first client 1 s after its last, last in
+    table order (a capture out of time order whose late row joins a burst long gone by)."""
+    op = {"interface_name": "lsarpc", "operation": "LsarLookupNames3", "opnum": 68}
+    rows = [
+        {**op, "client_ip": f"10.1.{i // 250}.{i % 250}", "t": 100.0 * i + k}
+        for i in range(clients)
+        for k in range(5 if i % 2 == 0 else 3)
+    ]
+    if late:
+        rows.append({**op, "client_ip": "10.1.0.0", "t": 5.0})
+    return calls(*[{**r, "frame": n + 1} for n, r in enumerate(rows)])
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_bursts_a_window_old_are_closed_and_forgotten_with_the_same_findings(
+    late: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups whose last row is a window behind their capture are swept (so that the engine holds the
+    clients active within a window, not every client of the run): the findings are those of keeping
+    every group open, and a late row that belongs to a swept burst is still counted in it."""
+    from analyzer.findings import stream
+
+    table = _lookups(600, late)
+    held: list[int] = []
+    finish = stream.RuleStream.finish
+
+    def finish_counting(self: stream.RuleStream) -> list[stream.Emitted]:
+        held.append(len(self.groups))
+        return finish(self)
+
+    monkeypatch.setattr(stream.RuleStream, "finish", finish_counting)
+    monkeypatch.setattr(stream, "SWEEP_GROUPS", 1 << 30)  # never swept: every group open to the end
+    kept_open = findings.compute(Chunked({"calls": table}, 64))
+    assert max(held) >= 600 // 2
+    monkeypatch.setattr(stream, "SWEEP_GROUPS", 8)
+    held.clear()
+    swept = findings.compute(Chunked({"calls": table}, 64))
+    pd.testing.assert_frame_equal(swept, kept_open)
+    pd.testing.assert_frame_equal(swept, run(table.sort_values("ts", kind="stable")))
+    assert len(swept) == 300
+    first = swept[swept["client_ip"] == "10.1.0.0"]
+    assert list(first["calls"]) == [6 if late else 5]
+    if not late:  # in time order no rule needed its rows sorted: each held few groups at the end
+        assert max(held) < 64, held

@@ -93,7 +93,7 @@ def attempts(draw: Any) -> pd.DataFrame:
 
 def _fields(ev: Evidence) -> tuple[Any, ...]:
     shown = {k: (list(d.seen), d.empty) for k, d in ev.shown.items()}
-    return ev.capture, ev.n, ev.frames, ev.first_ns, ev.last_ns, shown, ev.distinct, ev.pairs
+    return ev.capture, ev.n, ev.frames, ev.first_ns, ev.last_ns, shown, ev.pairs
 
 
 @settings(max_examples=40, deadline=None)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cached_property
+from sys import intern
 from typing import Any
 
 import numpy as np
@@ -187,10 +189,11 @@ class Rows:
         return dict.fromkeys(None if missing(v) else v for v in values.tolist())
 
 
-@dataclass
+@dataclass(slots=True)
 class Distinct:
     """A column's distinct values: as text in the order first seen (`listed`), and whether an empty
-    text was seen (counted as a value, never listed)."""
+    text was seen (counted as a value, never listed). The text is interned: a chunk's values are new
+    objects, and the open bursts of a run's clients held each of their hosts' names once per burst."""
 
     seen: dict[str, None] = field(default_factory=dict)
     empty: bool = False
@@ -200,7 +203,7 @@ class Distinct:
         for v in distinct:
             if v is None:
                 continue
-            s = str(v)
+            s = intern(str(v))
             if s:
                 self.seen.setdefault(s)
             else:
@@ -213,7 +216,11 @@ class Distinct:
         return len(self.seen) + self.empty
 
 
-@dataclass
+# The pairs of a burst before any is kept (a rule without `after` keeps none): one empty set for all.
+_NO_PAIRS: frozenset[tuple[Any, Any]] = frozenset()
+
+
+@dataclass(slots=True)
 class Evidence:
     """One burst's rows so far (see the module docstring). `step`: how far a sequence rule got."""
 
@@ -223,9 +230,8 @@ class Evidence:
     frames: list[int] = field(default_factory=list)
     first_ns: int | None = None
     last_ns: int | None = None
-    shown: dict[str, Distinct] = field(default_factory=dict)
-    distinct: dict[str, set[Any]] = field(default_factory=dict)
-    pairs: set[tuple[Any, Any]] = field(default_factory=set)
+    shown: dict[str, Distinct] = field(default_factory=dict)  # the measured columns too (`holds` counts them)
+    pairs: AbstractSet[tuple[Any, Any]] = _NO_PAIRS  # a set of its own for a rule with `after`
     step: int = 0
 
     @property
@@ -254,7 +260,8 @@ class Evidence:
         if self.rule.after is not None:
             client, server = rows.columns.get("client_ip"), rows.columns.get("server_ip")
             none = [None] * len(idx)
-            self.pairs.update(
+            pairs = self.pairs = self.pairs if isinstance(self.pairs, set) else set()
+            pairs.update(
                 zip(picked(client, idx) if client else none, picked(server, idx) if server else none, strict=True)
             )
 
@@ -285,16 +292,18 @@ class Evidence:
             self._values(name, rows.distinct(name, a, b))
 
     def _values(self, name: str, distinct: dict[Any, None]) -> None:
-        """A column's distinct values of rows added: shown, and counted when a threshold measures them."""
+        """A column's distinct values of rows added: shown, and counted when a threshold measures them.
+        A column with none known adds nothing (shown and counted alike: no text, no value), and makes
+        no `Distinct`: most bursts have no user, status or argument."""
+        if all(v is None for v in distinct):
+            return
         self.shown.setdefault(name, Distinct()).add(distinct)
-        if name in self.measures:
-            self.distinct.setdefault(name, set()).update(distinct)
-            self.distinct[name].discard(None)
 
     def holds(self) -> bool:
         """A count rule's threshold (any of them) over the burst."""
         for t in self.rule.threshold:
-            n = self.n if t.measure == "count" else len(self.distinct.get(t.measure, ()))
+            shown = self.shown.get(t.measure)
+            n = self.n if t.measure == "count" else 0 if shown is None else shown.count()
             if n >= t.minimum:
                 return True
         return False

@@ -8,6 +8,15 @@ burst per group (`Evidence`, bounded by distinct values) and emits each burst wh
 the end closes it. What it holds: per group its key, last time and open burst; per emitted burst
 its findings row (and for a rule with `after`, its client/server pairs).
 
+A group whose last row is a window older than its capture's latest row cannot grow its burst any
+more in a capture in time order: the next row of that group will cut. So whenever the groups have
+doubled since the last sweep, such groups are closed and forgotten (`_sweep`): what is held is the
+groups active within a window, not every client of the run (the 10.8 GB capture's rules held 2,900
+groups and 6 MiB of evidence to the end, where none was a finding). A row that would have joined a
+forgotten group's burst is less than a window after that group's last row: a new group's first row
+that early is taken as `disordered` (the sorted pass then), so the bursts are those the whole-table
+engine cuts.
+
 A row earlier than one already seen in its group (or a known time after an unknown one) means this
 capture is not in time order: the stream then says `disordered`, and the engine gives the rule its
 rows again sorted by time (`engine._Run.sorted_pass`), as the whole-table engine sorted them.
@@ -18,6 +27,7 @@ that advance or repeat a step reached go into the burst's evidence.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -28,6 +38,8 @@ from analyzer.findings.evidence import Evidence, Rows, finding
 from analyzer.findings.rules import Rule
 
 _NS = 1_000_000_000
+SWEEP_GROUPS = 256  # groups held before the first sweep (then twice what the last sweep kept)
+_PAST = -(1 << 63)  # before any time
 
 
 def _seconds(ns: int) -> float:
@@ -57,17 +69,17 @@ class _Group:
     ev: Evidence
     top: int | None = None  # the latest known time seen (its last row's, while in time order)
     unknown: bool = False  # a row of unknown time was seen (only such rows may follow)
-    bursts: int = 0
 
 
 @dataclass
 class Emitted:
-    """A qualifying burst: where it sorts (group key, burst number), its row, and what `after` needs."""
+    """A qualifying burst: where it sorts (group key, then the order bursts closed in: a group's bursts
+    close in time order), its row, and what `after` needs."""
 
     key: tuple[str, ...]
     number: int
     row: dict[str, Any]
-    pairs: set[tuple[Any, Any]]
+    pairs: AbstractSet[tuple[Any, Any]]
 
 
 @dataclass
@@ -80,9 +92,13 @@ class RuleStream:
     emitted: list[Emitted] = field(default_factory=list)
     disordered: bool = False
     cut: int | None = None
+    # per capture, the time before which a burst `_sweep` forgot could still grow
+    swept: dict[str, int] = field(default_factory=dict)
+    sweep_at: int = field(init=False)  # the number of groups held that makes the next sweep
 
     def __post_init__(self) -> None:
         self.cut = cut_ns(self.rule.window_s)
+        self.sweep_at = SWEEP_GROUPS
 
     def feed(self, rows: Rows, has: set[str]) -> None:
         """The rule's selected rows of one chunk, in table order."""
@@ -94,6 +110,7 @@ class RuleStream:
             for key, a, b in runs:
                 if not self._feed_run(rows, key, a, b):
                     return
+            self._sweep()
             return
         cut = self.cut
         last = rows.keys[0]
@@ -107,7 +124,7 @@ class RuleStream:
                 last = key
             if t is None:
                 g.unknown = True
-            elif g.unknown or (g.top is not None and t < g.top):
+            elif g.unknown or (g.top is not None and t < g.top) or (g.top is None and self._forgotten(key, t)):
                 self.disordered = True
                 return
             else:
@@ -119,6 +136,7 @@ class RuleStream:
             run.append(i)
         for key, idx in pending.items():
             self._add(self.groups[key], rows, idx)
+        self._sweep()
 
     def _feed_run(self, rows: Rows, key: tuple[str, ...], a: int, b: int) -> bool:
         """`feed` for rows a..b-1, all of group `key` and of known time (a flood from one client is):
@@ -126,7 +144,7 @@ class RuleStream:
         g = self._group(key)
         ts = rows.ts_ns[a:b]
         gaps = np.diff(ts, prepend=ts[0] if g.top is None else g.top)
-        if g.unknown or (gaps < 0).any():
+        if g.unknown or (gaps < 0).any() or (g.top is None and self._forgotten(key, int(ts[0]))):
             self.disordered = True
             return False
         cuts = [] if self.cut is None else np.flatnonzero(gaps >= self.cut).tolist()
@@ -146,6 +164,29 @@ class RuleStream:
         if g is None:
             g = self.groups[key] = _Group(key, Evidence(self.rule))
         return g
+
+    def _forgotten(self, key: tuple[str, ...], t: int) -> bool:
+        """Whether a new group's first known time may belong to a burst `_sweep` forgot: earlier than
+        a window after the last row of a group forgotten in its capture (the rows are then out of
+        time order, or that group's next row would have joined its burst)."""
+        return t < self.swept.get(key[0], _PAST)
+
+    def _sweep(self) -> None:
+        """Once the groups held doubled: close and forget each group whose last row is a window older
+        than its capture's latest row (see the module docstring)."""
+        if len(self.groups) < self.sweep_at or self.cut is None:
+            return
+        latest: dict[str, int] = {}
+        for g in self.groups.values():
+            if g.top is not None and g.top > latest.get(g.key[0], _PAST):
+                latest[g.key[0]] = g.top
+        for key, g in list(self.groups.items()):
+            if g.top is not None and not g.unknown and latest[key[0]] - g.top >= self.cut:
+                self._close(g)
+                del self.groups[key]
+                # a row before this could still have joined its burst
+                self.swept[key[0]] = max(g.top + self.cut, self.swept.get(key[0], _PAST))
+        self.sweep_at = max(SWEEP_GROUPS, 2 * len(self.groups))
 
     def _add(self, g: _Group, rows: Rows, idx: list[int]) -> None:
         if self.rule.kind == "sequence":
@@ -172,8 +213,7 @@ class RuleStream:
             or rule.kind == "call"
         )
         if qualifies:
-            self.emitted.append(Emitted(g.key, g.bursts, finding(ev, self.has), ev.pairs))
-        g.bursts += 1
+            self.emitted.append(Emitted(g.key, len(self.emitted), finding(ev, self.has), ev.pairs))
         g.ev = Evidence(rule)
 
     def finish(self) -> list[Emitted]:
