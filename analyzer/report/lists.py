@@ -88,6 +88,11 @@ def put(held: Listed, value: Any) -> Listed:
     return held
 
 
+def items(held: Listed) -> tuple[str, ...] | set[str]:
+    """The distinct texts a list held as `Listed` holds."""
+    return () if held is None else (held,) if isinstance(held, str) else held
+
+
 def joined(values: Listed) -> str | None:
     """A per-key list (`add`, `put`) as its cell: sorted by `list_order`, `;`-joined; missing when empty
     (a tuple's texts are distinct, as a set's are)."""
