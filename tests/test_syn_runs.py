@@ -155,6 +155,20 @@ def test_a_run_holds_the_packets_the_decoder_makes(
     run = syn_run(batch, np.arange(len(syns), dtype=np.int64))
     assert [(run.frames[i], run.ts[i], _packet(run, i)) for i in range(len(syns))] == decoded
     assert [ip_text(a) for a in run.src] == dotted(run.src_octets).to_pylist()
+    arrays = (run.frame_array, run.ts_array, run.sport_array, run.dport_array)
+    assert [a.tolist() for a in arrays] == [run.frames, run.ts, run.sport, run.dport]
+
+
+@pytest.mark.parametrize("stretch", [1, 3, 1000])
+def test_dotted_text_is_inet_ntop_s_in_stretches_or_not(stretch: int) -> None:
+    """Addresses in long stretches of one (a flood's) are made once a stretch: the same text as
+    each made alone, as for addresses mostly distinct."""
+    rng = np.random.default_rng(stretch)
+    distinct = rng.integers(0, 256, size=(50, 4), dtype=np.uint8)
+    distinct[:5] = [[0, 0, 0, 0], [255, 255, 255, 255], [10, 0, 0, 1], [1, 2, 3, 0], [0, 9, 0, 9]]
+    octets = np.repeat(distinct, stretch, axis=0)
+    assert dotted(octets).to_pylist() == [ip_text(bytes(row)) for row in octets.tolist()]
+    assert dotted(octets[7:-3]).to_pylist() == [ip_text(bytes(row)) for row in octets[7:-3].tolist()]
 
 
 def _decoder() -> PacketDecoder:
