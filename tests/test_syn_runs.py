@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from analyzer.capture.decode import PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.source import open_capture
-from analyzer.capture.syns import dotted, syn_run
+from analyzer.capture.syns import _addresses, dotted, syn_run
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline
 from analyzer.pipeline.classify import ip_text, ip_texts
@@ -160,15 +160,16 @@ def test_a_run_holds_the_packets_the_decoder_makes(
 
 
 @pytest.mark.parametrize("stretch", [1, 3, 1000])
-def test_dotted_text_is_inet_ntop_s_in_stretches_or_not(stretch: int) -> None:
-    """Addresses in long stretches of one (a flood's) are made once a stretch: the same text as
-    each made alone, as for addresses mostly distinct."""
+def test_addresses_in_stretches_or_not_are_their_octets(stretch: int) -> None:
+    """Addresses in long stretches of one (a flood's) are made once a stretch: the same bytes and
+    text as each made alone, as for addresses mostly distinct."""
     rng = np.random.default_rng(stretch)
     distinct = rng.integers(0, 256, size=(50, 4), dtype=np.uint8)
     distinct[:5] = [[0, 0, 0, 0], [255, 255, 255, 255], [10, 0, 0, 1], [1, 2, 3, 0], [0, 9, 0, 9]]
     octets = np.repeat(distinct, stretch, axis=0)
     assert dotted(octets).to_pylist() == [ip_text(bytes(row)) for row in octets.tolist()]
     assert dotted(octets[7:-3]).to_pylist() == [ip_text(bytes(row)) for row in octets[7:-3].tolist()]
+    assert _addresses(octets) == [bytes(row) for row in octets.tolist()]
 
 
 def _decoder() -> PacketDecoder:
