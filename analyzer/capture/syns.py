@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from analyzer.capture.prefilter import Batch, Fields, Ints
 
@@ -45,15 +46,24 @@ class SynRun(NamedTuple):
     dport_array: npt.NDArray[np.int64]
 
 
-def _gather(view: npt.NDArray[np.uint8], at: Ints, size: int) -> npt.NDArray[np.uint8]:
-    """The `size` bytes at each offset of `at`, as one contiguous (n, size) array."""
-    return np.ascontiguousarray(view[at[:, None] + np.arange(size)])
+_FIXED_AT, _FIXED = 26, 22  # bytes 26 to 47 of a plain SYN's frame: the IPv4 addresses, the TCP header to its flags
 
 
-def _words(view: npt.NDArray[np.uint8], at: Ints, dtype: str) -> npt.NDArray[Any]:
-    """The big-endian word (`dtype` ">u2" or ">u4") at each offset of `at`."""
-    size = np.dtype(dtype).itemsize
-    return _gather(view, at, size).view(dtype).ravel()
+def _fixed(view: npt.NDArray[np.uint8], d: Ints) -> npt.NDArray[np.uint8]:
+    """Bytes 26 to 47 of each frame starting at `d`, as one (n, 22) array: copied as rows of a
+    sliding window's view, a third of the time of gathering each field's bytes one index each."""
+    rows: npt.NDArray[np.uint8] = sliding_window_view(view, _FIXED)[d + _FIXED_AT]
+    return rows
+
+
+def _field(fixed: npt.NDArray[np.uint8], at: int, size: int) -> npt.NDArray[np.uint8]:
+    """The `size` bytes at frame offset `at` of each row of `_fixed`, as one contiguous (n, size) array."""
+    return np.ascontiguousarray(fixed[:, at - _FIXED_AT : at - _FIXED_AT + size])
+
+
+def _words(fixed: npt.NDArray[np.uint8], at: int, dtype: str) -> npt.NDArray[Any]:
+    """The big-endian word (`dtype` ">u2" or ">u4") at frame offset `at` of each row of `_fixed`."""
+    return _field(fixed, at, np.dtype(dtype).itemsize).view(dtype).ravel()
 
 
 def _addresses(octets: npt.NDArray[np.uint8]) -> list[bytes]:
@@ -104,11 +114,10 @@ def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
 
 def syn_run(batch: Batch, at: Ints) -> SynRun:
     """The SYNs of the frames at `at` (all plain)."""
-    view = np.frombuffer(batch.buf, dtype=np.uint8)
-    d = batch.start[at]
-    src_octets, dst_octets = _gather(view, d + 26, 4), _gather(view, d + 30, 4)
+    fixed = _fixed(np.frombuffer(batch.buf, dtype=np.uint8), batch.start[at])
+    src_octets, dst_octets = _field(fixed, 26, 4), _field(fixed, 30, 4)
     frames, ts = np.asarray(at + batch.frame0 + 1, dtype=np.int64), np.asarray(batch.ts[at], dtype=np.int64)
-    sport, dport = (np.asarray(_words(view, d + o, ">u2"), dtype=np.int64) for o in (34, 36))
+    sport, dport = (np.asarray(_words(fixed, o, ">u2"), dtype=np.int64) for o in (34, 36))
     return SynRun(
         frames=frames.tolist(),
         ts=ts.tolist(),
@@ -116,9 +125,9 @@ def syn_run(batch: Batch, at: Ints) -> SynRun:
         dst=_addresses(dst_octets),
         sport=sport.tolist(),
         dport=dport.tolist(),
-        seq=_words(view, d + 38, ">u4").tolist(),
-        ack=_words(view, d + 42, ">u4").tolist(),
-        flags=view[d + 47].tolist(),
+        seq=_words(fixed, 38, ">u4").tolist(),
+        ack=_words(fixed, 42, ">u4").tolist(),
+        flags=fixed[:, 47 - _FIXED_AT].tolist(),
         src_octets=src_octets,
         dst_octets=dst_octets,
         frame_array=frames,
