@@ -137,12 +137,22 @@ def _enter(conv: Conversations, run: SynRun, a: int, b: int, keys: list[FlowKey]
     room for them). Tuples are made as `NamedTuple._make` makes them, without a call per field; an
     entry's key is the table's (`keys`: those of SYNs a..b-1)."""
     src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
-    kinds = [KINDS[port] for port in dport]
-    streams = _streams(conv, [kind for kind, _by in kinds])
+    kinds, identified_by = _kinds(dport)
+    streams = _streams(conv, kinds)
     syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
-    made = zip(keys, *syns, streams, *zip(*kinds, strict=True), repeat(None), strict=False)  # with repeats
+    made = zip(keys, *syns, streams, kinds, identified_by, repeat(None), strict=False)  # with repeats
     entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
     conv.table.put_many(keys, zip(dst, dport, src, sport, strict=True), entries)
+
+
+def _kinds(dports: list[int]) -> tuple[list[str], list[str]]:
+    """The kind and identified_by `KINDS` gives each port: for a run to one port (a flood's), one
+    look-up and two lists of one value, not a look-up and a tuple per SYN."""
+    if dports and dports.count(dports[0]) == len(dports):
+        kind, by = KINDS[dports[0]]
+        return [kind] * len(dports), [by] * len(dports)
+    pairs = [KINDS[port] for port in dports]
+    return [kind for kind, _by in pairs], [by for _kind, by in pairs]
 
 
 def _streams(conv: Conversations, kinds: list[str]) -> list[int]:
@@ -158,8 +168,10 @@ def _streams(conv: Conversations, kinds: list[str]) -> list[int]:
 def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
     """SYNs a..b-1, put and evicted within the run: each a cap hit and a syn_only attempts row (and
     the first writes the rows of the pipes closed meanwhile, as `Conversations.syn_only_ended` does)."""
-    streams = _streams(conv, [KINDS[port][0] for port in run.dport[a:b]])
-    conv.collector.cap_hits(streams[0], run.frames[a:b], "cap_tcp_flows", detail)
+    kinds, _identified_by = _kinds(run.dport[a:b])
+    # The run's stream numbers taken; only the first is said (without SMB, no list of them made).
+    stream = _streams(conv, kinds)[0] if "smb" in kinds else conv.next_streams(len(kinds))
+    conv.collector.cap_hits(stream, run.frames[a:b], "cap_tcp_flows", detail)
     if b - a >= BULK_ATTEMPTS:
         conv.collector.syn_only_attempts(run, a, b)
     else:
