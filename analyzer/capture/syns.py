@@ -23,6 +23,23 @@ MIN_RUN = 64  # fewer plain SYNs in a row go the per-packet way: bulk only pays 
 _SYN, _ACK_FIN_RST = 0x02, 0x14
 
 
+class SynArrays(NamedTuple):
+    """What the syn_only attempts rows of some SYNs of a run are made of, as arrays (`SynRun.arrays`)."""
+
+    src_octets: npt.NDArray[np.uint8]  # (n, 4)
+    dst_octets: npt.NDArray[np.uint8]
+    frames: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.int64]
+    sport: npt.NDArray[np.int64]
+    dport: npt.NDArray[np.int64]
+
+    def part(self, a: int, b: int | None = None) -> SynArrays:
+        """SYNs a..b-1's (to the end when b is None)."""
+        return SynArrays(
+            self.src_octets[a:b], self.dst_octets[a:b], self.frames[a:b], self.ts[a:b], self.sport[a:b], self.dport[a:b]
+        )
+
+
 class SynRun(NamedTuple):
     """Consecutive plain SYNs, as Python values per frame, and their addresses' octets and the numbers
     an attempts row takes as arrays (for rows made in bulk, with no Python value read back).
@@ -44,6 +61,13 @@ class SynRun(NamedTuple):
     ts_array: npt.NDArray[np.int64]
     sport_array: npt.NDArray[np.int64]
     dport_array: npt.NDArray[np.int64]
+
+    def arrays(self, a: int, b: int) -> SynArrays:
+        """The arrays of SYNs a..b-1 (views: nothing copied)."""
+        whole = SynArrays(
+            self.src_octets, self.dst_octets, self.frame_array, self.ts_array, self.sport_array, self.dport_array
+        )
+        return whole.part(a, b)
 
 
 _FIXED_AT, _FIXED = 26, 22  # bytes 26 to 47 of a plain SYN's frame: the IPv4 addresses, the TCP header to its flags

@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Protocol
 
-from analyzer.capture.syns import SynRun, dotted
+from analyzer.capture.syns import SynArrays, dotted
 from analyzer.model import (
     BindRecord,
     CallRecord,
@@ -71,14 +71,13 @@ class Collector:
         SYN flood makes a million of them)."""
         self._run.records.attempts.add(self.capture, frame, ts, client_ip, client_port, server_ip, server_port, outcome)
 
-    def syn_only_attempts(self, run: SynRun, a: int, b: int) -> None:
-        """The syn_only attempts rows of SYNs a..b-1 of a run (`capture.syns`), as one batch of columns
-        made from the run's arrays (no Python value per row)."""
+    def syn_only_attempts(self, syns: SynArrays) -> None:
+        """The syn_only attempts rows of SYNs of a run (`capture.syns`), as one batch of columns made
+        from its arrays (no Python value per row)."""
         import pyarrow as pa
 
-        src, dst = dotted(run.src_octets[a:b]), dotted(run.dst_octets[a:b])
-        numbers = (run.frame_array, run.ts_array, run.sport_array, run.dport_array)
-        frames, ts, sport, dport = (pa.array(values[a:b]) for values in numbers)
+        src, dst = dotted(syns.src_octets), dotted(syns.dst_octets)
+        frames, ts, sport, dport = (pa.array(values) for values in (syns.frames, syns.ts, syns.sport, syns.dport))
         self.attempt_columns(frames, ts, src, sport, dst, dport)
 
     def attempt_columns(

@@ -13,7 +13,7 @@ and the `max_tcp_flows` cap. An entry is one of:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice, repeat
 from operator import is_not, itemgetter
 from typing import NamedTuple
@@ -135,7 +135,7 @@ class FlowTable:
         self._unpair(old_key, old)
         return old_key, old
 
-    def put_many(self, keys: list[FlowKey], back: Iterable[FlowKey], entries: list[Entry]) -> None:
+    def put_many(self, keys: list[FlowKey], back: Iterable[FlowKey], entries: Sequence[Entry]) -> None:
         """Insert entries for `keys` the table does not hold (`back`: the same keys reversed), in
         order, when it has room for all of them (a run of SYNs, `pipeline.syn_runs`): `put` without
         its per-entry steps (no call per key)."""

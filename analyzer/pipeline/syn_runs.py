@@ -27,8 +27,8 @@ from analyzer.capture.decode import PROTO_TCP, Packet
 from analyzer.capture.syns import SynRun
 from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
-from analyzer.pipeline.flow_table import Entry, FlowKey, SynOnly
-from analyzer.pipeline.syn_only import BULK_ATTEMPTS, frames_of, syn_only_attempts
+from analyzer.pipeline.flow_table import FlowKey, SynOnly
+from analyzer.pipeline.syn_only import BULK_ATTEMPTS, SynTail, frames_of, syn_only_attempts
 
 if TYPE_CHECKING:
     from analyzer.pipeline.conversations import Conversations
@@ -128,7 +128,13 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
         return
     frames = frames_of(entries)
     conv.collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
-    syn_only_attempts(conv.collector, entries, frames)
+    syns, conv.syn_tail = conv.syn_tail.take(entries) if conv.syn_tail is not None else (None, None)
+    done = 0
+    if syns is not None and len(syns.frames) >= BULK_ATTEMPTS:  # the first, the last run's: rows from its arrays
+        conv.collector.syn_only_attempts(syns)
+        done = len(syns.frames)
+    if done < len(entries):
+        syn_only_attempts(conv.collector, entries[done:], frames[done:])
     conv.pipes_closed()
 
 
@@ -141,8 +147,9 @@ def _enter(conv: Conversations, run: SynRun, a: int, b: int, keys: list[FlowKey]
     streams = _streams(conv, kinds)
     syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
     made = zip(keys, *syns, streams, kinds, identified_by, repeat(None), strict=False)  # with repeats
-    entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
+    entries: list[SynOnly] = list(map(tuple.__new__, repeat(SynOnly), made))
     conv.table.put_many(keys, zip(dst, dport, src, sport, strict=True), entries)
+    conv.syn_tail = SynTail(entries, run.arrays(a, b))
 
 
 def _kinds(dports: list[int]) -> tuple[list[str], list[str]]:
@@ -173,7 +180,7 @@ def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -
     stream = _streams(conv, kinds)[0] if "smb" in kinds else conv.next_streams(len(kinds))
     conv.collector.cap_hits(stream, run.frames[a:b], "cap_tcp_flows", detail)
     if b - a >= BULK_ATTEMPTS:
-        conv.collector.syn_only_attempts(run, a, b)
+        conv.collector.syn_only_attempts(run.arrays(a, b))
     else:
         for i in range(a, b):
             client, server = ip_text(run.src[i]), ip_text(run.dst[i])
