@@ -42,9 +42,10 @@ class SynArrays(NamedTuple):
 
 class SynRun(NamedTuple):
     """Consecutive plain SYNs, as Python values per frame, and their addresses' octets and the numbers
-    an attempts row takes as arrays (for rows made in bulk, with no Python value read back).
-    `Packet(PROTO_TCP, src[i], dst[i], sport[i], dport[i], seq[i], ack[i], flags[i], b"")` is what
-    decoding frame `frames[i]` gives."""
+    an attempts row takes as arrays (for rows made in bulk, with no Python value read back); `seq`,
+    `ack` and `flags` as arrays alone (only the SYNs that stay in the flow table need theirs).
+    `Packet(PROTO_TCP, src[i], dst[i], sport[i], dport[i], int(seq[i]), int(ack[i]), int(flags[i]), b"")`
+    is what decoding frame `frames[i]` gives."""
 
     frames: list[int]
     ts: list[int]
@@ -52,9 +53,9 @@ class SynRun(NamedTuple):
     dst: list[bytes]
     sport: list[int]
     dport: list[int]
-    seq: list[int]
-    ack: list[int]
-    flags: list[int]
+    seq: npt.NDArray[np.uint32]
+    ack: npt.NDArray[np.uint32]
+    flags: npt.NDArray[np.uint8]
     src_octets: npt.NDArray[np.uint8]  # (n, 4)
     dst_octets: npt.NDArray[np.uint8]
     frame_array: npt.NDArray[np.int64]  # `frames`, `ts`, `sport` and `dport` as int64 arrays
@@ -149,9 +150,9 @@ def syn_run(batch: Batch, at: Ints) -> SynRun:
         dst=_addresses(dst_octets),
         sport=sport.tolist(),
         dport=dport.tolist(),
-        seq=_words(fixed, 38, ">u4").tolist(),
-        ack=_words(fixed, 42, ">u4").tolist(),
-        flags=fixed[:, 47 - _FIXED_AT].tolist(),
+        seq=_words(fixed, 38, ">u4"),
+        ack=_words(fixed, 42, ">u4"),
+        flags=fixed[:, 47 - _FIXED_AT],
         src_octets=src_octets,
         dst_octets=dst_octets,
         frame_array=frames,

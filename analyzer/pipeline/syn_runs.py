@@ -49,9 +49,8 @@ def _versions(conv: Conversations) -> tuple[int, int]:
 
 def _packet(run: SynRun, i: int) -> Packet:
     """The packet the decoder would have made of SYN i."""
-    return Packet(
-        PROTO_TCP, run.src[i], run.dst[i], run.sport[i], run.dport[i], run.seq[i], run.ack[i], run.flags[i], b""
-    )
+    seq, ack, flags = int(run.seq[i]), int(run.ack[i]), int(run.flags[i])
+    return Packet(PROTO_TCP, run.src[i], run.dst[i], run.sport[i], run.dport[i], seq, ack, flags, b"")
 
 
 def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: int) -> tuple[int, bool]:
@@ -145,7 +144,8 @@ def _enter(conv: Conversations, run: SynRun, a: int, b: int, keys: list[FlowKey]
     src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
     kinds, identified_by = _kinds(dport)
     streams = _streams(conv, kinds)
-    syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
+    seq, ack, flags = (values[a:b].tolist() for values in (run.seq, run.ack, run.flags))
+    syns = (seq, ack, flags, repeat(b""), run.frames[a:b], run.ts[a:b])
     made = zip(keys, *syns, streams, kinds, identified_by, repeat(None), strict=False)  # with repeats
     entries: list[SynOnly] = list(map(tuple.__new__, repeat(SynOnly), made))
     conv.table.put_many(keys, zip(dst, dport, src, sport, strict=True), entries)
