@@ -121,3 +121,22 @@ def test_popping_syn_only_entries_in_bulk_is_popping_the_oldest_one_by_one(
         one_by_one.append(b.pop_oldest())
     assert [id(e) for e in bulk] == [id(e) for e in one_by_one]
     assert _state(a) == _state(b) and a._by_pair == b._by_pair
+
+
+@settings(max_examples=200, deadline=None)
+@given(held=st.sets(st.integers(0, 8), max_size=4), run=st.lists(st.integers(0, 8), max_size=12))
+def test_new_keys_stop_at_the_first_key_held_or_repeated(held: set[int], run: list[int]) -> None:
+    """`new_keys` is how many keys of a run come before the first the table holds (either way
+    round) or the run already had."""
+    table = FlowTable(20)
+    for i in held:
+        table.put(_key(i), _syn_only(i))
+    keys = [reverse(_key(i)) if i % 2 else _key(i) for i in run]
+    seen: set[int] = set()
+    expected = len(run)
+    for at, i in enumerate(run):
+        if i in held or i in seen:
+            expected = at
+            break
+        seen.add(i)
+    assert table.new_keys(keys) == expected

@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 from analyzer.capture.decode import PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.source import open_capture
-from analyzer.capture.syns import dotted, syn_run
+from analyzer.capture.syns import SynArrays, _addresses, dotted, syn_run
 from analyzer.limits import Limits
 from analyzer.pipeline import Pipeline
 from analyzer.pipeline.classify import ip_text, ip_texts
 from analyzer.pipeline.conversations import Conversations
 from analyzer.pipeline.flow_table import SynOnly
 from analyzer.pipeline.midstream import Candidate
+from analyzer.pipeline.syn_only import SynTail
 from analyzer.pipeline.syn_runs import _packet
 from analyzer.tcp.connection import TcpConnection
 from tests.test_floods import floods
@@ -155,6 +156,21 @@ def test_a_run_holds_the_packets_the_decoder_makes(
     run = syn_run(batch, np.arange(len(syns), dtype=np.int64))
     assert [(run.frames[i], run.ts[i], _packet(run, i)) for i in range(len(syns))] == decoded
     assert [ip_text(a) for a in run.src] == dotted(run.src_octets).to_pylist()
+    arrays = (run.frame_array, run.ts_array, run.sport_array, run.dport_array)
+    assert [a.tolist() for a in arrays] == [run.frames, run.ts, run.sport, run.dport]
+
+
+@pytest.mark.parametrize("stretch", [1, 3, 1000])
+def test_addresses_in_stretches_or_not_are_their_octets(stretch: int) -> None:
+    """Addresses in long stretches of one (a flood's) are made once a stretch: the same bytes and
+    text as each made alone, as for addresses mostly distinct."""
+    rng = np.random.default_rng(stretch)
+    distinct = rng.integers(0, 256, size=(50, 4), dtype=np.uint8)
+    distinct[:5] = [[0, 0, 0, 0], [255, 255, 255, 255], [10, 0, 0, 1], [1, 2, 3, 0], [0, 9, 0, 9]]
+    octets = np.repeat(distinct, stretch, axis=0)
+    assert dotted(octets).to_pylist() == [ip_text(bytes(row)) for row in octets.tolist()]
+    assert dotted(octets[7:-3]).to_pylist() == [ip_text(bytes(row)) for row in octets[7:-3].tolist()]
+    assert _addresses(octets) == [bytes(row) for row in octets.tolist()]
 
 
 def _decoder() -> PacketDecoder:
@@ -215,3 +231,32 @@ def test_syn_only_entries_at_the_end_are_written_as_one_by_one(
     assert len(bulk["attempts"]) > 1000 and bulk["connections"]
     for kind in KINDS:
         assert bulk[kind] == single[kind], kind
+
+
+def test_a_tail_gives_the_arrays_of_its_entries_evicted_in_order() -> None:
+    """`SynTail.take`: the arrays of the first evicted entries that are the tail's, consecutive and
+    in order, from wherever the first is in it; none when the first is not one of them."""
+    n = 6
+    entries = [
+        SynOnly((b"\x0a\0\0\1", 1024 + i, b"\x0a\0\0\2", 135), 0, 0, 2, b"", i, i, i, "co", "port135", None)
+        for i in range(n)
+    ]
+    octets = np.array([[10, 0, 0, 1]] * n, dtype=np.uint8)
+    numbers = np.arange(n, dtype=np.int64)
+    tail = SynTail(entries, SynArrays(octets, octets, numbers, numbers, numbers + 1024, numbers))
+    other = entries[0]._replace(frame=99)
+    for evicted, first, end in [
+        (entries, 0, n),
+        (entries[1:], 1, n),  # the first gone before
+        ([*entries[1:], other], 1, n),  # then one more that is not the tail's
+        (entries[:2], 0, 2),
+        ([other, *entries], None, None),
+    ]:
+        syns, rest = tail.take(evicted)
+        if first is None:
+            assert syns is None and rest is tail
+            continue
+        assert syns is not None and syns.frames.tolist() == list(range(first, end))
+        assert (rest is None) == (end == n)
+        if rest is not None:
+            assert rest.entries == entries[end:] and rest.syns.frames.tolist() == list(range(end, n))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Protocol
 
-from analyzer.capture.syns import SynRun, dotted
+from analyzer.capture.syns import SynArrays, dotted
 from analyzer.model import (
     BindRecord,
     CallRecord,
@@ -71,21 +71,26 @@ class Collector:
         SYN flood makes a million of them)."""
         self._run.records.attempts.add(self.capture, frame, ts, client_ip, client_port, server_ip, server_port, outcome)
 
-    def syn_only_attempts(self, run: SynRun, a: int, b: int) -> None:
-        """The syn_only attempts rows of SYNs a..b-1 of a run (`capture.syns`), as one batch of columns."""
-        src, dst = dotted(run.src_octets[a:b]), dotted(run.dst_octets[a:b])
-        self.attempt_columns(run.frames[a:b], run.ts[a:b], src, run.sport[a:b], dst, run.dport[a:b])
+    def syn_only_attempts(self, syns: SynArrays) -> None:
+        """The syn_only attempts rows of SYNs of a run (`capture.syns`), as one batch of columns made
+        from its arrays (no Python value per row)."""
+        import pyarrow as pa
+
+        src, dst = dotted(syns.src_octets), dotted(syns.dst_octets)
+        frames, ts, sport, dport = (pa.array(values) for values in (syns.frames, syns.ts, syns.sport, syns.dport))
+        self.attempt_columns(frames, ts, src, sport, dst, dport)
 
     def attempt_columns(
         self,
-        frames: list[int],
-        ts: list[int],
+        frames: list[int] | Any,
+        ts: list[int] | Any,
         client_ip: Any,
-        client_port: list[int],
+        client_port: list[int] | Any,
         server_ip: Any,
-        server_port: list[int],
+        server_port: list[int] | Any,
     ) -> None:
-        """syn_only attempts rows given as columns (of `attempt`'s fields), written as one batch."""
+        """syn_only attempts rows given as columns (of `attempt`'s fields: lists, or Arrow arrays),
+        written as one batch."""
         n = len(frames)
         columns = [[self.capture] * n, frames, ts, client_ip, client_port, server_ip, server_port, ["syn_only"] * n]
         self._run.records.attempts.add_columns(columns)

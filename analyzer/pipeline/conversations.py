@@ -23,7 +23,7 @@ from analyzer.pipeline.classify import PROBE_BUDGET, WELL_KNOWN, Classifier, ip_
 from analyzer.pipeline.collector import Collector
 from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, SynOnly, Undecided
 from analyzer.pipeline.midstream import Candidate
-from analyzer.pipeline.syn_only import syn_only_ended
+from analyzer.pipeline.syn_only import SynTail, syn_only_ended
 from analyzer.tcp.connection import TcpConnection, Tombstone
 from analyzer.transports.ncacn_http import VirtualConnections
 from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
@@ -69,6 +69,7 @@ class Conversations:
         # Per server port: the entries in the table that keep it selected (undecided connections
         # holding it, followed heuristic and midstream connections to it).
         self._port_users: Counter[int] = Counter()
+        self.syn_tail: SynTail | None = None  # the SYN-only entries a run of SYNs put last (`syn_runs`)
 
     def next_stream(self) -> int:
         n = self._streams

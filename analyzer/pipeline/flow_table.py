@@ -13,7 +13,7 @@ and the `max_tcp_flows` cap. An entry is one of:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice, repeat
 from operator import is_not, itemgetter
 from typing import NamedTuple
@@ -135,7 +135,7 @@ class FlowTable:
         self._unpair(old_key, old)
         return old_key, old
 
-    def put_many(self, keys: list[FlowKey], back: Iterable[FlowKey], entries: list[Entry]) -> None:
+    def put_many(self, keys: list[FlowKey], back: Iterable[FlowKey], entries: Sequence[Entry]) -> None:
         """Insert entries for `keys` the table does not hold (`back`: the same keys reversed), in
         order, when it has room for all of them (a run of SYNs, `pipeline.syn_runs`): `put` without
         its per-entry steps (no call per key)."""
@@ -174,14 +174,15 @@ class FlowTable:
     def new_keys(self, keys: list[FlowKey]) -> int:
         """How many of `keys`, from the first, are each held neither by the table nor earlier in
         `keys` (looked up without a Python call per key: a run of SYNs has tens of thousands)."""
-        if self._by_pair.keys().isdisjoint(keys):  # a flood's run: none held, one look-up each and no list
-            end = len(keys)
-            if len(set(keys)) == end:
-                return end
-        else:
-            end = list(map(self._by_pair.__contains__, keys)).index(True)
-            if len(set(keys[:end])) == end:
-                return end
+        if keys and keys[0] in self._by_pair:  # a flow the table knows (then the per-packet way): no set made
+            return 0
+        unique = set(keys)
+        held = not self._by_pair.keys().isdisjoint(unique)  # walks the smaller side: a flood's table
+        if not held and len(unique) == len(keys):  # a flood's run: none held, none repeated
+            return len(keys)
+        end = list(map(self._by_pair.__contains__, keys)).index(True) if held else len(keys)
+        if len(set(keys[:end])) == end:
+            return end
         seen: set[FlowKey] = set()
         for i, key in enumerate(keys[:end]):
             if key in seen:

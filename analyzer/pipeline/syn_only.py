@@ -10,14 +10,47 @@ BULK_ATTEMPTS entries on (fewer: row by row), their addresses as text once per d
 
 from __future__ import annotations
 
-from operator import attrgetter
+from itertools import islice, repeat
+from operator import attrgetter, is_
+from typing import NamedTuple
 
+from analyzer.capture.syns import SynArrays
 from analyzer.pipeline.classify import ip_texts
 from analyzer.pipeline.collector import Collector
 from analyzer.pipeline.flow_table import SynOnly
 
 BULK_ATTEMPTS = 512  # entries written as one Arrow batch from this many on (fewer: row by row)
 _KEY, _FRAME, _LAST_TS = (attrgetter(name) for name in ("key", "frame", "last_ts"))  # of a SynOnly
+
+
+class SynTail(NamedTuple):
+    """The SYN-only entries a run of SYNs put last (`syn_runs._enter`, the run's last `max_tcp_flows`)
+    and their SYNs' arrays: under a flood the next run evicts them all, in this order, and their
+    attempts rows are then made from the arrays, as the rows of the SYNs evicted within a run are."""
+
+    entries: list[SynOnly]
+    syns: SynArrays
+
+    def take(self, evicted: list[SynOnly]) -> tuple[SynArrays | None, SynTail | None]:
+        """The arrays of the first of `evicted` that are these entries, consecutive and in order (None
+        when the first is not one), and what is left of the tail after them. Under a flood the entries
+        of a tail are evicted but the first (a SYN taken the per-packet way between two runs evicts
+        it), then one more (that SYN's entry)."""
+        first = _index(self.entries, evicted[0]) if evicted else None
+        if first is None:
+            return None, self
+        same = list(map(is_, evicted, islice(self.entries, first, None)))
+        end = first + (same.index(False) if False in same else len(same))
+        rest = SynTail(self.entries[end:], self.syns.part(end)) if end < len(self.entries) else None
+        return self.syns.part(first, end), rest
+
+
+def _index(entries: list[SynOnly], entry: SynOnly) -> int | None:
+    """Where `entry` itself is among `entries` (None: not there), looked for by identity."""
+    if entries and entries[0] is entry:
+        return 0
+    hits = list(map(is_, repeat(entry), entries))
+    return hits.index(True) if True in hits else None
 
 
 def frames_of(entries: list[SynOnly]) -> list[int]:

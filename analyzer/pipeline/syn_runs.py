@@ -27,8 +27,8 @@ from analyzer.capture.decode import PROTO_TCP, Packet
 from analyzer.capture.syns import SynRun
 from analyzer.model import BY_PORT135, BY_PORT593, BY_SMB
 from analyzer.pipeline.classify import EPM_PORT, HTTP_PORT, SMB_PORTS, ip_text
-from analyzer.pipeline.flow_table import Entry, FlowKey, SynOnly
-from analyzer.pipeline.syn_only import BULK_ATTEMPTS, frames_of, syn_only_attempts
+from analyzer.pipeline.flow_table import FlowKey, SynOnly
+from analyzer.pipeline.syn_only import BULK_ATTEMPTS, SynTail, frames_of, syn_only_attempts
 
 if TYPE_CHECKING:
     from analyzer.pipeline.conversations import Conversations
@@ -49,9 +49,8 @@ def _versions(conv: Conversations) -> tuple[int, int]:
 
 def _packet(run: SynRun, i: int) -> Packet:
     """The packet the decoder would have made of SYN i."""
-    return Packet(
-        PROTO_TCP, run.src[i], run.dst[i], run.sport[i], run.dport[i], run.seq[i], run.ack[i], run.flags[i], b""
-    )
+    seq, ack, flags = int(run.seq[i]), int(run.ack[i]), int(run.flags[i])
+    return Packet(PROTO_TCP, run.src[i], run.dst[i], run.sport[i], run.dport[i], seq, ack, flags, b"")
 
 
 def open_syns(conv: Conversations, run: SynRun, lo: int, sweep_in: int, every: int) -> tuple[int, bool]:
@@ -128,7 +127,13 @@ def _syn_only_evicted(conv: Conversations, entries: list[SynOnly], detail: str) 
         return
     frames = frames_of(entries)
     conv.collector.cap_hits(entries[0].stream, frames, "cap_tcp_flows", detail)
-    syn_only_attempts(conv.collector, entries, frames)
+    syns, conv.syn_tail = conv.syn_tail.take(entries) if conv.syn_tail is not None else (None, None)
+    done = 0
+    if syns is not None and len(syns.frames) >= BULK_ATTEMPTS:  # the first, the last run's: rows from its arrays
+        conv.collector.syn_only_attempts(syns)
+        done = len(syns.frames)
+    if done < len(entries):
+        syn_only_attempts(conv.collector, entries[done:], frames[done:])
     conv.pipes_closed()
 
 
@@ -137,12 +142,24 @@ def _enter(conv: Conversations, run: SynRun, a: int, b: int, keys: list[FlowKey]
     room for them). Tuples are made as `NamedTuple._make` makes them, without a call per field; an
     entry's key is the table's (`keys`: those of SYNs a..b-1)."""
     src, sport, dst, dport = run.src[a:b], run.sport[a:b], run.dst[a:b], run.dport[a:b]
-    kinds = [KINDS[port] for port in dport]
-    streams = _streams(conv, [kind for kind, _by in kinds])
-    syns = (run.seq[a:b], run.ack[a:b], run.flags[a:b], repeat(b""), run.frames[a:b], run.ts[a:b])
-    made = zip(keys, *syns, streams, *zip(*kinds, strict=True), repeat(None), strict=False)  # with repeats
-    entries: list[Entry] = list(map(tuple.__new__, repeat(SynOnly), made))
+    kinds, identified_by = _kinds(dport)
+    streams = _streams(conv, kinds)
+    seq, ack, flags = (values[a:b].tolist() for values in (run.seq, run.ack, run.flags))
+    syns = (seq, ack, flags, repeat(b""), run.frames[a:b], run.ts[a:b])
+    made = zip(keys, *syns, streams, kinds, identified_by, repeat(None), strict=False)  # with repeats
+    entries: list[SynOnly] = list(map(tuple.__new__, repeat(SynOnly), made))
     conv.table.put_many(keys, zip(dst, dport, src, sport, strict=True), entries)
+    conv.syn_tail = SynTail(entries, run.arrays(a, b))
+
+
+def _kinds(dports: list[int]) -> tuple[list[str], list[str]]:
+    """The kind and identified_by `KINDS` gives each port: for a run to one port (a flood's), one
+    look-up and two lists of one value, not a look-up and a tuple per SYN."""
+    if dports and dports.count(dports[0]) == len(dports):
+        kind, by = KINDS[dports[0]]
+        return [kind] * len(dports), [by] * len(dports)
+    pairs = [KINDS[port] for port in dports]
+    return [kind for kind, _by in pairs], [by for _kind, by in pairs]
 
 
 def _streams(conv: Conversations, kinds: list[str]) -> list[int]:
@@ -158,10 +175,12 @@ def _streams(conv: Conversations, kinds: list[str]) -> list[int]:
 def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -> None:
     """SYNs a..b-1, put and evicted within the run: each a cap hit and a syn_only attempts row (and
     the first writes the rows of the pipes closed meanwhile, as `Conversations.syn_only_ended` does)."""
-    streams = _streams(conv, [KINDS[port][0] for port in run.dport[a:b]])
-    conv.collector.cap_hits(streams[0], run.frames[a:b], "cap_tcp_flows", detail)
+    kinds, _identified_by = _kinds(run.dport[a:b])
+    # The run's stream numbers taken; only the first is said (without SMB, no list of them made).
+    stream = _streams(conv, kinds)[0] if "smb" in kinds else conv.next_streams(len(kinds))
+    conv.collector.cap_hits(stream, run.frames[a:b], "cap_tcp_flows", detail)
     if b - a >= BULK_ATTEMPTS:
-        conv.collector.syn_only_attempts(run, a, b)
+        conv.collector.syn_only_attempts(run.arrays(a, b))
     else:
         for i in range(a, b):
             client, server = ip_text(run.src[i]), ip_text(run.dst[i])
