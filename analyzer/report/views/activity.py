@@ -187,27 +187,7 @@ class _Connections:
         return counted
 
 
-class _Pair:
-    """What the matrix keeps of one (client, server, interface) as an object: its number (its row in
-    `Matrix.counts` and `Matrix.times`, and in `_Connections`) and its listed values. Its counts and
-    times are items of the matrix's int64 columns, not a list and int objects of its own: 18,700 keys
-    in the 10.8 GB capture's matrix, about 250 bytes each so (`tests/test_views_memory.py`)."""
-
-    __slots__ = ("lists", "number")
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.lists: list[Listed] = [None] * len(_LISTED)
-
-    def seen(self, listed: tuple[Any, ...]) -> None:
-        """Bind items or calls alike: their listed values (in `_LISTED` order)."""
-        lists = self.lists
-        for i, v in enumerate(listed):
-            if v is not None:
-                lists[i] = put(lists[i], v)
-
-
-# The matrix's listed columns, in the order `_Pair.lists` holds them.
+# The matrix's listed columns, in the order `Matrix.lists` holds them.
 _LISTED = ["transports", "endpoints", "operations", "auth_levels", "users", "attack"]
 _WHERE = ["ts", "capture", "stream", "pipe_name", "server_port", "transport", "auth_level"]
 
@@ -220,75 +200,82 @@ _CALL_KEYS = [c for c in _CALL_WHERE if c not in ("ts", "stream", "fault_code")]
 
 
 class Matrix:
-    """The matrix as a fold (`report.passes`): a `_Pair` per (client, server, uuid, name), and the
-    connections each was seen on (`_Connections`)."""
+    """The matrix as a fold (`report.passes`): a number per (client, server, uuid, name), its row in
+    the matrix's columns (counts and times as int64 items, listed values as `lists.Listed` items) and
+    in `_Connections`. Nothing is an object of its own per key: an object, its list of six and their
+    headers per key were about 150 bytes of the 10.8 GB capture's 18,700 keys (`tests/test_views_memory.py`)."""
 
     def __init__(self) -> None:
-        self.per: dict[tuple[Any, ...], _Pair] = {}
+        self.per: dict[tuple[Any, ...], int] = {}
         self.connections = _Connections()
-        # binds, accepted, rejected, calls, faults: a column of int64 each, a row per key (`_Pair.number`)
+        # binds, accepted, rejected, calls, faults: a column of int64 each, a row per key
         self.counts = [array("q") for _ in range(5)]
         # first and last seen in nanoseconds, `_NONE` while unknown
         self.times = (array("q"), array("q"))
+        self.lists: list[list[Listed]] = [[] for _ in _LISTED]  # a column per listed value, a row per key
 
     def wants(self, table: str) -> list[str] | None:
         return _BIND_WHERE if table == "binds" else _CALL_WHERE if table == "calls" else None
 
-    def _pair(self, key: tuple[Any, ...]) -> _Pair:
-        p = self.per.get(key)
-        if p is None:
-            p = self.per[key] = _Pair(len(self.per))
+    def _number(self, key: tuple[Any, ...]) -> int:
+        at = self.per.get(key)
+        if at is None:
+            at = self.per[key] = len(self.per)
             for column in self.counts:
                 column.append(0)
             for column in self.times:
                 column.append(_NONE)
-        return p
+            for listed in self.lists:
+                listed.append(None)
+        return at
 
-    def _seen(self, p: _Pair, first: int | None, last: int | None) -> None:
-        """The key's first and last seen widened to these times (None: unknown)."""
-        at, (firsts, lasts) = p.number, self.times
+    def _seen(self, at: int, first: int | None, last: int | None, listed: tuple[Any, ...]) -> None:
+        """The key's first and last seen widened to these times (None: unknown), and its listed values
+        of bind items or calls alike (in `_LISTED` order)."""
+        firsts, lasts = self.times
         if first is not None and (firsts[at] == _NONE or first < firsts[at]):
             firsts[at] = first
         if last is not None and (lasts[at] == _NONE or last > lasts[at]):
             lasts[at] = last
+        for column, v in zip(self.lists, listed, strict=True):
+            if v is not None:
+                column[at] = put(column[at], v)
 
     def add(self, table: str, chunk: pd.DataFrame) -> None:
         """A chunk added up a group of rows alike (but for their times and connections) at a time."""
         keys = _BIND_KEYS if table == "binds" else _CALL_KEYS
         g = Grouped(chunk, keys)
         sizes, rows, times = g.sizes(), g.rows(keys), zip(g.earliest("ts"), g.latest("ts"), strict=True)
-        pairs: list[_Pair] = []
+        numbers: list[int] = []
         binds, accepted, rejected, calls, faults = self.counts
         if table == "binds":
             for n, (first, last), (c, s, u, name, _cap, pipe, port, transport, auth, ack) in zip(
                 sizes, times, rows, strict=True
             ):
-                p = self._pair((c, s, u, name))
-                binds[p.number] += n
-                accepted[p.number] += n if ack == "acceptance" else 0
-                rejected[p.number] += n if ack in REJECTED else 0
-                self._seen(p, first, last)
-                p.seen((transport, _where(pipe, port), None, auth, None, None))
-                pairs.append(p)
+                at = self._number((c, s, u, name))
+                binds[at] += n
+                accepted[at] += n if ack == "acceptance" else 0
+                rejected[at] += n if ack in REJECTED else 0
+                self._seen(at, first, last, (transport, _where(pipe, port), None, auth, None, None))
+                numbers.append(at)
         else:
             faulted = g.counts(chunk["fault_code"].notna().to_numpy(dtype=bool))
             for n, f, (first, last), row in zip(sizes, faulted, times, rows, strict=True):
                 c, s, u, name, _cap, pipe, port, transport, auth, op, user, domain, attack = row
-                p = self._pair((c, s, u, name))
-                calls[p.number] += n
-                faults[p.number] += f
+                at = self._number((c, s, u, name))
+                calls[at] += n
+                faults[at] += f
                 who = user if domain is None else None if user is None else f"{domain}\\{user}"
-                self._seen(p, first, last)
-                p.seen((transport, _where(pipe, port), op, auth, who, attack))
-                pairs.append(p)
-        self._connections(g, pairs, [row[4] for row in rows])
+                self._seen(at, first, last, (transport, _where(pipe, port), op, auth, who, attack))
+                numbers.append(at)
+        self._connections(g, numbers, [row[4] for row in rows])
 
-    def _connections(self, g: Grouped, pairs: list[_Pair], captures: list[str | None]) -> None:
-        """The chunk's (key, capture, stream) to `_Connections`: each group's pair and capture."""
+    def _connections(self, g: Grouped, numbers: list[int], captures: list[str | None]) -> None:
+        """The chunk's (key, capture, stream) to `_Connections`: each group's key number and capture."""
         groups, streams = g.distinct_pairs("stream")
-        numbers = np.array([p.number for p in pairs], dtype=np.int64)
+        keys = np.array(numbers, dtype=np.int64)
         caps = np.array([self.connections.capture(c) for c in captures], dtype=np.int64)
-        self.connections.add(numbers[groups], caps[groups], streams)
+        self.connections.add(keys[groups], caps[groups], streams)
 
     def done(self, source: Source) -> None:
         pass
@@ -325,6 +312,6 @@ def _matrix_rows(m: Matrix) -> dict[str, list[Any]]:
     data |= {n: column.tolist() for n, column in zip(counted, m.counts, strict=True)}
     data["connections"] = m.connections.counts(len(m.per))
     data["first_seen"], data["last_seen"] = ([None if v == _NONE else v for v in c] for c in m.times)
-    for i, n in enumerate(_LISTED):
-        data[n] = [joined(p.lists[i]) for p in m.per.values()]
+    for n, column in zip(_LISTED, m.lists, strict=True):
+        data[n] = [joined(listed) for listed in column]
     return data
