@@ -12,6 +12,7 @@ import operator
 import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass
+from itertools import repeat
 from typing import Any, Generic, TypeVar
 
 from analyzer.model import Flow
@@ -76,15 +77,19 @@ class _Codec(Generic[R]):
         """The batch of the records' fields, one sequence of values a field: a flow field is spread
         over its columns."""
         pa = _pa()
-        columns: list[Any] = []
+        types = iter(self.schema.types)
+        arrays: list[Any] = []
         for values, is_flow in zip(fields, self.is_flow, strict=True):
-            if is_flow:
-                columns += [list(map(flow_field, values)) for flow_field in self._flow_fields]
+            if not is_flow:
+                arrays.append(pa.array(values, type=next(types)))
+            elif values and all(map(operator.is_, values, repeat(values[0]))):
+                # The rows of one conversation (a flood's on one connection): each of its fields
+                # repeated, no list of the same value made and converted per field.
+                n = len(values)
+                arrays += [pa.repeat(pa.scalar(field(values[0]), next(types)), n) for field in self._flow_fields]
             else:
-                columns.append(values)
-        return pa.RecordBatch.from_arrays(
-            [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
-        )
+                arrays += [pa.array(list(map(field, values)), type=next(types)) for field in self._flow_fields]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def decode(self, batch: Any, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:
         data = batch.to_pydict()

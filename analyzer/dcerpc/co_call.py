@@ -15,6 +15,8 @@ from analyzer.dcerpc.pdu import AuthVerifier, SyntaxId
 from analyzer.model import Flow
 from analyzer.ntlm import NtlmIdentity
 
+_new_tuple = tuple.__new__  # `Stubs` of all its fields without the frame of its own __new__ (one per call)
+
 
 class Call:
     """A call in progress: request fragments, then response fragments."""
@@ -104,7 +106,7 @@ class Call:
         if resp is not None:
             resp = (resp if type(resp) is bytes else bytes(resp)) if answer else None
         tail = self.resp_tail if answer and self.want.tail else None
-        return Stubs(self.ndr64, req, self.req_little, resp, self.resp_little, tail, self.object_uuid)
+        return _new_tuple(Stubs, (self.ndr64, req, self.req_little, resp, self.resp_little, tail, self.object_uuid))
 
     def row(
         self,

@@ -73,6 +73,9 @@ _BODY_BYTES = 1024
 # included). Immutable, so shared; bounded as the bodies are.
 _WHOLE: dict[bytes, CoPdu] = {}
 _WHOLE_TYPES = frozenset((BIND, BIND_ACK, ALTER_CONTEXT, ALTER_CONTEXT_RESP))
+# A NamedTuple from all its fields without the frame of its own __new__ (`parse_co_pdu` makes two
+# per request or response): 0.2 against 0.45 us for the header.
+_new_tuple = tuple.__new__
 
 
 class CoHeader(NamedTuple):
@@ -377,14 +380,14 @@ def parse_co_pdu(data: bytes) -> CoPdu:
     d0 = data[4]
     little = d0 & 0x10 == 0x10
     minor, ptype, flags, frag_len, auth_len, call_id, alloc_hint, ctx_id, last = fixed[little].unpack_from(data)
-    h = CoHeader(ptype, flags, little, d0 & 0x0F != 0, frag_len, auth_len, call_id, minor)
+    h = _new_tuple(CoHeader, (ptype, flags, little, d0 & 0x0F != 0, frag_len, auth_len, call_id, minor))
     if auth_len or frag_len != len(data):
         return _parse_co_pdu(data, h)
     if ptype == RESPONSE:
-        return Response(h, alloc_hint, ctx_id, last, data, 24, frag_len, None)
+        return _new_tuple(Response, (h, alloc_hint, ctx_id, last, data, 24, frag_len, None))
     if flags & PFC_OBJECT_UUID:
         return _request(data, h)
-    return Request(h, alloc_hint, ctx_id, last, None, data, 24, frag_len, None)
+    return _new_tuple(Request, (h, alloc_hint, ctx_id, last, None, data, 24, frag_len, None))
 
 
 def _remembered(data: bytes) -> CoPdu:
