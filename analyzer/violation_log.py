@@ -125,14 +125,8 @@ class ViolationLog(ReadBack[Violation]):
         if agg.sample is None:
             agg.sample = Violation(capture, frame, stream, layer, what, detail)
         agg.count += count
-        if frame is not None:  # `_Aggregate.seen` written out: a flood's cap is hit once a PDU
-            first, last = agg.first, agg.last
-            if first is None or last is None:
-                agg.first = agg.last = frame
-            elif frame < first:
-                agg.first = frame
-            elif frame > last:
-                agg.last = frame
+        if frame is not None:
+            agg.seen(frame)
 
     def cap_hits(self, capture: str, stream: int | None, layer: str, what: str, frames: list[int], detail: str) -> None:
         """`event` of a cap (`what` in `CAP_CODES`) once per frame of `frames`, in order, all at once."""

@@ -1,6 +1,6 @@
 """Calls spooled as rows ([C706] 12.6.4.9-11 calls, `records.RowSpool.add_row`, `spool_codec._Codec.encode_rows`):
-a row is the record it stands for, on disk and read back; and the decode memo's one-step lookup
-(`stubs.memo.DecodeMemo.find`) gives what `key` and `get` give."""
+a row is the record it stands for, on disk and read back; and the decode memo's look-up
+(`stubs.memo.DecodeMemo.find`) finds what was kept, under the call's key only."""
 
 from __future__ import annotations
 
@@ -66,18 +66,20 @@ def test_a_row_whose_value_does_not_fit_is_kept_anyway(monkeypatch: pytest.Monke
     assert [c.frame for c in r.calls] == [2**70, 1]
 
 
-def test_the_memo_finds_in_one_step_what_key_and_get_find() -> None:
+def test_the_memo_finds_what_was_kept_under_the_calls_key_only() -> None:
     memo = DecodeMemo()
     small = Stubs(False, b"\x01\x02", True, None, True, None)
     limits = (1, 2, 3)
-    assert memo.find(limits, "u", 1, small) == (memo.key(limits, "u", 1, small), None)
-    key = memo.key(limits, "u", 1, small)
-    assert key is not None
+    key, found = memo.find(limits, "u", 1, small)
+    assert key == (limits, "u", 1, small) and found is None
     memo.keep(key, "result")
-    assert memo.find(limits, "u", 1, small) == (key, "result") and memo.get(key) == "result"
-    assert memo.find(limits, "u", 2, small) == (memo.key(limits, "u", 2, small), None)  # another opnum
+    assert memo.find(limits, "u", 1, small) == (key, "result")
+    assert memo.find(limits, "u", 2, small) == ((limits, "u", 2, small), None)  # another opnum
+    assert memo.find((1, 2, 4), "u", 1, small)[1] is None  # other NDR limits
     big = Stubs(False, b"\x00" * (_STUB_BYTES + 1), True, None, True, None)
-    assert memo.find(limits, "u", 1, big) == (None, None) and memo.key(limits, "u", 1, big) is None
+    assert memo.find(limits, "u", 1, big) == (None, None)  # too large to keep
     mutable = Stubs(False, bytearray(b"\x01"), True, None, True, None)  # type: ignore[arg-type]
-    found = memo.find(limits, "u", 1, mutable)
-    assert found[0] is not None and found[1] is None  # unhashable: never found, as `get` says
+    found_key, result = memo.find(limits, "u", 1, mutable)
+    assert found_key is not None and result is None  # unhashable: never found
+    memo.keep(found_key, "never")  # nor kept
+    assert len(memo) == 1

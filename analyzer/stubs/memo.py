@@ -35,36 +35,23 @@ class DecodeMemo:
     def __init__(self) -> None:
         self._results: dict[Key, Any] = {}
 
-    @staticmethod
-    def key(limits: Any, uuid: str | None, opnum: int, stubs: Stubs) -> Key | None:
-        """The key of a call's result; None when its stubs are too large to keep."""
-        if len(stubs.request or b"") + len(stubs.response or b"") > _STUB_BYTES:
-            return None
-        return (limits, uuid, opnum, stubs)
-
     def find(self, limits: Any, uuid: str | None, opnum: int, stubs: Stubs) -> tuple[Key | None, Any]:
-        """`key` and `get` in one step, the memo looked up once a call: (the key, or None when the
-        stubs are too large to keep; the result kept under it, or None). Written out, not calling
-        them: two frames fewer a call (a flood of identical requests looks up once a request)."""
+        """A call's key and the result kept under it, the memo looked up once a call: (the key, or
+        None when the stubs are too large to keep; the result, or None). The only look-up: a flood
+        of identical requests asks once a request."""
         if len(stubs.request or b"") + len(stubs.response or b"") > _STUB_BYTES:
             return None, None
         key = (limits, uuid, opnum, stubs)
         try:
             return key, self._results.get(key)
-        except TypeError:  # as in `get`
-            return key, None
-
-    def get(self, key: Key) -> Any:
-        try:
-            return self._results.get(key)
         except TypeError:  # a stub in a mutable buffer (a caller's bytearray) is not hashable
-            return None
+            return key, None
 
     def keep(self, key: Key, result: Any) -> None:
         """Remember a result that read nothing but its key."""
         if len(self._results) >= _ENTRIES:
             self._results.clear()
-        with contextlib.suppress(TypeError):  # unhashable, as in `get`
+        with contextlib.suppress(TypeError):  # unhashable, as in `find`
             self._results[key] = result
 
     def __len__(self) -> int:
