@@ -82,8 +82,9 @@ class _Codec(Generic[R]):
                 columns += [list(map(flow_field, values)) for flow_field in self._flow_fields]
             else:
                 columns.append(values)
+        # `_column`: a text column of one value (a flood's capture, transport, server) repeated, not converted per row.
         return pa.RecordBatch.from_arrays(
-            [pa.array(c, type=t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
+            [_column(pa, c, t) for c, t in zip(columns, self.schema.types, strict=True)], schema=self.schema
         )
 
     def decode(self, batch: Any, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:

@@ -84,6 +84,27 @@ class _Context:
 class Association:
     """State of one association. Feed PDUs in arrival order with `pdu()`, then `close()`."""
 
+    # Slotted: a bind flood makes one per connection, and sixteen stores into a fresh instance
+    # dict cost more than into slots.
+    __slots__ = (
+        "_bind_auth",
+        "_binds",
+        "_calls",
+        "_contexts",
+        "_decoder",
+        "_early_acks",
+        "_early_answers",
+        "_held",
+        "_hint",
+        "_identities",
+        "_limits",
+        "_sink",
+        "first_ptype",
+        "flow",
+        "identified_by",
+        "transport_identity",
+    )
+
     def __init__(
         self,
         flow: Flow,
@@ -194,7 +215,7 @@ class Association:
             self._emit_binds(*stale, None, None)
         if self._binds is VACANT:
             self._binds = _table(self._limits.max_pending_calls)
-        evicted = self._binds.put(call_id, (pdu, frame, ts, flow))
+        evicted = self._binds.put_new(call_id, (pdu, frame, ts, flow))  # not held: popped above
         if evicted is not None:
             self._emit_binds(*evicted[1], None, None)
 
@@ -222,7 +243,7 @@ class Association:
         ack: BindAck | BindNak | None,
         ack_frame: int | None,
     ) -> None:
-        if isinstance(ack, BindAck):
+        if type(ack) is BindAck:  # a final NamedTuple: no isinstance needed
             self._settle(bind, ack)
         for rec in bind_records(bind, frame, ts, flow, ack, ack_frame, self.identified_by):
             self._sink.bind(rec)

@@ -55,11 +55,15 @@ def bind_records(
     sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
     ack_group = ack.assoc_group_id if isinstance(ack, BindAck) else None
     h = bind.header
+    results = ack.results if type(ack) is BindAck else ()
     # Positional, in `BindRecord`'s field order: keywords made a record twice as dear (a bind flood
     # makes one per connection).
     out = []
     for i, item in enumerate(bind.contexts):
-        result, reason, accepted_syntax = _answer(ack, i)
+        r = results[i] if i < len(results) else None
+        # Acceptance, the usual answer: `_answer`'s without its call.
+        answer = (_ACCEPTANCE, None, r.transfer_syntax.uuid) if r is not None and r.result == 0 else _answer(ack, i)
+        result, reason, accepted_syntax = answer
         abstract = item.abstract
         transfers = item.transfers
         # One transfer syntax is the usual offer: its tuple without a comprehension's call.

@@ -157,7 +157,8 @@ class Conversations:
     def put(self, key: FlowKey, entry: Entry) -> None:
         """Add an entry; past `max_tcp_flows` the least recently seen is evicted (and finished)."""
         evicted = self.table.put(key, entry)
-        if _keeps_port(entry):
+        # `_keeps_port`, inline (an entry a SYN under a flood); TcpConnection is never subclassed.
+        if type(entry) is TcpConnection and entry.identified_by in _KEEPS_PORT:
             self._port_users[entry.flow.server_port] += 1
         # A tombstone evicted leaves nothing to finish or say (the commonest case under a flood).
         if evicted is not None and type(evicted[1]) is not Tombstone:
