@@ -16,6 +16,7 @@ to the copy that is unpickled.
 
 from __future__ import annotations
 
+import operator
 import os
 import pickle
 import shutil
@@ -285,6 +286,7 @@ class RowSpool(Spool[R]):
         assert not self._codec.tuples, "no tuple fields"
         self._rows: list[tuple[Any, ...]] = []
         self._names = tuple(self._codec.names)
+        self._row_of = operator.attrgetter(*self._names)  # a record's row in one C call
 
     def add(self, *row: Any) -> None:
         """One row, its fields in the record's order."""
@@ -301,7 +303,7 @@ class RowSpool(Spool[R]):
             self.flush()
 
     def append(self, rec: R) -> None:
-        self.add_row(tuple(getattr(rec, n) for n in self._names))
+        self.add_row(self._row_of(rec))
 
     def adopt(self, other: Spool[R]) -> None:
         other.flush()  # its rows as a batch file of its own, which moves with the others
@@ -354,7 +356,8 @@ class Records:
         self.endpoints: Spool[EndpointRecord] = Spool(self._run, "endpoints", EndpointRecord)
         # Calls come as rows (`add_row`): a flood of requests makes one per request.
         self.calls: RowSpool[CallRecord] = RowSpool(self._run, "calls", CallRecord)
-        self.connections: Spool[ConnectionRecord] = Spool(self._run, "connections", ConnectionRecord)
+        # Connections too (`add_row`): a flood of short connections makes one per connection.
+        self.connections: RowSpool[ConnectionRecord] = RowSpool(self._run, "connections", ConnectionRecord)
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
         self._violation_rows: Spool[Violation] = Spool(self._run, "violations", Violation)
         self.violations = ViolationLog(self._violation_rows, limits)

@@ -64,6 +64,10 @@ class Collector:
     def connection(self, rec: ConnectionRecord) -> None:
         self._run.records.connections.append(rec)
 
+    def connection_row(self, row: tuple[Any, ...]) -> None:
+        """A connections row as a tuple of a `ConnectionRecord`'s fields (`TcpConnection.row`)."""
+        self._run.records.connections.add_row(row)
+
     def attempt(
         self, frame: int, ts: int, client_ip: str, client_port: int, server_ip: str, server_port: int, outcome: str
     ) -> None:

@@ -24,7 +24,7 @@ from analyzer.pipeline.collector import Collector
 from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, SynOnly, Undecided
 from analyzer.pipeline.midstream import Candidate
 from analyzer.pipeline.syn_only import SynTail, syn_only_ended
-from analyzer.tcp.connection import TcpConnection, Tombstone
+from analyzer.tcp.connection import ROW_PDUS, TcpConnection, Tombstone
 from analyzer.transports.ncacn_http import VirtualConnections
 from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
 from analyzer.transports.ncadg_ip_udp import UdpTransport
@@ -215,12 +215,12 @@ class Conversations:
     def close(self, conn: TcpConnection, end: str, ts: int, tombstone: bool = True) -> None:
         """Close a followed connection: its row, and a tombstone in its place."""
         key = self.table.key_of(conn)
-        record = conn.close(end)
+        row = conn.close_row(end)  # its connections row as a tuple: no record object made for it
         if conn.flow.transport == SMB_TRANSPORT:  # not a conversation itself; a scan of 445 or 139 is attempts
             if conn.client_isn is not None and not (conn.client_bytes or conn.server_bytes):
                 self._attempt(conn)
-        elif record.pdus:
-            self.collector.connection(record)
+        elif row[ROW_PDUS]:
+            self.collector.connection_row(row)
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
             self._attempt(conn)
         # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing
