@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.bounded import VACANT, BoundedDict, FifoDict
-from analyzer.dcerpc.co_bind import bind_records
+from analyzer.dcerpc.co_bind import bind_rows
 from analyzer.dcerpc.co_call import Call
 from analyzer.dcerpc.constants import (
     ALTER_CONTEXT,
@@ -245,8 +245,8 @@ class Association:
     ) -> None:
         if type(ack) is BindAck:  # a final NamedTuple: no isinstance needed
             self._settle(bind, ack)
-        for rec in bind_records(bind, frame, ts, flow, ack, ack_frame, self.identified_by):
-            self._sink.bind(rec)
+        for row in bind_rows(bind, frame, ts, flow, ack, ack_frame, self.identified_by):
+            self._sink.bind_row(row)
 
     def _settle(self, bind: Bind, ack: BindAck) -> None:
         """Contexts the answer accepted become usable (with the transfer syntax it chose); those it

@@ -46,6 +46,11 @@ class Collector:
         self._run.records.binds.append(rec)
         self._learner.bind_ack(self, rec)
 
+    def bind_row(self, row: tuple[Any, ...]) -> None:
+        """A bind item as its row (`co_bind.bind_rows`): spooled as the tuple it is."""
+        self._run.records.binds.add_row(row)
+        self._learner.bind_ack_row(self, row)
+
     def call(self, rec: CallRecord) -> None:
         self._run.records.calls.append(rec)
 

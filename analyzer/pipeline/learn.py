@@ -9,7 +9,9 @@ asks it `announced()`: who announced this server address and port before a conne
 
 from __future__ import annotations
 
-from typing import Protocol
+import operator
+from dataclasses import fields
+from typing import Any, Protocol
 
 from analyzer.book import Announcement, EndpointBook
 from analyzer.capture.decode import Selector
@@ -17,6 +19,7 @@ from analyzer.model import BY_EPM, BY_SEC_ADDR, NCACN_IP_TCP, BindRecord, Endpoi
 
 # The book's transport names, by the endpoint mapper's protocol names.
 _TRANSPORTS = {"ncacn_ip_tcp": "tcp", "ncadg_ip_udp": "udp", "ncacn_http": "http"}
+_BIND_ROW = operator.attrgetter(*[f.name for f in fields(BindRecord)])  # a BindRecord as its row
 
 
 class _Reporter(Protocol):
@@ -46,23 +49,19 @@ class EndpointLearner:
         """A bind answered with a secondary address ([C706] 12.6.4.4: the port the server listens
         on) on ncacn_ip_tcp: that port is an endpoint of the interface, unless it is the
         conversation's own and already known."""
-        addr = rec.sec_addr
-        if not (addr and addr.isdigit() and rec.flow.transport == NCACN_IP_TCP and rec.ack_result == "acceptance"):
+        self.bind_ack_row(out, _BIND_ROW(rec))
+
+    def bind_ack_row(self, out: _Reporter, row: tuple[Any, ...]) -> None:
+        """`bind_ack` of a bind item given as its row (`BindRecord`'s fields in order, `co_bind.bind_rows`)."""
+        flow, frame, ts, _pdu_type, _call_id, _ctx_id, uuid, major, minor, _syntaxes, result, _why, ack_frame = row[:13]
+        addr = row[14]  # sec_addr
+        if not (addr and addr.isdigit() and flow.transport == NCACN_IP_TCP and result == "acceptance"):
             return
         port = int(addr)
-        if not 0 < port < 65536 or (port == rec.flow.server_port and ("tcp", rec.flow.server_ip, port) in self.book):
+        if not 0 < port < 65536 or (port == flow.server_port and ("tcp", flow.server_ip, port) in self.book):
             return
-        a = Announcement(
-            out.capture,
-            rec.ack_frame or rec.frame,
-            rec.ts,
-            rec.flow.client_ip,
-            rec.interface_uuid,
-            rec.if_major,
-            rec.if_minor,
-            BY_SEC_ADDR,
-        )
-        self._learn(out, "tcp", rec.flow.server_ip, port, a)
+        a = Announcement(out.capture, ack_frame or frame, ts, flow.client_ip, uuid, major, minor, BY_SEC_ADDR)
+        self._learn(out, "tcp", flow.server_ip, port, a)
 
     def _learn(self, out: _Reporter, transport: str, ip: str, port: int, a: Announcement) -> None:
         forgotten = self.book.learn((transport, ip, port), a)
