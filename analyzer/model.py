@@ -273,6 +273,10 @@ class RecordSink(Protocol):
 
     def bind(self, rec: BindRecord) -> None: ...
 
+    def bind_row(self, row: tuple[Any, ...]) -> None:
+        """A bind item as its row: `BindRecord`'s fields in order (an association's)."""
+        ...
+
     def call(self, rec: CallRecord) -> None: ...
 
     def call_row(self, row: tuple[Any, ...]) -> None:

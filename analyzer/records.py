@@ -16,6 +16,7 @@ to the copy that is unpickled.
 
 from __future__ import annotations
 
+import operator
 import os
 import pickle
 import shutil
@@ -274,17 +275,18 @@ class Spool(ReadBack[R]):
 
 class RowSpool(Spool[R]):
     """A spool whose rows wait to be written as plain tuples in field order (a `Flow` field as the
-    flow itself, no tuple field): a flood of rows (the attempts of a SYN flood, a million of them;
-    the calls of a flood of requests) builds no record object per row on its way to disk.
+    flow itself, a tuple field as its tuple: an Arrow list column either way): a flood of rows (the
+    attempts of a SYN flood, a million of them; the calls of a flood of requests; the binds and
+    connections of a flood of connections) builds no record object per row on its way to disk.
     `add(*fields)` and `add_row(fields)` are the producers' paths, `append` still takes a record;
     reading back gives records (`__iter__`), or the rows as Arrow record batches for a table built
     column by column (`batches`)."""
 
     def __init__(self, run: _RunDir, kind: str, cls: type[R]) -> None:
         super().__init__(run, kind, cls)
-        assert not self._codec.tuples, "no tuple fields"
         self._rows: list[tuple[Any, ...]] = []
         self._names = tuple(self._codec.names)
+        self._row_of = operator.attrgetter(*self._names)  # a record's row in one C call
 
     def add(self, *row: Any) -> None:
         """One row, its fields in the record's order."""
@@ -301,7 +303,7 @@ class RowSpool(Spool[R]):
             self.flush()
 
     def append(self, rec: R) -> None:
-        self.add_row(tuple(getattr(rec, n) for n in self._names))
+        self.add_row(self._row_of(rec))
 
     def adopt(self, other: Spool[R]) -> None:
         other.flush()  # its rows as a batch file of its own, which moves with the others
@@ -350,11 +352,13 @@ class Records:
     def __init__(self, limits: Limits = DEFAULT_LIMITS, datagrams: bool = False) -> None:
         self._run = _RunDir()
         self.keep_datagrams = datagrams
-        self.binds: Spool[BindRecord] = Spool(self._run, "binds", BindRecord)
+        # Binds too (`add_row`): a bind flood makes one per connection.
+        self.binds: RowSpool[BindRecord] = RowSpool(self._run, "binds", BindRecord)
         self.endpoints: Spool[EndpointRecord] = Spool(self._run, "endpoints", EndpointRecord)
         # Calls come as rows (`add_row`): a flood of requests makes one per request.
         self.calls: RowSpool[CallRecord] = RowSpool(self._run, "calls", CallRecord)
-        self.connections: Spool[ConnectionRecord] = Spool(self._run, "connections", ConnectionRecord)
+        # Connections too (`add_row`): a flood of short connections makes one per connection.
+        self.connections: RowSpool[ConnectionRecord] = RowSpool(self._run, "connections", ConnectionRecord)
         self.datagrams: Spool[DatagramRecord] = Spool(self._run, "datagrams", DatagramRecord)
         self._violation_rows: Spool[Violation] = Spool(self._run, "violations", Violation)
         self.violations = ViolationLog(self._violation_rows, limits)

@@ -81,14 +81,15 @@ class _Codec(Generic[R]):
         arrays: list[Any] = []
         for values, is_flow in zip(fields, self.is_flow, strict=True):
             if not is_flow:
-                arrays.append(pa.array(values, type=next(types)))
+                arrays.append(_column(pa, values, next(types)))
             elif values and all(map(operator.is_, values, repeat(values[0]))):
                 # The rows of one conversation (a flood's on one connection): each of its fields
                 # repeated, no list of the same value made and converted per field.
                 n = len(values)
                 arrays += [pa.repeat(pa.scalar(field(values[0]), next(types)), n) for field in self._flow_fields]
             else:
-                arrays += [pa.array(list(map(field, values)), type=next(types)) for field in self._flow_fields]
+                # `_column`: a text field of one value (a flood's capture, transport, server) repeated
+                arrays += [_column(pa, list(map(field, values)), next(types)) for field in self._flow_fields]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def decode(self, batch: Any, flows: dict[tuple[Any, ...], Flow]) -> Iterator[R]:

@@ -44,6 +44,9 @@ class Sink:
     def bind(self, rec: BindRecord) -> None:
         self.binds.append(rec)
 
+    def bind_row(self, row: tuple[Any, ...]) -> None:
+        self.bind(BindRecord(*row))
+
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)
 

@@ -156,6 +156,9 @@ class _Sink:
     def bind(self, rec: BindRecord) -> None:
         pass
 
+    def bind_row(self, row: tuple[Any, ...]) -> None:
+        pass
+
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.bounded import VACANT, BoundedDict, FifoDict
-from analyzer.dcerpc.co_bind import bind_records
+from analyzer.dcerpc.co_bind import bind_rows
 from analyzer.dcerpc.co_call import Call
 from analyzer.dcerpc.constants import (
     ALTER_CONTEXT,
@@ -83,6 +83,27 @@ class _Context:
 
 class Association:
     """State of one association. Feed PDUs in arrival order with `pdu()`, then `close()`."""
+
+    # Slotted: a bind flood makes one per connection, and sixteen stores into a fresh instance
+    # dict cost more than into slots.
+    __slots__ = (
+        "_bind_auth",
+        "_binds",
+        "_calls",
+        "_contexts",
+        "_decoder",
+        "_early_acks",
+        "_early_answers",
+        "_held",
+        "_hint",
+        "_identities",
+        "_limits",
+        "_sink",
+        "first_ptype",
+        "flow",
+        "identified_by",
+        "transport_identity",
+    )
 
     def __init__(
         self,
@@ -194,7 +215,7 @@ class Association:
             self._emit_binds(*stale, None, None)
         if self._binds is VACANT:
             self._binds = _table(self._limits.max_pending_calls)
-        evicted = self._binds.put(call_id, (pdu, frame, ts, flow))
+        evicted = self._binds.put_new(call_id, (pdu, frame, ts, flow))  # not held: popped above
         if evicted is not None:
             self._emit_binds(*evicted[1], None, None)
 
@@ -222,10 +243,10 @@ class Association:
         ack: BindAck | BindNak | None,
         ack_frame: int | None,
     ) -> None:
-        if isinstance(ack, BindAck):
+        if type(ack) is BindAck:  # a final NamedTuple: no isinstance needed
             self._settle(bind, ack)
-        for rec in bind_records(bind, frame, ts, flow, ack, ack_frame, self.identified_by):
-            self._sink.bind(rec)
+        for row in bind_rows(bind, frame, ts, flow, ack, ack_frame, self.identified_by):
+            self._sink.bind_row(row)
 
     def _settle(self, bind: Bind, ack: BindAck) -> None:
         """Contexts the answer accepted become usable (with the transfer syntax it chose); those it

@@ -8,6 +8,8 @@ rejects the whole bind; no answer at all leaves every item `none`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from analyzer.dcerpc.constants import (
     ACK_RESULTS,
     ALTER_CONTEXT,
@@ -47,24 +49,41 @@ def bind_records(
     ack_frame: int | None,
     identified_by: str,
 ) -> list[BindRecord]:
-    """One record per context item of `bind`, answered by `ack` (None: no answer was seen). A list,
-    not a generator: most binds offer one item, and a generator cost a fifth of making its record."""
+    """One record per context item of `bind`, answered by `ack` (None: no answer was seen)."""
+    return [BindRecord(*row) for row in bind_rows(bind, frame, ts, flow, ack, ack_frame, identified_by)]
+
+
+def bind_rows(
+    bind: Bind,
+    frame: int,
+    ts: int,
+    flow: Flow,
+    ack: BindAck | BindNak | None,
+    ack_frame: int | None,
+    identified_by: str,
+) -> list[tuple[Any, ...]]:
+    """`bind_records` as rows, each a `BindRecord`'s fields in order: what the binds spool takes
+    (`RecordSink.bind_row`), no record object made (a bind flood makes one per connection). A list,
+    not a generator: most binds offer one item, and a generator cost a fifth of making its row."""
     pdu_type = "alter_context" if bind.header.ptype == ALTER_CONTEXT else "bind"
     auth_type = bind.auth.auth_type if bind.auth else None
     auth_level = bind.auth.auth_level if bind.auth else None
     sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
     ack_group = ack.assoc_group_id if isinstance(ack, BindAck) else None
     h = bind.header
-    # Positional, in `BindRecord`'s field order: keywords made a record twice as dear (a bind flood
-    # makes one per connection).
-    out = []
+    results = ack.results if type(ack) is BindAck else ()
+    # In `BindRecord`'s field order.
+    out: list[tuple[Any, ...]] = []
     for i, item in enumerate(bind.contexts):
-        result, reason, accepted_syntax = _answer(ack, i)
+        r = results[i] if i < len(results) else None
+        # Acceptance, the usual answer: `_answer`'s without its call.
+        answer = (_ACCEPTANCE, None, r.transfer_syntax.uuid) if r is not None and r.result == 0 else _answer(ack, i)
+        result, reason, accepted_syntax = answer
         abstract = item.abstract
         transfers = item.transfers
         # One transfer syntax is the usual offer: its tuple without a comprehension's call.
         uuids = (transfers[0].uuid,) if len(transfers) == 1 else tuple([t.uuid for t in transfers])
-        rec = BindRecord(
+        row = (
             flow,
             frame,
             ts,
@@ -88,5 +107,5 @@ def bind_records(
             auth_level,
             identified_by,
         )
-        out.append(rec)
+        out.append(row)
     return out

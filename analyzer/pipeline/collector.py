@@ -46,6 +46,11 @@ class Collector:
         self._run.records.binds.append(rec)
         self._learner.bind_ack(self, rec)
 
+    def bind_row(self, row: tuple[Any, ...]) -> None:
+        """A bind item as its row (`co_bind.bind_rows`): spooled as the tuple it is."""
+        self._run.records.binds.add_row(row)
+        self._learner.bind_ack_row(self, row)
+
     def call(self, rec: CallRecord) -> None:
         self._run.records.calls.append(rec)
 
@@ -63,6 +68,10 @@ class Collector:
 
     def connection(self, rec: ConnectionRecord) -> None:
         self._run.records.connections.append(rec)
+
+    def connection_row(self, row: tuple[Any, ...]) -> None:
+        """A connections row as a tuple of a `ConnectionRecord`'s fields (`TcpConnection.row`)."""
+        self._run.records.connections.add_row(row)
 
     def attempt(
         self, frame: int, ts: int, client_ip: str, client_port: int, server_ip: str, server_port: int, outcome: str

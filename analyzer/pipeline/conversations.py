@@ -24,7 +24,7 @@ from analyzer.pipeline.collector import Collector
 from analyzer.pipeline.flow_table import Entry, FlowKey, FlowTable, SynOnly, Undecided
 from analyzer.pipeline.midstream import Candidate
 from analyzer.pipeline.syn_only import SynTail, syn_only_ended
-from analyzer.tcp.connection import TcpConnection, Tombstone
+from analyzer.tcp.connection import ROW_PDUS, TcpConnection, Tombstone
 from analyzer.transports.ncacn_http import VirtualConnections
 from analyzer.transports.ncacn_np import SMB_TRANSPORT, PipeTable
 from analyzer.transports.ncadg_ip_udp import UdpTransport
@@ -157,7 +157,8 @@ class Conversations:
     def put(self, key: FlowKey, entry: Entry) -> None:
         """Add an entry; past `max_tcp_flows` the least recently seen is evicted (and finished)."""
         evicted = self.table.put(key, entry)
-        if _keeps_port(entry):
+        # `_keeps_port`, inline (an entry a SYN under a flood); TcpConnection is never subclassed.
+        if type(entry) is TcpConnection and entry.identified_by in _KEEPS_PORT:
             self._port_users[entry.flow.server_port] += 1
         # A tombstone evicted leaves nothing to finish or say (the commonest case under a flood).
         if evicted is not None and type(evicted[1]) is not Tombstone:
@@ -214,12 +215,12 @@ class Conversations:
     def close(self, conn: TcpConnection, end: str, ts: int, tombstone: bool = True) -> None:
         """Close a followed connection: its row, and a tombstone in its place."""
         key = self.table.key_of(conn)
-        record = conn.close(end)
+        row = conn.close_row(end)  # its connections row as a tuple: no record object made for it
         if conn.flow.transport == SMB_TRANSPORT:  # not a conversation itself; a scan of 445 or 139 is attempts
             if conn.client_isn is not None and not (conn.client_bytes or conn.server_bytes):
                 self._attempt(conn)
-        elif record.pdus:
-            self.collector.connection(record)
+        elif row[ROW_PDUS]:
+            self.collector.connection_row(row)
         elif conn.client_isn is not None:  # a SYN, a reset or an empty connection: an attempt
             self._attempt(conn)
         # else the tail of a connection begun before the capture (FIN, ACKs) that carried no PDU: nothing

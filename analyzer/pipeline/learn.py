@@ -9,7 +9,9 @@ asks it `announced()`: who announced this server address and port before a conne
 
 from __future__ import annotations
 
-from typing import Protocol
+import operator
+from dataclasses import fields
+from typing import Any, Protocol
 
 from analyzer.book import Announcement, EndpointBook
 from analyzer.capture.decode import Selector
@@ -17,6 +19,13 @@ from analyzer.model import BY_EPM, BY_SEC_ADDR, NCACN_IP_TCP, BindRecord, Endpoi
 
 # The book's transport names, by the endpoint mapper's protocol names.
 _TRANSPORTS = {"ncacn_ip_tcp": "tcp", "ncadg_ip_udp": "udp", "ncacn_http": "http"}
+_BIND_FIELDS = [f.name for f in fields(BindRecord)]
+_BIND_ROW = operator.attrgetter(*_BIND_FIELDS)  # a BindRecord as its row
+# Where a bind row holds what `bind_ack_row` reads (its flow is first).
+_FRAME, _TS, _IF_UUID, _IF_MAJOR, _IF_MINOR, _RESULT, _ACK_FRAME, _SEC_ADDR = (
+    _BIND_FIELDS.index(n)
+    for n in ("frame", "ts", "interface_uuid", "if_major", "if_minor", "ack_result", "ack_frame", "sec_addr")
+)
 
 
 class _Reporter(Protocol):
@@ -46,23 +55,27 @@ class EndpointLearner:
         """A bind answered with a secondary address ([C706] 12.6.4.4: the port the server listens
         on) on ncacn_ip_tcp: that port is an endpoint of the interface, unless it is the
         conversation's own and already known."""
-        addr = rec.sec_addr
-        if not (addr and addr.isdigit() and rec.flow.transport == NCACN_IP_TCP and rec.ack_result == "acceptance"):
+        self.bind_ack_row(out, _BIND_ROW(rec))
+
+    def bind_ack_row(self, out: _Reporter, row: tuple[Any, ...]) -> None:
+        """`bind_ack` of a bind item given as its row (`BindRecord`'s fields in order, `co_bind.bind_rows`)."""
+        flow, addr = row[0], row[_SEC_ADDR]  # the rest read only for an endpoint learned
+        if not (addr and addr.isdigit() and flow.transport == NCACN_IP_TCP and row[_RESULT] == "acceptance"):
             return
         port = int(addr)
-        if not 0 < port < 65536 or (port == rec.flow.server_port and ("tcp", rec.flow.server_ip, port) in self.book):
+        if not 0 < port < 65536 or (port == flow.server_port and ("tcp", flow.server_ip, port) in self.book):
             return
         a = Announcement(
             out.capture,
-            rec.ack_frame or rec.frame,
-            rec.ts,
-            rec.flow.client_ip,
-            rec.interface_uuid,
-            rec.if_major,
-            rec.if_minor,
+            row[_ACK_FRAME] or row[_FRAME],
+            row[_TS],
+            flow.client_ip,
+            row[_IF_UUID],
+            row[_IF_MAJOR],
+            row[_IF_MINOR],
             BY_SEC_ADDR,
         )
-        self._learn(out, "tcp", rec.flow.server_ip, port, a)
+        self._learn(out, "tcp", flow.server_ip, port, a)
 
     def _learn(self, out: _Reporter, transport: str, ip: str, port: int, a: Announcement) -> None:
         forgotten = self.book.learn((transport, ip, port), a)

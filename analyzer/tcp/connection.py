@@ -15,7 +15,8 @@ connection never builds one (a SYN flood builds no DCE/RPC state).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import fields
+from typing import Any, Protocol
 
 from analyzer.book import Announcement
 from analyzer.capture.decode import ACK, SYN, Packet
@@ -60,6 +61,8 @@ def _drop(data: bytes, frame: int, ts: int) -> None:
 
 
 _NOT_ANNOUNCED = (None, None, None, None)  # a ConnectionRecord's epm_* fields, when no EPM answer announced it
+# A connections row (`TcpConnection.row`) is a ConnectionRecord's fields in order: where its `pdus` is.
+ROW_PDUS = [f.name for f in fields(ConnectionRecord)].index("pdus")
 
 
 class _Direction:
@@ -160,6 +163,11 @@ class TcpConnection(ConnectionCore):
 
     def close(self, end: str) -> ConnectionRecord:
         """Flush both directions, let the transport finish, and return the connection's record."""
+        return ConnectionRecord(*self.close_row(end))
+
+    def close_row(self, end: str) -> tuple[Any, ...]:
+        """`close`, the record as its row (`row`): what the flow table closes goes to a row spool,
+        no record object made for it (a bind flood closes a connection per bind)."""
         if not self.closed:
             self.closed = True
             self.c2s.flush(self.last_frame, self.last_ts)
@@ -171,17 +179,21 @@ class TcpConnection(ConnectionCore):
             # there was live state. Cut, a closed connection is freed at once.
             self._c_dir.conn = self._s_dir.conn = None
             self.c2s.deliver = self.s2c.deliver = _drop
-        return self.record(end)
+        return self.row(end)
 
     def record(self, end: str) -> ConnectionRecord:
-        """The connections row (kept as one field list: the record's)."""
+        """The connection's record as it stands."""
+        return ConnectionRecord(*self.row(end))
+
+    def row(self, end: str) -> tuple[Any, ...]:
+        """The connections row: a `ConnectionRecord`'s fields in their order."""
         a, p = self.announced, self.payload
         if p is None:
             pdus, detail, midstream = 0, None, None
         else:
             pdus, detail, midstream = p.pdus(), p.detail(), p.midstream()
-        # Positional, in the record's field order: a call with 18 keywords cost more than the record.
-        return ConnectionRecord(
+        # In the record's field order (`ROW_PDUS`).
+        return (
             self.flow,
             self.identified_by,
             self.first_frame,

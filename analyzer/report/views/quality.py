@@ -280,10 +280,12 @@ class DataQuality:
             self.captures.append(chunk)
 
     def _spill(self, rows: pd.DataFrame) -> None:
-        keys = _keys(rows)
-        if keys:
-            self.in_order = self.in_order and (self.last is None or self.last <= keys[0]) and _sorted(keys)
-            self.last = keys[-1]
+        if len(rows):
+            # The keys of its first and last rows, its own order tested column-wise where it can be
+            # (`_in_key_order`): a key per row took a tuple of tuples each (a bind flood's rows).
+            first, last = _keys(rows.iloc[[0, -1]])
+            self.in_order = self.in_order and (self.last is None or self.last <= first) and _in_key_order(rows)
+            self.last = last
         self.spilled.add(rows)
 
     def done(self, source: Source) -> None:
@@ -329,13 +331,37 @@ def _sorted(keys: list[_Key]) -> bool:
     return all(a <= b for a, b in pairwise(keys))
 
 
+def _in_key_order(rows: pd.DataFrame) -> bool:
+    """`_sorted(_keys(rows))`: column-wise (`_in_order`) when no row misses its capture or stream
+    (a connection's row has both), else key by key."""
+    if rows["capture"].isna().any() or rows["stream"].isna().any():
+        return _sorted(_keys(rows))
+    return _in_order(rows)
+
+
+class _Keys:
+    """`_keys` of rows, each made when asked for: a bisection (`_merged`) asks for a few."""
+
+    __slots__ = ("_captures", "_streams")
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self._captures, self._streams = columns(rows, ["capture", "stream"])
+
+    def __len__(self) -> int:
+        return len(self._captures)
+
+    def __getitem__(self, i: int) -> _Key:
+        c, s = self._captures[i], self._streams[i]
+        return (0, "") if c is None else (1, c), (0, 0) if s is None else (1, s)
+
+
 def _merged(captures: pd.DataFrame, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """The capture rows (sorted) and the connection rows (in order, a frame at a time) as one stream in
     the order of a stable sort of the two, capture rows first: each capture row goes just before the
     first connection row not before it."""
     pending, at = _keys(captures), 0
     for frame in frames:
-        keys, start = _keys(frame), 0
+        keys, start = _Keys(frame), 0
         while at < len(pending) and (cut := bisect_left(keys, pending[at], lo=start)) < len(keys):
             yield from _nonempty(frame.iloc[start:cut], captures.iloc[at : at + 1])
             start, at = cut, at + 1
