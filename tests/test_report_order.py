@@ -93,3 +93,26 @@ def test_the_batch_by_batch_order_check_agrees_with_a_stable_sort() -> None:
         if len(tail):
             check.add([pa.array([None, None])] * 3)
         assert check.in_order == (sort_order(whole, KEYS) is None), seed
+
+
+def test_data_quality_in_order_agrees_with_its_sort_missing_streams_included() -> None:
+    """data_quality keeps its rows unsorted when `_in_order` says they are by capture, then stream,
+    missing first (its sort): a missing stream after a stream of 1 or more was once taken as in order
+    (the int64 minimum minus the stream overflowed to a positive step)."""
+    from analyzer.report.views.quality import _in_key_order, _in_order
+
+    schema = {"capture": STR, "stream": INT}
+    assert not _in_order(frame(schema, {"capture": ["a"] * 3, "stream": [1, 1, None]}))
+    for seed in range(200):
+        rnd = random.Random(seed)
+        n = rnd.randrange(1, 8)
+        df = frame(
+            schema,
+            {
+                "capture": [rnd.choice([None, "a.pcap", "b.pcap"]) for _ in range(n)],
+                "stream": [rnd.choice([None, 0, 1, 2, 5]) for _ in range(n)],
+            },
+        )
+        ordered = df.sort_values(["capture", "stream"], kind="stable", na_position="first", ignore_index=True)
+        assert _in_order(ordered) and _in_key_order(ordered), seed
+        assert _in_order(df) == _in_key_order(df) == df.equals(ordered), (seed, df)

@@ -392,8 +392,9 @@ def _in_order(rows: pd.DataFrame) -> bool:
     """Whether the rows are already by capture, then stream, missing first (as the sort would put them)."""
     captures, _ = pd.factorize(rows["capture"], sort=True)  # a missing capture is -1: first
     streams = rows["stream"].to_numpy(dtype="int64", na_value=np.iinfo(np.int64).min)
-    later, same = np.diff(captures) > 0, np.diff(captures) == 0
-    return bool(np.all(later | (same & (np.diff(streams) >= 0))))
+    # compared, not subtracted: a missing stream's int64 minimum minus a stream overflows to a positive step
+    later, same = captures[1:] > captures[:-1], captures[1:] == captures[:-1]
+    return bool(np.all(later | (same & (streams[1:] >= streams[:-1]))))
 
 
 # What a connection's row shows of it (the rest it gets from its counters).
