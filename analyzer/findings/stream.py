@@ -11,8 +11,8 @@ its findings row (and for a rule with `after`, its client/server pairs).
 A group whose last row is a window older than its capture's latest row cannot grow its burst any
 more in a capture in time order: the next row of that group will cut. So whenever the groups have
 doubled since the last sweep, such groups are closed and forgotten (`_sweep`): what is held is the
-groups active within a window, not every client of the run (the 10.8 GB capture's rules held 2,900
-groups and 6 MiB of evidence to the end, where none was a finding). A row that would have joined a
+groups active within a window, not every client of a day's capture (each group's evidence is a few
+hundred bytes to a few KiB, to the end of the run before). A row that would have joined a
 forgotten group's burst is less than a window after that group's last row: a new group's first row
 that early is taken as `disordered` (the sorted pass then), so the bursts are those the whole-table
 engine cuts.
