@@ -271,8 +271,6 @@ class CaptureSummary:
 class RecordSink(Protocol):
     """Where the parsing layers put records as they are made (the pipeline's collector)."""
 
-    def bind(self, rec: BindRecord) -> None: ...
-
     def bind_row(self, row: tuple[Any, ...]) -> None:
         """A bind item as its row: `BindRecord`'s fields in order (an association's)."""
         ...

@@ -143,7 +143,7 @@ class Sink:
         self.violations: list[tuple[Flow, int | None, str, str, str]] = []
         self.order: list[Any] = []
 
-    def bind(self, rec: Any) -> None:
+    def bind_row(self, row: Any) -> None:
         raise AssertionError("no binds in connectionless DCE/RPC")
 
     def call(self, rec: CallRecord) -> None:

@@ -41,11 +41,8 @@ class Sink:
         self.endpoints: list[EndpointRecord] = []
         self.violations: list[tuple[Flow, int | None, str, str, str]] = []
 
-    def bind(self, rec: BindRecord) -> None:
-        self.binds.append(rec)
-
     def bind_row(self, row: tuple[Any, ...]) -> None:
-        self.bind(BindRecord(*row))
+        self.binds.append(BindRecord(*row))
 
     def call(self, rec: CallRecord) -> None:
         self.calls.append(rec)

@@ -20,7 +20,7 @@ from analyzer.dcerpc.constants import CO_HEADER_LEN, SEC_TRAILER_LEN
 from analyzer.dcerpc.pdu import CoPdu, _parse_co_pdu, parse_co_pdu, parse_header, plausible_co_header
 from analyzer.dcerpc.wire import Malformed
 from analyzer.limits import Limits
-from analyzer.model import BindRecord, CallRecord, EndpointRecord, Flow
+from analyzer.model import CallRecord, EndpointRecord, Flow
 from tests.co_build import bind_ack_body, bind_body, pdu, request_body, response_body
 from tests.conftest import NDR, SVCCTL
 
@@ -152,9 +152,6 @@ class _Sink:
     def __init__(self) -> None:
         self.calls: list[CallRecord] = []
         self.violations: list[tuple[int | None, str, str]] = []
-
-    def bind(self, rec: BindRecord) -> None:
-        pass
 
     def bind_row(self, row: tuple[Any, ...]) -> None:
         pass

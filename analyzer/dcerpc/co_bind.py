@@ -18,7 +18,7 @@ from analyzer.dcerpc.constants import (
     PROVIDER_REASONS,
 )
 from analyzer.dcerpc.pdu import Bind, BindAck, BindNak
-from analyzer.model import BindRecord, Flow
+from analyzer.model import Flow
 
 _ACCEPTANCE = ACK_RESULTS[0]
 
@@ -40,19 +40,6 @@ def _answer(ack: BindAck | BindNak | None, i: int) -> tuple[str, str | None, str
     return ACK_RESULTS.get(r.result, str(r.result)), reason, r.transfer_syntax.uuid
 
 
-def bind_records(
-    bind: Bind,
-    frame: int,
-    ts: int,
-    flow: Flow,
-    ack: BindAck | BindNak | None,
-    ack_frame: int | None,
-    identified_by: str,
-) -> list[BindRecord]:
-    """One record per context item of `bind`, answered by `ack` (None: no answer was seen)."""
-    return [BindRecord(*row) for row in bind_rows(bind, frame, ts, flow, ack, ack_frame, identified_by)]
-
-
 def bind_rows(
     bind: Bind,
     frame: int,
@@ -62,23 +49,20 @@ def bind_rows(
     ack_frame: int | None,
     identified_by: str,
 ) -> list[tuple[Any, ...]]:
-    """`bind_records` as rows, each a `BindRecord`'s fields in order: what the binds spool takes
-    (`RecordSink.bind_row`), no record object made (a bind flood makes one per connection). A list,
-    not a generator: most binds offer one item, and a generator cost a fifth of making its row."""
+    """One row per context item of `bind`, answered by `ack` (None: no answer was seen), each a
+    `BindRecord`'s fields in order: what the binds spool takes (`RecordSink.bind_row`), no record
+    object made (a bind flood makes one per connection). A list, not a generator: most binds offer
+    one item, and a generator cost a fifth of making its row."""
     pdu_type = "alter_context" if bind.header.ptype == ALTER_CONTEXT else "bind"
     auth_type = bind.auth.auth_type if bind.auth else None
     auth_level = bind.auth.auth_level if bind.auth else None
     sec_addr = ack.sec_addr if isinstance(ack, BindAck) else None
     ack_group = ack.assoc_group_id if isinstance(ack, BindAck) else None
     h = bind.header
-    results = ack.results if type(ack) is BindAck else ()
     # In `BindRecord`'s field order.
     out: list[tuple[Any, ...]] = []
     for i, item in enumerate(bind.contexts):
-        r = results[i] if i < len(results) else None
-        # Acceptance, the usual answer: `_answer`'s without its call.
-        answer = (_ACCEPTANCE, None, r.transfer_syntax.uuid) if r is not None and r.result == 0 else _answer(ack, i)
-        result, reason, accepted_syntax = answer
+        result, reason, accepted_syntax = _answer(ack, i)
         abstract = item.abstract
         transfers = item.transfers
         # One transfer syntax is the usual offer: its tuple without a comprehension's call.

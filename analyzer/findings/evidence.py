@@ -234,11 +234,6 @@ class Evidence:
     pairs: AbstractSet[tuple[Any, Any]] = _NO_PAIRS  # a set of its own for a rule with `after`
     step: int = 0
 
-    @property
-    def measures(self) -> set[str]:
-        """The columns a count threshold counts the distinct values of."""
-        return {t.measure for t in self.rule.threshold if t.measure != "count"}
-
     def add(self, rows: Rows, idx: list[int]) -> None:
         """Rows idx of `rows` (in burst order)."""
         if not idx:

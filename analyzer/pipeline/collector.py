@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from analyzer.capture.syns import SynArrays, dotted
 from analyzer.model import (
-    BindRecord,
     CallRecord,
     ConnectionRecord,
     DatagramRecord,
@@ -42,14 +41,10 @@ class Collector:
         self._learner = learner
         self.capture = capture
 
-    def bind(self, rec: BindRecord) -> None:
-        self._run.records.binds.append(rec)
-        self._learner.bind_ack(self, rec)
-
     def bind_row(self, row: tuple[Any, ...]) -> None:
         """A bind item as its row (`co_bind.bind_rows`): spooled as the tuple it is."""
         self._run.records.binds.add_row(row)
-        self._learner.bind_ack_row(self, row)
+        self._learner.bind_ack(self, row)
 
     def call(self, rec: CallRecord) -> None:
         self._run.records.calls.append(rec)

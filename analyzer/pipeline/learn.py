@@ -9,7 +9,6 @@ asks it `announced()`: who announced this server address and port before a conne
 
 from __future__ import annotations
 
-import operator
 from dataclasses import fields
 from typing import Any, Protocol
 
@@ -20,8 +19,7 @@ from analyzer.model import BY_EPM, BY_SEC_ADDR, NCACN_IP_TCP, BindRecord, Endpoi
 # The book's transport names, by the endpoint mapper's protocol names.
 _TRANSPORTS = {"ncacn_ip_tcp": "tcp", "ncadg_ip_udp": "udp", "ncacn_http": "http"}
 _BIND_FIELDS = [f.name for f in fields(BindRecord)]
-_BIND_ROW = operator.attrgetter(*_BIND_FIELDS)  # a BindRecord as its row
-# Where a bind row holds what `bind_ack_row` reads (its flow is first).
+# Where a bind row holds what `bind_ack` reads (its flow is first).
 _FRAME, _TS, _IF_UUID, _IF_MAJOR, _IF_MINOR, _RESULT, _ACK_FRAME, _SEC_ADDR = (
     _BIND_FIELDS.index(n)
     for n in ("frame", "ts", "interface_uuid", "if_major", "if_minor", "ack_result", "ack_frame", "sec_addr")
@@ -51,14 +49,10 @@ class EndpointLearner:
         )
         self._learn(out, transport, rec.host, rec.port, a)
 
-    def bind_ack(self, out: _Reporter, rec: BindRecord) -> None:
-        """A bind answered with a secondary address ([C706] 12.6.4.4: the port the server listens
-        on) on ncacn_ip_tcp: that port is an endpoint of the interface, unless it is the
-        conversation's own and already known."""
-        self.bind_ack_row(out, _BIND_ROW(rec))
-
-    def bind_ack_row(self, out: _Reporter, row: tuple[Any, ...]) -> None:
-        """`bind_ack` of a bind item given as its row (`BindRecord`'s fields in order, `co_bind.bind_rows`)."""
+    def bind_ack(self, out: _Reporter, row: tuple[Any, ...]) -> None:
+        """A bind item (its row: `BindRecord`'s fields in order, `co_bind.bind_rows`) answered with a
+        secondary address ([C706] 12.6.4.4: the port the server listens on) on ncacn_ip_tcp: that
+        port is an endpoint of the interface, unless it is the conversation's own and already known."""
         flow, addr = row[0], row[_SEC_ADDR]  # the rest read only for an endpoint learned
         if not (addr and addr.isdigit() and flow.transport == NCACN_IP_TCP and row[_RESULT] == "acceptance"):
             return

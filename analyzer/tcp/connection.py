@@ -161,13 +161,10 @@ class TcpConnection(ConnectionCore):
             self.sink.violation(self.flow, frame, "tcp", "tcp_gap", f"{missing} {side} bytes missing from the capture")
         (self.payload or self.start()).gap(from_client, missing, frame, ts)
 
-    def close(self, end: str) -> ConnectionRecord:
-        """Flush both directions, let the transport finish, and return the connection's record."""
-        return ConnectionRecord(*self.close_row(end))
-
     def close_row(self, end: str) -> tuple[Any, ...]:
-        """`close`, the record as its row (`row`): what the flow table closes goes to a row spool,
-        no record object made for it (a bind flood closes a connection per bind)."""
+        """Flush both directions, let the transport finish, and return the connection's row (`row`):
+        what the flow table closes goes to a row spool, no record object made for it (a bind flood
+        closes a connection per bind)."""
         if not self.closed:
             self.closed = True
             self.c2s.flush(self.last_frame, self.last_ts)
@@ -180,10 +177,6 @@ class TcpConnection(ConnectionCore):
             self._c_dir.conn = self._s_dir.conn = None
             self.c2s.deliver = self.s2c.deliver = _drop
         return self.row(end)
-
-    def record(self, end: str) -> ConnectionRecord:
-        """The connection's record as it stands."""
-        return ConnectionRecord(*self.row(end))
 
     def row(self, end: str) -> tuple[Any, ...]:
         """The connections row: a `ConnectionRecord`'s fields in their order."""
