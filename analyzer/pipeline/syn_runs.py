@@ -20,6 +20,7 @@ open a new flow, without an entry for the SYNs that would have been evicted with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -162,13 +163,13 @@ def _kinds(dports: list[int]) -> tuple[list[str], list[str]]:
     return [kind for kind, _by in pairs], [by for _kind, by in pairs]
 
 
-def _streams(conv: Conversations, kinds: list[str]) -> list[int]:
+def _streams(conv: Conversations, kinds: list[str]) -> Sequence[int]:
     """The stream numbers `Classifier.start` gives connections of these kinds, one after the other:
-    the next number each, -1 for SMB (not a conversation: its pipes are). Taken at once when none
-    is SMB (a flood to 135)."""
+    the next number each, -1 for SMB (not a conversation: its pipes are). Taken at once, as a range
+    (no list of them made), when none is SMB (a flood to 135)."""
     if "smb" not in kinds:
         first = conv.next_streams(len(kinds))
-        return list(range(first, first + len(kinds)))
+        return range(first, first + len(kinds))
     return [-1 if kind == "smb" else conv.next_stream() for kind in kinds]
 
 
@@ -176,9 +177,8 @@ def _transients(conv: Conversations, run: SynRun, a: int, b: int, detail: str) -
     """SYNs a..b-1, put and evicted within the run: each a cap hit and a syn_only attempts row (and
     the first writes the rows of the pipes closed meanwhile, as `Conversations.syn_only_ended` does)."""
     kinds, _identified_by = _kinds(run.dport[a:b])
-    # The run's stream numbers taken; only the first is said (without SMB, no list of them made).
-    stream = _streams(conv, kinds)[0] if "smb" in kinds else conv.next_streams(len(kinds))
-    conv.collector.cap_hits(stream, run.frames[a:b], "cap_tcp_flows", detail)
+    # The run's stream numbers taken; only the first is said.
+    conv.collector.cap_hits(_streams(conv, kinds)[0], run.frames[a:b], "cap_tcp_flows", detail)
     if b - a >= BULK_ATTEMPTS:
         conv.collector.syn_only_attempts(run.arrays(a, b))
     else:

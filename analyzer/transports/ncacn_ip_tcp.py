@@ -53,8 +53,7 @@ class CoConnection:
     def __init__(
         self, flow: Flow, identified_by: str, sink: RecordSink, limits: Limits, announced: Announcement | None
     ) -> None:
-        hint = None if announced is None else epm_hint(announced)  # most ports were not announced: no call
-        self.assoc = Association(flow, identified_by, sink, limits, hint, decoder=stub_decoder(limits))
+        self.assoc = Association(flow, identified_by, sink, limits, epm_hint(announced), decoder=stub_decoder(limits))
         pdu = self.assoc.pdu
         # Indexed by from_client (False 0, True 1): a tuple, built without a comprehension's call.
         self._streams = (
