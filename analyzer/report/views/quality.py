@@ -12,7 +12,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -281,10 +280,10 @@ class DataQuality:
 
     def _spill(self, rows: pd.DataFrame) -> None:
         if len(rows):
-            # The keys of its first and last rows, its own order tested column-wise where it can be
-            # (`_in_key_order`): a key per row took a tuple of tuples each (a bind flood's rows).
+            # The keys of its first and last rows, its own order tested column-wise (`_in_order`): a
+            # key per row took a tuple of tuples each (a bind flood's rows).
             first, last = _keys(rows.iloc[[0, -1]])
-            self.in_order = self.in_order and (self.last is None or self.last <= first) and _in_key_order(rows)
+            self.in_order = self.in_order and (self.last is None or self.last <= first) and _in_order(rows)
             self.last = last
         self.spilled.add(rows)
 
@@ -319,24 +318,14 @@ class DataQuality:
 _Key = tuple[tuple[int, Any], tuple[int, Any]]  # (capture, stream), missing before any value
 
 
+def _key(capture: str | None, stream: int | None) -> _Key:
+    """A row's place in the view's order: by capture, then stream, missing first (as `result` sorts)."""
+    return ((0, "") if capture is None else (1, capture), (0, 0) if stream is None else (1, stream))
+
+
 def _keys(rows: pd.DataFrame) -> list[_Key]:
-    """Each row's place in the view's order: by capture, then stream, missing first (as `result` sorts)."""
-    return [
-        ((0, "") if c is None else (1, c), (0, 0) if s is None else (1, s))
-        for c, s in zip(*columns(rows, ["capture", "stream"]), strict=True)
-    ]
-
-
-def _sorted(keys: list[_Key]) -> bool:
-    return all(a <= b for a, b in pairwise(keys))
-
-
-def _in_key_order(rows: pd.DataFrame) -> bool:
-    """`_sorted(_keys(rows))`: column-wise (`_in_order`) when no row misses its capture or stream
-    (a connection's row has both), else key by key."""
-    if rows["capture"].isna().any() or rows["stream"].isna().any():
-        return _sorted(_keys(rows))
-    return _in_order(rows)
+    """Each row's `_key`."""
+    return list(map(_key, *columns(rows, ["capture", "stream"])))
 
 
 class _Keys:
@@ -351,8 +340,7 @@ class _Keys:
         return len(self._captures)
 
     def __getitem__(self, i: int) -> _Key:
-        c, s = self._captures[i], self._streams[i]
-        return (0, "") if c is None else (1, c), (0, 0) if s is None else (1, s)
+        return _key(self._captures[i], self._streams[i])
 
 
 def _merged(captures: pd.DataFrame, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
