@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.api import AnalysisResult
+from fuzz import targets
 from tests.conftest import SAMPLES
-
-targets = pytest.importorskip("fuzz.targets")
 
 SAMPLE = (Path(SAMPLES) / "epm_map_session.pcap").read_bytes()
 
