@@ -170,6 +170,27 @@ def test_smb_pipe_row_shape_from_zeek_documentation(tmp_path: Path) -> None:
     ]
 
 
+def _first_frames(pcap: bytes, n: int) -> bytes:
+    """A classic little-endian pcap cut after its first n records (a capture that ends there)."""
+    off = 24
+    for _ in range(n):
+        off += 16 + int.from_bytes(pcap[off + 8 : off + 12], "little")
+    return pcap[:off]
+
+
+@pytest.mark.parametrize("fmt", ["zeek", "zeek-json"])
+def test_a_bind_whose_ack_was_not_captured_writes_the_logs(tmp_path: Path, fmt: str) -> None:
+    """The capture ends after the client's bind (no bind_ack, no call): the bind's log has it. The
+    join that names pipes kept no rows of that bind and, indexed with an empty list, lost its
+    columns too: a KeyError (found by fuzz/run.py end_to_end)."""
+    path = tmp_path / "bind_only.pcap"
+    path.write_bytes(_first_frames((SAMPLES / "epm_map_session.pcap").read_bytes(), 4))
+    result = analyzer.analyze(path)
+    assert len(result.binds) == 3 and result.binds["ack_frame"].isna().all()
+    written = {p.name for p in result.write(tmp_path / "out", fmt)}
+    assert "dce_rpc_bind.log" in written and "dce_rpc.log" not in written
+
+
 @needs_shared
 def test_the_ntlm_trace_is_the_connection_zeek_logged(tmp_path: Path) -> None:
     """Zeek's ntlm.log for dce_rpc_ntlm.pcapng names one connection; our bind log has the same one
