@@ -140,7 +140,7 @@ def pipeline(data: bytes, _path: list[str] = []) -> None:  # noqa: B006 - one te
 # The writers end_to_end rotates through, one an input: each costs 0.15 to 0.6 s a call (the HTML
 # report's plots most), so writing all of them for every input left the target at about 60 executions
 # in 40 s; one a call, chosen by the input's CRC so a crash replays with its writer, covers them all.
-E2E_WRITERS = ("csv", "jsonl", "parquet", "zeek", "zeek-json", "html")
+E2E_WRITERS = ("csv", "jsonl", "parquet", "parquet-partitioned", "zeek", "zeek-json", "html")
 
 
 def end_to_end(data: bytes, _dirs: list[str] = []) -> None:  # noqa: B006 - one temp dir for the run
@@ -163,6 +163,8 @@ def end_to_end(data: bytes, _dirs: list[str] = []) -> None:  # noqa: B006 - one 
     writer = E2E_WRITERS[zlib.crc32(data) % len(E2E_WRITERS)]
     if writer == "html":
         result.html()
+    elif writer == "parquet-partitioned":  # the layout of --scheduler runs: a dataset per table
+        result.write(os.path.join(_dirs[0], writer), "parquet", partitioned=True)
     else:
         result.write(os.path.join(_dirs[0], writer), writer)
     result.hosts_text()
