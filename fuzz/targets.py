@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable
 
 from analyzer import stubs
+from analyzer.api import AnalysisResult
 from analyzer.capture.decode import PacketDecoder, Selector
 from analyzer.capture.ipfrag import Defragmenter
 from analyzer.capture.netmon import NetmonReader
@@ -145,8 +146,8 @@ E2E_WRITERS = ("csv", "jsonl", "parquet", "parquet-partitioned", "zeek", "zeek-j
 
 def end_to_end(data: bytes, _dirs: list[str] = []) -> None:  # noqa: B006 - one temp dir for the run
     """Bytes -> a capture file -> records -> every table and view -> one writer (of E2E_WRITERS, by the
-    input's CRC) and the per-host text: the path a user's file takes, where table building
-    (timestamps, dtypes, names) can fail too."""
+    input's CRC), the run's summary and the per-host text: the path a user's file takes, where table
+    building (timestamps, dtypes, names) can fail too."""
     import os
     import tempfile
     import zlib
@@ -167,8 +168,25 @@ def end_to_end(data: bytes, _dirs: list[str] = []) -> None:  # noqa: B006 - one 
         result.write(os.path.join(_dirs[0], writer), "parquet", partitioned=True)
     else:
         result.write(os.path.join(_dirs[0], writer), writer)
-    result.hosts_text()
+    _terminal_text_is_printable(result, writer)
     records.close()
+
+
+def _terminal_text_is_printable(result: AnalysisResult, fmt: str) -> None:
+    """What reaches a terminal (the run's summary, the per-host text) is printable line by line,
+    whatever the wire held: an AssertionError, which the fuzzer counts as a find, otherwise."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from analyzer.report.summary import print_summary
+
+    shown = io.StringIO()  # not a terminal: rich adds no escapes of its own, so any would be the data's
+    print_summary(result, Path("out"), fmt, Console(file=shown, width=160, highlight=False))
+    for text in (shown.getvalue(), result.hosts_text()):
+        bad = next((line for line in text.split("\n") if not line.isprintable()), None)
+        if bad is not None:
+            raise AssertionError(f"terminal text not printable: {bad!r}")
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

@@ -41,3 +41,11 @@ def test_end_to_end_reaches_every_writer(tmp_path: Path, monkeypatch: pytest.Mon
             assert html_calls == [1]
         else:
             assert any((tmp_path / writer).iterdir()), writer
+
+
+def test_end_to_end_counts_terminal_escapes_as_a_find(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target's check of the terminal text: a line with an escape (a window-title change here)
+    is an AssertionError, which libFuzzer reports."""
+    monkeypatch.setattr(AnalysisResult, "hosts_text", lambda self, role=None: "host\n\x1b]0;owned\x07\n")
+    with pytest.raises(AssertionError, match="not printable"):
+        targets.end_to_end(SAMPLE, [str(tmp_path)])
