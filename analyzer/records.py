@@ -48,6 +48,7 @@ if typing.TYPE_CHECKING:
     import numpy as np
 
 BATCH_ROWS = 4096  # records buffered per kind before a batch is written
+SMALL_SPOOL = 4 * BATCH_ROWS  # records of a table the report builds whole and keeps (`report.spooled.CACHE_ROWS`)
 FLOW_CACHE = 4096  # flows shared between the records read back, at most: a batch's
 
 R = TypeVar("R")
@@ -109,6 +110,10 @@ class Spool(ReadBack[R]):
         self._sizes: list[int] = []  # records per file, for reading a record by its position
         self._buffer: list[R] = []
         self._count = 0
+        self._buffered: tuple[int, Any] | None = None  # (`_count`, the buffer's batch) once `batches` made it
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_buffered": None}  # remade where it is read, not sent
 
     def append(self, rec: R) -> None:
         self._buffer.append(rec)
@@ -132,6 +137,7 @@ class Spool(ReadBack[R]):
         self._sizes.extend(other._sizes)  # `take` finds a record's file by these
         self._count += len(other) - len(other._buffer)
         buffered, other._files, other._sizes, other._buffer, other._count = other._buffer, [], [], [], 0
+        other._buffered = None
         self.extend(buffered)
 
     def flush(self) -> None:
@@ -144,6 +150,7 @@ class Spool(ReadBack[R]):
         """One batch file: the Arrow batch `encode` makes, or a pickle of the `records` should a value
         not fit its Arrow type."""
         pa = _pa()
+        self._buffered = None  # the buffer it stood for is being written
         path = self._run.new_file(self.kind)
         try:
             batch = encode(pa)
@@ -175,6 +182,19 @@ class Spool(ReadBack[R]):
         except (pa.ArrowInvalid, OverflowError, TypeError):
             return list(self._buffer)
 
+    def _buffer_piece(self, pa: Any) -> Any:
+        """`_buffer_batch`, made once while no record is added, for a spool of a table the report
+        builds whole (`SMALL_SPOOL`): it is read several times (its sort keys, the other tables'
+        names and totals, then its rows), and the reader sends the buffer unencoded. A bigger table's
+        last piece is read once a pass and not kept beside the chunks the pass holds (2 MiB on the
+        10.8 GB capture)."""
+        if self._count > SMALL_SPOOL:
+            return self._buffer_batch(pa)
+        made = self._buffered
+        if made is None or made[0] != self._count:
+            made = self._buffered = (self._count, self._buffer_batch(pa))
+        return made[1]
+
     def batches(self) -> Iterator[Any]:
         """Every record in order, a batch at a time: an Arrow record batch (one column per field,
         `flow.capture` for a flow's field), or, for a batch that did not fit its Arrow types
@@ -183,13 +203,13 @@ class Spool(ReadBack[R]):
         for f in range(len(self._files)):
             yield self._piece(pa, f)
         if self._count > sum(self._sizes):  # some still buffered
-            yield self._buffer_batch(pa)
+            yield self._buffer_piece(pa)
 
     def _piece(self, pa: Any, f: int) -> Any:
         """Batch file `f` (the buffer when `f` is past the files) as `batches` gives it. Read, not
         mapped: what is made of a batch may outlive its file."""
         if f >= len(self._files):
-            return self._buffer_batch(pa)
+            return self._buffer_piece(pa)
         path = self._files[f]
         if path.endswith(".pickle"):
             with open(path, "rb") as inp:

@@ -63,6 +63,30 @@ def test_records_round_trip_through_batches_on_disk(monkeypatch: pytest.MonkeyPa
     assert len({id(b.flow) for b in r.binds[:30]}) == 7 * 2
 
 
+def test_the_buffered_records_are_encoded_once_until_more_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small table's rows are all in the buffer, and a table is read more than once (sort keys,
+    rows, the views): its batch is made once, and made again once a record is added or written."""
+    monkeypatch.setattr(rec_mod, "BATCH_ROWS", 10)
+    r = Records()
+    made = [_bind(i) for i in range(25)]
+    r.binds.extend(made[:3])  # all of them buffered
+    first, again = list(r.binds.batches()), list(r.binds.batches())
+    assert len(first) == 1 and again[0] is first[0]
+    assert r.binds.__getstate__()["_buffered"] is None  # a pickled copy makes its own
+    r.binds.append(made[3])
+    assert next(iter(r.binds.batches())) is not first[0] and list(r.binds) == made[:4]
+    r.binds.extend(made[4:13])  # the buffer written: nothing kept for it
+    assert r.binds._buffered is None and list(r.binds) == made[:13]
+    first, again = list(r.binds.batches()), list(r.binds.batches())  # 10 on disk and 3 buffered
+    assert len(first) == 2 and again[-1] is first[-1]
+    monkeypatch.setattr(rec_mod, "SMALL_SPOOL", 12)  # a big table: its last piece made each time
+    first, again = list(r.binds.batches()), list(r.binds.batches())
+    assert again[-1] is not first[-1]
+    r.binds.extend(made[13:])
+    assert list(r.binds) == made
+    r.close()
+
+
 def test_a_value_outside_its_arrow_type_is_kept_anyway(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rec_mod, "BATCH_ROWS", 2)
     r = Records()

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.capture.localise import FRAME_COLUMNS, localise
-from analyzer.records import Records, Spool
+from analyzer.records import SMALL_SPOOL, Records, Spool
 from analyzer.report.attempts import attempt_chunks, compact_attempts, typed
 from analyzer.report.builder import Builder
 from analyzer.report.columns import STR
@@ -46,7 +46,7 @@ from analyzer.report.order import OrderCheck, SortKeys, arrays_order, in_order, 
 from analyzer.report.source import TABLES, empty_table
 from analyzer.report.tables import CHUNK_ROWS, ORDER
 
-CACHE_ROWS = 4 * CHUNK_ROWS  # a table this small is built once and kept whole
+CACHE_ROWS = SMALL_SPOOL  # a table this small is built once and kept whole (its spool encodes its buffer once)
 # The attempts rows stream a spooled batch at a time, in slices of at most this many: a SYN flood's
 # batches (tens of thousands of rows: a run's evictions, its transients) sliced at CHUNK_ROWS cost
 # the writer and the folds their per-chunk steps some 250 times for a million rows (0.12 s of 0.8
