@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
+from analyzer.cli import app, main
 from analyzer.cli.app import leave
 from analyzer.cli.reading import frozen_after
 from tests.conftest import SAMPLES
@@ -48,6 +48,26 @@ def test_the_script_removes_its_run_directory_and_writes_every_table(tmp_path: P
     assert list(tmp.iterdir()) == []  # the spool's run directory: removed by its atexit finalizer
     manifest = (out / "manifest.json").read_text()
     assert manifest.rstrip().endswith("}") and "binds.csv" in manifest
+
+
+def test_the_script_keeps_openblas_to_one_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's idle BLAS threads cost CPU a run: the console script asks for one, before any command
+    imports numpy, and leaves a value the user set."""
+    seen: list[str | None] = []
+
+    def command(**_kw: object) -> None:
+        seen.append(os.environ.get("OPENBLAS_NUM_THREADS"))
+        sys.exit(0)
+
+    monkeypatch.setattr(app.main, "main", command)
+    monkeypatch.setattr(app, "leave", lambda code: None)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with pytest.raises(SystemExit):
+        app.run()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    with pytest.raises(SystemExit):
+        app.run()
+    assert seen == ["1", "4"]
 
 
 @pytest.mark.parametrize("code", ["text is printed by the normal exit", 1.5])
