@@ -277,10 +277,9 @@ class AnalysisResult:
     def _write_all(self, out_dir: str | PathLike[str], fmt: str) -> list[Path]:
         """The base tables, the per-host table, the views and findings, then attempts; the paths in
         that order. One pass over each base table (`report.passes`): the writer takes every chunk, and
-        every reader not made yet (`READERS`) folds it. With `cores` > 1 the views but data_quality
-        and the matrix, and the findings, are made (in one pass of their own) and written in a forked child
-        (`parallel.beside`) while this process makes its pass; the small tables are built first, so
-        both processes read them built."""
+        every reader not made yet (`READERS`) folds it. With `cores` > 1 the views of `_BESIDE` are
+        made (in one pass of their own) and written in a forked child (`parallel.beside`) while this
+        process makes its pass; the small tables are built first, so both processes read them built."""
         items = self.view_items()
         there = [item for item in items if item[0] in _BESIDE] if self.cores > 1 and can_fork() else []
         if there:

@@ -51,8 +51,8 @@ def test_the_script_removes_its_run_directory_and_writes_every_table(tmp_path: P
 
 
 def test_the_script_keeps_openblas_to_one_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
-    """numpy's idle BLAS threads cost CPU a run: the console script asks for one, before any command
-    imports numpy, and leaves a value the user set."""
+    """numpy's idle BLAS threads cost CPU a run: the console script asks for one before it runs the
+    command, and leaves a value the user set."""
     seen: list[str | None] = []
 
     def command(**_kw: object) -> None:
