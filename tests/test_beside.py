@@ -79,3 +79,17 @@ def test_two_cores_write_the_same_files_as_one(tmp_path: Path, fmt: str) -> None
     assert manifests[0]["tables"] == manifests[1]["tables"]
     for name in ("endpoint_inventory", "timeline", "matrix", "data_quality", "findings"):
         pd.testing.assert_frame_equal(getattr(results[1], name), getattr(results[2], name))
+
+
+@pytest.mark.parametrize(("usable", "expected"), [(1, 1), (2, 2), (8, 2)])
+def test_a_small_input_read_by_one_worker_still_writes_on_two_cores(
+    monkeypatch: pytest.MonkeyPatch, usable: int, expected: int
+) -> None:
+    """The reading's one worker (the bundled samples are under `AUTO_MIN_BYTES`) does not keep the
+    tables from a second core; a machine of one core keeps to it."""
+    from analyzer.cli import reading
+    from analyzer.parallel import multicore
+
+    monkeypatch.setattr(multicore, "usable_cores", lambda: usable)
+    assert multicore.default_jobs([str(SAMPLES)]) == 1
+    assert reading.read_captures((str(SAMPLES),), True).cores == expected

@@ -58,6 +58,11 @@ def default_jobs(paths: Sequence[str] = ()) -> int:
                 sizes.append(os.path.getsize(p))
         if sum(sizes) < AUTO_MIN_BYTES or sum(sizes) < AUTO_MIN_FILE_BYTES * len(sizes):
             return 1
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system has one)."""
     if hasattr(os, "sched_getaffinity"):
         return max(len(os.sched_getaffinity(0)), 1)
     return os.cpu_count() or 1
