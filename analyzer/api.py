@@ -32,8 +32,11 @@ from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 # matrix is made here, beside the writer's pass over the same tables: with it the child's half was
 # the longer one (1.1 GB capture, medians of 10 alternated runs: the child 0.42 s against 0.27 s
 # here, 0.58 s from the records to the exit; 0.29 and 0.34 s, 0.47 s, with it here; with the
-# timeline here instead, 0.34 and 0.31 s, 0.48 s).
-_BESIDE = frozenset(("endpoint_inventory", "timeline", "findings"))
+# timeline here instead, 0.34 and 0.31 s, 0.48 s). data_quality is made there too: its fold (a row
+# per connection) made this half the longer one under floods (timelines: the binds flood's halves 2.32
+# s here against 0.49 s there, then 1.50 and 1.39 s; medians of 3 alternated runs, wall: binds 7.90
+# -> 7.27 s, SYN 1.53 -> 1.45 s, pending calls 1.49 -> 1.43 s; the 1.1 GB capture 1.25 s either way).
+_BESIDE = frozenset(("endpoint_inventory", "timeline", "findings", "data_quality"))
 
 
 class AnalysisResult:
@@ -315,7 +318,10 @@ class AnalysisResult:
         names = [name for name, _make, _schema in items]
         self._pass(names).finish()  # every one of them from one pass over the base tables
         written = write_tables({}, out_dir, fmt, items)
-        return dict(zip(names, written, strict=True)), {name: getattr(self, name) for name in names}
+        # A view whose rows were streamed from its spill (data_quality: a row per connection) is not
+        # made whole to be sent back: reading it later makes it again, as before any pass.
+        made = {name: self.__dict__[name] for name in names if name in self.__dict__}
+        return dict(zip(names, written, strict=True)), made
 
 
 # The readers one pass over the base tables feeds (`report.passes`), by the attribute each makes.
