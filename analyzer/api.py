@@ -32,11 +32,16 @@ from analyzer.zeek.log import FORMATS as ZEEK_FORMATS
 # matrix is made here, beside the writer's pass over the same tables: with it the child's half was
 # the longer one (1.1 GB capture, medians of 10 alternated runs: the child 0.42 s against 0.27 s
 # here, 0.58 s from the records to the exit; 0.29 and 0.34 s, 0.47 s, with it here; with the
-# timeline here instead, 0.34 and 0.31 s, 0.48 s). data_quality is made there too: its fold (a row
-# per connection) made this half the longer one under floods (timelines: the binds flood's halves 2.32
-# s here against 0.49 s there, then 1.50 and 1.39 s; medians of 3 alternated runs, wall: binds 7.90
-# -> 7.27 s, SYN 1.53 -> 1.45 s, pending calls 1.49 -> 1.43 s; the 1.1 GB capture 1.25 s either way).
-_BESIDE = frozenset(("endpoint_inventory", "timeline", "findings", "data_quality"))
+# timeline here instead, 0.34 and 0.31 s, 0.48 s).
+_BESIDE = frozenset(("endpoint_inventory", "timeline", "findings"))
+# ... and when a base table is big (more than CACHE_ROWS rows: streamed from the spool, not built
+# before the fork), data_quality too. Its fold grows with the binds, calls and connections, and under
+# floods it made this half the longer one (timelines: the binds flood's halves 2.32 s here against
+# 0.49 s there, then 1.50 and 1.39 s; medians of 3 alternated runs, wall: binds 7.90 -> 7.27 s, SYN
+# 1.53 -> 1.45 s, pending calls 1.49 -> 1.43 s). With small tables it is the child's half that is
+# the longer one (8 captures with --jobs 2, medians of 7: 0.644 -> 0.650 s; 8 rotated files 0.579 ->
+# 0.596 s), so there it stays here.
+_BESIDE_BIG = frozenset(("data_quality",))
 
 
 class AnalysisResult:
@@ -280,11 +285,14 @@ class AnalysisResult:
     def _write_all(self, out_dir: str | PathLike[str], fmt: str) -> list[Path]:
         """The base tables, the per-host table, the views and findings, then attempts; the paths in
         that order. One pass over each base table (`report.passes`): the writer takes every chunk, and
-        every reader not made yet (`READERS`) folds it. With `cores` > 1 the views of `_BESIDE` are
-        made (in one pass of their own) and written in a forked child (`parallel.beside`) while this
-        process makes its pass; the small tables are built first, so both processes read them built."""
+        every reader not made yet (`READERS`) folds it. With `cores` > 1 the views of `_BESIDE` (and
+        of `_BESIDE_BIG` when a base table is big) are made (in one pass of their own) and written in
+        a forked child (`parallel.beside`) while this process makes its pass; the small tables are
+        built first, so both processes read them built."""
         items = self.view_items()
-        there = [item for item in items if item[0] in _BESIDE] if self.cores > 1 and can_fork() else []
+        big = any(self._spooled.rows(name) > CACHE_ROWS for name in PASS_ORDER)
+        beside_names = _BESIDE | _BESIDE_BIG if big else _BESIDE
+        there = [item for item in items if item[0] in beside_names] if self.cores > 1 and can_fork() else []
         if there:
             for name in SCHEMAS:
                 if name != "hosts" and self._spooled.rows(name) <= CACHE_ROWS:

@@ -62,8 +62,14 @@ def test_without_fork_the_job_runs_here(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @needs_fork
+@pytest.mark.parametrize("big", [False, True], ids=["small tables", "a big table"])
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_two_cores_write_the_same_files_as_one(tmp_path: Path, fmt: str) -> None:
+def test_two_cores_write_the_same_files_as_one(
+    tmp_path: Path, fmt: str, big: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either way the views are split (`api._BESIDE`, with a big table `_BESIDE_BIG` too)."""
+    if big:  # every table counts as big: data_quality is made in the child
+        monkeypatch.setattr("analyzer.api.CACHE_ROWS", 0)
     outs = {}
     results = {}
     for cores in (1, 2):
@@ -73,6 +79,8 @@ def test_two_cores_write_the_same_files_as_one(tmp_path: Path, fmt: str) -> None
         results[cores] = res
     assert [p.name for p in outs[1]] == [p.name for p in outs[2]]
     assert "findings" in results[2].__dict__  # made by the child, sent back
+    # data_quality's rows were streamed from a spill: made in the child they are not sent back
+    assert ("data_quality" in results[2].__dict__ or "data_quality" in results[2]._streamed) is not big
     for one, two in zip(outs[1], outs[2], strict=True):
         assert one.read_bytes() == two.read_bytes(), one.name
     manifests = [json.loads((tmp_path / str(c) / "manifest.json").read_text()) for c in (1, 2)]
