@@ -136,38 +136,67 @@ def _counts(per: _Counts, capture: str | None, stream: int | None) -> list[int] 
     return counts
 
 
-def _unknown(name: str | None) -> bool:
-    return name is not None and name.startswith("unknown-")
-
-
 _BIND_COLUMNS = ["capture", "stream", "ack_result", "interface_name"]
 _CALL_COLUMNS = ["capture", "stream", "interface_source", "status", "encrypted", "interface_name"]
 
 
 def _binds(chunk: pd.DataFrame, per: _Counts) -> None:
     """Bind items nobody answered and unknown interfaces, per connection."""
-    for capture, stream, ack, name in zip(*columns(chunk, _BIND_COLUMNS), strict=True):
-        unknown = _unknown(name)
-        if ack == "none" or unknown:
-            counts = _counts(per, capture, stream)
-            if counts is not None:
-                counts[0] += ack == "none"
-                counts[6] += unknown
+    _count(chunk, per, {0: _text_is(chunk["ack_result"], "none"), 6: _unknown_names(chunk["interface_name"])})
 
 
 def _calls(chunk: pd.DataFrame, per: _Counts) -> None:
     """Calls without their bind, unanswered or encrypted, and unknown interfaces, per connection."""
-    for capture, stream, source_, status, encrypted, name in zip(*columns(chunk, _CALL_COLUMNS), strict=True):
-        # Connectionless calls name their interface in every header: they have no bind to miss.
-        without = source_ not in ("bind", "header")
-        unknown = _unknown(name)
-        if without or status is None or encrypted or unknown:
-            counts = _counts(per, capture, stream)
-            if counts is not None:
-                counts[1] += without
-                counts[2] += status is None
-                counts[3] += encrypted is True
-                counts[6] += unknown
+    # Connectionless calls name their interface in every header: they have no bind to miss.
+    named = chunk["interface_source"].isin(["bind", "header"]).to_numpy(dtype=bool, na_value=False)
+    flags = {
+        1: ~named,
+        2: chunk["status"].isna().to_numpy(dtype=bool),
+        3: _true(chunk["encrypted"]),
+        6: _unknown_names(chunk["interface_name"]),
+    }
+    _count(chunk, per, flags)
+
+
+def _count(chunk: pd.DataFrame, per: _Counts, flags: dict[int, np.ndarray]) -> None:
+    """Each row's flags (by counter: a bool per row) added to its connection's counters, column-wise:
+    only the connections of rows with a flag get counters (a flood's chunk is one connection, or
+    none has anything to count), and a row without capture or stream counts for none."""
+    rows = np.logical_or.reduce(list(flags.values()))
+    rows &= chunk["capture"].notna().to_numpy(dtype=bool) & chunk["stream"].notna().to_numpy(dtype=bool)
+    if not rows.any():
+        return
+    codes, captures = pd.factorize(chunk["capture"].array[rows])
+    streams = chunk["stream"].to_numpy(dtype=np.int64, na_value=0)[rows]
+    added = np.column_stack([flag[rows] for flag in flags.values()]).astype(np.int64)
+    if len(captures) == 1 and streams.min() == streams.max():  # one connection (a flood's chunk)
+        keys, totals = np.array([[0, streams[0]]]), added.sum(axis=0, keepdims=True)
+    else:
+        keys, inverse = np.unique(np.column_stack([codes, streams]), axis=0, return_inverse=True)
+        totals = np.zeros((len(keys), len(flags)), dtype=np.int64)
+        np.add.at(totals, inverse.ravel(), added)
+    for (code, stream), sums in zip(keys.tolist(), totals.tolist(), strict=True):
+        counts = _counts(per, captures[code], stream)
+        assert counts is not None
+        for at, n in zip(flags, sums, strict=True):
+            counts[at] += n
+
+
+def _text_is(values: pd.Series, text: str) -> np.ndarray:
+    """Where a text column holds `text` (missing: no)."""
+    return (values == text).to_numpy(dtype=bool, na_value=False)
+
+
+def _unknown_names(names: pd.Series) -> np.ndarray:
+    """Where an interface name is a placeholder for an unknown one ("unknown-<uuid>")."""
+    if not len(names):  # an empty column may have any dtype: no text for `.str`
+        return np.zeros(0, dtype=bool)
+    return names.str.startswith("unknown-").to_numpy(dtype=bool, na_value=False)
+
+
+def _true(values: pd.Series) -> np.ndarray:
+    """Where a boolean column is True (missing: no)."""
+    return (values == True).to_numpy(dtype=bool, na_value=False)  # noqa: E712 (element-wise, NA-aware)
 
 
 class _File:
