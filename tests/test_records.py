@@ -87,6 +87,38 @@ def test_the_buffered_records_are_encoded_once_until_more_come(monkeypatch: pyte
     r.close()
 
 
+def test_some_fields_read_back_as_the_records_have_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fields` and `arrow_fields` read some columns of each batch file (mapped, the rest not read),
+    of a pickled batch and of the buffer: the records' values, in record order, arrays that outlive
+    the pass that read them."""
+    monkeypatch.setattr(rec_mod, "BATCH_ROWS", 10)
+    r = Records()
+    made = [_bind(i) for i in range(25)]
+    r.binds.extend(made)
+
+    def conn(stream: int, ts: int) -> ConnectionRecord:
+        return ConnectionRecord(
+            _flow(stream), "port135", 1, ts, 2, ts, packets=1, client_bytes=0, server_bytes=0, pdus=0, end="fin"
+        )
+
+    r.connections.extend([*(conn(i, i) for i in range(19)), conn(1, 2**70), conn(5, 5), conn(6, 6)])
+    assert [os.path.splitext(f)[1] for f in r.connections._files] == [".arrow", ".pickle"]
+    names = ["frame", "flow.stream", "transfer_syntaxes", "ack_frame"]
+    kept = [[a.to_pylist() for a in arrays] for arrays in r.binds.arrow_fields(names)]
+    assert [len(k[0]) for k in kept] == [10, 10, 5]
+    columns = [[v for k in kept for v in k[i]] for i in range(len(names))]
+    assert columns[0] == [b.frame for b in made] and columns[1] == [b.flow.stream for b in made]
+    assert columns[2] == [list(b.transfer_syntaxes) for b in made] and columns[3] == [b.ack_frame for b in made]
+    assert [d["frame"] for d in r.binds.fields(["frame"])] == [
+        list(range(0, 10)),
+        list(range(10, 20)),
+        list(range(20, 25)),
+    ]
+    streams = [s for (arr,) in r.connections.arrow_fields(["flow.stream"]) for s in arr.to_pylist()]
+    assert streams == [*range(19), 1, 5, 6]  # a batch file, a pickled one (2**70 fits no int64), the buffer
+    r.close()
+
+
 def test_a_value_outside_its_arrow_type_is_kept_anyway(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rec_mod, "BATCH_ROWS", 2)
     r = Records()
