@@ -213,9 +213,9 @@ class Spool(ReadBack[R]):
         columns; the calls have 41: the pending-calls flood's 25 files of calls 15 -> 5 ms a pass;
         10.8 GB capture, medians of 2 alternated runs: 10.46 -> 10.36 s, peaks unchanged). A reader
         of `names` uses them while it reads the spool, which outlives it. The IPC reader's own
-        projection (`IpcReadOptions.included_fields`) was as fast, but it allocates from Arrow's
-        C++ default pool (mimalloc, not `report.memory.use_system_pool`'s), which kept what it freed:
-        the parent's peak on 10.8 GB 168 -> 178 MiB."""
+        projection (`IpcReadOptions.included_fields`) was as fast, but copies, from Arrow's C++
+        default pool: mimalloc's then (see `report.memory.system_pool_throughout`), which kept what
+        it freed, the parent's peak on 10.8 GB 168 -> 178 MiB."""
         if f >= len(self._files):
             return self._buffer_piece(pa)
         path = self._files[f]

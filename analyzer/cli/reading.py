@@ -109,7 +109,9 @@ def _records(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> Reco
     default), else in a forked child while `warm_up` runs here, or with `--jobs 1` in this process."""
     from analyzer.limits import DEFAULT_LIMITS
     from analyzer.parallel.child import read_in_child
+    from analyzer.report.memory import system_pool_throughout
 
+    system_pool_throughout()  # before any process of the run imports pyarrow: it and its forks
     meta = _meta()
     if meta.get(SCHEDULER):
         return _on_cluster(paths, quiet, warm_up, meta[SCHEDULER], meta.get(NAMES))
@@ -135,9 +137,8 @@ def _read_first(paths: list[str], quiet: bool, warm_up: Callable[[], None]) -> R
     is given back (`report.memory.release`) before the imports and the tables reuse the heap."""
     from analyzer.limits import DEFAULT_LIMITS
     from analyzer.parallel.child import read_here, with_pandas, without_pandas
-    from analyzer.report.memory import release, system_pool_throughout
+    from analyzer.report.memory import release
 
-    system_pool_throughout()
     without_pandas()
     try:
         records = read_here(paths, DEFAULT_LIMITS, lambda: progress_bar(paths, quiet), lambda: None)
