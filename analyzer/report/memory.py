@@ -27,11 +27,10 @@ def system_pool_throughout() -> None:
     the Parquet writer's file stream and encoders, the spool's IPC writer while reading, an IPC
     read with options) stayed in mimalloc's pages, resident after it was freed: writing the bind
     flood's 200,000-row binds table to Parquet, 20 MiB of them (peak 182 MiB against 163 with the
-    system pool throughout, `--jobs 1`). Until round 12 only `--jobs 1`
-    did this; the default run's processes then kept mimalloc's: on 10.8 GB the forked reader's peak
-    143 -> 126 MiB with it, the parent's 168 -> 163; writing the binds flood to Parquet, the parent's
-    195 -> 180 MiB; times the same or shorter. Nothing once pyarrow is loaded, or when the user
-    chose a pool."""
+    system pool throughout, `--jobs 1`). Until round 12 only `--jobs 1` did this; the default run's
+    processes then kept mimalloc's: on 10.8 GB the forked reader's peak 143 -> 126 MiB with it, the
+    parent's 168 -> 163; writing the binds flood to Parquet, the parent's 195 -> 180 MiB; times the
+    same or shorter. Nothing once pyarrow is loaded, or when the user chose a pool."""
     if "pyarrow" not in sys.modules:
         os.environ.setdefault(_POOL_VARIABLE, "system")
 
