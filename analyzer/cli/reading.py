@@ -81,12 +81,13 @@ def _jobs(paths: list[str]) -> int:
 
 
 def _write_cores(paths: list[str]) -> int:
-    """The processes writing the tables may use: the --jobs, or every core even when one reader
-    was enough. A second core makes some views in a forked child (`api._BESIDE`) whatever the
-    input's size: a flood's 100,000 calls in a 13 MB file made tables for 0.9 s, which the reading's
-    `default_jobs` (one worker below 16 MB) left to one core. Medians of alternated runs, wall time:
-    that flood 1.68 -> 1.44 s, ../shared/captures 1.82 -> 1.53 s, the bundled samples 0.48 ->
-    0.42 s, a 24 KB capture 0.38 -> 0.37 s; CPU time the same within 0.05 s."""
+    """The processes writing the tables may use: the --jobs, or two where this process may run on
+    two cores, even when one reader was enough. A second core makes some views in a forked child
+    (`api._BESIDE`) whatever the input's size: a flood's 100,000 calls in a 13 MB file made tables
+    for 0.9 s, which the reading's `default_jobs` (one worker below 16 MB) left to one core. Medians
+    of alternated runs, wall time: that flood 1.68 -> 1.44 s, ../shared/captures 1.82 -> 1.53 s,
+    the bundled samples 0.48 -> 0.42 s, a 24 KB capture 0.38 -> 0.37 s; CPU time the same within
+    0.05 s."""
     from analyzer.parallel.multicore import usable_cores
 
     return max(_jobs(paths), min(usable_cores(), 2))
