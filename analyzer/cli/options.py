@@ -110,9 +110,9 @@ def jobs_options(f: F) -> F:
         expose_value=False,
         callback=_remember(JOBS),
         help="Worker processes reading the captures, one capture session each [default: every core, from "
-        "16 MB of input in files of 4 MB on average]; with more than 1 the views are also written in a second "
-        "process beside the base tables; 1 is one process for everything. The records and the files are the "
-        "same either way.",
+        "16 MB of input in files of 4 MB on average]. Unless it is 1 (one process for everything), the views "
+        "are also written in a second process beside the base tables wherever two cores are usable, whatever "
+        "the input's size. The records and the files are the same either way.",
     )(f)
 
 
