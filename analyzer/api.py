@@ -290,9 +290,11 @@ class AnalysisResult:
         a forked child (`parallel.beside`) while this process makes its pass; the small tables are
         built first, so both processes read them built."""
         items = self.view_items()
-        big = any(self._spooled.rows(name) > CACHE_ROWS for name in PASS_ORDER)
-        beside_names = _BESIDE | _BESIDE_BIG if big else _BESIDE
-        there = [item for item in items if item[0] in beside_names] if self.cores > 1 and can_fork() else []
+        there: list[NamedFrame] = []
+        if self.cores > 1 and can_fork():
+            big = any(self._spooled.rows(name) > CACHE_ROWS for name in PASS_ORDER)
+            beside_names = _BESIDE | _BESIDE_BIG if big else _BESIDE
+            there = [item for item in items if item[0] in beside_names]
         if there:
             for name in SCHEMAS:
                 if name != "hosts" and self._spooled.rows(name) <= CACHE_ROWS:

@@ -195,13 +195,14 @@ class Spool(ReadBack[R]):
             made = self._buffered = (self._count, self._buffer_batch(pa))
         return made[1]
 
-    def batches(self) -> Iterator[Any]:
+    def batches(self, names: list[str] | None = None) -> Iterator[Any]:
         """Every record in order, a batch at a time: an Arrow record batch (one column per field,
         `flow.capture` for a flow's field), or, for a batch that did not fit its Arrow types
-        (written as a pickle), a list of records. What tables are built from column by column."""
+        (written as a pickle), a list of records. What tables are built from column by column.
+        With `names`, a batch file's batch holds only those fields (`_piece`)."""
         pa: Any = _pa() if self._files or self._count else None
         for f in range(len(self._files)):
-            yield self._piece(pa, f)
+            yield self._piece(pa, f, names)
         if self._count > sum(self._sizes):  # some still buffered
             yield self._buffer_piece(pa)
 
@@ -231,24 +232,16 @@ class Spool(ReadBack[R]):
         batches = table.to_batches()  # none for a file of no rows (`RowSpool.add_columns` of none)
         return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
-    def _field_pieces(self, names: list[str]) -> Iterator[Any]:
-        """`batches` of only the fields `names`: a list of records as it is, else an Arrow batch."""
-        pa: Any = _pa() if self._files or self._count else None
-        for f in range(len(self._files)):
-            yield self._piece(pa, f, names)
-        if self._count > sum(self._sizes):  # some still buffered
-            yield self._buffer_piece(pa)
-
     def fields(self, names: list[str]) -> Iterator[dict[str, list[Any]]]:
         """Only some fields (`flow.capture` for a flow's field), as lists of values, a batch at a time in
         record order: what sorting keys are made of, read without making a record."""
-        for piece in self._field_pieces(names):
+        for piece in self.batches(names):
             yield _fields_of(piece, names) if isinstance(piece, list) else piece.select(names).to_pydict()
 
     def arrow_fields(self, names: list[str]) -> Iterator[list[Any]]:
         """`fields`, each batch as one pyarrow array per field (no Python object per value)."""
         pa: Any = _pa()
-        for piece in self._field_pieces(names):
+        for piece in self.batches(names):
             if isinstance(piece, list):
                 yield _arrays(pa, _fields_of(piece, names), names, self._codec.schema)
             else:

@@ -51,24 +51,26 @@ def _frame(data: dict[str, list[Any]], text: list[str], kind: str) -> pd.DataFra
     return df if kind == "object" else df.astype({c: "string" for c in text})
 
 
+def _drawn(draw: Any, names: list[str], values: tuple[list[Any], ...]) -> tuple[dict[str, list[Any]], str]:
+    """Up to 60 rows of `values` (one list of choices per column of `names`) as columns, and the
+    text columns' kind: Arrow strings or Python objects."""
+    n = draw(st.integers(0, 60))
+    rows = draw(st.lists(st.tuples(*(st.sampled_from(v) for v in values)), min_size=n, max_size=n))
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in names]
+    return dict(zip(names, cols, strict=True)), draw(st.sampled_from(["string", "object"]))
+
+
 @st.composite
 def bind_chunks(draw: Any) -> pd.DataFrame:
-    n = draw(st.integers(0, 60))
     values = (CAPTURES, STREAMS, ["accepted", "none", "provider_rejection", None], NAMES)
-    rows = draw(st.lists(st.tuples(*(st.sampled_from(v) for v in values)), min_size=n, max_size=n))
-    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in _BIND_COLUMNS]
-    kind = draw(st.sampled_from(["string", "object"]))
-    return _frame(dict(zip(_BIND_COLUMNS, cols, strict=True)), ["capture", "ack_result", "interface_name"], kind)
+    data, kind = _drawn(draw, _BIND_COLUMNS, values)
+    return _frame(data, ["capture", "ack_result", "interface_name"], kind)
 
 
 @st.composite
 def call_chunks(draw: Any) -> pd.DataFrame:
-    n = draw(st.integers(0, 60))
     values = (CAPTURES, STREAMS, SOURCES, [0, 5, None], [True, False, None], NAMES)
-    rows = draw(st.lists(st.tuples(*(st.sampled_from(v) for v in values)), min_size=n, max_size=n))
-    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in _CALL_COLUMNS]
-    data = dict(zip(_CALL_COLUMNS, cols, strict=True))
-    kind = draw(st.sampled_from(["string", "object"]))
+    data, kind = _drawn(draw, _CALL_COLUMNS, values)
     df = _frame(data, ["capture", "interface_source", "interface_name"], kind)
     df["status"] = pd.array(data["status"], dtype="Int64")
     df["encrypted"] = pd.array(data["encrypted"], dtype="boolean")
