@@ -1,7 +1,8 @@
 """The data-quality view counts attempts column-wise (`quality._attempt_counts`): the same counts, in
 the same first-seen order (which `most_common` breaks ties by), as a `Counter` of the rows' triples
 read as Python values (`fold.columns`). Built inputs: missing values in every column, text columns as
-Arrow strings, Python objects or categories."""
+Arrow strings, Python objects or categories, and chunks of one triple throughout but for at most one
+row (the flood's shortcut, `quality._constant`)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,20 @@ PORTS = [135, 445, 49152, None]
 @st.composite
 def chunks(draw: Any) -> pd.DataFrame:
     n = draw(st.integers(0, 80))
-    rows = draw(st.lists(st.tuples(*(st.sampled_from(v) for v in (CAPTURES, SERVERS, PORTS))), min_size=n, max_size=n))
+    triples = st.tuples(*(st.sampled_from(v) for v in (CAPTURES, SERVERS, PORTS)))
+    if draw(st.booleans()):  # a flood's chunk: one triple throughout, or all but one row (the shortcut's edge)
+        rows = [draw(triples)] * n
+        if n and draw(st.booleans()):
+            rows[draw(st.integers(0, n - 1))] = draw(triples)
+    else:
+        rows = draw(st.lists(triples, min_size=n, max_size=n))
     cap, server, port = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
     kind = draw(st.sampled_from(["string", "object", "category"]))
     df = pd.DataFrame({"capture": cap, "server_ip": server, "server_port": pd.array(port, dtype="Int64")})
     return df if kind == "object" else df.astype({"capture": kind, "server_ip": kind})
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(chunk=chunks())
 def test_attempt_counts_are_a_counter_of_the_rows(chunk: pd.DataFrame) -> None:
     want = Counter(zip(*columns(chunk, _ATTEMPT_COLUMNS), strict=True))

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
@@ -247,10 +249,16 @@ def _attempts(chunk: pd.DataFrame, files: dict[str, _File]) -> None:
 
 def _attempt_counts(chunk: pd.DataFrame) -> Counter[tuple[Any, Any, Any]]:
     """How many rows hold each (capture, server_ip, server_port), missing as None, in the order first
-    seen: `Counter` of the rows' triples, counted column-wise (a SYN flood's chunk is one triple)."""
+    seen: `Counter` of the rows' triples, counted column-wise. A SYN flood's chunk is one triple,
+    told by comparing each column with its first value (a third of factorizing it, which every
+    other chunk then does)."""
+    cols = [chunk[name] for name in _ATTEMPT_COLUMNS]
+    first = _constant(cols) if len(chunk) else None
+    if first is not None:
+        return Counter({first: len(chunk)})
     codes, uniques = [], []
-    for name in _ATTEMPT_COLUMNS:
-        code, values = pd.factorize(chunk[name], use_na_sentinel=True)  # missing: -1, then 0 here
+    for col in cols:
+        code, values = pd.factorize(col, use_na_sentinel=True)  # missing: -1, then 0 here
         codes.append(code.astype(np.int64) + 1)
         uniques.append([None, *values.tolist()])
     _caps, servers, ports = (len(u) for u in uniques)
@@ -263,6 +271,17 @@ def _attempt_counts(chunk: pd.DataFrame) -> Counter[tuple[Any, Any, Any]]:
             counts[k]
         )
     return out
+
+
+def _constant(cols: list[pd.Series]) -> tuple[Any, Any, Any] | None:
+    """The first row's values when every row of these columns holds them, none missing, else None."""
+    first = []
+    for col in cols:
+        values = pa.array(col.array)  # the column's own Arrow data (pandas' `__arrow_array__`)
+        if values.null_count or not pc.all(pc.equal(values, values[0])).as_py():
+            return None
+        first.append(values[0].as_py())
+    return (first[0], first[1], first[2])
 
 
 def _targets(targets: Counter[tuple[str, int]]) -> str | None:
