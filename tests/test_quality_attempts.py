@@ -32,7 +32,7 @@ def chunks(draw: Any) -> pd.DataFrame:
     else:
         rows = draw(st.lists(triples, min_size=n, max_size=n))
     cap, server, port = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
-    kind = draw(st.sampled_from(["string", "object", "category"]))
+    kind = draw(st.sampled_from(["string[pyarrow]", "string", "object", "category"]))
     df = pd.DataFrame({"capture": cap, "server_ip": server, "server_port": pd.array(port, dtype="Int64")})
     return df if kind == "object" else df.astype({"capture": kind, "server_ip": kind})
 

@@ -49,6 +49,10 @@ def identity(df: pd.DataFrame) -> pd.Series:
     if "domain" not in df.columns:
         return user
     dom: pd.Series = df["domain"].astype("string")
+    # No domain, or no user, in the whole chunk (unauthenticated calls, a flood's): the user column
+    # is the answer already, without the text arithmetic over every row.
+    if dom.isna().all() or user.isna().all():
+        return user
     out: pd.Series = user.where(dom.isna(), dom + "\\" + user)
     return out
 

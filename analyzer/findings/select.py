@@ -24,6 +24,7 @@ from analyzer.findings.conditions import Condition, evaluate
 from analyzer.findings.context import COMMON, CONNECTION_COLUMNS, DC_COLUMNS, JOINED, RENAMED, ROLES
 from analyzer.findings.rules import SOURCES, Rule
 from analyzer.report.source import TABLES
+from analyzer.report.vector import one_value
 
 # What every rule reads besides its own fields: its keys and what a finding shows (`evidence.finding`).
 READ: tuple[str, ...] = ("capture", "frame", "ts", "client_ip", "server_ip", "interface_name", "interface_uuid")
@@ -91,6 +92,8 @@ class KeyIndex:
         col = self.df[name]
         if isinstance(col.dtype, pd.CategoricalDtype):
             return col.cat.codes.to_numpy(), list(col.cat.categories)
+        if one_value(col):  # a flood's chunk: one value throughout
+            return np.zeros(len(col), dtype=np.intp), col.iloc[:1].tolist()
         codes, uniques = pd.factorize(col, use_na_sentinel=True)
         values = [u for u in uniques.tolist()]
         return codes, values

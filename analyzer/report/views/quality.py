@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from analyzer.limits import cap_fields
 from analyzer.report.columns import BOOL, INT, STR
@@ -26,6 +24,7 @@ from analyzer.report.lists import add, joined
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.spill import Spill
+from analyzer.report.vector import one_value
 from analyzer.report.views.shape import plural
 
 DATA_QUALITY: dict[str, str] = {
@@ -275,12 +274,9 @@ def _attempt_counts(chunk: pd.DataFrame) -> Counter[tuple[Any, Any, Any]]:
 
 def _constant(cols: list[pd.Series]) -> tuple[Any, Any, Any] | None:
     """The first row's values when every row of these columns holds them, none missing, else None."""
-    first = []
-    for col in cols:
-        values = pa.array(col.array)  # the column's own Arrow data (pandas' `__arrow_array__`)
-        if values.null_count or not pc.all(pc.equal(values, values[0])).as_py():
-            return None
-        first.append(values[0].as_py())
+    if not all(one_value(col) for col in cols):
+        return None
+    first = [col.array[:1].tolist()[0] for col in cols]  # Python values, as the factorised path gives
     return (first[0], first[1], first[2])
 
 
