@@ -1,8 +1,8 @@
-"""The data-quality view counts attempts column-wise (`quality._attempt_counts`): the same counts, in
+"""The data-quality view counts attempts column-wise (`views.attempt_counts`): the same counts, in
 the same first-seen order (which `most_common` breaks ties by), as a `Counter` of the rows' triples
 read as Python values (`fold.columns`). Built inputs: missing values in every column, text columns as
 Arrow strings, Python objects or categories, and chunks of one triple throughout but for at most one
-row (the flood's shortcut, `quality._constant`)."""
+row (the flood's shortcut, `attempt_counts._constant`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer.report.fold import columns
-from analyzer.report.views.quality import _ATTEMPT_COLUMNS, _attempt_counts
+from analyzer.report.views.attempt_counts import ATTEMPT_COLUMNS, attempt_counts
 
 CAPTURES = ["a.pcap", "b.pcap", None]
 SERVERS = ["10.0.0.1", "10.0.0.2", "10.0.0.10", None]
@@ -40,8 +40,8 @@ def chunks(draw: Any) -> pd.DataFrame:
 @settings(max_examples=150, deadline=None)
 @given(chunk=chunks())
 def test_attempt_counts_are_a_counter_of_the_rows(chunk: pd.DataFrame) -> None:
-    want = Counter(zip(*columns(chunk, _ATTEMPT_COLUMNS), strict=True))
-    got = _attempt_counts(chunk)
+    want = Counter(zip(*columns(chunk, ATTEMPT_COLUMNS), strict=True))
+    got = attempt_counts(chunk)
     assert list(got.items()) == list(want.items())
 
 
@@ -54,4 +54,4 @@ def test_a_flood_chunk_is_one_triple() -> None:
             "server_port": pd.array([135] * n, dtype="Int64"),
         }
     )
-    assert _attempt_counts(chunk) == Counter({("f.pcap", "10.0.0.1", 135): n})
+    assert attempt_counts(chunk) == Counter({("f.pcap", "10.0.0.1", 135): n})

@@ -24,7 +24,7 @@ from analyzer.report.lists import add, joined
 from analyzer.report.passes import fold
 from analyzer.report.source import Source
 from analyzer.report.spill import Spill
-from analyzer.report.vector import one_value
+from analyzer.report.views.attempt_counts import ATTEMPT_COLUMNS, attempt_counts
 from analyzer.report.views.shape import plural
 
 DATA_QUALITY: dict[str, str] = {
@@ -213,7 +213,6 @@ class _File:
 
 
 _VIOLATION_COLUMNS = ["capture", "stream", "what", "occurrences"]
-_ATTEMPT_COLUMNS = ["capture", "server_ip", "server_port"]
 
 
 def _violations(chunk: pd.DataFrame, per: _Counts, kinds: dict[_Conn, set[str]], files: dict[str, _File]) -> None:
@@ -237,47 +236,13 @@ def _violations(chunk: pd.DataFrame, per: _Counts, kinds: dict[_Conn, set[str]],
 
 def _attempts(chunk: pd.DataFrame, files: dict[str, _File]) -> None:
     """Connection attempts per capture, and how often each server and port was attempted."""
-    for (cap, ip, p), n in _attempt_counts(chunk).items():
+    for (cap, ip, p), n in attempt_counts(chunk).items():
         if cap is None:
             continue
         f = files.get(cap) or files.setdefault(cap, _File())
         f.attempts += n
         if ip is not None and p is not None:
             f.targets[(ip, p)] += n
-
-
-def _attempt_counts(chunk: pd.DataFrame) -> Counter[tuple[Any, Any, Any]]:
-    """How many rows hold each (capture, server_ip, server_port), missing as None, in the order first
-    seen: `Counter` of the rows' triples, counted column-wise. A SYN flood's chunk is one triple,
-    told by comparing each column with its first value (a third of factorizing it, which every
-    other chunk then does)."""
-    cols = [chunk[name] for name in _ATTEMPT_COLUMNS]
-    first = _constant(cols) if len(chunk) else None
-    if first is not None:
-        return Counter({first: len(chunk)})
-    codes, uniques = [], []
-    for col in cols:
-        code, values = pd.factorize(col, use_na_sentinel=True)  # missing: -1, then 0 here
-        codes.append(code.astype(np.int64) + 1)
-        uniques.append([None, *values.tolist()])
-    _caps, servers, ports = (len(u) for u in uniques)
-    combined = (codes[0] * servers + codes[1]) * ports + codes[2]
-    triples, first, counts = np.unique(combined, return_index=True, return_counts=True)
-    out: Counter[tuple[Any, Any, Any]] = Counter()
-    for k in np.argsort(first, kind="stable").tolist():
-        c = int(triples[k])
-        out[uniques[0][c // (servers * ports)], uniques[1][c // ports % servers], uniques[2][c % ports]] += int(
-            counts[k]
-        )
-    return out
-
-
-def _constant(cols: list[pd.Series]) -> tuple[Any, Any, Any] | None:
-    """The first row's values when every row of these columns holds them, none missing, else None."""
-    if not all(one_value(col) for col in cols):
-        return None
-    first = [col.array[:1].tolist()[0] for col in cols]  # Python values, as the factorised path gives
-    return (first[0], first[1], first[2])
 
 
 def _targets(targets: Counter[tuple[str, int]]) -> str | None:
@@ -437,7 +402,7 @@ _READS = {
     "binds": _BIND_COLUMNS,
     "calls": _CALL_COLUMNS,
     "violations": _VIOLATION_COLUMNS,
-    "attempts": _ATTEMPT_COLUMNS,
+    "attempts": ATTEMPT_COLUMNS,
     "connections": _ALL_CONNECTION,
     "captures": ["capture", "error", "truncated"],
 }
