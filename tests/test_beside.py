@@ -101,3 +101,18 @@ def test_a_small_input_read_by_one_worker_still_writes_on_two_cores(
     monkeypatch.setattr(multicore, "usable_cores", lambda: usable)
     assert multicore.default_jobs([str(SAMPLES)]) == 1
     assert reading.read_captures((str(SAMPLES),), True).cores == expected
+
+
+@pytest.mark.parametrize(("usable", "expected"), [(1, 1), (2, 1), (3, 3), (8, 8)])
+def test_two_cores_read_in_one_process_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, usable: int, expected: int
+) -> None:
+    """An input big enough for workers gets them from three cores on; on two, one reading process
+    (its hashing thread and the views' child take the other core: `multicore.TWO_CORES_READER`)."""
+    from analyzer.parallel import multicore
+
+    big = tmp_path / "big.pcap"
+    with big.open("wb") as f:
+        f.truncate(2 * multicore.AUTO_MIN_BYTES)  # sparse: only its size is read
+    monkeypatch.setattr(multicore, "usable_cores", lambda: usable)
+    assert multicore.default_jobs([str(big)]) == expected

@@ -109,10 +109,11 @@ def jobs_options(f: F) -> F:
         type=click.IntRange(min=1),
         expose_value=False,
         callback=_remember(JOBS),
-        help="Worker processes reading the captures, one capture session each [default: every core, from "
-        "16 MB of input in files of 4 MB on average]. Unless it is 1 (one process for everything), the views "
-        "are also written in a second process beside the base tables wherever two cores are usable, whatever "
-        "the input's size. The records and the files are the same either way.",
+        help="Worker processes reading the captures, one capture session each [default: every core from "
+        "three cores on, from 16 MB of input in files of 4 MB on average; on two cores one reading process, "
+        "whose input hashing and the tables take the other core]. Unless it is 1 (one process for everything), "
+        "the views are also written in a second process beside the base tables wherever two cores are usable, "
+        "whatever the input's size. The records and the files are the same either way.",
     )(f)
 
 
