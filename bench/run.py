@@ -19,10 +19,11 @@ and libpcap keeping the RPC services' ports (`tcpdump -r F -w /dev/null 'tcp por
 analyzer's ratios to tshark and to the BPF floor, in wall and in CPU time: on a machine other jobs
 share, wall times stretch with the load and the CPU times are the steadier figure.
 
---jobs measures every core instead: `analyze --jobs 1` (one process), the two-process reader of earlier
-rounds (the old `--jobs 1`: the captures read in a forked child while the parent imports, the tables
-in one process) and `analyze --jobs 2`, alternately (median wall and CPU time, the ratios of the wall
-times, and that all three wrote the same bytes) on (a) a directory
+--jobs measures every core instead: `analyze --jobs 1` (one process), `analyze` without --jobs (the
+default: on two cores, since round 13, one forked reader while the parent imports, the views beside
+the base tables; workers from three cores on) and `analyze --jobs 2` (two workers), alternately
+(median wall and CPU time, the ratios of the wall times, and that all three wrote the same bytes) on
+(a) a directory
 of 8 independent captures made by the generator with seeds 11-18 (bench/data/independent8/) and (b)
 the 200 MB capture split into 8 rotated files with `editcap -c` (bench/data/rotated8/), next to tshark
 over the same files and the BPF floor (tcpdump reading them with the RPC port filter) measured in the
@@ -269,18 +270,10 @@ def _alternated(cmds: dict[str, list[str]], repeat: int) -> dict[str, Run]:
     }
 
 
-# The two-process `--jobs 1` of earlier rounds: the reader forked beside the parent's imports, the tables
-# in one process. Today's `--jobs 1` is one process; a run without --jobs that needs no workers does this.
-TWO_PROCESS_ONE_JOB = (
-    "import sys; from analyzer.cli import reading; reading.one_process = lambda: False; "
-    "from analyzer.cli.app import run; sys.argv[0] = 'rpc-analyzer'; run()"
-)
-
-
 def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: int, base: str | None) -> None:
-    """--jobs 1 (one process), the two-process reader of earlier rounds and --jobs 2 on these files,
-    alternately, with tshark and the BPF floor over the same files; with a baseline (`--tree`), its
-    --jobs 1 and --jobs 2 in the same alternation."""
+    """--jobs 1 (one process), the default (no --jobs: on two cores one forked reader, the views beside
+    the base tables) and --jobs 2 on these files, alternately, with tshark and the BPF floor over the
+    same files; with a baseline (`--tree`), its --jobs 1 and --jobs 2 in the same alternation."""
     tcpdump = shutil.which("tcpdump")
     with tempfile.TemporaryDirectory() as tmp:
         labels = ("1", "1+", "2", "b1", "b2") if base else ("1", "1+", "2")
@@ -291,7 +284,7 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
             j: _jobs_cmd(base if j[0] == "b" and base else analyzer, caps, out, j.strip("b+"))
             for j, out in outs.items()
         }
-        cmds["1+"] = [sys.executable, "-c", TWO_PROCESS_ONE_JOB, *cmds["1+"][1:]]
+        cmds["1+"] = cmds["1+"][:-2]  # the default: no --jobs
         runs = _alternated(cmds, repeat)
         same = all(_same_csvs(outs["1"], outs[j]) for j in labels[1:])
     reads = _alternated({j: [sys.executable, "-c", READ_ONLY, j, *map(str, caps)] for j in ("1", "2")}, repeat)
@@ -304,23 +297,23 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
         else float("nan")
     )
     mb = sum(c.stat().st_size for c in caps) / 1e6
-    one, old, two = runs["1"], runs["1+"], runs["2"]
+    one, default, two = runs["1"], runs["1+"], runs["2"]
     print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(
-        f"  --jobs 1 (one process): {one.wall:.2f} s ({one.cpu:.2f} s CPU)   two-process reader (the old --jobs 1): "
-        f"{old.wall:.2f} s ({old.cpu:.2f} s CPU)   --jobs 2: {two.wall:.2f} s ({two.cpu:.2f} s CPU)"
+        f"  --jobs 1 (one process): {one.wall:.2f} s ({one.cpu:.2f} s CPU)   default (no --jobs): "
+        f"{default.wall:.2f} s ({default.cpu:.2f} s CPU)   --jobs 2: {two.wall:.2f} s ({two.cpu:.2f} s CPU)"
     )
     print(
-        f"  ratio --jobs 1 / --jobs 2: {one.wall / two.wall:.2f}x   old --jobs 1 / --jobs 2: {old.wall / two.wall:.2f}x"
-        f"   peak {one.peak:.0f} / {old.peak:.0f} / {two.peak:.0f} MiB"
+        f"  ratio --jobs 1 / default: {one.wall / default.wall:.2f}x   --jobs 1 / --jobs 2: {one.wall / two.wall:.2f}x"
+        f"   peak {one.peak:.0f} / {default.peak:.0f} / {two.peak:.0f} MiB"
     )
     r1, r2 = reads["1"], reads["2"]
     print(
         f"  reading only (records, no tables): {r1.wall:.2f} s ({r1.cpu:.2f} s CPU) and {r2.wall:.2f} s "
         f"({r2.cpu:.2f} s CPU), ratio {r1.wall / r2.wall:.2f}x"
     )
-    print(f"  tshark:   {t_wall:.2f} s ({two.wall / t_wall:.3f}x tshark's time with --jobs 2)")
-    print(f"  BPF floor (tcpdump): {floor:.2f} s ({two.wall / floor:.1f}x the floor with --jobs 2)")
+    print(f"  tshark:   {t_wall:.2f} s ({default.wall / t_wall:.3f}x tshark's time by default)")
+    print(f"  BPF floor (tcpdump): {floor:.2f} s ({default.wall / floor:.1f}x the floor by default)")
     if base:
         b1, b2 = runs["b1"], runs["b2"]
         print(
