@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.findings.conditions import missing_series
+from analyzer.report.fold import cells
 from analyzer.report.zeek_names import PIPE_COLUMN
 
 DC_INTERFACES = ("drsuapi", "netlogon")
@@ -99,14 +100,17 @@ def with_roles(df: pd.DataFrame, dcs: set[tuple[str, str]]) -> pd.DataFrame:
     """df with client_role and server_role: `dc` where (capture, ip) is a domain controller, else
     `host`; column-wise (a million rows would otherwise be two million Python strings here)."""
     out: pd.DataFrame = df.copy(deep=False)
-    by_capture: dict[str, list[str]] = {}
-    for cap, ip in dcs:
-        by_capture.setdefault(cap, []).append(ip)
+    captures = cells(df, "capture") if dcs else []
     for role, col in zip(ROLES, ("client_ip", "server_ip"), strict=True):
-        is_dc = pd.Series(False, index=df.index)
-        for cap, ips in by_capture.items():
-            is_dc |= (df["capture"] == cap).fillna(False).astype(bool) & df[col].isin(ips)
-        out[role] = pd.Series(np.where(is_dc.to_numpy(dtype=bool), "dc", "host"), index=df.index, dtype="string")
+        # Each row's (capture, ip) looked up in the set (missing as None: in no pair). A test per
+        # capture holding a domain controller, in pandas, cost 0.3 ms each: 29 ms for the 15 rows
+        # of ../shared/captures' role rules, against 0.1 ms.
+        if dcs:
+            pairs = zip(captures, cells(df, col), strict=True)
+            is_dc = np.fromiter((pair in dcs for pair in pairs), dtype=bool, count=len(df))
+        else:
+            is_dc = np.zeros(len(df), dtype=bool)
+        out[role] = pd.Series(np.where(is_dc, "dc", "host"), index=df.index, dtype="string")
     return out
 
 

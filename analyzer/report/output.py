@@ -108,12 +108,31 @@ def csv_text(df: pd.DataFrame, schema: dict[str, str]) -> str:
 
 def _pieces(table: TableData, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """A table as frames of at most about `rows` rows: a whole frame is sliced (its text copy for
-    the writer is then one slice at a time), a stream of chunks passes as it is."""
+    the writer is then one slice at a time), a stream of chunks passes as it is, its small chunks
+    joined (`_joined`)."""
     if isinstance(table, pd.DataFrame):
         for start in range(0, len(table), rows):
             yield table.iloc[start : start + rows]
     else:
-        yield from table
+        yield from _joined(table, rows)
+
+
+def _joined(chunks: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
+    """Consecutive chunks of the same dtypes joined up to about `rows` rows. Writing costs about a
+    millisecond a piece whatever its size, and a stream can come in many small ones: data_quality's
+    capture rows go between slices of its connection rows, 290 pieces for the 2,396 rows of
+    ../shared/captures (0.3 s of writing). Joining changes no cell: chunks of other dtypes than the
+    ones before them are not joined to them."""
+    held: list[pd.DataFrame] = []
+    count = 0
+    for chunk in chunks:
+        if held and (count + len(chunk) > rows or not chunk.dtypes.equals(held[0].dtypes)):
+            yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+            held, count = [], 0
+        held.append(chunk)
+        count += len(chunk)
+    if held:
+        yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
 
 
 def write_frame(df: TableData, schema: dict[str, str], path: str | PathLike[str], fmt: str = "csv") -> Path:
