@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.ntlm import NtlmIdentity
 from analyzer.smb.events import PipeKey
@@ -78,11 +79,12 @@ PIPE_SIZED = frozenset({TRANSACTION, TRANSACTION_SECONDARY, READ, WRITE, READ_AN
 
 _HDR = struct.Struct("<BIBH")  # Command, Status, Flags, Flags2 at offset 4
 _TAIL = struct.Struct("<HHHH")  # TID, PIDLow, UID, MID at offset 24
+_new_tuple = tuple.__new__  # a header of its fields, without the frame of its NamedTuple's __new__
 
 
-@dataclass(frozen=True, slots=True)
-class Smb1Header:
-    """The fields of the 32-byte header this layer uses ([MS-CIFS] 2.2.3.1)."""
+class Smb1Header(NamedTuple):
+    """The fields of the 32-byte header this layer uses ([MS-CIFS] 2.2.3.1): a tuple made in one step,
+    as `smb2_wire.Smb2Header`."""
 
     command: int
     status: int
@@ -114,9 +116,7 @@ class Smb1Header:
 def parse_header(b: bytes | bytearray) -> Smb1Header | None:
     if len(b) < HEADER_LEN or b[:4] != b"\xffSMB":
         return None
-    command, status, flags, flags2 = _HDR.unpack_from(b, 4)
-    tid, pid, uid, mid = _TAIL.unpack_from(b, 24)
-    return Smb1Header(command, status, flags, flags2, tid, pid, uid, mid)
+    return _new_tuple(Smb1Header, (*_HDR.unpack_from(b, 4), *_TAIL.unpack_from(b, 24)))
 
 
 def read_string(b: bytes | bytearray, p: int, end: int, unicode: bool) -> tuple[str, int]:
