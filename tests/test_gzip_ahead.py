@@ -129,3 +129,20 @@ def test_a_read_error_on_the_thread_is_raised_where_the_reader_reads() -> None:
             pass
     stream.close()
     assert stream._ahead is None
+
+
+def test_without_a_thread_to_be_had_it_decompresses_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that cannot start one more thread still reads its .gz, the same bytes."""
+    data = gzip.compress(random.Random(4).randbytes(3 << 20), compresslevel=1)
+    before = sys.getswitchinterval()
+
+    def refuse(self: Any) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(gzipstream.threading.Thread, "start", refuse)
+    stream = GzipStream(io.BytesIO(data), max_ratio=1 << 30, floor=1 << 40)
+    out = bytearray()
+    while piece := stream.read(BIG):
+        out += piece
+    assert bytes(out) == gzip.decompress(data) and stream._ahead is None
+    assert sys.getswitchinterval() == before

@@ -92,7 +92,10 @@ class GzipStream:
     def read(self, n: int = -1) -> bytes:
         want = n if n >= 0 else 1 << 62
         if self._ahead is None and want >= _AHEAD_FROM and not self._done and self._big:
-            self._ahead = _Ahead(self)
+            try:
+                self._ahead = _Ahead(self)
+            except RuntimeError:
+                self._big = False  # decompressed here, as a small file is
         while self._held < want and not self._drained:
             self._more()
         data = self._take(want)
@@ -276,12 +279,16 @@ class _Ahead:
         self._stream = stream
         self._stopping = False
         stream._in_block = _AHEAD_IN_BLOCK
+        self._thread = threading.Thread(target=self._run, name="gunzip", daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread to be had (a process at its limit): the caller reads inline
+            stream._in_block = _IN_BLOCK
+            raise
         if not _Ahead.running:
             _Ahead.interval = sys.getswitchinterval()
             sys.setswitchinterval(min(_Ahead.interval, _AHEAD_SWITCH_S))
         _Ahead.running += 1
-        self._thread = threading.Thread(target=self._run, name="gunzip", daemon=True)
-        self._thread.start()
 
     def _run(self) -> None:
         s = self._stream
