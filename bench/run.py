@@ -276,15 +276,19 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
     same files; with a baseline (`--tree`), its --jobs 1 and --jobs 2 in the same alternation."""
     tcpdump = shutil.which("tcpdump")
     with tempfile.TemporaryDirectory() as tmp:
-        labels = ("1", "1+", "2", "b1", "b2") if base else ("1", "1+", "2")
+        # label: (the analyzer, its --jobs; None: the default, no --jobs)
+        runs_of: dict[str, tuple[str, str | None]] = {
+            "1": (analyzer, "1"),
+            "default": (analyzer, None),
+            "2": (analyzer, "2"),
+        }
+        if base:
+            runs_of |= {"b1": (base, "1"), "b2": (base, "2")}
+        labels = tuple(runs_of)
         outs = {j: Path(tmp) / f"jobs{j}" for j in labels}
         for c in caps:  # warm the page cache
             c.read_bytes()
-        cmds = {
-            j: _jobs_cmd(base if j[0] == "b" and base else analyzer, caps, out, j.strip("b+"))
-            for j, out in outs.items()
-        }
-        cmds["1+"] = cmds["1+"][:-2]  # the default: no --jobs
+        cmds = {j: _jobs_cmd(tree, caps, outs[j], jobs) for j, (tree, jobs) in runs_of.items()}
         runs = _alternated(cmds, repeat)
         same = all(_same_csvs(outs["1"], outs[j]) for j in labels[1:])
     reads = _alternated({j: [sys.executable, "-c", READ_ONLY, j, *map(str, caps)] for j in ("1", "2")}, repeat)
@@ -297,7 +301,7 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
         else float("nan")
     )
     mb = sum(c.stat().st_size for c in caps) / 1e6
-    one, default, two = runs["1"], runs["1+"], runs["2"]
+    one, default, two = runs["1"], runs["default"], runs["2"]
     print(f"{name}: {len(caps)} files, {mb:.0f} MB, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(
         f"  --jobs 1 (one process): {one.wall:.2f} s ({one.cpu:.2f} s CPU)   default (no --jobs): "
@@ -325,8 +329,9 @@ def bench_jobs(name: str, caps: list[Path], analyzer: str, tshark: str, repeat: 
         raise SystemExit(f"{name}: the runs wrote different tables")
 
 
-def _jobs_cmd(analyzer: str, caps: list[Path], out: Path, jobs: str) -> list[str]:
-    return [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", "--jobs", jobs]
+def _jobs_cmd(analyzer: str, caps: list[Path], out: Path, jobs: str | None) -> list[str]:
+    """`analyze` of the captures with `--jobs jobs`, or without --jobs (the default) when None."""
+    return [analyzer, "analyze", *map(str, caps), "-o", str(out), "-q", *(("--jobs", jobs) if jobs else ())]
 
 
 def _same_csvs(a: Path, b: Path) -> bool:

@@ -127,12 +127,16 @@ def _joined(chunks: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]
     count = 0
     for chunk in chunks:
         if held and (count + len(chunk) > rows or not chunk.dtypes.equals(held[0].dtypes)):
-            yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+            yield _one(held)
             held, count = [], 0
         held.append(chunk)
         count += len(chunk)
     if held:
-        yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+        yield _one(held)
+
+
+def _one(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def write_frame(df: TableData, schema: dict[str, str], path: str | PathLike[str], fmt: str = "csv") -> Path:
