@@ -64,6 +64,7 @@ class GzipStream:
             self._big = os.fstat(raw.fileno()).st_size >= _AHEAD_MIN_STORED
         except (AttributeError, OSError, ValueError):
             self._big = True
+        self._ahead: _Ahead | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -82,7 +83,6 @@ class GzipStream:
         self._in_block = _IN_BLOCK
         self._done = False  # the decompression has ended (the thread's, once it runs)
         self._drained = False  # ... and this stream has been handed all it produced
-        self._ahead: _Ahead | None = None
         self.cut: str | None = None  # why the data ended before the gzip file did properly
         self.corrupt = False  # the reason is corrupt deflate data, not a stream cut short
         self.tripped: str | None = None  # the guard's sentence, when it stopped the data
@@ -172,7 +172,7 @@ class GzipStream:
 
     def _stop_ahead(self) -> None:
         """The thread stopped and gone (a backward seek, a close): nothing of it is used again."""
-        ahead, self._ahead = getattr(self, "_ahead", None), None
+        ahead, self._ahead = self._ahead, None
         if ahead is not None:
             ahead.stop()
 
