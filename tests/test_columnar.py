@@ -255,12 +255,12 @@ def test_late_naming_reaches_the_columns_of_a_batch() -> None:
 
 
 def test_chunks_keep_their_size_across_batch_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batch files of 3 records (and a buffer of 2) streamed as chunks of 4: every chunk but the last
-    is full, as when the records were gathered one by one."""
+    """Batch files of 3 records (and a buffer of 2) streamed as chunks of 4 (binds come in twice
+    CHUNK_ROWS): every chunk but the last is full, as when the records were gathered one by one."""
     from tests.test_records import _bind
 
     monkeypatch.setattr(rec_mod, "BATCH_ROWS", 3)
-    monkeypatch.setattr(spooled_mod, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(spooled_mod, "CHUNK_ROWS", 2)
     monkeypatch.setattr(spooled_mod, "CACHE_ROWS", 0)
     records = Records()
     records.binds.extend(_bind(i) for i in range(11))

@@ -70,7 +70,11 @@ def _check_source(records: Records, monkeypatch: pytest.MonkeyPatch, chunk_rows:
     for table in BASE:
         expected = _expected(reference, table)
         chunks = list(source.chunks(table))
-        assert all(0 < len(c) <= chunk_rows for c in chunks), table
+        rows_per = spooled_mod._chunk_rows(table)  # CHUNK_ROWS, twice it for binds and connections
+        assert rows_per == chunk_rows * (2 if table in ("binds", "connections") else 1)
+        assert all(0 < len(c) <= rows_per for c in chunks), table
+        if table != "attempts":  # the others regrouped into chunks of exactly rows_per (the last: the rest)
+            assert all(len(c) == rows_per for c in chunks[:-1]), table
         whole = pd.concat(chunks, ignore_index=True) if chunks else source.table(table)
         pd.testing.assert_frame_equal(whole, expected, check_index_type=False)
         some = rnd.sample(list(TABLES[table]), 3)

@@ -52,6 +52,20 @@ CACHE_ROWS = SMALL_SPOOL  # a table this small is built once and kept whole (its
 # the writer and the folds their per-chunk steps some 250 times for a million rows (0.12 s of 0.8
 # writing them). Four times CHUNK_ROWS keeps most of that and no more memory (16 times: 10 MiB more).
 ATTEMPT_CHUNK_ROWS = 4 * CHUNK_ROWS
+# Streamed, these tables come in chunks of twice CHUNK_ROWS. Each column of a chunk costs every step
+# that reads it (a view's fold, data_quality's Arrow spill, the writer) a fixed 50 to 200 us
+# whatever the chunk's length, and a flood of short connections has two rows per connection here.
+# Medians of 3 alternated runs (round 14), tables byte-identical: the 200,000-connection binds
+# flood 7.23 -> 6.93 s (CPU 8.74 -> 8.02 s), peak 161 -> 164 MiB; the 10.8 GB capture's peak 164
+# -> 172 MiB. Not the calls: twice CHUNK_ROWS there (43 columns, decoded arguments) cost the
+# 100,000 unanswered requests 16 MiB of peak for 0.1 s.
+_LONGER_CHUNKS = {"binds": 2, "connections": 2}
+
+
+def _chunk_rows(table: str) -> int:
+    """Rows per chunk of a base table streamed from the spool."""
+    return CHUNK_ROWS * _LONGER_CHUNKS.get(table, 1)
+
 
 # Each ORDER key of a table as the record field it is read from (before localisation).
 _KEY_FIELDS: dict[str, dict[str, str]] = {
@@ -187,14 +201,15 @@ class Spooled:
         return {"capture", by, *frames, *_LOCALISE_EXTRA.get(table, ())}
 
     def _pieces(self, table: str, records: Any) -> Iterator[Any]:
-        """The table's records in ORDER, `CHUNK_ROWS` at a time: Arrow record batches (a list of
+        """The table's records in ORDER, `_chunk_rows` at a time: Arrow record batches (a list of
         records for records in memory, or for a chunk holding one the spool kept as records)."""
         order = self._order(table, records)
+        size = _chunk_rows(table)
         if order is None:
-            yield from _chunked(records)
+            yield from _chunked(records, size)
             return
-        for start in range(0, len(order), CHUNK_ROWS):
-            at = order[start : start + CHUNK_ROWS]
+        for start in range(0, len(order), size):
+            at = order[start : start + size]
             yield records.take_batch(at) if isinstance(records, Spool) else [records[i] for i in at.tolist()]
 
     def _order(self, table: str, records: Any) -> np.ndarray | None:
@@ -224,27 +239,27 @@ class Spooled:
     def _convert_in_record_order(self, table: str, records: Any, keys: list[str]) -> Iterator[pd.DataFrame]:
         decl = self.builder.declaration(table)
         read = set(keys) | self._localise_needs(table)
-        for piece in _chunked(records):
+        for piece in _chunked(records, _chunk_rows(table)):
             yield localise(decl.frame(piece, read), table, self.records.frame_maps)[keys]
 
 
-def _chunked(records: Any) -> Iterator[Any]:
-    """A spool's records in record order as pieces of exactly `CHUNK_ROWS` (the last: the rest), each
+def _chunked(records: Any, rows_per: int) -> Iterator[Any]:
+    """A spool's records in record order as pieces of exactly `rows_per` rows (the last: the rest), each
     an Arrow record batch, or a list of records where the spool kept some as records (a list of
     records in memory: lists)."""
     if not isinstance(records, Spool):
-        for start in range(0, len(records), CHUNK_ROWS):
-            yield records[start : start + CHUNK_ROWS]
+        for start in range(0, len(records), rows_per):
+            yield records[start : start + rows_per]
         return
     held: list[Any] = []
     size = 0
     for piece in records.batches():
         rows, at = len(piece) if isinstance(piece, list) else piece.num_rows, 0
         while at < rows:
-            n = min(CHUNK_ROWS - size, rows - at)
+            n = min(rows_per - size, rows - at)
             held.append(piece[at : at + n] if isinstance(piece, list) else piece.slice(at, n))
             size, at = size + n, at + n
-            if size == CHUNK_ROWS:
+            if size == rows_per:
                 yield _joined(records, held)
                 held, size = [], 0
     if held:
