@@ -12,15 +12,21 @@ NetMon captures to tables of binds, endpoint-mapper answers, calls, connections 
 The package imports pandas only when `analyze` is first used, so the CLI's other commands start fast.
 
 The root owns only these public names (each loaded lazily from `analyzer.api` or `analyzer.packets`)
-and `__version__` (from `analyzer.version`). It must not import `analyzer.cli`, and no module of the
-package imports the root: the layers are declared in `analyzer.layers`.
+and `__version__` (from `analyzer.version`); with `RPC_ANALYZER_SOURCE=1` set it first makes the
+modules mypyc compiled load from their source (`analyzer.twins`). It must not import `analyzer.cli`,
+and no module of the package imports the root: the layers are declared in `analyzer.layers`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
+from analyzer import twins
 from analyzer.version import __version__
+
+if os.environ.get(twins.ENV):  # the mypyc-compiled modules run from their source (analyzer.twins)
+    twins.use_source()
 
 if TYPE_CHECKING:
     from analyzer.api import AnalysisResult, analyze, analyze_packets, from_records

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "analyzer.registry",
             "analyzer.layers",
             "analyzer.ntlm",
+            "analyzer.twins",
         ),
     ),
     ("capture", ("analyzer.capture",)),

@@ -6,7 +6,9 @@ package is instrumented as it is imported (`atheris.instrument_imports`), and li
 a seed corpus of the bundled samples, the captures in ../shared/captures (those under 1 MB) and
 payload-sized slices of them, written to fuzz/corpus/TARGET/ (which then keeps what libFuzzer finds).
 Without atheris, or with `--random`, the driver mutates the same seeds at random (bit flips, byte
-insertions and deletions, splices).
+insertions and deletions, splices). The coverage-guided run loads the modules mypyc compiled
+(setup.py's NATIVE) from their source, which the instrumentation sees (`analyzer.twins`); the random
+one runs them compiled, as users do.
 
 `all` runs every target, each in its own process, for an equal share of `--seconds` (the total), and
 prints the executions per target. A crash saves its input under fuzz/crashes/ and exits non-zero.
@@ -99,6 +101,9 @@ def _targets(instrument: bool) -> dict[str, Callable[[bytes], None]]:
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
 
+    from analyzer import twins
+
+    twins.use_source()  # the modules mypyc compiled, from their source: the instrumentation sees Python only
     with atheris.instrument_imports(include=["analyzer", "fuzz"]):
         import analyzer.api
         import analyzer.report.html
